@@ -1,0 +1,546 @@
+//! Ethernet ports: attach (PCI or virtual device), configure (queues, RSS, MTU, LRO off), start,
+//! read counters and link state, stop and close on drop.
+
+use std::ffi::{CStr, CString};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::eal::Eal;
+use crate::error::{Error, Result, RteErrno};
+use crate::ffi;
+use crate::mbuf::Burst;
+use crate::mempool::Mempool;
+use crate::ring::Ring;
+use crate::sizing;
+
+/// How a port's device comes to exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// A PCI NIC, probed by EAL at start-up (it is on EAL's allow-list); the ethdev is named after
+    /// its address.
+    Pci {
+        /// `DDDD:BB:DD.F`.
+        address: String,
+    },
+    /// A DPDK virtual device created by hotplug from its devargs (`net_af_packet0,iface=veth0`);
+    /// the ethdev is named after the part before the first comma.
+    Vdev {
+        /// Driver, instance and arguments, as for EAL's `--vdev`.
+        devargs: String,
+    },
+}
+
+impl Device {
+    /// The name DPDK gives the ethdev.
+    pub fn ethdev_name(&self) -> &str {
+        match self {
+            Device::Pci { address } => address,
+            Device::Vdev { devargs } => devargs.split(',').next().unwrap_or(devargs),
+        }
+    }
+}
+
+/// What a port is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Operator's name for the port (`up0`), used in logs and errors.
+    pub name: String,
+    /// IP MTU; the port accepts frames of MTU + Ethernet header + one VLAN tag.
+    pub mtu: u16,
+    /// RX queues; more than one spreads flows with symmetric RSS.
+    pub rx_queues: u16,
+    /// TX queues: one per worker, so workers never share a queue.
+    pub tx_queues: u16,
+}
+
+/// Link state as the driver reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    /// Carrier present.
+    pub up: bool,
+    /// Speed in Mb/s (0 when unknown).
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+}
+
+/// Basic counters of one port (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Packets the NIC dropped because RX queues were full.
+    pub rx_missed: u64,
+    /// Erroneous packets received.
+    pub rx_errors: u64,
+    /// Failed transmissions.
+    pub tx_errors: u64,
+    /// RX mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// The symmetric Toeplitz key (0x6d5a repeated): a flow and its reverse hash to the same queue,
+/// so both directions of a connection reach the core that owns its state.
+pub fn symmetric_rss_key(len: usize) -> Vec<u8> {
+    (0..len).map(|i| if i % 2 == 0 { 0x6d } else { 0x5a }).collect()
+}
+
+/// Refuses a port whose device or any RX queue has LRO on. Pure, so it is testable without a NIC.
+pub fn check_lro_disabled(port: &str, device_offloads: u64, queue_offloads: &[Option<u64>]) -> Result<()> {
+    let lro = u64::from(ffi::RTE_ETH_RX_OFFLOAD_TCP_LRO);
+    if device_offloads & lro != 0 {
+        return Err(Error::LroEnabled { port: port.into(), where_: "the device".into() });
+    }
+    for (queue, offloads) in queue_offloads.iter().enumerate() {
+        if offloads.is_some_and(|o| o & lro != 0) {
+            return Err(Error::LroEnabled { port: port.into(), where_: format!("RX queue {queue}") });
+        }
+    }
+    Ok(())
+}
+
+/// A configured, started port. Stopped and closed on drop.
+#[derive(Debug)]
+pub struct Port<'a> {
+    id: u16,
+    name: String,
+    config: PortConfig,
+    queues_taken: AtomicBool,
+    _borrows: PhantomData<&'a ()>,
+}
+
+impl<'a> Port<'a> {
+    /// Attaches the device and brings the port up with `config`, taking RX buffers from `pool`.
+    pub fn open(eal: &'a Eal, pool: &'a Mempool<'a>, device: &Device, config: &PortConfig) -> Result<Port<'a>> {
+        let name = &config.name;
+        if let Device::Vdev { devargs } = device {
+            let c_devargs = CString::new(devargs.as_str()).map_err(|_| Error::InvalidName {
+                what: "devargs",
+                value: devargs.clone(),
+                why: "contains a NUL byte",
+            })?;
+            // SAFETY: valid C string for the call; EAL is running.
+            let rc = unsafe { ffi::rte_dev_probe(c_devargs.as_ptr()) };
+            if rc < 0 {
+                return Err(Error::PortDevice {
+                    port: name.clone(),
+                    detail: format!(
+                        "DPDK could not create virtual device {devargs:?}: {} (is the driver name right, and does the interface it names exist?)",
+                        RteErrno(-rc)
+                    ),
+                });
+            }
+        }
+        let id = port_id_by_name(device.ethdev_name()).ok_or_else(|| Error::PortDevice {
+            port: name.clone(),
+            detail: match device {
+                Device::Pci { address } => format!(
+                    "no DPDK port at PCI address {address} (does the device exist, and is it bound to vfio-pci or uio?)"
+                ),
+                Device::Vdev { devargs } => format!("virtual device {devargs:?} created no ethdev"),
+            },
+        })?;
+        Self::setup(eal, pool, id, config)
+    }
+
+    /// Makes a port out of DPDK rings (`net_ring`): what is enqueued on `rx` is received, what is
+    /// sent comes out of `tx`. Tests and the traffic generator wire ports together this way.
+    pub fn from_rings(
+        eal: &'a Eal,
+        pool: &'a Mempool<'a>,
+        rx: &'a Ring<'a>,
+        tx: &'a Ring<'a>,
+        config: &PortConfig,
+    ) -> Result<Port<'a>> {
+        let c_name = CString::new(config.name.as_str()).map_err(|_| Error::InvalidName {
+            what: "port name",
+            value: config.name.clone(),
+            why: "contains a NUL byte",
+        })?;
+        let rx_rings = vec![rx.as_ptr(); usize::from(config.rx_queues)];
+        let tx_rings = vec![tx.as_ptr(); usize::from(config.tx_queues)];
+        // SAFETY: the ring arrays are valid for the call and the rings outlive the port ('a).
+        let rc = unsafe {
+            ffi::rte_eth_from_rings(
+                c_name.as_ptr(),
+                rx_rings.as_ptr(),
+                rx_rings.len() as u32,
+                tx_rings.as_ptr(),
+                tx_rings.len() as u32,
+                eal.socket_id().max(0) as u32,
+            )
+        };
+        if rc < 0 {
+            return Err(Error::PortDevice {
+                port: config.name.clone(),
+                detail: format!("cannot create ring port: {}", RteErrno(ffi::errno())),
+            });
+        }
+        Self::setup(eal, pool, rc as u16, config)
+    }
+
+    fn setup(eal: &'a Eal, pool: &'a Mempool<'a>, id: u16, config: &PortConfig) -> Result<Port<'a>> {
+        let name = config.name.clone();
+        let fail = |step: &'static str, rc: i32| Error::PortSetup {
+            port: name.clone(),
+            step,
+            errno: RteErrno(ffi::neg_errno(rc)),
+        };
+
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: `info` is a valid out-parameter; `id` names an existing port.
+        let rc = unsafe { ffi::rte_eth_dev_info_get(id, &mut info) };
+        if rc != 0 {
+            return Err(fail("rte_eth_dev_info_get", rc));
+        }
+        let capability = |detail: String| Error::PortCapability { port: name.clone(), detail };
+        if config.rx_queues == 0 || config.rx_queues > info.max_rx_queues {
+            return Err(capability(format!(
+                "{} RX queues asked, the device has 1..={}",
+                config.rx_queues, info.max_rx_queues
+            )));
+        }
+        if config.tx_queues == 0 || config.tx_queues > info.max_tx_queues {
+            return Err(capability(format!(
+                "{} TX queues needed (one per worker), the device has 1..={}",
+                config.tx_queues, info.max_tx_queues
+            )));
+        }
+        if config.mtu < info.min_mtu || config.mtu > info.max_mtu {
+            return Err(capability(format!(
+                "MTU {} outside the device's range {}..={}",
+                config.mtu, info.min_mtu, info.max_mtu
+            )));
+        }
+        if sizing::max_frame(config.mtu) + u32::from(sizing::HEADROOM) > u32::from(pool.data_room()) {
+            return Err(capability(format!(
+                "MTU {} does not fit the pool's {}-byte mbufs",
+                config.mtu,
+                pool.data_room()
+            )));
+        }
+
+        let mut conf = ffi::rte_eth_conf::default();
+        conf.rxmode.mtu = u32::from(config.mtu);
+        // LRO (and every other RX offload) stays off: frames are forwarded exactly as received.
+        conf.rxmode.offloads = 0;
+        conf.txmode.offloads = 0;
+        let mut rss_key = symmetric_rss_key(usize::from(info.hash_key_size.max(40)));
+        let rss_types =
+            u64::from(ffi::RTE_ETH_RSS_IP | ffi::RTE_ETH_RSS_TCP | ffi::RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
+        if config.rx_queues > 1 && rss_types != 0 {
+            conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
+            conf.rx_adv_conf.rss_conf.rss_key = rss_key.as_mut_ptr();
+            conf.rx_adv_conf.rss_conf.rss_key_len = rss_key.len() as u8;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_types;
+        } else if config.rx_queues > 1 {
+            tracing::warn!(port = %name, "device offers no RSS: flows are spread by the device's own policy");
+        }
+        // SAFETY: `conf` (and the key it points to) is valid for the call; the port is stopped.
+        let rc = unsafe { ffi::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf) };
+        if rc != 0 {
+            return Err(fail("rte_eth_dev_configure", rc));
+        }
+        // The port exists in DPDK from here on: close it if anything below fails.
+        let port = Port {
+            id,
+            name: name.clone(),
+            config: config.clone(),
+            queues_taken: AtomicBool::new(false),
+            _borrows: PhantomData,
+        };
+
+        // SAFETY: the port is configured and stopped.
+        let rc = unsafe { ffi::rte_eth_dev_set_mtu(id, config.mtu) };
+        if rc == -libc::ENOTSUP {
+            tracing::debug!(port = %name, "driver has no MTU control; frame size is bounded by the mbuf size");
+        } else if rc != 0 {
+            return Err(fail("rte_eth_dev_set_mtu", rc));
+        }
+
+        let socket = eal.socket_id().max(0) as u32;
+        for queue in 0..config.rx_queues {
+            let mut rxconf = info.default_rxconf;
+            rxconf.offloads = 0;
+            // SAFETY: rxconf and the pool are valid; the pool outlives the port ('a).
+            let rc = unsafe {
+                ffi::rte_eth_rx_queue_setup(id, queue, sizing::RX_DESCRIPTORS, socket, &rxconf, pool.as_ptr())
+            };
+            if rc != 0 {
+                return Err(fail("rte_eth_rx_queue_setup", rc));
+            }
+        }
+        for queue in 0..config.tx_queues {
+            let mut txconf = info.default_txconf;
+            txconf.offloads = 0;
+            // SAFETY: txconf is valid for the call.
+            let rc = unsafe { ffi::rte_eth_tx_queue_setup(id, queue, sizing::TX_DESCRIPTORS, socket, &txconf) };
+            if rc != 0 {
+                return Err(fail("rte_eth_tx_queue_setup", rc));
+            }
+        }
+        port.check_lro_disabled()?;
+
+        // A gateway port receives for every MAC behind it; drivers without the notion refuse.
+        // SAFETY: valid configured port.
+        let rc = unsafe { ffi::rte_eth_promiscuous_enable(id) };
+        if rc != 0 && rc != -libc::ENOTSUP {
+            tracing::warn!(port = %name, errno = %RteErrno(-rc), "cannot enable promiscuous mode");
+        }
+        // SAFETY: valid configured port with all queues set up.
+        let rc = unsafe { ffi::rte_eth_dev_start(id) };
+        if rc != 0 {
+            return Err(fail("rte_eth_dev_start", rc));
+        }
+        tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, "port started");
+        Ok(port)
+    }
+
+    /// Reads the configuration back from the driver and refuses LRO anywhere on the port.
+    pub fn check_lro_disabled(&self) -> Result<()> {
+        let mut conf = ffi::rte_eth_conf::default();
+        // SAFETY: valid out-parameter, configured port.
+        let rc = unsafe { ffi::rte_eth_dev_conf_get(self.id, &mut conf) };
+        if rc != 0 {
+            return Err(Error::PortSetup {
+                port: self.name.clone(),
+                step: "rte_eth_dev_conf_get",
+                errno: RteErrno(ffi::neg_errno(rc)),
+            });
+        }
+        let queues: Vec<Option<u64>> = (0..self.config.rx_queues)
+            .map(|queue| {
+                let mut info = ffi::rte_eth_rxq_info::default();
+                // SAFETY: valid out-parameter; the queue was set up. Drivers without the query
+                // return -ENOTSUP, which leaves the device-level check to decide.
+                let rc = unsafe { ffi::rte_eth_rx_queue_info_get(self.id, queue, &mut info) };
+                (rc == 0).then_some(info.conf.offloads)
+            })
+            .collect();
+        check_lro_disabled(&self.name, conf.rxmode.offloads, &queues)
+    }
+
+    /// DPDK port id.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    /// Operator's name for the port.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The configuration the port runs with.
+    pub fn config(&self) -> &PortConfig {
+        &self.config
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        let mut mac = ffi::rte_ether_addr::default();
+        // SAFETY: valid out-parameter and port.
+        unsafe { ffi::rte_eth_macaddr_get(self.id, &mut mac) };
+        mac.addr_bytes
+    }
+
+    /// Link state without waiting for auto-negotiation.
+    pub fn link(&self) -> Link {
+        let mut link = ffi::rte_eth_link::default();
+        // SAFETY: valid out-parameter and port.
+        unsafe { ffi::rte_eth_link_get_nowait(self.id, &mut link) };
+        Link {
+            up: link.link_status() == ffi::RTE_ETH_LINK_UP as u16,
+            speed_mbps: link.link_speed,
+            full_duplex: link.link_duplex() == ffi::RTE_ETH_LINK_FULL_DUPLEX as u16,
+        }
+    }
+
+    /// Basic counters.
+    pub fn stats(&self) -> PortStats {
+        let mut s = ffi::rte_eth_stats::default();
+        // SAFETY: valid out-parameter and port.
+        unsafe { ffi::rte_eth_stats_get(self.id, &mut s) };
+        PortStats {
+            rx_packets: s.ipackets,
+            rx_bytes: s.ibytes,
+            tx_packets: s.opackets,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        }
+    }
+
+    /// Every extended counter the driver offers (per queue counters included), by name.
+    pub fn xstats(&self) -> Vec<(String, u64)> {
+        // SAFETY: a NULL array with size 0 asks for the count.
+        let count = unsafe { ffi::rte_eth_xstats_get_names(self.id, std::ptr::null_mut(), 0) };
+        if count <= 0 {
+            return Vec::new();
+        }
+        let mut names = vec![ffi::rte_eth_xstat_name::default(); count as usize];
+        let mut values = vec![ffi::rte_eth_xstat::default(); count as usize];
+        // SAFETY: both arrays hold `count` entries.
+        let got_names = unsafe { ffi::rte_eth_xstats_get_names(self.id, names.as_mut_ptr(), count as u32) };
+        // SAFETY: as above.
+        let got_values = unsafe { ffi::rte_eth_xstats_get(self.id, values.as_mut_ptr(), count as u32) };
+        if got_names != count || got_values != count {
+            return Vec::new();
+        }
+        values
+            .iter()
+            .filter_map(|v| {
+                let name = names.get(v.id as usize)?;
+                // SAFETY: DPDK NUL-terminates xstat names inside the 64-byte array.
+                let name = unsafe { CStr::from_ptr(name.name.as_ptr()) };
+                Some((name.to_string_lossy().into_owned(), v.value))
+            })
+            .collect()
+    }
+
+    /// Zeroes the basic and extended counters.
+    pub fn reset_stats(&self) {
+        // SAFETY: valid port.
+        unsafe {
+            ffi::rte_eth_stats_reset(self.id);
+            ffi::rte_eth_xstats_reset(self.id);
+        }
+    }
+
+    /// Hands out the port's queues, once: each worker gets its own RX and TX queues, which is
+    /// what makes the fast path lock-free.
+    pub fn take_queues(&self) -> Result<(Vec<RxQueue<'_>>, Vec<TxQueue<'_>>)> {
+        if self.queues_taken.swap(true, Ordering::AcqRel) {
+            return Err(Error::QueuesTaken { port: self.name.clone() });
+        }
+        let rx = (0..self.config.rx_queues).map(|queue| RxQueue { port: self.id, queue, _port: PhantomData }).collect();
+        let tx = (0..self.config.tx_queues).map(|queue| TxQueue { port: self.id, queue, _port: PhantomData }).collect();
+        Ok((rx, tx))
+    }
+}
+
+impl Drop for Port<'_> {
+    fn drop(&mut self) {
+        // SAFETY: queues borrow the port, so no worker polls it any more; stop then close frees
+        // the driver's descriptors and the mbufs still in them.
+        unsafe {
+            let rc = ffi::rte_eth_dev_stop(self.id);
+            if rc != 0 {
+                tracing::warn!(port = %self.name, errno = %RteErrno(-rc), "rte_eth_dev_stop failed");
+            }
+            let rc = ffi::rte_eth_dev_close(self.id);
+            if rc != 0 {
+                tracing::warn!(port = %self.name, errno = %RteErrno(-rc), "rte_eth_dev_close failed");
+            }
+        }
+        tracing::debug!(port = %self.name, "port closed");
+    }
+}
+
+/// One RX queue of a port, owned by one worker.
+#[derive(Debug)]
+pub struct RxQueue<'p> {
+    port: u16,
+    queue: u16,
+    _port: PhantomData<&'p ()>,
+}
+
+impl RxQueue<'_> {
+    /// (port id, queue id).
+    pub fn id(&self) -> (u16, u16) {
+        (self.port, self.queue)
+    }
+
+    /// Receives into the free part of `burst`; returns how many arrived.
+    #[inline]
+    pub fn rx(&mut self, burst: &mut Burst<'_>) -> usize {
+        let (ptr, room) = burst.spare_ptr();
+        // SAFETY: `ptr` has room for `room` pointers; the queue is set up and owned by this
+        // worker alone (`&mut self`).
+        let n = unsafe { ffi::midogw_eth_rx_burst(self.port, self.queue, ptr, room) };
+        // SAFETY: the driver filled `n` slots with mbufs it handed over to us.
+        unsafe { burst.grew(usize::from(n)) };
+        usize::from(n)
+    }
+}
+
+/// One TX queue of a port, owned by one worker.
+#[derive(Debug)]
+pub struct TxQueue<'p> {
+    port: u16,
+    queue: u16,
+    _port: PhantomData<&'p ()>,
+}
+
+impl TxQueue<'_> {
+    /// (port id, queue id).
+    pub fn id(&self) -> (u16, u16) {
+        (self.port, self.queue)
+    }
+
+    /// Sends what the driver takes from the front of `burst`; the rest stays in the burst.
+    /// Returns how many were sent.
+    #[inline]
+    pub fn tx(&mut self, burst: &mut Burst<'_>) -> usize {
+        let (ptr, len) = burst.filled_ptr();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: `ptr` holds `len` valid mbufs owned by the burst; the queue is set up and
+        // owned by this worker alone. The driver takes ownership of the first `n`.
+        let n = unsafe { ffi::midogw_eth_tx_burst(self.port, self.queue, ptr, len) };
+        burst.consumed_front(usize::from(n));
+        usize::from(n)
+    }
+}
+
+fn port_id_by_name(name: &str) -> Option<u16> {
+    let c_name = CString::new(name).ok()?;
+    let mut id = 0u16;
+    // SAFETY: valid C string and out-parameter.
+    let rc = unsafe { ffi::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut id) };
+    (rc == 0).then_some(id)
+}
+
+fn driver_name(info: &ffi::rte_eth_dev_info) -> String {
+    if info.driver_name.is_null() {
+        return "?".into();
+    }
+    // SAFETY: drivers set driver_name to a static NUL-terminated string.
+    unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rss_key_is_symmetric_pattern() {
+        let key = symmetric_rss_key(40);
+        assert_eq!(key.len(), 40);
+        assert!(key.chunks(2).all(|c| c == [0x6d, 0x5a]));
+    }
+
+    #[test]
+    fn lro_on_the_device_or_any_queue_refuses_the_port() {
+        let lro = u64::from(ffi::RTE_ETH_RX_OFFLOAD_TCP_LRO);
+        assert!(check_lro_disabled("up0", 0, &[Some(0), None]).is_ok());
+        let err = check_lro_disabled("up0", lro, &[Some(0)]).unwrap_err();
+        assert!(err.to_string().contains("LRO is enabled on the device"), "{err}");
+        let err = check_lro_disabled("up0", 0, &[Some(0), Some(lro | 1)]).unwrap_err();
+        assert!(err.to_string().contains("RX queue 1"), "{err}");
+    }
+
+    #[test]
+    fn ethdev_names_follow_dpdk_naming() {
+        assert_eq!(Device::Vdev { devargs: "net_af_packet0,iface=veth0".into() }.ethdev_name(), "net_af_packet0");
+        assert_eq!(Device::Pci { address: "0000:03:00.0".into() }.ethdev_name(), "0000:03:00.0");
+    }
+}

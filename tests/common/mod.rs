@@ -1,0 +1,106 @@
+//! Test scaffolding shared by the integration tests: EAL set-up for one test process, and Linux
+//! network namespaces with veth pairs that are removed again even when a test fails.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use midogw::EalConfig;
+
+/// EAL for a test process: no hugepages, a file prefix of its own so tests run side by side,
+/// workers on lcore 1 (the machines have 2 cores).
+pub fn test_eal_config(tag: &str, memory_mib: u32) -> EalConfig {
+    EalConfig {
+        main_core: 0,
+        worker_cores: vec![1],
+        file_prefix: format!("mgwt-{tag}-{}", std::process::id()),
+        pci_allow: vec![],
+        extra_args: vec!["--no-huge".into(), "-m".into(), memory_mib.to_string(), "--no-shconf".into()],
+    }
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {} failed: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted (with every interface inside it) on drop.
+pub struct NetNs {
+    pub name: String,
+}
+
+impl NetNs {
+    pub fn new(name: &str) -> NetNs {
+        // A namespace left over from a killed run of the same name would make `add` fail.
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        run("ip", &["netns", "add", name]);
+        let ns = NetNs { name: name.to_string() };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Runs a command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut full = vec!["netns", "exec", self.name.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Runs `f` on a thread that has entered the namespace; sockets it opens live there.
+    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// A veth pair with one end (`outer`) in the root namespace for DPDK's af_packet driver and the
+/// other inside `ns` with `address` (CIDR). IPv6 is off on both ends so the only traffic is the
+/// test's own. Deleting the namespace deletes the pair; the guard also deletes the outer end.
+pub struct Veth {
+    pub outer: String,
+    pub inner: String,
+}
+
+impl Veth {
+    pub fn new(ns: &NetNs, outer: &str, address: &str) -> Veth {
+        let _ = Command::new("ip").args(["link", "del", outer]).output();
+        let inner = format!("{outer}i");
+        run("ip", &["link", "add", outer, "type", "veth", "peer", "name", &inner, "netns", &ns.name]);
+        let veth = Veth { outer: outer.to_string(), inner: inner.clone() };
+        run("sysctl", &["-q", "-w", &format!("net.ipv6.conf.{outer}.disable_ipv6=1")]);
+        run("ip", &["link", "set", outer, "up"]);
+        ns.exec(&["sysctl", "-q", "-w", &format!("net.ipv6.conf.{inner}.disable_ipv6=1")]);
+        ns.exec(&["ip", "addr", "add", address, "dev", &inner]);
+        ns.exec(&["ip", "link", "set", &inner, "up"]);
+        veth
+    }
+
+    /// The inner end's MAC address.
+    pub fn inner_mac(&self, ns: &NetNs) -> String {
+        let out = ns.exec(&["cat", &format!("/sys/class/net/{}/address", self.inner)]);
+        out.trim().to_string()
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.outer]).output();
+    }
+}
