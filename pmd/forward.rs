@@ -36,6 +36,9 @@ pub struct LinkId {
     pub tx_queue: u16,
 }
 
+/// Every link's identity and counters, for the control thread's reports.
+pub type LinkTable = Vec<(LinkId, Arc<LinkCounters>)>;
+
 struct Link<'p> {
     rx: RxQueue<'p>,
     tx_slot: usize,
@@ -58,10 +61,7 @@ impl WorkerPlan<'_> {
 /// Splits the queues of cross-connected port pairs among `workers` workers: RX queue q of a port
 /// goes to worker q mod workers, and each worker sends on its own TX queue (index = worker).
 /// A trailing unpaired port is left idle. Returns one plan per worker and every link's counters.
-pub fn cross_connect<'p>(
-    ports: &'p [Port<'_>],
-    workers: usize,
-) -> Result<(Vec<WorkerPlan<'p>>, Vec<(LinkId, Arc<LinkCounters>)>)> {
+pub fn cross_connect<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<(Vec<WorkerPlan<'p>>, LinkTable)> {
     let mut plans: Vec<WorkerPlan<'p>> =
         (0..workers).map(|_| WorkerPlan { links: Vec::new(), tx: Vec::new() }).collect();
     let mut counters = Vec::new();

@@ -22,7 +22,7 @@ pub mod sizing;
 
 pub use eal::{Eal, EalConfig};
 pub use error::{Error, Result, RteErrno};
-pub use forward::{cross_connect, run_worker, LinkCounters, LinkId, WorkerPlan};
+pub use forward::{cross_connect, run_worker, LinkCounters, LinkId, LinkTable, WorkerPlan};
 pub use lcore::Scope;
 pub use mbuf::{Burst, Mbuf};
 pub use mempool::Mempool;

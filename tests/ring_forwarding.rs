@@ -25,7 +25,12 @@ fn frame(seq: u32, len: usize) -> Vec<u8> {
 }
 
 /// Sends `frames` into `tx` and collects what comes out of `rx` (bounded wait, then returns).
-fn send_and_collect(pool: &Mempool<'_>, tx: &mut midogw::TxQueue<'_>, rx: &mut midogw::RxQueue<'_>, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+fn send_and_collect(
+    pool: &Mempool<'_>,
+    tx: &mut midogw::TxQueue<'_>,
+    rx: &mut midogw::RxQueue<'_>,
+    frames: &[Vec<u8>],
+) -> Vec<Vec<u8>> {
     let mut received = Vec::new();
     let mut out = Burst::new();
     let mut pending = frames.iter();

@@ -1,0 +1,1526 @@
+//! The appliance's config file (TOML): EAL options, the mbuf pool, the ports and the worker cores.
+//!
+//! Parsing is two passes. serde reads the file into spanned raw values (a syntax error, a wrong
+//! type or an unknown key stops it, with its location); then every semantic check runs against the
+//! raw values and the facts of this machine, so an operator sees every problem at once, each with
+//! the line and column of the value to fix. Nothing here touches DPDK: `midogw check-config` and
+//! the tests run it anywhere.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use std::process::Command;
+
+use midogw::sizing;
+use serde::Deserialize;
+use toml::Spanned;
+
+/// EAL `--file-prefix` when the file sets none: keeps midogw's runtime files apart from other
+/// DPDK applications on the box.
+pub const DEFAULT_FILE_PREFIX: &str = "midogw";
+/// MTU of a port that sets none.
+pub const DEFAULT_MTU: u16 = 1500;
+/// Port names may also name Linux interfaces, so they obey IFNAMSIZ - 1.
+pub const MAX_PORT_NAME: usize = 15;
+/// Most RX queues a port may be given.
+pub const MAX_QUEUES: u16 = 16;
+/// Smallest pool that can fill one RX ring and still hand out a burst.
+pub const MIN_MBUFS: u32 = 1023;
+/// Memory EAL takes with `--no-huge` and no `-m`.
+const NO_HUGE_DEFAULT_MIB: u64 = 64;
+const MIB: u64 = 1 << 20;
+/// Page size assumed when telling an operator how many hugepages to add (the x86 default).
+const HUGEPAGE_HINT_BYTES: u64 = 2 << 20;
+
+/// The validated config: every default resolved, every value in range, every device present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub eal: Eal,
+    /// Mbufs in the jumbo pool: `[mempool] mbufs`, or the size every ring and cache needs.
+    pub mempool_mbufs: u32,
+    /// In config order: ports 2k and 2k+1 are cross-connected.
+    pub ports: Vec<Port>,
+    /// Lcore ids of the workers, in config order.
+    pub workers: Vec<u32>,
+}
+
+/// EAL settings; midogw adds the lcore, file-prefix and device options itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eal {
+    /// Extra EAL arguments, passed through verbatim.
+    pub args: Vec<String>,
+    /// Lcore of the control thread.
+    pub main_core: u32,
+    pub file_prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub name: String,
+    /// As written in the file: what EAL is given (`-a` or `--vdev`).
+    pub devargs: String,
+    pub device: Device,
+    pub mtu: u16,
+    /// RX queues; TX queues are one per worker.
+    pub queues: u16,
+}
+
+/// What a port's devargs name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Device {
+    /// A physical NIC, allow-listed with `-a`.
+    Pci {
+        /// Normalised `dddd:bb:dd.f`, lowercase: the form sysfs and DPDK use.
+        address: String,
+    },
+    /// A DPDK virtual device, created with `--vdev`.
+    Vdev {
+        /// Driver plus instance, e.g. `net_af_packet0`.
+        name: String,
+        /// e.g. `net_af_packet`.
+        driver: String,
+        /// The `,key=value` pairs in order.
+        args: Vec<(String, String)>,
+    },
+}
+
+impl Device {
+    /// The ethdev name DPDK gives the port, which is how the port is found after probing.
+    pub fn dpdk_name(&self) -> &str {
+        match self {
+            Device::Pci { address } => address,
+            Device::Vdev { name, .. } => name,
+        }
+    }
+
+    /// The value of a vdev argument; `None` for PCI devices.
+    pub fn arg(&self, key: &str) -> Option<&str> {
+        match self {
+            Device::Pci { .. } => None,
+            Device::Vdev { args, .. } => args.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()),
+        }
+    }
+}
+
+/// One thing wrong with the file, at a 1-based line and column (0:0 when the file is unreadable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.line, self.column, self.message)
+    }
+}
+
+/// Everything wrong with one config file, in file order; displayed one `PATH:LINE:COL: message`
+/// per line, the form editors and CI logs link to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render(.path, .list))]
+pub struct Problems {
+    pub path: String,
+    pub list: Vec<Problem>,
+}
+
+fn render(path: &str, list: &[Problem]) -> String {
+    list.iter().map(|p| format!("{path}:{p}")).collect::<Vec<_>>().join("\n")
+}
+
+/// What the checks need to know about the machine, gathered once so the checks stay pure and
+/// testable with made-up facts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SystemFacts {
+    pub online_cpus: Vec<u32>,
+    pub hugepage_free_bytes: u64,
+    /// `dddd:bb:dd.f` names from /sys/bus/pci/devices.
+    pub pci_devices: BTreeSet<String>,
+    /// Kernel network interfaces (/sys/class/net).
+    pub net_interfaces: BTreeSet<String>,
+    /// Poll-mode drivers of the installed DPDK, e.g. `net_af_packet`; `None` when the plugin
+    /// directory cannot be found, which skips the driver check rather than failing every vdev.
+    pub dpdk_drivers: Option<BTreeSet<String>>,
+}
+
+impl SystemFacts {
+    /// Reads the facts from sysfs, procfs and the DPDK plugin directory. Missing sources give
+    /// empty facts, which then show up as problems naming what was not found.
+    pub fn probe() -> SystemFacts {
+        let online_cpus = std::fs::read_to_string("/sys/devices/system/cpu/online")
+            .ok()
+            .and_then(|s| parse_cpu_list(&s))
+            .unwrap_or_else(|| {
+                // No sysfs (odd containers): assume CPUs 0..n so a sane config still passes.
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                (0..u32::try_from(n).unwrap_or(1)).collect()
+            });
+        let hugepage_free_bytes =
+            std::fs::read_to_string("/proc/meminfo").map(|s| hugepage_free_bytes(&s)).unwrap_or(0);
+        SystemFacts {
+            online_cpus,
+            hugepage_free_bytes,
+            pci_devices: dir_names(Path::new("/sys/bus/pci/devices")),
+            net_interfaces: dir_names(Path::new("/sys/class/net")),
+            dpdk_drivers: probe_dpdk_drivers(),
+        }
+    }
+}
+
+/// Parses `0-3,6,8-9` (the kernel's CPU list format).
+fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
+    let mut cpus = Vec::new();
+    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?);
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(part.parse().ok()?),
+        }
+    }
+    Some(cpus)
+}
+
+/// `HugePages_Free` times `Hugepagesize` from /proc/meminfo.
+fn hugepage_free_bytes(meminfo: &str) -> u64 {
+    let field = |name: &str| {
+        meminfo.lines().find_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+    };
+    let pages = field("HugePages_Free").unwrap_or(0);
+    let page_kib = field("Hugepagesize").unwrap_or(0);
+    pages.saturating_mul(page_kib).saturating_mul(1024)
+}
+
+fn dir_names(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Distribution DPDK's libdir when pkg-config is not installed (the gateway image).
+const FALLBACK_LIBDIR: &str = "/usr/lib/x86_64-linux-gnu";
+
+/// Driver names from `librte_net_*.so` under `<libdir>/dpdk/pmds-*/`.
+fn probe_dpdk_drivers() -> Option<BTreeSet<String>> {
+    let pkg_libdir = Command::new("pkg-config")
+        .args(["--variable=libdir", "libdpdk"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty());
+    let candidates = pkg_libdir.into_iter().chain([FALLBACK_LIBDIR.to_string()]);
+    for libdir in candidates {
+        let dpdk_dir = Path::new(&libdir).join("dpdk");
+        let Ok(entries) = std::fs::read_dir(&dpdk_dir) else {
+            continue;
+        };
+        let pmd_dirs: Vec<_> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with("pmds-"))
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        if pmd_dirs.is_empty() {
+            continue;
+        }
+        let mut drivers = BTreeSet::new();
+        for dir in pmd_dirs {
+            for file in dir_names(&dir) {
+                if let Some(lib) =
+                    file.strip_prefix("librte_net_").and_then(|rest| rest.split_once(".so")).map(|(lib, _)| lib)
+                {
+                    drivers.extend(drivers_of_library(lib));
+                }
+            }
+        }
+        tracing::debug!(dir = %dpdk_dir.display(), count = drivers.len(), "found DPDK net drivers");
+        return Some(drivers);
+    }
+    tracing::debug!("no DPDK plugin directory found; not checking vdev driver names");
+    None
+}
+
+/// The driver names a `librte_net_<lib>.so` registers: mostly `net_<lib>`, with a few libraries
+/// whose drivers are named differently.
+fn drivers_of_library(lib: &str) -> Vec<String> {
+    match lib {
+        "bond" => vec!["net_bonding".into()],
+        "tap" => vec!["net_tap".into(), "net_tun".into()],
+        "virtio" => vec!["net_virtio".into(), "net_virtio_user".into()],
+        _ => vec![format!("net_{lib}")],
+    }
+}
+
+/// Reads and checks the file at `path`.
+pub fn load(path: &Path, facts: &SystemFacts) -> Result<Config, Problems> {
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&shown, &text, facts),
+        Err(e) => Err(Problems {
+            path: shown,
+            list: vec![Problem { line: 0, column: 0, message: format!("cannot read the config file: {e}") }],
+        }),
+    }
+}
+
+/// Parses and checks `text`; `path_for_messages` only labels the problems.
+pub fn parse(path_for_messages: &str, text: &str, facts: &SystemFacts) -> Result<Config, Problems> {
+    let fail = |list| Problems { path: path_for_messages.to_string(), list };
+    let raw: RawFile = match toml::from_str(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let span = e.span().unwrap_or(0..0);
+            let mut message = e.message().trim_end().to_string();
+            if line_of(text, span.start).trim_start().starts_with("[port]") {
+                message.push_str("; each port is an array entry: write [[port]] (two brackets)");
+            }
+            return Err(fail(vec![Checker::new(text).problem(span, message)]));
+        }
+    };
+    let mut checker = Checker::new(text);
+    let config = checker.check(&raw, facts);
+    if checker.problems.is_empty() {
+        Ok(config)
+    } else {
+        let mut list = checker.problems;
+        list.sort_by_key(|p| (p.line, p.column));
+        Err(fail(list))
+    }
+}
+
+// ---- the file as serde sees it -------------------------------------------------------------
+//
+// Numbers are i64 and required keys are Option so that out-of-range values and missing keys are
+// semantic problems reported together with all the others, not a serde error that hides the rest.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    eal: Option<Spanned<RawEal>>,
+    mempool: Option<Spanned<RawMempool>>,
+    #[serde(default)]
+    port: Vec<Spanned<RawPort>>,
+    workers: Option<Spanned<RawWorkers>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawEal {
+    #[serde(default)]
+    args: Vec<Spanned<String>>,
+    main_core: Option<Spanned<i64>>,
+    file_prefix: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMempool {
+    mbufs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: Option<Spanned<String>>,
+    devargs: Option<Spanned<String>>,
+    mtu: Option<Spanned<i64>>,
+    queues: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWorkers {
+    cores: Option<Spanned<Vec<Spanned<i64>>>>,
+}
+
+// ---- semantic checks -----------------------------------------------------------------------
+
+/// EAL options midogw derives from the config, and the key that sets each instead.
+const MANAGED_EAL_OPTIONS: &[(&str, &str)] = &[
+    ("-l", "[workers] cores and [eal] main_core"),
+    ("-c", "[workers] cores and [eal] main_core"),
+    ("--lcores", "[workers] cores and [eal] main_core"),
+    ("--main-lcore", "[eal] main_core"),
+    ("--master-lcore", "[eal] main_core"),
+    ("--file-prefix", "[eal] file_prefix"),
+    ("-a", "[[port]] devargs"),
+    ("--allow", "[[port]] devargs"),
+    ("-w", "[[port]] devargs"),
+    ("--pci-whitelist", "[[port]] devargs"),
+    ("-b", "[[port]] devargs"),
+    ("--block", "[[port]] devargs"),
+    ("--pci-blacklist", "[[port]] devargs"),
+    ("--vdev", "[[port]] devargs"),
+    ("--no-pci", "[[port]] devargs (midogw allow-lists exactly the PCI ports configured)"),
+];
+
+const DEVARGS_FORMS: &str = "use a PCI address such as \"0000:03:00.0\" (or \"03:00.0\"), or a \
+     DPDK virtual device such as \"net_af_packet0,iface=veth0\", \"net_ring0\" or \
+     \"net_tap0,iface=tap0\" (driver, instance number, then optional ,key=value pairs)";
+
+/// Vdev drivers that attach to an existing kernel interface named by these arguments.
+const KERNEL_IFACE_DRIVERS: &[(&str, &[&str], bool)] = &[
+    // (driver, interface arguments, iface= required)
+    ("net_af_packet", &["iface"], true),
+    ("net_af_xdp", &["iface"], true),
+    ("net_pcap", &["iface", "rx_iface", "rx_iface_in", "tx_iface"], false),
+];
+
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+/// A port as far as it could be resolved, with the spans later checks point at.
+struct PortDraft {
+    label: String,
+    header: Range<usize>,
+    device: Option<Device>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(text: &'a str) -> Self {
+        Checker { text, problems: Vec::new() }
+    }
+
+    fn problem(&self, span: Range<usize>, message: String) -> Problem {
+        let (line, column) = line_column(self.text, span.start);
+        Problem { line, column, message }
+    }
+
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        let problem = self.problem(span, message.into());
+        self.problems.push(problem);
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        line_column(self.text, span.start).0
+    }
+
+    /// The span of `part` inside a string value, when the value is written without escapes so
+    /// that offsets match; otherwise the whole value.
+    fn inner_span(&self, value: &Spanned<String>, part: Range<usize>) -> Range<usize> {
+        let span = value.span();
+        let raw = self.text.get(span.clone()).unwrap_or("");
+        let quote = raw.chars().next().unwrap_or('"');
+        let plain = raw.len() == value.as_ref().len() + 2
+            && (quote == '"' || quote == '\'')
+            && raw.get(1..raw.len() - 1) == Some(value.as_ref().as_str());
+        if plain {
+            span.start + 1 + part.start..span.start + 1 + part.end
+        } else {
+            span
+        }
+    }
+
+    fn check(&mut self, raw: &RawFile, facts: &SystemFacts) -> Config {
+        let default_eal = RawEal::default();
+        let raw_eal = raw.eal.as_ref().map_or(&default_eal, |e| e.get_ref());
+        let online = format_cpu_list(&facts.online_cpus);
+
+        let main_core = match &raw_eal.main_core {
+            None => Some(0),
+            Some(v) => self.cpu(v, "[eal] main_core"),
+        };
+        if let Some(core) = main_core.filter(|c| !facts.online_cpus.contains(c)) {
+            let span = raw_eal
+                .main_core
+                .as_ref()
+                .map(|v| v.span())
+                .or_else(|| raw.eal.as_ref().map(|e| e.span()))
+                .unwrap_or(0..0);
+            let default = if raw_eal.main_core.is_none() { " (the default)" } else { "" };
+            self.error(
+                span,
+                format!(
+                    "main_core {core}{default} is not an online CPU (online CPUs: {online}): set \
+                     [eal] main_core to one of them"
+                ),
+            );
+        }
+
+        let file_prefix = match &raw_eal.file_prefix {
+            None => DEFAULT_FILE_PREFIX.to_string(),
+            Some(p) => {
+                self.check_file_prefix(p);
+                p.get_ref().clone()
+            }
+        };
+
+        for arg in &raw_eal.args {
+            self.check_managed_arg(arg);
+        }
+
+        let workers = self.check_workers(raw.workers.as_ref(), main_core, facts, &online);
+        let worker_count = u32::try_from(workers.len()).unwrap_or(u32::MAX);
+
+        let mut ports = Vec::new();
+        let mut drafts = Vec::new();
+        for (index, raw_port) in raw.port.iter().enumerate() {
+            let (port, draft) = self.check_port(index, raw_port, worker_count, facts);
+            ports.push(port);
+            drafts.push(draft);
+        }
+        self.check_duplicate_names(&raw.port);
+        self.check_duplicate_devices(&raw.port, &drafts);
+        if drafts.len() % 2 == 1 {
+            if let Some(last) = drafts.last() {
+                self.error(
+                    last.header.clone(),
+                    format!(
+                        "{} has no cross-connect partner: ports are paired in config order \
+                         (0<->1, 2<->3, ...), so give it a partner [[port]] after it or remove it",
+                        last.label
+                    ),
+                );
+            }
+        }
+
+        let total_rx: u32 = ports.iter().map(|p: &Port| u32::from(p.queues)).sum();
+        let total_tx = u32::try_from(ports.len()).unwrap_or(u32::MAX).saturating_mul(worker_count);
+        let default_mbufs = sizing::default_mbufs(total_rx, total_tx, worker_count);
+        let raw_mbufs = raw.mempool.as_ref().and_then(|m| m.get_ref().mbufs.as_ref());
+        let mbufs = match raw_mbufs {
+            None => default_mbufs,
+            Some(v) => match u32::try_from(*v.get_ref()) {
+                Ok(n) if n >= MIN_MBUFS => n,
+                Ok(_) => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "mbufs = {} is too small to fill the descriptor rings: use at least \
+                             {MIN_MBUFS}, or remove the key for the computed size ({default_mbufs} \
+                             for these ports and workers)",
+                            v.get_ref()
+                        ),
+                    );
+                    default_mbufs
+                }
+                Err(_) => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "mbufs = {} is out of range: use {MIN_MBUFS}..={}, or remove the key \
+                             for the computed size ({default_mbufs} for these ports and workers)",
+                            v.get_ref(),
+                            u32::MAX
+                        ),
+                    );
+                    default_mbufs
+                }
+            },
+        };
+        // Where a memory shortfall is reported when no EAL argument is to blame.
+        let memory_anchor = raw_mbufs
+            .map(|v| v.span())
+            .or_else(|| raw.eal.as_ref().map(|e| e.span()))
+            .or_else(|| raw.mempool.as_ref().map(|m| m.span()))
+            .unwrap_or(0..0);
+        self.check_memory(&raw_eal.args, mbufs, memory_anchor, facts);
+
+        Config {
+            eal: Eal {
+                args: raw_eal.args.iter().map(|a| a.get_ref().clone()).collect(),
+                main_core: main_core.unwrap_or(0),
+                file_prefix,
+            },
+            mempool_mbufs: mbufs,
+            ports,
+            workers,
+        }
+    }
+
+    fn cpu(&mut self, v: &Spanned<i64>, what: &str) -> Option<u32> {
+        let cpu = u32::try_from(*v.get_ref()).ok();
+        if cpu.is_none() {
+            self.error(v.span(), format!("{what}: {} is not a CPU number (0 or more)", v.get_ref()));
+        }
+        cpu
+    }
+
+    fn check_file_prefix(&mut self, prefix: &Spanned<String>) {
+        let p = prefix.get_ref();
+        let ok = !p.is_empty()
+            && p != "."
+            && p != ".."
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if !ok {
+            self.error(
+                prefix.span(),
+                format!(
+                    "file_prefix {p:?} is not usable: it names EAL's runtime directory and \
+                     hugepage files, so use letters, digits, '_', '-' and '.' only, e.g. \"midogw\""
+                ),
+            );
+        }
+    }
+
+    fn check_managed_arg(&mut self, arg: &Spanned<String>) {
+        let a = arg.get_ref().as_str();
+        let hit = MANAGED_EAL_OPTIONS.iter().find(|(opt, _)| {
+            if opt.starts_with("--") {
+                a == *opt || a.strip_prefix(opt).is_some_and(|r| r.starts_with('='))
+            } else {
+                // Short options also take their value attached: -l1-3, -a0000:03:00.0.
+                a.starts_with(opt)
+            }
+        });
+        if let Some((opt, key)) = hit {
+            self.error(
+                arg.span(),
+                format!(
+                    "EAL option {opt} is set by midogw itself: remove {a:?} from [eal] args and \
+                     use {key} instead"
+                ),
+            );
+        }
+    }
+
+    fn check_workers(
+        &mut self,
+        raw: Option<&Spanned<RawWorkers>>,
+        main_core: Option<u32>,
+        facts: &SystemFacts,
+        online: &str,
+    ) -> Vec<u32> {
+        let Some(section) = raw else {
+            self.error(
+                0..0,
+                "missing [workers] section: add [workers] with cores = [<lcore>, ...], the CPUs \
+                 that forward packets",
+            );
+            return Vec::new();
+        };
+        let Some(cores) = &section.get_ref().cores else {
+            self.error(section.span(), "[workers] needs cores = [<lcore>, ...], the CPUs that forward packets");
+            return Vec::new();
+        };
+        if cores.get_ref().is_empty() {
+            self.error(
+                cores.span(),
+                format!(
+                    "[workers] cores is empty: list at least one CPU to forward packets (online \
+                     CPUs: {online})"
+                ),
+            );
+        }
+        let mut seen: BTreeMap<u32, usize> = BTreeMap::new();
+        let mut workers = Vec::new();
+        for v in cores.get_ref() {
+            let Some(core) = self.cpu(v, "[workers] cores") else {
+                continue;
+            };
+            if let Some(first) = seen.get(&core) {
+                self.error(
+                    v.span(),
+                    format!(
+                        "core {core} is listed twice in [workers] cores (first on line {first}): \
+                         each worker needs a CPU of its own"
+                    ),
+                );
+                continue;
+            }
+            seen.insert(core, self.line(&v.span()));
+            if Some(core) == main_core {
+                self.error(
+                    v.span(),
+                    format!(
+                        "core {core} is also [eal] main_core: the control thread and a worker \
+                         cannot share a CPU, because workers poll without ever yielding; pick \
+                         another core for one of them"
+                    ),
+                );
+            }
+            if !facts.online_cpus.contains(&core) {
+                self.error(v.span(), format!("core {core} is not an online CPU (online CPUs: {online})"));
+            }
+            workers.push(core);
+        }
+        workers
+    }
+
+    fn check_port(
+        &mut self,
+        index: usize,
+        raw: &Spanned<RawPort>,
+        workers: u32,
+        facts: &SystemFacts,
+    ) -> (Port, PortDraft) {
+        let header = raw.span();
+        let p = raw.get_ref();
+        let label = match &p.name {
+            Some(n) if !n.get_ref().is_empty() => format!("port {}", n.get_ref()),
+            _ => format!("port #{index}"),
+        };
+
+        match &p.name {
+            None => self.error(header.clone(), format!("{label} needs a name, e.g. name = \"up0\"")),
+            Some(n) => self.check_port_name(n),
+        }
+
+        let device = match &p.devargs {
+            None => {
+                self.error(header.clone(), format!("{label} needs devargs: {DEVARGS_FORMS}"));
+                None
+            }
+            Some(d) => match parse_devargs(d.get_ref()) {
+                Ok(device) => {
+                    self.check_device_present(d, &device, facts);
+                    Some(device)
+                }
+                Err(why) => {
+                    self.error(d.span(), format!("bad devargs {:?}: {why}; {DEVARGS_FORMS}", d.get_ref()));
+                    None
+                }
+            },
+        };
+
+        let mtu = match &p.mtu {
+            None => DEFAULT_MTU,
+            Some(v) => match u16::try_from(*v.get_ref()) {
+                Ok(m) if (sizing::MIN_MTU..=sizing::JUMBO_MTU).contains(&m) => m,
+                _ => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "mtu {} is out of range: use {}..={} ({} is the largest MTU the \
+                             jumbo mbufs hold)",
+                            v.get_ref(),
+                            sizing::MIN_MTU,
+                            sizing::JUMBO_MTU,
+                            sizing::JUMBO_MTU
+                        ),
+                    );
+                    DEFAULT_MTU
+                }
+            },
+        };
+
+        let default_queues = u16::try_from(workers.clamp(1, u32::from(MAX_QUEUES))).unwrap_or(1);
+        let queues = match &p.queues {
+            None => default_queues,
+            Some(v) => match u16::try_from(*v.get_ref()) {
+                Ok(q) if (1..=MAX_QUEUES).contains(&q) => q,
+                _ => {
+                    self.error(
+                        v.span(),
+                        format!(
+                            "queues = {} is out of range: use 1..={MAX_QUEUES} RX queues, or \
+                             remove the key for one per worker",
+                            v.get_ref()
+                        ),
+                    );
+                    default_queues
+                }
+            },
+        };
+
+        let port = Port {
+            name: p.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default(),
+            devargs: p.devargs.as_ref().map(|d| d.get_ref().clone()).unwrap_or_default(),
+            device: device.clone().unwrap_or(Device::Pci { address: String::new() }),
+            mtu,
+            queues,
+        };
+        let draft = PortDraft { label, header, device };
+        (port, draft)
+    }
+
+    fn check_port_name(&mut self, name: &Spanned<String>) {
+        let n = name.get_ref();
+        let problem = if n.is_empty() {
+            Some("port name is empty: give the port a short name such as \"up0\"".to_string())
+        } else if n.chars().count() > MAX_PORT_NAME {
+            Some(format!(
+                "port name {n:?} is too long ({} characters): use at most {MAX_PORT_NAME}, the \
+                 limit of a Linux interface name",
+                n.chars().count()
+            ))
+        } else if !n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            Some(format!("port name {n:?} has characters other than letters, digits, '_' and '-'"))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            self.error(name.span(), message);
+        }
+    }
+
+    /// The device must exist here: the PCI function, the DPDK driver, the kernel interface.
+    fn check_device_present(&mut self, devargs: &Spanned<String>, device: &Device, facts: &SystemFacts) {
+        match device {
+            Device::Pci { address } => {
+                if !facts.pci_devices.contains(address) {
+                    self.error(
+                        devargs.span(),
+                        format!(
+                            "unknown port: no PCI device {address} on this machine (lspci; is it \
+                             bound to vfio-pci?)"
+                        ),
+                    );
+                }
+            }
+            Device::Vdev { name, driver, .. } => {
+                if let Some(drivers) = &facts.dpdk_drivers {
+                    if !drivers.contains(driver) {
+                        let known = drivers.iter().cloned().collect::<Vec<_>>().join(", ");
+                        let span = self.inner_span(devargs, 0..driver.len());
+                        self.error(
+                            span,
+                            format!(
+                                "unknown DPDK driver {driver}: the installed DPDK has no such \
+                                 poll-mode driver (it has: {known})"
+                            ),
+                        );
+                    }
+                }
+                let Some((_, keys, required)) = KERNEL_IFACE_DRIVERS.iter().find(|(d, _, _)| d == driver) else {
+                    return;
+                };
+                let value = devargs.get_ref();
+                let mut has_iface = false;
+                for key in *keys {
+                    let Some(iface) = device.arg(key) else {
+                        continue;
+                    };
+                    has_iface = true;
+                    if !facts.net_interfaces.contains(iface) {
+                        let needle = format!(",{key}={iface}");
+                        let span = match value.find(&needle) {
+                            Some(at) => {
+                                let start = at + key.len() + 2;
+                                self.inner_span(devargs, start..start + iface.len())
+                            }
+                            None => devargs.span(),
+                        };
+                        self.error(
+                            span,
+                            format!(
+                                "unknown port: network interface {iface} does not exist (ip link \
+                                 shows the interfaces; create it or fix {key}=)"
+                            ),
+                        );
+                    }
+                }
+                if *required && !has_iface {
+                    self.error(
+                        devargs.span(),
+                        format!(
+                            "{name} needs the kernel interface to attach to: add iface=<name>, \
+                             e.g. \"{name},iface=veth0\""
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_duplicate_names(&mut self, ports: &[Spanned<RawPort>]) {
+        let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+        for name in ports.iter().filter_map(|p| p.get_ref().name.as_ref()) {
+            let n = name.get_ref().as_str();
+            if n.is_empty() {
+                continue;
+            }
+            match seen.get(n) {
+                Some(first) => self.error(
+                    name.span(),
+                    format!(
+                        "port name {n:?} is already used on line {first}: port names must be \
+                         unique"
+                    ),
+                ),
+                None => {
+                    seen.insert(n, self.line(&name.span()));
+                }
+            }
+        }
+    }
+
+    fn check_duplicate_devices(&mut self, ports: &[Spanned<RawPort>], drafts: &[PortDraft]) {
+        let mut devices: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        let mut ifaces: BTreeMap<String, (usize, String)> = BTreeMap::new();
+        for (raw, draft) in ports.iter().zip(drafts) {
+            let (Some(devargs), Some(device)) = (&raw.get_ref().devargs, &draft.device) else {
+                continue;
+            };
+            let line = self.line(&devargs.span());
+            let dpdk_name = device.dpdk_name().to_string();
+            if let Some((first_line, first_label)) = devices.get(&dpdk_name) {
+                self.error(
+                    devargs.span(),
+                    format!(
+                        "device {dpdk_name} is already used by {first_label} (line {first_line}): \
+                         each port needs a device of its own"
+                    ),
+                );
+                continue;
+            }
+            devices.insert(dpdk_name, (line, draft.label.clone()));
+            // Two vdevs on one kernel interface would both see every packet it receives.
+            if let Some(iface) = device.arg("iface") {
+                if let Some((first_line, first_label)) = ifaces.get(iface) {
+                    self.error(
+                        devargs.span(),
+                        format!(
+                            "interface {iface} is already used by {first_label} (line \
+                             {first_line}): each port needs an interface of its own"
+                        ),
+                    );
+                } else {
+                    ifaces.insert(iface.to_string(), (line, draft.label.clone()));
+                }
+            }
+        }
+    }
+
+    fn check_memory(&mut self, args: &[Spanned<String>], mbufs: u32, anchor: Range<usize>, facts: &SystemFacts) {
+        let need = sizing::required_memory_bytes(mbufs);
+        let need_mib = need.div_ceil(MIB);
+        let mut no_huge: Option<Range<usize>> = None;
+        let mut dash_m: Option<(u64, Range<usize>)> = None;
+        let mut socket_mem: Option<Range<usize>> = None;
+        // A malformed memory option is reported once, not again as a shortfall.
+        let mut bad_size = false;
+        let mut i = 0;
+        while i < args.len() {
+            let arg = args[i].get_ref().as_str();
+            let span = args[i].span();
+            if arg == "--no-huge" {
+                no_huge = Some(span);
+            } else if let Some(attached) = arg.strip_prefix("-m").map(|r| r.strip_prefix('=').unwrap_or(r)) {
+                let value = if attached.is_empty() {
+                    i += 1;
+                    args.get(i)
+                } else {
+                    Some(&args[i])
+                };
+                let text = if attached.is_empty() { value.map(|v| v.get_ref().as_str()) } else { Some(attached) };
+                let at = value.map_or(span.clone(), |v| v.span());
+                match text.and_then(|t| t.parse::<u64>().ok()) {
+                    Some(mib) => dash_m = Some((mib, at)),
+                    None => {
+                        bad_size = true;
+                        self.error(at, format!("-m needs the memory size in MiB, e.g. \"-m\", \"{need_mib}\""));
+                    }
+                }
+            } else if arg == "--socket-mem" || arg.starts_with("--socket-mem=") {
+                if arg == "--socket-mem" {
+                    i += 1;
+                }
+                socket_mem = Some(span);
+            }
+            i += 1;
+        }
+
+        if let (Some(_), Some(sm)) = (&dash_m, &socket_mem) {
+            self.error(sm.clone(), "-m and --socket-mem cannot both be given (EAL refuses): keep one");
+        }
+        if let Some(no_huge_span) = no_huge {
+            if let Some(sm) = socket_mem {
+                bad_size = true;
+                self.error(
+                    sm,
+                    format!(
+                        "--socket-mem cannot be used with --no-huge (EAL refuses): use \"-m\", \
+                         \"{need_mib}\" instead"
+                    ),
+                );
+            }
+            let (given, at, how) = match dash_m {
+                Some((mib, at)) => (mib, at, "-m".to_string()),
+                None => (NO_HUGE_DEFAULT_MIB, no_huge_span, "the --no-huge default without -m".to_string()),
+            };
+            if !bad_size && given.saturating_mul(MIB) < need {
+                self.error(
+                    at,
+                    format!(
+                        "too little memory: the mbuf pool of {mbufs} jumbo mbufs needs {need_mib} \
+                         MiB, [eal] args give {given} MiB ({how}); give \"-m\", \"{need_mib}\" \
+                         or more, or lower [mempool] mbufs"
+                    ),
+                );
+            }
+        } else if facts.hugepage_free_bytes < need {
+            let free_mib = facts.hugepage_free_bytes / MIB;
+            let pages = (need - facts.hugepage_free_bytes).div_ceil(HUGEPAGE_HINT_BYTES);
+            self.error(
+                anchor,
+                format!(
+                    "too few hugepages: {free_mib} MiB free, {need_mib} MiB needed for the mbuf \
+                     pool of {mbufs} jumbo mbufs and EAL; reserve more (with 2 MiB pages, raise \
+                     /proc/sys/vm/nr_hugepages by {pages}, e.g. echo {pages} > \
+                     /proc/sys/vm/nr_hugepages when none are reserved yet, and mount hugetlbfs) \
+                     or add \"--no-huge\", \"-m\", \"{need_mib}\" to [eal] args"
+                ),
+            );
+        }
+    }
+}
+
+/// Classifies devargs as a PCI address or a vdev; the error says what is wrong with it.
+fn parse_devargs(devargs: &str) -> Result<Device, String> {
+    if let Some(address) = parse_pci(devargs) {
+        return Ok(Device::Pci { address });
+    }
+    let mut parts = devargs.split(',');
+    let name = parts.next().unwrap_or("");
+    if !name.starts_with("net_") {
+        return Err(if name.contains(':') {
+            "not a PCI address (domain 4 hex digits, bus 2, device 00-1f, function 0-7)".into()
+        } else {
+            "a virtual device name starts with \"net_\"".into()
+        });
+    }
+    let driver = name.trim_end_matches(|c: char| c.is_ascii_digit());
+    let instance = &name[driver.len()..];
+    if driver == "net_" {
+        return Err("the driver is missing after \"net_\"".into());
+    }
+    let driver_ok = driver.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !driver_ok {
+        return Err(format!("driver name {driver:?} may contain only lowercase letters, digits and '_'"));
+    }
+    if instance.is_empty() {
+        return Err(format!("the virtual device needs an instance number, e.g. {driver}0"));
+    }
+    let mut args = Vec::new();
+    for part in parts {
+        match part.split_once('=') {
+            Some((key, value)) if !key.is_empty() => args.push((key.to_string(), value.to_string())),
+            _ => return Err(format!("argument {part:?} is not key=value")),
+        }
+    }
+    Ok(Device::Vdev { name: name.to_string(), driver: driver.to_string(), args })
+}
+
+/// `DDDD:BB:DD.F` or `BB:DD.F` in hex, normalised to lowercase with the domain.
+fn parse_pci(s: &str) -> Option<String> {
+    fn hex(part: &str, digits: usize) -> Option<u32> {
+        (part.len() == digits && part.chars().all(|c| c.is_ascii_hexdigit()))
+            .then(|| u32::from_str_radix(part, 16).ok())
+            .flatten()
+    }
+    let fields: Vec<&str> = s.split(':').collect();
+    let (domain, bus, devfn) = match fields.as_slice() {
+        [bus, devfn] => (0, *bus, *devfn),
+        [domain, bus, devfn] => (hex(domain, 4)?, *bus, *devfn),
+        _ => return None,
+    };
+    let bus = hex(bus, 2)?;
+    let (dev, func) = devfn.split_once('.')?;
+    let (dev, func) = (hex(dev, 2)?, hex(func, 1)?);
+    (dev <= 0x1f && func <= 7).then(|| format!("{domain:04x}:{bus:02x}:{dev:02x}.{func:x}"))
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn line_of(text: &str, offset: usize) -> &str {
+    let (line, _) = line_column(text, offset);
+    text.lines().nth(line - 1).unwrap_or("")
+}
+
+/// `0-3,6` for operators; "none" when nothing was found.
+fn format_cpu_list(cpus: &[u32]) -> String {
+    let mut sorted = cpus.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
+    for cpu in sorted {
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == cpu => *end = cpu,
+            _ => ranges.push((cpu, cpu)),
+        }
+    }
+    if ranges.is_empty() {
+        return "none".into();
+    }
+    ranges.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>().join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> SystemFacts {
+        let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+        SystemFacts {
+            online_cpus: vec![0, 1, 2],
+            hugepage_free_bytes: 4 << 30,
+            pci_devices: set(&["0000:03:00.0", "0000:03:00.1"]),
+            net_interfaces: set(&["lo", "veth0", "veth1"]),
+            dpdk_drivers: Some(set(&[
+                "net_af_packet",
+                "net_af_xdp",
+                "net_ring",
+                "net_tap",
+                "net_pcap",
+                "net_null",
+                "net_ixgbe",
+            ])),
+        }
+    }
+
+    /// Joins lines so that a test's line numbers are its array indexes plus one.
+    fn lines(ls: &[&str]) -> String {
+        ls.join("\n") + "\n"
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse("t.toml", text, &facts()) {
+            Ok(c) => panic!("expected problems, got {c:?}"),
+            Err(p) => {
+                assert_eq!(p.path, "t.toml");
+                p.list
+            }
+        }
+    }
+
+    /// Exactly one problem, at `line:column`, whose message contains `needle`.
+    #[track_caller]
+    fn one(text: &str, line: usize, column: usize, needle: &str) -> Problem {
+        let list = problems(text);
+        assert_eq!(list.len(), 1, "{list:#?}");
+        let p = list.into_iter().next().expect("one problem");
+        assert_eq!((p.line, p.column), (line, column), "{p:?}");
+        assert!(p.message.contains(needle), "{:?} lacks {needle:?}", p.message);
+        p
+    }
+
+    const WORKERS: &str = "[workers]\ncores = [1]\n";
+
+    fn with_workers(ls: &[&str]) -> String {
+        lines(ls) + WORKERS
+    }
+
+    fn ring_pair() -> [&'static str; 6] {
+        ["[[port]]", "name = \"a\"", "devargs = \"net_ring0\"", "[[port]]", "name = \"b\"", "devargs = \"net_ring1\""]
+    }
+
+    #[test]
+    fn good_config_resolves_defaults_and_classifies_devices() {
+        let text = lines(&[
+            "[eal]",
+            "args = [\"--no-huge\", \"-m\", \"2048\"]",
+            "main_core = 0",
+            "",
+            "[[port]]",
+            "name = \"up0\"",
+            "devargs = \"03:00.0\"",
+            "",
+            "[[port]]",
+            "name = \"down0\"",
+            "devargs = \"net_af_packet0,iface=veth0,qpairs=2\"",
+            "mtu = 9000",
+            "queues = 1",
+            "",
+            "[workers]",
+            "cores = [1, 2]",
+        ]);
+        let c = parse("t.toml", &text, &facts()).expect("valid");
+        assert_eq!(c.eal.args, ["--no-huge", "-m", "2048"]);
+        assert_eq!(c.eal.main_core, 0);
+        assert_eq!(c.eal.file_prefix, "midogw");
+        assert_eq!(c.workers, [1, 2]);
+        assert_eq!(c.ports.len(), 2);
+        let up = &c.ports[0];
+        assert_eq!(up.name, "up0");
+        assert_eq!(up.devargs, "03:00.0");
+        assert_eq!(up.device, Device::Pci { address: "0000:03:00.0".into() });
+        assert_eq!(up.device.dpdk_name(), "0000:03:00.0");
+        assert_eq!((up.mtu, up.queues), (1500, 2), "queues default to the worker count");
+        let down = &c.ports[1];
+        assert_eq!(
+            down.device,
+            Device::Vdev {
+                name: "net_af_packet0".into(),
+                driver: "net_af_packet".into(),
+                args: vec![("iface".into(), "veth0".into()), ("qpairs".into(), "2".into())],
+            }
+        );
+        assert_eq!(down.device.dpdk_name(), "net_af_packet0");
+        assert_eq!((down.mtu, down.queues), (9000, 1));
+        assert_eq!(c.mempool_mbufs, sizing::default_mbufs(3, 4, 2));
+    }
+
+    #[test]
+    fn minimal_config_uses_hugepages_and_explicit_mbufs() {
+        let text = lines(&["[mempool]", "mbufs = 4095", "[workers]", "cores = [2]"]);
+        let c = parse("t.toml", &text, &facts()).expect("valid");
+        assert_eq!(c.mempool_mbufs, 4095);
+        assert!(c.ports.is_empty());
+        assert_eq!(c.eal.args, Vec::<String>::new());
+    }
+
+    #[test]
+    fn pci_addresses_are_normalised() {
+        let ok = |s: &str| parse_pci(s);
+        assert_eq!(ok("03:00.0").as_deref(), Some("0000:03:00.0"));
+        assert_eq!(ok("0000:0A:1F.7").as_deref(), Some("0000:0a:1f.7"));
+        assert_eq!(ok("0000:03:20.0"), None, "device is at most 1f");
+        assert_eq!(ok("0000:03:00.8"), None, "function is at most 7");
+        assert_eq!(ok("3:00.0"), None);
+        assert_eq!(ok("net_ring0"), None);
+    }
+
+    #[test]
+    fn unknown_pci_device() {
+        let text = with_workers(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"0000:05:00.0\"",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"0000:03:00.0\"",
+        ]);
+        one(&text, 3, 11, "unknown port: no PCI device 0000:05:00.0 on this machine (lspci; is it bound to vfio-pci?)");
+    }
+
+    #[test]
+    fn unknown_network_interface() {
+        let text = with_workers(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_af_packet0,iface=veth9\"",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"net_af_packet1,iface=veth1\"",
+        ]);
+        // Points at the interface name inside the string.
+        one(&text, 3, 33, "unknown port: network interface veth9 does not exist");
+    }
+
+    #[test]
+    fn af_packet_needs_an_interface() {
+        let text = with_workers(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_af_xdp0\"",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"net_ring0\"",
+        ]);
+        one(&text, 3, 11, "add iface=<name>");
+    }
+
+    #[test]
+    fn unknown_dpdk_driver() {
+        let text = with_workers(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_bogus0\"",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"net_ring0\"",
+        ]);
+        one(&text, 3, 12, "unknown DPDK driver net_bogus");
+        // Without knowledge of the installed drivers the check is skipped.
+        let mut f = facts();
+        f.dpdk_drivers = None;
+        assert!(parse("t.toml", &text, &f).is_ok());
+    }
+
+    #[test]
+    fn bad_devargs() {
+        for bad in ["eth0", "net_ring", "net_0", "net_Ring0", "net_ring0,iface", "net_ring0,=x", "0000:03:00", ""] {
+            let text = with_workers(&[
+                "[[port]]",
+                "name = \"a\"",
+                &format!("devargs = {bad:?}"),
+                "[[port]]",
+                "name = \"b\"",
+                "devargs = \"net_ring1\"",
+            ]);
+            let p = one(&text, 3, 11, "bad devargs");
+            assert!(p.message.contains("\"0000:03:00.0\""), "{}", p.message);
+            assert!(p.message.contains("net_af_packet0,iface=veth0"), "{}", p.message);
+        }
+    }
+
+    #[test]
+    fn same_device_twice() {
+        let text = with_workers(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"0000:03:00.0\"",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"03:00.0\"",
+        ]);
+        one(&text, 6, 11, "already used by port a (line 3)");
+    }
+
+    #[test]
+    fn duplicate_port_names() {
+        let text = with_workers(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_ring0\"",
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_ring1\"",
+        ]);
+        one(&text, 5, 8, "already used on line 2");
+    }
+
+    #[test]
+    fn bad_port_names() {
+        for (name, needle) in [("", "empty"), ("a-very-long-port-name", "too long"), ("up 0", "characters")] {
+            let text = with_workers(&[
+                "[[port]]",
+                &format!("name = {name:?}"),
+                "devargs = \"net_ring0\"",
+                "[[port]]",
+                "name = \"b\"",
+                "devargs = \"net_ring1\"",
+            ]);
+            one(&text, 2, 8, needle);
+        }
+    }
+
+    #[test]
+    fn mtu_and_queues_out_of_range() {
+        let text = with_workers(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_ring0\"",
+            "mtu = 9001",
+            "queues = 17",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"net_ring1\"",
+            "mtu = 67",
+            "queues = 0",
+        ]);
+        let list = problems(&text);
+        let at: Vec<_> = list.iter().map(|p| (p.line, p.column)).collect();
+        assert_eq!(at, [(4, 7), (5, 10), (9, 7), (10, 10)], "{list:#?}");
+        assert!(list[0].message.contains("68..=9000"));
+        assert!(list[1].message.contains("1..=16"));
+    }
+
+    #[test]
+    fn odd_number_of_ports() {
+        let mut ls = ring_pair().to_vec();
+        ls.extend(["", "[[port]]", "name = \"c\"", "devargs = \"net_ring2\""]);
+        one(&with_workers(&ls), 8, 1, "port c has no cross-connect partner");
+    }
+
+    #[test]
+    fn duplicate_cores() {
+        one(&lines(&["[workers]", "cores = [1, 2, 1]"]), 2, 16, "core 1 is listed twice");
+    }
+
+    #[test]
+    fn core_equal_to_main_core() {
+        one(&lines(&["[eal]", "main_core = 1", "[workers]", "cores = [1]"]), 4, 10, "also [eal] main_core");
+    }
+
+    #[test]
+    fn offline_cores() {
+        one(&lines(&["[workers]", "cores = [1, 7]"]), 2, 13, "core 7 is not an online CPU (online CPUs: 0-2)");
+        one(&lines(&["[eal]", "main_core = 5", "[workers]", "cores = [1]"]), 2, 13, "main_core 5 is not an online CPU");
+    }
+
+    #[test]
+    fn workers_missing_or_empty() {
+        one("", 1, 1, "missing [workers]");
+        one(&lines(&["[workers]"]), 1, 1, "needs cores");
+        one(&lines(&["[workers]", "cores = []"]), 2, 9, "cores is empty");
+    }
+
+    #[test]
+    fn too_few_hugepages() {
+        let mut f = facts();
+        f.hugepage_free_bytes = 64 << 20;
+        let text = lines(&["[mempool]", "mbufs = 8191", "[workers]", "cores = [1]"]);
+        let Err(p) = parse("t.toml", &text, &f) else {
+            panic!("expected a hugepage problem");
+        };
+        assert_eq!(p.list.len(), 1, "{p}");
+        let need_mib = sizing::required_memory_bytes(8191).div_ceil(MIB);
+        assert_eq!((p.list[0].line, p.list[0].column), (2, 9));
+        assert!(
+            p.list[0].message.starts_with(&format!("too few hugepages: 64 MiB free, {need_mib} MiB needed")),
+            "{p}"
+        );
+        assert!(p.list[0].message.contains("\"--no-huge\", \"-m\""), "{p}");
+    }
+
+    #[test]
+    fn too_little_no_huge_memory() {
+        let need_mib = sizing::required_memory_bytes(8191).div_ceil(MIB);
+        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m\", \"128\"]", "[workers]", "cores = [1]"]);
+        one(
+            &text,
+            2,
+            28,
+            &format!(
+                "too little memory: the mbuf pool of 8191 jumbo mbufs needs {need_mib} MiB, \
+                 [eal] args give 128 MiB (-m)"
+            ),
+        );
+        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m=100\"]", WORKERS]);
+        one(&text, 2, 22, "args give 100 MiB (-m)");
+        // --no-huge alone gives EAL's 64 MiB default.
+        let text = lines(&["[eal]", "args = [\"--no-huge\"]", WORKERS]);
+        one(&text, 2, 9, "args give 64 MiB");
+        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m\", \"lots\"]", WORKERS]);
+        one(&text, 2, 28, "-m needs the memory size in MiB");
+        let text = lines(&["[eal]", "args = [\"--no-huge\", \"--socket-mem=4096\"]", WORKERS]);
+        one(&text, 2, 22, "--socket-mem cannot be used with --no-huge");
+    }
+
+    #[test]
+    fn mbufs_too_small() {
+        one(
+            &lines(&["[mempool]", "mbufs = 1000", "[workers]", "cores = [1]"]),
+            2,
+            9,
+            "too small to fill the descriptor rings",
+        );
+    }
+
+    #[test]
+    fn managed_eal_args() {
+        let text = lines(&[
+            "[eal]",
+            "args = [\"-l\", \"0-1\", \"--vdev=net_ring0\", \"--no-huge\", \"-m\", \"1024\",",
+            "        \"--file-prefix\", \"x\", \"-a0000:03:00.0\", \"--log-level=8\"]",
+            "[workers]",
+            "cores = [1]",
+        ]);
+        let list = problems(&text);
+        let at: Vec<_> = list.iter().map(|p| (p.line, p.column)).collect();
+        assert_eq!(at, [(2, 9), (2, 22), (3, 9), (3, 31)], "{list:#?}");
+        assert!(list[0].message.contains("[workers] cores"), "{}", list[0].message);
+        assert!(list[1].message.contains("[[port]] devargs"), "{}", list[1].message);
+        assert!(list[2].message.contains("[eal] file_prefix"), "{}", list[2].message);
+        assert!(list[3].message.contains("-a is set by midogw"), "{}", list[3].message);
+    }
+
+    #[test]
+    fn unknown_key_reports_its_line() {
+        let text = lines(&["[eal]", "main_core = 0", "", "[[port]]", "name = \"a\"", "speed = 10"]);
+        one(&text, 6, 1, "unknown field `speed`");
+        one(&lines(&["[eal]", "[workers]", "cores = [1]", "[extra]"]), 4, 2, "extra");
+    }
+
+    #[test]
+    fn syntax_error_reports_its_location() {
+        let text = lines(&["[workers]", "cores = [1]", "[[port]]", "name = \"a", "[eal]"]);
+        let list = problems(&text);
+        assert_eq!(list.len(), 1, "{list:#?}");
+        assert_eq!(list[0].line, 4, "{list:#?}");
+        one("[workers]\ncores = [1]\nmain_core = \n", 3, 13, "");
+    }
+
+    #[test]
+    fn single_bracket_port_gets_a_hint() {
+        let text = lines(&["[port]", "name = \"a\"", "devargs = \"net_ring0\"", WORKERS]);
+        one(&text, 1, 1, "[[port]] (two brackets)");
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_line() {
+        let text = lines(&[
+            "[eal]",                                   // 1
+            "args = [\"--lcores=1\"]",                 // 2
+            "main_core = 0",                           // 3
+            "",                                        // 4
+            "[mempool]",                               // 5
+            "mbufs = 100",                             // 6
+            "",                                        // 7
+            "[[port]]",                                // 8
+            "name = \"up0\"",                          // 9
+            "devargs = \"0000:09:00.0\"",              // 10
+            "",                                        // 11
+            "[[port]]",                                // 12
+            "name = \"up0\"",                          // 13
+            "devargs = \"net_af_packet0,iface=nope\"", // 14
+            "mtu = 20000",                             // 15
+            "",                                        // 16
+            "[[port]]",                                // 17
+            "name = \"x\"",                            // 18
+            "devargs = \"what\"",                      // 19
+            "",                                        // 20
+            "[workers]",                               // 21
+            "cores = [0, 9, 1, 1]",                    // 22
+        ]);
+        let Err(problems) = parse("gw.toml", &text, &facts()) else {
+            panic!("expected problems");
+        };
+        let got: Vec<_> =
+            problems.list.iter().map(|p| (p.line, p.message.split(':').next().unwrap_or("").to_string())).collect();
+        let lines_only: Vec<usize> = got.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines_only, [2, 6, 10, 13, 14, 15, 17, 19, 22, 22, 22], "{problems}");
+        let shown = problems.to_string();
+        assert_eq!(shown.lines().count(), 11, "{shown}");
+        assert!(shown.starts_with("gw.toml:2:9: EAL option --lcores"), "{shown}");
+        assert!(shown.contains("gw.toml:10:11: unknown port: no PCI device 0000:09:00.0"), "{shown}");
+        assert!(shown.contains("gw.toml:14:33: unknown port: network interface nope"), "{shown}");
+        assert!(shown.contains("gw.toml:22:10: core 0 is also [eal] main_core"), "{shown}");
+        assert!(shown.contains("gw.toml:22:13: core 9 is not an online CPU"), "{shown}");
+        assert!(shown.contains("gw.toml:22:19: core 1 is listed twice"), "{shown}");
+    }
+
+    #[test]
+    fn unreadable_file_is_a_problem_at_zero() {
+        let Err(p) = load(Path::new("/nonexistent/midogw.toml"), &facts()) else {
+            panic!("expected an error");
+        };
+        assert_eq!((p.list[0].line, p.list[0].column), (0, 0));
+        assert!(p.to_string().starts_with("/nonexistent/midogw.toml:0:0: cannot read"));
+    }
+
+    #[test]
+    fn example_file_parses() {
+        let mut permissive = facts();
+        permissive.online_cpus = (0..64).collect();
+        permissive.hugepage_free_bytes = u64::MAX;
+        permissive.dpdk_drivers = None;
+        permissive.pci_devices.extend(["0000:03:00.0".into(), "0000:03:00.1".into()]);
+        permissive.net_interfaces.extend(["veth0".into(), "veth1".into(), "eth0".into()]);
+        let text = include_str!("midogw.example.toml");
+        if let Err(p) = parse("midogw.example.toml", text, &permissive) {
+            panic!("{p}");
+        }
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(parse_cpu_list("0-3,6,8-9\n"), Some(vec![0, 1, 2, 3, 6, 8, 9]));
+        assert_eq!(format_cpu_list(&[6, 0, 1, 2, 3, 8, 9]), "0-3,6,8-9");
+        assert_eq!(format_cpu_list(&[]), "none");
+        let meminfo = "HugePages_Total:     512\nHugePages_Free:      300\nHugepagesize:       2048 kB\n";
+        assert_eq!(hugepage_free_bytes(meminfo), 300 * 2 * MIB);
+        assert_eq!(line_column("ab\ncd", 4), (2, 2));
+        assert_eq!(drivers_of_library("bond"), ["net_bonding"]);
+    }
+
+    #[test]
+    fn probe_finds_this_machine() {
+        let f = SystemFacts::probe();
+        assert!(!f.online_cpus.is_empty());
+        let drivers = f.dpdk_drivers.expect("DPDK plugin directory");
+        assert!(drivers.contains("net_ring"), "{drivers:?}");
+        assert!(f.net_interfaces.contains("lo"));
+    }
+}

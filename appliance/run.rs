@@ -1,0 +1,247 @@
+//! `midogw run`: wires the config to the data plane. EAL, the jumbo pool and the ports come up in
+//! that order, workers run on their lcores while the main lcore reports counters and waits for a
+//! signal, then everything is torn down in reverse order (each by its own Drop).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use midogw::{cross_connect, run_worker, Eal, EalConfig, LinkCounters, LinkId, Mempool, Port, PortConfig};
+use serde::Serialize;
+
+use crate::config::{self, Config};
+
+/// How `run` behaves beyond what the config file says.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Stop by itself after this long.
+    pub duration: Option<Duration>,
+    /// Report counters this often (zero: only at exit).
+    pub stats_interval: Duration,
+    /// Write the final report as JSON here.
+    pub stats_json: Option<PathBuf>,
+}
+
+/// How often the main lcore looks at the stop flag.
+const POLL: Duration = Duration::from_millis(50);
+
+pub fn run(cfg: &Config, options: &Options) -> Result<()> {
+    // Registered before EAL starts, so a signal during start-up still ends in a clean stop.
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&signalled)).context("cannot install signal handler")?;
+    }
+
+    let eal_config = EalConfig {
+        main_core: cfg.eal.main_core,
+        worker_cores: cfg.workers.clone(),
+        file_prefix: cfg.eal.file_prefix.clone(),
+        pci_allow: cfg
+            .ports
+            .iter()
+            .filter_map(|p| match &p.device {
+                config::Device::Pci { address } => Some(address.clone()),
+                config::Device::Vdev { .. } => None,
+            })
+            .collect(),
+        extra_args: cfg.eal.args.clone(),
+    };
+    let eal = Eal::init(&eal_config)?;
+    let pool = Mempool::new(&eal, "midogw_mbufs", cfg.mempool_mbufs)?;
+    let mut ports = Vec::with_capacity(cfg.ports.len());
+    for port in &cfg.ports {
+        let device = match &port.device {
+            config::Device::Pci { address } => midogw::Device::Pci { address: address.clone() },
+            config::Device::Vdev { .. } => midogw::Device::Vdev { devargs: vdev_devargs(port, cfg.workers.len()) },
+        };
+        let port_config = PortConfig {
+            name: port.name.clone(),
+            mtu: port.mtu,
+            rx_queues: port.queues,
+            tx_queues: cfg.workers.len() as u16,
+        };
+        ports.push(Port::open(&eal, &pool, &device, &port_config)?);
+    }
+    if ports.is_empty() {
+        tracing::warn!("no [[port]] configured: nothing to forward");
+    }
+    for port in &ports {
+        let link = port.link();
+        tracing::info!(port = port.name(), mac = %format_mac(port.mac()), up = link.up, speed_mbps = link.speed_mbps, "link");
+    }
+
+    let (plans, links) = cross_connect(&ports, cfg.workers.len())?;
+    let stop_workers = AtomicBool::new(false);
+    let started = Instant::now();
+    eal.scope(|scope| -> Result<()> {
+        for (plan, &core) in plans.into_iter().zip(&cfg.workers) {
+            tracing::info!(lcore = core, rx_queues = plan.rx_queue_count(), "worker starting");
+            let stop = &stop_workers;
+            if let Err(e) = scope.launch(core, move || run_worker(plan, stop)) {
+                // Workers already running must see the stop before the scope joins them.
+                stop_workers.store(true, Ordering::Relaxed);
+                return Err(e.into());
+            }
+        }
+        let mut next_report = started + options.stats_interval;
+        loop {
+            std::thread::sleep(POLL);
+            if signalled.load(Ordering::Relaxed) {
+                tracing::info!("signal received, stopping");
+                break;
+            }
+            if options.duration.is_some_and(|d| started.elapsed() >= d) {
+                break;
+            }
+            if !options.stats_interval.is_zero() && Instant::now() >= next_report {
+                next_report += options.stats_interval;
+                print!("{}", Report::collect(&ports, &links, started.elapsed()).table());
+            }
+        }
+        stop_workers.store(true, Ordering::Relaxed);
+        Ok(())
+    })??;
+
+    let report = Report::collect(&ports, &links, started.elapsed());
+    print!("{}", report.table());
+    if let Some(path) = &options.stats_json {
+        let json = serde_json::to_string_pretty(&report).context("encode report")?;
+        std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
+    }
+    drop(ports);
+    drop(pool);
+    drop(eal);
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The devargs handed to DPDK. Socket-backed drivers create one queue pair unless told otherwise,
+/// while every worker needs a TX queue of its own: ask for as many as the port needs.
+fn vdev_devargs(port: &config::Port, workers: usize) -> String {
+    let queues = usize::from(port.queues).max(workers);
+    let key = match &port.device {
+        config::Device::Vdev { driver, .. } if driver == "net_af_packet" => "qpairs",
+        config::Device::Vdev { driver, .. } if driver == "net_af_xdp" => "queue_count",
+        _ => return port.devargs.clone(),
+    };
+    if queues <= 1 || port.device.arg(key).is_some() {
+        return port.devargs.clone();
+    }
+    format!("{},{key}={queues}", port.devargs)
+}
+
+fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// What crossed the appliance: per-port driver counters and per-worker link counters.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub seconds: f64,
+    pub ports: Vec<PortReport>,
+    pub links: Vec<LinkReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PortReport {
+    pub name: String,
+    pub id: u16,
+    pub mac: String,
+    pub link_up: bool,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_nombuf: u64,
+    pub xstats: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LinkReport {
+    pub worker: usize,
+    pub from: String,
+    pub rx_queue: u16,
+    pub to: String,
+    pub tx_queue: u16,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub tx_full_drops: u64,
+}
+
+impl Report {
+    fn collect(ports: &[Port<'_>], links: &[(LinkId, Arc<LinkCounters>)], elapsed: Duration) -> Report {
+        let name_of = |id: u16| ports.iter().find(|p| p.id() == id).map_or_else(|| id.to_string(), |p| p.name().into());
+        Report {
+            seconds: elapsed.as_secs_f64(),
+            ports: ports
+                .iter()
+                .map(|p| {
+                    let s = p.stats();
+                    PortReport {
+                        name: p.name().into(),
+                        id: p.id(),
+                        mac: format_mac(p.mac()),
+                        link_up: p.link().up,
+                        rx_packets: s.rx_packets,
+                        rx_bytes: s.rx_bytes,
+                        tx_packets: s.tx_packets,
+                        tx_bytes: s.tx_bytes,
+                        rx_missed: s.rx_missed,
+                        rx_errors: s.rx_errors,
+                        tx_errors: s.tx_errors,
+                        rx_nombuf: s.rx_nombuf,
+                        xstats: p.xstats().into_iter().collect(),
+                    }
+                })
+                .collect(),
+            links: links
+                .iter()
+                .map(|(id, c)| LinkReport {
+                    worker: id.worker,
+                    from: name_of(id.from_port),
+                    rx_queue: id.rx_queue,
+                    to: name_of(id.to_port),
+                    tx_queue: id.tx_queue,
+                    rx_packets: c.rx_packets.load(Ordering::Relaxed),
+                    tx_packets: c.tx_packets.load(Ordering::Relaxed),
+                    tx_full_drops: c.tx_full_drops.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
+
+    /// The human-readable form printed to stdout.
+    fn table(&self) -> String {
+        let mut out = format!("--- midogw counters after {:.1} s ---\n", self.seconds);
+        out += &format!(
+            "{:<8} {:>4} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9} {:>9}\n",
+            "port", "link", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_missed", "rx_errors", "tx_errors"
+        );
+        for p in &self.ports {
+            out += &format!(
+                "{:<8} {:>4} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9} {:>9}\n",
+                p.name,
+                if p.link_up { "up" } else { "down" },
+                p.rx_packets,
+                p.rx_bytes,
+                p.tx_packets,
+                p.tx_bytes,
+                p.rx_missed,
+                p.rx_errors,
+                p.tx_errors
+            );
+        }
+        for l in &self.links {
+            out += &format!(
+                "worker {} {}/q{} -> {}/q{}: rx {} tx {} dropped (tx full) {}\n",
+                l.worker, l.from, l.rx_queue, l.to, l.tx_queue, l.rx_packets, l.tx_packets, l.tx_full_drops
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything midogw needs on Debian 12: DPDK 22.11 and its headers, the toolchain pieces
+# bindgen uses, the network tools the tests and the demo drive, and the Rust test runner.
+# Idempotent and quiet when everything is already there. Needs root (apt-get, namespaces).
+set -euo pipefail
+
+PACKAGES=(
+  # DPDK: runtime, PMD plugins (net_ring, net_af_packet, net_memif, ...), headers, dpdk-testpmd
+  dpdk dpdk-dev libdpdk-dev pkg-config
+  # bindgen needs libclang; the shim is compiled with the system C compiler
+  clang libclang-dev build-essential
+  # network namespaces, veth pairs, traffic for tests and the demo
+  iproute2 iputils-ping ethtool procps curl python3
+  # perf/: instruction counts per packet
+  valgrind
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/setup.sh: must run as root (installs Debian packages; tests create network namespaces)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [ "$status" = "install ok installed" ] || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo not found; install Rust (https://rustup.rs) and re-run" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-nextest"
+  cargo install --quiet --locked cargo-nextest
+fi
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+if ! pkg-config --atleast-version=22.11 libdpdk; then
+  echo "setup: DPDK >= 22.11 still not visible to pkg-config after install" >&2
+  exit 1
+fi
