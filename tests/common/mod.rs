@@ -18,6 +18,14 @@ pub fn test_eal_config(tag: &str, memory_mib: u32) -> EalConfig {
     }
 }
 
+/// Asserts two packet lists are equal, reporting the first difference instead of every byte.
+pub fn assert_same_packets(got: &[Vec<u8>], expected: &[Vec<u8>], what: &str) {
+    if let Some(i) = (0..got.len().min(expected.len())).find(|&i| got[i] != expected[i]) {
+        panic!("{what}: packet {i} differs:\n got      {:02x?}\n expected {:02x?}", got[i], expected[i]);
+    }
+    assert_eq!(got.len(), expected.len(), "{what}: {} packets arrived, {} expected", got.len(), expected.len());
+}
+
 /// Runs a command, panicking with its output when it fails.
 pub fn run(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"));
@@ -87,6 +95,9 @@ impl Veth {
         run("sysctl", &["-q", "-w", &format!("net.ipv6.conf.{outer}.disable_ipv6=1")]);
         run("ip", &["link", "set", outer, "up"]);
         ns.exec(&["sysctl", "-q", "-w", &format!("net.ipv6.conf.{inner}.disable_ipv6=1")]);
+        // The host computes its own checksums: a veth would leave them to an offload that never
+        // happens once the frame leaves through a DPDK port.
+        ns.exec(&["ethtool", "-K", &inner, "tx", "off"]);
         ns.exec(&["ip", "addr", "add", address, "dev", &inner]);
         ns.exec(&["ip", "link", "set", &inner, "up"]);
         veth

@@ -1,0 +1,270 @@
+//! The `midogw` binary as an operator uses it: `check-config` on good and bad files, `run` refusing
+//! bad configs with clear errors, and `run` forwarding real traffic between two network namespaces
+//! until SIGTERM, then stopping cleanly with its counters written out.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{NetNs, Veth};
+
+const MIDOGW: &str = env!("CARGO_BIN_EXE_midogw");
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("midogw-cli-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn midogw(args: &[&str]) -> Output {
+    Command::new(MIDOGW).args(args).env("MIDOGW_LOG", "warn").output().expect("run midogw")
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+const WORKERS: &str = "[workers]\ncores = [1]\n";
+
+fn check(dir: &TempDir, name: &str, config: &str) -> (bool, String) {
+    let path = dir.write(name, config);
+    let out = midogw(&["check-config", path.to_str().unwrap()]);
+    (out.status.success(), text(&out))
+}
+
+#[test]
+fn check_config_accepts_a_good_file() {
+    let dir = TempDir::new("good");
+    let config = format!(
+        "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n\n[[port]]\nname = \"a\"\ndevargs = \"net_ring0\"\n\n[[port]]\nname = \"b\"\ndevargs = \"net_ring1\"\nmtu = 9000\n\n{WORKERS}"
+    );
+    let (ok, out) = check(&dir, "good.toml", &config);
+    assert!(ok, "{out}");
+    assert!(out.contains("OK (2 port(s), 1 worker(s)"), "{out}");
+}
+
+#[test]
+fn check_config_reports_each_class_of_problem_with_its_location() {
+    let dir = TempDir::new("bad");
+    let no_huge = "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n";
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "unknown PCI port",
+            format!("{no_huge}[[port]]\nname = \"up0\"\ndevargs = \"0000:99:1f.7\"\n[[port]]\nname = \"up1\"\ndevargs = \"net_ring0\"\n{WORKERS}"),
+            &["5:11", "unknown port", "0000:99:1f.7"],
+        ),
+        (
+            "unknown interface",
+            format!("{no_huge}[[port]]\nname = \"up0\"\ndevargs = \"net_af_packet0,iface=nosuchif0\"\n[[port]]\nname = \"up1\"\ndevargs = \"net_ring0\"\n{WORKERS}"),
+            &["unknown port", "nosuchif0"],
+        ),
+        (
+            "bad devargs",
+            format!("{no_huge}[[port]]\nname = \"up0\"\ndevargs = \"eth0\"\n[[port]]\nname = \"up1\"\ndevargs = \"net_ring0\"\n{WORKERS}"),
+            &["5:", "bad devargs"],
+        ),
+        ("duplicate cores", format!("{no_huge}[workers]\ncores = [1, 1]\n"), &["4:", "1"]),
+        (
+            "too little memory",
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"64\"]\n[mempool]\nmbufs = 65535\n[workers]\ncores = [1]\n".to_string(),
+            &["too little memory"],
+        ),
+        ("too few hugepages", "[mempool]\nmbufs = 4194303\n[workers]\ncores = [1]\n".to_string(), &["too few hugepages"]),
+        (
+            "EAL option midogw manages",
+            "[eal]\nargs = [\"--no-huge\", \"-l\", \"0-1\"]\n[workers]\ncores = [1]\n".to_string(),
+            &["2:", "-l"],
+        ),
+        ("unknown key", format!("{no_huge}[[port]]\nname = \"up0\"\ndevargz = \"net_ring0\"\n{WORKERS}"), &["5:", "devargz"]),
+    ];
+    for (what, config, needles) in cases {
+        let (ok, out) = check(&dir, "bad.toml", config);
+        assert!(!ok, "{what}: accepted\n{config}\n{out}");
+        for needle in *needles {
+            assert!(out.contains(needle), "{what}: {needle:?} missing from:\n{out}");
+        }
+        assert!(out.contains("bad.toml:"), "{what}: no file location:\n{out}");
+    }
+}
+
+#[test]
+fn check_config_reports_every_problem_not_just_the_first() {
+    let dir = TempDir::new("many");
+    let config = "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n[[port]]\nname = \"up0\"\ndevargs = \"bogus\"\n[[port]]\nname = \"up0\"\ndevargs = \"net_ring0\"\nmtu = 10\n[workers]\ncores = [0, 7]\n";
+    let (ok, out) = check(&dir, "many.toml", config);
+    assert!(!ok);
+    let problems = out.lines().filter(|l| l.contains("many.toml:") && !l.contains("problem(s)")).count();
+    assert!(problems >= 5, "bad devargs, duplicate name, MTU, core 0 = main core, offline core 7:\n{out}");
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_starting_dpdk() {
+    let dir = TempDir::new("runbad");
+    let path = dir.write("bad.toml", "[eal]\nargs = [\"--no-huge\"]\n[workers]\ncores = [1, 1]\n");
+    let out = midogw(&["run", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let out = text(&out);
+    assert!(out.contains("invalid configuration"), "{out}");
+    assert!(!out.contains("EAL:"), "EAL must not start on a bad config:\n{out}");
+}
+
+#[test]
+fn run_reports_a_device_dpdk_refuses() {
+    let dir = TempDir::new("runvdev");
+    let prefix = format!("mgwt-vdev-{}", std::process::id());
+    let path = dir.write(
+        "vdev.toml",
+        &format!("[eal]\nargs = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\"]\nfile_prefix = \"{prefix}\"\n[[port]]\nname = \"up0\"\ndevargs = \"net_ring0,nodeaction=broken\"\n[[port]]\nname = \"up1\"\ndevargs = \"net_ring1\"\n{WORKERS}"),
+    );
+    let out = midogw(&["run", "--config", path.to_str().unwrap(), "--duration", "1"]);
+    assert!(!out.status.success());
+    let out = text(&out);
+    assert!(out.contains("port up0: DPDK could not create virtual device"), "{out}");
+}
+
+/// Waits until the appliance logs that its worker runs.
+fn wait_for_workers(stderr: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+#[test]
+fn run_forwards_between_namespaces_and_stops_cleanly_on_sigterm() {
+    let tag = std::process::id();
+    let ns_a = NetNs::new(&format!("mgc{tag}a"));
+    let ns_b = NetNs::new(&format!("mgc{tag}b"));
+    let veth_a = Veth::new(&ns_a, &format!("mgc{tag}a"), "10.201.0.1/24");
+    let veth_b = Veth::new(&ns_b, &format!("mgc{tag}b"), "10.201.0.2/24");
+    let (mac_a, mac_b) = (veth_a.inner_mac(&ns_a), veth_b.inner_mac(&ns_b));
+    ns_a.exec(&["ip", "neigh", "add", "10.201.0.2", "lladdr", &mac_b, "dev", &veth_a.inner, "nud", "permanent"]);
+    ns_b.exec(&["ip", "neigh", "add", "10.201.0.1", "lladdr", &mac_a, "dev", &veth_b.inner, "nud", "permanent"]);
+
+    let dir = TempDir::new("run");
+    let config = dir.write(
+        "midogw.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\"]\nfile_prefix = \"mgwt-cli-{tag}\"\n[mempool]\nmbufs = 4095\n\n[[port]]\nname = \"up0\"\ndevargs = \"net_af_packet0,iface={}\"\n\n[[port]]\nname = \"up1\"\ndevargs = \"net_af_packet1,iface={}\"\n\n{WORKERS}",
+            veth_a.outer, veth_b.outer
+        ),
+    );
+    let stats = dir.0.join("stats.json");
+    let mut child = Command::new(MIDOGW)
+        .args([
+            "run",
+            "--config",
+            config.to_str().unwrap(),
+            "--stats-interval",
+            "0",
+            "--stats-json",
+            stats.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start midogw");
+    let log = wait_for_workers(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.contains("worker starting")) {
+        assert!(Instant::now() < deadline, "midogw did not start its worker:\n{}", seen.join("\n"));
+        if let Ok(line) = log.recv_timeout(Duration::from_millis(100)) {
+            seen.push(line);
+        }
+        assert!(child.try_wait().unwrap().is_none(), "midogw exited early:\n{}", seen.join("\n"));
+    }
+
+    const COUNT: usize = 100;
+    let receiver = ns_b.spawn(|| {
+        let socket = UdpSocket::bind("10.201.0.2:7001").unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 2048];
+        while got.len() < COUNT {
+            match socket.recv(&mut buf) {
+                Ok(n) => got.push(buf[..n].to_vec()),
+                Err(_) => break,
+            }
+        }
+        got
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    ns_a.spawn(|| {
+        let socket = UdpSocket::bind("10.201.0.1:0").unwrap();
+        for i in 0..COUNT {
+            socket.send_to(format!("through midogw {i}").as_bytes(), "10.201.0.2:7001").unwrap();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    })
+    .join()
+    .unwrap();
+    let got = receiver.join().unwrap();
+    let expected: Vec<Vec<u8>> = (0..COUNT).map(|i| format!("through midogw {i}").into_bytes()).collect();
+    common::assert_same_packets(&got, &expected, "datagrams through the running appliance");
+    std::thread::sleep(Duration::from_millis(100));
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    seen.extend(log.try_iter());
+    std::thread::sleep(Duration::from_millis(100));
+    seen.extend(log.try_iter());
+    assert!(status.success(), "midogw exit status {status}:\n{}", seen.join("\n"));
+    assert!(seen.iter().any(|l| l.contains("stopped cleanly")), "{}", seen.join("\n"));
+
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+    let port = |name: &str| report["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    assert_eq!(port("up0")["rx_packets"], COUNT as u64);
+    assert_eq!(port("up1")["tx_packets"], COUNT as u64);
+    assert_eq!(port("up1")["rx_packets"], 0);
+    let links = report["links"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    assert!(
+        links.iter().any(|l| l["from"] == "up0" && l["to"] == "up1" && l["tx_packets"] == COUNT as u64),
+        "{links:?}"
+    );
+    assert_runtime_dir_gone(&format!("mgwt-cli-{tag}"));
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("midogw did not stop within {limit:?} of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_runtime_dir_gone(prefix: &str) {
+    let dir = Path::new("/var/run/dpdk").join(prefix);
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(leftovers.is_empty(), "EAL runtime files left in {}: {leftovers:?}", dir.display());
+}
