@@ -4,7 +4,9 @@
 
 use std::process::Command;
 
-use midogw::EalConfig;
+use std::time::{Duration, Instant};
+
+use midogw::{Burst, EalConfig, Mempool};
 
 /// EAL for a test process: no hugepages, a file prefix of its own so tests run side by side,
 /// workers on lcore 1 (the machines have 2 cores).
@@ -114,4 +116,46 @@ impl Drop for Veth {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["link", "del", &self.outer]).output();
     }
+}
+
+/// A test frame: locally administered MACs, the IEEE local experimental ethertype, then a
+/// sequence number and a pattern derived from it.
+pub fn frame(seq: u32, len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; len];
+    f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xbb]);
+    f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 0xaa]);
+    f[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+    f[14..18].copy_from_slice(&seq.to_be_bytes());
+    for (i, b) in f[18..].iter_mut().enumerate() {
+        *b = (seq as usize + i) as u8;
+    }
+    f
+}
+
+/// Sends `frames` into `tx` and collects what comes out of `rx` (bounded wait, then returns).
+pub fn send_and_collect(
+    pool: &Mempool<'_>,
+    tx: &mut midogw::TxQueue<'_>,
+    rx: &mut midogw::RxQueue<'_>,
+    frames: &[Vec<u8>],
+) -> Vec<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut out = Burst::new();
+    let mut pending = frames.iter();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while received.len() < frames.len() && Instant::now() < deadline {
+        while !out.is_full() {
+            let Some(f) = pending.next() else { break };
+            let mut m = pool.alloc().expect("pool has room");
+            m.append(f.len() as u16).expect("tailroom").copy_from_slice(f);
+            out.push(m).expect("burst has room");
+        }
+        tx.tx(&mut out);
+        let mut inb = Burst::new();
+        rx.rx(&mut inb);
+        for i in 0..inb.len() {
+            received.push(inb.data(i).to_vec());
+        }
+    }
+    received
 }
