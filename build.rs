@@ -9,9 +9,10 @@ use std::path::PathBuf;
 const SETUP_HINT: &str = "run `sudo scripts/setup.sh` (installs libdpdk-dev, pkg-config, clang, libclang-dev)";
 
 fn fail(what: &str) -> ! {
-    // cargo shows `error:` lines from build scripts prominently; one line, one fix.
+    // `cargo::error` fails the build with this one line; exiting 0 keeps cargo from dumping the
+    // build script's whole output around it.
     println!("cargo::error=midogw: {what}; {SETUP_HINT}");
-    std::process::exit(1);
+    std::process::exit(0);
 }
 
 fn main() {
@@ -76,11 +77,15 @@ fn main() {
     for path in &dpdk.include_paths {
         builder = builder.clang_arg(format!("-I{}", path.display()));
     }
+    // bindgen panics when it cannot load libclang; the panic becomes our one-line error, so keep
+    // the default hook from printing a backtrace first.
+    std::panic::set_hook(Box::new(|_| {}));
     let bindings = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.generate())) {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => fail(&format!("bindgen could not parse the DPDK headers: {e}")),
-        Err(_) => fail("bindgen could not load libclang"),
+        Err(_) => fail("bindgen could not load libclang (LIBCLANG_PATH, libclang-dev)"),
     };
+    drop(std::panic::take_hook());
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     bindings.write_to_file(out.join("rte_bindings.rs")).expect("write bindings to OUT_DIR");
 }
