@@ -1,6 +1,7 @@
 //! The Environment Abstraction Layer: brought up once per process, torn down on drop.
 
 use std::ffi::{c_char, CString};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::{Error, Result, RteErrno};
@@ -56,10 +57,14 @@ const FINISHED: u8 = 2;
 static EAL_STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
 
 /// A running EAL. Everything else in this crate borrows it, so it is torn down last.
+///
+/// Neither `Send` nor `Sync`: launching workers and `rte_eal_cleanup` belong to the main lcore, so
+/// the handle stays on the thread that initialised EAL.
 #[derive(Debug)]
 pub struct Eal {
     main_core: u32,
     worker_cores: Vec<u32>,
+    _main_lcore_only: PhantomData<*const ()>,
 }
 
 impl Eal {
@@ -92,7 +97,11 @@ impl Eal {
             let errno = RteErrno(ffi::errno());
             return Err(Error::EalInit { errno, hint: init_failure_hint(config) });
         }
-        Ok(Eal { main_core: config.main_core, worker_cores: config.worker_cores.clone() })
+        Ok(Eal {
+            main_core: config.main_core,
+            worker_cores: config.worker_cores.clone(),
+            _main_lcore_only: PhantomData,
+        })
     }
 
     /// The lcore of the thread that called `init`.

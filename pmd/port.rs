@@ -452,15 +452,16 @@ pub struct RxQueue<'p> {
     _port: PhantomData<&'p ()>,
 }
 
-impl RxQueue<'_> {
+impl<'p> RxQueue<'p> {
     /// (port id, queue id).
     pub fn id(&self) -> (u16, u16) {
         (self.port, self.queue)
     }
 
-    /// Receives into the free part of `burst`; returns how many arrived.
+    /// Receives into the free part of `burst`; returns how many arrived. The burst cannot outlive
+    /// the port (and so the pool its mbufs come from).
     #[inline]
-    pub fn rx(&mut self, burst: &mut Burst<'_>) -> usize {
+    pub fn rx(&mut self, burst: &mut Burst<'p>) -> usize {
         let (ptr, room) = burst.spare_ptr();
         // SAFETY: `ptr` has room for `room` pointers; the queue is set up and owned by this
         // worker alone (`&mut self`).
@@ -479,7 +480,7 @@ pub struct TxQueue<'p> {
     _port: PhantomData<&'p ()>,
 }
 
-impl TxQueue<'_> {
+impl<'p> TxQueue<'p> {
     /// (port id, queue id).
     pub fn id(&self) -> (u16, u16) {
         (self.port, self.queue)
@@ -488,7 +489,7 @@ impl TxQueue<'_> {
     /// Sends what the driver takes from the front of `burst`; the rest stays in the burst.
     /// Returns how many were sent.
     #[inline]
-    pub fn tx(&mut self, burst: &mut Burst<'_>) -> usize {
+    pub fn tx(&mut self, burst: &mut Burst<'p>) -> usize {
         let (ptr, len) = burst.filled_ptr();
         if len == 0 {
             return 0;

@@ -133,10 +133,10 @@ pub fn frame(seq: u32, len: usize) -> Vec<u8> {
 }
 
 /// Sends `frames` into `tx` and collects what comes out of `rx` (bounded wait, then returns).
-pub fn send_and_collect(
-    pool: &Mempool<'_>,
-    tx: &mut midogw::TxQueue<'_>,
-    rx: &mut midogw::RxQueue<'_>,
+pub fn send_and_collect<'p>(
+    pool: &'p Mempool<'_>,
+    tx: &mut midogw::TxQueue<'p>,
+    rx: &mut midogw::RxQueue<'p>,
     frames: &[Vec<u8>],
 ) -> Vec<Vec<u8>> {
     let mut received = Vec::new();
