@@ -1,8 +1,9 @@
 //! flowtable: everything a worker core decides about a packet, on plain byte buffers, without DPDK.
 //!
-//! This crate owns packet parsing and in-place rewriting ([`wire`]), and will own flow keys, the
-//! simulation of the virtual topology into flow actions, the per-core flow cache, connection tracking
-//! and NAT state (the gateway data-path issue).
+//! What is here: packet parsing and in-place rewriting ([`wire`]); the immutable topology snapshot
+//! with route lookup ([`topology`]); rule chains and their evaluation ([`chain`]); flow keys and the
+//! per-core flow cache ([`flow`]). Still to come (the gateway data-path issue): the simulation that
+//! walks a packet through the snapshot into flow actions, tunnels, connection tracking and NAT state.
 //!
 //! What it does not do: I/O, allocation on the per-packet path, clock reads, or anything that needs
 //! DPDK. `pmd/` moves mbufs and hands their data to this crate as `&[u8]` / `&mut [u8]`.
@@ -12,6 +13,9 @@
 #[macro_use]
 mod macros;
 
+pub mod chain;
+pub mod flow;
+pub mod topology;
 pub mod wire;
 
 #[doc(hidden)]

@@ -1,0 +1,166 @@
+//! The flow table's hash: a seeded folded-multiply hash over the key's eight words.
+//!
+//! # Why this one
+//!
+//! The key is a fixed 64 bytes, so a general-purpose streaming hasher (`Hasher::write` per field,
+//! length padding, finalisation) is wasted work. The core of foldhash and wyhash, the *folded
+//! multiply* (`lo ^ hi` of a 64x64->128-bit product), mixes two words in one `mul` instruction; four
+//! of them absorb the eight words (each XORed with its own secret), a fifth combines them:
+//! five multiplies and about twenty ALU instructions, no branches, no loop, no table.
+//!
+//! DoS: every core draws its own secrets (ten words expanded from a 64-bit seed with splitmix64),
+//! so which bucket a key lands in cannot be computed off-line, and what one core's table reveals
+//! says nothing about another's. That is the same, modest, guarantee as foldhash's or ahash's
+//! randomly-seeded modes: not a PRF (use SipHash for that, at 3-4 times the cost), but enough here
+//! because the table does not depend on it for its bounds. A bucket holds a fixed number of entries and
+//! a lookup probes at most two buckets, so colliding keys cannot build a long chain; the worst they
+//! can do is evict each other, and the secret seed keeps an attacker from aiming those evictions at a
+//! chosen victim flow. `Debug` never prints the secrets.
+//!
+//! Why not a dependency: `foldhash::fast::FoldHasher` reaches the same mixing through the `Hasher`
+//! trait, field by field; written out over a fixed array it is 20 lines that the compiler fully
+//! unrolls, with no crate to keep.
+
+use core::fmt;
+use std::hash::BuildHasher;
+
+use super::key::FlowKey;
+
+/// The seeded hash that indexes a core's flow table. One per core; see the module docs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FlowHasher {
+    secrets: [u64; 10],
+}
+
+/// One step of splitmix64 (Steele, Lea, Flood 2014), used only to expand a seed into secrets.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The low and high halves of the 128-bit product, XORed.
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl FlowHasher {
+    /// A hasher with secrets derived from `seed`. Deterministic: tests and replays pass a fixed seed;
+    /// a running core passes a random one (from `rte_rand`, or [`FlowHasher::random`]).
+    pub fn new(seed: u64) -> FlowHasher {
+        let mut state = seed;
+        FlowHasher { secrets: core::array::from_fn(|_| splitmix64(&mut state)) }
+    }
+
+    /// A hasher seeded from the operating system's randomness (through the standard library's
+    /// `RandomState`, which draws its keys from the OS once per thread). Call it at set-up, not on
+    /// the fast path.
+    pub fn random() -> FlowHasher {
+        FlowHasher::new(std::collections::hash_map::RandomState::new().hash_one(0x6d69_646f_6777_u64))
+    }
+
+    /// The 64-bit hash of a key. Same key and seed, same hash, on any machine.
+    #[inline]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        self.hash_words(key.words())
+    }
+
+    #[inline(always)]
+    fn hash_words(&self, w: &[u64; 8]) -> u64 {
+        let s = &self.secrets;
+        let a = folded_multiply(w[0] ^ s[0], w[1] ^ s[1]);
+        let b = folded_multiply(w[2] ^ s[2], w[3] ^ s[3]);
+        let c = folded_multiply(w[4] ^ s[4], w[5] ^ s[5]);
+        let d = folded_multiply(w[6] ^ s[6], w[7] ^ s[7]);
+        folded_multiply(a.wrapping_add(c) ^ s[8], b.wrapping_add(d) ^ s[9])
+    }
+}
+
+impl fmt::Debug for FlowHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FlowHasher { .. }")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{EtherType, EthernetAddress, Fragment, Headers, IpProtocol, Ipv4Fields, L3, L4};
+
+    fn key(sport: u16, dst_last: u8) -> FlowKey {
+        let h = Headers {
+            eth_dst: EthernetAddress([2, 0, 0, 0, 0, 1]),
+            eth_src: EthernetAddress([2, 0, 0, 0, 0, 2]),
+            vlan: None,
+            ethertype: EtherType::Ipv4,
+            l3_offset: 14,
+            l3: L3::Ipv4(Ipv4Fields {
+                src: [10, 0, 0, 1].into(),
+                dst: [10, 0, 0, dst_last].into(),
+                protocol: IpProtocol::Udp,
+                tos: 0,
+                ttl: 64,
+                ident: 0,
+                dont_frag: false,
+                fragment: Fragment::Unfragmented,
+            }),
+            l4_offset: 34,
+            l4: L4::Udp { src_port: sport, dst_port: 53 },
+            payload_offset: 42,
+            end: 42,
+        };
+        FlowKey::from_headers(0, &h)
+    }
+
+    #[test]
+    fn deterministic_per_seed_and_different_across_seeds() {
+        let (a, b) = (FlowHasher::new(1), FlowHasher::new(2));
+        let k = key(1000, 2);
+        assert_eq!(a.hash(&k), FlowHasher::new(1).hash(&k));
+        assert_ne!(a.hash(&k), b.hash(&k));
+        assert_ne!(FlowHasher::random().hash(&k), FlowHasher::random().hash(&k));
+        assert_eq!(format!("{a:?}"), "FlowHasher { .. }");
+    }
+
+    /// Keys that differ in one port bit or one address byte spread evenly over buckets: 65536
+    /// sequential source ports into 1024 buckets (64 expected each) stay within a few deviations.
+    #[test]
+    fn sequential_keys_spread_evenly() {
+        for seed in [0, 1, 0xdead_beef] {
+            let h = FlowHasher::new(seed);
+            let mut count = vec![0u32; 1024];
+            for p in 0..=u16::MAX {
+                let x = h.hash(&key(p, 2));
+                count[((u128::from(x) * 1024) >> 64) as usize] += 1;
+            }
+            let (min, max) = (count.iter().min().unwrap(), count.iter().max().unwrap());
+            assert!(*min >= 30 && *max <= 100, "seed {seed}: {min}..{max}");
+            let chi2: f64 = count.iter().map(|&c| (f64::from(c) - 64.0).powi(2) / 64.0).sum();
+            // 1023 degrees of freedom: mean 1023, sd ~45; allow 5 sd.
+            assert!(chi2 < 1023.0 + 5.0 * 45.0, "seed {seed}: chi2 {chi2}");
+        }
+    }
+
+    /// Each input bit flips about half the output bits (avalanche), averaged over many keys.
+    #[test]
+    fn avalanche() {
+        let h = FlowHasher::new(42);
+        let base: Vec<FlowKey> = (0..64).map(|i| key(i * 977, 9)).collect();
+        for word in 0..8 {
+            for bit in [0, 13, 31, 47, 63] {
+                let mut flipped = 0u32;
+                for k in &base {
+                    let mut w = *k.words();
+                    w[word] ^= 1 << bit;
+                    flipped += (h.hash(k) ^ h.hash_words(&w)).count_ones();
+                }
+                let mean = f64::from(flipped) / base.len() as f64;
+                assert!((26.0..38.0).contains(&mean), "word {word} bit {bit}: {mean}");
+            }
+        }
+    }
+}

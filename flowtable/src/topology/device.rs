@@ -1,0 +1,249 @@
+//! The virtual devices of a snapshot: routers, bridges, their ports, port groups, IP address groups
+//! and hosts. All of them are built and validated by the [`SnapshotBuilder`](super::SnapshotBuilder)
+//! and read-only afterwards.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::id::{
+    BridgeId, ChainId, DeviceId, DeviceSet, HostId, IpAddrGroupId, PortGroupId, PortId, RouteId, RouterId, Uuid,
+};
+use super::route::{self, Route, RouteDecision, RoutingTables};
+use crate::wire::EthernetAddress;
+
+/// A host: the gateway itself or a compute host, with its address in the tunnel zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    /// MidoNet id.
+    pub uuid: Uuid,
+    /// Index in the snapshot.
+    pub id: HostId,
+    /// The host's underlay address in the tunnel zone (outer destination of tunnelled packets).
+    pub tunnel_addr: IpAddr,
+}
+
+/// A virtual router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Router {
+    /// MidoNet id.
+    pub uuid: Uuid,
+    /// Index in the snapshot.
+    pub id: RouterId,
+    /// Pre-routing chain (`infilter`, applied to every packet entering the router).
+    pub infilter: Option<ChainId>,
+    /// Post-routing chain (`outfilter`, applied after the route lookup, with the egress port known).
+    pub outfilter: Option<ChainId>,
+    /// The router's ports, in the order they were added.
+    pub ports: Box<[PortId]>,
+    /// Every route: configured ones first, in the order they were added, then the automatic port
+    /// routes. [`RouteId`]s index this list.
+    pub routes: Box<[Route]>,
+    pub(crate) tables: RoutingTables,
+}
+
+impl Router {
+    /// The route lookup (see the [module docs](super#route-lookup) for the semantics and the data structure):
+    /// longest destination prefix whose routes match the source, lowest weight, ECMP by
+    /// `hash % n`. Records the router and the egress port in `deps`. Allocation-free.
+    ///
+    /// A source of the other family than the destination matches no route.
+    pub fn route(&self, src: IpAddr, dst: IpAddr, hash: u32, deps: &mut DeviceSet) -> RouteDecision {
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => self.route_v4(s, d, hash, deps),
+            (IpAddr::V6(s), IpAddr::V6(d)) => self.route_v6(s, d, hash, deps),
+            _ => route::decide(self.id, &self.routes, None, dst, deps),
+        }
+    }
+
+    /// [`route`](Self::route) for IPv4.
+    pub fn route_v4(&self, src: Ipv4Addr, dst: Ipv4Addr, hash: u32, deps: &mut DeviceSet) -> RouteDecision {
+        let chosen = self.tables.v4.lookup(route::v4_bits(src), route::v4_bits(dst), hash);
+        route::decide(self.id, &self.routes, chosen, IpAddr::V4(dst), deps)
+    }
+
+    /// [`route`](Self::route) for IPv6.
+    pub fn route_v6(&self, src: Ipv6Addr, dst: Ipv6Addr, hash: u32, deps: &mut DeviceSet) -> RouteDecision {
+        let chosen = self.tables.v6.lookup(route::v6_bits(src), route::v6_bits(dst), hash);
+        route::decide(self.id, &self.routes, chosen, IpAddr::V6(dst), deps)
+    }
+
+    /// The route with index `id`.
+    pub fn route_by_id(&self, id: RouteId) -> &Route {
+        &self.routes[id.index()]
+    }
+}
+
+/// A virtual bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bridge {
+    /// MidoNet id.
+    pub uuid: Uuid,
+    /// Index in the snapshot.
+    pub id: BridgeId,
+    /// Chain applied to packets entering the bridge.
+    pub inbound_chain: Option<ChainId>,
+    /// Chain applied to packets leaving the bridge.
+    pub outbound_chain: Option<ChainId>,
+    /// The bridge's ports, in the order they were added.
+    pub ports: Box<[PortId]>,
+    /// Static MAC table entries, sorted by MAC (learned entries live in per-core state).
+    pub static_macs: Box<[(EthernetAddress, PortId)]>,
+}
+
+impl Bridge {
+    /// The port a static entry binds `mac` to. Allocation-free (binary search).
+    pub fn static_mac(&self, mac: EthernetAddress) -> Option<PortId> {
+        self.static_macs.binary_search_by_key(&mac, |&(m, _)| m).ok().map(|i| self.static_macs[i].1)
+    }
+}
+
+/// Where an exterior port's packets come from and go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Binding {
+    /// Bound on this gateway to a DPDK port (an uplink).
+    Local {
+        /// The DPDK port index.
+        dpdk_port: u16,
+    },
+    /// Bound on another host, reached through a tunnel to that host keyed by the port's tunnel key
+    /// (GRE key, VXLAN VNI). A packet from `host` with key `tunnel_key` entered through this port.
+    Remote {
+        /// The host the port is bound on.
+        host: HostId,
+        /// The port's tunnel key (24 bits, so it fits a VXLAN VNI as well as a GRE key).
+        tunnel_key: u32,
+    },
+}
+
+/// The largest tunnel key: a VXLAN VNI has 24 bits.
+pub const MAX_TUNNEL_KEY: u32 = 0x00ff_ffff;
+
+/// What is on the other side of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PortLink {
+    /// Neither linked nor bound: packets sent there are dropped.
+    #[default]
+    Unplugged,
+    /// Interior port: linked to the peer port of another device (router-router or router-bridge).
+    Peer(PortId),
+    /// Exterior port: bound to a local DPDK port or to a port on a remote host.
+    Exterior(Binding),
+}
+
+/// The router-specific part of a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterPort {
+    /// The router owning the port.
+    pub router: RouterId,
+    /// The port's MAC: unicast, MidoNet generates locally administered `02:` addresses
+    /// ([`RouterPort::generated_mac`]).
+    pub mac: EthernetAddress,
+    /// The port's addresses with their subnet prefix (`172.19.0.2/30`), IPv4 and IPv6.
+    pub addresses: Box<[IpNet]>,
+}
+
+impl RouterPort {
+    /// A locally administered unicast MAC derived from the port's UUID: `02:` followed by its last
+    /// five bytes, as MidoNet's router port listings show (`02:c2:0f:b0:f2:68`).
+    pub fn generated_mac(uuid: Uuid) -> EthernetAddress {
+        let b = uuid.0.to_be_bytes();
+        EthernetAddress([0x02, b[11], b[12], b[13], b[14], b[15]])
+    }
+
+    /// Whether `addr` is one of the port's own addresses.
+    pub fn owns(&self, addr: IpAddr) -> bool {
+        self.addresses.iter().any(|n| n.addr() == addr)
+    }
+}
+
+/// The bridge-specific part of a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgePort {
+    /// The bridge owning the port.
+    pub bridge: BridgeId,
+}
+
+/// Which device a port belongs to, with the device-specific part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortKind {
+    /// A router port.
+    Router(RouterPort),
+    /// A bridge port.
+    Bridge(BridgePort),
+}
+
+/// A port of a router or a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    /// MidoNet id.
+    pub uuid: Uuid,
+    /// Index in the snapshot.
+    pub id: PortId,
+    /// Router or bridge part.
+    pub kind: PortKind,
+    /// Chain applied to packets entering the device through this port.
+    pub inbound_chain: Option<ChainId>,
+    /// Chain applied to packets leaving the device through this port.
+    pub outbound_chain: Option<ChainId>,
+    /// Peer, binding, or nothing.
+    pub link: PortLink,
+    /// The port groups this port is a member of, sorted.
+    pub port_groups: Box<[PortGroupId]>,
+}
+
+impl Port {
+    /// The device owning the port.
+    pub fn device(&self) -> DeviceId {
+        match &self.kind {
+            PortKind::Router(p) => DeviceId::Router(p.router),
+            PortKind::Bridge(p) => DeviceId::Bridge(p.bridge),
+        }
+    }
+
+    /// The router part, if a router port.
+    pub fn as_router_port(&self) -> Option<&RouterPort> {
+        match &self.kind {
+            PortKind::Router(p) => Some(p),
+            PortKind::Bridge(_) => None,
+        }
+    }
+
+    /// Whether the port is a member of `group`.
+    pub fn in_group(&self, group: PortGroupId) -> bool {
+        self.port_groups.binary_search(&group).is_ok()
+    }
+}
+
+/// A port group (seeds A4): ports that belong together; a stateful group shares flow, NAT and
+/// conntrack state among its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortGroup {
+    /// MidoNet id.
+    pub uuid: Uuid,
+    /// Index in the snapshot.
+    pub id: PortGroupId,
+    /// Whether the members share connection state.
+    pub stateful: bool,
+    /// Members, sorted.
+    pub members: Box<[PortId]>,
+}
+
+/// An IP address group: a set of addresses that rule conditions test sources or destinations
+/// against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpAddrGroup {
+    /// MidoNet id.
+    pub uuid: Uuid,
+    /// Index in the snapshot.
+    pub id: IpAddrGroupId,
+    /// Addresses, sorted, without duplicates (IPv4 before IPv6).
+    pub addresses: Box<[IpAddr]>,
+}
+
+impl IpAddrGroup {
+    /// Whether `addr` is in the group. Allocation-free (binary search).
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.addresses.binary_search(&addr).is_ok()
+    }
+}

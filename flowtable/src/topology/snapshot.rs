@@ -1,0 +1,889 @@
+//! The immutable snapshot and its validating builder.
+
+use core::net::IpAddr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::device::{
+    Binding, Bridge, BridgePort, Host, IpAddrGroup, Port, PortGroup, PortKind, PortLink, Router, RouterPort,
+    MAX_TUNNEL_KEY,
+};
+use super::id::{BridgeId, ChainId, DeviceId, HostId, IpAddrGroupId, PortGroupId, PortId, RouterId, RuleId, Uuid};
+use super::route::{Route, RouteOrigin, RouteType, RoutingTables};
+use crate::chain::{Chain, Condition, Rule, RuleError, RuleKind, MAX_JUMP_DEPTH};
+use crate::wire::EthernetAddress;
+
+/// Why a topology does not build. One variant per reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopologyError {
+    /// An id that no `add_*` call of this builder returned.
+    #[error("unknown router {0}")]
+    UnknownRouter(RouterId),
+    /// An id that no `add_*` call of this builder returned.
+    #[error("unknown bridge {0}")]
+    UnknownBridge(BridgeId),
+    /// An id that no `add_*` call of this builder returned.
+    #[error("unknown port {0}")]
+    UnknownPort(PortId),
+    /// An id that no `add_*` call of this builder returned.
+    #[error("unknown chain {0}")]
+    UnknownChain(ChainId),
+    /// An id that no `add_*` call of this builder returned.
+    #[error("unknown host {0}")]
+    UnknownHost(HostId),
+    /// An id that no `add_*` call of this builder returned.
+    #[error("unknown port group {0}")]
+    UnknownPortGroup(PortGroupId),
+    /// An id that no `add_*` call of this builder returned.
+    #[error("unknown IP address group {0}")]
+    UnknownIpAddrGroup(IpAddrGroupId),
+    /// Two objects with one UUID.
+    #[error("UUID {0} is used twice")]
+    DuplicateUuid(Uuid),
+    /// A port is linked or bound twice.
+    #[error("{0} is already linked or bound")]
+    PortAlreadyPlugged(PortId),
+    /// A port linked to itself.
+    #[error("{0} cannot be its own peer")]
+    PortLinkedToItself(PortId),
+    /// Two bridge ports linked together (MidoNet links router-router and router-bridge only).
+    #[error("bridge ports {0} and {1} cannot be linked")]
+    BridgeToBridgeLink(PortId, PortId),
+    /// A tunnel key wider than a VXLAN VNI.
+    #[error("tunnel key {key:#x} of {port} does not fit in 24 bits")]
+    TunnelKeyTooLarge {
+        /// The port.
+        port: PortId,
+        /// Its key.
+        key: u32,
+    },
+    /// Two ports with one tunnel key: a decapsulated packet could not tell them apart.
+    #[error("tunnel key {0:#x} is used by two ports")]
+    DuplicateTunnelKey(u32),
+    /// Two ports bound to one DPDK port.
+    #[error("DPDK port {0} is bound to two ports")]
+    DuplicateDpdkPort(u16),
+    /// A router port MAC that is multicast or all zeros.
+    #[error("router port {port} has MAC {mac}, which is not a unicast address")]
+    RouterPortMacNotUnicast {
+        /// The port.
+        port: PortId,
+        /// Its MAC.
+        mac: EthernetAddress,
+    },
+    /// A route whose source and destination are of two families.
+    #[error("route {0} mixes IPv4 and IPv6 in its source and destination")]
+    RouteFamilyMismatch(Uuid),
+    /// A route whose gateway is not of its destination's family.
+    #[error("route {0} has a gateway of the other address family")]
+    RouteGatewayFamilyMismatch(Uuid),
+    /// A normal or local route without a port.
+    #[error("route {0} forwards but names no port")]
+    RouteNeedsPort(Uuid),
+    /// A route through a port of another device.
+    #[error("route {route} goes through {port}, which is not a port of its router")]
+    RoutePortNotOnRouter {
+        /// The route.
+        route: Uuid,
+        /// The port.
+        port: PortId,
+    },
+    /// A static MAC entry for a multicast or all-zeros MAC.
+    #[error("static MAC entry {0} is not a unicast address")]
+    StaticMacNotUnicast(EthernetAddress),
+    /// A static MAC entry on a port of another device.
+    #[error("static MAC entry on {port}, which is not a port of {bridge}")]
+    StaticMacPortNotOnBridge {
+        /// The bridge.
+        bridge: BridgeId,
+        /// The port.
+        port: PortId,
+    },
+    /// Two static MAC entries for one MAC on one bridge.
+    #[error("{bridge} has two static entries for {mac}")]
+    DuplicateStaticMac {
+        /// The bridge.
+        bridge: BridgeId,
+        /// The MAC.
+        mac: EthernetAddress,
+    },
+    /// Jumps that come back to a chain already being evaluated.
+    #[error("chain {0} can jump back to itself")]
+    ChainLoop(ChainId),
+    /// A path of jumps longer than evaluation's fixed stack.
+    #[error("chain {chain} nests {depth} chains, more than the {max} evaluation supports", max = MAX_JUMP_DEPTH)]
+    JumpTooDeep {
+        /// The chain where the path starts.
+        chain: ChainId,
+        /// Chains on the path.
+        depth: u32,
+    },
+    /// A rule that does not validate on its own.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+/// An immutable, versioned view of the virtual topology: what the worker cores read. Devices
+/// reference each other by index; every index in a snapshot is valid in it (the builder checks).
+///
+/// The control thread builds a new snapshot on every change and swaps it in (RCU style); a flow
+/// remembers the generation and the [`DeviceSet`](super::DeviceSet) it was simulated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    generation: u64,
+    hosts: Box<[Host]>,
+    routers: Box<[Router]>,
+    bridges: Box<[Bridge]>,
+    ports: Box<[Port]>,
+    port_groups: Box<[PortGroup]>,
+    ip_addr_groups: Box<[IpAddrGroup]>,
+    chains: Box<[Chain]>,
+    rules: Box<[Rule]>,
+    tunnel_keys: Box<[(u32, PortId)]>,
+    dpdk_ports: Box<[(u16, PortId)]>,
+    uuids: Box<[(Uuid, DeviceId)]>,
+}
+
+macro_rules! accessors {
+    ( $( $field:ident : $ty:ty, $id:ty, $get:ident, $get_opt:ident, $all:ident; )+ ) => {
+        $(
+            #[doc = concat!("The `", stringify!($ty), "` with this id. Panics on an id of another snapshot that is out of range.")]
+            #[inline]
+            pub fn $get(&self, id: $id) -> &$ty {
+                &self.$field[id.index()]
+            }
+
+            #[doc = concat!("The `", stringify!($ty), "` with this id, if there is one.")]
+            #[inline]
+            pub fn $get_opt(&self, id: $id) -> Option<&$ty> {
+                self.$field.get(id.index())
+            }
+
+            #[doc = concat!("Every `", stringify!($ty), "`, in id order.")]
+            pub fn $all(&self) -> &[$ty] {
+                &self.$field
+            }
+        )+
+    };
+}
+
+impl Snapshot {
+    /// The version of the topology this snapshot shows.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    accessors! {
+        hosts: Host, HostId, host, get_host, hosts;
+        routers: Router, RouterId, router, get_router, routers;
+        bridges: Bridge, BridgeId, bridge, get_bridge, bridges;
+        ports: Port, PortId, port, get_port, ports;
+        port_groups: PortGroup, PortGroupId, port_group, get_port_group, port_groups;
+        ip_addr_groups: IpAddrGroup, IpAddrGroupId, ip_addr_group, get_ip_addr_group, ip_addr_groups;
+        chains: Chain, ChainId, chain, get_chain, chains;
+        rules: Rule, RuleId, rule, get_rule, rules;
+    }
+
+    /// The exterior port bound on a remote host with tunnel key `key` (decapsulation then checks
+    /// that the packet came from that host). Binary search.
+    pub fn port_by_tunnel_key(&self, key: u32) -> Option<PortId> {
+        self.tunnel_keys.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| self.tunnel_keys[i].1)
+    }
+
+    /// The exterior port bound to local DPDK port `dpdk_port`. Binary search.
+    pub fn port_by_dpdk_port(&self, dpdk_port: u16) -> Option<PortId> {
+        self.dpdk_ports.binary_search_by_key(&dpdk_port, |&(k, _)| k).ok().map(|i| self.dpdk_ports[i].1)
+    }
+
+    /// A dense number for `id`, unique across all kinds in this snapshot (routers first, then
+    /// bridges, ports, chains, port groups, IP address groups): the form a flow entry can keep its
+    /// dependencies in (`flow::DeviceTag`). Like the ids it is built from, it is stable across
+    /// generations only if the control plane adds devices in a stable order.
+    pub fn device_tag(&self, id: DeviceId) -> u32 {
+        let (r, b, p, c, g) = (
+            self.routers.len() as u32,
+            self.bridges.len() as u32,
+            self.ports.len() as u32,
+            self.chains.len() as u32,
+            self.port_groups.len() as u32,
+        );
+        match id {
+            DeviceId::Router(x) => x.0,
+            DeviceId::Bridge(x) => r + x.0,
+            DeviceId::Port(x) => r + b + x.0,
+            DeviceId::Chain(x) => r + b + p + x.0,
+            DeviceId::PortGroup(x) => r + b + p + c + x.0,
+            DeviceId::IpAddrGroup(x) => r + b + p + c + g + x.0,
+        }
+    }
+
+    /// The device, port, chain or group with this MidoNet UUID (for the control plane and
+    /// traces, not the fast path).
+    pub fn find(&self, uuid: Uuid) -> Option<DeviceId> {
+        self.uuids.binary_search_by_key(&uuid, |&(u, _)| u).ok().map(|i| self.uuids[i].1)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RouterDraft {
+    uuid: Uuid,
+    infilter: Option<ChainId>,
+    outfilter: Option<ChainId>,
+    routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+struct BridgeDraft {
+    uuid: Uuid,
+    inbound: Option<ChainId>,
+    outbound: Option<ChainId>,
+    static_macs: Vec<(EthernetAddress, PortId)>,
+}
+
+#[derive(Debug, Clone)]
+struct ChainDraft {
+    uuid: Uuid,
+    name: Box<str>,
+    rules: Vec<Rule>,
+}
+
+/// Builds a [`Snapshot`], checking every reference and rule, and paying every precomputation
+/// (routing tables, automatic port routes, chain depths, lookup indices) so the cores pay none.
+///
+/// `add_*` calls hand out ids in insertion order; devices can be created first and wired
+/// afterwards (a port may name a chain added later). Calls with an id this builder did not hand
+/// out do not panic: the first such mistake is reported by [`build`](Self::build).
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotBuilder {
+    generation: u64,
+    hosts: Vec<Host>,
+    routers: Vec<RouterDraft>,
+    bridges: Vec<BridgeDraft>,
+    ports: Vec<Port>,
+    port_groups: Vec<PortGroup>,
+    ip_addr_groups: Vec<IpAddrGroup>,
+    chains: Vec<ChainDraft>,
+    error: Option<TopologyError>,
+}
+
+impl SnapshotBuilder {
+    /// An empty topology for generation `generation`.
+    pub fn new(generation: u64) -> Self {
+        SnapshotBuilder { generation, ..Default::default() }
+    }
+
+    fn fail(&mut self, e: TopologyError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    fn check_chain(&mut self, c: Option<ChainId>) -> bool {
+        match c {
+            Some(c) if c.index() >= self.chains.len() => {
+                self.fail(TopologyError::UnknownChain(c));
+                false
+            }
+            _ => true,
+        }
+    }
+
+    fn port_mut(&mut self, port: PortId) -> Option<&mut Port> {
+        if port.index() >= self.ports.len() {
+            self.fail(TopologyError::UnknownPort(port));
+            return None;
+        }
+        self.ports.get_mut(port.index())
+    }
+
+    /// Adds a host with its tunnel-zone address.
+    pub fn add_host(&mut self, uuid: Uuid, tunnel_addr: IpAddr) -> HostId {
+        let id = HostId(self.hosts.len() as u32);
+        self.hosts.push(Host { uuid, id, tunnel_addr });
+        id
+    }
+
+    /// Adds a router without ports, routes or chains.
+    pub fn add_router(&mut self, uuid: Uuid) -> RouterId {
+        let id = RouterId(self.routers.len() as u32);
+        self.routers.push(RouterDraft { uuid, infilter: None, outfilter: None, routes: Vec::new() });
+        id
+    }
+
+    /// Sets a router's pre-routing (`infilter`) and post-routing (`outfilter`) chains.
+    pub fn set_router_filters(&mut self, router: RouterId, infilter: Option<ChainId>, outfilter: Option<ChainId>) {
+        if !(self.check_chain(infilter) && self.check_chain(outfilter)) {
+            return;
+        }
+        match self.routers.get_mut(router.index()) {
+            Some(r) => {
+                r.infilter = infilter;
+                r.outfilter = outfilter;
+            }
+            None => self.fail(TopologyError::UnknownRouter(router)),
+        }
+    }
+
+    /// Adds a port to `router` with its MAC and addresses (`172.19.0.2/30`). The snapshot adds the
+    /// port's routes: a `Local` route to each address and a `Normal` route to each subnet.
+    pub fn add_router_port(
+        &mut self,
+        router: RouterId,
+        uuid: Uuid,
+        mac: EthernetAddress,
+        addresses: &[IpNet],
+    ) -> PortId {
+        if router.index() >= self.routers.len() {
+            self.fail(TopologyError::UnknownRouter(router));
+        }
+        let kind = PortKind::Router(RouterPort { router, mac, addresses: addresses.into() });
+        self.push_port(uuid, kind)
+    }
+
+    fn push_port(&mut self, uuid: Uuid, kind: PortKind) -> PortId {
+        let id = PortId(self.ports.len() as u32);
+        self.ports.push(Port {
+            uuid,
+            id,
+            kind,
+            inbound_chain: None,
+            outbound_chain: None,
+            link: PortLink::Unplugged,
+            port_groups: Box::new([]),
+        });
+        id
+    }
+
+    /// Adds a bridge without ports.
+    pub fn add_bridge(&mut self, uuid: Uuid) -> BridgeId {
+        let id = BridgeId(self.bridges.len() as u32);
+        self.bridges.push(BridgeDraft { uuid, inbound: None, outbound: None, static_macs: Vec::new() });
+        id
+    }
+
+    /// Sets a bridge's inbound and outbound chains.
+    pub fn set_bridge_chains(&mut self, bridge: BridgeId, inbound: Option<ChainId>, outbound: Option<ChainId>) {
+        if !(self.check_chain(inbound) && self.check_chain(outbound)) {
+            return;
+        }
+        match self.bridges.get_mut(bridge.index()) {
+            Some(b) => {
+                b.inbound = inbound;
+                b.outbound = outbound;
+            }
+            None => self.fail(TopologyError::UnknownBridge(bridge)),
+        }
+    }
+
+    /// Adds a port to `bridge`.
+    pub fn add_bridge_port(&mut self, bridge: BridgeId, uuid: Uuid) -> PortId {
+        if bridge.index() >= self.bridges.len() {
+            self.fail(TopologyError::UnknownBridge(bridge));
+        }
+        self.push_port(uuid, PortKind::Bridge(BridgePort { bridge }))
+    }
+
+    /// Adds a static MAC table entry: frames to `mac` leave `bridge` through `port`.
+    pub fn add_static_mac(&mut self, bridge: BridgeId, mac: EthernetAddress, port: PortId) {
+        if port.index() >= self.ports.len() {
+            self.fail(TopologyError::UnknownPort(port));
+            return;
+        }
+        match self.bridges.get_mut(bridge.index()) {
+            Some(b) => b.static_macs.push((mac, port)),
+            None => self.fail(TopologyError::UnknownBridge(bridge)),
+        }
+    }
+
+    /// Sets a port's inbound and outbound chains.
+    pub fn set_port_chains(&mut self, port: PortId, inbound: Option<ChainId>, outbound: Option<ChainId>) {
+        if !(self.check_chain(inbound) && self.check_chain(outbound)) {
+            return;
+        }
+        if let Some(p) = self.port_mut(port) {
+            p.inbound_chain = inbound;
+            p.outbound_chain = outbound;
+        }
+    }
+
+    fn plug(&mut self, port: PortId, link: PortLink) {
+        if let Some(p) = self.port_mut(port) {
+            if p.link != PortLink::Unplugged {
+                self.fail(TopologyError::PortAlreadyPlugged(port));
+            } else {
+                p.link = link;
+            }
+        }
+    }
+
+    /// Links two ports as peers (interior ports): router-router or router-bridge.
+    pub fn link(&mut self, a: PortId, b: PortId) {
+        if a == b {
+            self.fail(TopologyError::PortLinkedToItself(a));
+            return;
+        }
+        self.plug(a, PortLink::Peer(b));
+        self.plug(b, PortLink::Peer(a));
+    }
+
+    /// Binds a port to a DPDK port of this gateway (exterior port, an uplink).
+    pub fn bind_local(&mut self, port: PortId, dpdk_port: u16) {
+        self.plug(port, PortLink::Exterior(Binding::Local { dpdk_port }));
+    }
+
+    /// Binds a port on a remote host, reached through a tunnel with `tunnel_key`.
+    pub fn bind_remote(&mut self, port: PortId, host: HostId, tunnel_key: u32) {
+        if host.index() >= self.hosts.len() {
+            self.fail(TopologyError::UnknownHost(host));
+            return;
+        }
+        self.plug(port, PortLink::Exterior(Binding::Remote { host, tunnel_key }));
+    }
+
+    /// Adds an empty port group.
+    pub fn add_port_group(&mut self, uuid: Uuid, stateful: bool) -> PortGroupId {
+        let id = PortGroupId(self.port_groups.len() as u32);
+        self.port_groups.push(PortGroup { uuid, id, stateful, members: Box::new([]) });
+        id
+    }
+
+    /// Adds `port` to `group`.
+    pub fn add_port_group_member(&mut self, group: PortGroupId, port: PortId) {
+        if port.index() >= self.ports.len() {
+            self.fail(TopologyError::UnknownPort(port));
+            return;
+        }
+        match self.port_groups.get_mut(group.index()) {
+            Some(g) => {
+                let mut m = core::mem::take(&mut g.members).into_vec();
+                m.push(port);
+                g.members = m.into_boxed_slice();
+            }
+            None => self.fail(TopologyError::UnknownPortGroup(group)),
+        }
+    }
+
+    /// Adds an empty IP address group.
+    pub fn add_ip_addr_group(&mut self, uuid: Uuid) -> IpAddrGroupId {
+        let id = IpAddrGroupId(self.ip_addr_groups.len() as u32);
+        self.ip_addr_groups.push(IpAddrGroup { uuid, id, addresses: Box::new([]) });
+        id
+    }
+
+    /// Adds `addr` to `group`.
+    pub fn add_ip_addr_group_address(&mut self, group: IpAddrGroupId, addr: IpAddr) {
+        match self.ip_addr_groups.get_mut(group.index()) {
+            Some(g) => {
+                let mut a = core::mem::take(&mut g.addresses).into_vec();
+                a.push(addr);
+                g.addresses = a.into_boxed_slice();
+            }
+            None => self.fail(TopologyError::UnknownIpAddrGroup(group)),
+        }
+    }
+
+    /// Adds a configured route to `router`. Routes of equal weight and prefix are chosen among by
+    /// ECMP in the order they were added.
+    pub fn add_route(&mut self, router: RouterId, route: Route) {
+        match self.routers.get_mut(router.index()) {
+            Some(r) => r.routes.push(Route { origin: RouteOrigin::Configured, ..route }),
+            None => self.fail(TopologyError::UnknownRouter(router)),
+        }
+    }
+
+    /// Adds an empty chain.
+    pub fn add_chain(&mut self, uuid: Uuid, name: &str) -> ChainId {
+        let id = ChainId(self.chains.len() as u32);
+        self.chains.push(ChainDraft { uuid, name: name.into(), rules: Vec::new() });
+        id
+    }
+
+    /// Appends a rule (validated by [`Rule::new`]) to `chain`.
+    pub fn add_rule(&mut self, chain: ChainId, rule: Rule) {
+        match self.chains.get_mut(chain.index()) {
+            Some(c) => c.rules.push(rule),
+            None => self.fail(TopologyError::UnknownChain(chain)),
+        }
+    }
+
+    /// Validates [`Rule::new`] and appends the rule: the two steps in one.
+    pub fn add_new_rule(
+        &mut self,
+        chain: ChainId,
+        uuid: Uuid,
+        condition: Condition,
+        kind: RuleKind,
+    ) -> Result<(), TopologyError> {
+        let rule = Rule::new(uuid, condition, kind)?;
+        self.add_rule(chain, rule);
+        Ok(())
+    }
+
+    /// Checks everything and compiles the snapshot.
+    pub fn build(self) -> Result<Snapshot, TopologyError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let b = self;
+        b.check_uuids()?;
+        b.check_ports()?;
+        b.check_rules()?;
+        let (tunnel_keys, dpdk_ports) = b.binding_indices()?;
+        let (depths, conntrack) = b.chain_graph()?;
+
+        // Port group memberships, seen from the port.
+        let mut ports = b.ports;
+        let mut port_groups = b.port_groups;
+        for g in port_groups.iter_mut() {
+            let mut m = core::mem::take(&mut g.members).into_vec();
+            m.sort_unstable();
+            m.dedup();
+            for p in &m {
+                let port = &mut ports[p.index()];
+                let mut gs = core::mem::take(&mut port.port_groups).into_vec();
+                gs.push(g.id);
+                port.port_groups = gs.into_boxed_slice();
+            }
+            g.members = m.into_boxed_slice();
+        }
+        let mut ip_addr_groups = b.ip_addr_groups;
+        for g in ip_addr_groups.iter_mut() {
+            let mut a = core::mem::take(&mut g.addresses).into_vec();
+            a.sort_unstable();
+            a.dedup();
+            g.addresses = a.into_boxed_slice();
+        }
+
+        // Each device's ports, in one pass over the ports.
+        let mut router_ports = vec![Vec::new(); b.routers.len()];
+        let mut bridge_ports = vec![Vec::new(); b.bridges.len()];
+        for p in &ports {
+            match &p.kind {
+                PortKind::Router(rp) => router_ports[rp.router.index()].push(p.id),
+                PortKind::Bridge(bp) => bridge_ports[bp.bridge.index()].push(p.id),
+            }
+        }
+
+        let mut routers = Vec::with_capacity(b.routers.len());
+        for ((i, r), router_ports) in b.routers.into_iter().enumerate().zip(router_ports) {
+            let id = RouterId(i as u32);
+            let router_ports = router_ports.into_boxed_slice();
+            let mut routes = Vec::with_capacity(r.routes.len() + 2 * router_ports.len());
+            for route in r.routes {
+                routes.push(check_route(id, route, &ports)?);
+            }
+            for &p in router_ports.iter() {
+                routes.extend(port_routes(&ports[p.index()]));
+            }
+            let tables = RoutingTables::build(&routes);
+            routers.push(Router {
+                uuid: r.uuid,
+                id,
+                infilter: r.infilter,
+                outfilter: r.outfilter,
+                ports: router_ports,
+                routes: routes.into_boxed_slice(),
+                tables,
+            });
+        }
+
+        let mut bridges = Vec::with_capacity(b.bridges.len());
+        for ((i, d), ports_of_bridge) in b.bridges.into_iter().enumerate().zip(bridge_ports) {
+            let id = BridgeId(i as u32);
+            let mut macs = d.static_macs;
+            for &(mac, port) in &macs {
+                if !mac.is_unicast() || mac.0 == [0; 6] {
+                    return Err(TopologyError::StaticMacNotUnicast(mac));
+                }
+                if ports[port.index()].device() != DeviceId::Bridge(id) {
+                    return Err(TopologyError::StaticMacPortNotOnBridge { bridge: id, port });
+                }
+            }
+            macs.sort_unstable();
+            if let Some(w) = macs.windows(2).find(|w| w[0].0 == w[1].0) {
+                return Err(TopologyError::DuplicateStaticMac { bridge: id, mac: w[0].0 });
+            }
+            bridges.push(Bridge {
+                uuid: d.uuid,
+                id,
+                inbound_chain: d.inbound,
+                outbound_chain: d.outbound,
+                ports: ports_of_bridge.into_boxed_slice(),
+                static_macs: macs.into_boxed_slice(),
+            });
+        }
+
+        let mut chains = Vec::with_capacity(b.chains.len());
+        let mut rules = Vec::new();
+        for (i, c) in b.chains.into_iter().enumerate() {
+            chains.push(Chain {
+                uuid: c.uuid,
+                id: ChainId(i as u32),
+                name: c.name,
+                first_rule: rules.len() as u32,
+                rule_count: c.rules.len() as u32,
+                depth: depths[i],
+                uses_conntrack: conntrack[i],
+            });
+            rules.extend(c.rules);
+        }
+
+        let mut uuids: Vec<(Uuid, DeviceId)> = Vec::new();
+        uuids.extend(routers.iter().map(|r| (r.uuid, DeviceId::Router(r.id))));
+        uuids.extend(bridges.iter().map(|r| (r.uuid, DeviceId::Bridge(r.id))));
+        uuids.extend(ports.iter().map(|r| (r.uuid, DeviceId::Port(r.id))));
+        uuids.extend(chains.iter().map(|r| (r.uuid, DeviceId::Chain(r.id))));
+        uuids.extend(port_groups.iter().map(|r| (r.uuid, DeviceId::PortGroup(r.id))));
+        uuids.extend(ip_addr_groups.iter().map(|r| (r.uuid, DeviceId::IpAddrGroup(r.id))));
+        uuids.sort_unstable();
+
+        Ok(Snapshot {
+            generation: b.generation,
+            hosts: b.hosts.into_boxed_slice(),
+            routers: routers.into_boxed_slice(),
+            bridges: bridges.into_boxed_slice(),
+            ports: ports.into_boxed_slice(),
+            port_groups: port_groups.into_boxed_slice(),
+            ip_addr_groups: ip_addr_groups.into_boxed_slice(),
+            chains: chains.into_boxed_slice(),
+            rules: rules.into_boxed_slice(),
+            tunnel_keys,
+            dpdk_ports,
+            uuids: uuids.into_boxed_slice(),
+        })
+    }
+
+    fn check_uuids(&self) -> Result<(), TopologyError> {
+        let mut all: Vec<Uuid> = Vec::new();
+        all.extend(self.hosts.iter().map(|x| x.uuid));
+        all.extend(self.routers.iter().map(|x| x.uuid));
+        all.extend(self.routers.iter().flat_map(|x| x.routes.iter().map(|r| r.uuid)));
+        all.extend(self.bridges.iter().map(|x| x.uuid));
+        all.extend(self.ports.iter().map(|x| x.uuid));
+        all.extend(self.port_groups.iter().map(|x| x.uuid));
+        all.extend(self.ip_addr_groups.iter().map(|x| x.uuid));
+        all.extend(self.chains.iter().map(|x| x.uuid));
+        all.extend(self.chains.iter().flat_map(|x| x.rules.iter().map(|r| r.uuid)));
+        all.sort_unstable();
+        match all.windows(2).find(|w| w[0] == w[1]) {
+            Some(w) => Err(TopologyError::DuplicateUuid(w[0])),
+            None => Ok(()),
+        }
+    }
+
+    fn check_ports(&self) -> Result<(), TopologyError> {
+        for p in &self.ports {
+            if let PortKind::Router(rp) = &p.kind {
+                if !rp.mac.is_unicast() || rp.mac.0 == [0; 6] {
+                    return Err(TopologyError::RouterPortMacNotUnicast { port: p.id, mac: rp.mac });
+                }
+            }
+            if let PortLink::Peer(peer) = p.link {
+                let q = &self.ports[peer.index()];
+                if matches!((&p.kind, &q.kind), (PortKind::Bridge(_), PortKind::Bridge(_))) {
+                    return Err(TopologyError::BridgeToBridgeLink(p.id.min(peer), p.id.max(peer)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_rules(&self) -> Result<(), TopologyError> {
+        let port = |p: PortId| if p.index() < self.ports.len() { Ok(()) } else { Err(TopologyError::UnknownPort(p)) };
+        for c in &self.chains {
+            for r in &c.rules {
+                let cond = &r.condition;
+                for list in [&cond.in_ports, &cond.out_ports].into_iter().flatten() {
+                    list.value.iter().try_for_each(|&p| port(p))?;
+                }
+                if let Some(g) = &cond.port_group {
+                    if g.value.index() >= self.port_groups.len() {
+                        return Err(TopologyError::UnknownPortGroup(g.value));
+                    }
+                }
+                for g in [&cond.ip_addr_group_src, &cond.ip_addr_group_dst].into_iter().flatten() {
+                    if g.value.index() >= self.ip_addr_groups.len() {
+                        return Err(TopologyError::UnknownIpAddrGroup(g.value));
+                    }
+                }
+                if let Some(d) = &cond.traversed_device {
+                    self.check_device(d.value)?;
+                }
+                if let RuleKind::Jump(t) = r.kind {
+                    if t.index() >= self.chains.len() {
+                        return Err(TopologyError::UnknownChain(t));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_device(&self, d: DeviceId) -> Result<(), TopologyError> {
+        let ok = match d {
+            DeviceId::Router(x) => x.index() < self.routers.len(),
+            DeviceId::Bridge(x) => x.index() < self.bridges.len(),
+            DeviceId::Port(x) => x.index() < self.ports.len(),
+            DeviceId::Chain(x) => x.index() < self.chains.len(),
+            DeviceId::PortGroup(x) => x.index() < self.port_groups.len(),
+            DeviceId::IpAddrGroup(x) => x.index() < self.ip_addr_groups.len(),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match d {
+            DeviceId::Router(x) => TopologyError::UnknownRouter(x),
+            DeviceId::Bridge(x) => TopologyError::UnknownBridge(x),
+            DeviceId::Port(x) => TopologyError::UnknownPort(x),
+            DeviceId::Chain(x) => TopologyError::UnknownChain(x),
+            DeviceId::PortGroup(x) => TopologyError::UnknownPortGroup(x),
+            DeviceId::IpAddrGroup(x) => TopologyError::UnknownIpAddrGroup(x),
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn binding_indices(&self) -> Result<(Box<[(u32, PortId)]>, Box<[(u16, PortId)]>), TopologyError> {
+        let mut keys = Vec::new();
+        let mut dpdk = Vec::new();
+        for p in &self.ports {
+            match p.link {
+                PortLink::Exterior(Binding::Remote { tunnel_key, .. }) => {
+                    if tunnel_key > MAX_TUNNEL_KEY {
+                        return Err(TopologyError::TunnelKeyTooLarge { port: p.id, key: tunnel_key });
+                    }
+                    keys.push((tunnel_key, p.id));
+                }
+                PortLink::Exterior(Binding::Local { dpdk_port }) => dpdk.push((dpdk_port, p.id)),
+                _ => {}
+            }
+        }
+        keys.sort_unstable();
+        dpdk.sort_unstable();
+        if let Some(w) = keys.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(TopologyError::DuplicateTunnelKey(w[0].0));
+        }
+        if let Some(w) = dpdk.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(TopologyError::DuplicateDpdkPort(w[0].0));
+        }
+        Ok((keys.into_boxed_slice(), dpdk.into_boxed_slice()))
+    }
+
+    /// Refuses jump cycles and paths longer than [`MAX_JUMP_DEPTH`]; returns each chain's depth and
+    /// whether it (transitively) needs conntrack. Iterative depth-first search, post-order.
+    fn chain_graph(&self) -> Result<(Vec<u32>, Vec<bool>), TopologyError> {
+        let n = self.chains.len();
+        let targets = |c: usize| {
+            self.chains[c].rules.iter().filter_map(|r| match r.kind {
+                RuleKind::Jump(t) => Some(t.index()),
+                _ => None,
+            })
+        };
+        const NEW: u8 = 0;
+        const OPEN: u8 = 1;
+        const DONE: u8 = 2;
+        let mut state = vec![NEW; n];
+        let mut depth = vec![1u32; n];
+        let mut conntrack: Vec<bool> =
+            self.chains.iter().map(|c| c.rules.iter().any(|r| r.condition.flow.is_some())).collect();
+        for root in 0..n {
+            if state[root] != NEW {
+                continue;
+            }
+            // (chain, how many of its jump targets were visited)
+            let mut stack = vec![(root, 0usize)];
+            state[root] = OPEN;
+            while let Some(&mut (c, ref mut next)) = stack.last_mut() {
+                match targets(c).nth(*next) {
+                    Some(t) => {
+                        *next += 1;
+                        match state[t] {
+                            OPEN => return Err(TopologyError::ChainLoop(ChainId(t as u32))),
+                            NEW => {
+                                state[t] = OPEN;
+                                stack.push((t, 0));
+                            }
+                            _ => {}
+                        }
+                    }
+                    None => {
+                        stack.pop();
+                        state[c] = DONE;
+                        for t in targets(c) {
+                            depth[c] = depth[c].max(depth[t] + 1);
+                            conntrack[c] |= conntrack[t];
+                        }
+                        if depth[c] as usize > MAX_JUMP_DEPTH {
+                            return Err(TopologyError::JumpTooDeep { chain: ChainId(c as u32), depth: depth[c] });
+                        }
+                    }
+                }
+            }
+        }
+        Ok((depth, conntrack))
+    }
+}
+
+/// Validates a configured route of `router` and clears its host bits.
+fn check_route(router: RouterId, mut r: Route, ports: &[Port]) -> Result<Route, TopologyError> {
+    if r.src.addr().is_ipv4() != r.dst.addr().is_ipv4() {
+        return Err(TopologyError::RouteFamilyMismatch(r.uuid));
+    }
+    if r.gateway.is_some_and(|g| g.is_ipv4() != r.dst.addr().is_ipv4()) {
+        return Err(TopologyError::RouteGatewayFamilyMismatch(r.uuid));
+    }
+    match (r.kind, r.port) {
+        (RouteType::Normal | RouteType::Local, None) => return Err(TopologyError::RouteNeedsPort(r.uuid)),
+        (_, Some(p)) => match ports.get(p.index()) {
+            None => return Err(TopologyError::UnknownPort(p)),
+            Some(port) if port.device() != DeviceId::Router(router) => {
+                return Err(TopologyError::RoutePortNotOnRouter { route: r.uuid, port: p })
+            }
+            Some(_) => {}
+        },
+        (_, None) => {}
+    }
+    r.src = r.src.trunc();
+    r.dst = r.dst.trunc();
+    Ok(r)
+}
+
+/// The automatic routes of a router port (seeds A6): for each address, a `Local` route to the
+/// address itself and, unless it is a /32 (/128), a `Normal` route to its subnet through the port.
+fn port_routes(port: &Port) -> Vec<Route> {
+    let Some(rp) = port.as_router_port() else { return Vec::new() };
+    let mut out = Vec::new();
+    for (i, net) in rp.addresses.iter().enumerate() {
+        let (host, any) = match net {
+            IpNet::V4(n) => (IpNet::V4(Ipv4Net::from(n.addr())), IpNet::V4(Ipv4Net::default())),
+            IpNet::V6(n) => (IpNet::V6(Ipv6Net::from(n.addr())), IpNet::V6(Ipv6Net::default())),
+        };
+        let origin = RouteOrigin::PortAddress(port.id);
+        let base = Route {
+            uuid: port.uuid.derive(2 * i as u8),
+            src: any,
+            dst: host,
+            gateway: None,
+            port: Some(port.id),
+            weight: 0,
+            kind: RouteType::Local,
+            origin,
+        };
+        if net.prefix_len() < net.max_prefix_len() {
+            out.push(Route {
+                uuid: port.uuid.derive(2 * i as u8 + 1),
+                dst: net.trunc(),
+                kind: RouteType::Normal,
+                ..base.clone()
+            });
+        }
+        out.push(base);
+    }
+    out
+}
+
+/// A route id's position, for tests.
+#[cfg(test)]
+pub(crate) fn route_index(router: &Router, uuid: Uuid) -> super::id::RouteId {
+    super::id::RouteId(router.routes.iter().position(|r| r.uuid == uuid).expect("route") as u32)
+}
