@@ -11,8 +11,8 @@ PACKAGES=(
   clang libclang-dev build-essential
   # network namespaces, veth pairs, traffic for tests and the demo
   iproute2 iputils-ping ethtool procps curl python3
-  # perf/: instruction counts per packet
-  valgrind
+  # perf/: instruction counts per packet, the font the PNG charts are labelled with
+  valgrind fonts-dejavu-core
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -26,6 +26,8 @@ pub mod report;
 pub mod rng;
 pub mod runner;
 pub mod scenario;
+#[doc(hidden)]
+pub mod testing;
 pub mod traffic;
 
 pub use compare::{compare, Comparison, Metric};

@@ -1,0 +1,310 @@
+//! Instructions per packet: the figure that stays put on a noisy machine.
+//!
+//! `midogw-perf cg-trace` pushes a fixed, seeded trace of N packets through the appliance's
+//! cross-connect loop (`midogw::cross_connect` + `midogw::run_worker`) on `net_ring` ports in one
+//! process: every packet is queued before the worker starts, the worker forwards them, the main
+//! thread stops it once all have arrived. `midogw-perf callgrind` runs that under
+//! `valgrind --tool=callgrind`, collecting only inside the worker (`--toggle-collect` on the
+//! lcore entry point), so EAL start-up, trace building and the main thread cost nothing.
+//!
+//! The one thing that varies between runs is how long the worker polls empty rings after the
+//! last packet before it sees the stop flag (valgrind schedules threads in time slices). Those
+//! polls are counted exactly (RX calls that were not followed by a TX call), and a second run
+//! with no packets gives the cost of one empty poll; subtracting them leaves the packets' cost:
+//!
+//! `ipp = (Ir(N) - empty_polls(N) * Ir(0) / polls(0)) / N`
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use midogw::{cross_connect, run_worker, Burst, Eal, EalConfig, Mempool, Port, PortConfig, Ring};
+
+use crate::error::{Error, Result};
+use crate::packet::Stamp;
+use crate::report::InstructionCount;
+use crate::scenario::Scenario;
+use crate::traffic::{Direction, Trace};
+
+/// Callgrind collects only inside functions matching this: the lcore entry point that runs the
+/// worker closure (an `extern "C"` function handed to DPDK by pointer, so never inlined).
+pub const TOGGLE: &str = "*lcore*trampoline*";
+/// The shim's RX and TX burst functions, whose call counts tell busy polls from empty ones.
+pub const RX_FN: &str = "midogw_eth_rx_burst";
+/// See [`RX_FN`].
+pub const TX_FN: &str = "midogw_eth_tx_burst";
+
+/// Default packets per measured run.
+pub const DEFAULT_PACKETS: u64 = 65_536;
+
+/// Runs `packets` packets of `scenario` through the cross-connect loop on ring ports; returns how
+/// many came out. Half the packets go each way.
+pub fn trace_run(scenario: &Scenario, packets: usize, file_prefix: &str) -> Result<u64> {
+    let half = packets / 2;
+    let forward = Trace::build(&scenario.traffic, Direction::Forward, half.max(1))?;
+    let reverse = Trace::build(scenario.reverse_traffic(), Direction::Reverse, (packets - half).max(1))?;
+    let max_len = forward.max_len().max(reverse.max_len());
+    let mtu = max_len.saturating_sub(14).max(1500) as u16;
+    let data_room = (midogw::sizing::max_frame(mtu) as usize + 128).next_multiple_of(64) as u16;
+    let mbufs = (packets as u32 + 4096).next_power_of_two() - 1;
+    let memory_mib = 128 + ((u64::from(mbufs) * (u64::from(data_room) + 256)) >> 20) as u32;
+    let eal = Eal::init(&EalConfig {
+        main_core: 0,
+        worker_cores: vec![1],
+        file_prefix: file_prefix.into(),
+        pci_allow: vec![],
+        extra_args: vec![
+            "--no-huge".into(),
+            "-m".into(),
+            memory_mib.to_string(),
+            "--no-shconf".into(),
+            "--log-level=lib.eal:error".into(),
+        ],
+    })?;
+    let pool = Mempool::with_data_room(&eal, "cgtrace", mbufs, data_room)?;
+    let ring_size = (packets as u32 + 1).next_power_of_two().max(1024);
+    let rings: Vec<Ring<'_>> =
+        (0..4).map(|i| Ring::new(&eal, &format!("cgwire{i}"), ring_size)).collect::<Result<_, _>>()?;
+    let config = |name: &str| PortConfig { name: name.into(), mtu, rx_queues: 1, tx_queues: 1 };
+    // wire0: host A -> port 0; wire1: port 0 -> host A; wire2/3 likewise for port 1.
+    let appliance = [
+        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("up0"))?,
+        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config("down0"))?,
+    ];
+    let hosts = [
+        Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hostA"))?,
+        Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hostB"))?,
+    ];
+    for (host, (trace, count)) in hosts.iter().zip([(&forward, half), (&reverse, packets - half)]) {
+        let (_rx, mut tx) = host.take_queues()?;
+        let mut burst = Burst::new();
+        let mut i = 0;
+        while i < count || !burst.is_empty() {
+            while i < count && !burst.is_full() {
+                let mut m = pool.alloc().ok_or_else(|| Error::Process {
+                    what: "cg-trace".into(),
+                    detail: "mbuf pool exhausted while queueing the trace".into(),
+                })?;
+                let len = trace.len_of(i);
+                let buf = m.append(len as u16).ok_or_else(|| Error::Build("frame larger than the mbuf".into()))?;
+                trace.emit(i, Stamp { seq: i as u32, tx_ns: 0 }, buf);
+                let _ = burst.push(m);
+                i += 1;
+            }
+            tx[0].tx(&mut burst);
+        }
+    }
+    let (plans, _links) = cross_connect(&appliance, 1)?;
+    let stop = AtomicBool::new(false);
+    let forwarded = |r: &[Ring<'_>]| u64::from(r[1].count() + r[3].count());
+    let done = eal.scope(|s| {
+        for plan in plans {
+            s.launch(1, || run_worker(plan, &stop))?;
+        }
+        let started = Instant::now();
+        // With no packets the worker polls empty rings for a while: the baseline run.
+        let min_wait = if packets == 0 { Duration::from_millis(300) } else { Duration::ZERO };
+        while (forwarded(&rings) < packets as u64 || started.elapsed() < min_wait)
+            && started.elapsed() < Duration::from_secs(600)
+        {
+            std::hint::spin_loop();
+        }
+        stop.store(true, Ordering::Relaxed);
+        Ok::<_, Error>(forwarded(&rings))
+    })??;
+    stop.store(true, Ordering::Relaxed);
+    Ok(done)
+}
+
+/// Callgrind's figures for one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallgrindOutput {
+    /// Collected instructions (Ir).
+    pub instructions: u64,
+    /// Calls per called function name, summed over callers.
+    pub calls: HashMap<String, u64>,
+}
+
+/// Parses a callgrind output file written with `--compress-strings=no`.
+pub fn parse_callgrind(text: &str) -> Result<CallgrindOutput> {
+    let mut out = CallgrindOutput::default();
+    let mut callee: Option<String> = None;
+    let mut totals = None;
+    for line in text.lines() {
+        if let Some(name) = line.strip_prefix("cfn=") {
+            callee = Some(strip_id(name).to_string());
+        } else if let Some(rest) = line.strip_prefix("calls=") {
+            let count: u64 = rest.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(0);
+            if let Some(name) = callee.take() {
+                *out.calls.entry(name).or_insert(0) += count;
+            }
+        } else if let Some(v) = line.strip_prefix("totals:").or_else(|| line.strip_prefix("summary:")) {
+            totals = v.split_whitespace().next().and_then(|t| t.parse().ok()).or(totals);
+        }
+    }
+    out.instructions =
+        totals.ok_or_else(|| Error::Process { what: "callgrind".into(), detail: "no totals in output".into() })?;
+    Ok(out)
+}
+
+/// Drops callgrind's "(id) " prefix, present even without string compression in some versions.
+fn strip_id(name: &str) -> &str {
+    let name = name.trim();
+    if name.starts_with('(') {
+        name.split_once(") ").map(|(_, n)| n).unwrap_or(name)
+    } else {
+        name
+    }
+}
+
+/// Calls of functions whose name contains `needle`.
+fn calls_matching(out: &CallgrindOutput, needle: &str) -> u64 {
+    out.calls.iter().filter(|(n, _)| n.contains(needle)).map(|(_, c)| c).sum()
+}
+
+/// Works out instructions per packet from a run with `packets` and a run with none.
+pub fn instructions_per_packet(
+    measured: &CallgrindOutput,
+    baseline: &CallgrindOutput,
+    packets: u64,
+    valgrind: String,
+) -> Result<InstructionCount> {
+    let polls0 = calls_matching(baseline, RX_FN);
+    if polls0 == 0 || packets == 0 {
+        return Err(Error::Process {
+            what: "callgrind".into(),
+            detail: format!("the baseline run made no RX call ({polls0}) or no packets were sent"),
+        });
+    }
+    let per_poll = baseline.instructions as f64 / polls0 as f64;
+    let empty = calls_matching(measured, RX_FN).saturating_sub(calls_matching(measured, TX_FN));
+    let ipp = (measured.instructions as f64 - empty as f64 * per_poll) / packets as f64;
+    Ok(InstructionCount {
+        instructions_per_packet: (ipp * 10.0).round() / 10.0,
+        packets,
+        instructions: measured.instructions,
+        empty_polls: empty,
+        instructions_per_empty_poll: (per_poll * 10.0).round() / 10.0,
+        method: format!(
+            "valgrind --tool=callgrind --toggle-collect='{TOGGLE}' on `midogw-perf cg-trace` with {packets} and 0 packets; \
+             (Ir - empty polls x Ir per empty poll) / packets"
+        ),
+        valgrind,
+    })
+}
+
+/// Runs `cg-trace` under callgrind with `packets`, in `dir`.
+pub fn callgrind_run(
+    exe: &Path,
+    scenario: &str,
+    scenarios_file: Option<&Path>,
+    packets: u64,
+    dir: &Path,
+) -> Result<CallgrindOutput> {
+    let out_file: PathBuf = dir.join(format!("callgrind.{scenario}.{packets}.out"));
+    let prefix = format!("mgwperf-cg-{}-{packets}", std::process::id());
+    let mut cmd = Command::new("valgrind");
+    cmd.arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out_file.display()))
+        .arg(format!("--toggle-collect={TOGGLE}"))
+        .arg("--fair-sched=yes")
+        .arg("--compress-strings=no")
+        .arg("--compress-pos=no")
+        .arg(exe)
+        .arg("cg-trace")
+        .arg("--scenario")
+        .arg(scenario)
+        .arg("--packets")
+        .arg(packets.to_string())
+        .arg("--file-prefix")
+        .arg(&prefix);
+    if let Some(f) = scenarios_file {
+        cmd.arg("--scenarios").arg(f);
+    }
+    tracing::info!(?cmd, "callgrind run");
+    let output = cmd.output().map_err(|e| Error::Process { what: "valgrind".into(), detail: e.to_string() })?;
+    crate::runner::remove_runtime_dir(&prefix);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(25).collect();
+        return Err(Error::Process {
+            what: format!("valgrind cg-trace {scenario} {packets}"),
+            detail: format!(
+                "{}; last lines:\n{}",
+                output.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ),
+        });
+    }
+    let text = std::fs::read_to_string(&out_file).map_err(|e| Error::io(&out_file, e))?;
+    let _ = std::fs::remove_file(&out_file);
+    parse_callgrind(&text)
+}
+
+/// Measures instructions per packet for `scenario`.
+pub fn measure(
+    exe: &Path,
+    scenario: &str,
+    scenarios_file: Option<&Path>,
+    packets: u64,
+    dir: &Path,
+) -> Result<InstructionCount> {
+    let valgrind = crate::machine::valgrind_version().ok_or_else(|| Error::Process {
+        what: "valgrind".into(),
+        detail: "not installed (Debian package valgrind)".into(),
+    })?;
+    let baseline = callgrind_run(exe, scenario, scenarios_file, 0, dir)?;
+    let measured = callgrind_run(exe, scenario, scenarios_file, packets, dir)?;
+    instructions_per_packet(&measured, &baseline, packets, valgrind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "# callgrind format
+version: 1
+creator: callgrind-3.19.0
+events: Ir
+summary: 1000
+
+fn=midogw::lcore::trampoline
+0 10
+cfn=midogw_eth_rx_burst
+calls=40 0
+0 400
+cfn=(7) midogw_eth_tx_burst
+calls=30 0
+0 300
+fn=midogw_eth_rx_burst
+0 400
+cfn=midogw_eth_rx_burst
+calls=2 0
+0 20
+totals: 1000
+";
+
+    #[test]
+    fn parses_totals_and_call_counts() {
+        let out = parse_callgrind(SAMPLE).unwrap();
+        assert_eq!(out.instructions, 1000);
+        assert_eq!(out.calls[RX_FN], 42);
+        assert_eq!(out.calls[TX_FN], 30);
+        assert!(parse_callgrind("events: Ir\n").is_err());
+    }
+
+    #[test]
+    fn empty_polls_are_subtracted() {
+        let baseline = CallgrindOutput { instructions: 50_000, calls: [(RX_FN.to_string(), 1000)].into() };
+        // 64 packets, 4 busy polls, 10 empty polls at 50 each: 500 + 64 * 20 = 1780.
+        let measured =
+            CallgrindOutput { instructions: 1780, calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into() };
+        let c = instructions_per_packet(&measured, &baseline, 64, "valgrind".into()).unwrap();
+        assert_eq!(c.empty_polls, 10);
+        assert_eq!(c.instructions_per_empty_poll, 50.0);
+        assert_eq!(c.instructions_per_packet, 20.0);
+        assert!(instructions_per_packet(&measured, &CallgrindOutput::default(), 64, String::new()).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! The traffic generator process (`midogw-perf gen`): one DPDK process, one core, two ports.
+//!
+//! It sends a scenario's seeded trace on both ports (forward stream on port 0, reverse on port 1),
+//! counts what comes back, and times packets through a trailer carrying the send time. Phases:
+//! warm-up at maximum rate (not counted), the throughput window at maximum rate, a fixed-rate
+//! phase below saturation for latency percentiles, and a short drain so in-flight packets are not
+//! counted as lost.
+//!
+//! At maximum rate the generator never reads returned payloads (that would cost it a cache miss
+//! per packet and make it, not the device, the bottleneck); it counts packets and lengths from
+//! the mbuf headers. Payloads are read in the latency phase only.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use midogw::sizing::BURST;
+use midogw::{Burst, Device, Eal, EalConfig, Mempool, Port, PortConfig, RxQueue, TxQueue};
+
+use crate::error::{Error, Result};
+use crate::histogram::Histogram;
+use crate::packet::{Stamp, FCS_LEN};
+use crate::report::{GenReport, LatencyPhase};
+use crate::scenario::Scenario;
+use crate::traffic::{Direction, Trace};
+
+/// Everything the generator process needs, handed over as a JSON file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GenSpec {
+    /// EAL `--file-prefix`.
+    pub file_prefix: String,
+    /// The CPU to run on (EAL main lcore).
+    pub core: u32,
+    /// EAL memory (`-m`, no hugepages), MiB.
+    pub memory_mib: u32,
+    /// Extra EAL arguments (`--single-file-segments` for memif zero-copy, log levels).
+    pub eal_args: Vec<String>,
+    /// The two ports' devargs: port 0 sends the forward stream, port 1 the reverse one.
+    pub devargs: [String; 2],
+    /// What to send.
+    pub scenario: Scenario,
+    /// Warm-up, seconds.
+    pub warmup_seconds: f64,
+    /// Throughput window, seconds.
+    pub seconds: f64,
+    /// Fixed-rate latency phase, seconds (0: none).
+    pub latency_seconds: f64,
+    /// How long to wait for both links, seconds.
+    pub link_timeout_seconds: f64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    tx: u64,
+    refused: u64,
+    rx: u64,
+    rx_bytes: u64,
+    foreign: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Measure,
+    Latency,
+    Drain,
+}
+
+struct Stream<'a> {
+    trace: &'a Trace,
+    next: usize,
+    seq: u32,
+    rx: RxQueue<'a>,
+    tx: TxQueue<'a>,
+    out: Burst<'a>,
+    sent_in_phase: u64,
+}
+
+/// Packets in flight are given this long to come back after sending stops.
+const DRAIN: Duration = Duration::from_millis(200);
+/// RX bursts taken per port per loop turn at most (receive has priority over send, so the
+/// device under test never stalls on a full ring towards the generator).
+const RX_BURSTS_PER_TURN: usize = 4;
+
+/// Runs the generator and hands what it measured to `done` while the ports are still open (the
+/// caller may hold them until the device under test has stopped).
+pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>) -> Result<GenReport> {
+    let sc = &spec.scenario;
+    let forward = Trace::build(&sc.traffic, Direction::Forward, sc.traffic.default_trace_len())?;
+    let reverse = Trace::build(sc.reverse_traffic(), Direction::Reverse, sc.reverse_traffic().default_trace_len())?;
+    let max_len = forward.max_len().max(reverse.max_len());
+    let mtu = u16::try_from(max_len.saturating_sub(14).max(1500))
+        .map_err(|_| Error::Build(format!("{max_len}-byte frames exceed any MTU")))?;
+    let data_room = u16::try_from((midogw::sizing::max_frame(mtu) as usize + 128).next_multiple_of(64))
+        .map_err(|_| Error::Build("frames too large for an mbuf".into()))?;
+
+    let mut extra = vec!["--no-huge".to_string(), "-m".to_string(), spec.memory_mib.to_string()];
+    extra.extend(spec.eal_args.iter().cloned());
+    let eal = Eal::init(&EalConfig {
+        main_core: spec.core,
+        worker_cores: vec![],
+        file_prefix: spec.file_prefix.clone(),
+        pci_allow: vec![],
+        extra_args: extra,
+    })?;
+    let pool = Mempool::with_data_room(&eal, "perfgen", 16383, data_room)?;
+    let mut ports = Vec::with_capacity(2);
+    for (i, devargs) in spec.devargs.iter().enumerate() {
+        let config = PortConfig { name: format!("gen{i}"), mtu, rx_queues: 1, tx_queues: 1 };
+        ports.push(Port::open(&eal, &pool, &Device::Vdev { devargs: devargs.clone() }, &config)?);
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(spec.link_timeout_seconds);
+    while !ports.iter().all(|p| p.link().up) {
+        if Instant::now() > deadline {
+            return Err(Error::Link(format!(
+                "generator ports not up after {:.0} s (is the device under test running and serving {}?)",
+                spec.link_timeout_seconds, spec.devargs[0]
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    tracing::info!(scenario = %sc.name, forward_trace = forward.len(), reverse_trace = reverse.len(), "links up, sending");
+
+    let mut streams = Vec::with_capacity(2);
+    for (port, trace) in ports.iter().zip([&forward, &reverse]) {
+        let (mut rx, mut tx) = port.take_queues()?;
+        streams.push(Stream {
+            trace,
+            next: 0,
+            seq: 0,
+            rx: rx.remove(0),
+            tx: tx.remove(0),
+            out: Burst::new(),
+            sent_in_phase: 0,
+        });
+    }
+    let report = drive(spec, &pool, &mut streams);
+    drop(streams);
+    done(&report)
+        .map_err(|e| Error::Process { what: "generator".into(), detail: format!("writing the result: {e}") })?;
+    let stats: Vec<_> = ports.iter().map(|p| p.stats()).collect();
+    tracing::debug!(?stats, "generator port counters");
+    Ok(report)
+}
+
+fn drive<'a>(spec: &GenSpec, pool: &'a Mempool<'_>, streams: &mut [Stream<'a>]) -> GenReport {
+    let secs = |s: f64| (s * 1e9) as u64;
+    let measure_start = secs(spec.warmup_seconds);
+    let latency_start = measure_start + secs(spec.seconds);
+    let drain_start = latency_start + secs(spec.latency_seconds);
+    let end = drain_start + DRAIN.as_nanos() as u64;
+    let per_stream_pps = spec.scenario.latency_rate_mpps * 1e6 / streams.len() as f64;
+
+    let mut counts = Counts::default();
+    let mut at_measure = Counts::default();
+    let mut at_latency = Counts::default();
+    let mut at_drain = Counts::default();
+    let mut hist = Histogram::new();
+    let mut inbound = Burst::new();
+    let mut phase = Phase::Warmup;
+    const SLICE: u64 = 250_000_000;
+    let mut series = Vec::new();
+    let mut next_slice = measure_start + SLICE;
+    let mut slice_rx = 0u64;
+    let epoch = Instant::now();
+    loop {
+        let now = epoch.elapsed().as_nanos() as u64;
+        let due = match now {
+            t if t < measure_start => Phase::Warmup,
+            t if t < latency_start => Phase::Measure,
+            t if t < drain_start => Phase::Latency,
+            t if t < end => Phase::Drain,
+            _ => break,
+        };
+        if phase == Phase::Measure && now >= next_slice && next_slice <= latency_start {
+            series.push(((counts.rx - slice_rx) as f64 / (SLICE as f64 / 1e9) / 1e6 * 100.0).round() / 100.0);
+            slice_rx = counts.rx;
+            next_slice += SLICE;
+        }
+        if due != phase {
+            match due {
+                Phase::Measure => {
+                    at_measure = counts;
+                    slice_rx = counts.rx;
+                }
+                Phase::Latency => at_latency = counts,
+                Phase::Drain => at_drain = counts,
+                Phase::Warmup => {}
+            }
+            for s in streams.iter_mut() {
+                s.sent_in_phase = 0;
+                if due == Phase::Latency || due == Phase::Drain {
+                    // Frames built at full rate and refused would time the queue, not the device.
+                    s.out.clear();
+                }
+            }
+            phase = due;
+        }
+        for s in streams.iter_mut() {
+            let want = match phase {
+                Phase::Warmup | Phase::Measure => BURST,
+                Phase::Latency => {
+                    let allowed = ((now - latency_start) as f64 * per_stream_pps / 1e9) as u64;
+                    allowed.saturating_sub(s.sent_in_phase).min(BURST as u64) as usize
+                }
+                Phase::Drain => 0,
+            };
+            while s.out.len() < want {
+                let Some(mut m) = pool.alloc() else { break };
+                let len = s.trace.len_of(s.next);
+                let Some(buf) = m.append(len as u16) else { break };
+                s.trace.emit(s.next, Stamp { seq: s.seq, tx_ns: now }, buf);
+                s.next = if s.next + 1 == s.trace.len() { 0 } else { s.next + 1 };
+                s.seq = s.seq.wrapping_add(1);
+                if s.out.push(m).is_err() {
+                    break;
+                }
+            }
+            if !s.out.is_empty() {
+                let sent = s.tx.tx(&mut s.out) as u64;
+                counts.tx += sent;
+                s.sent_in_phase += sent;
+                counts.refused += s.out.len() as u64;
+            }
+            for _ in 0..RX_BURSTS_PER_TURN {
+                let n = s.rx.rx(&mut inbound);
+                if n == 0 {
+                    break;
+                }
+                counts.rx += n as u64;
+                if phase == Phase::Latency {
+                    let rx_ns = epoch.elapsed().as_nanos() as u64;
+                    for i in 0..n {
+                        let frame = inbound.data(i);
+                        counts.rx_bytes += (frame.len() + FCS_LEN) as u64;
+                        match Stamp::read(frame) {
+                            Some(st) if st.tx_ns >= latency_start => hist.record(rx_ns.saturating_sub(st.tx_ns)),
+                            Some(_) => {}
+                            None => counts.foreign += 1,
+                        }
+                    }
+                } else {
+                    for i in 0..n {
+                        counts.rx_bytes += (inbound.data(i).len() + FCS_LEN) as u64;
+                    }
+                }
+                inbound.clear();
+                if n < BURST {
+                    break;
+                }
+            }
+        }
+    }
+    if phase != Phase::Drain {
+        at_drain = counts;
+    }
+    if spec.latency_seconds == 0.0 {
+        at_latency = at_drain;
+    }
+    let window = spec.seconds;
+    let rx = at_latency.rx - at_measure.rx;
+    let rx_bytes = at_latency.rx_bytes - at_measure.rx_bytes;
+    let tx = at_latency.tx - at_measure.tx;
+    let latency = hist.summary().map(|summary| LatencyPhase {
+        offered_mpps: spec.scenario.latency_rate_mpps,
+        received_mpps: (at_drain.rx - at_latency.rx) as f64 / spec.latency_seconds.max(1e-9) / 1e6,
+        summary,
+    });
+    GenReport {
+        seconds: window,
+        tx_packets: tx,
+        tx_refused: at_latency.refused - at_measure.refused,
+        rx_packets: rx,
+        rx_bytes,
+        lost: counts.tx.saturating_sub(counts.rx),
+        foreign: counts.foreign,
+        mpps: rx as f64 / window / 1e6,
+        gbps: rx_bytes as f64 * 8.0 / window / 1e9,
+        offered_mpps: tx as f64 / window / 1e6,
+        latency,
+        series_mpps: series,
+    }
+}

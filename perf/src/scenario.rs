@@ -1,0 +1,221 @@
+//! Named benchmark scenarios, read from a seeded TOML table (`perf/scenarios/scenarios.toml` is
+//! built in; `--scenarios FILE` replaces it).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::traffic::TrafficSpec;
+
+/// The table compiled into the binary.
+pub const BUILTIN: &str = include_str!("../scenarios/scenarios.toml");
+
+/// What the device under test is set up to do. Each later pipeline issue adds a variant here,
+/// with its appliance configuration and its reference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pipeline {
+    /// Port pairs cross-connected (0<->1): what testpmd calls io forwarding.
+    CrossConnect,
+}
+
+impl Pipeline {
+    /// The reference runs measured beside the appliance in the same invocation.
+    pub fn references(self) -> &'static [Reference] {
+        match self {
+            Pipeline::CrossConnect => &[Reference::TestpmdIo, Reference::TestpmdMacswap],
+        }
+    }
+
+    /// The peer product doing the same job, if there is one (tunnels: Open vSwitch; NAT64: Tayga).
+    pub fn peer(self) -> Option<Reference> {
+        match self {
+            Pipeline::CrossConnect => None,
+        }
+    }
+}
+
+/// A reference forwarder run on the same devices as the appliance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reference {
+    /// `dpdk-testpmd --forward-mode=io`: the I/O ceiling every ratio is taken against.
+    TestpmdIo,
+    /// `dpdk-testpmd --forward-mode=macswap`: io plus one write per packet.
+    TestpmdMacswap,
+}
+
+impl Reference {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reference::TestpmdIo => "testpmd-io",
+            Reference::TestpmdMacswap => "testpmd-macswap",
+        }
+    }
+}
+
+/// One named scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Unique name, used on the command line and in reports.
+    pub name: String,
+    /// Groups it belongs to; `midogw-perf run GROUP` runs all of a group.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// What the device under test does.
+    pub pipeline: Pipeline,
+    /// One line for reports.
+    pub description: String,
+    /// Traffic sent on generator port 0 (and, mirrored, on port 1).
+    pub traffic: TrafficSpec,
+    /// Different traffic for the reverse direction (port 1 -> port 0), e.g. VXLAN for decap.
+    #[serde(default)]
+    pub reverse: Option<TrafficSpec>,
+    /// Offered load of the latency phase, in Mpps for both directions together.
+    #[serde(default = "default_latency_rate")]
+    pub latency_rate_mpps: f64,
+    /// Smallest acceptable ratio to testpmd io.
+    #[serde(default = "default_target")]
+    pub target_ratio_io: f64,
+}
+
+fn default_latency_rate() -> f64 {
+    1.0
+}
+
+fn default_target() -> f64 {
+    0.9
+}
+
+impl Scenario {
+    /// Traffic of the reverse stream.
+    pub fn reverse_traffic(&self) -> &TrafficSpec {
+        self.reverse.as_ref().unwrap_or(&self.traffic)
+    }
+
+    /// Largest frame either direction sends (FCS included).
+    pub fn max_frame_size(&self) -> usize {
+        self.traffic.frames.max().max(self.reverse_traffic().frames.max())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Table {
+    scenario: Vec<Scenario>,
+}
+
+/// The scenario table.
+#[derive(Debug, Clone)]
+pub struct Scenarios {
+    all: Vec<Scenario>,
+}
+
+impl Scenarios {
+    /// The built-in table.
+    pub fn builtin() -> Scenarios {
+        Self::parse(BUILTIN, "built-in scenarios").expect("the built-in scenario table is valid (tested)")
+    }
+
+    /// Parses and validates a table.
+    pub fn parse(text: &str, what: &str) -> Result<Scenarios, Error> {
+        let table: Table = toml::from_str(text).map_err(|source| Error::Toml { what: what.into(), source })?;
+        let mut names = std::collections::HashSet::new();
+        for s in &table.scenario {
+            if !names.insert(s.name.as_str()) {
+                return Err(Error::Scenario { name: s.name.clone(), reason: "defined twice".into() });
+            }
+            if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(Error::Scenario { name: s.name.clone(), reason: "names use [A-Za-z0-9_-]".into() });
+            }
+            s.traffic.validate(&s.name)?;
+            if let Some(r) = &s.reverse {
+                r.validate(&s.name)?;
+            }
+            if !(s.latency_rate_mpps > 0.0 && s.latency_rate_mpps.is_finite()) {
+                return Err(Error::Scenario { name: s.name.clone(), reason: "latency_rate_mpps must be > 0".into() });
+            }
+        }
+        Ok(Scenarios { all: table.scenario })
+    }
+
+    /// Every scenario, in table order.
+    pub fn all(&self) -> &[Scenario] {
+        &self.all
+    }
+
+    /// Looks up one scenario by name.
+    pub fn get(&self, name: &str) -> Result<&Scenario, Error> {
+        self.all.iter().find(|s| s.name == name).ok_or_else(|| self.unknown(name))
+    }
+
+    /// Expands names and group names, in table order without repeats; no names means the
+    /// "default" group.
+    pub fn select(&self, names: &[String]) -> Result<Vec<Scenario>, Error> {
+        let wanted: Vec<String> = if names.is_empty() { vec!["default".into()] } else { names.to_vec() };
+        let mut picked = vec![false; self.all.len()];
+        for name in &wanted {
+            let mut any = false;
+            for (i, s) in self.all.iter().enumerate() {
+                if &s.name == name || s.groups.iter().any(|g| g == name) {
+                    picked[i] = true;
+                    any = true;
+                }
+            }
+            if !any {
+                return Err(self.unknown(name));
+            }
+        }
+        Ok(self.all.iter().zip(picked).filter(|(_, p)| *p).map(|(s, _)| s.clone()).collect())
+    }
+
+    fn unknown(&self, name: &str) -> Error {
+        let mut known: Vec<&str> = self.all.iter().map(|s| s.name.as_str()).collect();
+        let mut groups: Vec<&str> = self.all.iter().flat_map(|s| s.groups.iter().map(String::as_str)).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        known.extend(groups);
+        Error::UnknownScenario { name: name.into(), known: known.join(", ") }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_table_is_valid_and_default_is_cross_connect() {
+        let s = Scenarios::builtin();
+        let default: Vec<String> = s.select(&[]).unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(default, ["cross-connect-64", "cross-connect-imix"]);
+        let group = s.select(&["cross-connect".into()]).unwrap();
+        assert_eq!(group.len(), 2);
+        assert!(s.select(&["cross-connect-all".into()]).unwrap().len() >= 4);
+        assert_eq!(s.get("cross-connect-imix").unwrap().max_frame_size(), 1518);
+    }
+
+    #[test]
+    fn selection_keeps_table_order_without_repeats() {
+        let s = Scenarios::builtin();
+        let picked =
+            s.select(&["cross-connect-imix".into(), "cross-connect-64".into(), "cross-connect".into()]).unwrap();
+        let names: Vec<&str> = picked.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["cross-connect-64", "cross-connect-imix"]);
+    }
+
+    #[test]
+    fn unknown_names_and_bad_tables_are_refused() {
+        let s = Scenarios::builtin();
+        let err = s.select(&["nat64".into()]).unwrap_err().to_string();
+        assert!(err.contains("nat64") && err.contains("cross-connect-64"), "{err}");
+        let dup = format!("{BUILTIN}\n{}", &BUILTIN[BUILTIN.find("[[scenario]]").unwrap()..]);
+        assert!(Scenarios::parse(&dup, "dup").unwrap_err().to_string().contains("defined twice"));
+        let bad = BUILTIN.replacen("flows = 1024", "flows = 0", 1);
+        assert!(Scenarios::parse(&bad, "bad").is_err());
+        let unknown_key = BUILTIN.replacen("seed = 1", "seed = 1\ncolour = \"red\"", 1);
+        assert!(Scenarios::parse(&unknown_key, "typo").is_err());
+        let unknown_pipeline = BUILTIN.replacen("pipeline = \"cross-connect\"", "pipeline = \"teleport\"", 1);
+        assert!(Scenarios::parse(&unknown_pipeline, "pipeline").is_err());
+    }
+}
