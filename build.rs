@@ -56,7 +56,7 @@ fn main() {
         .clang_args(other_cflags.iter().copied())
         // Only what pmd/ uses: EAL, lcores, ethdev, mbuf, mempool, ring, device hotplug, logging.
         .allowlist_function("midogw_.*")
-        .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|mp_wait_lcore|get_lcore_state|process_type)")
+        .allowlist_function("rte_eal_(init|cleanup|remote_launch|wait_lcore|mp_wait_lcore|get_lcore_state|process_type|get_runtime_dir)")
         .allowlist_function("rte_(lcore_count|get_main_lcore|lcore_is_enabled|socket_id|lcore_to_socket_id)")
         .allowlist_function("rte_eth_(dev_.*|rx_queue_setup|tx_queue_setup|rx_queue_info_get|stats_.*|xstats_.*|link_.*|macaddr_get|promiscuous_.*|from_rings|find_next_owned_by|iterator_.*)")
         .allowlist_function("rte_pktmbuf_(pool_create|free_bulk)")

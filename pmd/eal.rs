@@ -2,6 +2,7 @@
 
 use std::ffi::{c_char, CString};
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::error::{Error, Result, RteErrno};
@@ -64,6 +65,8 @@ static EAL_STATE: AtomicU8 = AtomicU8::new(UNINITIALISED);
 pub struct Eal {
     main_core: u32,
     worker_cores: Vec<u32>,
+    /// EAL's runtime directory (`/var/run/dpdk/<file-prefix>`), removed at teardown.
+    runtime_dir: Option<PathBuf>,
     _main_lcore_only: PhantomData<*const ()>,
 }
 
@@ -95,11 +98,17 @@ impl Eal {
             // EAL cannot be retried in the same process after a failed init.
             EAL_STATE.store(FINISHED, Ordering::Release);
             let errno = RteErrno(ffi::errno());
+            // Remove the runtime directory EAL made before failing, but only when empty: a
+            // non-empty one may belong to another process running with the same file prefix.
+            if let Some(dir) = runtime_dir() {
+                let _ = std::fs::remove_dir(dir);
+            }
             return Err(Error::EalInit { errno, hint: init_failure_hint(config) });
         }
         Ok(Eal {
             main_core: config.main_core,
             worker_cores: config.worker_cores.clone(),
+            runtime_dir: runtime_dir(),
             _main_lcore_only: PhantomData,
         })
     }
@@ -129,8 +138,26 @@ impl Drop for Eal {
         if rc < 0 {
             tracing::warn!(errno = %RteErrno(-rc), "rte_eal_cleanup failed");
         }
+        // EAL leaves its runtime directory (config, memseg lists, the multi-process socket) behind.
+        // We were the primary process of this file prefix and we are done: remove it, so stopped
+        // appliances and tests leave nothing in /var/run/dpdk.
+        if let Some(dir) = self.runtime_dir.take() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove EAL runtime directory");
+                }
+            }
+        }
         EAL_STATE.store(FINISHED, Ordering::Release);
     }
+}
+
+/// EAL's runtime directory, once `rte_eal_init` has chosen it.
+fn runtime_dir() -> Option<PathBuf> {
+    // SAFETY: returns a pointer to a static buffer (empty until EAL has chosen the directory).
+    let dir = unsafe { std::ffi::CStr::from_ptr(ffi::rte_eal_get_runtime_dir()) };
+    let dir = dir.to_string_lossy();
+    (!dir.is_empty()).then(|| PathBuf::from(dir.as_ref()))
 }
 
 /// What an operator can do after EAL refused to start.

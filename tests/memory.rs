@@ -102,6 +102,8 @@ fn eal_on_hugepages_forwards_and_returns_every_page() {
         common::assert_same_packets(&got, &frames, "jumbo frames on hugepage mbufs");
     }
     assert_eq!(meminfo("HugePages_Free:"), free_before, "every hugepage handed back after EAL cleanup");
+    let runtime_dir = std::path::Path::new("/var/run/dpdk").join(&config.file_prefix);
+    assert!(!runtime_dir.exists(), "EAL runtime directory removed: {}", runtime_dir.display());
     let files: Vec<_> = std::fs::read_dir(&huge.mount).unwrap().collect();
     assert!(files.is_empty(), "hugepage files left behind: {files:?}");
 }
@@ -116,6 +118,8 @@ fn eal_without_usable_hugepages_says_how_to_get_them() {
     let result = Eal::init(&config);
     let _ = std::fs::remove_dir(&plain_dir);
     let message = result.expect_err("EAL cannot start without hugepages or --no-huge").to_string();
+    let runtime_dir = std::path::Path::new("/var/run/dpdk").join(&config.file_prefix);
+    assert!(!runtime_dir.exists(), "a failed start leaves no runtime directory: {}", runtime_dir.display());
     if meminfo("HugePages_Free:") == 0 {
         assert!(message.contains("no free hugepages"), "{message}");
         assert!(message.contains("nr_hugepages") && message.contains("--no-huge"), "{message}");
