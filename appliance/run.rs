@@ -118,7 +118,8 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
 }
 
 /// The devargs handed to DPDK. Socket-backed drivers create one queue pair unless told otherwise,
-/// while every worker needs a TX queue of its own: ask for as many as the port needs.
+/// while every worker needs a TX queue of its own: ask for as many as the port needs, unless the
+/// operator's devargs already say.
 fn vdev_devargs(port: &config::Port, workers: usize) -> String {
     let queues = usize::from(port.queues).max(workers);
     let key = match &port.device {
@@ -130,6 +131,44 @@ fn vdev_devargs(port: &config::Port, workers: usize) -> String {
         return port.devargs.clone();
     }
     format!("{},{key}={queues}", port.devargs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vdev_port(devargs: &str, queues: u16) -> config::Port {
+        let name = devargs.split(',').next().unwrap().to_string();
+        let driver = name.trim_end_matches(|c: char| c.is_ascii_digit()).to_string();
+        let args = devargs
+            .split(',')
+            .skip(1)
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        config::Port {
+            name: "up0".into(),
+            devargs: devargs.into(),
+            device: config::Device::Vdev { name, driver, args },
+            mtu: 1500,
+            queues,
+        }
+    }
+
+    #[test]
+    fn socket_drivers_get_a_queue_pair_per_worker_unless_the_operator_says() {
+        assert_eq!(vdev_devargs(&vdev_port("net_af_packet0,iface=v0", 1), 1), "net_af_packet0,iface=v0");
+        assert_eq!(vdev_devargs(&vdev_port("net_af_packet0,iface=v0", 1), 2), "net_af_packet0,iface=v0,qpairs=2");
+        assert_eq!(vdev_devargs(&vdev_port("net_af_packet0,iface=v0", 3), 2), "net_af_packet0,iface=v0,qpairs=3");
+        assert_eq!(
+            vdev_devargs(&vdev_port("net_af_packet0,iface=v0,qpairs=4", 1), 2),
+            "net_af_packet0,iface=v0,qpairs=4"
+        );
+        assert_eq!(vdev_devargs(&vdev_port("net_af_xdp0,iface=v0", 2), 2), "net_af_xdp0,iface=v0,queue_count=2");
+        assert_eq!(vdev_devargs(&vdev_port("net_ring0", 2), 2), "net_ring0");
+    }
 }
 
 fn format_mac(mac: [u8; 6]) -> String {

@@ -218,6 +218,17 @@ impl<'a> Port<'a> {
                 config.mtu, info.min_mtu, info.max_mtu
             )));
         }
+        // ethdev checks MTU plus Ethernet overhead against the largest frame the device receives.
+        let frame = u32::from(config.mtu) + 18;
+        if info.max_rx_pktlen != 0 && frame > info.max_rx_pktlen {
+            return Err(capability(format!(
+                "MTU {} needs {frame}-byte frames, the {} driver receives at most {} (MTU {})",
+                config.mtu,
+                driver_name(&info),
+                info.max_rx_pktlen,
+                info.max_rx_pktlen.saturating_sub(18)
+            )));
+        }
         if sizing::max_frame(config.mtu) + u32::from(sizing::HEADROOM) > u32::from(pool.data_room()) {
             return Err(capability(format!(
                 "MTU {} does not fit the pool's {}-byte mbufs",

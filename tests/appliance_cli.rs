@@ -141,104 +141,157 @@ fn run_reports_a_device_dpdk_refuses() {
     assert!(out.contains("port up0: DPDK could not create virtual device"), "{out}");
 }
 
-/// Waits until the appliance logs that its worker runs.
-fn wait_for_workers(stderr: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
+#[test]
+fn run_refuses_an_mtu_the_driver_cannot_receive() {
+    let dir = TempDir::new("mtu");
+    let tag = std::process::id();
+    let path = dir.write(
+        "mtu.toml",
+        &format!("[eal]\nargs = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\"]\nfile_prefix = \"mgwt-mtu-{tag}\"\n[[port]]\nname = \"up0\"\ndevargs = \"net_tap0,iface=mgm{tag}\"\nmtu = 9000\n[[port]]\nname = \"up1\"\ndevargs = \"net_ring0\"\n{WORKERS}"),
+    );
+    let out = midogw(&["run", "--config", path.to_str().unwrap(), "--duration", "1"]);
+    assert!(!out.status.success());
+    let out = text(&out);
+    assert!(out.contains("port up0: MTU 9000 needs 9018-byte frames, the net_tap driver receives at most"), "{out}");
+    assert!(!Path::new("/sys/class/net").join(format!("mgm{tag}")).exists(), "the TAP interface is removed again");
+}
+
+/// Two hosts in namespaces, each behind a veth whose outer end is a `net_af_packet` port, with
+/// static neighbours so the only frames are the test's own.
+struct TwoHosts {
+    ns_a: NetNs,
+    ns_b: NetNs,
+    veth_a: Veth,
+    veth_b: Veth,
+}
+
+impl TwoHosts {
+    fn new(tag: &str) -> TwoHosts {
+        let ns_a = NetNs::new(&format!("{tag}a"));
+        let ns_b = NetNs::new(&format!("{tag}b"));
+        let veth_a = Veth::new(&ns_a, &format!("{tag}a"), "10.201.0.1/24");
+        let veth_b = Veth::new(&ns_b, &format!("{tag}b"), "10.201.0.2/24");
+        let (mac_a, mac_b) = (veth_a.inner_mac(&ns_a), veth_b.inner_mac(&ns_b));
+        ns_a.exec(&["ip", "neigh", "add", "10.201.0.2", "lladdr", &mac_b, "dev", &veth_a.inner, "nud", "permanent"]);
+        ns_b.exec(&["ip", "neigh", "add", "10.201.0.1", "lladdr", &mac_a, "dev", &veth_b.inner, "nud", "permanent"]);
+        TwoHosts { ns_a, ns_b, veth_a, veth_b }
+    }
+
+    /// The appliance's config: the two outer veth ends as af_packet ports.
+    fn config(&self, prefix: &str) -> String {
+        format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\"]\nfile_prefix = \"{prefix}\"\n[mempool]\nmbufs = 4095\n\n[[port]]\nname = \"up0\"\ndevargs = \"net_af_packet0,iface={}\"\n\n[[port]]\nname = \"up1\"\ndevargs = \"net_af_packet1,iface={}\"\n\n{WORKERS}",
+            self.veth_a.outer, self.veth_b.outer
+        )
+    }
+
+    /// Sends `payloads` as UDP datagrams from A to B; returns what B received (bounded wait).
+    fn udp_a_to_b(&self, payloads: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let count = payloads.len();
+        let receiver = self.ns_b.spawn(move || {
+            let socket = UdpSocket::bind("10.201.0.2:7001").unwrap();
+            socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 2048];
+            while got.len() < count {
+                match socket.recv(&mut buf) {
+                    Ok(n) => got.push(buf[..n].to_vec()),
+                    Err(_) => break,
+                }
+            }
+            got
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        self.ns_a
+            .spawn(move || {
+                let socket = UdpSocket::bind("10.201.0.1:0").unwrap();
+                for p in &payloads {
+                    socket.send_to(p, "10.201.0.2:7001").unwrap();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+            .join()
+            .unwrap();
+        receiver.join().unwrap()
+    }
+}
+
+/// A running `midogw run`, its log lines collected on a thread.
+struct Appliance {
+    child: std::process::Child,
+    log: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Appliance {
+    /// Starts the appliance and waits until its worker runs.
+    fn start(config: &Path, stats: &Path) -> Appliance {
+        let mut child = Command::new(MIDOGW)
+            .args(["run", "--config", config.to_str().unwrap(), "--stats-interval", "0"])
+            .args(["--stats-json", stats.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start midogw");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut appliance = Appliance { child, log, seen: Vec::new() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !appliance.seen.iter().any(|l| l.contains("worker starting")) {
+            assert!(Instant::now() < deadline, "midogw did not start its worker:\n{}", appliance.seen.join("\n"));
+            if let Ok(line) = appliance.log.recv_timeout(Duration::from_millis(100)) {
+                appliance.seen.push(line);
+            }
+            assert!(
+                appliance.child.try_wait().unwrap().is_none(),
+                "midogw exited early:\n{}",
+                appliance.seen.join("\n")
+            );
         }
-    });
-    rx
+        appliance
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the JSON report.
+    fn stop(mut self, stats: &Path) -> serde_json::Value {
+        std::thread::sleep(Duration::from_millis(100)); // the worker's last burst is published
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        let status = wait_with_timeout(&mut self.child, Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(100));
+        self.seen.extend(self.log.try_iter());
+        assert!(status.success(), "midogw exit status {status}:\n{}", self.seen.join("\n"));
+        assert!(self.seen.iter().any(|l| l.contains("stopped cleanly")), "{}", self.seen.join("\n"));
+        serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap()
+    }
+}
+
+fn port(report: &serde_json::Value, name: &str) -> serde_json::Value {
+    report["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone()
 }
 
 #[test]
 fn run_forwards_between_namespaces_and_stops_cleanly_on_sigterm() {
-    let tag = std::process::id();
-    let ns_a = NetNs::new(&format!("mgc{tag}a"));
-    let ns_b = NetNs::new(&format!("mgc{tag}b"));
-    let veth_a = Veth::new(&ns_a, &format!("mgc{tag}a"), "10.201.0.1/24");
-    let veth_b = Veth::new(&ns_b, &format!("mgc{tag}b"), "10.201.0.2/24");
-    let (mac_a, mac_b) = (veth_a.inner_mac(&ns_a), veth_b.inner_mac(&ns_b));
-    ns_a.exec(&["ip", "neigh", "add", "10.201.0.2", "lladdr", &mac_b, "dev", &veth_a.inner, "nud", "permanent"]);
-    ns_b.exec(&["ip", "neigh", "add", "10.201.0.1", "lladdr", &mac_a, "dev", &veth_b.inner, "nud", "permanent"]);
-
+    let tag = format!("mgc{}", std::process::id());
+    let hosts = TwoHosts::new(&tag);
     let dir = TempDir::new("run");
-    let config = dir.write(
-        "midogw.toml",
-        &format!(
-            "[eal]\nargs = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\"]\nfile_prefix = \"mgwt-cli-{tag}\"\n[mempool]\nmbufs = 4095\n\n[[port]]\nname = \"up0\"\ndevargs = \"net_af_packet0,iface={}\"\n\n[[port]]\nname = \"up1\"\ndevargs = \"net_af_packet1,iface={}\"\n\n{WORKERS}",
-            veth_a.outer, veth_b.outer
-        ),
-    );
+    let config = dir.write("midogw.toml", &hosts.config(&format!("mgwt-cli-{tag}")));
     let stats = dir.0.join("stats.json");
-    let mut child = Command::new(MIDOGW)
-        .args([
-            "run",
-            "--config",
-            config.to_str().unwrap(),
-            "--stats-interval",
-            "0",
-            "--stats-json",
-            stats.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start midogw");
-    let log = wait_for_workers(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while !seen.iter().any(|l: &String| l.contains("worker starting")) {
-        assert!(Instant::now() < deadline, "midogw did not start its worker:\n{}", seen.join("\n"));
-        if let Ok(line) = log.recv_timeout(Duration::from_millis(100)) {
-            seen.push(line);
-        }
-        assert!(child.try_wait().unwrap().is_none(), "midogw exited early:\n{}", seen.join("\n"));
-    }
+    let appliance = Appliance::start(&config, &stats);
 
     const COUNT: usize = 100;
-    let receiver = ns_b.spawn(|| {
-        let socket = UdpSocket::bind("10.201.0.2:7001").unwrap();
-        socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 2048];
-        while got.len() < COUNT {
-            match socket.recv(&mut buf) {
-                Ok(n) => got.push(buf[..n].to_vec()),
-                Err(_) => break,
-            }
-        }
-        got
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    ns_a.spawn(|| {
-        let socket = UdpSocket::bind("10.201.0.1:0").unwrap();
-        for i in 0..COUNT {
-            socket.send_to(format!("through midogw {i}").as_bytes(), "10.201.0.2:7001").unwrap();
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    })
-    .join()
-    .unwrap();
-    let got = receiver.join().unwrap();
     let expected: Vec<Vec<u8>> = (0..COUNT).map(|i| format!("through midogw {i}").into_bytes()).collect();
+    let got = hosts.udp_a_to_b(expected.clone());
     common::assert_same_packets(&got, &expected, "datagrams through the running appliance");
-    std::thread::sleep(Duration::from_millis(100));
 
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
-    seen.extend(log.try_iter());
-    std::thread::sleep(Duration::from_millis(100));
-    seen.extend(log.try_iter());
-    assert!(status.success(), "midogw exit status {status}:\n{}", seen.join("\n"));
-    assert!(seen.iter().any(|l| l.contains("stopped cleanly")), "{}", seen.join("\n"));
-
-    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
-    let port = |name: &str| report["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
-    assert_eq!(port("up0")["rx_packets"], COUNT as u64);
-    assert_eq!(port("up1")["tx_packets"], COUNT as u64);
-    assert_eq!(port("up1")["rx_packets"], 0);
+    let report = appliance.stop(&stats);
+    assert_eq!(port(&report, "up0")["rx_packets"], COUNT as u64);
+    assert_eq!(port(&report, "up1")["tx_packets"], COUNT as u64);
+    assert_eq!(port(&report, "up1")["rx_packets"], 0);
     let links = report["links"].as_array().unwrap();
     assert_eq!(links.len(), 2);
     assert!(
