@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::mbuf::Burst;
 use crate::port::{Port, RxQueue, TxQueue};
 
@@ -62,6 +62,19 @@ impl WorkerPlan<'_> {
 /// goes to worker q mod workers, and each worker sends on its own TX queue (index = worker).
 /// A trailing unpaired port is left idle. Returns one plan per worker and every link's counters.
 pub fn cross_connect<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<(Vec<WorkerPlan<'p>>, LinkTable)> {
+    if workers == 0 {
+        return Err(Error::PortCapability {
+            port: "*".into(),
+            detail: "cross-connect needs at least one worker".into(),
+        });
+    }
+    // Worker w sends on TX queue w of every port, so every port needs one TX queue per worker.
+    if let Some(port) = ports.iter().find(|p| usize::from(p.config().tx_queues) < workers) {
+        return Err(Error::PortCapability {
+            port: port.name().into(),
+            detail: format!("{} TX queues for {workers} workers; each worker needs its own", port.config().tx_queues),
+        });
+    }
     let mut plans: Vec<WorkerPlan<'p>> =
         (0..workers).map(|_| WorkerPlan { links: Vec::new(), tx: Vec::new() }).collect();
     let mut counters = Vec::new();

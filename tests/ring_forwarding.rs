@@ -76,3 +76,18 @@ fn second_eal_init_in_one_process_is_refused() {
     assert!(err.to_string().contains("already initialised"), "{err}");
     drop(eal);
 }
+
+#[test]
+fn cross_connect_refuses_ports_without_a_tx_queue_per_worker() {
+    let eal = Eal::init(&common::test_eal_config("txq", 256)).expect("EAL");
+    let pool = Mempool::new(&eal, "txqtest", 2047).expect("pool");
+    let rings: Vec<Ring<'_>> = (0..2).map(|i| Ring::new(&eal, &format!("txq{i}"), 1024).unwrap()).collect();
+    let ports = [
+        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("up0")).unwrap(),
+        Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("up1")).unwrap(),
+    ];
+    let err = cross_connect(&ports, 2).err().expect("one TX queue cannot serve two workers");
+    assert!(err.to_string().contains("1 TX queues for 2 workers"), "{err}");
+    let err = cross_connect(&ports, 0).err().expect("no workers");
+    assert!(err.to_string().contains("at least one worker"), "{err}");
+}
