@@ -2,8 +2,9 @@
 //!
 //! What is here: packet parsing and in-place rewriting ([`wire`]); the immutable topology snapshot
 //! with route lookup ([`topology`]); rule chains and their evaluation ([`chain`]); flow keys and the
-//! per-core flow cache ([`flow`]). Still to come (the gateway data-path issue): the simulation that
-//! walks a packet through the snapshot into flow actions, tunnels, connection tracking and NAT state.
+//! per-core flow cache ([`flow`]); the simulation of a packet through the snapshot into flow actions,
+//! L3 path so far ([`sim`]). Still to come (the gateway data-path issue): bridges, tunnels,
+//! connection tracking and NAT state.
 //!
 //! What it does not do: I/O, allocation on the per-packet path, clock reads, or anything that needs
 //! DPDK. `pmd/` moves mbufs and hands their data to this crate as `&[u8]` / `&mut [u8]`.
@@ -15,6 +16,7 @@ mod macros;
 
 pub mod chain;
 pub mod flow;
+pub mod sim;
 pub mod topology;
 pub mod wire;
 

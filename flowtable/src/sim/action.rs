@@ -1,0 +1,255 @@
+//! Flow actions: what a worker does to a frame, as a small `Copy` list the flow cache stores.
+
+use core::fmt;
+
+use crate::wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, Ipv6Packet};
+
+macro_rules! drop_reasons {
+    ( $( $variant:ident => $name:literal, $desc:literal; )+ ) => {
+        /// Why the simulation (or [`apply`]) dropped a frame. One list gives the enum, the counter
+        /// names and the descriptions, so a core keeps `[u64; DropReason::COUNT]` indexed by
+        /// [`DropReason::index`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        #[repr(u8)]
+        pub enum DropReason {
+            $( #[doc = $desc] $variant, )+
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order (`ALL[r.index()] == r`).
+            pub const ALL: &'static [DropReason] = &[ $( DropReason::$variant, )+ ];
+            /// Number of reasons: the length of a per-core counter array.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// Short snake_case name, usable as a counter or metric label.
+            pub const fn name(self) -> &'static str {
+                match self { $( DropReason::$variant => $name, )+ }
+            }
+
+            /// One-line human description.
+            pub const fn description(self) -> &'static str {
+                match self { $( DropReason::$variant => $desc, )+ }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    Malformed => "malformed", "the frame does not parse (see the wire parse error counters)";
+    UnknownIngress => "unknown_ingress", "no exterior port is bound to the DPDK port the frame came in on";
+    NotRouterPort => "not_router_port", "the ingress port is not a router port (bridges come later)";
+    NotForUs => "not_for_us", "Ethernet destination is neither the port's MAC nor broadcast/multicast";
+    UnsupportedEthertype => "unsupported_ethertype", "neither IPv4, IPv6 nor ARP";
+    ArpConsumed => "arp_consumed", "ARP packet handled by the router (learned, or not for a port address)";
+    NdpConsumed => "ndp_consumed", "neighbour discovery packet handled by the router";
+    RuleDrop => "rule_drop", "a rule chain dropped the packet";
+    RuleReject => "rule_reject", "a rule chain rejected the packet (ICMP administratively prohibited)";
+    NatUnsupported => "nat_unsupported", "a NAT rule matched; NAT is not implemented yet";
+    NoRoute => "no_route", "no route to the destination (ICMP net unreachable)";
+    Blackhole => "blackhole", "a blackhole route matched";
+    RejectRoute => "reject_route", "a reject route matched (ICMP unreachable)";
+    TtlExpired => "ttl_expired", "TTL or hop limit would reach zero (ICMP time exceeded)";
+    TooBig => "too_big", "larger than the egress MTU; never fragmented (ICMP frag needed / packet too big)";
+    NeighbourUnresolved => "neighbour_unresolved", "next-hop MAC unknown; an ARP request / NS was generated";
+    PortUnplugged => "port_unplugged", "the egress port is neither linked nor bound";
+    TunnelUnsupported => "tunnel_unsupported", "the egress port is bound on a remote host (tunnels come later)";
+    ToRouter => "to_router", "addressed to a router port, not an echo request the fast path answers";
+    RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
+    IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";
+    ActionsOverflow => "actions_overflow", "more actions than an action list holds";
+}
+
+impl DropReason {
+    /// Position in [`DropReason::ALL`]: the index of this reason's per-core drop counter.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for DropReason {}
+
+/// What was done to the frame in place when the simulation answered it itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplyKind {
+    /// An ARP request for a port address became its reply.
+    ArpReply,
+    /// An ICMP / ICMPv6 echo request to a port address became its reply.
+    EchoReply,
+}
+
+/// One flow action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Action {
+    /// Nothing (the filler of unused slots).
+    #[default]
+    Nop,
+    /// Set the Ethernet source.
+    SetEthSrc(EthernetAddress),
+    /// Set the Ethernet destination.
+    SetEthDst(EthernetAddress),
+    /// Decrement the IPv4 TTL (checksum updated incrementally, RFC 1624) or the IPv6 hop limit by
+    /// this many router hops. A packet whose TTL is not larger fails with [`DropReason::TtlExpired`]:
+    /// the TTL is not part of the flow key, so the cached path must check it.
+    DecTtl(u8),
+    /// Fail with [`DropReason::TooBig`] when the IP packet is longer than this MTU (the length is
+    /// not part of the flow key either).
+    CheckMtu(u16),
+    /// The frame was turned into a reply in place by the simulation (never cached).
+    Reply(ReplyKind),
+    /// Send out of this local DPDK port.
+    Output(u16),
+    /// Drop.
+    Drop(DropReason),
+}
+
+/// Most actions an [`Actions`] list holds.
+pub const MAX_ACTIONS: usize = 7;
+
+/// A fixed-capacity list of [`Action`]s: `Copy`, no heap, 58 bytes, so it fits a flow cache entry.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Actions {
+    list: [Action; MAX_ACTIONS],
+    len: u8,
+}
+
+impl Actions {
+    /// The empty list (applying it drops nothing and outputs nowhere: see [`apply`]).
+    pub const fn new() -> Actions {
+        Actions { list: [Action::Nop; MAX_ACTIONS], len: 0 }
+    }
+
+    /// A list of one drop.
+    pub const fn drop(reason: DropReason) -> Actions {
+        let mut a = Actions::new();
+        a.list[0] = Action::Drop(reason);
+        a.len = 1;
+        a
+    }
+
+    /// Appends `action`; when full, the list becomes a drop with [`DropReason::ActionsOverflow`].
+    pub fn push(&mut self, action: Action) {
+        if usize::from(self.len) == MAX_ACTIONS {
+            *self = Actions::drop(DropReason::ActionsOverflow);
+        } else {
+            self.list[usize::from(self.len)] = action;
+            self.len += 1;
+        }
+    }
+
+    /// The actions, in order.
+    pub fn as_slice(&self) -> &[Action] {
+        &self.list[..usize::from(self.len)]
+    }
+
+    /// The drop reason, if the list drops.
+    pub fn drop_reason(&self) -> Option<DropReason> {
+        self.as_slice().iter().find_map(|a| match a {
+            Action::Drop(r) => Some(*r),
+            _ => None,
+        })
+    }
+
+    /// The DPDK port the list outputs to, if any.
+    pub fn output(&self) -> Option<u16> {
+        self.as_slice().iter().find_map(|a| match a {
+            Action::Output(p) => Some(*p),
+            _ => None,
+        })
+    }
+}
+
+impl fmt::Debug for Actions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
+
+/// Where [`apply`] sends the frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Output {
+    /// The local DPDK port.
+    pub dpdk_port: u16,
+}
+
+/// Executes `actions` on `frame` in place: pure, allocation-free, never panics.
+///
+/// `Err` is the drop reason: the list's own [`Action::Drop`], [`DropReason::Malformed`] when the
+/// frame is too short for an action, or, from the checks a cached flow needs because TTL and
+/// length are not in the flow key, [`DropReason::TtlExpired`] / [`DropReason::TooBig`]. For those
+/// two the frame is unchanged up to the failing action's predecessors (only MAC rewrites come
+/// earlier), and the caller runs [`simulate`](super::simulate) on it, which answers with the ICMP
+/// error. A list without an output and without a drop fails with [`DropReason::Malformed`].
+pub fn apply(actions: &Actions, frame: &mut [u8]) -> Result<Output, DropReason> {
+    for action in actions.as_slice() {
+        match *action {
+            Action::Nop | Action::Reply(_) => {}
+            Action::SetEthSrc(mac) => eth(frame)?.set_src_addr(mac),
+            Action::SetEthDst(mac) => eth(frame)?.set_dst_addr(mac),
+            Action::DecTtl(n) => dec_ttl(frame, n)?,
+            Action::CheckMtu(mtu) => {
+                if ip_len(frame)? > usize::from(mtu) {
+                    return Err(DropReason::TooBig);
+                }
+            }
+            Action::Output(dpdk_port) => return Ok(Output { dpdk_port }),
+            Action::Drop(reason) => return Err(reason),
+        }
+    }
+    Err(DropReason::Malformed)
+}
+
+fn eth(frame: &mut [u8]) -> Result<EthernetFrame<&mut [u8]>, DropReason> {
+    EthernetFrame::new_checked(frame).map_err(|_| DropReason::Malformed)
+}
+
+/// The IP packet after the Ethernet header: (ethertype, offset).
+fn ip_offset(frame: &[u8]) -> Result<(EtherType, usize), DropReason> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Malformed)?;
+    Ok((eth.inner_ethertype(), eth.payload_offset()))
+}
+
+/// Length of the IP packet (header included, link padding excluded).
+fn ip_len(frame: &[u8]) -> Result<usize, DropReason> {
+    let (ty, off) = ip_offset(frame)?;
+    match ty {
+        EtherType::Ipv4 => Ok(usize::from(ipv4(frame, off)?.total_len())),
+        EtherType::Ipv6 => Ok(Ipv6Packet::new_checked(&frame[off..]).map_err(|_| DropReason::Malformed)?.total_len()),
+        _ => Err(DropReason::Malformed),
+    }
+}
+
+fn ipv4(frame: &[u8], off: usize) -> Result<Ipv4Packet<&[u8]>, DropReason> {
+    Ipv4Packet::new_checked(&frame[off..]).map_err(|_| DropReason::Malformed)
+}
+
+fn dec_ttl(frame: &mut [u8], n: u8) -> Result<(), DropReason> {
+    let (ty, off) = ip_offset(frame)?;
+    match ty {
+        EtherType::Ipv4 => {
+            let mut ip = Ipv4Packet::new_checked(&mut frame[off..]).map_err(|_| DropReason::Malformed)?;
+            if ip.ttl() <= n {
+                return Err(DropReason::TtlExpired);
+            }
+            for _ in 0..n {
+                ip.decrement_ttl();
+            }
+        }
+        EtherType::Ipv6 => {
+            let mut ip = Ipv6Packet::new_checked(&mut frame[off..]).map_err(|_| DropReason::Malformed)?;
+            if ip.hop_limit() <= n {
+                return Err(DropReason::TtlExpired);
+            }
+            ip.set_hop_limit(ip.hop_limit() - n);
+        }
+        _ => return Err(DropReason::Malformed),
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! Per-core state of the simulation: the neighbour cache (ARP / NDP) and the egress MTUs.
+
+use core::net::IpAddr;
+
+use crate::topology::PortId;
+use crate::wire::EthernetAddress;
+
+/// Ways per bucket of the neighbour cache.
+const WAYS: usize = 4;
+
+/// Most DPDK ports [`CoreState`] keeps an MTU for; others use the default.
+pub const MAX_DPDK_PORTS: usize = 64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    port: PortId,
+    ip: IpAddr,
+    mac: EthernetAddress,
+    /// Valid while `now < expires`; 0 marks a free slot.
+    expires: u64,
+}
+
+const FREE: Entry = Entry {
+    port: PortId(u32::MAX),
+    ip: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
+    mac: EthernetAddress([0; 6]),
+    expires: 0,
+};
+
+/// A fixed-capacity, set-associative cache of next-hop MACs keyed by (router port, IP address), for
+/// IPv4 (ARP) and IPv6 (NDP) alike. Allocates only in [`NeighbourCache::new`]. A full bucket
+/// replaces its expired or soonest-expiring entry.
+#[derive(Debug, Clone)]
+pub struct NeighbourCache {
+    slots: Box<[Entry]>,
+    mask: usize,
+    lifetime: u64,
+}
+
+impl NeighbourCache {
+    /// A cache of at least `capacity` entries (rounded up to a power of two, at least one bucket);
+    /// an entry learned at `now` is valid until `now + lifetime`.
+    pub fn new(capacity: usize, lifetime: u64) -> NeighbourCache {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        NeighbourCache { slots: vec![FREE; buckets * WAYS].into_boxed_slice(), mask: buckets - 1, lifetime }
+    }
+
+    /// Number of entries the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn bucket(&self, port: PortId, ip: IpAddr) -> core::ops::Range<usize> {
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(port.0);
+        let mut mix = |b: &[u8]| {
+            for &x in b {
+                h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        match ip {
+            IpAddr::V4(a) => mix(&a.octets()),
+            IpAddr::V6(a) => mix(&a.octets()),
+        }
+        let b = (h ^ (h >> 29)) as usize & self.mask;
+        b * WAYS..(b + 1) * WAYS
+    }
+
+    /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`.
+    pub fn learn(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
+        let range = self.bucket(port, ip);
+        let bucket = &mut self.slots[range];
+        let expires = now.saturating_add(self.lifetime).max(1);
+        let new = Entry { port, ip, mac, expires };
+        if let Some(e) = bucket.iter_mut().find(|e| e.expires != 0 && e.port == port && e.ip == ip) {
+            *e = new;
+            return;
+        }
+        // A free or expired slot, else the one that expires first.
+        let victim = bucket.iter_mut().min_by_key(|e| if e.expires <= now { 0 } else { e.expires });
+        if let Some(e) = victim {
+            *e = new;
+        }
+    }
+
+    /// The MAC of `ip` on `port`, if learned and not expired at `now`.
+    pub fn lookup(&self, port: PortId, ip: IpAddr, now: u64) -> Option<EthernetAddress> {
+        self.slots[self.bucket(port, ip)]
+            .iter()
+            .find(|e| e.port == port && e.ip == ip && now < e.expires)
+            .map(|e| e.mac)
+    }
+
+    /// Forgets the entry of `ip` on `port`.
+    pub fn forget(&mut self, port: PortId, ip: IpAddr) {
+        let range = self.bucket(port, ip);
+        for e in &mut self.slots[range] {
+            if e.port == port && e.ip == ip {
+                *e = FREE;
+            }
+        }
+    }
+
+    /// Frees every entry expired at `now`; returns how many.
+    pub fn expire(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        for e in self.slots.iter_mut().filter(|e| e.expires != 0 && e.expires <= now) {
+            *e = FREE;
+            n += 1;
+        }
+        n
+    }
+
+    /// Number of entries valid at `now`.
+    pub fn len(&self, now: u64) -> usize {
+        self.slots.iter().filter(|e| now < e.expires).count()
+    }
+}
+
+/// What [`CoreState::new`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoreConfig {
+    /// Neighbour cache entries.
+    pub neighbour_capacity: usize,
+    /// How long a learned neighbour stays valid, in the caller's clock units.
+    pub neighbour_lifetime: u64,
+    /// The MTU of a DPDK port without its own ([`CoreState::set_mtu`]): IP packet bytes, not frame bytes.
+    pub default_mtu: u16,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig { neighbour_capacity: 4096, neighbour_lifetime: 60_000_000_000, default_mtu: 1500 }
+    }
+}
+
+/// Everything the simulation keeps per worker core. Allocates only in [`CoreState::new`].
+#[derive(Debug, Clone)]
+pub struct CoreState {
+    /// The ARP / NDP cache.
+    pub neighbours: NeighbourCache,
+    mtus: [u16; MAX_DPDK_PORTS],
+    default_mtu: u16,
+}
+
+impl CoreState {
+    /// New state with an empty neighbour cache.
+    pub fn new(config: &CoreConfig) -> CoreState {
+        CoreState {
+            neighbours: NeighbourCache::new(config.neighbour_capacity, config.neighbour_lifetime),
+            mtus: [0; MAX_DPDK_PORTS],
+            default_mtu: config.default_mtu,
+        }
+    }
+
+    /// Sets the MTU (largest IP packet) of a DPDK port; ports beyond [`MAX_DPDK_PORTS`] keep the default.
+    pub fn set_mtu(&mut self, dpdk_port: u16, mtu: u16) {
+        if let Some(m) = self.mtus.get_mut(usize::from(dpdk_port)) {
+            *m = mtu;
+        }
+    }
+
+    /// The MTU of a DPDK port.
+    pub fn mtu(&self, dpdk_port: u16) -> u16 {
+        match self.mtus.get(usize::from(dpdk_port)) {
+            Some(&m) if m != 0 => m,
+            _ => self.default_mtu,
+        }
+    }
+}

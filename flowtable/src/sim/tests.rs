@@ -1,0 +1,595 @@
+//! Simulation on a two-router topology with real frames.
+
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::*;
+use crate::chain::{Condition, Field, RuleKind};
+use crate::topology::{PortId, Route, RouteType, RouterId, SnapshotBuilder, Uuid};
+use crate::wire::{
+    ArpRepr, EtherType, EthernetRepr, Icmpv4Repr, Icmpv4TimeExceeded, Icmpv6Repr, IpProtocol, Ipv4Repr, Ipv6Repr,
+    PseudoHeader, UdpPacket, UdpRepr,
+};
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn mac(n: u8) -> EthernetAddress {
+    EthernetAddress([0x02, 0, 0, 0, 0, n])
+}
+
+const OUTSIDE: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 1]);
+const GW0: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 1]);
+const GW1: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
+const VM: EthernetAddress = EthernetAddress([0x02, 0xcc, 0, 0, 0, 1]);
+
+/// Uplink router R1: `up0` 192.0.2.1/24 + 2001:db8:1::1/64 on DPDK 0, `up1` 198.51.100.1/24 on
+/// DPDK 1, `link` 169.254.0.1/30 + fd00::1/64 to tenant router R2's `tl` 169.254.0.2/30 + fd00::2/64;
+/// R2's `down` 10.0.0.1/24 + 2001:db8:2::1/64 on DPDK 2.
+/// R1 routes: 10.0.0.0/16 and 2001:db8:2::/64 to R2, 100.64.0.0/10 ECMP over both uplinks,
+/// 203.0.113.0/24 blackhole, 198.18.0.0/15 reject. R2 routes: defaults to R1.
+struct Topo {
+    b: SnapshotBuilder,
+    down: PortId,
+}
+
+fn topo() -> Topo {
+    let mut b = SnapshotBuilder::new(1);
+    let r1 = b.add_router(Uuid(1));
+    let r2 = b.add_router(Uuid(2));
+    let up0 = b.add_router_port(r1, Uuid(10), mac(1), &[net("192.0.2.1/24"), net("2001:db8:1::1/64")]);
+    let up1 = b.add_router_port(r1, Uuid(11), mac(2), &[net("198.51.100.1/24")]);
+    let link = b.add_router_port(r1, Uuid(12), mac(3), &[net("169.254.0.1/30"), net("fd00::1/64")]);
+    let tl = b.add_router_port(r2, Uuid(20), mac(4), &[net("169.254.0.2/30"), net("fd00::2/64")]);
+    let down = b.add_router_port(r2, Uuid(21), mac(5), &[net("10.0.0.1/24"), net("2001:db8:2::1/64")]);
+    b.bind_local(up0, 0);
+    b.bind_local(up1, 1);
+    b.bind_local(down, 2);
+    b.link(link, tl);
+    let any4 = net("0.0.0.0/0");
+    let any6 = net("::/0");
+    b.add_route(r1, Route::normal(Uuid(100), any4, net("10.0.0.0/16"), link, Some(ip("169.254.0.2")), 1));
+    b.add_route(r1, Route::normal(Uuid(101), any6, net("2001:db8:2::/64"), link, Some(ip("fd00::2")), 1));
+    b.add_route(r1, Route::normal(Uuid(102), any4, net("100.64.0.0/10"), up0, Some(ip("192.0.2.254")), 1));
+    b.add_route(r1, Route::normal(Uuid(103), any4, net("100.64.0.0/10"), up1, Some(ip("198.51.100.254")), 1));
+    b.add_route(r1, Route::without_port(Uuid(104), net("203.0.113.0/24"), RouteType::Blackhole, 1));
+    b.add_route(r1, Route::without_port(Uuid(105), net("198.18.0.0/15"), RouteType::Reject, 1));
+    b.add_route(r2, Route::normal(Uuid(200), any4, any4, tl, Some(ip("169.254.0.1")), 1));
+    b.add_route(r2, Route::normal(Uuid(201), any6, any6, tl, Some(ip("fd00::1")), 1));
+    Topo { b, down }
+}
+
+/// Core state that knows the VM, the outside host and both uplink gateways.
+fn state() -> CoreState {
+    let mut s = CoreState::new(&CoreConfig { neighbour_capacity: 64, neighbour_lifetime: 1000, default_mtu: 1500 });
+    s.neighbours.learn(PortId(4), ip("10.0.0.5"), VM, 0);
+    s.neighbours.learn(PortId(4), ip("2001:db8:2::5"), VM, 0);
+    s.neighbours.learn(PortId(0), ip("192.0.2.254"), GW0, 0);
+    s.neighbours.learn(PortId(1), ip("198.51.100.254"), GW1, 0);
+    s
+}
+
+fn eth(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
+    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
+        .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+}
+
+/// An IPv4 UDP frame to R1's uplink MAC.
+fn udp4(src: &str, dst: &str, sport: u16, ttl: u8, df: bool, payload: usize) -> Vec<u8> {
+    let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
+    eth(&mut f, OUTSIDE, mac(1), EtherType::Ipv4);
+    let ipr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        ttl,
+        tos: 0,
+        ident: 7,
+        dont_frag: df,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    ipr.emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    UdpRepr { src_port: sport, dst_port: 53 }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+/// An IPv6 UDP frame to R1's uplink MAC.
+fn udp6(src: &str, dst: &str, hop_limit: u8, payload: usize) -> Vec<u8> {
+    let (src, dst): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut f = vec![0x5au8; 14 + 40 + 8 + payload];
+    eth(&mut f, OUTSIDE, mac(1), EtherType::Ipv6);
+    let ipr = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        hop_limit,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    ipr.emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+    let mut u = UdpPacket::new_unchecked(&mut f[54..]);
+    UdpRepr { src_port: 1000, dst_port: 53 }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V6 { src, dst });
+    f
+}
+
+fn echo4(src: &str, dst: &str) -> Vec<u8> {
+    let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let icmp = Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 1, data: b"abcdefgh" };
+    let mut f = vec![0x5au8; 14 + 20 + icmp.buffer_len()];
+    eth(&mut f, OUTSIDE, mac(1), EtherType::Ipv4);
+    let ipr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    };
+    ipr.emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut f[34..]));
+    f
+}
+
+fn echo6(src: &str, dst: &str) -> Vec<u8> {
+    let (src, dst): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let icmp = Icmpv6Repr::EchoRequest { ident: 0x1234, seq_no: 1, data: b"abcdefgh" };
+    let mut f = vec![0x5au8; 14 + 40 + icmp.buffer_len()];
+    eth(&mut f, OUTSIDE, mac(1), EtherType::Ipv6);
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+    icmp.emit(&PseudoHeader::V6 { src, dst }, &mut Icmpv6Packet::new_unchecked(&mut f[54..]));
+    f
+}
+
+fn arp_request_frame(spa: &str, tpa: &str) -> Vec<u8> {
+    let mut f = vec![0x5au8; 14 + 28];
+    eth(&mut f, OUTSIDE, EthernetAddress::BROADCAST, EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: OUTSIDE,
+        source_protocol_addr: spa.parse().unwrap(),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: tpa.parse().unwrap(),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    f
+}
+
+fn run(snap: &Snapshot, st: &mut CoreState, port: u16, frame: &mut [u8], out: &mut [u8]) -> SimResult {
+    simulate(snap, port, frame, st, 10, out)
+}
+
+/// Parses `frame` and checks every checksum.
+fn valid(frame: &[u8]) -> Headers {
+    let h = Headers::parse(frame).unwrap();
+    h.verify_checksums(frame).unwrap();
+    h
+}
+
+/// Checks a generated ICMPv4 error: addresses, type/code, the quote, checksums; returns the
+/// ICMP header's second word (next-hop MTU).
+fn check_icmp4_error(out: &[u8], orig: &[u8], src: &str, ty: Icmpv4Message, code: u8) -> u16 {
+    let h = valid(out);
+    assert_eq!(h.eth_dst, OUTSIDE);
+    assert_eq!(h.eth_src, mac(1));
+    let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+    assert_eq!(IpAddr::V4(f.src), ip(src));
+    let L3::Ipv4(of) = Headers::parse(orig).unwrap().l3 else { panic!() };
+    assert_eq!(f.dst, of.src);
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type, code: c, .. } if msg_type == ty && c == code));
+    let p = Icmpv4Packet::new_checked(&out[h.l4_offset..h.end]).unwrap();
+    let quoted = p.data();
+    let n = quoted.len().min(orig.len() - 14);
+    assert!(n >= 28);
+    assert_eq!(&quoted[..n], &orig[14..14 + n]);
+    p.next_hop_mtu()
+}
+
+#[test]
+fn actions_fit_a_cache_entry() {
+    assert!(core::mem::size_of::<Actions>() <= 64, "{}", core::mem::size_of::<Actions>());
+    assert_eq!(core::mem::size_of::<Action>(), 8);
+}
+
+#[test]
+fn drop_reasons_are_one_list() {
+    for (i, r) in DropReason::ALL.iter().enumerate() {
+        assert_eq!(r.index(), i);
+        assert!(!r.name().is_empty() && !r.description().is_empty());
+    }
+    assert_eq!(DropReason::ALL.len(), DropReason::COUNT);
+}
+
+#[test]
+fn forward_through_two_routers() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20);
+    let orig = f.clone();
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert!(r.cacheable);
+    assert_eq!(r.actions.output(), Some(2), "{:?}", r.actions);
+    assert!(r.generated.is_none());
+    let h = valid(&f);
+    assert_eq!((h.eth_src, h.eth_dst), (mac(5), VM));
+    let L3::Ipv4(fields) = h.l3 else { panic!() };
+    assert_eq!(fields.ttl, 62);
+    assert_eq!(&f[34..], &orig[34..]);
+    // Both routers, the ports crossed.
+    for d in [DeviceId::Router(RouterId(0)), DeviceId::Router(RouterId(1)), DeviceId::Port(PortId(0))] {
+        assert!(r.deps.contains(d), "{d:?}");
+    }
+    for p in [2, 3, 4] {
+        assert!(r.deps.contains(DeviceId::Port(PortId(p))), "{p}");
+    }
+
+    // The cached path gives the same bytes.
+    let mut g = orig.clone();
+    assert_eq!(apply(&r.actions, &mut g), Ok(Output { dpdk_port: 2 }));
+    assert_eq!(g, f);
+
+    // And back: VM -> outside through both routers to the ECMP uplinks.
+    let mut v6 = udp6("2001:db8:1::7", "2001:db8:2::5", 64, 10);
+    let r = run(&snap, &mut st, 0, &mut v6, &mut out);
+    assert_eq!(r.actions.output(), Some(2));
+    let h = valid(&v6);
+    assert!(matches!(h.l3, L3::Ipv6(f) if f.hop_limit == 62));
+}
+
+#[test]
+fn ecmp_is_deterministic_per_flow() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let mut seen = [0u32; 2];
+    for sport in 0..64u16 {
+        let mut first = None;
+        for _ in 0..3 {
+            let mut f = udp4("192.0.2.7", "100.64.1.1", 1000 + sport, 64, true, 0);
+            let r = run(&snap, &mut st, 0, &mut f, &mut out);
+            assert!(r.cacheable);
+            let o = r.actions.output().unwrap();
+            let h = valid(&f);
+            assert_eq!(h.eth_dst, if o == 0 { GW0 } else { GW1 });
+            assert_eq!(*first.get_or_insert(o), o);
+        }
+        seen[usize::from(first.unwrap())] += 1;
+    }
+    assert!(seen[0] > 0 && seen[1] > 0, "{seen:?}");
+}
+
+#[test]
+fn blackhole_drops() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "203.0.113.9", 1, 64, true, 0);
+    let orig = f.clone();
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::Blackhole));
+    assert!(r.cacheable && r.generated.is_none());
+    assert_eq!(f, orig);
+    assert_eq!(apply(&r.actions, &mut f), Err(DropReason::Blackhole));
+}
+
+#[test]
+fn reject_route_answers_admin_prohibited() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "198.18.0.1", 1, 64, true, 100);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::RejectRoute));
+    assert!(!r.cacheable);
+    let g = r.generated.unwrap();
+    assert_eq!(g.dpdk_port, 0);
+    check_icmp4_error(&out[..g.len], &f, "192.0.2.1", Icmpv4Message::DstUnreachable, 13);
+}
+
+#[test]
+fn no_route_answers_net_unreachable() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "8.8.8.8", 1, 64, true, 600);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NoRoute));
+    let g = r.generated.unwrap();
+    // RFC 1812: at most 576 bytes of IP.
+    assert_eq!(g.len, 14 + 576);
+    check_icmp4_error(&out[..g.len], &f, "192.0.2.1", Icmpv4Message::DstUnreachable, 0);
+
+    // IPv6: no route to destination, code 0.
+    let mut f = udp6("2001:db8:1::7", "3fff::1", 64, 0);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NoRoute));
+    let h = valid(&out[..r.generated.unwrap().len]);
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == "2001:db8:1::1".parse::<Ipv6Addr>().unwrap()));
+    assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::DstUnreachable, code: 0, .. }));
+}
+
+#[test]
+fn no_error_about_an_error() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let inner = udp4("8.8.8.8", "192.0.2.7", 1, 64, true, 0);
+    let icmp = Icmpv4Repr::TimeExceeded { reason: Icmpv4TimeExceeded::TtlExpired, data: &inner[14..] };
+    let mut f = echo4("192.0.2.7", "8.8.4.4");
+    f.truncate(34);
+    f.resize(34 + icmp.buffer_len(), 0);
+    icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut f[34..]));
+    let len = f.len() - 14;
+    let mut p = Ipv4Packet::new_unchecked(&mut f[14..]);
+    p.set_total_len(len as u16);
+    p.fill_checksum();
+    valid(&f);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::IcmpErrorSuppressed));
+    assert!(r.generated.is_none());
+}
+
+#[test]
+fn ttl_one_answers_time_exceeded() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 1, true, 0);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TtlExpired));
+    check_icmp4_error(&out[..r.generated.unwrap().len], &f, "192.0.2.1", Icmpv4Message::TimeExceeded, 0);
+
+    // TTL 2 expires at the tenant router: the error comes from its interior port (traceroute's hop 2).
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 2, true, 0);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    check_icmp4_error(&out[..r.generated.unwrap().len], &f, "169.254.0.2", Icmpv4Message::TimeExceeded, 0);
+
+    // IPv6 hop limit 1.
+    let mut f = udp6("2001:db8:1::7", "2001:db8:2::5", 1, 0);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    let h = valid(&out[..r.generated.unwrap().len]);
+    assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::TimeExceeded, code: 0, .. }));
+}
+
+#[test]
+fn oversized_df_answers_frag_needed() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    st.set_mtu(2, 1400);
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 64, true, 1401 - 28);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TooBig));
+    // From the router whose egress is too small (the tenant router, entered through its interior port).
+    let mtu = check_icmp4_error(&out[..r.generated.unwrap().len], &f, "169.254.0.2", Icmpv4Message::DstUnreachable, 4);
+    assert_eq!(mtu, 1400);
+
+    // Without DF: dropped, never fragmented, no error.
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 64, false, 1401 - 28);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TooBig));
+    assert!(r.generated.is_none());
+
+    // A cached flow learned on a small packet refuses a big one before touching it.
+    let mut small = udp4("192.0.2.7", "10.0.0.5", 1, 64, true, 10);
+    let r = run(&snap, &mut st, 0, &mut small, &mut out);
+    assert!(r.cacheable);
+    let mut big = udp4("192.0.2.7", "10.0.0.5", 1, 64, true, 1401 - 28);
+    let before = big.clone();
+    assert_eq!(apply(&r.actions, &mut big), Err(DropReason::TooBig));
+    assert_eq!(big, before);
+    let mut ttl1 = udp4("192.0.2.7", "10.0.0.5", 1, 2, true, 10);
+    assert_eq!(apply(&r.actions, &mut ttl1), Err(DropReason::TtlExpired));
+
+    // IPv6: packet too big with the MTU.
+    let mut f = udp6("2001:db8:1::7", "2001:db8:2::5", 64, 1401 - 48);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    let g = r.generated.unwrap();
+    let h = valid(&out[..g.len]);
+    assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::PktTooBig, .. }));
+    assert_eq!(Icmpv6Packet::new_checked(&out[h.l4_offset..h.end]).unwrap().mtu(), 1400);
+    assert!(g.len <= 14 + 1280);
+}
+
+#[test]
+fn arp_request_for_port_address_is_answered() {
+    let snap = topo().b.build().unwrap();
+    let mut st = CoreState::new(&CoreConfig::default());
+    let mut out = [0u8; 1514];
+    let mut f = arp_request_frame("192.0.2.7", "192.0.2.1");
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert!(!r.cacheable);
+    assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::ArpReply), Action::Output(0)]);
+    let h = Headers::parse(&f).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (mac(1), OUTSIDE));
+    let L3::Arp(a) = h.l3 else { panic!() };
+    assert_eq!(a.operation, ArpOperation::Reply);
+    assert_eq!((a.source_hardware_addr, a.source_protocol_addr), (mac(1), "192.0.2.1".parse().unwrap()));
+    assert_eq!((a.target_hardware_addr, a.target_protocol_addr), (OUTSIDE, "192.0.2.7".parse().unwrap()));
+    // The sender was learned.
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.7"), 10), Some(OUTSIDE));
+
+    // Not for us: learned (on-link sender) but not answered.
+    let mut f = arp_request_frame("192.0.2.8", "192.0.2.99");
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::ArpConsumed));
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.8"), 10), Some(OUTSIDE));
+}
+
+#[test]
+fn echo_request_to_port_address_is_answered() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = echo4("192.0.2.7", "192.0.2.1");
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert!(!r.cacheable);
+    assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(0)]);
+    let h = valid(&f);
+    assert_eq!((h.eth_src, h.eth_dst), (mac(1), OUTSIDE));
+    assert!(
+        matches!(h.l3, L3::Ipv4(x) if x.src == Ipv4Addr::new(192, 0, 2, 1) && x.dst == Ipv4Addr::new(192, 0, 2, 7))
+    );
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, ident: 0x1234, .. }));
+
+    // The tenant router's port answers too.
+    let mut f = echo4("192.0.2.7", "10.0.0.1");
+    run(&snap, &mut state(), 0, &mut f, &mut out);
+    let h = valid(&f);
+    assert!(matches!(h.l3, L3::Ipv4(x) if x.src == Ipv4Addr::new(10, 0, 0, 1)));
+
+    let mut f = echo6("2001:db8:1::7", "2001:db8:1::1");
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.output(), Some(0));
+    let h = valid(&f);
+    assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::EchoReply, .. }));
+
+    // Other traffic to the router: dropped (exception path later).
+    let mut f = udp4("192.0.2.7", "192.0.2.1", 1, 64, true, 0);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::ToRouter));
+}
+
+#[test]
+fn chain_rules_drop_and_reject() {
+    let Topo { mut b, down } = topo();
+    let c = b.add_chain(Uuid(300), "in");
+    let cond = Condition { dst_port: Some(Field::is(crate::chain::PortRange::new(53, 53))), ..Condition::default() };
+    b.add_new_rule(c, Uuid(301), cond, RuleKind::Drop).unwrap();
+    let cond = Condition { dst: Some(Field::is(net("10.0.0.6/32"))), ..Condition::default() };
+    b.add_new_rule(c, Uuid(302), cond, RuleKind::Reject).unwrap();
+    b.set_port_chains(down, None, Some(c));
+    let snap = b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut st = state();
+    st.neighbours.learn(PortId(4), ip("10.0.0.6"), VM, 0);
+
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 64, true, 0);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::RuleDrop));
+    assert!(r.cacheable);
+    assert!(r.deps.contains(DeviceId::Chain(c)));
+
+    let mut f = echo4("192.0.2.7", "10.0.0.6");
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::RuleReject));
+    // From the tenant router's ingress (interior) port.
+    check_icmp4_error(&out[..r.generated.unwrap().len], &f, "169.254.0.2", Icmpv4Message::DstUnreachable, 13);
+
+    // Echo to another VM passes.
+    let mut f = echo4("192.0.2.7", "10.0.0.5");
+    assert_eq!(run(&snap, &mut st, 0, &mut f, &mut out).actions.output(), Some(2));
+}
+
+#[test]
+fn neighbour_miss_sends_arp_request_or_ns() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut st = state();
+    let mut f = udp4("192.0.2.7", "10.0.0.77", 1, 64, true, 0);
+    let orig = f.clone();
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
+    assert!(!r.cacheable);
+    assert_eq!(f, orig);
+    let g = r.generated.unwrap();
+    assert_eq!(g.dpdk_port, 2);
+    let h = Headers::parse(&out[..g.len]).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (mac(5), EthernetAddress::BROADCAST));
+    let L3::Arp(a) = h.l3 else { panic!() };
+    assert_eq!(a.operation, ArpOperation::Request);
+    assert_eq!(a.source_protocol_addr, Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(a.target_protocol_addr, Ipv4Addr::new(10, 0, 0, 77));
+
+    // The VM's reply, received on DPDK 2, is learned; then the packet goes through.
+    let mut reply = vec![0u8; 42];
+    eth(&mut reply, VM, mac(5), EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: VM,
+        source_protocol_addr: "10.0.0.77".parse().unwrap(),
+        target_hardware_addr: mac(5),
+        target_protocol_addr: "10.0.0.1".parse().unwrap(),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut reply[14..]));
+    let r = run(&snap, &mut st, 2, &mut reply, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::ArpConsumed));
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.output(), Some(2));
+    // Expiry.
+    assert_eq!(st.neighbours.lookup(PortId(4), ip("10.0.0.77"), 2000), None);
+
+    // IPv6: a neighbour solicitation to the solicited-node address.
+    let mut f = udp6("2001:db8:1::7", "2001:db8:2::1:abcd", 64, 0);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    let g = r.generated.unwrap();
+    let h = valid(&out[..g.len]);
+    assert_eq!(h.eth_dst, EthernetAddress([0x33, 0x33, 0xff, 0x01, 0xab, 0xcd]));
+    assert!(
+        matches!(h.l3, L3::Ipv6(x) if x.hop_limit == 255 && x.dst == "ff02::1:ff01:abcd".parse::<Ipv6Addr>().unwrap())
+    );
+    let p = Icmpv6Packet::new_checked(&out[h.l4_offset..h.end]).unwrap();
+    assert_eq!(
+        Icmpv6Repr::parse(&h.pseudo_header().unwrap(), &p).unwrap(),
+        Icmpv6Repr::NeighborSolicit { target_addr: "2001:db8:2::1:abcd".parse().unwrap(), lladdr: Some(mac(5)) }
+    );
+}
+
+#[test]
+fn neighbour_cache_is_bounded() {
+    let mut c = NeighbourCache::new(8, 100);
+    assert_eq!(c.capacity(), 8);
+    for i in 0..100u32 {
+        c.learn(PortId(i % 3), IpAddr::V4(Ipv4Addr::from(i)), mac(i as u8), 0);
+    }
+    assert!(c.len(0) <= 8);
+    c.learn(PortId(0), ip("10.0.0.1"), mac(1), 50);
+    assert_eq!(c.lookup(PortId(0), ip("10.0.0.1"), 149), Some(mac(1)));
+    assert_eq!(c.lookup(PortId(1), ip("10.0.0.1"), 149), None);
+    assert!(c.expire(120) > 0);
+    assert_eq!(c.lookup(PortId(0), ip("10.0.0.1"), 120), Some(mac(1)));
+    c.forget(PortId(0), ip("10.0.0.1"));
+    assert_eq!(c.lookup(PortId(0), ip("10.0.0.1"), 120), None);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 64];
+    let mut seed = 0x1234_5678u32;
+    for len in 0..200 {
+        let mut f: Vec<u8> = (0..len)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (seed >> 16) as u8
+            })
+            .collect();
+        if len > 14 {
+            f[..6].copy_from_slice(&mac(1).0);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+        }
+        let r = simulate(&snap, 0, &mut f, &mut st, 0, &mut out);
+        let _ = apply(&r.actions, &mut f);
+    }
+}
