@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use midogw::{cross_connect, run_worker, Eal, EalConfig, LinkCounters, LinkId, Mempool, Port, PortConfig};
+use midogw::{cross_connect, run_worker, Eal, EalConfig, LinkCounters, LinkId, Mempool, Port, PortConfig, PortStats};
 use serde::Serialize;
 
 use crate::config::{self, Config};
@@ -189,14 +189,8 @@ pub struct PortReport {
     pub id: u16,
     pub mac: String,
     pub link_up: bool,
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    pub tx_bytes: u64,
-    pub rx_missed: u64,
-    pub rx_errors: u64,
-    pub tx_errors: u64,
-    pub rx_nombuf: u64,
+    #[serde(flatten)]
+    pub stats: PortStats,
     pub xstats: std::collections::BTreeMap<String, u64>,
 }
 
@@ -219,23 +213,13 @@ impl Report {
             seconds: elapsed.as_secs_f64(),
             ports: ports
                 .iter()
-                .map(|p| {
-                    let s = p.stats();
-                    PortReport {
-                        name: p.name().into(),
-                        id: p.id(),
-                        mac: format_mac(p.mac()),
-                        link_up: p.link().up,
-                        rx_packets: s.rx_packets,
-                        rx_bytes: s.rx_bytes,
-                        tx_packets: s.tx_packets,
-                        tx_bytes: s.tx_bytes,
-                        rx_missed: s.rx_missed,
-                        rx_errors: s.rx_errors,
-                        tx_errors: s.tx_errors,
-                        rx_nombuf: s.rx_nombuf,
-                        xstats: p.xstats().into_iter().collect(),
-                    }
+                .map(|p| PortReport {
+                    name: p.name().into(),
+                    id: p.id(),
+                    mac: format_mac(p.mac()),
+                    link_up: p.link().up,
+                    stats: p.stats(),
+                    xstats: p.xstats().into_iter().collect(),
                 })
                 .collect(),
             links: links
@@ -266,13 +250,13 @@ impl Report {
                 "{:<8} {:>4} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9} {:>9}\n",
                 p.name,
                 if p.link_up { "up" } else { "down" },
-                p.rx_packets,
-                p.rx_bytes,
-                p.tx_packets,
-                p.tx_bytes,
-                p.rx_missed,
-                p.rx_errors,
-                p.tx_errors
+                p.stats.rx_packets,
+                p.stats.rx_bytes,
+                p.stats.tx_packets,
+                p.stats.tx_bytes,
+                p.stats.rx_missed,
+                p.stats.rx_errors,
+                p.stats.tx_errors
             );
         }
         for l in &self.links {

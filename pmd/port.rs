@@ -65,7 +65,7 @@ pub struct Link {
 }
 
 /// Basic counters of one port (`rte_eth_stats`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PortStats {
     /// Packets received.
     pub rx_packets: u64,

@@ -9,7 +9,7 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::{NetNs, Veth};
+use common::{NetNs, TwoHosts};
 use midogw::{cross_connect, run_worker, Device, Eal, Mempool, Port, PortConfig};
 
 const DATAGRAMS: usize = 200;
@@ -57,15 +57,8 @@ fn payload(tag: &str, i: usize) -> Vec<u8> {
 
 #[test]
 fn af_packet_ports_carry_udp_both_ways_between_namespaces() {
-    let tag = std::process::id();
-    let ns_a = NetNs::new(&format!("mgt{tag}a"));
-    let ns_b = NetNs::new(&format!("mgt{tag}b"));
-    let veth_a = Veth::new(&ns_a, &format!("mgt{tag}a"), "10.200.0.1/24");
-    let veth_b = Veth::new(&ns_b, &format!("mgt{tag}b"), "10.200.0.2/24");
-    // Static neighbours: no ARP, so the only frames are the test's datagrams.
-    let (mac_a, mac_b) = (veth_a.inner_mac(&ns_a), veth_b.inner_mac(&ns_b));
-    ns_a.exec(&["ip", "neigh", "add", "10.200.0.2", "lladdr", &mac_b, "dev", &veth_a.inner, "nud", "permanent"]);
-    ns_b.exec(&["ip", "neigh", "add", "10.200.0.1", "lladdr", &mac_a, "dev", &veth_b.inner, "nud", "permanent"]);
+    let hosts = TwoHosts::new(&format!("mgt{}", std::process::id()), "10.200.0");
+    let (ns_a, ns_b, veth_a, veth_b) = (&hosts.ns_a, &hosts.ns_b, &hosts.veth_a, &hosts.veth_b);
 
     let eal = Eal::init(&common::test_eal_config("afp", 256)).expect("EAL");
     let pool = Mempool::new(&eal, "afptest", 4095).expect("pool");
@@ -98,8 +91,8 @@ fn af_packet_ports_carry_udp_both_ways_between_namespaces() {
             for plan in plans {
                 s.launch(1, || run_worker(plan, &stop)).unwrap();
             }
-            let there = exchange(&ns_a, &ns_b, "10.200.0.1", "10.200.0.2", DATAGRAMS, "a->b");
-            let back = exchange(&ns_b, &ns_a, "10.200.0.2", "10.200.0.1", DATAGRAMS, "b->a");
+            let there = exchange(ns_a, ns_b, "10.200.0.1", "10.200.0.2", DATAGRAMS, "a->b");
+            let back = exchange(ns_b, ns_a, "10.200.0.2", "10.200.0.1", DATAGRAMS, "b->a");
             std::thread::sleep(Duration::from_millis(100)); // let the worker publish its last burst
             stop.store(true, Ordering::Relaxed);
             (there, back)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{NetNs, Veth};
+use common::TwoHosts;
 
 const MIDOGW: &str = env!("CARGO_BIN_EXE_midogw");
 
@@ -156,27 +156,7 @@ fn run_refuses_an_mtu_the_driver_cannot_receive() {
     assert!(!Path::new("/sys/class/net").join(format!("mgm{tag}")).exists(), "the TAP interface is removed again");
 }
 
-/// Two hosts in namespaces, each behind a veth whose outer end is a `net_af_packet` port, with
-/// static neighbours so the only frames are the test's own.
-struct TwoHosts {
-    ns_a: NetNs,
-    ns_b: NetNs,
-    veth_a: Veth,
-    veth_b: Veth,
-}
-
 impl TwoHosts {
-    fn new(tag: &str) -> TwoHosts {
-        let ns_a = NetNs::new(&format!("{tag}a"));
-        let ns_b = NetNs::new(&format!("{tag}b"));
-        let veth_a = Veth::new(&ns_a, &format!("{tag}a"), "10.201.0.1/24");
-        let veth_b = Veth::new(&ns_b, &format!("{tag}b"), "10.201.0.2/24");
-        let (mac_a, mac_b) = (veth_a.inner_mac(&ns_a), veth_b.inner_mac(&ns_b));
-        ns_a.exec(&["ip", "neigh", "add", "10.201.0.2", "lladdr", &mac_b, "dev", &veth_a.inner, "nud", "permanent"]);
-        ns_b.exec(&["ip", "neigh", "add", "10.201.0.1", "lladdr", &mac_a, "dev", &veth_b.inner, "nud", "permanent"]);
-        TwoHosts { ns_a, ns_b, veth_a, veth_b }
-    }
-
     /// The appliance's config: the two outer veth ends as af_packet ports.
     fn config(&self, prefix: &str) -> String {
         format!(
@@ -277,7 +257,7 @@ fn port(report: &serde_json::Value, name: &str) -> serde_json::Value {
 #[test]
 fn run_forwards_between_namespaces_and_stops_cleanly_on_sigterm() {
     let tag = format!("mgc{}", std::process::id());
-    let hosts = TwoHosts::new(&tag);
+    let hosts = TwoHosts::new(&tag, "10.201.0");
     let dir = TempDir::new("run");
     let config = dir.write("midogw.toml", &hosts.config(&format!("mgwt-cli-{tag}")));
     let stats = dir.0.join("stats.json");

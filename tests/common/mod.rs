@@ -118,6 +118,30 @@ impl Drop for Veth {
     }
 }
 
+/// Two hosts in namespaces, `<subnet>.1` and `<subnet>.2`, each behind a veth whose outer end (in
+/// the root namespace) is for a DPDK `net_af_packet` port. Static neighbours: no ARP, so the only
+/// frames on the wire are the test's own.
+pub struct TwoHosts {
+    pub ns_a: NetNs,
+    pub ns_b: NetNs,
+    pub veth_a: Veth,
+    pub veth_b: Veth,
+}
+
+impl TwoHosts {
+    pub fn new(tag: &str, subnet: &str) -> TwoHosts {
+        let ns_a = NetNs::new(&format!("{tag}a"));
+        let ns_b = NetNs::new(&format!("{tag}b"));
+        let (addr_a, addr_b) = (format!("{subnet}.1"), format!("{subnet}.2"));
+        let veth_a = Veth::new(&ns_a, &format!("{tag}a"), &format!("{addr_a}/24"));
+        let veth_b = Veth::new(&ns_b, &format!("{tag}b"), &format!("{addr_b}/24"));
+        let (mac_a, mac_b) = (veth_a.inner_mac(&ns_a), veth_b.inner_mac(&ns_b));
+        ns_a.exec(&["ip", "neigh", "add", &addr_b, "lladdr", &mac_b, "dev", &veth_a.inner, "nud", "permanent"]);
+        ns_b.exec(&["ip", "neigh", "add", &addr_a, "lladdr", &mac_a, "dev", &veth_b.inner, "nud", "permanent"]);
+        TwoHosts { ns_a, ns_b, veth_a, veth_b }
+    }
+}
+
 /// A test frame: locally administered MACs, the IEEE local experimental ethertype, then a
 /// sequence number and a pattern derived from it.
 pub fn frame(seq: u32, len: usize) -> Vec<u8> {
