@@ -1,0 +1,248 @@
+//! Topology stores: one trait, the embedded (redb) implementation, and a generic test suite.
+//!
+//! Objects are opaque documents (JSON of the [`crate::model`] types) addressed by kind and id, at
+//! the ZooKeeper path `/midonet/zoom/0/models/<Kind>/<id>` in every implementation, so the ZooKeeper
+//! store holds the same model under the same names. (MidoNet writes protobuf TextFormat in those nodes;
+//! this project writes JSON: a mixed MidoNet/midogw cluster is not a goal.)
+
+mod embedded;
+#[doc(hidden)]
+pub mod suite;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use embedded::EmbeddedStore;
+
+/// The ZooKeeper root of the object models.
+pub const MODELS_ROOT: &str = "/midonet/zoom/0/models";
+
+/// An object type, named as ZOOM names its protobuf message (`models/<Kind>/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kind {
+    /// Router.
+    Router,
+    /// Bridge (ZOOM calls it `Network`).
+    Network,
+    /// Port.
+    Port,
+    /// Route.
+    Route,
+    /// Chain.
+    Chain,
+    /// Rule.
+    Rule,
+    /// Host.
+    Host,
+    /// Tunnel zone.
+    TunnelZone,
+    /// Port group.
+    PortGroup,
+    /// IP address group (ZOOM spells it `IPAddrGroup`).
+    #[serde(rename = "IPAddrGroup")]
+    IpAddrGroup,
+    /// BGP peer.
+    BgpPeer,
+    /// BGP network.
+    BgpNetwork,
+    /// Tenant.
+    Tenant,
+    /// The system state singleton.
+    SystemState,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 14] = [
+        Kind::Router,
+        Kind::Network,
+        Kind::Port,
+        Kind::Route,
+        Kind::Chain,
+        Kind::Rule,
+        Kind::Host,
+        Kind::TunnelZone,
+        Kind::PortGroup,
+        Kind::IpAddrGroup,
+        Kind::BgpPeer,
+        Kind::BgpNetwork,
+        Kind::Tenant,
+        Kind::SystemState,
+    ];
+
+    /// The path segment (ZOOM protobuf simple name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Router => "Router",
+            Kind::Network => "Network",
+            Kind::Port => "Port",
+            Kind::Route => "Route",
+            Kind::Chain => "Chain",
+            Kind::Rule => "Rule",
+            Kind::Host => "Host",
+            Kind::TunnelZone => "TunnelZone",
+            Kind::PortGroup => "PortGroup",
+            Kind::IpAddrGroup => "IPAddrGroup",
+            Kind::BgpPeer => "BgpPeer",
+            Kind::BgpNetwork => "BgpNetwork",
+            Kind::Tenant => "Tenant",
+            Kind::SystemState => "SystemState",
+        }
+    }
+
+    /// `/midonet/zoom/0/models/<Kind>`.
+    pub fn class_path(self) -> String {
+        format!("{MODELS_ROOT}/{}", self.as_str())
+    }
+
+    /// `/midonet/zoom/0/models/<Kind>/<id>`.
+    pub fn object_path(self, id: &str) -> String {
+        format!("{MODELS_ROOT}/{}/{id}", self.as_str())
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One write of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Create; fails with [`StoreError::AlreadyExists`] if the object exists.
+    Create {
+        /// Kind.
+        kind: Kind,
+        /// Id.
+        id: String,
+        /// Document.
+        data: Vec<u8>,
+    },
+    /// Replace; fails with [`StoreError::NotFound`] if the object does not exist.
+    Update {
+        /// Kind.
+        kind: Kind,
+        /// Id.
+        id: String,
+        /// Document.
+        data: Vec<u8>,
+    },
+    /// Delete; fails with [`StoreError::NotFound`] if the object does not exist.
+    Delete {
+        /// Kind.
+        kind: Kind,
+        /// Id.
+        id: String,
+    },
+}
+
+impl Op {
+    /// The object this op writes.
+    pub fn target(&self) -> (Kind, &str) {
+        match self {
+            Op::Create { kind, id, .. } | Op::Update { kind, id, .. } | Op::Delete { kind, id } => (*kind, id),
+        }
+    }
+
+    fn change(&self) -> Change {
+        let (kind, id) = self.target();
+        let action = match self {
+            Op::Create { .. } => Action::Created,
+            Op::Update { .. } => Action::Updated,
+            Op::Delete { .. } => Action::Deleted,
+        };
+        Change { kind, id: id.to_string(), action }
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// Created.
+    Created,
+    /// Updated.
+    Updated,
+    /// Deleted.
+    Deleted,
+}
+
+/// One object changed by a committed transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// Kind.
+    pub kind: Kind,
+    /// Id.
+    pub id: String,
+    /// What happened.
+    pub action: Action,
+}
+
+/// A committed transaction as seen by the change feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// The store version this transaction produced.
+    pub version: u64,
+    /// The objects it changed, in op order.
+    pub changes: Vec<Change>,
+}
+
+/// Store failures.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A create hit an existing object.
+    #[error("{kind} {id} already exists")]
+    AlreadyExists {
+        /// Kind.
+        kind: Kind,
+        /// Id.
+        id: String,
+    },
+    /// An update or delete hit a missing object.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// Kind.
+        kind: Kind,
+        /// Id.
+        id: String,
+    },
+    /// The store moved past the version the transaction was prepared against.
+    #[error("store version is {actual}, transaction expected {expected}")]
+    VersionMismatch {
+        /// Version the caller read.
+        expected: u64,
+        /// Version found at commit.
+        actual: u64,
+    },
+    /// An id that cannot be a path segment.
+    #[error("invalid object id {0:?}")]
+    InvalidId(String),
+    /// The backend failed (disk, database corruption, lost session).
+    #[error("store backend: {0}")]
+    Backend(String),
+}
+
+/// A topology store: typed-by-kind documents, all-or-nothing multi-op writes, and a version counter
+/// with a change feed that drives snapshot rebuilds.
+pub trait Store: Send + Sync {
+    /// One object.
+    fn get(&self, kind: Kind, id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// All objects of a kind, ordered by id.
+    fn list(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Apply `ops` all-or-nothing and durably; returns the new version (each commit adds one). With
+    /// `expected`, fails with [`StoreError::VersionMismatch`] unless the store is at that version.
+    /// An empty `ops` commits nothing and returns the current version.
+    fn commit(&self, expected: Option<u64>, ops: &[Op]) -> Result<u64, StoreError>;
+    /// The version of the last committed transaction (0 for a new store).
+    fn version(&self) -> Result<u64, StoreError>;
+    /// The change sets with a version greater than `version`, oldest first.
+    fn changes_since(&self, version: u64) -> Result<Vec<ChangeSet>, StoreError>;
+}
+
+fn check_id(id: &str) -> Result<(), StoreError> {
+    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+        return Err(StoreError::InvalidId(id.to_string()));
+    }
+    Ok(())
+}
