@@ -5,7 +5,7 @@
 //! Built so far: [`model`] (the MidoNet v5 resources as serde types), [`Store`] with the embedded
 //! redb implementation [`EmbeddedStore`], and [`Topology`], which validates every create, update and
 //! delete with MidoNet semantics and commits its whole consequence in one store transaction.
-//! No REST and no ZooKeeper yet.
+//! [`rest`] serves the MidoNet v5 REST API (axum) over a shared store: [`rest::app`]. No ZooKeeper yet.
 //!
 //! Choices, where the REST reference leaves room:
 //! - Unknown JSON fields are ignored, as MidoNet's Jackson mapper does (clients PUT back the link
@@ -26,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod model;
+pub mod rest;
 pub mod store;
 mod topology;
 
@@ -35,5 +36,6 @@ pub use model::{
     Resource, Route, RouteType, Router, Rule, RuleType, SystemState, Tenant, TunnelZone, TunnelZoneHost,
     TunnelZoneType,
 };
+pub use rest::{app, app_with_store, Account, ApiError, AuthProvider, DynStore, LocalAuth, Role, Session};
 pub use store::{Action, Change, ChangeSet, EmbeddedStore, Kind, Op, Store, StoreError, MODELS_ROOT};
 pub use topology::{Topology, TopologyError};

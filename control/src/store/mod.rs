@@ -246,3 +246,22 @@ fn check_id(id: &str) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// A shared store is a store: lets the REST API and the snapshot compiler hold one `Arc<dyn Store>`.
+impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
+    fn get(&self, kind: Kind, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).get(kind, id)
+    }
+    fn list(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        (**self).list(kind)
+    }
+    fn commit(&self, expected: Option<u64>, ops: &[Op]) -> Result<u64, StoreError> {
+        (**self).commit(expected, ops)
+    }
+    fn version(&self) -> Result<u64, StoreError> {
+        (**self).version()
+    }
+    fn changes_since(&self, version: u64) -> Result<Vec<ChangeSet>, StoreError> {
+        (**self).changes_since(version)
+    }
+}

@@ -1,0 +1,81 @@
+//! REST errors: one enum, mapped once to a status and a MidoNet `Error-v1` body.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use thiserror::Error;
+
+use super::media::ERROR;
+use crate::topology::TopologyError;
+
+/// Why a REST request failed. Internal details are logged, never returned.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The topology service refused or failed (status from [`TopologyError::status`]).
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// No, unknown or expired token, or bad login credentials (401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The caller's role may not do this (403).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The request body's `Content-Type` is not one this resource accepts (415).
+    #[error("unsupported media type {0:?}")]
+    UnsupportedMediaType(String),
+    /// The body is not valid JSON for the resource (400).
+    #[error("invalid request body: {0}")]
+    BadBody(String),
+    /// No such resource or path (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// Something failed inside the server (500); the detail is logged only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Topology(e) => StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "REST request failed");
+            match status {
+                StatusCode::SERVICE_UNAVAILABLE => "service unavailable".to_string(),
+                _ => "internal server error".to_string(),
+            }
+        } else {
+            tracing::debug!(error = %self, status = status.as_u16(), "REST request refused");
+            self.to_string()
+        };
+        // READONLY is a 503 the operator must see as such.
+        let message = match &self {
+            ApiError::Topology(TopologyError::ReadOnly) => self.to_string(),
+            _ => message,
+        };
+        let violations =
+            if status == StatusCode::BAD_REQUEST { vec![json!({ "message": message.clone() })] } else { Vec::new() };
+        let body = json!({ "message": message, "code": status.as_u16(), "violations": violations });
+        let mut resp = (status, body.to_string()).into_response();
+        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ERROR));
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"midonet\""));
+        }
+        resp
+    }
+}

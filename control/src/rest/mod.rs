@@ -1,0 +1,131 @@
+//! The MidoNet v5 REST API on axum: `/midonet-api` with MidoNet's paths, vendor media types, JSON
+//! names, status codes, headers and `Error-v1` bodies (`../shared/reference/midonet-rest-api.md`).
+//!
+//! One module per resource exposes `router()`; [`app`] merges them, puts the `X-Auth-Token` check in
+//! front of everything but `POST /login`, and is what the appliance serves (and the tests call
+//! in-process). Topology calls are synchronous store transactions, so they run on tokio's blocking
+//! pool.
+//!
+//! Choices: `POST` answers 201 with `Location` *and* the created object (MidoNet sends no body;
+//! clients GET `Location` either way). Ids in paths that are not UUIDs are 404s.
+
+mod auth;
+mod bridges;
+mod chains;
+mod error;
+mod hosts;
+mod media;
+mod openapi;
+mod ports;
+mod root;
+mod routers;
+mod system_state;
+mod tunnel_zones;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, Uri};
+use axum::response::{IntoResponse, Response};
+use uuid::Uuid;
+
+pub use auth::{Account, AuthError, AuthProvider, LocalAuth, Role, Session, Token, DEFAULT_TOKEN_TTL};
+pub use error::ApiError;
+
+use crate::store::Store;
+use crate::topology::{Topology, TopologyError};
+
+/// The root URI path of the API.
+pub const PREFIX: &str = "/midonet-api";
+
+/// The store type the REST API works on: any store, shared.
+pub type DynStore = Arc<dyn Store>;
+
+/// What every handler sees.
+#[derive(Clone)]
+pub struct AppState {
+    topology: Arc<Topology<DynStore>>,
+    auth: Arc<dyn AuthProvider>,
+}
+
+impl AppState {
+    /// Run a topology operation on the blocking pool.
+    async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Topology<DynStore>) -> Result<R, TopologyError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let topology = self.topology.clone();
+        blocking(move || f(&topology).map_err(ApiError::from)).await
+    }
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R, ApiError> + Send + 'static) -> Result<R, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// The whole API as an axum router: serve it with `axum::serve(listener, app(..))` on port 8181.
+pub fn app(topology: Arc<Topology<DynStore>>, auth: Arc<dyn AuthProvider>) -> axum::Router {
+    let state = AppState { topology, auth };
+    let protected = axum::Router::new()
+        .merge(root::router())
+        .merge(routers::router())
+        .merge(bridges::router())
+        .merge(ports::router())
+        .merge(chains::router())
+        .merge(hosts::router())
+        .merge(tunnel_zones::router())
+        .merge(system_state::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    axum::Router::new()
+        .merge(auth::router())
+        .merge(openapi::router())
+        .merge(protected)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// [`app`] over a store of any kind, for callers that do not share the [`Topology`].
+pub fn app_with_store(store: impl Store + 'static, auth: Arc<dyn AuthProvider>) -> axum::Router {
+    app(Arc::new(Topology::new(Arc::new(store) as DynStore)), auth)
+}
+
+async fn not_found(uri: Uri) -> Response {
+    ApiError::NotFound(format!("no resource at {}", uri.path())).into_response()
+}
+
+/// The absolute base URI (`http://<Host>/midonet-api`) links and `Location` headers are built on.
+#[derive(Debug, Clone)]
+pub struct Base(pub String);
+
+impl Base {
+    /// `<base>/<segment>`.
+    fn at(&self, segment: &str) -> String {
+        format!("{}/{segment}", self.0)
+    }
+    /// `<base>/<segment>/<id>`.
+    fn item(&self, segment: &str, id: impl std::fmt::Display) -> String {
+        format!("{}/{segment}/{id}", self.0)
+    }
+    /// `<base>/<segment>/<id>` or `None`.
+    fn opt(&self, segment: &str, id: Option<Uuid>) -> Option<String> {
+        id.map(|id| self.item(segment, id))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Base {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:8181");
+        Ok(Base(format!("http://{host}{PREFIX}")))
+    }
+}
+
+/// A path id: anything that is not a UUID names nothing (404).
+fn parse_id(kind: &str, id: &str) -> Result<Uuid, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound(format!("{kind} {id} not found")))
+}
