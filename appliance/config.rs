@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use midogw::sizing;
@@ -43,6 +43,9 @@ pub struct Config {
     pub ports: Vec<Port>,
     /// Lcore ids of the workers, in config order.
     pub workers: Vec<u32>,
+    /// `[topology] file` as written (relative paths are relative to the config file's directory):
+    /// when set, workers run the gateway pipeline instead of cross-connecting ports.
+    pub topology: Option<PathBuf>,
 }
 
 /// EAL settings; midogw adds the lcore, file-prefix and device options itself.
@@ -308,6 +311,13 @@ struct RawFile {
     #[serde(default)]
     port: Vec<Spanned<RawPort>>,
     workers: Option<Spanned<RawWorkers>>,
+    topology: Option<Spanned<RawTopology>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTopology {
+    file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -470,7 +480,22 @@ impl<'a> Checker<'a> {
         }
         self.check_duplicate_names(&raw.port);
         self.check_duplicate_devices(&raw.port, &drafts);
-        if drafts.len() % 2 == 1 {
+        let topology = match raw.topology.as_ref() {
+            None => None,
+            Some(t) => match &t.get_ref().file {
+                Some(f) if !f.get_ref().is_empty() => Some(PathBuf::from(f.get_ref())),
+                Some(f) => {
+                    self.error(f.span(), "[topology] file is empty");
+                    None
+                }
+                None => {
+                    self.error(t.span(), "[topology] needs file = \"PATH\" (the topology file, docs/topology.md)");
+                    None
+                }
+            },
+        };
+        // With a topology the pipeline decides where frames go: no pairing needed.
+        if drafts.len() % 2 == 1 && raw.topology.is_none() {
             if let Some(last) = drafts.last() {
                 self.error(
                     last.header.clone(),
@@ -534,6 +559,7 @@ impl<'a> Checker<'a> {
             mempool_mbufs: mbufs,
             ports,
             workers,
+            topology,
         }
     }
 
@@ -1021,7 +1047,7 @@ fn parse_pci(s: &str) -> Option<String> {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -1321,6 +1347,35 @@ mod tests {
         let mut ls = ring_pair().to_vec();
         ls.extend(["", "[[port]]", "name = \"c\"", "devargs = \"net_ring2\""]);
         one(&with_workers(&ls), 8, 1, "port c has no cross-connect partner");
+    }
+
+    #[test]
+    fn topology_file_selects_the_pipeline_and_allows_an_odd_port() {
+        let mut ls = ring_pair().to_vec();
+        ls.extend([
+            "",
+            "[[port]]",
+            "name = \"c\"",
+            "devargs = \"net_ring2\"",
+            "",
+            "[topology]",
+            "file = \"topo.toml\"",
+        ]);
+        let cfg = parse("t.toml", &with_workers(&ls), &facts()).expect("valid");
+        assert_eq!(cfg.topology, Some(PathBuf::from("topo.toml")));
+        assert_eq!(cfg.ports.len(), 3);
+        let cfg = parse("t.toml", &with_workers(&ring_pair()), &facts()).expect("valid");
+        assert_eq!(cfg.topology, None, "cross-connect without [topology]");
+    }
+
+    #[test]
+    fn topology_needs_a_file() {
+        let mut ls = ring_pair().to_vec();
+        ls.extend(["", "[topology]"]);
+        one(&with_workers(&ls), 8, 1, "[topology] needs file");
+        let mut ls = ring_pair().to_vec();
+        ls.extend(["", "[topology]", "file = \"\""]);
+        one(&with_workers(&ls), 9, 8, "[topology] file is empty");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `midogw`: the gateway appliance's command line.
 //!
 //! `midogw run --config FILE` brings up DPDK, the ports and the workers and runs until SIGINT or
-//! SIGTERM; `midogw check-config FILE` reports every problem in a config file with its location.
+//! SIGTERM; `midogw check-config FILE` reports every problem in a config file with its location;
+//! `midogw topology check FILE --config CONFIG` does the same for a topology file (docs/topology.md).
 
 mod config;
 mod run;
+mod topology;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +44,21 @@ enum Command {
         /// Config file to check.
         file: PathBuf,
     },
+    /// The declarative topology file (docs/topology.md).
+    #[command(subcommand)]
+    Topology(TopologyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TopologyCommand {
+    /// Check a topology file against a config's ports and report every problem with its location.
+    Check {
+        /// Topology file to check.
+        file: PathBuf,
+        /// The config whose [[port]] names the topology binds to.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 fn parse_seconds(text: &str) -> Result<Duration, String> {
@@ -57,6 +74,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::Topology(TopologyCommand::Check { file, config }) => check_topology(&file, &config),
         Command::Run { config, duration, stats_interval, stats_json } => {
             let options = run::Options { duration, stats_interval, stats_json };
             match load(&config).and_then(|cfg| run::run(&cfg, &options)) {
@@ -72,9 +90,51 @@ fn main() -> ExitCode {
 
 fn load(path: &std::path::Path) -> anyhow::Result<config::Config> {
     let facts = config::SystemFacts::probe();
-    config::load(path, &facts)
+    let mut cfg = config::load(path, &facts)
         .map_err(anyhow::Error::from)
-        .context("invalid configuration (run `midogw check-config FILE` for every problem)")
+        .context("invalid configuration (run `midogw check-config FILE` for every problem)")?;
+    cfg.topology = cfg.topology.map(|t| relative_to(path, &t));
+    Ok(cfg)
+}
+
+/// `file` as written in the config at `config`: relative to the config file's directory.
+fn relative_to(config: &std::path::Path, file: &std::path::Path) -> PathBuf {
+    match config.parent() {
+        Some(dir) if file.is_relative() => dir.join(file),
+        _ => file.to_path_buf(),
+    }
+}
+
+/// Binds the topology to the config's ports by name; ids are in config order, which is the order
+/// `run` attaches them in.
+fn check_topology(file: &std::path::Path, config_path: &std::path::Path) -> ExitCode {
+    let facts = config::SystemFacts::probe();
+    let cfg = match config::load(config_path, &facts) {
+        Ok(cfg) => cfg,
+        Err(problems) => {
+            println!("{problems}");
+            println!("{}: {} problem(s)", config_path.display(), problems.list.len());
+            return ExitCode::FAILURE;
+        }
+    };
+    let ports: Vec<(String, u16)> = cfg.ports.iter().enumerate().map(|(i, p)| (p.name.clone(), i as u16)).collect();
+    match topology::load(file, &ports, 1) {
+        Ok(snap) => {
+            let bound = (0..ports.len() as u16).filter(|&i| snap.port_by_dpdk_port(i).is_some()).count();
+            println!(
+                "{}: OK ({} router(s), {} port(s), {bound} bound to DPDK ports)",
+                file.display(),
+                snap.routers().len(),
+                snap.ports().len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            println!("{problems}");
+            println!("{}: {} problem(s)", file.display(), problems.list.len());
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {

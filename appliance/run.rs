@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use midogw::{cross_connect, run_worker, Eal, EalConfig, LinkCounters, LinkId, Mempool, Port, PortConfig, PortStats};
+use midogw::{
+    cross_connect, pipeline_plans, run_pipeline, run_worker, Eal, EalConfig, LinkCounters, LinkId, Mempool,
+    PipelineConfig, PipelineCounters, Port, PortConfig, PortStats,
+};
 use serde::Serialize;
 
 use crate::config::{self, Config};
@@ -72,14 +75,48 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         tracing::info!(port = port.name(), mac = %format_mac(port.mac()), up = link.up, speed_mbps = link.speed_mbps, "link");
     }
 
-    let (plans, links) = cross_connect(&ports, cfg.workers.len())?;
+    let snapshot = match &cfg.topology {
+        None => None,
+        Some(path) => {
+            let names: Vec<(String, u16)> = ports.iter().map(|p| (p.name().to_string(), p.id())).collect();
+            let snap =
+                crate::topology::load(path, &names, 1).map_err(anyhow::Error::from).context("invalid topology")?;
+            tracing::info!(file = %path.display(), routers = snap.routers().len(), ports = snap.ports().len(), "topology loaded");
+            Some(snap)
+        }
+    };
+    let pipeline = PipelineConfig::default();
+    let (plans, links, pipelines) = match &snapshot {
+        None => {
+            let (plans, links) = cross_connect(&ports, cfg.workers.len())?;
+            (plans.into_iter().map(Plan::CrossConnect).collect::<Vec<_>>(), links, Vec::new())
+        }
+        Some(_) => {
+            let plans = pipeline_plans(&ports, cfg.workers.len())?;
+            let counters: Vec<_> = plans.iter().map(|p| p.counters()).collect();
+            (plans.into_iter().map(Plan::Pipeline).collect(), Vec::new(), counters)
+        }
+    };
     let stop_workers = AtomicBool::new(false);
     let started = Instant::now();
     eal.scope(|scope| -> Result<()> {
         for (plan, &core) in plans.into_iter().zip(&cfg.workers) {
-            tracing::info!(lcore = core, rx_queues = plan.rx_queue_count(), "worker starting");
             let stop = &stop_workers;
-            if let Err(e) = scope.launch(core, move || run_worker(plan, stop)) {
+            let launched = match plan {
+                Plan::CrossConnect(plan) => {
+                    tracing::info!(lcore = core, rx_queues = plan.rx_queue_count(), "cross-connect worker starting");
+                    scope.launch(core, move || run_worker(plan, stop))
+                }
+                Plan::Pipeline(plan) => {
+                    tracing::info!(lcore = core, rx_queues = plan.rx_queue_count(), "pipeline worker starting");
+                    let (snap, pool, pipeline) = (snapshot.as_ref(), &pool, &pipeline);
+                    scope.launch(core, move || match snap {
+                        Some(snap) => run_pipeline(plan, snap, pool, pipeline, stop),
+                        None => 1,
+                    })
+                }
+            };
+            if let Err(e) = launched {
                 // Workers already running must see the stop before the scope joins them.
                 stop_workers.store(true, Ordering::Relaxed);
                 return Err(e.into());
@@ -106,6 +143,9 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
 
     let report = Report::collect(&ports, &links, started.elapsed());
     print!("{}", report.table());
+    for (worker, c) in pipelines.iter().enumerate() {
+        log_pipeline(worker, c);
+    }
     if let Some(path) = &options.stats_json {
         let json = serde_json::to_string_pretty(&report).context("encode report")?;
         std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
@@ -169,6 +209,28 @@ mod tests {
         assert_eq!(vdev_devargs(&vdev_port("net_af_xdp0,iface=v0", 2), 2), "net_af_xdp0,iface=v0,queue_count=2");
         assert_eq!(vdev_devargs(&vdev_port("net_ring0", 2), 2), "net_ring0");
     }
+}
+
+/// A worker's plan: cross-connect without a topology, the gateway pipeline with one.
+enum Plan<'p> {
+    CrossConnect(midogw::WorkerPlan<'p>),
+    Pipeline(midogw::PipelinePlan<'p>),
+}
+
+fn log_pipeline(worker: usize, c: &PipelineCounters) {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    tracing::info!(
+        worker,
+        rx = load(&c.rx_packets),
+        tx = load(&c.tx_packets),
+        tx_full = load(&c.tx_full_drops),
+        hits = load(&c.cache_hits),
+        misses = load(&c.cache_misses),
+        simulated = load(&c.simulated),
+        generated = load(&c.generated),
+        drops = ?c.nonzero_drops(),
+        "pipeline counters"
+    );
 }
 
 fn format_mac(mac: [u8; 6]) -> String {

@@ -16,6 +16,7 @@ mod forward;
 mod lcore;
 mod mbuf;
 mod mempool;
+mod pipeline;
 mod port;
 mod ring;
 pub mod sizing;
@@ -26,5 +27,9 @@ pub use forward::{cross_connect, run_worker, LinkCounters, LinkId, LinkTable, Wo
 pub use lcore::Scope;
 pub use mbuf::{Burst, Mbuf};
 pub use mempool::Mempool;
+pub use pipeline::{pipeline_plans, run_pipeline, PipelineConfig, PipelineCounters, PipelinePlan};
 pub use port::{check_lro_disabled, symmetric_rss_key, Device, Link, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::Ring;
+
+/// The packet logic the pipeline workers call (re-exported so callers build snapshots with the same version).
+pub use flowtable;

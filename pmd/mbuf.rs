@@ -183,6 +183,18 @@ impl<'pool> Burst<'pool> {
         Some(unsafe { Mbuf::from_raw(NonNull::new_unchecked(raw)) })
     }
 
+    /// Hands every mbuf, in order, to `f` as an owned value and leaves the burst empty.
+    pub fn drain(&mut self, mut f: impl FnMut(Mbuf<'pool>)) {
+        let len = self.len;
+        // Empty first: if `f` panics, the mbufs not yet handed over leak instead of being freed twice.
+        self.len = 0;
+        for &raw in &self.pkts[..len] {
+            // SAFETY: the first `len` pointers were valid mbufs owned by the burst; each is handed
+            // over exactly once and the burst no longer counts it.
+            f(unsafe { Mbuf::from_raw(NonNull::new_unchecked(raw)) });
+        }
+    }
+
     /// The payload of mbuf `i`.
     pub fn data(&self, i: usize) -> &[u8] {
         assert!(i < self.len, "burst index out of range");

@@ -301,3 +301,28 @@ fn assert_runtime_dir_gone(prefix: &str) {
         std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect()).unwrap_or_default();
     assert!(leftovers.is_empty(), "EAL runtime files left in {}: {leftovers:?}", dir.display());
 }
+
+#[test]
+fn topology_check_accepts_the_example_and_locates_problems() {
+    let dir = TempDir::new("topo");
+    let config = dir.write(
+        "cfg.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n\n[[port]]\nname = \"up0\"\ndevargs = \"net_ring0\"\n\n[[port]]\nname = \"down0\"\ndevargs = \"net_ring1\"\n\n{WORKERS}\n[topology]\nfile = \"topo.toml\"\n"
+        ),
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/appliance/topology.example.toml");
+    let out = midogw(&["topology", "check", example, "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("OK (1 router(s), 2 port(s), 2 bound to DPDK ports)"), "{}", text(&out));
+
+    let bad = dir.write(
+        "bad.toml",
+        "[[router]]\nname = \"r\"\n\n[[router.port]]\nname = \"a\"\naddress = \"10.1.0.1/24\"\ndpdk_port = \"up7\"\n",
+    );
+    let out = midogw(&["topology", "check", bad.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let shown = format!("{}:7:13: no [[port]] named \"up7\"", bad.display());
+    assert!(text(&out).contains(&shown), "{}", text(&out));
+    assert!(text(&out).contains("1 problem(s)"), "{}", text(&out));
+}

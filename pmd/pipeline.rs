@@ -1,0 +1,397 @@
+//! The gateway pipeline worker: every received frame goes through flowtable's flow cache and, on a
+//! miss, its topology simulation; pmd/ only moves the mbufs where flowtable says.
+//!
+//! Per packet: `Headers::parse` -> `FlowKey` -> cache lookup. A hit replays the cached actions
+//! (`sim::apply`); a miss, or a hit whose TTL / MTU check fails (neither is in the flow key), runs
+//! `sim::simulate` on the frame in place and installs the result when it is cacheable, tagged
+//! with the devices it depended on. A frame the simulation generates (ICMP error, ARP request)
+//! goes into a freshly allocated mbuf. Output is batched per egress port and flushed every loop
+//! iteration. Everything the loop needs is allocated before it starts.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
+use flowtable::sim::{self, Actions, CoreConfig, CoreState, DropReason, Generated, MAX_DPDK_PORTS};
+use flowtable::topology::{DeviceSet, Snapshot};
+use flowtable::wire::Headers;
+
+use crate::error::{Error, Result};
+use crate::mbuf::{Burst, Mbuf};
+use crate::mempool::Mempool;
+use crate::port::{Port, RxQueue, TxQueue};
+
+/// Room for any frame the simulation generates (it needs 1514 bytes).
+const GENERATED_ROOM: usize = 2048;
+/// `slot_of` marker for a DPDK port this worker has no TX queue on.
+const NO_SLOT: u8 = u8::MAX;
+
+/// How each pipeline worker sizes its per-core state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// The worker's flow cache.
+    pub flow_cache: FlowCacheConfig,
+    /// The simulation's per-core state (neighbour cache).
+    pub core: CoreConfig,
+    /// Seed of the flow cache hash (mixed with the worker index).
+    pub seed: u64,
+}
+
+impl Default for PipelineConfig {
+    /// 64 Ki flows per worker, the flow cache's timeouts, the simulation's neighbour defaults.
+    fn default() -> Self {
+        PipelineConfig {
+            flow_cache: FlowCacheConfig { capacity: 1 << 16, ..FlowCacheConfig::default() },
+            core: CoreConfig::default(),
+            seed: 0x6d69_646f_6777_0001,
+        }
+    }
+}
+
+/// Counters of one pipeline worker. Written only by that worker, once per burst; read by the
+/// control thread.
+#[derive(Debug)]
+#[repr(align(64))]
+pub struct PipelineCounters {
+    /// Frames received on the worker's RX queues.
+    pub rx_packets: AtomicU64,
+    /// Frames the TX queues took (forwarded, answered and generated).
+    pub tx_packets: AtomicU64,
+    /// Frames freed because a TX queue was full.
+    pub tx_full_drops: AtomicU64,
+    /// Flow cache hits.
+    pub cache_hits: AtomicU64,
+    /// Flow cache misses.
+    pub cache_misses: AtomicU64,
+    /// Frames run through the simulation (misses, and hits failing a TTL or MTU check).
+    pub simulated: AtomicU64,
+    /// Frames the simulation generated (ICMP errors, ARP requests) and that were sent to a TX burst.
+    pub generated: AtomicU64,
+    /// Generated frames lost because the pool had no mbuf.
+    pub alloc_failures: AtomicU64,
+    /// Frames output to a DPDK port this worker has no TX queue on.
+    pub unknown_egress: AtomicU64,
+    /// Drops, indexed by [`DropReason::index`].
+    pub drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl Default for PipelineCounters {
+    fn default() -> Self {
+        PipelineCounters {
+            rx_packets: AtomicU64::new(0),
+            tx_packets: AtomicU64::new(0),
+            tx_full_drops: AtomicU64::new(0),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+            simulated: AtomicU64::new(0),
+            generated: AtomicU64::new(0),
+            alloc_failures: AtomicU64::new(0),
+            unknown_egress: AtomicU64::new(0),
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl PipelineCounters {
+    /// Drops counted for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason.index()].load(Ordering::Relaxed)
+    }
+
+    /// Every drop reason with a non-zero count, by counter name.
+    pub fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL.iter().map(|r| (r.name(), self.dropped(*r))).filter(|(_, n)| *n != 0).collect()
+    }
+}
+
+/// The worker's local copy of its counters, published with plain stores (single writer).
+#[derive(Default)]
+struct Totals {
+    rx: u64,
+    tx: u64,
+    tx_full: u64,
+    simulated: u64,
+    generated: u64,
+    alloc_failures: u64,
+    unknown_egress: u64,
+    drops: [u64; DropReason::COUNT],
+}
+
+/// Everything one pipeline worker owns: its RX queues, its TX queue on every port, its counters.
+pub struct PipelinePlan<'p> {
+    worker: usize,
+    rx: Vec<RxQueue<'p>>,
+    tx: Vec<TxQueue<'p>>,
+    /// (DPDK port id, MTU) for each TX slot.
+    ports: Vec<(u16, u16)>,
+    counters: Arc<PipelineCounters>,
+}
+
+impl PipelinePlan<'_> {
+    /// Worker index.
+    pub fn worker(&self) -> usize {
+        self.worker
+    }
+
+    /// Number of RX queues this worker polls.
+    pub fn rx_queue_count(&self) -> usize {
+        self.rx.len()
+    }
+
+    /// The worker's counters.
+    pub fn counters(&self) -> Arc<PipelineCounters> {
+        Arc::clone(&self.counters)
+    }
+}
+
+/// Splits the ports' queues among `workers` pipeline workers: RX queue q of every port goes to
+/// worker q mod workers, and each worker sends on its own TX queue (index = worker) of every port.
+pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<PipelinePlan<'p>>> {
+    if workers == 0 {
+        return Err(Error::PortCapability {
+            port: "*".into(),
+            detail: "the pipeline needs at least one worker".into(),
+        });
+    }
+    if let Some(port) = ports.iter().find(|p| usize::from(p.config().tx_queues) < workers) {
+        return Err(Error::PortCapability {
+            port: port.name().into(),
+            detail: format!("{} TX queues for {workers} workers; each worker needs its own", port.config().tx_queues),
+        });
+    }
+    if let Some(port) = ports.iter().find(|p| usize::from(p.id()) >= MAX_DPDK_PORTS) {
+        return Err(Error::PortCapability {
+            port: port.name().into(),
+            detail: format!("DPDK port id {} is beyond the pipeline's {MAX_DPDK_PORTS} ports", port.id()),
+        });
+    }
+    let mut plans: Vec<PipelinePlan<'p>> = (0..workers)
+        .map(|worker| PipelinePlan {
+            worker,
+            rx: Vec::new(),
+            tx: Vec::new(),
+            ports: Vec::new(),
+            counters: Arc::new(PipelineCounters::default()),
+        })
+        .collect();
+    for port in ports {
+        let (rx, tx) = port.take_queues()?;
+        for (worker, queue) in tx.into_iter().enumerate().take(workers) {
+            plans[worker].tx.push(queue);
+            plans[worker].ports.push((port.id(), port.config().mtu));
+        }
+        for queue in rx {
+            let worker = usize::from(queue.id().1) % workers;
+            plans[worker].rx.push(queue);
+        }
+    }
+    Ok(plans)
+}
+
+/// The pipeline loop: until `stop` is set, RX a burst from each owned queue, run every frame
+/// through the flow cache / simulation against `snapshot`, flush the per-port TX bursts, publish
+/// counters. Generated frames come from `pool`. No heap allocation, no locks, no syscalls.
+pub fn run_pipeline<'p>(
+    plan: PipelinePlan<'p>,
+    snapshot: &Snapshot,
+    pool: &'p Mempool<'_>,
+    config: &PipelineConfig,
+    stop: &AtomicBool,
+) -> i32 {
+    let PipelinePlan { worker, mut rx, tx, ports, counters } = plan;
+    let mut engine = Engine::new(worker, tx, &ports, snapshot, pool, config);
+    let mut burst = Burst::new();
+    let start = Instant::now();
+    tracing::debug!(worker, rx_queues = rx.len(), generation = snapshot.generation(), "pipeline worker starts");
+    while !stop.load(Ordering::Relaxed) {
+        let now = start.elapsed().as_nanos() as u64;
+        let mut received = false;
+        for queue in rx.iter_mut() {
+            if queue.rx(&mut burst) == 0 {
+                continue;
+            }
+            received = true;
+            let in_port = queue.id().0;
+            burst.drain(|m| engine.handle(in_port, m, now));
+        }
+        engine.flush_all();
+        if received {
+            engine.publish(&counters);
+        }
+    }
+    engine.publish(&counters);
+    0
+}
+
+struct Engine<'p, 'm, 's> {
+    snapshot: &'s Snapshot,
+    pool: &'p Mempool<'m>,
+    tx: Vec<TxQueue<'p>>,
+    out: Vec<Burst<'p>>,
+    slot_of: [u8; MAX_DPDK_PORTS],
+    cache: FlowCache<Actions>,
+    state: CoreState,
+    scratch: Vec<u8>,
+    totals: Totals,
+}
+
+impl<'p, 'm, 's> Engine<'p, 'm, 's> {
+    fn new(
+        worker: usize,
+        tx: Vec<TxQueue<'p>>,
+        ports: &[(u16, u16)],
+        snapshot: &'s Snapshot,
+        pool: &'p Mempool<'m>,
+        config: &PipelineConfig,
+    ) -> Self {
+        let mut state = CoreState::new(&config.core);
+        let mut slot_of = [NO_SLOT; MAX_DPDK_PORTS];
+        for (slot, &(id, mtu)) in ports.iter().enumerate() {
+            state.set_mtu(id, mtu);
+            if let (Some(s), Ok(slot)) = (slot_of.get_mut(usize::from(id)), u8::try_from(slot)) {
+                *s = slot;
+            }
+        }
+        let hasher = FlowHasher::new(config.seed ^ (worker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        Engine {
+            snapshot,
+            pool,
+            out: (0..tx.len()).map(|_| Burst::new()).collect(),
+            tx,
+            slot_of,
+            cache: FlowCache::new(&config.flow_cache, hasher),
+            state,
+            scratch: vec![0; GENERATED_ROOM],
+            totals: Totals::default(),
+        }
+    }
+
+    fn handle(&mut self, in_port: u16, mut m: Mbuf<'p>, now: u64) {
+        self.totals.rx += 1;
+        let frame = m.data_mut();
+        let key = match Headers::parse(frame) {
+            Ok(h) => FlowKey::from_headers(u32::from(in_port), &h),
+            Err(_) => return self.dropped(DropReason::Malformed),
+        };
+        let verdict = match self.cache.lookup(&key, now, frame.len() as u32).copied() {
+            Some(actions) => {
+                // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
+                let mut macs = [0u8; 12];
+                macs.copy_from_slice(&frame[..12]);
+                match sim::apply(&actions, frame) {
+                    Ok(output) => Ok(output.dpdk_port),
+                    Err(DropReason::TtlExpired | DropReason::TooBig) => {
+                        frame[..12].copy_from_slice(&macs);
+                        self.simulate(in_port, frame, &key, now)
+                    }
+                    Err(reason) => Err(reason),
+                }
+            }
+            None => self.simulate(in_port, frame, &key, now),
+        };
+        match verdict {
+            Ok(port) => self.send(port, m),
+            Err(reason) => self.dropped(reason),
+        }
+    }
+
+    fn simulate(&mut self, in_port: u16, frame: &mut [u8], key: &FlowKey, now: u64) -> Result<u16, DropReason> {
+        self.totals.simulated += 1;
+        let r = sim::simulate(self.snapshot, in_port, frame, &mut self.state, now, &mut self.scratch);
+        if r.cacheable {
+            let tags = tags(self.snapshot, &r.deps);
+            self.cache.insert(key, r.actions, &tags, now);
+        }
+        if let Some(g) = r.generated {
+            self.emit(g);
+        }
+        match r.actions.drop_reason() {
+            Some(reason) => Err(reason),
+            None => r.actions.output().ok_or(DropReason::Malformed),
+        }
+    }
+
+    /// Copies the generated frame into a new mbuf and queues it.
+    fn emit(&mut self, g: Generated) {
+        let Some(frame) = self.scratch.get(..g.len) else { return self.dropped(DropReason::Malformed) };
+        let Some(mut m) = self.pool.alloc() else {
+            self.totals.alloc_failures += 1;
+            return;
+        };
+        let Some(room) = u16::try_from(g.len).ok().and_then(|len| m.append(len)) else {
+            self.totals.alloc_failures += 1;
+            return;
+        };
+        room.copy_from_slice(frame);
+        self.totals.generated += 1;
+        self.send(g.dpdk_port, m);
+    }
+
+    fn send(&mut self, port: u16, m: Mbuf<'p>) {
+        let slot = self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_SLOT);
+        if slot == NO_SLOT {
+            self.totals.unknown_egress += 1;
+            return;
+        }
+        let slot = usize::from(slot);
+        if self.out[slot].is_full() {
+            self.flush(slot);
+        }
+        if self.out[slot].push(m).is_err() {
+            self.totals.tx_full += 1;
+        }
+    }
+
+    /// Sends what the TX queue takes; frees the rest.
+    fn flush(&mut self, slot: usize) {
+        let burst = &mut self.out[slot];
+        if burst.is_empty() {
+            return;
+        }
+        self.totals.tx += self.tx[slot].tx(burst) as u64;
+        self.totals.tx_full += burst.len() as u64;
+        burst.clear();
+    }
+
+    fn flush_all(&mut self) {
+        for slot in 0..self.out.len() {
+            self.flush(slot);
+        }
+    }
+
+    fn dropped(&mut self, reason: DropReason) {
+        self.totals.drops[reason.index()] += 1;
+    }
+
+    fn publish(&self, c: &PipelineCounters) {
+        let t = &self.totals;
+        let stats = self.cache.stats();
+        c.rx_packets.store(t.rx, Ordering::Relaxed);
+        c.tx_packets.store(t.tx, Ordering::Relaxed);
+        c.tx_full_drops.store(t.tx_full, Ordering::Relaxed);
+        c.cache_hits.store(stats.hits, Ordering::Relaxed);
+        c.cache_misses.store(stats.misses, Ordering::Relaxed);
+        c.simulated.store(t.simulated, Ordering::Relaxed);
+        c.generated.store(t.generated, Ordering::Relaxed);
+        c.alloc_failures.store(t.alloc_failures, Ordering::Relaxed);
+        c.unknown_egress.store(t.unknown_egress, Ordering::Relaxed);
+        for (counter, &n) in c.drops.iter().zip(t.drops.iter()) {
+            counter.store(n, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The flow cache's form of what a decision depended on; *any* when it does not fit.
+fn tags(snapshot: &Snapshot, deps: &DeviceSet) -> TagSet {
+    if deps.is_saturated() {
+        return TagSet::any();
+    }
+    let mut tags = TagSet::new();
+    for &id in deps.as_slice() {
+        if !tags.insert(DeviceTag(snapshot.device_tag(id))) {
+            return TagSet::any();
+        }
+    }
+    tags
+}

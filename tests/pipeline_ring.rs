@@ -1,0 +1,301 @@
+//! The gateway pipeline on real EAL with `net_ring` ports: one router with two exterior ports,
+//! hosts on either side injecting frames and reading what the worker sends them.
+//!
+//! Router R: port A 10.1.0.1/24 (MAC 02:00:00:00:01:01) on appliance port 0, port B 10.2.0.1/24
+//! (MAC 02:00:00:00:02:01) on appliance port 1. Host A is 10.1.0.2, host B 10.2.0.2.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use midogw::flowtable::flow::FlowCacheConfig;
+use midogw::flowtable::sim::DropReason;
+use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
+use midogw::flowtable::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, Icmpv4Message,
+    Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3, L4,
+};
+use midogw::{
+    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
+    RxQueue, TxQueue,
+};
+
+const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
+const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
+const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
+const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap()]);
+    let pb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.2.0.1/24".parse().unwrap()]);
+    b.bind_local(pa, dpdk_a);
+    b.bind_local(pb, dpdk_b);
+    b.build().expect("valid topology")
+}
+
+fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
+    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+}
+
+/// IPv4/UDP from host A to `dst` through the router's port A.
+fn udp(dst: &str, sport: u16, ttl: u8) -> Vec<u8> {
+    let (src, dst) = (ip("10.1.0.2"), ip(dst));
+    let payload = 32;
+    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
+    eth(&mut f, MAC_HA, MAC_RA, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        ttl,
+        tos: 0,
+        ident: 7,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+fn arp(op: ArpOperation, src_mac: EthernetAddress, dst_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 28];
+    eth(&mut f, src_mac, dst_mac, EtherType::Arp);
+    let tha = if op == ArpOperation::Request { EthernetAddress([0; 6]) } else { dst_mac };
+    ArpRepr {
+        operation: op,
+        source_hardware_addr: src_mac,
+        source_protocol_addr: ip(spa),
+        target_hardware_addr: tha,
+        target_protocol_addr: ip(tpa),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    f
+}
+
+/// Parses `frame` and checks every checksum in it.
+fn valid(frame: &[u8]) -> Headers {
+    let h = Headers::parse(frame).expect("parses");
+    h.verify_checksums(frame).expect("checksums");
+    h
+}
+
+struct Host<'p> {
+    pool: &'p Mempool<'p>,
+    tx: TxQueue<'p>,
+    rx: RxQueue<'p>,
+}
+
+impl Host<'_> {
+    fn send(&mut self, frame: &[u8]) {
+        let mut b = Burst::new();
+        let mut m = self.pool.alloc().expect("mbuf");
+        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
+        b.push(m).expect("room");
+        assert_eq!(self.tx.tx(&mut b), 1);
+    }
+
+    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
+    fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+
+    /// Nothing arrives within 200 ms.
+    fn silent(&mut self) {
+        let got = self.recv_for(Duration::from_millis(200));
+        assert!(got.is_empty(), "unexpected frames: {got:02x?}");
+    }
+
+    fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + d;
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+}
+
+fn config(name: &str) -> PortConfig {
+    PortConfig { name: name.into(), mtu: 1500, rx_queues: 1, tx_queues: 1 }
+}
+
+/// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,
+/// stops the worker and checks every mbuf went back to the pool.
+fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters)) {
+    let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
+    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
+    let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
+    let appliance = [
+        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("rA")).unwrap(),
+        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config("rB")).unwrap(),
+    ];
+    let host_a = Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hA")).unwrap();
+    let host_b = Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hB")).unwrap();
+    let snap = snapshot(appliance[0].id(), appliance[1].id());
+    let (mut a_rx, mut a_tx) = host_a.take_queues().unwrap();
+    let (mut b_rx, mut b_tx) = host_b.take_queues().unwrap();
+    let mut ha = Host { pool: &pool, tx: a_tx.remove(0), rx: a_rx.remove(0) };
+    let mut hb = Host { pool: &pool, tx: b_tx.remove(0), rx: b_rx.remove(0) };
+
+    let mut plans = pipeline_plans(&appliance, 1).unwrap();
+    let plan = plans.remove(0);
+    let counters = plan.counters();
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    let stop = AtomicBool::new(false);
+    eal.scope(|s| {
+        s.launch(1, || run_pipeline(plan, &snap, &pool, &pipeline, &stop)).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    })
+    .expect("worker exits cleanly");
+    assert_eq!(counters.tx_full_drops.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.alloc_failures.load(Ordering::Relaxed), 0);
+    drop((ha, hb, a_rx, a_tx, b_rx, b_tx));
+    drop((appliance, host_a, host_b));
+    drop(rings);
+    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+}
+
+/// Host B announces itself: ARP request for 10.2.0.1; the router answers and learns B.
+fn learn_b(hb: &mut Host<'_>) {
+    hb.send(&arp(ArpOperation::Request, MAC_HB, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.1"));
+    let got = hb.recv(1);
+    assert_eq!(got.len(), 1, "ARP reply");
+}
+
+fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+#[test]
+fn pipeline_answers_arp_for_its_port_address() {
+    with_router("parp", |ha, _hb, c| {
+        ha.send(&arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1"));
+        let got = ha.recv(1);
+        assert_eq!(got.len(), 1);
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RA, MAC_HA));
+        let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
+        assert_eq!(a.operation, ArpOperation::Reply);
+        assert_eq!((a.source_hardware_addr, a.source_protocol_addr), (MAC_RA, ip("10.1.0.1")));
+        assert_eq!((a.target_hardware_addr, a.target_protocol_addr), (MAC_HA, ip("10.1.0.2")));
+        assert_eq!(counter(&c.rx_packets), 1);
+    });
+}
+
+#[test]
+fn pipeline_forwards_udp_and_hits_the_flow_cache() {
+    with_router("pfwd", |ha, hb, c| {
+        learn_b(hb);
+        let sent = udp("10.2.0.2", 5000, 64);
+        for round in 0..2 {
+            ha.send(&sent);
+            let got = hb.recv(1);
+            assert_eq!(got.len(), 1, "round {round}");
+            let h = valid(&got[0]);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB), "router MAC to neighbour MAC");
+            let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+            assert_eq!((f.src, f.dst, f.ttl), (ip("10.1.0.2"), ip("10.2.0.2"), 63));
+            assert_eq!(got[0][14 + 20..], sent[14 + 20..], "UDP untouched");
+        }
+        ha.silent();
+        // First UDP packet: miss + simulation; second: hit, not simulated.
+        assert_eq!(counter(&c.cache_hits), 1);
+        assert_eq!(counter(&c.simulated), 2, "the ARP request and the first UDP packet");
+        assert_eq!(counter(&c.tx_packets), 3, "ARP reply and two forwarded packets");
+    });
+}
+
+#[test]
+fn pipeline_answers_ttl_one_with_time_exceeded() {
+    with_router("pttl", |ha, hb, c| {
+        learn_b(hb);
+        // Cache the flow first, so the expired packet takes the hit path and falls back to simulation.
+        ha.send(&udp("10.2.0.2", 5001, 64));
+        assert_eq!(hb.recv(1).len(), 1);
+        let expired = udp("10.2.0.2", 5001, 1);
+        ha.send(&expired);
+        let got = ha.recv(1);
+        assert_eq!(got.len(), 1);
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RA, MAC_HA));
+        let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+        assert_eq!((f.src, f.dst), (ip("10.1.0.1"), ip("10.1.0.2")));
+        let icmp = Icmpv4Packet::new_checked(&got[0][h.l4_offset..]).unwrap();
+        assert_eq!((icmp.msg_type(), icmp.msg_code()), (Icmpv4Message::TimeExceeded, 0));
+        assert_eq!(&got[0][h.l4_offset + 8..h.l4_offset + 8 + 20], &expired[14..34], "quotes the IP header");
+        hb.silent();
+        assert_eq!(c.dropped(DropReason::TtlExpired), 1);
+        assert_eq!(counter(&c.cache_hits), 1);
+    });
+}
+
+#[test]
+fn pipeline_answers_no_route_with_net_unreachable() {
+    with_router("pnr", |ha, hb, c| {
+        ha.send(&udp("192.0.2.9", 5002, 64));
+        let got = ha.recv(1);
+        assert_eq!(got.len(), 1);
+        let h = valid(&got[0]);
+        assert_eq!(h.eth_dst, MAC_HA);
+        let L4::Icmpv4 { .. } = h.l4 else { panic!("not ICMP: {h:?}") };
+        let icmp = Icmpv4Packet::new_checked(&got[0][h.l4_offset..]).unwrap();
+        assert_eq!((icmp.msg_type(), icmp.msg_code()), (Icmpv4Message::DstUnreachable, 0), "net unreachable");
+        hb.silent();
+        assert_eq!(c.dropped(DropReason::NoRoute), 1);
+    });
+}
+
+#[test]
+fn pipeline_resolves_the_next_hop_with_arp() {
+    with_router("pnd", |ha, hb, c| {
+        let sent = udp("10.2.0.2", 5003, 64);
+        ha.send(&sent);
+        let got = hb.recv(1);
+        assert_eq!(got.len(), 1, "ARP request");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, EthernetAddress::BROADCAST));
+        let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
+        assert_eq!(a.operation, ArpOperation::Request);
+        assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.2")));
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 1);
+
+        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
+        hb.silent();
+        ha.send(&sent);
+        let got = hb.recv(1);
+        assert_eq!(got.len(), 1, "forwarded after resolution");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
+        assert_eq!(c.dropped(DropReason::ArpConsumed), 1, "the reply was learned");
+    });
+}
