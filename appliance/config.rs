@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,6 +47,49 @@ pub struct Config {
     /// `[topology] file` as written (relative paths are relative to the config file's directory):
     /// when set, workers run the gateway pipeline instead of cross-connecting ports.
     pub topology: Option<PathBuf>,
+    /// `[rest]`: where the REST API listens.
+    pub rest: Rest,
+    /// `[store]`: where the topology is kept.
+    pub store: StoreConfig,
+    /// `[auth]`: who may log in to the REST API.
+    pub auth: Auth,
+}
+
+/// `[rest] listen` when the file sets none.
+pub const DEFAULT_REST_LISTEN: &str = "0.0.0.0:8181";
+/// `[store] path` when the file sets none.
+pub const DEFAULT_STORE_PATH: &str = "/var/lib/midogw/store.redb";
+
+/// `[rest]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rest {
+    pub listen: SocketAddr,
+}
+
+/// `[store]`: only the embedded store exists so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The redb file as written (relative paths are relative to the config file's directory).
+    pub path: PathBuf,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// Accounts from `[[auth.account]]`.
+    Local(Vec<Account>),
+    /// Anyone logs in as admin: for tests only.
+    Mock,
+}
+
+/// One `[[auth.account]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub user: String,
+    /// Argon2 PHC string (`midogw hash-password`).
+    pub password_hash: String,
+    pub tenant: String,
+    pub admin: bool,
 }
 
 /// EAL settings; midogw adds the lcore, file-prefix and device options itself.
@@ -312,6 +356,41 @@ struct RawFile {
     port: Vec<Spanned<RawPort>>,
     workers: Option<Spanned<RawWorkers>>,
     topology: Option<Spanned<RawTopology>>,
+    rest: Option<Spanned<RawRest>>,
+    store: Option<Spanned<RawStore>>,
+    auth: Option<Spanned<RawAuth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRest {
+    listen: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    kind: Option<Spanned<String>>,
+    path: Option<Spanned<String>>,
+    hosts: Option<Spanned<String>>,
+    root: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    provider: Option<Spanned<String>>,
+    #[serde(default)]
+    account: Vec<Spanned<RawAccount>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    user: Option<Spanned<String>>,
+    password_hash: Option<Spanned<String>>,
+    tenant: Option<Spanned<String>>,
+    role: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -560,7 +639,153 @@ impl<'a> Checker<'a> {
             ports,
             workers,
             topology,
+            rest: self.check_rest(raw.rest.as_ref()),
+            store: self.check_store(raw.store.as_ref()),
+            auth: self.check_auth(raw.auth.as_ref()),
         }
+    }
+
+    fn check_rest(&mut self, raw: Option<&Spanned<RawRest>>) -> Rest {
+        let default: SocketAddr = DEFAULT_REST_LISTEN.parse().expect("valid default");
+        let Some(listen) = raw.and_then(|r| r.get_ref().listen.as_ref()) else {
+            return Rest { listen: default };
+        };
+        match listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => Rest { listen: addr },
+            Err(_) => {
+                self.error(
+                    listen.span(),
+                    format!(
+                        "[rest] listen {:?} is not an ADDR:PORT socket address, e.g. \"0.0.0.0:8181\" or \"[::1]:8181\"",
+                        listen.get_ref()
+                    ),
+                );
+                Rest { listen: default }
+            }
+        }
+    }
+
+    fn check_store(&mut self, raw: Option<&Spanned<RawStore>>) -> StoreConfig {
+        let default = StoreConfig { path: PathBuf::from(DEFAULT_STORE_PATH) };
+        let Some(raw) = raw else {
+            return default;
+        };
+        let r = raw.get_ref();
+        match r.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
+            None | Some(("embedded", _)) => {
+                for (key, v) in [("hosts", &r.hosts), ("root", &r.root)] {
+                    if let Some(v) = v {
+                        self.error(
+                            v.span(),
+                            format!("[store] {key} is for kind = \"zookeeper\"; the embedded store uses path"),
+                        );
+                    }
+                }
+            }
+            Some(("zookeeper", span)) => {
+                self.error(
+                    span,
+                    "[store] kind = \"zookeeper\" is not supported yet: use kind = \"embedded\" (the default) with path",
+                );
+                return default;
+            }
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!("[store] kind {other:?} is unknown: use \"embedded\" (or, later, \"zookeeper\")"),
+                );
+                return default;
+            }
+        }
+        match &r.path {
+            None => default,
+            Some(p) if p.get_ref().is_empty() => {
+                self.error(p.span(), "[store] path is empty: name the store file, e.g. \"/var/lib/midogw/store.redb\"");
+                default
+            }
+            Some(p) => StoreConfig { path: PathBuf::from(p.get_ref()) },
+        }
+    }
+
+    fn check_auth(&mut self, raw: Option<&Spanned<RawAuth>>) -> Auth {
+        let Some(raw) = raw else {
+            return Auth::Local(Vec::new());
+        };
+        let r = raw.get_ref();
+        match r.provider.as_ref().map(|p| (p.get_ref().as_str(), p.span())) {
+            None | Some(("local", _)) => {}
+            Some(("mock", _)) => {
+                if let Some(first) = r.account.first() {
+                    self.error(first.span(), "[[auth.account]] is only for provider = \"local\"; mock lets anyone in");
+                }
+                return Auth::Mock;
+            }
+            Some((other, span)) => {
+                self.error(
+                    span,
+                    format!("[auth] provider {other:?} is unknown: use \"local\" (or \"mock\", for tests only)"),
+                );
+                return Auth::Local(Vec::new());
+            }
+        }
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut accounts = Vec::new();
+        for raw_account in &r.account {
+            let a = raw_account.get_ref();
+            let header = raw_account.span();
+            let mut field = |name: &str, v: &Option<Spanned<String>>| -> Option<Spanned<String>> {
+                match v {
+                    Some(v) if !v.get_ref().is_empty() => Some(v.clone()),
+                    Some(v) => {
+                        self.error(v.span(), format!("[[auth.account]] {name} is empty"));
+                        None
+                    }
+                    None => {
+                        self.error(header.clone(), format!("[[auth.account]] needs {name}"));
+                        None
+                    }
+                }
+            };
+            let (user, hash, tenant, role) = (
+                field("user", &a.user),
+                field("password_hash", &a.password_hash),
+                field("tenant", &a.tenant),
+                field("role", &a.role),
+            );
+            if let Some(u) = &user {
+                let line = self.line(&u.span());
+                if let Some(first) = seen.insert(u.get_ref().clone(), line) {
+                    self.error(u.span(), format!("account {:?} is already defined on line {first}", u.get_ref()));
+                }
+            }
+            if let Some(h) = &hash {
+                if let Err(why) = control::LocalAuth::check_hash(h.get_ref()) {
+                    self.error(
+                        h.span(),
+                        format!("password_hash is not an argon2 PHC string ({why}): generate one with `midogw hash-password`"),
+                    );
+                }
+            }
+            let admin = match role.as_ref().map(|r| r.get_ref().as_str()) {
+                Some("admin") => true,
+                Some("tenant") => false,
+                Some(other) => {
+                    let span = role.as_ref().map_or(header.clone(), |r| r.span());
+                    self.error(span, format!("role {other:?} is unknown: use \"admin\" or \"tenant\""));
+                    false
+                }
+                None => false,
+            };
+            if let (Some(user), Some(hash), Some(tenant)) = (user, hash, tenant) {
+                accounts.push(Account {
+                    user: user.into_inner(),
+                    password_hash: hash.into_inner(),
+                    tenant: tenant.into_inner(),
+                    admin,
+                });
+            }
+        }
+        Auth::Local(accounts)
     }
 
     fn cpu(&mut self, v: &Spanned<i64>, what: &str) -> Option<u32> {
@@ -1376,6 +1601,56 @@ mod tests {
         let mut ls = ring_pair().to_vec();
         ls.extend(["", "[topology]", "file = \"\""]);
         one(&with_workers(&ls), 9, 8, "[topology] file is empty");
+    }
+
+    #[test]
+    fn rest_store_and_auth_defaults() {
+        let cfg = parse("t.toml", WORKERS, &facts()).expect("valid");
+        assert_eq!(cfg.rest.listen, DEFAULT_REST_LISTEN.parse().unwrap());
+        assert_eq!(cfg.store.path, PathBuf::from(DEFAULT_STORE_PATH));
+        assert_eq!(cfg.auth, Auth::Local(Vec::new()));
+    }
+
+    #[test]
+    fn rest_store_and_auth_values() {
+        let hash = control::LocalAuth::hash_password("pw").unwrap();
+        let text = lines(&[
+            WORKERS,
+            "[rest]",
+            "listen = \"[::1]:9000\"",
+            "[store]",
+            "path = \"s.redb\"",
+            "[[auth.account]]",
+            "user = \"alice\"",
+            &format!("password_hash = \"{hash}\""),
+            "tenant = \"t1\"",
+            "role = \"tenant\"",
+        ]);
+        let cfg = parse("t.toml", &text, &facts()).expect("valid");
+        assert_eq!(cfg.rest.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(cfg.store.path, PathBuf::from("s.redb"));
+        let want = Account { user: "alice".into(), password_hash: hash, tenant: "t1".into(), admin: false };
+        assert_eq!(cfg.auth, Auth::Local(vec![want]));
+        let mock = lines(&[WORKERS, "[auth]", "provider = \"mock\""]);
+        assert_eq!(parse("t.toml", &mock, &facts()).expect("valid").auth, Auth::Mock);
+    }
+
+    #[test]
+    fn rest_store_and_auth_problems() {
+        one(&lines(&[WORKERS, "[rest]", "listen = \"8181\""]), 5, 10, "is not an ADDR:PORT");
+        one(&lines(&[WORKERS, "[store]", "kind = \"zookeeper\"", "hosts = \"zk:2181\""]), 5, 8, "not supported yet");
+        one(&lines(&[WORKERS, "[store]", "kind = \"etcd\""]), 5, 8, "unknown");
+        one(&lines(&[WORKERS, "[store]", "hosts = \"zk:2181\""]), 5, 9, "for kind = \"zookeeper\"");
+        one(&lines(&[WORKERS, "[store]", "path = \"\""]), 5, 8, "path is empty");
+        one(&lines(&[WORKERS, "[auth]", "provider = \"ldap\""]), 5, 12, "unknown");
+        let account = ["[[auth.account]]", "user = \"a\"", "password_hash = \"x\"", "tenant = \"t\""];
+        let mut ls = vec![WORKERS];
+        ls.extend(account);
+        let list = problems(&lines(&ls));
+        let at: Vec<_> = list.iter().map(|p| (p.line, p.column)).collect();
+        assert_eq!(at, [(4, 1), (6, 17)], "{list:#?}");
+        assert!(list[0].message.contains("needs role"), "{list:#?}");
+        assert!(list[1].message.contains("midogw hash-password"), "{list:#?}");
     }
 
     #[test]

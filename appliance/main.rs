@@ -3,8 +3,10 @@
 //! `midogw run --config FILE` brings up DPDK, the ports and the workers and runs until SIGINT or
 //! SIGTERM; `midogw check-config FILE` reports every problem in a config file with its location;
 //! `midogw topology check FILE --config CONFIG` does the same for a topology file (docs/topology.md).
+//! `midogw hash-password` turns a password on stdin into the PHC string `[[auth.account]]` holds.
 
 mod config;
+mod rest;
 mod run;
 mod topology;
 
@@ -44,6 +46,8 @@ enum Command {
         /// Config file to check.
         file: PathBuf,
     },
+    /// Read a password from stdin (one line) and print its argon2 PHC string for [[auth.account]] password_hash.
+    HashPassword,
     /// The declarative topology file (docs/topology.md).
     #[command(subcommand)]
     Topology(TopologyCommand),
@@ -74,6 +78,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::HashPassword => match hash_password() {
+            Ok(phc) => {
+                println!("{phc}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("midogw: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Topology(TopologyCommand::Check { file, config }) => check_topology(&file, &config),
         Command::Run { config, duration, stats_interval, stats_json } => {
             let options = run::Options { duration, stats_interval, stats_json };
@@ -94,7 +108,18 @@ fn load(path: &std::path::Path) -> anyhow::Result<config::Config> {
         .map_err(anyhow::Error::from)
         .context("invalid configuration (run `midogw check-config FILE` for every problem)")?;
     cfg.topology = cfg.topology.map(|t| relative_to(path, &t));
+    cfg.store.path = relative_to(path, &cfg.store.path);
     Ok(cfg)
+}
+
+/// The PHC string of the password on stdin's first line (without its line ending).
+fn hash_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).context("read the password from stdin")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    anyhow::ensure!(!password.is_empty(), "empty password on stdin");
+    control::LocalAuth::hash_password(password).map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
 
 /// `file` as written in the config at `config`: relative to the config file's directory.

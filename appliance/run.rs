@@ -36,6 +36,19 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&signalled)).context("cannot install signal handler")?;
     }
+    // The control plane first: a box with no [[port]] yet is provisioned over REST.
+    let rest = crate::rest::RestServer::start(cfg)?;
+    if cfg.ports.is_empty() {
+        // Nothing to forward, so no EAL: no hugepages or lcores are needed to provision a new box.
+        tracing::warn!("no [[port]] configured: serving the control plane only, DPDK not started");
+        let started = Instant::now();
+        while !signalled.load(Ordering::Relaxed) && options.duration.is_none_or(|d| started.elapsed() < d) {
+            std::thread::sleep(POLL);
+        }
+        rest.stop()?;
+        tracing::info!("stopped cleanly");
+        return Ok(());
+    }
 
     let eal_config = EalConfig {
         main_core: cfg.eal.main_core,
@@ -134,18 +147,15 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
             }
             if !options.stats_interval.is_zero() && Instant::now() >= next_report {
                 next_report += options.stats_interval;
-                print!("{}", Report::collect(&ports, &links, started.elapsed()).table());
+                print!("{}", Report::collect(&ports, &links, &pipelines, started.elapsed()).table());
             }
         }
         stop_workers.store(true, Ordering::Relaxed);
         Ok(())
     })??;
 
-    let report = Report::collect(&ports, &links, started.elapsed());
+    let report = Report::collect(&ports, &links, &pipelines, started.elapsed());
     print!("{}", report.table());
-    for (worker, c) in pipelines.iter().enumerate() {
-        log_pipeline(worker, c);
-    }
     if let Some(path) = &options.stats_json {
         let json = serde_json::to_string_pretty(&report).context("encode report")?;
         std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
@@ -153,6 +163,7 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     drop(ports);
     drop(pool);
     drop(eal);
+    rest.stop()?;
     tracing::info!("stopped cleanly");
     Ok(())
 }
@@ -217,22 +228,6 @@ enum Plan<'p> {
     Pipeline(midogw::PipelinePlan<'p>),
 }
 
-fn log_pipeline(worker: usize, c: &PipelineCounters) {
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    tracing::info!(
-        worker,
-        rx = load(&c.rx_packets),
-        tx = load(&c.tx_packets),
-        tx_full = load(&c.tx_full_drops),
-        hits = load(&c.cache_hits),
-        misses = load(&c.cache_misses),
-        simulated = load(&c.simulated),
-        generated = load(&c.generated),
-        drops = ?c.nonzero_drops(),
-        "pipeline counters"
-    );
-}
-
 fn format_mac(mac: [u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
@@ -243,6 +238,43 @@ pub struct Report {
     pub seconds: f64,
     pub ports: Vec<PortReport>,
     pub links: Vec<LinkReport>,
+    /// One entry per pipeline worker (empty when cross-connecting).
+    pub pipelines: Vec<PipelineReport>,
+}
+
+/// A pipeline worker's counters; `drops` lists the non-zero drop reasons by name.
+#[derive(Debug, Serialize)]
+pub struct PipelineReport {
+    pub worker: usize,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub tx_full_drops: u64,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub simulated: u64,
+    pub generated: u64,
+    pub alloc_failures: u64,
+    pub unknown_egress: u64,
+    pub drops: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl PipelineReport {
+    fn collect(worker: usize, c: &PipelineCounters) -> PipelineReport {
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        PipelineReport {
+            worker,
+            rx_packets: load(&c.rx_packets),
+            tx_packets: load(&c.tx_packets),
+            tx_full_drops: load(&c.tx_full_drops),
+            cache_hits: load(&c.cache_hits),
+            cache_misses: load(&c.cache_misses),
+            simulated: load(&c.simulated),
+            generated: load(&c.generated),
+            alloc_failures: load(&c.alloc_failures),
+            unknown_egress: load(&c.unknown_egress),
+            drops: c.nonzero_drops().into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -269,7 +301,12 @@ pub struct LinkReport {
 }
 
 impl Report {
-    fn collect(ports: &[Port<'_>], links: &[(LinkId, Arc<LinkCounters>)], elapsed: Duration) -> Report {
+    fn collect(
+        ports: &[Port<'_>],
+        links: &[(LinkId, Arc<LinkCounters>)],
+        pipelines: &[Arc<PipelineCounters>],
+        elapsed: Duration,
+    ) -> Report {
         let name_of = |id: u16| ports.iter().find(|p| p.id() == id).map_or_else(|| id.to_string(), |p| p.name().into());
         Report {
             seconds: elapsed.as_secs_f64(),
@@ -297,6 +334,7 @@ impl Report {
                     tx_full_drops: c.tx_full_drops.load(Ordering::Relaxed),
                 })
                 .collect(),
+            pipelines: pipelines.iter().enumerate().map(|(w, c)| PipelineReport::collect(w, c)).collect(),
         }
     }
 
@@ -326,6 +364,16 @@ impl Report {
                 "worker {} {}/q{} -> {}/q{}: rx {} tx {} dropped (tx full) {}\n",
                 l.worker, l.from, l.rx_queue, l.to, l.tx_queue, l.rx_packets, l.tx_packets, l.tx_full_drops
             );
+        }
+        for p in &self.pipelines {
+            out += &format!(
+                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} dropped (tx full) {}",
+                p.worker, p.rx_packets, p.tx_packets, p.cache_hits, p.cache_misses, p.simulated, p.generated, p.tx_full_drops
+            );
+            for (reason, n) in &p.drops {
+                out += &format!(" {reason} {n}");
+            }
+            out += "\n";
         }
         out
     }

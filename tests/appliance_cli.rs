@@ -43,7 +43,9 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
-const WORKERS: &str = "[workers]\ncores = [1]\n";
+/// Also keeps each run's REST API and store its own: an ephemeral loopback port and a store in the
+/// config's (temporary) directory, so tests running at once do not contend for 8181 or one store file.
+const WORKERS: &str = "[workers]\ncores = [1]\n\n[rest]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"store.redb\"\n";
 
 fn check(dir: &TempDir, name: &str, config: &str) -> (bool, String) {
     let path = dir.write(name, config);
@@ -325,4 +327,54 @@ fn topology_check_accepts_the_example_and_locates_problems() {
     let shown = format!("{}:7:13: no [[port]] named \"up7\"", bad.display());
     assert!(text(&out).contains(&shown), "{}", text(&out));
     assert!(text(&out).contains("1 problem(s)"), "{}", text(&out));
+}
+
+#[test]
+fn run_routes_between_namespaces_with_a_topology_file() {
+    let tag = format!("mgr{}", std::process::id());
+    let ns_a = common::NetNs::new(&format!("{tag}a"));
+    let ns_b = common::NetNs::new(&format!("{tag}b"));
+    let veth_a = common::Veth::new(&ns_a, &format!("{tag}a"), "10.203.1.2/24");
+    let veth_b = common::Veth::new(&ns_b, &format!("{tag}b"), "10.203.2.2/24");
+    ns_a.exec(&["ip", "route", "add", "default", "via", "10.203.1.1"]);
+    ns_b.exec(&["ip", "route", "add", "default", "via", "10.203.2.1"]);
+
+    let dir = TempDir::new("route");
+    dir.write(
+        "topology.toml",
+        "[[router]]\nname = \"edge\"\n\n[[router.port]]\nname = \"a\"\naddress = \"10.203.1.1/24\"\ndpdk_port = \"up0\"\n\n[[router.port]]\nname = \"b\"\naddress = \"10.203.2.1/24\"\ndpdk_port = \"up1\"\n",
+    );
+    let config = dir.write(
+        "midogw.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\", \"--no-shconf\"]\nfile_prefix = \"mgwt-route-{tag}\"\n\n[[port]]\nname = \"up0\"\ndevargs = \"net_af_packet0,iface={}\"\n\n[[port]]\nname = \"up1\"\ndevargs = \"net_af_packet1,iface={}\"\n\n[topology]\nfile = \"topology.toml\"\n\n{WORKERS}",
+            veth_a.outer, veth_b.outer
+        ),
+    );
+    let stats = dir.0.join("stats.json");
+    let appliance = Appliance::start(&config, &stats);
+
+    let ping = |ns: &common::NetNs, to: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", to])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let to_router = ping(&ns_a, "10.203.1.1");
+    let across = ping(&ns_a, "10.203.2.2");
+    let report = appliance.stop(&stats);
+
+    assert!(to_router.contains("5 received"), "the router answers echo for its port address:\n{to_router}");
+    // The first echo may be lost while the router resolves B (no resolution queue yet).
+    assert!(
+        across.contains("4 received") || across.contains("5 received"),
+        "A reaches B through the router:\n{across}"
+    );
+    assert!(across.contains("ttl=63"), "one router hop:\n{across}");
+    let pipeline = &report["pipelines"][0];
+    assert!(pipeline["cache_hits"].as_u64().unwrap() > 0, "the flow cache serves the echo flow: {pipeline}");
+    assert!(pipeline["generated"].as_u64().unwrap() > 0, "the router sent ARP requests: {pipeline}");
+    assert_eq!(report["links"].as_array().unwrap().len(), 0, "no cross-connect links with a topology");
+    assert_runtime_dir_gone(&format!("mgwt-route-{tag}"));
 }

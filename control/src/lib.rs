@@ -36,6 +36,6 @@ pub use model::{
     Resource, Route, RouteType, Router, Rule, RuleType, SystemState, Tenant, TunnelZone, TunnelZoneHost,
     TunnelZoneType,
 };
-pub use rest::{app, app_with_store, Account, ApiError, AuthProvider, DynStore, LocalAuth, Role, Session};
+pub use rest::{app, app_with_store, Account, ApiError, AuthProvider, DynStore, LocalAuth, MockAuth, Role, Session};
 pub use store::{Action, Change, ChangeSet, EmbeddedStore, Kind, Op, Store, StoreError, MODELS_ROOT};
 pub use topology::{Topology, TopologyError};

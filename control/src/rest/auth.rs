@@ -111,6 +111,23 @@ impl LocalAuth {
         let hash: PasswordHash = Argon2::default().hash_password(password.as_bytes())?;
         Ok(hash.to_string())
     }
+
+    /// Whether `hash` is a PHC string argon2 can verify against (what config files are checked with).
+    pub fn check_hash(hash: &str) -> Result<(), String> {
+        PasswordHash::new(hash).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    fn issue(&self, session: Session) -> Result<Token, AuthError> {
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|_| AuthError::Random)?;
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let now = SystemTime::now();
+        let expires = now + self.ttl;
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, (_, exp)| *exp > now);
+        sessions.insert(key.clone(), (session, expires));
+        Ok(Token { key, expires })
+    }
 }
 
 impl AuthProvider for LocalAuth {
@@ -119,21 +136,12 @@ impl AuthProvider for LocalAuth {
         Argon2::default()
             .verify_password(password.as_bytes(), account.password_hash.as_str())
             .map_err(|_| AuthError::BadCredentials)?;
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|_| AuthError::Random)?;
-        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        let now = SystemTime::now();
-        let expires = now + self.ttl;
         // Only an admin may scope itself to another project.
         let tenant_id = match (account.role, project) {
             (Role::Admin, Some(p)) if !p.is_empty() => p.to_string(),
             _ => account.tenant_id.clone(),
         };
-        let session = Session { user: account.user.clone(), tenant_id, role: account.role };
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.retain(|_, (_, exp)| *exp > now);
-        sessions.insert(key.clone(), (session, expires));
-        Ok(Token { key, expires })
+        self.issue(Session { user: account.user.clone(), tenant_id, role: account.role })
     }
 
     fn authenticate(&self, token: &str, now: SystemTime) -> Result<Session, AuthError> {
@@ -143,6 +151,29 @@ impl AuthProvider for LocalAuth {
             return Err(AuthError::Expired);
         }
         Ok(session.clone())
+    }
+}
+
+/// The `mock` provider, for tests only: any user name and password log in as an admin of the
+/// project asked for (`X-Auth-Project`), or of tenant `admin`. Tokens expire like [`LocalAuth`]'s.
+#[derive(Debug)]
+pub struct MockAuth(LocalAuth);
+
+impl MockAuth {
+    /// A mock provider issuing tokens valid for `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        MockAuth(LocalAuth::new([], ttl))
+    }
+}
+
+impl AuthProvider for MockAuth {
+    fn login(&self, user: &str, _password: &str, project: Option<&str>) -> Result<Token, AuthError> {
+        let tenant_id = project.filter(|p| !p.is_empty()).unwrap_or("admin").to_string();
+        self.0.issue(Session { user: user.to_string(), tenant_id, role: Role::Admin })
+    }
+
+    fn authenticate(&self, token: &str, now: SystemTime) -> Result<Session, AuthError> {
+        self.0.authenticate(token, now)
     }
 }
 
@@ -199,5 +230,27 @@ pub fn admin_only(session: &Session) -> Result<(), ApiError> {
     match session.role {
         Role::Admin => Ok(()),
         Role::Tenant => Err(ApiError::Forbidden("admin role required")),
+    }
+}
+
+#[cfg(test)]
+mod mock_tests {
+    use super::*;
+
+    #[test]
+    fn mock_accepts_anything_as_admin() {
+        let auth = MockAuth::new(DEFAULT_TOKEN_TTL);
+        let token = auth.login("anyone", "whatever", None).expect("login");
+        let session = auth.authenticate(&token.key, SystemTime::now()).expect("session");
+        assert_eq!(session, Session { user: "anyone".into(), tenant_id: "admin".into(), role: Role::Admin });
+        assert_eq!(auth.authenticate("nope", SystemTime::now()), Err(AuthError::UnknownToken));
+    }
+
+    #[test]
+    fn hashes_are_checked_as_phc_strings() {
+        let hash = LocalAuth::hash_password("pw").expect("hash");
+        assert_eq!(LocalAuth::check_hash(&hash), Ok(()));
+        assert!(LocalAuth::check_hash("plaintext").is_err());
+        assert!(LocalAuth::check_hash("").is_err());
     }
 }

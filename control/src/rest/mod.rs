@@ -33,7 +33,7 @@ use axum::http::{header, Uri};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
-pub use auth::{Account, AuthError, AuthProvider, LocalAuth, Role, Session, Token, DEFAULT_TOKEN_TTL};
+pub use auth::{Account, AuthError, AuthProvider, LocalAuth, MockAuth, Role, Session, Token, DEFAULT_TOKEN_TTL};
 pub use error::ApiError;
 
 use crate::store::Store;

@@ -1,0 +1,337 @@
+//! The REST API of the real `midogw run`, over plain HTTP on loopback: a box with no [[port]] serves
+//! the control plane on the embedded store; login with a local account hashed by
+//! `midogw hash-password`, the root resource, POST a router then GET its `Location`, SIGTERM,
+//! restart on the same store and find the router again. Plus the config problems of `[rest]`/`[store]`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const MIDOGW: &str = env!("CARGO_BIN_EXE_midogw");
+const ROUTER: &str = "application/vnd.org.midonet.Router-v3+json";
+const ERROR: &str = "application/vnd.org.midonet.Error-v1+json";
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("midogw-rest-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `midogw run`, SIGKILLed if a test fails before stopping it.
+struct Appliance(Option<Child>);
+
+impl Appliance {
+    fn start(config: &Path, addr: SocketAddr) -> Appliance {
+        let child = Command::new(MIDOGW)
+            .args(["run", "--config", config.to_str().unwrap(), "--stats-interval", "0"])
+            .env("MIDOGW_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn midogw");
+        let mut app = Appliance(Some(child));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(addr).is_err() {
+            if let Some(status) = app.child().try_wait().unwrap() {
+                panic!("midogw exited early ({status}): {}", app.stderr());
+            }
+            assert!(Instant::now() < deadline, "REST API never came up on {addr}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        app
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().unwrap()
+    }
+
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut e) = self.child().stderr.take() {
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// SIGTERM, then the exit status must be success; returns the log.
+    fn terminate(mut self) -> String {
+        let pid = nix::unistd::Pid::from_raw(self.child().id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child().try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "midogw did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let log = self.stderr();
+        assert!(status.success(), "{status}: {log}");
+        self.0 = None;
+        log
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {:?}", self.body))
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), the minimal client.
+fn http(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: Option<&str>) -> Response {
+    // Absolute URIs (links in the API's bodies) are fetched by their path.
+    let path = match target.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => target,
+    };
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, rest) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    Response { status, headers, body }
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut body = String::new();
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        body.push_str(&after[..n]);
+        rest = &after[n + 2..];
+    }
+    body
+}
+
+fn base64(input: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn login(addr: SocketAddr, user: &str, password: &str) -> Response {
+    let basic = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+    http(addr, "POST", "/midonet-api/login", &[("Authorization", &basic)], None)
+}
+
+fn token(addr: SocketAddr) -> String {
+    let r = login(addr, "admin", "s3cret pass");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["key"].as_str().unwrap().to_string()
+}
+
+fn hash_password(password: &str) -> String {
+    let mut child =
+        Command::new(MIDOGW).arg("hash-password").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    hash
+}
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+#[test]
+fn rest_on_a_box_without_ports_persists_across_restart() {
+    let dir = TempDir::new("persist");
+    let addr = free_addr();
+    let hash = hash_password("s3cret pass");
+    // A relative store path: relative to the config file's directory.
+    let config = dir.write(
+        "midogw.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n\n[workers]\ncores = [1]\n\n\
+             [rest]\nlisten = \"{addr}\"\n\n[store]\nkind = \"embedded\"\npath = \"state/store.redb\"\n\n\
+             [auth]\nprovider = \"local\"\n\n[[auth.account]]\nuser = \"admin\"\npassword_hash = \"{hash}\"\n\
+             tenant = \"admin\"\nrole = \"admin\"\n"
+        ),
+    );
+
+    let app = Appliance::start(&config, addr);
+    // Wrong password: 401 with an Error-v1 body.
+    let bad = login(addr, "admin", "wrong");
+    assert_eq!(bad.status, 401, "{}", bad.body);
+    assert_eq!(bad.header("content-type"), Some(ERROR));
+    assert_eq!(bad.json()["code"], 401, "{}", bad.body);
+    // No token: 401 as well.
+    assert_eq!(http(addr, "GET", "/midonet-api/", &[], None).status, 401);
+
+    let key = token(addr);
+    let auth = [("X-Auth-Token", key.as_str())];
+    let root = http(addr, "GET", "/midonet-api/", &auth, None);
+    assert_eq!(root.status, 200, "{}", root.body);
+    let routers = root.json()["routers"].as_str().expect("routers link").to_string();
+    let body = json!({"name": "edge", "tenantId": "admin"}).to_string();
+    let created = http(addr, "POST", &routers, &[auth[0], ("Content-Type", ROUTER)], Some(&body));
+    assert_eq!(created.status, 201, "{}", created.body);
+    let location = created.header("location").expect("Location").to_string();
+    let got = http(addr, "GET", &location, &[auth[0], ("Accept", ROUTER)], None);
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.json()["name"], "edge");
+    let log = app.terminate();
+    assert!(log.contains("REST API listening"), "{log}");
+    assert!(dir.0.join("state/store.redb").exists(), "store created relative to the config");
+
+    // Same store after a restart: the router is still there; the old token is not.
+    let app = Appliance::start(&config, addr);
+    assert_eq!(http(addr, "GET", &location, &auth, None).status, 401);
+    let key = token(addr);
+    let got = http(addr, "GET", &location, &[("X-Auth-Token", &key), ("Accept", ROUTER)], None);
+    assert_eq!(got.status, 200, "{}", got.body);
+    assert_eq!(got.json()["name"], "edge");
+    app.terminate();
+}
+
+#[test]
+fn mock_provider_and_no_accounts_are_logged_loudly() {
+    let dir = TempDir::new("mock");
+    let addr = free_addr();
+    let base = format!(
+        "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n\n[workers]\ncores = [1]\n\n[rest]\nlisten = \"{addr}\"\n\n\
+         [store]\npath = \"{}\"\n",
+        dir.0.join("store.redb").display()
+    );
+    let mock = dir.write("mock.toml", &format!("{base}\n[auth]\nprovider = \"mock\"\n"));
+    let app = Appliance::start(&mock, addr);
+    assert_eq!(login(addr, "anyone", "anything").status, 200);
+    let log = app.terminate();
+    assert!(log.contains("WARN") && log.contains("provider = \"mock\""), "{log}");
+
+    let nobody = dir.write("nobody.toml", &base);
+    let app = Appliance::start(&nobody, addr);
+    assert_eq!(login(addr, "admin", "x").status, 401);
+    let log = app.terminate();
+    assert!(log.contains("NOBODY can log in"), "{log}");
+}
+
+#[test]
+fn bind_failure_names_the_address() {
+    let dir = TempDir::new("bind");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = dir.write(
+        "midogw.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n\n[workers]\ncores = [1]\n\n[rest]\nlisten = \"{addr}\"\n\n\
+             [store]\npath = \"store.redb\"\n"
+        ),
+    );
+    let out = Command::new(MIDOGW).args(["run", "--config", config.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains(&format!("cannot listen for REST on {addr}")), "{text}");
+}
+
+#[test]
+fn check_config_locates_rest_store_and_auth_problems() {
+    let dir = TempDir::new("check");
+    let config = dir.write(
+        "bad.toml",
+        "[workers]\ncores = [1]\n\n[rest]\nlisten = \"localhost\"\n\n[store]\nkind = \"zookeeper\"\n\
+         hosts = \"zk1:2181\"\nroot = \"/midonet\"\n\n[[auth.account]]\nuser = \"a\"\npassword_hash = \"plain\"\n\
+         tenant = \"t\"\nrole = \"root\"\n",
+    );
+    let out = Command::new(MIDOGW).args(["check-config", config.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    let path = config.display();
+    assert!(text.contains(&format!("{path}:5:10: [rest] listen \"localhost\" is not an ADDR:PORT")), "{text}");
+    assert!(text.contains(&format!("{path}:8:8: [store] kind = \"zookeeper\" is not supported yet")), "{text}");
+    assert!(text.contains(&format!("{path}:14:17: password_hash is not an argon2 PHC string")), "{text}");
+    assert!(text.contains(&format!("{path}:16:8: role \"root\" is unknown")), "{text}");
+}
+
+#[test]
+fn rest_runs_beside_the_data_plane() {
+    let dir = TempDir::new("ports");
+    let addr = free_addr();
+    let config = dir.write(
+        "midogw.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\", \"--no-shconf\"]\nfile_prefix = \"mgwt-rest-{}\"\n\n\
+             [[port]]\nname = \"a\"\ndevargs = \"net_ring0\"\n\n[[port]]\nname = \"b\"\ndevargs = \"net_ring1\"\n\n\
+             [workers]\ncores = [1]\n\n[rest]\nlisten = \"{addr}\"\n\n[store]\npath = \"store.redb\"\n\n\
+             [auth]\nprovider = \"mock\"\n",
+            std::process::id()
+        ),
+    );
+    let app = Appliance::start(&config, addr);
+    let r = login(addr, "ops", "x");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(http(addr, "GET", "/midonet-api/", &[("X-Auth-Token", &key)], None).status, 200);
+    let log = app.terminate();
+    assert!(log.contains("cross-connect worker starting") && log.contains("REST API stopped"), "{log}");
+}
