@@ -547,7 +547,14 @@ impl<'a> Checker<'a> {
             self.check_managed_arg(arg);
         }
 
-        let workers = self.check_workers(raw.workers.as_ref(), main_core, facts, &online);
+        // Without ports the appliance runs only its control plane and never starts EAL: workers
+        // and EAL memory are then not needed (a new box is provisioned over REST).
+        let control_plane_only = raw.port.is_empty();
+        let workers = if control_plane_only && raw.workers.is_none() {
+            Vec::new()
+        } else {
+            self.check_workers(raw.workers.as_ref(), main_core, facts, &online)
+        };
         let worker_count = u32::try_from(workers.len()).unwrap_or(u32::MAX);
 
         let mut ports = Vec::new();
@@ -627,7 +634,9 @@ impl<'a> Checker<'a> {
             .or_else(|| raw.eal.as_ref().map(|e| e.span()))
             .or_else(|| raw.mempool.as_ref().map(|m| m.span()))
             .unwrap_or(0..0);
-        self.check_memory(&raw_eal.args, mbufs, memory_anchor, facts);
+        if !control_plane_only {
+            self.check_memory(&raw_eal.args, mbufs, memory_anchor, facts);
+        }
 
         Config {
             eal: Eal {
@@ -1356,6 +1365,9 @@ mod tests {
     }
 
     const WORKERS: &str = "[workers]\ncores = [1]\n";
+    /// Two ports, so that EAL (and its memory) is needed.
+    const RING_PORTS: &str =
+        "\n[[port]]\nname = \"ra\"\ndevargs = \"net_ring0\"\n[[port]]\nname = \"rb\"\ndevargs = \"net_ring1\"\n";
 
     fn with_workers(ls: &[&str]) -> String {
         lines(ls) + WORKERS
@@ -1670,8 +1682,36 @@ mod tests {
     }
 
     #[test]
+    fn a_config_without_ports_needs_no_workers_and_no_eal_memory() {
+        let facts = SystemFacts { hugepage_free_bytes: 0, ..facts() };
+        let cfg = parse("empty.toml", "", &facts).expect("an empty file is a control-plane-only appliance");
+        assert!(cfg.ports.is_empty() && cfg.workers.is_empty());
+        // Hugepages only matter once there are ports to forward between.
+        let text = lines(&[
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_ring0\"",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"net_ring1\"",
+        ]) + WORKERS;
+        let problems = parse("ports.toml", &text, &facts).expect_err("no hugepages for the pool");
+        assert!(problems.list.iter().any(|p| p.message.contains("too few hugepages")), "{problems}");
+    }
+
+    #[test]
     fn workers_missing_or_empty() {
-        one("", 1, 1, "missing [workers]");
+        let two_ports = [
+            "[eal]",
+            "args = [\"--no-huge\", \"-m\", \"512\"]",
+            "[[port]]",
+            "name = \"a\"",
+            "devargs = \"net_ring0\"",
+            "[[port]]",
+            "name = \"b\"",
+            "devargs = \"net_ring1\"",
+        ];
+        one(&lines(&two_ports), 1, 1, "missing [workers]");
         one(&lines(&["[workers]"]), 1, 1, "needs cores");
         one(&lines(&["[workers]", "cores = []"]), 2, 9, "cores is empty");
     }
@@ -1680,7 +1720,7 @@ mod tests {
     fn too_few_hugepages() {
         let mut f = facts();
         f.hugepage_free_bytes = 64 << 20;
-        let text = lines(&["[mempool]", "mbufs = 8191", "[workers]", "cores = [1]"]);
+        let text = lines(&["[mempool]", "mbufs = 8191", "[workers]", "cores = [1]"]) + RING_PORTS;
         let Err(p) = parse("t.toml", &text, &f) else {
             panic!("expected a hugepage problem");
         };
@@ -1697,7 +1737,8 @@ mod tests {
     #[test]
     fn too_little_no_huge_memory() {
         let need_mib = sizing::required_memory_bytes(8191).div_ceil(MIB);
-        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m\", \"128\"]", "[workers]", "cores = [1]"]);
+        let text =
+            lines(&["[eal]", "args = [\"--no-huge\", \"-m\", \"128\"]", "[workers]", "cores = [1]"]) + RING_PORTS;
         one(
             &text,
             2,
@@ -1707,14 +1748,14 @@ mod tests {
                  [eal] args give 128 MiB (-m)"
             ),
         );
-        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m=100\"]", WORKERS]);
+        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m=100\"]", WORKERS]) + RING_PORTS;
         one(&text, 2, 22, "args give 100 MiB (-m)");
         // --no-huge alone gives EAL's 64 MiB default.
-        let text = lines(&["[eal]", "args = [\"--no-huge\"]", WORKERS]);
+        let text = lines(&["[eal]", "args = [\"--no-huge\"]", WORKERS]) + RING_PORTS;
         one(&text, 2, 9, "args give 64 MiB");
-        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m\", \"lots\"]", WORKERS]);
+        let text = lines(&["[eal]", "args = [\"--no-huge\", \"-m\", \"lots\"]", WORKERS]) + RING_PORTS;
         one(&text, 2, 28, "-m needs the memory size in MiB");
-        let text = lines(&["[eal]", "args = [\"--no-huge\", \"--socket-mem=4096\"]", WORKERS]);
+        let text = lines(&["[eal]", "args = [\"--no-huge\", \"--socket-mem=4096\"]", WORKERS]) + RING_PORTS;
         one(&text, 2, 22, "--socket-mem cannot be used with --no-huge");
     }
 
