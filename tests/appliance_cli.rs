@@ -45,6 +45,10 @@ fn text(out: &Output) -> String {
 
 /// Also keeps each run's REST API and store its own: an ephemeral loopback port and a store in the
 /// config's (temporary) directory, so tests running at once do not contend for 8181 or one store file.
+/// Two ports, so that EAL and its memory are needed (a file without ports never starts DPDK).
+const RING_PORTS: &str =
+    "[[port]]\nname = \"ra\"\ndevargs = \"net_ring0\"\n[[port]]\nname = \"rb\"\ndevargs = \"net_ring1\"\n";
+
 const WORKERS: &str = "[workers]\ncores = [1]\n\n[rest]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"store.redb\"\n";
 
 fn check(dir: &TempDir, name: &str, config: &str) -> (bool, String) {
@@ -87,10 +91,14 @@ fn check_config_reports_each_class_of_problem_with_its_location() {
         ("duplicate cores", format!("{no_huge}[workers]\ncores = [1, 1]\n"), &["4:", "1"]),
         (
             "too little memory",
-            "[eal]\nargs = [\"--no-huge\", \"-m\", \"64\"]\n[mempool]\nmbufs = 65535\n[workers]\ncores = [1]\n".to_string(),
+            format!("[eal]\nargs = [\"--no-huge\", \"-m\", \"64\"]\n[mempool]\nmbufs = 65535\n[workers]\ncores = [1]\n{RING_PORTS}"),
             &["too little memory"],
         ),
-        ("too few hugepages", "[mempool]\nmbufs = 4194303\n[workers]\ncores = [1]\n".to_string(), &["too few hugepages"]),
+        (
+            "too few hugepages",
+            format!("[mempool]\nmbufs = 4194303\n[workers]\ncores = [1]\n{RING_PORTS}"),
+            &["too few hugepages"],
+        ),
         (
             "EAL option midogw manages",
             "[eal]\nargs = [\"--no-huge\", \"-l\", \"0-1\"]\n[workers]\ncores = [1]\n".to_string(),
