@@ -9,6 +9,7 @@
 //! above this crate sees `&[u8]`, owned [`Mbuf`]s and [`Burst`]s.
 #![warn(missing_docs)]
 
+mod clock;
 mod eal;
 mod error;
 mod ffi;
@@ -21,6 +22,7 @@ mod port;
 mod ring;
 pub mod sizing;
 
+pub use clock::{tsc, TscClock};
 pub use eal::{Eal, EalConfig};
 pub use error::{Error, Result, RteErrno};
 pub use forward::{cross_connect, run_worker, LinkCounters, LinkId, LinkTable, WorkerPlan};

@@ -10,13 +10,13 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
 use flowtable::sim::{self, Actions, CoreConfig, CoreState, DropReason, Generated, MAX_DPDK_PORTS};
 use flowtable::topology::{DeviceSet, Snapshot};
 use flowtable::wire::Headers;
 
+use crate::clock::TscClock;
 use crate::error::{Error, Result};
 use crate::mbuf::{Burst, Mbuf};
 use crate::mempool::Mempool;
@@ -202,10 +202,10 @@ pub fn run_pipeline<'p>(
     let PipelinePlan { worker, mut rx, tx, ports, counters } = plan;
     let mut engine = Engine::new(worker, tx, &ports, snapshot, pool, config);
     let mut burst = Burst::new();
-    let start = Instant::now();
+    let clock = TscClock::start();
     tracing::debug!(worker, rx_queues = rx.len(), generation = snapshot.generation(), "pipeline worker starts");
     while !stop.load(Ordering::Relaxed) {
-        let now = start.elapsed().as_nanos() as u64;
+        let now = clock.now_ns();
         let mut received = false;
         for queue in rx.iter_mut() {
             if queue.rx(&mut burst) == 0 {
