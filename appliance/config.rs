@@ -44,15 +44,39 @@ pub struct Config {
     pub ports: Vec<Port>,
     /// Lcore ids of the workers, in config order.
     pub workers: Vec<u32>,
-    /// `[topology] file` as written (relative paths are relative to the config file's directory):
-    /// when set, workers run the gateway pipeline instead of cross-connecting ports.
-    pub topology: Option<PathBuf>,
+    /// `[topology]`: where the workers' topology comes from (cross-connect without it).
+    pub topology: TopologySource,
     /// `[rest]`: where the REST API listens.
     pub rest: Rest,
     /// `[store]`: where the topology is kept.
     pub store: StoreConfig,
     /// `[auth]`: who may log in to the REST API.
     pub auth: Auth,
+    /// `[host]`: this gateway's identity as a MidoNet Host.
+    pub host: HostConfig,
+}
+
+/// `[host]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostConfig {
+    /// `id`: the Host UUID; generated and kept beside the store when absent.
+    pub id: Option<uuid::Uuid>,
+    /// `name`: the Host name; the kernel's host name when absent.
+    pub name: Option<String>,
+}
+
+/// Where the gateway pipeline's topology comes from (`[topology]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum TopologySource {
+    /// No `[topology]`: ports are cross-connected in pairs (bring-up and benchmarks).
+    #[default]
+    CrossConnect,
+    /// `[topology] file = PATH` (relative paths are relative to the config file's directory): a
+    /// static topology file, loaded at start.
+    File(PathBuf),
+    /// `[topology] source = "store"`: compiled from the store (what the REST API edits) and
+    /// recompiled on every change while running.
+    Store,
 }
 
 /// `[rest] listen` when the file sets none.
@@ -359,6 +383,14 @@ struct RawFile {
     rest: Option<Spanned<RawRest>>,
     store: Option<Spanned<RawStore>>,
     auth: Option<Spanned<RawAuth>>,
+    host: Option<Spanned<RawHost>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    id: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -396,6 +428,7 @@ struct RawAccount {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawTopology {
+    source: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
 }
 
@@ -567,18 +600,8 @@ impl<'a> Checker<'a> {
         self.check_duplicate_names(&raw.port);
         self.check_duplicate_devices(&raw.port, &drafts);
         let topology = match raw.topology.as_ref() {
-            None => None,
-            Some(t) => match &t.get_ref().file {
-                Some(f) if !f.get_ref().is_empty() => Some(PathBuf::from(f.get_ref())),
-                Some(f) => {
-                    self.error(f.span(), "[topology] file is empty");
-                    None
-                }
-                None => {
-                    self.error(t.span(), "[topology] needs file = \"PATH\" (the topology file, docs/topology.md)");
-                    None
-                }
-            },
+            None => TopologySource::CrossConnect,
+            Some(t) => self.check_topology(t),
         };
         // With a topology the pipeline decides where frames go: no pairing needed.
         if drafts.len() % 2 == 1 && raw.topology.is_none() {
@@ -651,7 +674,62 @@ impl<'a> Checker<'a> {
             rest: self.check_rest(raw.rest.as_ref()),
             store: self.check_store(raw.store.as_ref()),
             auth: self.check_auth(raw.auth.as_ref()),
+            host: self.check_host(raw.host.as_ref()),
         }
+    }
+
+    fn check_topology(&mut self, t: &Spanned<RawTopology>) -> TopologySource {
+        let raw = t.get_ref();
+        let source = raw.source.as_ref().map(|s| (s.get_ref().as_str(), s.span()));
+        match (source, &raw.file) {
+            (Some(("store", _)), None) => TopologySource::Store,
+            (Some(("store", span)), Some(_)) => {
+                self.error(span, "[topology] source = \"store\" takes no file (remove file, or use source = \"file\")");
+                TopologySource::Store
+            }
+            (Some(("file", _)) | None, Some(f)) if !f.get_ref().is_empty() => {
+                TopologySource::File(PathBuf::from(f.get_ref()))
+            }
+            (Some(("file", _)) | None, Some(f)) => {
+                self.error(f.span(), "[topology] file is empty");
+                TopologySource::CrossConnect
+            }
+            (Some(("file", _)) | None, None) => {
+                self.error(
+                    t.span(),
+                    "[topology] needs source = \"store\" (the REST API's topology) or file = \"PATH\" (a topology file, docs/topology.md)",
+                );
+                TopologySource::CrossConnect
+            }
+            (Some((other, span)), _) => {
+                self.error(span, format!("[topology] source must be \"store\" or \"file\", not {other:?}"));
+                TopologySource::CrossConnect
+            }
+        }
+    }
+
+    fn check_host(&mut self, raw: Option<&Spanned<RawHost>>) -> HostConfig {
+        let Some(raw) = raw.map(|r| r.get_ref()) else { return HostConfig::default() };
+        let id = raw.id.as_ref().and_then(|id| match id.get_ref().parse::<uuid::Uuid>() {
+            Ok(u) if !u.is_nil() => Some(u),
+            _ => {
+                self.error(
+                    id.span(),
+                    format!("[host] id {:?} is not a UUID (nor may it be the nil UUID)", id.get_ref()),
+                );
+                None
+            }
+        });
+        let name = raw.name.as_ref().and_then(|n| {
+            let name = n.get_ref().trim();
+            if name.is_empty() || name.len() > 255 {
+                self.error(n.span(), "[host] name must be 1 to 255 characters");
+                None
+            } else {
+                Some(name.to_string())
+            }
+        });
+        HostConfig { id, name }
     }
 
     fn check_rest(&mut self, raw: Option<&Spanned<RawRest>>) -> Rest {
@@ -1599,20 +1677,43 @@ mod tests {
             "file = \"topo.toml\"",
         ]);
         let cfg = parse("t.toml", &with_workers(&ls), &facts()).expect("valid");
-        assert_eq!(cfg.topology, Some(PathBuf::from("topo.toml")));
+        assert_eq!(cfg.topology, TopologySource::File(PathBuf::from("topo.toml")));
         assert_eq!(cfg.ports.len(), 3);
         let cfg = parse("t.toml", &with_workers(&ring_pair()), &facts()).expect("valid");
-        assert_eq!(cfg.topology, None, "cross-connect without [topology]");
+        assert_eq!(cfg.topology, TopologySource::CrossConnect, "cross-connect without [topology]");
     }
 
     #[test]
     fn topology_needs_a_file() {
         let mut ls = ring_pair().to_vec();
         ls.extend(["", "[topology]"]);
-        one(&with_workers(&ls), 8, 1, "[topology] needs file");
+        one(&with_workers(&ls), 8, 1, "[topology] needs source = \"store\"");
         let mut ls = ring_pair().to_vec();
         ls.extend(["", "[topology]", "file = \"\""]);
         one(&with_workers(&ls), 9, 8, "[topology] file is empty");
+        let mut ls = ring_pair().to_vec();
+        ls.extend(["", "[topology]", "source = \"zk\""]);
+        one(&with_workers(&ls), 9, 10, "[topology] source must be \"store\" or \"file\"");
+        let mut ls = ring_pair().to_vec();
+        ls.extend(["", "[topology]", "source = \"store\"", "file = \"t.toml\""]);
+        one(&with_workers(&ls), 9, 10, "takes no file");
+    }
+
+    #[test]
+    fn host_identity() {
+        let text = lines(&["[host]", "id = \"6f1c3a52-3f5e-4c1e-9a44-0d7b2a1e9c10\"", "name = \"gw1\""]);
+        let cfg = parse("t.toml", &text, &facts()).expect("valid");
+        assert_eq!(cfg.host.id, Some("6f1c3a52-3f5e-4c1e-9a44-0d7b2a1e9c10".parse().unwrap()));
+        assert_eq!(cfg.host.name.as_deref(), Some("gw1"));
+        one(&lines(&["[host]", "id = \"gw1\""]), 2, 6, "[host] id \"gw1\" is not a UUID");
+    }
+
+    #[test]
+    fn topology_from_the_store() {
+        let mut ls = ring_pair().to_vec();
+        ls.extend(["", "[[port]]", "name = \"c\"", "devargs = \"net_ring2\"", "", "[topology]", "source = \"store\""]);
+        let cfg = parse("t.toml", &with_workers(&ls), &facts()).expect("valid");
+        assert_eq!(cfg.topology, TopologySource::Store);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! `midogw hash-password` turns a password on stdin into the PHC string `[[auth.account]]` holds.
 
 mod config;
+mod feed;
+mod host;
 mod rest;
 mod run;
 mod topology;
@@ -107,7 +109,9 @@ fn load(path: &std::path::Path) -> anyhow::Result<config::Config> {
     let mut cfg = config::load(path, &facts)
         .map_err(anyhow::Error::from)
         .context("invalid configuration (run `midogw check-config FILE` for every problem)")?;
-    cfg.topology = cfg.topology.map(|t| relative_to(path, &t));
+    if let config::TopologySource::File(t) = &cfg.topology {
+        cfg.topology = config::TopologySource::File(relative_to(path, t));
+    }
     cfg.store.path = relative_to(path, &cfg.store.path);
     Ok(cfg)
 }

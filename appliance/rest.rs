@@ -15,6 +15,7 @@ use crate::config::{self, Config};
 
 /// The running REST server; [`RestServer::stop`] shuts it down gracefully.
 pub struct RestServer {
+    topology: Arc<Topology<DynStore>>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<Result<()>>>,
     addr: SocketAddr,
@@ -42,7 +43,7 @@ impl RestServer {
             .with_context(|| format!("cannot listen for REST on {listen} ([rest] listen)"))?;
         let addr = listener.local_addr().context("REST listener address")?;
         let (stop, mut stopped) = watch::channel(false);
-        let app = control::app(topology, auth);
+        let app = control::app(Arc::clone(&topology), auth);
         let thread = std::thread::Builder::new()
             .name("midogw-rest".into())
             .spawn(move || {
@@ -57,7 +58,12 @@ impl RestServer {
             })
             .context("cannot start the REST thread")?;
         tracing::info!(url = %format!("http://{addr}{}", control::rest::PREFIX), store = %path.display(), "REST API listening");
-        Ok(RestServer { stop, thread: Some(thread), addr })
+        Ok(RestServer { topology, stop, thread: Some(thread), addr })
+    }
+
+    /// The topology service the API writes through (the snapshot feed reads the same store).
+    pub fn topology(&self) -> Arc<Topology<DynStore>> {
+        Arc::clone(&self.topology)
     }
 
     /// Stops accepting, lets requests in flight finish, and joins the thread.

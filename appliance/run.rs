@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use midogw::{
     cross_connect, pipeline_plans, run_pipeline, run_worker, Eal, EalConfig, LinkCounters, LinkId, Mempool,
-    PipelineConfig, PipelineCounters, Port, PortConfig, PortStats,
+    PipelineConfig, PipelineCounters, Port, PortConfig, PortStats, SnapshotExchange,
 };
 use serde::Serialize;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, TopologySource};
 
 /// How `run` behaves beyond what the config file says.
 #[derive(Debug, Clone)]
@@ -88,18 +88,9 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         tracing::info!(port = port.name(), mac = %format_mac(port.mac()), up = link.up, speed_mbps = link.speed_mbps, "link");
     }
 
-    let snapshot = match &cfg.topology {
-        None => None,
-        Some(path) => {
-            let names: Vec<(String, u16)> = ports.iter().map(|p| (p.name().to_string(), p.id())).collect();
-            let snap =
-                crate::topology::load(path, &names, 1).map_err(anyhow::Error::from).context("invalid topology")?;
-            tracing::info!(file = %path.display(), routers = snap.routers().len(), ports = snap.ports().len(), "topology loaded");
-            Some(snap)
-        }
-    };
+    let mut source = Source::prepare(cfg, &ports, &rest)?;
     let pipeline = PipelineConfig::default();
-    let (plans, links, pipelines) = match &snapshot {
+    let (plans, links, pipelines) = match &source.exchange {
         None => {
             let (plans, links) = cross_connect(&ports, cfg.workers.len())?;
             (plans.into_iter().map(Plan::CrossConnect).collect::<Vec<_>>(), links, Vec::new())
@@ -122,9 +113,9 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
                 }
                 Plan::Pipeline(plan) => {
                     tracing::info!(lcore = core, rx_queues = plan.rx_queue_count(), "pipeline worker starting");
-                    let (snap, pool, pipeline) = (snapshot.as_ref(), &pool, &pipeline);
-                    scope.launch(core, move || match snap {
-                        Some(snap) => run_pipeline(plan, snap, pool, pipeline, stop),
+                    let (exchange, pool, pipeline) = (source.exchange.as_deref(), &pool, &pipeline);
+                    scope.launch(core, move || match exchange {
+                        Some(exchange) => run_pipeline(plan, exchange, pool, pipeline, stop),
                         None => 1,
                     })
                 }
@@ -147,14 +138,15 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
             }
             if !options.stats_interval.is_zero() && Instant::now() >= next_report {
                 next_report += options.stats_interval;
-                print!("{}", Report::collect(&ports, &links, &pipelines, started.elapsed()).table());
+                print!("{}", Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed()).table());
             }
         }
         stop_workers.store(true, Ordering::Relaxed);
         Ok(())
     })??;
 
-    let report = Report::collect(&ports, &links, &pipelines, started.elapsed());
+    source.stop();
+    let report = Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed());
     print!("{}", report.table());
     if let Some(path) = &options.stats_json {
         let json = serde_json::to_string_pretty(&report).context("encode report")?;
@@ -222,6 +214,67 @@ mod tests {
     }
 }
 
+/// Where the pipeline's snapshots come from: nothing (cross-connect), a file (one snapshot), or the
+/// store (a feed thread publishing a new snapshot on every change).
+struct Source {
+    exchange: Option<Arc<SnapshotExchange>>,
+    feed: Option<crate::feed::Feed>,
+    host: Option<(Arc<control::Topology<control::DynStore>>, uuid::Uuid)>,
+    feed_report: Option<crate::feed::FeedReport>,
+}
+
+impl Source {
+    fn prepare(cfg: &Config, ports: &[Port<'_>], rest: &crate::rest::RestServer) -> Result<Source> {
+        let workers = cfg.workers.len();
+        let names: Vec<(String, u16)> = ports.iter().map(|p| (p.name().to_string(), p.id())).collect();
+        let mut source = Source { exchange: None, feed: None, host: None, feed_report: None };
+        match &cfg.topology {
+            TopologySource::CrossConnect => {}
+            TopologySource::File(path) => {
+                let snap =
+                    crate::topology::load(path, &names, 1).map_err(anyhow::Error::from).context("invalid topology")?;
+                tracing::info!(file = %path.display(), routers = snap.routers().len(), ports = snap.ports().len(), "topology loaded");
+                source.exchange = Some(Arc::new(SnapshotExchange::new(snap, workers)));
+            }
+            TopologySource::Store => {
+                let topology = rest.topology();
+                let host_id = crate::host::host_id(cfg)?;
+                // Ports are opened in config order.
+                let interfaces: Vec<_> = ports
+                    .iter()
+                    .zip(&cfg.ports)
+                    .map(|(p, c)| crate::feed::LocalInterface { name: p.name().to_string(), mac: p.mac(), mtu: c.mtu })
+                    .collect();
+                crate::feed::register_host(&topology, host_id, &crate::host::host_name_or(cfg), &interfaces)?;
+                source.host = Some((Arc::clone(&topology), host_id));
+                let ctx =
+                    control::compile::CompileContext { generation: 1, local_host: Some(host_id), interfaces: names };
+                let (snap, version) = crate::feed::first_snapshot(&topology, &ctx)?;
+                let exchange = Arc::new(SnapshotExchange::new(snap, workers));
+                source.feed = Some(crate::feed::Feed::start(topology, Arc::clone(&exchange), ctx, version)?);
+                source.exchange = Some(exchange);
+            }
+        }
+        Ok(source)
+    }
+
+    fn feed(&self) -> Option<crate::feed::FeedReport> {
+        self.feed.as_ref().map(|f| f.counters.report()).or_else(|| self.feed_report.clone())
+    }
+
+    /// Stops the feed (workers have stopped) and marks the host not alive.
+    fn stop(&mut self) {
+        if let Some(feed) = self.feed.take() {
+            let counters = Arc::clone(&feed.counters);
+            feed.stop();
+            self.feed_report = Some(counters.report());
+        }
+        if let Some((topology, id)) = self.host.take() {
+            crate::feed::unregister_host(&topology, id);
+        }
+    }
+}
+
 /// A worker's plan: cross-connect without a topology, the gateway pipeline with one.
 enum Plan<'p> {
     CrossConnect(midogw::WorkerPlan<'p>),
@@ -240,6 +293,9 @@ pub struct Report {
     pub links: Vec<LinkReport>,
     /// One entry per pipeline worker (empty when cross-connecting).
     pub pipelines: Vec<PipelineReport>,
+    /// The topology feed (`[topology] source = "store"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topology_feed: Option<crate::feed::FeedReport>,
 }
 
 /// A pipeline worker's counters; `drops` lists the non-zero drop reasons by name.
@@ -251,6 +307,12 @@ pub struct PipelineReport {
     pub tx_full_drops: u64,
     pub cache_hits: u64,
     pub cache_misses: u64,
+    pub cache_evictions: u64,
+    pub cache_invalidated: u64,
+    pub cache_expired: u64,
+    pub cache_flows: u64,
+    pub snapshot_generation: u64,
+    pub snapshots_taken: u64,
     pub simulated: u64,
     pub generated: u64,
     pub alloc_failures: u64,
@@ -268,6 +330,12 @@ impl PipelineReport {
             tx_full_drops: load(&c.tx_full_drops),
             cache_hits: load(&c.cache_hits),
             cache_misses: load(&c.cache_misses),
+            cache_evictions: load(&c.cache_evictions),
+            cache_invalidated: load(&c.cache_invalidated),
+            cache_expired: load(&c.cache_expired),
+            cache_flows: load(&c.cache_flows),
+            snapshot_generation: load(&c.snapshot_generation),
+            snapshots_taken: load(&c.snapshots_taken),
             simulated: load(&c.simulated),
             generated: load(&c.generated),
             alloc_failures: load(&c.alloc_failures),
@@ -305,6 +373,7 @@ impl Report {
         ports: &[Port<'_>],
         links: &[(LinkId, Arc<LinkCounters>)],
         pipelines: &[Arc<PipelineCounters>],
+        topology_feed: Option<crate::feed::FeedReport>,
         elapsed: Duration,
     ) -> Report {
         let name_of = |id: u16| ports.iter().find(|p| p.id() == id).map_or_else(|| id.to_string(), |p| p.name().into());
@@ -335,6 +404,7 @@ impl Report {
                 })
                 .collect(),
             pipelines: pipelines.iter().enumerate().map(|(w, c)| PipelineReport::collect(w, c)).collect(),
+            topology_feed,
         }
     }
 
@@ -373,7 +443,21 @@ impl Report {
             for (reason, n) in &p.drops {
                 out += &format!(" {reason} {n}");
             }
-            out += "\n";
+            out += &format!(
+                "\n  flows {} evicted {} invalidated {} expired {}; topology generation {} ({} taken)\n",
+                p.cache_flows,
+                p.cache_evictions,
+                p.cache_invalidated,
+                p.cache_expired,
+                p.snapshot_generation,
+                p.snapshots_taken
+            );
+        }
+        if let Some(f) = &self.topology_feed {
+            out += &format!(
+                "topology feed: generation {} published {} compiles {} errors {} last compile {} us, change to cores {} us\n",
+                f.generation, f.published, f.compiles, f.compile_errors, f.last_compile_us, f.last_change_to_cores_us
+            );
         }
         out
     }

@@ -21,6 +21,7 @@ mod pipeline;
 mod port;
 mod ring;
 pub mod sizing;
+mod snapshot;
 
 pub use clock::{tsc, TscClock};
 pub use eal::{Eal, EalConfig};
@@ -32,6 +33,7 @@ pub use mempool::Mempool;
 pub use pipeline::{pipeline_plans, run_pipeline, PipelineConfig, PipelineCounters, PipelinePlan};
 pub use port::{check_lro_disabled, symmetric_rss_key, Device, Link, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::Ring;
+pub use snapshot::{PublishError, Published, Refresh, SnapshotExchange, SnapshotReader};
 
 /// The packet logic the pipeline workers call (re-exported so callers build snapshots with the same version).
 pub use flowtable;

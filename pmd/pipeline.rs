@@ -21,9 +21,12 @@ use crate::error::{Error, Result};
 use crate::mbuf::{Burst, Mbuf};
 use crate::mempool::Mempool;
 use crate::port::{Port, RxQueue, TxQueue};
+use crate::snapshot::{Refresh, SnapshotExchange, SnapshotReader};
 
 /// Room for any frame the simulation generates (it needs 1514 bytes).
 const GENERATED_ROOM: usize = 2048;
+/// Flow cache slots an idle loop iteration checks for expiry.
+const EXPIRY_BUDGET: usize = 256;
 /// `slot_of` marker for a DPDK port this worker has no TX queue on.
 const NO_SLOT: u8 = u8::MAX;
 
@@ -64,6 +67,18 @@ pub struct PipelineCounters {
     pub cache_hits: AtomicU64,
     /// Flow cache misses.
     pub cache_misses: AtomicU64,
+    /// Live flows evicted to make room.
+    pub cache_evictions: AtomicU64,
+    /// Flows dropped because a device they depended on changed.
+    pub cache_invalidated: AtomicU64,
+    /// Flows reclaimed after their idle timeout or hard deadline.
+    pub cache_expired: AtomicU64,
+    /// Flows in the cache.
+    pub cache_flows: AtomicU64,
+    /// Generation of the topology snapshot the worker runs on.
+    pub snapshot_generation: AtomicU64,
+    /// New snapshots the worker took.
+    pub snapshots_taken: AtomicU64,
     /// Frames run through the simulation (misses, and hits failing a TTL or MTU check).
     pub simulated: AtomicU64,
     /// Frames the simulation generated (ICMP errors, ARP requests) and that were sent to a TX burst.
@@ -84,6 +99,12 @@ impl Default for PipelineCounters {
             tx_full_drops: AtomicU64::new(0),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
+            cache_evictions: AtomicU64::new(0),
+            cache_invalidated: AtomicU64::new(0),
+            cache_expired: AtomicU64::new(0),
+            cache_flows: AtomicU64::new(0),
+            snapshot_generation: AtomicU64::new(0),
+            snapshots_taken: AtomicU64::new(0),
             simulated: AtomicU64::new(0),
             generated: AtomicU64::new(0),
             alloc_failures: AtomicU64::new(0),
@@ -112,6 +133,7 @@ struct Totals {
     tx: u64,
     tx_full: u64,
     simulated: u64,
+    snapshots: u64,
     generated: u64,
     alloc_failures: u64,
     unknown_egress: u64,
@@ -189,22 +211,27 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
     Ok(plans)
 }
 
-/// The pipeline loop: until `stop` is set, RX a burst from each owned queue, run every frame
-/// through the flow cache / simulation against `snapshot`, flush the per-port TX bursts, publish
-/// counters. Generated frames come from `pool`. No heap allocation, no locks, no syscalls.
+/// The pipeline loop: until `stop` is set, take a newer snapshot from `snapshots` if one was
+/// published (invalidating the flows it changed), RX a burst from each owned queue, run every frame
+/// through the flow cache / simulation, flush the per-port TX bursts, publish counters. Generated
+/// frames come from `pool`. No heap allocation, no locks, no syscalls.
 pub fn run_pipeline<'p>(
     plan: PipelinePlan<'p>,
-    snapshot: &Snapshot,
+    snapshots: &SnapshotExchange,
     pool: &'p Mempool<'_>,
     config: &PipelineConfig,
     stop: &AtomicBool,
 ) -> i32 {
     let PipelinePlan { worker, mut rx, tx, ports, counters } = plan;
-    let mut engine = Engine::new(worker, tx, &ports, snapshot, pool, config);
+    // The reader's first load happens here, before the loop (arc-swap sets up its per-thread state).
+    let reader = snapshots.reader(worker);
+    let generation = reader.snapshot().generation();
+    let mut engine = Engine::new(worker, tx, &ports, reader, pool, config);
     let mut burst = Burst::new();
     let clock = TscClock::start();
-    tracing::debug!(worker, rx_queues = rx.len(), generation = snapshot.generation(), "pipeline worker starts");
+    tracing::debug!(worker, rx_queues = rx.len(), generation, "pipeline worker starts");
     while !stop.load(Ordering::Relaxed) {
+        engine.refresh_snapshot();
         let now = clock.now_ns();
         let mut received = false;
         for queue in rx.iter_mut() {
@@ -218,6 +245,9 @@ pub fn run_pipeline<'p>(
         engine.flush_all();
         if received {
             engine.publish(&counters);
+        } else {
+            // Idle: reclaim a few expired flows so the table does not fill with dead ones.
+            engine.cache.expire(now, EXPIRY_BUDGET);
         }
     }
     engine.publish(&counters);
@@ -225,7 +255,7 @@ pub fn run_pipeline<'p>(
 }
 
 struct Engine<'p, 'm, 's> {
-    snapshot: &'s Snapshot,
+    snapshot: SnapshotReader<'s>,
     pool: &'p Mempool<'m>,
     tx: Vec<TxQueue<'p>>,
     out: Vec<Burst<'p>>,
@@ -241,7 +271,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         worker: usize,
         tx: Vec<TxQueue<'p>>,
         ports: &[(u16, u16)],
-        snapshot: &'s Snapshot,
+        snapshot: SnapshotReader<'s>,
         pool: &'p Mempool<'m>,
         config: &PipelineConfig,
     ) -> Self {
@@ -265,6 +295,33 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             scratch: vec![0; GENERATED_ROOM],
             totals: Totals::default(),
         }
+    }
+
+    /// Moves to a newly published snapshot: drops the flows and per-core state that depended on
+    /// what changed.
+    fn refresh_snapshot(&mut self) {
+        if !self.snapshot.refresh() {
+            return;
+        }
+        let changed = match self.snapshot.changes() {
+            Refresh::Tags(tags) => {
+                // Tags are u32 device tags; the cache wants them typed. At most a few per change.
+                for chunk in tags.chunks(16) {
+                    let mut typed = [DeviceTag(0); 16];
+                    for (t, &raw) in typed.iter_mut().zip(chunk) {
+                        *t = DeviceTag(raw);
+                    }
+                    self.cache.invalidate_devices(&typed[..chunk.len()]);
+                }
+                Some(tags)
+            }
+            Refresh::Everything => {
+                self.cache.invalidate_all();
+                None
+            }
+        };
+        self.state.snapshot_changed(self.snapshot.snapshot(), changed);
+        self.totals.snapshots += 1;
     }
 
     fn handle(&mut self, in_port: u16, mut m: Mbuf<'p>, now: u64) {
@@ -298,9 +355,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     fn simulate(&mut self, in_port: u16, frame: &mut [u8], key: &FlowKey, now: u64) -> Result<u16, DropReason> {
         self.totals.simulated += 1;
-        let r = sim::simulate(self.snapshot, in_port, frame, &mut self.state, now, &mut self.scratch);
+        let r = sim::simulate(self.snapshot.snapshot(), in_port, frame, &mut self.state, now, &mut self.scratch);
         if r.cacheable {
-            let tags = tags(self.snapshot, &r.deps);
+            let tags = tags(self.snapshot.snapshot(), &r.deps);
             self.cache.insert(key, r.actions, &tags, now);
         }
         if let Some(g) = r.generated {
@@ -372,6 +429,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.tx_full_drops.store(t.tx_full, Ordering::Relaxed);
         c.cache_hits.store(stats.hits, Ordering::Relaxed);
         c.cache_misses.store(stats.misses, Ordering::Relaxed);
+        c.cache_evictions.store(stats.evictions, Ordering::Relaxed);
+        c.cache_invalidated.store(stats.invalidated, Ordering::Relaxed);
+        c.cache_expired.store(stats.expired_idle + stats.expired_hard, Ordering::Relaxed);
+        c.cache_flows.store(self.cache.len() as u64, Ordering::Relaxed);
+        c.snapshot_generation.store(self.snapshot.snapshot().generation(), Ordering::Relaxed);
+        c.snapshots_taken.store(t.snapshots, Ordering::Relaxed);
         c.simulated.store(t.simulated, Ordering::Relaxed);
         c.generated.store(t.generated, Ordering::Relaxed);
         c.alloc_failures.store(t.alloc_failures, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{NetNs, Veth};
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::EthernetAddress;
-use midogw::{pipeline_plans, run_pipeline, Device, Eal, Mempool, PipelineConfig, Port, PortConfig};
+use midogw::{pipeline_plans, run_pipeline, Device, Eal, Mempool, PipelineConfig, Port, PortConfig, SnapshotExchange};
 
 fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
     let mut b = SnapshotBuilder::new(1);
@@ -54,7 +54,7 @@ fn ping_crosses_the_router_between_namespaces() {
         Port::open(&eal, &pool, &Device::Vdev { devargs }, &config(name)).expect("port")
     };
     let ports = [open(0, &veth_a, "up0"), open(1, &veth_b, "up1")];
-    let snap = snapshot(ports[0].id(), ports[1].id());
+    let exchange = SnapshotExchange::new(snapshot(ports[0].id(), ports[1].id()), 1);
     let mut plans = pipeline_plans(&ports, 1).unwrap();
     let plan = plans.remove(0);
     let counters = plan.counters();
@@ -62,7 +62,7 @@ fn ping_crosses_the_router_between_namespaces() {
     let stop = AtomicBool::new(false);
     let (to_router, across, back) = eal
         .scope(|s| {
-            s.launch(1, || run_pipeline(plan, &snap, &pool, &pipeline, &stop)).unwrap();
+            s.launch(1, || run_pipeline(plan, &exchange, &pool, &pipeline, &stop)).unwrap();
             let to_router = ping(&ns_a, "10.201.1.1", 3);
             // The first echo may be lost while the router resolves B (no resolution queue yet).
             let across = ping(&ns_a, "10.201.2.2", 5);

@@ -19,7 +19,7 @@ use midogw::flowtable::wire::{
 };
 use midogw::{
     pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
-    RxQueue, TxQueue,
+    RxQueue, SnapshotExchange, TxQueue,
 };
 
 const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
@@ -154,7 +154,7 @@ fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &Pipel
     ];
     let host_a = Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hA")).unwrap();
     let host_b = Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hB")).unwrap();
-    let snap = snapshot(appliance[0].id(), appliance[1].id());
+    let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id()), 1);
     let (mut a_rx, mut a_tx) = host_a.take_queues().unwrap();
     let (mut b_rx, mut b_tx) = host_b.take_queues().unwrap();
     let mut ha = Host { pool: &pool, tx: a_tx.remove(0), rx: a_rx.remove(0) };
@@ -169,7 +169,7 @@ fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &Pipel
     };
     let stop = AtomicBool::new(false);
     eal.scope(|s| {
-        s.launch(1, || run_pipeline(plan, &snap, &pool, &pipeline, &stop)).unwrap();
+        s.launch(1, || run_pipeline(plan, &exchange, &pool, &pipeline, &stop)).unwrap();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
         stop.store(true, Ordering::Relaxed);
         if let Err(p) = result {

@@ -2,6 +2,8 @@
 //! network namespaces with veth pairs that are removed again even when a test fails.
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::process::Command;
 
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 
 use core::net::IpAddr;
 
-use crate::topology::PortId;
+use crate::topology::{DeviceId, PortId, Snapshot};
 use crate::wire::EthernetAddress;
 
 /// Ways per bucket of the neighbour cache.
@@ -110,6 +110,18 @@ impl NeighbourCache {
         n
     }
 
+    /// Frees every entry whose port `keep` refuses; returns how many. Allocation-free.
+    pub fn retain_ports(&mut self, mut keep: impl FnMut(PortId) -> bool) -> usize {
+        let mut n = 0;
+        for e in self.slots.iter_mut().filter(|e| e.expires != 0) {
+            if !keep(e.port) {
+                *e = FREE;
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Number of entries valid at `now`.
     pub fn len(&self, now: u64) -> usize {
         self.slots.iter().filter(|e| now < e.expires).count()
@@ -157,6 +169,16 @@ impl CoreState {
         if let Some(m) = self.mtus.get_mut(usize::from(dpdk_port)) {
             *m = mtu;
         }
+    }
+
+    /// Brings the per-core state in line with a new snapshot `snap`: what is keyed by a port index
+    /// is kept only when the port at that index is unchanged (`changed` holds the changed device
+    /// tags, sorted; `None` means everything changed). Allocation-free.
+    pub fn snapshot_changed(&mut self, snap: &Snapshot, changed: Option<&[u32]>) {
+        self.neighbours.retain_ports(|port| match (changed, snap.get_port(port)) {
+            (Some(tags), Some(_)) => tags.binary_search(&snap.device_tag(DeviceId::Port(port))).is_err(),
+            _ => false,
+        });
     }
 
     /// The MTU of a DPDK port.

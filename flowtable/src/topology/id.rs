@@ -20,6 +20,15 @@ impl Uuid {
         const K2: u128 = 0xd6e8_feb8_6659_fd93_a5a5_5a5a_0f0f_f0f1;
         Uuid((self.0 ^ K1.wrapping_mul(n as u128 + 1)).wrapping_mul(K2))
     }
+
+    /// The device tag of the device with this UUID: the UUID's bits mixed down to 32 (both halves
+    /// folded, then a multiplicative mix so that UUIDs differing in few bits spread over the flow
+    /// cache's tag slots). Two devices sharing a tag slot only cost extra invalidations.
+    pub const fn tag(self) -> u32 {
+        let folded = (self.0 as u64) ^ ((self.0 >> 64) as u64);
+        let mixed = (folded ^ (folded >> 31)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 32) as u32
+    }
 }
 
 impl fmt::Display for Uuid {

@@ -34,11 +34,12 @@
 //!
 //! A simulation collects the devices it depended on in a [`DeviceSet`] (route lookups add the
 //! router and the egress port, chain evaluation adds the chains it entered and the groups it looked
-//! into). Ids are indices of one snapshot: the builder hands them out in insertion order, so a
-//! control plane that wants a flow's ids to stay meaningful across generations must add devices in
-//! a stable order (or publish, with each new snapshot, the set of changed devices in the previous
-//! snapshot's ids). Saturated sets and flows of an older generation without such a diff are
-//! invalidated wholesale.
+//! into). Ids are indices of one snapshot, but what a flow entry keeps is the device's tag
+//! ([`Snapshot::device_tag`]), derived from its MidoNet UUID and so the same in every generation.
+//! When a new snapshot replaces an old one, [`Snapshot::changed_tags`] names the devices whose
+//! compiled form changed (a moved index counts as a change: cached actions refer to indices), and
+//! the cores invalidate exactly the flows that depended on one of them. Saturated sets depend on
+//! everything.
 //!
 //! # Example
 //!
@@ -60,6 +61,7 @@
 //! ```
 
 mod device;
+mod diff;
 mod id;
 mod route;
 mod snapshot;
@@ -68,6 +70,7 @@ pub use self::device::{
     Binding, Bridge, BridgePort, Host, IpAddrGroup, Port, PortGroup, PortKind, PortLink, Router, RouterPort,
     MAX_TUNNEL_KEY,
 };
+pub use self::diff::SnapshotChanges;
 pub use self::id::{
     BridgeId, ChainId, DeviceId, DeviceSet, HostId, IpAddrGroupId, PortGroupId, PortId, RouteId, RouterId, RuleId,
     Uuid, DEVICE_SET_CAPACITY,

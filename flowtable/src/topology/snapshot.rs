@@ -196,25 +196,23 @@ impl Snapshot {
         self.dpdk_ports.binary_search_by_key(&dpdk_port, |&(k, _)| k).ok().map(|i| self.dpdk_ports[i].1)
     }
 
-    /// A dense number for `id`, unique across all kinds in this snapshot (routers first, then
-    /// bridges, ports, chains, port groups, IP address groups): the form a flow entry can keep its
-    /// dependencies in (`flow::DeviceTag`). Like the ids it is built from, it is stable across
-    /// generations only if the control plane adds devices in a stable order.
+    /// The tag a flow entry keeps for `id` (`flow::DeviceTag`): derived from the device's MidoNet
+    /// UUID ([`Uuid::tag`]), so the same device has the same tag in every generation whatever the
+    /// compiler's index order, and a new snapshot invalidates flows by the tags of the devices that
+    /// changed ([`Snapshot::changed_tags`]).
     pub fn device_tag(&self, id: DeviceId) -> u32 {
-        let (r, b, p, c, g) = (
-            self.routers.len() as u32,
-            self.bridges.len() as u32,
-            self.ports.len() as u32,
-            self.chains.len() as u32,
-            self.port_groups.len() as u32,
-        );
+        self.device_uuid(id).tag()
+    }
+
+    /// The MidoNet UUID of a device, port, chain or group.
+    pub fn device_uuid(&self, id: DeviceId) -> Uuid {
         match id {
-            DeviceId::Router(x) => x.0,
-            DeviceId::Bridge(x) => r + x.0,
-            DeviceId::Port(x) => r + b + x.0,
-            DeviceId::Chain(x) => r + b + p + x.0,
-            DeviceId::PortGroup(x) => r + b + p + c + x.0,
-            DeviceId::IpAddrGroup(x) => r + b + p + c + g + x.0,
+            DeviceId::Router(x) => self.routers[x.index()].uuid,
+            DeviceId::Bridge(x) => self.bridges[x.index()].uuid,
+            DeviceId::Port(x) => self.ports[x.index()].uuid,
+            DeviceId::Chain(x) => self.chains[x.index()].uuid,
+            DeviceId::PortGroup(x) => self.port_groups[x.index()].uuid,
+            DeviceId::IpAddrGroup(x) => self.ip_addr_groups[x.index()].uuid,
         }
     }
 

@@ -259,13 +259,17 @@ fn lookups_by_binding_uuid_and_mac() {
     assert_eq!(snap.find(Uuid(4)), Some(DeviceId::Bridge(br)));
     assert_eq!(snap.find(Uuid(10)), Some(DeviceId::PortGroup(g)));
     assert_eq!(snap.find(Uuid(99)), None);
-    // Dense tags across kinds: 1 router, 1 bridge, 5 ports, 0 chains, 1 port group.
+    // Tags come from UUIDs: the same in every generation and distinct here.
     let tags: Vec<u32> =
         [DeviceId::Router(r), DeviceId::Bridge(br), DeviceId::Port(up), DeviceId::Port(vm2), DeviceId::PortGroup(g)]
             .iter()
             .map(|&d| snap.device_tag(d))
             .collect();
-    assert_eq!(tags, [0, 1, 2, 6, 7]);
+    assert_eq!(tags, [Uuid(1).tag(), Uuid(4).tag(), Uuid(2).tag(), Uuid(7).tag(), Uuid(10).tag()]);
+    let mut distinct = tags.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), tags.len());
     assert!(snap.port(rb).as_router_port().unwrap().owns(ip("10.0.0.1")));
     assert_eq!(snap.get_port(PortId(99)), None);
     // The generated MAC is locally administered unicast, from the UUID.
@@ -409,4 +413,73 @@ fn route_and_router_port_refusals() {
         TopologyError::JumpTooDeep { chain: ChainId(2), depth: 17 }.to_string(),
         "chain chain2 nests 17 chains, more than the 16 evaluation supports"
     );
+}
+
+/// A small topology for the diff tests: a router with an uplink and a port towards a bridge with a
+/// VM port on a remote host, a chain on the uplink, and one route; `tweak` changes one thing.
+fn diff_topology(tweak: &str) -> Snapshot {
+    let mut b = SnapshotBuilder::new(1);
+    if tweak == "router-first" {
+        // A new router whose UUID sorts first shifts every other router's index.
+        b.add_router(Uuid(0));
+    }
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(r, Uuid(2), mac(2), &[net("192.0.2.2/24")]);
+    let rb = b.add_router_port(r, Uuid(3), mac(3), &[net("10.0.0.1/24")]);
+    let br = b.add_bridge(Uuid(4));
+    let to_router = b.add_bridge_port(br, Uuid(5));
+    let vm = b.add_bridge_port(br, Uuid(6));
+    let host_addr = if tweak == "host" { "192.168.7.99" } else { "192.168.7.11" };
+    let host = b.add_host(Uuid(8), ip(host_addr));
+    b.bind_local(up, 0);
+    b.link(rb, to_router);
+    b.bind_remote(vm, host, 100);
+    let chain = b.add_chain(Uuid(20), "in");
+    b.set_port_chains(up, Some(chain), None);
+    let other = b.add_chain(Uuid(21), "other");
+    if tweak == "other-chain-rule" {
+        b.add_new_rule(other, Uuid(31), crate::chain::Condition::default(), crate::chain::RuleKind::Accept).unwrap();
+    }
+    b.add_new_rule(chain, Uuid(30), crate::chain::Condition::default(), crate::chain::RuleKind::Accept).unwrap();
+    if tweak == "rule" {
+        b.add_new_rule(chain, Uuid(32), crate::chain::Condition::default(), crate::chain::RuleKind::Drop).unwrap();
+    }
+    let any = net("0.0.0.0/0");
+    b.add_route(r, Route::normal(Uuid(10), any, any, up, Some(ip("192.0.2.1")), 0));
+    if tweak == "route" {
+        b.add_route(r, Route::without_port(Uuid(11), net("198.51.100.0/24"), RouteType::Blackhole, 0));
+    }
+    if tweak == "static-mac" {
+        b.add_static_mac(br, mac(0x51), vm);
+    }
+    b.build().unwrap()
+}
+
+#[test]
+fn snapshot_diff_names_exactly_the_changed_devices() {
+    let base = diff_topology("");
+    let same = diff_topology("");
+    assert!(same.changed_tags(&base).is_empty(), "an identical rebuild changes nothing");
+    let tags = |uuids: &[u128]| {
+        let mut t: Vec<u32> = uuids.iter().map(|&u| Uuid(u).tag()).collect();
+        t.sort_unstable();
+        t
+    };
+    // A route changes its router only.
+    assert_eq!(diff_topology("route").changed_tags(&base).tags, tags(&[1]));
+    // A rule changes its chain only, not the chain stored after it whose rule offset moved.
+    assert_eq!(diff_topology("rule").changed_tags(&base).tags, tags(&[20]));
+    // A rule in a chain stored before it moves the offset of chain 20's rules: still only chain 21.
+    assert_eq!(diff_topology("other-chain-rule").changed_tags(&base).tags, tags(&[21]));
+    // A static MAC changes the bridge.
+    assert_eq!(diff_topology("static-mac").changed_tags(&base).tags, tags(&[4]));
+    // A host's tunnel address changes the ports bound on it.
+    assert_eq!(diff_topology("host").changed_tags(&base).tags, tags(&[6]));
+    // Removed and added devices are named both ways.
+    assert_eq!(base.changed_tags(&diff_topology("route")).tags, tags(&[1]));
+    // A new router that shifts indices changes it, the shifted router and everything referring to
+    // the shifted router by index (its ports), but not the bridge, chains or the remote port.
+    let shifted = diff_topology("router-first").changed_tags(&base);
+    assert!(!shifted.everything);
+    assert_eq!(shifted.tags, tags(&[0, 1, 2, 3]));
 }

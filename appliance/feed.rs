@@ -1,0 +1,262 @@
+//! The topology feed: with `[topology] source = "store"`, a control thread registers this gateway
+//! as a Host, compiles the store into a snapshot, and recompiles and publishes a new one to the
+//! workers whenever the store changes; nothing restarts.
+//!
+//! The thread watches the store's version (a cheap read every [`POLL`]); a change is compiled
+//! (`control::compile`), compared with the snapshot in use, and published through the
+//! [`SnapshotExchange`] only if a device changed, so writes that do not touch the data path (a
+//! host's alive flag, a tenant) cost a compile and nothing on the cores. A compile error (a rule the
+//! data path cannot represent) is logged and counted; the cores keep the last good snapshot, as
+//! they do while the store is unreachable.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use control::compile::{compile, CompileContext};
+use control::model::{Host, Interface};
+use control::{DynStore, Topology, TopologyError};
+use midogw::SnapshotExchange;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// How often the feed looks at the store version.
+const POLL: Duration = Duration::from_millis(2);
+/// How long the feed waits for every worker to take a snapshot before it reports a stuck worker.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One DPDK port as the Host's interface.
+#[derive(Debug, Clone)]
+pub struct LocalInterface {
+    /// `[[port]] name`: what `interfaceName` bindings name.
+    pub name: String,
+    /// MAC address.
+    pub mac: [u8; 6],
+    /// MTU.
+    pub mtu: u16,
+}
+
+/// Counters of the feed, for the run report.
+#[derive(Debug, Default)]
+pub struct FeedCounters {
+    /// Compiles run.
+    pub compiles: AtomicU64,
+    /// Compiles that failed (the cores kept the previous snapshot).
+    pub compile_errors: AtomicU64,
+    /// Snapshots published to the workers.
+    pub published: AtomicU64,
+    /// Generation in use.
+    pub generation: AtomicU64,
+    /// Microseconds from seeing a store change to every worker running the new snapshot, last time.
+    pub last_change_to_cores_us: AtomicU64,
+    /// Microseconds the last compile took.
+    pub last_compile_us: AtomicU64,
+}
+
+/// The feed's counters as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedReport {
+    pub compiles: u64,
+    pub compile_errors: u64,
+    pub published: u64,
+    pub generation: u64,
+    pub last_change_to_cores_us: u64,
+    pub last_compile_us: u64,
+}
+
+impl FeedCounters {
+    pub fn report(&self) -> FeedReport {
+        let l = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        FeedReport {
+            compiles: l(&self.compiles),
+            compile_errors: l(&self.compile_errors),
+            published: l(&self.published),
+            generation: l(&self.generation),
+            last_change_to_cores_us: l(&self.last_change_to_cores_us),
+            last_compile_us: l(&self.last_compile_us),
+        }
+    }
+}
+
+/// Creates or refreshes this gateway's Host: its name, its DPDK ports as interfaces, alive.
+pub fn register_host(topology: &Topology<DynStore>, id: Uuid, name: &str, interfaces: &[LocalInterface]) -> Result<()> {
+    let host_interfaces = interfaces
+        .iter()
+        .map(|i| Interface {
+            host_id: Some(id),
+            name: i.name.clone(),
+            mac: Some(i.mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")),
+            mtu: Some(u32::from(i.mtu)),
+            interface_type: Some("Physical".into()),
+            endpoint: Some("DATAPATH".into()),
+            port_type: None,
+            addresses: Vec::new(),
+            status: Some(1),
+        })
+        .collect();
+    let existing = match topology.get::<Host>(&id.to_string()) {
+        Ok(h) => Some(h),
+        Err(TopologyError::NotFound { .. }) => None,
+        Err(e) => return Err(e).context("cannot read this gateway's Host"),
+    };
+    let host = Host {
+        id,
+        name: Some(name.to_string()),
+        host_interfaces,
+        alive: true,
+        ..existing.clone().unwrap_or_else(|| Host {
+            id,
+            name: None,
+            addresses: Vec::new(),
+            host_interfaces: Vec::new(),
+            alive: true,
+            flooding_proxy_weight: None,
+            container_weight: None,
+            container_limit: None,
+            enforce_container_limit: None,
+        })
+    };
+    let result = if existing.is_some() { topology.update_host(host) } else { topology.create_host(host) };
+    result.context("cannot register this gateway as a Host")?;
+    tracing::info!(host = %id, name, interfaces = interfaces.len(), "registered as host");
+    Ok(())
+}
+
+/// Marks this gateway's Host not alive (at a clean stop).
+pub fn unregister_host(topology: &Topology<DynStore>, id: Uuid) {
+    match topology.get::<Host>(&id.to_string()) {
+        Ok(host) => {
+            if let Err(e) = topology.update_host(Host { alive: false, ..host }) {
+                tracing::warn!("cannot mark host {id} not alive: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot read host {id}: {e}"),
+    }
+}
+
+/// The feed thread.
+pub struct Feed {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    pub counters: Arc<FeedCounters>,
+}
+
+/// Compiles the store once, for the first snapshot (generation 1).
+pub fn first_snapshot(
+    topology: &Topology<DynStore>,
+    ctx: &CompileContext,
+) -> Result<(flowtable::topology::Snapshot, u64)> {
+    let compiled = compile(topology, ctx).context("cannot compile the stored topology")?;
+    for w in &compiled.warnings {
+        tracing::warn!("topology: {w}");
+    }
+    tracing::info!(
+        routers = compiled.snapshot.routers().len(),
+        bridges = compiled.snapshot.bridges().len(),
+        ports = compiled.snapshot.ports().len(),
+        store_version = compiled.store_version,
+        "topology compiled from the store"
+    );
+    Ok((compiled.snapshot, compiled.store_version))
+}
+
+impl Feed {
+    /// Starts watching the store from `store_version` (what the first snapshot showed).
+    pub fn start(
+        topology: Arc<Topology<DynStore>>,
+        exchange: Arc<SnapshotExchange>,
+        mut ctx: CompileContext,
+        store_version: u64,
+    ) -> Result<Feed> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counters = Arc::new(FeedCounters::default());
+        counters.generation.store(exchange.generation(), Ordering::Relaxed);
+        let (s, c) = (Arc::clone(&stop), Arc::clone(&counters));
+        let thread = std::thread::Builder::new()
+            .name("midogw-feed".into())
+            .spawn(move || {
+                let mut seen = store_version;
+                let mut last_warnings = Vec::new();
+                while !s.load(Ordering::Relaxed) {
+                    std::thread::sleep(POLL);
+                    let version = match topology.store().version() {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::warn!("store unreadable, the cores keep their snapshot: {e}");
+                            std::thread::sleep(Duration::from_secs(1));
+                            continue;
+                        }
+                    };
+                    if version == seen {
+                        continue;
+                    }
+                    let noticed = Instant::now();
+                    ctx.generation = exchange.generation() + 1;
+                    c.compiles.fetch_add(1, Ordering::Relaxed);
+                    let compiled = match compile(&topology, &ctx) {
+                        Ok(compiled) => compiled,
+                        Err(e) => {
+                            c.compile_errors.fetch_add(1, Ordering::Relaxed);
+                            tracing::error!("topology change not applied, the cores keep the previous one: {e}");
+                            seen = version;
+                            continue;
+                        }
+                    };
+                    c.last_compile_us.store(noticed.elapsed().as_micros() as u64, Ordering::Relaxed);
+                    seen = compiled.store_version;
+                    if compiled.warnings != last_warnings {
+                        for w in &compiled.warnings {
+                            tracing::warn!("topology: {w}");
+                        }
+                        last_warnings = compiled.warnings;
+                    }
+                    if compiled.snapshot.changed_tags(&exchange.current().snapshot).is_empty() {
+                        continue;
+                    }
+                    let generation = compiled.snapshot.generation();
+                    match exchange.publish(compiled.snapshot) {
+                        Ok(changes) => {
+                            c.published.fetch_add(1, Ordering::Relaxed);
+                            c.generation.store(generation, Ordering::Relaxed);
+                            if exchange.wait_applied(generation, APPLY_TIMEOUT) {
+                                let us = noticed.elapsed().as_micros() as u64;
+                                c.last_change_to_cores_us.store(us, Ordering::Relaxed);
+                                tracing::info!(generation, devices = changes.tags.len(), us, "topology published");
+                            } else {
+                                tracing::error!(
+                                    generation,
+                                    "a worker did not take the new topology within {APPLY_TIMEOUT:?}"
+                                );
+                            }
+                        }
+                        Err(e) => tracing::error!("cannot publish the topology: {e}"),
+                    }
+                    exchange.reclaim();
+                }
+            })
+            .context("cannot start the topology feed thread")?;
+        Ok(Feed { stop, thread: Some(thread), counters })
+    }
+
+    /// Stops the thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("the topology feed thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

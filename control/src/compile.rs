@@ -1,0 +1,586 @@
+//! The snapshot compiler: the stored topology, read at one store version, turned into the
+//! immutable [`Snapshot`] the worker cores simulate against.
+//!
+//! Devices are added in store order (by UUID within each kind), so a rebuild after an unrelated
+//! change gives every device the index it had and the cores invalidate only the flows of what
+//! changed (`Snapshot::changed_tags`). What the store holds and the data path does not need is
+//! left out on purpose: the automatic routes of router ports (the snapshot builder derives the same
+//! `Local` and connected routes from the port addresses), learned-route bookkeeping, mirrors, QoS.
+//!
+//! Bindings: a port bound on the gateway's own host (`local_host`) is attached to the DPDK port
+//! whose name is its `interfaceName`; a port bound on another host is reached through that host's
+//! tunnel-zone address with the port's tunnel key. A binding that cannot be honoured (an interface
+//! the gateway does not have, a remote host in no tunnel zone) leaves the port unplugged and is
+//! reported in [`Compiled::warnings`]; it is a configuration state an operator fixes, not an error
+//! that should stop every other update from reaching the cores. A rule or route the data path
+//! cannot represent is an error: silently dropping a drop rule would open a hole.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use flowtable::chain::{
+    Condition as FtCondition, Field, FlowDirection, FragmentPolicy as FtFragmentPolicy, MacMask, MacMatch, NatAction,
+    NatKind, NatRule, NatTarget as FtNatTarget, PortRange, Rule as FtRule, RuleKind,
+};
+use flowtable::topology::{
+    BridgeId, ChainId, DeviceId, HostId, IpAddrGroupId, PortGroupId, PortId, Route as FtRoute,
+    RouteType as FtRouteType, RouterId, Snapshot, SnapshotBuilder, TopologyError as SnapshotError, Uuid as FtUuid,
+    MAX_TUNNEL_KEY,
+};
+use flowtable::wire::EthernetAddress;
+use ipnet::IpNet;
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::model::{
+    Bridge, Chain, Condition, FlowAction, FragmentPolicy, IpAddrGroup, Port, PortGroup, Route, RouteType, Router, Rule,
+    RuleType, TunnelZone, TunnelZoneType,
+};
+use crate::store::{Store, StoreError};
+use crate::topology::{Topology, TopologyError};
+
+/// How many times a compile re-reads the store when writes keep landing while it reads.
+const READ_ATTEMPTS: usize = 8;
+
+/// What the compiler needs to know about the gateway it compiles for.
+#[derive(Debug, Clone, Default)]
+pub struct CompileContext {
+    /// The snapshot's generation (the publisher requires it to grow; the store version works).
+    pub generation: u64,
+    /// The gateway's own host id: ports bound on it are local.
+    pub local_host: Option<Uuid>,
+    /// The gateway's DPDK ports: interface name (the `[[port]] name`) and DPDK port id.
+    pub interfaces: Vec<(String, u16)>,
+}
+
+/// A compiled snapshot and what the compiler had to leave out.
+#[derive(Debug)]
+pub struct Compiled {
+    /// The snapshot.
+    pub snapshot: Snapshot,
+    /// The store version it shows.
+    pub store_version: u64,
+    /// Bindings that could not be honoured, one sentence each.
+    pub warnings: Vec<String>,
+}
+
+/// Why the stored topology could not be compiled. The cores keep the previous snapshot.
+#[derive(Debug, Error)]
+pub enum CompileError {
+    /// The store could not be read.
+    #[error("reading the store: {0}")]
+    Store(#[from] StoreError),
+    /// The topology service refused a read.
+    #[error("reading the topology: {0}")]
+    Topology(#[from] TopologyError),
+    /// The store kept changing while being read.
+    #[error("the store changed during each of {READ_ATTEMPTS} reads; try again")]
+    Unstable,
+    /// An object the data path cannot represent.
+    #[error("{kind} {id}: {problem}")]
+    Invalid {
+        /// The object's type.
+        kind: &'static str,
+        /// Its id.
+        id: Uuid,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The snapshot builder refused the result (a dangling reference, a jump loop, ...).
+    #[error("building the snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
+}
+
+fn invalid(kind: &'static str, id: Uuid, problem: impl Into<String>) -> CompileError {
+    CompileError::Invalid { kind, id, problem: problem.into() }
+}
+
+fn ft(id: Uuid) -> FtUuid {
+    FtUuid(id.as_u128())
+}
+
+/// Everything the compiler reads, at one store version.
+struct Model {
+    version: u64,
+    routers: Vec<Router>,
+    bridges: Vec<Bridge>,
+    ports: Vec<Port>,
+    routes: Vec<Route>,
+    chains: Vec<Chain>,
+    rules: Vec<Rule>,
+    tunnel_zones: Vec<TunnelZone>,
+    port_groups: Vec<PortGroup>,
+    ip_addr_groups: Vec<IpAddrGroup>,
+}
+
+impl Model {
+    fn read<S: Store>(topology: &Topology<S>) -> Result<Model, CompileError> {
+        for _ in 0..READ_ATTEMPTS {
+            let version = topology.store().version()?;
+            let model = Model {
+                version,
+                routers: topology.list()?,
+                bridges: topology.list()?,
+                ports: topology.list()?,
+                routes: topology.list()?,
+                chains: topology.list()?,
+                rules: topology.list()?,
+                tunnel_zones: topology.list()?,
+                port_groups: topology.list()?,
+                ip_addr_groups: topology.list()?,
+            };
+            if topology.store().version()? == version {
+                return Ok(model);
+            }
+        }
+        Err(CompileError::Unstable)
+    }
+}
+
+/// Compiles the stored topology for the gateway `ctx` describes.
+pub fn compile<S: Store>(topology: &Topology<S>, ctx: &CompileContext) -> Result<Compiled, CompileError> {
+    let model = Model::read(topology)?;
+    let mut c = Compiler { b: SnapshotBuilder::new(ctx.generation), ..Compiler::default() };
+    c.chains(&model);
+    c.groups(&model);
+    c.hosts(&model);
+    c.devices(&model);
+    c.ports(&model, ctx);
+    c.routes(&model)?;
+    c.rules(&model)?;
+    let snapshot = c.b.build()?;
+    Ok(Compiled { snapshot, store_version: model.version, warnings: c.warnings })
+}
+
+#[derive(Default)]
+struct Compiler {
+    b: SnapshotBuilder,
+    chains: HashMap<Uuid, ChainId>,
+    port_groups: HashMap<Uuid, PortGroupId>,
+    ip_addr_groups: HashMap<Uuid, IpAddrGroupId>,
+    /// Host id -> (snapshot host, the zone type it was added with).
+    hosts: HashMap<Uuid, HostId>,
+    routers: HashMap<Uuid, RouterId>,
+    bridges: HashMap<Uuid, BridgeId>,
+    ports: HashMap<Uuid, PortId>,
+    warnings: Vec<String>,
+}
+
+impl Compiler {
+    fn chain(&self, id: Option<Uuid>) -> Option<ChainId> {
+        id.and_then(|id| self.chains.get(&id).copied())
+    }
+
+    fn chains(&mut self, m: &Model) {
+        for chain in &m.chains {
+            let id = self.b.add_chain(ft(chain.id), chain.name.as_deref().unwrap_or(""));
+            self.chains.insert(chain.id, id);
+        }
+    }
+
+    fn groups(&mut self, m: &Model) {
+        for g in &m.port_groups {
+            let id = self.b.add_port_group(ft(g.id), g.stateful);
+            self.port_groups.insert(g.id, id);
+        }
+        for g in &m.ip_addr_groups {
+            let id = self.b.add_ip_addr_group(ft(g.id));
+            for a in &g.ip_addr_ports {
+                self.b.add_ip_addr_group_address(id, a.ip_address);
+            }
+            self.ip_addr_groups.insert(g.id, id);
+        }
+    }
+
+    /// Every host that is a member of a GRE or VXLAN tunnel zone, with its address there (a host in
+    /// several zones: the first zone by id).
+    fn hosts(&mut self, m: &Model) {
+        for zone in &m.tunnel_zones {
+            if zone.zone_type == TunnelZoneType::Vtep {
+                continue;
+            }
+            for member in &zone.members {
+                if self.hosts.contains_key(&member.host_id) {
+                    continue;
+                }
+                match member.ip_address.parse::<IpAddr>() {
+                    Ok(addr) => {
+                        let id = self.b.add_host(ft(member.host_id), addr);
+                        self.hosts.insert(member.host_id, id);
+                    }
+                    Err(_) => self.warnings.push(format!(
+                        "host {} in tunnel zone {} has an unusable address {:?}",
+                        member.host_id, zone.id, member.ip_address
+                    )),
+                }
+            }
+        }
+    }
+
+    fn devices(&mut self, m: &Model) {
+        for r in &m.routers {
+            let id = self.b.add_router(ft(r.id));
+            self.b.set_router_filters(id, self.chain(r.inbound_filter_id), self.chain(r.outbound_filter_id));
+            self.routers.insert(r.id, id);
+        }
+        for br in &m.bridges {
+            let id = self.b.add_bridge(ft(br.id));
+            self.b.set_bridge_chains(id, self.chain(br.inbound_filter_id), self.chain(br.outbound_filter_id));
+            self.bridges.insert(br.id, id);
+        }
+    }
+
+    fn ports(&mut self, m: &Model, ctx: &CompileContext) {
+        for p in &m.ports {
+            let Some(device) = p.device_id else {
+                self.warnings.push(format!("port {} belongs to no device; left out", p.id));
+                continue;
+            };
+            let id = if let Some(&router) = self.routers.get(&device) {
+                let mac = p.port_mac.as_deref().and_then(parse_mac);
+                let Some(mac) = mac else {
+                    self.warnings.push(format!("router port {} has no usable portMac; left out", p.id));
+                    continue;
+                };
+                self.b.add_router_port(router, ft(p.id), mac, &port_addresses(p))
+            } else if let Some(&bridge) = self.bridges.get(&device) {
+                self.b.add_bridge_port(bridge, ft(p.id))
+            } else {
+                self.warnings.push(format!("port {} belongs to a missing device {device}; left out", p.id));
+                continue;
+            };
+            self.b.set_port_chains(id, self.chain(p.inbound_filter_id), self.chain(p.outbound_filter_id));
+            self.ports.insert(p.id, id);
+        }
+        for p in &m.ports {
+            let Some(&id) = self.ports.get(&p.id) else { continue };
+            if let Some(peer) = p.peer_id {
+                // Each link once, from its lower id.
+                if let (true, Some(&peer_id)) = (p.id < peer, self.ports.get(&peer)) {
+                    self.b.link(id, peer_id);
+                }
+                continue;
+            }
+            if !p.admin_state_up {
+                continue;
+            }
+            let (Some(host), Some(interface)) = (p.host_id, p.interface_name.as_deref()) else { continue };
+            if Some(host) == ctx.local_host {
+                match ctx.interfaces.iter().find(|(name, _)| name == interface) {
+                    Some(&(_, dpdk_port)) => self.b.bind_local(id, dpdk_port),
+                    None => self.warnings.push(format!(
+                        "port {} is bound to interface {interface:?} of this gateway, which has no such [[port]]",
+                        p.id
+                    )),
+                }
+                continue;
+            }
+            let key = p.tunnel_key.and_then(|k| u32::try_from(k).ok()).filter(|&k| k <= MAX_TUNNEL_KEY);
+            match (self.hosts.get(&host), key) {
+                (Some(&h), Some(key)) => self.b.bind_remote(id, h, key),
+                (None, _) => self.warnings.push(format!(
+                    "port {} is bound on host {host}, which is in no GRE or VXLAN tunnel zone: unreachable",
+                    p.id
+                )),
+                (_, None) => self.warnings.push(format!("port {} has no usable tunnelKey", p.id)),
+            }
+        }
+        for g in &m.port_groups {
+            let group = self.port_groups[&g.id];
+            for member in &g.port_ids {
+                if let Some(&p) = self.ports.get(member) {
+                    self.b.add_port_group_member(group, p);
+                }
+            }
+        }
+    }
+
+    fn routes(&mut self, m: &Model) -> Result<(), CompileError> {
+        let port_nets: HashMap<Uuid, Vec<IpNet>> = m.ports.iter().map(|p| (p.id, port_addresses(p))).collect();
+        for r in &m.routes {
+            let Some(&router) = r.router_id.as_ref().and_then(|id| self.routers.get(id)) else { continue };
+            let dst = net(r.id, "dst", r.dst_network_addr.as_deref(), r.dst_network_length)?;
+            let src = match r.src_network_addr.as_deref() {
+                None => any_like(dst),
+                addr => net(r.id, "src", addr, r.src_network_length)?,
+            };
+            let kind = match r.route_type {
+                // The builder adds every port address's local route itself.
+                RouteType::Local => continue,
+                RouteType::Normal => FtRouteType::Normal,
+                RouteType::BlackHole => FtRouteType::Blackhole,
+                RouteType::Reject => FtRouteType::Reject,
+                RouteType::Fip64 => {
+                    return Err(invalid("route", r.id, "FIP64 routes are not supported by the data path"))
+                }
+            };
+            let route = if kind == FtRouteType::Normal {
+                let Some(port_uuid) = r.next_hop_port else {
+                    return Err(invalid("route", r.id, "a normal route needs nextHopPort"));
+                };
+                let Some(&port) = self.ports.get(&port_uuid) else {
+                    self.warnings.push(format!("route {} goes out of a port that is left out; skipped", r.id));
+                    continue;
+                };
+                let gateway = match r.next_hop_gateway.as_deref() {
+                    None | Some("") => None,
+                    Some(g) => {
+                        let g: IpAddr =
+                            g.parse().map_err(|_| invalid("route", r.id, format!("nextHopGateway {g:?}")))?;
+                        // MidoNet writes 0.0.0.0 for "no gateway".
+                        (!g.is_unspecified()).then_some(g)
+                    }
+                };
+                // The connected route of a port address: the builder adds it.
+                let automatic = gateway.is_none()
+                    && src.prefix_len() == 0
+                    && port_nets.get(&port_uuid).is_some_and(|nets| nets.iter().any(|n| n.trunc() == dst));
+                if automatic {
+                    continue;
+                }
+                FtRoute::normal(ft(r.id), src, dst, port, gateway, r.weight)
+            } else {
+                FtRoute::without_port(ft(r.id), dst, kind, r.weight)
+            };
+            self.b.add_route(router, route);
+        }
+        Ok(())
+    }
+
+    fn rules(&mut self, m: &Model) -> Result<(), CompileError> {
+        let rules: HashMap<Uuid, &Rule> = m.rules.iter().map(|r| (r.id, r)).collect();
+        for chain in &m.chains {
+            let chain_id = self.chains[&chain.id];
+            // The chain's rule order is its rule_ids list (ZOOM's Chain.rule_ids).
+            for rule_id in &chain.rule_ids {
+                let Some(rule) = rules.get(rule_id) else { continue };
+                let rule = self.rule(rule)?;
+                self.b.add_rule(chain_id, rule);
+            }
+        }
+        Ok(())
+    }
+
+    fn rule(&self, r: &Rule) -> Result<FtRule, CompileError> {
+        let bad = |problem: String| invalid("rule", r.id, problem);
+        let nat_action = || match r.flow_action {
+            Some(FlowAction::Continue) => NatAction::Continue,
+            Some(FlowAction::Return) => NatAction::Return,
+            Some(FlowAction::Accept) | None => NatAction::Accept,
+        };
+        let targets = || -> Result<Box<[FtNatTarget]>, CompileError> {
+            r.nat_targets
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let a: IpAddr =
+                        t.address_from.parse().map_err(|_| bad(format!("NAT address {:?}", t.address_from)))?;
+                    let z: IpAddr = t.address_to.parse().map_err(|_| bad(format!("NAT address {:?}", t.address_to)))?;
+                    Ok(FtNatTarget { addr_start: a, addr_end: z, port_start: t.port_from, port_end: t.port_to })
+                })
+                .collect()
+        };
+        let kind = match r.rule_type {
+            RuleType::Accept => RuleKind::Accept,
+            RuleType::Drop => RuleKind::Drop,
+            RuleType::Reject => RuleKind::Reject,
+            RuleType::Return => RuleKind::Return,
+            RuleType::Continue => RuleKind::Continue,
+            RuleType::Jump => {
+                let target = r.jump_chain_id.ok_or_else(|| bad("a jump rule needs jumpChainId".into()))?;
+                RuleKind::Jump(
+                    self.chain(Some(target)).ok_or_else(|| bad(format!("jump to a missing chain {target}")))?,
+                )
+            }
+            RuleType::Dnat => RuleKind::Nat(NatRule { kind: NatKind::Dnat(targets()?), action: nat_action() }),
+            RuleType::Snat => RuleKind::Nat(NatRule { kind: NatKind::Snat(targets()?), action: nat_action() }),
+            RuleType::RevDnat => RuleKind::Nat(NatRule { kind: NatKind::RevDnat, action: nat_action() }),
+            RuleType::RevSnat => RuleKind::Nat(NatRule { kind: NatKind::RevSnat, action: nat_action() }),
+            RuleType::L2Transform | RuleType::Trace | RuleType::Redirect => {
+                return Err(bad(format!("rule type {:?} is not supported by the data path", r.rule_type)))
+            }
+        };
+        let condition = self.condition(r.id, &r.condition)?;
+        FtRule::new(ft(r.id), condition, kind).map_err(|e| bad(e.to_string()))
+    }
+
+    fn condition(&self, rule: Uuid, c: &Condition) -> Result<FtCondition, CompileError> {
+        let bad = |problem: String| invalid("rule", rule, problem);
+        let ports = |list: &[Uuid], inverted: bool| -> Result<Option<Field<Box<[PortId]>>>, CompileError> {
+            if list.is_empty() {
+                return Ok(None);
+            }
+            let ids = list
+                .iter()
+                .map(|p| self.ports.get(p).copied().ok_or_else(|| bad(format!("condition names a missing port {p}"))))
+                .collect::<Result<Box<[PortId]>, _>>()?;
+            Ok(Some(field(ids, inverted)))
+        };
+        let port_group = |g: Option<Uuid>, inverted: bool| -> Result<Option<Field<PortGroupId>>, CompileError> {
+            g.map(|g| {
+                self.port_groups
+                    .get(&g)
+                    .map(|&id| field(id, inverted))
+                    .ok_or_else(|| bad(format!("condition names a missing port group {g}")))
+            })
+            .transpose()
+        };
+        let addr_group = |g: Option<Uuid>, inverted: bool| -> Result<Option<Field<IpAddrGroupId>>, CompileError> {
+            g.map(|g| {
+                self.ip_addr_groups
+                    .get(&g)
+                    .map(|&id| field(id, inverted))
+                    .ok_or_else(|| bad(format!("condition names a missing IP address group {g}")))
+            })
+            .transpose()
+        };
+        let mac =
+            |addr: Option<&str>, mask: Option<&str>, inverted: bool| -> Result<Option<Field<MacMatch>>, CompileError> {
+                let Some(addr) = addr else { return Ok(None) };
+                let addr = parse_mac(addr).ok_or_else(|| bad(format!("MAC {addr:?}")))?;
+                let mask = match mask {
+                    None => MacMask::EXACT,
+                    Some(m) => MacMask::from_str(m).map_err(|e| bad(format!("MAC mask {m:?}: {e}")))?,
+                };
+                Ok(Some(field(MacMatch { addr, mask }, inverted)))
+            };
+        let cidr = |what: &str,
+                    addr: Option<&str>,
+                    len: Option<u32>,
+                    inverted: bool|
+         -> Result<Option<Field<IpNet>>, CompileError> {
+            match addr {
+                None => Ok(None),
+                Some(a) => {
+                    let ip: IpAddr = a.parse().map_err(|_| bad(format!("{what} address {a:?}")))?;
+                    let max = if ip.is_ipv4() { 32 } else { 128 };
+                    let len = len.unwrap_or(max);
+                    let len = u8::try_from(len)
+                        .ok()
+                        .filter(|&l| u32::from(l) <= max)
+                        .ok_or_else(|| bad(format!("{what} length {len}")))?;
+                    Ok(Some(field(IpNet::new(ip, len).map_err(|_| bad(format!("{what} length {len}")))?, inverted)))
+                }
+            }
+        };
+        let range = |what: &str,
+                     r: Option<crate::model::Range>,
+                     inverted: bool|
+         -> Result<Option<Field<PortRange>>, CompileError> {
+            r.map(|r| {
+                let start = u16::try_from(r.start).map_err(|_| bad(format!("{what} start {}", r.start)))?;
+                let end = u16::try_from(r.end).map_err(|_| bad(format!("{what} end {}", r.end)))?;
+                Ok(field(PortRange::new(start, end), inverted))
+            })
+            .transpose()
+        };
+        if c.cond_invert {
+            return Err(bad("condInvert (inverting the whole condition) is not supported by the data path".into()));
+        }
+        if c.vlan.is_some() || c.no_vlan || c.match_nw_dst_rewritten {
+            return Err(bad("VLAN and nwDstRewritten conditions are not supported by the data path".into()));
+        }
+        if c.icmp_data_src_ip_address.is_some() || c.icmp_data_dst_ip_address.is_some() {
+            return Err(bad("ICMP data address conditions are not supported by the data path".into()));
+        }
+        let flow = match (c.match_forward_flow, c.match_return_flow) {
+            (true, false) => Some(FlowDirection::Forward),
+            (false, true) => Some(FlowDirection::Return),
+            _ => None,
+        };
+        // MidoNet's portGroup is the ingress port's group; inPortGroup says the same explicitly.
+        let (group, group_inverted) = match (c.port_group, c.in_port_group) {
+            (Some(g), _) => (Some(g), c.inv_port_group),
+            (None, Some(g)) => (Some(g), c.inv_in_port_group),
+            (None, None) => (None, false),
+        };
+        if c.out_port_group.is_some() {
+            return Err(bad("outPortGroup is not supported by the data path".into()));
+        }
+        let traversed_device = match c.traversed_device {
+            None => None,
+            Some(d) => {
+                let id = self
+                    .routers
+                    .get(&d)
+                    .map(|&r| DeviceId::Router(r))
+                    .or_else(|| self.bridges.get(&d).map(|&b| DeviceId::Bridge(b)))
+                    .ok_or_else(|| bad(format!("traversedDevice {d} is not a router or bridge")))?;
+                Some(field(id, c.inv_traversed_device))
+            }
+        };
+        Ok(FtCondition {
+            hw_src: mac(c.dl_src.as_deref(), c.dl_src_mask.as_deref(), c.inv_dl_src)?,
+            hw_dst: mac(c.dl_dst.as_deref(), c.dl_dst_mask.as_deref(), c.inv_dl_dst)?,
+            ethertype: c.dl_type.map(|t| field(t, c.inv_dl_type)),
+            in_ports: ports(&c.in_ports, c.inv_in_ports)?,
+            out_ports: ports(&c.out_ports, c.inv_out_ports)?,
+            port_group: port_group(group, group_inverted)?,
+            ip_addr_group_src: addr_group(c.ip_addr_group_src, c.inv_ip_addr_group_src)?,
+            ip_addr_group_dst: addr_group(c.ip_addr_group_dst, c.inv_ip_addr_group_dst)?,
+            tos: c.nw_tos.map(|t| field(t, c.inv_nw_tos)),
+            proto: c.nw_proto.map(|p| field(p, c.inv_nw_proto)),
+            src: cidr("nwSrc", c.nw_src_address.as_deref(), c.nw_src_length, c.inv_nw_src)?,
+            dst: cidr("nwDst", c.nw_dst_address.as_deref(), c.nw_dst_length, c.inv_nw_dst)?,
+            src_port: range("tpSrc", c.tp_src, c.inv_tp_src)?,
+            dst_port: range("tpDst", c.tp_dst, c.inv_tp_dst)?,
+            fragment_policy: c.fragment_policy.map(|p| match p {
+                FragmentPolicy::Any => FtFragmentPolicy::Any,
+                FragmentPolicy::Header => FtFragmentPolicy::Header,
+                FragmentPolicy::Nonheader => FtFragmentPolicy::NonHeader,
+                FragmentPolicy::Unfragmented => FtFragmentPolicy::Unfragmented,
+            }),
+            flow,
+            traversed_device,
+        })
+    }
+}
+
+/// A router port's addresses with their prefix (`portSubnet`, normalised by the topology service,
+/// else `portAddress` + `networkLength`).
+fn port_addresses(p: &Port) -> Vec<IpNet> {
+    if let Some(list) = p.port_subnet.as_deref().filter(|l| !l.is_empty()) {
+        return list.iter().filter_map(|s| s.parse().ok()).collect();
+    }
+    match (p.port_address.as_deref().and_then(|a| a.parse::<IpAddr>().ok()), p.network_length) {
+        (Some(addr), Some(len)) => u8::try_from(len).ok().and_then(|l| IpNet::new(addr, l).ok()).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn field<T>(value: T, inverted: bool) -> Field<T> {
+    Field { value, inverted }
+}
+
+/// `aa:bb:cc:dd:ee:ff` (the form the topology service stores).
+fn parse_mac(s: &str) -> Option<EthernetAddress> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        let part = parts.next()?;
+        if part.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(EthernetAddress(out))
+}
+
+fn net(route: Uuid, what: &str, addr: Option<&str>, len: Option<u32>) -> Result<IpNet, CompileError> {
+    let bad = || invalid("route", route, format!("{what}NetworkAddr/Length {addr:?}/{len:?}"));
+    let ip: IpAddr = addr.ok_or_else(bad)?.parse().map_err(|_| bad())?;
+    let len = u8::try_from(len.ok_or_else(bad)?).map_err(|_| bad())?;
+    Ok(IpNet::new(ip, len).map_err(|_| bad())?.trunc())
+}
+
+/// The "any source" network of `dst`'s family.
+fn any_like(dst: IpNet) -> IpNet {
+    match dst {
+        IpNet::V4(_) => IpNet::V4(Default::default()),
+        IpNet::V6(_) => IpNet::V6(Default::default()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

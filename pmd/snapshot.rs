@@ -1,0 +1,291 @@
+//! Publishing topology snapshots to the worker cores, RCU style.
+//!
+//! The control thread [`publish`](SnapshotExchange::publish)es a new [`Snapshot`]: it computes
+//! what changed against the current one ([`Snapshot::changed_tags`]), swaps the pointer (arc-swap)
+//! and bumps a generation counter. Each worker, once per loop iteration, compares that counter with
+//! the generation it holds (one relaxed load: the whole cost when nothing changed); when it moved,
+//! it takes the new snapshot, invalidates in its flow cache the tags the change names (everything
+//! when it skipped a generation, since it then missed a diff) and records the generation it now
+//! uses. Workers never free a snapshot: the exchange keeps every replaced one until all workers
+//! have moved past it ([`reclaim`](SnapshotExchange::reclaim), on the control thread), so no
+//! deallocation happens on a core. No locks on the worker side; the control side serialises
+//! publishers with a mutex.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use flowtable::topology::{Snapshot, SnapshotChanges};
+
+/// One published snapshot with what changed since the one it replaced.
+#[derive(Debug)]
+pub struct Published {
+    /// The topology.
+    pub snapshot: Snapshot,
+    /// Devices changed against the snapshot with generation [`previous`](Self::previous).
+    pub changes: SnapshotChanges,
+    /// The generation this one replaced (equal to its own for the first).
+    pub previous: u64,
+}
+
+impl Published {
+    /// The snapshot's generation.
+    pub fn generation(&self) -> u64 {
+        self.snapshot.generation()
+    }
+}
+
+/// A worker's generation slot, on its own cache line so workers do not share lines.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Seen(AtomicU64);
+
+/// The hand-over point between the control thread and the workers.
+#[derive(Debug)]
+pub struct SnapshotExchange {
+    current: ArcSwap<Published>,
+    generation: AtomicU64,
+    seen: Box<[Seen]>,
+    /// Replaced snapshots still possibly held by a worker; control side only.
+    retired: Mutex<Vec<Arc<Published>>>,
+}
+
+/// Why a snapshot was not published.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PublishError {
+    /// Generations must increase, or workers could not tell a new snapshot from an old one.
+    #[error("snapshot generation {offered} is not newer than the published generation {current}")]
+    StaleGeneration {
+        /// The generation offered.
+        offered: u64,
+        /// The generation in use.
+        current: u64,
+    },
+}
+
+impl SnapshotExchange {
+    /// An exchange serving `initial` to `workers` workers.
+    pub fn new(initial: Snapshot, workers: usize) -> SnapshotExchange {
+        let generation = initial.generation();
+        let published = Published { snapshot: initial, changes: SnapshotChanges::default(), previous: generation };
+        SnapshotExchange {
+            current: ArcSwap::from_pointee(published),
+            generation: AtomicU64::new(generation),
+            seen: (0..workers).map(|_| Seen(AtomicU64::new(generation))).collect(),
+            retired: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The snapshot published last (for the control thread; workers use a [`SnapshotReader`]).
+    pub fn current(&self) -> Arc<Published> {
+        self.current.load_full()
+    }
+
+    /// The generation published last.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Publishes `next`, which must have a higher generation than the current snapshot. Returns
+    /// what changed. Workers pick it up at their next loop iteration.
+    pub fn publish(&self, next: Snapshot) -> Result<SnapshotChanges, PublishError> {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current.load_full();
+        if next.generation() <= old.generation() {
+            return Err(PublishError::StaleGeneration { offered: next.generation(), current: old.generation() });
+        }
+        let changes = next.changed_tags(&old.snapshot);
+        let generation = next.generation();
+        let published = Arc::new(Published { snapshot: next, changes: changes.clone(), previous: old.generation() });
+        self.current.store(published);
+        self.generation.store(generation, Ordering::Release);
+        retired.push(old);
+        Self::reclaim_locked(&mut retired, self.oldest_in_use());
+        Ok(changes)
+    }
+
+    /// Frees replaced snapshots no worker holds any more; returns how many are still kept. The
+    /// control thread calls it now and then (publishing does too).
+    pub fn reclaim(&self) -> usize {
+        let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
+        Self::reclaim_locked(&mut retired, self.oldest_in_use());
+        retired.len()
+    }
+
+    fn reclaim_locked(retired: &mut Vec<Arc<Published>>, oldest_in_use: u64) {
+        retired.retain(|p| p.generation() >= oldest_in_use);
+    }
+
+    /// The oldest generation a worker may still hold.
+    fn oldest_in_use(&self) -> u64 {
+        self.seen.iter().map(|s| s.0.load(Ordering::Acquire)).min().unwrap_or(u64::MAX)
+    }
+
+    /// The generation worker `worker` runs on.
+    pub fn worker_generation(&self, worker: usize) -> Option<u64> {
+        self.seen.get(worker).map(|s| s.0.load(Ordering::Acquire))
+    }
+
+    /// Waits until every worker runs generation `generation` or newer; false on timeout. For the
+    /// control thread and tests (it sleeps between checks).
+    pub fn wait_applied(&self, generation: u64, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.oldest_in_use() >= generation {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+    }
+
+    /// The reader for worker `worker` (an index below the worker count given to [`new`](Self::new)).
+    pub fn reader(&self, worker: usize) -> SnapshotReader<'_> {
+        assert!(worker < self.seen.len(), "worker {worker} of {}", self.seen.len());
+        let held = self.current.load_full();
+        self.seen[worker].0.store(held.generation(), Ordering::Release);
+        let replaced = held.generation();
+        SnapshotReader { exchange: self, worker, held, replaced }
+    }
+}
+
+/// What a worker does when its snapshot changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh<'a> {
+    /// Invalidate the flows that depended on these tags.
+    Tags(&'a [u32]),
+    /// Invalidate every flow (a generation was skipped, or the change was global).
+    Everything,
+}
+
+/// A worker's handle on the exchange: the snapshot it runs on.
+#[derive(Debug)]
+pub struct SnapshotReader<'e> {
+    exchange: &'e SnapshotExchange,
+    worker: usize,
+    held: Arc<Published>,
+    /// The generation the last refresh replaced.
+    replaced: u64,
+}
+
+impl SnapshotReader<'_> {
+    /// The snapshot in use.
+    #[inline]
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.held.snapshot
+    }
+
+    /// Whether a newer snapshot was published since [`refresh`](Self::refresh) last took one.
+    #[inline]
+    pub fn is_stale(&self) -> bool {
+        self.exchange.generation.load(Ordering::Acquire) != self.held.generation()
+    }
+
+    /// Takes the newest snapshot if there is one; returns whether it did. [`changes`](Self::changes)
+    /// then says what to invalidate. No allocation (an `Arc` clone), no lock.
+    pub fn refresh(&mut self) -> bool {
+        if !self.is_stale() {
+            return false;
+        }
+        self.replaced = self.held.generation();
+        // The exchange keeps the old snapshot alive, so dropping our reference never frees it here.
+        self.held = self.exchange.current.load_full();
+        self.exchange.seen[self.worker].0.store(self.held.generation(), Ordering::Release);
+        true
+    }
+
+    /// What changed between the snapshot the last [`refresh`](Self::refresh) replaced and the one
+    /// in use: the tags to invalidate, or everything when the worker skipped a generation (it
+    /// then missed a diff) or the change was global.
+    pub fn changes(&self) -> Refresh<'_> {
+        let p = &*self.held;
+        if p.previous == self.replaced && !p.changes.everything {
+            Refresh::Tags(&p.changes.tags)
+        } else {
+            Refresh::Everything
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flowtable::topology::{SnapshotBuilder, Uuid};
+
+    fn snapshot(generation: u64, routers: &[u128]) -> Snapshot {
+        let mut b = SnapshotBuilder::new(generation);
+        for &r in routers {
+            b.add_router(Uuid(r));
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn workers_take_new_snapshots_with_their_changes() {
+        let exchange = SnapshotExchange::new(snapshot(1, &[1]), 2);
+        let mut a = exchange.reader(0);
+        let mut b = exchange.reader(1);
+        assert!(!a.refresh());
+        assert_eq!(a.snapshot().generation(), 1);
+
+        let changes = exchange.publish(snapshot(2, &[1, 2])).unwrap();
+        assert_eq!(changes.tags, vec![Uuid(2).tag()]);
+        assert!(a.is_stale());
+        assert!(a.refresh());
+        assert_eq!(a.changes(), Refresh::Tags(&[Uuid(2).tag()]));
+        assert_eq!(a.snapshot().generation(), 2);
+        assert_eq!(exchange.worker_generation(0), Some(2));
+        // Worker b still holds generation 1: it is kept.
+        assert!(!exchange.wait_applied(2, Duration::from_millis(1)));
+        assert_eq!(exchange.reclaim(), 1);
+
+        // b skipped generation 2: it cannot use 2 -> 3's diff alone.
+        exchange.publish(snapshot(3, &[2])).unwrap();
+        assert!(b.refresh());
+        assert_eq!(b.changes(), Refresh::Everything);
+        // Router 1 went, router 2 moved to index 0: both named.
+        let mut gone_and_moved = vec![Uuid(1).tag(), Uuid(2).tag()];
+        gone_and_moved.sort_unstable();
+        assert!(a.refresh());
+        assert_eq!(a.changes(), Refresh::Tags(&gone_and_moved));
+        assert!(exchange.wait_applied(3, Duration::from_millis(1)));
+        assert_eq!(exchange.reclaim(), 0, "nobody holds generations 1 and 2 any more");
+    }
+
+    #[test]
+    fn stale_generations_are_refused() {
+        let exchange = SnapshotExchange::new(snapshot(5, &[]), 1);
+        assert_eq!(exchange.publish(snapshot(5, &[1])), Err(PublishError::StaleGeneration { offered: 5, current: 5 }));
+        assert_eq!(exchange.current().generation(), 5);
+    }
+
+    #[test]
+    fn readers_on_other_threads_see_every_publication() {
+        let exchange = SnapshotExchange::new(snapshot(1, &[]), 1);
+        std::thread::scope(|s| {
+            let ex = &exchange;
+            let worker = s.spawn(move || {
+                let mut r = ex.reader(0);
+                let mut seen = vec![r.snapshot().generation()];
+                while r.snapshot().generation() < 50 {
+                    if r.refresh() {
+                        seen.push(r.snapshot().generation());
+                    }
+                    std::hint::spin_loop();
+                }
+                seen
+            });
+            for g in 2..=50 {
+                exchange.publish(snapshot(g, &[g as u128])).unwrap();
+            }
+            let seen = worker.join().unwrap();
+            assert!(seen.windows(2).all(|w| w[0] < w[1]), "generations only move forward: {seen:?}");
+            assert_eq!(*seen.last().unwrap(), 50);
+        });
+        assert!(exchange.wait_applied(50, Duration::from_secs(1)));
+        assert_eq!(exchange.reclaim(), 0);
+    }
+}

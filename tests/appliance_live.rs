@@ -1,0 +1,244 @@
+//! Live topology changes through the REST API of a running `midogw run` with
+//! `[topology] source = "store"`: the appliance registers itself as a Host with its DPDK ports as
+//! interfaces; two routers built over REST, the uplinks bound to those interfaces; a ping between
+//! two namespaces fails for want of a route, starts working when the route is POSTed, stops when a
+//! drop rule is POSTed, and works again when the rule is DELETEd. The process never restarts.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::http::Client;
+use serde_json::{json, Value};
+
+const MIDOGW: &str = env!("CARGO_BIN_EXE_midogw");
+const ROUTER: &str = "application/vnd.org.midonet.Router-v3+json";
+const PORT: &str = "application/vnd.org.midonet.Port-v3+json";
+const ROUTE: &str = "application/vnd.org.midonet.Route-v1+json";
+const CHAIN: &str = "application/vnd.org.midonet.Chain-v1+json";
+const RULE: &str = "application/vnd.org.midonet.Rule-v2+json";
+const HOSTS: &str = "application/vnd.org.midonet.collection.Host-v3+json";
+const API: &str = "/midonet-api";
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("midogw-live-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The running appliance; killed if the test fails before stopping it.
+struct Appliance {
+    child: Option<std::process::Child>,
+    log: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Appliance {
+    fn start(config: &Path, stats: &Path, rest: SocketAddr) -> Appliance {
+        let mut child = Command::new(MIDOGW)
+            .args(["run", "--config", config.to_str().unwrap(), "--stats-interval", "0"])
+            .args(["--stats-json", stats.to_str().unwrap()])
+            .env("MIDOGW_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start midogw");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut app = Appliance { child: Some(child), log, seen: Vec::new() };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(app.seen.iter().any(|l| l.contains("worker starting")) && TcpStream::connect(rest).is_ok()) {
+            app.seen.extend(app.log.try_iter());
+            if let Some(status) = app.child.as_mut().unwrap().try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(100));
+                app.seen.extend(app.log.try_iter());
+                panic!("midogw exited early ({status}):\n{}", app.seen.join("\n"));
+            }
+            assert!(Instant::now() < deadline, "midogw did not come up:\n{}", app.seen.join("\n"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        app
+    }
+
+    fn stop(mut self, stats: &Path) -> Value {
+        let mut child = self.child.take().unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "midogw did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        self.seen.extend(self.log.try_iter());
+        assert!(status.success(), "midogw exit status {status}:\n{}", self.seen.join("\n"));
+        serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One ping; its output.
+fn ping_once(ns: &common::NetNs, to: &str) -> (bool, String) {
+    let out =
+        Command::new("ip").args(["netns", "exec", &ns.name, "ping", "-n", "-c", "1", "-W", "1", to]).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Pings until one answer comes back (true) or `limit` passes (false). The first echo to a new
+/// next hop can be lost while the router resolves it.
+fn ping_works(ns: &common::NetNs, to: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ping_once(ns, to).0 {
+            return true;
+        }
+    }
+    false
+}
+
+fn id(v: &Value) -> String {
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn rest_changes_reach_the_running_data_path() {
+    let tag = format!("mlv{}", std::process::id());
+    let ns_a = common::NetNs::new(&format!("{tag}a"));
+    let ns_b = common::NetNs::new(&format!("{tag}b"));
+    let veth_a = common::Veth::new(&ns_a, &format!("{tag}a"), "10.204.1.2/24");
+    let veth_b = common::Veth::new(&ns_b, &format!("{tag}b"), "10.204.2.2/24");
+    ns_a.exec(&["ip", "route", "add", "default", "via", "10.204.1.1"]);
+    ns_b.exec(&["ip", "route", "add", "default", "via", "10.204.2.1"]);
+
+    let dir = TempDir::new("rest");
+    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.0.join("midogw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\", \"--no-shconf\"]\nfile_prefix = \"mgwt-live-{tag}\"\n\n\
+             [[port]]\nname = \"up0\"\ndevargs = \"net_af_packet0,iface={}\"\n\n\
+             [[port]]\nname = \"up1\"\ndevargs = \"net_af_packet1,iface={}\"\n\n\
+             [workers]\ncores = [1]\n\n[topology]\nsource = \"store\"\n\n[rest]\nlisten = \"{rest}\"\n\n\
+             [store]\npath = \"store.redb\"\n\n[auth]\nprovider = \"mock\"\n\n[host]\nname = \"gw-live\"\n",
+            veth_a.outer, veth_b.outer
+        ),
+    )
+    .unwrap();
+    let stats = dir.0.join("stats.json");
+    let appliance = Appliance::start(&config, &stats, rest);
+    let api = Client::login(rest, "admin", "any");
+
+    // The gateway registered itself with its DPDK ports as interfaces.
+    let hosts = api.get(&format!("{API}/hosts"), HOSTS);
+    let host = hosts.as_array().unwrap().iter().find(|h| h["name"] == "gw-live").expect("the gateway's Host");
+    assert_eq!(host["alive"], true, "{host}");
+    let interfaces: Vec<&str> =
+        host["hostInterfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(interfaces, ["up0", "up1"], "{host}");
+    let host_id = id(host);
+
+    // An edge router with uplink A, a tenant router with uplink B, linked by a /30; the tenant
+    // router routes everything to the edge, the edge router has no route to B's subnet yet.
+    let edge = api.create(&format!("{API}/routers"), ROUTER, &json!({"name": "edge"}));
+    let tenant_chain = api.create(&format!("{API}/chains"), CHAIN, &json!({"name": "tenant-in"}));
+    let tenant =
+        api.create(&format!("{API}/routers"), ROUTER, &json!({"name": "tenant", "inboundFilterId": id(&tenant_chain)}));
+    let port = |router: &Value, addr: &str, net: &str, len: u32, binding: Option<&str>| {
+        let mut body = json!({"type": "Router", "portAddress": addr, "networkAddress": net, "networkLength": len});
+        if let Some(interface) = binding {
+            body["hostId"] = json!(host_id);
+            body["interfaceName"] = json!(interface);
+        }
+        api.create(&format!("{API}/routers/{}/ports", id(router)), PORT, &body)
+    };
+    port(&edge, "10.204.1.1", "10.204.1.0", 24, Some("up0"));
+    let edge_link = port(&edge, "169.254.9.1", "169.254.9.0", 30, None);
+    let tenant_link = port(&tenant, "169.254.9.2", "169.254.9.0", 30, None);
+    port(&tenant, "10.204.2.1", "10.204.2.0", 24, Some("up1"));
+    let link = common::http::http(
+        rest,
+        "POST",
+        &format!("{API}/ports/{}/link", id(&edge_link)),
+        &[("X-Auth-Token", api.token()), ("Content-Type", "application/vnd.org.midonet.PortLink-v1+json")],
+        Some(&json!({"peerId": id(&tenant_link)}).to_string()),
+    );
+    assert!(link.status == 201 || link.status == 204, "link: {} {}", link.status, link.body);
+    let route = |router: &Value, dst: &str, len: u32, via: &Value, gateway: &str| {
+        let body = json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": dst,
+                          "dstNetworkLength": len, "nextHopPort": id(via), "nextHopGateway": gateway,
+                          "type": "Normal", "weight": 100});
+        api.create(&format!("{API}/routers/{}/routes", id(router)), ROUTE, &body)
+    };
+    route(&tenant, "0.0.0.0", 0, &tenant_link, "169.254.9.1");
+
+    // No route from the edge to B's subnet: the edge router answers net unreachable.
+    assert!(ping_works(&ns_a, "10.204.1.1", Duration::from_secs(5)), "the edge router answers on its port");
+    let (ok, out) = ping_once(&ns_a, "10.204.2.2");
+    assert!(!ok && out.contains("Unreachable"), "no route yet:\n{out}");
+
+    // The route, over REST: the ping starts working, through both routers.
+    route(&edge, "10.204.2.0", 24, &edge_link, "169.254.9.2");
+    assert!(ping_works(&ns_a, "10.204.2.2", Duration::from_secs(5)), "the new route carries the ping");
+    let (ok, out) = ping_once(&ns_a, "10.204.2.2");
+    assert!(ok && out.contains("ttl=62"), "two router hops:\n{out}");
+
+    // A drop rule for ICMP on the tenant router's inbound filter stops it.
+    let rule = api.create(
+        &format!("{API}/chains/{}/rules", id(&tenant_chain)),
+        RULE,
+        &json!({"type": "drop", "nwProto": 1, "position": 1}),
+    );
+    std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..3 {
+        let (ok, out) = ping_once(&ns_a, "10.204.2.2");
+        assert!(!ok, "the drop rule stops the ping:\n{out}");
+    }
+    api.delete(&format!("{API}/rules/{}", id(&rule)));
+    assert!(ping_works(&ns_a, "10.204.2.2", Duration::from_secs(5)), "deleting the rule restores the ping");
+
+    let report = appliance.stop(&stats);
+    let feed = &report["topology_feed"];
+    println!("topology feed: {feed}\npipeline: {}", report["pipelines"][0]);
+    assert!(feed["published"].as_u64().unwrap() >= 3, "route, rule and rule deletion each published: {feed}");
+    assert_eq!(feed["compile_errors"], 0, "{feed}");
+    let pipeline = &report["pipelines"][0];
+    assert!(pipeline["snapshots_taken"].as_u64().unwrap() >= 3, "{pipeline}");
+    assert!(pipeline["cache_invalidated"].as_u64().unwrap() > 0, "flows of changed devices were dropped: {pipeline}");
+    assert_eq!(pipeline["snapshot_generation"], feed["generation"], "{pipeline} {feed}");
+}
