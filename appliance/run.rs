@@ -41,10 +41,15 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     if cfg.ports.is_empty() {
         // Nothing to forward, so no EAL: no hugepages or lcores are needed to provision a new box.
         tracing::warn!("no [[port]] configured: serving the control plane only, DPDK not started");
+        // The Host exists from the first start, so ports can be bound to it before it has any.
+        let topology = rest.topology();
+        let host_id = crate::host::host_id(cfg)?;
+        crate::feed::register_host(&topology, host_id, &crate::host::host_name_or(cfg), &[])?;
         let started = Instant::now();
         while !signalled.load(Ordering::Relaxed) && options.duration.is_none_or(|d| started.elapsed() < d) {
             std::thread::sleep(POLL);
         }
+        crate::feed::unregister_host(&topology, host_id);
         rest.stop()?;
         tracing::info!("stopped cleanly");
         return Ok(());
@@ -227,7 +232,19 @@ impl Source {
     fn prepare(cfg: &Config, ports: &[Port<'_>], rest: &crate::rest::RestServer) -> Result<Source> {
         let workers = cfg.workers.len();
         let names: Vec<(String, u16)> = ports.iter().map(|p| (p.name().to_string(), p.id())).collect();
-        let mut source = Source { exchange: None, feed: None, host: None, feed_report: None };
+        // Every mode registers the Host (its DPDK ports as interfaces): bindings made now take effect
+        // once the appliance runs with `[topology] source = "store"`.
+        let topology = rest.topology();
+        let host_id = crate::host::host_id(cfg)?;
+        // Ports are opened in config order.
+        let interfaces: Vec<_> = ports
+            .iter()
+            .zip(&cfg.ports)
+            .map(|(p, c)| crate::feed::LocalInterface { name: p.name().to_string(), mac: p.mac(), mtu: c.mtu })
+            .collect();
+        crate::feed::register_host(&topology, host_id, &crate::host::host_name_or(cfg), &interfaces)?;
+        let mut source =
+            Source { exchange: None, feed: None, host: Some((Arc::clone(&topology), host_id)), feed_report: None };
         match &cfg.topology {
             TopologySource::CrossConnect => {}
             TopologySource::File(path) => {
@@ -237,16 +254,6 @@ impl Source {
                 source.exchange = Some(Arc::new(SnapshotExchange::new(snap, workers)));
             }
             TopologySource::Store => {
-                let topology = rest.topology();
-                let host_id = crate::host::host_id(cfg)?;
-                // Ports are opened in config order.
-                let interfaces: Vec<_> = ports
-                    .iter()
-                    .zip(&cfg.ports)
-                    .map(|(p, c)| crate::feed::LocalInterface { name: p.name().to_string(), mac: p.mac(), mtu: c.mtu })
-                    .collect();
-                crate::feed::register_host(&topology, host_id, &crate::host::host_name_or(cfg), &interfaces)?;
-                source.host = Some((Arc::clone(&topology), host_id));
                 let ctx =
                     control::compile::CompileContext { generation: 1, local_host: Some(host_id), interfaces: names };
                 let (snap, version) = crate::feed::first_snapshot(&topology, &ctx)?;
@@ -272,6 +279,13 @@ impl Source {
         if let Some((topology, id)) = self.host.take() {
             crate::feed::unregister_host(&topology, id);
         }
+    }
+}
+
+/// Also on an error path: the Host is not left alive.
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -84,18 +84,30 @@ impl Appliance {
         app
     }
 
-    fn stop(mut self, stats: &Path) -> Value {
+    /// SIGTERM; waits for the exit.
+    fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
+        loop {
             if let Some(s) = child.try_wait().unwrap() {
-                break s;
+                return s;
             }
             assert!(Instant::now() < deadline, "midogw did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
-        };
+        }
+    }
+
+    /// SIGTERM and a clean exit.
+    fn stop_without_report(mut self) {
+        let status = self.terminate();
+        assert!(status.success(), "midogw exit status {status}");
+    }
+
+    /// SIGTERM, a clean exit, and the JSON report.
+    fn stop(mut self, stats: &Path) -> Value {
+        let status = self.terminate();
         std::thread::sleep(Duration::from_millis(100));
         self.seen.extend(self.log.try_iter());
         assert!(status.success(), "midogw exit status {status}:\n{}", self.seen.join("\n"));
@@ -241,4 +253,50 @@ fn rest_changes_reach_the_running_data_path() {
     assert!(pipeline["snapshots_taken"].as_u64().unwrap() >= 3, "{pipeline}");
     assert!(pipeline["cache_invalidated"].as_u64().unwrap() > 0, "flows of changed devices were dropped: {pipeline}");
     assert_eq!(pipeline["snapshot_generation"], feed["generation"], "{pipeline} {feed}");
+}
+
+#[test]
+fn a_new_box_registers_one_host_that_survives_restarts() {
+    let dir = TempDir::new("host");
+    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let config = dir.0.join("midogw.toml");
+    std::fs::write(
+        &config,
+        format!("[rest]\nlisten = \"{rest}\"\n\n[store]\npath = \"store/store.redb\"\n\n[auth]\nprovider = \"mock\"\n"),
+    )
+    .unwrap();
+    let stats = dir.0.join("stats.json");
+    let host_ids = |api: &Client| -> Vec<(String, bool)> {
+        let hosts = api.get(&format!("{API}/hosts"), HOSTS);
+        hosts.as_array().unwrap().iter().map(|h| (id(h), h["alive"].as_bool().unwrap())).collect()
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let child = Command::new(MIDOGW)
+            .args(["run", "--config", config.to_str().unwrap(), "--stats-interval", "0"])
+            .args(["--stats-json", stats.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        drop(tx);
+        let app = Appliance { child: Some(child), log, seen: Vec::new() };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let api = loop {
+            if TcpStream::connect(rest).is_ok() {
+                break Client::login(rest, "admin", "any");
+            }
+            assert!(Instant::now() < deadline, "REST never came up");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let hosts = host_ids(&api);
+        assert_eq!(hosts.len(), 1, "one Host, registered at start: {hosts:?}");
+        assert!(hosts[0].1, "alive while running: {hosts:?}");
+        seen.push(hosts[0].0.clone());
+        app.stop_without_report();
+    }
+    assert_eq!(seen[0], seen[1], "a restart is the same host (id kept in store/host_id)");
+    let kept = std::fs::read_to_string(dir.0.join("store/host_id")).unwrap();
+    assert_eq!(kept.trim(), seen[0]);
 }
