@@ -1,14 +1,22 @@
 //! The MidoNet v5 REST API on axum: `/midonet-api` with MidoNet's paths, vendor media types, JSON
 //! names, status codes, headers and `Error-v1` bodies (`../shared/reference/midonet-rest-api.md`).
 //!
-//! One module per resource exposes `routes()`, mostly [`crud`]'s generic handlers over the type's
+//! One module per resource exposes `routes()`, mostly `crud`'s generic handlers over the type's
 //! `Crud` impl; [`app`] merges them, puts the `X-Auth-Token` check in front of everything but
 //! `POST /login`, and is what the appliance serves (and the tests call in-process). Tenant scoping is
-//! in [`crud`]. Topology calls are synchronous store transactions, so they run on tokio's blocking
+//! in `crud`. Topology calls are synchronous store transactions, so they run on tokio's blocking
 //! pool.
 //!
+//! Resources: routers, bridges, ports (+ link, port groups), routes, chains, rules, hosts (+
+//! interfaces, port bindings), tunnel zones (+ members), port groups (+ ports), IP address groups
+//! (+ addresses, both path forms), BGP peers and networks (router-scoped collections, top-level
+//! items), tenants (read only) and system state. [`served_paths`] lists every path; a test holds
+//! `openapi.json` to it, method by method.
+//!
 //! Choices: `POST` answers 201 with `Location` *and* the created object (MidoNet sends no body;
-//! clients GET `Location` either way). Ids in paths that are not UUIDs are 404s.
+//! clients GET `Location` either way). Ids in paths that are not UUIDs are 404s. A tenant token
+//! gets 404 for another tenant's objects and 403 for claiming another tenant's `tenantId` or for
+//! admin-only writes (hosts, bindings, tunnel zones, system state); see `crud`.
 
 mod auth;
 mod bridges;
