@@ -38,7 +38,8 @@ impl Crud for IpAddrGroup {
     const SEGMENT: &'static str = "ip_addr_groups";
     const MEDIA: &'static [&'static str] = IP_ADDR_GROUP;
     const LIST_MEDIA: &'static [&'static str] = IP_ADDR_GROUPS;
-    const HIDDEN: &'static [&'static str] = &["ruleIds"];
+    // Stored back-references MidoNet keeps out of the JSON (the addresses have their own paths).
+    const HIDDEN: &'static [&'static str] = &["ipAddrPorts", "ruleIds"];
 
     fn id(&self) -> Uuid {
         self.id

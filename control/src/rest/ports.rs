@@ -1,4 +1,5 @@
-//! Ports (`Port-v3`): `/routers/{id}/ports`, `/bridges/{id}/ports`, `/ports`, `/ports/{id}`,
+//! Ports (`Port-v3`): `/routers/{id}/ports`, `/bridges/{id}/ports`, their `peer_ports` (the ports
+//! linked to the device's ports), `/ports`, `/ports/{id}`,
 //! `/ports/{id}/link` (`PortLink-v1`) and `/ports/{id}/port_groups` (`PortGroupPort-v1`). A port
 //! belongs to its device's tenant.
 
@@ -26,6 +27,8 @@ pub fn routes() -> Routes {
     Routes::new()
         .route("/routers/{id}/ports", crud::children::<Port>())
         .route("/bridges/{id}/ports", crud::children::<Port>())
+        .route("/routers/{id}/peer_ports", get(peer_ports))
+        .route("/bridges/{id}/peer_ports", get(peer_ports))
         .route("/ports", crud::collection_get::<Port>())
         .route("/ports/{id}", crud::item_put::<Port>())
         .route("/ports/{id}/link", post(link).delete(unlink))
@@ -151,4 +154,33 @@ async fn port_groups(
     crud::check_read(&session, &scope, || format!("Port {id}"))?;
     let items = groups.iter().map(|g| membership_dto(&base, g.id, id)).collect();
     Ok(media::ok(media::negotiate(&headers, PORT_GROUP_PORTS), Value::Array(items)))
+}
+
+/// `GET /routers/{id}/peer_ports` and `/bridges/{id}/peer_ports`: the ports the device's ports are
+/// linked to, those the session may see.
+async fn peer_ports(
+    State(st): State<AppState>,
+    Extension(session): Extension<Session>,
+    base: Base,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id("Device", &id)?;
+    let (scope, peers) = st
+        .run(move |t| {
+            let peers = t.device_peer_ports(id)?;
+            let mut scoped = Vec::with_capacity(peers.len());
+            for p in peers {
+                scoped.push((p.scope(t)?, p));
+            }
+            Ok((device_scope(t, Some(id))?, scoped))
+        })
+        .await?;
+    crud::check_read(&session, &scope, || format!("Device {id}"))?;
+    let items = peers
+        .iter()
+        .filter(|(scope, _)| crud::check_read(&session, scope, String::new).is_ok())
+        .map(|(_, p)| crud::dto(&base, p))
+        .collect();
+    Ok(media::ok(media::negotiate(&headers, PORTS), Value::Array(items)))
 }

@@ -94,6 +94,17 @@ impl<S: Store> Topology<S> {
         Ok(tx.list::<Port>()?.into_iter().filter(|p| p.device_id == Some(device)).collect())
     }
 
+    /// The ports linked to the ports of a router or bridge (`peer_ports`).
+    pub fn device_peer_ports(&self, device: Uuid) -> Result<Vec<Port>> {
+        let mut out = Vec::new();
+        for port in self.device_ports(device)? {
+            if let Some(peer) = port.peer_id {
+                out.push(self.get::<Port>(&peer.to_string())?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The routes of a router.
     pub fn router_routes(&self, router: Uuid) -> Result<Vec<Route>> {
         let mut tx = Tx::begin(&self.store)?;

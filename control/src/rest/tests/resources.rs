@@ -175,6 +175,7 @@ async fn gateway_topology_end_to_end() {
     // IP address group with v4 and v6 addresses, on both path forms.
     let iag = api.create(s(&root["ipAddrGroups"]), IAG, json!({"name": "admins", "tenantId": "t1"})).await;
     assert_eq!(template(&root, "ipAddrGroupTemplate", &iag["id"]), iag["uri"]);
+    assert!(iag.get("ipAddrPorts").is_none() && iag.get("ruleIds").is_none(), "hidden fields leaked: {iag}");
     let a4 = api.create(s(&iag["addrs"]), IAGA, json!({"version": 4, "addr": "10.1.0.5"})).await;
     assert_eq!(a4["version"], 4);
     assert_eq!(a4["ipAddrGroup"], iag["uri"]);
@@ -376,4 +377,26 @@ async fn openapi_lists_every_served_route_and_method() {
     for key in doc["paths"].as_object().unwrap().keys() {
         assert!(served.iter().any(|p| p == key || (p.is_empty() && key == "/")), "{key} documented, not served");
     }
+}
+
+#[tokio::test]
+async fn peer_ports_are_the_linked_ports() {
+    let api = Api::new().await;
+    let root = api.root().await;
+    let edge = api.create(s(&root["routers"]), ROUTER, json!({"name": "edge"})).await;
+    let bridge = api.create(s(&root["bridges"]), BRIDGE, json!({"name": "net"})).await;
+    let down = api.create(s(&edge["ports"]), PORT, router_port("10.0.0.1", "10.0.0.0", 24)).await;
+    api.create(s(&edge["ports"]), PORT, router_port("10.0.1.1", "10.0.1.0", 24)).await;
+    let up = api.create(s(&bridge["ports"]), PORT, json!({"type": "Bridge"})).await;
+    let r = api.send("POST", s(&down["link"]), LINK, json!({"peerId": up["id"]})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let peers = api.get(s(&edge["peerPorts"]), PORTS).await;
+    assert_eq!(peers.headers[header::CONTENT_TYPE], PORTS);
+    assert_eq!(peers.json.as_array().unwrap().len(), 1);
+    assert_eq!(peers.json[0]["id"], up["id"]);
+    assert_eq!(api.get(s(&bridge["peerPorts"]), PORTS).await.json[0]["id"], down["id"]);
+    assert_error(
+        &api.get(&format!("/midonet-api/routers/{}/peer_ports", Uuid::new_v4()), PORTS).await,
+        StatusCode::NOT_FOUND,
+    );
 }
