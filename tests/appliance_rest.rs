@@ -1,7 +1,8 @@
 //! The REST API of the real `midogw run`, over plain HTTP on loopback: a box with no [[port]] serves
 //! the control plane on the embedded store; login with a local account hashed by
 //! `midogw hash-password`, the root resource, POST a router then GET its `Location`, SIGTERM,
-//! restart on the same store and find the router again. Plus the config problems of `[rest]`/`[store]`.
+//! restart on the same store and find the router again. Plus the config problems of `[rest]`/`[store]`,
+//! and `[rest.https]`: login over TLS with curl verifying a self-signed rcgen certificate.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
