@@ -88,6 +88,19 @@ pub const DEFAULT_STORE_PATH: &str = "/var/lib/midogw/store.redb";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rest {
     pub listen: SocketAddr,
+    /// `[rest.https]`: the API over TLS as well, when set.
+    pub https: Option<Https>,
+}
+
+/// `[rest.https]`: a second listener serving the same API over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Https {
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first; relative paths are resolved against the config file's
+    /// directory at parse time (the file is read and checked then).
+    pub cert: PathBuf,
+    /// PEM private key of the leaf certificate (PKCS#8, PKCS#1 or SEC1), resolved like `cert`.
+    pub key: PathBuf,
 }
 
 /// `[store]`: only the embedded store exists so far.
@@ -356,6 +369,7 @@ pub fn parse(path_for_messages: &str, text: &str, facts: &SystemFacts) -> Result
         }
     };
     let mut checker = Checker::new(text);
+    checker.dir = Path::new(path_for_messages).parent().map(Path::to_path_buf).unwrap_or_default();
     let config = checker.check(&raw, facts);
     if checker.problems.is_empty() {
         Ok(config)
@@ -397,6 +411,15 @@ struct RawHost {
 #[serde(deny_unknown_fields)]
 struct RawRest {
     listen: Option<Spanned<String>>,
+    https: Option<Spanned<RawHttps>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttps {
+    listen: Option<Spanned<String>>,
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -498,6 +521,8 @@ const KERNEL_IFACE_DRIVERS: &[(&str, &[&str], bool)] = &[
 struct Checker<'a> {
     text: &'a str,
     problems: Vec<Problem>,
+    /// The config file's directory: relative paths of files read at check time start here.
+    dir: PathBuf,
 }
 
 /// A port as far as it could be resolved, with the spans later checks point at.
@@ -509,7 +534,7 @@ struct PortDraft {
 
 impl<'a> Checker<'a> {
     fn new(text: &'a str) -> Self {
-        Checker { text, problems: Vec::new() }
+        Checker { text, problems: Vec::new(), dir: PathBuf::new() }
     }
 
     fn problem(&self, span: Range<usize>, message: String) -> Problem {
@@ -734,20 +759,72 @@ impl<'a> Checker<'a> {
 
     fn check_rest(&mut self, raw: Option<&Spanned<RawRest>>) -> Rest {
         let default: SocketAddr = DEFAULT_REST_LISTEN.parse().expect("valid default");
+        let https = raw.and_then(|r| r.get_ref().https.as_ref()).and_then(|h| self.check_https(h));
         let Some(listen) = raw.and_then(|r| r.get_ref().listen.as_ref()) else {
-            return Rest { listen: default };
+            return Rest { listen: default, https };
         };
-        match listen.get_ref().parse::<SocketAddr>() {
-            Ok(addr) => Rest { listen: addr },
+        let listen = self.socket_addr("[rest] listen", listen, "0.0.0.0:8181").unwrap_or(default);
+        if https.as_ref().is_some_and(|h| h.listen == listen) {
+            let span = raw.and_then(|r| r.get_ref().https.as_ref()).map(|h| h.span()).unwrap_or(0..0);
+            self.error(span, format!("[rest.https] listen {listen} is also [rest] listen: give HTTPS its own port"));
+        }
+        Rest { listen, https }
+    }
+
+    fn socket_addr(&mut self, key: &str, v: &Spanned<String>, example: &str) -> Option<SocketAddr> {
+        match v.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
             Err(_) => {
                 self.error(
-                    listen.span(),
+                    v.span(),
                     format!(
-                        "[rest] listen {:?} is not an ADDR:PORT socket address, e.g. \"0.0.0.0:8181\" or \"[::1]:8181\"",
-                        listen.get_ref()
+                        "{key} {:?} is not an ADDR:PORT socket address, e.g. \"{example}\" or \"[::1]:{}\"",
+                        v.get_ref(),
+                        example.rsplit(':').next().unwrap_or_default()
                     ),
                 );
-                Rest { listen: default }
+                None
+            }
+        }
+    }
+
+    /// `[rest.https]`: every key present, the files readable PEM, the key the certificate's.
+    fn check_https(&mut self, raw: &Spanned<RawHttps>) -> Option<Https> {
+        let h = raw.get_ref();
+        let mut missing = Vec::new();
+        let listen = match &h.listen {
+            Some(v) => self.socket_addr("[rest.https] listen", v, "0.0.0.0:8443"),
+            None => {
+                missing.push("listen = \"0.0.0.0:8443\"");
+                None
+            }
+        };
+        let mut file = |key: &'static str, v: &Option<Spanned<String>>, example: &'static str| match v {
+            Some(p) if p.get_ref().is_empty() => {
+                self.error(p.span(), format!("[rest.https] {key} is empty: name a PEM file"));
+                None
+            }
+            Some(p) => Some((self.dir.join(p.get_ref()), p.span())),
+            None => {
+                missing.push(example);
+                None
+            }
+        };
+        let cert = file("cert", &h.cert, "cert = \"PATH\" (PEM certificate chain)");
+        let key = file("key", &h.key, "key = \"PATH\" (PEM private key)");
+        if !missing.is_empty() {
+            self.error(raw.span(), format!("[rest.https] needs {}", missing.join(", ")));
+        }
+        let ((cert, cert_span), (key, key_span), listen) = (cert?, key?, listen?);
+        match crate::rest::tls_config(&cert, &key) {
+            Ok(_) => Some(Https { listen, cert, key }),
+            Err(e) => {
+                let span = match e {
+                    crate::rest::TlsProblem::Cert { .. } => cert_span,
+                    _ => key_span,
+                };
+                self.error(span, format!("[rest.https] {e}"));
+                None
             }
         }
     }
@@ -1764,6 +1841,86 @@ mod tests {
         assert_eq!(at, [(4, 1), (6, 17)], "{list:#?}");
         assert!(list[0].message.contains("needs role"), "{list:#?}");
         assert!(list[1].message.contains("midogw hash-password"), "{list:#?}");
+    }
+
+    /// A throwaway directory with a self-signed certificate, its key and another key.
+    struct TlsFiles(PathBuf);
+
+    impl TlsFiles {
+        fn new(tag: &str) -> TlsFiles {
+            let dir = std::env::temp_dir().join(format!("midogw-config-tls-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+            std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+            std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+            std::fs::write(dir.join("other.pem"), rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+            std::fs::write(dir.join("junk.pem"), "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+            std::fs::write(dir.join("empty.pem"), "no PEM here\n").unwrap();
+            TlsFiles(dir)
+        }
+        fn path(&self, name: &str) -> String {
+            self.0.join(name).display().to_string()
+        }
+        fn config(&self, cert: &str, key: &str) -> String {
+            let (cert, key) = (self.path(cert), self.path(key));
+            lines(&[
+                WORKERS,
+                "[rest.https]",
+                "listen = \"127.0.0.1:8443\"",
+                &format!("cert = \"{cert}\""),
+                &format!("key = \"{key}\""),
+            ])
+        }
+    }
+
+    impl Drop for TlsFiles {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn rest_https_values() {
+        let files = TlsFiles::new("ok");
+        let cfg = parse("t.toml", &files.config("cert.pem", "key.pem"), &facts()).expect("valid");
+        let https = cfg.rest.https.expect("[rest.https]");
+        assert_eq!(https.listen, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(https.cert, files.0.join("cert.pem"));
+        assert_eq!(https.key, files.0.join("key.pem"));
+        assert_eq!(parse("t.toml", WORKERS, &facts()).expect("valid").rest.https, None);
+        // Relative paths start at the config file's directory.
+        let text =
+            lines(&[WORKERS, "[rest.https]", "listen = \"[::1]:8443\"", "cert = \"cert.pem\"", "key = \"key.pem\""]);
+        let shown = files.0.join("midogw.toml").display().to_string();
+        let cfg = parse(&shown, &text, &facts()).expect("relative paths");
+        assert_eq!(cfg.rest.https.unwrap().key, files.0.join("key.pem"));
+    }
+
+    #[test]
+    fn rest_https_problems() {
+        let files = TlsFiles::new("bad");
+        // Lines: 1-2 [workers], 3 blank, 4 [rest.https], 5 listen, 6 cert, 7 key.
+        one(&files.config("missing.pem", "key.pem"), 6, 8, "cannot read it");
+        one(&files.config("junk.pem", "key.pem"), 6, 8, "bad PEM");
+        one(&files.config("empty.pem", "key.pem"), 6, 8, "no PEM CERTIFICATE");
+        one(&files.config("cert.pem", "missing.pem"), 7, 7, "cannot read it");
+        one(&files.config("cert.pem", "cert.pem"), 7, 7, "no usable PEM private key");
+        one(&files.config("cert.pem", "other.pem"), 7, 7, "the private key is not the certificate's");
+        one(&lines(&[WORKERS, "[rest.https]", "listen = \"127.0.0.1:8443\""]), 4, 1, "needs cert = \"PATH\"");
+        let bad_listen = files.config("cert.pem", "key.pem").replace("127.0.0.1:8443", "8443");
+        one(&bad_listen, 5, 10, "[rest.https] listen \"8443\" is not an ADDR:PORT");
+        one(&files.config("cert.pem", "key.pem").replace(&files.path("key.pem"), ""), 7, 7, "key is empty");
+        let same = lines(&[
+            WORKERS,
+            "[rest]",
+            "listen = \"127.0.0.1:8443\"",
+            "[rest.https]",
+            "listen = \"127.0.0.1:8443\"",
+            &format!("cert = \"{}\"", files.path("cert.pem")),
+            &format!("key = \"{}\"", files.path("key.pem")),
+        ]);
+        one(&same, 6, 1, "give HTTPS its own port");
     }
 
     #[test]

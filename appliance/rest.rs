@@ -1,14 +1,22 @@
 //! The control plane's REST API, served from the control thread: a dedicated std thread runs a
 //! current-thread tokio runtime (never a worker lcore), so the main lcore's stats and signal loop
 //! keep running untouched. The API works on the embedded store through `control::app`.
+//!
+//! With `[rest.https]` the same app is also served over TLS (rustls 0.23 on the `ring` provider,
+//! through axum-server) beside the plain listener; [`tls_config`] is also what `check-config` runs,
+//! so a missing file, bad PEM or a key that does not match the certificate is a config problem.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use control::rest::DEFAULT_TOKEN_TTL;
 use control::{Account, AuthProvider, DynStore, EmbeddedStore, LocalAuth, MockAuth, Role, Topology};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
 
 use crate::config::{self, Config};
@@ -35,6 +43,7 @@ impl RestServer {
 
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
+            .enable_time()
             .build()
             .context("cannot start the control plane's runtime")?;
         let listen = cfg.rest.listen;
@@ -42,22 +51,53 @@ impl RestServer {
             .block_on(tokio::net::TcpListener::bind(listen))
             .with_context(|| format!("cannot listen for REST on {listen} ([rest] listen)"))?;
         let addr = listener.local_addr().context("REST listener address")?;
-        let (stop, mut stopped) = watch::channel(false);
+        let https = match &cfg.rest.https {
+            None => None,
+            Some(h) => {
+                let tls = tls_config(&h.cert, &h.key).map_err(|e| anyhow::anyhow!("[rest.https]: {e}"))?;
+                let tls_listener = std::net::TcpListener::bind(h.listen)
+                    .with_context(|| format!("cannot listen for HTTPS on {} ([rest.https] listen)", h.listen))?;
+                tls_listener.set_nonblocking(true).context("HTTPS listener")?;
+                let tls_addr = tls_listener.local_addr().context("HTTPS listener address")?;
+                Some((tls_listener, tls_addr, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls))))
+            }
+        };
+        let (stop, stopped) = watch::channel(false);
         let app = control::app(Arc::clone(&topology), auth);
+        let tls_url = https.as_ref().map(|(_, a, _)| format!("https://{a}{}", control::rest::PREFIX));
         let thread = std::thread::Builder::new()
             .name("midogw-rest".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async move {
-                            let _ = stopped.wait_for(|s| *s).await;
-                        })
-                        .await
-                        .context("REST server failed")
+                    let mut plain_stop = stopped.clone();
+                    let plain = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
+                        let _ = plain_stop.wait_for(|s| *s).await;
+                    });
+                    let tls = async move {
+                        let Some((tls_listener, _, tls)) = https else { return Ok(()) };
+                        let handle = axum_server::Handle::new();
+                        let server = axum_server::from_tcp_rustls(tls_listener, tls)
+                            .context("HTTPS listener")?
+                            .handle(handle.clone())
+                            .serve(app.into_make_service());
+                        let mut tls_stop = stopped;
+                        let watcher = async move {
+                            let _ = tls_stop.wait_for(|s| *s).await;
+                            handle.graceful_shutdown(Some(Duration::from_secs(5)));
+                        };
+                        let (served, ()) = tokio::join!(server, watcher);
+                        served.context("HTTPS server failed")
+                    };
+                    let (plain, tls) = tokio::join!(plain, tls);
+                    plain.context("REST server failed")?;
+                    tls
                 })
             })
             .context("cannot start the REST thread")?;
         tracing::info!(url = %format!("http://{addr}{}", control::rest::PREFIX), store = %path.display(), "REST API listening");
+        if let Some(url) = tls_url {
+            tracing::info!(%url, "REST API listening over HTTPS");
+        }
         Ok(RestServer { topology, stop, thread: Some(thread), addr })
     }
 
@@ -117,4 +157,69 @@ fn auth_provider(auth: &config::Auth) -> Arc<dyn AuthProvider> {
             Arc::new(LocalAuth::new(accounts, DEFAULT_TOKEN_TTL))
         }
     }
+}
+
+/// Why `[rest.https]` cannot be served; the message names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsProblem {
+    /// The certificate file cannot be read or holds no PEM certificate.
+    #[error("cert {path}: {reason}")]
+    Cert {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key file cannot be read or holds no PEM private key.
+    #[error("key {path}: {reason}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The pair cannot be used together (most often: the key is not the certificate's).
+    #[error("key {key} does not go with cert {cert}: {reason}")]
+    Mismatch {
+        /// The certificate file.
+        cert: String,
+        /// The key file.
+        key: String,
+        /// What rustls says.
+        reason: String,
+    },
+}
+
+/// The rustls server configuration for a PEM certificate chain (leaf first) and a PEM private key
+/// (PKCS#8, PKCS#1 or SEC1), on the `ring` provider, HTTP/1.1 and HTTP/2 offered by ALPN.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsProblem> {
+    let cert_err = |reason: String| TlsProblem::Cert { path: cert.display().to_string(), reason };
+    let key_err = |reason: String| TlsProblem::Key { path: key.display().to_string(), reason };
+    let cert_pem = std::fs::read(cert).map_err(|e| cert_err(format!("cannot read it: {e}")))?;
+    let key_pem = std::fs::read(key).map_err(|e| key_err(format!("cannot read it: {e}")))?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| cert_err(format!("bad PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(cert_err("no PEM CERTIFICATE block in it".into()));
+    }
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+        key_err(format!("no usable PEM private key (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY) in it: {e}"))
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| key_err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(|e| TlsProblem::Mismatch {
+            cert: cert.display().to_string(),
+            key: key.display().to_string(),
+            reason: match e {
+                rustls::Error::InconsistentKeys(_) => "the private key is not the certificate's".to_string(),
+                other => other.to_string(),
+            },
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }

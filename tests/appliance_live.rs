@@ -290,7 +290,12 @@ fn a_new_box_registers_one_host_that_survives_restarts() {
             assert!(Instant::now() < deadline, "REST never came up");
             std::thread::sleep(Duration::from_millis(50));
         };
-        let hosts = host_ids(&api);
+        // The REST API comes up first; the Host is registered right after.
+        let mut hosts = host_ids(&api);
+        while hosts.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            hosts = host_ids(&api);
+        }
         assert_eq!(hosts.len(), 1, "one Host, registered at start: {hosts:?}");
         assert!(hosts[0].1, "alive while running: {hosts:?}");
         seen.push(hosts[0].0.clone());

@@ -1,7 +1,8 @@
 //! The REST API of the real `midogw run`, over plain HTTP on loopback: a box with no [[port]] serves
 //! the control plane on the embedded store; login with a local account hashed by
 //! `midogw hash-password`, the root resource, POST a router then GET its `Location`, SIGTERM,
-//! restart on the same store and find the router again. Plus the config problems of `[rest]`/`[store]`.
+//! restart on the same store and find the router again. Plus the config problems of `[rest]`/`[store]`,
+//! and `[rest.https]`: login over TLS with curl verifying a self-signed rcgen certificate.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -334,4 +335,96 @@ fn rest_runs_beside_the_data_plane() {
     assert_eq!(http(addr, "GET", "/midonet-api/", &[("X-Auth-Token", &key)], None).status, 200);
     let log = app.terminate();
     assert!(log.contains("cross-connect worker starting") && log.contains("REST API stopped"), "{log}");
+}
+
+/// `curl` with the given arguments; the test fails loudly when curl is missing (scripts/setup.sh
+/// installs it).
+fn curl(args: &[&str]) -> std::process::Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "10"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run curl ({e}): install it with scripts/setup.sh"))
+}
+
+/// A `curl -i` response: status, lower-case headers, body.
+fn parse_curl(out: &std::process::Output) -> Response {
+    assert!(out.status.success(), "curl failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()));
+    Response { status, headers: headers.collect(), body: body.to_string() }
+}
+
+#[test]
+fn https_login_with_a_client_that_verifies_the_certificate() {
+    let dir = TempDir::new("https");
+    let (addr, tls_addr) = (free_addr(), free_addr());
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = dir.write("cert.pem", &ck.cert.pem());
+    dir.write("key.pem", &ck.signing_key.serialize_pem());
+    dir.write("other-key.pem", &rcgen::KeyPair::generate().unwrap().serialize_pem());
+    let hash = hash_password("s3cret pass");
+    let text = format!(
+        "[workers]\ncores = [1]\n\n[rest]\nlisten = \"{addr}\"\n\n[rest.https]\nlisten = \"{tls_addr}\"\n\
+         cert = \"cert.pem\"\nkey = \"key.pem\"\n\n[store]\npath = \"store.redb\"\n\n\
+         [[auth.account]]\nuser = \"admin\"\npassword_hash = \"{hash}\"\ntenant = \"admin\"\nrole = \"admin\"\n"
+    );
+    let config = dir.write("midogw.toml", &text);
+    let check = Command::new(MIDOGW).args(["check-config", config.to_str().unwrap()]).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    let app = Appliance::start(&config, addr);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(tls_addr).is_err() {
+        assert!(Instant::now() < deadline, "HTTPS never came up on {tls_addr}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The certificate names localhost: resolve it to the listener and verify against the cert.
+    let port = tls_addr.port();
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let base = format!("https://localhost:{port}/midonet-api");
+    let cacert = cert.to_str().unwrap();
+    let login = curl(&[
+        "-i",
+        "--cacert",
+        cacert,
+        "--resolve",
+        &resolve,
+        "-u",
+        "admin:s3cret pass",
+        "-X",
+        "POST",
+        "-d",
+        "{}",
+        &format!("{base}/login"),
+    ]);
+    let login = parse_curl(&login);
+    assert_eq!(login.status, 200, "{}", login.body);
+    assert_eq!(login.header("content-type"), Some("application/vnd.org.midonet.Token-v1+json"));
+    let key = login.json()["key"].as_str().expect("token").to_string();
+    assert!(login.header("set-cookie").is_some_and(|c| c.starts_with(&format!("sessionId={key}"))));
+    let token = format!("X-Auth-Token: {key}");
+    let accept = "Accept: application/vnd.org.midonet.Application-v5+json";
+    let root = parse_curl(&curl(&["-i", "--cacert", cacert, "--resolve", &resolve, "-H", &token, "-H", accept, &base]));
+    assert_eq!(root.status, 200, "{}", root.body);
+    assert_eq!(root.json()["version"], "v5.0");
+    // The token works on the plain listener too: one API, two transports.
+    assert_eq!(http(addr, "GET", "/midonet-api/", &[("X-Auth-Token", &key)], None).status, 200);
+    // Without the certificate as trust anchor, verification fails (curl exit 60).
+    let untrusted = curl(&["--resolve", &resolve, &format!("{base}/login")]);
+    assert_eq!(untrusted.status.code(), Some(60), "{}", String::from_utf8_lossy(&untrusted.stderr));
+    let log = app.terminate();
+    assert!(log.contains("REST API listening over HTTPS"), "{log}");
+
+    // A key that is not the certificate's is a check-config problem at the key's line and column.
+    let bad = dir.write("bad.toml", &text.replace("key = \"key.pem\"", "key = \"other-key.pem\""));
+    let out = Command::new(MIDOGW).args(["check-config", bad.to_str().unwrap()]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+    let want = format!("{}:10:7: [rest.https] key ", bad.display());
+    assert!(report.contains(&want) && report.contains("the private key is not the certificate's"), "{report}");
 }

@@ -688,6 +688,10 @@ pub struct IpAddrGroup {
     /// Server-chosen (UUID v4) when absent.
     #[serde(default)]
     pub id: Uuid,
+    /// Owning tenant. Not in MidoNet's `IpAddrGroup.java`: added here so tenant tokens are scoped to
+    /// their groups like routers and chains (clients that never send it see `null`).
+    #[serde(default)]
+    pub tenant_id: Option<String>,
     /// Name.
     #[serde(default)]
     pub name: Option<String>,

@@ -72,6 +72,42 @@ pub const TUNNEL_ZONE_HOSTS: &[&str] = &[
     "application/vnd.org.midonet.collection.TunnelZoneHost-v1+json",
     "application/vnd.org.midonet.collection.GreTunnelZoneHost-v1+json",
 ];
+/// `Interface-v1`.
+pub const INTERFACE: &[&str] = &["application/vnd.org.midonet.Interface-v1+json"];
+/// `collection.Interface-v1`.
+pub const INTERFACES: &[&str] = &["application/vnd.org.midonet.collection.Interface-v1+json"];
+/// `HostInterfacePort-v1`.
+pub const HOST_INTERFACE_PORT: &[&str] = &["application/vnd.org.midonet.HostInterfacePort-v1+json"];
+/// `collection.HostInterfacePort-v1`.
+pub const HOST_INTERFACE_PORTS: &[&str] = &["application/vnd.org.midonet.collection.HostInterfacePort-v1+json"];
+/// `PortGroup-v1`.
+pub const PORT_GROUP: &[&str] = &["application/vnd.org.midonet.PortGroup-v1+json"];
+/// `collection.PortGroup-v1`.
+pub const PORT_GROUPS: &[&str] = &["application/vnd.org.midonet.collection.PortGroup-v1+json"];
+/// `PortGroupPort-v1`.
+pub const PORT_GROUP_PORT: &[&str] = &["application/vnd.org.midonet.PortGroupPort-v1+json"];
+/// `collection.PortGroupPort-v1`.
+pub const PORT_GROUP_PORTS: &[&str] = &["application/vnd.org.midonet.collection.PortGroupPort-v1+json"];
+/// `IpAddrGroup-v1`.
+pub const IP_ADDR_GROUP: &[&str] = &["application/vnd.org.midonet.IpAddrGroup-v1+json"];
+/// `collection.IpAddrGroup-v1`.
+pub const IP_ADDR_GROUPS: &[&str] = &["application/vnd.org.midonet.collection.IpAddrGroup-v1+json"];
+/// `IpAddrGroupAddr-v1`.
+pub const IP_ADDR_GROUP_ADDR: &[&str] = &["application/vnd.org.midonet.IpAddrGroupAddr-v1+json"];
+/// `collection.IpAddrGroupAddr-v1`.
+pub const IP_ADDR_GROUP_ADDRS: &[&str] = &["application/vnd.org.midonet.collection.IpAddrGroupAddr-v1+json"];
+/// `BgpPeer-v1`.
+pub const BGP_PEER: &[&str] = &["application/vnd.org.midonet.BgpPeer-v1+json"];
+/// `collection.BgpPeer-v1`.
+pub const BGP_PEERS: &[&str] = &["application/vnd.org.midonet.collection.BgpPeer-v1+json"];
+/// `BgpNetwork-v1`.
+pub const BGP_NETWORK: &[&str] = &["application/vnd.org.midonet.BgpNetwork-v1+json"];
+/// `collection.BgpNetwork-v1`.
+pub const BGP_NETWORKS: &[&str] = &["application/vnd.org.midonet.collection.BgpNetwork-v1+json"];
+/// `Tenant-v2`.
+pub const TENANT: &[&str] = &["application/vnd.org.midonet.Tenant-v2+json"];
+/// `collection.Tenant-v2`.
+pub const TENANTS: &[&str] = &["application/vnd.org.midonet.collection.Tenant-v2+json"];
 /// `SystemState-v2`.
 pub const SYSTEM_STATE: &[&str] = &["application/vnd.org.midonet.SystemState-v2+json"];
 

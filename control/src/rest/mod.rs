@@ -1,25 +1,38 @@
 //! The MidoNet v5 REST API on axum: `/midonet-api` with MidoNet's paths, vendor media types, JSON
 //! names, status codes, headers and `Error-v1` bodies (`../shared/reference/midonet-rest-api.md`).
 //!
-//! One module per resource exposes `router()`; [`app`] merges them, puts the `X-Auth-Token` check in
-//! front of everything but `POST /login`, and is what the appliance serves (and the tests call
-//! in-process). Topology calls are synchronous store transactions, so they run on tokio's blocking
+//! One module per resource exposes `routes()`, mostly `crud`'s generic handlers over the type's
+//! `Crud` impl; [`app`] merges them, puts the `X-Auth-Token` check in front of everything but
+//! `POST /login`, and is what the appliance serves (and the tests call in-process). Tenant scoping is
+//! in `crud`. Topology calls are synchronous store transactions, so they run on tokio's blocking
 //! pool.
 //!
+//! Resources: routers, bridges, ports (+ link, port groups), routes, chains, rules, hosts (+
+//! interfaces, port bindings), tunnel zones (+ members), port groups (+ ports), IP address groups
+//! (+ addresses, both path forms), BGP peers and networks (router-scoped collections, top-level
+//! items), tenants (read only) and system state. [`served_paths`] lists every path; a test holds
+//! `openapi.json` to it, method by method.
+//!
 //! Choices: `POST` answers 201 with `Location` *and* the created object (MidoNet sends no body;
-//! clients GET `Location` either way). Ids in paths that are not UUIDs are 404s.
+//! clients GET `Location` either way). Ids in paths that are not UUIDs are 404s. A tenant token
+//! gets 404 for another tenant's objects and 403 for claiming another tenant's `tenantId` or for
+//! admin-only writes (hosts, bindings, tunnel zones, system state); see `crud`.
 
 mod auth;
 mod bridges;
 mod chains;
+mod crud;
 mod error;
 mod hosts;
+mod ip_addr_groups;
 mod media;
 mod openapi;
+mod port_groups;
 mod ports;
 mod root;
 mod routers;
 mod system_state;
+mod tenants;
 mod tunnel_zones;
 
 #[cfg(test)]
@@ -70,22 +83,62 @@ async fn blocking<R: Send + 'static>(f: impl FnOnce() -> Result<R, ApiError> + S
 /// The whole API as an axum router: serve it with `axum::serve(listener, app(..))` on port 8181.
 pub fn app(topology: Arc<Topology<DynStore>>, auth: Arc<dyn AuthProvider>) -> axum::Router {
     let state = AppState { topology, auth };
-    let protected = axum::Router::new()
-        .merge(root::router())
-        .merge(routers::router())
-        .merge(bridges::router())
-        .merge(ports::router())
-        .merge(chains::router())
-        .merge(hosts::router())
-        .merge(tunnel_zones::router())
-        .merge(system_state::router())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let protected =
+        protected_routes().router.route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
     axum::Router::new()
         .merge(auth::router())
         .merge(openapi::router())
         .merge(protected)
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Every path behind the token check, with its handlers.
+fn protected_routes() -> Routes {
+    Routes::new()
+        .merge(root::routes())
+        .merge(routers::routes())
+        .merge(bridges::routes())
+        .merge(ports::routes())
+        .merge(chains::routes())
+        .merge(hosts::routes())
+        .merge(tunnel_zones::routes())
+        .merge(port_groups::routes())
+        .merge(ip_addr_groups::routes())
+        .merge(tenants::routes())
+        .merge(system_state::routes())
+}
+
+/// Every path [`app`] serves, relative to [`PREFIX`] (`/routers/{id}`), in axum's syntax, which is
+/// also OpenAPI's.
+pub fn served_paths() -> Vec<String> {
+    let mut paths = vec!["/login".to_string(), "/openapi.json".to_string()];
+    paths.extend(protected_routes().paths);
+    paths
+}
+
+/// An axum router that remembers its paths (for [`served_paths`]); paths are relative to [`PREFIX`].
+pub(crate) struct Routes {
+    router: axum::Router<AppState>,
+    paths: Vec<String>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes { router: axum::Router::new(), paths: Vec::new() }
+    }
+
+    fn route(mut self, path: &str, handlers: axum::routing::MethodRouter<AppState>) -> Routes {
+        self.router = self.router.route(&format!("{PREFIX}{path}"), handlers);
+        self.paths.push(path.to_string());
+        self
+    }
+
+    fn merge(mut self, other: Routes) -> Routes {
+        self.router = self.router.merge(other.router);
+        self.paths.extend(other.paths);
+        self
+    }
 }
 
 /// [`app`] over a store of any kind, for callers that do not share the [`Topology`].

@@ -1,109 +1,106 @@
-//! Ports (`Port-v3`): `/routers/{id}/ports`, `/bridges/{id}/ports`, `/ports`, `/ports/{id}` and
-//! `/ports/{id}/link` (`PortLink-v1`).
+//! Ports (`Port-v3`): `/routers/{id}/ports`, `/bridges/{id}/ports`, their `peer_ports` (the ports
+//! linked to the device's ports), `/ports`, `/ports/{id}`,
+//! `/ports/{id}/link` (`PortLink-v1`) and `/ports/{id}/port_groups` (`PortGroupPort-v1`). A port
+//! belongs to its device's tenant.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
+use axum::Extension;
 use serde_json::Value;
+use uuid::Uuid;
 
-use super::media::{self, PORT, PORTS, PORT_LINK};
-use super::{parse_id, ApiError, AppState, Base, PREFIX};
-use crate::model::{Port, PortLink};
+use super::auth::Session;
+use super::crud::{self, check_write, device_scope, Crud, Scope, Topo};
+use super::media::{self, PORT, PORTS, PORT_GROUP_PORTS, PORT_LINK};
+use super::port_groups::membership_dto;
+use super::{parse_id, ApiError, AppState, Base, Routes};
+use crate::model::{Port, PortGroup, PortLink};
+use crate::topology::TopologyError;
+
+type TResult<T> = Result<T, TopologyError>;
 
 /// Port paths.
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route(&format!("{PREFIX}/routers/{{id}}/ports"), get(list_device).post(create))
-        .route(&format!("{PREFIX}/bridges/{{id}}/ports"), get(list_device).post(create))
-        .route(&format!("{PREFIX}/ports"), get(list))
-        .route(&format!("{PREFIX}/ports/{{id}}"), get(read).put(update).delete(remove))
-        .route(&format!("{PREFIX}/ports/{{id}}/link"), post(link).delete(unlink))
+pub fn routes() -> Routes {
+    Routes::new()
+        .route("/routers/{id}/ports", crud::children::<Port>())
+        .route("/bridges/{id}/ports", crud::children::<Port>())
+        .route("/routers/{id}/peer_ports", get(peer_ports))
+        .route("/bridges/{id}/peer_ports", get(peer_ports))
+        .route("/ports", crud::collection_get::<Port>())
+        .route("/ports/{id}", crud::item_put::<Port>())
+        .route("/ports/{id}/link", post(link).delete(unlink))
+        .route("/ports/{id}/port_groups", get(port_groups))
 }
 
-fn dto(base: &Base, p: &Port) -> Value {
-    let me = base.item("ports", p.id);
-    let device = if p.port_type.is_router() { "routers" } else { "bridges" };
-    let host_interface_port = p.host_id.map(|h| format!("{}/ports/{}", base.item("hosts", h), p.id));
-    media::dto(
-        p,
-        me.clone(),
-        &[],
+impl Crud for Port {
+    const NAME: &'static str = "Port";
+    const SEGMENT: &'static str = "ports";
+    const MEDIA: &'static [&'static str] = PORT;
+    const LIST_MEDIA: &'static [&'static str] = PORTS;
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn set_id(&mut self, id: Uuid) {
+        self.id = id;
+    }
+    fn links(&self, base: &Base) -> Vec<(&'static str, Option<String>)> {
+        let me = base.item("ports", self.id);
+        let device = if self.port_type.is_router() { "routers" } else { "bridges" };
+        let host_interface_port = self.host_id.map(|h| format!("{}/ports/{}", base.item("hosts", h), self.id));
         vec![
-            ("device", base.opt(device, p.device_id)),
-            ("host", base.opt("hosts", p.host_id)),
-            ("peer", base.opt("ports", p.peer_id)),
+            ("device", base.opt(device, self.device_id)),
+            ("host", base.opt("hosts", self.host_id)),
+            ("peer", base.opt("ports", self.peer_id)),
             ("link", Some(format!("{me}/link"))),
             ("portGroups", Some(format!("{me}/port_groups"))),
             ("hostInterfacePort", host_interface_port),
-            ("inboundFilter", base.opt("chains", p.inbound_filter_id)),
-            ("outboundFilter", base.opt("chains", p.outbound_filter_id)),
-        ],
-    )
+            ("inboundFilter", base.opt("chains", self.inbound_filter_id)),
+            ("outboundFilter", base.opt("chains", self.outbound_filter_id)),
+        ]
+    }
+    fn scope(&self, t: &Topo) -> TResult<Scope> {
+        device_scope(t, self.device_id)
+    }
+    fn parent_scope(t: &Topo, parent: Uuid) -> TResult<Scope> {
+        device_scope(t, Some(parent))
+    }
+    fn list(t: &Topo, parent: Option<Uuid>) -> TResult<Vec<Self>> {
+        match parent {
+            Some(device) => t.device_ports(device),
+            None => t.list(),
+        }
+    }
+    fn create(t: &Topo, parent: Option<Uuid>, v: Self) -> TResult<Self> {
+        t.create_port(parent.unwrap_or_default(), v)
+    }
+    fn update(t: &Topo, v: Self) -> TResult<Self> {
+        t.update_port(v)
+    }
+    fn delete(t: &Topo, id: Uuid) -> TResult<()> {
+        t.delete_port(id)
+    }
 }
 
-async fn list_device(
-    State(st): State<AppState>,
-    base: Base,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = parse_id("Device", &id)?;
-    let ports = st.run(move |t| t.device_ports(id)).await?;
-    Ok(media::ok(media::negotiate(&headers, PORTS), Value::Array(ports.iter().map(|p| dto(&base, p)).collect())))
-}
-
-async fn list(State(st): State<AppState>, base: Base, headers: HeaderMap) -> Result<Response, ApiError> {
-    let ports = st.run(|t| t.list::<Port>()).await?;
-    Ok(media::ok(media::negotiate(&headers, PORTS), Value::Array(ports.iter().map(|p| dto(&base, p)).collect())))
-}
-
-async fn create(
-    State(st): State<AppState>,
-    base: Base,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    let device = parse_id("Device", &id)?;
-    let p: Port = media::body(&headers, &bytes, PORT)?;
-    let p = st.run(move |t| t.create_port(device, p)).await?;
-    Ok(media::created(&base.item("ports", p.id), media::negotiate(&headers, PORT), dto(&base, &p)))
-}
-
-async fn read(
-    State(st): State<AppState>,
-    base: Base,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = parse_id("Port", &id)?;
-    let p = st.run(move |t| t.get::<Port>(&id.to_string())).await?;
-    Ok(media::ok(media::negotiate(&headers, PORT), dto(&base, &p)))
-}
-
-async fn update(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    let id = parse_id("Port", &id)?;
-    let mut p: Port = media::body(&headers, &bytes, PORT)?;
-    p.id = id;
-    st.run(move |t| t.update_port(p)).await?;
-    Ok(media::no_content())
-}
-
-async fn remove(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = parse_id("Port", &id)?;
-    st.run(move |t| t.delete_port(id)).await?;
-    Ok(media::no_content())
+/// The port, checked writable by `session`.
+async fn writable_port(st: &AppState, session: &Session, id: Uuid) -> Result<Port, ApiError> {
+    let (port, scope) = st
+        .run(move |t| {
+            let p: Port = t.get(&id.to_string())?;
+            let scope = p.scope(t)?;
+            Ok((p, scope))
+        })
+        .await?;
+    check_write(session, &scope, || format!("Port {id}"))?;
+    Ok(port)
 }
 
 async fn link(
     State(st): State<AppState>,
+    Extension(session): Extension<Session>,
     base: Base,
     headers: HeaderMap,
     Path(id): Path<String>,
@@ -112,6 +109,12 @@ async fn link(
     let id = parse_id("Port", &id)?;
     let body: PortLink = media::body(&headers, &bytes, PORT_LINK)?;
     let peer = body.peer_id;
+    writable_port(&st, &session, id).await?;
+    // The peer must be the caller's too; a peer it cannot see is a missing reference.
+    let peer_scope = st.run(move |t| crud::find::<Port>(t, peer)?.map(|p| p.scope(t)).transpose()).await?;
+    if let Some(scope) = peer_scope {
+        check_write(&session, &scope, || format!("peerId: Port {peer}"))?;
+    }
     st.run(move |t| t.link_ports(id, peer)).await?;
     let me = base.item("ports", id);
     let value = serde_json::json!({
@@ -120,8 +123,64 @@ async fn link(
     Ok(media::created(&format!("{me}/link"), media::negotiate(&headers, PORT_LINK), value))
 }
 
-async fn unlink(State(st): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn unlink(
+    State(st): State<AppState>,
+    Extension(session): Extension<Session>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let id = parse_id("Port", &id)?;
+    writable_port(&st, &session, id).await?;
     st.run(move |t| t.unlink_port(id)).await?;
     Ok(media::no_content())
+}
+
+/// `GET /ports/{id}/port_groups`: the port's memberships.
+async fn port_groups(
+    State(st): State<AppState>,
+    Extension(session): Extension<Session>,
+    base: Base,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id("Port", &id)?;
+    let (scope, groups) = st
+        .run(move |t| {
+            let p: Port = t.get(&id.to_string())?;
+            let groups: Vec<PortGroup> =
+                t.list::<PortGroup>()?.into_iter().filter(|g| g.port_ids.contains(&id)).collect();
+            Ok((p.scope(t)?, groups))
+        })
+        .await?;
+    crud::check_read(&session, &scope, || format!("Port {id}"))?;
+    let items = groups.iter().map(|g| membership_dto(&base, g.id, id)).collect();
+    Ok(media::ok(media::negotiate(&headers, PORT_GROUP_PORTS), Value::Array(items)))
+}
+
+/// `GET /routers/{id}/peer_ports` and `/bridges/{id}/peer_ports`: the ports the device's ports are
+/// linked to, those the session may see.
+async fn peer_ports(
+    State(st): State<AppState>,
+    Extension(session): Extension<Session>,
+    base: Base,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id("Device", &id)?;
+    let (scope, peers) = st
+        .run(move |t| {
+            let peers = t.device_peer_ports(id)?;
+            let mut scoped = Vec::with_capacity(peers.len());
+            for p in peers {
+                scoped.push((p.scope(t)?, p));
+            }
+            Ok((device_scope(t, Some(id))?, scoped))
+        })
+        .await?;
+    crud::check_read(&session, &scope, || format!("Device {id}"))?;
+    let items = peers
+        .iter()
+        .filter(|(scope, _)| crud::check_read(&session, scope, String::new).is_ok())
+        .map(|(_, p)| crud::dto(&base, p))
+        .collect();
+    Ok(media::ok(media::negotiate(&headers, PORTS), Value::Array(items)))
 }

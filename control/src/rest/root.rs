@@ -6,7 +6,7 @@ use axum::routing::get;
 use serde_json::{Map, Value};
 
 use super::media::{self, APPLICATION};
-use super::{AppState, Base, PREFIX};
+use super::{Base, Routes};
 
 /// (collection key, template key, path segment), as in `Application.java`.
 const RESOURCES: &[(Option<&str>, Option<&str>, &str)] = &[
@@ -26,9 +26,9 @@ const RESOURCES: &[(Option<&str>, Option<&str>, &str)] = &[
     (Some("systemState"), None, "system_state"),
 ];
 
-/// The root resource.
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new().route(PREFIX, get(root)).route(&format!("{PREFIX}/"), get(root))
+/// The root resource (with and without the trailing slash).
+pub fn routes() -> Routes {
+    Routes::new().route("", get(root)).route("/", get(root))
 }
 
 async fn root(base: Base, headers: HeaderMap) -> Response {

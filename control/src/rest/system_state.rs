@@ -10,12 +10,12 @@ use axum::Extension;
 
 use super::auth::{admin_only, Session};
 use super::media::{self, SYSTEM_STATE};
-use super::{ApiError, AppState, Base, PREFIX};
+use super::{ApiError, AppState, Base, Routes};
 use crate::model::SystemState;
 
 /// System-state path.
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new().route(&format!("{PREFIX}/system_state"), get(read).put(update))
+pub fn routes() -> Routes {
+    Routes::new().route("/system_state", get(read).put(update))
 }
 
 async fn read(State(st): State<AppState>, base: Base, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -21,10 +21,11 @@ fn hashes() -> &'static (String, String) {
     H.get_or_init(|| (LocalAuth::hash_password("secret").unwrap(), LocalAuth::hash_password("pw").unwrap()))
 }
 
+#[derive(Clone)]
 struct Api {
     app: axum::Router,
     token: String,
-    _dir: tempfile::TempDir,
+    _dir: Arc<tempfile::TempDir>,
 }
 
 struct Resp {
@@ -37,7 +38,8 @@ fn accounts() -> Vec<Account> {
     let (admin, tenant) = hashes().clone();
     vec![
         Account { user: "admin".into(), password_hash: admin, tenant_id: "admin".into(), role: Role::Admin },
-        Account { user: "alice".into(), password_hash: tenant, tenant_id: "t1".into(), role: Role::Tenant },
+        Account { user: "alice".into(), password_hash: tenant.clone(), tenant_id: "t1".into(), role: Role::Tenant },
+        Account { user: "bob".into(), password_hash: tenant, tenant_id: "t2".into(), role: Role::Tenant },
     ]
 }
 
@@ -54,7 +56,7 @@ impl Api {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path().join("db")).unwrap();
         let app = app_with_store(store, Arc::new(LocalAuth::new(accounts(), ttl)));
-        let mut api = Api { app, token: String::new(), _dir: dir };
+        let mut api = Api { app, token: String::new(), _dir: Arc::new(dir) };
         api.token = api.login("admin", "secret").await;
         api
     }
@@ -107,6 +109,13 @@ impl Api {
         assert_eq!(got.headers[header::CONTENT_TYPE], media);
         assert_eq!(got.json["uri"], location);
         got.json
+    }
+
+    /// The same app with `user`'s token.
+    async fn as_user(&self, user: &str, pass: &str) -> Api {
+        let mut api = self.clone();
+        api.token = self.login(user, pass).await;
+        api
     }
 
     async fn root(&self) -> Value {
@@ -344,3 +353,6 @@ async fn openapi_document_is_valid_json_and_covers_paths() {
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json, doc);
 }
+
+mod resources;
+mod scoping;

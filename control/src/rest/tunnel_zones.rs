@@ -1,6 +1,6 @@
 //! Tunnel zones (`TunnelZone-v1`) and their members (`TunnelZoneHost-v1`): `/tunnel_zones`,
-//! `/tunnel_zones/{id}`, `/tunnel_zones/{id}/hosts`, `/tunnel_zones/{id}/hosts/{hostId}`. Writes are
-//! admin-only.
+//! `/tunnel_zones/{id}`, `/tunnel_zones/{id}/hosts`, `/tunnel_zones/{id}/hosts/{hostId}`. Tunnel zones
+//! are shared infrastructure: every token reads them, writes are admin-only.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -9,27 +9,58 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Extension;
 use serde_json::Value;
+use uuid::Uuid;
 
 use super::auth::{admin_only, Session};
+use super::crud::{self, Crud, Scope, Topo};
 use super::media::{self, TUNNEL_ZONE, TUNNEL_ZONES, TUNNEL_ZONE_HOST, TUNNEL_ZONE_HOSTS};
-use super::{parse_id, ApiError, AppState, Base, PREFIX};
+use super::{parse_id, ApiError, AppState, Base, Routes};
 use crate::model::{TunnelZone, TunnelZoneHost};
+use crate::topology::TopologyError;
 
 /// Tunnel-zone paths.
-pub fn router() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route(&format!("{PREFIX}/tunnel_zones"), get(list).post(create))
-        .route(&format!("{PREFIX}/tunnel_zones/{{id}}"), get(read).put(update).delete(remove))
-        .route(&format!("{PREFIX}/tunnel_zones/{{id}}/hosts"), get(list_hosts).post(add_host))
-        .route(&format!("{PREFIX}/tunnel_zones/{{id}}/hosts/{{host}}"), get(read_host).delete(remove_host))
+pub fn routes() -> Routes {
+    Routes::new()
+        .route("/tunnel_zones", crud::collection::<TunnelZone>())
+        .route("/tunnel_zones/{id}", crud::item_put::<TunnelZone>())
+        .route("/tunnel_zones/{id}/hosts", get(list_hosts).post(add_host))
+        .route("/tunnel_zones/{id}/hosts/{hostId}", get(read_host).delete(remove_host))
 }
 
-fn dto(base: &Base, tz: &TunnelZone) -> Value {
-    let me = base.item("tunnel_zones", tz.id);
-    media::dto(tz, me.clone(), &["members"], vec![("hosts", Some(format!("{me}/hosts")))])
+impl Crud for TunnelZone {
+    const NAME: &'static str = "TunnelZone";
+    const SEGMENT: &'static str = "tunnel_zones";
+    const MEDIA: &'static [&'static str] = TUNNEL_ZONE;
+    const LIST_MEDIA: &'static [&'static str] = TUNNEL_ZONES;
+    const HIDDEN: &'static [&'static str] = &["members"];
+
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn set_id(&mut self, id: Uuid) {
+        self.id = id;
+    }
+    fn links(&self, base: &Base) -> Vec<(&'static str, Option<String>)> {
+        vec![("hosts", Some(format!("{}/hosts", base.item("tunnel_zones", self.id))))]
+    }
+    fn scope(&self, _t: &Topo) -> Result<Scope, TopologyError> {
+        Ok(Scope::Shared)
+    }
+    fn list(t: &Topo, _parent: Option<Uuid>) -> Result<Vec<Self>, TopologyError> {
+        t.list()
+    }
+    fn create(t: &Topo, _parent: Option<Uuid>, v: Self) -> Result<Self, TopologyError> {
+        t.create_tunnel_zone(v)
+    }
+    fn update(t: &Topo, v: Self) -> Result<Self, TopologyError> {
+        t.update_tunnel_zone(v)
+    }
+    fn delete(t: &Topo, id: Uuid) -> Result<(), TopologyError> {
+        t.delete_tunnel_zone(id)
+    }
 }
 
-fn member_dto(base: &Base, zone: uuid::Uuid, m: &TunnelZoneHost) -> Value {
+fn member_dto(base: &Base, zone: Uuid, m: &TunnelZoneHost) -> Value {
     let mut m = m.clone();
     m.tunnel_zone_id = Some(zone);
     let uri = format!("{}/hosts/{}", base.item("tunnel_zones", zone), m.host_id);
@@ -39,61 +70,6 @@ fn member_dto(base: &Base, zone: uuid::Uuid, m: &TunnelZoneHost) -> Value {
         &[],
         vec![("host", Some(base.item("hosts", m.host_id))), ("tunnelZone", Some(base.item("tunnel_zones", zone)))],
     )
-}
-
-async fn list(State(st): State<AppState>, base: Base, headers: HeaderMap) -> Result<Response, ApiError> {
-    let all = st.run(|t| t.list::<TunnelZone>()).await?;
-    Ok(media::ok(media::negotiate(&headers, TUNNEL_ZONES), Value::Array(all.iter().map(|z| dto(&base, z)).collect())))
-}
-
-async fn read(
-    State(st): State<AppState>,
-    base: Base,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = parse_id("TunnelZone", &id)?;
-    let tz = st.run(move |t| t.get::<TunnelZone>(&id.to_string())).await?;
-    Ok(media::ok(media::negotiate(&headers, TUNNEL_ZONE), dto(&base, &tz)))
-}
-
-async fn create(
-    State(st): State<AppState>,
-    Extension(session): Extension<Session>,
-    base: Base,
-    headers: HeaderMap,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    admin_only(&session)?;
-    let tz: TunnelZone = media::body(&headers, &bytes, TUNNEL_ZONE)?;
-    let tz = st.run(move |t| t.create_tunnel_zone(tz)).await?;
-    Ok(media::created(&base.item("tunnel_zones", tz.id), media::negotiate(&headers, TUNNEL_ZONE), dto(&base, &tz)))
-}
-
-async fn update(
-    State(st): State<AppState>,
-    Extension(session): Extension<Session>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Result<Response, ApiError> {
-    admin_only(&session)?;
-    let id = parse_id("TunnelZone", &id)?;
-    let mut tz: TunnelZone = media::body(&headers, &bytes, TUNNEL_ZONE)?;
-    tz.id = id;
-    st.run(move |t| t.update_tunnel_zone(tz)).await?;
-    Ok(media::no_content())
-}
-
-async fn remove(
-    State(st): State<AppState>,
-    Extension(session): Extension<Session>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    admin_only(&session)?;
-    let id = parse_id("TunnelZone", &id)?;
-    st.run(move |t| t.delete_tunnel_zone(id)).await?;
-    Ok(media::no_content())
 }
 
 async fn list_hosts(

@@ -155,6 +155,14 @@ pub enum TopologyError {
         /// Interface name.
         interface: String,
     },
+    /// The port is bound on another host; unbind it there first (409).
+    #[error("port {port} is bound on host {host}; unbind it there first")]
+    BoundElsewhere {
+        /// Port.
+        port: Uuid,
+        /// The host it is bound on.
+        host: Uuid,
+    },
     /// The port is not bound to that host (404).
     #[error("port {port} is not bound to host {host}")]
     NotBound {
@@ -264,6 +272,7 @@ impl TopologyError {
             | PortBound(_)
             | PortLinked(_)
             | InterfaceInUse { .. }
+            | BoundElsewhere { .. }
             | HostAlive(_)
             | HostHasBindings(_)
             | AlreadyMember { .. }

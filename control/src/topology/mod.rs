@@ -94,11 +94,36 @@ impl<S: Store> Topology<S> {
         Ok(tx.list::<Port>()?.into_iter().filter(|p| p.device_id == Some(device)).collect())
     }
 
+    /// The ports linked to the ports of a router or bridge (`peer_ports`).
+    pub fn device_peer_ports(&self, device: Uuid) -> Result<Vec<Port>> {
+        let mut out = Vec::new();
+        for port in self.device_ports(device)? {
+            if let Some(peer) = port.peer_id {
+                out.push(self.get::<Port>(&peer.to_string())?);
+            }
+        }
+        Ok(out)
+    }
+
     /// The routes of a router.
     pub fn router_routes(&self, router: Uuid) -> Result<Vec<Route>> {
         let mut tx = Tx::begin(&self.store)?;
         tx.need::<Router>(&router.to_string())?;
         Ok(tx.list::<Route>()?.into_iter().filter(|r| r.router_id == Some(router)).collect())
+    }
+
+    /// The BGP peers of a router.
+    pub fn router_bgp_peers(&self, router: Uuid) -> Result<Vec<BgpPeer>> {
+        let mut tx = Tx::begin(&self.store)?;
+        tx.need::<Router>(&router.to_string())?;
+        Ok(tx.list::<BgpPeer>()?.into_iter().filter(|p| p.router_id == Some(router)).collect())
+    }
+
+    /// The BGP networks of a router.
+    pub fn router_bgp_networks(&self, router: Uuid) -> Result<Vec<BgpNetwork>> {
+        let mut tx = Tx::begin(&self.store)?;
+        tx.need::<Router>(&router.to_string())?;
+        Ok(tx.list::<BgpNetwork>()?.into_iter().filter(|n| n.router_id == Some(router)).collect())
     }
 
     /// One rule, with `position` set to its current index + 1.
@@ -610,13 +635,21 @@ impl<S: Store> Topology<S> {
         })
     }
 
-    /// Replace a host's fields (the host itself updates interfaces, addresses and `alive`).
+    /// Update what the REST API may change on a host (`PUT hosts/{id}`): `floodingProxyWeight` and
+    /// the container fields. Name, addresses, interfaces and `alive` are the host's own (it reports
+    /// them) and keep their stored values whatever the body says.
     pub fn update_host(&self, host: Host) -> Result<Host> {
-        check_name(&host.name)?;
         self.write(|tx| {
-            tx.need::<Host>(&host.key())?;
-            tx.put(&host)?;
-            Ok(host.clone())
+            let old: Host = tx.need(&host.key())?;
+            let new = Host {
+                flooding_proxy_weight: host.flooding_proxy_weight,
+                container_weight: host.container_weight,
+                container_limit: host.container_limit,
+                enforce_container_limit: host.enforce_container_limit,
+                ..old
+            };
+            tx.put(&new)?;
+            Ok(new)
         })
     }
 
@@ -1197,6 +1230,9 @@ fn bind_in<S: Store>(tx: &mut Tx<'_, S>, host: Uuid, port: Uuid, interface: &str
     let mut p: Port = tx.need(&port.to_string())?;
     if p.peer_id.is_some() {
         return Err(TopologyError::PortLinked(port));
+    }
+    if let Some(other) = p.host_id.filter(|h| *h != host) {
+        return Err(TopologyError::BoundElsewhere { port, host: other });
     }
     let taken = tx
         .list::<Port>()?

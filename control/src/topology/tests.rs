@@ -301,6 +301,40 @@ fn bindings() {
     upd.interface_name = Some("dpdk1".into());
     let got = t.update_port(upd).unwrap();
     assert_eq!(got.interface_name.as_deref(), Some("dpdk1"));
+    // Bound on one host: binding on another is refused until it is unbound; rebinding to another
+    // interface of the same host is allowed.
+    let h2 = host(&t, false);
+    let refusal = refused(&t, 409, || t.bind_port(h2, q.id, "eth0"));
+    assert!(matches!(refusal, TopologyError::BoundElsewhere { host, .. } if host == h), "{refusal:?}");
+    assert_eq!(t.get::<Port>(&q.key()).unwrap().host_id, Some(h));
+    t.bind_port(h, q.id, "dpdk2").unwrap();
+    t.unbind_port(h, q.id).unwrap();
+    t.bind_port(h2, q.id, "eth0").unwrap();
+    assert_eq!(t.get::<Port>(&q.key()).unwrap().host_id, Some(h2));
+}
+
+#[test]
+fn host_update_changes_only_what_the_api_may() {
+    let t = topo();
+    let id = t
+        .create_host(from(json!({"name": "gw", "alive": true, "addresses": ["192.0.2.1"],
+            "hostInterfaces": [{"name": "dpdk0"}]})))
+        .unwrap()
+        .id;
+    let body: Host = from(json!({"id": id, "name": "other", "alive": false, "floodingProxyWeight": 3,
+        "containerLimit": 2, "enforceContainerLimit": true}));
+    let got = t.update_host(body).unwrap();
+    assert_eq!(got, t.get::<Host>(&id.to_string()).unwrap());
+    assert_eq!(
+        (got.name.as_deref(), got.alive, got.addresses.len(), got.host_interfaces.len()),
+        (Some("gw"), true, 1, 1)
+    );
+    assert_eq!(
+        (got.flooding_proxy_weight, got.container_limit, got.enforce_container_limit),
+        (Some(3), Some(2), Some(true))
+    );
+    let missing: Host = from(json!({"id": Uuid::new_v4()}));
+    assert!(matches!(refused(&t, 404, || t.update_host(missing)), TopologyError::NotFound { .. }));
 }
 
 #[test]
