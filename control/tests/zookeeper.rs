@@ -315,3 +315,27 @@ fn outage_fails_fast_then_recovers_with_a_new_session() {
     let next = store.commit(Some(version), &[create(Kind::Router, "after-outage")]).unwrap();
     assert_eq!(next, version + 1);
 }
+
+#[test]
+fn short_outage_resumes_the_same_session() {
+    let mut server = ZkServer::start();
+    let store = ZookeeperStore::connect(ZookeeperConfig {
+        session_timeout: Duration::from_secs(8),
+        ..server.config("")
+    })
+    .unwrap();
+    store.commit(None, &[create(Kind::Router, "r")]).unwrap();
+    store.set_alive("gw-1").unwrap();
+    let session = store.session_id().unwrap();
+    let mut rx = store.subscribe();
+    rx.borrow_and_update();
+
+    // Back well within the session timeout: the server restores the session from its log.
+    server.stop();
+    server.launch();
+    wait_changed(&mut rx, Duration::from_secs(8)); // a reconnect asks subscribers to resync
+    wait_until(Duration::from_secs(2), "the session to be usable", || store.session_id().is_some());
+    assert_eq!(store.session_id().unwrap(), session, "the same session resumed");
+    assert!(store.alive("gw-1").unwrap());
+    assert_eq!(store.commit(Some(1), &[create(Kind::Router, "s")]).unwrap(), 2);
+}
