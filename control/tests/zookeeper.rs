@@ -319,11 +319,9 @@ fn outage_fails_fast_then_recovers_with_a_new_session() {
 #[test]
 fn short_outage_resumes_the_same_session() {
     let mut server = ZkServer::start();
-    let store = ZookeeperStore::connect(ZookeeperConfig {
-        session_timeout: Duration::from_secs(8),
-        ..server.config("")
-    })
-    .unwrap();
+    let store =
+        ZookeeperStore::connect(ZookeeperConfig { session_timeout: Duration::from_secs(8), ..server.config("") })
+            .unwrap();
     store.commit(None, &[create(Kind::Router, "r")]).unwrap();
     store.set_alive("gw-1").unwrap();
     let session = store.session_id().unwrap();
@@ -338,4 +336,52 @@ fn short_outage_resumes_the_same_session() {
     assert_eq!(store.session_id().unwrap(), session, "the same session resumed");
     assert!(store.alive("gw-1").unwrap());
     assert_eq!(store.commit(Some(1), &[create(Kind::Router, "s")]).unwrap(), 2);
+}
+
+/// Two gateways' topology services on one ZooKeeper: racing port creations on one bridge both land
+/// (the loser re-runs on fresh data) and never share a tunnel key.
+#[test]
+fn two_topology_services_share_one_model() {
+    let server = ZkServer::start();
+    let gateways: Vec<_> = (0..2).map(|_| Arc::new(control::Topology::new(server.store("")))).collect();
+    let bridge: control::Bridge = serde_json::from_str("{}").unwrap();
+    let bridge = gateways[0].create_bridge(bridge).unwrap();
+    assert_eq!(gateways[1].get::<control::Bridge>(&bridge.id.to_string()).unwrap().id, bridge.id);
+
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = gateways
+        .iter()
+        .map(|topology| {
+            let (topology, barrier) = (Arc::clone(topology), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..5)
+                    .map(|_| {
+                        let port: control::Port = serde_json::from_str(r#"{"type": "Bridge"}"#).unwrap();
+                        topology.create_port(bridge.id, port).unwrap().tunnel_key.unwrap()
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut keys: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 10, "ten ports, ten distinct tunnel keys: {keys:?}");
+    assert_eq!(gateways[1].device_ports(bridge.id).unwrap().len(), 10);
+}
+
+/// Ids ZooKeeper cannot hold in a path (control characters) are refused as invalid ids, and refused
+/// before anything is written.
+#[test]
+fn ids_zookeeper_cannot_name_are_invalid() {
+    let server = ZkServer::start();
+    let store = server.store("");
+    for bad in ["nul\u{0}id", "ctl\u{1}id", "\u{fff0}"] {
+        let err = store.commit(None, &[create(Kind::Router, "fine"), create(Kind::Router, bad)]).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidId(_)), "{bad:?}: {err:?}");
+        assert!(matches!(store.get(Kind::Router, bad), Err(StoreError::InvalidId(_))), "{bad:?}");
+    }
+    assert_eq!(store.version().unwrap(), 0);
+    assert!(store.list(Kind::Router).unwrap().is_empty());
 }
