@@ -385,3 +385,17 @@ fn ids_zookeeper_cannot_name_are_invalid() {
     assert_eq!(store.version().unwrap(), 0);
     assert!(store.list(Kind::Router).unwrap().is_empty());
 }
+
+/// A long feed comes back whole and in order across several multi-reads.
+#[test]
+fn long_change_feed_reads_back_in_order() {
+    let server = ZkServer::start();
+    let store = server.store("");
+    for n in 0..300 {
+        store.commit(None, &[create(Kind::Route, &format!("route{n:03}"))]).unwrap();
+    }
+    let feed = store.changes_since(17).unwrap();
+    assert_eq!(feed.iter().map(|c| c.version).collect::<Vec<_>>(), (18..=300).collect::<Vec<_>>());
+    assert!(feed.iter().all(|c| c.changes[0].id == format!("route{:03}", c.version - 1)));
+    assert_eq!(store.list(Kind::Route).unwrap().len(), 300);
+}

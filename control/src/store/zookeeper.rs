@@ -459,16 +459,20 @@ async fn supervise(shared: &Shared, mut shutdown: watch::Receiver<bool>) {
                 continue;
             }
         };
-        backoff = BACKOFF_MIN;
         match tokio::time::timeout(config.operation_timeout, prepare_session(shared, &client)).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => backoff = BACKOFF_MIN,
             failed => {
                 let reason = match failed {
                     Ok(Err(e)) => e.to_string(),
                     _ => format!("session setup took longer than {:?}", config.operation_timeout),
                 };
-                warn!(hosts = %config.hosts, %reason, "zookeeper session setup failed; reconnecting");
+                warn!(hosts = %config.hosts, %reason, "zookeeper session setup failed; reconnecting in {backoff:?}");
                 shared.set_down(reason);
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
         }
@@ -735,16 +739,22 @@ impl Store for ZookeeperStore {
             if since >= current {
                 return Ok(Vec::new());
             }
-            let paths: Vec<String> = (since + 1..=current).map(|v| shared.paths.change(v)).collect();
-            let mut out = Vec::with_capacity(paths.len());
-            for (version, data) in (since + 1..=current).zip(read_many(&client, &paths).await?) {
-                let Some(data) = data else {
-                    let oldest = oldest_change(&client, &shared.paths).await?;
-                    return Err(StoreError::ChangesTrimmed { since, oldest });
-                };
-                let change_set: ChangeSet = serde_json::from_slice(&data)
-                    .map_err(|e| StoreError::Backend(format!("zookeeper: change set {version}: {e}")))?;
-                out.push(change_set);
+            let mut out = Vec::new();
+            let mut first = since + 1;
+            // Batch by batch, so a reader far behind a trimmed log learns it after one round trip.
+            while first <= current {
+                let last = current.min(first + READ_BATCH as u64 - 1);
+                let paths: Vec<String> = (first..=last).map(|v| shared.paths.change(v)).collect();
+                for (version, data) in (first..=last).zip(read_many(&client, &paths).await?) {
+                    let Some(data) = data else {
+                        let oldest = oldest_change(&client, &shared.paths).await?;
+                        return Err(StoreError::ChangesTrimmed { since, oldest });
+                    };
+                    let change_set: ChangeSet = serde_json::from_slice(&data)
+                        .map_err(|e| StoreError::Backend(format!("zookeeper: change set {version}: {e}")))?;
+                    out.push(change_set);
+                }
+                first = last + 1;
             }
             Ok(out)
         })
