@@ -1,4 +1,5 @@
-//! Topology stores: one trait, the embedded (redb) implementation, and a generic test suite.
+//! Topology stores: one trait, the embedded (redb) and ZooKeeper implementations, and a generic
+//! test suite.
 //!
 //! Objects are opaque documents (JSON of the [`crate::model`] types) addressed by kind and id, at
 //! the ZooKeeper path `/midonet/zoom/0/models/<Kind>/<id>` in every implementation, so the ZooKeeper
@@ -6,9 +7,9 @@
 //! this project writes JSON: a mixed MidoNet/midogw cluster is not a goal.)
 //!
 //! [`EmbeddedStore`] is the one-box default; [`ZookeeperStore`] shares one model among a cluster of
-//! gateways (docs/zookeeper.md). Both push their latest version to [`Store::subscribe`]rs. Ephemeral
-//! state keys (host alive, ...) exist only on the ZooKeeper store, as its own methods: a single box
-//! has no other gateway to tell.
+//! gateways (docs/zookeeper.md). Both push their latest version to subscribers
+//! ([`Store::subscribe`]). Ephemeral state keys (host alive, ...) exist only on the ZooKeeper
+//! store, as its own methods: a single box has no other gateway to tell.
 
 mod embedded;
 #[doc(hidden)]

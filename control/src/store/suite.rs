@@ -1,6 +1,6 @@
 //! The store conformance suite: generic functions over any [`Store`], run by each implementation's
-//! tests (the embedded store here; the ZooKeeper store later). Each function expects an empty store
-//! and panics on a violation.
+//! tests (the embedded store's unit tests, the ZooKeeper store's `control/tests/zookeeper.rs`).
+//! Each function expects an empty store and panics on a violation.
 
 use super::{Action, Kind, Op, Store, StoreError};
 
