@@ -477,7 +477,6 @@ async fn supervise(shared: &Shared, mut shutdown: watch::Receiver<bool>) {
             }
         }
         info!(hosts = %config.hosts, session = %client.session_id(), "zookeeper session established");
-        shared.set_client(Some(client.clone()));
         let end = watch_session(shared, &client, &mut shutdown).await;
         shared.set_client(None);
         match end {
@@ -502,11 +501,13 @@ async fn prepare_session(shared: &Shared, client: &Client) -> Result<(), StoreEr
 
 /// Keeps a data watch on the version node and publishes each version; returns when the session
 /// ends. Subscribers are woken (resync) when the session starts and after every reconnect, since
-/// a reconnect may have hidden changes.
+/// a reconnect may have hidden changes. Callers get the session once the first version is
+/// published, so a subscriber made after [`ZookeeperStore::connect`] starts from the current one.
 async fn watch_session(shared: &Shared, client: &Client, shutdown: &mut watch::Receiver<bool>) -> SessionEnd {
     let version_path = shared.paths.version();
     let mut state = client.state_watcher();
     let mut resync = true;
+    let mut handed_out = false;
     loop {
         let armed = tokio::select! {
             r = tokio::time::timeout(shared.config.operation_timeout, client.get_and_watch_data(&version_path)) => r,
@@ -519,6 +520,9 @@ async fn watch_session(shared: &Shared, client: &Client, shutdown: &mut watch::R
                     shared.publish_resync(version);
                 } else {
                     shared.publish(version);
+                }
+                if !std::mem::replace(&mut handed_out, true) {
+                    shared.set_client(Some(client.clone()));
                 }
                 watcher
             }
