@@ -224,6 +224,9 @@ impl ZookeeperStore {
     /// supervisor has a session (it keeps trying).
     pub fn start(config: ZookeeperConfig) -> Result<Self, StoreError> {
         let paths = Paths::new(&config.root)?;
+        if config.hosts.trim().is_empty() {
+            return Err(StoreError::Backend("zookeeper hosts is empty: give host:port[,host:port...]".into()));
+        }
         if config.change_retention == 0 {
             return Err(StoreError::Backend("zookeeper change_retention must be at least 1".into()));
         }
@@ -813,6 +816,8 @@ mod tests {
         let err = ZookeeperStore::connect(config.clone()).unwrap_err();
         assert!(err.to_string().contains("zookeeper unavailable"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        let empty = ZookeeperConfig { hosts: " ".into(), ..config.clone() };
+        assert!(ZookeeperStore::start(empty).unwrap_err().to_string().contains("hosts is empty"));
         let store = ZookeeperStore::start(config).unwrap();
         let err = store.commit(None, &[Op::Delete { kind: Kind::Router, id: "r".into() }]).unwrap_err();
         assert!(err.to_string().contains("zookeeper unavailable"), "{err}");
