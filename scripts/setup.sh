@@ -13,6 +13,8 @@ PACKAGES=(
   iproute2 iputils-ping ethtool procps curl python3
   # perf/: instruction counts per packet, the font the PNG charts are labelled with
   valgrind fonts-dejavu-core
+  # control/: the ZooKeeper store's tests run a real standalone server (3.8, with OpenJDK)
+  zookeeper
 )
 
 if [ "$(id -u)" -ne 0 ]; then

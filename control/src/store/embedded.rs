@@ -21,6 +21,8 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 /// loss (durability `Immediate`: redb fsyncs before `commit` returns).
 pub struct EmbeddedStore {
     db: Database,
+    /// The latest committed version, for [`Store::subscribe`].
+    version_tx: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -39,7 +41,9 @@ impl EmbeddedStore {
         tx.open_table(CHANGES).map_err(backend)?;
         tx.open_table(META).map_err(backend)?;
         tx.commit().map_err(backend)?;
-        Ok(EmbeddedStore { db })
+        let store = EmbeddedStore { db, version_tx: tokio::sync::watch::Sender::new(0) };
+        store.version_tx.send_replace(store.version()?);
+        Ok(store)
     }
 }
 
@@ -118,6 +122,7 @@ impl Store for EmbeddedStore {
             version
         };
         tx.commit().map_err(backend)?;
+        self.version_tx.send_replace(version);
         Ok(version)
     }
 
@@ -138,6 +143,10 @@ impl Store for EmbeddedStore {
             out.push(ChangeSet { version: k.value(), changes });
         }
         Ok(out)
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version_tx.subscribe()
     }
 }
 
@@ -169,6 +178,22 @@ mod tests {
         assert_eq!(s.version().unwrap(), 2);
         assert_eq!(s.get(Kind::Router, "r").unwrap().unwrap(), b"x");
         assert_eq!(s.changes_since(0).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn subscribers_see_each_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EmbeddedStore::open(dir.path().join("db")).unwrap();
+        let mut rx = s.subscribe();
+        assert_eq!(*rx.borrow_and_update(), 0);
+        s.commit(None, &[Op::Create { kind: Kind::Router, id: "r".into(), data: b"x".to_vec() }]).unwrap();
+        assert!(rx.has_changed().unwrap());
+        assert_eq!(*rx.borrow_and_update(), 1);
+        s.commit(None, &[]).unwrap();
+        assert!(!rx.has_changed().unwrap(), "an empty commit wakes nobody");
+        drop(s);
+        let reopened = EmbeddedStore::open(dir.path().join("db")).unwrap();
+        assert_eq!(*reopened.subscribe().borrow(), 1, "a reopened store starts at its stored version");
     }
 
     #[test]

@@ -1,18 +1,26 @@
-//! Topology stores: one trait, the embedded (redb) implementation, and a generic test suite.
+//! Topology stores: one trait, the embedded (redb) and ZooKeeper implementations, and a generic
+//! test suite.
 //!
 //! Objects are opaque documents (JSON of the [`crate::model`] types) addressed by kind and id, at
 //! the ZooKeeper path `/midonet/zoom/0/models/<Kind>/<id>` in every implementation, so the ZooKeeper
 //! store holds the same model under the same names. (MidoNet writes protobuf TextFormat in those nodes;
 //! this project writes JSON: a mixed MidoNet/midogw cluster is not a goal.)
+//!
+//! [`EmbeddedStore`] is the one-box default; [`ZookeeperStore`] shares one model among a cluster of
+//! gateways (docs/zookeeper.md). Both push their latest version to subscribers
+//! ([`Store::subscribe`]). Ephemeral state keys (host alive, ...) exist only on the ZooKeeper
+//! store, as its own methods: a single box has no other gateway to tell.
 
 mod embedded;
 #[doc(hidden)]
 pub mod suite;
+mod zookeeper;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use embedded::EmbeddedStore;
+pub use zookeeper::{ZookeeperConfig, ZookeeperStore};
 
 /// The ZooKeeper root of the object models.
 pub const MODELS_ROOT: &str = "/midonet/zoom/0/models";
@@ -221,6 +229,17 @@ pub enum StoreError {
     /// The backend failed (disk, database corruption, lost session).
     #[error("store backend: {0}")]
     Backend(String),
+    /// The change log no longer holds the change sets right after `since`: the reader fell behind
+    /// the log's retention and must resync from a full read (`list` of every kind, then `version`).
+    #[error(
+        "change log trimmed: changes after version {since} are gone (oldest kept is {oldest}); resync from a full read"
+    )]
+    ChangesTrimmed {
+        /// The version the reader asked for changes after.
+        since: u64,
+        /// The oldest change set still in the log (0 if the log is empty).
+        oldest: u64,
+    },
 }
 
 /// A topology store: typed-by-kind documents, all-or-nothing multi-op writes, and a version counter
@@ -236,8 +255,18 @@ pub trait Store: Send + Sync {
     fn commit(&self, expected: Option<u64>, ops: &[Op]) -> Result<u64, StoreError>;
     /// The version of the last committed transaction (0 for a new store).
     fn version(&self) -> Result<u64, StoreError>;
-    /// The change sets with a version greater than `version`, oldest first.
+    /// The change sets with a version greater than `version`, oldest first. A store with a bounded
+    /// log fails with [`StoreError::ChangesTrimmed`] when some of them are gone.
     fn changes_since(&self, version: u64) -> Result<Vec<ChangeSet>, StoreError>;
+    /// The latest committed version, pushed when it changes: by this process or, for a shared store,
+    /// by another writer. A consumer waits on `changed()` and then calls
+    /// [`changes_since`](Store::changes_since) from the last version it applied. A store may also
+    /// wake subscribers without a new version (the ZooKeeper store does after a reconnect) to ask
+    /// for a resync. The default, for stores without a change signal (test doubles), is a receiver
+    /// whose sender is already gone: `changed()` fails at once and the caller has to poll.
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        tokio::sync::watch::channel(self.version().unwrap_or(0)).1
+    }
 }
 
 fn check_id(id: &str) -> Result<(), StoreError> {
@@ -263,5 +292,8 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
     }
     fn changes_since(&self, version: u64) -> Result<Vec<ChangeSet>, StoreError> {
         (**self).changes_since(version)
+    }
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        (**self).subscribe()
     }
 }

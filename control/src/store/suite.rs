@@ -1,6 +1,6 @@
 //! The store conformance suite: generic functions over any [`Store`], run by each implementation's
-//! tests (the embedded store here; the ZooKeeper store later). Each function expects an empty store
-//! and panics on a violation.
+//! tests (the embedded store's unit tests, the ZooKeeper store's `control/tests/zookeeper.rs`).
+//! Each function expects an empty store and panics on a violation.
 
 use super::{Action, Kind, Op, Store, StoreError};
 
@@ -18,6 +18,7 @@ pub fn run_all<S: Store>(mut fresh: impl FnMut() -> S) {
     change_feed(&fresh());
     kinds_are_separate(&fresh());
     invalid_ids(&fresh());
+    subscription(&fresh());
 }
 
 /// A new store is at version 0 with nothing in it.
@@ -119,4 +120,16 @@ pub fn invalid_ids(s: &impl Store) {
         assert!(matches!(s.commit(None, &[create(Kind::Router, bad, "{}")]), Err(StoreError::InvalidId(_))));
     }
     assert_eq!(s.version().unwrap(), 0);
+}
+
+/// A subscriber learns of a local commit by the time `commit` returns.
+pub fn subscription(s: &impl Store) {
+    let mut rx = s.subscribe();
+    rx.borrow_and_update();
+    let v = s.commit(None, &[create(Kind::Router, "r", "{}")]).unwrap();
+    assert!(rx.has_changed().unwrap(), "a commit wakes subscribers");
+    assert_eq!(*rx.borrow_and_update(), v);
+    let v = s.commit(Some(v), &[Op::Delete { kind: Kind::Router, id: "r".into() }]).unwrap();
+    assert_eq!(*rx.borrow_and_update(), v);
+    assert_eq!(*s.subscribe().borrow(), v, "a new subscriber starts at the current version");
 }

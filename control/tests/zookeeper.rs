@@ -1,0 +1,401 @@
+//! The ZooKeeper store against a real ZooKeeper server (the Debian `zookeeper` package, standalone,
+//! one per test, in a temp dir on a free port, killed by PID on drop): the conformance suite, two
+//! stores sharing one server, racing writers, ephemeral nodes, a retention-trimmed change log, calls
+//! from inside a tokio runtime, and a server outage and restart.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use control::store::{suite, ZookeeperConfig, ZookeeperStore};
+use control::{Kind, Op, Store, StoreError};
+
+const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
+
+/// A standalone ZooKeeper server in a temp dir; killed on drop.
+struct ZkServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl ZkServer {
+    fn start() -> Self {
+        assert!(
+            Path::new(ZOOKEEPER_JAR).exists(),
+            "{ZOOKEEPER_JAR} is missing: install the Debian package `zookeeper` with scripts/setup.sh"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = format!(
+            "tickTime=500\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nadmin.enableServer=false\n\
+             minSessionTimeout=1000\nmaxSessionTimeout=20000\n4lw.commands.whitelist=srvr\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(dir.path().join("zoo.cfg"), config).unwrap();
+        let mut server = ZkServer { dir, port, child: None };
+        server.launch();
+        server
+    }
+
+    /// Starts (or restarts, on the same data dir and port) the server and waits until it serves.
+    fn launch(&mut self) {
+        assert!(self.child.is_none());
+        let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
+        let child = Command::new("java")
+            .args(["-Xmx96m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", ZOOKEEPER_JAR])
+            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
+            .arg(self.dir.path().join("zoo.cfg"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("java (openjdk, a dependency of the zookeeper package) must be installed: scripts/setup.sh");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.serving() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
+        panic!("zookeeper did not start on port {} within 30 s; its output:\n{log}", self.port);
+    }
+
+    /// The `srvr` four-letter command answers with the server's mode once it serves clients.
+    fn serving(&self) -> bool {
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        conn.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let mut reply = String::new();
+        conn.write_all(b"srvr").is_ok() && conn.read_to_string(&mut reply).is_ok() && reply.contains("Mode:")
+    }
+
+    /// Kills the server by PID (SIGKILL: nothing is flushed beyond what ZooKeeper already synced).
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn config(&self, root: &str) -> ZookeeperConfig {
+        ZookeeperConfig {
+            hosts: format!("127.0.0.1:{}", self.port),
+            root: root.into(),
+            session_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(2),
+            ..ZookeeperConfig::default()
+        }
+    }
+
+    fn store(&self, root: &str) -> ZookeeperStore {
+        ZookeeperStore::connect(self.config(root)).unwrap()
+    }
+}
+
+impl Drop for ZkServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn create(kind: Kind, id: &str) -> Op {
+    Op::Create { kind, id: id.into(), data: format!("{{\"id\":\"{id}\"}}").into_bytes() }
+}
+
+/// Waits until the subscription reports a change (a new version or a resync), at most `limit`.
+fn wait_changed(rx: &mut tokio::sync::watch::Receiver<u64>, limit: Duration) -> u64 {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(limit, rx.changed()).await.expect("no change notification in time").unwrap();
+    });
+    *rx.borrow_and_update()
+}
+
+fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn conformance_suite() {
+    let server = ZkServer::start();
+    let mut n = 0;
+    suite::run_all(|| {
+        n += 1;
+        server.store(&format!("/suite{n}"))
+    });
+}
+
+#[test]
+fn two_stores_see_each_others_commits() {
+    let server = ZkServer::start();
+    let a = server.store("");
+    let b = server.store("");
+    let mut b_rx = b.subscribe();
+    b_rx.borrow_and_update();
+
+    let v1 = a.commit(None, &[create(Kind::Router, "r1"), create(Kind::Port, "p1")]).unwrap();
+    assert_eq!(wait_changed(&mut b_rx, Duration::from_secs(5)), v1, "b learns of a's commit by its watch");
+    let seen = b.changes_since(0).unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].version, v1);
+    assert_eq!(
+        seen[0].changes.iter().map(|c| (c.kind, c.id.as_str())).collect::<Vec<_>>(),
+        [(Kind::Router, "r1"), (Kind::Port, "p1")]
+    );
+    assert!(b.get(Kind::Router, "r1").unwrap().is_some());
+
+    let mut a_rx = a.subscribe();
+    a_rx.borrow_and_update();
+    let v2 = b.commit(Some(v1), &[Op::Delete { kind: Kind::Port, id: "p1".into() }]).unwrap();
+    assert_eq!(wait_changed(&mut a_rx, Duration::from_secs(5)), v2);
+    assert_eq!(a.changes_since(v1).unwrap()[0].changes[0].id, "p1");
+    assert_eq!(a.get(Kind::Port, "p1").unwrap(), None);
+}
+
+#[test]
+fn racing_writers_never_both_win_nor_lose_updates() {
+    let server = ZkServer::start();
+    let stores = Arc::new([server.store(""), server.store("")]);
+
+    // Same expected version from two gateways: exactly one commit wins each round.
+    for round in 0..10 {
+        let expected = stores[0].version().unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|i| {
+                let (stores, barrier) = (Arc::clone(&stores), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    stores[i].commit(Some(expected), &[create(Kind::Router, &format!("r{round}-{i}"))])
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let wins: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(wins, [&(expected + 1)], "round {round}: {results:?}");
+        let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+        assert!(
+            matches!(lost, StoreError::VersionMismatch { expected: e, actual } if *e == expected && *actual == expected + 1),
+            "{lost:?}"
+        );
+        assert_eq!(stores[0].list(Kind::Router).unwrap().len(), round + 1, "the loser left nothing behind");
+    }
+
+    // Without an expected version both keep going: every commit lands once, versions stay dense.
+    let start = stores[0].version().unwrap();
+    let writers: Vec<_> = (0..2)
+        .map(|i| {
+            let stores = Arc::clone(&stores);
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|n| stores[i].commit(None, &[create(Kind::Chain, &format!("c{i}-{n}"))]).unwrap())
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut versions: Vec<u64> = writers.into_iter().flat_map(|t| t.join().unwrap()).collect::<Vec<u64>>();
+    versions.sort_unstable();
+    assert_eq!(versions, (start + 1..=start + 50).collect::<Vec<_>>());
+    assert_eq!(stores[1].list(Kind::Chain).unwrap().len(), 50);
+    let feed = stores[1].changes_since(start).unwrap();
+    assert_eq!(feed.iter().map(|c| c.version).collect::<Vec<_>>(), versions);
+}
+
+#[test]
+fn ephemeral_nodes_follow_the_session() {
+    let server = ZkServer::start();
+    let gateway = server.store("");
+    let observer = server.store("");
+    assert!(!observer.alive("host-1").unwrap());
+    gateway.set_alive("host-1").unwrap();
+    assert!(observer.alive("host-1").unwrap());
+    gateway.set_alive("host-1").unwrap(); // idempotent
+
+    gateway.set_ephemeral("host-1/Port/p1/active", b"up").unwrap();
+    assert!(observer.ephemeral_exists("host-1/Port/p1/active").unwrap());
+    gateway.remove_ephemeral("host-1/Port/p1/active").unwrap();
+    assert!(!observer.ephemeral_exists("host-1/Port/p1/active").unwrap());
+    assert!(matches!(gateway.set_ephemeral("../x", b""), Err(StoreError::InvalidId(_))));
+
+    // Dropping the store closes its session: the alive key goes at once, not after the timeout.
+    drop(gateway);
+    wait_until(Duration::from_secs(1), "alive to clear after the session closed", || {
+        !observer.alive("host-1").unwrap()
+    });
+}
+
+#[test]
+fn trimmed_change_log_asks_for_a_resync() {
+    let server = ZkServer::start();
+    let store = ZookeeperStore::connect(ZookeeperConfig { change_retention: 3, ..server.config("") }).unwrap();
+    for n in 0..6 {
+        store.commit(None, &[create(Kind::Rule, &format!("rule{n}"))]).unwrap();
+    }
+    // Trimming runs after each commit returns; wait for the last one.
+    wait_until(Duration::from_secs(5), "the log to be trimmed", || {
+        matches!(store.changes_since(2), Err(StoreError::ChangesTrimmed { .. }))
+    });
+    match store.changes_since(0) {
+        Err(StoreError::ChangesTrimmed { since: 0, oldest: 4 }) => {}
+        other => panic!("expected ChangesTrimmed {{ since: 0, oldest: 4 }}, got {other:?}"),
+    }
+    let err = store.changes_since(0).unwrap_err().to_string();
+    assert!(err.contains("resync"), "{err}");
+    let tail = store.changes_since(3).unwrap();
+    assert_eq!(tail.iter().map(|c| c.version).collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(store.list(Kind::Rule).unwrap().len(), 6, "trimming the log never touches objects");
+}
+
+/// The REST handlers run on a current-thread runtime and call the store directly.
+#[tokio::test(flavor = "current_thread")]
+async fn calls_from_inside_a_tokio_runtime_do_not_panic() {
+    let server = ZkServer::start();
+    let store = server.store("");
+    let v = store.commit(None, &[create(Kind::Network, "b")]).unwrap();
+    assert_eq!(store.version().unwrap(), v);
+    assert!(store.get(Kind::Network, "b").unwrap().is_some());
+    let store = Arc::new(store);
+    let moved = Arc::clone(&store);
+    let listed = tokio::task::spawn_blocking(move || moved.list(Kind::Network).unwrap()).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    drop(store); // dropping the store (and its runtime) inside a runtime must not panic either
+}
+
+#[test]
+fn outage_fails_fast_then_recovers_with_a_new_session() {
+    let mut server = ZkServer::start();
+    let store = server.store("");
+    for n in 0..3 {
+        store.commit(None, &[create(Kind::Router, &format!("r{n}"))]).unwrap();
+    }
+    store.set_alive("gw-1").unwrap();
+    let session_before = store.session_id().unwrap();
+    let mut rx = store.subscribe();
+    rx.borrow_and_update();
+
+    server.stop();
+    // A write while the server is gone fails within the operation timeout, saying why.
+    let started = Instant::now();
+    let err = store.commit(None, &[create(Kind::Router, "during-outage")]).unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(err.to_string().contains("zookeeper unavailable"), "{err}");
+    assert!(
+        matches!(store.get(Kind::Router, "r0"), Err(StoreError::Backend(m)) if m.contains("zookeeper unavailable"))
+    );
+    // Stay down past the session's expiry so recovery needs a new session.
+    wait_until(Duration::from_secs(10), "the session to be declared lost", || {
+        let started = Instant::now();
+        let failed = store.version().is_err();
+        assert!(started.elapsed() < Duration::from_secs(3));
+        failed && store.session_id().is_none()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+
+    server.launch();
+    wait_until(Duration::from_secs(15), "a new session", || store.session_id().is_some());
+    assert_ne!(store.session_id().unwrap(), session_before, "recovery took a new session");
+    wait_changed(&mut rx, Duration::from_secs(5)); // subscribers are told to resync
+    assert!(store.alive("gw-1").unwrap(), "the ephemeral alive key is back");
+    let version = store.version().unwrap();
+    assert_eq!(version, 3, "the write refused during the outage never reached the server");
+    let ids: Vec<String> = store.list(Kind::Router).unwrap().into_iter().map(|(id, _)| id).collect();
+    for n in 0..3 {
+        assert!(ids.contains(&format!("r{n}")), "r{n} committed before the outage is still there: {ids:?}");
+    }
+    assert_eq!(store.changes_since(0).unwrap().len() as u64, version);
+    let next = store.commit(Some(version), &[create(Kind::Router, "after-outage")]).unwrap();
+    assert_eq!(next, version + 1);
+}
+
+#[test]
+fn short_outage_resumes_the_same_session() {
+    let mut server = ZkServer::start();
+    let store =
+        ZookeeperStore::connect(ZookeeperConfig { session_timeout: Duration::from_secs(8), ..server.config("") })
+            .unwrap();
+    store.commit(None, &[create(Kind::Router, "r")]).unwrap();
+    store.set_alive("gw-1").unwrap();
+    let session = store.session_id().unwrap();
+    let mut rx = store.subscribe();
+    rx.borrow_and_update();
+
+    // Back well within the session timeout: the server restores the session from its log.
+    server.stop();
+    server.launch();
+    wait_changed(&mut rx, Duration::from_secs(8)); // a reconnect asks subscribers to resync
+    wait_until(Duration::from_secs(2), "the session to be usable", || store.session_id().is_some());
+    assert_eq!(store.session_id().unwrap(), session, "the same session resumed");
+    assert!(store.alive("gw-1").unwrap());
+    assert_eq!(store.commit(Some(1), &[create(Kind::Router, "s")]).unwrap(), 2);
+}
+
+/// Two gateways' topology services on one ZooKeeper: racing port creations on one bridge both land
+/// (the loser re-runs on fresh data) and never share a tunnel key.
+#[test]
+fn two_topology_services_share_one_model() {
+    let server = ZkServer::start();
+    let gateways: Vec<_> = (0..2).map(|_| Arc::new(control::Topology::new(server.store("")))).collect();
+    let bridge: control::Bridge = serde_json::from_str("{}").unwrap();
+    let bridge = gateways[0].create_bridge(bridge).unwrap();
+    assert_eq!(gateways[1].get::<control::Bridge>(&bridge.id.to_string()).unwrap().id, bridge.id);
+
+    let barrier = Arc::new(Barrier::new(2));
+    let threads: Vec<_> = gateways
+        .iter()
+        .map(|topology| {
+            let (topology, barrier) = (Arc::clone(topology), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..5)
+                    .map(|_| {
+                        let port: control::Port = serde_json::from_str(r#"{"type": "Bridge"}"#).unwrap();
+                        topology.create_port(bridge.id, port).unwrap().tunnel_key.unwrap()
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut keys: Vec<u64> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len(), 10, "ten ports, ten distinct tunnel keys: {keys:?}");
+    assert_eq!(gateways[1].device_ports(bridge.id).unwrap().len(), 10);
+}
+
+/// Ids ZooKeeper cannot hold in a path (control characters) are refused as invalid ids, and refused
+/// before anything is written.
+#[test]
+fn ids_zookeeper_cannot_name_are_invalid() {
+    let server = ZkServer::start();
+    let store = server.store("");
+    for bad in ["nul\u{0}id", "ctl\u{1}id", "\u{fff0}"] {
+        let err = store.commit(None, &[create(Kind::Router, "fine"), create(Kind::Router, bad)]).unwrap_err();
+        assert!(matches!(err, StoreError::InvalidId(_)), "{bad:?}: {err:?}");
+        assert!(matches!(store.get(Kind::Router, bad), Err(StoreError::InvalidId(_))), "{bad:?}");
+    }
+    assert_eq!(store.version().unwrap(), 0);
+    assert!(store.list(Kind::Router).unwrap().is_empty());
+}
+
+/// A long feed comes back whole and in order across several multi-reads.
+#[test]
+fn long_change_feed_reads_back_in_order() {
+    let server = ZkServer::start();
+    let store = server.store("");
+    for n in 0..300 {
+        store.commit(None, &[create(Kind::Route, &format!("route{n:03}"))]).unwrap();
+    }
+    let feed = store.changes_since(17).unwrap();
+    assert_eq!(feed.iter().map(|c| c.version).collect::<Vec<_>>(), (18..=300).collect::<Vec<_>>());
+    assert!(feed.iter().all(|c| c.changes[0].id == format!("route{:03}", c.version - 1)));
+    assert_eq!(store.list(Kind::Route).unwrap().len(), 300);
+}
