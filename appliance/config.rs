@@ -103,11 +103,29 @@ pub struct Https {
     pub key: PathBuf,
 }
 
-/// `[store]`: only the embedded store exists so far.
+/// `[store]`: the embedded store (the default) or ZooKeeper.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// The redb file as written (relative paths are relative to the config file's directory).
+    /// The redb file as written (relative paths are relative to the config file's directory). With
+    /// ZooKeeper, only its directory is used: it keeps the generated `host_id`.
     pub path: PathBuf,
+    /// `kind = "zookeeper"`: where the shared store is.
+    pub zookeeper: Option<ZookeeperSettings>,
+}
+
+/// `[store] kind = "zookeeper"` settings (docs/zookeeper.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZookeeperSettings {
+    /// `hosts`: `host:port,host:port,...`.
+    pub hosts: String,
+    /// `root`: empty, or an absolute path without a trailing `/`.
+    pub root: String,
+    /// `session_timeout_ms`, default 30000.
+    pub session_timeout: std::time::Duration,
+    /// `operation_timeout_ms`, default 5000.
+    pub operation_timeout: std::time::Duration,
+    /// `change_retention`, default 10000.
+    pub change_retention: u64,
 }
 
 /// `[auth]`.
@@ -429,6 +447,9 @@ struct RawStore {
     path: Option<Spanned<String>>,
     hosts: Option<Spanned<String>>,
     root: Option<Spanned<String>>,
+    session_timeout_ms: Option<Spanned<i64>>,
+    operation_timeout_ms: Option<Spanned<i64>>,
+    change_retention: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -830,34 +851,38 @@ impl<'a> Checker<'a> {
     }
 
     fn check_store(&mut self, raw: Option<&Spanned<RawStore>>) -> StoreConfig {
-        let default = StoreConfig { path: PathBuf::from(DEFAULT_STORE_PATH) };
+        let default = StoreConfig { path: PathBuf::from(DEFAULT_STORE_PATH), zookeeper: None };
         let Some(raw) = raw else {
             return default;
         };
         let r = raw.get_ref();
+        let zookeeper_keys = [
+            ("hosts", r.hosts.as_ref().map(|v| v.span())),
+            ("root", r.root.as_ref().map(|v| v.span())),
+            ("session_timeout_ms", r.session_timeout_ms.as_ref().map(|v| v.span())),
+            ("operation_timeout_ms", r.operation_timeout_ms.as_ref().map(|v| v.span())),
+            ("change_retention", r.change_retention.as_ref().map(|v| v.span())),
+        ];
         match r.kind.as_ref().map(|k| (k.get_ref().as_str(), k.span())) {
             None | Some(("embedded", _)) => {
-                for (key, v) in [("hosts", &r.hosts), ("root", &r.root)] {
-                    if let Some(v) = v {
+                for (key, span) in zookeeper_keys {
+                    if let Some(span) = span {
                         self.error(
-                            v.span(),
+                            span,
                             format!("[store] {key} is for kind = \"zookeeper\"; the embedded store uses path"),
                         );
                     }
                 }
             }
             Some(("zookeeper", span)) => {
-                self.error(
-                    span,
-                    "[store] kind = \"zookeeper\" is not supported yet: use kind = \"embedded\" (the default) with path",
-                );
-                return default;
+                if let Some(p) = &r.path {
+                    self.error(p.span(), "[store] path is for kind = \"embedded\"; ZooKeeper uses hosts and root");
+                }
+                let zookeeper = self.check_zookeeper(r, span);
+                return StoreConfig { zookeeper, ..default };
             }
             Some((other, span)) => {
-                self.error(
-                    span,
-                    format!("[store] kind {other:?} is unknown: use \"embedded\" (or, later, \"zookeeper\")"),
-                );
+                self.error(span, format!("[store] kind {other:?} is unknown: use \"embedded\" or \"zookeeper\""));
                 return default;
             }
         }
@@ -867,8 +892,69 @@ impl<'a> Checker<'a> {
                 self.error(p.span(), "[store] path is empty: name the store file, e.g. \"/var/lib/midogw/store.redb\"");
                 default
             }
-            Some(p) => StoreConfig { path: PathBuf::from(p.get_ref()) },
+            Some(p) => StoreConfig { path: PathBuf::from(p.get_ref()), zookeeper: None },
         }
+    }
+
+    fn check_zookeeper(&mut self, r: &RawStore, kind_span: std::ops::Range<usize>) -> Option<ZookeeperSettings> {
+        let hosts = match &r.hosts {
+            None => {
+                self.error(kind_span, "[store] kind = \"zookeeper\" needs hosts = \"host:port,...\"");
+                return None;
+            }
+            Some(h) => {
+                let text = h.get_ref().trim();
+                let bad = text.is_empty()
+                    || text.split(',').any(|entry| match entry.trim().rsplit_once(':') {
+                        Some((host, port)) => host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0),
+                        None => true,
+                    });
+                if bad {
+                    self.error(
+                        h.span(),
+                        format!(
+                            "[store] hosts {:?} is not a list of host:port, e.g. \"10.0.0.1:2181,10.0.0.2:2181\"",
+                            text
+                        ),
+                    );
+                    return None;
+                }
+                text.split(',').map(str::trim).collect::<Vec<_>>().join(",")
+            }
+        };
+        let root = match &r.root {
+            None => String::new(),
+            Some(root) => {
+                let text = root.get_ref();
+                let ok = text.is_empty()
+                    || (text.starts_with('/') && !text.ends_with('/') && !text.contains("//") && !text.contains(' '));
+                if !ok {
+                    self.error(root.span(), format!("[store] root {text:?} must be empty or an absolute path like \"/midogw\" without a trailing /"));
+                    return None;
+                }
+                text.clone()
+            }
+        };
+        let mut positive = |what: &str, v: &Option<Spanned<i64>>, default: u64| -> Option<u64> {
+            match v {
+                None => Some(default),
+                Some(n) if *n.get_ref() > 0 => Some(*n.get_ref() as u64),
+                Some(n) => {
+                    self.error(n.span(), format!("[store] {what} must be a positive number, not {}", n.get_ref()));
+                    None
+                }
+            }
+        };
+        let session = positive("session_timeout_ms", &r.session_timeout_ms, 30_000)?;
+        let operation = positive("operation_timeout_ms", &r.operation_timeout_ms, 5_000)?;
+        let retention = positive("change_retention", &r.change_retention, 10_000)?;
+        Some(ZookeeperSettings {
+            hosts,
+            root,
+            session_timeout: std::time::Duration::from_millis(session),
+            operation_timeout: std::time::Duration::from_millis(operation),
+            change_retention: retention,
+        })
     }
 
     fn check_auth(&mut self, raw: Option<&Spanned<RawAuth>>) -> Auth {
@@ -1828,7 +1914,30 @@ mod tests {
     #[test]
     fn rest_store_and_auth_problems() {
         one(&lines(&[WORKERS, "[rest]", "listen = \"8181\""]), 5, 10, "is not an ADDR:PORT");
-        one(&lines(&[WORKERS, "[store]", "kind = \"zookeeper\"", "hosts = \"zk:2181\""]), 5, 8, "not supported yet");
+        one(&lines(&[WORKERS, "[store]", "kind = \"zookeeper\""]), 5, 8, "needs hosts");
+        one(&lines(&[WORKERS, "[store]", "kind = \"zookeeper\"", "hosts = \"zk\""]), 6, 9, "not a list of host:port");
+        one(
+            &lines(&[WORKERS, "[store]", "kind = \"zookeeper\"", "hosts = \"zk:2181\"", "root = \"gw/\""]),
+            7,
+            8,
+            "absolute path",
+        );
+        one(
+            &lines(&[WORKERS, "[store]", "kind = \"zookeeper\"", "hosts = \"zk:2181\"", "path = \"s.redb\""]),
+            7,
+            8,
+            "path is for",
+        );
+        one(
+            &lines(&[WORKERS, "[store]", "kind = \"zookeeper\"", "hosts = \"zk:2181\"", "session_timeout_ms = 0"]),
+            7,
+            22,
+            "positive",
+        );
+        let zk = lines(&[WORKERS, "[store]", "kind = \"zookeeper\"", "hosts = \"a:2181, b:2181\"", "root = \"/lab\""]);
+        let zk = parse("t.toml", &zk, &facts()).expect("valid").store.zookeeper.expect("zookeeper");
+        assert_eq!((zk.hosts.as_str(), zk.root.as_str()), ("a:2181,b:2181", "/lab"));
+        assert_eq!(zk.session_timeout, std::time::Duration::from_secs(30));
         one(&lines(&[WORKERS, "[store]", "kind = \"etcd\""]), 5, 8, "unknown");
         one(&lines(&[WORKERS, "[store]", "hosts = \"zk:2181\""]), 5, 9, "for kind = \"zookeeper\"");
         one(&lines(&[WORKERS, "[store]", "path = \"\""]), 5, 8, "path is empty");

@@ -17,13 +17,49 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use control::compile::{compile, CompileContext};
 use control::model::{Host, Interface};
-use control::{DynStore, Topology, TopologyError};
+use control::store::ZookeeperStore;
+use control::{DynStore, Store, Topology, TopologyError};
 use midogw::SnapshotExchange;
 use serde::Serialize;
 use uuid::Uuid;
 
-/// How often the feed looks at the store version.
+/// How often the feed looks at the store version when the store gives no change signal.
 const POLL: Duration = Duration::from_millis(2);
+/// How often the feed checks the store even without a signal (a missed wake-up costs at most this).
+const RESYNC: Duration = Duration::from_secs(1);
+
+/// Waits for the store's change signal (`Store::subscribe`), polling when it has none.
+struct Changes {
+    receiver: tokio::sync::watch::Receiver<u64>,
+    runtime: Option<tokio::runtime::Runtime>,
+    signalled: bool,
+}
+
+impl Changes {
+    fn new(receiver: tokio::sync::watch::Receiver<u64>) -> Changes {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().ok();
+        Changes { receiver, runtime, signalled: true }
+    }
+
+    /// Returns when the store signalled a change, or after `limit`; sleeps `POLL` when the store
+    /// has no signal.
+    fn wait(&mut self, limit: Duration) {
+        let Some(runtime) = &self.runtime else {
+            std::thread::sleep(POLL);
+            return;
+        };
+        if !self.signalled {
+            std::thread::sleep(POLL);
+            return;
+        }
+        let receiver = &mut self.receiver;
+        let result = runtime.block_on(async { tokio::time::timeout(limit, receiver.changed()).await });
+        if let Ok(Err(_)) = result {
+            // The sender is gone: this store has no change signal.
+            self.signalled = false;
+        }
+    }
+}
 /// How long the feed waits for every worker to take a snapshot before it reports a stuck worker.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
@@ -53,6 +89,8 @@ pub struct FeedCounters {
     pub last_change_to_cores_us: AtomicU64,
     /// Microseconds the last compile took.
     pub last_compile_us: AtomicU64,
+    /// Whether the last look at the store failed (the cores keep their snapshot meanwhile).
+    pub store_unreachable: AtomicBool,
 }
 
 /// The feed's counters as reported.
@@ -64,6 +102,7 @@ pub struct FeedReport {
     pub generation: u64,
     pub last_change_to_cores_us: u64,
     pub last_compile_us: u64,
+    pub store_unreachable: bool,
 }
 
 impl FeedCounters {
@@ -76,12 +115,19 @@ impl FeedCounters {
             generation: l(&self.generation),
             last_change_to_cores_us: l(&self.last_change_to_cores_us),
             last_compile_us: l(&self.last_compile_us),
+            store_unreachable: self.store_unreachable.load(Ordering::Relaxed),
         }
     }
 }
 
 /// Creates or refreshes this gateway's Host: its name, its DPDK ports as interfaces, alive.
-pub fn register_host(topology: &Topology<DynStore>, id: Uuid, name: &str, interfaces: &[LocalInterface]) -> Result<()> {
+pub fn register_host(
+    topology: &Topology<DynStore>,
+    zookeeper: Option<&ZookeeperStore>,
+    id: Uuid,
+    name: &str,
+    interfaces: &[LocalInterface],
+) -> Result<()> {
     let host_interfaces = interfaces
         .iter()
         .map(|i| Interface {
@@ -120,12 +166,21 @@ pub fn register_host(topology: &Topology<DynStore>, id: Uuid, name: &str, interf
     };
     let result = if existing.is_some() { topology.update_host(host) } else { topology.create_host(host) };
     result.context("cannot register this gateway as a Host")?;
+    if let Some(zk) = zookeeper {
+        // With several gateways, liveness is the session's ephemeral node: it disappears with us.
+        zk.set_alive(&id.to_string()).context("cannot publish this gateway's alive state in ZooKeeper")?;
+    }
     tracing::info!(host = %id, name, interfaces = interfaces.len(), "registered as host");
     Ok(())
 }
 
 /// Marks this gateway's Host not alive (at a clean stop).
-pub fn unregister_host(topology: &Topology<DynStore>, id: Uuid) {
+pub fn unregister_host(topology: &Topology<DynStore>, zookeeper: Option<&ZookeeperStore>, id: Uuid) {
+    if let Some(zk) = zookeeper {
+        if let Err(e) = zk.remove_ephemeral(&ZookeeperStore::alive_key(&id.to_string())) {
+            tracing::warn!("cannot remove host {id}'s alive key: {e}");
+        }
+    }
     match topology.get::<Host>(&id.to_string()) {
         Ok(host) => {
             if let Err(e) = topology.update_host(Host { alive: false, ..host }) {
@@ -179,16 +234,21 @@ impl Feed {
             .spawn(move || {
                 let mut seen = store_version;
                 let mut last_warnings = Vec::new();
+                let mut signal = Changes::new(topology.store().subscribe());
                 while !s.load(Ordering::Relaxed) {
-                    std::thread::sleep(POLL);
+                    signal.wait(RESYNC);
                     let version = match topology.store().version() {
                         Ok(v) => v,
                         Err(e) => {
-                            tracing::warn!("store unreadable, the cores keep their snapshot: {e}");
-                            std::thread::sleep(Duration::from_secs(1));
+                            if !c.store_unreachable.swap(true, Ordering::Relaxed) {
+                                tracing::warn!("store unreachable, the cores keep their topology: {e}");
+                            }
                             continue;
                         }
                     };
+                    if c.store_unreachable.swap(false, Ordering::Relaxed) {
+                        tracing::info!("store reachable again: resyncing the topology");
+                    }
                     if version == seen {
                         continue;
                     }

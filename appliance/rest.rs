@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use control::rest::DEFAULT_TOKEN_TTL;
-use control::{Account, AuthProvider, DynStore, EmbeddedStore, LocalAuth, MockAuth, Role, Topology};
+use control::store::{ZookeeperConfig, ZookeeperStore};
+use control::{Account, AuthProvider, DynStore, EmbeddedStore, LocalAuth, MockAuth, Role, Store, Topology};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
@@ -24,6 +25,7 @@ use crate::config::{self, Config};
 /// The running REST server; [`RestServer::stop`] shuts it down gracefully.
 pub struct RestServer {
     topology: Arc<Topology<DynStore>>,
+    zookeeper: Option<Arc<ZookeeperStore>>,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<Result<()>>>,
     addr: SocketAddr,
@@ -33,12 +35,44 @@ impl RestServer {
     /// Opens the store, binds the listener and starts serving. Every failure here is a startup error.
     pub fn start(cfg: &Config) -> Result<RestServer> {
         let path = &cfg.store.path;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
-        }
-        let store = EmbeddedStore::open(path).with_context(|| format!("cannot open the store {}", path.display()))?;
-        let topology = Arc::new(Topology::new(Arc::new(store) as DynStore));
+        let (store, zookeeper, store_name): (DynStore, _, String) = match &cfg.store.zookeeper {
+            None => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
+                }
+                let store =
+                    EmbeddedStore::open(path).with_context(|| format!("cannot open the store {}", path.display()))?;
+                (Arc::new(store), None, path.display().to_string())
+            }
+            Some(zk) => {
+                let config = ZookeeperConfig {
+                    hosts: zk.hosts.clone(),
+                    root: zk.root.clone(),
+                    session_timeout: zk.session_timeout,
+                    operation_timeout: zk.operation_timeout,
+                    change_retention: zk.change_retention,
+                };
+                // `start` does not wait for a session: the gateway comes up (and forwards on its
+                // last topology) while ZooKeeper is away, and connects when it comes back.
+                let store = Arc::new(ZookeeperStore::start(config).context("cannot start the ZooKeeper client")?);
+                // The first topology must come from the store: wait for a session, but not forever.
+                let deadline = std::time::Instant::now() + zk.operation_timeout;
+                while let Err(e) = store.version() {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(anyhow::anyhow!(
+                            "ZooKeeper at {} did not answer within {:?} ([store] operation_timeout_ms): {e}",
+                            zk.hosts,
+                            zk.operation_timeout
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let name = format!("zookeeper://{}{}", zk.hosts, zk.root);
+                (Arc::clone(&store) as DynStore, Some(store), name)
+            }
+        };
+        let topology = Arc::new(Topology::new(store));
         let auth = auth_provider(&cfg.auth);
 
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -94,11 +128,16 @@ impl RestServer {
                 })
             })
             .context("cannot start the REST thread")?;
-        tracing::info!(url = %format!("http://{addr}{}", control::rest::PREFIX), store = %path.display(), "REST API listening");
+        tracing::info!(url = %format!("http://{addr}{}", control::rest::PREFIX), store = %store_name, "REST API listening");
         if let Some(url) = tls_url {
             tracing::info!(%url, "REST API listening over HTTPS");
         }
-        Ok(RestServer { topology, stop, thread: Some(thread), addr })
+        Ok(RestServer { topology, zookeeper, stop, thread: Some(thread), addr })
+    }
+
+    /// The ZooKeeper store, when `[store] kind = "zookeeper"` (for state keys such as host alive).
+    pub fn zookeeper(&self) -> Option<Arc<ZookeeperStore>> {
+        self.zookeeper.clone()
     }
 
     /// The topology service the API writes through (the snapshot feed reads the same store).

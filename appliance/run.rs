@@ -44,12 +44,15 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         // The Host exists from the first start, so ports can be bound to it before it has any.
         let topology = rest.topology();
         let host_id = crate::host::host_id(cfg)?;
-        crate::feed::register_host(&topology, host_id, &crate::host::host_name_or(cfg), &[])?;
+        let zookeeper = rest.zookeeper();
+        crate::feed::register_host(&topology, zookeeper.as_deref(), host_id, &crate::host::host_name_or(cfg), &[])?;
         let started = Instant::now();
         while !signalled.load(Ordering::Relaxed) && options.duration.is_none_or(|d| started.elapsed() < d) {
             std::thread::sleep(POLL);
         }
-        crate::feed::unregister_host(&topology, host_id);
+        crate::feed::unregister_host(&topology, zookeeper.as_deref(), host_id);
+        // The report has no data-path counters here, but --stats-json always writes one.
+        Report::collect(&[], &[], &[], None, started.elapsed()).write(options)?;
         rest.stop()?;
         tracing::info!("stopped cleanly");
         return Ok(());
@@ -153,10 +156,7 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     source.stop();
     let report = Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed());
     print!("{}", report.table());
-    if let Some(path) = &options.stats_json {
-        let json = serde_json::to_string_pretty(&report).context("encode report")?;
-        std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
-    }
+    report.write(options)?;
     drop(ports);
     drop(pool);
     drop(eal);
@@ -224,7 +224,7 @@ mod tests {
 struct Source {
     exchange: Option<Arc<SnapshotExchange>>,
     feed: Option<crate::feed::Feed>,
-    host: Option<(Arc<control::Topology<control::DynStore>>, uuid::Uuid)>,
+    host: Option<(Arc<control::Topology<control::DynStore>>, Option<Arc<control::store::ZookeeperStore>>, uuid::Uuid)>,
     feed_report: Option<crate::feed::FeedReport>,
 }
 
@@ -242,9 +242,20 @@ impl Source {
             .zip(&cfg.ports)
             .map(|(p, c)| crate::feed::LocalInterface { name: p.name().to_string(), mac: p.mac(), mtu: c.mtu })
             .collect();
-        crate::feed::register_host(&topology, host_id, &crate::host::host_name_or(cfg), &interfaces)?;
-        let mut source =
-            Source { exchange: None, feed: None, host: Some((Arc::clone(&topology), host_id)), feed_report: None };
+        let zookeeper = rest.zookeeper();
+        crate::feed::register_host(
+            &topology,
+            zookeeper.as_deref(),
+            host_id,
+            &crate::host::host_name_or(cfg),
+            &interfaces,
+        )?;
+        let mut source = Source {
+            exchange: None,
+            feed: None,
+            host: Some((Arc::clone(&topology), zookeeper, host_id)),
+            feed_report: None,
+        };
         match &cfg.topology {
             TopologySource::CrossConnect => {}
             TopologySource::File(path) => {
@@ -276,8 +287,8 @@ impl Source {
             feed.stop();
             self.feed_report = Some(counters.report());
         }
-        if let Some((topology, id)) = self.host.take() {
-            crate::feed::unregister_host(&topology, id);
+        if let Some((topology, zookeeper, id)) = self.host.take() {
+            crate::feed::unregister_host(&topology, zookeeper.as_deref(), id);
         }
     }
 }
@@ -420,6 +431,15 @@ impl Report {
             pipelines: pipelines.iter().enumerate().map(|(w, c)| PipelineReport::collect(w, c)).collect(),
             topology_feed,
         }
+    }
+
+    /// Writes the JSON form to `--stats-json`, if given.
+    fn write(&self, options: &Options) -> Result<()> {
+        if let Some(path) = &options.stats_json {
+            let json = serde_json::to_string_pretty(self).context("encode report")?;
+            std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
+        }
+        Ok(())
     }
 
     /// The human-readable form printed to stdout.

@@ -6,16 +6,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::appliance::{free_addr, ping_once, ping_works, Appliance, TempDir};
 use common::http::Client;
 use serde_json::{json, Value};
 
-const MIDOGW: &str = env!("CARGO_BIN_EXE_midogw");
 const ROUTER: &str = "application/vnd.org.midonet.Router-v3+json";
 const PORT: &str = "application/vnd.org.midonet.Port-v3+json";
 const ROUTE: &str = "application/vnd.org.midonet.Route-v1+json";
@@ -23,125 +19,6 @@ const CHAIN: &str = "application/vnd.org.midonet.Chain-v1+json";
 const RULE: &str = "application/vnd.org.midonet.Rule-v2+json";
 const HOSTS: &str = "application/vnd.org.midonet.collection.Host-v3+json";
 const API: &str = "/midonet-api";
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("midogw-live-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// The running appliance; killed if the test fails before stopping it.
-struct Appliance {
-    child: Option<std::process::Child>,
-    log: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Appliance {
-    fn start(config: &Path, stats: &Path, rest: SocketAddr) -> Appliance {
-        let mut child = Command::new(MIDOGW)
-            .args(["run", "--config", config.to_str().unwrap(), "--stats-interval", "0"])
-            .args(["--stats-json", stats.to_str().unwrap()])
-            .env("MIDOGW_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start midogw");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut app = Appliance { child: Some(child), log, seen: Vec::new() };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !(app.seen.iter().any(|l| l.contains("worker starting")) && TcpStream::connect(rest).is_ok()) {
-            app.seen.extend(app.log.try_iter());
-            if let Some(status) = app.child.as_mut().unwrap().try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(100));
-                app.seen.extend(app.log.try_iter());
-                panic!("midogw exited early ({status}):\n{}", app.seen.join("\n"));
-            }
-            assert!(Instant::now() < deadline, "midogw did not come up:\n{}", app.seen.join("\n"));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        app
-    }
-
-    /// SIGTERM; waits for the exit.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "midogw did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGTERM and a clean exit.
-    fn stop_without_report(mut self) {
-        let status = self.terminate();
-        assert!(status.success(), "midogw exit status {status}");
-    }
-
-    /// SIGTERM, a clean exit, and the JSON report.
-    fn stop(mut self, stats: &Path) -> Value {
-        let status = self.terminate();
-        std::thread::sleep(Duration::from_millis(100));
-        self.seen.extend(self.log.try_iter());
-        assert!(status.success(), "midogw exit status {status}:\n{}", self.seen.join("\n"));
-        serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Appliance {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// One ping; its output.
-fn ping_once(ns: &common::NetNs, to: &str) -> (bool, String) {
-    let out =
-        Command::new("ip").args(["netns", "exec", &ns.name, "ping", "-n", "-c", "1", "-W", "1", to]).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Pings until one answer comes back (true) or `limit` passes (false). The first echo to a new
-/// next hop can be lost while the router resolves it.
-fn ping_works(ns: &common::NetNs, to: &str, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ping_once(ns, to).0 {
-            return true;
-        }
-    }
-    false
-}
 
 fn id(v: &Value) -> String {
     v["id"].as_str().unwrap().to_string()
@@ -157,8 +34,8 @@ fn rest_changes_reach_the_running_data_path() {
     ns_a.exec(&["ip", "route", "add", "default", "via", "10.204.1.1"]);
     ns_b.exec(&["ip", "route", "add", "default", "via", "10.204.2.1"]);
 
-    let dir = TempDir::new("rest");
-    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dir = TempDir::new("live-rest");
+    let rest = free_addr();
     let config = dir.0.join("midogw.toml");
     std::fs::write(
         &config,
@@ -173,7 +50,7 @@ fn rest_changes_reach_the_running_data_path() {
     )
     .unwrap();
     let stats = dir.0.join("stats.json");
-    let appliance = Appliance::start(&config, &stats, rest);
+    let appliance = Appliance::start(&config, &stats, rest, true);
     let api = Client::login(rest, "admin", "any");
 
     // The gateway registered itself with its DPDK ports as interfaces.
@@ -244,7 +121,7 @@ fn rest_changes_reach_the_running_data_path() {
     api.delete(&format!("{API}/rules/{}", id(&rule)));
     assert!(ping_works(&ns_a, "10.204.2.2", Duration::from_secs(5)), "deleting the rule restores the ping");
 
-    let report = appliance.stop(&stats);
+    let report = appliance.stop();
     let feed = &report["topology_feed"];
     println!("topology feed: {feed}\npipeline: {}", report["pipelines"][0]);
     assert!(feed["published"].as_u64().unwrap() >= 3, "route, rule and rule deletion each published: {feed}");
@@ -257,8 +134,8 @@ fn rest_changes_reach_the_running_data_path() {
 
 #[test]
 fn a_new_box_registers_one_host_that_survives_restarts() {
-    let dir = TempDir::new("host");
-    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dir = TempDir::new("live-host");
+    let rest = free_addr();
     let config = dir.0.join("midogw.toml");
     std::fs::write(
         &config,
@@ -272,34 +149,13 @@ fn a_new_box_registers_one_host_that_survives_restarts() {
     };
     let mut seen = Vec::new();
     for _ in 0..2 {
-        let child = Command::new(MIDOGW)
-            .args(["run", "--config", config.to_str().unwrap(), "--stats-interval", "0"])
-            .args(["--stats-json", stats.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, log) = std::sync::mpsc::channel();
-        drop(tx);
-        let app = Appliance { child: Some(child), log, seen: Vec::new() };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let api = loop {
-            if TcpStream::connect(rest).is_ok() {
-                break Client::login(rest, "admin", "any");
-            }
-            assert!(Instant::now() < deadline, "REST never came up");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // The REST API comes up first; the Host is registered right after.
-        let mut hosts = host_ids(&api);
-        while hosts.is_empty() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-            hosts = host_ids(&api);
-        }
+        let app = Appliance::start(&config, &stats, rest, false);
+        let api = Client::login(rest, "admin", "any");
+        let hosts = host_ids(&api);
         assert_eq!(hosts.len(), 1, "one Host, registered at start: {hosts:?}");
         assert!(hosts[0].1, "alive while running: {hosts:?}");
         seen.push(hosts[0].0.clone());
-        app.stop_without_report();
+        app.stop();
     }
     assert_eq!(seen[0], seen[1], "a restart is the same host (id kept in store/host_id)");
     let kept = std::fs::read_to_string(dir.0.join("store/host_id")).unwrap();

@@ -301,7 +301,7 @@ fn check_config_locates_rest_store_and_auth_problems() {
     let config = dir.write(
         "bad.toml",
         "[workers]\ncores = [1]\n\n[rest]\nlisten = \"localhost\"\n\n[store]\nkind = \"zookeeper\"\n\
-         hosts = \"zk1:2181\"\nroot = \"/midonet\"\n\n[[auth.account]]\nuser = \"a\"\npassword_hash = \"plain\"\n\
+         hosts = \"zk1:2181\"\nroot = \"midonet/\"\n\n[[auth.account]]\nuser = \"a\"\npassword_hash = \"plain\"\n\
          tenant = \"t\"\nrole = \"root\"\n",
     );
     let out = Command::new(MIDOGW).args(["check-config", config.to_str().unwrap()]).output().unwrap();
@@ -309,7 +309,10 @@ fn check_config_locates_rest_store_and_auth_problems() {
     assert!(!out.status.success(), "{text}");
     let path = config.display();
     assert!(text.contains(&format!("{path}:5:10: [rest] listen \"localhost\" is not an ADDR:PORT")), "{text}");
-    assert!(text.contains(&format!("{path}:8:8: [store] kind = \"zookeeper\" is not supported yet")), "{text}");
+    assert!(
+        text.contains(&format!("{path}:10:8: [store] root \"midonet/\" must be empty or an absolute path")),
+        "{text}"
+    );
     assert!(text.contains(&format!("{path}:14:17: password_hash is not an argon2 PHC string")), "{text}");
     assert!(text.contains(&format!("{path}:16:8: role \"root\" is unknown")), "{text}");
 }

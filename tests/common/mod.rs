@@ -2,7 +2,9 @@
 //! network namespaces with veth pairs that are removed again even when a test fails.
 #![allow(dead_code)]
 
+pub mod appliance;
 pub mod http;
+pub mod zookeeper;
 
 use std::process::Command;
 
