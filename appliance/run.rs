@@ -219,12 +219,17 @@ mod tests {
     }
 }
 
+/// This gateway's Host registration, undone at the end: the store, the ZooKeeper session holding
+/// its alive key (if any) and its id.
+type Registration =
+    (Arc<control::Topology<control::DynStore>>, Option<Arc<control::store::ZookeeperStore>>, uuid::Uuid);
+
 /// Where the pipeline's snapshots come from: nothing (cross-connect), a file (one snapshot), or the
 /// store (a feed thread publishing a new snapshot on every change).
 struct Source {
     exchange: Option<Arc<SnapshotExchange>>,
     feed: Option<crate::feed::Feed>,
-    host: Option<(Arc<control::Topology<control::DynStore>>, Option<Arc<control::store::ZookeeperStore>>, uuid::Uuid)>,
+    host: Option<Registration>,
     feed_report: Option<crate::feed::FeedReport>,
 }
 
