@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use control::compile::{compile, CompileContext};
+use control::compile::{compile, CompileContext, CompileError};
 use control::model::{Host, Interface};
 use control::store::ZookeeperStore;
 use control::{DynStore, Store, Topology, TopologyError};
@@ -257,6 +257,13 @@ impl Feed {
                     c.compiles.fetch_add(1, Ordering::Relaxed);
                     let compiled = match compile(&topology, &ctx) {
                         Ok(compiled) => compiled,
+                        Err(e @ (CompileError::Store(_) | CompileError::Topology(_) | CompileError::Unstable)) => {
+                            // Reading failed, not the topology: try this version again at the next wake.
+                            if !c.store_unreachable.swap(true, Ordering::Relaxed) {
+                                tracing::warn!("cannot read the topology, the cores keep theirs: {e}");
+                            }
+                            continue;
+                        }
                         Err(e) => {
                             c.compile_errors.fetch_add(1, Ordering::Relaxed);
                             tracing::error!("topology change not applied, the cores keep the previous one: {e}");

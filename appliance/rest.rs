@@ -56,14 +56,16 @@ impl RestServer {
                 // `start` does not wait for a session: the gateway comes up (and forwards on its
                 // last topology) while ZooKeeper is away, and connects when it comes back.
                 let store = Arc::new(ZookeeperStore::start(config).context("cannot start the ZooKeeper client")?);
-                // The first topology must come from the store: wait for a session, but not forever.
-                let deadline = std::time::Instant::now() + zk.operation_timeout;
+                // The first topology must come from the store: wait for a session (as long as a
+                // session may take to be established), but not forever.
+                let patience = zk.session_timeout.max(zk.operation_timeout);
+                let deadline = std::time::Instant::now() + patience;
                 while let Err(e) = store.version() {
                     if std::time::Instant::now() >= deadline {
                         return Err(anyhow::anyhow!(
-                            "ZooKeeper at {} did not answer within {:?} ([store] operation_timeout_ms): {e}",
+                            "ZooKeeper at {} did not answer within {:?} ([store] session_timeout_ms): {e}",
                             zk.hosts,
-                            zk.operation_timeout
+                            patience
                         ));
                     }
                     std::thread::sleep(std::time::Duration::from_millis(100));

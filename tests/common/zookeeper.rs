@@ -23,7 +23,7 @@ impl ZkServer {
             Path::new(ZOOKEEPER_JAR).exists(),
             "{ZOOKEEPER_JAR} is missing: install the Debian package `zookeeper` with scripts/setup.sh"
         );
-        let dir = std::env::temp_dir().join(format!("midogw-zk-{tag}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("midogw-zkserver-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -87,6 +87,14 @@ impl ZkServer {
 impl Drop for ZkServer {
     fn drop(&mut self) {
         self.stop();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.trim_start().starts_with("at ")).collect();
+            eprintln!(
+                "--- zookeeper server log (last lines) ---\n{}",
+                tail[tail.len().saturating_sub(30)..].join("\n")
+            );
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

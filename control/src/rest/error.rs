@@ -6,6 +6,7 @@ use serde_json::json;
 use thiserror::Error;
 
 use super::media::ERROR;
+use crate::store::StoreError;
 use crate::topology::TopologyError;
 
 /// Why a REST request failed. Internal details are logged, never returned.
@@ -63,9 +64,13 @@ impl IntoResponse for ApiError {
             tracing::debug!(error = %self, status = status.as_u16(), "REST request refused");
             self.to_string()
         };
-        // READONLY is a 503 the operator must see as such.
+        // READONLY, and a store that cannot be reached (ZooKeeper down), are 503s the operator must
+        // see as such: the write was not applied and can be retried.
         let message = match &self {
             ApiError::Topology(TopologyError::ReadOnly) => self.to_string(),
+            ApiError::Topology(TopologyError::Store(StoreError::Backend(detail))) => {
+                format!("the topology store is unavailable, the change was not applied or not confirmed: {detail}")
+            }
             _ => message,
         };
         let violations =
