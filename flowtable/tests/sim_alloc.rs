@@ -64,7 +64,7 @@ fn simulate_and_apply_do_not_allocate() {
             }
             if res.cacheable {
                 f.copy_from_slice(t);
-                let _ = apply(&res.actions, f);
+                let _ = apply(&snap, &res.actions, f, &mut state, 1);
             }
         }
     });

@@ -1,14 +1,26 @@
 //! The simulation: a packet's walk through the virtual topology, turned into flow [`Actions`].
 //!
-//! First cut, the L3 path only (bridges, tunnels and NAT come later). [`simulate`] takes a frame
-//! received on a local DPDK port, finds the exterior router port bound to it and follows the
-//! packet: port inbound chain, router infilter, ARP / ICMP echo answers for port addresses, route
-//! lookup (ECMP by [`FlowKey::symmetric_hash`]), TTL / hop limit, router outfilter and port
-//! outbound chain, interior router-router links (bounded by [`MAX_ROUTER_HOPS`]), and at an
-//! exterior local port the MTU and the next-hop MAC from the per-core [`CoreState`]. It returns
-//! the [`Actions`] (already applied to the frame), the devices the decision depended on and
-//! whether the result may be cached; a frame to send besides (an ICMP error, an ARP request, a
-//! neighbour solicitation) is built into the caller's `out` buffer ([`Generated`]).
+//! [`simulate`] takes a frame received on a local DPDK port, finds the exterior port bound to it
+//! and follows the packet through routers and bridges:
+//!
+//! - **Router ports**: port inbound chain, router infilter, ARP / ICMP echo answers for port
+//!   addresses, route lookup (ECMP by [`FlowKey::symmetric_hash`]), TTL / hop limit, router
+//!   outfilter and port outbound chain, interior router-router links (bounded by
+//!   [`MAX_ROUTER_HOPS`]); at an exterior local port the MTU and the next-hop MAC from the per-core
+//!   [`CoreState`]; at a port linked to a bridge the next-hop MAC from a router port on that bridge
+//!   owning the address (the topology knows it) or the neighbour cache, then into the bridge.
+//! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
+//!   exterior ports; source MAC -> ingress port, per core, with aging: [`MacTable`]), destination
+//!   lookup: static entries first, then the MACs of router ports linked to the bridge, then learned
+//!   entries; known unicast goes out of that port (bridge outbound chain, port outbound chain),
+//!   unknown unicast, broadcast and multicast are flooded to every other port ([`SimResult::flood`],
+//!   at most [`MAX_LEGS`] copies). A router port on a flood sees a copy: it learns from ARP and
+//!   answers an ARP request for its address (into `out`). Every device crossed is recorded in
+//!   `deps`. At most [`MAX_DEVICES`] port entries per packet.
+//!
+//! It returns the [`Actions`] (already applied to the frame), the devices the decision depended on
+//! and whether the result may be cached; a frame to send besides (an ICMP error, an ARP request or
+//! reply, a neighbour solicitation) is built into the caller's `out` buffer ([`Generated`]).
 //!
 //! [`apply`] runs cached actions on the next frames of the flow. Neither allocates.
 //!
@@ -16,6 +28,7 @@
 //! | --- | --- |
 //! | `action.rs` | [`Action`], [`Actions`], [`DropReason`], [`apply`] |
 //! | `neighbour.rs` | [`NeighbourCache`], [`CoreState`] |
+//! | `mac.rs` | [`MacTable`]: the bridges' learned MACs |
 //! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations |
 //!
 //! # What is cached
@@ -24,40 +37,130 @@
 //! devices in `deps`. TTL and length are not in the flow key, so a forwarding list carries
 //! [`Action::CheckMtu`] and [`Action::DecTtl`], which fail before touching the frame; the caller
 //! then simulates that one packet, which answers with the ICMP error. Everything that answers or
-//! generates a frame, learns a neighbour, or fails on something outside the key is not cached.
-//! A cached flow also depends on the neighbour entry it used: the flow cache's hard timeout
+//! generates a frame, learns a neighbour, floods, or fails on something outside the key is not
+//! cached. A cached flow also depends on the neighbour entry it used: the flow cache's hard timeout
 //! should not exceed the neighbour lifetime ([`CoreConfig::neighbour_lifetime`]).
 //!
-//! # Simplifications of this first cut
+//! # MAC learning and the flow cache
 //!
-//! ICMP errors and echo replies go straight back out of the ingress DPDK port to the frame's
-//! Ethernet source, with the address of the port the packet entered the current router through
-//! as source (what traceroute expects); the return path's chains and routes are not simulated.
-//! Generated frames carry no VLAN tag.
+//! Learning is a side effect of the simulation, and a flow cache hit skips the simulation. If it
+//! only happened there, a long cached flow from a VM would let its MAC age out, and the traffic
+//! *to* the VM would be flooded. So a flow entering a bridge from an exterior port carries
+//! [`Action::Learn`] with the ingress bridge port: [`apply`] refreshes the entry on every hit (the
+//! source MAC is in the frame, and the ingress is in the flow key, so the learned port is the same
+//! for every packet of the flow). A learn that *moves* a MAC to another port records the bridge in
+//! [`MacTable::take_moved`]; the caller invalidates the bridge's device tag, which drops the cached
+//! flows that were unicast to the old port (every flow through a bridge depends on it). Flows to a
+//! MAC whose entry ages out keep their port until they expire: the flow cache's hard timeout
+//! should not exceed [`CoreConfig::mac_aging`]. Floods are never cached: once the destination
+//! answers, its MAC is learned and the next packet is simulated into a cacheable unicast.
+//!
+//! # Simplifications
+//!
+//! ICMP errors, ARP and echo replies go straight back out of the ingress DPDK port to the frame's
+//! Ethernet source, with the MAC of the first router port the packet entered and the address of
+//! the port it entered the current router through as source (what traceroute expects); the return
+//! path's chains, routes and bridges are not simulated. Generated frames carry no VLAN tag. A
+//! routed packet flooded by a bridge (its next hop's MAC aged out) is not delivered to router ports
+//! on that bridge. An ARP request / NS a router sends onto a bridge goes to the bridge's exterior
+//! local ports without their chains.
 
 mod action;
 mod generate;
+mod mac;
 mod neighbour;
 
 use core::net::IpAddr;
 
 pub use self::action::{apply, Action, Actions, DropReason, Output, ReplyKind, MAX_ACTIONS};
 pub use self::generate::{arp_request, icmp_error, neighbour_solicit, IcmpError};
+pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
 
+use self::action::{execute, learnable};
 use crate::chain::{evaluate_tracked, EvalContext, PacketMatchFields, Verdict};
 use crate::flow::FlowKey;
-use crate::topology::{Binding, ChainId, DeviceId, DeviceSet, PortId, PortLink, RouteDecision, RouterPort, Snapshot};
+use crate::topology::{
+    Binding, Bridge, BridgeId, ChainId, DeviceId, DeviceSet, Port, PortId, PortKind, PortLink, RouteDecision,
+    RouterPort, Snapshot,
+};
 use crate::wire::{
-    ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, Fragment, Headers, Icmpv4DstUnreachable, Icmpv4Message,
-    Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, Ipv4Packet, Ipv6Packet, L3, L4,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
+    Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
+    Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4,
 };
 
 /// Most routers a packet crosses before the simulation calls it a loop.
 pub const MAX_ROUTER_HOPS: u8 = 8;
 
+/// Most ports a packet enters (through exterior ports, bridges and router-bridge links) before the
+/// simulation calls it a loop.
+pub const MAX_DEVICES: u8 = 16;
+
+/// Most copies a flood sends; further legs are counted drops ([`SimResult::dropped_legs`]).
+pub const MAX_LEGS: usize = 8;
+
 /// TTL / hop limit of replies the router generates.
 const REPLY_TTL: u8 = 64;
+
+/// The local DPDK ports a frame goes out of: a fixed-capacity list, no heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Legs {
+    ports: [u16; MAX_LEGS],
+    len: u8,
+}
+
+impl Legs {
+    /// No leg.
+    pub const fn new() -> Legs {
+        Legs { ports: [0; MAX_LEGS], len: 0 }
+    }
+
+    /// One leg.
+    pub const fn one(dpdk_port: u16) -> Legs {
+        let mut l = Legs::new();
+        l.ports[0] = dpdk_port;
+        l.len = 1;
+        l
+    }
+
+    /// Adds a leg; `false` when the list is full (the caller counts the drop). A port already
+    /// listed is not added twice.
+    pub fn push(&mut self, dpdk_port: u16) -> bool {
+        if self.as_slice().contains(&dpdk_port) {
+            return true;
+        }
+        match self.ports.get_mut(usize::from(self.len)) {
+            Some(p) => {
+                *p = dpdk_port;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The legs, in order.
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ports[..usize::from(self.len)]
+    }
+
+    /// No leg.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of legs.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+impl core::fmt::Debug for Legs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
 
 /// A frame the simulation built into the caller's `out` buffer, to send besides (or instead of)
 /// the received one.
@@ -65,14 +168,15 @@ const REPLY_TTL: u8 = 64;
 pub struct Generated {
     /// Its length: the frame is `out[..len]`.
     pub len: usize,
-    /// The local DPDK port to send it out of.
-    pub dpdk_port: u16,
+    /// The local DPDK ports to send it out of (one, or several for an ARP request flooded on a
+    /// bridge).
+    pub legs: Legs,
 }
 
 /// What [`simulate`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimResult {
-    /// What was done to the frame (already applied): forward, reply in place, or drop.
+    /// What was done to the frame (already applied): forward, reply in place, flood, or drop.
     pub actions: Actions,
     /// Every device the decision depended on.
     pub deps: DeviceSet,
@@ -80,11 +184,24 @@ pub struct SimResult {
     pub cacheable: bool,
     /// A frame built into `out`, if any.
     pub generated: Option<Generated>,
+    /// When `actions` ends in [`Action::Flood`]: send the (rewritten) frame out of each of these
+    /// ports. Never cached.
+    pub flood: Legs,
+    /// Flood copies not sent because there were more than [`MAX_LEGS`]: counted as
+    /// [`DropReason::FloodLegsExceeded`].
+    pub dropped_legs: u16,
 }
 
 impl SimResult {
     fn new() -> SimResult {
-        SimResult { actions: Actions::new(), deps: DeviceSet::new(), cacheable: true, generated: None }
+        SimResult {
+            actions: Actions::new(),
+            deps: DeviceSet::new(),
+            cacheable: true,
+            generated: None,
+            flood: Legs::new(),
+            dropped_legs: 0,
+        }
     }
 
     fn drop(mut self, reason: DropReason) -> SimResult {
@@ -104,11 +221,39 @@ struct Ingress<'a> {
     port: &'a RouterPort,
 }
 
+/// What the routers crossed so far will do to the frame, applied when it leaves.
+#[derive(Clone, Copy, Default)]
+struct Pending<'a> {
+    /// Bridge port whose MAC table learned the frame's source.
+    learn: Option<PortId>,
+    /// Routers crossed (TTL decrement).
+    hops: u8,
+    eth_src: Option<EthernetAddress>,
+    eth_dst: Option<EthernetAddress>,
+    /// The port the last router was entered through: source of ICMP errors about the egress.
+    routed_at: Option<&'a RouterPort>,
+}
+
+/// One packet's walk.
+struct Walk<'a, 'o> {
+    snap: &'a Snapshot,
+    state: &'o mut CoreState,
+    now: u64,
+    out: &'o mut [u8],
+    /// The ingress DPDK port (answers go back out of it).
+    back: u16,
+    /// The first router port the packet entered (answers come from its MAC).
+    first_router: Option<&'a RouterPort>,
+    fields: PacketMatchFields,
+    pending: Pending<'a>,
+    devices: u8,
+}
+
 /// Simulates `frame`, received on local DPDK port `ingress_dpdk_port`, through `snap` at time `now`.
 ///
-/// The frame is rewritten in place as the returned actions say (forwarded, or turned into an ARP /
-/// echo reply); a frame to send besides is built into `out` (1514 bytes hold any of them). Never
-/// panics and never allocates.
+/// The frame is rewritten in place as the returned actions say (forwarded, flooded, or turned into
+/// an ARP / echo reply); a frame to send besides is built into `out` (1514 bytes hold any of them).
+/// Never panics and never allocates.
 pub fn simulate(
     snap: &Snapshot,
     ingress_dpdk_port: u16,
@@ -117,176 +262,520 @@ pub fn simulate(
     now: u64,
     out: &mut [u8],
 ) -> SimResult {
-    let mut r = SimResult::new();
+    let r = SimResult::new();
     let Some(pid) = snap.port_by_dpdk_port(ingress_dpdk_port) else {
         return r.uncached_drop(DropReason::UnknownIngress);
     };
-    r.deps.insert(DeviceId::Port(pid));
-    let port = snap.port(pid);
-    let Some(rp) = port.as_router_port() else {
-        return r.uncached_drop(DropReason::NotRouterPort);
-    };
     let Ok(h) = Headers::parse(frame) else {
-        return r.uncached_drop(DropReason::Malformed);
+        let mut r = r.uncached_drop(DropReason::Malformed);
+        r.deps.insert(DeviceId::Port(pid));
+        return r;
     };
-    if h.eth_dst != rp.mac && !h.eth_dst.is_multicast() {
-        return r.drop(DropReason::NotForUs);
-    }
-    let ingress = Ingress { dpdk_port: ingress_dpdk_port, port: rp };
-    let fields = PacketMatchFields::from_headers(&h);
-    let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-    if let Err(v) = filter(snap, port.inbound_chain, &fields, &ctx, &mut r.deps) {
-        return verdict(r, v, frame, &h, &ingress, rp, out);
-    }
-    match h.l3 {
-        L3::Arp(arp) => {
-            if !arp.source_protocol_addr.is_unspecified() && on_link(rp, IpAddr::V4(arp.source_protocol_addr)) {
-                state.neighbours.learn(pid, IpAddr::V4(arp.source_protocol_addr), arp.source_hardware_addr, now);
-            }
-            if arp.operation == ArpOperation::Request && rp.owns(IpAddr::V4(arp.target_protocol_addr)) {
-                if let Ok(mut p) = ArpPacket::new_checked(&mut frame[h.l3_offset..]) {
-                    p.make_reply_in_place(rp.mac);
-                }
-                return reply(r, frame, &h, &ingress, ReplyKind::ArpReply);
-            }
-            r.uncached_drop(DropReason::ArpConsumed)
-        }
-        L3::Ipv4(_) | L3::Ipv6(_) => {
-            if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } = h.l4 {
-                learn_ndp(frame, &h, pid, rp, state, now);
-                return r.uncached_drop(DropReason::NdpConsumed);
-            }
-            route(r, snap, pid, frame, &h, &fields, &ingress, state, now, out)
-        }
-        L3::Other => r.drop(DropReason::UnsupportedEthertype),
-    }
+    let mut w = Walk {
+        snap,
+        state,
+        now,
+        out,
+        back: ingress_dpdk_port,
+        first_router: None,
+        fields: PacketMatchFields::from_headers(&h),
+        pending: Pending::default(),
+        devices: 0,
+    };
+    w.enter(r, pid, frame, &h)
 }
 
-/// The L3 walk from the ingress router on.
-#[allow(clippy::too_many_arguments)]
-fn route(
-    mut r: SimResult,
-    snap: &Snapshot,
-    ingress_port: PortId,
-    frame: &mut [u8],
-    h: &Headers,
-    fields: &PacketMatchFields,
-    ingress: &Ingress<'_>,
-    state: &mut CoreState,
-    now: u64,
-    out: &mut [u8],
-) -> SimResult {
-    let (src, dst, ttl, ip_len, dont_frag) = match h.l3 {
-        L3::Ipv4(f) => (IpAddr::V4(f.src), IpAddr::V4(f.dst), f.ttl, h.end - h.l3_offset, f.dont_frag),
-        L3::Ipv6(f) => (IpAddr::V6(f.src), IpAddr::V6(f.dst), f.hop_limit, h.end - h.l3_offset, true),
-        _ => return r.uncached_drop(DropReason::Malformed),
-    };
-    let hash = FlowKey::from_headers(ingress_port.0, h).symmetric_hash();
-    let mut in_port = ingress_port;
-    let mut hops = 0u8;
-    loop {
-        let Some(in_rp) = snap.port(in_port).as_router_port() else {
-            return r.uncached_drop(DropReason::NotRouterPort);
-        };
-        if hops >= MAX_ROUTER_HOPS {
-            return r.drop(DropReason::RouterLoop);
+impl<'a> Walk<'a, '_> {
+    fn ingress(&self, fallback: &'a RouterPort) -> Ingress<'a> {
+        Ingress { dpdk_port: self.back, port: self.first_router.unwrap_or(fallback) }
+    }
+
+    fn eth_src(&self, h: &Headers) -> EthernetAddress {
+        self.pending.eth_src.unwrap_or(h.eth_src)
+    }
+
+    fn eth_dst(&self, h: &Headers) -> EthernetAddress {
+        self.pending.eth_dst.unwrap_or(h.eth_dst)
+    }
+
+    /// The packet enters `pid` (from outside, or over an interior link).
+    fn enter(&mut self, mut r: SimResult, pid: PortId, frame: &mut [u8], h: &Headers) -> SimResult {
+        r.deps.insert(DeviceId::Port(pid));
+        self.devices += 1;
+        if self.devices > MAX_DEVICES {
+            return r.drop(DropReason::DeviceLoop);
         }
-        r.deps.insert(DeviceId::Router(in_rp.router));
-        let router = snap.router(in_rp.router);
+        let port = self.snap.port(pid);
+        match &port.kind {
+            PortKind::Router(rp) => self.router_in(r, pid, port, rp, frame, h),
+            PortKind::Bridge(bp) => self.bridge_in(r, pid, port, bp.bridge, frame, h),
+        }
+    }
+
+    /// A frame entering a router through `pid`, from outside or from a bridge.
+    fn router_in(
+        &mut self,
+        r: SimResult,
+        pid: PortId,
+        port: &'a Port,
+        rp: &'a RouterPort,
+        frame: &mut [u8],
+        h: &Headers,
+    ) -> SimResult {
+        self.first_router.get_or_insert(rp);
+        let dst = self.eth_dst(h);
+        if dst != rp.mac && !dst.is_multicast() {
+            return r.drop(DropReason::NotForUs);
+        }
+        self.fields.eth_src = self.eth_src(h);
+        self.fields.eth_dst = dst;
+        let ingress = self.ingress(rp);
+        let mut r = r;
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
+        if let Err(v) = filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+            return verdict(r, v, frame, h, &ingress, Some(rp), self.out);
+        }
+        match h.l3 {
+            L3::Arp(arp) => {
+                if !arp.source_protocol_addr.is_unspecified() && on_link(rp, IpAddr::V4(arp.source_protocol_addr)) {
+                    let sender = IpAddr::V4(arp.source_protocol_addr);
+                    self.state.neighbours.learn(pid, sender, arp.source_hardware_addr, self.now);
+                }
+                if arp.operation == ArpOperation::Request && rp.owns(IpAddr::V4(arp.target_protocol_addr)) {
+                    if let Ok(mut p) = ArpPacket::new_checked(&mut frame[h.l3_offset..]) {
+                        p.make_reply_in_place(rp.mac);
+                    }
+                    return reply(r, frame, h, &ingress, ReplyKind::ArpReply);
+                }
+                r.uncached_drop(DropReason::ArpConsumed)
+            }
+            L3::Ipv4(_) | L3::Ipv6(_) => {
+                if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } =
+                    h.l4
+                {
+                    learn_ndp(frame, h, pid, rp, self.state, self.now);
+                    return r.uncached_drop(DropReason::NdpConsumed);
+                }
+                self.route(r, pid, frame, h)
+            }
+            L3::Other => r.drop(DropReason::UnsupportedEthertype),
+        }
+    }
+
+    /// The L3 walk from the router entered through `ingress_port` on.
+    fn route(&mut self, mut r: SimResult, ingress_port: PortId, frame: &mut [u8], h: &Headers) -> SimResult {
+        let snap = self.snap;
+        let (src, dst, ttl, ip_len, dont_frag) = match h.l3 {
+            L3::Ipv4(f) => (IpAddr::V4(f.src), IpAddr::V4(f.dst), f.ttl, h.end - h.l3_offset, f.dont_frag),
+            L3::Ipv6(f) => (IpAddr::V6(f.src), IpAddr::V6(f.dst), f.hop_limit, h.end - h.l3_offset, true),
+            _ => return r.uncached_drop(DropReason::Malformed),
+        };
+        let hash = FlowKey::from_headers(ingress_port.0, h).symmetric_hash();
+        let mut in_port = ingress_port;
+        loop {
+            let Some(in_rp) = snap.port(in_port).as_router_port() else {
+                return r.uncached_drop(DropReason::NotRouterPort);
+            };
+            let ingress = self.ingress(in_rp);
+            let hops = self.pending.hops;
+            if hops >= MAX_ROUTER_HOPS {
+                return r.drop(DropReason::RouterLoop);
+            }
+            r.deps.insert(DeviceId::Router(in_rp.router));
+            let router = snap.router(in_rp.router);
+            let ctx = EvalContext {
+                in_port: Some(in_port),
+                group_port: Some(in_port),
+                forward_flow: true,
+                ..EvalContext::default()
+            };
+            if let Err(v) = filter(snap, router.infilter, &self.fields, &ctx, &mut r.deps) {
+                return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+            }
+            let decision = router.route(src, dst, hash, &mut r.deps);
+            let (out_port, next_hop) = match decision {
+                RouteDecision::Forward { port, next_hop, .. } => (port, next_hop),
+                RouteDecision::Local { .. } => return local(r, frame, h, &ingress),
+                RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
+                RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
+                    let reason =
+                        if decision == RouteDecision::NoRoute { DropReason::NoRoute } else { DropReason::RejectRoute };
+                    let err = match h.l3 {
+                        L3::Ipv4(_) => decision.icmpv4_unreachable().map(|c| IcmpError::V4Unreachable(c, 0)),
+                        _ => decision.icmpv6_unreachable().map(IcmpError::V6Unreachable),
+                    };
+                    return answer_error(r, reason, err, frame, h, &ingress, in_rp, self.out);
+                }
+            };
+            // RFC 1812 section 5.3.1 / RFC 8200 section 3: a router does not forward with TTL <= 1.
+            if ttl <= hops + 1 {
+                let err = if src.is_ipv4() { IcmpError::V4TimeExceeded } else { IcmpError::V6TimeExceeded };
+                return answer_error(r, DropReason::TtlExpired, Some(err), frame, h, &ingress, in_rp, self.out);
+            }
+            r.deps.insert(DeviceId::Port(out_port));
+            let oport = snap.port(out_port);
+            let ctx = EvalContext { out_port: Some(out_port), ..ctx };
+            if let Err(v) = filter(snap, router.outfilter, &self.fields, &ctx, &mut r.deps) {
+                return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+            }
+            let ctx = EvalContext { group_port: Some(out_port), forward_flow: true, ..EvalContext::default() };
+            if let Err(v) = filter(snap, oport.outbound_chain, &self.fields, &ctx, &mut r.deps) {
+                return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+            }
+            self.pending.hops = hops + 1;
+            self.pending.routed_at = Some(in_rp);
+            let Some(orp) = oport.as_router_port() else {
+                return r.uncached_drop(DropReason::NotRouterPort);
+            };
+            match oport.link {
+                PortLink::Peer(peer) => match &snap.port(peer).kind {
+                    PortKind::Router(_) => {
+                        r.deps.insert(DeviceId::Port(peer));
+                        let ctx = EvalContext { group_port: Some(peer), forward_flow: true, ..EvalContext::default() };
+                        if let Err(v) = filter(snap, snap.port(peer).inbound_chain, &self.fields, &ctx, &mut r.deps) {
+                            return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+                        }
+                        in_port = peer;
+                    }
+                    PortKind::Bridge(bp) => {
+                        let bridge = snap.bridge(bp.bridge);
+                        let known = router_port_address_mac(snap, bridge, next_hop);
+                        let mac = known.or_else(|| self.state.neighbours.lookup(out_port, next_hop, self.now));
+                        let Some(mac) = mac else {
+                            r.deps.insert(DeviceId::Bridge(bp.bridge));
+                            let legs = exterior_legs(snap, bridge, peer);
+                            return self.resolve(r, orp, next_hop, legs);
+                        };
+                        self.pending.eth_src = Some(orp.mac);
+                        self.pending.eth_dst = Some(mac);
+                        return self.enter(r, peer, frame, h);
+                    }
+                },
+                PortLink::Exterior(Binding::Local { dpdk_port }) => {
+                    let mtu = self.state.mtu(dpdk_port);
+                    if ip_len > usize::from(mtu) {
+                        return too_big(r, dont_frag, src, mtu, frame, h, &ingress, in_rp, self.out);
+                    }
+                    let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
+                        return self.resolve(r, orp, next_hop, Legs::one(dpdk_port));
+                    };
+                    self.pending.eth_src = Some(orp.mac);
+                    self.pending.eth_dst = Some(mac);
+                    return self.output(r, dpdk_port, frame, h);
+                }
+                PortLink::Exterior(Binding::Remote { .. }) => return r.uncached_drop(DropReason::TunnelUnsupported),
+                PortLink::Unplugged => return r.drop(DropReason::PortUnplugged),
+            }
+        }
+    }
+
+    /// The next hop's MAC is unknown: drop and send an ARP request / NS from `orp` out of `legs`.
+    fn resolve(&mut self, r: SimResult, orp: &RouterPort, next_hop: IpAddr, legs: Legs) -> SimResult {
+        let mut r = r.uncached_drop(DropReason::NeighbourUnresolved);
+        let len = match (next_hop, own_addr(orp, next_hop)) {
+            (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_request(self.out, orp.mac, s, t),
+            (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_solicit(self.out, orp.mac, s, t),
+            _ => None,
+        };
+        if !legs.is_empty() {
+            r.generated = len.map(|len| Generated { len, legs });
+        }
+        r
+    }
+
+    /// A frame entering bridge `bid` through its port `pid`.
+    fn bridge_in(
+        &mut self,
+        mut r: SimResult,
+        pid: PortId,
+        port: &'a Port,
+        bid: BridgeId,
+        frame: &mut [u8],
+        h: &Headers,
+    ) -> SimResult {
+        let snap = self.snap;
+        let bridge = snap.bridge(bid);
+        r.deps.insert(DeviceId::Bridge(bid));
+        let (src, dst) = (self.eth_src(h), self.eth_dst(h));
+        self.fields.eth_src = src;
+        self.fields.eth_dst = dst;
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
+        if let Err(v) = filter(snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+            return self.bridge_verdict(r, v);
+        }
+        let ctx = EvalContext { in_port: Some(pid), ..ctx };
+        if let Err(v) = filter(snap, bridge.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+            return self.bridge_verdict(r, v);
+        }
+        // A router port's MAC is known from the topology; learn only what comes from outside.
+        if matches!(port.link, PortLink::Exterior(_)) && learnable(src) {
+            self.state.macs.learn(bid, src, pid, self.now);
+            self.pending.learn = Some(pid);
+        }
+        let target = if dst.is_multicast() {
+            None
+        } else {
+            bridge
+                .static_mac(dst)
+                .or_else(|| router_port_by_mac(snap, bridge, dst))
+                .or_else(|| self.state.macs.lookup(bid, dst, self.now))
+        };
+        match target {
+            Some(t) if t == pid => r.drop(DropReason::SameBridgePort),
+            Some(t) => {
+                r.deps.insert(DeviceId::Port(t));
+                let Some(oport) = snap.get_port(t) else { return r.uncached_drop(DropReason::PortUnplugged) };
+                if let Err(v) = self.bridge_egress_chains(&mut r.deps, bridge, pid, oport) {
+                    return self.bridge_verdict(r, v);
+                }
+                match oport.link {
+                    PortLink::Exterior(Binding::Local { dpdk_port }) => self.output(r, dpdk_port, frame, h),
+                    PortLink::Exterior(Binding::Remote { .. }) => r.uncached_drop(DropReason::TunnelUnsupported),
+                    PortLink::Peer(peer) => self.enter(r, peer, frame, h),
+                    PortLink::Unplugged => r.drop(DropReason::PortUnplugged),
+                }
+            }
+            None => self.flood(r, bridge, pid, frame, h),
+        }
+    }
+
+    /// A bridge's chains stopped the frame. A bridge has no address to answer a reject from.
+    fn bridge_verdict(&self, r: SimResult, v: Stop) -> SimResult {
+        match v {
+            Stop::Drop => r.drop(DropReason::RuleDrop),
+            Stop::Reject => r.drop(DropReason::RuleReject),
+            Stop::Nat => r.uncached_drop(DropReason::NatUnsupported),
+        }
+    }
+
+    /// The bridge's outbound chain, then the egress port's.
+    fn bridge_egress_chains(
+        &self,
+        deps: &mut DeviceSet,
+        bridge: &Bridge,
+        in_port: PortId,
+        oport: &Port,
+    ) -> Result<(), Stop> {
         let ctx = EvalContext {
             in_port: Some(in_port),
+            out_port: Some(oport.id),
             group_port: Some(in_port),
             forward_flow: true,
             ..EvalContext::default()
         };
-        if let Err(v) = filter(snap, router.infilter, fields, &ctx, &mut r.deps) {
-            return verdict(r, v, frame, h, ingress, in_rp, out);
-        }
-        let decision = router.route(src, dst, hash, &mut r.deps);
-        let (out_port, next_hop) = match decision {
-            RouteDecision::Forward { port, next_hop, .. } => (port, next_hop),
-            RouteDecision::Local { .. } => return local(r, frame, h, ingress),
-            RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
-            RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
-                let reason =
-                    if decision == RouteDecision::NoRoute { DropReason::NoRoute } else { DropReason::RejectRoute };
-                let err = match h.l3 {
-                    L3::Ipv4(_) => decision.icmpv4_unreachable().map(|c| IcmpError::V4Unreachable(c, 0)),
-                    _ => decision.icmpv6_unreachable().map(IcmpError::V6Unreachable),
-                };
-                return answer_error(r, reason, err, frame, h, ingress, in_rp, out);
-            }
-        };
-        // RFC 1812 section 5.3.1 / RFC 8200 section 3: a router does not forward with TTL <= 1.
-        if ttl <= hops + 1 {
-            let err = if src.is_ipv4() { IcmpError::V4TimeExceeded } else { IcmpError::V6TimeExceeded };
-            return answer_error(r, DropReason::TtlExpired, Some(err), frame, h, ingress, in_rp, out);
-        }
-        r.deps.insert(DeviceId::Port(out_port));
-        let oport = snap.port(out_port);
-        let ctx = EvalContext { out_port: Some(out_port), ..ctx };
-        if let Err(v) = filter(snap, router.outfilter, fields, &ctx, &mut r.deps) {
-            return verdict(r, v, frame, h, ingress, in_rp, out);
-        }
-        let ctx = EvalContext { group_port: Some(out_port), forward_flow: true, ..EvalContext::default() };
-        if let Err(v) = filter(snap, oport.outbound_chain, fields, &ctx, &mut r.deps) {
-            return verdict(r, v, frame, h, ingress, in_rp, out);
-        }
-        hops += 1;
-        let dpdk_port = match oport.link {
-            PortLink::Peer(peer) => {
-                r.deps.insert(DeviceId::Port(peer));
-                let ctx = EvalContext { group_port: Some(peer), forward_flow: true, ..EvalContext::default() };
-                if let Err(v) = filter(snap, snap.port(peer).inbound_chain, fields, &ctx, &mut r.deps) {
-                    return verdict(r, v, frame, h, ingress, in_rp, out);
-                }
-                in_port = peer;
+        filter(self.snap, bridge.outbound_chain, &self.fields, &ctx, deps)?;
+        let ctx = EvalContext { group_port: Some(oport.id), forward_flow: true, ..EvalContext::default() };
+        filter(self.snap, oport.outbound_chain, &self.fields, &ctx, deps)
+    }
+
+    /// Unknown unicast, broadcast or multicast: a copy to every other port of the bridge. Not cached.
+    fn flood(
+        &mut self,
+        mut r: SimResult,
+        bridge: &'a Bridge,
+        in_port: PortId,
+        frame: &mut [u8],
+        h: &Headers,
+    ) -> SimResult {
+        r.cacheable = false;
+        let mut legs = Legs::new();
+        for &p in bridge.ports.iter().filter(|&&p| p != in_port) {
+            let Some(oport) = self.snap.get_port(p) else { continue };
+            r.deps.insert(DeviceId::Port(p));
+            if self.bridge_egress_chains(&mut r.deps, bridge, in_port, oport).is_err() {
                 continue;
             }
-            PortLink::Exterior(Binding::Local { dpdk_port }) => dpdk_port,
-            PortLink::Exterior(Binding::Remote { .. }) => return r.uncached_drop(DropReason::TunnelUnsupported),
-            PortLink::Unplugged => return r.drop(DropReason::PortUnplugged),
-        };
-        let Some(orp) = oport.as_router_port() else {
-            return r.uncached_drop(DropReason::NotRouterPort);
-        };
-        let mtu = state.mtu(dpdk_port);
-        if ip_len > usize::from(mtu) {
-            if !dont_frag {
-                // Never fragment (design: no IP fragmentation); without DF there is no one to tell.
-                return r.uncached_drop(DropReason::TooBig);
+            match oport.link {
+                PortLink::Exterior(Binding::Local { dpdk_port }) => {
+                    if !legs.push(dpdk_port) {
+                        r.dropped_legs = r.dropped_legs.saturating_add(1);
+                    }
+                }
+                PortLink::Peer(peer) if self.pending.hops == 0 => self.router_copy(&mut r, peer, h, frame),
+                // Tunnels come with the tunnel step; routed floods skip router ports (module docs).
+                PortLink::Peer(_) | PortLink::Exterior(Binding::Remote { .. }) | PortLink::Unplugged => {}
             }
-            let err = if src.is_ipv4() {
-                IcmpError::V4Unreachable(Icmpv4DstUnreachable::FragRequired, mtu)
-            } else {
-                IcmpError::V6TooBig(u32::from(mtu))
-            };
-            return answer_error(r, DropReason::TooBig, Some(err), frame, h, ingress, in_rp, out);
         }
-        let Some(mac) = state.neighbours.lookup(out_port, next_hop, now) else {
-            r = r.uncached_drop(DropReason::NeighbourUnresolved);
-            let len = match (next_hop, own_addr(orp, next_hop)) {
-                (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_request(out, orp.mac, s, t),
-                (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_solicit(out, orp.mac, s, t),
-                _ => None,
-            };
-            r.generated = len.map(|len| Generated { len, dpdk_port });
-            return r;
-        };
-        for a in [
-            Action::CheckMtu(mtu),
-            Action::DecTtl(hops),
-            Action::SetEthSrc(orp.mac),
-            Action::SetEthDst(mac),
-            Action::Output(dpdk_port),
-        ] {
-            r.actions.push(a);
+        if legs.is_empty() {
+            let reason = if r.generated.is_some() { DropReason::ArpConsumed } else { DropReason::NoEgress };
+            return r.drop(reason);
         }
-        if let Err(reason) = apply(&r.actions, frame) {
+        let mut actions = self.pending_actions(None);
+        actions.push(Action::Flood);
+        if let Err(reason) = execute(self.snap, &actions, frame, self.state, self.now) {
+            return r.drop(reason);
+        }
+        r.actions = actions;
+        r.flood = legs;
+        r
+    }
+
+    /// A router port on a flood sees a copy of the frame (read-only): it learns the sender of an
+    /// ARP packet on its subnet and answers an ARP request for its address into `out`.
+    fn router_copy(&mut self, r: &mut SimResult, pid: PortId, h: &Headers, frame: &[u8]) {
+        let Some(port) = self.snap.get_port(pid) else { return };
+        let Some(rp) = port.as_router_port() else { return };
+        r.deps.insert(DeviceId::Port(pid));
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
+        if filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps).is_err() {
+            return;
+        }
+        match h.l3 {
+            L3::Arp(arp) => {
+                let sender = IpAddr::V4(arp.source_protocol_addr);
+                if !arp.source_protocol_addr.is_unspecified() && on_link(rp, sender) {
+                    self.state.neighbours.learn(pid, sender, arp.source_hardware_addr, self.now);
+                }
+                let target = IpAddr::V4(arp.target_protocol_addr);
+                if arp.operation == ArpOperation::Request && rp.owns(target) && r.generated.is_none() {
+                    let len = arp_reply(
+                        self.out,
+                        rp.mac,
+                        arp.target_protocol_addr,
+                        arp.source_hardware_addr,
+                        arp.source_protocol_addr,
+                    );
+                    r.generated = len.map(|len| Generated { len, legs: Legs::one(self.back) });
+                }
+            }
+            L3::Ipv4(_) | L3::Ipv6(_) => {
+                if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } =
+                    h.l4
+                {
+                    learn_ndp(frame, h, pid, rp, self.state, self.now);
+                }
+            }
+            L3::Other => {}
+        }
+    }
+
+    /// The actions the walk so far implies, up to (not including) the output, for a frame leaving
+    /// through a port with `mtu` (none: not checked).
+    fn pending_actions(&self, mtu: Option<u16>) -> Actions {
+        let p = self.pending;
+        let mut actions = Actions::new();
+        if let Some(port) = p.learn {
+            actions.push(Action::Learn(port));
+        }
+        if p.hops > 0 {
+            if let Some(mtu) = mtu {
+                actions.push(Action::CheckMtu(mtu));
+            }
+            actions.push(Action::DecTtl(p.hops));
+        }
+        if let Some(mac) = p.eth_src {
+            actions.push(Action::SetEthSrc(mac));
+        }
+        if let Some(mac) = p.eth_dst {
+            actions.push(Action::SetEthDst(mac));
+        }
+        actions
+    }
+
+    /// The frame leaves through local DPDK port `dpdk_port`: the MTU check for routed packets,
+    /// then the pending rewrites.
+    fn output(&mut self, r: SimResult, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
+        let mtu = self.state.mtu(dpdk_port);
+        if let Some(at) = self.pending.routed_at {
+            let (src, dont_frag) = match h.l3 {
+                L3::Ipv4(f) => (IpAddr::V4(f.src), f.dont_frag),
+                L3::Ipv6(f) => (IpAddr::V6(f.src), true),
+                _ => return r.uncached_drop(DropReason::Malformed),
+            };
+            if h.end - h.l3_offset > usize::from(mtu) {
+                let ingress = self.ingress(at);
+                return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
+            }
+        }
+        let mut r = r;
+        r.actions = self.pending_actions(Some(mtu));
+        r.actions.push(Action::Output(dpdk_port));
+        if let Err(reason) = apply(self.snap, &r.actions, frame, self.state, self.now) {
             return r.uncached_drop(reason);
         }
-        return r;
+        r
     }
+}
+
+/// Larger than the egress MTU: never fragmented; ICMP frag needed / packet too big from `at`.
+#[allow(clippy::too_many_arguments)]
+fn too_big(
+    r: SimResult,
+    dont_frag: bool,
+    src: IpAddr,
+    mtu: u16,
+    frame: &[u8],
+    h: &Headers,
+    ingress: &Ingress<'_>,
+    at: &RouterPort,
+    out: &mut [u8],
+) -> SimResult {
+    if !dont_frag {
+        // Never fragment (design: no IP fragmentation); without DF there is no one to tell.
+        return r.uncached_drop(DropReason::TooBig);
+    }
+    let err = if src.is_ipv4() {
+        IcmpError::V4Unreachable(Icmpv4DstUnreachable::FragRequired, mtu)
+    } else {
+        IcmpError::V6TooBig(u32::from(mtu))
+    };
+    answer_error(r, DropReason::TooBig, Some(err), frame, h, ingress, at, out)
+}
+
+/// The bridge port linked to a router port with MAC `mac`.
+fn router_port_by_mac(snap: &Snapshot, bridge: &Bridge, mac: EthernetAddress) -> Option<PortId> {
+    bridge.ports.iter().copied().find(|&p| match snap.get_port(p).map(|p| p.link) {
+        Some(PortLink::Peer(peer)) => {
+            snap.get_port(peer).and_then(Port::as_router_port).is_some_and(|rp| rp.mac == mac)
+        }
+        _ => false,
+    })
+}
+
+/// The MAC of a router port linked to `bridge` that owns `addr`.
+fn router_port_address_mac(snap: &Snapshot, bridge: &Bridge, addr: IpAddr) -> Option<EthernetAddress> {
+    bridge.ports.iter().find_map(|&p| match snap.get_port(p).map(|p| p.link) {
+        Some(PortLink::Peer(peer)) => {
+            snap.get_port(peer).and_then(Port::as_router_port).filter(|rp| rp.owns(addr)).map(|rp| rp.mac)
+        }
+        _ => None,
+    })
+}
+
+/// The local DPDK ports of `bridge`'s exterior ports other than `except`.
+fn exterior_legs(snap: &Snapshot, bridge: &Bridge, except: PortId) -> Legs {
+    let mut legs = Legs::new();
+    for &p in bridge.ports.iter().filter(|&&p| p != except) {
+        if let Some(PortLink::Exterior(Binding::Local { dpdk_port })) = snap.get_port(p).map(|p| p.link) {
+            legs.push(dpdk_port);
+        }
+    }
+    legs
+}
+
+/// Builds into `out` the ARP reply of `mac` / `ip` to `target_mac` / `target_ip`.
+fn arp_reply(
+    out: &mut [u8],
+    mac: EthernetAddress,
+    ip: core::net::Ipv4Addr,
+    target_mac: EthernetAddress,
+    target_ip: core::net::Ipv4Addr,
+) -> Option<usize> {
+    let end = ETHERNET_HEADER_LEN + ARP_PACKET_LEN;
+    let out = out.get_mut(..end)?;
+    let mut eth = EthernetFrame::new_unchecked(&mut out[..ETHERNET_HEADER_LEN]);
+    eth.set_dst_addr(target_mac);
+    eth.set_src_addr(mac);
+    eth.set_ethertype(EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: mac,
+        source_protocol_addr: ip,
+        target_hardware_addr: target_mac,
+        target_protocol_addr: target_ip,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut out[ETHERNET_HEADER_LEN..]));
+    Some(end)
 }
 
 /// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
@@ -321,11 +810,12 @@ fn verdict(
     frame: &mut [u8],
     h: &Headers,
     ingress: &Ingress<'_>,
-    at: &RouterPort,
+    at: Option<&RouterPort>,
     out: &mut [u8],
 ) -> SimResult {
-    match v {
-        Stop::Reject => {
+    match (v, at) {
+        (Stop::Reject, None) => r.drop(DropReason::RuleReject),
+        (Stop::Reject, Some(at)) => {
             let err = match h.l3 {
                 L3::Ipv4(_) => Some(IcmpError::V4Unreachable(Icmpv4DstUnreachable::CommProhibited, 0)),
                 L3::Ipv6(_) => Some(IcmpError::V6Unreachable(Icmpv6DstUnreachable::AdminProhibit)),
@@ -333,8 +823,8 @@ fn verdict(
             };
             answer_error(r, DropReason::RuleReject, err, frame, h, ingress, at, out)
         }
-        Stop::Nat => r.uncached_drop(DropReason::NatUnsupported),
-        Stop::Drop => r.drop(DropReason::RuleDrop),
+        (Stop::Nat, _) => r.uncached_drop(DropReason::NatUnsupported),
+        (Stop::Drop, _) => r.drop(DropReason::RuleDrop),
     }
 }
 
@@ -359,7 +849,7 @@ fn answer_error(
         return r.uncached_drop(DropReason::IcmpErrorSuppressed);
     }
     r.generated = icmp_error(frame, h, out, ingress.port.mac, src, err)
-        .map(|len| Generated { len, dpdk_port: ingress.dpdk_port });
+        .map(|len| Generated { len, legs: Legs::one(ingress.dpdk_port) });
     r
 }
 

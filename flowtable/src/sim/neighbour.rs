@@ -1,7 +1,9 @@
-//! Per-core state of the simulation: the neighbour cache (ARP / NDP) and the egress MTUs.
+//! Per-core state of the simulation: the neighbour cache (ARP / NDP), the bridges' learned MACs
+//! and the egress MTUs.
 
 use core::net::IpAddr;
 
+use super::mac::MacTable;
 use crate::topology::PortId;
 use crate::wire::EthernetAddress;
 
@@ -125,11 +127,22 @@ pub struct CoreConfig {
     pub neighbour_lifetime: u64,
     /// The MTU of a DPDK port without its own ([`CoreState::set_mtu`]): IP packet bytes, not frame bytes.
     pub default_mtu: u16,
+    /// Learned MAC entries of all bridges.
+    pub mac_capacity: usize,
+    /// How long a learned MAC stays valid without being seen again, in the caller's clock units
+    /// (MidoNet ages entries out after 300 s without traffic).
+    pub mac_aging: u64,
 }
 
 impl Default for CoreConfig {
     fn default() -> Self {
-        CoreConfig { neighbour_capacity: 4096, neighbour_lifetime: 60_000_000_000, default_mtu: 1500 }
+        CoreConfig {
+            neighbour_capacity: 4096,
+            neighbour_lifetime: 60_000_000_000,
+            default_mtu: 1500,
+            mac_capacity: 4096,
+            mac_aging: 300_000_000_000,
+        }
     }
 }
 
@@ -138,6 +151,8 @@ impl Default for CoreConfig {
 pub struct CoreState {
     /// The ARP / NDP cache.
     pub neighbours: NeighbourCache,
+    /// The bridges' learned MAC entries.
+    pub macs: MacTable,
     mtus: [u16; MAX_DPDK_PORTS],
     default_mtu: u16,
 }
@@ -147,6 +162,7 @@ impl CoreState {
     pub fn new(config: &CoreConfig) -> CoreState {
         CoreState {
             neighbours: NeighbourCache::new(config.neighbour_capacity, config.neighbour_lifetime),
+            macs: MacTable::new(config.mac_capacity, config.mac_aging),
             mtus: [0; MAX_DPDK_PORTS],
             default_mtu: config.default_mtu,
         }

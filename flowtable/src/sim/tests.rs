@@ -67,7 +67,12 @@ fn topo() -> Topo {
 
 /// Core state that knows the VM, the outside host and both uplink gateways.
 fn state() -> CoreState {
-    let mut s = CoreState::new(&CoreConfig { neighbour_capacity: 64, neighbour_lifetime: 1000, default_mtu: 1500 });
+    let mut s = CoreState::new(&CoreConfig {
+        neighbour_capacity: 64,
+        neighbour_lifetime: 1000,
+        mac_aging: 1000,
+        ..CoreConfig::default()
+    });
     s.neighbours.learn(PortId(4), ip("10.0.0.5"), VM, 0);
     s.neighbours.learn(PortId(4), ip("2001:db8:2::5"), VM, 0);
     s.neighbours.learn(PortId(0), ip("192.0.2.254"), GW0, 0);
@@ -251,7 +256,7 @@ fn forward_through_two_routers() {
 
     // The cached path gives the same bytes.
     let mut g = orig.clone();
-    assert_eq!(apply(&r.actions, &mut g), Ok(Output { dpdk_port: 2 }));
+    assert_eq!(apply(&snap, &r.actions, &mut g, &mut st, 10), Ok(Output { dpdk_port: 2 }));
     assert_eq!(g, f);
 
     // And back: VM -> outside through both routers to the ECMP uplinks.
@@ -294,7 +299,7 @@ fn blackhole_drops() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::Blackhole));
     assert!(r.cacheable && r.generated.is_none());
     assert_eq!(f, orig);
-    assert_eq!(apply(&r.actions, &mut f), Err(DropReason::Blackhole));
+    assert_eq!(apply(&snap, &r.actions, &mut f, &mut state(), 10), Err(DropReason::Blackhole));
 }
 
 #[test]
@@ -306,7 +311,7 @@ fn reject_route_answers_admin_prohibited() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::RejectRoute));
     assert!(!r.cacheable);
     let g = r.generated.unwrap();
-    assert_eq!(g.dpdk_port, 0);
+    assert_eq!(g.legs, Legs::one(0));
     check_icmp4_error(&out[..g.len], &f, "192.0.2.1", Icmpv4Message::DstUnreachable, 13);
 }
 
@@ -397,10 +402,10 @@ fn oversized_df_answers_frag_needed() {
     assert!(r.cacheable);
     let mut big = udp4("192.0.2.7", "10.0.0.5", 1, 64, true, 1401 - 28);
     let before = big.clone();
-    assert_eq!(apply(&r.actions, &mut big), Err(DropReason::TooBig));
+    assert_eq!(apply(&snap, &r.actions, &mut big, &mut st, 10), Err(DropReason::TooBig));
     assert_eq!(big, before);
     let mut ttl1 = udp4("192.0.2.7", "10.0.0.5", 1, 2, true, 10);
-    assert_eq!(apply(&r.actions, &mut ttl1), Err(DropReason::TtlExpired));
+    assert_eq!(apply(&snap, &r.actions, &mut ttl1, &mut st, 10), Err(DropReason::TtlExpired));
 
     // IPv6: packet too big with the MTU.
     let mut f = udp6("2001:db8:1::7", "2001:db8:2::5", 64, 1401 - 48);
@@ -513,7 +518,7 @@ fn neighbour_miss_sends_arp_request_or_ns() {
     assert!(!r.cacheable);
     assert_eq!(f, orig);
     let g = r.generated.unwrap();
-    assert_eq!(g.dpdk_port, 2);
+    assert_eq!(g.legs, Legs::one(2));
     let h = Headers::parse(&out[..g.len]).unwrap();
     assert_eq!((h.eth_src, h.eth_dst), (mac(5), EthernetAddress::BROADCAST));
     let L3::Arp(a) = h.l3 else { panic!() };
@@ -590,6 +595,6 @@ fn garbage_never_panics() {
             f[12..14].copy_from_slice(&[0x08, 0x00]);
         }
         let r = simulate(&snap, 0, &mut f, &mut st, 0, &mut out);
-        let _ = apply(&r.actions, &mut f);
+        let _ = apply(&snap, &r.actions, &mut f, &mut st, 10);
     }
 }
