@@ -955,3 +955,6 @@ fn learn_ndp(frame: &[u8], h: &Headers, port: PortId, rp: &RouterPort, state: &m
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bridge_tests;
