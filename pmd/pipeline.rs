@@ -4,15 +4,19 @@
 //! Per packet: `Headers::parse` -> `FlowKey` -> cache lookup. A hit replays the cached actions
 //! (`sim::apply`); a miss, or a hit whose TTL / MTU check fails (neither is in the flow key), runs
 //! `sim::simulate` on the frame in place and installs the result when it is cacheable, tagged
-//! with the devices it depended on. A frame the simulation generates (ICMP error, ARP request)
-//! goes into a freshly allocated mbuf. Output is batched per egress port and flushed every loop
-//! iteration. Everything the loop needs is allocated before it starts.
+//! with the devices it depended on. A frame the simulation generates (ICMP error, ARP request or
+//! reply) is copied into a freshly allocated mbuf per leg. A flood (bridges, never cached) sends
+//! the frame out of its first leg and a copy (a pool mbuf) out of each other one. When MAC
+//! learning moved a MAC to another bridge port (in the simulation or in a cached flow's
+//! `Learn`), the bridge's flows are invalidated before anything new is installed. Output is
+//! batched per egress port and flushed every loop iteration. Everything the loop needs is
+//! allocated before it starts.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
-use flowtable::sim::{self, Actions, CoreConfig, CoreState, DropReason, Generated, MAX_DPDK_PORTS};
+use flowtable::sim::{self, Actions, CoreConfig, CoreState, DropReason, Generated, Legs, MAX_DPDK_PORTS};
 use flowtable::topology::{DeviceSet, Snapshot};
 use flowtable::wire::Headers;
 
@@ -279,53 +283,92 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
                 let mut macs = [0u8; 12];
                 macs.copy_from_slice(&frame[..12]);
-                match sim::apply(&actions, frame) {
-                    Ok(output) => Ok(output.dpdk_port),
+                match sim::apply(self.snapshot, &actions, frame, &mut self.state, now) {
+                    Ok(output) => Egress::One(output.dpdk_port),
                     Err(DropReason::TtlExpired | DropReason::TooBig) => {
                         frame[..12].copy_from_slice(&macs);
                         self.simulate(in_port, frame, &key, now)
                     }
-                    Err(reason) => Err(reason),
+                    Err(reason) => Egress::Drop(reason),
                 }
             }
             None => self.simulate(in_port, frame, &key, now),
         };
+        self.invalidate_moved_macs();
         match verdict {
-            Ok(port) => self.send(port, m),
-            Err(reason) => self.dropped(reason),
+            Egress::One(port) => self.send(port, m),
+            Egress::Flood(legs) => {
+                let Some((&first, rest)) = legs.as_slice().split_first() else {
+                    return self.dropped(DropReason::NoEgress);
+                };
+                for &leg in rest {
+                    self.send_copy(m.data(), leg);
+                }
+                self.send(first, m);
+            }
+            Egress::Drop(reason) => self.dropped(reason),
         }
     }
 
-    fn simulate(&mut self, in_port: u16, frame: &mut [u8], key: &FlowKey, now: u64) -> Result<u16, DropReason> {
+    fn simulate(&mut self, in_port: u16, frame: &mut [u8], key: &FlowKey, now: u64) -> Egress {
         self.totals.simulated += 1;
         let r = sim::simulate(self.snapshot, in_port, frame, &mut self.state, now, &mut self.scratch);
+        // A MAC that moved invalidates its bridge's flows: before installing this one, which is current.
+        self.invalidate_moved_macs();
         if r.cacheable {
             let tags = tags(self.snapshot, &r.deps);
             self.cache.insert(key, r.actions, &tags, now);
         }
+        self.totals.drops[DropReason::FloodLegsExceeded.index()] += u64::from(r.dropped_legs);
         if let Some(g) = r.generated {
             self.emit(g);
         }
-        match r.actions.drop_reason() {
-            Some(reason) => Err(reason),
-            None => r.actions.output().ok_or(DropReason::Malformed),
+        if let Some(reason) = r.actions.drop_reason() {
+            return Egress::Drop(reason);
+        }
+        if !r.flood.is_empty() {
+            return Egress::Flood(r.flood);
+        }
+        r.actions.output().map_or(Egress::Drop(DropReason::Malformed), Egress::One)
+    }
+
+    /// Drops the cached flows of every bridge where a MAC moved to another port.
+    fn invalidate_moved_macs(&mut self) {
+        let moved = self.state.macs.take_moved();
+        if moved.is_empty() {
+            return;
+        }
+        if moved.is_saturated() {
+            return self.cache.invalidate_all();
+        }
+        let mut tags = [DeviceTag(0); flowtable::topology::DEVICE_SET_CAPACITY];
+        for (tag, &id) in tags.iter_mut().zip(moved.as_slice()) {
+            *tag = DeviceTag(self.snapshot.device_tag(id));
+        }
+        self.cache.invalidate_devices(&tags[..moved.len()]);
+    }
+
+    /// Copies the generated frame into a new mbuf per leg and queues them.
+    fn emit(&mut self, g: Generated) {
+        if g.len > self.scratch.len() {
+            return self.dropped(DropReason::Malformed);
+        }
+        for &leg in g.legs.as_slice() {
+            let Some(m) = copy_into_mbuf(self.pool, &self.scratch[..g.len]) else {
+                self.totals.alloc_failures += 1;
+                continue;
+            };
+            self.totals.generated += 1;
+            self.send(leg, m);
         }
     }
 
-    /// Copies the generated frame into a new mbuf and queues it.
-    fn emit(&mut self, g: Generated) {
-        let Some(frame) = self.scratch.get(..g.len) else { return self.dropped(DropReason::Malformed) };
-        let Some(mut m) = self.pool.alloc() else {
-            self.totals.alloc_failures += 1;
-            return;
-        };
-        let Some(room) = u16::try_from(g.len).ok().and_then(|len| m.append(len)) else {
-            self.totals.alloc_failures += 1;
-            return;
-        };
-        room.copy_from_slice(frame);
-        self.totals.generated += 1;
-        self.send(g.dpdk_port, m);
+    /// Sends a copy of `data` (a flood leg) in a new mbuf.
+    fn send_copy(&mut self, data: &[u8], port: u16) {
+        match copy_into_mbuf(self.pool, data) {
+            Some(m) => self.send(port, m),
+            None => self.totals.alloc_failures += 1,
+        }
     }
 
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
@@ -380,6 +423,22 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             counter.store(n, Ordering::Relaxed);
         }
     }
+}
+
+/// Where a frame goes after the cache or the simulation.
+enum Egress {
+    One(u16),
+    Flood(Legs),
+    Drop(DropReason),
+}
+
+/// A new mbuf from `pool` holding a copy of `data`; `None` when the pool is empty or the data
+/// does not fit one mbuf.
+fn copy_into_mbuf<'p>(pool: &'p Mempool<'_>, data: &[u8]) -> Option<Mbuf<'p>> {
+    let mut m = pool.alloc()?;
+    let room = m.append(u16::try_from(data.len()).ok()?)?;
+    room.copy_from_slice(data);
+    Some(m)
 }
 
 /// The flow cache's form of what a decision depended on; *any* when it does not fit.
