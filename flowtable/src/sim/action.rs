@@ -2,6 +2,7 @@
 
 use core::fmt;
 
+use super::tunnel::{outer_header, Outer};
 use super::CoreState;
 use crate::topology::{PortId, PortKind, Snapshot};
 use crate::wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, Ipv6Packet};
@@ -55,7 +56,10 @@ drop_reasons! {
     TooBig => "too_big", "larger than the egress MTU; never fragmented (ICMP frag needed / packet too big)";
     NeighbourUnresolved => "neighbour_unresolved", "next-hop MAC unknown; an ARP request / NS was generated";
     PortUnplugged => "port_unplugged", "the egress port is neither linked nor bound";
-    TunnelUnsupported => "tunnel_unsupported", "the egress port is bound on a remote host (tunnels come later)";
+    NoUnderlay => "no_underlay", "a port is bound on a remote host but the snapshot has no underlay (or the host no IPv4 address)";
+    TunnelMalformed => "tunnel_malformed", "a VXLAN or GRE packet to the underlay address with a bad tunnel header";
+    UnknownTunnelKey => "unknown_tunnel_key", "a tunnelled packet whose key names no port bound on a remote host";
+    TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on";
     ToRouter => "to_router", "addressed to a router port, not an echo request the fast path answers";
     RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
     IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";
@@ -118,6 +122,15 @@ pub enum Action {
     Flood,
     /// Send out of this local DPDK port.
     Output(u16),
+    /// Encapsulate toward the host remote port `port` is bound on (its key, the host's
+    /// encapsulation) and send out of the underlay port; `sport` is the VXLAN UDP source port.
+    /// The outer headers come from [`outer_header`](super::outer_header) at apply time.
+    Encap {
+        /// The remote-bound port.
+        port: PortId,
+        /// VXLAN UDP source port (from the inner flow's hash; unused by GRE).
+        sport: u16,
+    },
     /// Drop.
     Drop(DropReason),
 }
@@ -169,10 +182,18 @@ impl Actions {
         })
     }
 
-    /// The DPDK port the list outputs to, if any.
+    /// The local DPDK port the list outputs to, if any.
     pub fn output(&self) -> Option<u16> {
         self.as_slice().iter().find_map(|a| match a {
             Action::Output(p) => Some(*p),
+            _ => None,
+        })
+    }
+
+    /// The remote port the list encapsulates toward, if any.
+    pub fn encap(&self) -> Option<PortId> {
+        self.as_slice().iter().find_map(|a| match a {
+            Action::Encap { port, .. } => Some(*port),
             _ => None,
         })
     }
@@ -187,8 +208,17 @@ impl fmt::Debug for Actions {
 /// Where [`apply`] sends the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Output {
-    /// The local DPDK port.
+    /// The local DPDK port (the underlay's for a tunnel).
     pub dpdk_port: u16,
+    /// Headers to put in front of the frame (tunnel encapsulation), usually none.
+    pub outer: Outer,
+}
+
+impl Output {
+    /// Out of `dpdk_port` as it is.
+    pub const fn local(dpdk_port: u16) -> Output {
+        Output { dpdk_port, outer: Outer::NONE }
+    }
 }
 
 /// Executes cached `actions` on `frame` in place: allocation-free, never panics. Besides the frame
@@ -196,7 +226,8 @@ pub struct Output {
 /// simulation learned.
 ///
 /// `Err` is the drop reason: the list's own [`Action::Drop`], [`DropReason::Malformed`] when the
-/// frame is too short for an action, or, from the checks a cached flow needs because TTL and
+/// frame is too short for an action, [`DropReason::NeighbourUnresolved`] when a tunnel's underlay
+/// next hop is no longer known (simulate to send the ARP request), or, from the checks a cached flow needs because TTL and
 /// length are not in the flow key, [`DropReason::TtlExpired`] / [`DropReason::TooBig`]. For those
 /// two the frame is unchanged up to the failing action's predecessors (only MAC rewrites come
 /// earlier), and the caller runs [`simulate`](super::simulate) on it, which answers with the ICMP
@@ -209,10 +240,7 @@ pub fn apply(
     state: &mut CoreState,
     now: u64,
 ) -> Result<Output, DropReason> {
-    match execute(snap, actions, frame, state, now)? {
-        Some(dpdk_port) => Ok(Output { dpdk_port }),
-        None => Err(DropReason::Malformed),
-    }
+    execute(snap, actions, frame, state, now)?.ok_or(DropReason::Malformed)
 }
 
 /// [`apply`], with [`Action::Flood`] ending the list as `Ok(None)`.
@@ -222,7 +250,7 @@ pub(super) fn execute(
     frame: &mut [u8],
     state: &mut CoreState,
     now: u64,
-) -> Result<Option<u16>, DropReason> {
+) -> Result<Option<Output>, DropReason> {
     for action in actions.as_slice() {
         match *action {
             Action::Nop | Action::Reply(_) => {}
@@ -236,7 +264,11 @@ pub(super) fn execute(
                 }
             }
             Action::Flood => return Ok(None),
-            Action::Output(dpdk_port) => return Ok(Some(dpdk_port)),
+            Action::Output(dpdk_port) => return Ok(Some(Output::local(dpdk_port))),
+            Action::Encap { port, sport } => {
+                let (dpdk_port, outer) = outer_header(snap, state, port, sport, frame.len(), now)?;
+                return Ok(Some(Output { dpdk_port, outer }));
+            }
             Action::Drop(reason) => return Err(reason),
         }
     }

@@ -69,6 +69,7 @@ mod action;
 mod generate;
 mod mac;
 mod neighbour;
+mod tunnel;
 
 use core::net::IpAddr;
 
@@ -76,13 +77,18 @@ pub use self::action::{apply, Action, Actions, DropReason, Output, ReplyKind, MA
 pub use self::generate::{arp_request, icmp_error, neighbour_solicit, IcmpError};
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
+pub use self::tunnel::{
+    decap, outer_header, tunnel_ingress_id, vxlan_source_port, Decap, Outer, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT,
+    VXLAN_SPORT_MIN,
+};
 
 use self::action::{execute, learnable};
+use self::tunnel::{tunnel_of, underlay_arp};
 use crate::chain::{evaluate_tracked, EvalContext, PacketMatchFields, Verdict};
 use crate::flow::FlowKey;
 use crate::topology::{
     Binding, Bridge, BridgeId, ChainId, DeviceId, DeviceSet, Port, PortId, PortKind, PortLink, RouteDecision,
-    RouterPort, Snapshot,
+    RouterPort, Snapshot, Underlay,
 };
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
@@ -103,36 +109,56 @@ pub const MAX_LEGS: usize = 8;
 /// TTL / hop limit of replies the router generates.
 const REPLY_TTL: u8 = 64;
 
-/// The local DPDK ports a frame goes out of: a fixed-capacity list, no heap.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// One way out of the gateway for a frame copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// Out of a local DPDK port as it is.
+    Local(u16),
+    /// Encapsulated toward the host remote port `port` is bound on ([`outer_header`]).
+    Tunnel {
+        /// The remote-bound port.
+        port: PortId,
+        /// VXLAN UDP source port.
+        sport: u16,
+    },
+}
+
+/// The ways out a frame takes: a fixed-capacity list, no heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Legs {
-    ports: [u16; MAX_LEGS],
+    legs: [Leg; MAX_LEGS],
     len: u8,
+}
+
+impl Default for Legs {
+    fn default() -> Self {
+        Legs::new()
+    }
 }
 
 impl Legs {
     /// No leg.
     pub const fn new() -> Legs {
-        Legs { ports: [0; MAX_LEGS], len: 0 }
+        Legs { legs: [Leg::Local(0); MAX_LEGS], len: 0 }
     }
 
     /// One leg.
-    pub const fn one(dpdk_port: u16) -> Legs {
+    pub const fn one(leg: Leg) -> Legs {
         let mut l = Legs::new();
-        l.ports[0] = dpdk_port;
+        l.legs[0] = leg;
         l.len = 1;
         l
     }
 
-    /// Adds a leg; `false` when the list is full (the caller counts the drop). A port already
+    /// Adds a leg; `false` when the list is full (the caller counts the drop). A leg already
     /// listed is not added twice.
-    pub fn push(&mut self, dpdk_port: u16) -> bool {
-        if self.as_slice().contains(&dpdk_port) {
+    pub fn push(&mut self, leg: Leg) -> bool {
+        if self.as_slice().contains(&leg) {
             return true;
         }
-        match self.ports.get_mut(usize::from(self.len)) {
-            Some(p) => {
-                *p = dpdk_port;
+        match self.legs.get_mut(usize::from(self.len)) {
+            Some(l) => {
+                *l = leg;
                 self.len += 1;
                 true
             }
@@ -141,8 +167,8 @@ impl Legs {
     }
 
     /// The legs, in order.
-    pub fn as_slice(&self) -> &[u16] {
-        &self.ports[..usize::from(self.len)]
+    pub fn as_slice(&self) -> &[Leg] {
+        &self.legs[..usize::from(self.len)]
     }
 
     /// No leg.
@@ -190,6 +216,11 @@ pub struct SimResult {
     /// Flood copies not sent because there were more than [`MAX_LEGS`]: counted as
     /// [`DropReason::FloodLegsExceeded`].
     pub dropped_legs: u16,
+    /// When `actions` ends in [`Action::Encap`]: the outer headers to put in front of the frame.
+    pub outer: Outer,
+    /// Bytes of outer headers (a tunnel's) the caller strips from the received frame before
+    /// sending it: set when [`simulate`] decapsulated a frame received on the underlay port.
+    pub decap_len: usize,
 }
 
 impl SimResult {
@@ -201,6 +232,8 @@ impl SimResult {
             generated: None,
             flood: Legs::new(),
             dropped_legs: 0,
+            outer: Outer::NONE,
+            decap_len: 0,
         }
     }
 
@@ -217,7 +250,7 @@ impl SimResult {
 
 /// Where the packet entered the gateway, for answers.
 struct Ingress<'a> {
-    dpdk_port: u16,
+    back: Leg,
     port: &'a RouterPort,
 }
 
@@ -240,8 +273,10 @@ struct Walk<'a, 'o> {
     state: &'o mut CoreState,
     now: u64,
     out: &'o mut [u8],
-    /// The ingress DPDK port (answers go back out of it).
-    back: u16,
+    /// Where the frame came from (answers go back there).
+    back: Leg,
+    /// VXLAN source port of this flow's encapsulated copies.
+    sport: u16,
     /// The first router port the packet entered (answers come from its MAC).
     first_router: Option<&'a RouterPort>,
     fields: PacketMatchFields,
@@ -249,11 +284,31 @@ struct Walk<'a, 'o> {
     devices: u8,
 }
 
+/// Where a frame entered the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IngressPoint {
+    /// Received on a local DPDK port.
+    Local(u16),
+    /// Decapsulated from a tunnel ([`decap`]): entered through this remote-bound port.
+    Tunnel(PortId),
+}
+
+impl IngressPoint {
+    /// The flow key ingress id: the DPDK port number, or [`tunnel_ingress_id`].
+    pub const fn flow_id(self) -> u32 {
+        match self {
+            IngressPoint::Local(p) => p as u32,
+            IngressPoint::Tunnel(port) => tunnel_ingress_id(port),
+        }
+    }
+}
+
 /// Simulates `frame`, received on local DPDK port `ingress_dpdk_port`, through `snap` at time `now`.
 ///
 /// The frame is rewritten in place as the returned actions say (forwarded, flooded, or turned into
 /// an ARP / echo reply); a frame to send besides is built into `out` (1514 bytes hold any of them).
-/// Never panics and never allocates.
+/// A tunnelled frame received on the underlay port is decapsulated here: the result then applies
+/// to `frame[decap_len..]` ([`SimResult::decap_len`]). Never panics and never allocates.
 pub fn simulate(
     snap: &Snapshot,
     ingress_dpdk_port: u16,
@@ -262,32 +317,129 @@ pub fn simulate(
     now: u64,
     out: &mut [u8],
 ) -> SimResult {
+    if snap.underlay().is_some_and(|u| u.dpdk_port == ingress_dpdk_port) {
+        match decap(snap, frame) {
+            Ok(Some(d)) => {
+                let mut r =
+                    simulate_from(snap, IngressPoint::Tunnel(d.port), &mut frame[d.inner_offset..], state, now, out);
+                r.decap_len = d.inner_offset;
+                return r;
+            }
+            Ok(None) => {}
+            Err(reason) => return SimResult::new().uncached_drop(reason),
+        }
+    }
+    simulate_from(snap, IngressPoint::Local(ingress_dpdk_port), frame, state, now, out)
+}
+
+/// [`simulate`] for a frame that entered at `ingress` (for a tunnel: the inner frame, after
+/// [`decap`]).
+pub fn simulate_from(
+    snap: &Snapshot,
+    ingress: IngressPoint,
+    frame: &mut [u8],
+    state: &mut CoreState,
+    now: u64,
+    out: &mut [u8],
+) -> SimResult {
     let r = SimResult::new();
-    let Some(pid) = snap.port_by_dpdk_port(ingress_dpdk_port) else {
-        return r.uncached_drop(DropReason::UnknownIngress);
-    };
     let Ok(h) = Headers::parse(frame) else {
-        let mut r = r.uncached_drop(DropReason::Malformed);
-        r.deps.insert(DeviceId::Port(pid));
-        return r;
+        return r.uncached_drop(DropReason::Malformed);
+    };
+    let sport = vxlan_source_port(FlowKey::from_headers(0, &h).symmetric_hash());
+    let (pid, back) = match ingress {
+        IngressPoint::Local(dpdk_port) => {
+            if let Some(u) = snap.underlay().filter(|u| u.dpdk_port == dpdk_port) {
+                return underlay(r, u, dpdk_port, frame, &h, state, now);
+            }
+            let Some(pid) = snap.port_by_dpdk_port(dpdk_port) else {
+                return r.uncached_drop(DropReason::UnknownIngress);
+            };
+            (pid, Leg::Local(dpdk_port))
+        }
+        IngressPoint::Tunnel(port) => {
+            if snap.get_port(port).is_none() {
+                return r.uncached_drop(DropReason::UnknownTunnelKey);
+            }
+            (port, Leg::Tunnel { port, sport })
+        }
     };
     let mut w = Walk {
         snap,
         state,
         now,
         out,
-        back: ingress_dpdk_port,
+        back,
+        sport,
         first_router: None,
         fields: PacketMatchFields::from_headers(&h),
         pending: Pending::default(),
         devices: 0,
     };
-    w.enter(r, pid, frame, &h)
+    let r = w.enter(r, pid, frame, &h);
+    w.finish(r, frame.len())
+}
+
+/// A frame on the underlay port that is not a tunnelled packet: ARP for the underlay address is
+/// answered, ARP from the underlay subnet learned; the rest dropped.
+fn underlay(
+    r: SimResult,
+    u: &Underlay,
+    dpdk_port: u16,
+    frame: &mut [u8],
+    h: &Headers,
+    state: &mut CoreState,
+    now: u64,
+) -> SimResult {
+    let Some(mac) = underlay_arp(u, frame, h, state, now) else {
+        let reason = if matches!(h.l3, L3::Arp(_)) { DropReason::ArpConsumed } else { DropReason::NotForUs };
+        return r.uncached_drop(reason);
+    };
+    if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
+        eth.set_dst_addr(h.eth_src);
+        eth.set_src_addr(mac);
+    }
+    let mut r = r;
+    r.cacheable = false;
+    r.actions.push(Action::Reply(ReplyKind::ArpReply));
+    r.actions.push(Action::Output(dpdk_port));
+    r
 }
 
 impl<'a> Walk<'a, '_> {
     fn ingress(&self, fallback: &'a RouterPort) -> Ingress<'a> {
-        Ingress { dpdk_port: self.back, port: self.first_router.unwrap_or(fallback) }
+        Ingress { back: self.back, port: self.first_router.unwrap_or(fallback) }
+    }
+
+    /// Builds the outer headers of an answer sent back into a tunnel (forwarded frames have them
+    /// already); an unresolved underlay next hop drops and sends an ARP request on the underlay.
+    fn finish(&mut self, mut r: SimResult, frame_len: usize) -> SimResult {
+        let Some(Action::Encap { port, sport }) = r.actions.as_slice().last().copied() else { return r };
+        if !r.outer.is_empty() {
+            return r;
+        }
+        match outer_header(self.snap, self.state, port, sport, frame_len, self.now) {
+            Ok((_, outer)) => {
+                r.outer = outer;
+                r
+            }
+            Err(reason) => self.underlay_unresolved(r, port, reason),
+        }
+    }
+
+    /// `outer_header` failed for `port`: drop; when the underlay next hop is unknown, ask for it.
+    fn underlay_unresolved(&mut self, r: SimResult, port: PortId, reason: DropReason) -> SimResult {
+        let mut r = r.uncached_drop(reason);
+        if reason != DropReason::NeighbourUnresolved || r.generated.is_some() {
+            return r;
+        }
+        if let Ok(t) = tunnel_of(self.snap, port) {
+            let u = t.underlay;
+            let mac = self.state.port_mac(u.dpdk_port);
+            r.generated = arp_request(self.out, mac, u.address, u.next_hop(t.dst))
+                .map(|len| Generated { len, legs: Legs::one(Leg::Local(u.dpdk_port)) });
+        }
+        r
     }
 
     fn eth_src(&self, h: &Headers) -> EthernetAddress {
@@ -443,7 +595,7 @@ impl<'a> Walk<'a, '_> {
                         let mac = known.or_else(|| self.state.neighbours.lookup(out_port, next_hop, self.now));
                         let Some(mac) = mac else {
                             r.deps.insert(DeviceId::Bridge(bp.bridge));
-                            let legs = exterior_legs(snap, bridge, peer);
+                            let legs = exterior_legs(snap, bridge, peer, self.sport);
                             return self.resolve(r, orp, next_hop, legs);
                         };
                         self.pending.eth_src = Some(orp.mac);
@@ -457,13 +609,22 @@ impl<'a> Walk<'a, '_> {
                         return too_big(r, dont_frag, src, mtu, frame, h, &ingress, in_rp, self.out);
                     }
                     let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
-                        return self.resolve(r, orp, next_hop, Legs::one(dpdk_port));
+                        return self.resolve(r, orp, next_hop, Legs::one(Leg::Local(dpdk_port)));
                     };
                     self.pending.eth_src = Some(orp.mac);
                     self.pending.eth_dst = Some(mac);
                     return self.output(r, dpdk_port, frame, h);
                 }
-                PortLink::Exterior(Binding::Remote { .. }) => return r.uncached_drop(DropReason::TunnelUnsupported),
+                PortLink::Exterior(Binding::Remote { .. }) => {
+                    // The next hop is behind the tunnel: its MAC is learned like on a local port.
+                    let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
+                        let legs = Legs::one(Leg::Tunnel { port: out_port, sport: self.sport });
+                        return self.resolve(r, orp, next_hop, legs);
+                    };
+                    self.pending.eth_src = Some(orp.mac);
+                    self.pending.eth_dst = Some(mac);
+                    return self.tunnel_out(r, out_port, frame, h);
+                }
                 PortLink::Unplugged => return r.drop(DropReason::PortUnplugged),
             }
         }
@@ -530,7 +691,7 @@ impl<'a> Walk<'a, '_> {
                 }
                 match oport.link {
                     PortLink::Exterior(Binding::Local { dpdk_port }) => self.output(r, dpdk_port, frame, h),
-                    PortLink::Exterior(Binding::Remote { .. }) => r.uncached_drop(DropReason::TunnelUnsupported),
+                    PortLink::Exterior(Binding::Remote { .. }) => self.tunnel_out(r, t, frame, h),
                     PortLink::Peer(peer) => self.enter(r, peer, frame, h),
                     PortLink::Unplugged => r.drop(DropReason::PortUnplugged),
                 }
@@ -586,14 +747,18 @@ impl<'a> Walk<'a, '_> {
                 continue;
             }
             match oport.link {
-                PortLink::Exterior(Binding::Local { dpdk_port }) => {
-                    if !legs.push(dpdk_port) {
+                PortLink::Exterior(binding) => {
+                    let leg = match binding {
+                        Binding::Local { dpdk_port } => Leg::Local(dpdk_port),
+                        Binding::Remote { .. } => Leg::Tunnel { port: p, sport: self.sport },
+                    };
+                    if !legs.push(leg) {
                         r.dropped_legs = r.dropped_legs.saturating_add(1);
                     }
                 }
                 PortLink::Peer(peer) if self.pending.hops == 0 => self.router_copy(&mut r, peer, h, frame),
-                // Tunnels come with the tunnel step; routed floods skip router ports (module docs).
-                PortLink::Peer(_) | PortLink::Exterior(Binding::Remote { .. }) | PortLink::Unplugged => {}
+                // Routed floods skip router ports (module docs).
+                PortLink::Peer(_) | PortLink::Unplugged => {}
             }
         }
         if legs.is_empty() {
@@ -672,6 +837,39 @@ impl<'a> Walk<'a, '_> {
         actions
     }
 
+    /// The frame leaves through remote-bound port `port`: the MTU check for routed packets against
+    /// the underlay MTU less the encapsulation, the pending rewrites, the outer headers.
+    fn tunnel_out(&mut self, r: SimResult, port: PortId, frame: &mut [u8], h: &Headers) -> SimResult {
+        let t = match tunnel_of(self.snap, port) {
+            Ok(t) => t,
+            Err(reason) => return r.uncached_drop(reason),
+        };
+        let mtu = self.state.mtu(t.underlay.dpdk_port).saturating_sub(t.encap.mtu_overhead());
+        if let Some(at) = self.pending.routed_at {
+            let (src, dont_frag) = match h.l3 {
+                L3::Ipv4(f) => (IpAddr::V4(f.src), f.dont_frag),
+                L3::Ipv6(f) => (IpAddr::V6(f.src), true),
+                _ => return r.uncached_drop(DropReason::Malformed),
+            };
+            if h.end - h.l3_offset > usize::from(mtu) {
+                let ingress = self.ingress(at);
+                return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
+            }
+        }
+        let mut actions = self.pending_actions(Some(mtu));
+        actions.push(Action::Encap { port, sport: self.sport });
+        match execute(self.snap, &actions, frame, self.state, self.now) {
+            Ok(Some(output)) => {
+                let mut r = r;
+                r.actions = actions;
+                r.outer = output.outer;
+                r
+            }
+            Ok(None) => r.uncached_drop(DropReason::Malformed),
+            Err(reason) => self.underlay_unresolved(r, port, reason),
+        }
+    }
+
     /// The frame leaves through local DPDK port `dpdk_port`: the MTU check for routed packets,
     /// then the pending rewrites.
     fn output(&mut self, r: SimResult, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
@@ -742,13 +940,15 @@ fn router_port_address_mac(snap: &Snapshot, bridge: &Bridge, addr: IpAddr) -> Op
     })
 }
 
-/// The local DPDK ports of `bridge`'s exterior ports other than `except`.
-fn exterior_legs(snap: &Snapshot, bridge: &Bridge, except: PortId) -> Legs {
+/// The legs of `bridge`'s exterior ports other than `except` (local DPDK ports and tunnels).
+fn exterior_legs(snap: &Snapshot, bridge: &Bridge, except: PortId, sport: u16) -> Legs {
     let mut legs = Legs::new();
     for &p in bridge.ports.iter().filter(|&&p| p != except) {
-        if let Some(PortLink::Exterior(Binding::Local { dpdk_port })) = snap.get_port(p).map(|p| p.link) {
-            legs.push(dpdk_port);
-        }
+        match snap.get_port(p).map(|p| p.link) {
+            Some(PortLink::Exterior(Binding::Local { dpdk_port })) => legs.push(Leg::Local(dpdk_port)),
+            Some(PortLink::Exterior(Binding::Remote { .. })) => legs.push(Leg::Tunnel { port: p, sport }),
+            _ => true,
+        };
     }
     legs
 }
@@ -849,7 +1049,7 @@ fn answer_error(
         return r.uncached_drop(DropReason::IcmpErrorSuppressed);
     }
     r.generated = icmp_error(frame, h, out, ingress.port.mac, src, err)
-        .map(|len| Generated { len, legs: Legs::one(ingress.dpdk_port) });
+        .map(|len| Generated { len, legs: Legs::one(ingress.back) });
     r
 }
 
@@ -923,7 +1123,10 @@ fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>,
     r.cacheable = false;
     r.actions = Actions::new();
     r.actions.push(Action::Reply(kind));
-    r.actions.push(Action::Output(ingress.dpdk_port));
+    r.actions.push(match ingress.back {
+        Leg::Local(dpdk_port) => Action::Output(dpdk_port),
+        Leg::Tunnel { port, sport } => Action::Encap { port, sport },
+    });
     r
 }
 

@@ -154,6 +154,7 @@ pub struct CoreState {
     /// The bridges' learned MAC entries.
     pub macs: MacTable,
     mtus: [u16; MAX_DPDK_PORTS],
+    port_macs: [EthernetAddress; MAX_DPDK_PORTS],
     default_mtu: u16,
 }
 
@@ -164,6 +165,7 @@ impl CoreState {
             neighbours: NeighbourCache::new(config.neighbour_capacity, config.neighbour_lifetime),
             macs: MacTable::new(config.mac_capacity, config.mac_aging),
             mtus: [0; MAX_DPDK_PORTS],
+            port_macs: [EthernetAddress([0; 6]); MAX_DPDK_PORTS],
             default_mtu: config.default_mtu,
         }
     }
@@ -173,6 +175,19 @@ impl CoreState {
         if let Some(m) = self.mtus.get_mut(usize::from(dpdk_port)) {
             *m = mtu;
         }
+    }
+
+    /// Sets the MAC of a DPDK port (the outer source of tunnelled frames on the underlay port, the
+    /// ARP answer for the underlay address); ports beyond [`MAX_DPDK_PORTS`] are ignored.
+    pub fn set_port_mac(&mut self, dpdk_port: u16, mac: EthernetAddress) {
+        if let Some(m) = self.port_macs.get_mut(usize::from(dpdk_port)) {
+            *m = mac;
+        }
+    }
+
+    /// The MAC of a DPDK port (all zeros if never set).
+    pub fn port_mac(&self, dpdk_port: u16) -> EthernetAddress {
+        self.port_macs.get(usize::from(dpdk_port)).copied().unwrap_or(EthernetAddress([0; 6]))
     }
 
     /// The MTU of a DPDK port.

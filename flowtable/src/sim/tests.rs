@@ -256,7 +256,7 @@ fn forward_through_two_routers() {
 
     // The cached path gives the same bytes.
     let mut g = orig.clone();
-    assert_eq!(apply(&snap, &r.actions, &mut g, &mut st, 10), Ok(Output { dpdk_port: 2 }));
+    assert_eq!(apply(&snap, &r.actions, &mut g, &mut st, 10), Ok(Output::local(2)));
     assert_eq!(g, f);
 
     // And back: VM -> outside through both routers to the ECMP uplinks.
@@ -311,7 +311,7 @@ fn reject_route_answers_admin_prohibited() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::RejectRoute));
     assert!(!r.cacheable);
     let g = r.generated.unwrap();
-    assert_eq!(g.legs, Legs::one(0));
+    assert_eq!(g.legs, Legs::one(Leg::Local(0)));
     check_icmp4_error(&out[..g.len], &f, "192.0.2.1", Icmpv4Message::DstUnreachable, 13);
 }
 
@@ -518,7 +518,7 @@ fn neighbour_miss_sends_arp_request_or_ns() {
     assert!(!r.cacheable);
     assert_eq!(f, orig);
     let g = r.generated.unwrap();
-    assert_eq!(g.legs, Legs::one(2));
+    assert_eq!(g.legs, Legs::one(Leg::Local(2)));
     let h = Headers::parse(&out[..g.len]).unwrap();
     assert_eq!((h.eth_src, h.eth_dst), (mac(5), EthernetAddress::BROADCAST));
     let L3::Arp(a) = h.l3 else { panic!() };
