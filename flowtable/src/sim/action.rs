@@ -251,6 +251,12 @@ pub(super) fn execute(
     state: &mut CoreState,
     now: u64,
 ) -> Result<Option<Output>, DropReason> {
+    // The outer headers depend only on the length, which no action changes: build them first, so
+    // an unresolved underlay leaves the frame untouched for the simulation that asks for it.
+    let encap = match actions.as_slice().last() {
+        Some(&Action::Encap { port, sport }) => Some(outer_header(snap, state, port, sport, frame.len(), now)?),
+        _ => None,
+    };
     for action in actions.as_slice() {
         match *action {
             Action::Nop | Action::Reply(_) => {}
@@ -265,8 +271,8 @@ pub(super) fn execute(
             }
             Action::Flood => return Ok(None),
             Action::Output(dpdk_port) => return Ok(Some(Output::local(dpdk_port))),
-            Action::Encap { port, sport } => {
-                let (dpdk_port, outer) = outer_header(snap, state, port, sport, frame.len(), now)?;
+            Action::Encap { .. } => {
+                let (dpdk_port, outer) = encap.ok_or(DropReason::Malformed)?;
                 return Ok(Some(Output { dpdk_port, outer }));
             }
             Action::Drop(reason) => return Err(reason),

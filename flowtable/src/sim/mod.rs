@@ -1161,3 +1161,6 @@ mod tests;
 
 #[cfg(test)]
 mod bridge_tests;
+
+#[cfg(test)]
+mod tunnel_tests;
