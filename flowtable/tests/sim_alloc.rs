@@ -142,3 +142,75 @@ fn bridged_paths_do_not_allocate() {
     assert_eq!(state.macs.len(2), 2);
     assert_eq!(outputs, 10, "every frame goes somewhere, both rounds");
 }
+
+/// Tunnels: decapsulation on the underlay port, encapsulation toward a remote port, underlay ARP,
+/// and the cached encapsulating path.
+#[test]
+fn tunnel_paths_do_not_allocate() {
+    use flowtable::sim::{decap, UNDERLAY_PORT};
+    use flowtable::topology::{Encap, Underlay};
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(r, Uuid(2), EthernetAddress([2, 0, 0, 0, 0, 1]), &["192.0.2.1/24".parse().unwrap()]);
+    let rb = b.add_router_port(r, Uuid(3), EthernetAddress([2, 0, 0, 0, 0, 5]), &["10.0.0.1/24".parse().unwrap()]);
+    let br = b.add_bridge(Uuid(10));
+    let b_r = b.add_bridge_port(br, Uuid(11));
+    let vm = b.add_bridge_port(br, Uuid(12));
+    let host = b.add_host(Uuid(20), "192.168.7.11".parse().unwrap(), Encap::Vxlan);
+    b.link(rb, b_r);
+    b.bind_local(up, 0);
+    b.bind_remote(vm, host, 0x101);
+    b.set_underlay(Underlay::new(5, "192.168.7.1".parse().unwrap(), 24));
+    let snap = b.build().unwrap();
+    let mut state = CoreState::new(&CoreConfig::default());
+    state.set_port_mac(5, EthernetAddress([2, 0x55, 0, 0, 0, 1]));
+    let hex = |s: &str| -> Vec<u8> {
+        let s = s.replace(' ', "");
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    // Inner: 02:cc..0a -> router port MAC, UDP 10.0.0.5 -> 192.0.2.7.
+    let mut inner = hex("020000000005 02cc0000000a 0800 4500001c00074000401100000a000005c0000207 03e8003500080000");
+    flowtable::wire::Ipv4Packet::new_checked(&mut inner[14..]).unwrap().fill_checksum();
+    // Outer: host 1 -> underlay, VXLAN VNI 0x101.
+    let mut tunnelled = hex(concat!(
+        "025500000001 027700000011 0800 4500004e000040004011 0000 c0a8070b c0a80701",
+        "c350 12b5 003a 0000 08000000 00010100"
+    ));
+    tunnelled.extend_from_slice(&inner);
+    flowtable::wire::Ipv4Packet::new_checked(&mut tunnelled[14..]).unwrap().fill_checksum();
+    assert!(decap(&snap, &tunnelled).unwrap().is_some());
+    // ARP request from host 1 for the underlay address.
+    let arp = hex("ffffffffffff 027700000011 0806 0001080006040001 027700000011 c0a8070b 000000000000 c0a80701");
+    // From the uplink to the VM at 10.0.0.5 (neighbour learned below).
+    let mut down = hex("020000000001 02aa00000001 0800 4500001c000740004011 0000 c0000207 0a000005 03e8003500080000");
+    flowtable::wire::Ipv4Packet::new_checked(&mut down[14..]).unwrap().fill_checksum();
+    state.neighbours.learn(PortId(0), "192.0.2.7".parse::<IpAddr>().unwrap(), EthernetAddress([2, 0xaa, 0, 0, 0, 1]), 0);
+    state.neighbours.learn(rb, "10.0.0.5".parse::<IpAddr>().unwrap(), EthernetAddress([2, 0xcc, 0, 0, 0, 0xa]), 0);
+    let frames: Vec<(u16, Vec<u8>)> = vec![(5, tunnelled), (0, down.clone()), (5, arp), (0, down)];
+    let mut work = frames.clone();
+    let mut out = [0u8; 1514];
+    let mut outcomes = Vec::with_capacity(8);
+    let info = allocation_counter::measure(|| {
+        for ((port, f), (_, t)) in work.iter_mut().zip(&frames) {
+            let res = simulate(&snap, *port, f, &mut state, 1, &mut out);
+            outcomes.push((res.actions.drop_reason(), res.actions.encap().is_some(), res.generated.is_some()));
+            if res.cacheable {
+                f.copy_from_slice(t);
+                let start = res.decap_len;
+                let _ = apply(&snap, &res.actions, &mut f[start..], &mut state, 2);
+            }
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    use flowtable::sim::DropReason;
+    assert_eq!(
+        outcomes,
+        vec![
+            (None, false, false),                                 // decapsulated, learned, routed to the uplink
+            (Some(DropReason::NeighbourUnresolved), false, true), // to the VM: ARP on the underlay first
+            (None, false, false),                                 // ARP reply in place
+            (None, true, false),                                  // now encapsulated
+        ]
+    );
+    assert!(state.neighbours.lookup(UNDERLAY_PORT, "192.168.7.11".parse::<IpAddr>().unwrap(), 1).is_some());
+}
