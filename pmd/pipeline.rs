@@ -16,9 +16,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
-use flowtable::sim::{self, Actions, CoreConfig, CoreState, DropReason, Generated, Legs, MAX_DPDK_PORTS};
-use flowtable::topology::{DeviceSet, Snapshot};
-use flowtable::wire::Headers;
+use flowtable::sim::{
+    self, Actions, CoreConfig, CoreState, DropReason, Generated, IngressPoint, Leg, Legs, Output, MAX_DPDK_PORTS,
+};
+use flowtable::topology::{DeviceSet, PortId, Snapshot};
+use flowtable::wire::{EthernetAddress, Headers};
 
 use crate::clock::TscClock;
 use crate::error::{Error, Result};
@@ -127,8 +129,8 @@ pub struct PipelinePlan<'p> {
     worker: usize,
     rx: Vec<RxQueue<'p>>,
     tx: Vec<TxQueue<'p>>,
-    /// (DPDK port id, MTU) for each TX slot.
-    ports: Vec<(u16, u16)>,
+    /// (DPDK port id, MTU, MAC) for each TX slot.
+    ports: Vec<(u16, u16, [u8; 6])>,
     counters: Arc<PipelineCounters>,
 }
 
@@ -183,7 +185,7 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
         let (rx, tx) = port.take_queues()?;
         for (worker, queue) in tx.into_iter().enumerate().take(workers) {
             plans[worker].tx.push(queue);
-            plans[worker].ports.push((port.id(), port.config().mtu));
+            plans[worker].ports.push((port.id(), port.config().mtu, port.mac()));
         }
         for queue in rx {
             let worker = usize::from(queue.id().1) % workers;
@@ -237,6 +239,8 @@ struct Engine<'p, 'm, 's> {
     cache: FlowCache<Actions>,
     state: CoreState,
     scratch: Vec<u8>,
+    /// Room for an underlay ARP request while `scratch` holds a generated frame.
+    arp_scratch: [u8; 64],
     totals: Totals,
 }
 
@@ -244,15 +248,16 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn new(
         worker: usize,
         tx: Vec<TxQueue<'p>>,
-        ports: &[(u16, u16)],
+        ports: &[(u16, u16, [u8; 6])],
         snapshot: &'s Snapshot,
         pool: &'p Mempool<'m>,
         config: &PipelineConfig,
     ) -> Self {
         let mut state = CoreState::new(&config.core);
         let mut slot_of = [NO_SLOT; MAX_DPDK_PORTS];
-        for (slot, &(id, mtu)) in ports.iter().enumerate() {
+        for (slot, &(id, mtu, mac)) in ports.iter().enumerate() {
             state.set_mtu(id, mtu);
+            state.set_port_mac(id, EthernetAddress(mac));
             if let (Some(s), Ok(slot)) = (slot_of.get_mut(usize::from(id)), u8::try_from(slot)) {
                 *s = slot;
             }
@@ -267,15 +272,30 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             cache: FlowCache::new(&config.flow_cache, hasher),
             state,
             scratch: vec![0; GENERATED_ROOM],
+            arp_scratch: [0; 64],
             totals: Totals::default(),
         }
     }
 
     fn handle(&mut self, in_port: u16, mut m: Mbuf<'p>, now: u64) {
         self.totals.rx += 1;
+        let ingress = match self.snapshot.underlay().filter(|u| u.dpdk_port == in_port) {
+            None => IngressPoint::Local(in_port),
+            Some(_) => match sim::decap(self.snapshot, m.data()) {
+                Ok(None) => IngressPoint::Local(in_port),
+                Ok(Some(d)) => {
+                    // The inner frame is what the flow key, the cache and the simulation see.
+                    if !u16::try_from(d.inner_offset).is_ok_and(|n| m.strip_front(n)) {
+                        return self.dropped(DropReason::TunnelMalformed);
+                    }
+                    IngressPoint::Tunnel(d.port)
+                }
+                Err(reason) => return self.dropped(reason),
+            },
+        };
         let frame = m.data_mut();
         let key = match Headers::parse(frame) {
-            Ok(h) => FlowKey::from_headers(u32::from(in_port), &h),
+            Ok(h) => FlowKey::from_headers(ingress.flow_id(), &h),
             Err(_) => return self.dropped(DropReason::Malformed),
         };
         let verdict = match self.cache.lookup(&key, now, frame.len() as u32).copied() {
@@ -284,35 +304,41 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 let mut macs = [0u8; 12];
                 macs.copy_from_slice(&frame[..12]);
                 match sim::apply(self.snapshot, &actions, frame, &mut self.state, now) {
-                    Ok(output) => Egress::One(output.dpdk_port),
-                    Err(DropReason::TtlExpired | DropReason::TooBig) => {
+                    Ok(output) => Egress::One(output),
+                    // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
+                    // the simulation answers or asks.
+                    Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
                         frame[..12].copy_from_slice(&macs);
-                        self.simulate(in_port, frame, &key, now)
+                        self.simulate(ingress, frame, &key, now)
                     }
                     Err(reason) => Egress::Drop(reason),
                 }
             }
-            None => self.simulate(in_port, frame, &key, now),
+            None => self.simulate(ingress, frame, &key, now),
         };
         self.invalidate_moved_macs();
         match verdict {
-            Egress::One(port) => self.send(port, m),
+            Egress::One(output) => self.send_output(output, m),
             Egress::Flood(legs) => {
                 let Some((&first, rest)) = legs.as_slice().split_first() else {
                     return self.dropped(DropReason::NoEgress);
                 };
                 for &leg in rest {
-                    self.send_copy(m.data(), leg);
+                    if let Some(copy) = copy_into_mbuf(self.pool, m.data()) {
+                        self.send_leg(leg, copy, now);
+                    } else {
+                        self.totals.alloc_failures += 1;
+                    }
                 }
-                self.send(first, m);
+                self.send_leg(first, m, now);
             }
             Egress::Drop(reason) => self.dropped(reason),
         }
     }
 
-    fn simulate(&mut self, in_port: u16, frame: &mut [u8], key: &FlowKey, now: u64) -> Egress {
+    fn simulate(&mut self, ingress: IngressPoint, frame: &mut [u8], key: &FlowKey, now: u64) -> Egress {
         self.totals.simulated += 1;
-        let r = sim::simulate(self.snapshot, in_port, frame, &mut self.state, now, &mut self.scratch);
+        let r = sim::simulate_from(self.snapshot, ingress, frame, &mut self.state, now, &mut self.scratch);
         // A MAC that moved invalidates its bridge's flows: before installing this one, which is current.
         self.invalidate_moved_macs();
         if r.cacheable {
@@ -321,7 +347,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
         self.totals.drops[DropReason::FloodLegsExceeded.index()] += u64::from(r.dropped_legs);
         if let Some(g) = r.generated {
-            self.emit(g);
+            self.emit(g, now);
         }
         if let Some(reason) = r.actions.drop_reason() {
             return Egress::Drop(reason);
@@ -329,7 +355,42 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         if !r.flood.is_empty() {
             return Egress::Flood(r.flood);
         }
-        r.actions.output().map_or(Egress::Drop(DropReason::Malformed), Egress::One)
+        if let Some(dpdk_port) = r.actions.output() {
+            return Egress::One(Output::local(dpdk_port));
+        }
+        match (r.actions.encap(), self.snapshot.underlay()) {
+            (Some(_), Some(u)) => Egress::One(Output { dpdk_port: u.dpdk_port, outer: r.outer }),
+            _ => Egress::Drop(DropReason::Malformed),
+        }
+    }
+
+    /// Puts the output's outer headers (if any) in front of the frame and queues it.
+    fn send_output(&mut self, output: Output, mut m: Mbuf<'p>) {
+        let outer = output.outer.as_bytes();
+        if !outer.is_empty() {
+            let Some(room) = m.prepend(outer.len() as u16) else {
+                return self.dropped(DropReason::TooBig);
+            };
+            room.copy_from_slice(outer);
+        }
+        self.send(output.dpdk_port, m);
+    }
+
+    /// Sends `m` out of one leg: as it is, or encapsulated toward a remote port's host.
+    fn send_leg(&mut self, leg: Leg, m: Mbuf<'p>, now: u64) {
+        match leg {
+            Leg::Local(dpdk_port) => self.send(dpdk_port, m),
+            Leg::Tunnel { port, sport } => {
+                match sim::outer_header(self.snapshot, &self.state, port, sport, m.len(), now) {
+                    Ok((dpdk_port, outer)) => self.send_output(Output { dpdk_port, outer }, m),
+                    Err(DropReason::NeighbourUnresolved) => {
+                        self.dropped(DropReason::NeighbourUnresolved);
+                        self.ask_underlay(port);
+                    }
+                    Err(reason) => self.dropped(reason),
+                }
+            }
+        }
     }
 
     /// Drops the cached flows of every bridge where a MAC moved to another port.
@@ -348,8 +409,23 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.cache.invalidate_devices(&tags[..moved.len()]);
     }
 
+    /// Sends the ARP request for the underlay next hop toward `port`'s host.
+    fn ask_underlay(&mut self, port: PortId) {
+        let Some((len, dpdk_port)) = sim::underlay_arp_request(self.snapshot, &self.state, port, &mut self.arp_scratch)
+        else {
+            return;
+        };
+        match copy_into_mbuf(self.pool, &self.arp_scratch[..len]) {
+            Some(m) => {
+                self.totals.generated += 1;
+                self.send(dpdk_port, m);
+            }
+            None => self.totals.alloc_failures += 1,
+        }
+    }
+
     /// Copies the generated frame into a new mbuf per leg and queues them.
-    fn emit(&mut self, g: Generated) {
+    fn emit(&mut self, g: Generated, now: u64) {
         if g.len > self.scratch.len() {
             return self.dropped(DropReason::Malformed);
         }
@@ -359,15 +435,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 continue;
             };
             self.totals.generated += 1;
-            self.send(leg, m);
-        }
-    }
-
-    /// Sends a copy of `data` (a flood leg) in a new mbuf.
-    fn send_copy(&mut self, data: &[u8], port: u16) {
-        match copy_into_mbuf(self.pool, data) {
-            Some(m) => self.send(port, m),
-            None => self.totals.alloc_failures += 1,
+            self.send_leg(leg, m, now);
         }
     }
 
@@ -427,7 +495,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
 /// Where a frame goes after the cache or the simulation.
 enum Egress {
-    One(u16),
+    One(Output),
     Flood(Legs),
     Drop(DropReason),
 }

@@ -184,7 +184,12 @@ fn tunnel_paths_do_not_allocate() {
     // From the uplink to the VM at 10.0.0.5 (neighbour learned below).
     let mut down = hex("020000000001 02aa00000001 0800 4500001c000740004011 0000 c0000207 0a000005 03e8003500080000");
     flowtable::wire::Ipv4Packet::new_checked(&mut down[14..]).unwrap().fill_checksum();
-    state.neighbours.learn(PortId(0), "192.0.2.7".parse::<IpAddr>().unwrap(), EthernetAddress([2, 0xaa, 0, 0, 0, 1]), 0);
+    state.neighbours.learn(
+        PortId(0),
+        "192.0.2.7".parse::<IpAddr>().unwrap(),
+        EthernetAddress([2, 0xaa, 0, 0, 0, 1]),
+        0,
+    );
     state.neighbours.learn(rb, "10.0.0.5".parse::<IpAddr>().unwrap(), EthernetAddress([2, 0xcc, 0, 0, 0, 0xa]), 0);
     let frames: Vec<(u16, Vec<u8>)> = vec![(5, tunnelled), (0, down.clone()), (5, arp), (0, down)];
     let mut work = frames.clone();

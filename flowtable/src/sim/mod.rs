@@ -433,12 +433,8 @@ impl<'a> Walk<'a, '_> {
         if reason != DropReason::NeighbourUnresolved || r.generated.is_some() {
             return r;
         }
-        if let Ok(t) = tunnel_of(self.snap, port) {
-            let u = t.underlay;
-            let mac = self.state.port_mac(u.dpdk_port);
-            r.generated = arp_request(self.out, mac, u.address, u.next_hop(t.dst))
-                .map(|len| Generated { len, legs: Legs::one(Leg::Local(u.dpdk_port)) });
-        }
+        r.generated = underlay_arp_request(self.snap, self.state, port, self.out)
+            .map(|(len, dpdk_port)| Generated { len, legs: Legs::one(Leg::Local(dpdk_port)) });
         r
     }
 
@@ -951,6 +947,16 @@ fn exterior_legs(snap: &Snapshot, bridge: &Bridge, except: PortId, sport: u16) -
         };
     }
     legs
+}
+
+/// Builds into `out` the ARP request for the underlay next hop toward the host remote port `port`
+/// is bound on; returns its length and the underlay DPDK port. For a tunnel leg whose
+/// [`outer_header`] failed with [`DropReason::NeighbourUnresolved`].
+pub fn underlay_arp_request(snap: &Snapshot, state: &CoreState, port: PortId, out: &mut [u8]) -> Option<(usize, u16)> {
+    let t = tunnel_of(snap, port).ok()?;
+    let u = t.underlay;
+    let len = arp_request(out, state.port_mac(u.dpdk_port), u.address, u.next_hop(t.dst))?;
+    Some((len, u.dpdk_port))
 }
 
 /// Builds into `out` the ARP reply of `mac` / `ip` to `target_mac` / `target_ip`.
