@@ -9,15 +9,19 @@
 //! the frame out of its first leg and a copy (a pool mbuf) out of each other one. When MAC
 //! learning moved a MAC to another bridge port (in the simulation or in a cached flow's
 //! `Learn`), the bridge's flows are invalidated before anything new is installed. Output is
-//! batched per egress port and flushed every loop iteration. Everything the loop needs is
+//! batched per egress port and flushed every loop iteration. A frame whose next hop (a router's,
+//! or the underlay's for a tunnel) is not resolved yet waits in the per-worker resolution queue
+//! (bounded: the oldest is dropped when full; a deadline: dropped after `hold_timeout_ns`) while
+//! the ARP request / NS goes out, and is simulated again and sent when the answer is learned. Everything the loop needs is
 //! allocated before it starts.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
 use flowtable::sim::{
-    self, Actions, CoreConfig, CoreState, DropReason, Generated, IngressPoint, Leg, Legs, Output, MAX_DPDK_PORTS,
+    self, Actions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Output, MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
 use flowtable::wire::{EthernetAddress, Headers};
@@ -42,6 +46,11 @@ pub struct PipelineConfig {
     pub core: CoreConfig,
     /// Seed of the flow cache hash (mixed with the worker index).
     pub seed: u64,
+    /// Most packets a worker holds while their next hop is being resolved (the resolution
+    /// queue); when full, the oldest is dropped and counted.
+    pub hold_capacity: usize,
+    /// How long a held packet waits for its next hop's answer, in nanoseconds.
+    pub hold_timeout_ns: u64,
 }
 
 impl Default for PipelineConfig {
@@ -51,6 +60,8 @@ impl Default for PipelineConfig {
             flow_cache: FlowCacheConfig { capacity: 1 << 16, ..FlowCacheConfig::default() },
             core: CoreConfig::default(),
             seed: 0x6d69_646f_6777_0001,
+            hold_capacity: 64,
+            hold_timeout_ns: 1_000_000_000,
         }
     }
 }
@@ -78,6 +89,10 @@ pub struct PipelineCounters {
     pub alloc_failures: AtomicU64,
     /// Frames output to a DPDK port this worker has no TX queue on.
     pub unknown_egress: AtomicU64,
+    /// Frames put in the resolution queue while their next hop was resolved.
+    pub held: AtomicU64,
+    /// Held frames simulated again and sent on after the answer came.
+    pub released: AtomicU64,
     /// Drops, indexed by [`DropReason::index`].
     pub drops: [AtomicU64; DropReason::COUNT],
 }
@@ -94,6 +109,8 @@ impl Default for PipelineCounters {
             generated: AtomicU64::new(0),
             alloc_failures: AtomicU64::new(0),
             unknown_egress: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            released: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -121,6 +138,8 @@ struct Totals {
     generated: u64,
     alloc_failures: u64,
     unknown_egress: u64,
+    held: u64,
+    released: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -221,6 +240,7 @@ pub fn run_pipeline<'p>(
             let in_port = queue.id().0;
             burst.drain(|m| engine.handle(in_port, m, now));
         }
+        engine.service_holds(now);
         engine.flush_all();
         if received {
             engine.publish(&counters);
@@ -241,6 +261,14 @@ struct Engine<'p, 'm, 's> {
     scratch: Vec<u8>,
     /// Room for an underlay ARP request while `scratch` holds a generated frame.
     arp_scratch: [u8; 64],
+    /// The resolution queue: frames waiting for a next hop's MAC, oldest first.
+    held: VecDeque<Held<'p>>,
+    hold_capacity: usize,
+    hold_timeout: u64,
+    /// The neighbour cache's learn count when the queue was last looked at.
+    hold_learns: u64,
+    /// The earliest deadline in the queue.
+    hold_next_deadline: u64,
     totals: Totals,
 }
 
@@ -273,6 +301,11 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             state,
             scratch: vec![0; GENERATED_ROOM],
             arp_scratch: [0; 64],
+            held: VecDeque::with_capacity(config.hold_capacity.max(1)),
+            hold_capacity: config.hold_capacity.max(1),
+            hold_timeout: config.hold_timeout_ns,
+            hold_learns: 0,
+            hold_next_deadline: u64::MAX,
             totals: Totals::default(),
         }
     }
@@ -293,6 +326,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 Err(reason) => return self.dropped(reason),
             },
         };
+        self.process(ingress, m, now, None);
+    }
+
+    /// Runs a frame (the inner one, for a tunnel) through the cache or the simulation and sends
+    /// it. `deadline`: a frame released from the resolution queue keeps its deadline if held again.
+    fn process(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
         let frame = m.data_mut();
         let key = match Headers::parse(frame) {
             Ok(h) => FlowKey::from_headers(ingress.flow_id(), &h),
@@ -332,7 +371,51 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 }
                 self.send_leg(first, m, now);
             }
+            Egress::Hold(hold) => self.hold(Held {
+                m,
+                ingress,
+                hold,
+                deadline: deadline.unwrap_or(now.saturating_add(self.hold_timeout)),
+            }),
             Egress::Drop(reason) => self.dropped(reason),
+        }
+    }
+
+    /// Queues a frame until its next hop is known; when the queue is full the oldest is dropped.
+    fn hold(&mut self, held: Held<'p>) {
+        if self.held.len() >= self.hold_capacity {
+            drop(self.held.pop_front());
+            self.dropped(DropReason::HoldOverflow);
+        }
+        self.totals.held += 1;
+        self.hold_next_deadline = self.hold_next_deadline.min(held.deadline);
+        self.held.push_back(held);
+    }
+
+    /// Sends the held frames whose next hop was learned, drops those past their deadline. Looks
+    /// at the queue only when the neighbour cache learned something or a deadline passed.
+    fn service_holds(&mut self, now: u64) {
+        if self.held.is_empty() {
+            return;
+        }
+        let learns = self.state.neighbours.learn_count();
+        if learns == self.hold_learns && now < self.hold_next_deadline {
+            return;
+        }
+        self.hold_learns = learns;
+        self.hold_next_deadline = u64::MAX;
+        for _ in 0..self.held.len() {
+            let Some(h) = self.held.pop_front() else { break };
+            if self.state.neighbours.lookup(h.hold.port, h.hold.addr, now).is_some() {
+                self.totals.released += 1;
+                self.process(h.ingress, h.m, now, Some(h.deadline));
+            } else if h.deadline <= now {
+                drop(h);
+                self.dropped(DropReason::HoldTimeout);
+            } else {
+                self.hold_next_deadline = self.hold_next_deadline.min(h.deadline);
+                self.held.push_back(h);
+            }
         }
     }
 
@@ -348,6 +431,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.totals.drops[DropReason::FloodLegsExceeded.index()] += u64::from(r.dropped_legs);
         if let Some(g) = r.generated {
             self.emit(g, now);
+        }
+        if let (Some(hold), Some(DropReason::NeighbourUnresolved)) = (r.hold, r.actions.drop_reason()) {
+            return Egress::Hold(hold);
         }
         if let Some(reason) = r.actions.drop_reason() {
             return Egress::Drop(reason);
@@ -487,6 +573,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.generated.store(t.generated, Ordering::Relaxed);
         c.alloc_failures.store(t.alloc_failures, Ordering::Relaxed);
         c.unknown_egress.store(t.unknown_egress, Ordering::Relaxed);
+        c.held.store(t.held, Ordering::Relaxed);
+        c.released.store(t.released, Ordering::Relaxed);
         for (counter, &n) in c.drops.iter().zip(t.drops.iter()) {
             counter.store(n, Ordering::Relaxed);
         }
@@ -497,7 +585,16 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 enum Egress {
     One(Output),
     Flood(Legs),
+    Hold(Hold),
     Drop(DropReason),
+}
+
+/// A frame in the resolution queue.
+struct Held<'p> {
+    m: Mbuf<'p>,
+    ingress: IngressPoint,
+    hold: Hold,
+    deadline: u64,
 }
 
 /// A new mbuf from `pool` holding a copy of `data`; `None` when the pool is empty or the data

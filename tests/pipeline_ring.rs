@@ -287,15 +287,40 @@ fn pipeline_resolves_the_next_hop_with_arp() {
         let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
         assert_eq!(a.operation, ArpOperation::Request);
         assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.2")));
-        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 1);
+        assert_eq!(counter(&c.held), 1, "the first packet waits in the resolution queue");
 
+        // The reply releases the held packet: delivered without being sent again.
         hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
-        hb.silent();
-        ha.send(&sent);
         let got = hb.recv(1);
-        assert_eq!(got.len(), 1, "forwarded after resolution");
+        assert_eq!(got.len(), 1, "the held packet, after resolution");
         let h = valid(&got[0]);
         assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
+        let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+        assert_eq!(f.ttl, 63);
+        assert_eq!(got[0][34..], sent[34..]);
+        hb.silent();
+        assert_eq!(counter(&c.released), 1);
         assert_eq!(c.dropped(DropReason::ArpConsumed), 1, "the reply was learned");
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
+    });
+}
+
+#[test]
+fn pipeline_drops_held_packets_after_the_timeout() {
+    with_router("phold", |ha, hb, c| {
+        ha.send(&udp("10.2.0.9", 5004, 64));
+        assert_eq!(hb.recv(1).len(), 1, "ARP request");
+        assert_eq!(counter(&c.held), 1);
+        // Nobody answers: after the deadline (1 s by default) the packet is a counted drop.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while c.dropped(DropReason::HoldTimeout) == 0 && Instant::now() < deadline {
+            // Traffic makes the worker publish its counters.
+            ha.send(&arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1"));
+            assert_eq!(ha.recv(1).len(), 1);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(c.dropped(DropReason::HoldTimeout), 1);
+        assert_eq!(counter(&c.released), 0);
+        hb.silent();
     });
 }

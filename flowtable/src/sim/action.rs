@@ -64,6 +64,8 @@ drop_reasons! {
     RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
     IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";
     ActionsOverflow => "actions_overflow", "more actions than an action list holds";
+    HoldTimeout => "hold_timeout", "held for an unresolved next hop that did not answer in time";
+    HoldOverflow => "hold_overflow", "the oldest held packet, dropped to make room in the full resolution queue";
     DeviceLoop => "device_loop", "more devices than the simulation follows (a loop through bridges and routers)";
     SameBridgePort => "same_bridge_port", "the bridge would send the frame back out of the port it came in on";
     NoEgress => "no_egress", "a flood found no port to send the frame out of";

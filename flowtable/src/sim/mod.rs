@@ -221,6 +221,19 @@ pub struct SimResult {
     /// Bytes of outer headers (a tunnel's) the caller strips from the received frame before
     /// sending it: set when [`simulate`] decapsulated a frame received on the underlay port.
     pub decap_len: usize,
+    /// Set with [`DropReason::NeighbourUnresolved`]: the frame is unchanged and may be held (the
+    /// resolution queue) and simulated again once the neighbour cache knows this address; the
+    /// ARP request / NS asking for it is in `generated`.
+    pub hold: Option<Hold>,
+}
+
+/// The neighbour a held frame waits for: [`NeighbourCache::lookup`] of `(port, addr)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hold {
+    /// The router port (or [`UNDERLAY_PORT`]) the address is resolved on.
+    pub port: PortId,
+    /// The next hop.
+    pub addr: IpAddr,
 }
 
 impl SimResult {
@@ -234,6 +247,7 @@ impl SimResult {
             dropped_legs: 0,
             outer: Outer::NONE,
             decap_len: 0,
+            hold: None,
         }
     }
 
@@ -435,6 +449,9 @@ impl<'a> Walk<'a, '_> {
         }
         r.generated = underlay_arp_request(self.snap, self.state, port, self.out)
             .map(|(len, dpdk_port)| Generated { len, legs: Legs::one(Leg::Local(dpdk_port)) });
+        if let Ok(t) = tunnel_of(self.snap, port) {
+            r.hold = Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(t.underlay.next_hop(t.dst)) });
+        }
         r
     }
 
@@ -592,7 +609,7 @@ impl<'a> Walk<'a, '_> {
                         let Some(mac) = mac else {
                             r.deps.insert(DeviceId::Bridge(bp.bridge));
                             let legs = exterior_legs(snap, bridge, peer, self.sport);
-                            return self.resolve(r, orp, next_hop, legs);
+                            return self.resolve(r, out_port, orp, next_hop, legs);
                         };
                         self.pending.eth_src = Some(orp.mac);
                         self.pending.eth_dst = Some(mac);
@@ -605,7 +622,7 @@ impl<'a> Walk<'a, '_> {
                         return too_big(r, dont_frag, src, mtu, frame, h, &ingress, in_rp, self.out);
                     }
                     let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
-                        return self.resolve(r, orp, next_hop, Legs::one(Leg::Local(dpdk_port)));
+                        return self.resolve(r, out_port, orp, next_hop, Legs::one(Leg::Local(dpdk_port)));
                     };
                     self.pending.eth_src = Some(orp.mac);
                     self.pending.eth_dst = Some(mac);
@@ -615,7 +632,7 @@ impl<'a> Walk<'a, '_> {
                     // The next hop is behind the tunnel: its MAC is learned like on a local port.
                     let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
                         let legs = Legs::one(Leg::Tunnel { port: out_port, sport: self.sport });
-                        return self.resolve(r, orp, next_hop, legs);
+                        return self.resolve(r, out_port, orp, next_hop, legs);
                     };
                     self.pending.eth_src = Some(orp.mac);
                     self.pending.eth_dst = Some(mac);
@@ -627,8 +644,9 @@ impl<'a> Walk<'a, '_> {
     }
 
     /// The next hop's MAC is unknown: drop and send an ARP request / NS from `orp` out of `legs`.
-    fn resolve(&mut self, r: SimResult, orp: &RouterPort, next_hop: IpAddr, legs: Legs) -> SimResult {
+    fn resolve(&mut self, r: SimResult, out_port: PortId, orp: &RouterPort, next_hop: IpAddr, legs: Legs) -> SimResult {
         let mut r = r.uncached_drop(DropReason::NeighbourUnresolved);
+        r.hold = Some(Hold { port: out_port, addr: next_hop });
         let len = match (next_hop, own_addr(orp, next_hop)) {
             (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_request(self.out, orp.mac, s, t),
             (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_solicit(self.out, orp.mac, s, t),

@@ -37,6 +37,7 @@ pub struct NeighbourCache {
     slots: Box<[Entry]>,
     mask: usize,
     lifetime: u64,
+    learned: u64,
 }
 
 impl NeighbourCache {
@@ -44,7 +45,7 @@ impl NeighbourCache {
     /// an entry learned at `now` is valid until `now + lifetime`.
     pub fn new(capacity: usize, lifetime: u64) -> NeighbourCache {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        NeighbourCache { slots: vec![FREE; buckets * WAYS].into_boxed_slice(), mask: buckets - 1, lifetime }
+        NeighbourCache { slots: vec![FREE; buckets * WAYS].into_boxed_slice(), mask: buckets - 1, lifetime, learned: 0 }
     }
 
     /// Number of entries the cache holds.
@@ -69,6 +70,7 @@ impl NeighbourCache {
 
     /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`.
     pub fn learn(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
+        self.learned = self.learned.wrapping_add(1);
         let range = self.bucket(port, ip);
         let bucket = &mut self.slots[range];
         let expires = now.saturating_add(self.lifetime).max(1);
@@ -82,6 +84,12 @@ impl NeighbourCache {
         if let Some(e) = victim {
             *e = new;
         }
+    }
+
+    /// How many times [`learn`](Self::learn) was called: a change tells the resolution queue to
+    /// look at its held packets again.
+    pub fn learn_count(&self) -> u64 {
+        self.learned
     }
 
     /// The MAC of `ip` on `port`, if learned and not expired at `now`.

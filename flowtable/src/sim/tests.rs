@@ -517,6 +517,7 @@ fn neighbour_miss_sends_arp_request_or_ns() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
     assert!(!r.cacheable);
     assert_eq!(f, orig);
+    assert_eq!(r.hold, Some(Hold { port: PortId(4), addr: ip("10.0.0.77") }), "held, unchanged, for this neighbour");
     let g = r.generated.unwrap();
     assert_eq!(g.legs, Legs::one(Leg::Local(2)));
     let h = Headers::parse(&out[..g.len]).unwrap();

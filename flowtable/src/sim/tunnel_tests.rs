@@ -394,6 +394,7 @@ fn underlay_arp_is_answered_learned_and_asked() {
     let r = simulate(&n.snap, 0, &mut f, &mut st, 1, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
     assert_eq!(f, orig, "the frame is untouched until the tunnel can be used");
+    assert_eq!(r.hold, Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(v4("192.168.7.11")) }));
     let g = r.generated.unwrap();
     assert_eq!(g.legs, Legs::one(Leg::Local(UNDERLAY_DPDK)));
     let h = Headers::parse(&out[..g.len]).unwrap();
