@@ -71,10 +71,10 @@ mod mac;
 mod neighbour;
 mod tunnel;
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv6Addr};
 
 pub use self::action::{apply, Action, Actions, DropReason, Output, ReplyKind, MAX_ACTIONS};
-pub use self::generate::{arp_request, icmp_error, neighbour_solicit, IcmpError};
+pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
 pub use self::tunnel::{
@@ -518,8 +518,9 @@ impl<'a> Walk<'a, '_> {
                 if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } =
                     h.l4
                 {
-                    learn_ndp(frame, h, pid, rp, self.state, self.now);
-                    return r.uncached_drop(DropReason::NdpConsumed);
+                    let mut r = r.uncached_drop(DropReason::NdpConsumed);
+                    r.generated = self.ndp(frame, h, pid, rp);
+                    return r;
                 }
                 self.route(r, pid, frame, h)
             }
@@ -821,7 +822,9 @@ impl<'a> Walk<'a, '_> {
                 if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } =
                     h.l4
                 {
-                    learn_ndp(frame, h, pid, rp, self.state, self.now);
+                    if r.generated.is_none() {
+                        r.generated = self.ndp(frame, h, pid, rp);
+                    }
                 }
             }
             L3::Other => {}
@@ -1165,18 +1168,46 @@ fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
     port.addresses.iter().find(|n| n.contains(&peer)).map(|n| n.addr()).or_else(same_family)
 }
 
-/// Learns from a neighbour solicitation (source link-layer address) or advertisement (target
-/// link-layer address) on a router port.
-fn learn_ndp(frame: &[u8], h: &Headers, port: PortId, rp: &RouterPort, state: &mut CoreState, now: u64) {
-    let (Some(pseudo), Some(seg)) = (h.pseudo_header(), frame.get(h.l4_offset..h.end)) else { return };
-    let Ok(p) = Icmpv6Packet::new_checked(seg) else { return };
-    let (addr, mac): (IpAddr, EthernetAddress) = match Icmpv6Repr::parse(&pseudo, &p) {
-        Ok(Icmpv6Repr::NeighborSolicit { lladdr: Some(mac), .. }) => (pseudo_src(&pseudo), mac),
-        Ok(Icmpv6Repr::NeighborAdvert { target_addr, lladdr: Some(mac), .. }) => (IpAddr::V6(target_addr), mac),
-        _ => return,
-    };
-    if !addr.is_unspecified() && on_link(rp, addr) {
-        state.neighbours.learn(port, addr, mac, now);
+impl Walk<'_, '_> {
+    /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
+    /// (its source link-layer address) or the target of an advertisement, and answers a
+    /// solicitation for one of the port's addresses with an advertisement into `out`, back where
+    /// the frame came from. Messages with a hop limit other than 255 are ignored (section 7.1).
+    fn ndp(&mut self, frame: &[u8], h: &Headers, port: PortId, rp: &RouterPort) -> Option<Generated> {
+        let L3::Ipv6(ip) = h.l3 else { return None };
+        if ip.hop_limit != 255 {
+            return None;
+        }
+        let pseudo = h.pseudo_header()?;
+        let p = Icmpv6Packet::new_checked(frame.get(h.l4_offset..h.end)?).ok()?;
+        match Icmpv6Repr::parse(&pseudo, &p).ok()? {
+            Icmpv6Repr::NeighborSolicit { target_addr, lladdr } => {
+                let from_unspecified = ip.src.is_unspecified();
+                if let (Some(mac), false) = (lladdr, from_unspecified) {
+                    if on_link(rp, IpAddr::V6(ip.src)) {
+                        self.state.neighbours.learn(port, IpAddr::V6(ip.src), mac, self.now);
+                    }
+                }
+                if !rp.owns(IpAddr::V6(target_addr)) {
+                    return None;
+                }
+                // Section 7.2.4: to the solicitor, or to all nodes when it has no address yet (DAD).
+                let (dst_ip, dst_mac, solicited) = if from_unspecified {
+                    (Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), EthernetAddress([0x33, 0x33, 0, 0, 0, 1]), false)
+                } else {
+                    (ip.src, lladdr.unwrap_or(h.eth_src), true)
+                };
+                let len = neighbour_advert(self.out, rp.mac, target_addr, dst_mac, dst_ip, solicited)?;
+                Some(Generated { len, legs: Legs::one(self.back) })
+            }
+            Icmpv6Repr::NeighborAdvert { target_addr, lladdr: Some(mac), .. } => {
+                if on_link(rp, IpAddr::V6(target_addr)) {
+                    self.state.neighbours.learn(port, IpAddr::V6(target_addr), mac, self.now);
+                }
+                None
+            }
+            _ => None,
+        }
     }
 }
 
