@@ -206,11 +206,11 @@ struct Loader<'a> {
     problems: Vec<Problem>,
 }
 
-/// A port as declared: its id, its first subnet (routes check gateways against it) and where its
+/// A port as declared: its id, its subnets (routes check gateways against them) and where its
 /// `peer` points.
 struct PortInfo<'r> {
     id: PortId,
-    net: Option<IpNet>,
+    nets: Vec<IpNet>,
     peer: Option<&'r Spanned<String>>,
 }
 
@@ -343,8 +343,7 @@ impl<'a> Loader<'a> {
         let mut bound: BTreeMap<u16, ()> = BTreeMap::new();
         let mut keys: BTreeMap<i64, ()> = BTreeMap::new();
         if let Some(u) = &raw.underlay {
-            if let Some(underlay) = self.underlay(u.get_ref()) {
-                bound.insert(underlay.dpdk_port, ());
+            if let Some(underlay) = self.underlay(u.get_ref(), &mut bound) {
                 b.set_underlay(underlay);
             }
         }
@@ -389,7 +388,7 @@ impl<'a> Loader<'a> {
                 let id = b.add_router_port(rid, uuid(), mac.unwrap_or(EthernetAddress([2, 0, 0, 0, 0, 0])), &nets);
                 self.plug(&mut b, id, rname, p, &hosts, &mut bound, &mut keys);
                 self.port_chains(&mut b, id, p, &chains);
-                ports.insert(pname, PortInfo { id, net: nets.first().copied(), peer: p.peer.as_ref() });
+                ports.insert(pname, PortInfo { id, nets, peer: p.peer.as_ref() });
             }
             devices.insert(rname, Device { kind: DeviceKind::Router(rid), ports });
         }
@@ -423,7 +422,7 @@ impl<'a> Loader<'a> {
                 let id = b.add_bridge_port(bid, uuid());
                 self.plug(&mut b, id, bname, p, &hosts, &mut bound, &mut keys);
                 self.port_chains(&mut b, id, p, &chains);
-                ports.insert(pname, PortInfo { id, net: None, peer: p.peer.as_ref() });
+                ports.insert(pname, PortInfo { id, nets: Vec::new(), peer: p.peer.as_ref() });
             }
             devices.insert(bname, Device { kind: DeviceKind::Bridge(bid), ports });
         }
@@ -482,8 +481,12 @@ impl<'a> Loader<'a> {
         }
     }
 
-    fn underlay(&mut self, u: &RawUnderlay) -> Option<Underlay> {
+    /// The `[underlay]` table; its DPDK port is reserved in `bound` even if something else is wrong.
+    fn underlay(&mut self, u: &RawUnderlay, bound: &mut BTreeMap<u16, ()>) -> Option<Underlay> {
         let dpdk_port = self.dpdk_port(&u.dpdk_port);
+        if let Some(d) = dpdk_port {
+            bound.insert(d, ());
+        }
         let net = match self.net(&u.address, "underlay address") {
             Some(IpNet::V4(n)) => Some(n),
             Some(IpNet::V6(_)) => {
@@ -893,10 +896,21 @@ impl<'a> Loader<'a> {
                     self.error(r.dst.span(), "a normal route needs a port");
                     return None;
                 };
-                if let (Some(g), Some(net)) = (gateway, info.net) {
-                    if !net.contains(&g) {
+                if let Some(g) = gateway {
+                    let same_family: Vec<String> = info
+                        .nets
+                        .iter()
+                        .filter(|n| n.addr().is_ipv4() == g.is_ipv4())
+                        .map(|n| n.trunc().to_string())
+                        .collect();
+                    if !info.nets.iter().any(|n| n.contains(&g)) && !info.nets.is_empty() {
                         let at = r.gateway.as_ref().map_or(r.dst.span(), |g| g.span());
-                        self.error(at, format!("gateway {g} is not on the port's subnet {}", net.trunc()));
+                        let subnets = if same_family.is_empty() {
+                            "none of its family".to_string()
+                        } else {
+                            same_family.join(", ")
+                        };
+                        self.error(at, format!("gateway {g} is not on the port's subnet {subnets}"));
                         return None;
                     }
                 }
@@ -940,6 +954,8 @@ fn parse_mac(s: &str) -> Option<EthernetAddress> {
 
 #[cfg(test)]
 mod tests {
+    use midogw::flowtable::topology::{Binding, PortLink};
+
     use super::*;
 
     fn ports() -> Vec<(String, u16)> {
@@ -1078,6 +1094,173 @@ type = "sideways"
         assert!(got.iter().any(|p| p.contains("\"up0\" is bound twice")), "{got:?}");
         assert!(got.iter().any(|p| p.contains("r/c has more than one of dpdk_port, peer, host")), "{got:?}");
         assert!(got.iter().any(|p| p.contains("r/d is its own peer")), "{got:?}");
+    }
+
+    #[test]
+    fn the_example_file_builds_the_gateway_topology() {
+        let text = include_str!("topology.example.toml");
+        let ports = vec![("uplink0".to_string(), 0), ("underlay0".to_string(), 1)];
+        let snap = parse("example.toml", text, &ports, 1).unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!((snap.routers().len(), snap.bridges().len(), snap.hosts().len()), (2, 1, 2));
+        let u = snap.underlay().expect("underlay");
+        assert_eq!((u.dpdk_port, u.address, u.prefix_len, u.vxlan_port), (1, "192.168.7.1".parse().unwrap(), 24, 4789));
+        assert_eq!(u.gateway, None);
+        let vm1 = snap.port_by_tunnel_key(0x101).expect("vm1");
+        let vm2 = snap.port_by_tunnel_key(0x102).expect("vm2");
+        assert!(matches!(
+            snap.port(vm1).link,
+            PortLink::Exterior(Binding::Remote { host: HostId(0), tunnel_key: 0x101 })
+        ));
+        assert!(matches!(snap.port(vm2).link, PortLink::Exterior(Binding::Remote { host: HostId(1), .. })));
+        assert_eq!(snap.host(HostId(0)).encap, Encap::Vxlan);
+        let up = snap.port_by_dpdk_port(0).expect("uplink");
+        assert_eq!(snap.port(up).as_router_port().unwrap().addresses.len(), 2);
+        // tenant/net is linked to the bridge's "router" port.
+        let bridge = &snap.bridges()[0];
+        let linked = bridge.ports.iter().filter(|&&p| matches!(snap.port(p).link, PortLink::Peer(_))).count();
+        assert_eq!(linked, 1);
+        assert!(snap.routers()[1].infilter.is_some());
+        assert_eq!(snap.rules().len(), 2);
+    }
+
+    const BRIDGED: &str = r#"
+[underlay]
+dpdk_port = "up1"
+address = "192.168.7.1/24"
+gateway = "192.168.7.254"
+vxlan_port = 8472
+
+[[host]]
+name = "h1"
+tunnel_address = "192.168.7.11"
+encap = "gre"
+
+[[chain]]
+name = "c"
+
+[[chain.rule]]
+action = "jump"
+jump_to = "d"
+hw_src = "02:00:00:00:00:09"
+not = ["hw_src"]
+
+[[chain]]
+name = "d"
+
+[[chain.rule]]
+action = "reject"
+src = "10.0.0.0/8"
+src_port = "1000-2000"
+proto = 17
+fragment_policy = "header"
+out_ports = ["b/p1"]
+
+[[bridge]]
+name = "b"
+inbound_chain = "c"
+
+[[bridge.port]]
+name = "p1"
+dpdk_port = "up0"
+outbound_chain = "d"
+
+[[bridge.port]]
+name = "p2"
+host = "h1"
+tunnel_key = 7
+
+[[bridge.static_mac]]
+mac = "02:00:00:00:00:01"
+port = "p1"
+"#;
+
+    #[test]
+    fn bridges_chains_hosts_and_the_underlay_load() {
+        let snap = parse("t.toml", BRIDGED, &ports(), 1).unwrap_or_else(|p| panic!("{p}"));
+        let u = snap.underlay().unwrap();
+        assert_eq!((u.vxlan_port, u.gateway), (8472, Some("192.168.7.254".parse().unwrap())));
+        assert_eq!(snap.host(HostId(0)).encap, Encap::Gre);
+        let b = &snap.bridges()[0];
+        assert_eq!(b.static_mac(EthernetAddress([2, 0, 0, 0, 0, 1])), snap.port_by_dpdk_port(0));
+        assert!(b.inbound_chain.is_some());
+        // Rules in chain order: c's jump, then d's reject.
+        let (jump, reject) = (&snap.rules()[0], &snap.rules()[1]);
+        assert!(matches!(jump.kind, RuleKind::Jump(_)));
+        assert!(jump.condition.hw_src.as_ref().unwrap().inverted);
+        assert_eq!(reject.kind, RuleKind::Reject);
+        assert_eq!(reject.condition.src_port.as_ref().unwrap().value, PortRange::new(1000, 2000));
+        assert_eq!(reject.condition.proto.as_ref().unwrap().value, 17);
+        assert_eq!(reject.fragment_policy, FragmentPolicy::Header);
+    }
+
+    #[test]
+    fn bridge_host_underlay_and_rule_problems_have_locations() {
+        let text = r#"
+[underlay]
+dpdk_port = "up0"
+address = "2001:db8::1/64"
+vxlan_port = 0
+
+[[host]]
+name = "h1"
+tunnel_address = "192.168.7.11"
+encap = "ipip"
+
+[[chain]]
+name = "c"
+
+[[chain.rule]]
+action = "masquerade"
+
+[[chain.rule]]
+action = "drop"
+dst_port = "9-1"
+not = ["colour"]
+in_ports = ["b/zz"]
+
+[[bridge]]
+name = "b"
+inbound_chain = "nope"
+
+[[bridge.port]]
+name = "p1"
+dpdk_port = "up0"
+address = "10.0.0.1/24"
+
+[[bridge.port]]
+name = "p2"
+host = "h9"
+tunnel_key = 16777216
+
+[[bridge.port]]
+name = "p3"
+peer = "b/p1"
+
+[[bridge.static_mac]]
+mac = "ff:ff:ff:ff:ff:ff"
+port = "p7"
+"#;
+        let got = problems(text);
+        let want = [
+            "4:11: the underlay address must be IPv4",
+            "5:14: vxlan_port 0 is out of range",
+            "10:9: encap \"ipip\" is not one of vxlan, gre",
+            "16:10: action \"masquerade\" is not one of",
+            "20:12: dst_port is a port 0..=65535 or a range",
+            "21:8: not: \"colour\" is not one of",
+            "22:12: port \"b/zz\": no such router or bridge port",
+            "26:17: no [[chain]] named \"nope\"",
+            "30:13: DPDK port \"up0\" is bound twice",
+            "31:11: a bridge port has no address",
+            "35:8: no [[host]] named \"h9\"",
+            "36:14: tunnel_key 16777216 is out of range",
+            "40:8: two bridge ports cannot be linked",
+            "43:7: mac \"ff:ff:ff:ff:ff:ff\" is not a unicast MAC",
+            "44:8: static_mac port \"p7\": this bridge has no such port",
+        ];
+        for w in want {
+            assert!(got.iter().any(|g| g.starts_with(w)), "missing {w:?} in {got:#?}");
+        }
     }
 
     #[test]
