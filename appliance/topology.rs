@@ -1098,7 +1098,7 @@ type = "sideways"
 
     #[test]
     fn the_example_file_builds_the_gateway_topology() {
-        let text = include_str!("topology.example.toml");
+        let text = include_str!("topology.gateway.example.toml");
         let ports = vec![("uplink0".to_string(), 0), ("underlay0".to_string(), 1)];
         let snap = parse("example.toml", text, &ports, 1).unwrap_or_else(|p| panic!("{p}"));
         assert_eq!((snap.routers().len(), snap.bridges().len(), snap.hosts().len()), (2, 1, 2));
