@@ -1,26 +1,38 @@
 //! The simulation: a packet's walk through the virtual topology, turned into flow [`Actions`].
 //!
-//! [`simulate`] takes a frame received on a local DPDK port, finds the exterior port bound to it
-//! and follows the packet through routers and bridges:
+//! [`simulate`] takes a frame received on a local DPDK port (a tunnelled one on the underlay port
+//! is decapsulated first: [`decap`], then [`simulate_from`] the port its key names), finds the
+//! exterior port it entered through and follows the packet through routers and bridges:
 //!
-//! - **Router ports**: port inbound chain, router infilter, ARP / ICMP echo answers for port
-//!   addresses, route lookup (ECMP by [`FlowKey::symmetric_hash`]), TTL / hop limit, router
-//!   outfilter and port outbound chain, interior router-router links (bounded by
+//! - **Router ports**: port inbound chain, router infilter, ARP / neighbour solicitation / ICMP
+//!   echo answers for port addresses, route lookup (ECMP by [`FlowKey::symmetric_hash`]), TTL /
+//!   hop limit, router outfilter and port outbound chain, interior router-router links (bounded by
 //!   [`MAX_ROUTER_HOPS`]); at an exterior local port the MTU and the next-hop MAC from the per-core
 //!   [`CoreState`]; at a port linked to a bridge the next-hop MAC from a router port on that bridge
-//!   owning the address (the topology knows it) or the neighbour cache, then into the bridge.
+//!   owning the address (the topology knows it) or the neighbour cache, then into the bridge; at a
+//!   port bound on a remote host the next-hop MAC, then the tunnel.
 //! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
-//!   exterior ports; source MAC -> ingress port, per core, with aging: [`MacTable`]), destination
-//!   lookup: static entries first, then the MACs of router ports linked to the bridge, then learned
-//!   entries; known unicast goes out of that port (bridge outbound chain, port outbound chain),
-//!   unknown unicast, broadcast and multicast are flooded to every other port ([`SimResult::flood`],
-//!   at most [`MAX_LEGS`] copies). A router port on a flood sees a copy: it learns from ARP and
-//!   answers an ARP request for its address (into `out`). Every device crossed is recorded in
-//!   `deps`. At most [`MAX_DEVICES`] port entries per packet.
+//!   exterior ports, tunnels included; source MAC -> ingress port, per core, with aging:
+//!   [`MacTable`]), destination lookup: static entries first, then the MACs of router ports linked
+//!   to the bridge, then learned entries; known unicast goes out of that port (bridge outbound
+//!   chain, port outbound chain), unknown unicast, broadcast and multicast are flooded to every
+//!   other port ([`SimResult::flood`], at most [`MAX_LEGS`] copies, local or tunnel [`Leg`]s). A
+//!   router port on a flood sees a copy: it learns from ARP / NDP and answers an ARP request or
+//!   neighbour solicitation for its address (into `out`). At most [`MAX_DEVICES`] port entries per
+//!   packet.
+//! - **Tunnels** (`tunnel.rs`): a port bound on a remote host is reached by encapsulating toward
+//!   the host ([`Action::Encap`]; VXLAN or GRE, [`outer_header`]) out of the snapshot's underlay
+//!   port, after the MTU check against the underlay MTU less the encapsulation; the underlay next
+//!   hop's MAC comes from the neighbour cache under [`UNDERLAY_PORT`] (ARP on the underlay port is
+//!   answered for the underlay address and learned from). Answers to a frame that came through a
+//!   tunnel go back through it.
 //!
-//! It returns the [`Actions`] (already applied to the frame), the devices the decision depended on
-//! and whether the result may be cached; a frame to send besides (an ICMP error, an ARP request or
-//! reply, a neighbour solicitation) is built into the caller's `out` buffer ([`Generated`]).
+//! It returns the [`Actions`] (already applied to the frame), the outer headers to prepend, the
+//! devices the decision depended on and whether the result may be cached; a frame to send besides
+//! (an ICMP error, an ARP request or reply, a neighbour solicitation or advertisement) is built into
+//! the caller's `out` buffer ([`Generated`], with its legs). A frame dropped because its next hop is
+//! not resolved yet names the neighbour in [`SimResult::hold`], so the caller can keep it until the
+//! answer (the pipeline's resolution queue).
 //!
 //! [`apply`] runs cached actions on the next frames of the flow. Neither allocates.
 //!
@@ -29,17 +41,24 @@
 //! | `action.rs` | [`Action`], [`Actions`], [`DropReason`], [`apply`] |
 //! | `neighbour.rs` | [`NeighbourCache`], [`CoreState`] |
 //! | `mac.rs` | [`MacTable`]: the bridges' learned MACs |
-//! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations |
+//! | `tunnel.rs` | [`outer_header`], [`decap`], the underlay |
+//! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations and advertisements |
 //!
 //! # What is cached
 //!
-//! Forwarding, blackhole and rule drops are cacheable: they depend only on the flow key and the
-//! devices in `deps`. TTL and length are not in the flow key, so a forwarding list carries
-//! [`Action::CheckMtu`] and [`Action::DecTtl`], which fail before touching the frame; the caller
-//! then simulates that one packet, which answers with the ICMP error. Everything that answers or
-//! generates a frame, learns a neighbour, floods, or fails on something outside the key is not
-//! cached. A cached flow also depends on the neighbour entry it used: the flow cache's hard timeout
-//! should not exceed the neighbour lifetime ([`CoreConfig::neighbour_lifetime`]).
+//! Forwarding (to local ports and into tunnels), blackhole and rule drops are cacheable: they
+//! depend only on the flow key and the devices in `deps`. TTL and length are not in the flow key,
+//! so a forwarding list carries [`Action::CheckMtu`] and [`Action::DecTtl`], which fail before
+//! touching the frame; the caller then simulates that one packet, which answers with the ICMP
+//! error. The outer headers of a tunnel are built when the cached list is applied, from the
+//! snapshot and the neighbour cache, and before any rewrite, so an underlay next hop that expired
+//! fails with [`DropReason::NeighbourUnresolved`] on an untouched frame (simulate it). Everything
+//! that answers or generates a frame, learns a neighbour, floods, or fails on something outside
+//! the key is not cached. A cached flow also depends on the neighbour entry it used: the flow
+//! cache's hard timeout should not exceed the neighbour lifetime
+//! ([`CoreConfig::neighbour_lifetime`]). The flow key of a decapsulated frame is the inner frame's
+//! with [`IngressPoint::flow_id`] of the tunnel port: [`decap`] has checked the outer source
+//! against the port's host before the key is built, so the port is all the decision depends on.
 //!
 //! # MAC learning and the flow cache
 //!
@@ -57,13 +76,14 @@
 //!
 //! # Simplifications
 //!
-//! ICMP errors, ARP and echo replies go straight back out of the ingress DPDK port to the frame's
-//! Ethernet source, with the MAC of the first router port the packet entered and the address of
-//! the port it entered the current router through as source (what traceroute expects); the return
-//! path's chains, routes and bridges are not simulated. Generated frames carry no VLAN tag. A
-//! routed packet flooded by a bridge (its next hop's MAC aged out) is not delivered to router ports
-//! on that bridge. An ARP request / NS a router sends onto a bridge goes to the bridge's exterior
-//! local ports without their chains.
+//! ICMP errors, ARP / NDP and echo replies go straight back where the frame came from (its DPDK
+//! port or tunnel) to the frame's Ethernet source, with the MAC of the first router port the packet
+//! entered and the address of the port it entered the current router through as source (what
+//! traceroute expects); the return path's chains, routes and bridges are not simulated. Generated
+//! frames carry no VLAN tag. A routed packet flooded by a bridge (its next hop's MAC aged out) is
+//! not delivered to router ports on that bridge. An ARP request / NS a router sends onto a bridge
+//! goes to the bridge's exterior ports without their chains. Tunnels are IPv4 outside (inner
+//! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
 
 mod action;
 mod generate;
