@@ -145,6 +145,19 @@ fn config(name: &str) -> PortConfig {
 /// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,
 /// stops the worker and checks every mbuf went back to the pool.
 fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters)) {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    with_router_config(tag, &pipeline, body);
+}
+
+/// [`with_router`] with the worker's configuration given.
+fn with_router_config(
+    tag: &str,
+    pipeline: &PipelineConfig,
+    body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters),
+) {
     let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
     let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
     let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
@@ -163,13 +176,9 @@ fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &Pipel
     let mut plans = pipeline_plans(&appliance, 1).unwrap();
     let plan = plans.remove(0);
     let counters = plan.counters();
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        ..PipelineConfig::default()
-    };
     let stop = AtomicBool::new(false);
     eal.scope(|s| {
-        s.launch(1, || run_pipeline(plan, &snap, &pool, &pipeline, &stop)).unwrap();
+        s.launch(1, || run_pipeline(plan, &snap, &pool, pipeline, &stop)).unwrap();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
         stop.store(true, Ordering::Relaxed);
         if let Err(p) = result {
@@ -322,5 +331,30 @@ fn pipeline_drops_held_packets_after_the_timeout() {
         assert_eq!(c.dropped(DropReason::HoldTimeout), 1);
         assert_eq!(counter(&c.released), 0);
         hb.silent();
+    });
+}
+
+#[test]
+fn pipeline_resolution_queue_is_bounded() {
+    let pipeline = PipelineConfig { hold_capacity: 2, ..PipelineConfig::default() };
+    with_router_config("pqfull", &pipeline, |ha, hb, c| {
+        // Three packets for the same unresolved next hop: the oldest is dropped to make room.
+        let sent: Vec<Vec<u8>> = (0..3).map(|i| udp("10.2.0.2", 6000 + i, 64)).collect();
+        for f in &sent {
+            ha.send(f);
+        }
+        let requests = hb.recv(3);
+        assert_eq!(requests.len(), 3, "one ARP request per simulated packet");
+        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
+        let got = hb.recv(2);
+        assert_eq!(got.len(), 2, "the two packets still held");
+        // The survivors are the newest two, in order.
+        for (g, s) in got.iter().zip(&sent[1..]) {
+            assert_eq!(g[34..], s[34..]);
+        }
+        hb.silent();
+        assert_eq!(c.dropped(DropReason::HoldOverflow), 1);
+        assert_eq!((counter(&c.held), counter(&c.released)), (3, 2));
+        ha.silent();
     });
 }
