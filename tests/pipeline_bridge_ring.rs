@@ -262,3 +262,34 @@ fn routed_into_the_bridge_after_arp_on_the_bridge() {
         assert_eq!(counter(&c.cache_hits), 2);
     });
 }
+
+#[test]
+fn a_mac_that_moves_takes_its_cached_flows_with_it() {
+    with_bridge("pbr3", |[ha, b1, b2], c| {
+        // Host A announces itself, so the router can answer for B1 later.
+        ha.send(&arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1"));
+        assert_eq!(ha.recv(1).len(), 1, "ARP reply");
+        // B1 announces itself (learned behind port 1; the router learns 10.2.0.2).
+        b1.send(&arp(ArpOperation::Request, MAC_B1, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.1"));
+        assert_eq!(b1.recv(1).len(), 1, "ARP reply");
+        assert_eq!(b2.recv(1).len(), 1, "the flooded request");
+        let sent = udp(MAC_HA, MAC_RA, "10.1.0.2", "10.2.0.2", 7003);
+        for _ in 0..2 {
+            ha.send(&sent);
+            assert_eq!(b1.recv(1).len(), 1);
+        }
+        assert_eq!(counter(&c.cache_hits), 1, "routed into the bridge from the cache");
+        // B1's MAC shows up behind port 2 (the VM moved): the cached flow must follow it.
+        b2.send(&udp(MAC_B1, MAC_RB, "10.2.0.2", "10.1.0.2", 7004));
+        let got = ha.recv(1);
+        assert_eq!(got.len(), 1, "B1's packet routed to host A");
+        assert_eq!(valid(&got[0]).eth_src, MAC_RA);
+        assert!(matches!(valid(&got[0]).l3, L3::Ipv4(f) if f.src == ip("10.2.0.2")));
+        ha.send(&sent);
+        let got = b2.recv(1);
+        assert_eq!(got.len(), 1, "delivered behind the new port");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_B1));
+        b1.silent();
+    });
+}
