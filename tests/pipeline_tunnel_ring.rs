@@ -33,7 +33,7 @@ fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
-fn snapshot(uplink: u16, underlay: u16) -> Snapshot {
+fn snapshot(uplink: u16, underlay: u16, encap: Encap) -> Snapshot {
     let mut b = SnapshotBuilder::new(1);
     let r = b.add_router(Uuid(1));
     let up = b.add_router_port(r, Uuid(10), MAC_UP, &["192.0.2.1/24".parse().unwrap()]);
@@ -41,7 +41,7 @@ fn snapshot(uplink: u16, underlay: u16) -> Snapshot {
     let bridge = b.add_bridge(Uuid(20));
     let br = b.add_bridge_port(bridge, Uuid(21));
     let vm = b.add_bridge_port(bridge, Uuid(22));
-    let host = b.add_host(Uuid(30), "192.168.7.11".parse().unwrap(), Encap::Vxlan);
+    let host = b.add_host(Uuid(30), "192.168.7.11".parse().unwrap(), encap);
     b.link(rb, br);
     b.bind_local(up, uplink);
     b.bind_remote(vm, host, KEY);
@@ -115,6 +115,29 @@ fn vxlan(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
     f[38..40].copy_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
     f[42] = 0x08;
     f[46..49].copy_from_slice(&KEY.to_be_bytes()[1..]);
+    f.extend_from_slice(inner);
+    f
+}
+
+/// Compute host 1 wraps `inner` in GRE (key [`KEY`], protocol 0x6558) to the gateway's underlay address.
+fn gre(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 42];
+    eth(&mut f, MAC_HOST1, underlay_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: ip("192.168.7.11"),
+        dst_addr: ip("192.168.7.1"),
+        protocol: IpProtocol::Gre,
+        payload_len: 8 + inner.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..38].copy_from_slice(&[0x20, 0x00, 0x65, 0x58]);
+    f[38..42].copy_from_slice(&KEY.to_be_bytes());
     f.extend_from_slice(inner);
     f
 }
@@ -194,6 +217,15 @@ fn config(name: &str) -> PortConfig {
 /// Brings up EAL, the appliance's two ports (uplink, underlay), the outside host and the compute host and one pipeline worker, runs
 /// `body`, stops the worker and checks every mbuf went back to the pool.
 fn with_gateway(tag: &str, body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters)) {
+    with_gateway_encap(tag, Encap::Vxlan, body);
+}
+
+/// [`with_gateway`] with compute host 1 using `encap`.
+fn with_gateway_encap(
+    tag: &str,
+    encap: Encap,
+    body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters),
+) {
     let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
     let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
     let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
@@ -203,7 +235,7 @@ fn with_gateway(tag: &str, body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress
     let host_ports: Vec<Port<'_>> = (0..2)
         .map(|i| Port::from_rings(&eal, &pool, &rings[2 * i + 1], &rings[2 * i], &config(&format!("h{i}"))).unwrap())
         .collect();
-    let snap = snapshot(appliance[0].id(), appliance[1].id());
+    let snap = snapshot(appliance[0].id(), appliance[1].id(), encap);
     let underlay_mac = EthernetAddress(appliance[1].mac());
     let mut queues: Vec<_> = host_ports.iter().map(|p| p.take_queues().unwrap()).collect();
     let mut hosts = [0, 1].map(|i| {
@@ -316,5 +348,41 @@ fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
         assert!(counter(&c.cache_hits) >= 1, "encapsulated from the cache");
         // Only the router's first ARP request was lost (the underlay was not resolved yet).
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 1);
+    });
+}
+
+#[test]
+fn gre_both_ways_between_a_compute_host_and_the_uplink() {
+    with_gateway_encap("ptun3", Encap::Gre, |[outside, host1], underlay_mac, c| {
+        outside.send(&arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
+        assert_eq!(outside.recv(1).len(), 1, "ARP reply");
+        host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
+        let got = host1.recv(1);
+        assert_eq!(got.len(), 1, "underlay ARP reply");
+        assert!(matches!(valid(&got[0]).l3, L3::Arp(a) if a.operation == ArpOperation::Reply));
+        // The VM talks to the outside through GRE: decapsulated, learned, routed.
+        let inner = udp(MAC_VM, MAC_RB, "10.0.0.5", "192.0.2.7", 6100);
+        host1.send(&gre(underlay_mac, &inner));
+        let got = outside.recv(1);
+        assert_eq!(got.len(), 1);
+        assert!(matches!(valid(&got[0]).l3, L3::Ipv4(f) if f.src == ip("10.0.0.5") && f.ttl == 63));
+        // The VM's ARP answer teaches the router its MAC, then the outside answers over GRE.
+        host1.send(&gre(underlay_mac, &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1")));
+        host1.silent();
+        let back = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6101);
+        outside.send(&back);
+        let got = host1.recv(1);
+        assert_eq!(got.len(), 1, "GRE to the compute host");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (underlay_mac, MAC_HOST1));
+        let L3::Ipv4(o) = h.l3 else { panic!("not IPv4: {h:?}") };
+        assert_eq!((o.src, o.dst, o.ttl, o.dont_frag), (ip("192.168.7.1"), ip("192.168.7.11"), 64, true));
+        let L4::Gre { key, protocol_type, version } = h.l4 else { panic!("not GRE: {h:?}") };
+        assert_eq!((key, protocol_type, version), (Some(KEY), EtherType::TransparentEthernetBridging, 0));
+        let inner = valid(&got[0][h.payload_offset..]);
+        assert_eq!((inner.eth_src, inner.eth_dst), (MAC_RB, MAC_VM));
+        assert_eq!(got[0][h.payload_offset + 34..], back[34..]);
+        outside.silent();
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
     });
 }
