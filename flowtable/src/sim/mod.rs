@@ -124,7 +124,7 @@ pub const MAX_ROUTER_HOPS: u8 = 8;
 pub const MAX_DEVICES: u8 = 16;
 
 /// Most copies a flood sends; further legs are counted drops ([`SimResult::dropped_legs`]).
-pub const MAX_LEGS: usize = 8;
+pub const MAX_LEGS: usize = 16;
 
 /// TTL / hop limit of replies the router generates.
 const REPLY_TTL: u8 = 64;
