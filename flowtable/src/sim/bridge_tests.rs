@@ -383,3 +383,13 @@ fn flood_legs_are_bounded() {
     assert_eq!(r.dropped_legs, 2);
     assert!(!locals(&r.flood).contains(&0));
 }
+
+#[test]
+fn bridges_know_the_router_port_macs_behind_them() {
+    let Net { b, bridge, b_r, .. } = topo();
+    let snap = b.build().unwrap();
+    let br = snap.bridge(bridge);
+    assert_eq!(br.router_port(RB_MAC), Some(b_r));
+    assert_eq!(br.router_port(UP_MAC), None, "not linked to this bridge");
+    assert_eq!(br.router_macs.len(), 1);
+}

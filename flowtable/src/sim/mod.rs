@@ -713,7 +713,7 @@ impl<'a> Walk<'a, '_> {
         } else {
             bridge
                 .static_mac(dst)
-                .or_else(|| router_port_by_mac(snap, bridge, dst))
+                .or_else(|| bridge.router_port(dst))
                 .or_else(|| self.state.macs.lookup(bid, dst, self.now))
         };
         match target {
@@ -955,16 +955,6 @@ fn too_big(
         IcmpError::V6TooBig(u32::from(mtu))
     };
     answer_error(r, DropReason::TooBig, Some(err), frame, h, ingress, at, out)
-}
-
-/// The bridge port linked to a router port with MAC `mac`.
-fn router_port_by_mac(snap: &Snapshot, bridge: &Bridge, mac: EthernetAddress) -> Option<PortId> {
-    bridge.ports.iter().copied().find(|&p| match snap.get_port(p).map(|p| p.link) {
-        Some(PortLink::Peer(peer)) => {
-            snap.get_port(peer).and_then(Port::as_router_port).is_some_and(|rp| rp.mac == mac)
-        }
-        _ => false,
-    })
 }
 
 /// The MAC of a router port linked to `bridge` that owns `addr`.

@@ -161,9 +161,18 @@ pub struct Bridge {
     pub ports: Box<[PortId]>,
     /// Static MAC table entries, sorted by MAC (learned entries live in per-core state).
     pub static_macs: Box<[(EthernetAddress, PortId)]>,
+    /// The MACs of the router ports linked to this bridge, with the bridge port each is behind,
+    /// sorted by MAC: a bridge knows them from the topology, without learning.
+    pub router_macs: Box<[(EthernetAddress, PortId)]>,
 }
 
 impl Bridge {
+    /// The bridge port behind which the router port with MAC `mac` is. Allocation-free (binary
+    /// search; two linked router ports with one MAC: either).
+    pub fn router_port(&self, mac: EthernetAddress) -> Option<PortId> {
+        self.router_macs.binary_search_by_key(&mac, |&(m, _)| m).ok().map(|i| self.router_macs[i].1)
+    }
+
     /// The port a static entry binds `mac` to. Allocation-free (binary search).
     pub fn static_mac(&self, mac: EthernetAddress) -> Option<PortId> {
         self.static_macs.binary_search_by_key(&mac, |&(m, _)| m).ok().map(|i| self.static_macs[i].1)

@@ -628,6 +628,15 @@ impl SnapshotBuilder {
             if let Some(w) = macs.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(TopologyError::DuplicateStaticMac { bridge: id, mac: w[0].0 });
             }
+            // The MACs of router ports linked to the bridge: known without learning.
+            let mut router_macs: Vec<(EthernetAddress, PortId)> = ports_of_bridge
+                .iter()
+                .filter_map(|&bp| match ports[bp.index()].link {
+                    PortLink::Peer(peer) => ports[peer.index()].as_router_port().map(|rp| (rp.mac, bp)),
+                    _ => None,
+                })
+                .collect();
+            router_macs.sort_unstable();
             bridges.push(Bridge {
                 uuid: d.uuid,
                 id,
@@ -635,6 +644,7 @@ impl SnapshotBuilder {
                 outbound_chain: d.outbound,
                 ports: ports_of_bridge.into_boxed_slice(),
                 static_macs: macs.into_boxed_slice(),
+                router_macs: router_macs.into_boxed_slice(),
             });
         }
 
