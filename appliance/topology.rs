@@ -10,9 +10,10 @@ use std::ops::Range;
 use std::path::Path;
 
 use ipnet::IpNet;
-use midogw::flowtable::chain::{Condition, Field, FragmentPolicy, MacMatch, PortRange, Rule, RuleKind};
+use midogw::flowtable::chain::{Condition, Field, FlowDirection, FragmentPolicy, MacMatch, PortRange, Rule, RuleKind};
 use midogw::flowtable::topology::{
-    BridgeId, ChainId, Encap, HostId, PortId, Route, RouteType, RouterId, Snapshot, SnapshotBuilder, Underlay, Uuid,
+    BridgeId, ChainId, DeviceId, Encap, HostId, IpAddrGroupId, PortGroupId, PortId, Route, RouteType, RouterId,
+    Snapshot, SnapshotBuilder, Underlay, Uuid,
 };
 use midogw::flowtable::wire::EthernetAddress;
 use serde::Deserialize;
@@ -31,6 +32,10 @@ struct RawFile {
     host: Vec<Spanned<RawHost>>,
     #[serde(default)]
     chain: Vec<Spanned<RawChain>>,
+    #[serde(default)]
+    port_group: Vec<Spanned<RawPortGroup>>,
+    #[serde(default)]
+    ip_addr_group: Vec<Spanned<RawIpAddrGroup>>,
     #[serde(default)]
     router: Vec<Spanned<RawRouter>>,
     #[serde(default)]
@@ -52,6 +57,22 @@ struct RawHost {
     name: Spanned<String>,
     tunnel_address: Spanned<String>,
     encap: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPortGroup {
+    name: Spanned<String>,
+    #[serde(default)]
+    stateful: bool,
+    members: Spanned<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIpAddrGroup {
+    name: Spanned<String>,
+    addresses: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +100,11 @@ struct RawRule {
     src_port: Option<Spanned<PortSpec>>,
     dst_port: Option<Spanned<PortSpec>>,
     fragment_policy: Option<Spanned<String>>,
+    port_group: Option<Spanned<String>>,
+    ip_addr_group_src: Option<Spanned<String>>,
+    ip_addr_group_dst: Option<Spanned<String>>,
+    traversed_device: Option<Spanned<String>>,
+    flow: Option<Spanned<String>>,
     #[serde(default)]
     not: Vec<Spanned<String>>,
 }
@@ -212,6 +238,13 @@ struct PortInfo<'r> {
     id: PortId,
     nets: Vec<IpNet>,
     peer: Option<&'r Spanned<String>>,
+}
+
+/// Port groups and IP address groups by name.
+#[derive(Default)]
+struct Groups<'r> {
+    ports: BTreeMap<&'r str, PortGroupId>,
+    addrs: BTreeMap<&'r str, IpAddrGroupId>,
 }
 
 /// A router or a bridge, by name (one namespace: peers and rules name ports as `"DEVICE/PORT"`).
@@ -461,10 +494,11 @@ impl<'a> Loader<'a> {
                 }
             }
         }
+        let groups = self.groups(&mut b, raw, &devices, &mut uuid);
         for c in &raw.chain {
             let Some(&cid) = chains.get(c.get_ref().name.get_ref().as_str()) else { continue };
             for rule in &c.get_ref().rule {
-                if let Some(rule) = self.rule(rule, &chains, &devices, &mut uuid) {
+                if let Some(rule) = self.rule(rule, &chains, &devices, &groups, &mut uuid) {
                     b.add_rule(cid, rule);
                 }
             }
@@ -653,11 +687,63 @@ impl<'a> Loader<'a> {
         found
     }
 
+    /// Port groups (members by `"DEVICE/PORT"`) and IP address groups.
+    fn groups<'r>(
+        &mut self,
+        b: &mut SnapshotBuilder,
+        raw: &'r RawFile,
+        devices: &BTreeMap<&str, Device<'_>>,
+        uuid: &mut impl FnMut() -> Uuid,
+    ) -> Groups<'r> {
+        let mut groups = Groups::default();
+        for g in &raw.port_group {
+            let g = g.get_ref();
+            let name = g.name.get_ref().as_str();
+            if groups.ports.contains_key(name) {
+                self.error(g.name.span(), format!("port group {name:?} is declared twice"));
+                continue;
+            }
+            let id = b.add_port_group(uuid(), g.stateful);
+            for m in g.members.get_ref() {
+                if let Some((_, info)) = self.port_ref(devices, &Spanned::new(g.members.span(), m.clone())) {
+                    b.add_port_group_member(id, info.id);
+                }
+            }
+            groups.ports.insert(name, id);
+        }
+        for g in &raw.ip_addr_group {
+            let g = g.get_ref();
+            let name = g.name.get_ref().as_str();
+            if groups.addrs.contains_key(name) {
+                self.error(g.name.span(), format!("IP address group {name:?} is declared twice"));
+                continue;
+            }
+            let id = b.add_ip_addr_group(uuid());
+            for a in g.addresses.get_ref() {
+                match a.parse::<IpAddr>() {
+                    Ok(addr) => b.add_ip_addr_group_address(id, addr),
+                    Err(_) => self.error(g.addresses.span(), format!("{a:?} is not an IP address")),
+                }
+            }
+            groups.addrs.insert(name, id);
+        }
+        groups
+    }
+
+    fn group_ref<T: Copy>(&mut self, map: &BTreeMap<&str, T>, v: &Spanned<String>, what: &str) -> Option<T> {
+        let found = map.get(v.get_ref().as_str()).copied();
+        if found.is_none() {
+            self.error(v.span(), format!("no [[{what}]] named {:?}", v.get_ref()));
+        }
+        found
+    }
+
     fn rule(
         &mut self,
         rule: &Spanned<RawRule>,
         chains: &BTreeMap<&str, ChainId>,
         devices: &BTreeMap<&str, Device<'_>>,
+        groups: &Groups<'_>,
         uuid: &mut impl FnMut() -> Uuid,
     ) -> Option<Rule> {
         let r = rule.get_ref();
@@ -688,7 +774,11 @@ impl<'a> Loader<'a> {
             ok = false;
         }
         let inverted: BTreeSet<&str> = r.not.iter().map(|n| n.get_ref().as_str()).collect();
-        const FIELDS: [&str; 11] = [
+        const FIELDS: [&str; 15] = [
+            "port_group",
+            "ip_addr_group_src",
+            "ip_addr_group_dst",
+            "traversed_device",
             "hw_src",
             "hw_dst",
             "ethertype",
@@ -782,6 +872,42 @@ impl<'a> Loader<'a> {
                         f.span(),
                         format!("fragment_policy {other:?} is not one of any, header, nonheader, unfragmented"),
                     );
+                    ok = false;
+                    None
+                }
+            };
+        }
+        if let Some(g) = &r.port_group {
+            c.port_group = self.group_ref(&groups.ports, g, "port_group").map(|v| field(&inverted, "port_group", v));
+            ok &= c.port_group.is_some();
+        }
+        for (raw, slot, name) in [
+            (&r.ip_addr_group_src, &mut c.ip_addr_group_src, "ip_addr_group_src"),
+            (&r.ip_addr_group_dst, &mut c.ip_addr_group_dst, "ip_addr_group_dst"),
+        ] {
+            if let Some(g) = raw {
+                *slot = self.group_ref(&groups.addrs, g, "ip_addr_group").map(|v| field(&inverted, name, v));
+                ok &= slot.is_some();
+            }
+        }
+        if let Some(d) = &r.traversed_device {
+            let id = match devices.get(d.get_ref().as_str()).map(|dev| dev.kind) {
+                Some(DeviceKind::Router(r)) => Some(DeviceId::Router(r)),
+                Some(DeviceKind::Bridge(b)) => Some(DeviceId::Bridge(b)),
+                None => {
+                    self.error(d.span(), format!("traversed_device {:?}: no such router or bridge", d.get_ref()));
+                    None
+                }
+            };
+            c.traversed_device = id.map(|v| field(&inverted, "traversed_device", v));
+            ok &= c.traversed_device.is_some();
+        }
+        if let Some(f) = &r.flow {
+            c.flow = match f.get_ref().as_str() {
+                "forward" => Some(FlowDirection::Forward),
+                "return" => Some(FlowDirection::Return),
+                other => {
+                    self.error(f.span(), format!("flow {other:?} is not one of forward, return"));
                     ok = false;
                     None
                 }
@@ -1260,6 +1386,79 @@ port = "p7"
         ];
         for w in want {
             assert!(got.iter().any(|g| g.starts_with(w)), "missing {w:?} in {got:#?}");
+        }
+    }
+
+    #[test]
+    fn groups_and_the_remaining_conditions_load() {
+        let text = format!(
+            "{BRIDGED}{}",
+            r#"
+[[port_group]]
+name = "pg"
+stateful = true
+members = ["b/p1", "b/p2"]
+
+[[ip_addr_group]]
+name = "ag"
+addresses = ["10.0.0.5", "2001:db8::5"]
+
+[[chain]]
+name = "e"
+
+[[chain.rule]]
+action = "accept"
+port_group = "pg"
+ip_addr_group_src = "ag"
+ip_addr_group_dst = "ag"
+traversed_device = "b"
+flow = "return"
+not = ["ip_addr_group_dst"]
+"#
+        );
+        let snap = parse("t.toml", &text, &ports(), 1).unwrap_or_else(|p| panic!("{p}"));
+        let g = &snap.port_groups()[0];
+        assert!(g.stateful);
+        assert_eq!(g.members.len(), 2);
+        assert!(snap.ip_addr_groups()[0].contains("2001:db8::5".parse().unwrap()));
+        let rule = snap.rules().last().unwrap();
+        let c = &rule.condition;
+        assert_eq!(c.port_group.as_ref().unwrap().value, PortGroupId(0));
+        assert!(!c.ip_addr_group_src.as_ref().unwrap().inverted);
+        assert!(c.ip_addr_group_dst.as_ref().unwrap().inverted);
+        assert_eq!(c.traversed_device.as_ref().unwrap().value, DeviceId::Bridge(BridgeId(0)));
+        assert_eq!(c.flow, Some(FlowDirection::Return));
+
+        let bad = format!(
+            "{BRIDGED}{}",
+            r#"
+[[port_group]]
+name = "pg"
+members = ["b/p9"]
+
+[[ip_addr_group]]
+name = "ag"
+addresses = ["10.0.0.500"]
+
+[[chain]]
+name = "e"
+
+[[chain.rule]]
+action = "accept"
+port_group = "nope"
+traversed_device = "x"
+flow = "sideways"
+"#
+        );
+        let got = problems(&bad);
+        for w in [
+            "port \"b/p9\": no such router or bridge port",
+            "\"10.0.0.500\" is not an IP address",
+            "no [[port_group]] named \"nope\"",
+            "traversed_device \"x\": no such router or bridge",
+            "flow \"sideways\" is not one of forward, return",
+        ] {
+            assert!(got.iter().any(|g| g.contains(w)), "missing {w:?} in {got:#?}");
         }
     }
 
