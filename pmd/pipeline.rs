@@ -54,11 +54,19 @@ pub struct PipelineConfig {
 }
 
 impl Default for PipelineConfig {
-    /// 64 Ki flows per worker, the flow cache's timeouts, the simulation's neighbour defaults.
+    /// 64 Ki flows per worker, the flow cache's idle timeout, the simulation's neighbour and MAC
+    /// defaults, and a hard timeout of the neighbour lifetime: a cached flow carries the next hop's
+    /// MAC it was simulated with, so it must not outlive the entry it came from (flowtable::sim
+    /// module docs).
     fn default() -> Self {
+        let core = CoreConfig::default();
         PipelineConfig {
-            flow_cache: FlowCacheConfig { capacity: 1 << 16, ..FlowCacheConfig::default() },
-            core: CoreConfig::default(),
+            flow_cache: FlowCacheConfig {
+                capacity: 1 << 16,
+                hard_timeout: core.neighbour_lifetime.min(core.mac_aging),
+                ..FlowCacheConfig::default()
+            },
+            core,
             seed: 0x6d69_646f_6777_0001,
             hold_capacity: 64,
             hold_timeout_ns: 1_000_000_000,
