@@ -270,8 +270,12 @@ impl Source {
                 source.exchange = Some(Arc::new(SnapshotExchange::new(snap, workers)));
             }
             TopologySource::Store => {
-                let ctx =
-                    control::compile::CompileContext { generation: 1, local_host: Some(host_id), interfaces: names };
+                let ctx = control::compile::CompileContext {
+                    generation: 1,
+                    local_host: Some(host_id),
+                    interfaces: names,
+                    underlay: None,
+                };
                 let (snap, version) = crate::feed::first_snapshot(&topology, &ctx)?;
                 let exchange = Arc::new(SnapshotExchange::new(snap, workers));
                 source.feed = Some(crate::feed::Feed::start(topology, Arc::clone(&exchange), ctx, version)?);

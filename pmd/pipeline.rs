@@ -4,17 +4,27 @@
 //! Per packet: `Headers::parse` -> `FlowKey` -> cache lookup. A hit replays the cached actions
 //! (`sim::apply`); a miss, or a hit whose TTL / MTU check fails (neither is in the flow key), runs
 //! `sim::simulate` on the frame in place and installs the result when it is cacheable, tagged
-//! with the devices it depended on. A frame the simulation generates (ICMP error, ARP request)
-//! goes into a freshly allocated mbuf. Output is batched per egress port and flushed every loop
-//! iteration. Everything the loop needs is allocated before it starts.
+//! with the devices it depended on. A frame the simulation generates (ICMP error, ARP request or
+//! reply) is copied into a freshly allocated mbuf per leg. A flood (bridges, never cached) sends
+//! the frame out of its first leg and a copy (a pool mbuf) out of each other one. When MAC
+//! learning moved a MAC to another bridge port (in the simulation or in a cached flow's
+//! `Learn`), the bridge's flows are invalidated before anything new is installed. Output is
+//! batched per egress port and flushed every loop iteration. A frame whose next hop (a router's,
+//! or the underlay's for a tunnel) is not resolved yet waits in the per-worker resolution queue
+//! (bounded: the oldest is dropped when full; a deadline: dropped after `hold_timeout_ns`) while
+//! the ARP request / NS goes out, and is simulated again and sent when the answer is learned. Everything the loop needs is
+//! allocated before it starts.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
-use flowtable::sim::{self, Actions, CoreConfig, CoreState, DropReason, Generated, MAX_DPDK_PORTS};
-use flowtable::topology::{DeviceSet, Snapshot};
-use flowtable::wire::Headers;
+use flowtable::sim::{
+    self, Actions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Output, MAX_DPDK_PORTS,
+};
+use flowtable::topology::{DeviceSet, PortId, Snapshot};
+use flowtable::wire::{EthernetAddress, Headers};
 
 use crate::clock::TscClock;
 use crate::error::{Error, Result};
@@ -39,15 +49,30 @@ pub struct PipelineConfig {
     pub core: CoreConfig,
     /// Seed of the flow cache hash (mixed with the worker index).
     pub seed: u64,
+    /// Most packets a worker holds while their next hop is being resolved (the resolution
+    /// queue); when full, the oldest is dropped and counted.
+    pub hold_capacity: usize,
+    /// How long a held packet waits for its next hop's answer, in nanoseconds.
+    pub hold_timeout_ns: u64,
 }
 
 impl Default for PipelineConfig {
-    /// 64 Ki flows per worker, the flow cache's timeouts, the simulation's neighbour defaults.
+    /// 64 Ki flows per worker, the flow cache's idle timeout, the simulation's neighbour and MAC
+    /// defaults, and a hard timeout of the neighbour lifetime: a cached flow carries the next hop's
+    /// MAC it was simulated with, so it must not outlive the entry it came from (flowtable::sim
+    /// module docs).
     fn default() -> Self {
+        let core = CoreConfig::default();
         PipelineConfig {
-            flow_cache: FlowCacheConfig { capacity: 1 << 16, ..FlowCacheConfig::default() },
-            core: CoreConfig::default(),
+            flow_cache: FlowCacheConfig {
+                capacity: 1 << 16,
+                hard_timeout: core.neighbour_lifetime.min(core.mac_aging),
+                ..FlowCacheConfig::default()
+            },
+            core,
             seed: 0x6d69_646f_6777_0001,
+            hold_capacity: 64,
+            hold_timeout_ns: 1_000_000_000,
         }
     }
 }
@@ -87,6 +112,10 @@ pub struct PipelineCounters {
     pub alloc_failures: AtomicU64,
     /// Frames output to a DPDK port this worker has no TX queue on.
     pub unknown_egress: AtomicU64,
+    /// Frames put in the resolution queue while their next hop was resolved.
+    pub held: AtomicU64,
+    /// Held frames simulated again and sent on after the answer came.
+    pub released: AtomicU64,
     /// Drops, indexed by [`DropReason::index`].
     pub drops: [AtomicU64; DropReason::COUNT],
 }
@@ -109,6 +138,8 @@ impl Default for PipelineCounters {
             generated: AtomicU64::new(0),
             alloc_failures: AtomicU64::new(0),
             unknown_egress: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            released: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -137,6 +168,8 @@ struct Totals {
     generated: u64,
     alloc_failures: u64,
     unknown_egress: u64,
+    held: u64,
+    released: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -145,8 +178,8 @@ pub struct PipelinePlan<'p> {
     worker: usize,
     rx: Vec<RxQueue<'p>>,
     tx: Vec<TxQueue<'p>>,
-    /// (DPDK port id, MTU) for each TX slot.
-    ports: Vec<(u16, u16)>,
+    /// (DPDK port id, MTU, MAC) for each TX slot.
+    ports: Vec<(u16, u16, [u8; 6])>,
     counters: Arc<PipelineCounters>,
 }
 
@@ -201,7 +234,7 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
         let (rx, tx) = port.take_queues()?;
         for (worker, queue) in tx.into_iter().enumerate().take(workers) {
             plans[worker].tx.push(queue);
-            plans[worker].ports.push((port.id(), port.config().mtu));
+            plans[worker].ports.push((port.id(), port.config().mtu, port.mac()));
         }
         for queue in rx {
             let worker = usize::from(queue.id().1) % workers;
@@ -242,6 +275,7 @@ pub fn run_pipeline<'p>(
             let in_port = queue.id().0;
             burst.drain(|m| engine.handle(in_port, m, now));
         }
+        engine.service_holds(now);
         engine.flush_all();
         if received {
             engine.publish(&counters);
@@ -263,6 +297,16 @@ struct Engine<'p, 'm, 's> {
     cache: FlowCache<Actions>,
     state: CoreState,
     scratch: Vec<u8>,
+    /// Room for an underlay ARP request while `scratch` holds a generated frame.
+    arp_scratch: [u8; 64],
+    /// The resolution queue: frames waiting for a next hop's MAC, oldest first.
+    held: VecDeque<Held<'p>>,
+    hold_capacity: usize,
+    hold_timeout: u64,
+    /// The neighbour cache's learn count when the queue was last looked at.
+    hold_learns: u64,
+    /// The earliest deadline in the queue.
+    hold_next_deadline: u64,
     totals: Totals,
 }
 
@@ -270,15 +314,16 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn new(
         worker: usize,
         tx: Vec<TxQueue<'p>>,
-        ports: &[(u16, u16)],
+        ports: &[(u16, u16, [u8; 6])],
         snapshot: SnapshotReader<'s>,
         pool: &'p Mempool<'m>,
         config: &PipelineConfig,
     ) -> Self {
         let mut state = CoreState::new(&config.core);
         let mut slot_of = [NO_SLOT; MAX_DPDK_PORTS];
-        for (slot, &(id, mtu)) in ports.iter().enumerate() {
+        for (slot, &(id, mtu, mac)) in ports.iter().enumerate() {
             state.set_mtu(id, mtu);
+            state.set_port_mac(id, EthernetAddress(mac));
             if let (Some(s), Ok(slot)) = (slot_of.get_mut(usize::from(id)), u8::try_from(slot)) {
                 *s = slot;
             }
@@ -293,6 +338,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             cache: FlowCache::new(&config.flow_cache, hasher),
             state,
             scratch: vec![0; GENERATED_ROOM],
+            arp_scratch: [0; 64],
+            held: VecDeque::with_capacity(config.hold_capacity.max(1)),
+            hold_capacity: config.hold_capacity.max(1),
+            hold_timeout: config.hold_timeout_ns,
+            hold_learns: 0,
+            hold_next_deadline: u64::MAX,
             totals: Totals::default(),
         }
     }
@@ -326,9 +377,29 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     fn handle(&mut self, in_port: u16, mut m: Mbuf<'p>, now: u64) {
         self.totals.rx += 1;
+        let ingress = match self.snapshot.snapshot().underlay().filter(|u| u.dpdk_port == in_port) {
+            None => IngressPoint::Local(in_port),
+            Some(_) => match sim::decap(self.snapshot.snapshot(), m.data()) {
+                Ok(None) => IngressPoint::Local(in_port),
+                Ok(Some(d)) => {
+                    // The inner frame is what the flow key, the cache and the simulation see.
+                    if !u16::try_from(d.inner_offset).is_ok_and(|n| m.strip_front(n)) {
+                        return self.dropped(DropReason::TunnelMalformed);
+                    }
+                    IngressPoint::Tunnel(d.port)
+                }
+                Err(reason) => return self.dropped(reason),
+            },
+        };
+        self.process(ingress, m, now, None);
+    }
+
+    /// Runs a frame (the inner one, for a tunnel) through the cache or the simulation and sends
+    /// it. `deadline`: a frame released from the resolution queue keeps its deadline if held again.
+    fn process(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
         let frame = m.data_mut();
         let key = match Headers::parse(frame) {
-            Ok(h) => FlowKey::from_headers(u32::from(in_port), &h),
+            Ok(h) => FlowKey::from_headers(ingress.flow_id(), &h),
             Err(_) => return self.dropped(DropReason::Malformed),
         };
         let verdict = match self.cache.lookup(&key, now, frame.len() as u32).copied() {
@@ -336,53 +407,188 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
                 let mut macs = [0u8; 12];
                 macs.copy_from_slice(&frame[..12]);
-                match sim::apply(&actions, frame) {
-                    Ok(output) => Ok(output.dpdk_port),
-                    Err(DropReason::TtlExpired | DropReason::TooBig) => {
+                match sim::apply(self.snapshot.snapshot(), &actions, frame, &mut self.state, now) {
+                    Ok(output) => Egress::One(output),
+                    // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
+                    // the simulation answers or asks.
+                    Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
                         frame[..12].copy_from_slice(&macs);
-                        self.simulate(in_port, frame, &key, now)
+                        self.simulate(ingress, frame, &key, now)
                     }
-                    Err(reason) => Err(reason),
+                    Err(reason) => Egress::Drop(reason),
                 }
             }
-            None => self.simulate(in_port, frame, &key, now),
+            None => self.simulate(ingress, frame, &key, now),
         };
+        self.invalidate_moved_macs();
         match verdict {
-            Ok(port) => self.send(port, m),
-            Err(reason) => self.dropped(reason),
+            Egress::One(output) => self.send_output(output, m),
+            Egress::Flood(legs) => {
+                let Some((&first, rest)) = legs.as_slice().split_first() else {
+                    return self.dropped(DropReason::NoEgress);
+                };
+                for &leg in rest {
+                    if let Some(copy) = copy_into_mbuf(self.pool, m.data()) {
+                        self.send_leg(leg, copy, now);
+                    } else {
+                        self.totals.alloc_failures += 1;
+                    }
+                }
+                self.send_leg(first, m, now);
+            }
+            Egress::Hold(hold) => self.hold(Held {
+                m,
+                ingress,
+                hold,
+                deadline: deadline.unwrap_or(now.saturating_add(self.hold_timeout)),
+            }),
+            Egress::Drop(reason) => self.dropped(reason),
         }
     }
 
-    fn simulate(&mut self, in_port: u16, frame: &mut [u8], key: &FlowKey, now: u64) -> Result<u16, DropReason> {
+    /// Queues a frame until its next hop is known; when the queue is full the oldest is dropped.
+    fn hold(&mut self, held: Held<'p>) {
+        if self.held.len() >= self.hold_capacity {
+            drop(self.held.pop_front());
+            self.dropped(DropReason::HoldOverflow);
+        }
+        self.totals.held += 1;
+        self.hold_next_deadline = self.hold_next_deadline.min(held.deadline);
+        self.held.push_back(held);
+    }
+
+    /// Sends the held frames whose next hop was learned, drops those past their deadline. Looks
+    /// at the queue only when the neighbour cache learned something or a deadline passed.
+    fn service_holds(&mut self, now: u64) {
+        if self.held.is_empty() {
+            return;
+        }
+        let learns = self.state.neighbours.learn_count();
+        if learns == self.hold_learns && now < self.hold_next_deadline {
+            return;
+        }
+        self.hold_learns = learns;
+        self.hold_next_deadline = u64::MAX;
+        for _ in 0..self.held.len() {
+            let Some(h) = self.held.pop_front() else { break };
+            if self.state.neighbours.lookup(h.hold.port, h.hold.addr, now).is_some() {
+                self.totals.released += 1;
+                self.process(h.ingress, h.m, now, Some(h.deadline));
+            } else if h.deadline <= now {
+                drop(h);
+                self.dropped(DropReason::HoldTimeout);
+            } else {
+                self.hold_next_deadline = self.hold_next_deadline.min(h.deadline);
+                self.held.push_back(h);
+            }
+        }
+    }
+
+    fn simulate(&mut self, ingress: IngressPoint, frame: &mut [u8], key: &FlowKey, now: u64) -> Egress {
         self.totals.simulated += 1;
-        let r = sim::simulate(self.snapshot.snapshot(), in_port, frame, &mut self.state, now, &mut self.scratch);
+        let r = sim::simulate_from(self.snapshot.snapshot(), ingress, frame, &mut self.state, now, &mut self.scratch);
+        // A MAC that moved invalidates its bridge's flows: before installing this one, which is current.
+        self.invalidate_moved_macs();
         if r.cacheable {
             let tags = tags(self.snapshot.snapshot(), &r.deps);
             self.cache.insert(key, r.actions, &tags, now);
         }
+        self.totals.drops[DropReason::FloodLegsExceeded.index()] += u64::from(r.dropped_legs);
         if let Some(g) = r.generated {
-            self.emit(g);
+            self.emit(g, now);
         }
-        match r.actions.drop_reason() {
-            Some(reason) => Err(reason),
-            None => r.actions.output().ok_or(DropReason::Malformed),
+        if let (Some(hold), Some(DropReason::NeighbourUnresolved)) = (r.hold, r.actions.drop_reason()) {
+            return Egress::Hold(hold);
+        }
+        if let Some(reason) = r.actions.drop_reason() {
+            return Egress::Drop(reason);
+        }
+        if !r.flood.is_empty() {
+            return Egress::Flood(r.flood);
+        }
+        if let Some(dpdk_port) = r.actions.output() {
+            return Egress::One(Output::local(dpdk_port));
+        }
+        match (r.actions.encap(), self.snapshot.snapshot().underlay()) {
+            (Some(_), Some(u)) => Egress::One(Output { dpdk_port: u.dpdk_port, outer: r.outer }),
+            _ => Egress::Drop(DropReason::Malformed),
         }
     }
 
-    /// Copies the generated frame into a new mbuf and queues it.
-    fn emit(&mut self, g: Generated) {
-        let Some(frame) = self.scratch.get(..g.len) else { return self.dropped(DropReason::Malformed) };
-        let Some(mut m) = self.pool.alloc() else {
-            self.totals.alloc_failures += 1;
+    /// Puts the output's outer headers (if any) in front of the frame and queues it.
+    fn send_output(&mut self, output: Output, mut m: Mbuf<'p>) {
+        let outer = output.outer.as_bytes();
+        if !outer.is_empty() {
+            let Some(room) = m.prepend(outer.len() as u16) else {
+                return self.dropped(DropReason::TooBig);
+            };
+            room.copy_from_slice(outer);
+        }
+        self.send(output.dpdk_port, m);
+    }
+
+    /// Sends `m` out of one leg: as it is, or encapsulated toward a remote port's host.
+    fn send_leg(&mut self, leg: Leg, m: Mbuf<'p>, now: u64) {
+        match leg {
+            Leg::Local(dpdk_port) => self.send(dpdk_port, m),
+            Leg::Tunnel { port, sport } => {
+                match sim::outer_header(self.snapshot.snapshot(), &self.state, port, sport, m.len(), now) {
+                    Ok((dpdk_port, outer)) => self.send_output(Output { dpdk_port, outer }, m),
+                    Err(DropReason::NeighbourUnresolved) => {
+                        self.dropped(DropReason::NeighbourUnresolved);
+                        self.ask_underlay(port);
+                    }
+                    Err(reason) => self.dropped(reason),
+                }
+            }
+        }
+    }
+
+    /// Drops the cached flows of every bridge where a MAC moved to another port.
+    fn invalidate_moved_macs(&mut self) {
+        let moved = self.state.macs.take_moved();
+        if moved.is_empty() {
+            return;
+        }
+        if moved.is_saturated() {
+            return self.cache.invalidate_all();
+        }
+        let mut tags = [DeviceTag(0); flowtable::topology::DEVICE_SET_CAPACITY];
+        for (tag, &id) in tags.iter_mut().zip(moved.as_slice()) {
+            *tag = DeviceTag(self.snapshot.snapshot().device_tag(id));
+        }
+        self.cache.invalidate_devices(&tags[..moved.len()]);
+    }
+
+    /// Sends the ARP request for the underlay next hop toward `port`'s host.
+    fn ask_underlay(&mut self, port: PortId) {
+        let Some((len, dpdk_port)) =
+            sim::underlay_arp_request(self.snapshot.snapshot(), &self.state, port, &mut self.arp_scratch)
+        else {
             return;
         };
-        let Some(room) = u16::try_from(g.len).ok().and_then(|len| m.append(len)) else {
-            self.totals.alloc_failures += 1;
-            return;
-        };
-        room.copy_from_slice(frame);
-        self.totals.generated += 1;
-        self.send(g.dpdk_port, m);
+        match copy_into_mbuf(self.pool, &self.arp_scratch[..len]) {
+            Some(m) => {
+                self.totals.generated += 1;
+                self.send(dpdk_port, m);
+            }
+            None => self.totals.alloc_failures += 1,
+        }
+    }
+
+    /// Copies the generated frame into a new mbuf per leg and queues them.
+    fn emit(&mut self, g: Generated, now: u64) {
+        if g.len > self.scratch.len() {
+            return self.dropped(DropReason::Malformed);
+        }
+        for &leg in g.legs.as_slice() {
+            let Some(m) = copy_into_mbuf(self.pool, &self.scratch[..g.len]) else {
+                self.totals.alloc_failures += 1;
+                continue;
+            };
+            self.totals.generated += 1;
+            self.send_leg(leg, m, now);
+        }
     }
 
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
@@ -439,10 +645,37 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.generated.store(t.generated, Ordering::Relaxed);
         c.alloc_failures.store(t.alloc_failures, Ordering::Relaxed);
         c.unknown_egress.store(t.unknown_egress, Ordering::Relaxed);
+        c.held.store(t.held, Ordering::Relaxed);
+        c.released.store(t.released, Ordering::Relaxed);
         for (counter, &n) in c.drops.iter().zip(t.drops.iter()) {
             counter.store(n, Ordering::Relaxed);
         }
     }
+}
+
+/// Where a frame goes after the cache or the simulation.
+enum Egress {
+    One(Output),
+    Flood(Legs),
+    Hold(Hold),
+    Drop(DropReason),
+}
+
+/// A frame in the resolution queue.
+struct Held<'p> {
+    m: Mbuf<'p>,
+    ingress: IngressPoint,
+    hold: Hold,
+    deadline: u64,
+}
+
+/// A new mbuf from `pool` holding a copy of `data`; `None` when the pool is empty or the data
+/// does not fit one mbuf.
+fn copy_into_mbuf<'p>(pool: &'p Mempool<'_>, data: &[u8]) -> Option<Mbuf<'p>> {
+    let mut m = pool.alloc()?;
+    let room = m.append(u16::try_from(data.len()).ok()?)?;
+    room.copy_from_slice(data);
+    Some(m)
 }
 
 /// The flow cache's form of what a decision depended on; *any* when it does not fit.

@@ -145,6 +145,19 @@ fn config(name: &str) -> PortConfig {
 /// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,
 /// stops the worker and checks every mbuf went back to the pool.
 fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters)) {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    with_router_config(tag, &pipeline, body);
+}
+
+/// [`with_router`] with the worker's configuration given.
+fn with_router_config(
+    tag: &str,
+    pipeline: &PipelineConfig,
+    body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters),
+) {
     let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
     let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
     let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
@@ -163,13 +176,9 @@ fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &Pipel
     let mut plans = pipeline_plans(&appliance, 1).unwrap();
     let plan = plans.remove(0);
     let counters = plan.counters();
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        ..PipelineConfig::default()
-    };
     let stop = AtomicBool::new(false);
     eal.scope(|s| {
-        s.launch(1, || run_pipeline(plan, &exchange, &pool, &pipeline, &stop)).unwrap();
+        s.launch(1, || run_pipeline(plan, &exchange, &pool, pipeline, &stop)).unwrap();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
         stop.store(true, Ordering::Relaxed);
         if let Err(p) = result {
@@ -287,15 +296,65 @@ fn pipeline_resolves_the_next_hop_with_arp() {
         let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
         assert_eq!(a.operation, ArpOperation::Request);
         assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.2")));
-        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 1);
+        assert_eq!(counter(&c.held), 1, "the first packet waits in the resolution queue");
 
+        // The reply releases the held packet: delivered without being sent again.
         hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
-        hb.silent();
-        ha.send(&sent);
         let got = hb.recv(1);
-        assert_eq!(got.len(), 1, "forwarded after resolution");
+        assert_eq!(got.len(), 1, "the held packet, after resolution");
         let h = valid(&got[0]);
         assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
+        let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+        assert_eq!(f.ttl, 63);
+        assert_eq!(got[0][34..], sent[34..]);
+        hb.silent();
+        assert_eq!(counter(&c.released), 1);
         assert_eq!(c.dropped(DropReason::ArpConsumed), 1, "the reply was learned");
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
+    });
+}
+
+#[test]
+fn pipeline_drops_held_packets_after_the_timeout() {
+    with_router("phold", |ha, hb, c| {
+        ha.send(&udp("10.2.0.9", 5004, 64));
+        assert_eq!(hb.recv(1).len(), 1, "ARP request");
+        assert_eq!(counter(&c.held), 1);
+        // Nobody answers: after the deadline (1 s by default) the packet is a counted drop.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while c.dropped(DropReason::HoldTimeout) == 0 && Instant::now() < deadline {
+            // Traffic makes the worker publish its counters.
+            ha.send(&arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1"));
+            assert_eq!(ha.recv(1).len(), 1);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(c.dropped(DropReason::HoldTimeout), 1);
+        assert_eq!(counter(&c.released), 0);
+        hb.silent();
+    });
+}
+
+#[test]
+fn pipeline_resolution_queue_is_bounded() {
+    let pipeline = PipelineConfig { hold_capacity: 2, ..PipelineConfig::default() };
+    with_router_config("pqfull", &pipeline, |ha, hb, c| {
+        // Three packets for the same unresolved next hop: the oldest is dropped to make room.
+        let sent: Vec<Vec<u8>> = (0..3).map(|i| udp("10.2.0.2", 6000 + i, 64)).collect();
+        for f in &sent {
+            ha.send(f);
+        }
+        let requests = hb.recv(3);
+        assert_eq!(requests.len(), 3, "one ARP request per simulated packet");
+        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
+        let got = hb.recv(2);
+        assert_eq!(got.len(), 2, "the two packets still held");
+        // The survivors are the newest two, in order.
+        for (g, s) in got.iter().zip(&sent[1..]) {
+            assert_eq!(g[34..], s[34..]);
+        }
+        hb.silent();
+        assert_eq!(c.dropped(DropReason::HoldOverflow), 1);
+        assert_eq!((counter(&c.held), counter(&c.released)), (3, 2));
+        ha.silent();
     });
 }

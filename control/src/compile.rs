@@ -24,9 +24,9 @@ use flowtable::chain::{
     NatKind, NatRule, NatTarget as FtNatTarget, PortRange, Rule as FtRule, RuleKind,
 };
 use flowtable::topology::{
-    BridgeId, ChainId, DeviceId, HostId, IpAddrGroupId, PortGroupId, PortId, Route as FtRoute,
-    RouteType as FtRouteType, RouterId, Snapshot, SnapshotBuilder, TopologyError as SnapshotError, Uuid as FtUuid,
-    MAX_TUNNEL_KEY,
+    BridgeId, ChainId, DeviceId, Encap, HostId, IpAddrGroupId, PortGroupId, PortId, Route as FtRoute,
+    RouteType as FtRouteType, RouterId, Snapshot, SnapshotBuilder, TopologyError as SnapshotError, Underlay,
+    Uuid as FtUuid, MAX_TUNNEL_KEY,
 };
 use flowtable::wire::EthernetAddress;
 use ipnet::IpNet;
@@ -52,6 +52,9 @@ pub struct CompileContext {
     pub local_host: Option<Uuid>,
     /// The gateway's DPDK ports: interface name (the `[[port]] name`) and DPDK port id.
     pub interfaces: Vec<(String, u16)>,
+    /// The gateway's own tunnel endpoint (`[underlay]` of the appliance's config): tunnels to remote
+    /// hosts leave and arrive there. `None`: ports bound on other hosts are unreachable.
+    pub underlay: Option<Underlay>,
 }
 
 /// A compiled snapshot and what the compiler had to leave out.
@@ -142,6 +145,9 @@ impl Model {
 pub fn compile<S: Store>(topology: &Topology<S>, ctx: &CompileContext) -> Result<Compiled, CompileError> {
     let model = Model::read(topology)?;
     let mut c = Compiler { b: SnapshotBuilder::new(ctx.generation), ..Compiler::default() };
+    if let Some(underlay) = ctx.underlay {
+        c.b.set_underlay(underlay);
+    }
     c.chains(&model);
     c.groups(&model);
     c.hosts(&model);
@@ -206,7 +212,8 @@ impl Compiler {
                 }
                 match member.ip_address.parse::<IpAddr>() {
                     Ok(addr) => {
-                        let id = self.b.add_host(ft(member.host_id), addr);
+                        let encap = if zone.zone_type == TunnelZoneType::Gre { Encap::Gre } else { Encap::Vxlan };
+                        let id = self.b.add_host(ft(member.host_id), addr, encap);
                         self.hosts.insert(member.host_id, id);
                     }
                     Err(_) => self.warnings.push(format!(
@@ -277,6 +284,13 @@ impl Compiler {
                 continue;
             }
             let key = p.tunnel_key.and_then(|k| u32::try_from(k).ok()).filter(|&k| k <= MAX_TUNNEL_KEY);
+            if ctx.underlay.is_none() {
+                self.warnings.push(format!(
+                    "port {} is bound on host {host}, but this gateway has no [underlay] to tunnel to it",
+                    p.id
+                ));
+                continue;
+            }
             match (self.hosts.get(&host), key) {
                 (Some(&h), Some(key)) => self.b.bind_remote(id, h, key),
                 (None, _) => self.warnings.push(format!(

@@ -1,7 +1,11 @@
-//! Test hooks shared by the cargo-fuzz targets (`flowtable/fuzz/`) and the proptests that stand in
-//! for them in CI. Not part of the API.
+//! Test hooks shared by the cargo-fuzz targets (`flowtable/fuzz/`: `packet_parser`, `pipeline`)
+//! and the proptests that stand in for them in CI. Not part of the API.
 
-use crate::wire::{self, Headers, L3, L4};
+use core::net::IpAddr;
+
+use crate::sim::{self, CoreConfig, CoreState, Output, UNDERLAY_PORT};
+use crate::topology::{Encap, PortId, Route, Snapshot, SnapshotBuilder, Underlay, Uuid};
+use crate::wire::{self, EthernetAddress, Headers, L3, L4};
 
 /// The `packet_parser` fuzz target's body: parse a frame, verify its checksums, and run every view
 /// and `Repr::parse` on the offsets found and on the raw bytes. Panics only if a parser does, or if
@@ -79,13 +83,181 @@ pub fn packet_parser(data: &[u8]) {
     let _ = wire::walk_ipv6_ext_headers(data, wire::IpProtocol::HopByHop, wire::DEFAULT_MAX_EXT_HEADERS);
 }
 
+/// The DPDK ports of [`pipeline_topology`]: uplink, bridge port, underlay, and one nothing is bound to.
+pub const PIPELINE_INGRESS: [u16; 4] = [0, 1, 5, 9];
+
+/// The fixed topology of the `pipeline` fuzz target: router R with `up` 192.0.2.1/24 and
+/// 2001:db8:1::1/64 (MAC 02:00:00:00:00:01) on DPDK 0 and `rb` 10.0.0.1/24 and 2001:db8:2::1/64
+/// (MAC 02:00:00:00:00:05) linked to bridge B; B has a port on DPDK 1, a port bound on host 1
+/// (VXLAN, 192.168.7.11, key 0x101) and one on host 2 (GRE, 192.168.7.12, key 0x102), and a
+/// static MAC 02:cc:00:00:00:01 on the DPDK 1 port. Underlay: DPDK 5, 192.168.7.1/24, VXLAN 4789.
+/// Routes: defaults through `up` (192.0.2.254, 2001:db8:1::fe).
+pub fn pipeline_topology() -> Snapshot {
+    let net = |s: &str| s.parse::<ipnet::IpNet>().expect("literal");
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(
+        r,
+        Uuid(2),
+        EthernetAddress([2, 0, 0, 0, 0, 1]),
+        &[net("192.0.2.1/24"), net("2001:db8:1::1/64")],
+    );
+    let rb = b.add_router_port(
+        r,
+        Uuid(3),
+        EthernetAddress([2, 0, 0, 0, 0, 5]),
+        &[net("10.0.0.1/24"), net("2001:db8:2::1/64")],
+    );
+    let br = b.add_bridge(Uuid(10));
+    let b_r = b.add_bridge_port(br, Uuid(11));
+    let local = b.add_bridge_port(br, Uuid(12));
+    let vm1 = b.add_bridge_port(br, Uuid(13));
+    let vm2 = b.add_bridge_port(br, Uuid(14));
+    let h1 = b.add_host(Uuid(20), "192.168.7.11".parse().expect("literal"), Encap::Vxlan);
+    let h2 = b.add_host(Uuid(21), "192.168.7.12".parse().expect("literal"), Encap::Gre);
+    b.link(rb, b_r);
+    b.bind_local(up, 0);
+    b.bind_local(local, 1);
+    b.bind_remote(vm1, h1, 0x101);
+    b.bind_remote(vm2, h2, 0x102);
+    b.add_static_mac(br, EthernetAddress([2, 0xcc, 0, 0, 0, 1]), local);
+    b.set_underlay(Underlay::new(5, "192.168.7.1".parse().expect("literal"), 24));
+    let any4 = net("0.0.0.0/0");
+    let any6 = net("::/0");
+    b.add_route(r, Route::normal(Uuid(4), any4, any4, up, Some("192.0.2.254".parse().expect("literal")), 1));
+    b.add_route(r, Route::normal(Uuid(5), any6, any6, up, Some("2001:db8:1::fe".parse().expect("literal")), 1));
+    b.build().expect("the fuzz topology is valid")
+}
+
+/// Per-core state for [`pipeline_topology`] that knows the uplink gateway, one VM behind the
+/// bridge's tunnel port and host 1 on the underlay (host 2 stays unresolved).
+pub fn pipeline_state() -> CoreState {
+    let mut s = CoreState::new(&CoreConfig { neighbour_capacity: 64, mac_capacity: 64, ..CoreConfig::default() });
+    let ip = |s: &str| s.parse::<IpAddr>().expect("literal");
+    s.set_port_mac(5, EthernetAddress([2, 0x55, 0, 0, 0, 1]));
+    s.neighbours.learn(PortId(0), ip("192.0.2.254"), EthernetAddress([2, 0xaa, 0, 0, 0, 0xfe]), 0);
+    s.neighbours.learn(PortId(1), ip("10.0.0.5"), EthernetAddress([2, 0xcc, 0, 0, 0, 5]), 0);
+    s.neighbours.learn(UNDERLAY_PORT, ip("192.168.7.11"), EthernetAddress([2, 0x77, 0, 0, 0, 11]), 0);
+    s.macs.learn(crate::topology::BridgeId(0), EthernetAddress([2, 0xcc, 0, 0, 0, 5]), PortId(4), 0);
+    s
+}
+
+/// The `pipeline` fuzz target's body: the frame `data[1..]`, received on the DPDK port
+/// `PIPELINE_INGRESS[data[0] % 4]`, through [`sim::simulate`] against [`pipeline_topology`], twice
+/// (the first run learns); a cacheable result replayed with [`sim::apply`] on a fresh copy must
+/// give the same bytes (outer headers included) and a cached drop the same reason. Never panics.
+pub fn pipeline(snap: &Snapshot, state: &mut CoreState, data: &[u8]) {
+    let Some((&selector, frame)) = data.split_first() else { return };
+    let ingress = PIPELINE_INGRESS[usize::from(selector) % PIPELINE_INGRESS.len()];
+    let _ = sim::decap(snap, frame);
+    let mut out = [0u8; 1514];
+    for now in [1, 2] {
+        let mut f = frame.to_vec();
+        let r = sim::simulate(snap, ingress, &mut f, state, now, &mut out);
+        assert!(r.decap_len <= f.len());
+        if let Some(g) = r.generated {
+            assert!(g.len <= out.len() && !g.legs.is_empty());
+        }
+        let _ = state.macs.take_moved();
+        if !r.cacheable {
+            continue;
+        }
+        let mut copy = frame.to_vec();
+        let applied = sim::apply(snap, &r.actions, &mut copy[r.decap_len..], state, now);
+        match r.actions.drop_reason() {
+            Some(reason) => assert_eq!(applied, Err(reason)),
+            None => {
+                let Ok(Output { outer, .. }) = applied else { panic!("cached {:?} failed: {applied:?}", r.actions) };
+                assert_eq!(outer, r.outer);
+                assert_eq!(copy[r.decap_len..], f[r.decap_len..], "apply == simulate for {:?}", r.actions);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Valid frames for [`pipeline_topology`] that the pipeline proptest mutates: (selector, frame).
+    fn pipeline_seeds() -> Vec<Vec<u8>> {
+        let hex = |s: &str| -> Vec<u8> {
+            let s: String = s.split_whitespace().collect();
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        };
+        let mut udp_in =
+            hex("00 020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000");
+        wire::Ipv4Packet::new_checked(&mut udp_in[15..]).unwrap().fill_checksum();
+        let mut udp_out =
+            hex("01 020000000005 02cc00000009 0800 4500001c000740004011 0000 0a000009 c6336409 03e8003500080000");
+        wire::Ipv4Packet::new_checked(&mut udp_out[15..]).unwrap().fill_checksum();
+        let arp = hex("01 ffffffffffff 02cc00000009 0806 0001080006040001 02cc00000009 0a000009 000000000000 0a000001");
+        let underlay_arp =
+            hex("02 ffffffffffff 027700000011 0806 0001080006040001 027700000011 c0a8070b 000000000000 c0a80701");
+        let mut vxlan = hex(concat!(
+            "02 025500000001 027700000011 0800 4500004e000040004011 0000 c0a8070b c0a80701",
+            "c350 12b5 003a 0000 08000000 00010100"
+        ));
+        vxlan.extend_from_slice(&udp_out[1..]);
+        wire::Ipv4Packet::new_checked(&mut vxlan[15..]).unwrap().fill_checksum();
+        vec![udp_in, udp_out, arp, underlay_arp, vxlan]
+    }
+
+    #[test]
+    fn pipeline_seeds_take_the_interesting_paths() {
+        let snap = pipeline_topology();
+        let mut st = pipeline_state();
+        let mut out = [0u8; 1514];
+        let outcomes: Vec<_> = pipeline_seeds()
+            .iter()
+            .map(|d| {
+                let mut f = d[1..].to_vec();
+                let r = sim::simulate(&snap, PIPELINE_INGRESS[usize::from(d[0]) % 4], &mut f, &mut st, 1, &mut out);
+                (r.actions.drop_reason(), r.actions.output(), r.actions.encap().is_some(), r.decap_len, r.flood.len())
+            })
+            .collect();
+        assert_eq!(
+            outcomes,
+            vec![
+                (None, None, true, 0, 0),      // uplink -> router -> bridge -> VXLAN to host 1
+                (None, Some(0), false, 0, 0),  // VM on DPDK 1 -> router -> uplink
+                (None, None, false, 0, 2),     // ARP broadcast: flooded to both tunnels, answered
+                (None, Some(5), false, 0, 0),  // underlay ARP answered
+                (None, Some(0), false, 50, 0), // VXLAN -> router -> uplink
+            ]
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The `pipeline` fuzz target on arbitrary bytes (CI's stand-in for `cargo fuzz run pipeline`).
+        #[test]
+        fn pipeline_on_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let snap = pipeline_topology();
+            pipeline(&snap, &mut pipeline_state(), &data);
+        }
+
+        /// The `pipeline` fuzz target on valid frames with a few bytes changed or cut, so the
+        /// mutations reach the simulation's deeper paths.
+        #[test]
+        fn pipeline_on_mutated_frames(
+            seed in 0usize..5,
+            edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..4),
+            cut in proptest::option::of(any::<u16>()),
+        ) {
+            let mut data = pipeline_seeds()[seed].clone();
+            for (at, v) in edits {
+                let at = usize::from(at) % data.len();
+                data[at] = v;
+            }
+            if let Some(c) = cut {
+                data.truncate(usize::from(c) % (data.len() + 1));
+            }
+            let snap = pipeline_topology();
+            pipeline(&snap, &mut pipeline_state(), &data);
+        }
 
         /// The fuzz target on arbitrary bytes (what CI runs in place of `cargo fuzz run packet_parser`).
         #[test]

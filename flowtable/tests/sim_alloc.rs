@@ -64,11 +64,158 @@ fn simulate_and_apply_do_not_allocate() {
             }
             if res.cacheable {
                 f.copy_from_slice(t);
-                let _ = apply(&res.actions, f);
+                let _ = apply(&snap, &res.actions, f, &mut state, 1);
             }
         }
     });
     assert_eq!(info.count_total, 0, "{info:?}");
     // All but the UDP packet to the router itself (dropped: the exception path comes later).
     assert_eq!(outputs, templates.len() - 1);
+}
+
+/// A router (uplink DPDK 0, 192.0.2.1/24) linked to a bridge with ports on DPDK 1 and 2: floods,
+/// learning, known unicast, ARP through the bridge, routing into the bridge and the cached path
+/// with its learning refresh.
+#[test]
+fn bridged_paths_do_not_allocate() {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(r, Uuid(2), EthernetAddress([2, 0, 0, 0, 0, 1]), &["192.0.2.1/24".parse().unwrap()]);
+    let rb = b.add_router_port(r, Uuid(3), EthernetAddress([2, 0, 0, 0, 0, 5]), &["10.0.0.1/24".parse().unwrap()]);
+    let br = b.add_bridge(Uuid(10));
+    let b_r = b.add_bridge_port(br, Uuid(11));
+    let b1 = b.add_bridge_port(br, Uuid(12));
+    let b2 = b.add_bridge_port(br, Uuid(13));
+    b.link(rb, b_r);
+    b.bind_local(up, 0);
+    b.bind_local(b1, 1);
+    b.bind_local(b2, 2);
+    let snap = b.build().unwrap();
+    let mut state = CoreState::new(&CoreConfig::default());
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    // UDP 10.0.0.5 -> 10.0.0.6 between 02:cc:..:0a and 02:cc:..:0b, and to the router MAC.
+    let l2 = |dst: &str, src: &str, ip_dst: [u8; 4]| {
+        let mut f =
+            hex(&format!("{dst}{src}08004500001c0007400040110000 0a0000050a000006 03e8003500080000").replace(' ', ""));
+        f[30..34].copy_from_slice(&ip_dst);
+        flowtable::wire::Ipv4Packet::new_checked(&mut f[14..]).unwrap().fill_checksum();
+        f
+    };
+    let mut frames: Vec<(u16, Vec<u8>)> = vec![
+        (1, l2("02cc0000000b", "02cc0000000a", [10, 0, 0, 6])), // flood, learns A
+        (2, l2("02cc0000000a", "02cc0000000b", [10, 0, 0, 5])), // unicast to A, learns B
+        (1, l2("020000000005", "02cc0000000a", [8, 8, 8, 8])),  // to the router: neighbour miss upstream
+        // ARP request for 10.0.0.1 from 10.0.0.5 (02:cc:..:0a), broadcast on the bridge.
+        (
+            1,
+            hex("ffffffffffff02cc0000000a080600010800060400010 2cc0000000a0a000005 0000000000000a000001"
+                .replace(' ', "")
+                .as_str()),
+        ),
+        // From the uplink to 10.0.0.5: routed into the bridge.
+        (0, l2("020000000001", "02aa00000001", [10, 0, 0, 5])),
+    ];
+    frames[4].1[26..30].copy_from_slice(&[192, 0, 2, 7]);
+    flowtable::wire::Ipv4Packet::new_checked(&mut frames[4].1[14..]).unwrap().fill_checksum();
+    let templates = frames.clone();
+    let mut out = [0u8; 1514];
+    let mut outputs = 0;
+    let info = allocation_counter::measure(|| {
+        for _ in 0..2 {
+            for ((port, f), (_, t)) in frames.iter_mut().zip(&templates) {
+                f.copy_from_slice(t);
+                let res = simulate(&snap, *port, f, &mut state, 1, &mut out);
+                if res.actions.output().is_some() || !res.flood.is_empty() || res.generated.is_some() {
+                    outputs += 1;
+                }
+                if res.cacheable {
+                    f.copy_from_slice(t);
+                    let _ = apply(&snap, &res.actions, f, &mut state, 2);
+                }
+                let _ = state.macs.take_moved();
+            }
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    assert_eq!(state.macs.len(2), 2);
+    assert_eq!(outputs, 10, "every frame goes somewhere, both rounds");
+}
+
+/// Tunnels: decapsulation on the underlay port, encapsulation toward a remote port, underlay ARP,
+/// and the cached encapsulating path.
+#[test]
+fn tunnel_paths_do_not_allocate() {
+    use flowtable::sim::{decap, UNDERLAY_PORT};
+    use flowtable::topology::{Encap, Underlay};
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(r, Uuid(2), EthernetAddress([2, 0, 0, 0, 0, 1]), &["192.0.2.1/24".parse().unwrap()]);
+    let rb = b.add_router_port(r, Uuid(3), EthernetAddress([2, 0, 0, 0, 0, 5]), &["10.0.0.1/24".parse().unwrap()]);
+    let br = b.add_bridge(Uuid(10));
+    let b_r = b.add_bridge_port(br, Uuid(11));
+    let vm = b.add_bridge_port(br, Uuid(12));
+    let host = b.add_host(Uuid(20), "192.168.7.11".parse().unwrap(), Encap::Vxlan);
+    b.link(rb, b_r);
+    b.bind_local(up, 0);
+    b.bind_remote(vm, host, 0x101);
+    b.set_underlay(Underlay::new(5, "192.168.7.1".parse().unwrap(), 24));
+    let snap = b.build().unwrap();
+    let mut state = CoreState::new(&CoreConfig::default());
+    state.set_port_mac(5, EthernetAddress([2, 0x55, 0, 0, 0, 1]));
+    let hex = |s: &str| -> Vec<u8> {
+        let s = s.replace(' ', "");
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    };
+    // Inner: 02:cc..0a -> router port MAC, UDP 10.0.0.5 -> 192.0.2.7.
+    let mut inner = hex("020000000005 02cc0000000a 0800 4500001c00074000401100000a000005c0000207 03e8003500080000");
+    flowtable::wire::Ipv4Packet::new_checked(&mut inner[14..]).unwrap().fill_checksum();
+    // Outer: host 1 -> underlay, VXLAN VNI 0x101.
+    let mut tunnelled = hex(concat!(
+        "025500000001 027700000011 0800 4500004e000040004011 0000 c0a8070b c0a80701",
+        "c350 12b5 003a 0000 08000000 00010100"
+    ));
+    tunnelled.extend_from_slice(&inner);
+    flowtable::wire::Ipv4Packet::new_checked(&mut tunnelled[14..]).unwrap().fill_checksum();
+    assert!(decap(&snap, &tunnelled).unwrap().is_some());
+    // ARP request from host 1 for the underlay address.
+    let arp = hex("ffffffffffff 027700000011 0806 0001080006040001 027700000011 c0a8070b 000000000000 c0a80701");
+    // From the uplink to the VM at 10.0.0.5 (neighbour learned below).
+    let mut down = hex("020000000001 02aa00000001 0800 4500001c000740004011 0000 c0000207 0a000005 03e8003500080000");
+    flowtable::wire::Ipv4Packet::new_checked(&mut down[14..]).unwrap().fill_checksum();
+    state.neighbours.learn(
+        PortId(0),
+        "192.0.2.7".parse::<IpAddr>().unwrap(),
+        EthernetAddress([2, 0xaa, 0, 0, 0, 1]),
+        0,
+    );
+    state.neighbours.learn(rb, "10.0.0.5".parse::<IpAddr>().unwrap(), EthernetAddress([2, 0xcc, 0, 0, 0, 0xa]), 0);
+    let frames: Vec<(u16, Vec<u8>)> = vec![(5, tunnelled), (0, down.clone()), (5, arp), (0, down)];
+    let mut work = frames.clone();
+    let mut out = [0u8; 1514];
+    let mut outcomes = Vec::with_capacity(8);
+    let info = allocation_counter::measure(|| {
+        for ((port, f), (_, t)) in work.iter_mut().zip(&frames) {
+            let res = simulate(&snap, *port, f, &mut state, 1, &mut out);
+            outcomes.push((res.actions.drop_reason(), res.actions.encap().is_some(), res.generated.is_some()));
+            if res.cacheable {
+                f.copy_from_slice(t);
+                let start = res.decap_len;
+                let _ = apply(&snap, &res.actions, &mut f[start..], &mut state, 2);
+            }
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    use flowtable::sim::DropReason;
+    assert_eq!(
+        outcomes,
+        vec![
+            (None, false, false),                                 // decapsulated, learned, routed to the uplink
+            (Some(DropReason::NeighbourUnresolved), false, true), // to the VM: ARP on the underlay first
+            (None, false, false),                                 // ARP reply in place
+            (None, true, false),                                  // now encapsulated
+        ]
+    );
+    assert!(state.neighbours.lookup(UNDERLAY_PORT, "192.168.7.11".parse::<IpAddr>().unwrap(), 1).is_some());
 }

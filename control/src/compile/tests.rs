@@ -90,7 +90,12 @@ fn lab() -> Lab {
 }
 
 fn ctx(lab: &Lab, generation: u64) -> CompileContext {
-    CompileContext { generation, local_host: Some(lab.gateway), interfaces: vec![("up0".into(), 3)] }
+    CompileContext {
+        generation,
+        local_host: Some(lab.gateway),
+        interfaces: vec![("up0".into(), 3), ("tun0".into(), 4)],
+        underlay: Some(Underlay::new(4, "192.168.100.1".parse().unwrap(), 24)),
+    }
 }
 
 fn route(snap: &Snapshot, router: Uuid, dst: &str) -> RouteDecision {
@@ -126,6 +131,8 @@ fn a_rest_built_topology_compiles_to_the_snapshot_the_cores_need() {
     assert_eq!(tunnel_key, lab.vm_key);
     assert_eq!(snap.host(host).tunnel_addr, ip("192.168.100.11"));
     assert_eq!(snap.host(host).uuid, ft(lab.compute));
+    assert_eq!(snap.host(host).encap, Encap::Vxlan, "the zone's type");
+    assert_eq!(snap.underlay().map(|u| u.dpdk_port), Some(4));
 
     // Routes: configured ones, and the port routes exactly once (from the port addresses).
     match route(snap, lab.edge, "8.8.8.8") {
@@ -185,7 +192,7 @@ fn recompiling_after_a_change_names_only_what_changed() {
 fn bindings_the_gateway_cannot_honour_are_warnings_not_errors() {
     let lab = lab();
     // This gateway has no `up0`: the uplink stays unplugged, everything else compiles.
-    let ctx = CompileContext { generation: 1, local_host: Some(lab.gateway), interfaces: vec![("eth9".into(), 0)] };
+    let ctx = CompileContext { interfaces: vec![("eth9".into(), 0)], ..self::ctx(&lab, 1) };
     let compiled = compile(&lab.topo, &ctx).unwrap();
     assert_eq!(compiled.warnings.len(), 1, "{:?}", compiled.warnings);
     assert!(compiled.warnings[0].contains("\"up0\""), "{}", compiled.warnings[0]);
@@ -196,8 +203,13 @@ fn bindings_the_gateway_cannot_honour_are_warnings_not_errors() {
     let stranger = lab.topo.create_host(from(json!({"name": "stranger"}))).unwrap().id;
     let p = lab.topo.create_port(lab.bridge, from(json!({"type": "Bridge"}))).unwrap().id;
     lab.topo.bind_port(stranger, p, "tap0").unwrap();
-    let compiled = compile(&lab.topo, &CompileContext { generation: 2, ..ctx }).unwrap();
+    let compiled = compile(&lab.topo, &CompileContext { generation: 2, ..ctx.clone() }).unwrap();
     assert!(compiled.warnings.iter().any(|w| w.contains(&stranger.to_string()) && w.contains("tunnel zone")));
+    // Without an underlay no remote port is reachable, and each is named.
+    let compiled = compile(&lab.topo, &CompileContext { generation: 3, underlay: None, ..ctx }).unwrap();
+    let vm = port(&compiled.snapshot, lab.vm);
+    assert_eq!(compiled.snapshot.port(vm).link, PortLink::Unplugged);
+    assert!(compiled.warnings.iter().any(|w| w.contains(&lab.vm.to_string()) && w.contains("[underlay]")));
 }
 
 #[test]

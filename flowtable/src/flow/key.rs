@@ -124,10 +124,10 @@ impl FlowKey {
 
     /// The key of a frame parsed into `h`, received on `ingress`.
     ///
-    /// `ingress` names the exterior virtual port the frame entered through: for a DPDK port the id
-    /// of the port bound to it, for a tunnel the tunnel key of the receiving port (MidoNet gives every
-    /// port a tunnel key, so one namespace serves both). The caller builds the key of a tunnelled
-    /// packet from the inner frame.
+    /// `ingress` names where the frame entered: the pipeline uses the DPDK port number for frames
+    /// received on a local port and `0x8000_0000 | port id` for frames decapsulated from a tunnel
+    /// (`sim::IngressPoint::flow_id`). The caller builds the key of a tunnelled packet from the
+    /// inner frame, after checking the outer source against the port's host.
     pub fn from_headers(ingress: u32, h: &Headers) -> FlowKey {
         let mut flags = 0u8;
         let tci = match h.vlan {

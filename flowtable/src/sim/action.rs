@@ -2,6 +2,9 @@
 
 use core::fmt;
 
+use super::tunnel::{outer_header, Outer};
+use super::CoreState;
+use crate::topology::{PortId, PortKind, Snapshot};
 use crate::wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, Ipv6Packet};
 
 macro_rules! drop_reasons {
@@ -38,7 +41,7 @@ macro_rules! drop_reasons {
 drop_reasons! {
     Malformed => "malformed", "the frame does not parse (see the wire parse error counters)";
     UnknownIngress => "unknown_ingress", "no exterior port is bound to the DPDK port the frame came in on";
-    NotRouterPort => "not_router_port", "the ingress port is not a router port (bridges come later)";
+    NotRouterPort => "not_router_port", "a router-to-router hop reached a port that is not a router port";
     NotForUs => "not_for_us", "Ethernet destination is neither the port's MAC nor broadcast/multicast";
     UnsupportedEthertype => "unsupported_ethertype", "neither IPv4, IPv6 nor ARP";
     ArpConsumed => "arp_consumed", "ARP packet handled by the router (learned, or not for a port address)";
@@ -53,11 +56,20 @@ drop_reasons! {
     TooBig => "too_big", "larger than the egress MTU; never fragmented (ICMP frag needed / packet too big)";
     NeighbourUnresolved => "neighbour_unresolved", "next-hop MAC unknown; an ARP request / NS was generated";
     PortUnplugged => "port_unplugged", "the egress port is neither linked nor bound";
-    TunnelUnsupported => "tunnel_unsupported", "the egress port is bound on a remote host (tunnels come later)";
+    NoUnderlay => "no_underlay", "a port is bound on a remote host but the snapshot has no underlay (or the host no IPv4 address)";
+    TunnelMalformed => "tunnel_malformed", "a VXLAN or GRE packet to the underlay address with a bad tunnel header";
+    UnknownTunnelKey => "unknown_tunnel_key", "a tunnelled packet whose key names no port bound on a remote host";
+    TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on";
     ToRouter => "to_router", "addressed to a router port, not an echo request the fast path answers";
     RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
     IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";
     ActionsOverflow => "actions_overflow", "more actions than an action list holds";
+    HoldTimeout => "hold_timeout", "held for an unresolved next hop that did not answer in time";
+    HoldOverflow => "hold_overflow", "the oldest held packet, dropped to make room in the full resolution queue";
+    DeviceLoop => "device_loop", "more devices than the simulation follows (a loop through bridges and routers)";
+    SameBridgePort => "same_bridge_port", "the bridge would send the frame back out of the port it came in on";
+    NoEgress => "no_egress", "a flood found no port to send the frame out of";
+    FloodLegsExceeded => "flood_legs_exceeded", "a flood copy beyond the most legs one frame is sent out of";
 }
 
 impl DropReason {
@@ -104,8 +116,23 @@ pub enum Action {
     CheckMtu(u16),
     /// The frame was turned into a reply in place by the simulation (never cached).
     Reply(ReplyKind),
+    /// Refresh MAC learning: the frame's Ethernet source is behind this bridge port. Touches only
+    /// the per-core MAC table, so a cached flow keeps its source MAC learned (see the module docs).
+    Learn(PortId),
+    /// Send copies out of the simulation's flood legs ([`SimResult::flood`](super::SimResult::flood));
+    /// only in uncached results, so [`apply`] refuses it.
+    Flood,
     /// Send out of this local DPDK port.
     Output(u16),
+    /// Encapsulate toward the host remote port `port` is bound on (its key, the host's
+    /// encapsulation) and send out of the underlay port; `sport` is the VXLAN UDP source port.
+    /// The outer headers come from [`outer_header`](super::outer_header) at apply time.
+    Encap {
+        /// The remote-bound port.
+        port: PortId,
+        /// VXLAN UDP source port (from the inner flow's hash; unused by GRE).
+        sport: u16,
+    },
     /// Drop.
     Drop(DropReason),
 }
@@ -113,7 +140,7 @@ pub enum Action {
 /// Most actions an [`Actions`] list holds.
 pub const MAX_ACTIONS: usize = 7;
 
-/// A fixed-capacity list of [`Action`]s: `Copy`, no heap, 58 bytes, so it fits a flow cache entry.
+/// A fixed-capacity list of [`Action`]s: `Copy`, no heap, 60 bytes, so it fits a flow cache entry.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Actions {
     list: [Action; MAX_ACTIONS],
@@ -157,10 +184,18 @@ impl Actions {
         })
     }
 
-    /// The DPDK port the list outputs to, if any.
+    /// The local DPDK port the list outputs to, if any.
     pub fn output(&self) -> Option<u16> {
         self.as_slice().iter().find_map(|a| match a {
             Action::Output(p) => Some(*p),
+            _ => None,
+        })
+    }
+
+    /// The remote port the list encapsulates toward, if any.
+    pub fn encap(&self) -> Option<PortId> {
+        self.as_slice().iter().find_map(|a| match a {
+            Action::Encap { port, .. } => Some(*port),
             _ => None,
         })
     }
@@ -175,22 +210,59 @@ impl fmt::Debug for Actions {
 /// Where [`apply`] sends the frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Output {
-    /// The local DPDK port.
+    /// The local DPDK port (the underlay's for a tunnel).
     pub dpdk_port: u16,
+    /// Headers to put in front of the frame (tunnel encapsulation), usually none.
+    pub outer: Outer,
 }
 
-/// Executes `actions` on `frame` in place: pure, allocation-free, never panics.
+impl Output {
+    /// Out of `dpdk_port` as it is.
+    pub const fn local(dpdk_port: u16) -> Output {
+        Output { dpdk_port, outer: Outer::NONE }
+    }
+}
+
+/// Executes cached `actions` on `frame` in place: allocation-free, never panics. Besides the frame
+/// it touches only the per-core MAC table ([`Action::Learn`]), so a cached flow refreshes what its
+/// simulation learned.
 ///
 /// `Err` is the drop reason: the list's own [`Action::Drop`], [`DropReason::Malformed`] when the
-/// frame is too short for an action, or, from the checks a cached flow needs because TTL and
+/// frame is too short for an action, [`DropReason::NeighbourUnresolved`] when a tunnel's underlay
+/// next hop is no longer known (simulate to send the ARP request), or, from the checks a cached flow needs because TTL and
 /// length are not in the flow key, [`DropReason::TtlExpired`] / [`DropReason::TooBig`]. For those
 /// two the frame is unchanged up to the failing action's predecessors (only MAC rewrites come
 /// earlier), and the caller runs [`simulate`](super::simulate) on it, which answers with the ICMP
-/// error. A list without an output and without a drop fails with [`DropReason::Malformed`].
-pub fn apply(actions: &Actions, frame: &mut [u8]) -> Result<Output, DropReason> {
+/// error. A list without an output and without a drop (or with [`Action::Flood`], never cached)
+/// fails with [`DropReason::Malformed`].
+pub fn apply(
+    snap: &Snapshot,
+    actions: &Actions,
+    frame: &mut [u8],
+    state: &mut CoreState,
+    now: u64,
+) -> Result<Output, DropReason> {
+    execute(snap, actions, frame, state, now)?.ok_or(DropReason::Malformed)
+}
+
+/// [`apply`], with [`Action::Flood`] ending the list as `Ok(None)`.
+pub(super) fn execute(
+    snap: &Snapshot,
+    actions: &Actions,
+    frame: &mut [u8],
+    state: &mut CoreState,
+    now: u64,
+) -> Result<Option<Output>, DropReason> {
+    // The outer headers depend only on the length, which no action changes: build them first, so
+    // an unresolved underlay leaves the frame untouched for the simulation that asks for it.
+    let encap = match actions.as_slice().last() {
+        Some(&Action::Encap { port, sport }) => Some(outer_header(snap, state, port, sport, frame.len(), now)?),
+        _ => None,
+    };
     for action in actions.as_slice() {
         match *action {
             Action::Nop | Action::Reply(_) => {}
+            Action::Learn(port) => learn(snap, port, frame, state, now),
             Action::SetEthSrc(mac) => eth(frame)?.set_src_addr(mac),
             Action::SetEthDst(mac) => eth(frame)?.set_dst_addr(mac),
             Action::DecTtl(n) => dec_ttl(frame, n)?,
@@ -199,11 +271,34 @@ pub fn apply(actions: &Actions, frame: &mut [u8]) -> Result<Output, DropReason> 
                     return Err(DropReason::TooBig);
                 }
             }
-            Action::Output(dpdk_port) => return Ok(Output { dpdk_port }),
+            Action::Flood => return Ok(None),
+            Action::Output(dpdk_port) => return Ok(Some(Output::local(dpdk_port))),
+            Action::Encap { .. } => {
+                let (dpdk_port, outer) = encap.ok_or(DropReason::Malformed)?;
+                return Ok(Some(Output { dpdk_port, outer }));
+            }
             Action::Drop(reason) => return Err(reason),
         }
     }
     Err(DropReason::Malformed)
+}
+
+/// Whether a bridge learns `mac` as a source: unicast and not all zeros.
+pub(super) fn learnable(mac: EthernetAddress) -> bool {
+    mac.is_unicast() && mac.0 != [0; 6]
+}
+
+/// Learns the frame's Ethernet source behind bridge port `port`.
+fn learn(snap: &Snapshot, port: PortId, frame: &[u8], state: &mut CoreState, now: u64) {
+    let (Some(PortKind::Bridge(bp)), Ok(eth)) =
+        (snap.get_port(port).map(|p| &p.kind), EthernetFrame::new_checked(frame))
+    else {
+        return;
+    };
+    let src = eth.src_addr();
+    if learnable(src) {
+        state.macs.learn(bp.bridge, src, port, now);
+    }
 }
 
 fn eth(frame: &mut [u8]) -> Result<EthernetFrame<&mut [u8]>, DropReason> {

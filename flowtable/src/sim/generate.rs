@@ -6,8 +6,8 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Headers, Icmpv4DstUnreachable,
     Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded, Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, Icmpv6TimeExceeded,
-    IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, PseudoHeader, ARP_PACKET_LEN, ETHERNET_HEADER_LEN,
-    ICMPV4_HEADER_LEN, ICMPV6_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
+    IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NeighborFlags, PseudoHeader, ARP_PACKET_LEN,
+    ETHERNET_HEADER_LEN, ICMPV4_HEADER_LEN, ICMPV6_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
 };
 
 /// RFC 1812 section 4.3.2.3: an ICMPv4 error is at most 576 bytes of IP.
@@ -162,4 +162,26 @@ pub fn neighbour_solicit(
     let d = dst.octets();
     let dst_mac = EthernetAddress([0x33, 0x33, d[12], d[13], d[14], d[15]]);
     Some(emit_ipv6(out, src_mac, dst_mac, src_ip, dst, 255, &icmp))
+}
+
+/// Builds into `out` a neighbour advertisement (RFC 4861 section 7.2.4) for `target` from router
+/// MAC `src_mac` to `dst_mac` / `dst_ip`: flags R and O, S when `solicited`, the target
+/// link-layer address option, hop limit 255, sent from the target address.
+pub fn neighbour_advert(
+    out: &mut [u8],
+    src_mac: EthernetAddress,
+    target: Ipv6Addr,
+    dst_mac: EthernetAddress,
+    dst_ip: Ipv6Addr,
+    solicited: bool,
+) -> Option<usize> {
+    let icmp = Icmpv6Repr::NeighborAdvert {
+        flags: NeighborFlags { router: true, solicited, override_entry: true },
+        target_addr: target,
+        lladdr: Some(src_mac),
+    };
+    if out.len() < ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + icmp.buffer_len() {
+        return None;
+    }
+    Some(emit_ipv6(out, src_mac, dst_mac, target, dst_ip, 255, &icmp))
 }

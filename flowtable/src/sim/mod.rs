@@ -1,14 +1,38 @@
 //! The simulation: a packet's walk through the virtual topology, turned into flow [`Actions`].
 //!
-//! First cut, the L3 path only (bridges, tunnels and NAT come later). [`simulate`] takes a frame
-//! received on a local DPDK port, finds the exterior router port bound to it and follows the
-//! packet: port inbound chain, router infilter, ARP / ICMP echo answers for port addresses, route
-//! lookup (ECMP by [`FlowKey::symmetric_hash`]), TTL / hop limit, router outfilter and port
-//! outbound chain, interior router-router links (bounded by [`MAX_ROUTER_HOPS`]), and at an
-//! exterior local port the MTU and the next-hop MAC from the per-core [`CoreState`]. It returns
-//! the [`Actions`] (already applied to the frame), the devices the decision depended on and
-//! whether the result may be cached; a frame to send besides (an ICMP error, an ARP request, a
-//! neighbour solicitation) is built into the caller's `out` buffer ([`Generated`]).
+//! [`simulate`] takes a frame received on a local DPDK port (a tunnelled one on the underlay port
+//! is decapsulated first: [`decap`], then [`simulate_from`] the port its key names), finds the
+//! exterior port it entered through and follows the packet through routers and bridges:
+//!
+//! - **Router ports**: port inbound chain, router infilter, ARP / neighbour solicitation / ICMP
+//!   echo answers for port addresses, route lookup (ECMP by [`FlowKey::symmetric_hash`]), TTL /
+//!   hop limit, router outfilter and port outbound chain, interior router-router links (bounded by
+//!   [`MAX_ROUTER_HOPS`]); at an exterior local port the MTU and the next-hop MAC from the per-core
+//!   [`CoreState`]; at a port linked to a bridge the next-hop MAC from a router port on that bridge
+//!   owning the address (the topology knows it) or the neighbour cache, then into the bridge; at a
+//!   port bound on a remote host the next-hop MAC, then the tunnel.
+//! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
+//!   exterior ports, tunnels included; source MAC -> ingress port, per core, with aging:
+//!   [`MacTable`]), destination lookup: static entries first, then the MACs of router ports linked
+//!   to the bridge, then learned entries; known unicast goes out of that port (bridge outbound
+//!   chain, port outbound chain), unknown unicast, broadcast and multicast are flooded to every
+//!   other port ([`SimResult::flood`], at most [`MAX_LEGS`] copies, local or tunnel [`Leg`]s). A
+//!   router port on a flood sees a copy: it learns from ARP / NDP and answers an ARP request or
+//!   neighbour solicitation for its address (into `out`). At most [`MAX_DEVICES`] port entries per
+//!   packet.
+//! - **Tunnels** (`tunnel.rs`): a port bound on a remote host is reached by encapsulating toward
+//!   the host ([`Action::Encap`]; VXLAN or GRE, [`outer_header`]) out of the snapshot's underlay
+//!   port, after the MTU check against the underlay MTU less the encapsulation; the underlay next
+//!   hop's MAC comes from the neighbour cache under [`UNDERLAY_PORT`] (ARP on the underlay port is
+//!   answered for the underlay address and learned from). Answers to a frame that came through a
+//!   tunnel go back through it.
+//!
+//! It returns the [`Actions`] (already applied to the frame), the outer headers to prepend, the
+//! devices the decision depended on and whether the result may be cached; a frame to send besides
+//! (an ICMP error, an ARP request or reply, a neighbour solicitation or advertisement) is built into
+//! the caller's `out` buffer ([`Generated`], with its legs). A frame dropped because its next hop is
+//! not resolved yet names the neighbour in [`SimResult::hold`], so the caller can keep it until the
+//! answer (the pipeline's resolution queue).
 //!
 //! [`apply`] runs cached actions on the next frames of the flow. Neither allocates.
 //!
@@ -16,48 +40,173 @@
 //! | --- | --- |
 //! | `action.rs` | [`Action`], [`Actions`], [`DropReason`], [`apply`] |
 //! | `neighbour.rs` | [`NeighbourCache`], [`CoreState`] |
-//! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations |
+//! | `mac.rs` | [`MacTable`]: the bridges' learned MACs |
+//! | `tunnel.rs` | [`outer_header`], [`decap`], the underlay |
+//! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations and advertisements |
 //!
 //! # What is cached
 //!
-//! Forwarding, blackhole and rule drops are cacheable: they depend only on the flow key and the
-//! devices in `deps`. TTL and length are not in the flow key, so a forwarding list carries
-//! [`Action::CheckMtu`] and [`Action::DecTtl`], which fail before touching the frame; the caller
-//! then simulates that one packet, which answers with the ICMP error. Everything that answers or
-//! generates a frame, learns a neighbour, or fails on something outside the key is not cached.
-//! A cached flow also depends on the neighbour entry it used: the flow cache's hard timeout
-//! should not exceed the neighbour lifetime ([`CoreConfig::neighbour_lifetime`]).
+//! Forwarding (to local ports and into tunnels), blackhole and rule drops are cacheable: they
+//! depend only on the flow key and the devices in `deps`. TTL and length are not in the flow key,
+//! so a forwarding list carries [`Action::CheckMtu`] and [`Action::DecTtl`], which fail before
+//! touching the frame; the caller then simulates that one packet, which answers with the ICMP
+//! error. The outer headers of a tunnel are built when the cached list is applied, from the
+//! snapshot and the neighbour cache, and before any rewrite, so an underlay next hop that expired
+//! fails with [`DropReason::NeighbourUnresolved`] on an untouched frame (simulate it). Everything
+//! that answers or generates a frame, learns a neighbour, floods, or fails on something outside
+//! the key is not cached. A cached flow also depends on the neighbour entry it used: the flow
+//! cache's hard timeout should not exceed the neighbour lifetime
+//! ([`CoreConfig::neighbour_lifetime`]). The flow key of a decapsulated frame is the inner frame's
+//! with [`IngressPoint::flow_id`] of the tunnel port: [`decap`] has checked the outer source
+//! against the port's host before the key is built, so the port is all the decision depends on.
 //!
-//! # Simplifications of this first cut
+//! # MAC learning and the flow cache
 //!
-//! ICMP errors and echo replies go straight back out of the ingress DPDK port to the frame's
-//! Ethernet source, with the address of the port the packet entered the current router through
-//! as source (what traceroute expects); the return path's chains and routes are not simulated.
-//! Generated frames carry no VLAN tag.
+//! Learning is a side effect of the simulation, and a flow cache hit skips the simulation. If it
+//! only happened there, a long cached flow from a VM would let its MAC age out, and the traffic
+//! *to* the VM would be flooded. So a flow entering a bridge from an exterior port carries
+//! [`Action::Learn`] with the ingress bridge port: [`apply`] refreshes the entry on every hit (the
+//! source MAC is in the frame, and the ingress is in the flow key, so the learned port is the same
+//! for every packet of the flow). A learn that *moves* a MAC to another port records the bridge in
+//! [`MacTable::take_moved`]; the caller invalidates the bridge's device tag, which drops the cached
+//! flows that were unicast to the old port (every flow through a bridge depends on it). Flows to a
+//! MAC whose entry ages out keep their port until they expire: the flow cache's hard timeout
+//! should not exceed [`CoreConfig::mac_aging`]. Floods are never cached: once the destination
+//! answers, its MAC is learned and the next packet is simulated into a cacheable unicast.
+//!
+//! # Simplifications
+//!
+//! ICMP errors, ARP / NDP and echo replies go straight back where the frame came from (its DPDK
+//! port or tunnel) to the frame's Ethernet source, with the MAC of the first router port the packet
+//! entered and the address of the port it entered the current router through as source (what
+//! traceroute expects); the return path's chains, routes and bridges are not simulated. Generated
+//! frames carry no VLAN tag. A routed packet flooded by a bridge (its next hop's MAC aged out) is
+//! not delivered to router ports on that bridge. An ARP request / NS a router sends onto a bridge
+//! goes to the bridge's exterior ports without their chains. Tunnels are IPv4 outside (inner
+//! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
 
 mod action;
 mod generate;
+mod mac;
 mod neighbour;
+mod tunnel;
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv6Addr};
 
 pub use self::action::{apply, Action, Actions, DropReason, Output, ReplyKind, MAX_ACTIONS};
-pub use self::generate::{arp_request, icmp_error, neighbour_solicit, IcmpError};
+pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
+pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
+pub use self::tunnel::{
+    decap, outer_header, tunnel_ingress_id, vxlan_source_port, Decap, Outer, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT,
+    VXLAN_SPORT_MIN,
+};
 
+use self::action::{execute, learnable};
+use self::tunnel::{tunnel_of, underlay_arp};
 use crate::chain::{evaluate_tracked, EvalContext, PacketMatchFields, Verdict};
 use crate::flow::FlowKey;
-use crate::topology::{Binding, ChainId, DeviceId, DeviceSet, PortId, PortLink, RouteDecision, RouterPort, Snapshot};
+use crate::topology::{
+    Binding, Bridge, BridgeId, ChainId, DeviceId, DeviceSet, Port, PortId, PortKind, PortLink, RouteDecision,
+    RouterPort, Snapshot, Underlay,
+};
 use crate::wire::{
-    ArpOperation, ArpPacket, EthernetAddress, EthernetFrame, Fragment, Headers, Icmpv4DstUnreachable, Icmpv4Message,
-    Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, Ipv4Packet, Ipv6Packet, L3, L4,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
+    Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
+    Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4,
 };
 
 /// Most routers a packet crosses before the simulation calls it a loop.
 pub const MAX_ROUTER_HOPS: u8 = 8;
 
+/// Most ports a packet enters (through exterior ports, bridges and router-bridge links) before the
+/// simulation calls it a loop.
+pub const MAX_DEVICES: u8 = 16;
+
+/// Most copies a flood sends; further legs are counted drops ([`SimResult::dropped_legs`]).
+pub const MAX_LEGS: usize = 16;
+
 /// TTL / hop limit of replies the router generates.
 const REPLY_TTL: u8 = 64;
+
+/// One way out of the gateway for a frame copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Leg {
+    /// Out of a local DPDK port as it is.
+    Local(u16),
+    /// Encapsulated toward the host remote port `port` is bound on ([`outer_header`]).
+    Tunnel {
+        /// The remote-bound port.
+        port: PortId,
+        /// VXLAN UDP source port.
+        sport: u16,
+    },
+}
+
+/// The ways out a frame takes: a fixed-capacity list, no heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Legs {
+    legs: [Leg; MAX_LEGS],
+    len: u8,
+}
+
+impl Default for Legs {
+    fn default() -> Self {
+        Legs::new()
+    }
+}
+
+impl Legs {
+    /// No leg.
+    pub const fn new() -> Legs {
+        Legs { legs: [Leg::Local(0); MAX_LEGS], len: 0 }
+    }
+
+    /// One leg.
+    pub const fn one(leg: Leg) -> Legs {
+        let mut l = Legs::new();
+        l.legs[0] = leg;
+        l.len = 1;
+        l
+    }
+
+    /// Adds a leg; `false` when the list is full (the caller counts the drop). A leg already
+    /// listed is not added twice.
+    pub fn push(&mut self, leg: Leg) -> bool {
+        if self.as_slice().contains(&leg) {
+            return true;
+        }
+        match self.legs.get_mut(usize::from(self.len)) {
+            Some(l) => {
+                *l = leg;
+                self.len += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The legs, in order.
+    pub fn as_slice(&self) -> &[Leg] {
+        &self.legs[..usize::from(self.len)]
+    }
+
+    /// No leg.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of legs.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+}
+
+impl core::fmt::Debug for Legs {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.as_slice()).finish()
+    }
+}
 
 /// A frame the simulation built into the caller's `out` buffer, to send besides (or instead of)
 /// the received one.
@@ -65,14 +214,15 @@ const REPLY_TTL: u8 = 64;
 pub struct Generated {
     /// Its length: the frame is `out[..len]`.
     pub len: usize,
-    /// The local DPDK port to send it out of.
-    pub dpdk_port: u16,
+    /// The local DPDK ports to send it out of (one, or several for an ARP request flooded on a
+    /// bridge).
+    pub legs: Legs,
 }
 
 /// What [`simulate`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SimResult {
-    /// What was done to the frame (already applied): forward, reply in place, or drop.
+    /// What was done to the frame (already applied): forward, reply in place, flood, or drop.
     pub actions: Actions,
     /// Every device the decision depended on.
     pub deps: DeviceSet,
@@ -80,11 +230,45 @@ pub struct SimResult {
     pub cacheable: bool,
     /// A frame built into `out`, if any.
     pub generated: Option<Generated>,
+    /// When `actions` ends in [`Action::Flood`]: send the (rewritten) frame out of each of these
+    /// ports. Never cached.
+    pub flood: Legs,
+    /// Flood copies not sent because there were more than [`MAX_LEGS`]: counted as
+    /// [`DropReason::FloodLegsExceeded`].
+    pub dropped_legs: u16,
+    /// When `actions` ends in [`Action::Encap`]: the outer headers to put in front of the frame.
+    pub outer: Outer,
+    /// Bytes of outer headers (a tunnel's) the caller strips from the received frame before
+    /// sending it: set when [`simulate`] decapsulated a frame received on the underlay port.
+    pub decap_len: usize,
+    /// Set with [`DropReason::NeighbourUnresolved`]: the frame is unchanged and may be held (the
+    /// resolution queue) and simulated again once the neighbour cache knows this address; the
+    /// ARP request / NS asking for it is in `generated`.
+    pub hold: Option<Hold>,
+}
+
+/// The neighbour a held frame waits for: [`NeighbourCache::lookup`] of `(port, addr)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hold {
+    /// The router port (or [`UNDERLAY_PORT`]) the address is resolved on.
+    pub port: PortId,
+    /// The next hop.
+    pub addr: IpAddr,
 }
 
 impl SimResult {
     fn new() -> SimResult {
-        SimResult { actions: Actions::new(), deps: DeviceSet::new(), cacheable: true, generated: None }
+        SimResult {
+            actions: Actions::new(),
+            deps: DeviceSet::new(),
+            cacheable: true,
+            generated: None,
+            flood: Legs::new(),
+            dropped_legs: 0,
+            outer: Outer::NONE,
+            decap_len: 0,
+            hold: None,
+        }
     }
 
     fn drop(mut self, reason: DropReason) -> SimResult {
@@ -100,15 +284,65 @@ impl SimResult {
 
 /// Where the packet entered the gateway, for answers.
 struct Ingress<'a> {
-    dpdk_port: u16,
+    back: Leg,
     port: &'a RouterPort,
+}
+
+/// What the routers crossed so far will do to the frame, applied when it leaves.
+#[derive(Clone, Copy, Default)]
+struct Pending<'a> {
+    /// Bridge port whose MAC table learned the frame's source.
+    learn: Option<PortId>,
+    /// Routers crossed (TTL decrement).
+    hops: u8,
+    eth_src: Option<EthernetAddress>,
+    eth_dst: Option<EthernetAddress>,
+    /// The port the last router was entered through: source of ICMP errors about the egress.
+    routed_at: Option<&'a RouterPort>,
+}
+
+/// One packet's walk.
+struct Walk<'a, 'o> {
+    snap: &'a Snapshot,
+    state: &'o mut CoreState,
+    now: u64,
+    out: &'o mut [u8],
+    /// Where the frame came from (answers go back there).
+    back: Leg,
+    /// VXLAN source port of this flow's encapsulated copies.
+    sport: u16,
+    /// The first router port the packet entered (answers come from its MAC).
+    first_router: Option<&'a RouterPort>,
+    fields: PacketMatchFields,
+    pending: Pending<'a>,
+    devices: u8,
+}
+
+/// Where a frame entered the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IngressPoint {
+    /// Received on a local DPDK port.
+    Local(u16),
+    /// Decapsulated from a tunnel ([`decap`]): entered through this remote-bound port.
+    Tunnel(PortId),
+}
+
+impl IngressPoint {
+    /// The flow key ingress id: the DPDK port number, or [`tunnel_ingress_id`].
+    pub const fn flow_id(self) -> u32 {
+        match self {
+            IngressPoint::Local(p) => p as u32,
+            IngressPoint::Tunnel(port) => tunnel_ingress_id(port),
+        }
+    }
 }
 
 /// Simulates `frame`, received on local DPDK port `ingress_dpdk_port`, through `snap` at time `now`.
 ///
-/// The frame is rewritten in place as the returned actions say (forwarded, or turned into an ARP /
-/// echo reply); a frame to send besides is built into `out` (1514 bytes hold any of them). Never
-/// panics and never allocates.
+/// The frame is rewritten in place as the returned actions say (forwarded, flooded, or turned into
+/// an ARP / echo reply); a frame to send besides is built into `out` (1514 bytes hold any of them).
+/// A tunnelled frame received on the underlay port is decapsulated here: the result then applies
+/// to `frame[decap_len..]` ([`SimResult::decap_len`]). Never panics and never allocates.
 pub fn simulate(
     snap: &Snapshot,
     ingress_dpdk_port: u16,
@@ -117,176 +351,668 @@ pub fn simulate(
     now: u64,
     out: &mut [u8],
 ) -> SimResult {
-    let mut r = SimResult::new();
-    let Some(pid) = snap.port_by_dpdk_port(ingress_dpdk_port) else {
-        return r.uncached_drop(DropReason::UnknownIngress);
-    };
-    r.deps.insert(DeviceId::Port(pid));
-    let port = snap.port(pid);
-    let Some(rp) = port.as_router_port() else {
-        return r.uncached_drop(DropReason::NotRouterPort);
-    };
-    let Ok(h) = Headers::parse(frame) else {
-        return r.uncached_drop(DropReason::Malformed);
-    };
-    if h.eth_dst != rp.mac && !h.eth_dst.is_multicast() {
-        return r.drop(DropReason::NotForUs);
-    }
-    let ingress = Ingress { dpdk_port: ingress_dpdk_port, port: rp };
-    let fields = PacketMatchFields::from_headers(&h);
-    let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-    if let Err(v) = filter(snap, port.inbound_chain, &fields, &ctx, &mut r.deps) {
-        return verdict(r, v, frame, &h, &ingress, rp, out);
-    }
-    match h.l3 {
-        L3::Arp(arp) => {
-            if !arp.source_protocol_addr.is_unspecified() && on_link(rp, IpAddr::V4(arp.source_protocol_addr)) {
-                state.neighbours.learn(pid, IpAddr::V4(arp.source_protocol_addr), arp.source_hardware_addr, now);
+    if snap.underlay().is_some_and(|u| u.dpdk_port == ingress_dpdk_port) {
+        match decap(snap, frame) {
+            Ok(Some(d)) => {
+                let mut r =
+                    simulate_from(snap, IngressPoint::Tunnel(d.port), &mut frame[d.inner_offset..], state, now, out);
+                r.decap_len = d.inner_offset;
+                return r;
             }
-            if arp.operation == ArpOperation::Request && rp.owns(IpAddr::V4(arp.target_protocol_addr)) {
-                if let Ok(mut p) = ArpPacket::new_checked(&mut frame[h.l3_offset..]) {
-                    p.make_reply_in_place(rp.mac);
-                }
-                return reply(r, frame, &h, &ingress, ReplyKind::ArpReply);
-            }
-            r.uncached_drop(DropReason::ArpConsumed)
+            Ok(None) => {}
+            Err(reason) => return SimResult::new().uncached_drop(reason),
         }
-        L3::Ipv4(_) | L3::Ipv6(_) => {
-            if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } = h.l4 {
-                learn_ndp(frame, &h, pid, rp, state, now);
-                return r.uncached_drop(DropReason::NdpConsumed);
-            }
-            route(r, snap, pid, frame, &h, &fields, &ingress, state, now, out)
-        }
-        L3::Other => r.drop(DropReason::UnsupportedEthertype),
     }
+    simulate_from(snap, IngressPoint::Local(ingress_dpdk_port), frame, state, now, out)
 }
 
-/// The L3 walk from the ingress router on.
-#[allow(clippy::too_many_arguments)]
-fn route(
-    mut r: SimResult,
+/// [`simulate`] for a frame that entered at `ingress` (for a tunnel: the inner frame, after
+/// [`decap`]).
+pub fn simulate_from(
     snap: &Snapshot,
-    ingress_port: PortId,
+    ingress: IngressPoint,
     frame: &mut [u8],
-    h: &Headers,
-    fields: &PacketMatchFields,
-    ingress: &Ingress<'_>,
     state: &mut CoreState,
     now: u64,
     out: &mut [u8],
 ) -> SimResult {
-    let (src, dst, ttl, ip_len, dont_frag) = match h.l3 {
-        L3::Ipv4(f) => (IpAddr::V4(f.src), IpAddr::V4(f.dst), f.ttl, h.end - h.l3_offset, f.dont_frag),
-        L3::Ipv6(f) => (IpAddr::V6(f.src), IpAddr::V6(f.dst), f.hop_limit, h.end - h.l3_offset, true),
-        _ => return r.uncached_drop(DropReason::Malformed),
+    let r = SimResult::new();
+    let Ok(h) = Headers::parse(frame) else {
+        return r.uncached_drop(DropReason::Malformed);
     };
-    let hash = FlowKey::from_headers(ingress_port.0, h).symmetric_hash();
-    let mut in_port = ingress_port;
-    let mut hops = 0u8;
-    loop {
-        let Some(in_rp) = snap.port(in_port).as_router_port() else {
-            return r.uncached_drop(DropReason::NotRouterPort);
-        };
-        if hops >= MAX_ROUTER_HOPS {
-            return r.drop(DropReason::RouterLoop);
+    let sport = vxlan_source_port(FlowKey::from_headers(0, &h).symmetric_hash());
+    let (pid, back) = match ingress {
+        IngressPoint::Local(dpdk_port) => {
+            if let Some(u) = snap.underlay().filter(|u| u.dpdk_port == dpdk_port) {
+                return underlay(r, u, dpdk_port, frame, &h, state, now);
+            }
+            let Some(pid) = snap.port_by_dpdk_port(dpdk_port) else {
+                return r.uncached_drop(DropReason::UnknownIngress);
+            };
+            (pid, Leg::Local(dpdk_port))
         }
-        r.deps.insert(DeviceId::Router(in_rp.router));
-        let router = snap.router(in_rp.router);
+        IngressPoint::Tunnel(port) => {
+            if snap.get_port(port).is_none() {
+                return r.uncached_drop(DropReason::UnknownTunnelKey);
+            }
+            (port, Leg::Tunnel { port, sport })
+        }
+    };
+    let mut w = Walk {
+        snap,
+        state,
+        now,
+        out,
+        back,
+        sport,
+        first_router: None,
+        fields: PacketMatchFields::from_headers(&h),
+        pending: Pending::default(),
+        devices: 0,
+    };
+    let r = w.enter(r, pid, frame, &h);
+    w.finish(r, frame.len())
+}
+
+/// A frame on the underlay port that is not a tunnelled packet: ARP for the underlay address is
+/// answered, ARP from the underlay subnet learned; the rest dropped.
+fn underlay(
+    r: SimResult,
+    u: &Underlay,
+    dpdk_port: u16,
+    frame: &mut [u8],
+    h: &Headers,
+    state: &mut CoreState,
+    now: u64,
+) -> SimResult {
+    let Some(mac) = underlay_arp(u, frame, h, state, now) else {
+        let reason = if matches!(h.l3, L3::Arp(_)) { DropReason::ArpConsumed } else { DropReason::NotForUs };
+        return r.uncached_drop(reason);
+    };
+    if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
+        eth.set_dst_addr(h.eth_src);
+        eth.set_src_addr(mac);
+    }
+    let mut r = r;
+    r.cacheable = false;
+    r.actions.push(Action::Reply(ReplyKind::ArpReply));
+    r.actions.push(Action::Output(dpdk_port));
+    r
+}
+
+impl<'a> Walk<'a, '_> {
+    fn ingress(&self, fallback: &'a RouterPort) -> Ingress<'a> {
+        Ingress { back: self.back, port: self.first_router.unwrap_or(fallback) }
+    }
+
+    /// Builds the outer headers of an answer sent back into a tunnel (forwarded frames have them
+    /// already); an unresolved underlay next hop drops and sends an ARP request on the underlay.
+    fn finish(&mut self, mut r: SimResult, frame_len: usize) -> SimResult {
+        let Some(Action::Encap { port, sport }) = r.actions.as_slice().last().copied() else { return r };
+        if !r.outer.is_empty() {
+            return r;
+        }
+        match outer_header(self.snap, self.state, port, sport, frame_len, self.now) {
+            Ok((_, outer)) => {
+                r.outer = outer;
+                r
+            }
+            Err(reason) => self.underlay_unresolved(r, port, reason),
+        }
+    }
+
+    /// `outer_header` failed for `port`: drop; when the underlay next hop is unknown, ask for it.
+    fn underlay_unresolved(&mut self, r: SimResult, port: PortId, reason: DropReason) -> SimResult {
+        let mut r = r.uncached_drop(reason);
+        if reason != DropReason::NeighbourUnresolved || r.generated.is_some() {
+            return r;
+        }
+        r.generated = underlay_arp_request(self.snap, self.state, port, self.out)
+            .map(|(len, dpdk_port)| Generated { len, legs: Legs::one(Leg::Local(dpdk_port)) });
+        if let Ok(t) = tunnel_of(self.snap, port) {
+            r.hold = Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(t.underlay.next_hop(t.dst)) });
+        }
+        r
+    }
+
+    fn eth_src(&self, h: &Headers) -> EthernetAddress {
+        self.pending.eth_src.unwrap_or(h.eth_src)
+    }
+
+    fn eth_dst(&self, h: &Headers) -> EthernetAddress {
+        self.pending.eth_dst.unwrap_or(h.eth_dst)
+    }
+
+    /// The packet enters `pid` (from outside, or over an interior link).
+    fn enter(&mut self, mut r: SimResult, pid: PortId, frame: &mut [u8], h: &Headers) -> SimResult {
+        r.deps.insert(DeviceId::Port(pid));
+        self.devices += 1;
+        if self.devices > MAX_DEVICES {
+            return r.drop(DropReason::DeviceLoop);
+        }
+        let port = self.snap.port(pid);
+        match &port.kind {
+            PortKind::Router(rp) => self.router_in(r, pid, port, rp, frame, h),
+            PortKind::Bridge(bp) => self.bridge_in(r, pid, port, bp.bridge, frame, h),
+        }
+    }
+
+    /// A frame entering a router through `pid`, from outside or from a bridge.
+    fn router_in(
+        &mut self,
+        r: SimResult,
+        pid: PortId,
+        port: &'a Port,
+        rp: &'a RouterPort,
+        frame: &mut [u8],
+        h: &Headers,
+    ) -> SimResult {
+        self.first_router.get_or_insert(rp);
+        let dst = self.eth_dst(h);
+        if dst != rp.mac && !dst.is_multicast() {
+            return r.drop(DropReason::NotForUs);
+        }
+        self.fields.eth_src = self.eth_src(h);
+        self.fields.eth_dst = dst;
+        let ingress = self.ingress(rp);
+        let mut r = r;
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
+        if let Err(v) = filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+            return verdict(r, v, frame, h, &ingress, Some(rp), self.out);
+        }
+        match h.l3 {
+            L3::Arp(arp) => {
+                if !arp.source_protocol_addr.is_unspecified() && on_link(rp, IpAddr::V4(arp.source_protocol_addr)) {
+                    let sender = IpAddr::V4(arp.source_protocol_addr);
+                    self.state.neighbours.learn(pid, sender, arp.source_hardware_addr, self.now);
+                }
+                if arp.operation == ArpOperation::Request && rp.owns(IpAddr::V4(arp.target_protocol_addr)) {
+                    if let Ok(mut p) = ArpPacket::new_checked(&mut frame[h.l3_offset..]) {
+                        p.make_reply_in_place(rp.mac);
+                    }
+                    return reply(r, frame, h, &ingress, ReplyKind::ArpReply);
+                }
+                r.uncached_drop(DropReason::ArpConsumed)
+            }
+            L3::Ipv4(_) | L3::Ipv6(_) => {
+                if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } =
+                    h.l4
+                {
+                    let mut r = r.uncached_drop(DropReason::NdpConsumed);
+                    r.generated = self.ndp(frame, h, pid, rp);
+                    return r;
+                }
+                self.route(r, pid, frame, h)
+            }
+            L3::Other => r.drop(DropReason::UnsupportedEthertype),
+        }
+    }
+
+    /// The L3 walk from the router entered through `ingress_port` on.
+    fn route(&mut self, mut r: SimResult, ingress_port: PortId, frame: &mut [u8], h: &Headers) -> SimResult {
+        let snap = self.snap;
+        let (src, dst, ttl, ip_len, dont_frag) = match h.l3 {
+            L3::Ipv4(f) => (IpAddr::V4(f.src), IpAddr::V4(f.dst), f.ttl, h.end - h.l3_offset, f.dont_frag),
+            L3::Ipv6(f) => (IpAddr::V6(f.src), IpAddr::V6(f.dst), f.hop_limit, h.end - h.l3_offset, true),
+            _ => return r.uncached_drop(DropReason::Malformed),
+        };
+        let hash = FlowKey::from_headers(ingress_port.0, h).symmetric_hash();
+        let mut in_port = ingress_port;
+        loop {
+            let Some(in_rp) = snap.port(in_port).as_router_port() else {
+                return r.uncached_drop(DropReason::NotRouterPort);
+            };
+            let ingress = self.ingress(in_rp);
+            let hops = self.pending.hops;
+            if hops >= MAX_ROUTER_HOPS {
+                return r.drop(DropReason::RouterLoop);
+            }
+            r.deps.insert(DeviceId::Router(in_rp.router));
+            let router = snap.router(in_rp.router);
+            let ctx = EvalContext {
+                in_port: Some(in_port),
+                group_port: Some(in_port),
+                forward_flow: true,
+                ..EvalContext::default()
+            };
+            if let Err(v) = filter(snap, router.infilter, &self.fields, &ctx, &mut r.deps) {
+                return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+            }
+            let decision = router.route(src, dst, hash, &mut r.deps);
+            let (out_port, next_hop) = match decision {
+                RouteDecision::Forward { port, next_hop, .. } => (port, next_hop),
+                RouteDecision::Local { .. } => return local(r, frame, h, &ingress),
+                RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
+                RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
+                    let reason =
+                        if decision == RouteDecision::NoRoute { DropReason::NoRoute } else { DropReason::RejectRoute };
+                    let err = match h.l3 {
+                        L3::Ipv4(_) => decision.icmpv4_unreachable().map(|c| IcmpError::V4Unreachable(c, 0)),
+                        _ => decision.icmpv6_unreachable().map(IcmpError::V6Unreachable),
+                    };
+                    return answer_error(r, reason, err, frame, h, &ingress, in_rp, self.out);
+                }
+            };
+            // RFC 1812 section 5.3.1 / RFC 8200 section 3: a router does not forward with TTL <= 1.
+            if ttl <= hops + 1 {
+                let err = if src.is_ipv4() { IcmpError::V4TimeExceeded } else { IcmpError::V6TimeExceeded };
+                return answer_error(r, DropReason::TtlExpired, Some(err), frame, h, &ingress, in_rp, self.out);
+            }
+            r.deps.insert(DeviceId::Port(out_port));
+            let oport = snap.port(out_port);
+            let ctx = EvalContext { out_port: Some(out_port), ..ctx };
+            if let Err(v) = filter(snap, router.outfilter, &self.fields, &ctx, &mut r.deps) {
+                return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+            }
+            let ctx = EvalContext { group_port: Some(out_port), forward_flow: true, ..EvalContext::default() };
+            if let Err(v) = filter(snap, oport.outbound_chain, &self.fields, &ctx, &mut r.deps) {
+                return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+            }
+            self.pending.hops = hops + 1;
+            self.pending.routed_at = Some(in_rp);
+            let Some(orp) = oport.as_router_port() else {
+                return r.uncached_drop(DropReason::NotRouterPort);
+            };
+            match oport.link {
+                PortLink::Peer(peer) => match &snap.port(peer).kind {
+                    PortKind::Router(_) => {
+                        r.deps.insert(DeviceId::Port(peer));
+                        let ctx = EvalContext { group_port: Some(peer), forward_flow: true, ..EvalContext::default() };
+                        if let Err(v) = filter(snap, snap.port(peer).inbound_chain, &self.fields, &ctx, &mut r.deps) {
+                            return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
+                        }
+                        in_port = peer;
+                    }
+                    PortKind::Bridge(bp) => {
+                        let bridge = snap.bridge(bp.bridge);
+                        let known = router_port_address_mac(snap, bridge, next_hop);
+                        let mac = known.or_else(|| self.state.neighbours.lookup(out_port, next_hop, self.now));
+                        let Some(mac) = mac else {
+                            r.deps.insert(DeviceId::Bridge(bp.bridge));
+                            let legs = exterior_legs(snap, bridge, peer, self.sport);
+                            return self.resolve(r, out_port, orp, next_hop, legs);
+                        };
+                        self.pending.eth_src = Some(orp.mac);
+                        self.pending.eth_dst = Some(mac);
+                        return self.enter(r, peer, frame, h);
+                    }
+                },
+                PortLink::Exterior(Binding::Local { dpdk_port }) => {
+                    let mtu = self.state.mtu(dpdk_port);
+                    if ip_len > usize::from(mtu) {
+                        return too_big(r, dont_frag, src, mtu, frame, h, &ingress, in_rp, self.out);
+                    }
+                    let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
+                        return self.resolve(r, out_port, orp, next_hop, Legs::one(Leg::Local(dpdk_port)));
+                    };
+                    self.pending.eth_src = Some(orp.mac);
+                    self.pending.eth_dst = Some(mac);
+                    return self.output(r, dpdk_port, frame, h);
+                }
+                PortLink::Exterior(Binding::Remote { .. }) => {
+                    // The next hop is behind the tunnel: its MAC is learned like on a local port.
+                    let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
+                        let legs = Legs::one(Leg::Tunnel { port: out_port, sport: self.sport });
+                        return self.resolve(r, out_port, orp, next_hop, legs);
+                    };
+                    self.pending.eth_src = Some(orp.mac);
+                    self.pending.eth_dst = Some(mac);
+                    return self.tunnel_out(r, out_port, frame, h);
+                }
+                PortLink::Unplugged => return r.drop(DropReason::PortUnplugged),
+            }
+        }
+    }
+
+    /// The next hop's MAC is unknown: drop and send an ARP request / NS from `orp` out of `legs`.
+    fn resolve(&mut self, r: SimResult, out_port: PortId, orp: &RouterPort, next_hop: IpAddr, legs: Legs) -> SimResult {
+        let mut r = r.uncached_drop(DropReason::NeighbourUnresolved);
+        r.hold = Some(Hold { port: out_port, addr: next_hop });
+        let len = match (next_hop, own_addr(orp, next_hop)) {
+            (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_request(self.out, orp.mac, s, t),
+            (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_solicit(self.out, orp.mac, s, t),
+            _ => None,
+        };
+        if !legs.is_empty() {
+            r.generated = len.map(|len| Generated { len, legs });
+        }
+        r
+    }
+
+    /// A frame entering bridge `bid` through its port `pid`.
+    fn bridge_in(
+        &mut self,
+        mut r: SimResult,
+        pid: PortId,
+        port: &'a Port,
+        bid: BridgeId,
+        frame: &mut [u8],
+        h: &Headers,
+    ) -> SimResult {
+        let snap = self.snap;
+        let bridge = snap.bridge(bid);
+        r.deps.insert(DeviceId::Bridge(bid));
+        let (src, dst) = (self.eth_src(h), self.eth_dst(h));
+        self.fields.eth_src = src;
+        self.fields.eth_dst = dst;
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
+        if let Err(v) = filter(snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+            return self.bridge_verdict(r, v);
+        }
+        let ctx = EvalContext { in_port: Some(pid), ..ctx };
+        if let Err(v) = filter(snap, bridge.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+            return self.bridge_verdict(r, v);
+        }
+        // A router port's MAC is known from the topology; learn only what comes from outside.
+        if matches!(port.link, PortLink::Exterior(_)) && learnable(src) {
+            self.state.macs.learn(bid, src, pid, self.now);
+            self.pending.learn = Some(pid);
+        }
+        let target = if dst.is_multicast() {
+            None
+        } else {
+            bridge
+                .static_mac(dst)
+                .or_else(|| bridge.router_port(dst))
+                .or_else(|| self.state.macs.lookup(bid, dst, self.now))
+        };
+        match target {
+            Some(t) if t == pid => r.drop(DropReason::SameBridgePort),
+            Some(t) => {
+                r.deps.insert(DeviceId::Port(t));
+                let Some(oport) = snap.get_port(t) else { return r.uncached_drop(DropReason::PortUnplugged) };
+                if let Err(v) = self.bridge_egress_chains(&mut r.deps, bridge, pid, oport) {
+                    return self.bridge_verdict(r, v);
+                }
+                match oport.link {
+                    PortLink::Exterior(Binding::Local { dpdk_port }) => self.output(r, dpdk_port, frame, h),
+                    PortLink::Exterior(Binding::Remote { .. }) => self.tunnel_out(r, t, frame, h),
+                    PortLink::Peer(peer) => self.enter(r, peer, frame, h),
+                    PortLink::Unplugged => r.drop(DropReason::PortUnplugged),
+                }
+            }
+            None => self.flood(r, bridge, pid, frame, h),
+        }
+    }
+
+    /// A bridge's chains stopped the frame. A bridge has no address to answer a reject from.
+    fn bridge_verdict(&self, r: SimResult, v: Stop) -> SimResult {
+        match v {
+            Stop::Drop => r.drop(DropReason::RuleDrop),
+            Stop::Reject => r.drop(DropReason::RuleReject),
+            Stop::Nat => r.uncached_drop(DropReason::NatUnsupported),
+        }
+    }
+
+    /// The bridge's outbound chain, then the egress port's.
+    fn bridge_egress_chains(
+        &self,
+        deps: &mut DeviceSet,
+        bridge: &Bridge,
+        in_port: PortId,
+        oport: &Port,
+    ) -> Result<(), Stop> {
         let ctx = EvalContext {
             in_port: Some(in_port),
+            out_port: Some(oport.id),
             group_port: Some(in_port),
             forward_flow: true,
             ..EvalContext::default()
         };
-        if let Err(v) = filter(snap, router.infilter, fields, &ctx, &mut r.deps) {
-            return verdict(r, v, frame, h, ingress, in_rp, out);
-        }
-        let decision = router.route(src, dst, hash, &mut r.deps);
-        let (out_port, next_hop) = match decision {
-            RouteDecision::Forward { port, next_hop, .. } => (port, next_hop),
-            RouteDecision::Local { .. } => return local(r, frame, h, ingress),
-            RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
-            RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
-                let reason =
-                    if decision == RouteDecision::NoRoute { DropReason::NoRoute } else { DropReason::RejectRoute };
-                let err = match h.l3 {
-                    L3::Ipv4(_) => decision.icmpv4_unreachable().map(|c| IcmpError::V4Unreachable(c, 0)),
-                    _ => decision.icmpv6_unreachable().map(IcmpError::V6Unreachable),
-                };
-                return answer_error(r, reason, err, frame, h, ingress, in_rp, out);
-            }
-        };
-        // RFC 1812 section 5.3.1 / RFC 8200 section 3: a router does not forward with TTL <= 1.
-        if ttl <= hops + 1 {
-            let err = if src.is_ipv4() { IcmpError::V4TimeExceeded } else { IcmpError::V6TimeExceeded };
-            return answer_error(r, DropReason::TtlExpired, Some(err), frame, h, ingress, in_rp, out);
-        }
-        r.deps.insert(DeviceId::Port(out_port));
-        let oport = snap.port(out_port);
-        let ctx = EvalContext { out_port: Some(out_port), ..ctx };
-        if let Err(v) = filter(snap, router.outfilter, fields, &ctx, &mut r.deps) {
-            return verdict(r, v, frame, h, ingress, in_rp, out);
-        }
-        let ctx = EvalContext { group_port: Some(out_port), forward_flow: true, ..EvalContext::default() };
-        if let Err(v) = filter(snap, oport.outbound_chain, fields, &ctx, &mut r.deps) {
-            return verdict(r, v, frame, h, ingress, in_rp, out);
-        }
-        hops += 1;
-        let dpdk_port = match oport.link {
-            PortLink::Peer(peer) => {
-                r.deps.insert(DeviceId::Port(peer));
-                let ctx = EvalContext { group_port: Some(peer), forward_flow: true, ..EvalContext::default() };
-                if let Err(v) = filter(snap, snap.port(peer).inbound_chain, fields, &ctx, &mut r.deps) {
-                    return verdict(r, v, frame, h, ingress, in_rp, out);
-                }
-                in_port = peer;
+        filter(self.snap, bridge.outbound_chain, &self.fields, &ctx, deps)?;
+        let ctx = EvalContext { group_port: Some(oport.id), forward_flow: true, ..EvalContext::default() };
+        filter(self.snap, oport.outbound_chain, &self.fields, &ctx, deps)
+    }
+
+    /// Unknown unicast, broadcast or multicast: a copy to every other port of the bridge. Not cached.
+    fn flood(
+        &mut self,
+        mut r: SimResult,
+        bridge: &'a Bridge,
+        in_port: PortId,
+        frame: &mut [u8],
+        h: &Headers,
+    ) -> SimResult {
+        r.cacheable = false;
+        let mut legs = Legs::new();
+        for &p in bridge.ports.iter().filter(|&&p| p != in_port) {
+            let Some(oport) = self.snap.get_port(p) else { continue };
+            r.deps.insert(DeviceId::Port(p));
+            if self.bridge_egress_chains(&mut r.deps, bridge, in_port, oport).is_err() {
                 continue;
             }
-            PortLink::Exterior(Binding::Local { dpdk_port }) => dpdk_port,
-            PortLink::Exterior(Binding::Remote { .. }) => return r.uncached_drop(DropReason::TunnelUnsupported),
-            PortLink::Unplugged => return r.drop(DropReason::PortUnplugged),
-        };
-        let Some(orp) = oport.as_router_port() else {
-            return r.uncached_drop(DropReason::NotRouterPort);
-        };
-        let mtu = state.mtu(dpdk_port);
-        if ip_len > usize::from(mtu) {
-            if !dont_frag {
-                // Never fragment (design: no IP fragmentation); without DF there is no one to tell.
-                return r.uncached_drop(DropReason::TooBig);
+            match oport.link {
+                PortLink::Exterior(binding) => {
+                    let leg = match binding {
+                        Binding::Local { dpdk_port } => Leg::Local(dpdk_port),
+                        Binding::Remote { .. } => Leg::Tunnel { port: p, sport: self.sport },
+                    };
+                    if !legs.push(leg) {
+                        r.dropped_legs = r.dropped_legs.saturating_add(1);
+                    }
+                }
+                PortLink::Peer(peer) if self.pending.hops == 0 => self.router_copy(&mut r, peer, h, frame),
+                // Routed floods skip router ports (module docs).
+                PortLink::Peer(_) | PortLink::Unplugged => {}
             }
-            let err = if src.is_ipv4() {
-                IcmpError::V4Unreachable(Icmpv4DstUnreachable::FragRequired, mtu)
-            } else {
-                IcmpError::V6TooBig(u32::from(mtu))
-            };
-            return answer_error(r, DropReason::TooBig, Some(err), frame, h, ingress, in_rp, out);
         }
-        let Some(mac) = state.neighbours.lookup(out_port, next_hop, now) else {
-            r = r.uncached_drop(DropReason::NeighbourUnresolved);
-            let len = match (next_hop, own_addr(orp, next_hop)) {
-                (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_request(out, orp.mac, s, t),
-                (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_solicit(out, orp.mac, s, t),
-                _ => None,
-            };
-            r.generated = len.map(|len| Generated { len, dpdk_port });
-            return r;
+        if legs.is_empty() {
+            let reason = if r.generated.is_some() { DropReason::ArpConsumed } else { DropReason::NoEgress };
+            return r.drop(reason);
+        }
+        let mut actions = self.pending_actions(None);
+        actions.push(Action::Flood);
+        if let Err(reason) = execute(self.snap, &actions, frame, self.state, self.now) {
+            return r.drop(reason);
+        }
+        r.actions = actions;
+        r.flood = legs;
+        r
+    }
+
+    /// A router port on a flood sees a copy of the frame (read-only): it learns the sender of an
+    /// ARP packet on its subnet and answers an ARP request for its address into `out`.
+    fn router_copy(&mut self, r: &mut SimResult, pid: PortId, h: &Headers, frame: &[u8]) {
+        let Some(port) = self.snap.get_port(pid) else { return };
+        let Some(rp) = port.as_router_port() else { return };
+        r.deps.insert(DeviceId::Port(pid));
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
+        if filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps).is_err() {
+            return;
+        }
+        match h.l3 {
+            L3::Arp(arp) => {
+                let sender = IpAddr::V4(arp.source_protocol_addr);
+                if !arp.source_protocol_addr.is_unspecified() && on_link(rp, sender) {
+                    self.state.neighbours.learn(pid, sender, arp.source_hardware_addr, self.now);
+                }
+                let target = IpAddr::V4(arp.target_protocol_addr);
+                if arp.operation == ArpOperation::Request && rp.owns(target) && r.generated.is_none() {
+                    let len = arp_reply(
+                        self.out,
+                        rp.mac,
+                        arp.target_protocol_addr,
+                        arp.source_hardware_addr,
+                        arp.source_protocol_addr,
+                    );
+                    r.generated = len.map(|len| Generated { len, legs: Legs::one(self.back) });
+                }
+            }
+            L3::Ipv4(_) | L3::Ipv6(_) => {
+                if let L4::Icmpv6 { msg_type: Icmpv6Message::NeighborSolicit | Icmpv6Message::NeighborAdvert, .. } =
+                    h.l4
+                {
+                    if r.generated.is_none() {
+                        r.generated = self.ndp(frame, h, pid, rp);
+                    }
+                }
+            }
+            L3::Other => {}
+        }
+    }
+
+    /// The actions the walk so far implies, up to (not including) the output, for a frame leaving
+    /// through a port with `mtu` (none: not checked).
+    fn pending_actions(&self, mtu: Option<u16>) -> Actions {
+        let p = self.pending;
+        let mut actions = Actions::new();
+        if let Some(port) = p.learn {
+            actions.push(Action::Learn(port));
+        }
+        if p.hops > 0 {
+            if let Some(mtu) = mtu {
+                actions.push(Action::CheckMtu(mtu));
+            }
+            actions.push(Action::DecTtl(p.hops));
+        }
+        if let Some(mac) = p.eth_src {
+            actions.push(Action::SetEthSrc(mac));
+        }
+        if let Some(mac) = p.eth_dst {
+            actions.push(Action::SetEthDst(mac));
+        }
+        actions
+    }
+
+    /// The frame leaves through remote-bound port `port`: the MTU check for routed packets against
+    /// the underlay MTU less the encapsulation, the pending rewrites, the outer headers.
+    fn tunnel_out(&mut self, r: SimResult, port: PortId, frame: &mut [u8], h: &Headers) -> SimResult {
+        let t = match tunnel_of(self.snap, port) {
+            Ok(t) => t,
+            Err(reason) => return r.uncached_drop(reason),
         };
-        for a in [
-            Action::CheckMtu(mtu),
-            Action::DecTtl(hops),
-            Action::SetEthSrc(orp.mac),
-            Action::SetEthDst(mac),
-            Action::Output(dpdk_port),
-        ] {
-            r.actions.push(a);
+        let mtu = self.state.mtu(t.underlay.dpdk_port).saturating_sub(t.encap.mtu_overhead());
+        if let Some(at) = self.pending.routed_at {
+            let (src, dont_frag) = match h.l3 {
+                L3::Ipv4(f) => (IpAddr::V4(f.src), f.dont_frag),
+                L3::Ipv6(f) => (IpAddr::V6(f.src), true),
+                _ => return r.uncached_drop(DropReason::Malformed),
+            };
+            if h.end - h.l3_offset > usize::from(mtu) {
+                let ingress = self.ingress(at);
+                return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
+            }
         }
-        if let Err(reason) = apply(&r.actions, frame) {
+        let mut actions = self.pending_actions(Some(mtu));
+        actions.push(Action::Encap { port, sport: self.sport });
+        match execute(self.snap, &actions, frame, self.state, self.now) {
+            Ok(Some(output)) => {
+                let mut r = r;
+                r.actions = actions;
+                r.outer = output.outer;
+                r
+            }
+            Ok(None) => r.uncached_drop(DropReason::Malformed),
+            Err(reason) => self.underlay_unresolved(r, port, reason),
+        }
+    }
+
+    /// The frame leaves through local DPDK port `dpdk_port`: the MTU check for routed packets,
+    /// then the pending rewrites.
+    fn output(&mut self, r: SimResult, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
+        let mtu = self.state.mtu(dpdk_port);
+        if let Some(at) = self.pending.routed_at {
+            let (src, dont_frag) = match h.l3 {
+                L3::Ipv4(f) => (IpAddr::V4(f.src), f.dont_frag),
+                L3::Ipv6(f) => (IpAddr::V6(f.src), true),
+                _ => return r.uncached_drop(DropReason::Malformed),
+            };
+            if h.end - h.l3_offset > usize::from(mtu) {
+                let ingress = self.ingress(at);
+                return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
+            }
+        }
+        let mut r = r;
+        r.actions = self.pending_actions(Some(mtu));
+        r.actions.push(Action::Output(dpdk_port));
+        if let Err(reason) = apply(self.snap, &r.actions, frame, self.state, self.now) {
             return r.uncached_drop(reason);
         }
-        return r;
+        r
     }
+}
+
+/// Larger than the egress MTU: never fragmented; ICMP frag needed / packet too big from `at`.
+#[allow(clippy::too_many_arguments)]
+fn too_big(
+    r: SimResult,
+    dont_frag: bool,
+    src: IpAddr,
+    mtu: u16,
+    frame: &[u8],
+    h: &Headers,
+    ingress: &Ingress<'_>,
+    at: &RouterPort,
+    out: &mut [u8],
+) -> SimResult {
+    if !dont_frag {
+        // Never fragment (design: no IP fragmentation); without DF there is no one to tell.
+        return r.uncached_drop(DropReason::TooBig);
+    }
+    let err = if src.is_ipv4() {
+        IcmpError::V4Unreachable(Icmpv4DstUnreachable::FragRequired, mtu)
+    } else {
+        IcmpError::V6TooBig(u32::from(mtu))
+    };
+    answer_error(r, DropReason::TooBig, Some(err), frame, h, ingress, at, out)
+}
+
+/// The MAC of a router port linked to `bridge` that owns `addr`.
+fn router_port_address_mac(snap: &Snapshot, bridge: &Bridge, addr: IpAddr) -> Option<EthernetAddress> {
+    bridge.ports.iter().find_map(|&p| match snap.get_port(p).map(|p| p.link) {
+        Some(PortLink::Peer(peer)) => {
+            snap.get_port(peer).and_then(Port::as_router_port).filter(|rp| rp.owns(addr)).map(|rp| rp.mac)
+        }
+        _ => None,
+    })
+}
+
+/// The legs of `bridge`'s exterior ports other than `except` (local DPDK ports and tunnels).
+fn exterior_legs(snap: &Snapshot, bridge: &Bridge, except: PortId, sport: u16) -> Legs {
+    let mut legs = Legs::new();
+    for &p in bridge.ports.iter().filter(|&&p| p != except) {
+        match snap.get_port(p).map(|p| p.link) {
+            Some(PortLink::Exterior(Binding::Local { dpdk_port })) => legs.push(Leg::Local(dpdk_port)),
+            Some(PortLink::Exterior(Binding::Remote { .. })) => legs.push(Leg::Tunnel { port: p, sport }),
+            _ => true,
+        };
+    }
+    legs
+}
+
+/// Builds into `out` the ARP request for the underlay next hop toward the host remote port `port`
+/// is bound on; returns its length and the underlay DPDK port. For a tunnel leg whose
+/// [`outer_header`] failed with [`DropReason::NeighbourUnresolved`].
+pub fn underlay_arp_request(snap: &Snapshot, state: &CoreState, port: PortId, out: &mut [u8]) -> Option<(usize, u16)> {
+    let t = tunnel_of(snap, port).ok()?;
+    let u = t.underlay;
+    let len = arp_request(out, state.port_mac(u.dpdk_port), u.address, u.next_hop(t.dst))?;
+    Some((len, u.dpdk_port))
+}
+
+/// Builds into `out` the ARP reply of `mac` / `ip` to `target_mac` / `target_ip`.
+fn arp_reply(
+    out: &mut [u8],
+    mac: EthernetAddress,
+    ip: core::net::Ipv4Addr,
+    target_mac: EthernetAddress,
+    target_ip: core::net::Ipv4Addr,
+) -> Option<usize> {
+    let end = ETHERNET_HEADER_LEN + ARP_PACKET_LEN;
+    let out = out.get_mut(..end)?;
+    let mut eth = EthernetFrame::new_unchecked(&mut out[..ETHERNET_HEADER_LEN]);
+    eth.set_dst_addr(target_mac);
+    eth.set_src_addr(mac);
+    eth.set_ethertype(EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: mac,
+        source_protocol_addr: ip,
+        target_hardware_addr: target_mac,
+        target_protocol_addr: target_ip,
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut out[ETHERNET_HEADER_LEN..]));
+    Some(end)
 }
 
 /// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
@@ -321,11 +1047,12 @@ fn verdict(
     frame: &mut [u8],
     h: &Headers,
     ingress: &Ingress<'_>,
-    at: &RouterPort,
+    at: Option<&RouterPort>,
     out: &mut [u8],
 ) -> SimResult {
-    match v {
-        Stop::Reject => {
+    match (v, at) {
+        (Stop::Reject, None) => r.drop(DropReason::RuleReject),
+        (Stop::Reject, Some(at)) => {
             let err = match h.l3 {
                 L3::Ipv4(_) => Some(IcmpError::V4Unreachable(Icmpv4DstUnreachable::CommProhibited, 0)),
                 L3::Ipv6(_) => Some(IcmpError::V6Unreachable(Icmpv6DstUnreachable::AdminProhibit)),
@@ -333,8 +1060,8 @@ fn verdict(
             };
             answer_error(r, DropReason::RuleReject, err, frame, h, ingress, at, out)
         }
-        Stop::Nat => r.uncached_drop(DropReason::NatUnsupported),
-        Stop::Drop => r.drop(DropReason::RuleDrop),
+        (Stop::Nat, _) => r.uncached_drop(DropReason::NatUnsupported),
+        (Stop::Drop, _) => r.drop(DropReason::RuleDrop),
     }
 }
 
@@ -359,7 +1086,7 @@ fn answer_error(
         return r.uncached_drop(DropReason::IcmpErrorSuppressed);
     }
     r.generated = icmp_error(frame, h, out, ingress.port.mac, src, err)
-        .map(|len| Generated { len, dpdk_port: ingress.dpdk_port });
+        .map(|len| Generated { len, legs: Legs::one(ingress.back) });
     r
 }
 
@@ -433,7 +1160,10 @@ fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>,
     r.cacheable = false;
     r.actions = Actions::new();
     r.actions.push(Action::Reply(kind));
-    r.actions.push(Action::Output(ingress.dpdk_port));
+    r.actions.push(match ingress.back {
+        Leg::Local(dpdk_port) => Action::Output(dpdk_port),
+        Leg::Tunnel { port, sport } => Action::Encap { port, sport },
+    });
     r
 }
 
@@ -448,20 +1178,54 @@ fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
     port.addresses.iter().find(|n| n.contains(&peer)).map(|n| n.addr()).or_else(same_family)
 }
 
-/// Learns from a neighbour solicitation (source link-layer address) or advertisement (target
-/// link-layer address) on a router port.
-fn learn_ndp(frame: &[u8], h: &Headers, port: PortId, rp: &RouterPort, state: &mut CoreState, now: u64) {
-    let (Some(pseudo), Some(seg)) = (h.pseudo_header(), frame.get(h.l4_offset..h.end)) else { return };
-    let Ok(p) = Icmpv6Packet::new_checked(seg) else { return };
-    let (addr, mac): (IpAddr, EthernetAddress) = match Icmpv6Repr::parse(&pseudo, &p) {
-        Ok(Icmpv6Repr::NeighborSolicit { lladdr: Some(mac), .. }) => (pseudo_src(&pseudo), mac),
-        Ok(Icmpv6Repr::NeighborAdvert { target_addr, lladdr: Some(mac), .. }) => (IpAddr::V6(target_addr), mac),
-        _ => return,
-    };
-    if !addr.is_unspecified() && on_link(rp, addr) {
-        state.neighbours.learn(port, addr, mac, now);
+impl Walk<'_, '_> {
+    /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
+    /// (its source link-layer address) or the target of an advertisement, and answers a
+    /// solicitation for one of the port's addresses with an advertisement into `out`, back where
+    /// the frame came from. Messages with a hop limit other than 255 are ignored (section 7.1).
+    fn ndp(&mut self, frame: &[u8], h: &Headers, port: PortId, rp: &RouterPort) -> Option<Generated> {
+        let L3::Ipv6(ip) = h.l3 else { return None };
+        if ip.hop_limit != 255 {
+            return None;
+        }
+        let pseudo = h.pseudo_header()?;
+        let p = Icmpv6Packet::new_checked(frame.get(h.l4_offset..h.end)?).ok()?;
+        match Icmpv6Repr::parse(&pseudo, &p).ok()? {
+            Icmpv6Repr::NeighborSolicit { target_addr, lladdr } => {
+                let from_unspecified = ip.src.is_unspecified();
+                if let (Some(mac), false) = (lladdr, from_unspecified) {
+                    if on_link(rp, IpAddr::V6(ip.src)) {
+                        self.state.neighbours.learn(port, IpAddr::V6(ip.src), mac, self.now);
+                    }
+                }
+                if !rp.owns(IpAddr::V6(target_addr)) {
+                    return None;
+                }
+                // Section 7.2.4: to the solicitor, or to all nodes when it has no address yet (DAD).
+                let (dst_ip, dst_mac, solicited) = if from_unspecified {
+                    (Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), EthernetAddress([0x33, 0x33, 0, 0, 0, 1]), false)
+                } else {
+                    (ip.src, lladdr.unwrap_or(h.eth_src), true)
+                };
+                let len = neighbour_advert(self.out, rp.mac, target_addr, dst_mac, dst_ip, solicited)?;
+                Some(Generated { len, legs: Legs::one(self.back) })
+            }
+            Icmpv6Repr::NeighborAdvert { target_addr, lladdr: Some(mac), .. } => {
+                if on_link(rp, IpAddr::V6(target_addr)) {
+                    self.state.neighbours.learn(port, IpAddr::V6(target_addr), mac, self.now);
+                }
+                None
+            }
+            _ => None,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bridge_tests;
+
+#[cfg(test)]
+mod tunnel_tests;

@@ -1,7 +1,9 @@
-//! Per-core state of the simulation: the neighbour cache (ARP / NDP) and the egress MTUs.
+//! Per-core state of the simulation: the neighbour cache (ARP / NDP), the bridges' learned MACs
+//! and the egress MTUs.
 
 use core::net::IpAddr;
 
+use super::mac::MacTable;
 use crate::topology::{DeviceId, PortId, Snapshot};
 use crate::wire::EthernetAddress;
 
@@ -35,6 +37,7 @@ pub struct NeighbourCache {
     slots: Box<[Entry]>,
     mask: usize,
     lifetime: u64,
+    learned: u64,
 }
 
 impl NeighbourCache {
@@ -42,7 +45,7 @@ impl NeighbourCache {
     /// an entry learned at `now` is valid until `now + lifetime`.
     pub fn new(capacity: usize, lifetime: u64) -> NeighbourCache {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        NeighbourCache { slots: vec![FREE; buckets * WAYS].into_boxed_slice(), mask: buckets - 1, lifetime }
+        NeighbourCache { slots: vec![FREE; buckets * WAYS].into_boxed_slice(), mask: buckets - 1, lifetime, learned: 0 }
     }
 
     /// Number of entries the cache holds.
@@ -67,6 +70,7 @@ impl NeighbourCache {
 
     /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`.
     pub fn learn(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
+        self.learned = self.learned.wrapping_add(1);
         let range = self.bucket(port, ip);
         let bucket = &mut self.slots[range];
         let expires = now.saturating_add(self.lifetime).max(1);
@@ -80,6 +84,12 @@ impl NeighbourCache {
         if let Some(e) = victim {
             *e = new;
         }
+    }
+
+    /// How many times [`learn`](Self::learn) was called: a change tells the resolution queue to
+    /// look at its held packets again.
+    pub fn learn_count(&self) -> u64 {
+        self.learned
     }
 
     /// The MAC of `ip` on `port`, if learned and not expired at `now`.
@@ -137,11 +147,22 @@ pub struct CoreConfig {
     pub neighbour_lifetime: u64,
     /// The MTU of a DPDK port without its own ([`CoreState::set_mtu`]): IP packet bytes, not frame bytes.
     pub default_mtu: u16,
+    /// Learned MAC entries of all bridges.
+    pub mac_capacity: usize,
+    /// How long a learned MAC stays valid without being seen again, in the caller's clock units
+    /// (MidoNet ages entries out after 300 s without traffic).
+    pub mac_aging: u64,
 }
 
 impl Default for CoreConfig {
     fn default() -> Self {
-        CoreConfig { neighbour_capacity: 4096, neighbour_lifetime: 60_000_000_000, default_mtu: 1500 }
+        CoreConfig {
+            neighbour_capacity: 4096,
+            neighbour_lifetime: 60_000_000_000,
+            default_mtu: 1500,
+            mac_capacity: 4096,
+            mac_aging: 300_000_000_000,
+        }
     }
 }
 
@@ -150,7 +171,10 @@ impl Default for CoreConfig {
 pub struct CoreState {
     /// The ARP / NDP cache.
     pub neighbours: NeighbourCache,
+    /// The bridges' learned MAC entries.
+    pub macs: MacTable,
     mtus: [u16; MAX_DPDK_PORTS],
+    port_macs: [EthernetAddress; MAX_DPDK_PORTS],
     default_mtu: u16,
 }
 
@@ -159,7 +183,9 @@ impl CoreState {
     pub fn new(config: &CoreConfig) -> CoreState {
         CoreState {
             neighbours: NeighbourCache::new(config.neighbour_capacity, config.neighbour_lifetime),
+            macs: MacTable::new(config.mac_capacity, config.mac_aging),
             mtus: [0; MAX_DPDK_PORTS],
+            port_macs: [EthernetAddress([0; 6]); MAX_DPDK_PORTS],
             default_mtu: config.default_mtu,
         }
     }
@@ -175,10 +201,30 @@ impl CoreState {
     /// is kept only when the port at that index is unchanged (`changed` holds the changed device
     /// tags, sorted; `None` means everything changed). Allocation-free.
     pub fn snapshot_changed(&mut self, snap: &Snapshot, changed: Option<&[u32]>) {
-        self.neighbours.retain_ports(|port| match (changed, snap.get_port(port)) {
-            (Some(tags), Some(_)) => tags.binary_search(&snap.device_tag(DeviceId::Port(port))).is_err(),
-            _ => false,
+        let unchanged = |id: DeviceId| match changed {
+            Some(tags) => tags.binary_search(&snap.device_tag(id)).is_err(),
+            None => false,
+        };
+        self.neighbours.retain_ports(|port| snap.get_port(port).is_some() && unchanged(DeviceId::Port(port)));
+        self.macs.retain(|bridge, port| {
+            snap.get_bridge(bridge).is_some()
+                && snap.get_port(port).is_some()
+                && unchanged(DeviceId::Bridge(bridge))
+                && unchanged(DeviceId::Port(port))
         });
+    }
+
+    /// Sets the MAC of a DPDK port (the outer source of tunnelled frames on the underlay port, the
+    /// ARP answer for the underlay address); ports beyond [`MAX_DPDK_PORTS`] are ignored.
+    pub fn set_port_mac(&mut self, dpdk_port: u16, mac: EthernetAddress) {
+        if let Some(m) = self.port_macs.get_mut(usize::from(dpdk_port)) {
+            *m = mac;
+        }
+    }
+
+    /// The MAC of a DPDK port (all zeros if never set).
+    pub fn port_mac(&self, dpdk_port: u16) -> EthernetAddress {
+        self.port_macs.get(usize::from(dpdk_port)).copied().unwrap_or(EthernetAddress([0; 6]))
     }
 
     /// The MTU of a DPDK port.

@@ -67,7 +67,12 @@ fn topo() -> Topo {
 
 /// Core state that knows the VM, the outside host and both uplink gateways.
 fn state() -> CoreState {
-    let mut s = CoreState::new(&CoreConfig { neighbour_capacity: 64, neighbour_lifetime: 1000, default_mtu: 1500 });
+    let mut s = CoreState::new(&CoreConfig {
+        neighbour_capacity: 64,
+        neighbour_lifetime: 1000,
+        mac_aging: 1000,
+        ..CoreConfig::default()
+    });
     s.neighbours.learn(PortId(4), ip("10.0.0.5"), VM, 0);
     s.neighbours.learn(PortId(4), ip("2001:db8:2::5"), VM, 0);
     s.neighbours.learn(PortId(0), ip("192.0.2.254"), GW0, 0);
@@ -251,7 +256,7 @@ fn forward_through_two_routers() {
 
     // The cached path gives the same bytes.
     let mut g = orig.clone();
-    assert_eq!(apply(&r.actions, &mut g), Ok(Output { dpdk_port: 2 }));
+    assert_eq!(apply(&snap, &r.actions, &mut g, &mut st, 10), Ok(Output::local(2)));
     assert_eq!(g, f);
 
     // And back: VM -> outside through both routers to the ECMP uplinks.
@@ -294,7 +299,7 @@ fn blackhole_drops() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::Blackhole));
     assert!(r.cacheable && r.generated.is_none());
     assert_eq!(f, orig);
-    assert_eq!(apply(&r.actions, &mut f), Err(DropReason::Blackhole));
+    assert_eq!(apply(&snap, &r.actions, &mut f, &mut state(), 10), Err(DropReason::Blackhole));
 }
 
 #[test]
@@ -306,7 +311,7 @@ fn reject_route_answers_admin_prohibited() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::RejectRoute));
     assert!(!r.cacheable);
     let g = r.generated.unwrap();
-    assert_eq!(g.dpdk_port, 0);
+    assert_eq!(g.legs, Legs::one(Leg::Local(0)));
     check_icmp4_error(&out[..g.len], &f, "192.0.2.1", Icmpv4Message::DstUnreachable, 13);
 }
 
@@ -397,10 +402,10 @@ fn oversized_df_answers_frag_needed() {
     assert!(r.cacheable);
     let mut big = udp4("192.0.2.7", "10.0.0.5", 1, 64, true, 1401 - 28);
     let before = big.clone();
-    assert_eq!(apply(&r.actions, &mut big), Err(DropReason::TooBig));
+    assert_eq!(apply(&snap, &r.actions, &mut big, &mut st, 10), Err(DropReason::TooBig));
     assert_eq!(big, before);
     let mut ttl1 = udp4("192.0.2.7", "10.0.0.5", 1, 2, true, 10);
-    assert_eq!(apply(&r.actions, &mut ttl1), Err(DropReason::TtlExpired));
+    assert_eq!(apply(&snap, &r.actions, &mut ttl1, &mut st, 10), Err(DropReason::TtlExpired));
 
     // IPv6: packet too big with the MTU.
     let mut f = udp6("2001:db8:1::7", "2001:db8:2::5", 64, 1401 - 48);
@@ -512,8 +517,9 @@ fn neighbour_miss_sends_arp_request_or_ns() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
     assert!(!r.cacheable);
     assert_eq!(f, orig);
+    assert_eq!(r.hold, Some(Hold { port: PortId(4), addr: ip("10.0.0.77") }), "held, unchanged, for this neighbour");
     let g = r.generated.unwrap();
-    assert_eq!(g.dpdk_port, 2);
+    assert_eq!(g.legs, Legs::one(Leg::Local(2)));
     let h = Headers::parse(&out[..g.len]).unwrap();
     assert_eq!((h.eth_src, h.eth_dst), (mac(5), EthernetAddress::BROADCAST));
     let L3::Arp(a) = h.l3 else { panic!() };
@@ -590,6 +596,127 @@ fn garbage_never_panics() {
             f[12..14].copy_from_slice(&[0x08, 0x00]);
         }
         let r = simulate(&snap, 0, &mut f, &mut st, 0, &mut out);
-        let _ = apply(&r.actions, &mut f);
+        let _ = apply(&snap, &r.actions, &mut f, &mut st, 10);
     }
+}
+
+/// A neighbour solicitation for `target` from `src` (with `lladdr`), to the solicited-node group.
+fn ns(src: &str, target: &str, lladdr: Option<EthernetAddress>, hop_limit: u8) -> Vec<u8> {
+    let (src, target): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), target.parse().unwrap());
+    let t = target.octets();
+    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
+    let icmp = Icmpv6Repr::NeighborSolicit { target_addr: target, lladdr };
+    let mut f = vec![0u8; 14 + 40 + icmp.buffer_len()];
+    eth(&mut f, OUTSIDE, EthernetAddress([0x33, 0x33, 0xff, t[13], t[14], t[15]]), EtherType::Ipv6);
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+    icmp.emit(&PseudoHeader::V6 { src, dst }, &mut Icmpv6Packet::new_unchecked(&mut f[54..]));
+    f
+}
+
+/// The neighbour advertisement in `out[..len]`: (IPv6 src, dst, flags, target, lladdr), checked.
+fn parse_na(out: &[u8]) -> (Headers, Icmpv6Repr<'_>) {
+    let h = valid(out);
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.hop_limit == 255));
+    let p = Icmpv6Packet::new_checked(&out[h.l4_offset..h.end]).unwrap();
+    let repr = Icmpv6Repr::parse(&h.pseudo_header().unwrap(), &p).unwrap();
+    (h, repr)
+}
+
+#[test]
+fn neighbour_solicitations_for_port_addresses_are_answered() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let mut f = ns("2001:db8:1::7", "2001:db8:1::1", Some(OUTSIDE), 255);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NdpConsumed));
+    assert!(!r.cacheable);
+    let g = r.generated.expect("neighbour advertisement");
+    assert_eq!(g.legs, Legs::one(Leg::Local(0)));
+    let (h, na) = parse_na(&out[..g.len]);
+    assert_eq!((h.eth_src, h.eth_dst), (mac(1), OUTSIDE));
+    let L3::Ipv6(x) = h.l3 else { panic!() };
+    assert_eq!((x.src, x.dst), ("2001:db8:1::1".parse().unwrap(), "2001:db8:1::7".parse().unwrap()));
+    assert_eq!(
+        na,
+        Icmpv6Repr::NeighborAdvert {
+            flags: crate::wire::NeighborFlags { router: true, solicited: true, override_entry: true },
+            target_addr: "2001:db8:1::1".parse().unwrap(),
+            lladdr: Some(mac(1)),
+        }
+    );
+    // The solicitor was learned.
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("2001:db8:1::7"), 10), Some(OUTSIDE));
+
+    // Duplicate address detection (unspecified source): to all nodes, not solicited, nothing learned.
+    let mut f = ns("::", "2001:db8:1::1", None, 255);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    let (h, na) = parse_na(&out[..r.generated.unwrap().len]);
+    assert_eq!(h.eth_dst, EthernetAddress([0x33, 0x33, 0, 0, 0, 1]));
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.dst == "ff02::1".parse::<Ipv6Addr>().unwrap()));
+    assert!(matches!(na, Icmpv6Repr::NeighborAdvert { flags, .. } if !flags.solicited && flags.router));
+
+    // A hop limit other than 255 may come from off-link: ignored (RFC 4861 section 7.1.1).
+    let mut f = ns("2001:db8:1::8", "2001:db8:1::1", Some(GW0), 254);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert!(r.generated.is_none());
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("2001:db8:1::8"), 10), None);
+
+    // For someone else's address: learned, not answered.
+    let mut f = ns("2001:db8:1::9", "2001:db8:1::99", Some(GW1), 255);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert!(r.generated.is_none());
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("2001:db8:1::9"), 10), Some(GW1));
+}
+
+#[test]
+fn ipv6_next_hop_resolved_by_advertisement_then_forwarded() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let mut f = udp6("2001:db8:1::7", "2001:db8:2::42", 64, 8);
+    let orig = f.clone();
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
+    assert_eq!(r.hold, Some(Hold { port: PortId(4), addr: ip("2001:db8:2::42") }));
+    // The VM advertises itself (unsolicited by the gateway's view: any NA with a TLLA is learned).
+    let icmp = Icmpv6Repr::NeighborAdvert {
+        flags: crate::wire::NeighborFlags { router: false, solicited: true, override_entry: true },
+        target_addr: "2001:db8:2::42".parse().unwrap(),
+        lladdr: Some(VM),
+    };
+    let (src, dst): (Ipv6Addr, Ipv6Addr) = ("2001:db8:2::42".parse().unwrap(), "2001:db8:2::1".parse().unwrap());
+    let mut na = vec![0u8; 14 + 40 + icmp.buffer_len()];
+    eth(&mut na, VM, mac(5), EtherType::Ipv6);
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut na[14..54]));
+    icmp.emit(&PseudoHeader::V6 { src, dst }, &mut Icmpv6Packet::new_unchecked(&mut na[54..]));
+    let r = run(&snap, &mut st, 2, &mut na, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NdpConsumed));
+    let mut f = orig.clone();
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.output(), Some(2));
+    let h = valid(&f);
+    assert_eq!((h.eth_src, h.eth_dst), (mac(5), VM));
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.hop_limit == 62));
+    let mut g = orig.clone();
+    assert_eq!(apply(&snap, &r.actions, &mut g, &mut st, 10), Ok(Output::local(2)));
+    assert_eq!(g, f);
 }

@@ -4,6 +4,8 @@
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::wire::VXLAN_DEFAULT_UDP_PORT;
+
 use ipnet::IpNet;
 
 use super::id::{
@@ -21,6 +23,76 @@ pub struct Host {
     pub id: HostId,
     /// The host's underlay address in the tunnel zone (outer destination of tunnelled packets).
     pub tunnel_addr: IpAddr,
+    /// How packets to its ports are encapsulated.
+    pub encap: Encap,
+}
+
+/// A tunnel encapsulation (the tunnel zone's type in MidoNet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Encap {
+    /// VXLAN (RFC 7348): outer IPv4 + UDP to the underlay's VXLAN port + VXLAN with VNI = tunnel key.
+    #[default]
+    Vxlan,
+    /// GRE (RFC 2784 / 2890): outer IPv4 + GRE with key = tunnel key, protocol 0x6558 (transparent
+    /// Ethernet bridging).
+    Gre,
+}
+
+impl Encap {
+    /// Bytes the encapsulation adds in front of the inner frame: outer Ethernet, IPv4, and UDP +
+    /// VXLAN (14 + 20 + 8 + 8) or GRE with a key (14 + 20 + 8).
+    pub const fn header_len(self) -> usize {
+        match self {
+            Encap::Vxlan => 50,
+            Encap::Gre => 42,
+        }
+    }
+
+    /// How much an inner IP packet must be smaller than the underlay MTU: the outer IPv4 and
+    /// tunnel headers plus the inner Ethernet header (VXLAN 50, GRE 42 bytes).
+    pub const fn mtu_overhead(self) -> u16 {
+        match self {
+            Encap::Vxlan => 20 + 8 + 8 + 14,
+            Encap::Gre => 20 + 8 + 14,
+        }
+    }
+}
+
+/// The gateway's own endpoint on the underlay network, where tunnels start and end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Underlay {
+    /// The local DPDK port facing the underlay (bound to no virtual port).
+    pub dpdk_port: u16,
+    /// The gateway's underlay address: outer source of tunnelled packets, answered for in ARP.
+    pub address: Ipv4Addr,
+    /// Prefix length of the underlay subnet.
+    pub prefix_len: u8,
+    /// The underlay router for hosts outside the subnet; `None`: every host is on the subnet.
+    pub gateway: Option<Ipv4Addr>,
+    /// UDP destination port of VXLAN ([`VXLAN_DEFAULT_UDP_PORT`], 4789, by default).
+    pub vxlan_port: u16,
+}
+
+impl Underlay {
+    /// An endpoint on `dpdk_port` with `address/prefix_len`, no gateway, VXLAN on UDP 4789.
+    pub fn new(dpdk_port: u16, address: Ipv4Addr, prefix_len: u8) -> Underlay {
+        Underlay { dpdk_port, address, prefix_len, gateway: None, vxlan_port: VXLAN_DEFAULT_UDP_PORT }
+    }
+
+    /// Whether `addr` is on the underlay subnet.
+    pub fn on_subnet(&self, addr: Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len.min(32))).unwrap_or(0);
+        (u32::from(addr) ^ u32::from(self.address)) & mask == 0
+    }
+
+    /// The underlay next hop toward `dst`: `dst` itself on the subnet (or without a gateway), else
+    /// the gateway.
+    pub fn next_hop(&self, dst: Ipv4Addr) -> Ipv4Addr {
+        match self.gateway {
+            Some(gw) if !self.on_subnet(dst) => gw,
+            _ => dst,
+        }
+    }
 }
 
 /// A virtual router.
@@ -89,9 +161,18 @@ pub struct Bridge {
     pub ports: Box<[PortId]>,
     /// Static MAC table entries, sorted by MAC (learned entries live in per-core state).
     pub static_macs: Box<[(EthernetAddress, PortId)]>,
+    /// The MACs of the router ports linked to this bridge, with the bridge port each is behind,
+    /// sorted by MAC: a bridge knows them from the topology, without learning.
+    pub router_macs: Box<[(EthernetAddress, PortId)]>,
 }
 
 impl Bridge {
+    /// The bridge port behind which the router port with MAC `mac` is. Allocation-free (binary
+    /// search; two linked router ports with one MAC: either).
+    pub fn router_port(&self, mac: EthernetAddress) -> Option<PortId> {
+        self.router_macs.binary_search_by_key(&mac, |&(m, _)| m).ok().map(|i| self.router_macs[i].1)
+    }
+
     /// The port a static entry binds `mac` to. Allocation-free (binary search).
     pub fn static_mac(&self, mac: EthernetAddress) -> Option<PortId> {
         self.static_macs.binary_search_by_key(&mac, |&(m, _)| m).ok().map(|i| self.static_macs[i].1)

@@ -121,7 +121,9 @@ impl Snapshot {
         }
         tags.sort_unstable();
         tags.dedup();
-        // No snapshot-wide setting exists yet that flows depend on beyond their devices.
-        SnapshotChanges { tags, everything: false }
+        // The underlay endpoint (outer addresses, the VXLAN port, the underlay DPDK port) is in every
+        // tunnelled flow's actions and in none of their device tags.
+        let everything = self.underlay() != old.underlay();
+        SnapshotChanges { tags, everything }
     }
 }

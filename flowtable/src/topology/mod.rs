@@ -67,8 +67,8 @@ mod route;
 mod snapshot;
 
 pub use self::device::{
-    Binding, Bridge, BridgePort, Host, IpAddrGroup, Port, PortGroup, PortKind, PortLink, Router, RouterPort,
-    MAX_TUNNEL_KEY,
+    Binding, Bridge, BridgePort, Encap, Host, IpAddrGroup, Port, PortGroup, PortKind, PortLink, Router, RouterPort,
+    Underlay, MAX_TUNNEL_KEY,
 };
 pub use self::diff::SnapshotChanges;
 pub use self::id::{

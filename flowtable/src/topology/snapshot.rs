@@ -5,8 +5,8 @@ use core::net::IpAddr;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::device::{
-    Binding, Bridge, BridgePort, Host, IpAddrGroup, Port, PortGroup, PortKind, PortLink, Router, RouterPort,
-    MAX_TUNNEL_KEY,
+    Binding, Bridge, BridgePort, Encap, Host, IpAddrGroup, Port, PortGroup, PortKind, PortLink, Router, RouterPort,
+    Underlay, MAX_TUNNEL_KEY,
 };
 use super::id::{BridgeId, ChainId, DeviceId, HostId, IpAddrGroupId, PortGroupId, PortId, RouterId, RuleId, Uuid};
 use super::route::{Route, RouteOrigin, RouteType, RoutingTables};
@@ -64,6 +64,15 @@ pub enum TopologyError {
     /// Two ports bound to one DPDK port.
     #[error("DPDK port {0} is bound to two ports")]
     DuplicateDpdkPort(u16),
+    /// A virtual port bound to the DPDK port the underlay uses.
+    #[error("DPDK port {0} is the underlay's and cannot be bound to a virtual port")]
+    UnderlayPortBound(u16),
+    /// An underlay prefix longer than 32 bits.
+    #[error("underlay prefix length {0} is longer than 32")]
+    UnderlayPrefixTooLong(u8),
+    /// A host with a port bound on it whose tunnel address is not IPv4 (the underlay is IPv4).
+    #[error("host {0} has ports bound on it but an IPv6 tunnel address; tunnels are IPv4")]
+    TunnelAddrNotIpv4(HostId),
     /// A router port MAC that is multicast or all zeros.
     #[error("router port {port} has MAC {mac}, which is not a unicast address")]
     RouterPortMacNotUnicast {
@@ -143,6 +152,7 @@ pub struct Snapshot {
     tunnel_keys: Box<[(u32, PortId)]>,
     dpdk_ports: Box<[(u16, PortId)]>,
     uuids: Box<[(Uuid, DeviceId)]>,
+    underlay: Option<Underlay>,
 }
 
 macro_rules! accessors {
@@ -189,6 +199,11 @@ impl Snapshot {
     /// that the packet came from that host). Binary search.
     pub fn port_by_tunnel_key(&self, key: u32) -> Option<PortId> {
         self.tunnel_keys.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| self.tunnel_keys[i].1)
+    }
+
+    /// The gateway's underlay endpoint, if tunnels are configured.
+    pub fn underlay(&self) -> Option<&Underlay> {
+        self.underlay.as_ref()
     }
 
     /// The exterior port bound to local DPDK port `dpdk_port`. Binary search.
@@ -262,6 +277,7 @@ pub struct SnapshotBuilder {
     port_groups: Vec<PortGroup>,
     ip_addr_groups: Vec<IpAddrGroup>,
     chains: Vec<ChainDraft>,
+    underlay: Option<Underlay>,
     error: Option<TopologyError>,
 }
 
@@ -295,11 +311,19 @@ impl SnapshotBuilder {
         self.ports.get_mut(port.index())
     }
 
-    /// Adds a host with its tunnel-zone address.
-    pub fn add_host(&mut self, uuid: Uuid, tunnel_addr: IpAddr) -> HostId {
+    /// Adds a host with its tunnel-zone address and the encapsulation packets to it use.
+    pub fn add_host(&mut self, uuid: Uuid, tunnel_addr: IpAddr, encap: Encap) -> HostId {
         let id = HostId(self.hosts.len() as u32);
-        self.hosts.push(Host { uuid, id, tunnel_addr });
+        self.hosts.push(Host { uuid, id, tunnel_addr, encap });
         id
+    }
+
+    /// Sets the gateway's own underlay endpoint (where tunnels to remote hosts start and end).
+    pub fn set_underlay(&mut self, underlay: Underlay) {
+        if underlay.prefix_len > 32 {
+            self.fail(TopologyError::UnderlayPrefixTooLong(underlay.prefix_len));
+        }
+        self.underlay = Some(underlay);
     }
 
     /// Adds a router without ports, routes or chains.
@@ -602,6 +626,15 @@ impl SnapshotBuilder {
             if let Some(w) = macs.windows(2).find(|w| w[0].0 == w[1].0) {
                 return Err(TopologyError::DuplicateStaticMac { bridge: id, mac: w[0].0 });
             }
+            // The MACs of router ports linked to the bridge: known without learning.
+            let mut router_macs: Vec<(EthernetAddress, PortId)> = ports_of_bridge
+                .iter()
+                .filter_map(|&bp| match ports[bp.index()].link {
+                    PortLink::Peer(peer) => ports[peer.index()].as_router_port().map(|rp| (rp.mac, bp)),
+                    _ => None,
+                })
+                .collect();
+            router_macs.sort_unstable();
             bridges.push(Bridge {
                 uuid: d.uuid,
                 id,
@@ -609,6 +642,7 @@ impl SnapshotBuilder {
                 outbound_chain: d.outbound,
                 ports: ports_of_bridge.into_boxed_slice(),
                 static_macs: macs.into_boxed_slice(),
+                router_macs: router_macs.into_boxed_slice(),
             });
         }
 
@@ -649,6 +683,7 @@ impl SnapshotBuilder {
             tunnel_keys,
             dpdk_ports,
             uuids: uuids.into_boxed_slice(),
+            underlay: b.underlay,
         })
     }
 
@@ -746,9 +781,12 @@ impl SnapshotBuilder {
         let mut dpdk = Vec::new();
         for p in &self.ports {
             match p.link {
-                PortLink::Exterior(Binding::Remote { tunnel_key, .. }) => {
+                PortLink::Exterior(Binding::Remote { tunnel_key, host }) => {
                     if tunnel_key > MAX_TUNNEL_KEY {
                         return Err(TopologyError::TunnelKeyTooLarge { port: p.id, key: tunnel_key });
+                    }
+                    if self.hosts.get(host.index()).is_some_and(|h| !h.tunnel_addr.is_ipv4()) {
+                        return Err(TopologyError::TunnelAddrNotIpv4(host));
                     }
                     keys.push((tunnel_key, p.id));
                 }
@@ -763,6 +801,9 @@ impl SnapshotBuilder {
         }
         if let Some(w) = dpdk.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(TopologyError::DuplicateDpdkPort(w[0].0));
+        }
+        if let Some(u) = self.underlay.filter(|u| dpdk.iter().any(|&(d, _)| d == u.dpdk_port)) {
+            return Err(TopologyError::UnderlayPortBound(u.dpdk_port));
         }
         Ok((keys.into_boxed_slice(), dpdk.into_boxed_slice()))
     }

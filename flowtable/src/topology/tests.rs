@@ -224,8 +224,8 @@ fn lookups_by_binding_uuid_and_mac() {
     let to_router = b.add_bridge_port(br, Uuid(5));
     let vm1 = b.add_bridge_port(br, Uuid(6));
     let vm2 = b.add_bridge_port(br, Uuid(7));
-    let host1 = b.add_host(Uuid(8), ip("192.168.7.11"));
-    let host2 = b.add_host(Uuid(9), ip("192.168.7.12"));
+    let host1 = b.add_host(Uuid(8), ip("192.168.7.11"), Encap::Vxlan);
+    let host2 = b.add_host(Uuid(9), ip("192.168.7.12"), Encap::Vxlan);
     b.bind_local(up, 3);
     b.link(rb, to_router);
     b.bind_remote(vm1, host1, 8072578);
@@ -340,12 +340,12 @@ fn builder_refusals() {
     b1.bind_local(q, 0);
     assert_eq!(err(b1), TopologyError::DuplicateDpdkPort(0));
     let mut b1 = b.clone();
-    let h = b1.add_host(Uuid(9), ip("192.168.7.2"));
+    let h = b1.add_host(Uuid(9), ip("192.168.7.2"), Encap::Vxlan);
     b1.bind_remote(p, h, 5);
     b1.bind_remote(q, h, 5);
     assert_eq!(err(b1), TopologyError::DuplicateTunnelKey(5));
     let mut b1 = b.clone();
-    let h = b1.add_host(Uuid(9), ip("192.168.7.2"));
+    let h = b1.add_host(Uuid(9), ip("192.168.7.2"), Encap::Vxlan);
     b1.bind_remote(p, h, MAX_TUNNEL_KEY + 1);
     assert_eq!(err(b1), TopologyError::TunnelKeyTooLarge { port: p, key: MAX_TUNNEL_KEY + 1 });
 
@@ -430,7 +430,7 @@ fn diff_topology(tweak: &str) -> Snapshot {
     let to_router = b.add_bridge_port(br, Uuid(5));
     let vm = b.add_bridge_port(br, Uuid(6));
     let host_addr = if tweak == "host" { "192.168.7.99" } else { "192.168.7.11" };
-    let host = b.add_host(Uuid(8), ip(host_addr));
+    let host = b.add_host(Uuid(8), ip(host_addr), Encap::Vxlan);
     b.bind_local(up, 0);
     b.link(rb, to_router);
     b.bind_remote(vm, host, 100);
@@ -482,4 +482,45 @@ fn snapshot_diff_names_exactly_the_changed_devices() {
     let shifted = diff_topology("router-first").changed_tags(&base);
     assert!(!shifted.everything);
     assert_eq!(shifted.tags, tags(&[0, 1, 2, 3]));
+    // The underlay is in every tunnelled flow: changing it flushes everything.
+    let mut with_underlay = SnapshotBuilder::new(1);
+    with_underlay.set_underlay(Underlay::new(9, "192.168.7.1".parse().unwrap(), 24));
+    let with_underlay = with_underlay.build().unwrap();
+    assert!(with_underlay.changed_tags(&SnapshotBuilder::new(1).build().unwrap()).everything);
+}
+
+#[test]
+fn underlay_is_checked_and_kept() {
+    let mut b = SnapshotBuilder::new(1);
+    let br = b.add_bridge(Uuid(1));
+    let p = b.add_bridge_port(br, Uuid(2));
+    b.bind_local(p, 3);
+    b.set_underlay(Underlay::new(3, "192.168.7.1".parse().unwrap(), 24));
+    assert_eq!(b.build(), Err(TopologyError::UnderlayPortBound(3)));
+
+    let mut b = SnapshotBuilder::new(1);
+    b.set_underlay(Underlay::new(3, "192.168.7.1".parse().unwrap(), 33));
+    assert_eq!(b.build(), Err(TopologyError::UnderlayPrefixTooLong(33)));
+
+    let mut b = SnapshotBuilder::new(1);
+    let br = b.add_bridge(Uuid(1));
+    let p = b.add_bridge_port(br, Uuid(2));
+    let h = b.add_host(Uuid(3), ip("2001:db8::1"), Encap::Gre);
+    b.bind_remote(p, h, 7);
+    assert_eq!(b.build(), Err(TopologyError::TunnelAddrNotIpv4(h)));
+
+    let mut b = SnapshotBuilder::new(1);
+    let u = Underlay {
+        gateway: Some("192.168.7.254".parse().unwrap()),
+        ..Underlay::new(3, "192.168.7.1".parse().unwrap(), 24)
+    };
+    b.set_underlay(u);
+    let snap = b.build().unwrap();
+    let u = snap.underlay().unwrap();
+    assert_eq!(u.vxlan_port, 4789);
+    assert!(u.on_subnet("192.168.7.200".parse().unwrap()));
+    assert!(!u.on_subnet("192.168.8.1".parse().unwrap()));
+    assert_eq!(u.next_hop("192.168.7.9".parse().unwrap()), "192.168.7.9".parse::<core::net::Ipv4Addr>().unwrap());
+    assert_eq!(u.next_hop("10.9.9.9".parse().unwrap()), "192.168.7.254".parse::<core::net::Ipv4Addr>().unwrap());
+    assert_eq!((Encap::Vxlan.mtu_overhead(), Encap::Gre.mtu_overhead()), (50, 42));
 }

@@ -1,0 +1,185 @@
+//! Per-core MAC learning tables of the bridges.
+//!
+//! Learned entries live per worker core, like the neighbour cache: a core learns from the frames
+//! it simulates, with no locks and no sharing. A MAC seen on two cores is learned by both. Static
+//! entries live in the snapshot ([`Bridge::static_mac`](crate::topology::Bridge::static_mac)) and
+//! win over learned ones.
+
+use crate::topology::{BridgeId, DeviceId, DeviceSet, PortId};
+use crate::wire::EthernetAddress;
+
+/// Ways per bucket.
+const WAYS: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    bridge: BridgeId,
+    mac: EthernetAddress,
+    port: PortId,
+    /// Valid while `now < expires`; 0 marks a slot never used.
+    expires: u64,
+}
+
+const FREE: Entry =
+    Entry { bridge: BridgeId(u32::MAX), mac: EthernetAddress([0; 6]), port: PortId(u32::MAX), expires: 0 };
+
+/// What [`MacTable::learn`] changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Learned {
+    /// The MAC was not known on this bridge (or its entry was gone).
+    New,
+    /// Known on the same port: the entry's age was reset.
+    Refreshed,
+    /// Known (or last known, expired) on another port: flows sent to the old port are stale.
+    Moved,
+}
+
+/// A fixed-capacity, set-associative table of learned (bridge, MAC) -> port entries with aging.
+/// Allocates only in [`MacTable::new`]. A full bucket replaces its expired or soonest-expiring
+/// entry. Expired entries keep their port until reused, so a MAC coming back on another port after
+/// expiring still counts as [`Learned::Moved`].
+#[derive(Debug, Clone)]
+pub struct MacTable {
+    slots: Box<[Entry]>,
+    mask: usize,
+    aging: u64,
+    moved: DeviceSet,
+}
+
+impl MacTable {
+    /// A table of at least `capacity` entries (a power of two, at least one bucket); an entry
+    /// learned or refreshed at `now` is valid until `now + aging`.
+    pub fn new(capacity: usize, aging: u64) -> MacTable {
+        let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
+        MacTable {
+            slots: vec![FREE; buckets * WAYS].into_boxed_slice(),
+            mask: buckets - 1,
+            aging,
+            moved: DeviceSet::new(),
+        }
+    }
+
+    /// Number of entries the table holds.
+    pub fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn bucket(&self, bridge: BridgeId, mac: EthernetAddress) -> core::ops::Range<usize> {
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(bridge.0);
+        for &x in &mac.0 {
+            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+        }
+        let b = (h ^ (h >> 29)) as usize & self.mask;
+        b * WAYS..(b + 1) * WAYS
+    }
+
+    /// Records that `mac` is behind `port` of `bridge` at `now`. A move is also remembered for
+    /// [`take_moved`](Self::take_moved), so the caller can invalidate the bridge's cached flows.
+    pub fn learn(&mut self, bridge: BridgeId, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
+        let range = self.bucket(bridge, mac);
+        let expires = now.saturating_add(self.aging).max(1);
+        let new = Entry { bridge, mac, port, expires };
+        let bucket = &mut self.slots[range];
+        if let Some(e) = bucket.iter_mut().find(|e| e.expires != 0 && e.bridge == bridge && e.mac == mac) {
+            let outcome = if e.port != port {
+                Learned::Moved
+            } else if now < e.expires {
+                Learned::Refreshed
+            } else {
+                Learned::New
+            };
+            *e = new;
+            if outcome == Learned::Moved {
+                self.moved.insert(DeviceId::Bridge(bridge));
+            }
+            return outcome;
+        }
+        let victim = bucket.iter_mut().min_by_key(|e| if e.expires <= now { 0 } else { e.expires });
+        if let Some(e) = victim {
+            *e = new;
+        }
+        Learned::New
+    }
+
+    /// The port `mac` was learned on in `bridge`, if not aged out at `now`.
+    pub fn lookup(&self, bridge: BridgeId, mac: EthernetAddress, now: u64) -> Option<PortId> {
+        self.slots[self.bucket(bridge, mac)]
+            .iter()
+            .find(|e| e.bridge == bridge && e.mac == mac && now < e.expires)
+            .map(|e| e.port)
+    }
+
+    /// Forgets every entry of `bridge` (MidoNet's "clear MAC table").
+    pub fn clear_bridge(&mut self, bridge: BridgeId) {
+        for e in self.slots.iter_mut().filter(|e| e.bridge == bridge) {
+            *e = FREE;
+        }
+        self.moved.insert(DeviceId::Bridge(bridge));
+    }
+
+    /// Frees every entry `keep` refuses (given its bridge and port); returns how many. For a new
+    /// snapshot, in which indices may name other devices. Allocation-free.
+    pub fn retain(&mut self, mut keep: impl FnMut(BridgeId, PortId) -> bool) -> usize {
+        let mut n = 0;
+        for e in self.slots.iter_mut().filter(|e| e.expires != 0) {
+            if !keep(e.bridge, e.port) {
+                *e = FREE;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Number of entries valid at `now`.
+    pub fn len(&self, now: u64) -> usize {
+        self.slots.iter().filter(|e| now < e.expires).count()
+    }
+
+    /// The bridges where a MAC moved since the last call (saturated: too many to list), emptied.
+    /// Flows to the MAC's old port depend on the bridge, so invalidating the bridge's device tag
+    /// drops them.
+    pub fn take_moved(&mut self) -> DeviceSet {
+        core::mem::take(&mut self.moved)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa]);
+
+    #[test]
+    fn learns_ages_and_moves() {
+        let mut t = MacTable::new(16, 100);
+        let b = BridgeId(0);
+        assert_eq!(t.lookup(b, A, 0), None);
+        assert_eq!(t.learn(b, A, PortId(1), 10), Learned::New);
+        assert_eq!(t.lookup(b, A, 109), Some(PortId(1)));
+        assert_eq!(t.lookup(BridgeId(1), A, 50), None, "per bridge");
+        assert_eq!(t.learn(b, A, PortId(1), 50), Learned::Refreshed);
+        assert_eq!(t.lookup(b, A, 149), Some(PortId(1)), "refresh resets the age");
+        assert_eq!(t.lookup(b, A, 150), None, "aged out");
+        assert!(t.take_moved().is_empty());
+        assert_eq!(t.learn(b, A, PortId(2), 151), Learned::Moved, "expired but remembered");
+        assert_eq!(t.lookup(b, A, 152), Some(PortId(2)));
+        let moved = t.take_moved();
+        assert!(moved.contains(DeviceId::Bridge(b)));
+        assert!(t.take_moved().is_empty());
+        assert_eq!(t.learn(b, A, PortId(2), 160), Learned::Refreshed);
+        t.clear_bridge(b);
+        assert_eq!(t.lookup(b, A, 161), None);
+    }
+
+    #[test]
+    fn bounded_and_replaces_oldest() {
+        let mut t = MacTable::new(4, 1000);
+        assert_eq!(t.capacity(), 4);
+        for i in 0..100u8 {
+            t.learn(BridgeId(0), EthernetAddress([2, 0, 0, 0, 1, i]), PortId(1), u64::from(i));
+        }
+        assert_eq!(t.len(100), 4);
+        // The newest ones are kept.
+        assert_eq!(t.lookup(BridgeId(0), EthernetAddress([2, 0, 0, 0, 1, 99]), 100), Some(PortId(1)));
+    }
+}

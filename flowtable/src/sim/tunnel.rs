@@ -1,0 +1,235 @@
+//! Tunnels between the gateway's underlay endpoint and the hosts remote ports are bound on:
+//! outer headers for encapsulation (VXLAN, RFC 7348; GRE with a key, RFC 2784 / 2890) and the
+//! checks of decapsulation.
+//!
+//! The outer headers are built when a frame leaves ([`outer_header`]), by the simulation and by
+//! [`apply`](super::apply) alike, from the snapshot's [`Underlay`] and host, the underlay next
+//! hop's MAC in the per-core neighbour cache (under [`UNDERLAY_PORT`]) and the underlay DPDK
+//! port's own MAC ([`CoreState::set_port_mac`]): nothing is cached that a snapshot or neighbour
+//! change would leave stale, so a cached flow only names the port (whose binding names the host
+//! and key) and the VXLAN source port. Outer IPv4: DF set (the gateway never fragments; the MTU
+//! check happens on the inner packet), TTL 64 (a fresh packet from the gateway, like Linux's
+//! `ip_default_ttl`), identification 0 (RFC 6864: DF packets need none), TOS 0. VXLAN: UDP source
+//! port from the inner flow's hash in 49152..=65535 (RFC 7348 section 5 recommends the dynamic
+//! range), destination the underlay's VXLAN port, UDP checksum 0 (allowed over IPv4), flags
+//! 0x08 (I), VNI = tunnel key. GRE: K bit only, protocol 0x6558, key = tunnel key.
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use super::{CoreState, DropReason};
+use crate::topology::{Binding, Encap, PortId, PortLink, Snapshot, Underlay};
+use crate::wire::{EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
+
+/// The neighbour cache key of the underlay (no virtual port has this id).
+pub const UNDERLAY_PORT: PortId = PortId(u32::MAX - 1);
+
+/// Longest outer header: Ethernet + IPv4 + UDP + VXLAN.
+pub const MAX_OUTER_LEN: usize = 50;
+
+/// TTL of outer IPv4 headers.
+pub const OUTER_TTL: u8 = 64;
+
+/// Lowest VXLAN UDP source port (RFC 7348 section 5: the dynamic range 49152-65535).
+pub const VXLAN_SPORT_MIN: u16 = 49152;
+
+/// Outer headers to put in front of a frame: a fixed buffer, no heap.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Outer {
+    bytes: [u8; MAX_OUTER_LEN],
+    len: u8,
+}
+
+impl Outer {
+    /// Nothing to prepend.
+    pub const NONE: Outer = Outer { bytes: [0; MAX_OUTER_LEN], len: 0 };
+
+    /// The header bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// No header.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Default for Outer {
+    fn default() -> Self {
+        Outer::NONE
+    }
+}
+
+impl core::fmt::Debug for Outer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Outer({:02x?})", self.as_bytes())
+    }
+}
+
+/// The VXLAN UDP source port of a flow with symmetric hash `hash`.
+pub const fn vxlan_source_port(hash: u32) -> u16 {
+    VXLAN_SPORT_MIN + (hash % (1 << 14)) as u16
+}
+
+/// Where a frame to remote port `port` goes: the underlay, the host's address and encapsulation,
+/// the port's tunnel key.
+pub(super) struct Tunnel<'a> {
+    pub(super) underlay: &'a Underlay,
+    pub(super) dst: Ipv4Addr,
+    pub(super) encap: Encap,
+    pub(super) key: u32,
+}
+
+/// The tunnel to the host `port` is bound on.
+pub(super) fn tunnel_of(snap: &Snapshot, port: PortId) -> Result<Tunnel<'_>, DropReason> {
+    let underlay = snap.underlay().ok_or(DropReason::NoUnderlay)?;
+    let Some(PortLink::Exterior(Binding::Remote { host, tunnel_key })) = snap.get_port(port).map(|p| p.link) else {
+        return Err(DropReason::Malformed);
+    };
+    let host = snap.get_host(host).ok_or(DropReason::Malformed)?;
+    let IpAddr::V4(dst) = host.tunnel_addr else { return Err(DropReason::NoUnderlay) };
+    Ok(Tunnel { underlay, dst, encap: host.encap, key: tunnel_key })
+}
+
+/// Builds the outer headers for an `inner_len`-byte frame to remote port `port`; returns them with
+/// the underlay DPDK port to send out of. `Err(NeighbourUnresolved)` when the underlay next hop's
+/// MAC is not known (the simulation then sends an ARP request). Allocation-free.
+pub fn outer_header(
+    snap: &Snapshot,
+    state: &CoreState,
+    port: PortId,
+    vxlan_sport: u16,
+    inner_len: usize,
+    now: u64,
+) -> Result<(u16, Outer), DropReason> {
+    let t = tunnel_of(snap, port)?;
+    let u = t.underlay;
+    let next_hop = u.next_hop(t.dst);
+    let dst_mac =
+        state.neighbours.lookup(UNDERLAY_PORT, IpAddr::V4(next_hop), now).ok_or(DropReason::NeighbourUnresolved)?;
+    let src_mac = state.port_mac(u.dpdk_port);
+    let mut o = Outer::NONE;
+    let len = t.encap.header_len();
+    let ip_total = len - 14 + inner_len;
+    let ip_total = u16::try_from(ip_total).map_err(|_| DropReason::TooBig)?;
+    let b = &mut o.bytes;
+    b[0..6].copy_from_slice(&dst_mac.0);
+    b[6..12].copy_from_slice(&src_mac.0);
+    b[12..14].copy_from_slice(&u16::from(EtherType::Ipv4).to_be_bytes());
+    let proto = match t.encap {
+        Encap::Vxlan => IpProtocol::Udp,
+        Encap::Gre => IpProtocol::Gre,
+    };
+    {
+        let ip = &mut b[14..34];
+        ip[0] = 0x45;
+        ip[1] = 0;
+        ip[2..4].copy_from_slice(&ip_total.to_be_bytes());
+        ip[4..6].copy_from_slice(&[0, 0]);
+        ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF
+        ip[8] = OUTER_TTL;
+        ip[9] = u8::from(proto);
+        ip[10..12].copy_from_slice(&[0, 0]);
+        ip[12..16].copy_from_slice(&u.address.octets());
+        ip[16..20].copy_from_slice(&t.dst.octets());
+        Ipv4Packet::new_unchecked(ip).fill_checksum();
+    }
+    match t.encap {
+        Encap::Vxlan => {
+            let udp_len = ip_total - 20;
+            b[34..36].copy_from_slice(&vxlan_sport.to_be_bytes());
+            b[36..38].copy_from_slice(&u.vxlan_port.to_be_bytes());
+            b[38..40].copy_from_slice(&udp_len.to_be_bytes());
+            b[40..42].copy_from_slice(&[0, 0]);
+            b[42..46].copy_from_slice(&[0x08, 0, 0, 0]);
+            b[46..49].copy_from_slice(&t.key.to_be_bytes()[1..]);
+            b[49] = 0;
+        }
+        Encap::Gre => {
+            b[34..36].copy_from_slice(&0x2000u16.to_be_bytes()); // K
+            b[36..38].copy_from_slice(&u16::from(EtherType::TransparentEthernetBridging).to_be_bytes());
+            b[38..42].copy_from_slice(&t.key.to_be_bytes());
+        }
+    }
+    o.len = len as u8;
+    Ok((u.dpdk_port, o))
+}
+
+/// A tunnelled frame received on the underlay: where its inner frame starts and the port it
+/// entered through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Decap {
+    /// Offset of the inner Ethernet frame.
+    pub inner_offset: usize,
+    /// The remote-bound port the tunnel key names.
+    pub port: PortId,
+}
+
+/// Classifies a frame received on the underlay DPDK port. `Ok(None)`: not a tunnelled packet for
+/// this gateway (ARP and the like, for [`simulate`](super::simulate)); `Ok(Some)`: VXLAN to the
+/// underlay's VXLAN port or GRE with a key and protocol 0x6558, addressed to the underlay address,
+/// whose key names a port bound on the host that sent it; `Err`: a counted drop (unknown key,
+/// outer source not the port's host, malformed tunnel header). Allocation-free.
+pub fn decap(snap: &Snapshot, frame: &[u8]) -> Result<Option<Decap>, DropReason> {
+    let Some(u) = snap.underlay() else { return Ok(None) };
+    let Ok(h) = Headers::parse(frame) else { return Err(DropReason::Malformed) };
+    let L3::Ipv4(ip) = h.l3 else { return Ok(None) };
+    if ip.dst != u.address {
+        return Ok(None);
+    }
+    let (key, inner_offset) = match h.l4 {
+        L4::Udp { dst_port, .. } if dst_port == u.vxlan_port => {
+            let vx = frame.get(h.payload_offset..h.payload_offset + 8).ok_or(DropReason::TunnelMalformed)?;
+            if vx[0] & 0x08 == 0 {
+                return Err(DropReason::TunnelMalformed);
+            }
+            (u32::from_be_bytes([0, vx[4], vx[5], vx[6]]), h.payload_offset + 8)
+        }
+        L4::Gre { protocol_type: EtherType::TransparentEthernetBridging, key: Some(key), version: 0 } => {
+            (key, h.payload_offset)
+        }
+        L4::Gre { .. } => return Err(DropReason::TunnelMalformed),
+        _ => return Ok(None),
+    };
+    if inner_offset > h.end {
+        return Err(DropReason::TunnelMalformed);
+    }
+    let port = snap.port_by_tunnel_key(key).ok_or(DropReason::UnknownTunnelKey)?;
+    let Some(PortLink::Exterior(Binding::Remote { host, .. })) = snap.get_port(port).map(|p| p.link) else {
+        return Err(DropReason::UnknownTunnelKey);
+    };
+    if snap.get_host(host).map(|h| h.tunnel_addr) != Some(IpAddr::V4(ip.src)) {
+        return Err(DropReason::TunnelHostMismatch);
+    }
+    Ok(Some(Decap { inner_offset, port }))
+}
+
+/// The flow key ingress id of frames decapsulated from `port` (local DPDK ports use their number,
+/// below 64; the high bit keeps the two apart). The outer source is checked by [`decap`] before
+/// the key is built, so the port alone says where the frame came from.
+pub const fn tunnel_ingress_id(port: PortId) -> u32 {
+    0x8000_0000 | port.0
+}
+
+/// Whether `ip` is the underlay's address and an ARP sender from the underlay subnet is learnable:
+/// the underlay's ARP handling, for [`simulate`](super::simulate).
+pub(super) fn underlay_arp(
+    u: &Underlay,
+    frame: &mut [u8],
+    h: &Headers,
+    state: &mut CoreState,
+    now: u64,
+) -> Option<EthernetAddress> {
+    let L3::Arp(arp) = h.l3 else { return None };
+    if u.on_subnet(arp.source_protocol_addr) && !arp.source_protocol_addr.is_unspecified() {
+        state.neighbours.learn(UNDERLAY_PORT, IpAddr::V4(arp.source_protocol_addr), arp.source_hardware_addr, now);
+    }
+    if arp.operation != crate::wire::ArpOperation::Request || arp.target_protocol_addr != u.address {
+        return None;
+    }
+    let mac = state.port_mac(u.dpdk_port);
+    if let Ok(mut p) = crate::wire::ArpPacket::new_checked(&mut frame[h.l3_offset..]) {
+        p.make_reply_in_place(mac);
+    }
+    Some(mac)
+}

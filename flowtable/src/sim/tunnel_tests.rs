@@ -1,0 +1,448 @@
+//! Tunnels in the simulation: encapsulation bytes against RFC 7348 / RFC 2890, decapsulation
+//! checks, underlay ARP, MTU, floods and answers through tunnels.
+
+use core::net::{IpAddr, Ipv4Addr};
+
+use ipnet::IpNet;
+
+use super::bridge_tests::locals;
+use super::*;
+use crate::topology::{Encap, Route, SnapshotBuilder, Underlay, Uuid};
+use crate::wire::{
+    ArpRepr, EthernetRepr, GrePacket, IpProtocol, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, VxlanPacket,
+};
+
+const UP_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+const RB_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 5]);
+const OUTSIDE_GW: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 0xfe]);
+const UNDERLAY_MAC: EthernetAddress = EthernetAddress([0x02, 0x55, 0, 0, 0, 1]);
+const HOST1_MAC: EthernetAddress = EthernetAddress([0x02, 0x77, 0, 0, 0, 11]);
+const UNDERLAY_GW_MAC: EthernetAddress = EthernetAddress([0x02, 0x77, 0, 0, 0, 0xfe]);
+const VM_A: EthernetAddress = EthernetAddress([0x02, 0xcc, 0, 0, 0, 0xa]);
+const UNDERLAY_DPDK: u16 = 5;
+const KEY1: u32 = 0x0a0101;
+const KEY2: u32 = 0x0a0102;
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn v4(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// Router R: `up` 192.0.2.1/24 on DPDK 0 (default via 192.0.2.254), `rb` 10.0.0.1/24 linked to
+/// bridge B. B: `vm1` bound on host1 (VXLAN, 192.168.7.11, on the underlay subnet) with KEY1,
+/// `vm2` on host2 (GRE, 10.9.0.12, behind the underlay gateway) with KEY2. Underlay: DPDK 5,
+/// 192.168.7.1/24, gateway 192.168.7.254.
+struct Net {
+    snap: Snapshot,
+    rb: PortId,
+    vm1: PortId,
+    vm2: PortId,
+}
+
+fn topo() -> Net {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(r, Uuid(2), UP_MAC, &[net("192.0.2.1/24")]);
+    let rb = b.add_router_port(r, Uuid(3), RB_MAC, &[net("10.0.0.1/24")]);
+    let bridge = b.add_bridge(Uuid(10));
+    let b_r = b.add_bridge_port(bridge, Uuid(11));
+    let vm1 = b.add_bridge_port(bridge, Uuid(12));
+    let vm2 = b.add_bridge_port(bridge, Uuid(13));
+    let host1 = b.add_host(Uuid(20), "192.168.7.11".parse().unwrap(), Encap::Vxlan);
+    let host2 = b.add_host(Uuid(21), "10.9.0.12".parse().unwrap(), Encap::Gre);
+    b.link(rb, b_r);
+    b.bind_local(up, 0);
+    b.bind_remote(vm1, host1, KEY1);
+    b.bind_remote(vm2, host2, KEY2);
+    b.set_underlay(Underlay {
+        gateway: Some(v4("192.168.7.254")),
+        ..Underlay::new(UNDERLAY_DPDK, v4("192.168.7.1"), 24)
+    });
+    let any = net("0.0.0.0/0");
+    b.add_route(r, Route::normal(Uuid(4), any, any, up, Some("192.0.2.254".parse().unwrap()), 1));
+    Net { snap: b.build().unwrap(), rb, vm1, vm2 }
+}
+
+/// Knows the outside gateway, both underlay next hops, VM_A behind `vm1` at 10.0.0.5.
+fn state(n: &Net) -> CoreState {
+    let mut s = CoreState::new(&CoreConfig::default());
+    s.set_port_mac(UNDERLAY_DPDK, UNDERLAY_MAC);
+    s.neighbours.learn(PortId(0), "192.0.2.254".parse().unwrap(), OUTSIDE_GW, 0);
+    s.neighbours.learn(UNDERLAY_PORT, "192.168.7.11".parse().unwrap(), HOST1_MAC, 0);
+    s.neighbours.learn(UNDERLAY_PORT, "192.168.7.254".parse().unwrap(), UNDERLAY_GW_MAC, 0);
+    s.neighbours.learn(n.rb, "10.0.0.5".parse().unwrap(), VM_A, 0);
+    s.macs.learn(BridgeId(0), VM_A, n.vm1, 0);
+    s
+}
+
+fn udp(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    payload: usize,
+) -> Vec<u8> {
+    let (src, dst) = (v4(src), v4(dst));
+    let mut f = vec![0x33u8; 14 + 20 + 8 + payload];
+    EthernetRepr { src_addr: src_mac, dst_addr: dst_mac, vlan: None, ethertype: EtherType::Ipv4 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        ttl: 64,
+        tos: 0,
+        ident: 3,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    UdpRepr { src_port: sport, dst_port: 80 }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+/// A VXLAN packet from `outer_src` to the underlay address carrying `inner` with `vni`.
+fn vxlan(outer_src: &str, vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 50];
+    EthernetRepr { src_addr: HOST1_MAC, dst_addr: UNDERLAY_MAC, vlan: None, ethertype: EtherType::Ipv4 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    Ipv4Repr {
+        src_addr: v4(outer_src),
+        dst_addr: v4("192.168.7.1"),
+        protocol: IpProtocol::Udp,
+        payload_len: 16 + inner.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..36].copy_from_slice(&50000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&4789u16.to_be_bytes());
+    f[38..40].copy_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
+    f[42] = 0x08;
+    f[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
+    f.extend_from_slice(inner);
+    f
+}
+
+/// A GRE packet (key, 0x6558) from `outer_src` to the underlay address.
+fn gre(outer_src: &str, key: u32, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 42];
+    EthernetRepr { src_addr: UNDERLAY_GW_MAC, dst_addr: UNDERLAY_MAC, vlan: None, ethertype: EtherType::Ipv4 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    Ipv4Repr {
+        src_addr: v4(outer_src),
+        dst_addr: v4("192.168.7.1"),
+        protocol: IpProtocol::Gre,
+        payload_len: 8 + inner.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..36].copy_from_slice(&[0x20, 0x00]);
+    f[36..38].copy_from_slice(&[0x65, 0x58]);
+    f[38..42].copy_from_slice(&key.to_be_bytes());
+    f.extend_from_slice(inner);
+    f
+}
+
+/// The outer headers followed by the frame.
+fn sent(r: &SimResult, frame: &[u8]) -> Vec<u8> {
+    [r.outer.as_bytes(), frame].concat()
+}
+
+#[test]
+fn vxlan_encapsulation_follows_rfc_7348_and_apply_matches() {
+    let n = topo();
+    let mut st = state(&n);
+    let mut out = [0u8; 1514];
+    let orig = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1234, 30);
+    let mut f = orig.clone();
+    let r = simulate(&n.snap, 0, &mut f, &mut st, 1, &mut out);
+    assert!(r.cacheable, "{r:?}");
+    let Some(&Action::Encap { port, sport }) = r.actions.as_slice().last() else { panic!("{r:?}") };
+    assert_eq!(port, n.vm1);
+    assert!(sport >= VXLAN_SPORT_MIN);
+    let wire = sent(&r, &f);
+    assert_eq!(r.outer.as_bytes().len(), 50);
+    // Outer Ethernet: to the host (on the underlay subnet) from the underlay port's MAC.
+    assert_eq!(&wire[0..6], &HOST1_MAC.0);
+    assert_eq!(&wire[6..12], &UNDERLAY_MAC.0);
+    assert_eq!(&wire[12..14], &[0x08, 0x00]);
+    // Outer IPv4: 20 bytes, DF, TTL 64, UDP, underlay address -> host, valid checksum.
+    let ip = Ipv4Packet::new_checked(&wire[14..]).unwrap();
+    assert_eq!((ip.version(), ip.header_len(), ip.tos()), (4, 20, 0));
+    assert_eq!(usize::from(ip.total_len()), 20 + 8 + 8 + orig.len());
+    assert!(ip.dont_frag() && !ip.more_frags() && ip.frag_offset() == 0);
+    assert_eq!((ip.ttl(), ip.protocol()), (OUTER_TTL, IpProtocol::Udp));
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (v4("192.168.7.1"), v4("192.168.7.11")));
+    assert!(ip.verify_checksum());
+    // UDP: source port from the flow hash, destination 4789, length, checksum zero (RFC 7348 s5).
+    let udp_hdr = UdpPacket::new_checked(&wire[34..]).unwrap();
+    assert_eq!((udp_hdr.src_port(), udp_hdr.dst_port()), (sport, 4789));
+    assert_eq!(usize::from(udp_hdr.len()), 8 + 8 + orig.len());
+    assert_eq!(udp_hdr.checksum(), 0);
+    // VXLAN: I flag, reserved zero, VNI = the port's tunnel key.
+    assert_eq!(&wire[42..46], &[0x08, 0, 0, 0]);
+    let vx = VxlanPacket::new_checked(&wire[42..]).unwrap();
+    assert!(vx.vni_valid());
+    assert_eq!(vx.vni().get(), KEY1);
+    assert_eq!(wire[49], 0);
+    // The inner frame: routed onto the bridge (router port MAC -> VM, TTL - 1).
+    let h = Headers::parse(&wire[50..]).unwrap();
+    h.verify_checksums(&wire[50..]).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (RB_MAC, VM_A));
+    assert!(matches!(h.l3, L3::Ipv4(x) if x.ttl == 63));
+    // The whole frame parses as VXLAN to the host.
+    let outer = Headers::parse(&wire).unwrap();
+    outer.verify_checksums(&wire).unwrap();
+
+    // The cached path gives the same bytes, and the same source port for the flow.
+    let mut g = orig.clone();
+    let o = apply(&n.snap, &r.actions, &mut g, &mut st, 2).unwrap();
+    assert_eq!(o.dpdk_port, UNDERLAY_DPDK);
+    assert_eq!([o.outer.as_bytes(), &g[..]].concat(), wire);
+    // Another packet of the flow, another length: same sport, lengths follow.
+    let mut f2 = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1234, 300);
+    let r2 = simulate(&n.snap, 0, &mut f2, &mut st, 3, &mut out);
+    assert_eq!(r2.actions.as_slice().last(), Some(&Action::Encap { port: n.vm1, sport }));
+    assert_eq!(UdpPacket::new_unchecked(&r2.outer.as_bytes()[34..]).len() as usize, 16 + f2.len());
+}
+
+#[test]
+fn vxlan_source_ports_stay_in_range_and_spread() {
+    let mut seen = std::collections::BTreeSet::new();
+    for hash in (0..200_000u32).map(|i| i.wrapping_mul(2_654_435_761)) {
+        let p = vxlan_source_port(hash);
+        assert!(p >= 49152, "{p}");
+        seen.insert(p);
+    }
+    assert!(seen.len() > 10_000, "{}", seen.len());
+    assert_eq!(vxlan_source_port(u32::MAX), vxlan_source_port(u32::MAX));
+}
+
+#[test]
+fn gre_encapsulation_follows_rfc_2890_through_the_underlay_gateway() {
+    let n = topo();
+    let mut st = state(&n);
+    st.macs.learn(BridgeId(0), VM_A, n.vm2, 0);
+    let mut out = [0u8; 1514];
+    let orig = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1234, 30);
+    let mut f = orig.clone();
+    let r = simulate(&n.snap, 0, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.encap(), Some(n.vm2), "{r:?}");
+    let wire = sent(&r, &f);
+    assert_eq!(r.outer.as_bytes().len(), 42);
+    // Host 2 is off the underlay subnet: the outer frame goes to the underlay gateway's MAC.
+    assert_eq!(&wire[0..6], &UNDERLAY_GW_MAC.0);
+    let ip = Ipv4Packet::new_checked(&wire[14..]).unwrap();
+    assert_eq!((ip.protocol(), ip.ttl(), ip.dont_frag()), (IpProtocol::Gre, 64, true));
+    assert_eq!((ip.src_addr(), ip.dst_addr()), (v4("192.168.7.1"), v4("10.9.0.12")));
+    assert_eq!(usize::from(ip.total_len()), 20 + 8 + orig.len());
+    assert!(ip.verify_checksum());
+    // GRE: C=0 K=1 S=0, version 0, protocol 0x6558, key = tunnel key.
+    assert_eq!(&wire[34..38], &[0x20, 0x00, 0x65, 0x58]);
+    let g = GrePacket::new_checked(&wire[34..]).unwrap();
+    assert!(g.key_present() && !g.checksum_present() && !g.seq_present());
+    assert_eq!((g.version(), g.key()), (0, Some(KEY2)));
+    assert_eq!(g.protocol_type(), EtherType::TransparentEthernetBridging);
+    assert_eq!(&wire[42..], &f[..]);
+    let mut c = orig.clone();
+    let o = apply(&n.snap, &r.actions, &mut c, &mut st, 2).unwrap();
+    assert_eq!([o.outer.as_bytes(), &c[..]].concat(), wire);
+}
+
+#[test]
+fn decapsulation_checks_key_and_host() {
+    let n = topo();
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 999, 10);
+    let ok = vxlan("192.168.7.11", KEY1, &inner);
+    assert_eq!(decap(&n.snap, &ok), Ok(Some(Decap { inner_offset: 50, port: n.vm1 })));
+    assert_eq!(decap(&n.snap, &vxlan("10.9.0.12", KEY1, &inner)), Err(DropReason::TunnelHostMismatch));
+    assert_eq!(decap(&n.snap, &vxlan("192.168.7.11", 0x777, &inner)), Err(DropReason::UnknownTunnelKey));
+    let mut no_i = ok.clone();
+    no_i[42] = 0;
+    assert_eq!(decap(&n.snap, &no_i), Err(DropReason::TunnelMalformed));
+    let ok_gre = gre("10.9.0.12", KEY2, &inner);
+    assert_eq!(decap(&n.snap, &ok_gre), Ok(Some(Decap { inner_offset: 42, port: n.vm2 })));
+    assert_eq!(decap(&n.snap, &gre("192.168.7.11", KEY2, &inner)), Err(DropReason::TunnelHostMismatch));
+    // Not to the underlay address, or not a tunnel: not ours to decapsulate.
+    let mut other = ok.clone();
+    other[30..34].copy_from_slice(&[192, 168, 7, 99]);
+    assert_eq!(decap(&n.snap, &other), Ok(None));
+    assert_eq!(decap(&n.snap, &inner), Ok(None));
+    // A wrong host is a counted drop in the simulation too.
+    let mut st = state(&n);
+    let mut out = [0u8; 1514];
+    let mut bad = vxlan("10.9.0.12", KEY1, &inner);
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut bad, &mut st, 1, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TunnelHostMismatch));
+    assert!(!r.cacheable);
+}
+
+#[test]
+fn decapsulated_frames_are_bridged_and_routed() {
+    let n = topo();
+    let mut st = CoreState::new(&CoreConfig::default());
+    st.set_port_mac(UNDERLAY_DPDK, UNDERLAY_MAC);
+    st.neighbours.learn(PortId(0), "192.0.2.254".parse().unwrap(), OUTSIDE_GW, 0);
+    let mut out = [0u8; 1514];
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 999, 10);
+    let mut f = vxlan("192.168.7.11", KEY1, &inner);
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.decap_len, 50);
+    assert_eq!(r.actions.output(), Some(0), "{r:?}");
+    assert!(r.cacheable);
+    let h = Headers::parse(&f[50..]).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (UP_MAC, OUTSIDE_GW));
+    assert!(matches!(h.l3, L3::Ipv4(x) if x.ttl == 63));
+    // The VM's MAC was learned behind the tunnel port.
+    assert_eq!(st.macs.lookup(BridgeId(0), VM_A, 2), Some(n.vm1));
+    assert!(r.actions.as_slice().contains(&Action::Learn(n.vm1)));
+    // Cached: the same bytes from apply on the inner frame.
+    let mut g = inner.clone();
+    assert_eq!(apply(&n.snap, &r.actions, &mut g, &mut st, 2), Ok(Output::local(0)));
+    assert_eq!(g, f[50..]);
+    // simulate_from on the inner frame is the same decision.
+    let mut g = inner.clone();
+    let r2 = simulate_from(&n.snap, IngressPoint::Tunnel(n.vm1), &mut g, &mut st, 3, &mut out);
+    assert_eq!(r2.actions, r.actions);
+    assert_eq!(IngressPoint::Tunnel(n.vm1).flow_id(), 0x8000_0000 | n.vm1.0);
+}
+
+#[test]
+fn answers_go_back_through_the_tunnel() {
+    let n = topo();
+    let mut st = state(&n);
+    let mut out = [0u8; 1514];
+    // VM_A asks for the router over VXLAN: the broadcast floods to vm2 (GRE) and the answer goes
+    // back to host 1.
+    let mut arp = vec![0u8; 42];
+    EthernetRepr { src_addr: VM_A, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp }
+        .emit(&mut EthernetFrame::new_unchecked(&mut arp[..]));
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: VM_A,
+        source_protocol_addr: v4("10.0.0.5"),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: v4("10.0.0.1"),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut arp[14..]));
+    let mut f = arp.clone();
+    let r = simulate_from(&n.snap, IngressPoint::Tunnel(n.vm1), &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.flood.len(), 1);
+    assert!(matches!(r.flood.as_slice()[0], Leg::Tunnel { port, .. } if port == n.vm2));
+    let g = r.generated.expect("ARP reply");
+    assert!(matches!(g.legs.as_slice(), [Leg::Tunnel { port, .. }] if *port == n.vm1));
+    let h = Headers::parse(&out[..g.len]).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (RB_MAC, VM_A));
+    // Echo to the router port over the tunnel: the reply is encapsulated back to host 1.
+    let icmp = crate::wire::Icmpv4Repr::EchoRequest { ident: 1, seq_no: 1, data: b"hi" };
+    let mut e = vec![0u8; 14 + 20 + icmp.buffer_len()];
+    EthernetRepr { src_addr: VM_A, dst_addr: RB_MAC, vlan: None, ethertype: EtherType::Ipv4 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut e[..]));
+    Ipv4Repr {
+        src_addr: v4("10.0.0.5"),
+        dst_addr: v4("10.0.0.1"),
+        protocol: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut e[14..34]));
+    icmp.emit(&mut Icmpv4Packet::new_checked(&mut e[34..]).unwrap());
+    let r = simulate_from(&n.snap, IngressPoint::Tunnel(n.vm1), &mut e, &mut st, 1, &mut out);
+    assert_eq!(r.actions.encap(), Some(n.vm1), "{r:?}");
+    let wire = sent(&r, &e);
+    let ip = Ipv4Packet::new_checked(&wire[14..]).unwrap();
+    assert_eq!(ip.dst_addr(), v4("192.168.7.11"));
+    let h = Headers::parse(&wire[50..]).unwrap();
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, .. }));
+}
+
+#[test]
+fn underlay_arp_is_answered_learned_and_asked() {
+    let n = topo();
+    let mut st = CoreState::new(&CoreConfig::default());
+    st.set_port_mac(UNDERLAY_DPDK, UNDERLAY_MAC);
+    st.neighbours.learn(n.rb, "10.0.0.5".parse().unwrap(), VM_A, 0);
+    st.macs.learn(BridgeId(0), VM_A, n.vm1, 0);
+    let mut out = [0u8; 1514];
+    // A routed packet to the VM behind host 1, whose MAC is unknown: held back, ARP on the underlay.
+    let mut f = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1, 10);
+    st.neighbours.learn(PortId(0), "192.0.2.254".parse().unwrap(), OUTSIDE_GW, 0);
+    let orig = f.clone();
+    let r = simulate(&n.snap, 0, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
+    assert_eq!(f, orig, "the frame is untouched until the tunnel can be used");
+    assert_eq!(r.hold, Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(v4("192.168.7.11")) }));
+    let g = r.generated.unwrap();
+    assert_eq!(g.legs, Legs::one(Leg::Local(UNDERLAY_DPDK)));
+    let h = Headers::parse(&out[..g.len]).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (UNDERLAY_MAC, EthernetAddress::BROADCAST));
+    let L3::Arp(a) = h.l3 else { panic!() };
+    assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (v4("192.168.7.1"), v4("192.168.7.11")));
+    // Host 1 asks for the gateway's underlay address: answered and learned.
+    let mut req = vec![0u8; 42];
+    EthernetRepr { src_addr: HOST1_MAC, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp }
+        .emit(&mut EthernetFrame::new_unchecked(&mut req[..]));
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: HOST1_MAC,
+        source_protocol_addr: v4("192.168.7.11"),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: v4("192.168.7.1"),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut req[14..]));
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut req, &mut st, 2, &mut out);
+    assert_eq!(r.actions.output(), Some(UNDERLAY_DPDK));
+    let h = Headers::parse(&req).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (UNDERLAY_MAC, HOST1_MAC));
+    assert!(matches!(h.l3, L3::Arp(a) if a.operation == ArpOperation::Reply && a.source_hardware_addr == UNDERLAY_MAC));
+    assert_eq!(st.neighbours.lookup(UNDERLAY_PORT, IpAddr::V4(v4("192.168.7.11")), 2), Some(HOST1_MAC));
+    // Now the packet is encapsulated.
+    let mut f = orig.clone();
+    let r = simulate(&n.snap, 0, &mut f, &mut st, 3, &mut out);
+    assert_eq!(r.actions.encap(), Some(n.vm1));
+}
+
+#[test]
+fn routed_packets_fit_the_underlay_mtu_less_the_encapsulation() {
+    let n = topo();
+    let mut st = state(&n);
+    st.set_mtu(UNDERLAY_DPDK, 1500);
+    let mut out = [0u8; 1514];
+    // 1450 bytes of IP fit VXLAN on a 1500 underlay; 1451 do not.
+    let mut f = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1, 1450 - 28);
+    let r = simulate(&n.snap, 0, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.encap(), Some(n.vm1));
+    assert!(r.actions.as_slice().contains(&Action::CheckMtu(1450)));
+    let mut f = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1, 1451 - 28);
+    let r = simulate(&n.snap, 0, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TooBig));
+    let g = r.generated.unwrap();
+    let h = Headers::parse(&out[..g.len]).unwrap();
+    let icmp = Icmpv4Packet::new_checked(&out[h.l4_offset..g.len]).unwrap();
+    assert_eq!((icmp.msg_type(), icmp.msg_code()), (Icmpv4Message::DstUnreachable, 4));
+    assert_eq!(u16::from_be_bytes([out[h.l4_offset + 6], out[h.l4_offset + 7]]), 1450, "next-hop MTU");
+    assert_eq!(locals(&g.legs), &[0]);
+}

@@ -1,0 +1,295 @@
+//! The gateway pipeline on real EAL with `net_ring` ports, through a bridge: router R's port A
+//! (10.1.0.1/24, MAC 02:00:00:00:01:01) on appliance port 0, R's port B (10.2.0.1/24, MAC
+//! 02:00:00:00:02:01) linked to bridge port `br` of a bridge whose exterior ports `b1` and `b2`
+//! are appliance ports 1 and 2. Host A is 10.1.0.2 on port A; VMs 10.2.0.2 (B1) and 10.2.0.3
+//! (B2) are behind the bridge.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use midogw::flowtable::flow::FlowCacheConfig;
+use midogw::flowtable::sim::DropReason;
+use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
+use midogw::flowtable::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, IpProtocol,
+    Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3,
+};
+use midogw::{
+    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
+    RxQueue, SnapshotExchange, TxQueue,
+};
+
+const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
+const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
+const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
+const MAC_B1: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
+const MAC_B2: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 3]);
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn snapshot(dpdk: [u16; 3]) -> Snapshot {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap()]);
+    let pb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.2.0.1/24".parse().unwrap()]);
+    let bridge = b.add_bridge(Uuid(20));
+    let br = b.add_bridge_port(bridge, Uuid(21));
+    let b1 = b.add_bridge_port(bridge, Uuid(22));
+    let b2 = b.add_bridge_port(bridge, Uuid(23));
+    b.link(pb, br);
+    b.bind_local(pa, dpdk[0]);
+    b.bind_local(b1, dpdk[1]);
+    b.bind_local(b2, dpdk[2]);
+    b.build().expect("valid topology")
+}
+
+fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
+    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+}
+
+/// IPv4/UDP `src` -> `dst` between two MACs.
+fn udp(src_mac: EthernetAddress, dst_mac: EthernetAddress, src: &str, dst: &str, sport: u16) -> Vec<u8> {
+    let (src, dst, ttl) = (ip(src), ip(dst), 64);
+    let payload = 32;
+    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
+    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        ttl,
+        tos: 0,
+        ident: 7,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+fn arp(op: ArpOperation, src_mac: EthernetAddress, dst_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 28];
+    eth(&mut f, src_mac, dst_mac, EtherType::Arp);
+    let tha = if op == ArpOperation::Request { EthernetAddress([0; 6]) } else { dst_mac };
+    ArpRepr {
+        operation: op,
+        source_hardware_addr: src_mac,
+        source_protocol_addr: ip(spa),
+        target_hardware_addr: tha,
+        target_protocol_addr: ip(tpa),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    f
+}
+
+/// Parses `frame` and checks every checksum in it.
+fn valid(frame: &[u8]) -> Headers {
+    let h = Headers::parse(frame).expect("parses");
+    h.verify_checksums(frame).expect("checksums");
+    h
+}
+
+struct Host<'p> {
+    pool: &'p Mempool<'p>,
+    tx: TxQueue<'p>,
+    rx: RxQueue<'p>,
+}
+
+impl Host<'_> {
+    fn send(&mut self, frame: &[u8]) {
+        let mut b = Burst::new();
+        let mut m = self.pool.alloc().expect("mbuf");
+        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
+        b.push(m).expect("room");
+        assert_eq!(self.tx.tx(&mut b), 1);
+    }
+
+    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
+    fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+
+    /// Nothing arrives within 200 ms.
+    fn silent(&mut self) {
+        let got = self.recv_for(Duration::from_millis(200));
+        assert!(got.is_empty(), "unexpected frames: {got:02x?}");
+    }
+
+    fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + d;
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+}
+
+fn config(name: &str) -> PortConfig {
+    PortConfig { name: name.into(), mtu: 1500, rx_queues: 1, tx_queues: 1 }
+}
+
+/// Brings up EAL, the appliance's three ports, the three hosts and one pipeline worker, runs
+/// `body`, stops the worker and checks every mbuf went back to the pool.
+fn with_bridge(tag: &str, body: impl FnOnce(&mut [Host<'_>; 3], &PipelineCounters)) {
+    let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
+    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
+    let rings: Vec<Ring<'_>> = (0..6).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
+    let appliance: Vec<Port<'_>> = (0..3)
+        .map(|i| Port::from_rings(&eal, &pool, &rings[2 * i], &rings[2 * i + 1], &config(&format!("a{i}"))).unwrap())
+        .collect();
+    let host_ports: Vec<Port<'_>> = (0..3)
+        .map(|i| Port::from_rings(&eal, &pool, &rings[2 * i + 1], &rings[2 * i], &config(&format!("h{i}"))).unwrap())
+        .collect();
+    let exchange = SnapshotExchange::new(snapshot([appliance[0].id(), appliance[1].id(), appliance[2].id()]), 1);
+    let mut queues: Vec<_> = host_ports.iter().map(|p| p.take_queues().unwrap()).collect();
+    let mut hosts = [0, 1, 2].map(|i| {
+        let (rx, tx) = &mut queues[i];
+        Host { pool: &pool, tx: tx.remove(0), rx: rx.remove(0) }
+    });
+    let mut plans = pipeline_plans(&appliance, 1).unwrap();
+    let plan = plans.remove(0);
+    let counters = plan.counters();
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    let stop = AtomicBool::new(false);
+    eal.scope(|s| {
+        s.launch(1, || run_pipeline(plan, &exchange, &pool, &pipeline, &stop)).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut hosts, &counters)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    })
+    .expect("worker exits cleanly");
+    assert_eq!(counters.tx_full_drops.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.alloc_failures.load(Ordering::Relaxed), 0);
+    drop((hosts, queues));
+    drop((appliance, host_ports));
+    drop(rings);
+    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+}
+
+fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+#[test]
+fn bridge_floods_learns_and_answers_arp_for_the_router() {
+    with_bridge("pbr1", |[_ha, b1, b2], c| {
+        // B1's broadcast ARP for the router: B2 sees the flood, the router answers B1.
+        let req = arp(ArpOperation::Request, MAC_B1, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.1");
+        b1.send(&req);
+        let got = b2.recv(1);
+        assert_eq!(got, vec![req.clone()], "flooded unchanged");
+        let got = b1.recv(1);
+        assert_eq!(got.len(), 1, "ARP reply");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_B1));
+        let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
+        assert_eq!((a.operation, a.source_protocol_addr), (ArpOperation::Reply, ip("10.2.0.1")));
+
+        // B2 -> B1 is known unicast now (B1 learned); B1 -> B2 too after that; then cache hits.
+        let to_b1 = udp(MAC_B2, MAC_B1, "10.2.0.3", "10.2.0.2", 7000);
+        let to_b2 = udp(MAC_B1, MAC_B2, "10.2.0.2", "10.2.0.3", 7001);
+        for round in 0..3 {
+            b2.send(&to_b1);
+            assert_eq!(b1.recv(1), vec![to_b1.clone()], "round {round}");
+            b1.send(&to_b2);
+            assert_eq!(b2.recv(1), vec![to_b2.clone()], "round {round}");
+        }
+        b1.silent();
+        b2.silent();
+        assert_eq!(counter(&c.cache_hits), 4, "rounds 2 and 3 of both flows");
+    });
+}
+
+#[test]
+fn routed_into_the_bridge_after_arp_on_the_bridge() {
+    with_bridge("pbr2", |[ha, b1, b2], c| {
+        let sent = udp(MAC_HA, MAC_RA, "10.1.0.2", "10.2.0.3", 7002);
+        ha.send(&sent);
+        // The router's ARP request for 10.2.0.3 reaches both VMs through the bridge.
+        for vm in [&mut *b1, &mut *b2] {
+            let got = vm.recv(1);
+            assert_eq!(got.len(), 1, "ARP request");
+            let h = valid(&got[0]);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, EthernetAddress::BROADCAST));
+            let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
+            assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.3")));
+        }
+        assert_eq!(counter(&c.held), 1, "the first packet waits for the answer");
+        b2.send(&arp(ArpOperation::Reply, MAC_B2, MAC_RB, "10.2.0.3", "10.2.0.1"));
+        for round in 0..3 {
+            // Round 0 is the held packet, released by the reply and simulated again (cached); then hits.
+            if round > 0 {
+                ha.send(&sent);
+            }
+            let got = b2.recv(1);
+            assert_eq!(got.len(), 1, "round {round}");
+            let h = valid(&got[0]);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_B2));
+            let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+            assert_eq!(f.ttl, 63);
+            assert_eq!(got[0][34..], sent[34..]);
+        }
+        b1.silent();
+        b2.silent();
+        assert_eq!(counter(&c.released), 1);
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
+        assert_eq!(counter(&c.cache_hits), 2);
+    });
+}
+
+#[test]
+fn a_mac_that_moves_takes_its_cached_flows_with_it() {
+    with_bridge("pbr3", |[ha, b1, b2], c| {
+        // Host A announces itself, so the router can answer for B1 later.
+        ha.send(&arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1"));
+        assert_eq!(ha.recv(1).len(), 1, "ARP reply");
+        // B1 announces itself (learned behind port 1; the router learns 10.2.0.2).
+        b1.send(&arp(ArpOperation::Request, MAC_B1, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.1"));
+        assert_eq!(b1.recv(1).len(), 1, "ARP reply");
+        assert_eq!(b2.recv(1).len(), 1, "the flooded request");
+        let sent = udp(MAC_HA, MAC_RA, "10.1.0.2", "10.2.0.2", 7003);
+        for _ in 0..2 {
+            ha.send(&sent);
+            assert_eq!(b1.recv(1).len(), 1);
+        }
+        assert_eq!(counter(&c.cache_hits), 1, "routed into the bridge from the cache");
+        // B1's MAC shows up behind port 2 (the VM moved): the cached flow must follow it.
+        b2.send(&udp(MAC_B1, MAC_RB, "10.2.0.2", "10.1.0.2", 7004));
+        let got = ha.recv(1);
+        assert_eq!(got.len(), 1, "B1's packet routed to host A");
+        assert_eq!(valid(&got[0]).eth_src, MAC_RA);
+        assert!(matches!(valid(&got[0]).l3, L3::Ipv4(f) if f.src == ip("10.2.0.2")));
+        ha.send(&sent);
+        let got = b2.recv(1);
+        assert_eq!(got.len(), 1, "delivered behind the new port");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_B1));
+        b1.silent();
+    });
+}

@@ -1,0 +1,388 @@
+//! The gateway pipeline on real EAL with `net_ring` ports and a VXLAN tunnel: router R's uplink
+//! `up` (192.0.2.1/24, MAC 02:00:00:00:01:01) on appliance port 0 with the outside host 192.0.2.7;
+//! R's `rb` (10.0.0.1/24, MAC 02:00:00:00:02:01) linked to a bridge whose port `vm` is bound on
+//! compute host 1 (192.168.7.11, VXLAN, key 0x101). The underlay is appliance port 1
+//! (192.168.7.1/24), where the test plays compute host 1 with VM 10.0.0.5 behind it.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use midogw::flowtable::flow::FlowCacheConfig;
+use midogw::flowtable::sim::DropReason;
+use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
+use midogw::flowtable::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, IpProtocol,
+    Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, VxlanPacket, L3, L4,
+};
+use midogw::{
+    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
+    RxQueue, SnapshotExchange, TxQueue,
+};
+
+const MAC_UP: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
+const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
+const MAC_OUT: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 7]);
+const MAC_HOST1: EthernetAddress = EthernetAddress([0x02, 0x77, 0, 0, 0, 11]);
+const MAC_VM: EthernetAddress = EthernetAddress([0x02, 0xcc, 0, 0, 0, 5]);
+const KEY: u32 = 0x101;
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn snapshot(uplink: u16, underlay: u16, encap: Encap) -> Snapshot {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(r, Uuid(10), MAC_UP, &["192.0.2.1/24".parse().unwrap()]);
+    let rb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.0.0.1/24".parse().unwrap()]);
+    let bridge = b.add_bridge(Uuid(20));
+    let br = b.add_bridge_port(bridge, Uuid(21));
+    let vm = b.add_bridge_port(bridge, Uuid(22));
+    let host = b.add_host(Uuid(30), "192.168.7.11".parse().unwrap(), encap);
+    b.link(rb, br);
+    b.bind_local(up, uplink);
+    b.bind_remote(vm, host, KEY);
+    b.set_underlay(Underlay::new(underlay, ip("192.168.7.1"), 24));
+    b.build().expect("valid topology")
+}
+
+fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
+    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+}
+
+fn udp(src_mac: EthernetAddress, dst_mac: EthernetAddress, src: &str, dst: &str, sport: u16) -> Vec<u8> {
+    let (src, dst) = (ip(src), ip(dst));
+    let payload = 24;
+    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
+    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+fn arp(op: ArpOperation, src_mac: EthernetAddress, dst_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 28];
+    eth(&mut f, src_mac, dst_mac, EtherType::Arp);
+    let tha = if op == ArpOperation::Request { EthernetAddress([0; 6]) } else { dst_mac };
+    ArpRepr {
+        operation: op,
+        source_hardware_addr: src_mac,
+        source_protocol_addr: ip(spa),
+        target_hardware_addr: tha,
+        target_protocol_addr: ip(tpa),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    f
+}
+
+/// Compute host 1 wraps `inner` in VXLAN (VNI [`KEY`]) to the gateway's underlay address.
+fn vxlan(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 50];
+    eth(&mut f, MAC_HOST1, underlay_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: ip("192.168.7.11"),
+        dst_addr: ip("192.168.7.1"),
+        protocol: IpProtocol::Udp,
+        payload_len: 16 + inner.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..36].copy_from_slice(&51000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&4789u16.to_be_bytes());
+    f[38..40].copy_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
+    f[42] = 0x08;
+    f[46..49].copy_from_slice(&KEY.to_be_bytes()[1..]);
+    f.extend_from_slice(inner);
+    f
+}
+
+/// Compute host 1 wraps `inner` in GRE (key [`KEY`], protocol 0x6558) to the gateway's underlay address.
+fn gre(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 42];
+    eth(&mut f, MAC_HOST1, underlay_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: ip("192.168.7.11"),
+        dst_addr: ip("192.168.7.1"),
+        protocol: IpProtocol::Gre,
+        payload_len: 8 + inner.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..38].copy_from_slice(&[0x20, 0x00, 0x65, 0x58]);
+    f[38..42].copy_from_slice(&KEY.to_be_bytes());
+    f.extend_from_slice(inner);
+    f
+}
+
+/// Checks the outer headers of a VXLAN frame from the gateway to compute host 1; returns the inner frame.
+fn unwrap_vxlan(frame: &[u8], underlay_mac: EthernetAddress) -> Vec<u8> {
+    let h = Headers::parse(frame).expect("parses");
+    h.verify_checksums(frame).expect("outer checksums");
+    assert_eq!((h.eth_src, h.eth_dst), (underlay_mac, MAC_HOST1));
+    let L3::Ipv4(o) = h.l3 else { panic!("not IPv4: {h:?}") };
+    assert_eq!((o.src, o.dst, o.ttl, o.dont_frag), (ip("192.168.7.1"), ip("192.168.7.11"), 64, true));
+    let L4::Udp { src_port, dst_port } = h.l4 else { panic!("not UDP: {h:?}") };
+    assert!(src_port >= 49152);
+    assert_eq!(dst_port, 4789);
+    let vx = VxlanPacket::new_checked(&frame[h.payload_offset..]).unwrap();
+    assert!(vx.vni_valid());
+    assert_eq!(vx.vni().get(), KEY);
+    frame[h.payload_offset + 8..].to_vec()
+}
+
+/// Parses `frame` and checks every checksum in it.
+fn valid(frame: &[u8]) -> Headers {
+    let h = Headers::parse(frame).expect("parses");
+    h.verify_checksums(frame).expect("checksums");
+    h
+}
+
+struct Host<'p> {
+    pool: &'p Mempool<'p>,
+    tx: TxQueue<'p>,
+    rx: RxQueue<'p>,
+}
+
+impl Host<'_> {
+    fn send(&mut self, frame: &[u8]) {
+        let mut b = Burst::new();
+        let mut m = self.pool.alloc().expect("mbuf");
+        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
+        b.push(m).expect("room");
+        assert_eq!(self.tx.tx(&mut b), 1);
+    }
+
+    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
+    fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+
+    /// Nothing arrives within 200 ms.
+    fn silent(&mut self) {
+        let got = self.recv_for(Duration::from_millis(200));
+        assert!(got.is_empty(), "unexpected frames: {got:02x?}");
+    }
+
+    fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + d;
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+}
+
+fn config(name: &str) -> PortConfig {
+    PortConfig { name: name.into(), mtu: 1500, rx_queues: 1, tx_queues: 1 }
+}
+
+/// Brings up EAL, the appliance's two ports (uplink, underlay), the outside host and the compute host and one pipeline worker, runs
+/// `body`, stops the worker and checks every mbuf went back to the pool.
+fn with_gateway(tag: &str, body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters)) {
+    with_gateway_encap(tag, Encap::Vxlan, body);
+}
+
+/// [`with_gateway`] with compute host 1 using `encap`.
+fn with_gateway_encap(
+    tag: &str,
+    encap: Encap,
+    body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters),
+) {
+    let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
+    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
+    let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
+    let appliance: Vec<Port<'_>> = (0..2)
+        .map(|i| Port::from_rings(&eal, &pool, &rings[2 * i], &rings[2 * i + 1], &config(&format!("a{i}"))).unwrap())
+        .collect();
+    let host_ports: Vec<Port<'_>> = (0..2)
+        .map(|i| Port::from_rings(&eal, &pool, &rings[2 * i + 1], &rings[2 * i], &config(&format!("h{i}"))).unwrap())
+        .collect();
+    let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id(), encap), 1);
+    let underlay_mac = EthernetAddress(appliance[1].mac());
+    let mut queues: Vec<_> = host_ports.iter().map(|p| p.take_queues().unwrap()).collect();
+    let mut hosts = [0, 1].map(|i| {
+        let (rx, tx) = &mut queues[i];
+        Host { pool: &pool, tx: tx.remove(0), rx: rx.remove(0) }
+    });
+    let mut plans = pipeline_plans(&appliance, 1).unwrap();
+    let plan = plans.remove(0);
+    let counters = plan.counters();
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    let stop = AtomicBool::new(false);
+    eal.scope(|s| {
+        s.launch(1, || run_pipeline(plan, &exchange, &pool, &pipeline, &stop)).unwrap();
+        let result =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut hosts, underlay_mac, &counters)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    })
+    .expect("worker exits cleanly");
+    assert_eq!(counters.tx_full_drops.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.alloc_failures.load(Ordering::Relaxed), 0);
+    drop((hosts, queues));
+    drop((appliance, host_ports));
+    drop(rings);
+    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+}
+
+fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+#[test]
+fn vxlan_from_a_compute_host_is_decapsulated_and_routed_to_the_uplink() {
+    with_gateway("ptun1", |[outside, host1], underlay_mac, c| {
+        outside.send(&arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
+        assert_eq!(outside.recv(1).len(), 1, "ARP reply: the router knows the outside host now");
+        let inner = udp(MAC_VM, MAC_RB, "10.0.0.5", "192.0.2.7", 6000);
+        for round in 0..2 {
+            host1.send(&vxlan(underlay_mac, &inner));
+            let got = outside.recv(1);
+            assert_eq!(got.len(), 1, "round {round}");
+            let h = valid(&got[0]);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_UP, MAC_OUT));
+            let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+            assert_eq!((f.src, f.dst, f.ttl), (ip("10.0.0.5"), ip("192.0.2.7"), 63));
+            assert_eq!(got[0][34..], inner[34..]);
+        }
+        // From the wrong host: a counted drop.
+        let mut forged = vxlan(underlay_mac, &inner);
+        forged[26..30].copy_from_slice(&[192, 168, 7, 99]);
+        Ipv4Packet::new_checked(&mut forged[14..]).unwrap().fill_checksum();
+        host1.send(&forged);
+        outside.silent();
+        host1.silent();
+        assert_eq!(c.dropped(DropReason::TunnelHostMismatch), 1);
+        assert_eq!(counter(&c.cache_hits), 1, "the second tunnelled packet");
+    });
+}
+
+#[test]
+fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
+    with_gateway("ptun2", |[outside, host1], underlay_mac, c| {
+        let sent = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6001);
+        outside.send(&sent);
+        // The router asks for 10.0.0.5 on the bridge; the bridge's tunnel leg needs the compute
+        // host's MAC on the underlay first.
+        let got = host1.recv(1);
+        assert_eq!(got.len(), 1, "underlay ARP request");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (underlay_mac, EthernetAddress::BROADCAST));
+        let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
+        assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("192.168.7.1"), ip("192.168.7.11")));
+        host1.send(&arp(ArpOperation::Reply, MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1"));
+        host1.silent();
+
+        // Again: now the router's ARP request for the VM arrives over VXLAN.
+        outside.send(&sent);
+        let got = host1.recv(1);
+        assert_eq!(got.len(), 1, "VXLAN-wrapped ARP request");
+        let inner = unwrap_vxlan(&got[0], underlay_mac);
+        let h = valid(&inner);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, EthernetAddress::BROADCAST));
+        assert!(matches!(h.l3, L3::Arp(a) if a.target_protocol_addr == ip("10.0.0.5")));
+        // The VM answers through the tunnel: both packets, held meanwhile, are delivered.
+        host1.send(&vxlan(underlay_mac, &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1")));
+        let got = host1.recv(2);
+        assert_eq!(got.len(), 2, "the two held packets");
+        assert_eq!(counter(&c.released), 2);
+        let check = |frame: &[u8]| {
+            let inner = unwrap_vxlan(frame, underlay_mac);
+            let h = valid(&inner);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_VM));
+            let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+            assert_eq!((f.dst, f.ttl), (ip("10.0.0.5"), 63));
+            assert_eq!(inner[34..], sent[34..]);
+        };
+        got.iter().for_each(|f| check(f));
+        // The flow is cached now: the next packet is encapsulated on a hit.
+        outside.send(&sent);
+        let got = host1.recv(1);
+        assert_eq!(got.len(), 1);
+        check(&got[0]);
+        outside.silent();
+        host1.silent();
+        assert!(counter(&c.cache_hits) >= 1, "encapsulated from the cache");
+        // Only the router's first ARP request was lost (the underlay was not resolved yet).
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 1);
+    });
+}
+
+#[test]
+fn gre_both_ways_between_a_compute_host_and_the_uplink() {
+    with_gateway_encap("ptun3", Encap::Gre, |[outside, host1], underlay_mac, c| {
+        outside.send(&arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
+        assert_eq!(outside.recv(1).len(), 1, "ARP reply");
+        host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
+        let got = host1.recv(1);
+        assert_eq!(got.len(), 1, "underlay ARP reply");
+        assert!(matches!(valid(&got[0]).l3, L3::Arp(a) if a.operation == ArpOperation::Reply));
+        // The VM talks to the outside through GRE: decapsulated, learned, routed.
+        let inner = udp(MAC_VM, MAC_RB, "10.0.0.5", "192.0.2.7", 6100);
+        host1.send(&gre(underlay_mac, &inner));
+        let got = outside.recv(1);
+        assert_eq!(got.len(), 1);
+        assert!(matches!(valid(&got[0]).l3, L3::Ipv4(f) if f.src == ip("10.0.0.5") && f.ttl == 63));
+        // The VM's ARP answer teaches the router its MAC, then the outside answers over GRE.
+        host1.send(&gre(underlay_mac, &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1")));
+        host1.silent();
+        let back = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6101);
+        outside.send(&back);
+        let got = host1.recv(1);
+        assert_eq!(got.len(), 1, "GRE to the compute host");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (underlay_mac, MAC_HOST1));
+        let L3::Ipv4(o) = h.l3 else { panic!("not IPv4: {h:?}") };
+        assert_eq!((o.src, o.dst, o.ttl, o.dont_frag), (ip("192.168.7.1"), ip("192.168.7.11"), 64, true));
+        let L4::Gre { key, protocol_type, version } = h.l4 else { panic!("not GRE: {h:?}") };
+        assert_eq!((key, protocol_type, version), (Some(KEY), EtherType::TransparentEthernetBridging, 0));
+        let inner = valid(&got[0][h.payload_offset..]);
+        assert_eq!((inner.eth_src, inner.eth_dst), (MAC_RB, MAC_VM));
+        assert_eq!(got[0][h.payload_offset + 34..], back[34..]);
+        outside.silent();
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
+    });
+}
