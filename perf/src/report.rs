@@ -47,6 +47,10 @@ pub struct GenReport {
     /// Forwarded Mpps in each quarter second of the window: shows whether the rate was steady.
     #[serde(default)]
     pub series_mpps: Vec<f64>,
+    /// Gateway scenarios: ARP requests from the device the generator answered (before and
+    /// during the warm-up), not counted as received packets.
+    #[serde(default)]
+    pub arp_replies: u64,
 }
 
 /// The fixed-rate phase that measures latency.
@@ -262,6 +266,74 @@ pub struct ScenarioResult {
     pub target_met: Option<bool>,
     /// Instructions per packet (callgrind), when measured.
     pub instructions: Option<InstructionCount>,
+    /// The scenario's other targets (instructions per packet, flow setups per core).
+    #[serde(default)]
+    pub targets: ScenarioTargets,
+    /// Gateway scenarios: the flow table's memory for [`FLOW_TABLE_FLOWS`] flows.
+    #[serde(default)]
+    pub flow_table: Option<FlowTableFootprint>,
+}
+
+/// Targets beyond the ratio to testpmd io, copied from the scenario.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioTargets {
+    /// Largest acceptable instructions per packet.
+    pub instructions_per_packet: Option<f64>,
+    /// Smallest acceptable new flows per second per worker core, millions.
+    pub flow_setups_mpps_per_core: Option<f64>,
+}
+
+/// Flows the issue's memory target is stated for.
+pub const FLOW_TABLE_FLOWS: u64 = 10_000_000;
+/// The memory those flows may take.
+pub const FLOW_TABLE_LIMIT_BYTES: u64 = 2 << 30;
+
+/// What the gateway's flow table takes for [`FLOW_TABLE_FLOWS`] flows: the exact allocation of
+/// `FlowCache::<flowtable::sim::Actions>::new` (its `footprint`), which is all of it (nothing is
+/// allocated afterwards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowTableFootprint {
+    /// Flows.
+    pub flows: u64,
+    /// Bytes allocated.
+    pub bytes: u64,
+    /// Bytes per slot (key, entry with the action list, bucket share).
+    pub slot_bytes: u64,
+    /// The target's limit.
+    pub limit_bytes: u64,
+}
+
+impl FlowTableFootprint {
+    /// The gateway pipeline's flow table (`FlowCache<Actions>`) sized for [`FLOW_TABLE_FLOWS`].
+    pub fn gateway() -> FlowTableFootprint {
+        use midogw::flowtable::flow::{FlowCache, FlowCacheConfig};
+        use midogw::flowtable::sim::Actions;
+        let config = FlowCacheConfig { capacity: FLOW_TABLE_FLOWS as usize, ..FlowCacheConfig::default() };
+        FlowTableFootprint {
+            flows: FLOW_TABLE_FLOWS,
+            bytes: FlowCache::<Actions>::footprint(&config) as u64,
+            slot_bytes: FlowCache::<Actions>::slot_bytes() as u64,
+            limit_bytes: FLOW_TABLE_LIMIT_BYTES,
+        }
+    }
+
+    /// For a scenario of `pipeline`: the gateway's table, nothing for cross-connect.
+    pub fn for_pipeline(pipeline: Pipeline) -> Option<FlowTableFootprint> {
+        (pipeline == Pipeline::Gateway).then(FlowTableFootprint::gateway)
+    }
+}
+
+/// One target's verdict, for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// What is measured.
+    pub what: &'static str,
+    /// The target, as text.
+    pub target: String,
+    /// The measured value, as text ("not measured" when absent).
+    pub value: String,
+    /// Met, not met, or not measured in this run.
+    pub met: Option<bool>,
 }
 
 impl ScenarioResult {
@@ -278,6 +350,49 @@ impl ScenarioResult {
         self.ratio_to_testpmd_io = io;
         self.ratio_to_testpmd_macswap = macswap;
         self.target_met = self.ratio_to_testpmd_io.as_ref().map(|r| r.median >= self.target_ratio_io);
+    }
+
+    /// Every target of the scenario with its verdict: the ratio to testpmd io (when > 0),
+    /// instructions per packet, flow setups per core (midogw's median rate on its one worker
+    /// core: every frame of such a scenario is a new flow) and the flow table's memory.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let mut v = Vec::new();
+        if self.target_ratio_io > 0.0 {
+            let r = self.ratio_to_testpmd_io.as_ref().map(|r| r.median);
+            v.push(Verdict {
+                what: "ratio to testpmd io (median)",
+                target: format!(">= {:.2}", self.target_ratio_io),
+                value: r.map_or("not measured".into(), |r| format!("{r:.3}")),
+                met: r.map(|r| r >= self.target_ratio_io),
+            });
+        }
+        if let Some(t) = self.targets.instructions_per_packet {
+            let i = self.instructions.as_ref().map(|i| i.instructions_per_packet);
+            v.push(Verdict {
+                what: "instructions per packet (callgrind, rx/tx included)",
+                target: format!("<= {t:.0}"),
+                value: i.map_or("not measured".into(), |i| format!("{i:.1}")),
+                met: i.map(|i| i <= t),
+            });
+        }
+        if let Some(t) = self.targets.flow_setups_mpps_per_core {
+            let m = self.dut(MIDOGW).filter(|d| !d.samples.is_empty()).map(|d| d.median.mpps);
+            v.push(Verdict {
+                what: "new flows per second per core",
+                target: format!(">= {t:.1} M"),
+                value: m.map_or("not measured".into(), |m| format!("{m:.2} M")),
+                met: m.map(|m| m >= t),
+            });
+        }
+        if let Some(f) = &self.flow_table {
+            v.push(Verdict {
+                what: "flow table memory for 10 M flows",
+                target: format!("<= {:.1} GiB", f.limit_bytes as f64 / f64::from(1u32 << 30)),
+                value: format!("{:.2} GiB ({} bytes per flow)", f.bytes as f64 / f64::from(1u32 << 30), f.slot_bytes),
+                met: Some(f.bytes <= f.limit_bytes),
+            });
+        }
+        v
     }
 }
 
@@ -475,7 +590,7 @@ impl RunReport {
         }
         let counted: Vec<&ScenarioResult> = self.scenarios.iter().filter(|s| s.instructions.is_some()).collect();
         if !counted.is_empty() {
-            md.push_str("Instructions per packet (callgrind, worker thread only, fixed seeded trace through the cross-connect loop on net_ring ports; stable across runs, compare these across commits):\n\n");
+            md.push_str("Instructions per packet (callgrind, worker thread only, fixed seeded trace through the appliance's loop on net_ring ports: the cross-connect loop, or for gateway scenarios the pipeline loop after a first pass that set up every flow; stable across runs, compare these across commits):\n\n");
             md.push_str("| scenario | instructions / packet | packets | worker instructions | empty polls subtracted |\n|---|---:|---:|---:|---:|\n");
             for sc in counted {
                 let i = sc.instructions.as_ref().expect("filtered");
@@ -489,6 +604,28 @@ impl RunReport {
                     i.empty_polls,
                     i.instructions_per_empty_poll
                 );
+            }
+            md.push('\n');
+        }
+        let judged: Vec<(&ScenarioResult, Vec<Verdict>)> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.targets != ScenarioTargets::default() || s.flow_table.is_some())
+            .map(|s| (s, s.verdicts()))
+            .collect();
+        if !judged.is_empty() {
+            md.push_str(
+                "Targets (issue 4):\n\n| scenario | figure | target | measured | verdict |\n|---|---|---|---|---|\n",
+            );
+            for (sc, verdicts) in judged {
+                for v in verdicts {
+                    let verdict = match v.met {
+                        Some(true) => "met",
+                        Some(false) => "**not met**",
+                        None => "not measured in this run",
+                    };
+                    let _ = writeln!(md, "| {} | {} | {} | {} | {verdict} |", sc.scenario, v.what, v.target, v.value);
+                }
             }
             md.push('\n');
         }

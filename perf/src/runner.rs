@@ -25,11 +25,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::forward::{EalSection, ForwardConfig, MempoolSection, PortSection, WorkersSection};
+use crate::forward::{
+    EalSection, ForwardConfig, MempoolSection, PortSection, RestSection, StoreSection, TopologySection, WorkersSection,
+};
 use crate::gen::GenSpec;
 use crate::machine::{dpdk_version, utc_now, Commit, Machine};
-use crate::report::{DutResult, GenReport, RunReport, Sample, ScenarioResult, Settings, MIDOGW, SCHEMA};
-use crate::scenario::{Reference, Scenario};
+use crate::report::{
+    DutResult, FlowTableFootprint, GenReport, RunReport, Sample, ScenarioResult, ScenarioTargets, Settings, MIDOGW,
+    SCHEMA,
+};
+use crate::scenario::{Pipeline, Reference, Scenario};
 use crate::traffic::{Direction, Trace};
 
 /// EAL memory of each device under test, MiB (no hugepages).
@@ -319,6 +324,11 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                 target_ratio_io: sc.target_ratio_io,
                 target_met: None,
                 instructions: None,
+                targets: ScenarioTargets {
+                    instructions_per_packet: sc.target_instructions_per_packet,
+                    flow_setups_mpps_per_core: sc.target_flow_setups_mpps_per_core,
+                },
+                flow_table: FlowTableFootprint::for_pipeline(sc.pipeline),
             };
             r.compute_ratios();
             r
@@ -469,6 +479,7 @@ fn memif(i: usize, socket: &Path, server: bool) -> String {
 /// The program and arguments that start `dut` serving the memif socket.
 fn dut_command(
     opts: &RunOptions,
+    sc: &Scenario,
     dut: Dut,
     socket: &Path,
     prefix: &str,
@@ -498,7 +509,26 @@ fn dut_command(
                     })
                     .collect(),
                 workers: WorkersSection { cores: vec![opts.dut_core] },
+                topology: match sc.pipeline {
+                    Pipeline::CrossConnect => None,
+                    Pipeline::Gateway => {
+                        let path = sc
+                            .topology_path()
+                            .ok_or_else(|| Error::Scenario { name: sc.name.clone(), reason: "no topology".into() })?;
+                        let path = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))?;
+                        Some(TopologySection { file: path.display().to_string() })
+                    }
+                },
+                // Never the default port or store of a real appliance on this machine.
+                rest: Some(RestSection { listen: "127.0.0.1:0".into() }),
+                store: Some(StoreSection { path: dir.join("store.redb").display().to_string() }),
             };
+            if sc.pipeline == Pipeline::Gateway && opts.midogw == MidogwRunner::Builtin {
+                return Err(Error::Process {
+                    what: "midogw".into(),
+                    detail: "the gateway pipeline needs the appliance binary with `run`; build it (cargo build --release -p midogw)".into(),
+                });
+            }
             let path = dir.join("midogw.toml");
             std::fs::write(&path, config.to_toml()).map_err(|e| Error::io(&path, e))?;
             let path = path.display().to_string();
@@ -608,7 +638,7 @@ fn run_sample(
     let gen_prefix = format!("mgwperf-{pid}-{index}-gen");
     let mtu = (sc.max_frame_size() - crate::packet::FCS_LEN - 14).max(1500) as u16;
     let result = (|| {
-        let (program, args, stdin) = dut_command(opts, dut, &socket, &dut_prefix, &dir, mtu)?;
+        let (program, args, stdin) = dut_command(opts, sc, dut, &socket, &dut_prefix, &dir, mtu)?;
         let command = shell_line(&program, &args);
         tracing::debug!(%command, "device under test");
         let mut device = Proc::spawn(&program, &args, dut.name(), &dir.join("dut.log"), stdin)?;
@@ -624,6 +654,8 @@ fn run_sample(
             seconds: opts.seconds,
             latency_seconds: opts.latency_seconds,
             link_timeout_seconds: 20.0,
+            // testpmd gets the same frames: it forwards whatever MAC they carry.
+            router_macs: sc.router_macs()?,
         };
         let spec_path = dir.join("gen.json");
         let out_path = dir.join("result.json");
