@@ -1,8 +1,8 @@
 //! Instructions per packet: the figure that stays put on a noisy machine.
 //!
 //! `midogw-perf cg-trace` pushes a fixed, seeded trace of N packets through the appliance's
-//! cross-connect loop (`midogw::cross_connect` + `midogw::run_worker`) on `net_ring` ports in one
-//! process: every packet is queued before the worker starts, the worker forwards them, the main
+//! loop (cross-connect: `midogw::cross_connect` + `midogw::run_worker`; gateway: the pipeline)
+//! on `net_ring` ports in one process: every packet is queued before the worker starts, the worker forwards them, the main
 //! thread stops it once all have arrived. `midogw-perf callgrind` runs that under
 //! `valgrind --tool=callgrind`, collecting only inside the worker (`--toggle-collect` on the
 //! lcore entry point), so EAL start-up, trace building and the main thread cost nothing.
@@ -13,6 +13,10 @@
 //! with no packets gives the cost of one empty poll; subtracting them leaves the packets' cost:
 //!
 //! `ipp = (Ir(N) - empty_polls(N) * Ir(0) / polls(0)) / N`
+//!
+//! Gateway scenarios run the pipeline loop (`midogw::run_pipeline`) instead, and their figure is
+//! the difference of two such corrected runs (see [`measure`]), so the set-up both share (the
+//! router learning its neighbours, the first packet of each flow) cancels out.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +48,8 @@ pub const TX_FN: &str = "midogw_eth_tx_burst";
 pub const DEFAULT_PACKETS: u64 = 65_536;
 
 /// Runs `packets` packets of `scenario` through the appliance's loop on ring ports, the whole
-/// trace `passes` times over; returns how many came out. Half the packets go each way.
+/// trace `passes` times over; returns how many came out. Half the packets go each way. With no
+/// packets (a baseline), the worker idles 300 ms per pass instead.
 ///
 /// Cross-connect scenarios run `midogw::cross_connect` + `midogw::run_worker`; gateway scenarios
 /// run `midogw::pipeline_plans` + `midogw::run_pipeline` on the scenario's topology (read by
@@ -132,11 +137,17 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
     let forwarded = |r: &[Ring<'_>]| u64::from(r[1].count() + r[3].count());
     let wait = |stop: &AtomicBool| {
         let started = Instant::now();
-        // With no packets the worker polls empty rings for a while: the baseline run.
-        let min_wait = if packets == 0 { Duration::from_millis(300) } else { Duration::ZERO };
-        while (forwarded(&rings) < total as u64 || started.elapsed() < min_wait)
-            && started.elapsed() < Duration::from_secs(600)
-        {
+        let limit = Duration::from_secs(600);
+        if packets == 0 {
+            // The baseline: the worker polls empty rings for 300 ms per pass, counted from its
+            // first polls (it has taken the ARP frames, if any); its start-up (the flow cache is
+            // written in full) can take longer than that under valgrind.
+            while rings[0].count() + rings[2].count() > 0 && started.elapsed() < limit {
+                std::hint::spin_loop();
+            }
+            std::thread::sleep(Duration::from_millis(300) * passes as u32);
+        }
+        while forwarded(&rings) < total as u64 && started.elapsed() < limit {
             std::hint::spin_loop();
         }
         stop.store(true, Ordering::Relaxed);
@@ -326,13 +337,18 @@ pub fn measure(
         detail: "not installed (Debian package valgrind)".into(),
     })?;
     let name = scenario.name.as_str();
-    let baseline = callgrind_run(exe, name, scenarios_file, 0, 1, dir)?;
     match scenario.pipeline {
         Pipeline::CrossConnect => {
+            let baseline = callgrind_run(exe, name, scenarios_file, 0, 1, dir)?;
             let measured = callgrind_run(exe, name, scenarios_file, packets, 1, dir)?;
             instructions_per_packet(&measured, &baseline, packets, valgrind)
         }
         Pipeline::Gateway => {
+            // The pipeline worker's start-up (its flow cache written in full) is counted too, so
+            // an empty poll is priced by the difference of a short and a long idle run.
+            let idle_short = callgrind_run(exe, name, scenarios_file, 0, 1, dir)?;
+            let idle_long = callgrind_run(exe, name, scenarios_file, 0, 4, dir)?;
+            let per_poll = empty_poll_price(&idle_long, &idle_short)?;
             let half = packets / 2;
             let (small, large, what) = if scenario.target_flow_setups_mpps_per_core.is_some() {
                 let small = callgrind_run(exe, name, scenarios_file, half, 1, dir)?;
@@ -343,29 +359,38 @@ pub fn measure(
                 let large = callgrind_run(exe, name, scenarios_file, half, 2, dir)?;
                 (small, large, format!("a {half}-packet trace once and twice (the second pass all flow-cache hits)"))
             };
-            instructions_between(&large, &small, &baseline, half, valgrind, what)
+            instructions_between(&large, &small, per_poll, half, valgrind, what)
         }
     }
 }
 
+/// Instructions of one empty poll from two idle runs: what the longer one added per RX call.
+pub fn empty_poll_price(long: &CallgrindOutput, short: &CallgrindOutput) -> Result<f64> {
+    let (polls_long, polls_short) = (calls_matching(long, RX_FN), calls_matching(short, RX_FN));
+    if polls_long <= polls_short || long.instructions <= short.instructions {
+        return Err(Error::Process {
+            what: "callgrind".into(),
+            detail: format!(
+                "the long idle run polled no more than the short one ({polls_long} <= {polls_short} RX calls)"
+            ),
+        });
+    }
+    Ok((long.instructions - short.instructions) as f64 / (polls_long - polls_short) as f64)
+}
+
 /// Instructions per packet from the difference of two runs `packets` packets apart, each
-/// corrected for its empty polls at the price `baseline` gives.
+/// corrected for its empty polls at `per_poll` instructions each.
 pub fn instructions_between(
     large: &CallgrindOutput,
     small: &CallgrindOutput,
-    baseline: &CallgrindOutput,
+    per_poll: f64,
     packets: u64,
     valgrind: String,
     what: String,
 ) -> Result<InstructionCount> {
-    let polls0 = calls_matching(baseline, RX_FN);
-    if polls0 == 0 || packets == 0 {
-        return Err(Error::Process {
-            what: "callgrind".into(),
-            detail: format!("the baseline run made no RX call ({polls0}) or no packets were sent"),
-        });
+    if packets == 0 {
+        return Err(Error::Process { what: "callgrind".into(), detail: "no packets were sent".into() });
     }
-    let per_poll = baseline.instructions as f64 / polls0 as f64;
     let empty = |o: &CallgrindOutput| calls_matching(o, RX_FN).saturating_sub(calls_matching(o, TX_FN));
     let corrected = |o: &CallgrindOutput| o.instructions as f64 - empty(o) as f64 * per_poll;
     let ipp = (corrected(large) - corrected(small)) / packets as f64;
@@ -376,7 +401,7 @@ pub fn instructions_between(
         empty_polls: empty(large),
         instructions_per_empty_poll: (per_poll * 10.0).round() / 10.0,
         method: format!(
-            "valgrind --tool=callgrind --toggle-collect='{TOGGLE}' on `midogw-perf cg-trace` (the gateway pipeline) with {what}, and with none; \
+            "valgrind --tool=callgrind --toggle-collect='{TOGGLE}' on `midogw-perf cg-trace` (the gateway pipeline) with {what}, and idle for 0.3 s and 1.2 s (the price of an empty poll); \
              ((Ir - empty polls x Ir per empty poll) of the larger run - the same of the smaller) / {packets} packets; \
              empty polls of the smaller run: {}",
             empty(small)
@@ -435,7 +460,12 @@ totals: 1000
 
     #[test]
     fn differences_of_two_runs_cancel_what_both_share() {
-        let baseline = CallgrindOutput { instructions: 50_000, calls: [(RX_FN.to_string(), 1000)].into() };
+        // Idle runs: 20 000 instructions of start-up, then 50 per poll.
+        let short = CallgrindOutput { instructions: 20_000 + 1000 * 50, calls: [(RX_FN.to_string(), 1000)].into() };
+        let long = CallgrindOutput { instructions: 20_000 + 4000 * 50, calls: [(RX_FN.to_string(), 4000)].into() };
+        let per_poll = empty_poll_price(&long, &short).unwrap();
+        assert_eq!(per_poll, 50.0);
+        assert!(empty_poll_price(&short, &long).is_err());
         // Both runs: 1000 instructions of set-up (ARP, first-pass misses); the larger one has 64
         // more packets at 30 each. Empty polls: 10 in the smaller run, 4 in the larger.
         let small =
@@ -444,7 +474,7 @@ totals: 1000
             instructions: 1000 + 200 + 64 * 30,
             calls: [(RX_FN.to_string(), 12), (TX_FN.to_string(), 8)].into(),
         };
-        let c = instructions_between(&large, &small, &baseline, 64, "v".into(), "test".into()).unwrap();
+        let c = instructions_between(&large, &small, per_poll, 64, "v".into(), "test".into()).unwrap();
         assert_eq!(c.instructions_per_packet, 30.0);
         assert_eq!(c.empty_polls, 4);
         assert!(c.method.contains("empty polls of the smaller run: 10"), "{}", c.method);

@@ -72,7 +72,7 @@ enum Cmd {
         scenario: String,
         #[arg(long)]
         packets: usize,
-        /// Times the trace is sent (gateway hit-path runs send it twice).
+        /// Times the trace is sent (gateway hit-path runs send it twice); with no packets, the idle time in 300 ms units.
         #[arg(long, default_value_t = 1)]
         passes: usize,
         #[arg(long)]
@@ -85,7 +85,9 @@ enum Cmd {
 #[derive(Args, Clone)]
 struct TableArgs {
     /// A scenario table to use instead of the built-in perf/scenarios/scenarios.toml.
-    #[arg(long, value_name = "FILE")]
+    // Its own id: `run` and `callgrind` also take positional scenario names (clap's debug
+    // assertions refuse two arguments with one id).
+    #[arg(long = "scenarios", id = "scenario_table", value_name = "FILE")]
     scenarios: Option<PathBuf>,
 }
 
