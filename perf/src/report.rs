@@ -714,4 +714,40 @@ mod tests {
         assert!(md.contains("target 0.90 met"));
         assert!(md.contains("**42.5**"));
     }
+
+    #[test]
+    fn gateway_targets_are_judged_met_or_not() {
+        let mut r = report(&[1.4, 1.5, 1.6], &[2.0, 2.0, 2.0], Some(300.0));
+        let sc = &mut r.scenarios[0];
+        sc.pipeline = Pipeline::Gateway;
+        sc.target_ratio_io = 0.6;
+        sc.targets = ScenarioTargets { instructions_per_packet: Some(250.0), flow_setups_mpps_per_core: Some(1.0) };
+        sc.flow_table = FlowTableFootprint::for_pipeline(Pipeline::Gateway);
+        sc.compute_ratios();
+        let v = sc.verdicts();
+        let by = |what: &str| v.iter().find(|x| x.what.starts_with(what)).unwrap().clone();
+        assert_eq!(by("ratio").met, Some(true), "0.75 >= 0.60");
+        assert_eq!(by("instructions").met, Some(false), "300 > 250");
+        assert_eq!(by("new flows").met, Some(true), "median 1.5 M >= 1 M");
+        assert_eq!(by("new flows").value, "1.50 M");
+        let table = by("flow table");
+        let f = sc.flow_table.as_ref().unwrap();
+        assert_eq!(f.flows, 10_000_000);
+        assert_eq!(f.bytes as usize, {
+            use midogw::flowtable::flow::{FlowCache, FlowCacheConfig};
+            FlowCache::<midogw::flowtable::sim::Actions>::footprint(&FlowCacheConfig {
+                capacity: 10_000_000,
+                ..FlowCacheConfig::default()
+            })
+        });
+        assert_eq!(table.met, Some(f.bytes <= 2 << 30));
+        let md = r.to_markdown();
+        assert!(md.contains("| cross-connect-64 | instructions per packet (callgrind, rx/tx included) | <= 250 | 300.0 | **not met** |"), "{md}");
+        assert!(md.contains("flow table memory for 10 M flows"), "{md}");
+        // No target: no verdict, and a scenario without targets gets no table.
+        r.scenarios[0].target_ratio_io = 0.0;
+        r.scenarios[0].compute_ratios();
+        assert_eq!(r.scenarios[0].target_met, None);
+        assert!(!report(&[1.0], &[1.0], None).to_markdown().contains("Targets"));
+    }
 }
