@@ -28,6 +28,15 @@ fn ones_complement(data: &[u8]) -> u16 {
     acc as u16
 }
 
+/// Removes DPDK's runtime directory of the test's file prefix, also when an assertion failed.
+struct RuntimeDir(String);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        perf::runner::remove_runtime_dir(&self.0);
+    }
+}
+
 struct Outcome {
     hits: u64,
     misses: u64,
@@ -48,10 +57,12 @@ fn run_routed(scenario: &str, per_direction: usize, passes: usize, routers: u8) 
     ];
     let hosts = [host(Direction::Forward).0, host(Direction::Reverse).0];
 
+    let prefix = format!("perf-gwring-{}", std::process::id());
+    let _cleanup = RuntimeDir(prefix.clone());
     let eal = Eal::init(&EalConfig {
         main_core: 0,
         worker_cores: vec![1],
-        file_prefix: format!("perf-gwring-{}", std::process::id()),
+        file_prefix: prefix,
         pci_allow: vec![],
         extra_args: vec!["--no-huge".into(), "-m".into(), "256".into(), "--no-shconf".into()],
     })
