@@ -93,6 +93,52 @@ pub struct Sample {
     /// Attempts thrown away because of interference before this one.
     #[serde(default)]
     pub retries: u32,
+    /// The appliance's own pipeline counters for the whole sample (probes, warm-up, window,
+    /// latency phase), from `midogw run --stats-json`: gateway scenarios with the appliance only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceCounters>,
+}
+
+/// The appliance's pipeline counters summed over its workers, at the end of a sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCounters {
+    /// Frames the workers received.
+    pub rx_packets: u64,
+    /// Frames they sent.
+    pub tx_packets: u64,
+    /// Flow cache hits.
+    pub cache_hits: u64,
+    /// Flow cache misses (each one a simulation of a new flow, or of a flow evicted earlier).
+    pub cache_misses: u64,
+    /// Live flows evicted to make room.
+    pub cache_evictions: u64,
+    /// Non-zero drop counters by reason.
+    #[serde(default)]
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+impl DeviceCounters {
+    /// Reads the `pipelines` of a `midogw run --stats-json` report; `None` without any.
+    pub fn from_stats_json(text: &str) -> Option<DeviceCounters> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let workers = v.get("pipelines")?.as_array()?;
+        if workers.is_empty() {
+            return None;
+        }
+        let mut c = DeviceCounters::default();
+        for w in workers {
+            let n = |k: &str| w.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            c.rx_packets += n("rx_packets");
+            c.tx_packets += n("tx_packets");
+            c.cache_hits += n("cache_hits");
+            c.cache_misses += n("cache_misses");
+            c.cache_evictions += n("cache_evictions");
+            for (reason, count) in w.get("drops").and_then(serde_json::Value::as_object).into_iter().flatten() {
+                *c.drops.entry(reason.clone()).or_insert(0) += count.as_u64().unwrap_or(0);
+            }
+        }
+        Some(c)
+    }
 }
 
 /// Medians over the rounds.
@@ -593,6 +639,36 @@ impl RunReport {
                 md.push('\n');
             }
         }
+        let with_counters: Vec<&ScenarioResult> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.dut(MIDOGW).is_some_and(|d| d.samples.iter().any(|x| x.device.is_some())))
+            .collect();
+        if !with_counters.is_empty() {
+            md.push_str(
+                "midogw's own pipeline counters per round (whole sample: probes, warm-up, window, latency phase):\n\n",
+            );
+            md.push_str("| scenario | round | frames received | flow-cache hits | misses (new flows) | misses / frames | evictions | drops |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
+            for sc in with_counters {
+                for sample in &sc.dut(MIDOGW).expect("filtered").samples {
+                    let Some(c) = &sample.device else { continue };
+                    let drops: Vec<String> = c.drops.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {} | {:.1}% | {} | {} |",
+                        sc.scenario,
+                        sample.round,
+                        c.rx_packets,
+                        c.cache_hits,
+                        c.cache_misses,
+                        c.cache_misses as f64 / c.rx_packets.max(1) as f64 * 100.0,
+                        c.cache_evictions,
+                        if drops.is_empty() { "-".into() } else { drops.join(", ") }
+                    );
+                }
+            }
+            md.push('\n');
+        }
         let counted: Vec<&ScenarioResult> = self.scenarios.iter().filter(|s| s.instructions.is_some()).collect();
         if !counted.is_empty() {
             md.push_str("Instructions per packet (callgrind, worker thread only, fixed seeded trace through the appliance's loop on net_ring ports: the cross-connect loop, or for gateway scenarios the pipeline loop after a first pass that set up every flow; stable across runs, compare these across commits):\n\n");
@@ -713,6 +789,26 @@ mod tests {
         assert!(md.contains("**0.920**"), "{md}");
         assert!(md.contains("target 0.90 met"));
         assert!(md.contains("**42.5**"));
+    }
+
+    #[test]
+    fn appliance_counters_are_read_from_its_stats_json() {
+        let text = r#"{"seconds": 3.1, "ports": [], "links": [], "pipelines": [
+            {"worker": 0, "rx_packets": 100, "tx_packets": 98, "cache_hits": 10, "cache_misses": 90,
+             "cache_evictions": 5, "drops": {"arp_consumed": 2}},
+            {"worker": 1, "rx_packets": 1, "tx_packets": 1, "cache_hits": 0, "cache_misses": 1,
+             "cache_evictions": 0, "drops": {"arp_consumed": 1, "ttl_exceeded": 4}}]}"#;
+        let c = DeviceCounters::from_stats_json(text).unwrap();
+        assert_eq!((c.rx_packets, c.tx_packets, c.cache_hits, c.cache_misses, c.cache_evictions), (101, 99, 10, 91, 5));
+        assert_eq!(c.drops["arp_consumed"], 3);
+        assert_eq!(c.drops["ttl_exceeded"], 4);
+        assert_eq!(DeviceCounters::from_stats_json(r#"{"pipelines": []}"#), None, "cross-connect has none");
+        assert_eq!(DeviceCounters::from_stats_json("not json"), None);
+        let mut r = report(&[1.0], &[2.0], None);
+        r.scenarios[0].duts[0].samples[0].device = Some(c);
+        assert!(r
+            .to_markdown()
+            .contains("| cross-connect-64 | 1 | 101 | 10 | 91 | 90.1% | 5 | arp_consumed 3, ttl_exceeded 4 |"));
     }
 
     #[test]

@@ -31,8 +31,8 @@ use crate::forward::{
 use crate::gen::GenSpec;
 use crate::machine::{dpdk_version, utc_now, Commit, Machine};
 use crate::report::{
-    DutResult, FlowTableFootprint, GenReport, RunReport, Sample, ScenarioResult, ScenarioTargets, Settings, MIDOGW,
-    SCHEMA,
+    DeviceCounters, DutResult, FlowTableFootprint, GenReport, RunReport, Sample, ScenarioResult, ScenarioTargets,
+    Settings, MIDOGW, SCHEMA,
 };
 use crate::scenario::{Pipeline, Reference, Scenario};
 use crate::traffic::{Direction, Trace};
@@ -264,13 +264,13 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                 index += 1;
                 tracing::info!(round, scenario = %sc.name, dut = dut.name(), "sample {index}/{total}");
                 let mut retries = 0;
-                let (gen, command, cpu) = loop {
+                let (gen, command, cpu, device) = loop {
                     wait_quiet(opts.quiet_wait)?;
-                    let (gen, command, cpu) = run_sample(opts, sc, *dut, round, index)?;
+                    let (gen, command, cpu, device) = run_sample(opts, sc, *dut, round, index)?;
                     let disturbed = cpu.interference_pct > opts.max_interference_pct;
                     let unsteady = !steady(&gen.series_mpps);
                     if !(disturbed || unsteady) || retries >= opts.max_retries {
-                        break (gen, command, cpu);
+                        break (gen, command, cpu, device);
                     }
                     retries += 1;
                     tracing::warn!(
@@ -297,6 +297,7 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                     interference_pct: (cpu.interference_pct * 10.0).round() / 10.0,
                     steal_pct: (cpu.steal_pct * 10.0).round() / 10.0,
                     retries,
+                    device,
                 });
             }
         }
@@ -476,6 +477,9 @@ fn memif(i: usize, socket: &Path, server: bool) -> String {
     }
 }
 
+/// Where the appliance writes its final counters in a sample's directory.
+const STATS_JSON: &str = "midogw-stats.json";
+
 /// The program and arguments that start `dut` serving the memif socket.
 fn dut_command(
     opts: &RunOptions,
@@ -533,7 +537,10 @@ fn dut_command(
             std::fs::write(&path, config.to_toml()).map_err(|e| Error::io(&path, e))?;
             let path = path.display().to_string();
             Ok(match &opts.midogw {
-                MidogwRunner::Appliance(bin) => (bin.clone(), vec!["run".into(), "--config".into(), path], false),
+                MidogwRunner::Appliance(bin) => {
+                    let stats = dir.join(STATS_JSON).display().to_string();
+                    (bin.clone(), vec!["run".into(), "--config".into(), path, "--stats-json".into(), stats], false)
+                }
                 MidogwRunner::Builtin => {
                     (opts.self_exe.clone(), vec!["forward".into(), "--config".into(), path], false)
                 }
@@ -629,7 +636,7 @@ fn run_sample(
     dut: Dut,
     round: u32,
     index: usize,
-) -> Result<(GenReport, String, CpuUse)> {
+) -> Result<(GenReport, String, CpuUse, Option<DeviceCounters>)> {
     let dir = opts.workdir.join(format!("{index:03}"));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let socket = dir.join("memif.sock");
@@ -698,7 +705,10 @@ fn run_sample(
         let text = std::fs::read_to_string(&out_path).map_err(|e| Error::io(&out_path, e))?;
         let report: GenReport =
             serde_json::from_str(&text).map_err(|source| Error::Json { path: out_path.clone(), source })?;
-        Ok((report, command, cpu))
+        // Written by the appliance as it stops; the device was stopped above.
+        let counters =
+            std::fs::read_to_string(dir.join(STATS_JSON)).ok().and_then(|t| DeviceCounters::from_stats_json(&t));
+        Ok((report, command, cpu, counters))
     })();
     remove_runtime_dir(&dut_prefix);
     remove_runtime_dir(&gen_prefix);

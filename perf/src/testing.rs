@@ -51,6 +51,7 @@ pub fn synthetic_report(midogw: &[f64], io: &[f64], ipp: Option<f64>) -> RunRepo
                 interference_pct: 0.5,
                 steal_pct: 0.0,
                 retries: 0,
+                device: None,
             })
             .collect()
     };
