@@ -9,6 +9,11 @@
 //! At maximum rate the generator never reads returned payloads (that would cost it a cache miss
 //! per packet and make it, not the device, the bottleneck); it counts packets and lengths from
 //! the mbuf headers. Payloads are read in the latency phase only.
+//!
+//! For a gateway scenario ([`GenSpec::router_macs`]) the generator plays the hosts behind both
+//! ports: frames go to the router port's MAC, and before the warm-up it probes until both
+//! directions are routed, answering the router's ARP requests (and keeps answering during the
+//! warm-up), so the device resolves its next hops through its own ARP path.
 
 use std::time::{Duration, Instant};
 

@@ -14,6 +14,9 @@
 //! packet than the device and the device, not the generator, sets the rate; the share of refused
 //! sends in the report shows that it did.
 //!
+//! A gateway scenario runs the appliance with `[topology] file` (its ports `up0`/`down0` bound to
+//! router ports) and `--stats-json`, whose pipeline counters become the sample's `device`.
+//!
 //! Each round runs every device once, in an order that rotates from round to round, so slow and
 //! fast minutes of this noisy machine fall on all of them alike; ratios are taken within a round.
 
