@@ -731,6 +731,61 @@ fn run_sample(
 mod tests {
     use super::*;
 
+    fn options(midogw: MidogwRunner, workdir: &Path) -> RunOptions {
+        RunOptions {
+            scenarios: vec![],
+            rounds: 1,
+            seconds: 1.0,
+            warmup_seconds: 0.1,
+            latency_seconds: 0.1,
+            gen_core: 0,
+            dut_core: 1,
+            self_exe: PathBuf::from("/x/midogw-perf"),
+            midogw,
+            testpmd: PathBuf::from("dpdk-testpmd"),
+            only: None,
+            workdir: workdir.into(),
+            log_dir: workdir.into(),
+            max_interference_pct: 5.0,
+            max_retries: 0,
+            quiet_wait: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn gateway_scenarios_run_the_appliance_on_their_topology() {
+        let dir = std::env::temp_dir().join(format!("perf-runner-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = crate::Scenarios::builtin();
+        let opts = options(MidogwRunner::Appliance("/x/midogw".into()), &dir);
+        let socket = dir.join("memif.sock");
+        let gateway = table.get("gateway-flow-setup").unwrap();
+        let (program, args, stdin) = dut_command(&opts, gateway, Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        assert_eq!(program, PathBuf::from("/x/midogw"));
+        assert!(!stdin);
+        assert_eq!(args[..2], ["run".to_string(), "--config".to_string()]);
+        assert_eq!(args[3..], ["--stats-json".to_string(), dir.join(STATS_JSON).display().to_string()]);
+        let config = ForwardConfig::load(&dir.join("midogw.toml")).unwrap();
+        let file = PathBuf::from(config.topology.unwrap().file);
+        assert!(file.is_absolute() && file.ends_with("perf/topologies/gateway-edge-tenant.toml"), "{file:?}");
+        assert_eq!(config.port.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), crate::topology::DPDK_PORT_NAMES);
+        assert_eq!(config.rest.unwrap().listen, "127.0.0.1:0");
+        assert!(config.store.unwrap().path.starts_with(dir.to_str().unwrap()));
+
+        let cross = table.get("cross-connect-64").unwrap();
+        dut_command(&opts, cross, Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        assert_eq!(ForwardConfig::load(&dir.join("midogw.toml")).unwrap().topology, None);
+        // testpmd runs the same way for both pipelines.
+        let (_, io, _) =
+            dut_command(&opts, gateway, Dut::Reference(Reference::TestpmdIo), &socket, "p", &dir, 1500).unwrap();
+        assert!(io.contains(&"--forward-mode=io".to_string()));
+
+        let builtin = options(MidogwRunner::Builtin, &dir);
+        let err = dut_command(&builtin, gateway, Dut::Midogw, &socket, "p", &dir, 1500).unwrap_err().to_string();
+        assert!(err.contains("appliance binary"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn steadiness_of_a_window() {
         assert!(steady(&[]));
