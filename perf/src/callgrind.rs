@@ -1,8 +1,8 @@
 //! Instructions per packet: the figure that stays put on a noisy machine.
 //!
 //! `midogw-perf cg-trace` pushes a fixed, seeded trace of N packets through the appliance's
-//! cross-connect loop (`midogw::cross_connect` + `midogw::run_worker`) on `net_ring` ports in one
-//! process: every packet is queued before the worker starts, the worker forwards them, the main
+//! loop (cross-connect: `midogw::cross_connect` + `midogw::run_worker`; gateway: the pipeline)
+//! on `net_ring` ports in one process: every packet is queued before the worker starts, the worker forwards them, the main
 //! thread stops it once all have arrived. `midogw-perf callgrind` runs that under
 //! `valgrind --tool=callgrind`, collecting only inside the worker (`--toggle-collect` on the
 //! lcore entry point), so EAL start-up, trace building and the main thread cost nothing.
@@ -13,6 +13,10 @@
 //! with no packets gives the cost of one empty poll; subtracting them leaves the packets' cost:
 //!
 //! `ipp = (Ir(N) - empty_polls(N) * Ir(0) / polls(0)) / N`
+//!
+//! Gateway scenarios run the pipeline loop (`midogw::run_pipeline`) instead, and their figure is
+//! the difference of two such corrected runs (see [`measure`]), so the set-up both share (the
+//! router learning its neighbours, the first packet of each flow) cancels out.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,12 +24,16 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use midogw::{cross_connect, run_worker, Burst, Eal, EalConfig, Mempool, Port, PortConfig, Ring};
+use midogw::sizing::BURST;
+use midogw::{
+    cross_connect, pipeline_plans, run_pipeline, run_worker, Burst, Eal, EalConfig, Mempool, PipelineConfig, Port,
+    PortConfig, Ring, SnapshotExchange,
+};
 
 use crate::error::{Error, Result};
-use crate::packet::Stamp;
+use crate::packet::{gratuitous_arp, Stamp};
 use crate::report::InstructionCount;
-use crate::scenario::Scenario;
+use crate::scenario::{Pipeline, Scenario};
 use crate::traffic::{Direction, Trace};
 
 /// Callgrind collects only inside functions matching this: the lcore entry point that runs the
@@ -39,16 +47,29 @@ pub const TX_FN: &str = "midogw_eth_tx_burst";
 /// Default packets per measured run.
 pub const DEFAULT_PACKETS: u64 = 65_536;
 
-/// Runs `packets` packets of `scenario` through the cross-connect loop on ring ports; returns how
-/// many came out. Half the packets go each way.
-pub fn trace_run(scenario: &Scenario, packets: usize, file_prefix: &str) -> Result<u64> {
+/// Runs `packets` packets of `scenario` through the appliance's loop on ring ports, the whole
+/// trace `passes` times over; returns how many came out. Half the packets go each way. With no
+/// packets (a baseline), the worker idles 300 ms per pass instead.
+///
+/// Cross-connect scenarios run `midogw::cross_connect` + `midogw::run_worker`; gateway scenarios
+/// run `midogw::pipeline_plans` + `midogw::run_pipeline` on the scenario's topology (read by
+/// [`crate::topology`]), with frames addressed to the router ports. Before the trace each
+/// gateway port receives gratuitous ARP frames from the generator's host on that side, so the
+/// router learns its next hops through its real ARP path: a full burst on port 0 (the worker
+/// polls port 0 first, so the forward stream never meets an unresolved next hop) and one on
+/// port 1 ahead of its stream. They cost the same in every run and cancel in the differences
+/// [`measure`] takes.
+pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix: &str) -> Result<u64> {
     let half = packets / 2;
-    let forward = Trace::build(&scenario.traffic, Direction::Forward, half.max(1))?;
-    let reverse = Trace::build(scenario.reverse_traffic(), Direction::Reverse, (packets - half).max(1))?;
+    let macs = scenario.router_macs()?;
+    let forward = Trace::build_to(&scenario.traffic, Direction::Forward, half.max(1), macs.map(|m| m[0]))?;
+    let reverse =
+        Trace::build_to(scenario.reverse_traffic(), Direction::Reverse, (packets - half).max(1), macs.map(|m| m[1]))?;
+    let total = packets * passes;
     let max_len = forward.max_len().max(reverse.max_len());
     let mtu = max_len.saturating_sub(14).max(1500) as u16;
     let data_room = (midogw::sizing::max_frame(mtu) as usize + 128).next_multiple_of(64) as u16;
-    let mbufs = (packets as u32 + 4096).next_power_of_two() - 1;
+    let mbufs = (total as u32 + 4096).next_power_of_two() - 1;
     let memory_mib = 128 + ((u64::from(mbufs) * (u64::from(data_room) + 256)) >> 20) as u32;
     let eal = Eal::init(&EalConfig {
         main_core: 0,
@@ -64,56 +85,101 @@ pub fn trace_run(scenario: &Scenario, packets: usize, file_prefix: &str) -> Resu
         ],
     })?;
     let pool = Mempool::with_data_room(&eal, "cgtrace", mbufs, data_room)?;
-    let ring_size = (packets as u32 + 1).next_power_of_two().max(1024);
+    let ring_size = (total as u32 + BURST as u32 + 2).next_power_of_two().max(1024);
     let rings: Vec<Ring<'_>> =
         (0..4).map(|i| Ring::new(&eal, &format!("cgwire{i}"), ring_size)).collect::<Result<_, _>>()?;
     let config = |name: &str| PortConfig { name: name.into(), mtu, rx_queues: 1, tx_queues: 1 };
     // wire0: host A -> port 0; wire1: port 0 -> host A; wire2/3 likewise for port 1.
+    let [up, down] = crate::topology::DPDK_PORT_NAMES;
     let appliance = [
-        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("up0"))?,
-        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config("down0"))?,
+        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config(up))?,
+        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config(down))?,
     ];
     let hosts = [
         Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hostA"))?,
         Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hostB"))?,
     ];
-    for (host, (trace, count)) in hosts.iter().zip([(&forward, half), (&reverse, packets - half)]) {
+    let announcements = match scenario.pipeline {
+        Pipeline::CrossConnect => [0, 0],
+        Pipeline::Gateway => [BURST, 1],
+    };
+    let streams = [(&forward, half, Direction::Forward), (&reverse, packets - half, Direction::Reverse)];
+    for (side, (host, (trace, count, direction))) in hosts.iter().zip(streams).enumerate() {
         let (_rx, mut tx) = host.take_queues()?;
+        let (mac, ip) = crate::traffic::host(direction);
+        let arp = gratuitous_arp(mac, ip);
+        let frames = announcements[side] + count * passes;
         let mut burst = Burst::new();
         let mut i = 0;
-        while i < count || !burst.is_empty() {
-            while i < count && !burst.is_full() {
+        while i < frames || !burst.is_empty() {
+            while i < frames && !burst.is_full() {
                 let mut m = pool.alloc().ok_or_else(|| Error::Process {
                     what: "cg-trace".into(),
                     detail: "mbuf pool exhausted while queueing the trace".into(),
                 })?;
-                let len = trace.len_of(i);
-                let buf = m.append(len as u16).ok_or_else(|| Error::Build("frame larger than the mbuf".into()))?;
-                trace.emit(i, Stamp { seq: i as u32, tx_ns: 0 }, buf);
+                if i < announcements[side] {
+                    m.append(arp.len() as u16)
+                        .ok_or_else(|| Error::Build("no room for ARP".into()))?
+                        .copy_from_slice(&arp);
+                } else {
+                    let k = (i - announcements[side]) % count.max(1);
+                    let len = trace.len_of(k);
+                    let buf = m.append(len as u16).ok_or_else(|| Error::Build("frame larger than the mbuf".into()))?;
+                    trace.emit(k, Stamp { seq: k as u32, tx_ns: 0 }, buf);
+                }
                 let _ = burst.push(m);
                 i += 1;
             }
             tx[0].tx(&mut burst);
         }
     }
-    let (plans, _links) = cross_connect(&appliance, 1)?;
     let stop = AtomicBool::new(false);
     let forwarded = |r: &[Ring<'_>]| u64::from(r[1].count() + r[3].count());
-    let done = eal.scope(|s| {
-        for plan in plans {
-            s.launch(1, || run_worker(plan, &stop))?;
-        }
+    let wait = |stop: &AtomicBool| {
         let started = Instant::now();
-        // With no packets the worker polls empty rings for a while: the baseline run.
-        let min_wait = if packets == 0 { Duration::from_millis(300) } else { Duration::ZERO };
-        while (forwarded(&rings) < packets as u64 || started.elapsed() < min_wait)
-            && started.elapsed() < Duration::from_secs(600)
-        {
+        let limit = Duration::from_secs(600);
+        if packets == 0 {
+            // The baseline: the worker polls empty rings for 300 ms per pass, counted from its
+            // first polls (it has taken the ARP frames, if any); its start-up (the flow cache is
+            // written in full) can take longer than that under valgrind.
+            while rings[0].count() + rings[2].count() > 0 && started.elapsed() < limit {
+                std::hint::spin_loop();
+            }
+            std::thread::sleep(Duration::from_millis(300) * passes as u32);
+        }
+        while forwarded(&rings) < total as u64 && started.elapsed() < limit {
             std::hint::spin_loop();
         }
         stop.store(true, Ordering::Relaxed);
-        Ok::<_, Error>(forwarded(&rings))
-    })??;
+        forwarded(&rings)
+    };
+    let done = match scenario.pipeline {
+        Pipeline::CrossConnect => {
+            let (plans, _links) = cross_connect(&appliance, 1)?;
+            eal.scope(|s| {
+                for plan in plans {
+                    s.launch(1, || run_worker(plan, &stop))?;
+                }
+                Ok::<_, Error>(wait(&stop))
+            })??
+        }
+        Pipeline::Gateway => {
+            let path =
+                scenario.topology_path().ok_or_else(|| Error::Build("gateway scenario without topology".into()))?;
+            let snapshot = crate::topology::GatewayTopology::load(&path)?
+                .snapshot(&[(up, appliance[0].id()), (down, appliance[1].id())])?;
+            let exchange = SnapshotExchange::new(snapshot, 1);
+            let pipeline = PipelineConfig::default();
+            let plans = pipeline_plans(&appliance, 1)?;
+            eal.scope(|s| {
+                for plan in plans {
+                    let (exchange, pool, pipeline, stop) = (&exchange, &pool, &pipeline, &stop);
+                    s.launch(1, move || run_pipeline(plan, exchange, pool, pipeline, stop))?;
+                }
+                Ok::<_, Error>(wait(&stop))
+            })??
+        }
+    };
     stop.store(true, Ordering::Relaxed);
     Ok(done)
 }
@@ -195,16 +261,17 @@ pub fn instructions_per_packet(
     })
 }
 
-/// Runs `cg-trace` under callgrind with `packets`, in `dir`.
+/// Runs `cg-trace` under callgrind with `packets`, sent `passes` times, in `dir`.
 pub fn callgrind_run(
     exe: &Path,
     scenario: &str,
     scenarios_file: Option<&Path>,
     packets: u64,
+    passes: u64,
     dir: &Path,
 ) -> Result<CallgrindOutput> {
-    let out_file: PathBuf = dir.join(format!("callgrind.{scenario}.{packets}.out"));
-    let prefix = format!("mgwperf-cg-{}-{packets}", std::process::id());
+    let out_file: PathBuf = dir.join(format!("callgrind.{scenario}.{packets}x{passes}.out"));
+    let prefix = format!("mgwperf-cg-{}-{packets}x{passes}", std::process::id());
     let mut cmd = Command::new("valgrind");
     cmd.arg("--tool=callgrind")
         .arg(format!("--callgrind-out-file={}", out_file.display()))
@@ -218,6 +285,8 @@ pub fn callgrind_run(
         .arg(scenario)
         .arg("--packets")
         .arg(packets.to_string())
+        .arg("--passes")
+        .arg(passes.to_string())
         .arg("--file-prefix")
         .arg(&prefix);
     if let Some(f) = scenarios_file {
@@ -244,9 +313,21 @@ pub fn callgrind_run(
 }
 
 /// Measures instructions per packet for `scenario`.
+///
+/// Cross-connect: a run with `packets` and one with none (the empty-poll price). Gateway
+/// scenarios need a difference of two runs, because the first packet of each flow is simulated
+/// and installed (a miss) and the router learns its neighbours first:
+///
+/// - the hit path (the default): the trace of `packets / 2` once, and the same trace twice; the
+///   second pass meets every flow in the cache, so the difference is `packets / 2` hits;
+/// - flow setup (a scenario with `target_flow_setups_mpps_per_core`, all of whose packets are
+///   new flows): `packets / 2` and `packets` new flows; the difference is `packets / 2` misses,
+///   each a full simulation and a flow-cache insert.
+///
+/// Each run's empty polls are priced by the run with no packets and subtracted first.
 pub fn measure(
     exe: &Path,
-    scenario: &str,
+    scenario: &Scenario,
     scenarios_file: Option<&Path>,
     packets: u64,
     dir: &Path,
@@ -255,9 +336,78 @@ pub fn measure(
         what: "valgrind".into(),
         detail: "not installed (Debian package valgrind)".into(),
     })?;
-    let baseline = callgrind_run(exe, scenario, scenarios_file, 0, dir)?;
-    let measured = callgrind_run(exe, scenario, scenarios_file, packets, dir)?;
-    instructions_per_packet(&measured, &baseline, packets, valgrind)
+    let name = scenario.name.as_str();
+    match scenario.pipeline {
+        Pipeline::CrossConnect => {
+            let baseline = callgrind_run(exe, name, scenarios_file, 0, 1, dir)?;
+            let measured = callgrind_run(exe, name, scenarios_file, packets, 1, dir)?;
+            instructions_per_packet(&measured, &baseline, packets, valgrind)
+        }
+        Pipeline::Gateway => {
+            // The pipeline worker's start-up (its flow cache written in full) is counted too, so
+            // an empty poll is priced by the difference of a short and a long idle run.
+            let idle_short = callgrind_run(exe, name, scenarios_file, 0, 1, dir)?;
+            let idle_long = callgrind_run(exe, name, scenarios_file, 0, 4, dir)?;
+            let per_poll = empty_poll_price(&idle_long, &idle_short)?;
+            let half = packets / 2;
+            let (small, large, what) = if scenario.target_flow_setups_mpps_per_core.is_some() {
+                let small = callgrind_run(exe, name, scenarios_file, half, 1, dir)?;
+                let large = callgrind_run(exe, name, scenarios_file, 2 * half, 1, dir)?;
+                (small, large, format!("{half} and {} packets of new flows", 2 * half))
+            } else {
+                let small = callgrind_run(exe, name, scenarios_file, half, 1, dir)?;
+                let large = callgrind_run(exe, name, scenarios_file, half, 2, dir)?;
+                (small, large, format!("a {half}-packet trace once and twice (the second pass all flow-cache hits)"))
+            };
+            instructions_between(&large, &small, per_poll, half, valgrind, what)
+        }
+    }
+}
+
+/// Instructions of one empty poll from two idle runs: what the longer one added per RX call.
+pub fn empty_poll_price(long: &CallgrindOutput, short: &CallgrindOutput) -> Result<f64> {
+    let (polls_long, polls_short) = (calls_matching(long, RX_FN), calls_matching(short, RX_FN));
+    if polls_long <= polls_short || long.instructions <= short.instructions {
+        return Err(Error::Process {
+            what: "callgrind".into(),
+            detail: format!(
+                "the long idle run polled no more than the short one ({polls_long} <= {polls_short} RX calls)"
+            ),
+        });
+    }
+    Ok((long.instructions - short.instructions) as f64 / (polls_long - polls_short) as f64)
+}
+
+/// Instructions per packet from the difference of two runs `packets` packets apart, each
+/// corrected for its empty polls at `per_poll` instructions each.
+pub fn instructions_between(
+    large: &CallgrindOutput,
+    small: &CallgrindOutput,
+    per_poll: f64,
+    packets: u64,
+    valgrind: String,
+    what: String,
+) -> Result<InstructionCount> {
+    if packets == 0 {
+        return Err(Error::Process { what: "callgrind".into(), detail: "no packets were sent".into() });
+    }
+    let empty = |o: &CallgrindOutput| calls_matching(o, RX_FN).saturating_sub(calls_matching(o, TX_FN));
+    let corrected = |o: &CallgrindOutput| o.instructions as f64 - empty(o) as f64 * per_poll;
+    let ipp = (corrected(large) - corrected(small)) / packets as f64;
+    Ok(InstructionCount {
+        instructions_per_packet: (ipp * 10.0).round() / 10.0,
+        packets,
+        instructions: large.instructions.saturating_sub(small.instructions),
+        empty_polls: empty(large),
+        instructions_per_empty_poll: (per_poll * 10.0).round() / 10.0,
+        method: format!(
+            "valgrind --tool=callgrind --toggle-collect='{TOGGLE}' on `midogw-perf cg-trace` (the gateway pipeline) with {what}, and idle for 0.3 s and 1.2 s (the price of an empty poll); \
+             ((Ir - empty polls x Ir per empty poll) of the larger run - the same of the smaller) / {packets} packets; \
+             empty polls of the smaller run: {}",
+            empty(small)
+        ),
+        valgrind,
+    })
 }
 
 #[cfg(test)]
@@ -306,5 +456,27 @@ totals: 1000
         assert_eq!(c.instructions_per_empty_poll, 50.0);
         assert_eq!(c.instructions_per_packet, 20.0);
         assert!(instructions_per_packet(&measured, &CallgrindOutput::default(), 64, String::new()).is_err());
+    }
+
+    #[test]
+    fn differences_of_two_runs_cancel_what_both_share() {
+        // Idle runs: 20 000 instructions of start-up, then 50 per poll.
+        let short = CallgrindOutput { instructions: 20_000 + 1000 * 50, calls: [(RX_FN.to_string(), 1000)].into() };
+        let long = CallgrindOutput { instructions: 20_000 + 4000 * 50, calls: [(RX_FN.to_string(), 4000)].into() };
+        let per_poll = empty_poll_price(&long, &short).unwrap();
+        assert_eq!(per_poll, 50.0);
+        assert!(empty_poll_price(&short, &long).is_err());
+        // Both runs: 1000 instructions of set-up (ARP, first-pass misses); the larger one has 64
+        // more packets at 30 each. Empty polls: 10 in the smaller run, 4 in the larger.
+        let small =
+            CallgrindOutput { instructions: 1500, calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into() };
+        let large = CallgrindOutput {
+            instructions: 1000 + 200 + 64 * 30,
+            calls: [(RX_FN.to_string(), 12), (TX_FN.to_string(), 8)].into(),
+        };
+        let c = instructions_between(&large, &small, per_poll, 64, "v".into(), "test".into()).unwrap();
+        assert_eq!(c.instructions_per_packet, 30.0);
+        assert_eq!(c.empty_polls, 4);
+        assert!(c.method.contains("empty polls of the smaller run: 10"), "{}", c.method);
     }
 }

@@ -28,6 +28,36 @@ pub struct ForwardConfig {
     pub port: Vec<PortSection>,
     /// `[workers]`.
     pub workers: WorkersSection,
+    /// `[topology]`: the appliance runs the gateway pipeline (this forwarder refuses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<TopologySection>,
+    /// `[rest]`: where the appliance's REST API listens (ignored here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rest: Option<RestSection>,
+    /// `[store]`: the appliance's embedded store file (ignored here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreSection>,
+}
+
+/// `[topology]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopologySection {
+    /// The topology file (docs/topology.md).
+    pub file: String,
+}
+
+/// `[rest]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestSection {
+    /// Socket address; the runner uses 127.0.0.1:0 so benchmark runs never collide on a port.
+    pub listen: String,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoreSection {
+    /// The redb file; the runner keeps it in the sample's scratch directory.
+    pub path: String,
 }
 
 /// `[eal]`.
@@ -91,6 +121,12 @@ impl ForwardConfig {
 
 /// Forwards until SIGINT/SIGTERM or `duration`; prints the link counters at the end.
 pub fn run(config: &ForwardConfig, duration: Option<Duration>) -> Result<()> {
+    if config.topology.is_some() {
+        return Err(Error::Process {
+            what: "forwarder".into(),
+            detail: "[topology] needs the appliance (`midogw run`); this forwarder only cross-connects".into(),
+        });
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -172,6 +208,9 @@ mod tests {
                 PortSection { name: "down0".into(), devargs: "net_memif1,role=server".into(), mtu: 1500, queues: None },
             ],
             workers: WorkersSection { cores: vec![1] },
+            topology: None,
+            rest: None,
+            store: None,
         };
         let text = c.to_toml();
         assert!(
@@ -180,5 +219,16 @@ mod tests {
         );
         assert!(!text.contains("mbufs"), "unset keys are left out: {text}");
         assert_eq!(toml::from_str::<ForwardConfig>(&text).unwrap(), c);
+        let gateway = ForwardConfig {
+            topology: Some(TopologySection { file: "/t/topo.toml".into() }),
+            rest: Some(RestSection { listen: "127.0.0.1:0".into() }),
+            store: Some(StoreSection { path: "/t/store.redb".into() }),
+            ..c
+        };
+        let text = gateway.to_toml();
+        assert!(text.contains("[topology]\nfile = \"/t/topo.toml\""), "{text}");
+        assert!(text.contains("[rest]\nlisten = \"127.0.0.1:0\""), "{text}");
+        assert_eq!(toml::from_str::<ForwardConfig>(&text).unwrap(), gateway);
+        assert!(run(&gateway, Some(Duration::ZERO)).unwrap_err().to_string().contains("[topology]"));
     }
 }

@@ -9,6 +9,11 @@
 //! At maximum rate the generator never reads returned payloads (that would cost it a cache miss
 //! per packet and make it, not the device, the bottleneck); it counts packets and lengths from
 //! the mbuf headers. Payloads are read in the latency phase only.
+//!
+//! For a gateway scenario ([`GenSpec::router_macs`]) the generator plays the hosts behind both
+//! ports: frames go to the router port's MAC, and before the warm-up it probes until both
+//! directions are routed, answering the router's ARP requests (and keeps answering during the
+//! warm-up), so the device resolves its next hops through its own ARP path.
 
 use std::time::{Duration, Instant};
 
@@ -19,10 +24,10 @@ use midogw::{Burst, Device, Eal, EalConfig, Mempool, Port, PortConfig, RxQueue, 
 
 use crate::error::{Error, Result};
 use crate::histogram::Histogram;
-use crate::packet::{Stamp, FCS_LEN};
+use crate::packet::{arp_reply, Stamp, FCS_LEN};
 use crate::report::{GenReport, LatencyPhase};
 use crate::scenario::Scenario;
-use crate::traffic::{Direction, Trace};
+use crate::traffic::{host, Direction, Trace};
 
 /// Everything the generator process needs, handed over as a JSON file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +52,12 @@ pub struct GenSpec {
     pub latency_seconds: f64,
     /// How long to wait for both links, seconds.
     pub link_timeout_seconds: f64,
+    /// Gateway scenarios: the MACs of the router ports bound to the device's port 0 and port 1.
+    /// Frames are addressed to them, and the generator plays the hosts behind its ports: it
+    /// answers the router's ARP requests and sends probes until both directions are routed
+    /// before the warm-up starts.
+    #[serde(default)]
+    pub router_macs: Option<[[u8; 6]; 2]>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -86,8 +97,14 @@ const RX_BURSTS_PER_TURN: usize = 4;
 /// caller may hold them until the device under test has stopped).
 pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>) -> Result<GenReport> {
     let sc = &spec.scenario;
-    let forward = Trace::build(&sc.traffic, Direction::Forward, sc.traffic.default_trace_len())?;
-    let reverse = Trace::build(sc.reverse_traffic(), Direction::Reverse, sc.reverse_traffic().default_trace_len())?;
+    let macs = spec.router_macs;
+    let forward = Trace::build_to(&sc.traffic, Direction::Forward, sc.traffic.default_trace_len(), macs.map(|m| m[0]))?;
+    let reverse = Trace::build_to(
+        sc.reverse_traffic(),
+        Direction::Reverse,
+        sc.reverse_traffic().default_trace_len(),
+        macs.map(|m| m[1]),
+    )?;
     let max_len = forward.max_len().max(reverse.max_len());
     let mtu = u16::try_from(max_len.saturating_sub(14).max(1500))
         .map_err(|_| Error::Build(format!("{max_len}-byte frames exceed any MTU")))?;
@@ -134,7 +151,13 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
             sent_in_phase: 0,
         });
     }
-    let report = drive(spec, &pool, &mut streams);
+    let hosts = [host(Direction::Forward).0, host(Direction::Reverse).0];
+    let arp = match macs {
+        Some(_) => Some(resolve_next_hops(&pool, &mut streams, hosts)?),
+        None => None,
+    };
+    let mut report = drive(spec, &pool, &mut streams, arp.map(|_| hosts));
+    report.arp_replies += arp.unwrap_or(0);
     drop(streams);
     done(&report)
         .map_err(|e| Error::Process { what: "generator".into(), detail: format!("writing the result: {e}") })?;
@@ -143,7 +166,93 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
     Ok(report)
 }
 
-fn drive<'a>(spec: &GenSpec, pool: &'a Mempool<'_>, streams: &mut [Stream<'a>]) -> GenReport {
+/// How long the generator waits for a gateway to route its probes.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Probes are re-sent this often until they come back.
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Answers `frame` if it is an ARP request, on `tx` with `mac`; true if it was one.
+fn answer_arp<'a>(frame: &[u8], mac: [u8; 6], pool: &'a Mempool<'_>, tx: &mut TxQueue<'a>) -> bool {
+    let Some(reply) = arp_reply(frame, mac) else { return false };
+    let mut out = Burst::new();
+    if let Some(mut m) = pool.alloc() {
+        if let Some(buf) = m.append(reply.len() as u16) {
+            buf.copy_from_slice(&reply);
+            let _ = out.push(m);
+            tx.tx(&mut out);
+        }
+    }
+    true
+}
+
+/// Before the warm-up of a gateway scenario: sends the first frame of each stream every
+/// [`PROBE_INTERVAL`], answers the router's ARP requests with the host MACs of each port, and
+/// returns once a probe of each direction has come back routed (every next hop resolved, in
+/// the device's real neighbour cache). Returns the ARP requests answered.
+fn resolve_next_hops<'a>(pool: &'a Mempool<'_>, streams: &mut [Stream<'a>], hosts: [[u8; 6]; 2]) -> Result<u64> {
+    let started = Instant::now();
+    let mut routed = [false; 2];
+    let mut answered = 0;
+    let mut last_probe: Option<Instant> = None;
+    let mut inbound = Burst::new();
+    let mut settled: Option<Instant> = None;
+    // After both are routed, keep answering a little longer so no late probe lands in the warm-up.
+    while settled.is_none_or(|t| t.elapsed() < Duration::from_millis(50)) {
+        if started.elapsed() > RESOLVE_TIMEOUT {
+            return Err(Error::Link(format!(
+                "the gateway did not route the probe frames within {} s (routed: forward {}, reverse {}; ARP requests answered: {answered}); check the topology's routes",
+                RESOLVE_TIMEOUT.as_secs(),
+                routed[0],
+                routed[1]
+            )));
+        }
+        if settled.is_none() && last_probe.is_none_or(|t| t.elapsed() >= PROBE_INTERVAL) {
+            for (i, s) in streams.iter_mut().enumerate() {
+                if routed[i] {
+                    continue;
+                }
+                if let Some(mut m) = pool.alloc() {
+                    if let Some(buf) = m.append(s.trace.len_of(0) as u16) {
+                        s.trace.emit(0, Stamp { seq: 0, tx_ns: 0 }, buf);
+                        let _ = s.out.push(m);
+                        s.tx.tx(&mut s.out);
+                        s.out.clear();
+                    }
+                }
+            }
+            last_probe = Some(Instant::now());
+        }
+        for (i, s) in streams.iter_mut().enumerate() {
+            let n = s.rx.rx(&mut inbound);
+            for k in 0..n {
+                let frame = inbound.data(k);
+                if answer_arp(frame, hosts[i], pool, &mut s.tx) {
+                    answered += 1;
+                } else if Stamp::read(frame).is_some() {
+                    // Port i receives what the other port's stream sent.
+                    routed[1 - i] = true;
+                }
+            }
+            inbound.clear();
+        }
+        if settled.is_none() && routed == [true, true] {
+            settled = Some(Instant::now());
+            tracing::info!(
+                arp_answered = answered,
+                waited_ms = started.elapsed().as_millis() as u64,
+                "gateway routes both directions"
+            );
+        }
+    }
+    Ok(answered)
+}
+
+fn drive<'a>(
+    spec: &GenSpec,
+    pool: &'a Mempool<'_>,
+    streams: &mut [Stream<'a>],
+    arp_hosts: Option<[[u8; 6]; 2]>,
+) -> GenReport {
     let secs = |s: f64| (s * 1e9) as u64;
     let measure_start = secs(spec.warmup_seconds);
     let latency_start = measure_start + secs(spec.seconds);
@@ -158,6 +267,7 @@ fn drive<'a>(spec: &GenSpec, pool: &'a Mempool<'_>, streams: &mut [Stream<'a>]) 
     let mut hist = Histogram::new();
     let mut inbound = Burst::new();
     let mut phase = Phase::Warmup;
+    let mut arp_replies = 0;
     const SLICE: u64 = 250_000_000;
     let mut series = Vec::new();
     let mut next_slice = measure_start + SLICE;
@@ -196,7 +306,7 @@ fn drive<'a>(spec: &GenSpec, pool: &'a Mempool<'_>, streams: &mut [Stream<'a>]) 
             }
             phase = due;
         }
-        for s in streams.iter_mut() {
+        for (port, s) in streams.iter_mut().enumerate() {
             let want = match phase {
                 Phase::Warmup | Phase::Measure => BURST,
                 Phase::Latency => {
@@ -228,6 +338,16 @@ fn drive<'a>(spec: &GenSpec, pool: &'a Mempool<'_>, streams: &mut [Stream<'a>]) 
                     break;
                 }
                 counts.rx += n as u64;
+                if let (Phase::Warmup, Some(hosts)) = (phase, arp_hosts) {
+                    // Only in the warm-up: reading every frame at full rate would slow the
+                    // generator; next hops are resolved before and stay valid for the run.
+                    for i in 0..n {
+                        if answer_arp(inbound.data(i), hosts[port], pool, &mut s.tx) {
+                            arp_replies += 1;
+                            counts.rx -= 1;
+                        }
+                    }
+                }
                 if phase == Phase::Latency {
                     let rx_ns = epoch.elapsed().as_nanos() as u64;
                     for i in 0..n {
@@ -279,5 +399,6 @@ fn drive<'a>(spec: &GenSpec, pool: &'a Mempool<'_>, streams: &mut [Stream<'a>]) 
         offered_mpps: tx as f64 / window / 1e6,
         latency,
         series_mpps: series,
+        arp_replies,
     }
 }

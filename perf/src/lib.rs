@@ -28,6 +28,7 @@ pub mod runner;
 pub mod scenario;
 #[doc(hidden)]
 pub mod testing;
+pub mod topology;
 pub mod traffic;
 
 pub use compare::{compare, Comparison, Metric};

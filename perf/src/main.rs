@@ -72,6 +72,9 @@ enum Cmd {
         scenario: String,
         #[arg(long)]
         packets: usize,
+        /// Times the trace is sent (gateway hit-path runs send it twice); with no packets, the idle time in 300 ms units.
+        #[arg(long, default_value_t = 1)]
+        passes: usize,
         #[arg(long)]
         file_prefix: String,
         #[command(flatten)]
@@ -82,7 +85,9 @@ enum Cmd {
 #[derive(Args, Clone)]
 struct TableArgs {
     /// A scenario table to use instead of the built-in perf/scenarios/scenarios.toml.
-    #[arg(long, value_name = "FILE")]
+    // Its own id: `run` and `callgrind` also take positional scenario names (clap's debug
+    // assertions refuse two arguments with one id).
+    #[arg(long = "scenarios", id = "scenario_table", value_name = "FILE")]
     scenarios: Option<PathBuf>,
 }
 
@@ -295,13 +300,14 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             perf::forward::run(&config, duration.map(Duration::from_secs_f64))?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::CgTrace { scenario, packets, file_prefix, table } => {
+        Cmd::CgTrace { scenario, packets, passes, file_prefix, table } => {
             let table = table.load()?;
             let sc = table.get(&scenario)?;
-            let forwarded = callgrind::trace_run(sc, packets, &file_prefix)?;
-            println!("{{\"packets\":{packets},\"forwarded\":{forwarded}}}");
-            if forwarded != packets as u64 {
-                bail!("{forwarded} of {packets} packets forwarded");
+            let forwarded = callgrind::trace_run(sc, packets, passes, &file_prefix)?;
+            let sent = packets * passes;
+            println!("{{\"packets\":{sent},\"forwarded\":{forwarded}}}");
+            if forwarded != sent as u64 {
+                bail!("{forwarded} of {sent} packets forwarded");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -324,6 +330,11 @@ fn empty_result(sc: &Scenario, instructions: Option<perf::report::InstructionCou
         target_ratio_io: sc.target_ratio_io,
         target_met: None,
         instructions,
+        targets: perf::report::ScenarioTargets {
+            instructions_per_packet: sc.target_instructions_per_packet,
+            flow_setups_mpps_per_core: sc.target_flow_setups_mpps_per_core,
+        },
+        flow_table: perf::report::FlowTableFootprint::for_pipeline(sc.pipeline),
     }
 }
 
@@ -339,8 +350,7 @@ fn count_instructions(
         .iter()
         .map(|sc| {
             tracing::info!(scenario = %sc.name, packets, "counting instructions under callgrind");
-            callgrind::measure(&exe, &sc.name, table, packets, &dir)
-                .with_context(|| format!("callgrind on {}", sc.name))
+            callgrind::measure(&exe, sc, table, packets, &dir).with_context(|| format!("callgrind on {}", sc.name))
         })
         .collect();
     let _ = std::fs::remove_dir_all(&dir);

@@ -353,6 +353,42 @@ impl Stamp {
     }
 }
 
+/// An ARP frame padded to the Ethernet minimum (60 bytes without FCS).
+pub const ARP_FRAME_LEN: usize = 60;
+
+/// The reply a host with `mac` gives to `frame` if it is an Ethernet/IPv4 ARP request: "target
+/// IP is at `mac`", sent back to the requester. The generator plays every host behind its ports,
+/// so it answers any request (the router asks for its next hops).
+pub fn arp_reply(frame: &[u8], mac: [u8; 6]) -> Option<[u8; ARP_FRAME_LEN]> {
+    let arp = frame.get(ETH_LEN..ETH_LEN + 28)?;
+    let is_request = frame[12..14] == [0x08, 0x06] && arp[..8] == [0, 1, 0x08, 0x00, 6, 4, 0, 1];
+    if !is_request {
+        return None;
+    }
+    let (asker_mac, asker_ip, wanted_ip) = (&arp[8..14], &arp[14..18], &arp[24..28]);
+    let mut out = arp_frame(mac, asker_mac, 2, wanted_ip, asker_ip);
+    out[ETH_LEN + 18..ETH_LEN + 24].copy_from_slice(asker_mac);
+    Some(out)
+}
+
+/// A gratuitous ARP request announcing that `ip` is at `mac` (broadcast, sender = target).
+pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
+    arp_frame(mac, &[0xff; 6], 1, &ip.octets(), &ip.octets())
+}
+
+fn arp_frame(src: [u8; 6], dst: &[u8], op: u8, sender_ip: &[u8], target_ip: &[u8]) -> [u8; ARP_FRAME_LEN] {
+    let mut f = [0u8; ARP_FRAME_LEN];
+    f[0..6].copy_from_slice(dst);
+    f[6..12].copy_from_slice(&src);
+    f[12..14].copy_from_slice(&[0x08, 0x06]);
+    let a = &mut f[ETH_LEN..ETH_LEN + 28];
+    a[..8].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, op]);
+    a[8..14].copy_from_slice(&src);
+    a[14..18].copy_from_slice(sender_ip);
+    a[24..28].copy_from_slice(target_ip);
+    f
+}
+
 /// Ports 1024..=65535 per source address before the flow moves on to the next address.
 pub const PORTS_PER_ADDRESS: u32 = 65536 - 1024;
 
@@ -653,6 +689,39 @@ mod tests {
         frame[44..].copy_from_slice(&stamp.to_bytes());
         assert_eq!(Stamp::read(&frame), Some(stamp));
         assert_eq!(Stamp::read(&frame[..10]), None);
+    }
+
+    #[test]
+    fn arp_requests_get_replies_and_nothing_else_does() {
+        let router = [0x02, 0, 0, 0, 0x10, 0x02];
+        let host = [0x02, 0, 0, 0, 0, 0x02];
+        // A request as the router sends it: who has 198.19.0.1? tell 198.19.255.254.
+        let mut req = [0u8; 42];
+        req[0..6].fill(0xff);
+        req[6..12].copy_from_slice(&router);
+        req[12..14].copy_from_slice(&[0x08, 0x06]);
+        req[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        req[22..28].copy_from_slice(&router);
+        req[28..32].copy_from_slice(&[198, 19, 255, 254]);
+        req[38..42].copy_from_slice(&[198, 19, 0, 1]);
+        let reply = arp_reply(&req, host).unwrap();
+        assert_eq!(&reply[0..6], &router, "back to the asker");
+        assert_eq!(&reply[6..12], &host);
+        assert_eq!(&reply[12..14], &[0x08, 0x06]);
+        assert_eq!(&reply[14..22], &[0, 1, 8, 0, 6, 4, 0, 2], "a reply");
+        assert_eq!(&reply[22..28], &host, "sender: the host's MAC");
+        assert_eq!(&reply[28..32], &[198, 19, 0, 1], "sender: the asked-for address");
+        assert_eq!(&reply[32..38], &router);
+        assert_eq!(&reply[38..42], &[198, 19, 255, 254]);
+        assert!(reply[42..].iter().all(|b| *b == 0), "padding");
+        assert!(arp_reply(&reply, host).is_none(), "a reply is not answered");
+        assert!(arp_reply(&req[..30], host).is_none(), "truncated");
+        let (src, dst) = v4();
+        assert!(arp_reply(&spec(src, dst, Proto::Udp, 64).build().unwrap(), host).is_none());
+        let g = gratuitous_arp(host, Ipv4Addr::new(198, 19, 0, 1));
+        assert_eq!(&g[0..6], &[0xff; 6]);
+        assert_eq!(&g[20..22], &[0, 1], "a request");
+        assert_eq!(&g[28..32], &g[38..42], "sender = target");
     }
 
     #[test]

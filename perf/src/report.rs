@@ -47,6 +47,10 @@ pub struct GenReport {
     /// Forwarded Mpps in each quarter second of the window: shows whether the rate was steady.
     #[serde(default)]
     pub series_mpps: Vec<f64>,
+    /// Gateway scenarios: ARP requests from the device the generator answered (before and
+    /// during the warm-up), not counted as received packets.
+    #[serde(default)]
+    pub arp_replies: u64,
 }
 
 /// The fixed-rate phase that measures latency.
@@ -89,6 +93,52 @@ pub struct Sample {
     /// Attempts thrown away because of interference before this one.
     #[serde(default)]
     pub retries: u32,
+    /// The appliance's own pipeline counters for the whole sample (probes, warm-up, window,
+    /// latency phase), from `midogw run --stats-json`: gateway scenarios with the appliance only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceCounters>,
+}
+
+/// The appliance's pipeline counters summed over its workers, at the end of a sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeviceCounters {
+    /// Frames the workers received.
+    pub rx_packets: u64,
+    /// Frames they sent.
+    pub tx_packets: u64,
+    /// Flow cache hits.
+    pub cache_hits: u64,
+    /// Flow cache misses (each one a simulation of a new flow, or of a flow evicted earlier).
+    pub cache_misses: u64,
+    /// Live flows evicted to make room.
+    pub cache_evictions: u64,
+    /// Non-zero drop counters by reason.
+    #[serde(default)]
+    pub drops: std::collections::BTreeMap<String, u64>,
+}
+
+impl DeviceCounters {
+    /// Reads the `pipelines` of a `midogw run --stats-json` report; `None` without any.
+    pub fn from_stats_json(text: &str) -> Option<DeviceCounters> {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let workers = v.get("pipelines")?.as_array()?;
+        if workers.is_empty() {
+            return None;
+        }
+        let mut c = DeviceCounters::default();
+        for w in workers {
+            let n = |k: &str| w.get(k).and_then(serde_json::Value::as_u64).unwrap_or(0);
+            c.rx_packets += n("rx_packets");
+            c.tx_packets += n("tx_packets");
+            c.cache_hits += n("cache_hits");
+            c.cache_misses += n("cache_misses");
+            c.cache_evictions += n("cache_evictions");
+            for (reason, count) in w.get("drops").and_then(serde_json::Value::as_object).into_iter().flatten() {
+                *c.drops.entry(reason.clone()).or_insert(0) += count.as_u64().unwrap_or(0);
+            }
+        }
+        Some(c)
+    }
 }
 
 /// Medians over the rounds.
@@ -262,6 +312,74 @@ pub struct ScenarioResult {
     pub target_met: Option<bool>,
     /// Instructions per packet (callgrind), when measured.
     pub instructions: Option<InstructionCount>,
+    /// The scenario's other targets (instructions per packet, flow setups per core).
+    #[serde(default)]
+    pub targets: ScenarioTargets,
+    /// Gateway scenarios: the flow table's memory for [`FLOW_TABLE_FLOWS`] flows.
+    #[serde(default)]
+    pub flow_table: Option<FlowTableFootprint>,
+}
+
+/// Targets beyond the ratio to testpmd io, copied from the scenario.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioTargets {
+    /// Largest acceptable instructions per packet.
+    pub instructions_per_packet: Option<f64>,
+    /// Smallest acceptable new flows per second per worker core, millions.
+    pub flow_setups_mpps_per_core: Option<f64>,
+}
+
+/// Flows the issue's memory target is stated for.
+pub const FLOW_TABLE_FLOWS: u64 = 10_000_000;
+/// The memory those flows may take.
+pub const FLOW_TABLE_LIMIT_BYTES: u64 = 2 << 30;
+
+/// What the gateway's flow table takes for [`FLOW_TABLE_FLOWS`] flows: the exact allocation of
+/// `FlowCache::<flowtable::sim::Actions>::new` (its `footprint`), which is all of it (nothing is
+/// allocated afterwards).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowTableFootprint {
+    /// Flows.
+    pub flows: u64,
+    /// Bytes allocated.
+    pub bytes: u64,
+    /// Bytes per slot (key, entry with the action list, bucket share).
+    pub slot_bytes: u64,
+    /// The target's limit.
+    pub limit_bytes: u64,
+}
+
+impl FlowTableFootprint {
+    /// The gateway pipeline's flow table (`FlowCache<Actions>`) sized for [`FLOW_TABLE_FLOWS`].
+    pub fn gateway() -> FlowTableFootprint {
+        use midogw::flowtable::flow::{FlowCache, FlowCacheConfig};
+        use midogw::flowtable::sim::Actions;
+        let config = FlowCacheConfig { capacity: FLOW_TABLE_FLOWS as usize, ..FlowCacheConfig::default() };
+        FlowTableFootprint {
+            flows: FLOW_TABLE_FLOWS,
+            bytes: FlowCache::<Actions>::footprint(&config) as u64,
+            slot_bytes: FlowCache::<Actions>::slot_bytes() as u64,
+            limit_bytes: FLOW_TABLE_LIMIT_BYTES,
+        }
+    }
+
+    /// For a scenario of `pipeline`: the gateway's table, nothing for cross-connect.
+    pub fn for_pipeline(pipeline: Pipeline) -> Option<FlowTableFootprint> {
+        (pipeline == Pipeline::Gateway).then(FlowTableFootprint::gateway)
+    }
+}
+
+/// One target's verdict, for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// What is measured.
+    pub what: &'static str,
+    /// The target, as text.
+    pub target: String,
+    /// The measured value, as text ("not measured" when absent).
+    pub value: String,
+    /// Met, not met, or not measured in this run.
+    pub met: Option<bool>,
 }
 
 impl ScenarioResult {
@@ -277,7 +395,55 @@ impl ScenarioResult {
         let (io, macswap) = (ratio(TESTPMD_IO), ratio("testpmd-macswap"));
         self.ratio_to_testpmd_io = io;
         self.ratio_to_testpmd_macswap = macswap;
-        self.target_met = self.ratio_to_testpmd_io.as_ref().map(|r| r.median >= self.target_ratio_io);
+        // A target of 0 means the scenario sets none (flow setup is judged by its rate per core).
+        self.target_met = self
+            .ratio_to_testpmd_io
+            .as_ref()
+            .filter(|_| self.target_ratio_io > 0.0)
+            .map(|r| r.median >= self.target_ratio_io);
+    }
+
+    /// Every target of the scenario with its verdict: the ratio to testpmd io (when > 0),
+    /// instructions per packet, flow setups per core (midogw's median rate on its one worker
+    /// core: every frame of such a scenario is a new flow) and the flow table's memory.
+    pub fn verdicts(&self) -> Vec<Verdict> {
+        let mut v = Vec::new();
+        if self.target_ratio_io > 0.0 {
+            let r = self.ratio_to_testpmd_io.as_ref().map(|r| r.median);
+            v.push(Verdict {
+                what: "ratio to testpmd io (median)",
+                target: format!(">= {:.2}", self.target_ratio_io),
+                value: r.map_or("not measured".into(), |r| format!("{r:.3}")),
+                met: r.map(|r| r >= self.target_ratio_io),
+            });
+        }
+        if let Some(t) = self.targets.instructions_per_packet {
+            let i = self.instructions.as_ref().map(|i| i.instructions_per_packet);
+            v.push(Verdict {
+                what: "instructions per packet (callgrind, rx/tx included)",
+                target: format!("<= {t:.0}"),
+                value: i.map_or("not measured".into(), |i| format!("{i:.1}")),
+                met: i.map(|i| i <= t),
+            });
+        }
+        if let Some(t) = self.targets.flow_setups_mpps_per_core {
+            let m = self.dut(MIDOGW).filter(|d| !d.samples.is_empty()).map(|d| d.median.mpps);
+            v.push(Verdict {
+                what: "new flows per second per core",
+                target: format!(">= {t:.1} M"),
+                value: m.map_or("not measured".into(), |m| format!("{m:.2} M")),
+                met: m.map(|m| m >= t),
+            });
+        }
+        if let Some(f) = &self.flow_table {
+            v.push(Verdict {
+                what: "flow table memory for 10 M flows",
+                target: format!("<= {:.1} GiB", f.limit_bytes as f64 / f64::from(1u32 << 30)),
+                value: format!("{:.2} GiB ({} bytes per flow)", f.bytes as f64 / f64::from(1u32 << 30), f.slot_bytes),
+                met: Some(f.bytes <= f.limit_bytes),
+            });
+        }
+        v
     }
 }
 
@@ -473,9 +639,39 @@ impl RunReport {
                 md.push('\n');
             }
         }
+        let with_counters: Vec<&ScenarioResult> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.dut(MIDOGW).is_some_and(|d| d.samples.iter().any(|x| x.device.is_some())))
+            .collect();
+        if !with_counters.is_empty() {
+            md.push_str(
+                "midogw's own pipeline counters per round (whole sample: probes, warm-up, window, latency phase):\n\n",
+            );
+            md.push_str("| scenario | round | frames received | flow-cache hits | misses (new flows) | misses / frames | evictions | drops |\n|---|---:|---:|---:|---:|---:|---:|---|\n");
+            for sc in with_counters {
+                for sample in &sc.dut(MIDOGW).expect("filtered").samples {
+                    let Some(c) = &sample.device else { continue };
+                    let drops: Vec<String> = c.drops.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {} | {:.1}% | {} | {} |",
+                        sc.scenario,
+                        sample.round,
+                        c.rx_packets,
+                        c.cache_hits,
+                        c.cache_misses,
+                        c.cache_misses as f64 / c.rx_packets.max(1) as f64 * 100.0,
+                        c.cache_evictions,
+                        if drops.is_empty() { "-".into() } else { drops.join(", ") }
+                    );
+                }
+            }
+            md.push('\n');
+        }
         let counted: Vec<&ScenarioResult> = self.scenarios.iter().filter(|s| s.instructions.is_some()).collect();
         if !counted.is_empty() {
-            md.push_str("Instructions per packet (callgrind, worker thread only, fixed seeded trace through the cross-connect loop on net_ring ports; stable across runs, compare these across commits):\n\n");
+            md.push_str("Instructions per packet (callgrind, worker thread only, fixed seeded trace through the appliance's loop on net_ring ports: the cross-connect loop, or for gateway scenarios the pipeline loop after a first pass that set up every flow; stable across runs, compare these across commits):\n\n");
             md.push_str("| scenario | instructions / packet | packets | worker instructions | empty polls subtracted |\n|---|---:|---:|---:|---:|\n");
             for sc in counted {
                 let i = sc.instructions.as_ref().expect("filtered");
@@ -489,6 +685,28 @@ impl RunReport {
                     i.empty_polls,
                     i.instructions_per_empty_poll
                 );
+            }
+            md.push('\n');
+        }
+        let judged: Vec<(&ScenarioResult, Vec<Verdict>)> = self
+            .scenarios
+            .iter()
+            .filter(|s| s.targets != ScenarioTargets::default() || s.flow_table.is_some())
+            .map(|s| (s, s.verdicts()))
+            .collect();
+        if !judged.is_empty() {
+            md.push_str(
+                "Targets (issue 4):\n\n| scenario | figure | target | measured | verdict |\n|---|---|---|---|---|\n",
+            );
+            for (sc, verdicts) in judged {
+                for v in verdicts {
+                    let verdict = match v.met {
+                        Some(true) => "met",
+                        Some(false) => "**not met**",
+                        None => "not measured in this run",
+                    };
+                    let _ = writeln!(md, "| {} | {} | {} | {} | {verdict} |", sc.scenario, v.what, v.target, v.value);
+                }
             }
             md.push('\n');
         }
@@ -571,5 +789,61 @@ mod tests {
         assert!(md.contains("**0.920**"), "{md}");
         assert!(md.contains("target 0.90 met"));
         assert!(md.contains("**42.5**"));
+    }
+
+    #[test]
+    fn appliance_counters_are_read_from_its_stats_json() {
+        let text = r#"{"seconds": 3.1, "ports": [], "links": [], "pipelines": [
+            {"worker": 0, "rx_packets": 100, "tx_packets": 98, "cache_hits": 10, "cache_misses": 90,
+             "cache_evictions": 5, "drops": {"arp_consumed": 2}},
+            {"worker": 1, "rx_packets": 1, "tx_packets": 1, "cache_hits": 0, "cache_misses": 1,
+             "cache_evictions": 0, "drops": {"arp_consumed": 1, "ttl_exceeded": 4}}]}"#;
+        let c = DeviceCounters::from_stats_json(text).unwrap();
+        assert_eq!((c.rx_packets, c.tx_packets, c.cache_hits, c.cache_misses, c.cache_evictions), (101, 99, 10, 91, 5));
+        assert_eq!(c.drops["arp_consumed"], 3);
+        assert_eq!(c.drops["ttl_exceeded"], 4);
+        assert_eq!(DeviceCounters::from_stats_json(r#"{"pipelines": []}"#), None, "cross-connect has none");
+        assert_eq!(DeviceCounters::from_stats_json("not json"), None);
+        let mut r = report(&[1.0], &[2.0], None);
+        r.scenarios[0].duts[0].samples[0].device = Some(c);
+        assert!(r
+            .to_markdown()
+            .contains("| cross-connect-64 | 1 | 101 | 10 | 91 | 90.1% | 5 | arp_consumed 3, ttl_exceeded 4 |"));
+    }
+
+    #[test]
+    fn gateway_targets_are_judged_met_or_not() {
+        let mut r = report(&[1.4, 1.5, 1.6], &[2.0, 2.0, 2.0], Some(300.0));
+        let sc = &mut r.scenarios[0];
+        sc.pipeline = Pipeline::Gateway;
+        sc.target_ratio_io = 0.6;
+        sc.targets = ScenarioTargets { instructions_per_packet: Some(250.0), flow_setups_mpps_per_core: Some(1.0) };
+        sc.flow_table = FlowTableFootprint::for_pipeline(Pipeline::Gateway);
+        sc.compute_ratios();
+        let v = sc.verdicts();
+        let by = |what: &str| v.iter().find(|x| x.what.starts_with(what)).unwrap().clone();
+        assert_eq!(by("ratio").met, Some(true), "0.75 >= 0.60");
+        assert_eq!(by("instructions").met, Some(false), "300 > 250");
+        assert_eq!(by("new flows").met, Some(true), "median 1.5 M >= 1 M");
+        assert_eq!(by("new flows").value, "1.50 M");
+        let table = by("flow table");
+        let f = sc.flow_table.as_ref().unwrap();
+        assert_eq!(f.flows, 10_000_000);
+        assert_eq!(f.bytes as usize, {
+            use midogw::flowtable::flow::{FlowCache, FlowCacheConfig};
+            FlowCache::<midogw::flowtable::sim::Actions>::footprint(&FlowCacheConfig {
+                capacity: 10_000_000,
+                ..FlowCacheConfig::default()
+            })
+        });
+        assert_eq!(table.met, Some(f.bytes <= 2 << 30));
+        let md = r.to_markdown();
+        assert!(md.contains("| cross-connect-64 | instructions per packet (callgrind, rx/tx included) | <= 250 | 300.0 | **not met** |"), "{md}");
+        assert!(md.contains("flow table memory for 10 M flows"), "{md}");
+        // No target: no verdict, and a scenario without targets gets no table.
+        r.scenarios[0].target_ratio_io = 0.0;
+        r.scenarios[0].compute_ratios();
+        assert_eq!(r.scenarios[0].target_met, None);
+        assert!(!report(&[1.0], &[1.0], None).to_markdown().contains("Targets"));
     }
 }

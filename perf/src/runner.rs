@@ -14,6 +14,9 @@
 //! packet than the device and the device, not the generator, sets the rate; the share of refused
 //! sends in the report shows that it did.
 //!
+//! A gateway scenario runs the appliance with `[topology] file` (its ports `up0`/`down0` bound to
+//! router ports) and `--stats-json`, whose pipeline counters become the sample's `device`.
+//!
 //! Each round runs every device once, in an order that rotates from round to round, so slow and
 //! fast minutes of this noisy machine fall on all of them alike; ratios are taken within a round.
 
@@ -25,11 +28,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::forward::{EalSection, ForwardConfig, MempoolSection, PortSection, WorkersSection};
+use crate::forward::{
+    EalSection, ForwardConfig, MempoolSection, PortSection, RestSection, StoreSection, TopologySection, WorkersSection,
+};
 use crate::gen::GenSpec;
 use crate::machine::{dpdk_version, utc_now, Commit, Machine};
-use crate::report::{DutResult, GenReport, RunReport, Sample, ScenarioResult, Settings, MIDOGW, SCHEMA};
-use crate::scenario::{Reference, Scenario};
+use crate::report::{
+    DeviceCounters, DutResult, FlowTableFootprint, GenReport, RunReport, Sample, ScenarioResult, ScenarioTargets,
+    Settings, MIDOGW, SCHEMA,
+};
+use crate::scenario::{Pipeline, Reference, Scenario};
 use crate::traffic::{Direction, Trace};
 
 /// EAL memory of each device under test, MiB (no hugepages).
@@ -259,13 +267,13 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                 index += 1;
                 tracing::info!(round, scenario = %sc.name, dut = dut.name(), "sample {index}/{total}");
                 let mut retries = 0;
-                let (gen, command, cpu) = loop {
+                let (gen, command, cpu, device) = loop {
                     wait_quiet(opts.quiet_wait)?;
-                    let (gen, command, cpu) = run_sample(opts, sc, *dut, round, index)?;
+                    let (gen, command, cpu, device) = run_sample(opts, sc, *dut, round, index)?;
                     let disturbed = cpu.interference_pct > opts.max_interference_pct;
                     let unsteady = !steady(&gen.series_mpps);
                     if !(disturbed || unsteady) || retries >= opts.max_retries {
-                        break (gen, command, cpu);
+                        break (gen, command, cpu, device);
                     }
                     retries += 1;
                     tracing::warn!(
@@ -292,6 +300,7 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                     interference_pct: (cpu.interference_pct * 10.0).round() / 10.0,
                     steal_pct: (cpu.steal_pct * 10.0).round() / 10.0,
                     retries,
+                    device,
                 });
             }
         }
@@ -319,6 +328,11 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                 target_ratio_io: sc.target_ratio_io,
                 target_met: None,
                 instructions: None,
+                targets: ScenarioTargets {
+                    instructions_per_packet: sc.target_instructions_per_packet,
+                    flow_setups_mpps_per_core: sc.target_flow_setups_mpps_per_core,
+                },
+                flow_table: FlowTableFootprint::for_pipeline(sc.pipeline),
             };
             r.compute_ratios();
             r
@@ -466,9 +480,13 @@ fn memif(i: usize, socket: &Path, server: bool) -> String {
     }
 }
 
+/// Where the appliance writes its final counters in a sample's directory.
+const STATS_JSON: &str = "midogw-stats.json";
+
 /// The program and arguments that start `dut` serving the memif socket.
 fn dut_command(
     opts: &RunOptions,
+    sc: &Scenario,
     dut: Dut,
     socket: &Path,
     prefix: &str,
@@ -498,12 +516,34 @@ fn dut_command(
                     })
                     .collect(),
                 workers: WorkersSection { cores: vec![opts.dut_core] },
+                topology: match sc.pipeline {
+                    Pipeline::CrossConnect => None,
+                    Pipeline::Gateway => {
+                        let path = sc
+                            .topology_path()
+                            .ok_or_else(|| Error::Scenario { name: sc.name.clone(), reason: "no topology".into() })?;
+                        let path = std::fs::canonicalize(&path).map_err(|e| Error::io(&path, e))?;
+                        Some(TopologySection { file: path.display().to_string() })
+                    }
+                },
+                // Never the default port or store of a real appliance on this machine.
+                rest: Some(RestSection { listen: "127.0.0.1:0".into() }),
+                store: Some(StoreSection { path: dir.join("store.redb").display().to_string() }),
             };
+            if sc.pipeline == Pipeline::Gateway && opts.midogw == MidogwRunner::Builtin {
+                return Err(Error::Process {
+                    what: "midogw".into(),
+                    detail: "the gateway pipeline needs the appliance binary with `run`; build it (cargo build --release -p midogw)".into(),
+                });
+            }
             let path = dir.join("midogw.toml");
             std::fs::write(&path, config.to_toml()).map_err(|e| Error::io(&path, e))?;
             let path = path.display().to_string();
             Ok(match &opts.midogw {
-                MidogwRunner::Appliance(bin) => (bin.clone(), vec!["run".into(), "--config".into(), path], false),
+                MidogwRunner::Appliance(bin) => {
+                    let stats = dir.join(STATS_JSON).display().to_string();
+                    (bin.clone(), vec!["run".into(), "--config".into(), path, "--stats-json".into(), stats], false)
+                }
                 MidogwRunner::Builtin => {
                     (opts.self_exe.clone(), vec!["forward".into(), "--config".into(), path], false)
                 }
@@ -599,7 +639,7 @@ fn run_sample(
     dut: Dut,
     round: u32,
     index: usize,
-) -> Result<(GenReport, String, CpuUse)> {
+) -> Result<(GenReport, String, CpuUse, Option<DeviceCounters>)> {
     let dir = opts.workdir.join(format!("{index:03}"));
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let socket = dir.join("memif.sock");
@@ -608,7 +648,7 @@ fn run_sample(
     let gen_prefix = format!("mgwperf-{pid}-{index}-gen");
     let mtu = (sc.max_frame_size() - crate::packet::FCS_LEN - 14).max(1500) as u16;
     let result = (|| {
-        let (program, args, stdin) = dut_command(opts, dut, &socket, &dut_prefix, &dir, mtu)?;
+        let (program, args, stdin) = dut_command(opts, sc, dut, &socket, &dut_prefix, &dir, mtu)?;
         let command = shell_line(&program, &args);
         tracing::debug!(%command, "device under test");
         let mut device = Proc::spawn(&program, &args, dut.name(), &dir.join("dut.log"), stdin)?;
@@ -624,6 +664,8 @@ fn run_sample(
             seconds: opts.seconds,
             latency_seconds: opts.latency_seconds,
             link_timeout_seconds: 20.0,
+            // testpmd gets the same frames: it forwards whatever MAC they carry.
+            router_macs: sc.router_macs()?,
         };
         let spec_path = dir.join("gen.json");
         let out_path = dir.join("result.json");
@@ -666,7 +708,10 @@ fn run_sample(
         let text = std::fs::read_to_string(&out_path).map_err(|e| Error::io(&out_path, e))?;
         let report: GenReport =
             serde_json::from_str(&text).map_err(|source| Error::Json { path: out_path.clone(), source })?;
-        Ok((report, command, cpu))
+        // Written by the appliance as it stops; the device was stopped above.
+        let counters =
+            std::fs::read_to_string(dir.join(STATS_JSON)).ok().and_then(|t| DeviceCounters::from_stats_json(&t));
+        Ok((report, command, cpu, counters))
     })();
     remove_runtime_dir(&dut_prefix);
     remove_runtime_dir(&gen_prefix);
@@ -685,6 +730,61 @@ fn run_sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn options(midogw: MidogwRunner, workdir: &Path) -> RunOptions {
+        RunOptions {
+            scenarios: vec![],
+            rounds: 1,
+            seconds: 1.0,
+            warmup_seconds: 0.1,
+            latency_seconds: 0.1,
+            gen_core: 0,
+            dut_core: 1,
+            self_exe: PathBuf::from("/x/midogw-perf"),
+            midogw,
+            testpmd: PathBuf::from("dpdk-testpmd"),
+            only: None,
+            workdir: workdir.into(),
+            log_dir: workdir.into(),
+            max_interference_pct: 5.0,
+            max_retries: 0,
+            quiet_wait: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn gateway_scenarios_run_the_appliance_on_their_topology() {
+        let dir = std::env::temp_dir().join(format!("perf-runner-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = crate::Scenarios::builtin();
+        let opts = options(MidogwRunner::Appliance("/x/midogw".into()), &dir);
+        let socket = dir.join("memif.sock");
+        let gateway = table.get("gateway-flow-setup").unwrap();
+        let (program, args, stdin) = dut_command(&opts, gateway, Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        assert_eq!(program, PathBuf::from("/x/midogw"));
+        assert!(!stdin);
+        assert_eq!(args[..2], ["run".to_string(), "--config".to_string()]);
+        assert_eq!(args[3..], ["--stats-json".to_string(), dir.join(STATS_JSON).display().to_string()]);
+        let config = ForwardConfig::load(&dir.join("midogw.toml")).unwrap();
+        let file = PathBuf::from(config.topology.unwrap().file);
+        assert!(file.is_absolute() && file.ends_with("perf/topologies/gateway-edge-tenant.toml"), "{file:?}");
+        assert_eq!(config.port.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), crate::topology::DPDK_PORT_NAMES);
+        assert_eq!(config.rest.unwrap().listen, "127.0.0.1:0");
+        assert!(config.store.unwrap().path.starts_with(dir.to_str().unwrap()));
+
+        let cross = table.get("cross-connect-64").unwrap();
+        dut_command(&opts, cross, Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        assert_eq!(ForwardConfig::load(&dir.join("midogw.toml")).unwrap().topology, None);
+        // testpmd runs the same way for both pipelines.
+        let (_, io, _) =
+            dut_command(&opts, gateway, Dut::Reference(Reference::TestpmdIo), &socket, "p", &dir, 1500).unwrap();
+        assert!(io.contains(&"--forward-mode=io".to_string()));
+
+        let builtin = options(MidogwRunner::Builtin, &dir);
+        let err = dut_command(&builtin, gateway, Dut::Midogw, &socket, "p", &dir, 1500).unwrap_err().to_string();
+        assert!(err.contains("appliance binary"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn steadiness_of_a_window() {

@@ -16,20 +16,23 @@ pub const BUILTIN: &str = include_str!("../scenarios/scenarios.toml");
 pub enum Pipeline {
     /// Port pairs cross-connected (0<->1): what testpmd calls io forwarding.
     CrossConnect,
+    /// The gateway pipeline (flow cache, topology simulation on a miss) over the scenario's
+    /// `topology` file, both memif ports bound to router ports.
+    Gateway,
 }
 
 impl Pipeline {
     /// The reference runs measured beside the appliance in the same invocation.
     pub fn references(self) -> &'static [Reference] {
         match self {
-            Pipeline::CrossConnect => &[Reference::TestpmdIo, Reference::TestpmdMacswap],
+            Pipeline::CrossConnect | Pipeline::Gateway => &[Reference::TestpmdIo, Reference::TestpmdMacswap],
         }
     }
 
     /// The peer product doing the same job, if there is one (tunnels: Open vSwitch; NAT64: Tayga).
     pub fn peer(self) -> Option<Reference> {
         match self {
-            Pipeline::CrossConnect => None,
+            Pipeline::CrossConnect | Pipeline::Gateway => None,
         }
     }
 }
@@ -78,6 +81,19 @@ pub struct Scenario {
     /// Smallest acceptable ratio to testpmd io.
     #[serde(default = "default_target")]
     pub target_ratio_io: f64,
+    /// The topology file a `gateway` scenario runs (docs/topology.md), its ports bound to the
+    /// `[[port]]` names `up0` (generator port 0) and `down0` (port 1). Relative paths are taken
+    /// from the current directory, then from the repository root.
+    #[serde(default)]
+    pub topology: Option<String>,
+    /// Largest acceptable instructions per packet (callgrind), reported met or not.
+    #[serde(default)]
+    pub target_instructions_per_packet: Option<f64>,
+    /// Smallest acceptable new flows set up per second per worker core, in millions: for a
+    /// scenario whose every frame is a new flow, the forwarding rate per core. Reported, not
+    /// asserted.
+    #[serde(default)]
+    pub target_flow_setups_mpps_per_core: Option<f64>,
 }
 
 fn default_latency_rate() -> f64 {
@@ -92,6 +108,43 @@ impl Scenario {
     /// Traffic of the reverse stream.
     pub fn reverse_traffic(&self) -> &TrafficSpec {
         self.reverse.as_ref().unwrap_or(&self.traffic)
+    }
+
+    /// The scenario's topology file, resolved ([`crate::topology::resolve`]).
+    pub fn topology_path(&self) -> Option<std::path::PathBuf> {
+        self.topology.as_deref().map(crate::topology::resolve)
+    }
+
+    /// The destination MACs of the forward and reverse streams: the router ports bound to the
+    /// generator's ports for a gateway scenario, `None` (the far side's host) otherwise.
+    pub fn router_macs(&self) -> Result<Option<[[u8; 6]; 2]>, Error> {
+        let Some(path) = self.topology_path() else { return Ok(None) };
+        let t = crate::topology::GatewayTopology::load(&path)?;
+        let [up, down] = crate::topology::DPDK_PORT_NAMES;
+        Ok(Some([t.router_mac(up)?, t.router_mac(down)?]))
+    }
+
+    fn validate_pipeline(&self) -> Result<(), Error> {
+        let bad = |reason: &str| Err(Error::Scenario { name: self.name.clone(), reason: reason.into() });
+        match (self.pipeline, &self.topology) {
+            (Pipeline::Gateway, None) => return bad("a gateway scenario needs topology = \"FILE\""),
+            (Pipeline::CrossConnect, Some(_)) => return bad("topology is for gateway scenarios"),
+            _ => {}
+        }
+        if self.pipeline == Pipeline::Gateway {
+            // The generator answers ARP, not NDP, and sends no tunnel traffic yet.
+            for t in std::iter::once(&self.traffic).chain(&self.reverse) {
+                if t.ipv6_share != 0.0 || t.vxlan.is_some() {
+                    return bad("gateway traffic is IPv4 without encapsulation for now");
+                }
+            }
+        }
+        if self.target_instructions_per_packet.is_some_and(|t| !(t > 0.0 && t.is_finite()))
+            || self.target_flow_setups_mpps_per_core.is_some_and(|t| !(t > 0.0 && t.is_finite()))
+        {
+            return bad("targets must be > 0");
+        }
+        Ok(())
     }
 
     /// Largest frame either direction sends (FCS included).
@@ -133,6 +186,7 @@ impl Scenarios {
             if let Some(r) = &s.reverse {
                 r.validate(&s.name)?;
             }
+            s.validate_pipeline()?;
             if !(s.latency_rate_mpps > 0.0 && s.latency_rate_mpps.is_finite()) {
                 return Err(Error::Scenario { name: s.name.clone(), reason: "latency_rate_mpps must be > 0".into() });
             }
@@ -193,6 +247,46 @@ mod tests {
         assert_eq!(group.len(), 2);
         assert!(s.select(&["cross-connect-all".into()]).unwrap().len() >= 4);
         assert_eq!(s.get("cross-connect-imix").unwrap().max_frame_size(), 1518);
+    }
+
+    #[test]
+    fn gateway_scenarios_name_their_topology_and_targets() {
+        let s = Scenarios::builtin();
+        let names: Vec<String> = s.select(&["gateway".into()]).unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["gateway-hit-64", "gateway-hit-imix", "gateway-flow-setup"]);
+        let hit = s.get("gateway-hit-64").unwrap();
+        assert_eq!(hit.pipeline, Pipeline::Gateway);
+        assert_eq!(hit.topology.as_deref(), Some("perf/topologies/gateway-one-router.toml"));
+        assert!(hit.topology_path().unwrap().exists());
+        assert_eq!(hit.target_ratio_io, 0.6);
+        assert_eq!(hit.target_instructions_per_packet, Some(250.0));
+        assert_eq!(hit.pipeline.references(), [Reference::TestpmdIo, Reference::TestpmdMacswap]);
+        assert_eq!(hit.router_macs().unwrap(), Some([[2, 0, 0, 0, 0x10, 1], [2, 0, 0, 0, 0x10, 2]]));
+        let setup = s.get("gateway-flow-setup").unwrap();
+        assert_eq!(setup.target_flow_setups_mpps_per_core, Some(1.0));
+        assert!(setup.topology.as_deref().unwrap().ends_with("gateway-edge-tenant.toml"));
+        assert_eq!(s.get("cross-connect-64").unwrap().router_macs().unwrap(), None);
+    }
+
+    #[test]
+    fn gateway_fields_are_checked() {
+        let one = |extra: &str, pipeline: &str| {
+            format!(
+                "[[scenario]]\nname = \"g\"\npipeline = \"{pipeline}\"\ndescription = \"d\"\n{extra}\n[scenario.traffic]\nframes = \"64\"\nflows = 4\nseed = 1\n"
+            )
+        };
+        let topo = "topology = \"perf/topologies/gateway-one-router.toml\"";
+        assert!(Scenarios::parse(&one(topo, "gateway"), "t").is_ok());
+        let err = Scenarios::parse(&one("", "gateway"), "t").unwrap_err().to_string();
+        assert!(err.contains("needs topology"), "{err}");
+        let err = Scenarios::parse(&one(topo, "cross-connect"), "t").unwrap_err().to_string();
+        assert!(err.contains("for gateway scenarios"), "{err}");
+        let zero = format!("{topo}\ntarget_instructions_per_packet = 0.0");
+        assert!(Scenarios::parse(&one(&zero, "gateway"), "t").is_err());
+        let v6 = one(topo, "gateway").replace("seed = 1", "seed = 1\nipv6_share = 0.5");
+        assert!(Scenarios::parse(&v6, "t").unwrap_err().to_string().contains("IPv4"));
+        let parsed = Scenarios::parse(&one(&format!("{topo}\ntarget_flow_setups_mpps_per_core = 2.5"), "gateway"), "t");
+        assert_eq!(parsed.unwrap().get("g").unwrap().target_flow_setups_mpps_per_core, Some(2.5));
     }
 
     #[test]

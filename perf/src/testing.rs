@@ -35,6 +35,7 @@ pub fn gen_report(mpps: f64) -> GenReport {
             },
         }),
         series_mpps: vec![mpps, mpps],
+        arp_replies: 0,
     }
 }
 
@@ -50,6 +51,7 @@ pub fn synthetic_report(midogw: &[f64], io: &[f64], ipp: Option<f64>) -> RunRepo
                 interference_pct: 0.5,
                 steal_pct: 0.0,
                 retries: 0,
+                device: None,
             })
             .collect()
     };
@@ -79,6 +81,8 @@ pub fn synthetic_report(midogw: &[f64], io: &[f64], ipp: Option<f64>) -> RunRepo
             method: "test".into(),
             valgrind: "valgrind-3.19.0".into(),
         }),
+        targets: Default::default(),
+        flow_table: None,
     };
     sc.compute_ratios();
     RunReport {

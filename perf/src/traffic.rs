@@ -210,6 +210,17 @@ const SIDE_B: Side = Side {
     port: 5001,
 };
 
+/// The generator's host on `direction`'s sending side: its MAC (the frames' source) and IPv4
+/// address (flow sources are this address plus [`crate::packet::FlowFields::address_offset`]).
+/// The generator answers ARP on that port with this MAC.
+pub fn host(direction: Direction) -> ([u8; 6], Ipv4Addr) {
+    let side = match direction {
+        Direction::Forward => SIDE_A,
+        Direction::Reverse => SIDE_B,
+    };
+    (side.mac, side.v4)
+}
+
 /// One packet of a trace: which template, which flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TracePacket {
@@ -228,8 +239,20 @@ pub struct Trace {
 }
 
 impl Trace {
-    /// Draws `len` packets of `spec` for `direction`. The same inputs give the same trace.
+    /// Draws `len` packets of `spec` for `direction`. The same inputs give the same trace, and a
+    /// shorter trace is a prefix of a longer one.
     pub fn build(spec: &TrafficSpec, direction: Direction, len: usize) -> Result<Trace, Error> {
+        Self::build_to(spec, direction, len, None)
+    }
+
+    /// [`Trace::build`] with frames addressed to `dst_mac` instead of the far side's host: a
+    /// gateway scenario sends to the router port its generator port is bound to.
+    pub fn build_to(
+        spec: &TrafficSpec,
+        direction: Direction,
+        len: usize,
+        dst_mac: Option<[u8; 6]>,
+    ) -> Result<Trace, Error> {
         let (from, to) = match direction {
             Direction::Forward => (SIDE_A, SIDE_B),
             Direction::Reverse => (SIDE_B, SIDE_A),
@@ -267,7 +290,7 @@ impl Trace {
                     let size = sizes[size_index].0.max(FrameSpec::min_frame_size(ip, proto));
                     let frame = FrameSpec {
                         src_mac: from.mac,
-                        dst_mac: to.mac,
+                        dst_mac: dst_mac.unwrap_or(to.mac),
                         src_ip: match ip {
                             IpVersion::V4 => IpAddr::V4(from.v4),
                             IpVersion::V6 => IpAddr::V6(from.v6),
@@ -436,6 +459,63 @@ mod tests {
             assert_eq!(Stamp::read(&buf[..len]), Some(Stamp { seq: i as u32, tx_ns: 5 }));
             assert_eq!(&buf[6..12], &SIDE_B.mac, "reverse stream comes from side B");
             assert!(len >= 128 - FCS_LEN);
+        }
+    }
+
+    /// Sums a byte range as 16-bit words, RFC 1071 (independent of the builder's checksum code).
+    fn ones(data: &[u8]) -> u32 {
+        let mut acc: u32 = data.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0))).sum();
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc
+    }
+
+    #[test]
+    fn gateway_traffic_is_addressed_to_the_router_and_routed_subnets_with_valid_checksums() {
+        let table = crate::Scenarios::builtin();
+        for name in ["gateway-hit-64", "gateway-hit-imix", "gateway-flow-setup"] {
+            let sc = table.get(name).unwrap();
+            let macs = sc.router_macs().unwrap().unwrap();
+            for (direction, router, src_net, dst_net, host_mac) in [
+                (Direction::Forward, macs[0], [198, 18], [198, 19], SIDE_A.mac),
+                (Direction::Reverse, macs[1], [198, 19], [198, 18], SIDE_B.mac),
+            ] {
+                let t = Trace::build_to(sc.reverse_traffic(), direction, 16384, Some(router)).unwrap();
+                let mut buf = vec![0u8; t.max_len()];
+                let mut flows = std::collections::HashSet::new();
+                for i in 0..t.len() {
+                    let len = t.len_of(i);
+                    let f = &mut buf[..len];
+                    t.emit(i, Stamp { seq: i as u32, tx_ns: 1 }, f);
+                    assert_eq!(&f[0..6], &router, "{name}: to the router port");
+                    assert_eq!(&f[6..12], &host_mac);
+                    assert_eq!(&f[12..14], &[0x08, 0x00], "{name}: IPv4 only");
+                    let ip = &f[14..34];
+                    assert_eq!(ones(ip), 0xffff, "{name}: IPv4 header checksum");
+                    assert_eq!(&ip[12..14], &src_net, "{name}: source in the sending side's subnet");
+                    assert_eq!(&ip[16..18], &dst_net, "{name}: destination in the routed subnet");
+                    assert_ne!(&ip[16..20], &[198, 19, 255, 254], "never the router's own address");
+                    let l4 = &f[34..];
+                    let sum = match ip[9] {
+                        1 => ones(l4),
+                        p => {
+                            let mut pseudo = ip[12..20].to_vec();
+                            pseudo.extend_from_slice(&[0, p]);
+                            pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+                            pseudo.extend_from_slice(l4);
+                            ones(&pseudo)
+                        }
+                    };
+                    assert_eq!(sum, 0xffff, "{name}: transport checksum (protocol {})", ip[9]);
+                    flows.insert((ip[9], [ip[12], ip[13], ip[14], ip[15]], [l4[0], l4[1]]));
+                }
+                if name == "gateway-flow-setup" {
+                    assert_eq!(flows.len(), t.len(), "every frame a new 5-tuple");
+                } else if name == "gateway-hit-64" {
+                    assert_eq!(flows.len(), 1024, "1024 flows, all visited by 16384 packets");
+                }
+            }
         }
     }
 
