@@ -233,9 +233,11 @@ fn gateway_flow_setup_traffic_crosses_two_routers_as_new_flows() {
     let out = run_routed("gateway-flow-setup", 4096, 1, 2);
     assert_eq!(out.checked, 2 * 4096);
     assert!(out.arp_answered >= 2, "{}", out.arp_answered);
-    // Every frame a new 5-tuple: only the two probe flows (trace packet 0 each way) repeat.
+    // Every frame a new 5-tuple: only the two probe flows (trace packet 0 each way) repeat, once
+    // per probe resent while the router resolves its next hops (the resolution queue delivers the
+    // first probe, so a resent one can hit).
     assert!(out.misses >= 2 * 4096, "misses {}", out.misses);
-    assert!(out.hits <= 2, "hits {}", out.hits);
+    assert!(out.hits <= 8, "hits {}", out.hits);
 }
 
 #[test]
