@@ -54,6 +54,23 @@ pub struct Config {
     pub auth: Auth,
     /// `[host]`: this gateway's identity as a MidoNet Host.
     pub host: HostConfig,
+    /// `[underlay]`: this gateway's tunnel endpoint, with `[topology] source = "store"`.
+    pub underlay: Option<UnderlayConfig>,
+}
+
+/// `[underlay]`: where tunnels to compute hosts leave and arrive (a topology file has its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnderlayConfig {
+    /// `port`: the `[[port]]` facing the underlay (bound to no virtual port).
+    pub port: String,
+    /// `address`: the gateway's tunnel endpoint with its subnet, e.g. 192.168.7.1/24.
+    pub address: std::net::Ipv4Addr,
+    /// Prefix length of `address`.
+    pub prefix_len: u8,
+    /// `gateway`: the underlay router for hosts outside the subnet.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// `vxlan_port`: VXLAN's UDP destination port, default 4789.
+    pub vxlan_port: u16,
 }
 
 /// `[host]`.
@@ -416,6 +433,16 @@ struct RawFile {
     store: Option<Spanned<RawStore>>,
     auth: Option<Spanned<RawAuth>>,
     host: Option<Spanned<RawHost>>,
+    underlay: Option<Spanned<RawUnderlay>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUnderlay {
+    port: Option<Spanned<String>>,
+    address: Option<Spanned<String>>,
+    gateway: Option<Spanned<String>>,
+    vxlan_port: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -707,6 +734,7 @@ impl<'a> Checker<'a> {
             self.check_memory(&raw_eal.args, mbufs, memory_anchor, facts);
         }
 
+        let port_names: Vec<String> = ports.iter().map(|p: &Port| p.name.clone()).collect();
         Config {
             eal: Eal {
                 args: raw_eal.args.iter().map(|a| a.get_ref().clone()).collect(),
@@ -716,12 +744,89 @@ impl<'a> Checker<'a> {
             mempool_mbufs: mbufs,
             ports,
             workers,
-            topology,
             rest: self.check_rest(raw.rest.as_ref()),
             store: self.check_store(raw.store.as_ref()),
             auth: self.check_auth(raw.auth.as_ref()),
             host: self.check_host(raw.host.as_ref()),
+            underlay: self.check_underlay(raw.underlay.as_ref(), &topology, &port_names),
+            topology,
         }
+    }
+
+    fn check_underlay(
+        &mut self,
+        raw: Option<&Spanned<RawUnderlay>>,
+        topology: &TopologySource,
+        port_names: &[String],
+    ) -> Option<UnderlayConfig> {
+        let raw = raw?;
+        if *topology != TopologySource::Store {
+            self.error(
+                raw.span(),
+                "[underlay] is for [topology] source = \"store\" (a topology file has its own [underlay])",
+            );
+            return None;
+        }
+        let u = raw.get_ref();
+        let port = match &u.port {
+            None => {
+                self.error(raw.span(), "[underlay] needs port = \"NAME\" (the [[port]] facing the underlay)");
+                None
+            }
+            Some(p) if !port_names.iter().any(|n| n == p.get_ref()) => {
+                self.error(p.span(), format!("[underlay] port {:?} is not a [[port]] name", p.get_ref()));
+                None
+            }
+            Some(p) => Some(p.get_ref().clone()),
+        };
+        let address = match &u.address {
+            None => {
+                self.error(raw.span(), "[underlay] needs address = \"A.B.C.D/LEN\" (this gateway's tunnel endpoint)");
+                None
+            }
+            Some(a) => match a.get_ref().parse::<ipnet::Ipv4Net>() {
+                Ok(net) if net.prefix_len() < 32 && net.addr() != net.network() && net.addr() != net.broadcast() => {
+                    Some(net)
+                }
+                _ => {
+                    self.error(
+                        a.span(),
+                        format!("[underlay] address {:?} is not an IPv4 host address with its prefix, e.g. \"192.168.7.1/24\"", a.get_ref()),
+                    );
+                    None
+                }
+            },
+        };
+        let gateway = match (&u.gateway, address) {
+            (None, _) => None,
+            (Some(g), net) => match g.get_ref().parse::<std::net::Ipv4Addr>() {
+                Ok(ip) if net.is_none_or(|n| n.contains(&ip) && ip != n.addr()) => Some(ip),
+                _ => {
+                    self.error(
+                        g.span(),
+                        format!("[underlay] gateway {:?} is not an IPv4 address on the underlay subnet", g.get_ref()),
+                    );
+                    None
+                }
+            },
+        };
+        let vxlan_port = match &u.vxlan_port {
+            None => 4789,
+            Some(v) => match u16::try_from(*v.get_ref()) {
+                Ok(p) if p != 0 => p,
+                _ => {
+                    self.error(v.span(), format!("[underlay] vxlan_port {} is not a UDP port (1-65535)", v.get_ref()));
+                    4789
+                }
+            },
+        };
+        Some(UnderlayConfig {
+            port: port?,
+            address: address?.addr(),
+            prefix_len: address?.prefix_len(),
+            gateway,
+            vxlan_port,
+        })
     }
 
     fn check_topology(&mut self, t: &Spanned<RawTopology>) -> TopologySource {
@@ -1869,6 +1974,49 @@ mod tests {
         assert_eq!(cfg.host.id, Some("6f1c3a52-3f5e-4c1e-9a44-0d7b2a1e9c10".parse().unwrap()));
         assert_eq!(cfg.host.name.as_deref(), Some("gw1"));
         one(&lines(&["[host]", "id = \"gw1\""]), 2, 6, "[host] id \"gw1\" is not a UUID");
+    }
+
+    #[test]
+    fn underlay_for_the_store_topology() {
+        let store = ["", "[topology]", "source = \"store\"", "", "[underlay]"];
+        let mut ls = ring_pair().to_vec();
+        ls.extend(store);
+        ls.extend(["port = \"b\"", "address = \"192.168.7.1/24\"", "gateway = \"192.168.7.254\"", "vxlan_port = 8472"]);
+        let cfg = parse("t.toml", &with_workers(&ls), &facts()).expect("valid");
+        let u = cfg.underlay.expect("underlay");
+        assert_eq!((u.port.as_str(), u.address.to_string(), u.prefix_len), ("b", "192.168.7.1".into(), 24));
+        assert_eq!((u.gateway, u.vxlan_port), (Some("192.168.7.254".parse().unwrap()), 8472));
+
+        let problems_of = |extra: &[&str]| {
+            let mut ls = ring_pair().to_vec();
+            ls.extend(store);
+            ls.extend(extra);
+            problems(&with_workers(&ls)).into_iter().map(|p| p.message).collect::<Vec<_>>()
+        };
+        let has = |list: Vec<String>, needle: &str| {
+            assert!(list.iter().any(|m| m.contains(needle)), "{list:?} lacks {needle}")
+        };
+        has(problems_of(&["address = \"192.168.7.1/24\""]), "needs port");
+        has(problems_of(&["port = \"zz\"", "address = \"192.168.7.1/24\""]), "not a [[port]] name");
+        has(problems_of(&["port = \"b\"", "address = \"192.168.7.0/24\""]), "not an IPv4 host address");
+        has(
+            problems_of(&["port = \"b\"", "address = \"192.168.7.1/24\"", "gateway = \"10.0.0.1\""]),
+            "on the underlay subnet",
+        );
+        has(problems_of(&["port = \"b\"", "address = \"192.168.7.1/24\"", "vxlan_port = 0"]), "not a UDP port");
+        // With a topology file, the file has the underlay.
+        let mut ls = ring_pair().to_vec();
+        ls.extend([
+            "",
+            "[topology]",
+            "file = \"t.toml\"",
+            "",
+            "[underlay]",
+            "port = \"b\"",
+            "address = \"192.168.7.1/24\"",
+        ]);
+        let list: Vec<String> = problems(&with_workers(&ls)).into_iter().map(|p| p.message).collect();
+        has(list, "a topology file has its own");
     }
 
     #[test]

@@ -219,6 +219,18 @@ mod tests {
     }
 }
 
+/// The config's `[underlay]` with its port resolved to the DPDK port id.
+fn underlay(cfg: &Config, ports: &[(String, u16)]) -> Option<midogw::flowtable::topology::Underlay> {
+    let u = cfg.underlay.as_ref()?;
+    // check-config made sure the name is a [[port]].
+    let &(_, dpdk_port) = ports.iter().find(|(name, _)| *name == u.port)?;
+    Some(midogw::flowtable::topology::Underlay {
+        gateway: u.gateway,
+        vxlan_port: u.vxlan_port,
+        ..midogw::flowtable::topology::Underlay::new(dpdk_port, u.address, u.prefix_len)
+    })
+}
+
 /// This gateway's Host registration, undone at the end: the store, the ZooKeeper session holding
 /// its alive key (if any) and its id.
 type Registration =
@@ -273,8 +285,8 @@ impl Source {
                 let ctx = control::compile::CompileContext {
                     generation: 1,
                     local_host: Some(host_id),
+                    underlay: underlay(cfg, &names),
                     interfaces: names,
-                    underlay: None,
                 };
                 let (snap, version) = crate::feed::first_snapshot(&topology, &ctx)?;
                 let exchange = Arc::new(SnapshotExchange::new(snap, workers));

@@ -150,7 +150,7 @@ pub fn compile<S: Store>(topology: &Topology<S>, ctx: &CompileContext) -> Result
     }
     c.chains(&model);
     c.groups(&model);
-    c.hosts(&model);
+    c.hosts(&model, ctx);
     c.devices(&model);
     c.ports(&model, ctx);
     c.routes(&model)?;
@@ -201,7 +201,7 @@ impl Compiler {
 
     /// Every host that is a member of a GRE or VXLAN tunnel zone, with its address there (a host in
     /// several zones: the first zone by id).
-    fn hosts(&mut self, m: &Model) {
+    fn hosts(&mut self, m: &Model, ctx: &CompileContext) {
         for zone in &m.tunnel_zones {
             if zone.zone_type == TunnelZoneType::Vtep {
                 continue;
@@ -212,6 +212,15 @@ impl Compiler {
                 }
                 match member.ip_address.parse::<IpAddr>() {
                     Ok(addr) => {
+                        if let (Some(u), true) = (ctx.underlay, Some(member.host_id) == ctx.local_host) {
+                            if addr != IpAddr::V4(u.address) {
+                                self.warnings.push(format!(
+                                    "this gateway is in tunnel zone {} as {addr}, but its [underlay] address is {}: \
+                                     compute hosts will tunnel to {addr}",
+                                    zone.id, u.address
+                                ));
+                            }
+                        }
                         let encap = if zone.zone_type == TunnelZoneType::Gre { Encap::Gre } else { Encap::Vxlan };
                         let id = self.b.add_host(ft(member.host_id), addr, encap);
                         self.hosts.insert(member.host_id, id);

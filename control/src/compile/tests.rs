@@ -134,6 +134,16 @@ fn a_rest_built_topology_compiles_to_the_snapshot_the_cores_need() {
     assert_eq!(snap.host(host).encap, Encap::Vxlan, "the zone's type");
     assert_eq!(snap.underlay().map(|u| u.dpdk_port), Some(4));
 
+    // The gateway's own zone address should be its underlay address: said when it is not.
+    let other =
+        CompileContext { underlay: Some(Underlay::new(4, "192.168.100.9".parse().unwrap(), 24)), ..ctx(&lab, 8) };
+    let compiled = compile(&lab.topo, &other).unwrap();
+    assert!(
+        compiled.warnings.iter().any(|w| w.contains("192.168.100.1") && w.contains("[underlay]")),
+        "{:?}",
+        compiled.warnings
+    );
+
     // Routes: configured ones, and the port routes exactly once (from the port addresses).
     match route(snap, lab.edge, "8.8.8.8") {
         RouteDecision::Forward { port, next_hop, .. } => {
