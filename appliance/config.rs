@@ -56,6 +56,28 @@ pub struct Config {
     pub host: HostConfig,
     /// `[underlay]`: this gateway's tunnel endpoint, with `[topology] source = "store"`.
     pub underlay: Option<UnderlayConfig>,
+    /// `[flows]`: each pipeline worker's flow cache.
+    pub flows: FlowsConfig,
+}
+
+/// `[flows]`: the per-worker flow cache of the gateway pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowsConfig {
+    /// `per_worker`: flows each worker's cache holds (about 204 bytes each, allocated at start).
+    pub per_worker: usize,
+    /// `idle_timeout_s`: a flow not hit for this long expires.
+    pub idle_timeout: std::time::Duration,
+}
+
+/// Flows per worker when `[flows]` does not say.
+pub const DEFAULT_FLOWS_PER_WORKER: usize = 1 << 16;
+/// The largest `[flows] per_worker`: 16 Mi flows, about 3.2 GiB per worker.
+pub const MAX_FLOWS_PER_WORKER: usize = 1 << 24;
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        FlowsConfig { per_worker: DEFAULT_FLOWS_PER_WORKER, idle_timeout: std::time::Duration::from_secs(60) }
+    }
 }
 
 /// `[underlay]`: where tunnels to compute hosts leave and arrive (a topology file has its own).
@@ -434,6 +456,14 @@ struct RawFile {
     auth: Option<Spanned<RawAuth>>,
     host: Option<Spanned<RawHost>>,
     underlay: Option<Spanned<RawUnderlay>>,
+    flows: Option<Spanned<RawFlows>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFlows {
+    per_worker: Option<Spanned<i64>>,
+    idle_timeout_s: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -749,8 +779,33 @@ impl<'a> Checker<'a> {
             auth: self.check_auth(raw.auth.as_ref()),
             host: self.check_host(raw.host.as_ref()),
             underlay: self.check_underlay(raw.underlay.as_ref(), &topology, &port_names),
+            flows: self.check_flows(raw.flows.as_ref()),
             topology,
         }
+    }
+
+    fn check_flows(&mut self, raw: Option<&Spanned<RawFlows>>) -> FlowsConfig {
+        let mut flows = FlowsConfig::default();
+        let Some(raw) = raw.map(|r| r.get_ref()) else { return flows };
+        if let Some(n) = &raw.per_worker {
+            match usize::try_from(*n.get_ref()) {
+                Ok(v) if (1..=MAX_FLOWS_PER_WORKER).contains(&v) => flows.per_worker = v,
+                _ => self.error(
+                    n.span(),
+                    format!(
+                        "[flows] per_worker {} must be 1 to {MAX_FLOWS_PER_WORKER} (about 204 bytes each)",
+                        n.get_ref()
+                    ),
+                ),
+            }
+        }
+        if let Some(t) = &raw.idle_timeout_s {
+            match u64::try_from(*t.get_ref()) {
+                Ok(v) if (1..=86_400).contains(&v) => flows.idle_timeout = std::time::Duration::from_secs(v),
+                _ => self.error(t.span(), format!("[flows] idle_timeout_s {} must be 1 to 86400", t.get_ref())),
+            }
+        }
+        flows
     }
 
     fn check_underlay(
@@ -1974,6 +2029,17 @@ mod tests {
         assert_eq!(cfg.host.id, Some("6f1c3a52-3f5e-4c1e-9a44-0d7b2a1e9c10".parse().unwrap()));
         assert_eq!(cfg.host.name.as_deref(), Some("gw1"));
         one(&lines(&["[host]", "id = \"gw1\""]), 2, 6, "[host] id \"gw1\" is not a UUID");
+    }
+
+    #[test]
+    fn flow_cache_sizing() {
+        assert_eq!(parse("t.toml", WORKERS, &facts()).expect("valid").flows, FlowsConfig::default());
+        let cfg =
+            parse("t.toml", &lines(&[WORKERS, "[flows]", "per_worker = 1000000", "idle_timeout_s = 30"]), &facts());
+        let flows = cfg.expect("valid").flows;
+        assert_eq!((flows.per_worker, flows.idle_timeout.as_secs()), (1_000_000, 30));
+        one(&lines(&[WORKERS, "[flows]", "per_worker = 0"]), 5, 14, "must be 1 to");
+        one(&lines(&[WORKERS, "[flows]", "idle_timeout_s = -1"]), 5, 18, "must be 1 to 86400");
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     }
 
     let mut source = Source::prepare(cfg, &ports, &rest)?;
-    let pipeline = PipelineConfig::default();
+    let pipeline = pipeline_config(cfg);
     let (plans, links, pipelines) = match &source.exchange {
         None => {
             let (plans, links) = cross_connect(&ports, cfg.workers.len())?;
@@ -217,6 +217,19 @@ mod tests {
         assert_eq!(vdev_devargs(&vdev_port("net_af_xdp0,iface=v0", 2), 2), "net_af_xdp0,iface=v0,queue_count=2");
         assert_eq!(vdev_devargs(&vdev_port("net_ring0", 2), 2), "net_ring0");
     }
+}
+
+/// The workers' pipeline settings: the defaults with the config's `[flows]`.
+fn pipeline_config(cfg: &Config) -> PipelineConfig {
+    let mut pipeline = PipelineConfig::default();
+    pipeline.flow_cache.capacity = cfg.flows.per_worker;
+    pipeline.flow_cache.idle_timeout = cfg.flows.idle_timeout.as_nanos().try_into().unwrap_or(u64::MAX);
+    if cfg.topology != TopologySource::CrossConnect {
+        let bytes =
+            midogw::flowtable::flow::FlowCache::<midogw::flowtable::sim::Actions>::footprint(&pipeline.flow_cache);
+        tracing::info!(flows = cfg.flows.per_worker, mib = bytes >> 20, "flow cache per worker");
+    }
+    pipeline
 }
 
 /// The config's `[underlay]` with its port resolved to the DPDK port id.
