@@ -293,6 +293,16 @@ fn mac_text(mac: &[u8; 6]) -> String {
     mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
+/// EAL's runtime directory of the appliance: a clean stop removes it; the guard removes what a
+/// failed (killed) run left behind.
+struct RuntimeDir(std::path::PathBuf);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn drops(pipeline: &Value, reason: &str) -> u64 {
     pipeline["drops"][reason].as_u64().unwrap_or(0)
 }
@@ -307,6 +317,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     let rest = free_addr();
     let config = config(&dir, &tag, &net, rest);
     let stats = dir.0.join("stats.json");
+    let runtime_dir = RuntimeDir(std::path::Path::new("/var/run/dpdk").join(format!("mgwt-e2e-{tag}")));
     let appliance = Appliance::start(&config, &stats, rest, true);
 
     // The first packets wait for ARP on three networks (uplink, underlay, tenant) and the bridge's
@@ -377,8 +388,10 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
             let mut accepted = [0; 2];
             while !stop.load(Ordering::Relaxed) {
                 for (i, listener) in [&ssh, &other].into_iter().enumerate() {
-                    if let Ok((mut stream, _)) = listener.accept() {
-                        accepted[i] += 1;
+                    let Ok((mut stream, _)) = listener.accept() else { continue };
+                    accepted[i] += 1;
+                    // Only the allowed port echoes; an SSH connection that got through is counted.
+                    if i == 1 {
                         stream.set_nonblocking(false)?;
                         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
                         let mut line = [0u8; 5];
@@ -394,19 +407,23 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     ready_rx.recv_timeout(Duration::from_secs(5)).expect("vm1 listens");
     let connects = outside.spawn(|| {
         let ssh = TcpStream::connect_timeout(&format!("{VM1}:22").parse().unwrap(), Duration::from_secs(2));
-        let mut other = TcpStream::connect_timeout(&format!("{VM1}:2222").parse().unwrap(), Duration::from_secs(2))
-            .expect("connect to vm1:2222");
-        other.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        other.write_all(b"hello").unwrap();
-        let mut echo = [0u8; 5];
-        other.read_exact(&mut echo).unwrap();
-        (ssh.map(|_| ()).map_err(|e| e.kind()), echo)
+        let echo = (|| -> std::io::Result<[u8; 5]> {
+            let mut other =
+                TcpStream::connect_timeout(&format!("{VM1}:2222").parse().unwrap(), Duration::from_secs(2))?;
+            other.set_read_timeout(Some(Duration::from_secs(5)))?;
+            other.write_all(b"hello")?;
+            let mut echo = [0u8; 5];
+            other.read_exact(&mut echo)?;
+            Ok(echo)
+        })();
+        (ssh.map(|_| ()).map_err(|e| e.kind()), echo.map_err(|e| e.to_string()))
     });
     let (ssh, echo) = connects.join().unwrap();
     stop.store(true, Ordering::Relaxed);
-    let accepted = listeners.join().unwrap().expect("vm1's listeners");
+    let accepted = listeners.join().unwrap();
     assert_eq!(ssh, Err(ErrorKind::TimedOut), "SSH from outside is dropped silently (no RST, no ICMP)");
-    assert_eq!(&echo, b"hello", "port 2222 answers");
+    assert_eq!(echo, Ok(*b"hello"), "port 2222 answers");
+    let accepted = accepted.expect("vm1's listeners");
     assert_eq!(accepted, [0, 1], "vm1 saw no SSH connection and one on 2222");
 
     // 6. GRE toward compute3, which the test plays: vm3 announces itself and pings outside from
@@ -518,6 +535,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     assert!(drops(pipeline, "reject_route") >= 1, "{pipeline}");
     assert!(drops(pipeline, "rule_drop") >= 1, "the SSH SYNs: {pipeline}");
     assert!(drops(pipeline, "ttl_expired") >= 2, "traceroute's probes at the two routers: {pipeline}");
+    assert!(!runtime_dir.0.exists(), "a clean stop removes EAL's runtime directory {}", runtime_dir.0.display());
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(90), "the test took {elapsed:?}");
 }
