@@ -467,6 +467,16 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
         GATEWAY_UNDERLAY,
         &[gre(TUNNEL_KEYS[2], &vm3_gratuitous_arp()), gre(TUNNEL_KEYS[2], &vm3_echo_request(ident, &payload))],
     );
+    // Refused: a key no port has, and vm1's key from the wrong host (vm1 is bound on compute1).
+    let (unknown_key_ident, wrong_host_ident) = (ident + 1, ident + 2);
+    send_gre(
+        compute3,
+        GATEWAY_UNDERLAY,
+        &[
+            gre(0x999, &vm3_echo_request(unknown_key_ident, &payload)),
+            gre(TUNNEL_KEYS[0], &vm3_echo_request(wrong_host_ident, &payload)),
+        ],
+    );
     std::thread::sleep(Duration::from_millis(300));
     let out = ping(outside, &["-c", "1", "-s", "40", "-p", "5a"], VM3);
     assert!(out.contains(" 0 received"), "compute3 cannot terminate GRE, vm3 does not answer:\n{out}");
@@ -550,6 +560,10 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     }
     assert!(requests[0][column("data.data")].ends_with(&"5a".repeat(24)), "the ping's pattern: {:?}", requests[0]);
     assert_eq!(first(requests[1], "ip.len"), "1500", "the largest packet fills the underlay MTU: {:?}", requests[1]);
+    for refused in [unknown_key_ident, wrong_host_ident] {
+        let answered = rows.iter().any(|r| r[column("icmp.ident")] == refused.to_string());
+        assert!(!answered, "the GRE packet with ident {refused} was refused, nothing answered it: {rows:?}");
+    }
 
     // 7. The report: the flow cache served the steady flows; every drop provoked is counted.
     let report = gateway.stop();
@@ -560,6 +574,8 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     assert!(drops(pipeline, "reject_route") >= 1, "{pipeline}");
     assert!(drops(pipeline, "rule_drop") >= 1, "the SSH SYNs: {pipeline}");
     assert!(drops(pipeline, "ttl_expired") >= 2, "traceroute's probes at the two routers: {pipeline}");
+    assert_eq!(drops(pipeline, "unknown_tunnel_key"), 1, "{pipeline}");
+    assert_eq!(drops(pipeline, "tunnel_host_mismatch"), 1, "{pipeline}");
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(90), "the test took {elapsed:?}");
 }
