@@ -3,14 +3,17 @@
 //! outside host and `underlay0` toward three compute hosts joined by a Linux bridge.
 //!
 //! ```text
-//!  outside 203.0.113.2 ── uplink0 ┐             ┌ underlay0 ── br0 (underlay ns) ─┬─ compute1 192.168.7.11 ── vx0 (VNI 0x101) ── vm1 10.0.0.11
-//!                                 └── midogw ───┘                                 ├─ compute2 192.168.7.12 ── vx0 (VNI 0x102) ── vm2 10.0.0.12
-//!                                 edge ─ tenant ─ bridge net                      └─ compute3 192.168.7.13    GRE, key 0x103 (raw sockets)
+//! outside 203.0.113.2 ── uplink0 [midogw: edge ─ tenant ─ bridge net] underlay0 ── br0 (underlay)
+//!   br0 ─┬─ compute1 192.168.7.11 ── vx0 (VNI 0x101) ── vm1 10.0.0.11
+//!        ├─ compute2 192.168.7.12 ── vx0 (VNI 0x102) ── vm2 10.0.0.12
+//!        └─ compute3 192.168.7.13 ── GRE key 0x103, played by the test ── "vm3" 10.0.0.13
 //! ```
 //!
 //! The compute hosts terminate VXLAN with Linux `vxlan` devices. The kernel has no GRE module, so
 //! compute3 is played with a raw IPPROTO_GRE socket (crafted frames of a VM "vm3" in) and a
-//! tcpdump capture decoded by tshark (what the gateway sends it).
+//! tcpdump capture decoded by tshark (what the gateway sends it). The first test walks through
+//! everything on a warmed-up gateway; the second asks that the very first packet toward a VM,
+//! which needs three address resolutions in a row, is not lost.
 
 mod common;
 
