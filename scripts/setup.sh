@@ -11,6 +11,8 @@ PACKAGES=(
   clang libclang-dev build-essential
   # network namespaces, veth pairs, traffic for tests and the demo
   iproute2 iputils-ping ethtool procps curl python3
+  # tests/gateway_e2e.rs: traceroute through the gateway, captures of its GRE packets decoded by tshark
+  traceroute tcpdump tshark
   # perf/: instruction counts per packet, the font the PNG charts are labelled with
   valgrind fonts-dejavu-core
   # control/: the ZooKeeper store's tests run a real standalone server (3.8, with OpenJDK)

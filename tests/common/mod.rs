@@ -4,6 +4,7 @@
 
 pub mod appliance;
 pub mod http;
+pub mod lan;
 pub mod zookeeper;
 
 use std::process::Command;

@@ -1,0 +1,599 @@
+//! The gateway end to end, with real peers in network namespaces and nothing mocked: `midogw run`
+//! with tests/topologies/gateway_e2e.toml on two `net_af_packet` ports, `uplink0` toward an
+//! outside host and `underlay0` toward three compute hosts joined by a Linux bridge.
+//!
+//! ```text
+//! outside 203.0.113.2 ── uplink0 [midogw: edge ─ tenant ─ bridge net] underlay0 ── br0 (underlay)
+//!   br0 ─┬─ compute1 192.168.7.11 ── vx0 (VNI 0x101) ── vm1 10.0.0.11
+//!        ├─ compute2 192.168.7.12 ── vx0 (VNI 0x102) ── vm2 10.0.0.12
+//!        └─ compute3 192.168.7.13 ── GRE key 0x103, played by the test ── "vm3" 10.0.0.13
+//! ```
+//!
+//! The compute hosts terminate VXLAN with Linux `vxlan` devices. The kernel has no GRE module, so
+//! compute3 is played with a raw IPPROTO_GRE socket (crafted frames of a VM "vm3" in) and a
+//! tcpdump capture decoded by tshark (what the gateway sends it). The first test walks through
+//! everything on a warmed-up gateway; the second asks that the very first packet toward a VM,
+//! which needs three address resolutions in a row, is not lost.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::appliance::{free_addr, ping_works, Appliance, TempDir};
+use common::lan::{self, Capture, RootVeth};
+use common::NetNs;
+use serde_json::Value;
+
+const OUTSIDE: &str = "203.0.113.2";
+const EDGE_UPLINK: &str = "203.0.113.1";
+const TENANT_UP: &str = "169.254.0.2";
+const VM1: &str = "10.0.0.11";
+const VM2: &str = "10.0.0.12";
+const VM3: &str = "10.0.0.13";
+const GATEWAY_UNDERLAY: &str = "192.168.7.1";
+const COMPUTE3: &str = "192.168.7.13";
+/// Tunnel keys of the bridge ports vm1..vm3 in the topology file (VXLAN VNIs, GRE key).
+const TUNNEL_KEYS: [u32; 3] = [0x101, 0x102, 0x103];
+/// The MTU inside the tenant network: 1500 on the underlay less 50 bytes of VXLAN.
+const VM_MTU: &str = "1450";
+/// `tenant/net` in the topology file: the VMs' default gateway.
+const TENANT_NET_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
+/// The MAC of vm3, the VM on the GRE host that the test plays itself.
+const VM3_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x03];
+
+/// The namespaces, in the order they go away.
+struct Network {
+    outside: NetNs,
+    /// Held for its guard: the underlay bridge lives in it.
+    _underlay: NetNs,
+    computes: Vec<NetNs>,
+    vms: Vec<NetNs>,
+    uplink: RootVeth,
+    underlay_port: RootVeth,
+}
+
+impl Network {
+    fn build(tag: &str) -> Network {
+        let outside = lan::namespace(&format!("{tag}o"));
+        let uplink = RootVeth::new(&format!("{tag}up"), &outside, "eth0");
+        outside.exec(&["ip", "addr", "add", &format!("{OUTSIDE}/24"), "dev", "eth0"]);
+        outside.exec(&["ip", "route", "add", "default", "via", EDGE_UPLINK]);
+
+        // The underlay: a bridge joining the gateway's underlay port and the compute hosts.
+        let underlay = lan::namespace(&format!("{tag}u"));
+        let underlay_port = RootVeth::new(&format!("{tag}un"), &underlay, "gw");
+        let mut computes = Vec::new();
+        for i in 1..=3 {
+            let host = lan::namespace(&format!("{tag}c{i}"));
+            lan::veth_between(&underlay, &format!("c{i}"), &host, "eth0");
+            host.exec(&["ip", "addr", "add", &format!("192.168.7.1{i}/24"), "dev", "eth0"]);
+            computes.push(host);
+        }
+        lan::bridge(&underlay, "br0", &["gw", "c1", "c2", "c3"]);
+
+        // vm1 and vm2 behind a Linux VXLAN device on their compute host, as a hypervisor would.
+        let mut vms = Vec::new();
+        for (i, host) in computes.iter().take(2).enumerate() {
+            let (n, key) = (i + 1, TUNNEL_KEYS[i]);
+            let local = format!("192.168.7.1{n}");
+            let vni = key.to_string();
+            host.exec(&[
+                "ip",
+                "link",
+                "add",
+                "vx0",
+                "type",
+                "vxlan",
+                "id",
+                &vni,
+                "local",
+                &local,
+                "remote",
+                GATEWAY_UNDERLAY,
+                "dstport",
+                "4789",
+                "nolearning",
+                "dev",
+                "eth0",
+            ]);
+            host.exec(&["ethtool", "-K", "vx0", "tx", "off"]);
+            host.exec(&["ip", "link", "set", "vx0", "up"]);
+            let vm = lan::namespace(&format!("{tag}v{n}"));
+            lan::veth_between(host, "vm", &vm, "eth0");
+            host.exec(&["ip", "link", "set", "vm", "mtu", VM_MTU]);
+            lan::bridge(host, "br0", &["vx0", "vm"]);
+            vm.exec(&["ip", "link", "set", "eth0", "mtu", VM_MTU]);
+            vm.exec(&["ip", "addr", "add", &format!("10.0.0.1{n}/24"), "dev", "eth0"]);
+            vm.exec(&["ip", "route", "add", "default", "via", "10.0.0.1"]);
+            vms.push(vm);
+        }
+        Network { outside, _underlay: underlay, computes, vms, uplink, underlay_port }
+    }
+}
+
+fn config(dir: &TempDir, tag: &str, net: &Network, rest: SocketAddr) -> std::path::PathBuf {
+    let topology = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/topologies/gateway_e2e.toml");
+    dir.write(
+        "midogw.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\", \"--no-shconf\"]\nfile_prefix = \"mgwt-e2e-{tag}\"\n\n\
+             [[port]]\nname = \"uplink0\"\ndevargs = \"net_af_packet0,iface={}\"\n\n\
+             [[port]]\nname = \"underlay0\"\ndevargs = \"net_af_packet1,iface={}\"\n\n\
+             [workers]\ncores = [1]\n\n[topology]\nfile = \"{topology}\"\n\n[rest]\nlisten = \"{rest}\"\n\n\
+             [store]\npath = \"store.redb\"\n",
+            net.uplink.outer, net.underlay_port.outer
+        ),
+    )
+}
+
+/// `ping` inside `ns` with extra arguments; its output (answered or not).
+fn ping(ns: &NetNs, args: &[&str], to: &str) -> String {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.name, "ping", "-n", "-W", "1"])
+        .args(args)
+        .arg(to)
+        .output()
+        .expect("run ping");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Reproducible pseudo-random bytes (xorshift), so a transfer cannot pass by echoing or zeroes.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Accepts one connection within `limit`.
+fn accept_within(listener: &TcpListener, limit: Duration) -> std::io::Result<TcpStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = Instant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(stream);
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A TCP connection from `client` to a server in `server` at `addr`: the client sends `request`
+/// and closes its side, the server reads all of it, answers `response` and closes. Returns what
+/// the server and the client received.
+fn tcp_exchange(
+    server: &NetNs,
+    client: &NetNs,
+    addr: SocketAddr,
+    request: Vec<u8>,
+    response: Vec<u8>,
+) -> (Vec<u8>, Vec<u8>) {
+    let limit = Duration::from_secs(20);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let server = server.spawn(move || -> std::io::Result<Vec<u8>> {
+        let listener = TcpListener::bind(("0.0.0.0", addr.port()))?;
+        ready_tx.send(()).unwrap();
+        let mut stream = accept_within(&listener, limit)?;
+        stream.set_read_timeout(Some(limit))?;
+        stream.set_write_timeout(Some(limit))?;
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got)?;
+        stream.write_all(&response)?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        Ok(got)
+    });
+    ready_rx.recv_timeout(limit).expect("the server listens");
+    let client = client.spawn(move || -> std::io::Result<Vec<u8>> {
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(limit))?;
+        stream.set_write_timeout(Some(limit))?;
+        stream.write_all(&request)?;
+        stream.shutdown(std::net::Shutdown::Write)?;
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got)?;
+        Ok(got)
+    });
+    let client_got = client.join().unwrap().expect("the client's side of the transfer");
+    let server_got = server.join().unwrap().expect("the server's side of the transfer");
+    (server_got, client_got)
+}
+
+/// The hop addresses `traceroute -n` printed, `*` for a hop without an answer.
+fn traceroute_hops(output: &str) -> Vec<String> {
+    output.lines().skip(1).filter_map(|line| line.split_whitespace().nth(1).map(str::to_string)).collect()
+}
+
+/// The internet checksum (RFC 1071).
+fn checksum(bytes: &[u8]) -> u16 {
+    let mut sum: u32 = bytes.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+fn ipv4(addr: &str) -> [u8; 4] {
+    addr.parse::<std::net::Ipv4Addr>().unwrap().octets()
+}
+
+/// A gratuitous ARP of vm3: the bridge learns its MAC on port vm3, the tenant router its address.
+fn vm3_gratuitous_arp() -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&VM3_MAC);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&VM3_MAC);
+    f.extend_from_slice(&ipv4(VM3));
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&ipv4(VM3));
+    f
+}
+
+/// An ICMP echo request from vm3 to the outside host, addressed to the tenant router's MAC.
+fn vm3_echo_request(ident: u16, payload: &[u8]) -> Vec<u8> {
+    let mut icmp = vec![8, 0, 0, 0];
+    icmp.extend_from_slice(&ident.to_be_bytes());
+    icmp.extend_from_slice(&1u16.to_be_bytes());
+    icmp.extend_from_slice(payload);
+    let sum = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&((20 + icmp.len()) as u16).to_be_bytes());
+    ip.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, 1, 0, 0]);
+    ip.extend_from_slice(&ipv4(VM3));
+    ip.extend_from_slice(&ipv4(OUTSIDE));
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&TENANT_NET_MAC);
+    f.extend_from_slice(&VM3_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// RFC 2784/2890 GRE with a key (no checksum, no sequence number) carrying an Ethernet frame.
+fn gre(key: u32, inner: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x20, 0x00, 0x65, 0x58];
+    packet.extend_from_slice(&key.to_be_bytes());
+    packet.extend_from_slice(inner);
+    packet
+}
+
+/// Sends GRE payloads from `ns` to `to` on a raw IPPROTO_GRE socket (the kernel adds the IPv4
+/// header and resolves the next hop).
+fn send_gre(ns: &NetNs, to: &str, packets: &[Vec<u8>]) {
+    let script = "import socket, sys\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 47)\n\
+                  for h in sys.argv[2:]:\n    s.sendto(bytes.fromhex(h), (sys.argv[1], 0))\n";
+    let hex: Vec<String> = packets.iter().map(|p| p.iter().map(|b| format!("{b:02x}")).collect()).collect();
+    let mut args = vec!["python3", "-c", script, to];
+    args.extend(hex.iter().map(String::as_str));
+    ns.exec(&args);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// EAL's runtime directory of the appliance: a clean stop removes it; the guard removes what a
+/// failed (killed) run left behind.
+struct RuntimeDir(std::path::PathBuf);
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn drops(pipeline: &Value, reason: &str) -> u64 {
+    pipeline["drops"][reason].as_u64().unwrap_or(0)
+}
+
+/// The network and `midogw run` on it, torn down in the right order: the appliance first (killed
+/// if the test failed before stopping it), then its files, then the namespaces.
+struct Gateway {
+    appliance: Option<Appliance>,
+    runtime_dir: RuntimeDir,
+    dir: TempDir,
+    net: Network,
+}
+
+impl Gateway {
+    /// Builds the network with names starting with `prefix` and the test's pid, and starts midogw.
+    fn start(prefix: &str) -> Gateway {
+        let tag = format!("{prefix}{}", std::process::id());
+        let net = Network::build(&tag);
+        let dir = TempDir::new(&format!("{prefix}-e2e"));
+        let rest = free_addr();
+        let config = config(&dir, &tag, &net, rest);
+        let runtime_dir = RuntimeDir(std::path::Path::new("/var/run/dpdk").join(format!("mgwt-e2e-{tag}")));
+        let appliance = Appliance::start(&config, &dir.0.join("stats.json"), rest, true);
+        Gateway { appliance: Some(appliance), runtime_dir, dir, net }
+    }
+
+    /// Stops midogw cleanly and returns its report.
+    fn stop(&mut self) -> Value {
+        let report = self.appliance.take().expect("running").stop();
+        let runtime = &self.runtime_dir.0;
+        assert!(!runtime.exists(), "a clean stop removes EAL's runtime directory {}", runtime.display());
+        report
+    }
+}
+
+#[test]
+fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
+    let started = Instant::now();
+    let mut gateway = Gateway::start("ge");
+    let (net, dir) = (&gateway.net, &gateway.dir);
+    let (outside, vm1, vm2, compute3) = (&net.outside, &net.vms[0], &net.vms[1], &net.computes[2]);
+
+    // The first packets wait for ARP on three networks (uplink, underlay, tenant) and the bridge's
+    // flooding; once an answer came back, every later step must work at once.
+    assert!(ping_works(outside, VM1, Duration::from_secs(10)), "outside never reached vm1");
+    assert!(ping_works(vm2, OUTSIDE, Duration::from_secs(10)), "vm2 never reached outside");
+
+    // 1. Pings both ways (two routers between outside and the VMs: TTL 64 - 2), and 1 MiB each
+    //    way over TCP connections opened from either side.
+    for (ns, to) in [(outside, VM1), (outside, VM2), (vm1, OUTSIDE), (vm2, OUTSIDE)] {
+        let out = ping(ns, &["-c", "3", "-i", "0.2"], to);
+        assert!(out.contains(" 3 received"), "ping {} -> {to}:\n{out}", ns.name);
+        assert!(out.contains("ttl=62"), "two router hops {} -> {to}:\n{out}", ns.name);
+    }
+    let mib = 1 << 20;
+    for (server, client, addr, seed) in
+        [(vm1, outside, format!("{VM1}:5001"), 1), (outside, vm2, format!("{OUTSIDE}:5002"), 2)]
+    {
+        let (request, response) = (pattern(seed, mib), pattern(seed + 100, mib));
+        let (server_got, client_got) =
+            tcp_exchange(server, client, addr.parse().unwrap(), request.clone(), response.clone());
+        assert!(
+            server_got == request,
+            "{} -> {addr}: the server got {} bytes, not the request",
+            client.name,
+            server_got.len()
+        );
+        assert!(
+            client_got == response,
+            "{addr} -> {}: the client got {} bytes, not the response",
+            client.name,
+            client_got.len()
+        );
+    }
+
+    // 2. traceroute names the port of each router the probe entered, then the VM.
+    let out = outside.exec(&["traceroute", "-n", "-I", "-q", "1", "-w", "2", "-m", "6", VM1]);
+    assert_eq!(traceroute_hops(&out), [EDGE_UPLINK, TENANT_UP, VM1], "traceroute:\n{out}");
+
+    // 3. The gateway never fragments: 1500 bytes with DF do not fit into VXLAN on a 1500-byte
+    //    underlay and get "fragmentation needed" with the room left (1450); 1450 bytes pass.
+    let out = ping(outside, &["-c", "1", "-M", "do", "-s", "1472"], VM1);
+    assert!(out.contains("Frag needed and DF set (mtu = 1450)"), "oversized DF ping:\n{out}");
+    let out = ping(outside, &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1422"], VM1);
+    assert!(out.contains(" 2 received"), "a 1450-byte ping fits:\n{out}");
+    let out = ping(vm1, &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1422"], OUTSIDE);
+    assert!(out.contains(" 2 received"), "a 1450-byte ping from the VM fits:\n{out}");
+
+    // 4. A blackhole route: no answer and no ICMP error (ping would print "From ..."). A reject
+    //    route: ICMP communication administratively prohibited (ping: "Packet filtered") from
+    //    the edge router's uplink address (flowtable/src/topology/route.rs).
+    let out = ping(outside, &["-c", "2", "-i", "0.3"], "198.51.100.7");
+    assert!(out.contains(" 0 received") && !out.contains("From "), "blackhole route:\n{out}");
+    let out = ping(outside, &["-c", "1"], "192.0.2.7");
+    assert!(out.contains(&format!("From {EDGE_UPLINK} icmp_seq=1 Packet filtered")), "reject route:\n{out}");
+
+    // 5. The tenant router's infilter drops SSH from outside; another port of the same VM works.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let listeners = vm1.spawn({
+        let stop = Arc::clone(&stop);
+        move || -> std::io::Result<[usize; 2]> {
+            let ssh = TcpListener::bind(("0.0.0.0", 22))?;
+            let other = TcpListener::bind(("0.0.0.0", 2222))?;
+            ssh.set_nonblocking(true)?;
+            other.set_nonblocking(true)?;
+            ready_tx.send(()).unwrap();
+            let mut accepted = [0; 2];
+            while !stop.load(Ordering::Relaxed) {
+                for (i, listener) in [&ssh, &other].into_iter().enumerate() {
+                    let Ok((mut stream, _)) = listener.accept() else { continue };
+                    accepted[i] += 1;
+                    // Only the allowed port echoes; an SSH connection that got through is counted.
+                    if i == 1 {
+                        stream.set_nonblocking(false)?;
+                        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+                        let mut line = [0u8; 5];
+                        stream.read_exact(&mut line)?;
+                        stream.write_all(&line)?;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(accepted)
+        }
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).expect("vm1 listens");
+    let connects = outside.spawn(|| {
+        let ssh = TcpStream::connect_timeout(&format!("{VM1}:22").parse().unwrap(), Duration::from_secs(2));
+        let echo = (|| -> std::io::Result<[u8; 5]> {
+            let mut other =
+                TcpStream::connect_timeout(&format!("{VM1}:2222").parse().unwrap(), Duration::from_secs(2))?;
+            other.set_read_timeout(Some(Duration::from_secs(5)))?;
+            other.write_all(b"hello")?;
+            let mut echo = [0u8; 5];
+            other.read_exact(&mut echo)?;
+            Ok(echo)
+        })();
+        (ssh.map(|_| ()).map_err(|e| e.kind()), echo.map_err(|e| e.to_string()))
+    });
+    let (ssh, echo) = connects.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let accepted = listeners.join().unwrap();
+    assert_eq!(ssh, Err(ErrorKind::TimedOut), "SSH from outside is dropped silently (no RST, no ICMP)");
+    assert_eq!(echo, Ok(*b"hello"), "port 2222 answers");
+    let accepted = accepted.expect("vm1's listeners");
+    assert_eq!(accepted, [0, 1], "vm1 saw no SSH connection and one on 2222");
+
+    // 6. GRE toward compute3, which the test plays: vm3 announces itself and pings outside from
+    //    inside GRE; the gateway must deliver that, and send the answer, an outside ping to vm3
+    //    and a largest-fitting one (1500 - 42 = 1458 bytes) to compute3 in GRE with key 0x103.
+    let capture = Capture::start(
+        compute3,
+        "eth0",
+        &format!("ip proto 47 and src host {GATEWAY_UNDERLAY}"),
+        &dir.0.join("gre.pcap"),
+    );
+    let payload = b"midogw end-to-end GRE probe".to_vec();
+    let ident = 0x4d47;
+    send_gre(
+        compute3,
+        GATEWAY_UNDERLAY,
+        &[gre(TUNNEL_KEYS[2], &vm3_gratuitous_arp()), gre(TUNNEL_KEYS[2], &vm3_echo_request(ident, &payload))],
+    );
+    // Refused: a key no port has, and vm1's key from the wrong host (vm1 is bound on compute1).
+    let (unknown_key_ident, wrong_host_ident) = (ident + 1, ident + 2);
+    send_gre(
+        compute3,
+        GATEWAY_UNDERLAY,
+        &[
+            gre(0x999, &vm3_echo_request(unknown_key_ident, &payload)),
+            gre(TUNNEL_KEYS[0], &vm3_echo_request(wrong_host_ident, &payload)),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let out = ping(outside, &["-c", "1", "-s", "40", "-p", "5a"], VM3);
+    assert!(out.contains(" 0 received"), "compute3 cannot terminate GRE, vm3 does not answer:\n{out}");
+    let out = ping(outside, &["-c", "1", "-M", "do", "-s", "1472"], VM3);
+    assert!(out.contains("Frag needed and DF set (mtu = 1458)"), "GRE leaves 1458 bytes:\n{out}");
+    ping(outside, &["-c", "1", "-M", "do", "-s", "1430"], VM3);
+    let file = capture.finish();
+
+    let fields = [
+        "eth.src",
+        "eth.dst",
+        "ip.src",
+        "ip.dst",
+        "ip.proto",
+        "ip.flags.df",
+        "ip.ttl",
+        "ip.checksum.status",
+        "ip.len",
+        "gre.flags.checksum",
+        "gre.flags.routing",
+        "gre.flags.key",
+        "gre.flags.sequence_number",
+        "gre.flags.version",
+        "gre.proto",
+        "gre.key",
+        "icmp.type",
+        "icmp.ident",
+        "icmp.seq",
+        "icmp.checksum.status",
+        "data.data",
+    ];
+    let column = |name: &str| fields.iter().position(|f| *f == name).unwrap();
+    let rows = lan::tshark_fields(&file, &fields);
+    let underlay_mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", net.underlay_port.outer)).unwrap();
+    let compute3_mac = compute3.exec(&["cat", "/sys/class/net/eth0/address"]);
+    let expected_outer = [
+        ("eth.src", underlay_mac.trim().to_string()),
+        ("eth.dst", compute3_mac.trim().to_string()),
+        ("ip.src", GATEWAY_UNDERLAY.to_string()),
+        ("ip.dst", COMPUTE3.to_string()),
+        ("ip.proto", "47".into()),
+        ("ip.flags.df", "1".into()),
+        ("ip.ttl", "64".into()),
+        ("ip.checksum.status", "1".into()),
+        ("gre.flags.checksum", "0".into()),
+        ("gre.flags.routing", "0".into()),
+        ("gre.flags.key", "1".into()),
+        ("gre.flags.sequence_number", "0".into()),
+        ("gre.flags.version", "0".into()),
+        ("gre.proto", "0x6558".into()),
+        ("gre.key", format!("0x{:08x}", TUNNEL_KEYS[2])),
+    ];
+    let first = |row: &[String], name: &str| row[column(name)].split(',').next().unwrap_or("").to_string();
+    let inner = |row: &[String], name: &str| row[column(name)].split(',').nth(1).unwrap_or("").to_string();
+    for row in &rows {
+        for (name, want) in &expected_outer {
+            assert_eq!(&first(row, name), want, "outer {name} of a GRE packet from the gateway: {row:?}");
+        }
+    }
+    let is_echo = |row: &&Vec<String>, kind: &str, src: &str, dst: &str| {
+        row[column("icmp.type")] == kind && inner(row, "ip.src") == src && inner(row, "ip.dst") == dst
+    };
+    let reply = rows
+        .iter()
+        .find(|r| is_echo(r, "0", OUTSIDE, VM3))
+        .unwrap_or_else(|| panic!("no echo reply to vm3 in {rows:?}"));
+    assert_eq!(inner(reply, "eth.src"), mac_text(&TENANT_NET_MAC), "{reply:?}");
+    assert_eq!(inner(reply, "eth.dst"), mac_text(&VM3_MAC), "{reply:?}");
+    assert_eq!(inner(reply, "ip.ttl"), "62", "{reply:?}");
+    assert_eq!(reply[column("icmp.ident")], ident.to_string(), "{reply:?}");
+    assert_eq!(reply[column("icmp.seq")], "1", "{reply:?}");
+    assert_eq!(reply[column("data.data")], hex(&payload), "{reply:?}");
+    assert_eq!(reply[column("icmp.checksum.status")], "1", "{reply:?}");
+    let requests: Vec<_> = rows.iter().filter(|r| is_echo(r, "8", OUTSIDE, VM3)).collect();
+    assert_eq!(requests.len(), 2, "the 40-byte and the 1458-byte ping to vm3, not the oversized one: {rows:?}");
+    for (request, inner_len) in requests.iter().zip(["68", "1458"]) {
+        assert_eq!(inner(request, "eth.dst"), mac_text(&VM3_MAC), "{request:?}");
+        assert_eq!(inner(request, "ip.ttl"), "62", "{request:?}");
+        assert_eq!(inner(request, "ip.len"), inner_len, "{request:?}");
+        assert_eq!(request[column("icmp.checksum.status")], "1", "{request:?}");
+    }
+    assert!(requests[0][column("data.data")].ends_with(&"5a".repeat(24)), "the ping's pattern: {:?}", requests[0]);
+    assert_eq!(first(requests[1], "ip.len"), "1500", "the largest packet fills the underlay MTU: {:?}", requests[1]);
+    for refused in [unknown_key_ident, wrong_host_ident] {
+        let answered = rows.iter().any(|r| r[column("icmp.ident")] == refused.to_string());
+        assert!(!answered, "the GRE packet with ident {refused} was refused, nothing answered it: {rows:?}");
+    }
+
+    // 7. The report: the flow cache served the steady flows; every drop provoked is counted.
+    let report = gateway.stop();
+    let pipeline = &report["pipelines"][0];
+    assert!(pipeline["cache_hits"].as_u64().unwrap() > 0, "{pipeline}");
+    assert!(drops(pipeline, "too_big") >= 2, "the oversized pings to vm1 and vm3: {pipeline}");
+    assert!(drops(pipeline, "blackhole") >= 2, "{pipeline}");
+    assert!(drops(pipeline, "reject_route") >= 1, "{pipeline}");
+    assert!(drops(pipeline, "rule_drop") >= 1, "the SSH SYNs: {pipeline}");
+    assert!(drops(pipeline, "ttl_expired") >= 2, "traceroute's probes at the two routers: {pipeline}");
+    assert_eq!(drops(pipeline, "unknown_tunnel_key"), 1, "{pipeline}");
+    assert_eq!(drops(pipeline, "tunnel_host_mismatch"), 1, "{pipeline}");
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(90), "the test took {elapsed:?}");
+}
+
+/// On a gateway that has resolved nothing yet, the first packet toward a VM needs three answers
+/// in a row: the VM's MAC (the tenant router's ARP request, flooded into the tunnels), for which
+/// each tunnel needs its compute host's MAC on the underlay. Like Linux's neighbour queue (and
+/// MidoNet, whose simulation waits for ARP), the gateway must hold the packet until then instead of
+/// losing it: a single ping with a 3-second wait is answered.
+#[test]
+fn the_first_packet_to_a_vm_is_held_until_the_underlay_and_the_vm_are_resolved() {
+    let mut gateway = Gateway::start("gf");
+    let out = ping(&gateway.net.outside, &["-c", "1", "-W", "3"], VM1);
+    let report = gateway.stop();
+    let pipeline = &report["pipelines"][0];
+    assert!(out.contains(" 1 received"), "the first ping to vm1 was lost:\n{out}\n{pipeline}");
+    assert_eq!(drops(pipeline, "hold_timeout"), 0, "{pipeline}");
+}
