@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use control::compile::{compile, CompileContext, CompileError};
 use control::model::{Host, Interface};
 use control::store::ZookeeperStore;
-use control::{DynStore, Store, Topology, TopologyError};
+use control::{DynStore, Store, Topology};
 use midogw::SnapshotExchange;
 use serde::Serialize;
 use uuid::Uuid;
@@ -142,30 +142,18 @@ pub fn register_host(
             status: Some(1),
         })
         .collect();
-    let existing = match topology.get::<Host>(&id.to_string()) {
-        Ok(h) => Some(h),
-        Err(TopologyError::NotFound { .. }) => None,
-        Err(e) => return Err(e).context("cannot read this gateway's Host"),
-    };
     let host = Host {
         id,
         name: Some(name.to_string()),
+        addresses: Vec::new(),
         host_interfaces,
         alive: true,
-        ..existing.clone().unwrap_or_else(|| Host {
-            id,
-            name: None,
-            addresses: Vec::new(),
-            host_interfaces: Vec::new(),
-            alive: true,
-            flooding_proxy_weight: None,
-            container_weight: None,
-            container_limit: None,
-            enforce_container_limit: None,
-        })
+        flooding_proxy_weight: None,
+        container_weight: None,
+        container_limit: None,
+        enforce_container_limit: None,
     };
-    let result = if existing.is_some() { topology.update_host(host) } else { topology.create_host(host) };
-    result.context("cannot register this gateway as a Host")?;
+    topology.report_host(host).context("cannot register this gateway as a Host")?;
     if let Some(zk) = zookeeper {
         // With several gateways, liveness is the session's ephemeral node: it disappears with us.
         zk.set_alive(&id.to_string()).context("cannot publish this gateway's alive state in ZooKeeper")?;
@@ -183,7 +171,7 @@ pub fn unregister_host(topology: &Topology<DynStore>, zookeeper: Option<&Zookeep
     }
     match topology.get::<Host>(&id.to_string()) {
         Ok(host) => {
-            if let Err(e) = topology.update_host(Host { alive: false, ..host }) {
+            if let Err(e) = topology.report_host(Host { alive: false, ..host }) {
                 tracing::warn!("cannot mark host {id} not alive: {e}");
             }
         }

@@ -441,6 +441,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 ingress,
                 hold,
                 deadline: deadline.unwrap_or(now.saturating_add(self.hold_timeout)),
+                retry_at: now.saturating_add(HOLD_RETRY_NS),
             }),
             Egress::Drop(reason) => self.dropped(reason),
         }
@@ -453,7 +454,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             self.dropped(DropReason::HoldOverflow);
         }
         self.totals.held += 1;
-        self.hold_next_deadline = self.hold_next_deadline.min(held.deadline);
+        self.hold_next_deadline = self.hold_next_deadline.min(held.deadline).min(held.retry_at);
         self.held.push_back(held);
     }
 
@@ -477,8 +478,13 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             } else if h.deadline <= now {
                 drop(h);
                 self.dropped(DropReason::HoldTimeout);
+            } else if h.retry_at <= now {
+                // Still unresolved: simulate it again, which asks again (the request, or the
+                // request's own tunnel leg waiting on the underlay, may have been lost) and
+                // holds it again with its deadline.
+                self.process(h.ingress, h.m, now, Some(h.deadline));
             } else {
-                self.hold_next_deadline = self.hold_next_deadline.min(h.deadline);
+                self.hold_next_deadline = self.hold_next_deadline.min(h.deadline).min(h.retry_at);
                 self.held.push_back(h);
             }
         }
@@ -667,7 +673,13 @@ struct Held<'p> {
     ingress: IngressPoint,
     hold: Hold,
     deadline: u64,
+    /// When to ask for the next hop again if no answer came.
+    retry_at: u64,
 }
+
+/// How long a held frame waits for an answer before its next hop is asked for again: an ARP
+/// request can be lost, or dropped on its way (a tunnel leg whose underlay next hop was unknown).
+const HOLD_RETRY_NS: u64 = 200_000_000;
 
 /// A new mbuf from `pool` holding a copy of `data`; `None` when the pool is empty or the data
 /// does not fit one mbuf.

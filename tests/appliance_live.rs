@@ -156,6 +156,10 @@ fn a_new_box_registers_one_host_that_survives_restarts() {
         assert!(hosts[0].1, "alive while running: {hosts:?}");
         seen.push(hosts[0].0.clone());
         app.stop();
+        // A clean stop leaves the Host in the store, not alive.
+        let store = control::EmbeddedStore::open(dir.0.join("store/store.redb")).unwrap();
+        let host: control::model::Host = control::Topology::new(store).get(&hosts[0].0).unwrap();
+        assert!(!host.alive, "a stopped gateway is not alive: {host:?}");
     }
     assert_eq!(seen[0], seen[1], "a restart is the same host (id kept in store/host_id)");
     let kept = std::fs::read_to_string(dir.0.join("store/host_id")).unwrap();

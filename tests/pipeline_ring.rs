@@ -320,16 +320,26 @@ fn pipeline_drops_held_packets_after_the_timeout() {
         ha.send(&udp("10.2.0.9", 5004, 64));
         assert_eq!(hb.recv(1).len(), 1, "ARP request");
         assert_eq!(counter(&c.held), 1);
-        // Nobody answers: after the deadline (1 s by default) the packet is a counted drop.
+        // Nobody answers: the router asks again every 200 ms while it holds the packet, and after
+        // the deadline (1 s by default) the packet is a counted drop.
         let deadline = Instant::now() + Duration::from_secs(3);
+        let mut asked_again = Vec::new();
         while c.dropped(DropReason::HoldTimeout) == 0 && Instant::now() < deadline {
             // Traffic makes the worker publish its counters.
             ha.send(&arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1"));
             assert_eq!(ha.recv(1).len(), 1);
-            std::thread::sleep(Duration::from_millis(100));
+            asked_again.extend(hb.recv_for(Duration::from_millis(100)));
         }
         assert_eq!(c.dropped(DropReason::HoldTimeout), 1);
         assert_eq!(counter(&c.released), 0);
+        assert!((3..=5).contains(&asked_again.len()), "asked again every 200 ms for 1 s: {}", asked_again.len());
+        for f in &asked_again {
+            // Ethernet broadcast, ARP request (opcode 1) for 10.2.0.9.
+            assert_eq!(
+                (&f[..6], &f[12..14], &f[20..22], &f[38..42]),
+                (&[0xff; 6][..], &[8, 6][..], &[0, 1][..], &[10, 2, 0, 9][..])
+            );
+        }
         hb.silent();
     });
 }

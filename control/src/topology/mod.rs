@@ -653,6 +653,34 @@ impl<S: Store> Topology<S> {
         })
     }
 
+    /// What a host reports about itself (the gateway at start and stop): creates it if new, else
+    /// sets its name, addresses, interfaces and `alive`, keeping what operators set over REST
+    /// (flooding proxy weight, container fields).
+    pub fn report_host(&self, mut host: Host) -> Result<Host> {
+        assign_id(&mut host.id);
+        check_name(&host.name)?;
+        self.write(|tx| {
+            let new = match tx.get::<Host>(&host.key())? {
+                None => {
+                    tx.create(&host)?;
+                    host.clone()
+                }
+                Some(old) => {
+                    let new = Host {
+                        name: host.name.clone(),
+                        addresses: host.addresses.clone(),
+                        host_interfaces: host.host_interfaces.clone(),
+                        alive: host.alive,
+                        ..old
+                    };
+                    tx.put(&new)?;
+                    new
+                }
+            };
+            Ok(new)
+        })
+    }
+
     /// Delete a host. Refused while it is alive or has ports bound to it; it leaves its tunnel zones.
     pub fn delete_host(&self, id: Uuid) -> Result<()> {
         self.write(|tx| {

@@ -706,3 +706,22 @@ fn bgp_peers_and_networks() {
     assert!(t.list::<BgpPeer>().unwrap().is_empty(), "a router takes its BGP peers");
     assert!(t.list::<BgpNetwork>().unwrap().is_empty(), "and its BGP networks");
 }
+
+#[test]
+fn a_host_reports_its_own_state_and_keeps_what_operators_set() {
+    let t = topo();
+    let id = t.report_host(from(json!({"name": "gw", "alive": true, "hostInterfaces": [{"name": "up0"}]}))).unwrap().id;
+    let mut h: Host = t.get(&id.to_string()).unwrap();
+    assert!(h.alive);
+    // An operator sets the flooding proxy weight over REST; a PUT cannot change `alive`.
+    h.flooding_proxy_weight = Some(7);
+    h.alive = false;
+    t.update_host(h).unwrap();
+    let h: Host = t.get(&id.to_string()).unwrap();
+    assert!(h.alive, "alive is the host's own");
+    // The host reports again (a stop): alive and interfaces change, the weight stays.
+    let reported = Host { alive: false, host_interfaces: Vec::new(), ..h };
+    t.report_host(reported).unwrap();
+    let h: Host = t.get(&id.to_string()).unwrap();
+    assert_eq!((h.alive, h.host_interfaces.len(), h.flooding_proxy_weight), (false, 0, Some(7)));
+}

@@ -426,7 +426,7 @@ fn underlay(
     now: u64,
 ) -> SimResult {
     let Some(mac) = underlay_arp(u, frame, h, state, now) else {
-        let reason = if matches!(h.l3, L3::Arp(_)) { DropReason::ArpConsumed } else { DropReason::NotForUs };
+        let reason = if matches!(h.l3, L3::Arp(_)) { DropReason::ArpConsumed } else { DropReason::UnderlayNotTunnel };
         return r.uncached_drop(reason);
     };
     if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
