@@ -24,13 +24,20 @@ use uuid::Uuid;
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/appliance/topology.gateway.example.toml");
 const GATEWAY: &str = "7d0c3c7e-1111-4222-8333-444455556666";
 
-/// A config with the two DPDK ports the example binds to, an embedded store and a fixed host id.
+/// The DPDK ports of the test config, in order (the example binds to the first two).
+const PORTS: [&str; 3] = ["uplink0", "underlay0", "vm0"];
+
+/// A config with [`PORTS`], an embedded store and a fixed host id.
 fn config(dir: &TempDir) -> PathBuf {
+    let ports: String = PORTS
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("[[port]]\nname = \"{p}\"\ndevargs = \"net_ring{i}\"\n\n"))
+        .collect();
     dir.write(
         "midogw.toml",
         &format!(
-            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n\n[[port]]\nname = \"uplink0\"\ndevargs = \"net_ring0\"\n\n\
-             [[port]]\nname = \"underlay0\"\ndevargs = \"net_ring1\"\n\n[workers]\ncores = [1]\n\n[topology]\n\
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\"]\n\n{ports}[workers]\ncores = [1]\n\n[topology]\n\
              source = \"store\"\n\n[rest]\nlisten = \"127.0.0.1:0\"\n\n[store]\npath = \"db/store.redb\"\n\n\
              [host]\nid = \"{GATEWAY}\"\nname = \"gw-test\"\n"
         ),
@@ -156,7 +163,7 @@ fn compile_store(t: &Topology<EmbeddedStore>) -> Snapshot {
     let ctx = CompileContext {
         generation: 1,
         local_host: Some(GATEWAY.parse().unwrap()),
-        interfaces: vec![("uplink0".into(), 0), ("underlay0".into(), 1)],
+        interfaces: PORTS.iter().enumerate().map(|(i, p)| (p.to_string(), i as u16)).collect(),
         underlay: Some(Underlay::new(1, "192.168.7.1".parse().unwrap(), 24)),
     };
     let compiled = compile(t, &ctx).unwrap_or_else(|e| panic!("compile the imported store: {e}"));
@@ -406,4 +413,180 @@ fn a_failure_midway_rolls_back_what_the_run_created() {
     drop(t);
     let (ok, out) = import(EXAMPLE, &cfg, &["--skip-unsupported"]);
     assert!(ok, "{out}");
+}
+
+/// Everything the example does not have: GRE, a local bridge port, groups, jumps, every kind of
+/// route and condition, chains on routers, bridges and ports.
+const RICH: &str = r#"
+[underlay]
+dpdk_port = "underlay0"
+address = "192.168.7.1/24"
+
+[[host]]
+name = "h-gre"
+tunnel_address = "192.168.7.21"
+encap = "gre"
+
+[[chain]]
+name = "outer"
+
+[[chain.rule]]
+action = "jump"
+jump_to = "inner"
+hw_src = "02:00:00:00:00:09"
+not = ["hw_src"]
+
+[[chain.rule]]
+action = "accept"
+port_group = "pg"
+ip_addr_group_src = "ag"
+traversed_device = "r"
+flow = "return"
+
+[[chain]]
+name = "inner"
+
+[[chain.rule]]
+action = "reject"
+src = "10.0.0.0/8"
+src_port = "1000-2000"
+proto = 17
+fragment_policy = "header"
+out_ports = ["b/p1"]
+
+[[chain.rule]]
+action = "return"
+dst = "10.2.0.0/24"
+not = ["dst"]
+
+[[port_group]]
+name = "pg"
+stateful = true
+members = ["b/p1", "b/p2"]
+
+[[ip_addr_group]]
+name = "ag"
+addresses = ["10.0.0.5", "2001:db8::5"]
+
+[[router]]
+name = "r"
+outfilter = "outer"
+
+[[router.port]]
+name = "down"
+address = "10.2.0.1/24"
+peer = "b/up"
+
+[[router.port]]
+name = "out"
+address = "198.51.100.1/24"
+dpdk_port = "uplink0"
+inbound_chain = "inner"
+
+[[router.route]]
+dst = "203.0.113.0/24"
+type = "blackhole"
+
+[[router.route]]
+dst = "198.18.0.0/15"
+type = "reject"
+weight = 10
+
+[[router.route]]
+dst = "0.0.0.0/0"
+port = "out"
+gateway = "198.51.100.254"
+
+[[router.route]]
+dst = "10.8.0.0/16"
+src = "10.2.0.0/24"
+port = "down"
+gateway = "10.2.0.9"
+weight = 50
+
+[[bridge]]
+name = "b"
+inbound_chain = "outer"
+
+[[bridge.port]]
+name = "up"
+
+[[bridge.port]]
+name = "p1"
+dpdk_port = "vm0"
+outbound_chain = "inner"
+
+[[bridge.port]]
+name = "p2"
+host = "h-gre"
+tunnel_key = 7
+"#;
+
+#[test]
+fn groups_jumps_gre_and_every_route_kind_import_and_compile_like_the_file() {
+    let dir = TempDir::new("import-rich");
+    let cfg = config(&dir);
+    let file = dir.write("rich.toml", RICH);
+    let (ok, out) = import(file.to_str().unwrap(), &cfg, &[]);
+    assert!(ok, "{out}");
+    assert!(!out.contains("skipped"), "{out}");
+    let ids = created(&out);
+    let id = |k: &str| *ids.get(k).unwrap_or_else(|| panic!("{k} not in the summary:\n{out}"));
+
+    let t = open(&dir);
+    let zone: TunnelZone = get(&t, id("zone midogw-gre"));
+    assert_eq!(zone.zone_type, TunnelZoneType::Gre);
+    assert_eq!(zone.members.len(), 1);
+    let p1: Port = get(&t, id("port b/p1"));
+    assert_eq!((p1.host_id, p1.interface_name.as_deref()), (Some(GATEWAY.parse().unwrap()), Some("vm0")));
+    assert_eq!(p1.outbound_filter_id, Some(id("chain inner")));
+    let p2: Port = get(&t, id("port b/p2"));
+    assert_eq!((p2.host_id, p2.tunnel_key), (Some(id("host h-gre")), Some(7)));
+    let groups = t.list::<control::PortGroup>().unwrap();
+    assert_eq!(groups.len(), 1);
+    assert!(groups[0].stateful);
+    assert_eq!(groups[0].port_ids.iter().collect::<BTreeSet<_>>(), BTreeSet::from([&p1.id, &p2.id]));
+    let addr_groups = t.list::<control::IpAddrGroup>().unwrap();
+    let addrs: BTreeSet<String> = addr_groups[0].ip_addr_ports.iter().map(|a| a.ip_address.to_string()).collect();
+    assert_eq!(addrs, BTreeSet::from(["10.0.0.5".to_string(), "2001:db8::5".into()]));
+
+    let outer: Chain = get(&t, id("chain outer"));
+    let rules: Vec<Rule> = outer.rule_ids.iter().map(|r| get(&t, *r)).collect();
+    assert_eq!((rules[0].rule_type, rules[0].jump_chain_id), (RuleType::Jump, Some(id("chain inner"))));
+    assert!(rules[0].condition.inv_dl_src);
+    let c = &rules[1].condition;
+    assert_eq!((c.port_group, c.ip_addr_group_src), (Some(groups[0].id), Some(addr_groups[0].id)));
+    assert_eq!(c.traversed_device, Some(id("router r")));
+    assert!(c.match_return_flow && !c.match_forward_flow);
+    let inner: Chain = get(&t, id("chain inner"));
+    let rules: Vec<Rule> = inner.rule_ids.iter().map(|r| get(&t, *r)).collect();
+    let c = &rules[0].condition;
+    assert_eq!(rules[0].rule_type, RuleType::Reject);
+    assert_eq!((c.nw_src_address.as_deref(), c.nw_src_length), (Some("10.0.0.0"), Some(8)));
+    assert_eq!((c.tp_src, c.nw_proto), (Some(Range { start: 1000, end: 2000 }), Some(17)));
+    assert_eq!(c.fragment_policy, Some(control::FragmentPolicy::Header));
+    assert_eq!(c.out_ports, vec![p1.id]);
+    assert_eq!(rules[1].rule_type, RuleType::Return);
+    assert!(rules[1].condition.inv_nw_dst);
+
+    // Compiled, it is the file's topology exactly.
+    let store_snap = compile_store(&t);
+    drop(t);
+    let dump = midogw(&["topology", "check", file.to_str().unwrap(), "--config", cfg.to_str().unwrap(), "--dump"]);
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stdout));
+    let from_file: BTreeSet<String> = String::from_utf8(dump.stdout).unwrap().lines().map(String::from).collect();
+    let from_store = describe(&store_snap);
+    let missing: Vec<&String> = from_file.difference(&from_store).collect();
+    let extra: Vec<&String> = from_store.difference(&from_file).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "file only: {missing:#?}\nstore only: {extra:#?}");
+    assert!(from_file
+        .iter()
+        .any(|f| f.contains("route 10.8.0.0/16 from 10.2.0.0/24 normal") && f.contains("weight 50")));
+    assert!(from_file
+        .iter()
+        .any(|f| f.contains("route 198.18.0.0/15 from 0.0.0.0/0 reject via - gateway - weight 10")));
+    assert!(from_file.contains("host 192.168.7.21 Gre"));
+    assert!(from_file.contains("rules 4"));
+    assert_eq!(store_snap.port_groups()[0].members.len(), 2);
+    assert_eq!(store_snap.ip_addr_groups()[0].addresses.len(), 2);
 }
