@@ -37,11 +37,14 @@ use crate::topology::{self, Addresses, PortSpec, ProtoSpec, RawFile, RawPort, Ra
 /// The `tenantId` that marks the routers, bridges, chains and groups an import created.
 pub const IMPORT_TENANT: &str = "midogw-import";
 
+/// The tunnel zones an import creates (one per encapsulation in use).
+const IMPORT_ZONES: [&str; 2] = ["midogw-vxlan", "midogw-gre"];
+
 /// The tunnel zone an import puts hosts of encapsulation `encap` in.
 fn zone_name(encap: TunnelZoneType) -> &'static str {
     match encap {
-        TunnelZoneType::Gre => "midogw-gre",
-        _ => "midogw-vxlan",
+        TunnelZoneType::Gre => IMPORT_ZONES[1],
+        _ => IMPORT_ZONES[0],
     }
 }
 
@@ -304,7 +307,7 @@ fn check_name_clashes(t: &Topology<DynStore>, raw: &RawFile) -> Result<()> {
     let zones = t.list::<TunnelZone>()?;
     let imported_hosts: BTreeSet<Uuid> = zones
         .iter()
-        .filter(|z| z.name.as_deref().is_some_and(|n| n.starts_with("midogw-")))
+        .filter(|z| z.name.as_deref().is_some_and(|n| IMPORT_ZONES.contains(&n)))
         .flat_map(|z| z.members.iter().map(|m| m.host_id))
         .collect();
     check(
@@ -497,9 +500,12 @@ impl Importer<'_> {
                 all.push((b.get_ref().name.get_ref(), None, pi, p.get_ref()));
             }
         }
-        all.sort_by_key(|(_, _, _, p)| p.tunnel_key.is_none());
+        let mut order: Vec<usize> = (0..all.len()).collect();
+        order.sort_by_key(|&i| all[i].3.tunnel_key.is_none());
         let mut ports: BTreeMap<String, PortRef> = BTreeMap::new();
-        for (device_name, router_index, port_index, p) in all {
+        let mut port_lines: Vec<Option<String>> = vec![None; all.len()];
+        for i in order {
+            let (device_name, router_index, port_index, p) = all[i];
             let device = devices[device_name];
             let reference = format!("{device_name}/{}", p.name.get_ref());
             let mut port = new_port(if router_index.is_some() { PortType::Router } else { PortType::Bridge });
@@ -538,8 +544,11 @@ impl Importer<'_> {
             let port = t.create_port(device, port).with_context(|| format!("port {reference}"))?;
             self.created.push(Created::Port(port.id));
             let shown = if shown.is_empty() { String::new() } else { format!(" ({})", shown.join("; ")) };
-            self.line(format!("port {reference} {}{shown}", port.id));
+            port_lines[i] = Some(format!("port {reference} {}{shown}", port.id));
             ports.insert(reference, PortRef { id: port.id });
+        }
+        for line in port_lines.into_iter().flatten() {
+            self.line(line);
         }
         let port = |s: &str| ports.get(s).map(|p| p.id).ok_or_else(|| anyhow!("no port {s:?}"));
 
