@@ -506,7 +506,7 @@ impl Importer<'_> {
         let mut port_lines: Vec<Option<String>> = vec![None; all.len()];
         for i in order {
             let (device_name, router_index, port_index, p) = all[i];
-            let device = devices[device_name];
+            let device = *devices.get(device_name).ok_or_else(|| anyhow!("no device {device_name:?}"))?;
             let reference = format!("{device_name}/{}", p.name.get_ref());
             let mut port = new_port(if router_index.is_some() { PortType::Router } else { PortType::Bridge });
             port.inbound_filter_id = chain(&p.inbound_chain)?;
@@ -576,7 +576,8 @@ impl Importer<'_> {
         // Routes (IPv4: the store's Route model).
         for r in &raw.router {
             let r = r.get_ref();
-            let router = devices[r.name.get_ref().as_str()];
+            let router =
+                *devices.get(r.name.get_ref().as_str()).ok_or_else(|| anyhow!("no router {:?}", r.name.get_ref()))?;
             for route in &r.route {
                 let route = route.get_ref();
                 let dst = parse_net(route.dst.get_ref())?;
@@ -585,7 +586,7 @@ impl Importer<'_> {
                 }
                 let src = match &route.src {
                     Some(s) => parse_net(s.get_ref())?,
-                    None => "0.0.0.0/0".parse().expect("literal"),
+                    None => IpNet::V4(Default::default()),
                 };
                 let route_type = match route.kind.as_ref().map(|k| k.get_ref().as_str()) {
                     None | Some("normal") => RouteType::Normal,
@@ -674,7 +675,8 @@ impl Importer<'_> {
         };
         for c in &raw.chain {
             let c = c.get_ref();
-            let chain_id = chains[c.name.get_ref().as_str()];
+            let chain_id =
+                *chains.get(c.name.get_ref().as_str()).ok_or_else(|| anyhow!("no chain {:?}", c.name.get_ref()))?;
             for (i, rule) in c.rule.iter().enumerate() {
                 let what = format!("rule {} of chain {}", i + 1, c.name.get_ref());
                 let mut model = names.rule(rule.get_ref()).with_context(|| what.clone())?;
