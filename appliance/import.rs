@@ -436,7 +436,7 @@ impl Importer<'_> {
                 Err(TopologyError::NotFound { .. }) => {
                     t.create_host(new_host(*id, name)).with_context(|| format!("this gateway's host {id}"))?;
                     self.created.push(Created::Host(*id));
-                    self.line(format!("gateway host {name} {id} (created; `run` registers its interfaces)"));
+                    self.line(format!("gateway host {name} {id} (created)"));
                 }
                 Err(e) => return Err(e).context("cannot read this gateway's Host"),
             }
