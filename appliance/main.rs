@@ -2,12 +2,14 @@
 //!
 //! `midogw run --config FILE` brings up DPDK, the ports and the workers and runs until SIGINT or
 //! SIGTERM; `midogw check-config FILE` reports every problem in a config file with its location;
-//! `midogw topology check FILE --config CONFIG` does the same for a topology file (docs/topology.md).
+//! `midogw topology check FILE --config CONFIG` does the same for a topology file (docs/topology.md);
+//! `midogw topology import FILE --config CONFIG` writes a topology file into the store (appliance/import.rs).
 //! `midogw hash-password` turns a password on stdin into the PHC string `[[auth.account]]` holds.
 
 mod config;
 mod feed;
 mod host;
+mod import;
 mod rest;
 mod run;
 mod topology;
@@ -64,6 +66,24 @@ enum TopologyCommand {
         /// The config whose [[port]] names the topology binds to.
         #[arg(long, short)]
         config: PathBuf,
+        /// Print the loaded topology as sorted facts (for comparing it with an imported store).
+        #[arg(long, hide = true)]
+        dump: bool,
+    },
+    /// Write a topology file into the store the config names ([store]), through the same
+    /// validation as the REST API, and print what was created with its ids.
+    Import {
+        /// Topology file to import.
+        file: PathBuf,
+        /// The config whose [store] receives the topology and whose [[port]]s it binds to.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Delete what an earlier import created (tenantId "midogw-import", zones midogw-*) first.
+        #[arg(long)]
+        replace: bool,
+        /// Import without what the store cannot hold (IPv6 routes, static MACs), listing it.
+        #[arg(long)]
+        skip_unsupported: bool,
     },
 }
 
@@ -90,7 +110,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Topology(TopologyCommand::Check { file, config }) => check_topology(&file, &config),
+        Command::Topology(TopologyCommand::Check { file, config, dump }) => check_topology(&file, &config, dump),
+        Command::Topology(TopologyCommand::Import { file, config, replace, skip_unsupported }) => {
+            import_topology(&file, &config, &import::Options { replace, skip_unsupported })
+        }
         Command::Run { config, duration, stats_interval, stats_json } => {
             let options = run::Options { duration, stats_interval, stats_json };
             match load(&config).and_then(|cfg| run::run(&cfg, &options)) {
@@ -136,7 +159,7 @@ fn relative_to(config: &std::path::Path, file: &std::path::Path) -> PathBuf {
 
 /// Binds the topology to the config's ports by name; ids are in config order, which is the order
 /// `run` attaches them in.
-fn check_topology(file: &std::path::Path, config_path: &std::path::Path) -> ExitCode {
+fn check_topology(file: &std::path::Path, config_path: &std::path::Path, dump: bool) -> ExitCode {
     let facts = config::SystemFacts::probe();
     let cfg = match config::load(config_path, &facts) {
         Ok(cfg) => cfg,
@@ -149,6 +172,12 @@ fn check_topology(file: &std::path::Path, config_path: &std::path::Path) -> Exit
     let ports: Vec<(String, u16)> = cfg.ports.iter().enumerate().map(|(i, p)| (p.name.clone(), i as u16)).collect();
     match topology::load(file, &ports, 1) {
         Ok(snap) => {
+            if dump {
+                for line in import::describe(&snap) {
+                    println!("{line}");
+                }
+                return ExitCode::SUCCESS;
+            }
             let bound = (0..ports.len() as u16).filter(|&i| snap.port_by_dpdk_port(i).is_some()).count();
             println!(
                 "{}: OK ({} router(s), {} port(s), {bound} bound to DPDK ports)",
@@ -163,6 +192,41 @@ fn check_topology(file: &std::path::Path, config_path: &std::path::Path) -> Exit
             println!("{}: {} problem(s)", file.display(), problems.list.len());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Imports a topology file into the config's store; the file's problems are printed like
+/// `topology check`'s, with nothing written.
+fn import_topology(file: &std::path::Path, config_path: &std::path::Path, options: &import::Options) -> ExitCode {
+    let cfg = match load(config_path) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("midogw: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match import::import(file, &cfg, options) {
+        Ok(summary) => {
+            print!("{summary}");
+            println!("{}: imported into {}", file.display(), store_name(&cfg));
+            ExitCode::SUCCESS
+        }
+        Err(import::ImportError::File(problems)) => {
+            println!("{problems}");
+            println!("{}: {} problem(s); nothing was written to the store", file.display(), problems.list.len());
+            ExitCode::FAILURE
+        }
+        Err(import::ImportError::Other(e)) => {
+            eprintln!("midogw: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn store_name(cfg: &config::Config) -> String {
+    match &cfg.store.zookeeper {
+        Some(zk) => format!("zookeeper://{}{}", zk.hosts, zk.root),
+        None => cfg.store.path.display().to_string(),
     }
 }
 

@@ -26,166 +26,166 @@ pub const DEFAULT_WEIGHT: u32 = 100;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
-    underlay: Option<Spanned<RawUnderlay>>,
+pub(crate) struct RawFile {
+    pub(crate) underlay: Option<Spanned<RawUnderlay>>,
     #[serde(default)]
-    host: Vec<Spanned<RawHost>>,
+    pub(crate) host: Vec<Spanned<RawHost>>,
     #[serde(default)]
-    chain: Vec<Spanned<RawChain>>,
+    pub(crate) chain: Vec<Spanned<RawChain>>,
     #[serde(default)]
-    port_group: Vec<Spanned<RawPortGroup>>,
+    pub(crate) port_group: Vec<Spanned<RawPortGroup>>,
     #[serde(default)]
-    ip_addr_group: Vec<Spanned<RawIpAddrGroup>>,
+    pub(crate) ip_addr_group: Vec<Spanned<RawIpAddrGroup>>,
     #[serde(default)]
-    router: Vec<Spanned<RawRouter>>,
+    pub(crate) router: Vec<Spanned<RawRouter>>,
     #[serde(default)]
-    bridge: Vec<Spanned<RawBridge>>,
+    pub(crate) bridge: Vec<Spanned<RawBridge>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawUnderlay {
-    dpdk_port: Spanned<String>,
-    address: Spanned<String>,
-    gateway: Option<Spanned<String>>,
-    vxlan_port: Option<Spanned<i64>>,
+pub(crate) struct RawUnderlay {
+    pub(crate) dpdk_port: Spanned<String>,
+    pub(crate) address: Spanned<String>,
+    pub(crate) gateway: Option<Spanned<String>>,
+    pub(crate) vxlan_port: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawHost {
-    name: Spanned<String>,
-    tunnel_address: Spanned<String>,
-    encap: Option<Spanned<String>>,
+pub(crate) struct RawHost {
+    pub(crate) name: Spanned<String>,
+    pub(crate) tunnel_address: Spanned<String>,
+    pub(crate) encap: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPortGroup {
-    name: Spanned<String>,
+pub(crate) struct RawPortGroup {
+    pub(crate) name: Spanned<String>,
     #[serde(default)]
-    stateful: bool,
-    members: Spanned<Vec<String>>,
+    pub(crate) stateful: bool,
+    pub(crate) members: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawIpAddrGroup {
-    name: Spanned<String>,
-    addresses: Spanned<Vec<String>>,
+pub(crate) struct RawIpAddrGroup {
+    pub(crate) name: Spanned<String>,
+    pub(crate) addresses: Spanned<Vec<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawChain {
-    name: Spanned<String>,
+pub(crate) struct RawChain {
+    pub(crate) name: Spanned<String>,
     #[serde(default)]
-    rule: Vec<Spanned<RawRule>>,
+    pub(crate) rule: Vec<Spanned<RawRule>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRule {
-    action: Spanned<String>,
-    jump_to: Option<Spanned<String>>,
-    hw_src: Option<Spanned<String>>,
-    hw_dst: Option<Spanned<String>>,
-    ethertype: Option<Spanned<i64>>,
-    in_ports: Option<Spanned<Vec<String>>>,
-    out_ports: Option<Spanned<Vec<String>>>,
-    tos: Option<Spanned<i64>>,
-    proto: Option<Spanned<ProtoSpec>>,
-    src: Option<Spanned<String>>,
-    dst: Option<Spanned<String>>,
-    src_port: Option<Spanned<PortSpec>>,
-    dst_port: Option<Spanned<PortSpec>>,
-    fragment_policy: Option<Spanned<String>>,
-    port_group: Option<Spanned<String>>,
-    ip_addr_group_src: Option<Spanned<String>>,
-    ip_addr_group_dst: Option<Spanned<String>>,
-    traversed_device: Option<Spanned<String>>,
-    flow: Option<Spanned<String>>,
+pub(crate) struct RawRule {
+    pub(crate) action: Spanned<String>,
+    pub(crate) jump_to: Option<Spanned<String>>,
+    pub(crate) hw_src: Option<Spanned<String>>,
+    pub(crate) hw_dst: Option<Spanned<String>>,
+    pub(crate) ethertype: Option<Spanned<i64>>,
+    pub(crate) in_ports: Option<Spanned<Vec<String>>>,
+    pub(crate) out_ports: Option<Spanned<Vec<String>>>,
+    pub(crate) tos: Option<Spanned<i64>>,
+    pub(crate) proto: Option<Spanned<ProtoSpec>>,
+    pub(crate) src: Option<Spanned<String>>,
+    pub(crate) dst: Option<Spanned<String>>,
+    pub(crate) src_port: Option<Spanned<PortSpec>>,
+    pub(crate) dst_port: Option<Spanned<PortSpec>>,
+    pub(crate) fragment_policy: Option<Spanned<String>>,
+    pub(crate) port_group: Option<Spanned<String>>,
+    pub(crate) ip_addr_group_src: Option<Spanned<String>>,
+    pub(crate) ip_addr_group_dst: Option<Spanned<String>>,
+    pub(crate) traversed_device: Option<Spanned<String>>,
+    pub(crate) flow: Option<Spanned<String>>,
     #[serde(default)]
-    not: Vec<Spanned<String>>,
+    pub(crate) not: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum ProtoSpec {
+pub(crate) enum ProtoSpec {
     Number(i64),
     Name(String),
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum PortSpec {
+pub(crate) enum PortSpec {
     One(i64),
     Range(String),
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum Addresses {
+pub(crate) enum Addresses {
     One(String),
     Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRouter {
-    name: Spanned<String>,
-    infilter: Option<Spanned<String>>,
-    outfilter: Option<Spanned<String>>,
+pub(crate) struct RawRouter {
+    pub(crate) name: Spanned<String>,
+    pub(crate) infilter: Option<Spanned<String>>,
+    pub(crate) outfilter: Option<Spanned<String>>,
     #[serde(default)]
-    port: Vec<Spanned<RawPort>>,
+    pub(crate) port: Vec<Spanned<RawPort>>,
     #[serde(default)]
-    route: Vec<Spanned<RawRoute>>,
+    pub(crate) route: Vec<Spanned<RawRoute>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawBridge {
-    name: Spanned<String>,
-    inbound_chain: Option<Spanned<String>>,
-    outbound_chain: Option<Spanned<String>>,
+pub(crate) struct RawBridge {
+    pub(crate) name: Spanned<String>,
+    pub(crate) inbound_chain: Option<Spanned<String>>,
+    pub(crate) outbound_chain: Option<Spanned<String>>,
     #[serde(default)]
-    port: Vec<Spanned<RawPort>>,
+    pub(crate) port: Vec<Spanned<RawPort>>,
     #[serde(default)]
-    static_mac: Vec<Spanned<RawStaticMac>>,
+    pub(crate) static_mac: Vec<Spanned<RawStaticMac>>,
 }
 
 /// A router or bridge port (a bridge port has no address or MAC).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawPort {
-    name: Spanned<String>,
-    address: Option<Spanned<Addresses>>,
-    mac: Option<Spanned<String>>,
-    dpdk_port: Option<Spanned<String>>,
-    peer: Option<Spanned<String>>,
-    host: Option<Spanned<String>>,
-    tunnel_key: Option<Spanned<i64>>,
-    inbound_chain: Option<Spanned<String>>,
-    outbound_chain: Option<Spanned<String>>,
+pub(crate) struct RawPort {
+    pub(crate) name: Spanned<String>,
+    pub(crate) address: Option<Spanned<Addresses>>,
+    pub(crate) mac: Option<Spanned<String>>,
+    pub(crate) dpdk_port: Option<Spanned<String>>,
+    pub(crate) peer: Option<Spanned<String>>,
+    pub(crate) host: Option<Spanned<String>>,
+    pub(crate) tunnel_key: Option<Spanned<i64>>,
+    pub(crate) inbound_chain: Option<Spanned<String>>,
+    pub(crate) outbound_chain: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawStaticMac {
-    mac: Spanned<String>,
-    port: Spanned<String>,
+pub(crate) struct RawStaticMac {
+    pub(crate) mac: Spanned<String>,
+    pub(crate) port: Spanned<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawRoute {
-    dst: Spanned<String>,
-    src: Option<Spanned<String>>,
-    gateway: Option<Spanned<String>>,
-    port: Option<Spanned<String>>,
-    weight: Option<Spanned<i64>>,
+pub(crate) struct RawRoute {
+    pub(crate) dst: Spanned<String>,
+    pub(crate) src: Option<Spanned<String>>,
+    pub(crate) gateway: Option<Spanned<String>>,
+    pub(crate) port: Option<Spanned<String>>,
+    pub(crate) weight: Option<Spanned<i64>>,
     #[serde(rename = "type")]
-    kind: Option<Spanned<String>>,
+    pub(crate) kind: Option<Spanned<String>>,
 }
 
 /// Reads and loads the topology file at `path`. `dpdk_ports` maps each `[[port]]` name of the main
@@ -1061,11 +1061,11 @@ fn field<T>(inverted: &BTreeSet<&str>, name: &str, value: T) -> Field<T> {
 }
 
 /// `02:6d:67:RR:PP:01` for port `PP` of router `RR` (both 0-based, file order).
-fn default_mac(router: usize, port: usize) -> EthernetAddress {
+pub(crate) fn default_mac(router: usize, port: usize) -> EthernetAddress {
     EthernetAddress([0x02, 0x6d, 0x67, router as u8, port as u8, 0x01])
 }
 
-fn parse_mac(s: &str) -> Option<EthernetAddress> {
+pub(crate) fn parse_mac(s: &str) -> Option<EthernetAddress> {
     let mut mac = [0u8; 6];
     let mut parts = s.split(':');
     for b in &mut mac {
