@@ -17,14 +17,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use control::store::{ZookeeperConfig, ZookeeperStore};
 use control::{
-    Bridge, Chain, Condition, DynStore, EmbeddedStore, FragmentPolicy, Host, IpAddrGroup, Port, PortGroup, PortType,
-    Range, Route, RouteType, Router, Rule, RuleType, Store, Topology, TopologyError, TunnelZone, TunnelZoneHost,
-    TunnelZoneType,
+    Bridge, Chain, Condition, DynStore, FragmentPolicy, Host, IpAddrGroup, Port, PortGroup, PortType, Range, Route,
+    RouteType, Router, Rule, RuleType, Topology, TopologyError, TunnelZone, TunnelZoneHost, TunnelZoneType,
 };
 use ipnet::IpNet;
 use midogw::flowtable::topology::{Binding, PortKind, PortLink, RouteOrigin, RouteType as FtRouteType, Snapshot};
@@ -180,43 +177,9 @@ fn underlay_note(u: &topology::RawUnderlay) -> String {
     s
 }
 
-/// The store `[store]` names, opened as `run` opens it (rest.rs).
+/// The store `[store]` names, opened as `run` opens it.
 fn open_store(cfg: &Config) -> Result<DynStore> {
-    match &cfg.store.zookeeper {
-        None => {
-            let path = &cfg.store.path;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
-            }
-            let store = EmbeddedStore::open(path).with_context(|| {
-                format!(
-                    "cannot open the store {} (a running `midogw run` holds it: stop it first, or build the topology over REST)",
-                    path.display()
-                )
-            })?;
-            Ok(Arc::new(store))
-        }
-        Some(zk) => {
-            let config = ZookeeperConfig {
-                hosts: zk.hosts.clone(),
-                root: zk.root.clone(),
-                session_timeout: zk.session_timeout,
-                operation_timeout: zk.operation_timeout,
-                change_retention: zk.change_retention,
-            };
-            let store = Arc::new(ZookeeperStore::start(config).context("cannot start the ZooKeeper client")?);
-            let patience = zk.session_timeout.max(zk.operation_timeout);
-            let deadline = std::time::Instant::now() + patience;
-            while let Err(e) = store.version() {
-                if std::time::Instant::now() >= deadline {
-                    bail!("ZooKeeper at {} did not answer within {patience:?}: {e}", zk.hosts);
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            Ok(store)
-        }
-    }
+    Ok(crate::rest::OpenedStore::open(cfg)?.store)
 }
 
 /// Deletes what an earlier import created (the marking rule in the module docs); returns how many

@@ -22,6 +22,60 @@ use tokio::sync::watch;
 
 use crate::config::{self, Config};
 
+/// The store `[store]` names, opened for `run` and `topology import`.
+pub struct OpenedStore {
+    /// The store, shared by the REST API, the feed and the importer.
+    pub store: DynStore,
+    /// The ZooKeeper store again, for its state keys, when `kind = "zookeeper"`.
+    pub zookeeper: Option<Arc<ZookeeperStore>>,
+    /// How logs name it: the file, or `zookeeper://HOSTS/ROOT`.
+    pub name: String,
+}
+
+impl OpenedStore {
+    /// Opens the embedded store (creating its directory) or connects to ZooKeeper, waiting for a
+    /// first session as long as a session may take, but not forever: the first topology must come
+    /// from the store. Afterwards a lost session is survived (the client reconnects by itself).
+    pub fn open(cfg: &Config) -> Result<OpenedStore> {
+        let path = &cfg.store.path;
+        match &cfg.store.zookeeper {
+            None => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
+                }
+                let store = EmbeddedStore::open(path).with_context(|| {
+                    format!("cannot open the store {} (is another midogw using it? stop it first)", path.display())
+                })?;
+                Ok(OpenedStore { store: Arc::new(store), zookeeper: None, name: path.display().to_string() })
+            }
+            Some(zk) => {
+                let config = ZookeeperConfig {
+                    hosts: zk.hosts.clone(),
+                    root: zk.root.clone(),
+                    session_timeout: zk.session_timeout,
+                    operation_timeout: zk.operation_timeout,
+                    change_retention: zk.change_retention,
+                };
+                let store = Arc::new(ZookeeperStore::start(config).context("cannot start the ZooKeeper client")?);
+                let patience = zk.session_timeout.max(zk.operation_timeout);
+                let deadline = std::time::Instant::now() + patience;
+                while let Err(e) = store.version() {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(anyhow::anyhow!(
+                            "ZooKeeper at {} did not answer within {patience:?} ([store] session_timeout_ms): {e}",
+                            zk.hosts
+                        ));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let name = format!("zookeeper://{}{}", zk.hosts, zk.root);
+                Ok(OpenedStore { store: Arc::clone(&store) as DynStore, zookeeper: Some(store), name })
+            }
+        }
+    }
+}
+
 /// The running REST server; [`RestServer::stop`] shuts it down gracefully.
 pub struct RestServer {
     topology: Arc<Topology<DynStore>>,
@@ -34,46 +88,7 @@ pub struct RestServer {
 impl RestServer {
     /// Opens the store, binds the listener and starts serving. Every failure here is a startup error.
     pub fn start(cfg: &Config) -> Result<RestServer> {
-        let path = &cfg.store.path;
-        let (store, zookeeper, store_name): (DynStore, _, String) = match &cfg.store.zookeeper {
-            None => {
-                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir)
-                        .with_context(|| format!("cannot create the store directory {}", dir.display()))?;
-                }
-                let store =
-                    EmbeddedStore::open(path).with_context(|| format!("cannot open the store {}", path.display()))?;
-                (Arc::new(store), None, path.display().to_string())
-            }
-            Some(zk) => {
-                let config = ZookeeperConfig {
-                    hosts: zk.hosts.clone(),
-                    root: zk.root.clone(),
-                    session_timeout: zk.session_timeout,
-                    operation_timeout: zk.operation_timeout,
-                    change_retention: zk.change_retention,
-                };
-                // `start` does not wait for a session: the gateway comes up (and forwards on its
-                // last topology) while ZooKeeper is away, and connects when it comes back.
-                let store = Arc::new(ZookeeperStore::start(config).context("cannot start the ZooKeeper client")?);
-                // The first topology must come from the store: wait for a session (as long as a
-                // session may take to be established), but not forever.
-                let patience = zk.session_timeout.max(zk.operation_timeout);
-                let deadline = std::time::Instant::now() + patience;
-                while let Err(e) = store.version() {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(anyhow::anyhow!(
-                            "ZooKeeper at {} did not answer within {:?} ([store] session_timeout_ms): {e}",
-                            zk.hosts,
-                            patience
-                        ));
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                }
-                let name = format!("zookeeper://{}{}", zk.hosts, zk.root);
-                (Arc::clone(&store) as DynStore, Some(store), name)
-            }
-        };
+        let OpenedStore { store, zookeeper, name: store_name } = OpenedStore::open(cfg)?;
         let topology = Arc::new(Topology::new(store));
         let auth = auth_provider(&cfg.auth);
 
