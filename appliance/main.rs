@@ -180,10 +180,14 @@ fn check_topology(file: &std::path::Path, config_path: &std::path::Path, dump: b
             }
             let bound = (0..ports.len() as u16).filter(|&i| snap.port_by_dpdk_port(i).is_some()).count();
             println!(
-                "{}: OK ({} router(s), {} port(s), {bound} bound to DPDK ports)",
+                "{}: OK ({} router(s), {} bridge(s), {} port(s), {bound} bound to DPDK ports, {} chain(s), {} host(s){})",
                 file.display(),
                 snap.routers().len(),
-                snap.ports().len()
+                snap.bridges().len(),
+                snap.ports().len(),
+                snap.chains().len(),
+                snap.hosts().len(),
+                if snap.underlay().is_some() { ", an underlay" } else { "" }
             );
             ExitCode::SUCCESS
         }

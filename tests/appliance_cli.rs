@@ -324,7 +324,11 @@ fn topology_check_accepts_the_example_and_locates_problems() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/appliance/topology.example.toml");
     let out = midogw(&["topology", "check", example, "--config", config.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("OK (1 router(s), 2 port(s), 2 bound to DPDK ports)"), "{}", text(&out));
+    assert!(
+        text(&out).contains("OK (1 router(s), 0 bridge(s), 2 port(s), 2 bound to DPDK ports, 0 chain(s), 0 host(s))"),
+        "{}",
+        text(&out)
+    );
 
     let bad = dir.write(
         "bad.toml",
