@@ -16,6 +16,7 @@ pub mod callgrind;
 pub mod chart;
 pub mod checksum;
 pub mod compare;
+pub mod control;
 mod error;
 pub mod forward;
 pub mod gen;
