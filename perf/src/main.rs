@@ -469,7 +469,12 @@ fn control(args: ControlArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             let has = |n: &str| names.iter().any(|x| x == n);
-            Parts { reads: has("reads"), writes: has("writes"), propagation: has("propagation"), snapshot: has("snapshot") }
+            Parts {
+                reads: has("reads"),
+                writes: has("writes"),
+                propagation: has("propagation"),
+                snapshot: has("snapshot"),
+            }
         }
     };
     if args.seconds <= 0.0 || args.warmup < 0.0 || args.routers.is_empty() || args.routers.contains(&0) {

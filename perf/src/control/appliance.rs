@@ -159,32 +159,39 @@ impl Appliance {
         }
     }
 
-    /// SIGTERM, wait for a clean exit, and read the `--stats-json` report.
-    pub fn stop(mut self) -> Result<serde_json::Value, ControlError> {
-        let mut child = self.child.take().expect("running");
+    /// SIGTERM, wait for a clean exit, and read the `--stats-json` report (`None` when it wrote
+    /// none: a REST-only appliance has no data path to report on).
+    pub fn stop(mut self) -> Result<Option<serde_json::Value>, ControlError> {
+        // The child stays in `self` until it exited: an early return kills and reaps it on drop.
+        let child = self.child.as_mut().expect("running");
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
             .map_err(|e| ControlError::Process(format!("SIGTERM to midogw: {e}")))?;
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
-            if let Some(s) = child.try_wait().map_err(|e| ControlError::Process(format!("waiting for midogw: {e}")))? {
+            let exited = child.try_wait().map_err(|e| ControlError::Process(format!("waiting for midogw: {e}")))?;
+            if let Some(s) = exited {
                 break s;
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
                 return Err(self.failure("midogw did not stop within 30 s of SIGTERM"));
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        self.child = None;
         std::thread::sleep(Duration::from_millis(50));
         self.drain();
         if !status.success() {
             return Err(self.failure(&format!("midogw exit status {status}")));
         }
-        let text = std::fs::read_to_string(&self.stats)
-            .map_err(|e| ControlError::Process(format!("reading {}: {e}", self.stats.display())))?;
-        serde_json::from_str(&text).map_err(|e| ControlError::Process(format!("{}: {e}", self.stats.display())))
+        let text = match std::fs::read_to_string(&self.stats) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ControlError::Process(format!("reading {}: {e}", self.stats.display()))),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ControlError::Process(format!("{}: {e}", self.stats.display())))
     }
 }
 

@@ -239,7 +239,12 @@ fn rest_size(
         if with_writes {
             let first_free = routers * opts.routes_per_router + 1;
             let targets: Arc<Vec<(String, uuid::Uuid)>> = Arc::new(
-                built.routers.iter().zip(&built.ports).map(|(r, p)| (format!("{API}/routers/{r}/routes"), *p)).collect(),
+                built
+                    .routers
+                    .iter()
+                    .zip(&built.ports)
+                    .map(|(r, p)| (format!("{API}/routers/{r}/routes"), *p))
+                    .collect(),
             );
             let mut offset = u64::from(first_free);
             for &c in &opts.write_connections {
@@ -328,7 +333,7 @@ fn propagation(
     });
     let stats = app.stop();
     outcome?;
-    let stats = stats?;
+    let stats = stats?.ok_or_else(|| ControlError::Process("no --stats-json report after the run".into()))?;
     let feed = &stats["topology_feed"];
     let post_to_cores = LatencySummary::from_nanos(&mut e2e_ns);
     Ok(PropagationResult {
@@ -372,8 +377,7 @@ pub fn run(opts: &ControlOptions) -> Result<ControlReport, ControlError> {
         server: ServerInfo {
             kind: kind.into(),
             binary,
-            auth: "mock provider (any password; X-Auth-Token checked on every request like the local provider)"
-                .into(),
+            auth: "mock provider (any password; X-Auth-Token checked on every request like the local provider)".into(),
             note: note.into(),
         },
         load_before: load_average(),

@@ -84,18 +84,15 @@ pub fn route_json(port: Uuid, k: u32) -> serde_json::Value {
 
 /// Adds `routers` routers, each with one router port and `routes_per_router` static routes, to
 /// an empty part of `topology`'s store.
-pub fn populate<S: Store>(
-    topology: &Topology<S>,
-    routers: u32,
-    routes_per_router: u32,
-) -> Result<Built, ControlError> {
+pub fn populate<S: Store>(topology: &Topology<S>, routers: u32, routes_per_router: u32) -> Result<Built, ControlError> {
     let mut built = Built { routers: Vec::new(), ports: Vec::new(), routes: 0, documents: 0 };
     if routers == 0 {
         return Ok(built);
     }
     let setup = |what: &str, e: &dyn std::fmt::Display| ControlError::Setup(format!("{what}: {e}"));
     // Router 0 through the validating service: the template every copy follows.
-    let router: Router = serde_json::from_value(serde_json::json!({"name": "bench-0"})).map_err(|e| setup("router", &e))?;
+    let router: Router =
+        serde_json::from_value(serde_json::json!({"name": "bench-0"})).map_err(|e| setup("router", &e))?;
     let router = topology.create_router(router).map_err(|e| setup("creating router 0", &e))?;
     let port: Port = serde_json::from_value(serde_json::json!({
         "type": "Router", "portAddress": PORT_ADDRESS, "networkAddress": "10.0.0.0", "networkLength": 24

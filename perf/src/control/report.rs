@@ -157,7 +157,9 @@ impl ControlReport {
         };
         if !self.reads.is_empty() {
             s.push_str("## REST reads (X-Auth-Token, keep-alive connections, closed loop)\n\n");
-            s.push_str("| GET | routers stored | connections | req/s | p50 µs | p99 µs | p99.9 µs | requests | errors |\n");
+            s.push_str(
+                "| GET | routers stored | connections | req/s | p50 µs | p99 µs | p99.9 µs | requests | errors |\n",
+            );
             s.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
             for r in &self.reads {
                 let what = if r.resource == "router" { "/routers/{id}" } else { "/routers" };
@@ -180,7 +182,9 @@ impl ControlReport {
                 "## REST write to the cores ({} routes POSTed one at a time, {} routers stored, 2 net_ring ports, 1 worker)\n",
                 p.writes, p.routers_stored
             );
-            s.push_str("| interval | p50 µs | p99 µs | p99.9 µs | max µs | samples |\n|---|---:|---:|---:|---:|---:|\n");
+            s.push_str(
+                "| interval | p50 µs | p99 µs | p99.9 µs | max µs | samples |\n|---|---:|---:|---:|---:|---:|\n",
+            );
             for (name, l) in [
                 ("POST answered (client)", &p.post),
                 ("POST sent to `topology published` read", &p.post_to_cores),
@@ -230,10 +234,16 @@ impl ControlReport {
                 ("compile, first (ms)", format!("{:.1}", n.compile_first_ms)),
                 (
                     "compile, median of the next (ms)",
-                    format!("{:.1} ({} runs, {:.1}-{:.1})", n.compile_median_ms, n.compile_runs, n.compile_min_ms, n.compile_max_ms),
+                    format!(
+                        "{:.1} ({} runs, {:.1}-{:.1})",
+                        n.compile_median_ms, n.compile_runs, n.compile_min_ms, n.compile_max_ms
+                    ),
                 ),
                 ("RSS before (MiB)", format!("{:.1}", n.rss_before_kib as f64 / 1024.0)),
-                ("RSS growth while holding the snapshot (MiB)", format!("{:.1}", n.rss_growth_holding_kib as f64 / 1024.0)),
+                (
+                    "RSS growth while holding the snapshot (MiB)",
+                    format!("{:.1}", n.rss_growth_holding_kib as f64 / 1024.0),
+                ),
                 ("RSS growth after dropping it (MiB)", format!("{:.1}", n.rss_growth_after_drop_kib as f64 / 1024.0)),
                 (
                     "peak RSS growth during the compile (MiB)",
@@ -289,7 +299,12 @@ mod tests {
             started: "2026-11-22T08:00:00Z".into(),
             machine: Machine::detect(),
             commit: Commit { rev: "abc".into(), dirty: true },
-            server: ServerInfo { kind: "binary".into(), binary: Some("/x/midogw".into()), auth: "mock".into(), note: "n".into() },
+            server: ServerInfo {
+                kind: "binary".into(),
+                binary: Some("/x/midogw".into()),
+                auth: "mock".into(),
+                note: "n".into(),
+            },
             load_before: Some(0.37),
             reads: vec![
                 ReadResult { resource: "router".into(), routers_stored: 100, load: load(8) },
