@@ -104,6 +104,14 @@ pub struct PropagationResult {
     pub target_met: Option<bool>,
 }
 
+fn mib(kib: i64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn mib_text(kib: i64) -> String {
+    format!("{:.1}", mib(kib))
+}
+
 impl ControlReport {
     /// Writes the JSON.
     pub fn save(&self, path: &Path) -> Result<(), ControlError> {
@@ -239,17 +247,14 @@ impl ControlReport {
                         n.compile_median_ms, n.compile_runs, n.compile_min_ms, n.compile_max_ms
                     ),
                 ),
-                ("RSS before (MiB)", format!("{:.1}", n.rss_before_kib as f64 / 1024.0)),
+                ("RSS before, store loaded (MiB)", mib_text(n.rss_before_kib as i64)),
+                ("peak RSS growth during the first compile (MiB)", n.rss_peak_growth_kib.map_or("-".into(), mib_text)),
+                ("RSS growth holding the first snapshot (MiB)", mib_text(n.rss_growth_holding_kib)),
                 (
-                    "RSS growth while holding the snapshot (MiB)",
-                    format!("{:.1}", n.rss_growth_holding_kib as f64 / 1024.0),
+                    "snapshot size: RSS growth per snapshot held (MiB)",
+                    n.snapshot_estimate_kib.map_or("-".into(), mib_text),
                 ),
-                ("RSS growth after dropping it (MiB)", format!("{:.1}", n.rss_growth_after_drop_kib as f64 / 1024.0)),
-                (
-                    "peak RSS growth during the compile (MiB)",
-                    n.rss_peak_growth_kib.map_or("-".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
-                ),
-                ("snapshot size estimate (MiB)", format!("{:.1}", n.snapshot_estimate_kib as f64 / 1024.0)),
+                ("RSS growth after dropping every snapshot (MiB)", mib_text(n.rss_growth_after_drop_kib)),
                 ("changed_tags after one added route (µs, median)", format!("{:.0}", n.changed_tags_median_us)),
                 ("tags changed", n.changed_tags.to_string()),
                 ("compile warnings", n.warnings.to_string()),
@@ -340,7 +345,7 @@ mod tests {
                 rss_growth_holding_kib: 60_000,
                 rss_growth_after_drop_kib: 20_000,
                 rss_peak_growth_kib: Some(300_000),
-                snapshot_estimate_kib: 40_000,
+                snapshot_estimate_kib: Some(40_000),
                 changed_tags_median_us: 2100.7,
                 changed_tags: 1,
                 warnings: 0,
@@ -371,6 +376,6 @@ mod tests {
         assert!(md.contains("| POST sent to `topology published` read | 2500 | 7500 | 17500 | 27500 | 1000 |"), "{md}");
         assert!(md.contains("last_compile_us = 1300") && md.contains("Target p99 < 10 ms: met"), "{md}");
         assert!(md.contains("| compile, median of the next (ms) | 800.2 (5 runs, 790.0-850.3) |"), "{md}");
-        assert!(md.contains("| snapshot size estimate (MiB) | 39.1 |"), "{md}");
+        assert!(md.contains("| snapshot size: RSS growth per snapshot held (MiB) | 39.1 |"), "{md}");
     }
 }

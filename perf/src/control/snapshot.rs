@@ -1,8 +1,10 @@
 //! Snapshot build time and memory at scale: the topology is bulk-loaded into an `EmbeddedStore`
 //! ([`super::populate`]), then `control::compile::compile` is timed (first run and the median of
-//! the rest) and the process's resident set is read from /proc/self/status around one compile:
-//! the growth while holding the snapshot (its size, plus whatever the allocator kept), after
-//! dropping it, and the peak during it (VmHWM after resetting it through /proc/self/clear_refs).
+//! the rest) and the process's resident set is read from /proc/self/status: the peak during the
+//! first compile (VmHWM after resetting it through /proc/self/clear_refs; cold, so it includes the
+//! store's cache and every decoded document) and what stays resident while its snapshot is held.
+//! The snapshot's own size is the marginal growth per snapshot held while the next compiles keep
+//! theirs: each compile's temporary garbage is freed and reused by the next, the snapshots are not.
 //! `Snapshot::changed_tags` is timed between the snapshots before and after one added route.
 
 use std::path::Path;
@@ -41,17 +43,19 @@ pub struct SnapshotResult {
     pub compile_max_ms: f64,
     /// How many compiles the median is of.
     pub compile_runs: u64,
-    /// Resident set before the measured compile, KiB.
+    /// Resident set before the first compile (store loaded, nothing compiled), KiB.
     pub rss_before_kib: u64,
-    /// Resident-set growth while the compiled snapshot is held, KiB (snapshot plus allocator slack).
-    pub rss_growth_holding_kib: i64,
-    /// Resident-set growth left after dropping it, KiB (what the allocator kept).
-    pub rss_growth_after_drop_kib: i64,
-    /// Peak resident set during the compile above the level before it, KiB (None if the kernel
-    /// refused to reset the peak).
+    /// Peak resident set during the first compile above the level before it, KiB (`None` if the
+    /// kernel refused to reset the peak).
     pub rss_peak_growth_kib: Option<i64>,
-    /// Estimated size of the snapshot: growth while holding minus growth after dropping, KiB.
-    pub snapshot_estimate_kib: i64,
+    /// Resident-set growth after the first compile while its snapshot is held, KiB (the snapshot,
+    /// the store's cache and what the allocator kept).
+    pub rss_growth_holding_kib: i64,
+    /// Resident-set growth once every snapshot was dropped again, KiB.
+    pub rss_growth_after_drop_kib: i64,
+    /// The snapshot's size: resident-set growth per additional snapshot held, KiB (`None` with
+    /// fewer than two timed compiles).
+    pub snapshot_estimate_kib: Option<i64>,
     /// Median time of `changed_tags` between the snapshots before and after one added route.
     pub changed_tags_median_us: f64,
     /// Device tags it reported changed (1 expected: the router).
@@ -96,31 +100,34 @@ pub fn measure(dir: &Path, routers: u32, routes_per_router: u32, runs: u32) -> R
     let populate_seconds = t.elapsed().as_secs_f64();
     tracing::info!(seconds = populate_seconds, documents = built.documents, "loaded; compiling");
 
-    let (first, compile_first_ms) = timed(&topology, 1)?;
-    let warnings = first.warnings.len() as u64;
-    drop(first);
-
-    // Memory around one compile, nothing else allocated in between.
     let before = rss()?;
     let peak_reset = reset_peak();
-    let (held, _) = timed(&topology, 2)?;
-    let holding = rss()?;
+    let (first, compile_first_ms) = timed(&topology, 1)?;
     let peak = status_kib("VmHWM");
-    let snapshot_routers = held.snapshot.routers().len() as u64;
-    drop(held);
-    let after_drop = rss()?;
-
-    let mut times = Vec::new();
-    let mut last = None;
-    for g in 0..runs.max(1) {
-        let (c, ms) = timed(&topology, 3 + u64::from(g))?;
-        times.push(ms);
-        last = Some(c);
-    }
-    let base = last.expect("at least one run");
+    let holding = rss()?;
+    let warnings = first.warnings.len() as u64;
+    let snapshot_routers = first.snapshot.routers().len() as u64;
+    drop(first);
     if snapshot_routers != u64::from(routers) {
         return Err(ControlError::Setup(format!("the snapshot has {snapshot_routers} routers, expected {routers}")));
     }
+
+    // Timed compiles, each snapshot kept: the resident set after each gives the marginal size.
+    let mut times = Vec::new();
+    let mut held = Vec::new();
+    let mut rss_held = Vec::new();
+    for g in 0..runs.max(1) {
+        let (c, ms) = timed(&topology, 3 + u64::from(g))?;
+        times.push(ms);
+        held.push(c);
+        rss_held.push(rss()?);
+    }
+    let snapshot_estimate_kib = match (rss_held.first(), rss_held.last()) {
+        (Some(&a), Some(&b)) if rss_held.len() >= 2 => Some((b as i64 - a as i64) / (rss_held.len() as i64 - 1)),
+        _ => None,
+    };
+    let base = held.pop().expect("at least one run");
+    drop(held);
 
     // One more route on a router in the middle, then the diff the feed computes.
     let (router, port) = (built.routers[built.routers.len() / 2], built.ports[built.ports.len() / 2]);
@@ -137,6 +144,8 @@ pub fn measure(dir: &Path, routers: u32, routes_per_router: u32, runs: u32) -> R
         changed = changes.tags.len() as u64;
     }
 
+    drop((base, next));
+    let after_drop = rss()?;
     let store_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let growth = |kib: u64| kib as i64 - before as i64;
     Ok(SnapshotResult {
@@ -155,7 +164,7 @@ pub fn measure(dir: &Path, routers: u32, routes_per_router: u32, runs: u32) -> R
         rss_growth_holding_kib: growth(holding),
         rss_growth_after_drop_kib: growth(after_drop),
         rss_peak_growth_kib: if peak_reset { peak.map(growth) } else { None },
-        snapshot_estimate_kib: holding as i64 - after_drop as i64,
+        snapshot_estimate_kib,
         changed_tags_median_us: median(&diff_us).unwrap_or(0.0),
         changed_tags: changed,
         warnings,
