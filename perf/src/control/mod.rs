@@ -353,7 +353,9 @@ fn propagation(
 
 /// Runs the selected measurements.
 pub fn run(opts: &ControlOptions) -> Result<ControlReport, ControlError> {
+    let serves = opts.parts.reads || opts.parts.writes || opts.parts.propagation;
     let (kind, binary, note) = match &opts.server {
+        _ if !serves => ("none", None, "No REST measurement in this run."),
         ServerChoice::Binary(b) => (
             "binary",
             Some(b.display().to_string()),
