@@ -5,7 +5,9 @@
 //! virtual devices from a generator process ([`gen`], [`runner`]); reports throughput, latency
 //! percentiles and ratios to the reference measured in the same run ([`report`], [`chart`]);
 //! flags regressions between two runs ([`compare`]); and counts instructions per packet under
-//! callgrind ([`callgrind`]), the figure that stays stable on noisy machines.
+//! callgrind ([`callgrind`]), the figure that stays stable on noisy machines. [`control`] measures
+//! the control plane: REST throughput and latency, REST write to the cores, snapshot build time
+//! and memory.
 //!
 //! What it does not do: decide anything about packets (that is flowtable/), or touch DPDK other
 //! than through the `midogw` library. No `unsafe` here.
@@ -16,6 +18,7 @@ pub mod callgrind;
 pub mod chart;
 pub mod checksum;
 pub mod compare;
+pub mod control;
 mod error;
 pub mod forward;
 pub mod gen;

@@ -35,6 +35,9 @@ enum Cmd {
     Compare(CompareArgs),
     /// Instructions per packet of the forwarding loop under valgrind's callgrind.
     Callgrind(CallgrindArgs),
+    /// Control-plane benchmarks: REST reads/writes per second and latency, REST write to the cores,
+    /// snapshot build time and memory; writes control.json and control.md.
+    Control(ControlArgs),
     /// List the scenarios and groups.
     List(TableArgs),
     /// Re-render results.md and results.png from a results.json.
@@ -191,6 +194,53 @@ struct CallgrindArgs {
     table: TableArgs,
 }
 
+#[derive(Args)]
+struct ControlArgs {
+    /// Output directory (default: perf/out/DATE-control).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// The appliance binary (default: `midogw` beside this binary).
+    #[arg(long)]
+    midogw: Option<PathBuf>,
+    /// Serve REST from `control::app` in this process instead of the binary (skips the
+    /// REST-to-cores measurement, which needs the binary).
+    #[arg(long)]
+    in_process: bool,
+    /// Measurements to run (reads, writes, propagation, snapshot), comma separated; default all.
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
+    /// Routers stored for the read benchmark, one server per count.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+    routers: Vec<u32>,
+    /// Concurrent keep-alive connections for reads.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    connections: Vec<usize>,
+    /// Concurrent keep-alive connections for writes.
+    #[arg(long, value_delimiter = ',', default_value = "1,8")]
+    write_connections: Vec<usize>,
+    /// Static routes per stored router.
+    #[arg(long, default_value_t = 10)]
+    routes_per_router: u32,
+    /// Seconds measured per load point.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Warm-up seconds per load point.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Routes POSTed one at a time for the REST-to-cores figure.
+    #[arg(long, default_value_t = 200)]
+    propagation_writes: u32,
+    /// Routers stored for the REST-to-cores figure.
+    #[arg(long, default_value_t = 1000)]
+    propagation_routers: u32,
+    /// Routers of the snapshot build measurement.
+    #[arg(long, default_value_t = 10_000)]
+    snapshot_routers: u32,
+    /// Compiles the snapshot build median is of.
+    #[arg(long, default_value_t = 5)]
+    compile_runs: u32,
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -265,6 +315,7 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Control(args) => control(args),
         Cmd::List(table) => {
             let table = table.load()?;
             for s in table.all() {
@@ -415,4 +466,69 @@ fn write_outputs(report: &RunReport, dir: &Path) -> anyhow::Result<()> {
         tracing::warn!(%e, "no chart");
     }
     Ok(())
+}
+
+fn control(args: ControlArgs) -> anyhow::Result<ExitCode> {
+    use perf::control::{ControlOptions, Parts, ServerChoice};
+    let parts = match &args.only {
+        None => Parts { reads: true, writes: true, propagation: true, snapshot: true },
+        Some(names) => {
+            for n in names {
+                if !["reads", "writes", "propagation", "snapshot"].contains(&n.as_str()) {
+                    bail!("--only {n:?}: use reads, writes, propagation or snapshot");
+                }
+            }
+            let has = |n: &str| names.iter().any(|x| x == n);
+            Parts {
+                reads: has("reads"),
+                writes: has("writes"),
+                propagation: has("propagation"),
+                snapshot: has("snapshot"),
+            }
+        }
+    };
+    if args.seconds <= 0.0 || args.warmup < 0.0 || args.routers.is_empty() || args.routers.contains(&0) {
+        bail!("--seconds must be positive, --warmup not negative, --routers non-empty and positive");
+    }
+    if args.connections.contains(&0) || args.write_connections.contains(&0) {
+        bail!("connection counts must be positive");
+    }
+    // The snapshot measurement alone runs in this process and needs no binary.
+    let needs_binary = !args.in_process && (parts.reads || parts.writes || parts.propagation);
+    let server = if needs_binary {
+        ServerChoice::Binary(perf::control::appliance::find_binary(args.midogw.as_deref())?)
+    } else {
+        ServerChoice::InProcess
+    };
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("perf/out").join(format!("{}-control", utc_today())));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let workdir = std::env::temp_dir().join(format!("midogw-perf-control-{}", std::process::id()));
+    let command = command_line();
+    let opts = ControlOptions {
+        workdir: workdir.clone(),
+        server,
+        parts,
+        read_routers: args.routers,
+        connections: args.connections,
+        write_connections: args.write_connections,
+        routes_per_router: args.routes_per_router,
+        warmup: Duration::from_secs_f64(args.warmup),
+        window: Duration::from_secs_f64(args.seconds),
+        propagation_writes: args.propagation_writes,
+        propagation_routers: args.propagation_routers,
+        snapshot_routers: args.snapshot_routers.max(1),
+        compile_runs: args.compile_runs.max(1),
+        command: command.clone(),
+        tree: PathBuf::from("."),
+    };
+    let result = perf::control::run(&opts);
+    let _ = std::fs::remove_dir_all(&workdir);
+    let report = result?;
+    report.save(&out.join("control.json"))?;
+    let md = report.to_markdown();
+    std::fs::write(out.join("control.md"), &md)?;
+    std::fs::write(out.join("COMMAND"), command + "\n")?;
+    print!("{md}");
+    println!("Written to {}", out.display());
+    Ok(ExitCode::SUCCESS)
 }
