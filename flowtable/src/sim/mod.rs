@@ -86,6 +86,7 @@
 //! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
 
 mod action;
+mod conntrack;
 mod generate;
 mod mac;
 mod neighbour;
@@ -94,6 +95,7 @@ mod tunnel;
 use core::net::{IpAddr, Ipv6Addr};
 
 pub use self::action::{apply, Action, Actions, DropReason, Output, ReplyKind, MAX_ACTIONS};
+pub use self::conntrack::{port_zone as conntrack_port_zone, zone as conntrack_zone, ConnKey, ConnTrack};
 pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
@@ -316,6 +318,12 @@ struct Walk<'a, 'o> {
     fields: PacketMatchFields,
     pending: Pending<'a>,
     devices: u8,
+    /// Conntrack's answer for this packet (computed once, before the walk).
+    forward_flow: bool,
+    /// The packet's connection key at the device it entered through (IP packets only).
+    conn_key: Option<ConnKey>,
+    /// A chain with a `flow` condition was evaluated: the result depends on the connection table.
+    conntrack_used: bool,
 }
 
 /// Where a frame entered the gateway.
@@ -409,9 +417,21 @@ pub fn simulate_from(
         fields: PacketMatchFields::from_headers(&h),
         pending: Pending::default(),
         devices: 0,
+        forward_flow: true,
+        conn_key: None,
+        conntrack_used: false,
     };
+    w.conn_key = conntrack::port_zone(snap, pid).and_then(|zone| ConnKey::from_headers(&h, zone));
+    w.forward_flow = !w.conn_key.is_some_and(|k| w.state.conntrack.is_return(&k, now));
     let r = w.enter(r, pid, frame, &h);
-    w.finish(r, frame.len())
+    let mut r = w.finish(r, frame.len());
+    // A drop (or answer) that a connection table entry could change must be simulated again
+    // next time: cached, it would outlive the connection it depended on (module docs).
+    let tracked = r.actions.as_slice().iter().any(|a| matches!(a, Action::Track { .. }));
+    if w.conntrack_used && w.conn_key.is_some() && !tracked {
+        r.cacheable = false;
+    }
+    r
 }
 
 /// A frame on the underlay port that is not a tunnelled packet: ARP for the underlay address is
@@ -516,8 +536,8 @@ impl<'a> Walk<'a, '_> {
         self.fields.eth_dst = dst;
         let ingress = self.ingress(rp);
         let mut r = r;
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-        if let Err(v) = filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: self.forward_flow, ..EvalContext::default() };
+        if let Err(v) = self.filter(port.inbound_chain, &ctx, &mut r.deps) {
             return verdict(r, v, frame, h, &ingress, Some(rp), self.out);
         }
         match h.l3 {
@@ -572,10 +592,10 @@ impl<'a> Walk<'a, '_> {
             let ctx = EvalContext {
                 in_port: Some(in_port),
                 group_port: Some(in_port),
-                forward_flow: true,
+                forward_flow: self.forward_flow,
                 ..EvalContext::default()
             };
-            if let Err(v) = filter(snap, router.infilter, &self.fields, &ctx, &mut r.deps) {
+            if let Err(v) = self.filter(router.infilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
             let decision = router.route(src, dst, hash, &mut r.deps);
@@ -601,11 +621,11 @@ impl<'a> Walk<'a, '_> {
             r.deps.insert(DeviceId::Port(out_port));
             let oport = snap.port(out_port);
             let ctx = EvalContext { out_port: Some(out_port), ..ctx };
-            if let Err(v) = filter(snap, router.outfilter, &self.fields, &ctx, &mut r.deps) {
+            if let Err(v) = self.filter(router.outfilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
-            let ctx = EvalContext { group_port: Some(out_port), forward_flow: true, ..EvalContext::default() };
-            if let Err(v) = filter(snap, oport.outbound_chain, &self.fields, &ctx, &mut r.deps) {
+            let ctx = EvalContext { group_port: Some(out_port), forward_flow: self.forward_flow, ..EvalContext::default() };
+            if let Err(v) = self.filter(oport.outbound_chain, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
             self.pending.hops = hops + 1;
@@ -617,8 +637,8 @@ impl<'a> Walk<'a, '_> {
                 PortLink::Peer(peer) => match &snap.port(peer).kind {
                     PortKind::Router(_) => {
                         r.deps.insert(DeviceId::Port(peer));
-                        let ctx = EvalContext { group_port: Some(peer), forward_flow: true, ..EvalContext::default() };
-                        if let Err(v) = filter(snap, snap.port(peer).inbound_chain, &self.fields, &ctx, &mut r.deps) {
+                        let ctx = EvalContext { group_port: Some(peer), forward_flow: self.forward_flow, ..EvalContext::default() };
+                        if let Err(v) = self.filter(snap.port(peer).inbound_chain, &ctx, &mut r.deps) {
                             return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
                         }
                         in_port = peer;
@@ -647,7 +667,7 @@ impl<'a> Walk<'a, '_> {
                     };
                     self.pending.eth_src = Some(orp.mac);
                     self.pending.eth_dst = Some(mac);
-                    return self.output(r, dpdk_port, frame, h);
+                    return self.output(r, out_port, dpdk_port, frame, h);
                 }
                 PortLink::Exterior(Binding::Remote { .. }) => {
                     // The next hop is behind the tunnel: its MAC is learned like on a local port.
@@ -695,12 +715,12 @@ impl<'a> Walk<'a, '_> {
         let (src, dst) = (self.eth_src(h), self.eth_dst(h));
         self.fields.eth_src = src;
         self.fields.eth_dst = dst;
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-        if let Err(v) = filter(snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: self.forward_flow, ..EvalContext::default() };
+        if let Err(v) = self.filter(port.inbound_chain, &ctx, &mut r.deps) {
             return self.bridge_verdict(r, v);
         }
         let ctx = EvalContext { in_port: Some(pid), ..ctx };
-        if let Err(v) = filter(snap, bridge.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+        if let Err(v) = self.filter(bridge.inbound_chain, &ctx, &mut r.deps) {
             return self.bridge_verdict(r, v);
         }
         // A router port's MAC is known from the topology; learn only what comes from outside.
@@ -725,7 +745,7 @@ impl<'a> Walk<'a, '_> {
                     return self.bridge_verdict(r, v);
                 }
                 match oport.link {
-                    PortLink::Exterior(Binding::Local { dpdk_port }) => self.output(r, dpdk_port, frame, h),
+                    PortLink::Exterior(Binding::Local { dpdk_port }) => self.output(r, t, dpdk_port, frame, h),
                     PortLink::Exterior(Binding::Remote { .. }) => self.tunnel_out(r, t, frame, h),
                     PortLink::Peer(peer) => self.enter(r, peer, frame, h),
                     PortLink::Unplugged => r.drop(DropReason::PortUnplugged),
@@ -746,7 +766,7 @@ impl<'a> Walk<'a, '_> {
 
     /// The bridge's outbound chain, then the egress port's.
     fn bridge_egress_chains(
-        &self,
+        &mut self,
         deps: &mut DeviceSet,
         bridge: &Bridge,
         in_port: PortId,
@@ -756,12 +776,12 @@ impl<'a> Walk<'a, '_> {
             in_port: Some(in_port),
             out_port: Some(oport.id),
             group_port: Some(in_port),
-            forward_flow: true,
+            forward_flow: self.forward_flow,
             ..EvalContext::default()
         };
-        filter(self.snap, bridge.outbound_chain, &self.fields, &ctx, deps)?;
-        let ctx = EvalContext { group_port: Some(oport.id), forward_flow: true, ..EvalContext::default() };
-        filter(self.snap, oport.outbound_chain, &self.fields, &ctx, deps)
+        self.filter(bridge.outbound_chain, &ctx, deps)?;
+        let ctx = EvalContext { group_port: Some(oport.id), forward_flow: self.forward_flow, ..EvalContext::default() };
+        self.filter(oport.outbound_chain, &ctx, deps)
     }
 
     /// Unknown unicast, broadcast or multicast: a copy to every other port of the bridge. Not cached.
@@ -800,7 +820,7 @@ impl<'a> Walk<'a, '_> {
             let reason = if r.generated.is_some() { DropReason::ArpConsumed } else { DropReason::NoEgress };
             return r.drop(reason);
         }
-        let mut actions = self.pending_actions(None);
+        let mut actions = self.pending_actions(None, conntrack::port_zone(self.snap, in_port));
         actions.push(Action::Flood);
         if let Err(reason) = execute(self.snap, &actions, frame, self.state, self.now) {
             return r.drop(reason);
@@ -816,8 +836,8 @@ impl<'a> Walk<'a, '_> {
         let Some(port) = self.snap.get_port(pid) else { return };
         let Some(rp) = port.as_router_port() else { return };
         r.deps.insert(DeviceId::Port(pid));
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-        if filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps).is_err() {
+        let ctx = EvalContext { group_port: Some(pid), forward_flow: self.forward_flow, ..EvalContext::default() };
+        if self.filter(port.inbound_chain, &ctx, &mut r.deps).is_err() {
             return;
         }
         match h.l3 {
@@ -853,7 +873,7 @@ impl<'a> Walk<'a, '_> {
 
     /// The actions the walk so far implies, up to (not including) the output, for a frame leaving
     /// through a port with `mtu` (none: not checked).
-    fn pending_actions(&self, mtu: Option<u16>) -> Actions {
+    fn pending_actions(&self, mtu: Option<u16>, egress_zone: Option<u32>) -> Actions {
         let p = self.pending;
         let mut actions = Actions::new();
         if let Some(port) = p.learn {
@@ -870,6 +890,13 @@ impl<'a> Walk<'a, '_> {
         }
         if let Some(mac) = p.eth_dst {
             actions.push(Action::SetEthDst(mac));
+        }
+        // Last before the output, so a failed check above records no connection.
+        if let (true, Some(key), Some(egress)) = (self.conntrack_used, self.conn_key, egress_zone) {
+            actions.push(match self.forward_flow {
+                true => Action::Track { zone: egress, reverse: true },
+                false => Action::Track { zone: key.zone, reverse: false },
+            });
         }
         actions
     }
@@ -893,7 +920,7 @@ impl<'a> Walk<'a, '_> {
                 return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
             }
         }
-        let mut actions = self.pending_actions(Some(mtu));
+        let mut actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, port));
         actions.push(Action::Encap { port, sport: self.sport });
         match execute(self.snap, &actions, frame, self.state, self.now) {
             Ok(Some(output)) => {
@@ -909,7 +936,7 @@ impl<'a> Walk<'a, '_> {
 
     /// The frame leaves through local DPDK port `dpdk_port`: the MTU check for routed packets,
     /// then the pending rewrites.
-    fn output(&mut self, r: SimResult, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
+    fn output(&mut self, r: SimResult, egress: PortId, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
         let mtu = self.state.mtu(dpdk_port);
         if let Some(at) = self.pending.routed_at {
             let (src, dont_frag) = match h.l3 {
@@ -923,7 +950,7 @@ impl<'a> Walk<'a, '_> {
             }
         }
         let mut r = r;
-        r.actions = self.pending_actions(Some(mtu));
+        r.actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, egress));
         r.actions.push(Action::Output(dpdk_port));
         if let Err(reason) = apply(self.snap, &r.actions, frame, self.state, self.now) {
             return r.uncached_drop(reason);
@@ -1013,22 +1040,6 @@ fn arp_reply(
     }
     .emit(&mut ArpPacket::new_unchecked(&mut out[ETHERNET_HEADER_LEN..]));
     Some(end)
-}
-
-/// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
-fn filter(
-    snap: &Snapshot,
-    chain: Option<ChainId>,
-    fields: &PacketMatchFields,
-    ctx: &EvalContext<'_>,
-    deps: &mut DeviceSet,
-) -> Result<(), Stop> {
-    match chain.map(|c| evaluate_tracked(snap, c, fields, ctx, deps)) {
-        None | Some(Verdict::Accept) => Ok(()),
-        Some(Verdict::Reject) => Err(Stop::Reject),
-        Some(Verdict::Nat(_)) => Err(Stop::Nat),
-        Some(_) => Err(Stop::Drop),
-    }
 }
 
 /// A chain verdict that stops the packet.
@@ -1179,6 +1190,18 @@ fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
 }
 
 impl Walk<'_, '_> {
+    /// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
+    fn filter(&mut self, chain: Option<ChainId>, ctx: &EvalContext<'_>, deps: &mut DeviceSet) -> Result<(), Stop> {
+        let Some(chain) = chain else { return Ok(()) };
+        self.conntrack_used |= self.snap.chain(chain).uses_conntrack();
+        match evaluate_tracked(self.snap, chain, &self.fields, ctx, deps) {
+            Verdict::Accept => Ok(()),
+            Verdict::Reject => Err(Stop::Reject),
+            Verdict::Nat(_) => Err(Stop::Nat),
+            Verdict::Drop => Err(Stop::Drop),
+        }
+    }
+
     /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
     /// (its source link-layer address) or the target of an advertisement, and answers a
     /// solicitation for one of the port's addresses with an advertisement into `out`, back where
