@@ -150,10 +150,8 @@ struct Entry {
     expires: u64,
 }
 
-const FREE: Entry = Entry {
-    key: ConnKey { src: [0; 16], dst: [0; 16], src_port: 0, dst_port: 0, proto: 0, zone: 0 },
-    expires: 0,
-};
+const FREE: Entry =
+    Entry { key: ConnKey { src: [0; 16], dst: [0; 16], src_port: 0, dst_port: 0, proto: 0, zone: 0 }, expires: 0 };
 
 /// A fixed-capacity, set-associative table of expected return keys with idle expiry. Allocates
 /// only in [`ConnTrack::new`]; see the module docs for what a key is.

@@ -624,7 +624,8 @@ impl<'a> Walk<'a, '_> {
             if let Err(v) = self.filter(router.outfilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
-            let ctx = EvalContext { group_port: Some(out_port), forward_flow: self.forward_flow, ..EvalContext::default() };
+            let ctx =
+                EvalContext { group_port: Some(out_port), forward_flow: self.forward_flow, ..EvalContext::default() };
             if let Err(v) = self.filter(oport.outbound_chain, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
@@ -637,7 +638,11 @@ impl<'a> Walk<'a, '_> {
                 PortLink::Peer(peer) => match &snap.port(peer).kind {
                     PortKind::Router(_) => {
                         r.deps.insert(DeviceId::Port(peer));
-                        let ctx = EvalContext { group_port: Some(peer), forward_flow: self.forward_flow, ..EvalContext::default() };
+                        let ctx = EvalContext {
+                            group_port: Some(peer),
+                            forward_flow: self.forward_flow,
+                            ..EvalContext::default()
+                        };
                         if let Err(v) = self.filter(snap.port(peer).inbound_chain, &ctx, &mut r.deps) {
                             return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
                         }
@@ -1252,3 +1257,6 @@ mod bridge_tests;
 
 #[cfg(test)]
 mod tunnel_tests;
+
+#[cfg(test)]
+mod conntrack_tests;
