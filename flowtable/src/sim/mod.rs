@@ -41,6 +41,7 @@
 //! | `action.rs` | [`Action`], [`Actions`], [`DropReason`], [`apply`] |
 //! | `neighbour.rs` | [`NeighbourCache`], [`CoreState`] |
 //! | `mac.rs` | [`MacTable`]: the bridges' learned MACs |
+//! | `conntrack.rs` | [`ConnTrack`]: per-core connection tracking for `flow` conditions |
 //! | `tunnel.rs` | [`outer_header`], [`decap`], the underlay |
 //! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations and advertisements |
 //!
@@ -73,6 +74,32 @@
 //! MAC whose entry ages out keep their port until they expire: the flow cache's hard timeout
 //! should not exceed [`CoreConfig::mac_aging`]. Floods are never cached: once the destination
 //! answers, its MAC is learned and the next packet is simulated into a cacheable unicast.
+//!
+//! # Connection tracking and the flow cache
+//!
+//! Rules with a `flow fwd-flow|return-flow` condition read [`ConnTrack`] (per core, see
+//! `conntrack.rs`). The simulation asks it once per packet, before the walk, whether the packet
+//! replies on a known connection (its tuple at the device it entered through), and evaluates every
+//! chain with that answer. When a chain on the path used conntrack and the packet is forwarded
+//! (or flooded), the action list carries [`Action::Track`] just before the output: executed by the
+//! simulation itself and by [`apply`] on every cache hit, it records the connection (a forward
+//! packet: its replies' key at the device it left through) or refreshes it (a return packet), and
+//! re-creates it if it expired or was evicted. A connection therefore lives as long as either
+//! direction's cached flow is hit; the flow cache's idle timeout should not exceed
+//! [`CoreConfig::conntrack_idle`].
+//!
+//! A result that used conntrack and was *not* forwarded (a rule drop or reject, typically of a
+//! would-be reply arriving before its connection) is not cacheable: cached, it would keep dropping
+//! the replies of a connection opened later with the reverse tuple. The cost is that unsolicited
+//! traffic a stateful chain drops is simulated packet by packet (a full walk per packet instead of
+//! a cache hit), which bounds the drop rate of such floods by the simulation's speed.
+//!
+//! Limits: decapsulated traffic is steered to a core by its outer headers, so with several workers
+//! the two directions of a tunnelled connection may land on different cores (a hand-off is future
+//! work). Connections survive snapshot changes (device indices are stable across rebuilds); an
+//! index reused by another device keeps the old entries until they idle out. ICMP errors about a
+//! connection are not related to it (they are forward flows of their own), and non-initial
+//! fragments carry no ports, so they never match a TCP/UDP connection.
 //!
 //! # Simplifications
 //!
