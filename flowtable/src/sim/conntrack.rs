@@ -332,4 +332,88 @@ mod tests {
         assert_ne!(zone(DeviceId::Router(RouterId(3))), zone(DeviceId::Bridge(BridgeId(3))));
         assert_eq!(zone(DeviceId::Port(PortId(3))), None);
     }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Commit { tuple: u8, egress: u8, dt: u64 },
+        Refresh { tuple: u8, zone: u8, dt: u64 },
+        Expire { dt: u64 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0..8u8, 0..2u8, 0..60u64).prop_map(|(tuple, egress, dt)| Op::Commit { tuple, egress, dt }),
+            (0..8u8, 0..2u8, 0..60u64).prop_map(|(tuple, zone, dt)| Op::Refresh { tuple, zone, dt }),
+            (0..60u64).prop_map(|dt| Op::Expire { dt }),
+        ]
+    }
+
+    fn tuple(i: u8, zone: u32) -> ConnKey {
+        let mut k = key([10, 0, 0, i % 4], [192, 0, 2, 7], 1000 + u16::from(i / 4), 80, zone);
+        k.proto = if i % 2 == 0 { 6 } else { 17 };
+        k
+    }
+
+    proptest::proptest! {
+        /// Against a map of key -> expiry (the table is large enough never to evict here): every
+        /// key of the universe, in both directions and zones, answers `is_return` as the model does.
+        #[test]
+        fn behaves_like_a_map_with_idle_expiry(ops in proptest::collection::vec(op(), 1..80)) {
+            let idle = 100;
+            let mut t = ConnTrack::new(1024, idle);
+            let mut model: std::collections::HashMap<ConnKey, u64> = std::collections::HashMap::new();
+            let mut now = 1;
+            for op in ops {
+                match op {
+                    Op::Commit { tuple: i, egress, dt } => {
+                        now += dt;
+                        let fwd = tuple(i, 7);
+                        t.commit(&fwd, u32::from(egress), now);
+                        model.insert(fwd.reversed(u32::from(egress)), now + idle);
+                    }
+                    Op::Refresh { tuple: i, zone, dt } => {
+                        now += dt;
+                        let k = tuple(i, u32::from(zone)).reversed(u32::from(zone));
+                        t.refresh(&k, now);
+                        model.insert(k, now + idle);
+                    }
+                    Op::Expire { dt } => {
+                        now += dt;
+                        // Expired entries may already have been reused by newer keys.
+                        let gone = model.values().filter(|&&e| e <= now).count();
+                        proptest::prop_assert!(t.expire(now) <= gone);
+                        proptest::prop_assert_eq!(t.expire(now), 0);
+                        model.retain(|_, e| *e > now);
+                    }
+                }
+                for i in 0..8 {
+                    for zone in [0, 1, 7] {
+                        for k in [tuple(i, zone), tuple(i, zone).reversed(zone)] {
+                            let expected = model.get(&k).is_some_and(|&e| now < e);
+                            proptest::prop_assert_eq!(t.is_return(&k, now), expected, "{:?} at {}", k, now);
+                        }
+                    }
+                }
+                proptest::prop_assert_eq!(t.len(now), model.values().filter(|&&e| now < e).count());
+                proptest::prop_assert_eq!(t.evictions(), 0);
+            }
+        }
+
+        /// A small table stays bounded, and what was just recorded is always there.
+        #[test]
+        fn small_tables_keep_the_latest(ports in proptest::collection::vec(any_port(), 1..200)) {
+            let mut t = ConnTrack::new(16, 1000);
+            for (now, port) in ports.into_iter().enumerate() {
+                let fwd = key([10, 0, 0, 1], [10, 0, 0, 2], port, 80, 0);
+                t.commit(&fwd, 3, now as u64);
+                proptest::prop_assert!(t.is_return(&fwd.reversed(3), now as u64));
+                proptest::prop_assert!(t.len(now as u64) <= t.capacity());
+            }
+        }
+    }
+
+    fn any_port() -> impl proptest::strategy::Strategy<Value = u16> {
+        proptest::prelude::any::<u16>()
+    }
 }
