@@ -78,9 +78,10 @@
 //! # Connection tracking and the flow cache
 //!
 //! Rules with a `flow fwd-flow|return-flow` condition read [`ConnTrack`] (per core, see
-//! `conntrack.rs`). The simulation asks it once per packet, before the walk, whether the packet
-//! replies on a known connection (its tuple at the device it entered through), and evaluates every
-//! chain with that answer. When a chain on the path used conntrack and the packet is forwarded
+//! `conntrack.rs`). At the first chain on the path that has such a rule, the simulation asks it
+//! whether the packet replies on a known connection (its tuple at the device it entered through),
+//! once per packet, and evaluates every chain with that answer; packets whose path has no such
+//! chain never look (a flow cache hit never does). When a chain on the path used conntrack and the packet is forwarded
 //! (or flooded), the action list carries [`Action::Track`] just before the output: executed by the
 //! simulation itself and by [`apply`] on every cache hit, it records the connection (a forward
 //! packet: its replies' key at the device it left through) or refreshes it (a return packet), and
@@ -345,8 +346,8 @@ struct Walk<'a, 'o> {
     fields: PacketMatchFields,
     pending: Pending<'a>,
     devices: u8,
-    /// Conntrack's answer for this packet (computed once, before the walk).
-    forward_flow: bool,
+    /// Conntrack's answer for this packet: computed at the first chain that needs it, once.
+    forward_flow: Option<bool>,
     /// The packet's connection key at the device it entered through (IP packets only).
     conn_key: Option<ConnKey>,
     /// A chain with a `flow` condition was evaluated: the result depends on the connection table.
@@ -444,12 +445,11 @@ pub fn simulate_from(
         fields: PacketMatchFields::from_headers(&h),
         pending: Pending::default(),
         devices: 0,
-        forward_flow: true,
+        forward_flow: None,
         conn_key: None,
         conntrack_used: false,
     };
     w.conn_key = conntrack::port_zone(snap, pid).and_then(|zone| ConnKey::from_headers(&h, zone));
-    w.forward_flow = !w.conn_key.is_some_and(|k| w.state.conntrack.is_return(&k, now));
     let r = w.enter(r, pid, frame, &h);
     let mut r = w.finish(r, frame.len());
     // A drop (or answer) that a connection table entry could change must be simulated again
@@ -563,7 +563,7 @@ impl<'a> Walk<'a, '_> {
         self.fields.eth_dst = dst;
         let ingress = self.ingress(rp);
         let mut r = r;
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: self.forward_flow, ..EvalContext::default() };
+        let ctx = EvalContext { group_port: Some(pid), ..EvalContext::default() };
         if let Err(v) = self.filter(port.inbound_chain, &ctx, &mut r.deps) {
             return verdict(r, v, frame, h, &ingress, Some(rp), self.out);
         }
@@ -616,12 +616,7 @@ impl<'a> Walk<'a, '_> {
             }
             r.deps.insert(DeviceId::Router(in_rp.router));
             let router = snap.router(in_rp.router);
-            let ctx = EvalContext {
-                in_port: Some(in_port),
-                group_port: Some(in_port),
-                forward_flow: self.forward_flow,
-                ..EvalContext::default()
-            };
+            let ctx = EvalContext { in_port: Some(in_port), group_port: Some(in_port), ..EvalContext::default() };
             if let Err(v) = self.filter(router.infilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
@@ -651,8 +646,7 @@ impl<'a> Walk<'a, '_> {
             if let Err(v) = self.filter(router.outfilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
-            let ctx =
-                EvalContext { group_port: Some(out_port), forward_flow: self.forward_flow, ..EvalContext::default() };
+            let ctx = EvalContext { group_port: Some(out_port), ..EvalContext::default() };
             if let Err(v) = self.filter(oport.outbound_chain, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
@@ -665,11 +659,7 @@ impl<'a> Walk<'a, '_> {
                 PortLink::Peer(peer) => match &snap.port(peer).kind {
                     PortKind::Router(_) => {
                         r.deps.insert(DeviceId::Port(peer));
-                        let ctx = EvalContext {
-                            group_port: Some(peer),
-                            forward_flow: self.forward_flow,
-                            ..EvalContext::default()
-                        };
+                        let ctx = EvalContext { group_port: Some(peer), ..EvalContext::default() };
                         if let Err(v) = self.filter(snap.port(peer).inbound_chain, &ctx, &mut r.deps) {
                             return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
                         }
@@ -747,7 +737,7 @@ impl<'a> Walk<'a, '_> {
         let (src, dst) = (self.eth_src(h), self.eth_dst(h));
         self.fields.eth_src = src;
         self.fields.eth_dst = dst;
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: self.forward_flow, ..EvalContext::default() };
+        let ctx = EvalContext { group_port: Some(pid), ..EvalContext::default() };
         if let Err(v) = self.filter(port.inbound_chain, &ctx, &mut r.deps) {
             return self.bridge_verdict(r, v);
         }
@@ -808,11 +798,10 @@ impl<'a> Walk<'a, '_> {
             in_port: Some(in_port),
             out_port: Some(oport.id),
             group_port: Some(in_port),
-            forward_flow: self.forward_flow,
             ..EvalContext::default()
         };
         self.filter(bridge.outbound_chain, &ctx, deps)?;
-        let ctx = EvalContext { group_port: Some(oport.id), forward_flow: self.forward_flow, ..EvalContext::default() };
+        let ctx = EvalContext { group_port: Some(oport.id), ..EvalContext::default() };
         self.filter(oport.outbound_chain, &ctx, deps)
     }
 
@@ -868,7 +857,7 @@ impl<'a> Walk<'a, '_> {
         let Some(port) = self.snap.get_port(pid) else { return };
         let Some(rp) = port.as_router_port() else { return };
         r.deps.insert(DeviceId::Port(pid));
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: self.forward_flow, ..EvalContext::default() };
+        let ctx = EvalContext { group_port: Some(pid), ..EvalContext::default() };
         if self.filter(port.inbound_chain, &ctx, &mut r.deps).is_err() {
             return;
         }
@@ -925,7 +914,7 @@ impl<'a> Walk<'a, '_> {
         }
         // Last before the output, so a failed check above records no connection.
         if let (true, Some(key), Some(egress)) = (self.conntrack_used, self.conn_key, egress_zone) {
-            actions.push(match self.forward_flow {
+            actions.push(match self.forward_flow.unwrap_or(true) {
                 true => Action::Track { zone: egress, reverse: true },
                 false => Action::Track { zone: key.zone, reverse: false },
             });
@@ -1223,15 +1212,28 @@ fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
 
 impl Walk<'_, '_> {
     /// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
+    /// The context's `forward_flow` is filled in here, for the chains that read it.
     fn filter(&mut self, chain: Option<ChainId>, ctx: &EvalContext<'_>, deps: &mut DeviceSet) -> Result<(), Stop> {
         let Some(chain) = chain else { return Ok(()) };
-        self.conntrack_used |= self.snap.chain(chain).uses_conntrack();
-        match evaluate_tracked(self.snap, chain, &self.fields, ctx, deps) {
+        let mut ctx = *ctx;
+        if self.snap.chain(chain).uses_conntrack() {
+            self.conntrack_used = true;
+            ctx.forward_flow = self.forward_flow();
+        }
+        match evaluate_tracked(self.snap, chain, &self.fields, &ctx, deps) {
             Verdict::Accept => Ok(()),
             Verdict::Reject => Err(Stop::Reject),
             Verdict::Nat(_) => Err(Stop::Nat),
             Verdict::Drop => Err(Stop::Drop),
         }
+    }
+
+    /// Whether the packet starts (or follows in its original direction) a connection, rather than
+    /// replying on a known one: asked of the connection table once per packet, when a chain first
+    /// needs it. A packet without a connection key (not IP) is always a forward flow.
+    fn forward_flow(&mut self) -> bool {
+        let (state, key, now) = (&*self.state, self.conn_key, self.now);
+        *self.forward_flow.get_or_insert_with(|| !key.is_some_and(|k| state.conntrack.is_return(&k, now)))
     }
 
     /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
