@@ -211,3 +211,44 @@ fn a_connection_at_one_router_is_not_a_return_at_another() {
     assert_eq!(sim(&snap, &mut st, 0, &reply, 1).actions.output(), Some(2));
     assert_eq!(conntrack_port_zone(&snap, PortId(0)), Some(R1_ZONE));
 }
+
+/// IPv6 UDP `src:sport -> dst:dport`, from the VM or from outside as in [`frame`].
+fn udp6(inside: bool, src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let (src, dst): (core::net::Ipv6Addr, core::net::Ipv6Addr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let mut f = vec![0u8; 14 + 40 + 12];
+    let (from, to) = if inside { (VM, mac(5)) } else { (OUTSIDE, mac(1)) };
+    eth(&mut f, from, to, EtherType::Ipv6);
+    crate::wire::Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: 12,
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+    f[54..56].copy_from_slice(&sport.to_be_bytes());
+    f[56..58].copy_from_slice(&dport.to_be_bytes());
+    f[58..60].copy_from_slice(&12u16.to_be_bytes());
+    UdpPacket::new_unchecked(&mut f[54..]).fill_checksum(&PseudoHeader::V6 { src, dst });
+    valid(&f);
+    f
+}
+
+#[test]
+fn ipv6_connections_are_tracked_too() {
+    let (snap, mut st) = firewall();
+    st.neighbours.learn(PortId(0), "2001:db8:1::7".parse().unwrap(), OUTSIDE, 0);
+    let outbound = udp6(true, "2001:db8:2::5", 7000, "2001:db8:1::7", 53);
+    let reply = udp6(false, "2001:db8:1::7", 53, "2001:db8:2::5", 7000);
+    assert_eq!(sim(&snap, &mut st, 0, &reply, 1).actions.drop_reason(), Some(DropReason::RuleDrop));
+    let r = sim(&snap, &mut st, 2, &outbound, 2);
+    assert_eq!(r.actions.output(), Some(0), "{:?}", r.actions);
+    let r = sim(&snap, &mut st, 0, &reply, 3);
+    assert_eq!(r.actions.output(), Some(2), "{:?}", r.actions);
+    assert!(r.cacheable);
+    // The key keeps the IPv6 address as it is (IPv4 ones are mapped).
+    let key = ConnKey::from_frame(&reply, R1_ZONE).unwrap();
+    assert_eq!(key.src_addr(), "2001:db8:1::7".parse::<IpAddr>().unwrap());
+}
