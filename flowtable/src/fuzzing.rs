@@ -4,7 +4,7 @@
 use core::net::IpAddr;
 
 use crate::sim::{self, CoreConfig, CoreState, Output, UNDERLAY_PORT};
-use crate::topology::{Encap, PortId, Route, Snapshot, SnapshotBuilder, Underlay, Uuid};
+use crate::topology::{Encap, PortId, Route, RouterId, Snapshot, SnapshotBuilder, Underlay, Uuid};
 use crate::wire::{self, EthernetAddress, Headers, L3, L4};
 
 /// The `packet_parser` fuzz target's body: parse a frame, verify its checksums, and run every view
@@ -93,6 +93,30 @@ pub const PIPELINE_INGRESS: [u16; 4] = [0, 1, 5, 9];
 /// static MAC 02:cc:00:00:00:01 on the DPDK 1 port. Underlay: DPDK 5, 192.168.7.1/24, VXLAN 4789.
 /// Routes: defaults through `up` (192.0.2.254, 2001:db8:1::fe).
 pub fn pipeline_topology() -> Snapshot {
+    pipeline_builder().0.build().expect("the fuzz topology is valid")
+}
+
+/// [`pipeline_topology`] with a stateful infilter on the router: (1) accept return-flow; (2) drop
+/// UDP to port 9; (3) accept. Every routed path then carries the conntrack refresh
+/// ([`sim::Action::Track`]), and drops depend on the connection table.
+pub fn pipeline_topology_stateful() -> Snapshot {
+    use crate::chain::{Condition, Field, FlowDirection, PortRange, RuleKind};
+    let (mut b, r) = pipeline_builder();
+    let c = b.add_chain(Uuid(30), "stateful");
+    let ret = Condition { flow: Some(FlowDirection::Return), ..Condition::default() };
+    b.add_new_rule(c, Uuid(31), ret, RuleKind::Accept).expect("valid rule");
+    let discard = Condition {
+        proto: Some(Field::is(17)),
+        dst_port: Some(Field::is(PortRange::new(9, 9))),
+        ..Condition::default()
+    };
+    b.add_new_rule(c, Uuid(32), discard, RuleKind::Drop).expect("valid rule");
+    b.add_new_rule(c, Uuid(33), Condition::default(), RuleKind::Accept).expect("valid rule");
+    b.set_router_filters(r, Some(c), None);
+    b.build().expect("the stateful fuzz topology is valid")
+}
+
+fn pipeline_builder() -> (SnapshotBuilder, RouterId) {
     let net = |s: &str| s.parse::<ipnet::IpNet>().expect("literal");
     let mut b = SnapshotBuilder::new(1);
     let r = b.add_router(Uuid(1));
@@ -126,7 +150,7 @@ pub fn pipeline_topology() -> Snapshot {
     let any6 = net("::/0");
     b.add_route(r, Route::normal(Uuid(4), any4, any4, up, Some("192.0.2.254".parse().expect("literal")), 1));
     b.add_route(r, Route::normal(Uuid(5), any6, any6, up, Some("2001:db8:1::fe".parse().expect("literal")), 1));
-    b.build().expect("the fuzz topology is valid")
+    (b, r)
 }
 
 /// Per-core state for [`pipeline_topology`] that knows the uplink gateway, one VM behind the
@@ -229,6 +253,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn stateful_seeds_carry_the_conntrack_refresh() {
+        let snap = pipeline_topology_stateful();
+        let mut st = pipeline_state();
+        let mut out = [0u8; 1514];
+        // Uplink -> bridge -> VXLAN, VM -> uplink, VXLAN -> uplink: routed, so tracked and cacheable.
+        for seed in [0, 1, 4] {
+            let d = &pipeline_seeds()[seed];
+            let mut f = d[1..].to_vec();
+            let r = sim::simulate(&snap, PIPELINE_INGRESS[usize::from(d[0]) % 4], &mut f, &mut st, 1, &mut out);
+            assert!(r.cacheable, "seed {seed}: {:?}", r.actions);
+            assert!(r.actions.as_slice().iter().any(|a| matches!(a, sim::Action::Track { .. })), "seed {seed}");
+        }
+        assert_eq!(st.conntrack.len(1), 2, "two connections: uplink <-> 10.0.0.5 and 10.0.0.9 <-> uplink");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2048))]
 
@@ -257,6 +297,26 @@ mod tests {
             }
             let snap = pipeline_topology();
             pipeline(&snap, &mut pipeline_state(), &data);
+        }
+
+        /// The same mutations against the topology with a stateful router filter: a frame, its
+        /// reply direction (addresses and ports swapped by the mutation or not) and the cached
+        /// conntrack refresh keep `apply == simulate`.
+        #[test]
+        fn pipeline_with_conntrack_on_mutated_frames(
+            seeds in proptest::collection::vec(0usize..5, 1..4),
+            edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..3),
+        ) {
+            let snap = pipeline_topology_stateful();
+            let mut state = pipeline_state();
+            for seed in seeds {
+                let mut data = pipeline_seeds()[seed].clone();
+                for &(at, v) in &edits {
+                    let at = usize::from(at) % data.len();
+                    data[at] = v;
+                }
+                pipeline(&snap, &mut state, &data);
+            }
         }
 
         /// The fuzz target on arbitrary bytes (what CI runs in place of `cargo fuzz run packet_parser`).

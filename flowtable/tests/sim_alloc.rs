@@ -219,3 +219,65 @@ fn tunnel_paths_do_not_allocate() {
     );
     assert!(state.neighbours.lookup(UNDERLAY_PORT, "192.168.7.11".parse::<IpAddr>().unwrap(), 1).is_some());
 }
+
+/// A router with a stateful infilter (accept return-flow; accept from the downlink; drop): a new
+/// connection committed, an unsolicited packet dropped, a reply matched, and the cached
+/// `Action::Track` refresh, all without allocating.
+#[test]
+fn conntrack_paths_do_not_allocate() {
+    use flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let up = b.add_router_port(r, Uuid(2), EthernetAddress([2, 0, 0, 0, 0, 1]), &["192.0.2.1/24".parse().unwrap()]);
+    let down = b.add_router_port(r, Uuid(3), EthernetAddress([2, 0, 0, 0, 0, 3]), &["10.0.0.1/24".parse().unwrap()]);
+    b.bind_local(up, 0);
+    b.bind_local(down, 1);
+    let c = b.add_chain(Uuid(10), "stateful");
+    let ret = Condition { flow: Some(FlowDirection::Return), ..Condition::default() };
+    b.add_new_rule(c, Uuid(11), ret, RuleKind::Accept).unwrap();
+    let inside = Condition { in_ports: Some(Field::is(vec![down].into_boxed_slice())), ..Condition::default() };
+    b.add_new_rule(c, Uuid(12), inside, RuleKind::Accept).unwrap();
+    b.add_new_rule(c, Uuid(13), Condition::default(), RuleKind::Drop).unwrap();
+    b.set_router_filters(r, Some(c), None);
+    let snap = b.build().unwrap();
+    let mut state = CoreState::new(&CoreConfig::default());
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    state.neighbours.learn(PortId(down.0), ip("10.0.0.5"), EthernetAddress([2, 9, 9, 9, 9, 9]), 0);
+    state.neighbours.learn(PortId(up.0), ip("192.0.2.7"), EthernetAddress([2, 0xaa, 0, 0, 0, 1]), 0);
+
+    let hex = |s: &str| (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect();
+    // IPv4 UDP, no payload: `dst_mac src_mac`, then src -> dst, sport -> dport.
+    let udp = |macs: &str, src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16| {
+        let mut f: Vec<u8> = hex(&format!("{macs}08004500001c000740004011000000000000000000000000000000080000"));
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        flowtable::wire::Ipv4Packet::new_checked(&mut f[14..]).unwrap().fill_checksum();
+        f
+    };
+    let to_up = "0200000000010200aa000001";
+    let to_down = "020000000003020909090909";
+    // (DPDK port, frame, forwarded?)
+    let mut frames = [
+        (0u16, udp(to_up, [192, 0, 2, 7], [10, 0, 0, 5], 53, 5000), false), // unsolicited
+        (1, udp(to_down, [10, 0, 0, 5], [192, 0, 2, 7], 5000, 53), true),   // new connection
+        (0, udp(to_up, [192, 0, 2, 7], [10, 0, 0, 5], 53, 5000), true),     // its reply
+    ];
+    let templates = frames.clone();
+    let mut out = [0u8; 1514];
+    let mut forwarded = [false; 3];
+    let info = allocation_counter::measure(|| {
+        for (i, ((port, f, _), (_, t, _))) in frames.iter_mut().zip(&templates).enumerate() {
+            let res = simulate(&snap, *port, f, &mut state, 1, &mut out);
+            forwarded[i] = res.actions.output().is_some();
+            if res.cacheable && forwarded[i] {
+                f.copy_from_slice(t);
+                forwarded[i] &= apply(&snap, &res.actions, f, &mut state, 2).is_ok();
+            }
+        }
+    });
+    assert_eq!(info.count_total, 0, "{info:?}");
+    assert_eq!(forwarded, templates.map(|(_, _, expected)| expected));
+    assert_eq!(state.conntrack.len(2), 1);
+}

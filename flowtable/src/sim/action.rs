@@ -120,6 +120,16 @@ pub enum Action {
     /// Refresh MAC learning: the frame's Ethernet source is behind this bridge port. Touches only
     /// the per-core MAC table, so a cached flow keeps its source MAC learned (see the module docs).
     Learn(PortId),
+    /// Record or refresh the frame's connection in the per-core [`ConnTrack`](super::ConnTrack)
+    /// (a flow whose path evaluated a chain with a `flow` condition): with `reverse`, a forward
+    /// packet leaving through device `zone` (its replies' key is recorded), else a return packet
+    /// that entered through `zone`. Keeps a cached connection alive (see the conntrack module docs).
+    Track {
+        /// The device ([`zone`](super::conntrack_zone)) of the key.
+        zone: u32,
+        /// The frame is a forward packet: record the reversed key.
+        reverse: bool,
+    },
     /// Send copies out of the simulation's flood legs ([`SimResult::flood`](super::SimResult::flood));
     /// only in uncached results, so [`apply`] refuses it.
     Flood,
@@ -225,8 +235,8 @@ impl Output {
 }
 
 /// Executes cached `actions` on `frame` in place: allocation-free, never panics. Besides the frame
-/// it touches only the per-core MAC table ([`Action::Learn`]), so a cached flow refreshes what its
-/// simulation learned.
+/// it touches only the per-core MAC table ([`Action::Learn`]) and connection table
+/// ([`Action::Track`]), so a cached flow refreshes what its simulation learned.
 ///
 /// `Err` is the drop reason: the list's own [`Action::Drop`], [`DropReason::Malformed`] when the
 /// frame is too short for an action, [`DropReason::NeighbourUnresolved`] when a tunnel's underlay
@@ -264,6 +274,7 @@ pub(super) fn execute(
         match *action {
             Action::Nop | Action::Reply(_) => {}
             Action::Learn(port) => learn(snap, port, frame, state, now),
+            Action::Track { zone, reverse } => state.conntrack.track_frame(frame, zone, reverse, now),
             Action::SetEthSrc(mac) => eth(frame)?.set_src_addr(mac),
             Action::SetEthDst(mac) => eth(frame)?.set_dst_addr(mac),
             Action::DecTtl(n) => dec_ttl(frame, n)?,

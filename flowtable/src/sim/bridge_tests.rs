@@ -393,3 +393,55 @@ fn bridges_know_the_router_port_macs_behind_them() {
     assert_eq!(br.router_port(UP_MAC), None, "not linked to this bridge");
     assert_eq!(br.router_macs.len(), 1);
 }
+
+/// `udp` with the ports swapped (53 -> 4000): the reply of `udp` from the other side.
+fn udp_reply(src_mac: EthernetAddress, dst_mac: EthernetAddress, src: &str, dst: &str) -> Vec<u8> {
+    let mut f = udp(src_mac, dst_mac, src, dst, 64);
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    u.set_src_port(53);
+    u.set_dst_port(4000);
+    let (src, dst) = (src.parse().unwrap(), dst.parse().unwrap());
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+#[test]
+fn stateful_bridge_chain_tracks_connections_through_floods_and_unicast() {
+    let Net { mut b, bridge, b1, .. } = topo();
+    // The bridge's inbound chain: accept return flows, accept what comes from b1, drop the rest.
+    let c = b.add_chain(Uuid(60), "stateful");
+    let ret = Condition { flow: Some(crate::chain::FlowDirection::Return), ..Condition::default() };
+    b.add_new_rule(c, Uuid(61), ret, RuleKind::Accept).unwrap();
+    let from_b1 = Condition { in_ports: Some(Field::is(vec![b1].into_boxed_slice())), ..Condition::default() };
+    b.add_new_rule(c, Uuid(62), from_b1, RuleKind::Accept).unwrap();
+    b.add_new_rule(c, Uuid(63), Condition::default(), RuleKind::Drop).unwrap();
+    b.set_bridge_chains(bridge, Some(c), None);
+    let snap = b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let zone = conntrack_zone(DeviceId::Bridge(bridge)).unwrap();
+
+    // B speaks first: dropped, not cached; B's MAC is not learned (the chain runs first).
+    let mut f = udp_reply(VM_B, VM_A, "10.0.0.6", "10.0.0.5");
+    let r = sim(&snap, &mut st, 2, &mut f, 1, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::RuleDrop));
+    assert!(!r.cacheable);
+
+    // A to B, B unknown: flooded (never cached), and the connection is recorded at the bridge.
+    let mut f = udp(VM_A, VM_B, "10.0.0.5", "10.0.0.6", 64);
+    let r = sim(&snap, &mut st, 1, &mut f, 2, &mut out);
+    assert_eq!(locals(&r.flood), &[2, 3]);
+    assert!(r.actions.as_slice().contains(&Action::Track { zone, reverse: true }), "{:?}", r.actions);
+    assert_eq!(st.conntrack.len(2), 1);
+
+    // B's reply now passes, unicast to the learned A, cacheable with its refresh.
+    let mut f = udp_reply(VM_B, VM_A, "10.0.0.6", "10.0.0.5");
+    let r = sim(&snap, &mut st, 2, &mut f, 3, &mut out);
+    assert_eq!(r.actions.output(), Some(1), "{:?}", r.actions);
+    assert!(r.cacheable);
+    assert!(r.actions.as_slice().contains(&Action::Track { zone, reverse: false }));
+
+    // Not a reply (the original direction's ports from B): still dropped.
+    let mut f = udp(VM_B, VM_A, "10.0.0.6", "10.0.0.5", 64);
+    assert_eq!(sim(&snap, &mut st, 2, &mut f, 3, &mut out).actions.drop_reason(), Some(DropReason::RuleDrop));
+}

@@ -41,6 +41,7 @@
 //! | `action.rs` | [`Action`], [`Actions`], [`DropReason`], [`apply`] |
 //! | `neighbour.rs` | [`NeighbourCache`], [`CoreState`] |
 //! | `mac.rs` | [`MacTable`]: the bridges' learned MACs |
+//! | `conntrack.rs` | [`ConnTrack`]: per-core connection tracking for `flow` conditions |
 //! | `tunnel.rs` | [`outer_header`], [`decap`], the underlay |
 //! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations and advertisements |
 //!
@@ -74,6 +75,33 @@
 //! should not exceed [`CoreConfig::mac_aging`]. Floods are never cached: once the destination
 //! answers, its MAC is learned and the next packet is simulated into a cacheable unicast.
 //!
+//! # Connection tracking and the flow cache
+//!
+//! Rules with a `flow fwd-flow|return-flow` condition read [`ConnTrack`] (per core, see
+//! `conntrack.rs`). At the first chain on the path that has such a rule, the simulation asks it
+//! whether the packet replies on a known connection (its tuple at the device it entered through),
+//! once per packet, and evaluates every chain with that answer; packets whose path has no such
+//! chain never look (a flow cache hit never does). When a chain on the path used conntrack and the packet is forwarded
+//! (or flooded), the action list carries [`Action::Track`] just before the output: executed by the
+//! simulation itself and by [`apply`] on every cache hit, it records the connection (a forward
+//! packet: its replies' key at the device it left through) or refreshes it (a return packet), and
+//! re-creates it if it expired or was evicted. A connection therefore lives as long as either
+//! direction's cached flow is hit; the flow cache's idle timeout should not exceed
+//! [`CoreConfig::conntrack_idle`].
+//!
+//! A result that used conntrack and was *not* forwarded (a rule drop or reject, typically of a
+//! would-be reply arriving before its connection) is not cacheable: cached, it would keep dropping
+//! the replies of a connection opened later with the reverse tuple. The cost is that unsolicited
+//! traffic a stateful chain drops is simulated packet by packet (a full walk per packet instead of
+//! a cache hit), which bounds the drop rate of such floods by the simulation's speed.
+//!
+//! Limits: decapsulated traffic is steered to a core by its outer headers, so with several workers
+//! the two directions of a tunnelled connection may land on different cores (a hand-off is future
+//! work). Connections survive snapshot changes (device indices are stable across rebuilds); an
+//! index reused by another device keeps the old entries until they idle out. ICMP errors about a
+//! connection are not related to it (they are forward flows of their own), and non-initial
+//! fragments carry no ports, so they never match a TCP/UDP connection.
+//!
 //! # Simplifications
 //!
 //! ICMP errors, ARP / NDP and echo replies go straight back where the frame came from (its DPDK
@@ -86,6 +114,7 @@
 //! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
 
 mod action;
+mod conntrack;
 mod generate;
 mod mac;
 mod neighbour;
@@ -94,6 +123,7 @@ mod tunnel;
 use core::net::{IpAddr, Ipv6Addr};
 
 pub use self::action::{apply, Action, Actions, DropReason, Output, ReplyKind, MAX_ACTIONS};
+pub use self::conntrack::{port_zone as conntrack_port_zone, zone as conntrack_zone, ConnKey, ConnTrack};
 pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
@@ -316,6 +346,12 @@ struct Walk<'a, 'o> {
     fields: PacketMatchFields,
     pending: Pending<'a>,
     devices: u8,
+    /// Conntrack's answer for this packet: computed at the first chain that needs it, once.
+    forward_flow: Option<bool>,
+    /// The packet's connection key at the device it entered through (IP packets only).
+    conn_key: Option<ConnKey>,
+    /// A chain with a `flow` condition was evaluated: the result depends on the connection table.
+    conntrack_used: bool,
 }
 
 /// Where a frame entered the gateway.
@@ -409,9 +445,20 @@ pub fn simulate_from(
         fields: PacketMatchFields::from_headers(&h),
         pending: Pending::default(),
         devices: 0,
+        forward_flow: None,
+        conn_key: None,
+        conntrack_used: false,
     };
+    w.conn_key = conntrack::port_zone(snap, pid).and_then(|zone| ConnKey::from_headers(&h, zone));
     let r = w.enter(r, pid, frame, &h);
-    w.finish(r, frame.len())
+    let mut r = w.finish(r, frame.len());
+    // A drop (or answer) that a connection table entry could change must be simulated again
+    // next time: cached, it would outlive the connection it depended on (module docs).
+    let tracked = r.actions.as_slice().iter().any(|a| matches!(a, Action::Track { .. }));
+    if w.conntrack_used && w.conn_key.is_some() && !tracked {
+        r.cacheable = false;
+    }
+    r
 }
 
 /// A frame on the underlay port that is not a tunnelled packet: ARP for the underlay address is
@@ -516,8 +563,8 @@ impl<'a> Walk<'a, '_> {
         self.fields.eth_dst = dst;
         let ingress = self.ingress(rp);
         let mut r = r;
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-        if let Err(v) = filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+        let ctx = EvalContext { group_port: Some(pid), ..EvalContext::default() };
+        if let Err(v) = self.filter(port.inbound_chain, &ctx, &mut r.deps) {
             return verdict(r, v, frame, h, &ingress, Some(rp), self.out);
         }
         match h.l3 {
@@ -569,13 +616,8 @@ impl<'a> Walk<'a, '_> {
             }
             r.deps.insert(DeviceId::Router(in_rp.router));
             let router = snap.router(in_rp.router);
-            let ctx = EvalContext {
-                in_port: Some(in_port),
-                group_port: Some(in_port),
-                forward_flow: true,
-                ..EvalContext::default()
-            };
-            if let Err(v) = filter(snap, router.infilter, &self.fields, &ctx, &mut r.deps) {
+            let ctx = EvalContext { in_port: Some(in_port), group_port: Some(in_port), ..EvalContext::default() };
+            if let Err(v) = self.filter(router.infilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
             let decision = router.route(src, dst, hash, &mut r.deps);
@@ -601,11 +643,11 @@ impl<'a> Walk<'a, '_> {
             r.deps.insert(DeviceId::Port(out_port));
             let oport = snap.port(out_port);
             let ctx = EvalContext { out_port: Some(out_port), ..ctx };
-            if let Err(v) = filter(snap, router.outfilter, &self.fields, &ctx, &mut r.deps) {
+            if let Err(v) = self.filter(router.outfilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
-            let ctx = EvalContext { group_port: Some(out_port), forward_flow: true, ..EvalContext::default() };
-            if let Err(v) = filter(snap, oport.outbound_chain, &self.fields, &ctx, &mut r.deps) {
+            let ctx = EvalContext { group_port: Some(out_port), ..EvalContext::default() };
+            if let Err(v) = self.filter(oport.outbound_chain, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
             self.pending.hops = hops + 1;
@@ -617,8 +659,8 @@ impl<'a> Walk<'a, '_> {
                 PortLink::Peer(peer) => match &snap.port(peer).kind {
                     PortKind::Router(_) => {
                         r.deps.insert(DeviceId::Port(peer));
-                        let ctx = EvalContext { group_port: Some(peer), forward_flow: true, ..EvalContext::default() };
-                        if let Err(v) = filter(snap, snap.port(peer).inbound_chain, &self.fields, &ctx, &mut r.deps) {
+                        let ctx = EvalContext { group_port: Some(peer), ..EvalContext::default() };
+                        if let Err(v) = self.filter(snap.port(peer).inbound_chain, &ctx, &mut r.deps) {
                             return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
                         }
                         in_port = peer;
@@ -647,7 +689,7 @@ impl<'a> Walk<'a, '_> {
                     };
                     self.pending.eth_src = Some(orp.mac);
                     self.pending.eth_dst = Some(mac);
-                    return self.output(r, dpdk_port, frame, h);
+                    return self.output(r, out_port, dpdk_port, frame, h);
                 }
                 PortLink::Exterior(Binding::Remote { .. }) => {
                     // The next hop is behind the tunnel: its MAC is learned like on a local port.
@@ -695,12 +737,12 @@ impl<'a> Walk<'a, '_> {
         let (src, dst) = (self.eth_src(h), self.eth_dst(h));
         self.fields.eth_src = src;
         self.fields.eth_dst = dst;
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-        if let Err(v) = filter(snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+        let ctx = EvalContext { group_port: Some(pid), ..EvalContext::default() };
+        if let Err(v) = self.filter(port.inbound_chain, &ctx, &mut r.deps) {
             return self.bridge_verdict(r, v);
         }
         let ctx = EvalContext { in_port: Some(pid), ..ctx };
-        if let Err(v) = filter(snap, bridge.inbound_chain, &self.fields, &ctx, &mut r.deps) {
+        if let Err(v) = self.filter(bridge.inbound_chain, &ctx, &mut r.deps) {
             return self.bridge_verdict(r, v);
         }
         // A router port's MAC is known from the topology; learn only what comes from outside.
@@ -725,7 +767,7 @@ impl<'a> Walk<'a, '_> {
                     return self.bridge_verdict(r, v);
                 }
                 match oport.link {
-                    PortLink::Exterior(Binding::Local { dpdk_port }) => self.output(r, dpdk_port, frame, h),
+                    PortLink::Exterior(Binding::Local { dpdk_port }) => self.output(r, t, dpdk_port, frame, h),
                     PortLink::Exterior(Binding::Remote { .. }) => self.tunnel_out(r, t, frame, h),
                     PortLink::Peer(peer) => self.enter(r, peer, frame, h),
                     PortLink::Unplugged => r.drop(DropReason::PortUnplugged),
@@ -746,7 +788,7 @@ impl<'a> Walk<'a, '_> {
 
     /// The bridge's outbound chain, then the egress port's.
     fn bridge_egress_chains(
-        &self,
+        &mut self,
         deps: &mut DeviceSet,
         bridge: &Bridge,
         in_port: PortId,
@@ -756,12 +798,11 @@ impl<'a> Walk<'a, '_> {
             in_port: Some(in_port),
             out_port: Some(oport.id),
             group_port: Some(in_port),
-            forward_flow: true,
             ..EvalContext::default()
         };
-        filter(self.snap, bridge.outbound_chain, &self.fields, &ctx, deps)?;
-        let ctx = EvalContext { group_port: Some(oport.id), forward_flow: true, ..EvalContext::default() };
-        filter(self.snap, oport.outbound_chain, &self.fields, &ctx, deps)
+        self.filter(bridge.outbound_chain, &ctx, deps)?;
+        let ctx = EvalContext { group_port: Some(oport.id), ..EvalContext::default() };
+        self.filter(oport.outbound_chain, &ctx, deps)
     }
 
     /// Unknown unicast, broadcast or multicast: a copy to every other port of the bridge. Not cached.
@@ -800,7 +841,7 @@ impl<'a> Walk<'a, '_> {
             let reason = if r.generated.is_some() { DropReason::ArpConsumed } else { DropReason::NoEgress };
             return r.drop(reason);
         }
-        let mut actions = self.pending_actions(None);
+        let mut actions = self.pending_actions(None, conntrack::port_zone(self.snap, in_port));
         actions.push(Action::Flood);
         if let Err(reason) = execute(self.snap, &actions, frame, self.state, self.now) {
             return r.drop(reason);
@@ -816,8 +857,8 @@ impl<'a> Walk<'a, '_> {
         let Some(port) = self.snap.get_port(pid) else { return };
         let Some(rp) = port.as_router_port() else { return };
         r.deps.insert(DeviceId::Port(pid));
-        let ctx = EvalContext { group_port: Some(pid), forward_flow: true, ..EvalContext::default() };
-        if filter(self.snap, port.inbound_chain, &self.fields, &ctx, &mut r.deps).is_err() {
+        let ctx = EvalContext { group_port: Some(pid), ..EvalContext::default() };
+        if self.filter(port.inbound_chain, &ctx, &mut r.deps).is_err() {
             return;
         }
         match h.l3 {
@@ -853,7 +894,7 @@ impl<'a> Walk<'a, '_> {
 
     /// The actions the walk so far implies, up to (not including) the output, for a frame leaving
     /// through a port with `mtu` (none: not checked).
-    fn pending_actions(&self, mtu: Option<u16>) -> Actions {
+    fn pending_actions(&self, mtu: Option<u16>, egress_zone: Option<u32>) -> Actions {
         let p = self.pending;
         let mut actions = Actions::new();
         if let Some(port) = p.learn {
@@ -870,6 +911,13 @@ impl<'a> Walk<'a, '_> {
         }
         if let Some(mac) = p.eth_dst {
             actions.push(Action::SetEthDst(mac));
+        }
+        // Last before the output, so a failed check above records no connection.
+        if let (true, Some(key), Some(egress)) = (self.conntrack_used, self.conn_key, egress_zone) {
+            actions.push(match self.forward_flow.unwrap_or(true) {
+                true => Action::Track { zone: egress, reverse: true },
+                false => Action::Track { zone: key.zone, reverse: false },
+            });
         }
         actions
     }
@@ -893,7 +941,7 @@ impl<'a> Walk<'a, '_> {
                 return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
             }
         }
-        let mut actions = self.pending_actions(Some(mtu));
+        let mut actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, port));
         actions.push(Action::Encap { port, sport: self.sport });
         match execute(self.snap, &actions, frame, self.state, self.now) {
             Ok(Some(output)) => {
@@ -909,7 +957,7 @@ impl<'a> Walk<'a, '_> {
 
     /// The frame leaves through local DPDK port `dpdk_port`: the MTU check for routed packets,
     /// then the pending rewrites.
-    fn output(&mut self, r: SimResult, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
+    fn output(&mut self, r: SimResult, egress: PortId, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
         let mtu = self.state.mtu(dpdk_port);
         if let Some(at) = self.pending.routed_at {
             let (src, dont_frag) = match h.l3 {
@@ -923,7 +971,7 @@ impl<'a> Walk<'a, '_> {
             }
         }
         let mut r = r;
-        r.actions = self.pending_actions(Some(mtu));
+        r.actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, egress));
         r.actions.push(Action::Output(dpdk_port));
         if let Err(reason) = apply(self.snap, &r.actions, frame, self.state, self.now) {
             return r.uncached_drop(reason);
@@ -1013,22 +1061,6 @@ fn arp_reply(
     }
     .emit(&mut ArpPacket::new_unchecked(&mut out[ETHERNET_HEADER_LEN..]));
     Some(end)
-}
-
-/// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
-fn filter(
-    snap: &Snapshot,
-    chain: Option<ChainId>,
-    fields: &PacketMatchFields,
-    ctx: &EvalContext<'_>,
-    deps: &mut DeviceSet,
-) -> Result<(), Stop> {
-    match chain.map(|c| evaluate_tracked(snap, c, fields, ctx, deps)) {
-        None | Some(Verdict::Accept) => Ok(()),
-        Some(Verdict::Reject) => Err(Stop::Reject),
-        Some(Verdict::Nat(_)) => Err(Stop::Nat),
-        Some(_) => Err(Stop::Drop),
-    }
 }
 
 /// A chain verdict that stops the packet.
@@ -1179,6 +1211,31 @@ fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
 }
 
 impl Walk<'_, '_> {
+    /// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
+    /// The context's `forward_flow` is filled in here, for the chains that read it.
+    fn filter(&mut self, chain: Option<ChainId>, ctx: &EvalContext<'_>, deps: &mut DeviceSet) -> Result<(), Stop> {
+        let Some(chain) = chain else { return Ok(()) };
+        let mut ctx = *ctx;
+        if self.snap.chain(chain).uses_conntrack() {
+            self.conntrack_used = true;
+            ctx.forward_flow = self.forward_flow();
+        }
+        match evaluate_tracked(self.snap, chain, &self.fields, &ctx, deps) {
+            Verdict::Accept => Ok(()),
+            Verdict::Reject => Err(Stop::Reject),
+            Verdict::Nat(_) => Err(Stop::Nat),
+            Verdict::Drop => Err(Stop::Drop),
+        }
+    }
+
+    /// Whether the packet starts (or follows in its original direction) a connection, rather than
+    /// replying on a known one: asked of the connection table once per packet, when a chain first
+    /// needs it. A packet without a connection key (not IP) is always a forward flow.
+    fn forward_flow(&mut self) -> bool {
+        let (state, key, now) = (&*self.state, self.conn_key, self.now);
+        *self.forward_flow.get_or_insert_with(|| !key.is_some_and(|k| state.conntrack.is_return(&k, now)))
+    }
+
     /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
     /// (its source link-layer address) or the target of an advertisement, and answers a
     /// solicitation for one of the port's addresses with an advertisement into `out`, back where
@@ -1229,3 +1286,6 @@ mod bridge_tests;
 
 #[cfg(test)]
 mod tunnel_tests;
+
+#[cfg(test)]
+mod conntrack_tests;

@@ -1,8 +1,9 @@
-//! Per-core state of the simulation: the neighbour cache (ARP / NDP), the bridges' learned MACs
-//! and the egress MTUs.
+//! Per-core state of the simulation: the neighbour cache (ARP / NDP), the bridges' learned MACs,
+//! the tracked connections and the egress MTUs.
 
 use core::net::IpAddr;
 
+use super::conntrack::ConnTrack;
 use super::mac::MacTable;
 use crate::topology::{DeviceId, PortId, Snapshot};
 use crate::wire::EthernetAddress;
@@ -152,6 +153,12 @@ pub struct CoreConfig {
     /// How long a learned MAC stays valid without being seen again, in the caller's clock units
     /// (MidoNet ages entries out after 300 s without traffic).
     pub mac_aging: u64,
+    /// Connections tracked ([`ConnTrack`]).
+    pub conntrack_capacity: usize,
+    /// How long a tracked connection lives without a packet in either direction, in the caller's
+    /// clock units (60 s by default). The flow cache's idle timeout should not exceed it: a cached
+    /// flow re-creates its connection when hit ([`Action::Track`](super::Action::Track)).
+    pub conntrack_idle: u64,
 }
 
 impl Default for CoreConfig {
@@ -162,6 +169,8 @@ impl Default for CoreConfig {
             default_mtu: 1500,
             mac_capacity: 4096,
             mac_aging: 300_000_000_000,
+            conntrack_capacity: 65536,
+            conntrack_idle: 60_000_000_000,
         }
     }
 }
@@ -173,6 +182,8 @@ pub struct CoreState {
     pub neighbours: NeighbourCache,
     /// The bridges' learned MAC entries.
     pub macs: MacTable,
+    /// Connection tracking for `flow fwd-flow|return-flow` conditions.
+    pub conntrack: ConnTrack,
     mtus: [u16; MAX_DPDK_PORTS],
     port_macs: [EthernetAddress; MAX_DPDK_PORTS],
     default_mtu: u16,
@@ -184,6 +195,7 @@ impl CoreState {
         CoreState {
             neighbours: NeighbourCache::new(config.neighbour_capacity, config.neighbour_lifetime),
             macs: MacTable::new(config.mac_capacity, config.mac_aging),
+            conntrack: ConnTrack::new(config.conntrack_capacity, config.conntrack_idle),
             mtus: [0; MAX_DPDK_PORTS],
             port_macs: [EthernetAddress([0; 6]); MAX_DPDK_PORTS],
             default_mtu: config.default_mtu,

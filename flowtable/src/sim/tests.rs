@@ -12,34 +12,34 @@ use crate::wire::{
     PseudoHeader, UdpPacket, UdpRepr,
 };
 
-fn net(s: &str) -> IpNet {
+pub(super) fn net(s: &str) -> IpNet {
     s.parse().unwrap()
 }
 
-fn ip(s: &str) -> IpAddr {
+pub(super) fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn mac(n: u8) -> EthernetAddress {
+pub(super) fn mac(n: u8) -> EthernetAddress {
     EthernetAddress([0x02, 0, 0, 0, 0, n])
 }
 
-const OUTSIDE: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 1]);
+pub(super) const OUTSIDE: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 1]);
 const GW0: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 1]);
 const GW1: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
-const VM: EthernetAddress = EthernetAddress([0x02, 0xcc, 0, 0, 0, 1]);
+pub(super) const VM: EthernetAddress = EthernetAddress([0x02, 0xcc, 0, 0, 0, 1]);
 
 /// Uplink router R1: `up0` 192.0.2.1/24 + 2001:db8:1::1/64 on DPDK 0, `up1` 198.51.100.1/24 on
 /// DPDK 1, `link` 169.254.0.1/30 + fd00::1/64 to tenant router R2's `tl` 169.254.0.2/30 + fd00::2/64;
 /// R2's `down` 10.0.0.1/24 + 2001:db8:2::1/64 on DPDK 2.
 /// R1 routes: 10.0.0.0/16 and 2001:db8:2::/64 to R2, 100.64.0.0/10 ECMP over both uplinks,
 /// 203.0.113.0/24 blackhole, 198.18.0.0/15 reject. R2 routes: defaults to R1.
-struct Topo {
-    b: SnapshotBuilder,
-    down: PortId,
+pub(super) struct Topo {
+    pub(super) b: SnapshotBuilder,
+    pub(super) down: PortId,
 }
 
-fn topo() -> Topo {
+pub(super) fn topo() -> Topo {
     let mut b = SnapshotBuilder::new(1);
     let r1 = b.add_router(Uuid(1));
     let r2 = b.add_router(Uuid(2));
@@ -66,7 +66,7 @@ fn topo() -> Topo {
 }
 
 /// Core state that knows the VM, the outside host and both uplink gateways.
-fn state() -> CoreState {
+pub(super) fn state() -> CoreState {
     let mut s = CoreState::new(&CoreConfig {
         neighbour_capacity: 64,
         neighbour_lifetime: 1000,
@@ -80,7 +80,7 @@ fn state() -> CoreState {
     s
 }
 
-fn eth(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
+pub(super) fn eth(buf: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
     EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
         .emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
 }
@@ -190,7 +190,7 @@ fn run(snap: &Snapshot, st: &mut CoreState, port: u16, frame: &mut [u8], out: &m
 }
 
 /// Parses `frame` and checks every checksum.
-fn valid(frame: &[u8]) -> Headers {
+pub(super) fn valid(frame: &[u8]) -> Headers {
     let h = Headers::parse(frame).unwrap();
     h.verify_checksums(frame).unwrap();
     h

@@ -1,0 +1,250 @@
+//! Connection tracking through the real pipeline worker on `net_ring` ports (harness as in
+//! tests/pipeline_ring.rs): a router whose infilter accepts return flows and what comes from the
+//! inside port, and drops the rest.
+//!
+//! Router R: port A 10.1.0.1/24 (inside, MAC 02:00:00:00:01:01) on appliance port 0, port B
+//! 10.2.0.1/24 (outside, MAC 02:00:00:00:02:01) on appliance port 1. Host A is 10.1.0.2, host B
+//! 10.2.0.2.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
+use midogw::flowtable::flow::FlowCacheConfig;
+use midogw::flowtable::sim::DropReason;
+use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
+use midogw::flowtable::wire::{
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, IpProtocol,
+    Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3,
+};
+use midogw::{
+    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
+    RxQueue, SnapshotExchange, TxQueue,
+};
+
+const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
+const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
+const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
+const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+/// The router with its stateful infilter: (1) accept return-flow; (2) accept from port A; (3) drop.
+fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap()]);
+    let pb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.2.0.1/24".parse().unwrap()]);
+    b.bind_local(pa, dpdk_a);
+    b.bind_local(pb, dpdk_b);
+    let c = b.add_chain(Uuid(20), "stateful");
+    let ret = Condition { flow: Some(FlowDirection::Return), ..Condition::default() };
+    b.add_new_rule(c, Uuid(21), ret, RuleKind::Accept).unwrap();
+    let inside = Condition { in_ports: Some(Field::is(vec![pa].into_boxed_slice())), ..Condition::default() };
+    b.add_new_rule(c, Uuid(22), inside, RuleKind::Accept).unwrap();
+    b.add_new_rule(c, Uuid(23), Condition::default(), RuleKind::Drop).unwrap();
+    b.set_router_filters(r, Some(c), None);
+    b.build().expect("valid topology")
+}
+
+fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
+    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+}
+
+/// IPv4/UDP `src:sport -> dst:dport` from a host (`from`) to the router port's MAC (`to`).
+fn udp(from: EthernetAddress, to: EthernetAddress, src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let (src, dst) = (ip(src), ip(dst));
+    let payload = 32;
+    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
+    eth(&mut f, from, to, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        ttl: 64,
+        tos: 0,
+        ident: 7,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    UdpRepr { src_port: sport, dst_port: dport }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+fn arp_request(src_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + 28];
+    eth(&mut f, src_mac, EthernetAddress::BROADCAST, EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: src_mac,
+        source_protocol_addr: ip(spa),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: ip(tpa),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    f
+}
+
+/// Parses `frame` and checks every checksum in it.
+fn valid(frame: &[u8]) -> Headers {
+    let h = Headers::parse(frame).expect("parses");
+    h.verify_checksums(frame).expect("checksums");
+    h
+}
+
+struct Host<'p> {
+    pool: &'p Mempool<'p>,
+    tx: TxQueue<'p>,
+    rx: RxQueue<'p>,
+}
+
+impl Host<'_> {
+    fn send(&mut self, frame: &[u8]) {
+        let mut b = Burst::new();
+        let mut m = self.pool.alloc().expect("mbuf");
+        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
+        b.push(m).expect("room");
+        assert_eq!(self.tx.tx(&mut b), 1);
+    }
+
+    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
+    fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+
+    /// Nothing arrives within 200 ms.
+    fn silent(&mut self) {
+        let got = self.recv_for(Duration::from_millis(200));
+        assert!(got.is_empty(), "unexpected frames: {got:02x?}");
+    }
+
+    fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + d;
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+}
+
+fn config(name: &str) -> PortConfig {
+    PortConfig { name: name.into(), mtu: 1500, rx_queues: 1, tx_queues: 1 }
+}
+
+/// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,
+/// stops the worker and checks every mbuf went back to the pool.
+fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters)) {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    let pipeline = &pipeline;
+    let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
+    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
+    let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
+    let appliance = [
+        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("rA")).unwrap(),
+        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config("rB")).unwrap(),
+    ];
+    let host_a = Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hA")).unwrap();
+    let host_b = Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hB")).unwrap();
+    let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id()), 1);
+    let (mut a_rx, mut a_tx) = host_a.take_queues().unwrap();
+    let (mut b_rx, mut b_tx) = host_b.take_queues().unwrap();
+    let mut ha = Host { pool: &pool, tx: a_tx.remove(0), rx: a_rx.remove(0) };
+    let mut hb = Host { pool: &pool, tx: b_tx.remove(0), rx: b_rx.remove(0) };
+
+    let mut plans = pipeline_plans(&appliance, 1).unwrap();
+    let plan = plans.remove(0);
+    let counters = plan.counters();
+    let stop = AtomicBool::new(false);
+    eal.scope(|s| {
+        s.launch(1, || run_pipeline(plan, &exchange, &pool, pipeline, &stop)).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    })
+    .expect("worker exits cleanly");
+    assert_eq!(counters.tx_full_drops.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.alloc_failures.load(Ordering::Relaxed), 0);
+    drop((ha, hb, a_rx, a_tx, b_rx, b_tx));
+    drop((appliance, host_a, host_b));
+    drop(rings);
+    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+}
+
+fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
+}
+
+#[test]
+fn pipeline_passes_replies_of_inside_connections_and_drops_unsolicited_packets() {
+    with_router("pct", |ha, hb, c| {
+        // Both hosts announce themselves (the router learns their MACs).
+        ha.send(&arp_request(MAC_HA, "10.1.0.2", "10.1.0.1"));
+        assert_eq!(ha.recv(1).len(), 1, "ARP reply to A");
+        hb.send(&arp_request(MAC_HB, "10.2.0.2", "10.2.0.1"));
+        assert_eq!(hb.recv(1).len(), 1, "ARP reply to B");
+
+        let outbound = udp(MAC_HA, MAC_RA, "10.1.0.2", 5000, "10.2.0.2", 4000);
+        let reply = udp(MAC_HB, MAC_RB, "10.2.0.2", 4000, "10.1.0.2", 5000);
+
+        // Unsolicited from outside: dropped by the chain.
+        hb.send(&reply);
+        ha.silent();
+        assert_eq!(counter(&c.drops[DropReason::RuleDrop.index()]), 1);
+
+        // A opens the connection; both its packets reach B (the second from the flow cache).
+        for round in 0..2 {
+            ha.send(&outbound);
+            let got = hb.recv(1);
+            assert_eq!(got.len(), 1, "outbound round {round}");
+            let L3::Ipv4(f) = valid(&got[0]).l3 else { panic!("not IPv4") };
+            assert_eq!((f.src, f.dst), (ip("10.1.0.2"), ip("10.2.0.2")));
+        }
+
+        // The same packet that was dropped is now a return flow: it passes, twice (the drop was
+        // not cached), the second time from the flow cache.
+        for round in 0..2 {
+            hb.send(&reply);
+            let got = ha.recv(1);
+            assert_eq!(got.len(), 1, "reply round {round}");
+            let h = valid(&got[0]);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RA, MAC_HA));
+            let L3::Ipv4(f) = h.l3 else { panic!("not IPv4") };
+            assert_eq!((f.src, f.dst, f.ttl), (ip("10.2.0.2"), ip("10.1.0.2"), 63));
+            assert_eq!(got[0][14 + 20..], reply[14 + 20..], "UDP untouched");
+        }
+
+        // Another outside port is no reply: still dropped.
+        hb.send(&udp(MAC_HB, MAC_RB, "10.2.0.2", 4001, "10.1.0.2", 5000));
+        ha.silent();
+        hb.silent();
+        assert_eq!(counter(&c.drops[DropReason::RuleDrop.index()]), 2);
+        assert_eq!(counter(&c.cache_hits), 2, "the second outbound and the second reply");
+        assert_eq!(counter(&c.simulated), 6, "two ARP, two unsolicited, the first outbound and reply");
+    });
+}
