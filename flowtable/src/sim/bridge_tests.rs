@@ -419,7 +419,7 @@ fn stateful_bridge_chain_tracks_connections_through_floods_and_unicast() {
     let snap = b.build().unwrap();
     let mut st = state();
     let mut out = [0u8; 1514];
-    let zone = conntrack_zone(DeviceId::Bridge(bridge)).unwrap();
+    let zone = conntrack_zone(&snap, DeviceId::Bridge(bridge)).unwrap();
 
     // B speaks first: dropped, not cached; B's MAC is not learned (the chain runs first).
     let mut f = udp_reply(VM_B, VM_A, "10.0.0.6", "10.0.0.5");

@@ -37,12 +37,12 @@ use crate::wire::{Headers, Icmpv4Message, Icmpv6Message, L3, L4};
 /// Ways per bucket.
 const WAYS: usize = 8;
 
-/// The device a connection is keyed by, as a `u32`: a router's index, or a bridge's with the top
-/// bit set. Fits an [`Action`](super::Action) slot.
-pub fn zone(device: DeviceId) -> Option<u32> {
+/// The device a connection is keyed by, as a `u32`: the router's or bridge's device tag, derived
+/// from its UUID ([`Snapshot::device_tag`]), so entries stay attached to the same device when a new
+/// snapshot moves indices. Fits an [`Action`](super::Action) slot.
+pub fn zone(snap: &Snapshot, device: DeviceId) -> Option<u32> {
     match device {
-        DeviceId::Router(r) => Some(r.0 & 0x7fff_ffff),
-        DeviceId::Bridge(b) => Some(0x8000_0000 | b.0),
+        DeviceId::Router(_) | DeviceId::Bridge(_) => Some(snap.device_tag(device)),
         _ => None,
     }
 }
@@ -50,8 +50,8 @@ pub fn zone(device: DeviceId) -> Option<u32> {
 /// The [`zone`] of the device port `port` belongs to.
 pub fn port_zone(snap: &Snapshot, port: crate::topology::PortId) -> Option<u32> {
     match &snap.get_port(port)?.kind {
-        PortKind::Router(rp) => zone(DeviceId::Router(rp.router)),
-        PortKind::Bridge(bp) => zone(DeviceId::Bridge(bp.bridge)),
+        PortKind::Router(rp) => zone(snap, DeviceId::Router(rp.router)),
+        PortKind::Bridge(bp) => zone(snap, DeviceId::Bridge(bp.bridge)),
     }
 }
 
@@ -327,10 +327,21 @@ mod tests {
     }
 
     #[test]
-    fn zones_keep_routers_and_bridges_apart() {
-        use crate::topology::{BridgeId, PortId, RouterId};
-        assert_ne!(zone(DeviceId::Router(RouterId(3))), zone(DeviceId::Bridge(BridgeId(3))));
-        assert_eq!(zone(DeviceId::Port(PortId(3))), None);
+    fn zones_keep_routers_and_bridges_apart_and_survive_index_moves() {
+        use crate::topology::{SnapshotBuilder, Uuid};
+        let mut b = SnapshotBuilder::new(1);
+        let r = b.add_router(Uuid(3));
+        let br = b.add_bridge(Uuid(4));
+        let p = b.add_bridge_port(br, Uuid(5));
+        let snap = b.build().unwrap();
+        assert_ne!(zone(&snap, DeviceId::Router(r)), zone(&snap, DeviceId::Bridge(br)));
+        assert_eq!(zone(&snap, DeviceId::Port(p)), None);
+        // The same router at another index in a later snapshot keeps its zone.
+        let mut b = SnapshotBuilder::new(2);
+        b.add_router(Uuid(2));
+        let moved = b.add_router(Uuid(3));
+        let later = b.build().unwrap();
+        assert_eq!(zone(&later, DeviceId::Router(moved)), zone(&snap, DeviceId::Router(r)));
     }
 
     #[derive(Debug, Clone)]

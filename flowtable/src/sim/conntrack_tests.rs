@@ -116,7 +116,10 @@ fn sim(snap: &Snapshot, st: &mut CoreState, port: u16, f: &[u8], now: u64) -> Si
     r
 }
 
-const R1_ZONE: u32 = 0;
+/// The edge router's conntrack zone (its device tag).
+fn r1_zone(snap: &Snapshot) -> u32 {
+    conntrack_zone(snap, DeviceId::Router(RouterId(0))).unwrap()
+}
 
 #[test]
 fn replies_to_inside_connections_pass_unsolicited_packets_are_dropped_uncached() {
@@ -138,14 +141,14 @@ fn replies_to_inside_connections_pass_unsolicited_packets_are_dropped_uncached()
         let r = sim(&snap, &mut st, 2, &outbound, 20);
         assert!(matches!(r.actions.output(), Some(0 | 1)), "{proto:?}: {:?}", r.actions);
         assert!(r.cacheable);
-        assert_eq!(track(&r), Some(Action::Track { zone: R1_ZONE, reverse: true }), "{proto:?}");
+        assert_eq!(track(&r), Some(Action::Track { zone: r1_zone(&snap), reverse: true }), "{proto:?}");
         assert_eq!(st.conntrack.len(20), 1);
 
         // The same reply now passes (a return flow), cacheable, refreshing the connection.
         let r = sim(&snap, &mut st, 0, &reply, 30);
         assert_eq!(r.actions.output(), Some(2), "{proto:?}: {:?}", r.actions);
         assert!(r.cacheable);
-        assert_eq!(track(&r), Some(Action::Track { zone: R1_ZONE, reverse: false }), "{proto:?}");
+        assert_eq!(track(&r), Some(Action::Track { zone: r1_zone(&snap), reverse: false }), "{proto:?}");
         assert_eq!(st.conntrack.len(30), 1, "both directions share one entry");
 
         // Another port of the outside host is not part of the connection.
@@ -171,7 +174,7 @@ fn connections_expire_when_idle_and_cached_flows_keep_them_alive() {
     // The cached outbound flow re-creates the connection when hit.
     let mut f = outbound.clone();
     assert!(apply(&snap, &fwd.actions, &mut f, &mut st, 300).is_ok());
-    let key = ConnKey::from_frame(&reply, R1_ZONE).unwrap();
+    let key = ConnKey::from_frame(&reply, r1_zone(&snap)).unwrap();
     assert!(st.conntrack.is_return(&key, 300));
     let rep = sim(&snap, &mut st, 0, &reply, 350);
     assert_eq!(rep.actions.output(), Some(2));
@@ -204,12 +207,12 @@ fn a_connection_at_one_router_is_not_a_return_at_another() {
     let (snap, mut st) = firewall();
     // A key recorded for another device (zone) does not open the tenant router.
     let reply = frame(false, Proto::Tcp, "100.64.0.9", 80, "10.0.0.5", 40000);
-    let key = ConnKey::from_frame(&reply, R1_ZONE).unwrap();
-    st.conntrack.refresh(&ConnKey { zone: conntrack_zone(DeviceId::Router(RouterId(1))).unwrap(), ..key }, 0);
+    let key = ConnKey::from_frame(&reply, r1_zone(&snap)).unwrap();
+    st.conntrack.refresh(&ConnKey { zone: conntrack_zone(&snap, DeviceId::Router(RouterId(1))).unwrap(), ..key }, 0);
     assert_eq!(sim(&snap, &mut st, 0, &reply, 1).actions.drop_reason(), Some(DropReason::RuleDrop));
     st.conntrack.refresh(&key, 0);
     assert_eq!(sim(&snap, &mut st, 0, &reply, 1).actions.output(), Some(2));
-    assert_eq!(conntrack_port_zone(&snap, PortId(0)), Some(R1_ZONE));
+    assert_eq!(conntrack_port_zone(&snap, PortId(0)), Some(r1_zone(&snap)));
 }
 
 /// IPv6 UDP `src:sport -> dst:dport`, from the VM or from outside as in [`frame`].
@@ -249,6 +252,6 @@ fn ipv6_connections_are_tracked_too() {
     assert_eq!(r.actions.output(), Some(2), "{:?}", r.actions);
     assert!(r.cacheable);
     // The key keeps the IPv6 address as it is (IPv4 ones are mapped).
-    let key = ConnKey::from_frame(&reply, R1_ZONE).unwrap();
+    let key = ConnKey::from_frame(&reply, r1_zone(&snap)).unwrap();
     assert_eq!(key.src_addr(), "2001:db8:1::7".parse::<IpAddr>().unwrap());
 }
