@@ -267,12 +267,11 @@ impl Feed {
                         }
                         last_warnings = compiled.warnings;
                     }
-                    if compiled.snapshot.changed_tags(&exchange.current().snapshot).is_empty() {
-                        continue;
-                    }
                     let generation = compiled.snapshot.generation();
-                    match exchange.publish(compiled.snapshot) {
-                        Ok(changes) => {
+                    match exchange.publish_if_changed(compiled.snapshot) {
+                        // Nothing the data path uses changed.
+                        Ok(None) => {}
+                        Ok(Some(changes)) => {
                             c.published.fetch_add(1, Ordering::Relaxed);
                             c.generation.store(generation, Ordering::Relaxed);
                             if exchange.wait_applied(generation, APPLY_TIMEOUT) {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use flowtable::topology::{Snapshot, SnapshotChanges};
+use flowtable::topology::{Fingerprints, Snapshot, SnapshotChanges};
 
 /// One published snapshot with what changed since the one it replaced.
 #[derive(Debug)]
@@ -27,6 +27,8 @@ pub struct Published {
     pub changes: SnapshotChanges,
     /// The generation this one replaced (equal to its own for the first).
     pub previous: u64,
+    /// Its devices' fingerprints, kept so the next publication hashes only the new snapshot.
+    fingerprints: Fingerprints,
 }
 
 impl Published {
@@ -68,7 +70,9 @@ impl SnapshotExchange {
     /// An exchange serving `initial` to `workers` workers.
     pub fn new(initial: Snapshot, workers: usize) -> SnapshotExchange {
         let generation = initial.generation();
-        let published = Published { snapshot: initial, changes: SnapshotChanges::default(), previous: generation };
+        let fingerprints = Fingerprints::of(&initial);
+        let published =
+            Published { snapshot: initial, changes: SnapshotChanges::default(), previous: generation, fingerprints };
         SnapshotExchange {
             current: ArcSwap::from_pointee(published),
             generation: AtomicU64::new(generation),
@@ -90,19 +94,35 @@ impl SnapshotExchange {
     /// Publishes `next`, which must have a higher generation than the current snapshot. Returns
     /// what changed. Workers pick it up at their next loop iteration.
     pub fn publish(&self, next: Snapshot) -> Result<SnapshotChanges, PublishError> {
+        self.publish_inner(next, true).map(|c| c.unwrap_or_default())
+    }
+
+    /// Publishes `next` only if a device (or a snapshot-wide setting) changed; `None` when nothing
+    /// did and the workers keep the current snapshot. A store write that does not touch the data
+    /// path (a host's state, a tenant) then costs the cores nothing.
+    pub fn publish_if_changed(&self, next: Snapshot) -> Result<Option<SnapshotChanges>, PublishError> {
+        self.publish_inner(next, false)
+    }
+
+    fn publish_inner(&self, next: Snapshot, always: bool) -> Result<Option<SnapshotChanges>, PublishError> {
         let mut retired = self.retired.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.current.load_full();
         if next.generation() <= old.generation() {
             return Err(PublishError::StaleGeneration { offered: next.generation(), current: old.generation() });
         }
-        let changes = next.changed_tags(&old.snapshot);
+        let fingerprints = Fingerprints::of(&next);
+        let changes = fingerprints.changes_since(&old.fingerprints);
+        if changes.is_empty() && !always {
+            return Ok(None);
+        }
         let generation = next.generation();
-        let published = Arc::new(Published { snapshot: next, changes: changes.clone(), previous: old.generation() });
+        let published =
+            Arc::new(Published { snapshot: next, changes: changes.clone(), previous: old.generation(), fingerprints });
         self.current.store(published);
         self.generation.store(generation, Ordering::Release);
         retired.push(old);
         Self::reclaim_locked(&mut retired, self.oldest_in_use());
-        Ok(changes)
+        Ok(Some(changes))
     }
 
     /// Frees replaced snapshots no worker holds any more; returns how many are still kept. The
@@ -253,6 +273,16 @@ mod tests {
         assert_eq!(a.changes(), Refresh::Tags(&gone_and_moved));
         assert!(exchange.wait_applied(3, Duration::from_millis(1)));
         assert_eq!(exchange.reclaim(), 0, "nobody holds generations 1 and 2 any more");
+    }
+
+    #[test]
+    fn unchanged_snapshots_are_not_published() {
+        let exchange = SnapshotExchange::new(snapshot(1, &[1]), 1);
+        assert_eq!(exchange.publish_if_changed(snapshot(2, &[1])), Ok(None));
+        assert_eq!(exchange.generation(), 1, "the workers keep generation 1");
+        let changes = exchange.publish_if_changed(snapshot(3, &[1, 2])).unwrap().unwrap();
+        assert_eq!(changes.tags, vec![Uuid(2).tag()]);
+        assert_eq!(exchange.generation(), 3);
     }
 
     #[test]

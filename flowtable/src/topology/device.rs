@@ -15,7 +15,7 @@ use super::route::{self, Route, RouteDecision, RoutingTables};
 use crate::wire::EthernetAddress;
 
 /// A host: the gateway itself or a compute host, with its address in the tunnel zone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Host {
     /// MidoNet id.
     pub uuid: Uuid,
@@ -147,7 +147,7 @@ impl Router {
 }
 
 /// A virtual bridge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Bridge {
     /// MidoNet id.
     pub uuid: Uuid,
@@ -213,7 +213,7 @@ pub enum PortLink {
 }
 
 /// The router-specific part of a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RouterPort {
     /// The router owning the port.
     pub router: RouterId,
@@ -239,14 +239,14 @@ impl RouterPort {
 }
 
 /// The bridge-specific part of a port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BridgePort {
     /// The bridge owning the port.
     pub bridge: BridgeId,
 }
 
 /// Which device a port belongs to, with the device-specific part.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PortKind {
     /// A router port.
     Router(RouterPort),
@@ -255,7 +255,7 @@ pub enum PortKind {
 }
 
 /// A port of a router or a bridge.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Port {
     /// MidoNet id.
     pub uuid: Uuid,
@@ -298,7 +298,7 @@ impl Port {
 
 /// A port group (seeds A4): ports that belong together; a stateful group shares flow, NAT and
 /// conntrack state among its members.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PortGroup {
     /// MidoNet id.
     pub uuid: Uuid,
@@ -312,7 +312,7 @@ pub struct PortGroup {
 
 /// An IP address group: a set of addresses that rule conditions test sources or destinations
 /// against.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IpAddrGroup {
     /// MidoNet id.
     pub uuid: Uuid,

@@ -1,23 +1,24 @@
 //! What changed between two snapshots: the device tags whose flows a new snapshot invalidates.
 //!
-//! Each device (router, bridge, port, chain, port group, IP address group) gets a fingerprint of its
-//! whole compiled form; a device whose fingerprint differs, that appeared or that disappeared is
-//! changed. Fingerprints hash the `Debug` form of the compiled structs, so a field added to a device
-//! later is covered without touching this file (a missed field would keep stale flows alive; an
-//! extra one only costs invalidations). Indices are part of that form: a device whose index moved
-//! counts as changed, because cached actions and other devices refer to it by index. Two additions
-//! to the plain form: a chain is fingerprinted with its rules (not with its offset in the shared
-//! rule array, which moves when an earlier chain changes), and a port bound on a remote host with
-//! that host (its tunnel address and encapsulation are in the port's actions).
+//! Each device (router, bridge, port, chain, port group, IP address group) gets a 64-bit
+//! fingerprint of its compiled form ([`Fingerprints`], computed once per snapshot: the publisher
+//! keeps the current snapshot's); a device whose fingerprint differs, that appeared or that
+//! disappeared is changed. Fingerprints hash the compiled structs with their derived `Hash` (ports,
+//! bridges, groups, hosts, rules, routes), so a field added to those later is covered without
+//! touching this file. Three are spelled out here: a router is its ids, chains, ports and routes (its
+//! routing tables are derived from its routes); a chain is its header and its rules (not its offset
+//! in the shared rule array, which moves when an earlier chain changes); a port bound on a remote
+//! host includes that host (its tunnel address and encapsulation are in the port's actions).
+//! Indices are part of the hash: a device whose index moved counts as changed, because cached
+//! actions and other devices refer to it by index.
 //!
 //! Runs on the control thread when a snapshot is published; it allocates and is linear in the
 //! topology's size.
 
-use core::fmt::{self, Write as _};
-use core::hash::Hasher;
+use core::hash::{Hash, Hasher};
 use std::collections::hash_map::DefaultHasher;
 
-use super::device::{Binding, PortLink};
+use super::device::{Binding, PortLink, Underlay};
 use super::id::Uuid;
 use super::snapshot::Snapshot;
 
@@ -38,61 +39,54 @@ impl SnapshotChanges {
     }
 }
 
-/// A `Hasher` fed through `fmt::Write`, so `Debug` forms are hashed without building a string.
-struct Fingerprint(DefaultHasher);
-
-impl Fingerprint {
-    fn of(value: &dyn fmt::Debug) -> u64 {
-        let mut f = Fingerprint(DefaultHasher::new());
-        f.add(value);
-        f.0.finish()
-    }
-
-    fn add(&mut self, value: &dyn fmt::Debug) {
-        // Writing to a hasher cannot fail.
-        let _ = write!(self, "{value:?}");
-    }
+/// Every device's fingerprint, sorted by UUID, plus the snapshot-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprints {
+    devices: Vec<(Uuid, u64)>,
+    underlay: Option<Underlay>,
 }
 
-impl fmt::Write for Fingerprint {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0.write(s.as_bytes());
-        Ok(())
+fn hash_of(value: &impl Hash) -> u64 {
+    let mut h = DefaultHasher::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+impl Fingerprints {
+    /// The fingerprints of `snap`'s devices.
+    pub fn of(snap: &Snapshot) -> Fingerprints {
+        let mut all =
+            Vec::with_capacity(snap.routers().len() + snap.bridges().len() + snap.ports().len() + snap.chains().len());
+        all.extend(
+            snap.routers()
+                .iter()
+                .map(|r| (r.uuid, hash_of(&(r.uuid, r.id, r.infilter, r.outfilter, &r.ports, &r.routes)))),
+        );
+        all.extend(snap.bridges().iter().map(|b| (b.uuid, hash_of(b))));
+        all.extend(snap.ports().iter().map(|p| {
+            let host = match p.link {
+                PortLink::Exterior(Binding::Remote { host, .. }) => snap.get_host(host),
+                _ => None,
+            };
+            (p.uuid, hash_of(&(p, host)))
+        }));
+        all.extend(snap.chains().iter().map(|c| {
+            let mut h = DefaultHasher::new();
+            (c.uuid, c.id, &c.name, c.rule_count, c.depth, c.uses_conntrack).hash(&mut h);
+            for rule in c.rule_ids() {
+                snap.rule(rule).hash(&mut h);
+            }
+            (c.uuid, h.finish())
+        }));
+        all.extend(snap.port_groups().iter().map(|g| (g.uuid, hash_of(g))));
+        all.extend(snap.ip_addr_groups().iter().map(|g| (g.uuid, hash_of(g))));
+        all.sort_unstable();
+        Fingerprints { devices: all, underlay: snap.underlay().copied() }
     }
-}
 
-/// `(uuid, fingerprint)` of every device of `snap`, sorted by UUID.
-fn fingerprints(snap: &Snapshot) -> Vec<(Uuid, u64)> {
-    let mut all = Vec::new();
-    all.extend(snap.routers().iter().map(|r| (r.uuid, Fingerprint::of(r))));
-    all.extend(snap.bridges().iter().map(|b| (b.uuid, Fingerprint::of(b))));
-    all.extend(snap.ports().iter().map(|p| {
-        let mut f = Fingerprint(DefaultHasher::new());
-        f.add(p);
-        if let PortLink::Exterior(Binding::Remote { host, .. }) = p.link {
-            f.add(&snap.get_host(host));
-        }
-        (p.uuid, f.0.finish())
-    }));
-    all.extend(snap.chains().iter().map(|c| {
-        let mut f = Fingerprint(DefaultHasher::new());
-        f.add(&(c.uuid, c.id, &c.name, c.rule_count, c.depth, c.uses_conntrack));
-        for rule in c.rule_ids() {
-            f.add(snap.rule(rule));
-        }
-        (c.uuid, f.0.finish())
-    }));
-    all.extend(snap.port_groups().iter().map(|g| (g.uuid, Fingerprint::of(g))));
-    all.extend(snap.ip_addr_groups().iter().map(|g| (g.uuid, Fingerprint::of(g))));
-    all.sort_unstable();
-    all
-}
-
-impl Snapshot {
-    /// The devices that differ between `old` and `self` (see the [module docs](self)), as the tags
-    /// to invalidate in every core's flow cache when `self` replaces `old`.
-    pub fn changed_tags(&self, old: &Snapshot) -> SnapshotChanges {
-        let (a, b) = (fingerprints(old), fingerprints(self));
+    /// What changed from `old` to `self`, as the tags to invalidate.
+    pub fn changes_since(&self, old: &Fingerprints) -> SnapshotChanges {
+        let (a, b) = (&old.devices, &self.devices);
         let mut tags = Vec::new();
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
@@ -123,7 +117,15 @@ impl Snapshot {
         tags.dedup();
         // The underlay endpoint (outer addresses, the VXLAN port, the underlay DPDK port) is in every
         // tunnelled flow's actions and in none of their device tags.
-        let everything = self.underlay() != old.underlay();
-        SnapshotChanges { tags, everything }
+        SnapshotChanges { tags, everything: self.underlay != old.underlay }
+    }
+}
+
+impl Snapshot {
+    /// The devices that differ between `old` and `self` (see the [module docs](self)), as the tags
+    /// to invalidate in every core's flow cache when `self` replaces `old`. A publisher that keeps
+    /// the current snapshot's [`Fingerprints`] computes only the new ones.
+    pub fn changed_tags(&self, old: &Snapshot) -> SnapshotChanges {
+        Fingerprints::of(self).changes_since(&Fingerprints::of(old))
     }
 }

@@ -70,7 +70,7 @@ pub use self::device::{
     Binding, Bridge, BridgePort, Encap, Host, IpAddrGroup, Port, PortGroup, PortKind, PortLink, Router, RouterPort,
     Underlay, MAX_TUNNEL_KEY,
 };
-pub use self::diff::SnapshotChanges;
+pub use self::diff::{Fingerprints, SnapshotChanges};
 pub use self::id::{
     BridgeId, ChainId, DeviceId, DeviceSet, HostId, IpAddrGroupId, PortGroupId, PortId, RouteId, RouterId, RuleId,
     Uuid, DEVICE_SET_CAPACITY,
