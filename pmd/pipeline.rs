@@ -1,10 +1,11 @@
 //! The gateway pipeline worker: every received frame goes through flowtable's flow cache and, on a
 //! miss, its topology simulation; pmd/ only moves the mbufs where flowtable says.
 //!
-//! Per packet: `Headers::parse` -> `FlowKey` -> cache lookup. A hit replays the cached actions
-//! (`sim::apply`); a miss, or a hit whose TTL / MTU check fails (neither is in the flow key), runs
-//! `sim::simulate` on the frame in place and installs the result when it is cacheable, tagged
-//! with the devices it depended on. A frame the simulation generates (ICMP error, ARP request or
+//! Per packet: `FlowKey::from_frame` (common frames read directly, anything else through
+//! `Headers::parse`) -> cache lookup. A hit replays the cached actions (`sim::apply`); a miss, or
+//! a hit whose TTL / MTU check fails (neither is in the flow key), runs `sim::simulate` on the
+//! frame in place and installs the result when it is cacheable, tagged with the devices it
+//! depended on. A frame the simulation generates (ICMP error, ARP request or
 //! reply) is copied into a freshly allocated mbuf per leg. A flood (bridges, never cached) sends
 //! the frame out of its first leg and a copy (a pool mbuf) out of each other one. When MAC
 //! learning moved a MAC to another bridge port (in the simulation or in a cached flow's
@@ -24,7 +25,7 @@ use flowtable::sim::{
     self, Actions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Output, MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
-use flowtable::wire::{EthernetAddress, Headers};
+use flowtable::wire::EthernetAddress;
 
 use crate::clock::TscClock;
 use crate::error::{Error, Result};
@@ -398,16 +399,16 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// it. `deadline`: a frame released from the resolution queue keeps its deadline if held again.
     fn process(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
         let frame = m.data_mut();
-        let key = match Headers::parse(frame) {
-            Ok(h) => FlowKey::from_headers(ingress.flow_id(), &h),
-            Err(_) => return self.dropped(DropReason::Malformed),
+        // Only the key is needed before the lookup: built straight from the bytes for common frames.
+        let Ok(key) = FlowKey::from_frame(ingress.flow_id(), frame) else {
+            return self.dropped(DropReason::Malformed);
         };
-        let verdict = match self.cache.lookup(&key, now, frame.len() as u32).copied() {
+        let verdict = match self.cache.lookup(&key, now, frame.len() as u32) {
             Some(actions) => {
                 // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
                 let mut macs = [0u8; 12];
                 macs.copy_from_slice(&frame[..12]);
-                match sim::apply(self.snapshot.snapshot(), &actions, frame, &mut self.state, now) {
+                match sim::apply(self.snapshot.snapshot(), actions, frame, &mut self.state, now) {
                     Ok(output) => Egress::One(output),
                     // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
                     // the simulation answers or asks.
@@ -546,6 +547,10 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     /// Drops the cached flows of every bridge where a MAC moved to another port.
     fn invalidate_moved_macs(&mut self) {
+        // Checked per packet: the set is copied out only when something moved.
+        if !self.state.macs.has_moved() {
+            return;
+        }
         let moved = self.state.macs.take_moved();
         if moved.is_empty() {
             return;

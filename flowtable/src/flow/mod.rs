@@ -52,6 +52,7 @@
 
 mod cache;
 mod device;
+mod frame;
 mod hash;
 mod key;
 
