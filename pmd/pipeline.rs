@@ -22,7 +22,8 @@ use std::sync::Arc;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
 use flowtable::sim::{
-    self, Actions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Output, MAX_DPDK_PORTS,
+    self, Actions, Applied, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer, Output,
+    MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
 use flowtable::wire::EthernetAddress;
@@ -300,6 +301,8 @@ struct Engine<'p, 'm, 's> {
     scratch: Vec<u8>,
     /// Room for an underlay ARP request while `scratch` holds a generated frame.
     arp_scratch: [u8; 64],
+    /// The outer headers a cached tunnel flow's `apply_into` writes.
+    outer: Outer,
     /// The resolution queue: frames waiting for a next hop's MAC, oldest first.
     held: VecDeque<Held<'p>>,
     hold_capacity: usize,
@@ -340,6 +343,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             state,
             scratch: vec![0; GENERATED_ROOM],
             arp_scratch: [0; 64],
+            outer: Outer::NONE,
             held: VecDeque::with_capacity(config.hold_capacity.max(1)),
             hold_capacity: config.hold_capacity.max(1),
             hold_timeout: config.hold_timeout_ns,
@@ -408,8 +412,11 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
                 let mut macs = [0u8; 12];
                 macs.copy_from_slice(&frame[..12]);
-                match sim::apply(self.snapshot.snapshot(), actions, frame, &mut self.state, now) {
-                    Ok(output) => Egress::One(output),
+                let applied =
+                    sim::apply_into(self.snapshot.snapshot(), actions, frame, &mut self.state, now, &mut self.outer);
+                match applied {
+                    Ok(Applied::Local(dpdk_port)) => Egress::Local(dpdk_port),
+                    Ok(Applied::Encap(dpdk_port)) => Egress::One(Output { dpdk_port, outer: self.outer }),
                     // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
                     // the simulation answers or asks.
                     Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
@@ -423,6 +430,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         };
         self.invalidate_moved_macs();
         match verdict {
+            Egress::Local(dpdk_port) => self.send(dpdk_port, m),
             Egress::One(output) => self.send_output(output, m),
             Egress::Flood(legs) => {
                 let Some((&first, rest)) = legs.as_slice().split_first() else {
@@ -545,12 +553,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    /// Drops the cached flows of every bridge where a MAC moved to another port.
+    /// Drops the cached flows of every bridge where a MAC moved to another port. Checked per
+    /// packet, so the check is inline and the work (rare) out of line.
+    #[inline(always)]
     fn invalidate_moved_macs(&mut self) {
-        // Checked per packet: the set is copied out only when something moved.
-        if !self.state.macs.has_moved() {
-            return;
+        if self.state.macs.has_moved() {
+            self.invalidate_moved_bridges();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn invalidate_moved_bridges(&mut self) {
         let moved = self.state.macs.take_moved();
         if moved.is_empty() {
             return;
@@ -596,6 +610,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
+    #[inline]
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
         let slot = self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_SLOT);
         if slot == NO_SLOT {
@@ -660,6 +675,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
 /// Where a frame goes after the cache or the simulation.
 enum Egress {
+    /// Out of a local port as it is (a hit's common case: no [`Output`] to move around).
+    Local(u16),
     One(Output),
     Flood(Legs),
     Hold(Hold),

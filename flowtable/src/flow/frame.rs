@@ -11,9 +11,7 @@
 //! `Headers::parse` + [`FlowKey::from_headers`], so the result is the same for every input (a
 //! proptest holds the two paths equal on built, mutated and random frames).
 
-use super::key::{
-    type_code, FlowKey, L3Kind, L4Kind, FLAG_L3_SHIFT, FLAG_L4_SHIFT, FLAG_TAGGED, V4_MAPPED,
-};
+use super::key::{type_code, FlowKey, L3Kind, L4Kind, FLAG_L3_SHIFT, FLAG_L4_SHIFT, FLAG_TAGGED, V4_MAPPED};
 use crate::wire::{Headers, ParseError};
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -82,7 +80,8 @@ pub(super) fn common_frame_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
             }
             let total = usize::from(be16(ip, 2));
             let segment = l3.get(20..total)?;
-            let addr = |at: usize| V4_MAPPED | u64::from(u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]));
+            let addr =
+                |at: usize| V4_MAPPED | u64::from(u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]));
             (L3Kind::Ipv4, ip[9], ip[1], [0, addr(12)], [0, addr(16)], segment, false)
         }
         ETHERTYPE_IPV6 => {
@@ -93,7 +92,15 @@ pub(super) fn common_frame_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
             let total = 40 + usize::from(be16(ip, 4));
             let segment = l3.get(40..total)?;
             let traffic_class = ((u32::from(ip[0]) << 4) | u32::from(ip[1]) >> 4) as u8;
-            (L3Kind::Ipv6, ip[6], traffic_class, [be64(ip, 8), be64(ip, 16)], [be64(ip, 24), be64(ip, 32)], segment, true)
+            (
+                L3Kind::Ipv6,
+                ip[6],
+                traffic_class,
+                [be64(ip, 8), be64(ip, 16)],
+                [be64(ip, 24), be64(ip, 32)],
+                segment,
+                true,
+            )
         }
         _ => return None,
     };
@@ -223,9 +230,17 @@ mod tests {
             (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<[u8; 8]>()),
             (proptest::collection::vec(any::<u8>(), 0..24), 0usize..16),
         )
-            .prop_map(|((dst, src, tci, v6, tos), (flow_label, frag), proto, (src_addr, dst_addr, l4), (payload, padding))| {
-                Spec { dst, src, tci, v6, tos, flow_label, frag, proto, src_addr, dst_addr, l4, payload, padding }
-            })
+            .prop_map(
+                |(
+                    (dst, src, tci, v6, tos),
+                    (flow_label, frag),
+                    proto,
+                    (src_addr, dst_addr, l4),
+                    (payload, padding),
+                )| {
+                    Spec { dst, src, tci, v6, tos, flow_label, frag, proto, src_addr, dst_addr, l4, payload, padding }
+                },
+            )
     }
 
     #[test]
@@ -247,7 +262,8 @@ mod tests {
         };
         for tci in [None, Some(0x602a)] {
             for v6 in [false, true] {
-                let protos: &[u8] = if v6 { &[PROTO_TCP, PROTO_UDP, PROTO_ICMPV6] } else { &[PROTO_TCP, PROTO_UDP, PROTO_ICMP] };
+                let protos: &[u8] =
+                    if v6 { &[PROTO_TCP, PROTO_UDP, PROTO_ICMPV6] } else { &[PROTO_TCP, PROTO_UDP, PROTO_ICMP] };
                 for &proto in protos {
                     for ty in [0u8, 8, 3, 128, 129, 1] {
                         s.l4[0] = ty;

@@ -93,7 +93,7 @@ mod tunnel;
 
 use core::net::{IpAddr, Ipv6Addr};
 
-pub use self::action::{apply, Action, Actions, DropReason, Output, ReplyKind, MAX_ACTIONS};
+pub use self::action::{apply, apply_into, Action, Actions, Applied, DropReason, Output, ReplyKind, MAX_ACTIONS};
 pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
