@@ -270,12 +270,16 @@ pub fn run_pipeline<'p>(
         let now = clock.now_ns();
         let mut received = false;
         for queue in rx.iter_mut() {
-            if queue.rx(&mut burst) == 0 {
+            let count = queue.rx(&mut burst);
+            if count == 0 {
                 continue;
             }
             received = true;
             let in_port = queue.id().0;
-            burst.drain(|m| engine.handle(in_port, m, now));
+            engine.totals.rx += count as u64;
+            // The snapshot changes only between bursts: whether this port is the underlay's, once.
+            let from_underlay = engine.is_underlay(in_port);
+            burst.drain(|m| engine.handle(in_port, from_underlay, m, now));
         }
         engine.service_holds(now);
         engine.flush_all();
@@ -380,11 +384,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.totals.snapshots += 1;
     }
 
-    fn handle(&mut self, in_port: u16, mut m: Mbuf<'p>, now: u64) {
-        self.totals.rx += 1;
-        let ingress = match self.snapshot.snapshot().underlay().filter(|u| u.dpdk_port == in_port) {
-            None => IngressPoint::Local(in_port),
-            Some(_) => match sim::decap(self.snapshot.snapshot(), m.data()) {
+    /// Whether DPDK port `in_port` is the underlay's (its frames may be tunnelled).
+    fn is_underlay(&self, in_port: u16) -> bool {
+        self.snapshot.snapshot().underlay().is_some_and(|u| u.dpdk_port == in_port)
+    }
+
+    /// One received frame (counted per burst by the caller); `from_underlay`: [`Engine::is_underlay`].
+    #[inline]
+    fn handle(&mut self, in_port: u16, from_underlay: bool, mut m: Mbuf<'p>, now: u64) {
+        let ingress = if !from_underlay {
+            IngressPoint::Local(in_port)
+        } else {
+            match sim::decap(self.snapshot.snapshot(), m.data()) {
                 Ok(None) => IngressPoint::Local(in_port),
                 Ok(Some(d)) => {
                     // The inner frame is what the flow key, the cache and the simulation see.
@@ -394,7 +405,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                     IngressPoint::Tunnel(d.port)
                 }
                 Err(reason) => return self.dropped(reason),
-            },
+            }
         };
         self.process(ingress, m, now, None);
     }
@@ -404,9 +415,10 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn process(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
         let frame = m.data_mut();
         // Only the key is needed before the lookup: built straight from the bytes for common frames.
-        let Ok(key) = FlowKey::from_frame(ingress.flow_id(), frame) else {
+        let mut key = FlowKey::default();
+        if key.set_from_frame(ingress.flow_id(), frame).is_err() {
             return self.dropped(DropReason::Malformed);
-        };
+        }
         let verdict = match self.cache.lookup(&key, now, frame.len() as u32) {
             Some(actions) => {
                 // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
@@ -610,7 +622,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
         let slot = self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_SLOT);
         if slot == NO_SLOT {

@@ -49,6 +49,18 @@ impl FlowKey {
         }
     }
 
+    /// [`FlowKey::from_frame`] into `self` (left as it was on an error): the fast path writes the
+    /// words where the caller keeps its key instead of returning them through a `Result`, which
+    /// costs a 64-byte copy per packet.
+    #[inline]
+    pub fn set_from_frame(&mut self, ingress: u32, frame: &[u8]) -> Result<(), ParseError> {
+        match common_frame_key(ingress, frame) {
+            Some(key) => *self = key,
+            None => *self = Self::from_frame_general(ingress, frame)?,
+        }
+        Ok(())
+    }
+
     /// The fallback, out of line so the fast path stays small.
     #[inline(never)]
     fn from_frame_general(ingress: u32, frame: &[u8]) -> Result<FlowKey, ParseError> {
@@ -71,7 +83,9 @@ pub(super) fn common_frame_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
         other => (14, other, 0, 0),
     };
     let l3 = frame.get(l3_offset..)?;
-    let (l3_kind, proto, tos, src, dst, segment, v6) = match ethertype {
+    let l2 = L2 { ingress, ethertype, tci, tagged, dst_mac, src_mac };
+    // Each arm builds its key itself: with the IP version a constant, nothing is spilled to join them.
+    match ethertype {
         ETHERTYPE_IPV4 => {
             let ip: &[u8; 20] = l3.first_chunk()?;
             // Version 4, no options; unfragmented.
@@ -82,7 +96,8 @@ pub(super) fn common_frame_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
             let segment = l3.get(20..total)?;
             let addr =
                 |at: usize| V4_MAPPED | u64::from(u32::from_be_bytes([ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]));
-            (L3Kind::Ipv4, ip[9], ip[1], [0, addr(12)], [0, addr(16)], segment, false)
+            let l3 = L3Fields { kind: L3Kind::Ipv4, proto: ip[9], tos: ip[1], src: [0, addr(12)], dst: [0, addr(16)] };
+            key_words(&l2, &l3, common_l4(l3.proto, segment, false)?)
         }
         ETHERTYPE_IPV6 => {
             let ip: &[u8; 40] = l3.first_chunk()?;
@@ -92,28 +107,50 @@ pub(super) fn common_frame_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
             let total = 40 + usize::from(be16(ip, 4));
             let segment = l3.get(40..total)?;
             let traffic_class = ((u32::from(ip[0]) << 4) | u32::from(ip[1]) >> 4) as u8;
-            (
-                L3Kind::Ipv6,
-                ip[6],
-                traffic_class,
-                [be64(ip, 8), be64(ip, 16)],
-                [be64(ip, 24), be64(ip, 32)],
-                segment,
-                true,
-            )
+            let l3 = L3Fields {
+                kind: L3Kind::Ipv6,
+                proto: ip[6],
+                tos: traffic_class,
+                src: [be64(ip, 8), be64(ip, 16)],
+                dst: [be64(ip, 24), be64(ip, 32)],
+            };
+            key_words(&l2, &l3, common_l4(l3.proto, segment, true)?)
         }
-        _ => return None,
-    };
-    let (l4_kind, sport, dport) = common_l4(proto, segment, v6)?;
-    let flags = tagged | (l3_kind as u8) << FLAG_L3_SHIFT | (l4_kind as u8) << FLAG_L4_SHIFT;
+        _ => None,
+    }
+}
+
+/// The Ethernet part of a key.
+struct L2 {
+    ingress: u32,
+    ethertype: u16,
+    tci: u16,
+    tagged: u8,
+    dst_mac: u64,
+    src_mac: u64,
+}
+
+/// The IP part of a key.
+struct L3Fields {
+    kind: L3Kind,
+    proto: u8,
+    tos: u8,
+    src: [u64; 2],
+    dst: [u64; 2],
+}
+
+/// The eight words (module docs of `key.rs` for the layout; unfragmented).
+#[inline(always)]
+fn key_words(l2: &L2, l3: &L3Fields, (l4_kind, sport, dport): (L4Kind, u16, u16)) -> Option<FlowKey> {
+    let flags = l2.tagged | (l3.kind as u8) << FLAG_L3_SHIFT | (l4_kind as u8) << FLAG_L4_SHIFT;
     Some(FlowKey::from_words([
-        u64::from(ingress) | u64::from(ethertype) << 32 | u64::from(tci) << 48,
-        dst_mac | u64::from(proto) << 48 | u64::from(tos) << 56,
-        src_mac | u64::from(flags) << 48,
-        src[0],
-        src[1],
-        dst[0],
-        dst[1],
+        u64::from(l2.ingress) | u64::from(l2.ethertype) << 32 | u64::from(l2.tci) << 48,
+        l2.dst_mac | u64::from(l3.proto) << 48 | u64::from(l3.tos) << 56,
+        l2.src_mac | u64::from(flags) << 48,
+        l3.src[0],
+        l3.src[1],
+        l3.dst[0],
+        l3.dst[1],
         u64::from(sport) | u64::from(dport) << 16,
     ]))
 }
@@ -335,6 +372,9 @@ mod tests {
                 b.truncate(cut.index(b.len() + 1));
             }
             prop_assert_eq!(FlowKey::from_frame(ingress, &b), general(ingress, &b));
+            let mut into = FlowKey::default();
+            let set = into.set_from_frame(ingress, &b);
+            prop_assert_eq!(set.map(|()| into), general(ingress, &b));
             if let Some(k) = common_frame_key(ingress, &b) {
                 prop_assert_eq!(Ok(k), general(ingress, &b));
             }

@@ -395,6 +395,13 @@ impl FlowKey {
     }
 }
 
+impl Default for FlowKey {
+    /// All words zero (no frame gives this key: a parsed frame always has an L3 kind or an ethertype).
+    fn default() -> FlowKey {
+        FlowKey::ZERO
+    }
+}
+
 impl PartialEq for FlowKey {
     /// Word by word, inlined: a derived `==` on the array calls `bcmp`.
     #[inline(always)]
