@@ -160,7 +160,13 @@ fn bridged_paths_do_not_allocate() {
                 }
                 if res.cacheable {
                     f.copy_from_slice(t);
-                    let _ = apply(&snap, &res.actions, f, &mut state, 2);
+                    let applied = apply(&snap, &res.actions, f, &mut state, 2);
+                    after_apply[..f.len()].copy_from_slice(f);
+                    f.copy_from_slice(t);
+                    let into = apply_into(&snap, &res.actions, f, &mut state, 2, &mut outer);
+                    assert_same(applied, into, &outer);
+                    assert_eq!(&after_apply[..f.len()], &f[..]);
+                    checked += 1;
                 }
                 let _ = state.macs.take_moved();
             }
@@ -169,6 +175,7 @@ fn bridged_paths_do_not_allocate() {
     assert_eq!(info.count_total, 0, "{info:?}");
     assert_eq!(state.macs.len(2), 2);
     assert_eq!(outputs, 10, "every frame goes somewhere, both rounds");
+    assert!(checked > 0);
 }
 
 /// Tunnels: decapsulation on the underlay port, encapsulation toward a remote port, underlay ARP,
