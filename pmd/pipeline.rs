@@ -1,8 +1,8 @@
 //! The gateway pipeline worker: every received frame goes through flowtable's flow cache and, on a
 //! miss, its topology simulation; pmd/ only moves the mbufs where flowtable says.
 //!
-//! Per packet: `FlowKey::from_frame` (common frames read directly, anything else through
-//! `Headers::parse`) -> cache lookup. A hit replays the cached actions (`sim::apply`); a miss, or
+//! Per packet: `FlowKey::set_from_frame` (common frames read directly, anything else through
+//! `Headers::parse`) -> cache lookup. A hit replays the cached actions (`sim::apply_into`); a miss, or
 //! a hit whose TTL / MTU check fails (neither is in the flow key), runs `sim::simulate` on the
 //! frame in place and installs the result when it is cacheable, tagged with the devices it
 //! depended on. A frame the simulation generates (ICMP error, ARP request or
