@@ -1,10 +1,11 @@
 //! The gateway pipeline worker: every received frame goes through flowtable's flow cache and, on a
 //! miss, its topology simulation; pmd/ only moves the mbufs where flowtable says.
 //!
-//! Per packet: `Headers::parse` -> `FlowKey` -> cache lookup. A hit replays the cached actions
-//! (`sim::apply`); a miss, or a hit whose TTL / MTU check fails (neither is in the flow key), runs
-//! `sim::simulate` on the frame in place and installs the result when it is cacheable, tagged
-//! with the devices it depended on. A frame the simulation generates (ICMP error, ARP request or
+//! Per packet: `FlowKey::set_from_frame` (common frames read directly, anything else through
+//! `Headers::parse`) -> cache lookup. A hit replays the cached actions (`sim::apply_into`); a miss, or
+//! a hit whose TTL / MTU check fails (neither is in the flow key), runs `sim::simulate` on the
+//! frame in place and installs the result when it is cacheable, tagged with the devices it
+//! depended on. A frame the simulation generates (ICMP error, ARP request or
 //! reply) is copied into a freshly allocated mbuf per leg. A flood (bridges, never cached) sends
 //! the frame out of its first leg and a copy (a pool mbuf) out of each other one. When MAC
 //! learning moved a MAC to another bridge port (in the simulation or in a cached flow's
@@ -21,10 +22,11 @@ use std::sync::Arc;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
 use flowtable::sim::{
-    self, Actions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Output, MAX_DPDK_PORTS,
+    self, Actions, Applied, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer, Output,
+    MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
-use flowtable::wire::{EthernetAddress, Headers};
+use flowtable::wire::EthernetAddress;
 
 use crate::clock::TscClock;
 use crate::error::{Error, Result};
@@ -268,12 +270,16 @@ pub fn run_pipeline<'p>(
         let now = clock.now_ns();
         let mut received = false;
         for queue in rx.iter_mut() {
-            if queue.rx(&mut burst) == 0 {
+            let count = queue.rx(&mut burst);
+            if count == 0 {
                 continue;
             }
             received = true;
             let in_port = queue.id().0;
-            burst.drain(|m| engine.handle(in_port, m, now));
+            engine.totals.rx += count as u64;
+            // The snapshot changes only between bursts: whether this port is the underlay's, once.
+            let from_underlay = engine.is_underlay(in_port);
+            burst.drain(|m| engine.handle(in_port, from_underlay, m, now));
         }
         engine.service_holds(now);
         engine.flush_all();
@@ -299,6 +305,8 @@ struct Engine<'p, 'm, 's> {
     scratch: Vec<u8>,
     /// Room for an underlay ARP request while `scratch` holds a generated frame.
     arp_scratch: [u8; 64],
+    /// The outer headers a cached tunnel flow's `apply_into` writes.
+    outer: Outer,
     /// The resolution queue: frames waiting for a next hop's MAC, oldest first.
     held: VecDeque<Held<'p>>,
     hold_capacity: usize,
@@ -339,6 +347,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             state,
             scratch: vec![0; GENERATED_ROOM],
             arp_scratch: [0; 64],
+            outer: Outer::NONE,
             held: VecDeque::with_capacity(config.hold_capacity.max(1)),
             hold_capacity: config.hold_capacity.max(1),
             hold_timeout: config.hold_timeout_ns,
@@ -375,11 +384,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.totals.snapshots += 1;
     }
 
-    fn handle(&mut self, in_port: u16, mut m: Mbuf<'p>, now: u64) {
-        self.totals.rx += 1;
-        let ingress = match self.snapshot.snapshot().underlay().filter(|u| u.dpdk_port == in_port) {
-            None => IngressPoint::Local(in_port),
-            Some(_) => match sim::decap(self.snapshot.snapshot(), m.data()) {
+    /// Whether DPDK port `in_port` is the underlay's (its frames may be tunnelled).
+    fn is_underlay(&self, in_port: u16) -> bool {
+        self.snapshot.snapshot().underlay().is_some_and(|u| u.dpdk_port == in_port)
+    }
+
+    /// One received frame (counted per burst by the caller); `from_underlay`: [`Engine::is_underlay`].
+    #[inline]
+    fn handle(&mut self, in_port: u16, from_underlay: bool, mut m: Mbuf<'p>, now: u64) {
+        let ingress = if !from_underlay {
+            IngressPoint::Local(in_port)
+        } else {
+            match sim::decap(self.snapshot.snapshot(), m.data()) {
                 Ok(None) => IngressPoint::Local(in_port),
                 Ok(Some(d)) => {
                     // The inner frame is what the flow key, the cache and the simulation see.
@@ -389,7 +405,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                     IngressPoint::Tunnel(d.port)
                 }
                 Err(reason) => return self.dropped(reason),
-            },
+            }
         };
         self.process(ingress, m, now, None);
     }
@@ -398,17 +414,21 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// it. `deadline`: a frame released from the resolution queue keeps its deadline if held again.
     fn process(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
         let frame = m.data_mut();
-        let key = match Headers::parse(frame) {
-            Ok(h) => FlowKey::from_headers(ingress.flow_id(), &h),
-            Err(_) => return self.dropped(DropReason::Malformed),
-        };
-        let verdict = match self.cache.lookup(&key, now, frame.len() as u32).copied() {
+        // Only the key is needed before the lookup: built straight from the bytes for common frames.
+        let mut key = FlowKey::default();
+        if key.set_from_frame(ingress.flow_id(), frame).is_err() {
+            return self.dropped(DropReason::Malformed);
+        }
+        let verdict = match self.cache.lookup(&key, now, frame.len() as u32) {
             Some(actions) => {
                 // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
                 let mut macs = [0u8; 12];
                 macs.copy_from_slice(&frame[..12]);
-                match sim::apply(self.snapshot.snapshot(), &actions, frame, &mut self.state, now) {
-                    Ok(output) => Egress::One(output),
+                let applied =
+                    sim::apply_into(self.snapshot.snapshot(), actions, frame, &mut self.state, now, &mut self.outer);
+                match applied {
+                    Ok(Applied::Local(dpdk_port)) => Egress::Local(dpdk_port),
+                    Ok(Applied::Encap(dpdk_port)) => Egress::One(Output { dpdk_port, outer: self.outer }),
                     // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
                     // the simulation answers or asks.
                     Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
@@ -422,6 +442,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         };
         self.invalidate_moved_macs();
         match verdict {
+            Egress::Local(dpdk_port) => self.send(dpdk_port, m),
             Egress::One(output) => self.send_output(output, m),
             Egress::Flood(legs) => {
                 let Some((&first, rest)) = legs.as_slice().split_first() else {
@@ -550,8 +571,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    /// Drops the cached flows of every bridge where a MAC moved to another port.
+    /// Drops the cached flows of every bridge where a MAC moved to another port. Checked per
+    /// packet, so the check is inline and the work (rare) out of line.
+    #[inline(always)]
     fn invalidate_moved_macs(&mut self) {
+        if self.state.macs.has_moved() {
+            self.invalidate_moved_bridges();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn invalidate_moved_bridges(&mut self) {
         let moved = self.state.macs.take_moved();
         if moved.is_empty() {
             return;
@@ -597,6 +628,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
+    #[inline(always)]
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
         let slot = self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_SLOT);
         if slot == NO_SLOT {
@@ -661,6 +693,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
 /// Where a frame goes after the cache or the simulation.
 enum Egress {
+    /// Out of a local port as it is (a hit's common case: no [`Output`] to move around).
+    Local(u16),
     One(Output),
     Flood(Legs),
     Hold(Hold),

@@ -118,3 +118,32 @@ fn no_allocation_after_construction() {
     let (_, calls, _) = counted(|| std::hint::black_box(vec![1u8; 10]));
     assert!(calls >= 1);
 }
+
+/// The frame-to-key path allocates nothing either: the common-frame fast path and the general
+/// parser it falls back to (a later fragment, a VLAN-tagged frame, a truncated one).
+#[test]
+fn keys_from_frames_do_not_allocate() {
+    let udp = vec![
+        0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00, 0x45, 0x00, 0x00, 0x1c,
+        0x00, 0x01, 0x00, 0x00, 0x40, 0x11, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x01, 0xc0, 0x00, 0x02, 0x01, 0x00, 0x07,
+        0x00, 0x35, 0x00, 0x08, 0x00, 0x00,
+    ];
+    let mut later_fragment = udp.clone();
+    later_fragment[20] = 0x01;
+    let mut tagged = udp[..12].to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+    tagged.extend_from_slice(&udp[12..]);
+    let frames = [udp.clone(), later_fragment, tagged, udp[..30].to_vec()];
+    let (keys, calls, bytes) = counted(|| {
+        let mut keys = [None; 4];
+        for _ in 0..100 {
+            for (k, f) in keys.iter_mut().zip(&frames) {
+                *k = FlowKey::from_frame(3, f).ok();
+            }
+        }
+        keys
+    });
+    assert_eq!((calls, bytes), (0, 0), "building keys from frames allocated");
+    assert_eq!(keys[0], Some(FlowKey::from_headers(3, &Headers::parse(&udp).unwrap())));
+    assert!(keys[1].is_some() && keys[2].is_some() && keys[3].is_none(), "{keys:?}");
+}

@@ -1,10 +1,11 @@
 //! Proof that the simulation and `apply` allocate nothing: a counting allocator (the
 //! `allocation-counter` crate's, so no `unsafe` here) watches forwarding, ICMP errors, replies,
-//! neighbour misses and learning, and the cached path.
+//! neighbour misses and learning, and the cached path (`apply`, and `apply_into`, which must agree
+//! with it: same result, same frame).
 
 use core::net::IpAddr;
 
-use flowtable::sim::{apply, simulate, CoreConfig, CoreState};
+use flowtable::sim::{apply, apply_into, simulate, Applied, CoreConfig, CoreState, Outer, Output};
 use flowtable::topology::{PortId, Route, RouterPort, SnapshotBuilder, Uuid};
 use flowtable::wire::EthernetAddress;
 
@@ -55,6 +56,9 @@ fn simulate_and_apply_do_not_allocate() {
     let mut frames = frames();
     let templates = frames.clone();
     let mut out = [0u8; 1514];
+    let mut after_apply = [0u8; 1514];
+    let mut outer = Outer::NONE;
+    let mut checked = 0;
     let mut outputs = 0;
     let info = allocation_counter::measure(|| {
         for (f, t) in frames.iter_mut().zip(&templates) {
@@ -64,13 +68,34 @@ fn simulate_and_apply_do_not_allocate() {
             }
             if res.cacheable {
                 f.copy_from_slice(t);
-                let _ = apply(&snap, &res.actions, f, &mut state, 1);
+                let applied = apply(&snap, &res.actions, f, &mut state, 1);
+                after_apply[..f.len()].copy_from_slice(f);
+                f.copy_from_slice(t);
+                let into = apply_into(&snap, &res.actions, f, &mut state, 1, &mut outer);
+                assert_same(applied, into, &outer);
+                assert_eq!(&after_apply[..f.len()], &f[..]);
+                checked += 1;
             }
         }
     });
     assert_eq!(info.count_total, 0, "{info:?}");
     // All but the UDP packet to the router itself (dropped: the exception path comes later).
     assert_eq!(outputs, templates.len() - 1);
+    assert!(checked > 0);
+}
+
+/// `apply_into`'s answer is `apply`'s: the port, and the outer headers for a tunnel.
+fn assert_same(
+    applied: Result<Output, flowtable::sim::DropReason>,
+    into: Result<Applied, flowtable::sim::DropReason>,
+    outer: &Outer,
+) {
+    match (applied, into) {
+        (Ok(o), Ok(Applied::Local(port))) => assert_eq!(o, Output::local(port)),
+        (Ok(o), Ok(Applied::Encap(port))) => assert_eq!(o, Output { dpdk_port: port, outer: *outer }),
+        (Err(a), Err(b)) => assert_eq!(a, b),
+        (a, b) => panic!("apply {a:?}, apply_into {b:?}"),
+    }
 }
 
 /// A router (uplink DPDK 0, 192.0.2.1/24) linked to a bridge with ports on DPDK 1 and 2: floods,
@@ -121,6 +146,9 @@ fn bridged_paths_do_not_allocate() {
     flowtable::wire::Ipv4Packet::new_checked(&mut frames[4].1[14..]).unwrap().fill_checksum();
     let templates = frames.clone();
     let mut out = [0u8; 1514];
+    let mut after_apply = [0u8; 1514];
+    let mut outer = Outer::NONE;
+    let mut checked = 0;
     let mut outputs = 0;
     let info = allocation_counter::measure(|| {
         for _ in 0..2 {
@@ -132,7 +160,13 @@ fn bridged_paths_do_not_allocate() {
                 }
                 if res.cacheable {
                     f.copy_from_slice(t);
-                    let _ = apply(&snap, &res.actions, f, &mut state, 2);
+                    let applied = apply(&snap, &res.actions, f, &mut state, 2);
+                    after_apply[..f.len()].copy_from_slice(f);
+                    f.copy_from_slice(t);
+                    let into = apply_into(&snap, &res.actions, f, &mut state, 2, &mut outer);
+                    assert_same(applied, into, &outer);
+                    assert_eq!(&after_apply[..f.len()], &f[..]);
+                    checked += 1;
                 }
                 let _ = state.macs.take_moved();
             }
@@ -141,6 +175,7 @@ fn bridged_paths_do_not_allocate() {
     assert_eq!(info.count_total, 0, "{info:?}");
     assert_eq!(state.macs.len(2), 2);
     assert_eq!(outputs, 10, "every frame goes somewhere, both rounds");
+    assert!(checked > 0);
 }
 
 /// Tunnels: decapsulation on the underlay port, encapsulation toward a remote port, underlay ARP,
@@ -194,6 +229,9 @@ fn tunnel_paths_do_not_allocate() {
     let frames: Vec<(u16, Vec<u8>)> = vec![(5, tunnelled), (0, down.clone()), (5, arp), (0, down)];
     let mut work = frames.clone();
     let mut out = [0u8; 1514];
+    let mut after_apply = [0u8; 1514];
+    let mut outer = Outer::NONE;
+    let mut encapsulated = 0;
     let mut outcomes = Vec::with_capacity(8);
     let info = allocation_counter::measure(|| {
         for ((port, f), (_, t)) in work.iter_mut().zip(&frames) {
@@ -202,11 +240,18 @@ fn tunnel_paths_do_not_allocate() {
             if res.cacheable {
                 f.copy_from_slice(t);
                 let start = res.decap_len;
-                let _ = apply(&snap, &res.actions, &mut f[start..], &mut state, 2);
+                let applied = apply(&snap, &res.actions, &mut f[start..], &mut state, 2);
+                after_apply[..f.len()].copy_from_slice(f);
+                f.copy_from_slice(t);
+                let into = apply_into(&snap, &res.actions, &mut f[start..], &mut state, 2, &mut outer);
+                assert_same(applied, into, &outer);
+                assert_eq!(&after_apply[..f.len()], &f[..]);
+                encapsulated += usize::from(matches!(into, Ok(Applied::Encap(_))));
             }
         }
     });
     assert_eq!(info.count_total, 0, "{info:?}");
+    assert!(encapsulated > 0, "a cached flow into a tunnel was applied");
     use flowtable::sim::DropReason;
     assert_eq!(
         outcomes,

@@ -35,7 +35,7 @@ use crate::wire::{
 
 /// What the key holds at L3 (flag bits 3..5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum L3Kind {
+pub(super) enum L3Kind {
     None = 0,
     Arp = 1,
     Ipv4 = 2,
@@ -44,7 +44,7 @@ enum L3Kind {
 
 /// What the key holds in its L4 pair (flag bits 5..8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum L4Kind {
+pub(super) enum L4Kind {
     None = 0,
     Tcp = 1,
     Udp = 2,
@@ -55,13 +55,13 @@ enum L4Kind {
 }
 
 const FLAG_FRAG_MASK: u8 = 0b11;
-const FLAG_TAGGED: u8 = 1 << 2;
-const FLAG_L3_SHIFT: u8 = 3;
-const FLAG_L4_SHIFT: u8 = 5;
+pub(super) const FLAG_TAGGED: u8 = 1 << 2;
+pub(super) const FLAG_L3_SHIFT: u8 = 3;
+pub(super) const FLAG_L4_SHIFT: u8 = 5;
 
 const MAC_MASK: u64 = (1 << 48) - 1;
 /// The IPv4-mapped prefix `::ffff:0:0/96`, as the low word's top half.
-const V4_MAPPED: u64 = 0x0000_ffff_0000_0000;
+pub(super) const V4_MAPPED: u64 = 0x0000_ffff_0000_0000;
 
 /// The upper-layer part of a [`FlowKey`], decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,6 +121,12 @@ pub struct FlowKey {
 impl FlowKey {
     /// All words zero: what fills unused slots of a table (which slots are used is the buckets' business).
     pub(crate) const ZERO: FlowKey = FlowKey { words: [0; 8] };
+
+    /// A key from its eight words, as [`FlowKey::words`] gives them (the frame fast path builds them).
+    #[inline(always)]
+    pub(super) const fn from_words(words: [u64; 8]) -> FlowKey {
+        FlowKey { words }
+    }
 
     /// The key of a frame parsed into `h`, received on `ingress`.
     ///
@@ -389,6 +395,13 @@ impl FlowKey {
     }
 }
 
+impl Default for FlowKey {
+    /// All words zero (no frame gives this key: a parsed frame always has an L3 kind or an ethertype).
+    fn default() -> FlowKey {
+        FlowKey::ZERO
+    }
+}
+
 impl PartialEq for FlowKey {
     /// Word by word, inlined: a derived `==` on the array calls `bcmp`.
     #[inline(always)]
@@ -457,7 +470,8 @@ fn frag_bits(f: Fragment) -> u8 {
     }
 }
 
-fn type_code(msg_type: u8, code: u8) -> u16 {
+#[inline(always)]
+pub(super) fn type_code(msg_type: u8, code: u8) -> u16 {
     u16::from(msg_type) << 8 | u16::from(code)
 }
 

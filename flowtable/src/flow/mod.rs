@@ -9,6 +9,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `key.rs` | [`FlowKey`]: layout, [`FlowKey::reverse`], [`FlowKey::symmetric_hash`] (the NIC's symmetric RSS hash, for choosing the core that owns connection state) |
+//! | `frame.rs` | [`FlowKey::from_frame`] / [`FlowKey::set_from_frame`]: the key straight from a frame's bytes, common frames (Ethernet, one tag, IPv4 without options or IPv6 without extension headers, TCP/UDP/ICMP) on a fast path, anything else through [`Headers::parse`](crate::wire::Headers::parse); equal to it on every input (proptest) |
 //! | `hash.rs` | [`FlowHasher`]: the seeded, per-core hash that indexes the table |
 //! | `device.rs` | [`DeviceTag`], [`TagSet`]: what a flow depended on (16 tags in 32 bytes) |
 //! | `cache.rs` | [`FlowCache`]: two-choice 8-way buckets, NRU eviction, idle and hard expiry, generation-based invalidation, counters |
@@ -33,6 +34,8 @@
 //! let mut cache: FlowCache<[u16; 4]> = FlowCache::new(&config, FlowHasher::new(7));
 //!
 //! let key = FlowKey::from_headers(1, &Headers::parse(&frame).unwrap());
+//! // What a worker does when it needs only the key: the same key, without building the headers.
+//! assert_eq!(FlowKey::from_frame(1, &frame), Ok(key));
 //! let now = 1_000;
 //! assert!(cache.lookup(&key, now, 42).is_none());
 //! // Miss: simulate (here: output on port 3, having crossed devices 10 and 11), install, execute.
@@ -52,6 +55,7 @@
 
 mod cache;
 mod device;
+mod frame;
 mod hash;
 mod key;
 

@@ -141,6 +141,13 @@ impl MacTable {
     pub fn take_moved(&mut self) -> DeviceSet {
         core::mem::take(&mut self.moved)
     }
+
+    /// Whether a MAC moved since the last [`take_moved`](Self::take_moved): a load and a compare, so
+    /// a core checks this per packet and copies the set out only when there is something in it.
+    #[inline]
+    pub fn has_moved(&self) -> bool {
+        !self.moved.is_empty()
+    }
 }
 
 #[cfg(test)]
@@ -163,8 +170,10 @@ mod tests {
         assert!(t.take_moved().is_empty());
         assert_eq!(t.learn(b, A, PortId(2), 151), Learned::Moved, "expired but remembered");
         assert_eq!(t.lookup(b, A, 152), Some(PortId(2)));
+        assert!(t.has_moved());
         let moved = t.take_moved();
         assert!(moved.contains(DeviceId::Bridge(b)));
+        assert!(!t.has_moved());
         assert!(t.take_moved().is_empty());
         assert_eq!(t.learn(b, A, PortId(2), 160), Learned::Refreshed);
         t.clear_bridge(b);

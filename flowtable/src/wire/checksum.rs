@@ -50,7 +50,15 @@ pub const fn finish(sum: u16) -> u16 {
 /// RFC 1624 eqn. 3: the new checksum after a 16-bit word covered by checksum `hc` changes from `old` to `new`.
 #[inline]
 pub const fn update16(hc: u16, old: u16, new: u16) -> u16 {
-    !fold((!hc) as u64 + (!old) as u64 + new as u64)
+    !fold_small((!hc) as u64 + (!old) as u64 + new as u64)
+}
+
+/// [`fold`] for a sum below 2^32 (a handful of 16-bit terms): two end-around carries always
+/// suffice (the first leaves at most 0x1fffe, the second at most 0xffff), so no loop.
+#[inline(always)]
+const fn fold_small(sum: u64) -> u16 {
+    let s = (sum & 0xffff) + (sum >> 16);
+    ((s & 0xffff) + (s >> 16)) as u16
 }
 
 /// [`update16`] for a 32-bit field (two words), e.g. an IPv4 address or a TCP sequence number.
@@ -61,7 +69,7 @@ pub const fn update32(hc: u16, old: u32, new: u32) -> u16 {
         + (!(old as u16)) as u64
         + (new >> 16) as u64
         + (new & 0xffff) as u64;
-    !fold(sum)
+    !fold_small(sum)
 }
 
 /// [`update16`] for an even-length field given as bytes (`N` even, checked at compile time),
@@ -94,6 +102,13 @@ pub const fn update8(hc: u16, old: u8, new: u8, high: bool) -> u16 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn fold_small_edges() {
+        for sum in [0, 0xffff, 0x1_0000, 0x1_fffe, 0x1_ffff, 0xffff_ffff, 3 * 0xffff] {
+            assert_eq!(fold_small(sum), fold(sum), "{sum:#x}");
+        }
+    }
 
     #[test]
     fn rfc1071_example() {
@@ -134,6 +149,11 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn fold_small_equals_fold(sum in any::<u32>()) {
+            prop_assert_eq!(fold_small(u64::from(sum)), fold(u64::from(sum)));
+        }
+
         #[test]
         fn chunked_sum_equals_word_sum(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let mut acc: u64 = 0;

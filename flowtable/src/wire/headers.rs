@@ -5,6 +5,9 @@
 //! the IPv6 extension-header chain, the L4 header of unfragmented packets and first fragments.
 //! Checksums are left to [`Headers::verify_checksums`], so a core can skip what the NIC verified.
 //! It decides nothing: an unknown ethertype or IP protocol parses fine, with nothing after it.
+//!
+//! A worker that needs only the flow key calls `flow::FlowKey::from_frame`, which reads the common
+//! frames directly and comes here for everything else (its proptest holds the two equal).
 
 use core::net::{Ipv4Addr, Ipv6Addr};
 
