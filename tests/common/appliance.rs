@@ -50,6 +50,9 @@ pub struct Appliance {
     log: std::sync::mpsc::Receiver<String>,
     pub seen: Vec<String>,
     stats: PathBuf,
+    /// `[eal] file_prefix` of the config: the EAL runtime directory to remove if the appliance has
+    /// to be killed (a clean stop removes it itself).
+    file_prefix: Option<String>,
 }
 
 impl Appliance {
@@ -71,7 +74,11 @@ impl Appliance {
                 let _ = tx.send(line);
             }
         });
-        let mut app = Appliance { child: Some(child), log, seen: Vec::new(), stats: stats.to_path_buf() };
+        let file_prefix = std::fs::read_to_string(config).ok().and_then(|text| {
+            let line = text.lines().find(|l| l.trim_start().starts_with("file_prefix"))?;
+            Some(line.split('"').nth(1)?.to_string())
+        });
+        let mut app = Appliance { child: Some(child), log, seen: Vec::new(), stats: stats.to_path_buf(), file_prefix };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             app.seen.extend(app.log.try_iter());
@@ -127,6 +134,9 @@ impl Drop for Appliance {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(prefix) = &self.file_prefix {
+                let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(prefix));
+            }
         }
     }
 }
