@@ -6,20 +6,18 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use common::ring::{arp, config, counter, eth, ip, valid, Host};
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, IpProtocol,
-    Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3,
+    ArpOperation, EtherType, EthernetAddress, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3,
 };
 use midogw::{
-    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
-    RxQueue, SnapshotExchange, TxQueue,
+    pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
 };
 
 const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
@@ -27,10 +25,6 @@ const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
 const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
 const MAC_B1: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
 const MAC_B2: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 3]);
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
 
 fn snapshot(dpdk: [u16; 3]) -> Snapshot {
     let mut b = SnapshotBuilder::new(1);
@@ -46,11 +40,6 @@ fn snapshot(dpdk: [u16; 3]) -> Snapshot {
     b.bind_local(b1, dpdk[1]);
     b.bind_local(b2, dpdk[2]);
     b.build().expect("valid topology")
-}
-
-fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
-    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
-        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
 }
 
 /// IPv4/UDP `src` -> `dst` between two MACs.
@@ -76,77 +65,6 @@ fn udp(src_mac: EthernetAddress, dst_mac: EthernetAddress, src: &str, dst: &str,
     UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
     u.fill_checksum(&PseudoHeader::V4 { src, dst });
     f
-}
-
-fn arp(op: ArpOperation, src_mac: EthernetAddress, dst_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
-    let mut f = vec![0u8; 14 + 28];
-    eth(&mut f, src_mac, dst_mac, EtherType::Arp);
-    let tha = if op == ArpOperation::Request { EthernetAddress([0; 6]) } else { dst_mac };
-    ArpRepr {
-        operation: op,
-        source_hardware_addr: src_mac,
-        source_protocol_addr: ip(spa),
-        target_hardware_addr: tha,
-        target_protocol_addr: ip(tpa),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
-    f
-}
-
-/// Parses `frame` and checks every checksum in it.
-fn valid(frame: &[u8]) -> Headers {
-    let h = Headers::parse(frame).expect("parses");
-    h.verify_checksums(frame).expect("checksums");
-    h
-}
-
-struct Host<'p> {
-    pool: &'p Mempool<'p>,
-    tx: TxQueue<'p>,
-    rx: RxQueue<'p>,
-}
-
-impl Host<'_> {
-    fn send(&mut self, frame: &[u8]) {
-        let mut b = Burst::new();
-        let mut m = self.pool.alloc().expect("mbuf");
-        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
-        b.push(m).expect("room");
-        assert_eq!(self.tx.tx(&mut b), 1);
-    }
-
-    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
-    fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut got = Vec::new();
-        while got.len() < n && Instant::now() < deadline {
-            let mut b = Burst::new();
-            self.rx.rx(&mut b);
-            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-        }
-        got
-    }
-
-    /// Nothing arrives within 200 ms.
-    fn silent(&mut self) {
-        let got = self.recv_for(Duration::from_millis(200));
-        assert!(got.is_empty(), "unexpected frames: {got:02x?}");
-    }
-
-    fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + d;
-        let mut got = Vec::new();
-        while Instant::now() < deadline {
-            let mut b = Burst::new();
-            self.rx.rx(&mut b);
-            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-        }
-        got
-    }
-}
-
-fn config(name: &str) -> PortConfig {
-    PortConfig { name: name.into(), mtu: 1500, rx_queues: 1, tx_queues: 1 }
 }
 
 /// Brings up EAL, the appliance's three ports, the three hosts and one pipeline worker, runs
@@ -190,10 +108,6 @@ fn with_bridge(tag: &str, body: impl FnOnce(&mut [Host<'_>; 3], &PipelineCounter
     drop((appliance, host_ports));
     drop(rings);
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
-}
-
-fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
 }
 
 #[test]

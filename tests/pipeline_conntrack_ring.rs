@@ -8,31 +8,26 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use common::ring::{config, counter, eth, ip, valid, Host};
+
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
 use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, IpProtocol,
-    Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader,
+    UdpPacket, UdpRepr, L3,
 };
 use midogw::{
-    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
-    RxQueue, SnapshotExchange, TxQueue,
+    pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
 };
 
 const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
 const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
 const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
 const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
 
 /// The router with its stateful infilter: (1) accept return-flow; (2) accept from port A; (3) drop.
 fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
@@ -50,11 +45,6 @@ fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
     b.add_new_rule(c, Uuid(23), Condition::default(), RuleKind::Drop).unwrap();
     b.set_router_filters(r, Some(c), None);
     b.build().expect("valid topology")
-}
-
-fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
-    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
-        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
 }
 
 /// IPv4/UDP `src:sport -> dst:dport` from a host (`from`) to the router port's MAC (`to`).
@@ -94,62 +84,6 @@ fn arp_request(src_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
     }
     .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
     f
-}
-
-/// Parses `frame` and checks every checksum in it.
-fn valid(frame: &[u8]) -> Headers {
-    let h = Headers::parse(frame).expect("parses");
-    h.verify_checksums(frame).expect("checksums");
-    h
-}
-
-struct Host<'p> {
-    pool: &'p Mempool<'p>,
-    tx: TxQueue<'p>,
-    rx: RxQueue<'p>,
-}
-
-impl Host<'_> {
-    fn send(&mut self, frame: &[u8]) {
-        let mut b = Burst::new();
-        let mut m = self.pool.alloc().expect("mbuf");
-        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
-        b.push(m).expect("room");
-        assert_eq!(self.tx.tx(&mut b), 1);
-    }
-
-    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
-    fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut got = Vec::new();
-        while got.len() < n && Instant::now() < deadline {
-            let mut b = Burst::new();
-            self.rx.rx(&mut b);
-            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-        }
-        got
-    }
-
-    /// Nothing arrives within 200 ms.
-    fn silent(&mut self) {
-        let got = self.recv_for(Duration::from_millis(200));
-        assert!(got.is_empty(), "unexpected frames: {got:02x?}");
-    }
-
-    fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + d;
-        let mut got = Vec::new();
-        while Instant::now() < deadline {
-            let mut b = Burst::new();
-            self.rx.rx(&mut b);
-            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-        }
-        got
-    }
-}
-
-fn config(name: &str) -> PortConfig {
-    PortConfig { name: name.into(), mtu: 1500, rx_queues: 1, tx_queues: 1 }
 }
 
 /// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,
@@ -194,10 +128,6 @@ fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &Pipel
     drop((appliance, host_a, host_b));
     drop(rings);
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
-}
-
-fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
 }
 
 #[test]

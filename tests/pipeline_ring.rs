@@ -6,7 +6,8 @@
 
 mod common;
 
-use std::net::Ipv4Addr;
+use common::ring::{arp, config, counter, eth, ip, valid, Host};
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,22 +15,17 @@ use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, Icmpv4Message,
-    Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3, L4,
+    ArpOperation, EtherType, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
+    PseudoHeader, UdpPacket, UdpRepr, L3, L4,
 };
 use midogw::{
-    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
-    RxQueue, SnapshotExchange, TxQueue,
+    pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
 };
 
 const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
 const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
 const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
 const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
-
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
 
 fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
     let mut b = SnapshotBuilder::new(1);
@@ -39,11 +35,6 @@ fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
     b.bind_local(pa, dpdk_a);
     b.bind_local(pb, dpdk_b);
     b.build().expect("valid topology")
-}
-
-fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
-    EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
-        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
 }
 
 /// IPv4/UDP from host A to `dst` through the router's port A.
@@ -69,77 +60,6 @@ fn udp(dst: &str, sport: u16, ttl: u8) -> Vec<u8> {
     UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
     u.fill_checksum(&PseudoHeader::V4 { src, dst });
     f
-}
-
-fn arp(op: ArpOperation, src_mac: EthernetAddress, dst_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
-    let mut f = vec![0u8; 14 + 28];
-    eth(&mut f, src_mac, dst_mac, EtherType::Arp);
-    let tha = if op == ArpOperation::Request { EthernetAddress([0; 6]) } else { dst_mac };
-    ArpRepr {
-        operation: op,
-        source_hardware_addr: src_mac,
-        source_protocol_addr: ip(spa),
-        target_hardware_addr: tha,
-        target_protocol_addr: ip(tpa),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
-    f
-}
-
-/// Parses `frame` and checks every checksum in it.
-fn valid(frame: &[u8]) -> Headers {
-    let h = Headers::parse(frame).expect("parses");
-    h.verify_checksums(frame).expect("checksums");
-    h
-}
-
-struct Host<'p> {
-    pool: &'p Mempool<'p>,
-    tx: TxQueue<'p>,
-    rx: RxQueue<'p>,
-}
-
-impl Host<'_> {
-    fn send(&mut self, frame: &[u8]) {
-        let mut b = Burst::new();
-        let mut m = self.pool.alloc().expect("mbuf");
-        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
-        b.push(m).expect("room");
-        assert_eq!(self.tx.tx(&mut b), 1);
-    }
-
-    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
-    fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut got = Vec::new();
-        while got.len() < n && Instant::now() < deadline {
-            let mut b = Burst::new();
-            self.rx.rx(&mut b);
-            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-        }
-        got
-    }
-
-    /// Nothing arrives within 200 ms.
-    fn silent(&mut self) {
-        let got = self.recv_for(Duration::from_millis(200));
-        assert!(got.is_empty(), "unexpected frames: {got:02x?}");
-    }
-
-    fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + d;
-        let mut got = Vec::new();
-        while Instant::now() < deadline {
-            let mut b = Burst::new();
-            self.rx.rx(&mut b);
-            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-        }
-        got
-    }
-}
-
-fn config(name: &str) -> PortConfig {
-    PortConfig { name: name.into(), mtu: 1500, rx_queues: 1, tx_queues: 1 }
 }
 
 /// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,
@@ -199,10 +119,6 @@ fn learn_b(hb: &mut Host<'_>) {
     hb.send(&arp(ArpOperation::Request, MAC_HB, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.1"));
     let got = hb.recv(1);
     assert_eq!(got.len(), 1, "ARP reply");
-}
-
-fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
 }
 
 #[test]

@@ -5,6 +5,7 @@
 pub mod appliance;
 pub mod http;
 pub mod lan;
+pub mod ring;
 pub mod zookeeper;
 
 use std::process::Command;
