@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use control::compile::{compile, CompileContext, CompileError};
+use control::compile::{CompileContext, CompileError, ModelCache};
 use control::model::{Host, Interface};
 use control::store::ZookeeperStore;
 use control::{DynStore, Store, Topology};
@@ -189,9 +189,10 @@ pub struct Feed {
 /// Compiles the store once, for the first snapshot (generation 1).
 pub fn first_snapshot(
     topology: &Topology<DynStore>,
+    cache: &mut ModelCache,
     ctx: &CompileContext,
 ) -> Result<(flowtable::topology::Snapshot, u64)> {
-    let compiled = compile(topology, ctx).context("cannot compile the stored topology")?;
+    let compiled = cache.compile(topology, ctx).context("cannot compile the stored topology")?;
     for w in &compiled.warnings {
         tracing::warn!("topology: {w}");
     }
@@ -212,6 +213,7 @@ impl Feed {
         exchange: Arc<SnapshotExchange>,
         mut ctx: CompileContext,
         store_version: u64,
+        mut cache: ModelCache,
     ) -> Result<Feed> {
         let stop = Arc::new(AtomicBool::new(false));
         let counters = Arc::new(FeedCounters::default());
@@ -243,7 +245,7 @@ impl Feed {
                     let noticed = Instant::now();
                     ctx.generation = exchange.generation() + 1;
                     c.compiles.fetch_add(1, Ordering::Relaxed);
-                    let compiled = match compile(&topology, &ctx) {
+                    let compiled = match cache.compile(&topology, &ctx) {
                         Ok(compiled) => compiled,
                         Err(e @ (CompileError::Store(_) | CompileError::Topology(_) | CompileError::Unstable)) => {
                             // Reading failed, not the topology: try this version again at the next wake.

@@ -301,9 +301,11 @@ impl Source {
                     underlay: underlay(cfg, &names),
                     interfaces: names,
                 };
-                let (snap, version) = crate::feed::first_snapshot(&topology, &ctx)?;
+                // Decoded objects kept between compiles: a change re-reads only what it touched.
+                let mut cache = control::compile::ModelCache::new();
+                let (snap, version) = crate::feed::first_snapshot(&topology, &mut cache, &ctx)?;
                 let exchange = Arc::new(SnapshotExchange::new(snap, workers));
-                source.feed = Some(crate::feed::Feed::start(topology, Arc::clone(&exchange), ctx, version)?);
+                source.feed = Some(crate::feed::Feed::start(topology, Arc::clone(&exchange), ctx, version, cache)?);
                 source.exchange = Some(exchange);
             }
         }

@@ -37,7 +37,7 @@ use crate::model::{
     Bridge, Chain, Condition, FlowAction, FragmentPolicy, IpAddrGroup, Port, PortGroup, Route, RouteType, Router, Rule,
     RuleType, TunnelZone, TunnelZoneType,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{Kind, Store, StoreError};
 use crate::topology::{Topology, TopologyError};
 
 /// How many times a compile re-reads the store when writes keep landing while it reads.
@@ -139,22 +139,113 @@ impl Model {
         }
         Err(CompileError::Unstable)
     }
+
+    /// Re-reads one changed object of a kind the compiler uses.
+    fn update<S: Store>(&mut self, topology: &Topology<S>, kind: Kind, id: &str) -> Result<(), CompileError> {
+        match kind {
+            Kind::Router => upsert(topology, &mut self.routers, id),
+            Kind::Network => upsert(topology, &mut self.bridges, id),
+            Kind::Port => upsert(topology, &mut self.ports, id),
+            Kind::Route => upsert(topology, &mut self.routes, id),
+            Kind::Chain => upsert(topology, &mut self.chains, id),
+            Kind::Rule => upsert(topology, &mut self.rules, id),
+            Kind::TunnelZone => upsert(topology, &mut self.tunnel_zones, id),
+            Kind::PortGroup => upsert(topology, &mut self.port_groups, id),
+            Kind::IpAddrGroup => upsert(topology, &mut self.ip_addr_groups, id),
+            _ => Ok(()),
+        }
+    }
 }
 
-/// Compiles the stored topology for the gateway `ctx` describes.
+/// Compiles the stored topology for the gateway `ctx` describes, reading all of it.
 pub fn compile<S: Store>(topology: &Topology<S>, ctx: &CompileContext) -> Result<Compiled, CompileError> {
-    let model = Model::read(topology)?;
+    build(&Model::read(topology)?, ctx)
+}
+
+/// The decoded model kept between compiles, brought up to date from the store's change feed so a
+/// compile after one write reads (and decodes) only the objects that write touched. Reading and
+/// decoding every document dominates a full compile (about 90% at 10,000 routers).
+#[derive(Default)]
+pub struct ModelCache {
+    model: Option<Model>,
+}
+
+impl ModelCache {
+    /// An empty cache: the first compile reads everything.
+    pub fn new() -> ModelCache {
+        ModelCache::default()
+    }
+
+    /// Brings the cached model to the store's current version and compiles it.
+    pub fn compile<S: Store>(
+        &mut self,
+        topology: &Topology<S>,
+        ctx: &CompileContext,
+    ) -> Result<Compiled, CompileError> {
+        self.refresh(topology)?;
+        let model = self.model.as_ref().expect("refreshed");
+        build(model, ctx)
+    }
+
+    fn refresh<S: Store>(&mut self, topology: &Topology<S>) -> Result<(), CompileError> {
+        let Some(model) = &mut self.model else {
+            self.model = Some(Model::read(topology)?);
+            return Ok(());
+        };
+        for _ in 0..READ_ATTEMPTS {
+            if topology.store().version()? == model.version {
+                return Ok(());
+            }
+            let sets = match topology.store().changes_since(model.version) {
+                Ok(sets) => sets,
+                // The log no longer reaches back to our version: read everything again.
+                Err(StoreError::ChangesTrimmed { .. }) => break,
+                Err(e) => return Err(e.into()),
+            };
+            for set in &sets {
+                for change in &set.changes {
+                    model.update(topology, change.kind, &change.id)?;
+                }
+                model.version = set.version;
+            }
+            // A write that landed while we read is picked up by the next round.
+        }
+        self.model = Some(Model::read(topology)?);
+        Ok(())
+    }
+}
+
+/// Puts the current state of object `id` into the sorted `list` (or takes it out if it is gone).
+fn upsert<S: Store, T: crate::model::Resource>(
+    topology: &Topology<S>,
+    list: &mut Vec<T>,
+    id: &str,
+) -> Result<(), CompileError> {
+    let at = list.binary_search_by(|o| o.key().as_str().cmp(id));
+    match (topology.get::<T>(id), at) {
+        (Ok(object), Ok(i)) => list[i] = object,
+        (Ok(object), Err(i)) => list.insert(i, object),
+        (Err(TopologyError::NotFound { .. }), Ok(i)) => {
+            list.remove(i);
+        }
+        (Err(TopologyError::NotFound { .. }), Err(_)) => {}
+        (Err(e), _) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+fn build(model: &Model, ctx: &CompileContext) -> Result<Compiled, CompileError> {
     let mut c = Compiler { b: SnapshotBuilder::new(ctx.generation), ..Compiler::default() };
     if let Some(underlay) = ctx.underlay {
         c.b.set_underlay(underlay);
     }
-    c.chains(&model);
-    c.groups(&model);
-    c.hosts(&model, ctx);
-    c.devices(&model);
-    c.ports(&model, ctx);
-    c.routes(&model)?;
-    c.rules(&model)?;
+    c.chains(model);
+    c.groups(model);
+    c.hosts(model, ctx);
+    c.devices(model);
+    c.ports(model, ctx);
+    c.routes(model)?;
+    c.rules(model)?;
     let snapshot = c.b.build()?;
     Ok(Compiled { snapshot, store_version: model.version, warnings: c.warnings })
 }

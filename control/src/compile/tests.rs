@@ -230,3 +230,37 @@ fn rules_the_data_path_cannot_represent_stop_the_compile() {
     assert!(matches!(err, CompileError::Invalid { kind: "rule", .. }), "{err}");
     assert!(err.to_string().contains("condInvert"), "{err}");
 }
+
+#[test]
+fn the_model_cache_follows_the_change_feed_to_the_same_snapshot_as_a_full_read() {
+    let lab = lab();
+    let mut cache = ModelCache::new();
+    let mut generation = 1;
+    let mut check = |cache: &mut ModelCache, what: &str| {
+        generation += 1;
+        let incremental = cache.compile(&lab.topo, &ctx(&lab, generation)).unwrap();
+        let full = compile(&lab.topo, &ctx(&lab, generation)).unwrap();
+        assert_eq!(incremental.store_version, full.store_version, "{what}");
+        assert_eq!(incremental.snapshot, full.snapshot, "{what}: the cached model compiles like a full read");
+        assert_eq!(incremental.warnings, full.warnings, "{what}");
+    };
+    check(&mut cache, "first read");
+    let body = json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "198.51.100.0",
+                      "dstNetworkLength": 24, "type": "Reject", "weight": 100});
+    let route = lab.topo.create_route(lab.edge, from(body)).unwrap().id;
+    check(&mut cache, "a route added");
+    let rule =
+        lab.topo.create_rule(lab.chain, from(json!({"type": "accept", "nwProto": 1, "position": 1}))).unwrap().id;
+    check(&mut cache, "a rule inserted first");
+    lab.topo.delete_route(route).unwrap();
+    lab.topo.delete_rule(rule).unwrap();
+    check(&mut cache, "both deleted");
+    // A cascade: deleting the bridge takes its ports (and the VM's binding) with it.
+    lab.topo.delete_bridge(lab.bridge).unwrap();
+    check(&mut cache, "a bridge deleted with its ports");
+    let stranger = lab.topo.create_host(from(json!({"name": "other"}))).unwrap().id;
+    let zone = lab.topo.create_tunnel_zone(from(json!({"name": "gre", "type": "gre"}))).unwrap().id;
+    lab.topo.add_tunnel_zone_host(zone, from(json!({"hostId": stranger, "ipAddress": "192.168.100.50"}))).unwrap();
+    check(&mut cache, "a zone and a member");
+    check(&mut cache, "nothing changed");
+}
