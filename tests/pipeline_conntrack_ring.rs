@@ -8,9 +8,7 @@
 
 mod common;
 
-use common::ring::{config, counter, eth, ip, valid, Host};
-
-use std::sync::atomic::{AtomicBool, Ordering};
+use common::ring::{counter, eth, ip, valid, with_two_ports, Host};
 
 use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
 use midogw::flowtable::flow::FlowCacheConfig;
@@ -20,9 +18,7 @@ use midogw::flowtable::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader,
     UdpPacket, UdpRepr, L3,
 };
-use midogw::{
-    pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
-};
+use midogw::{PipelineConfig, PipelineCounters};
 
 const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
 const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
@@ -86,48 +82,13 @@ fn arp_request(src_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
     f
 }
 
-/// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,
-/// stops the worker and checks every mbuf went back to the pool.
+/// The router between two `net_ring` ports with one pipeline worker (common::ring::with_two_ports).
 fn with_router(tag: &str, body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters)) {
     let pipeline = PipelineConfig {
         flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
         ..PipelineConfig::default()
     };
-    let pipeline = &pipeline;
-    let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
-    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
-    let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
-    let appliance = [
-        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("rA")).unwrap(),
-        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config("rB")).unwrap(),
-    ];
-    let host_a = Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hA")).unwrap();
-    let host_b = Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hB")).unwrap();
-    let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id()), 1);
-    let (mut a_rx, mut a_tx) = host_a.take_queues().unwrap();
-    let (mut b_rx, mut b_tx) = host_b.take_queues().unwrap();
-    let mut ha = Host { pool: &pool, tx: a_tx.remove(0), rx: a_rx.remove(0) };
-    let mut hb = Host { pool: &pool, tx: b_tx.remove(0), rx: b_rx.remove(0) };
-
-    let mut plans = pipeline_plans(&appliance, 1).unwrap();
-    let plan = plans.remove(0);
-    let counters = plan.counters();
-    let stop = AtomicBool::new(false);
-    eal.scope(|s| {
-        s.launch(1, || run_pipeline(plan, &exchange, &pool, pipeline, &stop)).unwrap();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(p) = result {
-            std::panic::resume_unwind(p);
-        }
-    })
-    .expect("worker exits cleanly");
-    assert_eq!(counters.tx_full_drops.load(Ordering::Relaxed), 0);
-    assert_eq!(counters.alloc_failures.load(Ordering::Relaxed), 0);
-    drop((ha, hb, a_rx, a_tx, b_rx, b_tx));
-    drop((appliance, host_a, host_b));
-    drop(rings);
-    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+    with_two_ports(tag, snapshot, &pipeline, body);
 }
 
 #[test]

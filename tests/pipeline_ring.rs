@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::ring::{arp, config, counter, eth, ip, valid, Host};
+use common::ring::{arp, counter, eth, ip, valid, with_two_ports, Host};
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use midogw::flowtable::flow::FlowCacheConfig;
@@ -18,9 +17,7 @@ use midogw::flowtable::wire::{
     ArpOperation, EtherType, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
     PseudoHeader, UdpPacket, UdpRepr, L3, L4,
 };
-use midogw::{
-    pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
-};
+use midogw::{PipelineConfig, PipelineCounters};
 
 const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
 const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
@@ -78,40 +75,7 @@ fn with_router_config(
     pipeline: &PipelineConfig,
     body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters),
 ) {
-    let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
-    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
-    let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
-    let appliance = [
-        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("rA")).unwrap(),
-        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config("rB")).unwrap(),
-    ];
-    let host_a = Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hA")).unwrap();
-    let host_b = Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hB")).unwrap();
-    let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id()), 1);
-    let (mut a_rx, mut a_tx) = host_a.take_queues().unwrap();
-    let (mut b_rx, mut b_tx) = host_b.take_queues().unwrap();
-    let mut ha = Host { pool: &pool, tx: a_tx.remove(0), rx: a_rx.remove(0) };
-    let mut hb = Host { pool: &pool, tx: b_tx.remove(0), rx: b_rx.remove(0) };
-
-    let mut plans = pipeline_plans(&appliance, 1).unwrap();
-    let plan = plans.remove(0);
-    let counters = plan.counters();
-    let stop = AtomicBool::new(false);
-    eal.scope(|s| {
-        s.launch(1, || run_pipeline(plan, &exchange, &pool, pipeline, &stop)).unwrap();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
-        stop.store(true, Ordering::Relaxed);
-        if let Err(p) = result {
-            std::panic::resume_unwind(p);
-        }
-    })
-    .expect("worker exits cleanly");
-    assert_eq!(counters.tx_full_drops.load(Ordering::Relaxed), 0);
-    assert_eq!(counters.alloc_failures.load(Ordering::Relaxed), 0);
-    drop((ha, hb, a_rx, a_tx, b_rx, b_tx));
-    drop((appliance, host_a, host_b));
-    drop(rings);
-    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+    with_two_ports(tag, snapshot, pipeline, body);
 }
 
 /// Host B announces itself: ARP request for 10.2.0.1; the router answers and learns B.

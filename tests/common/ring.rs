@@ -2,13 +2,17 @@
 //! frame, receive what the appliance sends), frame builders both directions need, and checks.
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use midogw::flowtable::topology::Snapshot;
 use midogw::flowtable::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers,
 };
-use midogw::{Burst, Mempool, PortConfig, RxQueue, TxQueue};
+use midogw::{
+    pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
+    RxQueue, SnapshotExchange, TxQueue,
+};
 
 pub fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
     EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }
@@ -92,4 +96,49 @@ pub fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
 
 pub fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
+}
+
+/// Brings up EAL, two appliance ports on `net_ring`s with a host at the far end of each, the
+/// topology `snapshot(port A id, port B id)` and one pipeline worker configured by `pipeline`; runs
+/// `body`, stops the worker and checks nothing was refused and every mbuf went back to the pool.
+pub fn with_two_ports(
+    tag: &str,
+    snapshot: impl FnOnce(u16, u16) -> Snapshot,
+    pipeline: &PipelineConfig,
+    body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters),
+) {
+    let eal = Eal::init(&super::test_eal_config(tag, 256)).expect("EAL");
+    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
+    let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
+    let appliance = [
+        Port::from_rings(&eal, &pool, &rings[0], &rings[1], &config("rA")).unwrap(),
+        Port::from_rings(&eal, &pool, &rings[2], &rings[3], &config("rB")).unwrap(),
+    ];
+    let host_a = Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hA")).unwrap();
+    let host_b = Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hB")).unwrap();
+    let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id()), 1);
+    let (mut a_rx, mut a_tx) = host_a.take_queues().unwrap();
+    let (mut b_rx, mut b_tx) = host_b.take_queues().unwrap();
+    let mut ha = Host { pool: &pool, tx: a_tx.remove(0), rx: a_rx.remove(0) };
+    let mut hb = Host { pool: &pool, tx: b_tx.remove(0), rx: b_rx.remove(0) };
+
+    let mut plans = pipeline_plans(&appliance, 1).unwrap();
+    let plan = plans.remove(0);
+    let counters = plan.counters();
+    let stop = AtomicBool::new(false);
+    eal.scope(|s| {
+        s.launch(1, || run_pipeline(plan, &exchange, &pool, pipeline, &stop)).unwrap();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut ha, &mut hb, &counters)));
+        stop.store(true, Ordering::Relaxed);
+        if let Err(p) = result {
+            std::panic::resume_unwind(p);
+        }
+    })
+    .expect("worker exits cleanly");
+    assert_eq!(counters.tx_full_drops.load(Ordering::Relaxed), 0);
+    assert_eq!(counters.alloc_failures.load(Ordering::Relaxed), 0);
+    drop((ha, hb, a_rx, a_tx, b_rx, b_tx));
+    drop((appliance, host_a, host_b));
+    drop(rings);
+    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
 }
