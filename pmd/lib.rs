@@ -19,6 +19,7 @@ mod mbuf;
 mod mempool;
 mod pipeline;
 mod port;
+mod prefetch;
 mod ring;
 pub mod sizing;
 mod snapshot;

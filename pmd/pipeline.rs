@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
 use flowtable::sim::{
-    self, Actions, Applied, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer, Output,
-    MAX_DPDK_PORTS,
+    self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer,
+    Output, MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
 use flowtable::wire::EthernetAddress;
@@ -33,6 +33,8 @@ use crate::error::{Error, Result};
 use crate::mbuf::{Burst, Mbuf};
 use crate::mempool::Mempool;
 use crate::port::{Port, RxQueue, TxQueue};
+use crate::prefetch::prefetch;
+use crate::sizing::BURST;
 use crate::snapshot::{Refresh, SnapshotExchange, SnapshotReader};
 
 /// Room for any frame the simulation generates (it needs 1514 bytes).
@@ -263,6 +265,7 @@ pub fn run_pipeline<'p>(
     let generation = reader.snapshot().generation();
     let mut engine = Engine::new(worker, tx, &ports, reader, pool, config);
     let mut burst = Burst::new();
+    let mut staged = [Staged::EMPTY; BURST];
     let clock = TscClock::start();
     tracing::debug!(worker, rx_queues = rx.len(), generation, "pipeline worker starts");
     while !stop.load(Ordering::Relaxed) {
@@ -278,8 +281,11 @@ pub fn run_pipeline<'p>(
             let in_port = queue.id().0;
             engine.totals.rx += count as u64;
             // The snapshot changes only between bursts: whether this port is the underlay's, once.
-            let from_underlay = engine.is_underlay(in_port);
-            burst.drain(|m| engine.handle(in_port, from_underlay, m, now));
+            if engine.is_underlay(in_port) {
+                burst.drain(|m| engine.handle(in_port, true, m, now));
+            } else {
+                engine.handle_local_burst(in_port, &mut burst, &mut staged, now);
+            }
         }
         engine.service_holds(now);
         engine.flush_all();
@@ -294,13 +300,28 @@ pub fn run_pipeline<'p>(
     0
 }
 
+/// A frame between the stages of [`Engine::handle_local_burst`].
+#[derive(Clone, Copy)]
+struct Staged {
+    key: FlowKey,
+    hash: u64,
+    /// The flow table's candidate slot for the hash, if any.
+    hint: Option<usize>,
+    /// Whether the frame parsed (else `key` is meaningless).
+    parsed: bool,
+}
+
+impl Staged {
+    const EMPTY: Staged = Staged { key: FlowKey::ZERO, hash: 0, hint: None, parsed: false };
+}
+
 struct Engine<'p, 'm, 's> {
     snapshot: SnapshotReader<'s>,
     pool: &'p Mempool<'m>,
     tx: Vec<TxQueue<'p>>,
     out: Vec<Burst<'p>>,
     slot_of: [u8; MAX_DPDK_PORTS],
-    cache: FlowCache<Actions>,
+    cache: FlowCache<CachedActions>,
     state: CoreState,
     scratch: Vec<u8>,
     /// Room for an underlay ARP request while `scratch` holds a generated frame.
@@ -412,33 +433,83 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     /// Runs a frame (the inner one, for a tunnel) through the cache or the simulation and sends
     /// it. `deadline`: a frame released from the resolution queue keeps its deadline if held again.
-    fn process(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
-        let frame = m.data_mut();
+    fn process(&mut self, ingress: IngressPoint, m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
+        let mut staged = Staged::EMPTY;
         // Only the key is needed before the lookup: built straight from the bytes for common frames.
-        let mut key = FlowKey::default();
-        if key.set_from_frame(ingress.flow_id(), frame).is_err() {
+        if staged.key.set_from_frame(ingress.flow_id(), m.data()).is_err() {
             return self.dropped(DropReason::Malformed);
         }
-        let verdict = match self.cache.lookup(&key, now, frame.len() as u32) {
+        staged.hash = self.cache.hash(&staged.key);
+        self.process_keyed(ingress, m, &staged, now, deadline)
+    }
+
+    /// A burst received on a local (not the underlay) port, looked up in stages so that the
+    /// flow table's cache misses overlap (pmd/prefetch.rs): every key and hash first, prefetching
+    /// their buckets; then every candidate slot, prefetching its key and entry; then each frame's
+    /// lookup and actions, in order.
+    fn handle_local_burst(&mut self, in_port: u16, burst: &mut Burst<'p>, staged: &mut [Staged; BURST], now: u64) {
+        let ingress = IngressPoint::Local(in_port);
+        let flow_id = ingress.flow_id();
+        let count = burst.len();
+        for (i, s) in staged[..count].iter_mut().enumerate() {
+            s.parsed = s.key.set_from_frame(flow_id, burst.data(i)).is_ok();
+            if s.parsed {
+                s.hash = self.cache.hash(&s.key);
+                for addr in self.cache.bucket_addrs(s.hash) {
+                    prefetch(addr);
+                }
+            }
+        }
+        for s in staged[..count].iter_mut() {
+            s.hint = if s.parsed { self.cache.candidate(s.hash) } else { None };
+            if let Some(slot) = s.hint {
+                for addr in self.cache.slot_addrs(slot) {
+                    prefetch(addr);
+                }
+            }
+        }
+        let mut next = staged[..count].iter();
+        burst.drain(|m| match next.next() {
+            Some(s) if s.parsed => self.process_keyed(ingress, m, s, now, None),
+            _ => self.dropped(DropReason::Malformed),
+        });
+    }
+
+    /// [`Engine::process`] once the key (and its hash, and maybe a slot hint) is known.
+    fn process_keyed(
+        &mut self,
+        ingress: IngressPoint,
+        mut m: Mbuf<'p>,
+        staged: &Staged,
+        now: u64,
+        deadline: Option<u64>,
+    ) {
+        let frame = m.data_mut();
+        let key = &staged.key;
+        let verdict = match self.cache.lookup_hinted(key, staged.hash, staged.hint, now, frame.len() as u32) {
             Some(actions) => {
-                // A failing TTL / MTU check may follow MAC rewrites: restore them for the simulation.
+                // A failing TTL / MTU check of an action list may follow MAC rewrites: restore them
+                // for the simulation (a compiled hop checks before it writes).
                 let mut macs = [0u8; 12];
-                macs.copy_from_slice(&frame[..12]);
-                let applied =
-                    sim::apply_into(self.snapshot.snapshot(), actions, frame, &mut self.state, now, &mut self.outer);
+                if let CachedActions::List(_) = actions {
+                    macs.copy_from_slice(&frame[..12]);
+                }
+                let applied = actions.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer);
                 match applied {
                     Ok(Applied::Local(dpdk_port)) => Egress::Local(dpdk_port),
                     Ok(Applied::Encap(dpdk_port)) => Egress::One(Output { dpdk_port, outer: self.outer }),
                     // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
                     // the simulation answers or asks.
                     Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
-                        frame[..12].copy_from_slice(&macs);
-                        self.simulate(ingress, frame, &key, now)
+                        if let CachedActions::List(_) = actions {
+                            frame[..12].copy_from_slice(&macs);
+                        }
+                        self.simulate(ingress, frame, key, now)
                     }
                     Err(reason) => Egress::Drop(reason),
                 }
             }
-            None => self.simulate(ingress, frame, &key, now),
+            None => self.simulate(ingress, frame, key, now),
         };
         self.invalidate_moved_macs();
         match verdict {
@@ -518,7 +589,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.invalidate_moved_macs();
         if r.cacheable {
             let tags = tags(self.snapshot.snapshot(), &r.deps);
-            self.cache.insert(key, r.actions, &tags, now);
+            self.cache.insert(key, CachedActions::compile(&r.actions), &tags, now);
         }
         self.totals.drops[DropReason::FloodLegsExceeded.index()] += u64::from(r.dropped_legs);
         if let Some(g) = r.generated {

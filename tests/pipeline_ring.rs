@@ -124,6 +124,31 @@ fn pipeline_forwards_udp_and_hits_the_flow_cache() {
     });
 }
 
+/// The burst loop looks a whole burst up in stages (keys, candidate slots, then lookups): a
+/// malformed frame among good ones, and a new flow's later packets in the same burst (installed
+/// by its first packet after the stages looked), still come out in order, each flow simulated once.
+#[test]
+fn pipeline_handles_a_mixed_burst_in_order() {
+    with_router("pburst", |ha, hb, c| {
+        learn_b(hb);
+        let (x, y) = (udp("10.2.0.2", 5001, 64), udp("10.2.0.2", 5002, 64));
+        let malformed = x[..20].to_vec();
+        ha.send_burst(&[x.clone(), malformed, x.clone(), y.clone(), x.clone()]);
+        let got = hb.recv(4);
+        assert_eq!(got.len(), 4, "every good frame forwarded");
+        let sports: Vec<u16> = got.iter().map(|f| u16::from_be_bytes([f[34], f[35]])).collect();
+        assert_eq!(sports, [5001, 5001, 5002, 5001], "in order");
+        for f in &got {
+            let h = valid(f);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
+        }
+        hb.silent();
+        assert_eq!(counter(&c.drops[DropReason::Malformed.index()]), 1);
+        assert_eq!(counter(&c.simulated), 3, "the ARP request, then x and y once each");
+        assert_eq!(counter(&c.cache_hits), 2, "x's second and third packets");
+    });
+}
+
 #[test]
 fn pipeline_answers_ttl_one_with_time_exceeded() {
     with_router("pttl", |ha, hb, c| {

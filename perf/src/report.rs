@@ -335,7 +335,7 @@ pub const FLOW_TABLE_FLOWS: u64 = 10_000_000;
 pub const FLOW_TABLE_LIMIT_BYTES: u64 = 2 << 30;
 
 /// What the gateway's flow table takes for [`FLOW_TABLE_FLOWS`] flows: the exact allocation of
-/// `FlowCache::<flowtable::sim::Actions>::new` (its `footprint`), which is all of it (nothing is
+/// `FlowCache::<flowtable::sim::CachedActions>::new` (its `footprint`), which is all of it (nothing is
 /// allocated afterwards).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowTableFootprint {
@@ -350,15 +350,15 @@ pub struct FlowTableFootprint {
 }
 
 impl FlowTableFootprint {
-    /// The gateway pipeline's flow table (`FlowCache<Actions>`) sized for [`FLOW_TABLE_FLOWS`].
+    /// The gateway pipeline's flow table (`FlowCache<CachedActions>`) sized for [`FLOW_TABLE_FLOWS`].
     pub fn gateway() -> FlowTableFootprint {
         use midogw::flowtable::flow::{FlowCache, FlowCacheConfig};
-        use midogw::flowtable::sim::Actions;
+        use midogw::flowtable::sim::CachedActions;
         let config = FlowCacheConfig { capacity: FLOW_TABLE_FLOWS as usize, ..FlowCacheConfig::default() };
         FlowTableFootprint {
             flows: FLOW_TABLE_FLOWS,
-            bytes: FlowCache::<Actions>::footprint(&config) as u64,
-            slot_bytes: FlowCache::<Actions>::slot_bytes() as u64,
+            bytes: FlowCache::<CachedActions>::footprint(&config) as u64,
+            slot_bytes: FlowCache::<CachedActions>::slot_bytes() as u64,
             limit_bytes: FLOW_TABLE_LIMIT_BYTES,
         }
     }
@@ -831,7 +831,7 @@ mod tests {
         assert_eq!(f.flows, 10_000_000);
         assert_eq!(f.bytes as usize, {
             use midogw::flowtable::flow::{FlowCache, FlowCacheConfig};
-            FlowCache::<midogw::flowtable::sim::Actions>::footprint(&FlowCacheConfig {
+            FlowCache::<midogw::flowtable::sim::CachedActions>::footprint(&FlowCacheConfig {
                 capacity: 10_000_000,
                 ..FlowCacheConfig::default()
             })

@@ -56,6 +56,18 @@ impl Host<'_> {
         assert_eq!(self.tx.tx(&mut b), 1);
     }
 
+    /// Sends `frames` in one TX call, so that the worker finds them in its ring together and
+    /// handles them as one burst.
+    pub fn send_burst(&mut self, frames: &[Vec<u8>]) {
+        let mut b = Burst::new();
+        for frame in frames {
+            let mut m = self.pool.alloc().expect("mbuf");
+            m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
+            b.push(m).expect("room");
+        }
+        assert_eq!(self.tx.tx(&mut b), frames.len());
+    }
+
     /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
     pub fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + Duration::from_secs(2);

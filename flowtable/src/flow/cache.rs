@@ -10,8 +10,8 @@
 //! bucket probe on every miss and on the third of hits that live in their second bucket. Three
 //! parallel arrays, all allocated once in [`FlowCache::new`]:
 //!
-//! * buckets, 32 bytes each (half a cache line, never straddling one): a 16-bit signature per way,
-//!   the occupied mask, the referenced mask and a clock hand;
+//! * buckets, 16 bytes each (a quarter of a cache line, never straddling one): an 8-bit signature
+//!   per way, the occupied mask, the referenced mask and a clock hand;
 //! * keys, 64 bytes each, cache-line aligned;
 //! * entries, `72 + size_of::<A>()` bytes: last use, hard deadline, validation generation, packet
 //!   and byte counters, the [`TagSet`] (16 tags), and the actions.
@@ -54,9 +54,9 @@
 //!
 //! # Memory
 //!
-//! Per slot: 64 (key) + 72 + `size_of::<A>()` (entry) + 4 (a bucket's share); plus 512 KiB of tag
-//! generations per cache. With a 64-byte action list that is 204 bytes a slot, so 10 million flows
-//! take 2.04 GB (1.90 GiB), under the 2 GiB target; action lists up to 72 bytes fit
+//! Per slot: 64 (key) + 72 + `size_of::<A>()` (entry) + 2 (a bucket's share); plus 512 KiB of tag
+//! generations per cache. With a 64-byte action list that is 202 bytes a slot, so 10 million flows
+//! take 2.02 GB (1.88 GiB), under the 2 GiB target; action lists up to 72 bytes fit
 //! ([`FlowCache::footprint`] computes it). All memory is allocated and written in [`FlowCache::new`];
 //! nothing after it allocates or frees.
 //!
@@ -66,18 +66,22 @@
 //! loop of lookups (release build, x86-64 baseline, 1 Ki flows in random order) counts about 195
 //! instructions per hit, hash included. The hash is about 40 (five 64x64->128-bit
 //! multiplies, the key's eight words and ten secrets loaded); locating the two buckets two more
-//! multiplies; the signature scan about twenty per bucket probed (SWAR, no branch); the key compare
+//! multiplies; the signature scan about a dozen per bucket probed (SWAR, no branch); the key compare
 //! up to sixteen; the validity check three compares (one more add for the idle deadline); the hit
 //! updates a handful of stores. A third of the hits pay a second bucket probe.
 //!
 //! Wall clock on the development VM (AMD EPYC, 4 KiB pages, one lookup at a time): 19 ns per hit with
 //! 1 Ki flows, 25 ns with 16 Ki, then 150 to 300 ns from 64 Ki to 4 Mi flows, where the bucket, key
 //! and entry lines (three to four per hit) each miss the caches and the TLB. At scale the time goes
-//! in memory, not instructions: the burst loop should hash the whole burst first and prefetch both
-//! buckets of every packet before looking any up, and the table should sit on huge pages.
+//! in memory, not instructions. So the pipeline's burst loop hashes the whole burst first and
+//! prefetches both buckets of every packet ([`FlowCache::bucket_addrs`]), then finds every
+//! packet's [`FlowCache::candidate`] slot and prefetches its key and entry
+//! ([`FlowCache::slot_addrs`]), and only then looks each up ([`FlowCache::lookup_hinted`]); the
+//! table should also sit on huge pages.
 
 use core::fmt;
 use core::mem::{self, size_of};
+use core::ptr;
 
 use super::device::{DeviceTag, TagSet, TAG_SLOTS};
 use super::hash::FlowHasher;
@@ -197,37 +201,33 @@ pub struct FlowEntryRef<'a, A> {
     pub hard_deadline: u64,
 }
 
-/// A bucket's metadata: half a cache line.
+/// A bucket's metadata: a quarter of a cache line.
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(32))]
+#[repr(C, align(16))]
 struct Bucket {
-    /// Way `w`'s 16-bit signature is lane `w % 4` of word `w / 4` (compared four at a time).
-    sig: [u64; 2],
+    /// Way `w`'s 8-bit signature is byte `w` (compared eight at a time).
+    sig: u64,
     used: u8,
     referenced: u8,
     hand: u8,
 }
 
 impl Bucket {
-    /// Occupied ways whose signature is `sig`. SWAR over the two words: about twenty ALU
-    /// instructions, no branch (a loop over eight `u16`s is not vectorised at the x86-64 baseline).
+    /// Occupied ways whose signature is `sig`: SWAR over one word, a dozen ALU instructions and
+    /// no branch. Eight bits leave a 1 in 256 chance per occupied way of a key compare that fails.
     #[inline(always)]
-    fn matches(&self, sig: u16) -> u8 {
-        const LOW15: u64 = 0x7fff_7fff_7fff_7fff;
-        let broadcast = u64::from(sig) * 0x0001_0001_0001_0001;
-        // Bit 0 of each 16-bit lane set where the lane is zero (exact: no carry crosses lanes).
-        let zero_lanes = |x: u64| !(((x & LOW15) + LOW15) | x | LOW15) >> 15;
-        // Lane bits 0, 16, 32, 48 gathered into bits 45..49 by one multiply (no two terms collide).
-        let gather = |y: u64| (y.wrapping_mul(0x0000_2000_4000_8001) >> 45) as u8 & 0xf;
-        let lo = gather(zero_lanes(self.sig[0] ^ broadcast));
-        let hi = gather(zero_lanes(self.sig[1] ^ broadcast));
-        (lo | hi << 4) & self.used
+    fn matches(&self, sig: u8) -> u8 {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let x = self.sig ^ (u64::from(sig) * 0x0101_0101_0101_0101);
+        // Bit 7 of each byte set where the byte is zero (exact: no carry crosses bytes).
+        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+        // Byte bits 0, 8, .., 56 gathered into bits 56..63 by one multiply (no two terms collide).
+        ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8 & self.used
     }
 
-    fn set_sig(&mut self, way: usize, sig: u16) {
-        let lane = 16 * (way % 4);
-        let word = &mut self.sig[way / 4];
-        *word = (*word & !(0xffff << lane)) | u64::from(sig) << lane;
+    fn set_sig(&mut self, way: usize, sig: u8) {
+        let lane = 8 * way;
+        self.sig = (self.sig & !(0xff << lane)) | u64::from(sig) << lane;
     }
 
     fn free(&self) -> u32 {
@@ -366,16 +366,16 @@ impl<A: Default> FlowCache<A> {
 
     /// The two candidate buckets and the signature of a hash.
     #[inline]
-    fn locate(&self, hash: u64) -> (usize, usize, u16) {
+    fn locate(&self, hash: u64) -> (usize, usize, u8) {
         let n = self.buckets.len() as u128;
         let b1 = ((u128::from(hash) * n) >> 64) as usize;
         let b2 = ((u128::from(hash.rotate_left(32)) * n) >> 64) as usize;
-        let sig = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48) as u16;
+        let sig = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8;
         (b1, b2, sig)
     }
 
     #[inline(always)]
-    fn find_in(&self, b: usize, sig: u16, key: &FlowKey) -> Option<usize> {
+    fn find_in(&self, b: usize, sig: u8, key: &FlowKey) -> Option<usize> {
         let mut m = self.buckets[b].matches(sig);
         while m != 0 {
             let i = b * WAYS + m.trailing_zeros() as usize;
@@ -388,7 +388,7 @@ impl<A: Default> FlowCache<A> {
     }
 
     #[inline]
-    fn find_at(&self, key: &FlowKey, b1: usize, b2: usize, sig: u16) -> Option<usize> {
+    fn find_at(&self, key: &FlowKey, b1: usize, b2: usize, sig: u8) -> Option<usize> {
         match self.find_in(b1, sig, key) {
             None if b2 != b1 => self.find_in(b2, sig, key),
             found => found,
@@ -459,7 +459,62 @@ impl<A: Default> FlowCache<A> {
     /// [`FlowCache::lookup`] with the hash already computed by [`FlowCache::hash`].
     #[inline]
     pub fn lookup_hashed(&mut self, key: &FlowKey, hash: u64, now: u64, bytes: u32) -> Option<&A> {
-        let Some(i) = self.find(key, hash) else {
+        let found = self.find(key, hash);
+        self.conclude(found, now, bytes)
+    }
+
+    /// Where a lookup of `hash` reads first: its two candidate buckets (the same twice when they
+    /// coincide). For a burst loop to prefetch before it looks anything up (module docs, "Cost of a
+    /// lookup"); reading through them is the caller's business, nothing here does.
+    #[inline(always)]
+    pub fn bucket_addrs(&self, hash: u64) -> [*const u8; 2] {
+        let (b1, b2, _) = self.locate(hash);
+        [ptr::from_ref(&self.buckets[b1]).cast(), ptr::from_ref(&self.buckets[b2]).cast()]
+    }
+
+    /// The slot a lookup of `hash` would try first: the first occupied way, in either candidate
+    /// bucket, with the hash's signature. Reads the buckets only; `None` when no way matches.
+    #[inline(always)]
+    pub fn candidate(&self, hash: u64) -> Option<usize> {
+        let (b1, b2, sig) = self.locate(hash);
+        let first = |b: usize| {
+            let m = self.buckets[b].matches(sig);
+            (m != 0).then(|| b * WAYS + m.trailing_zeros() as usize)
+        };
+        first(b1).or_else(|| first(b2))
+    }
+
+    /// The memory a hit on `slot` reads: its key, and the first and last byte of its entry (for a
+    /// prefetch, like [`FlowCache::bucket_addrs`]). An out-of-range slot gives the first slot's.
+    #[inline(always)]
+    pub fn slot_addrs(&self, slot: usize) -> [*const u8; 3] {
+        let i = if slot < self.keys.len() { slot } else { 0 };
+        let entry: *const u8 = ptr::from_ref(&self.entries[i]).cast();
+        [ptr::from_ref(&self.keys[i]).cast(), entry, entry.wrapping_add(size_of::<Entry<A>>() - 1)]
+    }
+
+    /// [`FlowCache::lookup_hashed`] that tries `hint` (from [`FlowCache::candidate`], possibly
+    /// stale: the table may have changed since) before searching: the same result whatever the
+    /// hint, cheaper when it is right.
+    #[inline]
+    pub fn lookup_hinted(&mut self, key: &FlowKey, hash: u64, hint: Option<usize>, now: u64, bytes: u32) -> Option<&A> {
+        let found = match hint {
+            Some(i)
+                if i < self.keys.len()
+                    && self.buckets[i / WAYS].used & (1 << (i % WAYS)) != 0
+                    && self.keys[i] == *key =>
+            {
+                Some(i)
+            }
+            _ => self.find(key, hash),
+        };
+        self.conclude(found, now, bytes)
+    }
+
+    /// The end of a lookup that found slot `found` (or nothing): count it, refresh or reclaim the entry.
+    #[inline(always)]
+    fn conclude(&mut self, found: Option<usize>, now: u64, bytes: u32) -> Option<&A> {
+        let Some(i) = found else {
             self.stats.misses += 1;
             return None;
         };

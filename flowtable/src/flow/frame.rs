@@ -52,7 +52,7 @@ impl FlowKey {
     /// [`FlowKey::from_frame`] into `self` (left as it was on an error): the fast path writes the
     /// words where the caller keeps its key instead of returning them through a `Result`, which
     /// costs a 64-byte copy per packet.
-    #[inline]
+    #[inline(always)]
     pub fn set_from_frame(&mut self, ingress: u32, frame: &[u8]) -> Result<(), ParseError> {
         match common_frame_key(ingress, frame) {
             Some(key) => *self = key,

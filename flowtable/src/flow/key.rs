@@ -120,7 +120,7 @@ pub struct FlowKey {
 
 impl FlowKey {
     /// All words zero: what fills unused slots of a table (which slots are used is the buckets' business).
-    pub(crate) const ZERO: FlowKey = FlowKey { words: [0; 8] };
+    pub const ZERO: FlowKey = FlowKey { words: [0; 8] };
 
     /// A key from its eight words, as [`FlowKey::words`] gives them (the frame fast path builds them).
     #[inline(always)]

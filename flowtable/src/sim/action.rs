@@ -299,7 +299,7 @@ pub(super) fn execute(
 /// The actions' interpreter: `Ok(None)` for [`Action::Flood`]. Inlined into the hit path (through
 /// [`apply_into`]): a call would save and restore six registers around a handful of actions.
 #[inline(always)]
-fn run(
+pub(super) fn run(
     snap: &Snapshot,
     actions: &Actions,
     frame: &mut [u8],
@@ -385,18 +385,18 @@ fn eth(frame: &mut [u8], ok: bool) -> Result<EthernetFrame<&mut [u8]>, DropReaso
 /// Where a frame's IP header is, its version and the IP packet's length, with the lengths checked
 /// as the wire views check them.
 #[derive(Debug, Clone, Copy)]
-struct IpHeader {
-    v6: bool,
-    offset: usize,
+pub(super) struct IpHeader {
+    pub(super) v6: bool,
+    pub(super) offset: usize,
     /// Length of the IP packet (header included, link padding excluded).
-    len: usize,
+    pub(super) len: usize,
 }
 
 /// The frame's IP header; [`DropReason::Malformed`] when it is not IPv4 or IPv6 or its lengths do
 /// not hold. Read from the bytes with exactly the checks of the Ethernet, IPv4 and IPv6 views'
 /// `new_checked` (a test holds the two equal), since every cached packet comes through here.
 #[inline(always)]
-fn ip_header(frame: &[u8]) -> Result<IpHeader, DropReason> {
+pub(super) fn ip_header(frame: &[u8]) -> Result<IpHeader, DropReason> {
     const MALFORMED: DropReason = DropReason::Malformed;
     let eth: &[u8; 14] = frame.first_chunk().ok_or(MALFORMED)?;
     let (offset, ethertype) = if eth[12..14] == [0x81, 0x00] {

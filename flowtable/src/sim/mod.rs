@@ -114,6 +114,7 @@
 //! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
 
 mod action;
+mod compiled;
 mod conntrack;
 mod generate;
 mod mac;
@@ -123,6 +124,7 @@ mod tunnel;
 use core::net::{IpAddr, Ipv6Addr};
 
 pub use self::action::{apply, apply_into, Action, Actions, Applied, DropReason, Output, ReplyKind, MAX_ACTIONS};
+pub use self::compiled::{CachedActions, Hop};
 pub use self::conntrack::{port_zone as conntrack_port_zone, zone as conntrack_zone, ConnKey, ConnTrack};
 pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
 pub use self::mac::{Learned, MacTable};

@@ -1,0 +1,144 @@
+use proptest::prelude::*;
+
+use super::*;
+use crate::sim::{CoreConfig, Output};
+use crate::topology::SnapshotBuilder;
+use crate::wire::EthernetAddress;
+
+fn empty_snapshot() -> Snapshot {
+    SnapshotBuilder::new(1).build().unwrap()
+}
+
+/// An IPv4 (or IPv6) UDP frame, optionally 802.1Q-tagged, with the given TTL and IP length.
+fn frame(v6: bool, tagged: bool, ttl: u8, ip_len: usize) -> Vec<u8> {
+    let mut f = vec![0u8; 14];
+    f[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+    if tagged {
+        f[12..14].copy_from_slice(&[0x81, 0x00]);
+        f.extend_from_slice(&[0x00, 0x07, 0, 0]);
+    }
+    let at = f.len() - 2;
+    if v6 {
+        f[at..at + 2].copy_from_slice(&[0x86, 0xdd]);
+        let mut ip = vec![0u8; ip_len.max(40)];
+        ip[0] = 0x60;
+        let payload = (ip.len() - 40) as u16;
+        ip[4..6].copy_from_slice(&payload.to_be_bytes());
+        ip[6] = 17;
+        ip[7] = ttl;
+        f.extend_from_slice(&ip);
+    } else {
+        f[at..at + 2].copy_from_slice(&[0x08, 0x00]);
+        let mut ip = vec![0u8; ip_len.max(20)];
+        ip[0] = 0x45;
+        let total = ip.len() as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip[8] = ttl;
+        ip[9] = 17;
+        ip[12..20].copy_from_slice(&[198, 18, 0, 1, 198, 19, 0, 1]);
+        let sum = checksum::finish(checksum::data(&ip[..20]));
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+    }
+    f
+}
+
+fn list(actions: &[Action]) -> Actions {
+    let mut a = Actions::new();
+    for &x in actions {
+        a.push(x);
+    }
+    a
+}
+
+const SRC: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0x10, 2]);
+const DST: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0x20, 1]);
+
+#[test]
+fn a_routed_hop_compiles_and_rewrites_like_the_list() {
+    let snap = empty_snapshot();
+    let mut st = CoreState::new(&CoreConfig::default());
+    let actions = list(&[
+        Action::SetEthSrc(SRC),
+        Action::SetEthDst(DST),
+        Action::DecTtl(1),
+        Action::CheckMtu(1500),
+        Action::Output(1),
+    ]);
+    let cached = CachedActions::compile(&actions);
+    assert!(matches!(cached, CachedActions::Hop(_)), "{cached:?}");
+    let mut by_list = frame(false, false, 64, 46);
+    let mut by_hop = by_list.clone();
+    assert_eq!(crate::sim::apply(&snap, &actions, &mut by_list, &mut st, 1), Ok(Output::local(1)));
+    assert_eq!(cached.apply(&snap, &mut by_hop, &mut st, 1, &mut outer()), Ok(Applied::Local(1)));
+    assert_eq!(by_hop, by_list);
+    assert_eq!(&by_hop[..12], &[DST.0, SRC.0].concat()[..]);
+    assert_eq!(by_hop[14 + 8], 63);
+    assert_eq!(checksum::data(&by_hop[14..34]), 0xffff, "header checksum still valid");
+}
+
+#[test]
+fn other_shapes_stay_lists() {
+    for actions in [
+        list(&[Action::SetEthSrc(SRC), Action::Output(1)]),
+        list(&[Action::DecTtl(1), Action::DecTtl(1), Action::Output(1)]),
+        list(&[Action::CheckMtu(1500), Action::CheckMtu(1400), Action::Output(1)]),
+        list(&[Action::Learn(PortId(3)), Action::Output(1)]),
+        list(&[Action::Track { zone: 1, reverse: true }, Action::Output(1)]),
+        list(&[Action::Drop(DropReason::RuleDrop)]),
+        list(&[Action::SetEthSrc(SRC), Action::SetEthDst(DST)]),
+        list(&[Action::Flood]),
+        Actions::new(),
+    ] {
+        assert_eq!(CachedActions::compile(&actions), CachedActions::List(actions), "{actions:?}");
+    }
+}
+
+fn compilable_action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        Just(Action::Nop),
+        Just(Action::SetEthSrc(SRC)),
+        Just(Action::SetEthDst(DST)),
+        (0u8..4).prop_map(Action::DecTtl),
+        prop_oneof![Just(0u16), Just(60), Just(1500), Just(u16::MAX)].prop_map(Action::CheckMtu),
+        (0u16..4).prop_map(Action::Output),
+        Just(Action::Drop(DropReason::RuleDrop)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Whatever the list and the frame, a compiled hop answers as the list does and, on success,
+    /// leaves the same bytes; on a failed check it leaves the frame as it was.
+    #[test]
+    fn a_hop_equals_its_list(
+        actions in proptest::collection::vec(compilable_action(), 0..7),
+        v6 in any::<bool>(), tagged in any::<bool>(), ttl in 0u8..6, ip_len in 0usize..1600,
+        truncate in proptest::option::of(0usize..80), corrupt in proptest::option::of((0usize..60, any::<u8>())),
+    ) {
+        let snap = empty_snapshot();
+        let mut st = CoreState::new(&CoreConfig::default());
+        let actions = list(&actions);
+        let mut f = frame(v6, tagged, ttl, ip_len);
+        if let Some((at, byte)) = corrupt {
+            if at < f.len() { f[at] = byte; }
+        }
+        if let Some(n) = truncate { f.truncate(n); }
+        let original = f.clone();
+        let mut by_list = f.clone();
+        let mut by_cached = f;
+        let want = run(&snap, &actions, &mut by_list, &mut st, 1, &mut outer()).and_then(|r| r.ok_or(DropReason::Malformed));
+        let cached = CachedActions::compile(&actions);
+        let got = cached.apply(&snap, &mut by_cached, &mut st, 1, &mut outer());
+        prop_assert_eq!(got, want);
+        match (got, cached) {
+            (Ok(_), _) | (Err(_), CachedActions::List(_)) => prop_assert_eq!(by_cached, by_list),
+            (Err(_), CachedActions::Hop(_)) => prop_assert_eq!(by_cached, original),
+        }
+    }
+}
+
+fn outer() -> Outer {
+    Outer::NONE
+}
