@@ -821,6 +821,33 @@ mod tests {
     }
 
     #[test]
+    fn tunnel_scenarios_give_every_device_the_underlay_mac_on_port_1() {
+        let dir = std::env::temp_dir().join(format!("perf-runner-tunnel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = crate::Scenarios::builtin();
+        let opts = options(MidogwRunner::Appliance("/x/midogw".into()), &dir);
+        let socket = dir.join("memif.sock");
+        let encap = table.get("gateway-vxlan-encap").unwrap();
+        dut_command(&opts, encap, Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        let config = ForwardConfig::load(&dir.join("midogw.toml")).unwrap();
+        assert!(config.topology.unwrap().file.ends_with("perf/topologies/gateway-vxlan.toml"));
+        assert!(!config.port[0].devargs.contains("mac="), "{}", config.port[0].devargs);
+        assert!(config.port[1].devargs.ends_with(",mac=02:6d:67:ff:00:01"), "{}", config.port[1].devargs);
+        let (_, io, _) =
+            dut_command(&opts, encap, Dut::Reference(Reference::TestpmdIo), &socket, "p", &dir, 1500).unwrap();
+        assert!(io.contains(&config.port[1].devargs), "testpmd gets the same devargs: {io:?}");
+        // Other scenarios keep their devargs as they were.
+        dut_command(&opts, table.get("gateway-hit-64").unwrap(), Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        let plain = ForwardConfig::load(&dir.join("midogw.toml")).unwrap();
+        assert_eq!(plain.port[1].devargs, memif(1, &socket, true));
+        // The mean frame size counts what is sent: VXLAN frames one way for decap, plain for encap.
+        assert_eq!(mean_frame_size(table.get("gateway-vxlan-decap").unwrap()).unwrap(), 114.0);
+        assert_eq!(mean_frame_size(encap).unwrap(), 64.0);
+        assert_eq!(mean_frame_size(table.get("gateway-gre-encap").unwrap()).unwrap(), 64.0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn steadiness_of_a_window() {
         assert!(steady(&[]));
         assert!(steady(&[10.0, 10.5, 9.8, 10.2]));

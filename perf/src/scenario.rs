@@ -342,6 +342,58 @@ mod tests {
     }
 
     #[test]
+    fn tunnel_scenarios_send_one_way_through_their_tunnel() {
+        let s = Scenarios::builtin();
+        let names: Vec<String> = s.select(&["tunnel".into()]).unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["gateway-vxlan-encap", "gateway-vxlan-decap", "gateway-gre-encap"]);
+        let gw = crate::topology::GATEWAY_UNDERLAY_MAC;
+        for (name, directions, encap, key) in [
+            ("gateway-vxlan-encap", Directions::Forward, crate::packet::Encap::Vxlan, 4097),
+            ("gateway-vxlan-decap", Directions::Reverse, crate::packet::Encap::Vxlan, 4097),
+            ("gateway-gre-encap", Directions::Forward, crate::packet::Encap::Gre, 4098),
+        ] {
+            let sc = s.get(name).unwrap();
+            assert_eq!(sc.pipeline, Pipeline::Gateway);
+            assert_eq!(sc.directions, directions, "{name}");
+            assert_eq!((sc.traffic.frames, sc.traffic.flows), (crate::FrameSizes::Fixed(64), 1024));
+            assert_eq!(sc.target_ratio_io, 0.6);
+            assert_eq!(sc.target_instructions_per_packet, Some(250.0));
+            let t = sc.tunnel(gw).unwrap().expect("a tunnel");
+            assert_eq!((t.encap, t.key, t.dst_mac), (encap, key, gw), "{name}");
+            assert!(sc.is_tunnel().unwrap());
+        }
+        assert!(!s.get("gateway-hit-64").unwrap().is_tunnel().unwrap());
+        assert_eq!(s.get("gateway-hit-64").unwrap().directions, Directions::Both, "the default");
+        assert_eq!(s.get("cross-connect-64").unwrap().tunnel(gw).unwrap(), None);
+    }
+
+    #[test]
+    fn directions_parse_and_pick_the_sending_ports() {
+        let one = |d: &str| {
+            format!(
+                "[[scenario]]\nname = \"g\"\npipeline = \"cross-connect\"\ndescription = \"d\"\n{d}\n[scenario.traffic]\nframes = \"64\"\nflows = 4\nseed = 1\n"
+            )
+        };
+        for (text, want, sends, streams) in [
+            ("", Directions::Both, [true, true], 2),
+            ("directions = \"both\"", Directions::Both, [true, true], 2),
+            ("directions = \"forward\"", Directions::Forward, [true, false], 1),
+            ("directions = \"reverse\"", Directions::Reverse, [false, true], 1),
+        ] {
+            let t = Scenarios::parse(&one(text), "t").unwrap();
+            let d = t.get("g").unwrap().directions;
+            assert_eq!(d, want, "{text}");
+            assert_eq!([d.sends(0), d.sends(1)], sends);
+            assert_eq!(d.streams(), streams);
+        }
+        assert!(Scenarios::parse(&one("directions = \"sideways\""), "t").is_err());
+        // Gateway traffic takes its tunnel from the topology.
+        let topo = "topology = \"perf/topologies/gateway-vxlan.toml\"";
+        let vxlan = one(topo).replace("cross-connect", "gateway").replace("seed = 1", "seed = 1\nvxlan = { vni = 5 }");
+        assert!(Scenarios::parse(&vxlan, "t").unwrap_err().to_string().contains("from the topology"));
+    }
+
+    #[test]
     fn selection_keeps_table_order_without_repeats() {
         let s = Scenarios::builtin();
         let picked =

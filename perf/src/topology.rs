@@ -395,6 +395,7 @@ pub fn resolve(path: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::Encap;
 
     #[test]
     fn the_scenario_topologies_build_and_name_their_router_macs() {
@@ -406,6 +407,52 @@ mod tests {
         let two = GatewayTopology::load(&resolve("perf/topologies/gateway-edge-tenant.toml")).unwrap();
         assert_eq!(two.router_mac("down0").unwrap(), [2, 0, 0, 0, 0x20, 2]);
         two.snapshot(&[("up0", 0), ("down0", 1)]).unwrap();
+    }
+
+    #[test]
+    fn tunnel_topologies_name_the_tunnel_behind_port_1() {
+        for (file, encap, key, host, mac) in [
+            ("perf/topologies/gateway-vxlan.toml", Encap::Vxlan, 4097, [192, 0, 2, 11], [2, 0, 0, 0, 0x30, 2]),
+            ("perf/topologies/gateway-gre.toml", Encap::Gre, 4098, [192, 0, 2, 12], [2, 0, 0, 0, 0x40, 2]),
+        ] {
+            let t = GatewayTopology::load(&resolve(file)).unwrap();
+            let side = t.tunnel().unwrap().expect("port 1 is the underlay");
+            assert_eq!(side.encap, encap);
+            assert_eq!(side.key, key);
+            assert_eq!(side.host_address, Ipv4Addr::from(host));
+            assert_eq!(side.gateway_address, Ipv4Addr::new(192, 0, 2, 1));
+            assert_eq!(side.vxlan_port, 4789);
+            assert_eq!(side.router_mac, mac, "the router port bound on the host");
+            assert_eq!(t.port_macs().unwrap()[1], mac, "port 1's frames go to it, inside the tunnel");
+            let tunnel = side.host_tunnel(GATEWAY_UNDERLAY_MAC);
+            assert_eq!((tunnel.src_mac, tunnel.dst_mac), (COMPUTE_HOST_MAC, GATEWAY_UNDERLAY_MAC));
+            assert_eq!((tunnel.src_ip, tunnel.dst_ip), (side.host_address, side.gateway_address));
+            let snap = t.snapshot(&[("up0", 0), ("down0", 1)]).unwrap();
+            let u = snap.underlay().expect("underlay in the snapshot");
+            assert_eq!((u.dpdk_port, u.address, u.prefix_len), (1, Ipv4Addr::new(192, 0, 2, 1), 24));
+        }
+        let plain = GatewayTopology::load(&resolve("perf/topologies/gateway-one-router.toml")).unwrap();
+        assert_eq!(plain.tunnel().unwrap(), None);
+    }
+
+    #[test]
+    fn tunnel_topologies_the_generator_cannot_play_are_refused() {
+        let p = Path::new("t.toml");
+        let good = std::fs::read_to_string(resolve("perf/topologies/gateway-vxlan.toml")).unwrap();
+        assert!(GatewayTopology::parse(&good, p).is_ok());
+        let cases = [
+            (good.replace("dpdk_port = \"down0\"\naddress", "dpdk_port = \"up0\"\naddress"), "uplink"),
+            (good.replace("tunnel_address = \"192.0.2.11\"", "tunnel_address = \"10.0.0.11\""), "underlay subnet"),
+            (good.replace("host = \"compute1\"", "host = \"compute9\""), "unknown host"),
+            (good.replace("tunnel_key = 4097", ""), "no tunnel_key"),
+            (good.replace("tunnel_key = 4097", "tunnel_key = 16777216"), "24 bits"),
+            (good.replace("host = \"compute1\"\ntunnel_key = 4097", ""), "exactly one"),
+            (good.replace("encap = \"vxlan\"", "encap = \"geneve\""), "geneve"),
+        ];
+        for (text, why) in cases {
+            let err = GatewayTopology::parse(&text, p).unwrap_err().to_string();
+            assert!(err.contains(why), "{why}: {err}");
+        }
     }
 
     #[test]
