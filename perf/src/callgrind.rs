@@ -131,10 +131,9 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
         // Side B's host behind the tunnel: the underlay learns the compute host first, then the
         // router learns side B's host through the tunnel.
         let arps: Vec<Vec<u8>> = match (&tunnel, side) {
-            (Some(t), 1) => vec![
-                gratuitous_arp(crate::topology::COMPUTE_HOST_MAC, t.src_ip).to_vec(),
-                t.encapsulate(&plain),
-            ],
+            (Some(t), 1) => {
+                vec![gratuitous_arp(crate::topology::COMPUTE_HOST_MAC, t.src_ip).to_vec(), t.encapsulate(&plain)]
+            }
             _ => vec![plain],
         };
         let frames = announcements[side] + count * passes;

@@ -138,13 +138,7 @@ pub struct Tunnel {
 impl Tunnel {
     /// The same tunnel seen from the other end (addresses swapped): what the receiver sends.
     pub fn reversed(&self) -> Tunnel {
-        Tunnel {
-            src_mac: self.dst_mac,
-            dst_mac: self.src_mac,
-            src_ip: self.dst_ip,
-            dst_ip: self.src_ip,
-            ..*self
-        }
+        Tunnel { src_mac: self.dst_mac, dst_mac: self.src_mac, src_ip: self.dst_ip, dst_ip: self.src_ip, ..*self }
     }
 
     /// `inner` wrapped in this tunnel's outer headers.

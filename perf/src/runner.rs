@@ -322,6 +322,7 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                 flows: sc.traffic.flows,
                 seed: sc.traffic.seed,
                 mean_frame_size: (mean * 10.0).round() / 10.0,
+                directions: sc.directions,
                 duts: duts.into_iter().map(|(d, cmd, s)| DutResult::new(d.name(), cmd, s)).collect(),
                 ratio_to_testpmd_io: None,
                 ratio_to_testpmd_macswap: None,

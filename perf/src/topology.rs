@@ -186,8 +186,10 @@ impl GatewayTopology {
         if u.dpdk_port != DPDK_PORT_NAMES[1] {
             return Err(self.bad(format!("[underlay] dpdk_port must be {:?}", DPDK_PORT_NAMES[1])));
         }
-        let net: Ipv4Net =
-            u.address.parse().map_err(|_| self.bad(format!("[underlay] address {:?} is not A.B.C.D/LEN", u.address)))?;
+        let net: Ipv4Net = u
+            .address
+            .parse()
+            .map_err(|_| self.bad(format!("[underlay] address {:?} is not A.B.C.D/LEN", u.address)))?;
         let mut remote = Vec::new();
         for (ri, r) in self.raw.router.iter().enumerate() {
             for (pi, p) in r.port.iter().enumerate() {
@@ -214,7 +216,8 @@ impl GatewayTopology {
                 h.name, h.tunnel_address
             )));
         }
-        let key = port.tunnel_key.ok_or_else(|| self.bad(format!("port {} has a host but no tunnel_key", port.name)))?;
+        let key =
+            port.tunnel_key.ok_or_else(|| self.bad(format!("port {} has a host but no tunnel_key", port.name)))?;
         if key > 0xff_ffff {
             return Err(self.bad(format!("tunnel_key {key} is wider than 24 bits")));
         }
@@ -301,8 +304,9 @@ impl GatewayTopology {
                 }
                 if let Some(h) = &p.host {
                     let &host = hosts.get(h.as_str()).ok_or_else(|| self.bad(format!("no host {h:?}")))?;
-                    let key =
-                        p.tunnel_key.ok_or_else(|| self.bad(format!("port {} has a host but no tunnel_key", p.name)))?;
+                    let key = p
+                        .tunnel_key
+                        .ok_or_else(|| self.bad(format!("port {} has a host but no tunnel_key", p.name)))?;
                     b.bind_remote(id, host, key);
                 }
                 if ports.insert((&r.name, &p.name), (id, address)).is_some() {
