@@ -61,9 +61,17 @@ fn run_briefly(name: &str) {
         assert_eq!(s.gen.foreign, 0, "{name} {}: only the generator's frames came back", dut.dut);
         if dut.dut == "midogw" {
             let c = s.device.as_ref().expect("the appliance's counters");
-            assert!(c.cache_hits >= latency.summary.samples, "{name}: flow-cache hits: {c:?}");
+            // 5000 frames over 1024 flows: the first of each flow misses, the rest hit.
             assert!(c.cache_misses <= 1024 + 8, "{name}: at most one miss per flow and probe: {c:?}");
-            assert!(c.drops.is_empty(), "{name}: nothing dropped: {c:?}");
+            assert!(c.cache_hits + 1024 + 8 >= latency.summary.samples, "{name}: flow-cache hits: {c:?}");
+            // Only the next-hop resolution before the measurement: ARP replies taken in, and a
+            // probe's tunnel leg while the underlay next hop was still being asked for.
+            for (reason, n) in &c.drops {
+                assert!(
+                    ["arp_consumed", "neighbour_unresolved"].contains(&reason.as_str()) && *n <= 8,
+                    "{name}: dropped {n} for {reason}: {c:?}"
+                );
+            }
         }
     }
 }
