@@ -390,7 +390,10 @@ pub fn measure(
             };
             let mut what = what;
             if scenario.directions != Directions::Both {
-                what.push_str(&format!(", all of it {:?} (the scenario's one direction)", scenario.directions));
+                what.push_str(&format!(
+                    ", all of it {:?} (the scenario's one direction; empty polls are the RX calls beyond two per TX call, so a busy turn's RX call on the silent port counts in the packets' cost)",
+                    scenario.directions
+                ));
             }
             if let Some(t) = scenario.tunnel([0; 6])? {
                 what.push_str(&format!(
@@ -398,7 +401,10 @@ pub fn measure(
                     t.encap
                 ));
             }
-            instructions_between(&large, &small, per_poll, half, valgrind, what)
+            // One direction: a busy loop turn polls both ports but transmits on one, so its empty
+            // RX call on the silent port is part of the packets' cost, not an idle poll.
+            let rx_per_tx = if scenario.directions == Directions::Both { 1 } else { 2 };
+            instructions_between(&large, &small, per_poll, half, rx_per_tx, valgrind, what)
         }
     }
 }
@@ -418,19 +424,22 @@ pub fn empty_poll_price(long: &CallgrindOutput, short: &CallgrindOutput) -> Resu
 }
 
 /// Instructions per packet from the difference of two runs `packets` packets apart, each
-/// corrected for its empty polls at `per_poll` instructions each.
+/// corrected for its empty polls at `per_poll` instructions each. Empty polls are the RX calls
+/// beyond `rx_per_tx` per TX call: 1 when both directions send (a busy turn receives and
+/// transmits on both ports), 2 when one does (a busy turn polls both ports, transmits on one).
 pub fn instructions_between(
     large: &CallgrindOutput,
     small: &CallgrindOutput,
     per_poll: f64,
     packets: u64,
+    rx_per_tx: u64,
     valgrind: String,
     what: String,
 ) -> Result<InstructionCount> {
     if packets == 0 {
         return Err(Error::Process { what: "callgrind".into(), detail: "no packets were sent".into() });
     }
-    let empty = |o: &CallgrindOutput| calls_matching(o, RX_FN).saturating_sub(calls_matching(o, TX_FN));
+    let empty = |o: &CallgrindOutput| calls_matching(o, RX_FN).saturating_sub(rx_per_tx * calls_matching(o, TX_FN));
     let corrected = |o: &CallgrindOutput| o.instructions as f64 - empty(o) as f64 * per_poll;
     let ipp = (corrected(large) - corrected(small)) / packets as f64;
     Ok(InstructionCount {
@@ -513,9 +522,21 @@ totals: 1000
             instructions: 1000 + 200 + 64 * 30,
             calls: [(RX_FN.to_string(), 12), (TX_FN.to_string(), 8)].into(),
         };
-        let c = instructions_between(&large, &small, per_poll, 64, "v".into(), "test".into()).unwrap();
+        let c = instructions_between(&large, &small, per_poll, 64, 1, "v".into(), "test".into()).unwrap();
         assert_eq!(c.instructions_per_packet, 30.0);
         assert_eq!(c.empty_polls, 4);
         assert!(c.method.contains("empty polls of the smaller run: 10"), "{}", c.method);
+        // One direction: each busy turn polls both ports and transmits on one. Smaller run: 4
+        // busy turns (8 RX, 4 TX) and 6 empty polls; the larger: 8 busy turns and 4 empty polls;
+        // the busy turns' second RX call is in the packets' 30 instructions.
+        let small =
+            CallgrindOutput { instructions: 1300, calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into() };
+        let large = CallgrindOutput {
+            instructions: 1000 + 200 + 64 * 30,
+            calls: [(RX_FN.to_string(), 20), (TX_FN.to_string(), 8)].into(),
+        };
+        let c = instructions_between(&large, &small, per_poll, 64, 2, "v".into(), "test".into()).unwrap();
+        assert_eq!(c.empty_polls, 4);
+        assert_eq!(c.instructions_per_packet, 30.0);
     }
 }
