@@ -16,7 +16,10 @@
 //!
 //! Gateway scenarios run the pipeline loop (`midogw::run_pipeline`) instead, and their figure is
 //! the difference of two such corrected runs (see [`measure`]), so the set-up both share (the
-//! router learning its neighbours, the first packet of each flow) cancels out.
+//! router learning its neighbours, the first packet of each flow) cancels out. Tunnel scenarios
+//! queue port 1's stream inside the tunnel, as the compute host sends it, and pre-resolve both
+//! neighbours the tunnel needs with gratuitous ARP: the compute host's on the underlay, and side
+//! B's host inside the tunnel.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +36,7 @@ use midogw::{
 use crate::error::{Error, Result};
 use crate::packet::{gratuitous_arp, Stamp};
 use crate::report::InstructionCount;
-use crate::scenario::{Pipeline, Scenario};
+use crate::scenario::{Directions, Pipeline, Scenario};
 use crate::traffic::{Direction, Trace};
 
 /// Callgrind collects only inside functions matching this: the lcore entry point that runs the
@@ -59,14 +62,22 @@ pub const DEFAULT_PACKETS: u64 = 65_536;
 /// polls port 0 first, so the forward stream never meets an unresolved next hop) and one on
 /// port 1 ahead of its stream. They cost the same in every run and cancel in the differences
 /// [`measure`] takes.
+///
+/// A one-directional scenario ([`Scenario::directions`]) sends all `packets` one way. In a
+/// tunnel scenario port 1 carries, before its stream, a gratuitous ARP from the compute host on
+/// the underlay and one from side B's host inside the tunnel, and its stream is tunnelled.
 pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix: &str) -> Result<u64> {
-    let half = packets / 2;
+    let counts = match scenario.directions {
+        Directions::Both => [packets / 2, packets - packets / 2],
+        Directions::Forward => [packets, 0],
+        Directions::Reverse => [0, packets],
+    };
     let macs = scenario.router_macs()?;
-    let forward = Trace::build_to(&scenario.traffic, Direction::Forward, half.max(1), macs.map(|m| m[0]))?;
-    let reverse =
-        Trace::build_to(scenario.reverse_traffic(), Direction::Reverse, (packets - half).max(1), macs.map(|m| m[1]))?;
+    let forward = Trace::build_to(&scenario.traffic, Direction::Forward, counts[0].max(1), macs.map(|m| m[0]))?;
+    let is_tunnel = scenario.is_tunnel()?;
     let total = packets * passes;
-    let max_len = forward.max_len().max(reverse.max_len());
+    // The tunnel's frames are up to 50 bytes longer than the reverse traffic's own.
+    let max_len = forward.max_len().max(scenario.reverse_traffic().frames.max() + crate::packet::VXLAN_OVERHEAD);
     let mtu = max_len.saturating_sub(14).max(1500) as u16;
     let data_room = (midogw::sizing::max_frame(mtu) as usize + 128).next_multiple_of(64) as u16;
     let mbufs = (total as u32 + 4096).next_power_of_two() - 1;
@@ -99,15 +110,32 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
         Port::from_rings(&eal, &pool, &rings[1], &rings[0], &config("hostA"))?,
         Port::from_rings(&eal, &pool, &rings[3], &rings[2], &config("hostB"))?,
     ];
+    let tunnel = scenario.tunnel(appliance[1].mac())?;
+    let reverse = Trace::build_tunnelled(
+        scenario.reverse_traffic(),
+        Direction::Reverse,
+        counts[1].max(1),
+        macs.map(|m| m[1]),
+        tunnel,
+    )?;
     let announcements = match scenario.pipeline {
         Pipeline::CrossConnect => [0, 0],
+        Pipeline::Gateway if is_tunnel => [BURST, 2],
         Pipeline::Gateway => [BURST, 1],
     };
-    let streams = [(&forward, half, Direction::Forward), (&reverse, packets - half, Direction::Reverse)];
+    let streams = [(&forward, counts[0], Direction::Forward), (&reverse, counts[1], Direction::Reverse)];
     for (side, (host, (trace, count, direction))) in hosts.iter().zip(streams).enumerate() {
         let (_rx, mut tx) = host.take_queues()?;
         let (mac, ip) = crate::traffic::host(direction);
-        let arp = gratuitous_arp(mac, ip);
+        let plain = gratuitous_arp(mac, ip).to_vec();
+        // Side B's host behind the tunnel: the underlay learns the compute host first, then the
+        // router learns side B's host through the tunnel.
+        let arps: Vec<Vec<u8>> = match (&tunnel, side) {
+            (Some(t), 1) => {
+                vec![gratuitous_arp(crate::topology::COMPUTE_HOST_MAC, t.src_ip).to_vec(), t.encapsulate(&plain)]
+            }
+            _ => vec![plain],
+        };
         let frames = announcements[side] + count * passes;
         let mut burst = Burst::new();
         let mut i = 0;
@@ -118,9 +146,10 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
                     detail: "mbuf pool exhausted while queueing the trace".into(),
                 })?;
                 if i < announcements[side] {
+                    let arp = &arps[i.min(arps.len() - 1)];
                     m.append(arp.len() as u16)
                         .ok_or_else(|| Error::Build("no room for ARP".into()))?
-                        .copy_from_slice(&arp);
+                        .copy_from_slice(arp);
                 } else {
                     let k = (i - announcements[side]) % count.max(1);
                     let len = trace.len_of(k);
@@ -359,7 +388,23 @@ pub fn measure(
                 let large = callgrind_run(exe, name, scenarios_file, half, 2, dir)?;
                 (small, large, format!("a {half}-packet trace once and twice (the second pass all flow-cache hits)"))
             };
-            instructions_between(&large, &small, per_poll, half, valgrind, what)
+            let mut what = what;
+            if scenario.directions != Directions::Both {
+                what.push_str(&format!(
+                    ", all of it {:?} (the scenario's one direction; empty polls are the RX calls beyond two per TX call, so a busy turn's RX call on the silent port counts in the packets' cost)",
+                    scenario.directions
+                ));
+            }
+            if let Some(t) = scenario.tunnel([0; 6])? {
+                what.push_str(&format!(
+                    ", port 1's stream inside {:?} as the compute host sends it (the gateway's underlay and inner neighbours pre-resolved by gratuitous ARP, the inner one through the tunnel, before the trace)",
+                    t.encap
+                ));
+            }
+            // One direction: a busy loop turn polls both ports but transmits on one, so its empty
+            // RX call on the silent port is part of the packets' cost, not an idle poll.
+            let rx_per_tx = if scenario.directions == Directions::Both { 1 } else { 2 };
+            instructions_between(&large, &small, per_poll, half, rx_per_tx, valgrind, what)
         }
     }
 }
@@ -379,19 +424,22 @@ pub fn empty_poll_price(long: &CallgrindOutput, short: &CallgrindOutput) -> Resu
 }
 
 /// Instructions per packet from the difference of two runs `packets` packets apart, each
-/// corrected for its empty polls at `per_poll` instructions each.
+/// corrected for its empty polls at `per_poll` instructions each. Empty polls are the RX calls
+/// beyond `rx_per_tx` per TX call: 1 when both directions send (a busy turn receives and
+/// transmits on both ports), 2 when one does (a busy turn polls both ports, transmits on one).
 pub fn instructions_between(
     large: &CallgrindOutput,
     small: &CallgrindOutput,
     per_poll: f64,
     packets: u64,
+    rx_per_tx: u64,
     valgrind: String,
     what: String,
 ) -> Result<InstructionCount> {
     if packets == 0 {
         return Err(Error::Process { what: "callgrind".into(), detail: "no packets were sent".into() });
     }
-    let empty = |o: &CallgrindOutput| calls_matching(o, RX_FN).saturating_sub(calls_matching(o, TX_FN));
+    let empty = |o: &CallgrindOutput| calls_matching(o, RX_FN).saturating_sub(rx_per_tx * calls_matching(o, TX_FN));
     let corrected = |o: &CallgrindOutput| o.instructions as f64 - empty(o) as f64 * per_poll;
     let ipp = (corrected(large) - corrected(small)) / packets as f64;
     Ok(InstructionCount {
@@ -474,9 +522,21 @@ totals: 1000
             instructions: 1000 + 200 + 64 * 30,
             calls: [(RX_FN.to_string(), 12), (TX_FN.to_string(), 8)].into(),
         };
-        let c = instructions_between(&large, &small, per_poll, 64, "v".into(), "test".into()).unwrap();
+        let c = instructions_between(&large, &small, per_poll, 64, 1, "v".into(), "test".into()).unwrap();
         assert_eq!(c.instructions_per_packet, 30.0);
         assert_eq!(c.empty_polls, 4);
         assert!(c.method.contains("empty polls of the smaller run: 10"), "{}", c.method);
+        // One direction: each busy turn polls both ports and transmits on one. Smaller run: 4
+        // busy turns (8 RX, 4 TX) and 6 empty polls; the larger: 8 busy turns and 4 empty polls;
+        // the busy turns' second RX call is in the packets' 30 instructions.
+        let small =
+            CallgrindOutput { instructions: 1300, calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into() };
+        let large = CallgrindOutput {
+            instructions: 1000 + 200 + 64 * 30,
+            calls: [(RX_FN.to_string(), 20), (TX_FN.to_string(), 8)].into(),
+        };
+        let c = instructions_between(&large, &small, per_poll, 64, 2, "v".into(), "test".into()).unwrap();
+        assert_eq!(c.empty_polls, 4);
+        assert_eq!(c.instructions_per_packet, 30.0);
     }
 }

@@ -11,9 +11,19 @@
 //! the mbuf headers. Payloads are read in the latency phase only.
 //!
 //! For a gateway scenario ([`GenSpec::router_macs`]) the generator plays the hosts behind both
-//! ports: frames go to the router port's MAC, and before the warm-up it probes until both
-//! directions are routed, answering the router's ARP requests (and keeps answering during the
-//! warm-up), so the device resolves its next hops through its own ARP path.
+//! ports: frames go to the router port's MAC, and before the warm-up it probes until every
+//! sending direction is routed, answering the router's ARP requests (and keeps answering during
+//! the warm-up), so the device resolves its next hops through its own ARP path.
+//!
+//! In a tunnel scenario ([`GenSpec::tunnel`]) port 1 is the gateway's underlay and the generator
+//! plays the compute host there: it sends its stream inside the tunnel (VXLAN or GRE, outer UDP
+//! source port per flow), answers the gateway's underlay ARP for the host's address with
+//! [`COMPUTE_HOST_MAC`], and answers the router's ARP requests that arrive inside the tunnel with
+//! tunnelled replies. The trailer stays the last 16 bytes, so tunnelled frames are counted and
+//! timed as plain ones.
+//!
+//! A scenario's [`Directions`] may leave one port silent (only one stream sends); that port
+//! still receives and answers.
 
 use std::time::{Duration, Instant};
 
@@ -24,9 +34,10 @@ use midogw::{Burst, Device, Eal, EalConfig, Mempool, Port, PortConfig, RxQueue, 
 
 use crate::error::{Error, Result};
 use crate::histogram::Histogram;
-use crate::packet::{arp_reply, Stamp, FCS_LEN};
+use crate::packet::{arp_reply, tunnel_arp_reply, Stamp, Tunnel, FCS_LEN};
 use crate::report::{GenReport, LatencyPhase};
-use crate::scenario::Scenario;
+use crate::scenario::{Directions, Scenario};
+use crate::topology::COMPUTE_HOST_MAC;
 use crate::traffic::{host, Direction, Trace};
 
 /// Everything the generator process needs, handed over as a JSON file.
@@ -58,6 +69,32 @@ pub struct GenSpec {
     /// before the warm-up starts.
     #[serde(default)]
     pub router_macs: Option<[[u8; 6]; 2]>,
+    /// Tunnel scenarios: port 1 faces the gateway's underlay; the reverse stream is sent inside
+    /// this tunnel (the compute host's view: from the host to the gateway's underlay address).
+    #[serde(default)]
+    pub tunnel: Option<Tunnel>,
+}
+
+/// Whom the generator plays on one port, for the ARP requests that arrive there.
+#[derive(Debug, Clone, Copy)]
+struct Responder {
+    /// The host behind the port (inside the tunnel, for a tunnel port).
+    host_mac: [u8; 6],
+    /// The port faces the underlay: the generator is also the compute host at the tunnel's end.
+    tunnel: Option<Tunnel>,
+}
+
+impl Responder {
+    /// The reply to `frame` if it is an ARP request for this port: plain ARP (the router's, or
+    /// on the underlay the gateway's for the compute host), or ARP through the tunnel.
+    fn answer(&self, frame: &[u8]) -> Option<Vec<u8>> {
+        match &self.tunnel {
+            None => arp_reply(frame, self.host_mac).map(|r| r.to_vec()),
+            Some(t) => arp_reply(frame, COMPUTE_HOST_MAC)
+                .map(|r| r.to_vec())
+                .or_else(|| tunnel_arp_reply(frame, t, self.host_mac)),
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -99,11 +136,12 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
     let sc = &spec.scenario;
     let macs = spec.router_macs;
     let forward = Trace::build_to(&sc.traffic, Direction::Forward, sc.traffic.default_trace_len(), macs.map(|m| m[0]))?;
-    let reverse = Trace::build_to(
+    let reverse = Trace::build_tunnelled(
         sc.reverse_traffic(),
         Direction::Reverse,
         sc.reverse_traffic().default_trace_len(),
         macs.map(|m| m[1]),
+        spec.tunnel,
     )?;
     let max_len = forward.max_len().max(reverse.max_len());
     let mtu = u16::try_from(max_len.saturating_sub(14).max(1500))
@@ -151,12 +189,15 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
             sent_in_phase: 0,
         });
     }
-    let hosts = [host(Direction::Forward).0, host(Direction::Reverse).0];
+    let responders = [
+        Responder { host_mac: host(Direction::Forward).0, tunnel: None },
+        Responder { host_mac: host(Direction::Reverse).0, tunnel: spec.tunnel },
+    ];
     let arp = match macs {
-        Some(_) => Some(resolve_next_hops(&pool, &mut streams, hosts)?),
+        Some(_) => Some(resolve_next_hops(&pool, &mut streams, responders, sc.directions)?),
         None => None,
     };
-    let mut report = drive(spec, &pool, &mut streams, arp.map(|_| hosts));
+    let mut report = drive(spec, &pool, &mut streams, arp.map(|_| responders));
     report.arp_replies += arp.unwrap_or(0);
     drop(streams);
     done(&report)
@@ -171,9 +212,9 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Probes are re-sent this often until they come back.
 const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Answers `frame` if it is an ARP request, on `tx` with `mac`; true if it was one.
-fn answer_arp<'a>(frame: &[u8], mac: [u8; 6], pool: &'a Mempool<'_>, tx: &mut TxQueue<'a>) -> bool {
-    let Some(reply) = arp_reply(frame, mac) else { return false };
+/// Answers `frame` on `tx` if it is an ARP request `responder` answers; true if it was one.
+fn answer_arp<'a>(frame: &[u8], responder: &Responder, pool: &'a Mempool<'_>, tx: &mut TxQueue<'a>) -> bool {
+    let Some(reply) = responder.answer(frame) else { return false };
     let mut out = Burst::new();
     if let Some(mut m) = pool.alloc() {
         if let Some(buf) = m.append(reply.len() as u16) {
@@ -185,13 +226,19 @@ fn answer_arp<'a>(frame: &[u8], mac: [u8; 6], pool: &'a Mempool<'_>, tx: &mut Tx
     true
 }
 
-/// Before the warm-up of a gateway scenario: sends the first frame of each stream every
-/// [`PROBE_INTERVAL`], answers the router's ARP requests with the host MACs of each port, and
-/// returns once a probe of each direction has come back routed (every next hop resolved, in
-/// the device's real neighbour cache). Returns the ARP requests answered.
-fn resolve_next_hops<'a>(pool: &'a Mempool<'_>, streams: &mut [Stream<'a>], hosts: [[u8; 6]; 2]) -> Result<u64> {
+/// Before the warm-up of a gateway scenario: sends the first frame of each sending stream every
+/// [`PROBE_INTERVAL`], answers the router's ARP requests as the hosts of each port, and returns
+/// once a probe of each sending direction has come back routed (every next hop resolved, in the
+/// device's real neighbour cache). Returns the ARP requests answered.
+fn resolve_next_hops<'a>(
+    pool: &'a Mempool<'_>,
+    streams: &mut [Stream<'a>],
+    responders: [Responder; 2],
+    directions: Directions,
+) -> Result<u64> {
     let started = Instant::now();
-    let mut routed = [false; 2];
+    // A silent direction counts as routed: nothing of it is measured.
+    let mut routed = [!directions.sends(0), !directions.sends(1)];
     let mut answered = 0;
     let mut last_probe: Option<Instant> = None;
     let mut inbound = Burst::new();
@@ -226,7 +273,7 @@ fn resolve_next_hops<'a>(pool: &'a Mempool<'_>, streams: &mut [Stream<'a>], host
             let n = s.rx.rx(&mut inbound);
             for k in 0..n {
                 let frame = inbound.data(k);
-                if answer_arp(frame, hosts[i], pool, &mut s.tx) {
+                if answer_arp(frame, &responders[i], pool, &mut s.tx) {
                     answered += 1;
                 } else if Stamp::read(frame).is_some() {
                     // Port i receives what the other port's stream sent.
@@ -251,14 +298,15 @@ fn drive<'a>(
     spec: &GenSpec,
     pool: &'a Mempool<'_>,
     streams: &mut [Stream<'a>],
-    arp_hosts: Option<[[u8; 6]; 2]>,
+    responders: Option<[Responder; 2]>,
 ) -> GenReport {
     let secs = |s: f64| (s * 1e9) as u64;
     let measure_start = secs(spec.warmup_seconds);
     let latency_start = measure_start + secs(spec.seconds);
     let drain_start = latency_start + secs(spec.latency_seconds);
     let end = drain_start + DRAIN.as_nanos() as u64;
-    let per_stream_pps = spec.scenario.latency_rate_mpps * 1e6 / streams.len() as f64;
+    let directions = spec.scenario.directions;
+    let per_stream_pps = spec.scenario.latency_rate_mpps * 1e6 / directions.streams() as f64;
 
     let mut counts = Counts::default();
     let mut at_measure = Counts::default();
@@ -308,6 +356,7 @@ fn drive<'a>(
         }
         for (port, s) in streams.iter_mut().enumerate() {
             let want = match phase {
+                _ if !directions.sends(port) => 0,
                 Phase::Warmup | Phase::Measure => BURST,
                 Phase::Latency => {
                     let allowed = ((now - latency_start) as f64 * per_stream_pps / 1e9) as u64;
@@ -338,11 +387,11 @@ fn drive<'a>(
                     break;
                 }
                 counts.rx += n as u64;
-                if let (Phase::Warmup, Some(hosts)) = (phase, arp_hosts) {
+                if let (Phase::Warmup, Some(responders)) = (phase, &responders) {
                     // Only in the warm-up: reading every frame at full rate would slow the
                     // generator; next hops are resolved before and stay valid for the run.
                     for i in 0..n {
-                        if answer_arp(inbound.data(i), hosts[port], pool, &mut s.tx) {
+                        if answer_arp(inbound.data(i), &responders[port], pool, &mut s.tx) {
                             arp_replies += 1;
                             counts.rx -= 1;
                         }
@@ -394,9 +443,10 @@ fn drive<'a>(
         rx_bytes,
         lost: counts.tx.saturating_sub(counts.rx),
         foreign: counts.foreign,
-        mpps: rx as f64 / window / 1e6,
-        gbps: rx_bytes as f64 * 8.0 / window / 1e9,
-        offered_mpps: tx as f64 / window / 1e6,
+        // A run without a throughput window (a functional check at the latency rate) has no rate.
+        mpps: if window > 0.0 { rx as f64 / window / 1e6 } else { 0.0 },
+        gbps: if window > 0.0 { rx_bytes as f64 * 8.0 / window / 1e9 } else { 0.0 },
+        offered_mpps: if window > 0.0 { tx as f64 / window / 1e6 } else { 0.0 },
         latency,
         series_mpps: series,
         arp_replies,

@@ -36,7 +36,7 @@ pub mod traffic;
 
 pub use compare::{compare, Comparison, Metric};
 pub use error::{Error, Result};
-pub use packet::{FlowFields, FrameSpec, IpVersion, Proto, Stamp, Template, Vxlan};
+pub use packet::{Encap, FlowFields, FrameSpec, IpVersion, Proto, Stamp, Template, Tunnel};
 pub use report::{GenReport, RunReport, ScenarioResult};
-pub use scenario::{Pipeline, Reference, Scenario, Scenarios};
+pub use scenario::{Directions, Pipeline, Reference, Scenario, Scenarios};
 pub use traffic::{Direction, FrameSizes, Trace, TrafficSpec};

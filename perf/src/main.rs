@@ -374,6 +374,7 @@ fn empty_result(sc: &Scenario, instructions: Option<perf::report::InstructionCou
         flows: sc.traffic.flows,
         seed: sc.traffic.seed,
         mean_frame_size: 0.0,
+        directions: sc.directions,
         duts: vec![],
         ratio_to_testpmd_io: None,
         ratio_to_testpmd_macswap: None,

@@ -1,10 +1,11 @@
 //! The packet builder: Ethernet frames carrying IPv4 or IPv6 with UDP, TCP or ICMP, optionally
-//! inside VXLAN, with correct lengths and checksums, and a 16-byte timestamp trailer at the very
-//! end of every frame. Pure Rust on byte buffers; no DPDK.
+//! inside a tunnel (VXLAN or GRE over IPv4), with correct lengths and checksums, and a 16-byte
+//! timestamp trailer at the very end of every frame. Pure Rust on byte buffers; no DPDK.
 //!
 //! Sizes follow RFC 2544: a "64-byte frame" is 64 bytes on the wire including the 4-byte FCS, so
 //! the buffer handed to a port holds `frame_size - 4` bytes (the FCS is the NIC's job). Encapsulated
-//! frames carry a customer frame of `frame_size` and are [`VXLAN_OVERHEAD`] bytes longer.
+//! frames carry a customer frame of `frame_size` and are [`VXLAN_OVERHEAD`] (VXLAN) or
+//! [`GRE_OVERHEAD`] (GRE) bytes longer.
 //!
 //! [`FrameSpec::build`] makes any one frame. The generator's hot path uses a [`Template`] instead:
 //! built once per (protocol, size) class, then copied and patched per packet (flow fields and
@@ -25,6 +26,10 @@ pub const ETH_LEN: usize = 14;
 pub const VXLAN_OVERHEAD: usize = 50;
 /// The IANA VXLAN port.
 pub const VXLAN_PORT: u16 = 4789;
+/// Bytes GRE over IPv4 adds: outer Ethernet 14, IPv4 20, GRE with the key bit 8.
+pub const GRE_OVERHEAD: usize = 42;
+/// The protocol type GRE carries Ethernet frames with (transparent Ethernet bridging).
+pub const GRE_PROTO_ETHERNET: u16 = 0x6558;
 /// The timestamp trailer at the end of every generated frame.
 pub const STAMP_LEN: usize = 16;
 /// Marks a trailer written by this generator ("MGWP").
@@ -37,6 +42,7 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const PROTO_GRE: u8 = 47;
 const PROTO_ICMPV6: u8 = 58;
 
 /// The transport of a generated packet.
@@ -88,21 +94,92 @@ impl IpVersion {
     }
 }
 
-/// The outer headers of a VXLAN-encapsulated frame (RFC 7348), over IPv4 with UDP checksum 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Vxlan {
-    /// Outer source MAC (the compute host's).
+/// How a tunnelled frame is wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encap {
+    /// VXLAN (RFC 7348): outer IPv4 + UDP (checksum 0) + VXLAN with the I flag, VNI = key.
+    Vxlan,
+    /// GRE (RFC 2784 / 2890): outer IPv4 + GRE with only the key bit, protocol 0x6558, key = key.
+    Gre,
+}
+
+impl Encap {
+    /// Bytes the outer headers add.
+    pub const fn overhead(self) -> usize {
+        match self {
+            Encap::Vxlan => VXLAN_OVERHEAD,
+            Encap::Gre => GRE_OVERHEAD,
+        }
+    }
+}
+
+/// The outer headers of a tunnelled frame over IPv4, seen from the sender: VXLAN or GRE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tunnel {
+    /// VXLAN or GRE.
+    pub encap: Encap,
+    /// Outer source MAC (the sender's underlay MAC).
     pub src_mac: [u8; 6],
-    /// Outer destination MAC (the gateway's).
+    /// Outer destination MAC (the receiver's underlay MAC).
     pub dst_mac: [u8; 6],
-    /// Tunnel source (the compute host).
+    /// Tunnel source address.
     pub src_ip: Ipv4Addr,
-    /// Tunnel destination (the gateway).
+    /// Tunnel destination address.
     pub dst_ip: Ipv4Addr,
-    /// The 24-bit VXLAN network identifier: the port's tunnel key.
-    pub vni: u32,
-    /// Outer UDP source port (flow entropy).
+    /// The VXLAN network identifier (24 bits) or the GRE key: the port's tunnel key.
+    pub key: u32,
+    /// VXLAN: outer UDP source port (flow entropy; a trace sets it per flow). Unused by GRE.
     pub src_port: u16,
+    /// VXLAN: outer UDP destination port ([`VXLAN_PORT`]). Unused by GRE.
+    pub dst_port: u16,
+}
+
+impl Tunnel {
+    /// The same tunnel seen from the other end (addresses swapped): what the receiver sends.
+    pub fn reversed(&self) -> Tunnel {
+        Tunnel { src_mac: self.dst_mac, dst_mac: self.src_mac, src_ip: self.dst_ip, dst_ip: self.src_ip, ..*self }
+    }
+
+    /// `inner` wrapped in this tunnel's outer headers.
+    pub fn encapsulate(&self, inner: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0u8; self.encap.overhead() + inner.len()];
+        frame[self.encap.overhead()..].copy_from_slice(inner);
+        write_tunnel_headers(&mut frame, self);
+        frame
+    }
+
+    /// The inner frame of `frame` if it came through this tunnel from its far end: IPv4 without
+    /// options from [`Tunnel::dst_ip`] to [`Tunnel::src_ip`], and VXLAN to [`Tunnel::dst_port`] with
+    /// the I flag and VNI = key, or GRE with only the key bit, protocol 0x6558 and the key.
+    pub fn decapsulate<'a>(&self, frame: &'a [u8]) -> Option<&'a [u8]> {
+        let ip = frame.get(ETH_LEN..ETH_LEN + 20)?;
+        if frame[12..14] != ETHERTYPE_IPV4.to_be_bytes()
+            || ip[0] != 0x45
+            || ip[12..16] != self.dst_ip.octets()
+            || ip[16..20] != self.src_ip.octets()
+        {
+            return None;
+        }
+        let l4 = ETH_LEN + 20;
+        match (self.encap, ip[9]) {
+            (Encap::Vxlan, PROTO_UDP) => {
+                let h = frame.get(l4..VXLAN_OVERHEAD)?;
+                let ok = h[2..4] == self.dst_port.to_be_bytes()
+                    && h[8] & 0x08 != 0
+                    && h[12..15] == self.key.to_be_bytes()[1..4];
+                ok.then(|| &frame[VXLAN_OVERHEAD..])
+            }
+            (Encap::Gre, PROTO_GRE) => {
+                let h = frame.get(l4..GRE_OVERHEAD)?;
+                let ok = h[0..2] == [0x20, 0x00]
+                    && h[2..4] == GRE_PROTO_ETHERNET.to_be_bytes()
+                    && h[4..8] == self.key.to_be_bytes();
+                ok.then(|| &frame[GRE_OVERHEAD..])
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Everything that makes one frame.
@@ -124,8 +201,8 @@ pub struct FrameSpec {
     pub dst_port: u16,
     /// Frame size on the wire with FCS (RFC 2544): 64, 512, 1518, ...; even.
     pub frame_size: usize,
-    /// When set, the frame is carried inside VXLAN (and grows by [`VXLAN_OVERHEAD`]).
-    pub vxlan: Option<Vxlan>,
+    /// When set, the frame is carried inside this tunnel (and grows by its [`Encap::overhead`]).
+    pub tunnel: Option<Tunnel>,
 }
 
 /// Where things are inside a built frame.
@@ -133,7 +210,7 @@ pub struct FrameSpec {
 pub struct Layout {
     /// Bytes in the buffer (no FCS).
     pub len: usize,
-    /// Start of the inner Ethernet header (0, or 50 behind VXLAN).
+    /// Start of the inner Ethernet header (0, or the tunnel's overhead: 50 behind VXLAN, 42 behind GRE).
     pub eth: usize,
     /// Start of the inner IP header.
     pub l3: usize,
@@ -151,7 +228,7 @@ pub struct Layout {
     pub src_port: usize,
     /// The last four bytes of the inner source address.
     pub src_ip_low: usize,
-    /// Outer UDP source port, if encapsulated.
+    /// Outer UDP source port, if inside VXLAN.
     pub outer_src_port: Option<usize>,
 }
 
@@ -186,10 +263,10 @@ impl FrameSpec {
         if self.frame_size % 2 != 0 {
             return Err(Error::Build(format!("frame size {} is odd", self.frame_size)));
         }
-        if self.vxlan.is_some_and(|v| v.vni >= 1 << 24) {
+        if self.tunnel.is_some_and(|t| t.encap == Encap::Vxlan && t.key >= 1 << 24) {
             return Err(Error::Build("VNI wider than 24 bits".into()));
         }
-        let eth = if self.vxlan.is_some() { VXLAN_OVERHEAD } else { 0 };
+        let eth = self.tunnel.map_or(0, |t| t.encap.overhead());
         let len = eth + self.frame_size - FCS_LEN;
         let ip_len = ip.header_len();
         if len - eth - ETH_LEN - ip_len > usize::from(u16::MAX) {
@@ -215,7 +292,7 @@ impl FrameSpec {
             zero_means_none: ip == IpVersion::V4 && self.proto == Proto::Udp,
             src_port: l4 + if self.proto == Proto::Icmp { 4 } else { 0 },
             src_ip_low,
-            outer_src_port: self.vxlan.map(|_| ETH_LEN + 20),
+            outer_src_port: self.tunnel.filter(|t| t.encap == Encap::Vxlan).map(|_| ETH_LEN + 20),
         })
     }
 
@@ -223,8 +300,8 @@ impl FrameSpec {
     pub fn build(&self) -> Result<Vec<u8>, Error> {
         let layout = self.layout()?;
         let mut frame = vec![0u8; layout.len];
-        if let Some(v) = &self.vxlan {
-            write_vxlan_headers(&mut frame, v);
+        if let Some(t) = &self.tunnel {
+            write_tunnel_headers(&mut frame, t);
         }
         let inner = &mut frame[layout.eth..];
         inner[0..6].copy_from_slice(&self.dst_mac);
@@ -295,29 +372,46 @@ impl FrameSpec {
     }
 }
 
-fn write_vxlan_headers(frame: &mut [u8], v: &Vxlan) {
+/// Writes `t`'s outer headers at the start of `frame` (the inner frame follows them).
+fn write_tunnel_headers(frame: &mut [u8], t: &Tunnel) {
     let outer_ip_len = (frame.len() - ETH_LEN) as u16;
-    frame[0..6].copy_from_slice(&v.dst_mac);
-    frame[6..12].copy_from_slice(&v.src_mac);
+    frame[0..6].copy_from_slice(&t.dst_mac);
+    frame[6..12].copy_from_slice(&t.src_mac);
     frame[12..14].copy_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
     let ip = &mut frame[ETH_LEN..ETH_LEN + 20];
+    ip.fill(0);
     ip[0] = 0x45;
     ip[2..4].copy_from_slice(&outer_ip_len.to_be_bytes());
-    ip[6] = 0x40;
+    ip[6] = 0x40; // DF, as the gateway sends
     ip[8] = 64;
-    ip[9] = PROTO_UDP;
-    ip[12..16].copy_from_slice(&v.src_ip.octets());
-    ip[16..20].copy_from_slice(&v.dst_ip.octets());
+    ip[9] = match t.encap {
+        Encap::Vxlan => PROTO_UDP,
+        Encap::Gre => PROTO_GRE,
+    };
+    ip[12..16].copy_from_slice(&t.src_ip.octets());
+    ip[16..20].copy_from_slice(&t.dst_ip.octets());
     let csum = checksum::checksum(ip);
     ip[10..12].copy_from_slice(&csum.to_be_bytes());
-    let udp = &mut frame[ETH_LEN + 20..ETH_LEN + 28];
-    udp[0..2].copy_from_slice(&v.src_port.to_be_bytes());
-    udp[2..4].copy_from_slice(&VXLAN_PORT.to_be_bytes());
-    udp[4..6].copy_from_slice(&(outer_ip_len - 20).to_be_bytes());
-    // Outer UDP checksum 0: allowed for VXLAN over IPv4 (RFC 7348 section 5).
-    let hdr = &mut frame[ETH_LEN + 28..ETH_LEN + 36];
-    hdr[0] = 0x08; // I flag: VNI valid
-    hdr[4..7].copy_from_slice(&v.vni.to_be_bytes()[1..4]);
+    match t.encap {
+        Encap::Vxlan => {
+            let udp = &mut frame[ETH_LEN + 20..ETH_LEN + 28];
+            udp[0..2].copy_from_slice(&t.src_port.to_be_bytes());
+            udp[2..4].copy_from_slice(&t.dst_port.to_be_bytes());
+            udp[4..6].copy_from_slice(&(outer_ip_len - 20).to_be_bytes());
+            // Outer UDP checksum 0: allowed for VXLAN over IPv4 (RFC 7348 section 5).
+            udp[6..8].fill(0);
+            let hdr = &mut frame[ETH_LEN + 28..ETH_LEN + 36];
+            hdr.fill(0);
+            hdr[0] = 0x08; // I flag: VNI valid
+            hdr[4..7].copy_from_slice(&t.key.to_be_bytes()[1..4]);
+        }
+        Encap::Gre => {
+            let gre = &mut frame[ETH_LEN + 20..ETH_LEN + 28];
+            gre[0..2].copy_from_slice(&[0x20, 0x00]); // K bit only, version 0
+            gre[2..4].copy_from_slice(&GRE_PROTO_ETHERNET.to_be_bytes());
+            gre[4..8].copy_from_slice(&t.key.to_be_bytes());
+        }
+    }
 }
 
 /// The trailer the generator writes at the end of every frame and reads back on return.
@@ -371,6 +465,14 @@ pub fn arp_reply(frame: &[u8], mac: [u8; 6]) -> Option<[u8; ARP_FRAME_LEN]> {
     Some(out)
 }
 
+/// The answer a host behind `tunnel` (seen from the host: source = the host, destination = the
+/// gateway) with inner MAC `mac` gives to `frame` if it is an ARP request that came through the
+/// tunnel from the gateway: the ARP reply, wrapped in the tunnel back to the gateway.
+pub fn tunnel_arp_reply(frame: &[u8], tunnel: &Tunnel, mac: [u8; 6]) -> Option<Vec<u8>> {
+    let inner = tunnel.decapsulate(frame)?;
+    Some(tunnel.encapsulate(&arp_reply(inner, mac)?))
+}
+
 /// A gratuitous ARP request announcing that `ip` is at `mac` (broadcast, sender = target).
 pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
     arp_frame(mac, &[0xff; 6], 1, &ip.octets(), &ip.octets())
@@ -400,7 +502,8 @@ pub struct FlowFields {
     pub src_port: u16,
     /// Added to the last four bytes of the template's source address.
     pub address_offset: u32,
-    /// Outer UDP source port (VXLAN entropy).
+    /// Outer UDP source port (VXLAN entropy): constant per flow and spread over 49152..=65535
+    /// (RFC 7348 section 5), as a VXLAN endpoint derives it from the inner flow's hash.
     pub entropy_port: u16,
 }
 
@@ -426,8 +529,8 @@ impl FlowFields {
                 IpAddr::V6(Ipv6Addr::from((bits & !0xffff_ffffu128) | u128::from(low)))
             }
         };
-        if let Some(v) = spec.vxlan.as_mut() {
-            v.src_port = self.entropy_port;
+        if let Some(t) = spec.tunnel.as_mut().filter(|t| t.encap == Encap::Vxlan) {
+            t.src_port = self.entropy_port;
         }
         spec
     }
@@ -528,7 +631,7 @@ mod tests {
             src_port: 1024,
             dst_port: 5001,
             frame_size: size,
-            vxlan: None,
+            tunnel: None,
         }
     }
 
@@ -540,15 +643,21 @@ mod tests {
         ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap())
     }
 
-    fn vxlan() -> Vxlan {
-        Vxlan {
+    fn tunnel(encap: Encap) -> Tunnel {
+        Tunnel {
+            encap,
             src_mac: [0x02, 0, 0, 0, 0, 0x11],
             dst_mac: [0x02, 0, 0, 0, 0, 0x12],
             src_ip: Ipv4Addr::new(192, 168, 7, 11),
             dst_ip: Ipv4Addr::new(192, 168, 7, 10),
-            vni: 100,
+            key: 100,
             src_port: 49152,
+            dst_port: VXLAN_PORT,
         }
+    }
+
+    fn vxlan() -> Tunnel {
+        tunnel(Encap::Vxlan)
     }
 
     // ---- An independent checker: parses with plain offsets and verifies every sum to 0xffff,
@@ -655,21 +764,118 @@ mod tests {
         let (src, dst) = v4();
         let mut s = spec(src, dst, Proto::Udp, 64);
         let inner = s.build().unwrap();
-        s.vxlan = Some(vxlan());
+        s.tunnel = Some(Tunnel { key: 0x0a0b0c, src_port: 50001, ..vxlan() });
         let frame = s.build().unwrap();
         assert_eq!(frame.len(), inner.len() + VXLAN_OVERHEAD);
+        assert_eq!(frame.len(), 110, "64-byte inner frame: 114 bytes on the wire with FCS");
         assert_eq!(&frame[VXLAN_OVERHEAD..], &inner[..], "inner frame untouched");
+        assert_eq!(&frame[0..6], &[0x02, 0, 0, 0, 0, 0x12], "outer destination MAC");
+        assert_eq!(&frame[6..12], &[0x02, 0, 0, 0, 0, 0x11], "outer source MAC");
+        assert_eq!(&frame[12..14], &[0x08, 0x00]);
         let outer = &frame[14..34];
+        assert_eq!(outer[0], 0x45, "IPv4, no options");
+        assert_eq!(outer[1], 0, "TOS");
+        assert_eq!(usize::from(u16::from_be_bytes([outer[2], outer[3]])), frame.len() - 14, "total length");
+        assert_eq!(&outer[4..8], &[0, 0, 0x40, 0], "identification 0, DF, no fragment offset");
+        assert_eq!(outer[8], 64, "TTL");
+        assert_eq!(outer[9], 17, "UDP");
         assert_eq!(ones(outer), 0xffff, "outer IPv4 checksum");
-        assert_eq!(usize::from(u16::from_be_bytes([outer[2], outer[3]])), frame.len() - 14);
-        assert_eq!(outer[9], 17);
+        assert_ne!(&outer[10..12], &[0, 0]);
+        assert_eq!(&outer[12..16], &[192, 168, 7, 11]);
+        assert_eq!(&outer[16..20], &[192, 168, 7, 10]);
         let udp = &frame[34..42];
+        assert_eq!(u16::from_be_bytes([udp[0], udp[1]]), 50001, "source port: flow entropy");
         assert_eq!(u16::from_be_bytes([udp[2], udp[3]]), 4789);
-        assert_eq!(usize::from(u16::from_be_bytes([udp[4], udp[5]])), frame.len() - 34);
-        assert_eq!(&frame[42..50], &[0x08, 0, 0, 0, 0, 0, 100, 0], "flags and VNI");
+        assert_eq!(usize::from(u16::from_be_bytes([udp[4], udp[5]])), frame.len() - 34, "UDP length");
+        assert_eq!(&udp[6..8], &[0, 0], "UDP checksum 0 (RFC 7348)");
+        assert_eq!(&frame[42..50], &[0x08, 0, 0, 0, 0x0a, 0x0b, 0x0c, 0], "I flag, reserved, VNI, reserved");
         verify(&frame[VXLAN_OVERHEAD..]);
-        s.vxlan = Some(Vxlan { vni: 1 << 24, ..vxlan() });
-        assert!(s.build().is_err());
+        s.tunnel = Some(Tunnel { key: 1 << 24, ..vxlan() });
+        assert!(s.build().is_err(), "a VNI has 24 bits");
+    }
+
+    #[test]
+    fn gre_frame_wraps_the_customer_frame() {
+        let (src, dst) = v4();
+        let mut s = spec(src, dst, Proto::Tcp, 128);
+        let inner = s.build().unwrap();
+        s.tunnel = Some(Tunnel { key: 0x0102_0304, ..tunnel(Encap::Gre) });
+        let frame = s.build().unwrap();
+        assert_eq!(frame.len(), inner.len() + GRE_OVERHEAD);
+        assert_eq!(&frame[GRE_OVERHEAD..], &inner[..], "inner frame untouched");
+        assert_eq!(&frame[0..6], &[0x02, 0, 0, 0, 0, 0x12]);
+        assert_eq!(&frame[6..12], &[0x02, 0, 0, 0, 0, 0x11]);
+        assert_eq!(&frame[12..14], &[0x08, 0x00]);
+        let outer = &frame[14..34];
+        assert_eq!(outer[0], 0x45);
+        assert_eq!(usize::from(u16::from_be_bytes([outer[2], outer[3]])), frame.len() - 14, "total length");
+        assert_eq!(&outer[4..8], &[0, 0, 0x40, 0], "identification 0, DF");
+        assert_eq!(outer[8], 64, "TTL");
+        assert_eq!(outer[9], 47, "GRE");
+        assert_eq!(ones(outer), 0xffff, "outer IPv4 checksum");
+        assert_eq!(&outer[12..16], &[192, 168, 7, 11]);
+        assert_eq!(&outer[16..20], &[192, 168, 7, 10]);
+        assert_eq!(&frame[34..36], &[0x20, 0x00], "only the key bit (RFC 2890), version 0");
+        assert_eq!(&frame[36..38], &[0x65, 0x58], "transparent Ethernet bridging");
+        assert_eq!(&frame[38..42], &[1, 2, 3, 4], "key: the full 32 bits");
+        verify(&frame[GRE_OVERHEAD..]);
+        let t = Template::new(&s).unwrap();
+        assert_eq!(t.layout().outer_src_port, None, "GRE has no source port to vary");
+        assert_eq!(t.layout().eth, GRE_OVERHEAD);
+    }
+
+    #[test]
+    fn decapsulation_checks_addresses_key_and_header() {
+        for encap in [Encap::Vxlan, Encap::Gre] {
+            let t = tunnel(encap);
+            let inner = gratuitous_arp(A, Ipv4Addr::new(10, 0, 0, 1));
+            // What the far end (the gateway) sends back through the tunnel.
+            let back = t.reversed().encapsulate(&inner);
+            assert_eq!(t.decapsulate(&back), Some(&inner[..]), "{encap:?}");
+            assert_eq!(t.reversed().decapsulate(&back), None, "{encap:?}: not from its own end");
+            let other_key = Tunnel { key: 101, ..t.reversed() }.encapsulate(&inner);
+            assert_eq!(t.decapsulate(&other_key), None, "{encap:?}: another key");
+            let other = tunnel(if encap == Encap::Vxlan { Encap::Gre } else { Encap::Vxlan });
+            assert_eq!(t.decapsulate(&other.reversed().encapsulate(&inner)), None, "{encap:?}: other encapsulation");
+            assert_eq!(t.decapsulate(&back[..30]), None, "{encap:?}: truncated");
+            assert_eq!(t.decapsulate(&inner), None, "{encap:?}: not tunnelled");
+        }
+        let t = vxlan();
+        let mut no_flag = t.reversed().encapsulate(&[0u8; 60]);
+        no_flag[42] = 0;
+        assert_eq!(t.decapsulate(&no_flag), None, "VXLAN without the I flag");
+    }
+
+    #[test]
+    fn arp_requests_through_a_tunnel_are_answered_through_it() {
+        let router = [0x02, 0, 0, 0, 0x10, 0x02];
+        let host = [0x02, 0, 0, 0, 0, 0x02];
+        for encap in [Encap::Vxlan, Encap::Gre] {
+            // The compute host's view: from 192.168.7.11 (the host) to 192.168.7.10 (the gateway).
+            let t = tunnel(encap);
+            let mut req = arp_frame(router, &[0xff; 6], 1, &[198, 19, 255, 254], &[198, 19, 0, 1]);
+            req[ETH_LEN + 18..ETH_LEN + 24].fill(0);
+            let from_gateway = t.reversed().encapsulate(&req);
+            let reply = tunnel_arp_reply(&from_gateway, &t, host).expect("answered");
+            assert_eq!(reply.len(), encap.overhead() + ARP_FRAME_LEN);
+            assert_eq!(&reply[0..6], &t.dst_mac, "{encap:?}: to the gateway's underlay MAC");
+            assert_eq!(&reply[6..12], &t.src_mac);
+            assert_eq!(&reply[26..30], &[192, 168, 7, 11], "from the host");
+            assert_eq!(&reply[30..34], &[192, 168, 7, 10], "to the gateway");
+            assert_eq!(ones(&reply[14..34]), 0xffff);
+            let inner = t.reversed().decapsulate(&reply).expect("a tunnelled frame to the gateway");
+            assert_eq!(inner, &arp_reply(&req, host).unwrap()[..], "{encap:?}: the plain ARP reply inside");
+            assert_eq!(&inner[ETH_LEN + 6..ETH_LEN + 8], &[0, 2], "a reply");
+            assert_eq!(&inner[ETH_LEN + 8..ETH_LEN + 14], &host, "the host's inner MAC");
+            assert_eq!(&inner[ETH_LEN + 14..ETH_LEN + 18], &[198, 19, 0, 1]);
+            // Not answered: a plain request (that is the underlay's), a tunnelled non-ARP frame,
+            // a tunnelled ARP reply.
+            assert!(tunnel_arp_reply(&req, &t, host).is_none());
+            let (src, dst) = v4();
+            let data = t.reversed().encapsulate(&spec(src, dst, Proto::Udp, 64).build().unwrap());
+            assert!(tunnel_arp_reply(&data, &t, host).is_none());
+            assert!(tunnel_arp_reply(&reply, &t.reversed(), host).is_none(), "a reply is not answered");
+        }
     }
 
     #[test]
@@ -734,12 +940,12 @@ mod tests {
         }
     }
 
-    fn class() -> impl Strategy<Value = (bool, Proto, usize, bool)> {
+    fn class() -> impl Strategy<Value = (bool, Proto, usize, Option<Encap>)> {
         (
             any::<bool>(),
             prop_oneof![Just(Proto::Udp), Just(Proto::Tcp), Just(Proto::Icmp)],
             (47usize..760).prop_map(|h| h * 2),
-            any::<bool>(),
+            prop_oneof![Just(None), Just(Some(Encap::Vxlan)), Just(Some(Encap::Gre))],
         )
     }
 
@@ -750,7 +956,7 @@ mod tests {
         ) {
             let (src, dst) = if is_v6 { v6() } else { v4() };
             let mut s = spec(src, dst, proto, size.max(FrameSpec::min_frame_size(if is_v6 { IpVersion::V6 } else { IpVersion::V4 }, proto)));
-            if encap { s.vxlan = Some(vxlan()); }
+            s.tunnel = encap.map(tunnel);
             let template = Template::new(&s).unwrap();
             let fields = FlowFields::of(flow);
             let stamp = Stamp { seq, tx_ns: ns };
@@ -761,7 +967,7 @@ mod tests {
             let len = expected.len();
             expected[len - STAMP_LEN..].copy_from_slice(&stamp.to_bytes());
             // Checksums may differ only as 0x0000 vs 0xffff; verify() checks the sums.
-            let inner = if encap { VXLAN_OVERHEAD } else { 0 };
+            let inner = encap.map_or(0, Encap::overhead);
             verify(&out[inner..]);
             let l = template.layout();
             let mut a = out.clone();

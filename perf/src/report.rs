@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::histogram::LatencySummary;
 use crate::machine::{Commit, Machine};
-use crate::scenario::Pipeline;
+use crate::scenario::{Directions, Pipeline};
 
 /// Version of the JSON layout; bumped when a field changes meaning.
 pub const SCHEMA: u32 = 1;
@@ -36,7 +36,8 @@ pub struct GenReport {
     pub lost: u64,
     /// Frames that came back without the generator's trailer.
     pub foreign: u64,
-    /// Forwarded rate, Mpps (both directions together).
+    /// Forwarded rate, Mpps (the sending directions together: both unless the scenario's
+    /// `directions` says otherwise).
     pub mpps: f64,
     /// Forwarded rate, Gbit/s of frames with FCS (no preamble or gap).
     pub gbps: f64,
@@ -296,8 +297,11 @@ pub struct ScenarioResult {
     pub flows: u32,
     /// Trace seed.
     pub seed: u64,
-    /// Mean frame size sent, FCS included.
+    /// Mean frame size sent, FCS included (tunnel headers too, for frames sent into a tunnel).
     pub mean_frame_size: f64,
+    /// Which generator ports sent: rates, ratios and losses count these directions only.
+    #[serde(default)]
+    pub directions: Directions,
     /// The appliance and the references, each over all rounds.
     pub duts: Vec<DutResult>,
     /// midogw / testpmd io, per round and median.
@@ -534,7 +538,7 @@ impl RunReport {
         for sc in &self.scenarios {
             let _ = writeln!(
                 md,
-                "- `{}`: {} (frames {}, {} flows, seed {}{}).",
+                "- `{}`: {} (frames {}, {} flows, seed {}{}{}).",
                 sc.scenario,
                 sc.description,
                 sc.frames,
@@ -544,6 +548,11 @@ impl RunReport {
                     format!(", mean frame {:.1} bytes", sc.mean_frame_size)
                 } else {
                     String::new()
+                },
+                match sc.directions {
+                    Directions::Both => "",
+                    Directions::Forward => "; one direction: only port 0 sends, figures count that direction",
+                    Directions::Reverse => "; one direction: only port 1 sends, figures count that direction",
                 }
             );
         }

@@ -15,7 +15,10 @@
 //! sends in the report shows that it did.
 //!
 //! A gateway scenario runs the appliance with `[topology] file` (its ports `up0`/`down0` bound to
-//! router ports) and `--stats-json`, whose pipeline counters become the sample's `device`.
+//! router ports, or `down0` the topology's `[underlay]` in a tunnel scenario) and `--stats-json`,
+//! whose pipeline counters become the sample's `device`. In a tunnel scenario every device's
+//! port 1 gets the fixed MAC [`crate::topology::GATEWAY_UNDERLAY_MAC`] (memif `mac=` devarg), the
+//! outer destination of the generator's tunnelled frames.
 //!
 //! Each round runs every device once, in an order that rotates from round to round, so slow and
 //! fast minutes of this noisy machine fall on all of them alike; ratios are taken within a round.
@@ -310,9 +313,7 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
         .iter()
         .zip(per_scenario)
         .map(|(sc, duts)| {
-            let mean = Trace::build(&sc.traffic, Direction::Forward, sc.traffic.default_trace_len().min(1 << 18))
-                .map(|t| t.mean_frame_size())
-                .unwrap_or(0.0);
+            let mean = mean_frame_size(sc).unwrap_or(0.0);
             let mut r = ScenarioResult {
                 scenario: sc.name.clone(),
                 description: sc.description.clone(),
@@ -321,6 +322,7 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
                 flows: sc.traffic.flows,
                 seed: sc.traffic.seed,
                 mean_frame_size: (mean * 10.0).round() / 10.0,
+                directions: sc.directions,
                 duts: duts.into_iter().map(|(d, cmd, s)| DutResult::new(d.name(), cmd, s)).collect(),
                 ratio_to_testpmd_io: None,
                 ratio_to_testpmd_macswap: None,
@@ -358,6 +360,24 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
         }),
         scenarios,
     })
+}
+
+/// Mean size of the frames the scenario's sending directions put on the wire (FCS and any tunnel
+/// headers included), from up to 256 Ki packets of each sending stream.
+fn mean_frame_size(sc: &Scenario) -> Result<f64> {
+    let tunnel = sc.tunnel(crate::topology::GATEWAY_UNDERLAY_MAC)?;
+    let mut sum = 0.0;
+    let mut streams = 0.0;
+    for (port, direction, traffic, tunnel) in
+        [(0, Direction::Forward, &sc.traffic, None), (1, Direction::Reverse, sc.reverse_traffic(), tunnel)]
+    {
+        if sc.directions.sends(port) {
+            let len = traffic.default_trace_len().min(1 << 18);
+            sum += Trace::build_tunnelled(traffic, direction, len, None, tunnel)?.mean_frame_size();
+            streams += 1.0;
+        }
+    }
+    Ok(if streams > 0.0 { sum / streams } else { 0.0 })
 }
 
 /// Largest ratio between the fastest and the slowest quarter second of a window that still
@@ -483,6 +503,18 @@ fn memif(i: usize, socket: &Path, server: bool) -> String {
 /// Where the appliance writes its final counters in a sample's directory.
 const STATS_JSON: &str = "midogw-stats.json";
 
+/// The device's (memif server's) devargs for port `i`: in a tunnel scenario port 1, the underlay,
+/// has the MAC the generator's tunnelled frames are addressed to. Every device gets the same.
+fn dut_memif(i: usize, socket: &Path, sc: &Scenario) -> Result<String> {
+    let plain = memif(i, socket, true);
+    if i == 1 && sc.is_tunnel()? {
+        let m = crate::topology::GATEWAY_UNDERLAY_MAC;
+        let mac = m.map(|b| format!("{b:02x}")).join(":");
+        return Ok(format!("{plain},mac={mac}"));
+    }
+    Ok(plain)
+}
+
 /// The program and arguments that start `dut` serving the memif socket.
 fn dut_command(
     opts: &RunOptions,
@@ -508,13 +540,15 @@ fn dut_command(
                 },
                 mempool: MempoolSection::default(),
                 port: (0..2)
-                    .map(|i| PortSection {
-                        name: if i == 0 { "up0".into() } else { "down0".into() },
-                        devargs: memif(i, socket, true),
-                        mtu,
-                        queues: Some(1),
+                    .map(|i| {
+                        Ok(PortSection {
+                            name: if i == 0 { "up0".into() } else { "down0".into() },
+                            devargs: dut_memif(i, socket, sc)?,
+                            mtu,
+                            queues: Some(1),
+                        })
                     })
-                    .collect(),
+                    .collect::<Result<_>>()?,
                 workers: WorkersSection { cores: vec![opts.dut_core] },
                 topology: match sc.pipeline {
                     Pipeline::CrossConnect => None,
@@ -569,7 +603,7 @@ fn dut_command(
             ];
             for i in 0..2 {
                 args.push("--vdev".into());
-                args.push(memif(i, socket, true));
+                args.push(dut_memif(i, socket, sc)?);
             }
             args.extend(
                 [
@@ -666,6 +700,7 @@ fn run_sample(
             link_timeout_seconds: 20.0,
             // testpmd gets the same frames: it forwards whatever MAC they carry.
             router_macs: sc.router_macs()?,
+            tunnel: sc.tunnel(crate::topology::GATEWAY_UNDERLAY_MAC)?,
         };
         let spec_path = dir.join("gen.json");
         let out_path = dir.join("result.json");
@@ -783,6 +818,33 @@ mod tests {
         let builtin = options(MidogwRunner::Builtin, &dir);
         let err = dut_command(&builtin, gateway, Dut::Midogw, &socket, "p", &dir, 1500).unwrap_err().to_string();
         assert!(err.contains("appliance binary"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn tunnel_scenarios_give_every_device_the_underlay_mac_on_port_1() {
+        let dir = std::env::temp_dir().join(format!("perf-runner-tunnel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let table = crate::Scenarios::builtin();
+        let opts = options(MidogwRunner::Appliance("/x/midogw".into()), &dir);
+        let socket = dir.join("memif.sock");
+        let encap = table.get("gateway-vxlan-encap").unwrap();
+        dut_command(&opts, encap, Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        let config = ForwardConfig::load(&dir.join("midogw.toml")).unwrap();
+        assert!(config.topology.unwrap().file.ends_with("perf/topologies/gateway-vxlan.toml"));
+        assert!(!config.port[0].devargs.contains("mac="), "{}", config.port[0].devargs);
+        assert!(config.port[1].devargs.ends_with(",mac=02:6d:67:ff:00:01"), "{}", config.port[1].devargs);
+        let (_, io, _) =
+            dut_command(&opts, encap, Dut::Reference(Reference::TestpmdIo), &socket, "p", &dir, 1500).unwrap();
+        assert!(io.contains(&config.port[1].devargs), "testpmd gets the same devargs: {io:?}");
+        // Other scenarios keep their devargs as they were.
+        dut_command(&opts, table.get("gateway-hit-64").unwrap(), Dut::Midogw, &socket, "p", &dir, 1500).unwrap();
+        let plain = ForwardConfig::load(&dir.join("midogw.toml")).unwrap();
+        assert_eq!(plain.port[1].devargs, memif(1, &socket, true));
+        // The mean frame size counts what is sent: VXLAN frames one way for decap, plain for encap.
+        assert_eq!(mean_frame_size(table.get("gateway-vxlan-decap").unwrap()).unwrap(), 114.0);
+        assert_eq!(mean_frame_size(encap).unwrap(), 64.0);
+        assert_eq!(mean_frame_size(table.get("gateway-gre-encap").unwrap()).unwrap(), 64.0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -57,6 +57,39 @@ impl Reference {
     }
 }
 
+/// Which of the generator's ports send: both (the default), or one direction only, for
+/// scenarios that measure one way through the gateway (VXLAN encap: only the uplink sends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Directions {
+    /// Port 0 sends the forward stream and port 1 the reverse one, at once.
+    #[default]
+    Both,
+    /// Only port 0 sends (towards port 1).
+    Forward,
+    /// Only port 1 sends (towards port 0).
+    Reverse,
+}
+
+impl Directions {
+    /// Whether the stream sent on generator port `port` (0 forward, 1 reverse) runs.
+    pub fn sends(self, port: usize) -> bool {
+        match self {
+            Directions::Both => port < 2,
+            Directions::Forward => port == 0,
+            Directions::Reverse => port == 1,
+        }
+    }
+
+    /// How many streams run.
+    pub fn streams(self) -> usize {
+        match self {
+            Directions::Both => 2,
+            Directions::Forward | Directions::Reverse => 1,
+        }
+    }
+}
+
 /// One named scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,10 +105,14 @@ pub struct Scenario {
     pub description: String,
     /// Traffic sent on generator port 0 (and, mirrored, on port 1).
     pub traffic: TrafficSpec,
-    /// Different traffic for the reverse direction (port 1 -> port 0), e.g. VXLAN for decap.
+    /// Different traffic for the reverse direction (port 1 -> port 0).
     #[serde(default)]
     pub reverse: Option<TrafficSpec>,
-    /// Offered load of the latency phase, in Mpps for both directions together.
+    /// Which ports send: "both" (default), "forward" (port 0 only) or "reverse" (port 1 only).
+    /// Rates, ratios and losses then count that one direction.
+    #[serde(default)]
+    pub directions: Directions,
+    /// Offered load of the latency phase, in Mpps for the sending directions together.
     #[serde(default = "default_latency_rate")]
     pub latency_rate_mpps: f64,
     /// Smallest acceptable ratio to testpmd io.
@@ -117,11 +154,23 @@ impl Scenario {
 
     /// The destination MACs of the forward and reverse streams: the router ports bound to the
     /// generator's ports for a gateway scenario, `None` (the far side's host) otherwise.
+    /// In a tunnel topology port 1's MAC is the inner destination: the router port bound on the
+    /// compute host.
     pub fn router_macs(&self) -> Result<Option<[[u8; 6]; 2]>, Error> {
         let Some(path) = self.topology_path() else { return Ok(None) };
-        let t = crate::topology::GatewayTopology::load(&path)?;
-        let [up, down] = crate::topology::DPDK_PORT_NAMES;
-        Ok(Some([t.router_mac(up)?, t.router_mac(down)?]))
+        Ok(Some(crate::topology::GatewayTopology::load(&path)?.port_macs()?))
+    }
+
+    /// For a tunnel topology (port 1 is the underlay): the tunnel the generator's port 1 sends
+    /// through as the compute host, to the gateway's underlay port at `gateway_mac`.
+    pub fn tunnel(&self, gateway_mac: [u8; 6]) -> Result<Option<crate::packet::Tunnel>, Error> {
+        let Some(path) = self.topology_path() else { return Ok(None) };
+        Ok(crate::topology::GatewayTopology::load(&path)?.tunnel()?.map(|t| t.host_tunnel(gateway_mac)))
+    }
+
+    /// Whether the scenario's topology puts port 1 on the underlay (its traffic is tunnelled).
+    pub fn is_tunnel(&self) -> Result<bool, Error> {
+        Ok(self.tunnel([0; 6])?.is_some())
     }
 
     fn validate_pipeline(&self) -> Result<(), Error> {
@@ -132,10 +181,13 @@ impl Scenario {
             _ => {}
         }
         if self.pipeline == Pipeline::Gateway {
-            // The generator answers ARP, not NDP, and sends no tunnel traffic yet.
+            // The generator answers ARP, not NDP; tunnels come from the topology's [underlay].
             for t in std::iter::once(&self.traffic).chain(&self.reverse) {
-                if t.ipv6_share != 0.0 || t.vxlan.is_some() {
-                    return bad("gateway traffic is IPv4 without encapsulation for now");
+                if t.ipv6_share != 0.0 {
+                    return bad("gateway traffic is IPv4 for now (the generator answers ARP, not NDP)");
+                }
+                if t.vxlan.is_some() {
+                    return bad("gateway traffic takes its tunnel from the topology ([underlay] on down0), not vxlan");
                 }
             }
         }
@@ -287,6 +339,58 @@ mod tests {
         assert!(Scenarios::parse(&v6, "t").unwrap_err().to_string().contains("IPv4"));
         let parsed = Scenarios::parse(&one(&format!("{topo}\ntarget_flow_setups_mpps_per_core = 2.5"), "gateway"), "t");
         assert_eq!(parsed.unwrap().get("g").unwrap().target_flow_setups_mpps_per_core, Some(2.5));
+    }
+
+    #[test]
+    fn tunnel_scenarios_send_one_way_through_their_tunnel() {
+        let s = Scenarios::builtin();
+        let names: Vec<String> = s.select(&["tunnel".into()]).unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["gateway-vxlan-encap", "gateway-vxlan-decap", "gateway-gre-encap"]);
+        let gw = crate::topology::GATEWAY_UNDERLAY_MAC;
+        for (name, directions, encap, key) in [
+            ("gateway-vxlan-encap", Directions::Forward, crate::packet::Encap::Vxlan, 4097),
+            ("gateway-vxlan-decap", Directions::Reverse, crate::packet::Encap::Vxlan, 4097),
+            ("gateway-gre-encap", Directions::Forward, crate::packet::Encap::Gre, 4098),
+        ] {
+            let sc = s.get(name).unwrap();
+            assert_eq!(sc.pipeline, Pipeline::Gateway);
+            assert_eq!(sc.directions, directions, "{name}");
+            assert_eq!((sc.traffic.frames, sc.traffic.flows), (crate::FrameSizes::Fixed(64), 1024));
+            assert_eq!(sc.target_ratio_io, 0.6);
+            assert_eq!(sc.target_instructions_per_packet, Some(250.0));
+            let t = sc.tunnel(gw).unwrap().expect("a tunnel");
+            assert_eq!((t.encap, t.key, t.dst_mac), (encap, key, gw), "{name}");
+            assert!(sc.is_tunnel().unwrap());
+        }
+        assert!(!s.get("gateway-hit-64").unwrap().is_tunnel().unwrap());
+        assert_eq!(s.get("gateway-hit-64").unwrap().directions, Directions::Both, "the default");
+        assert_eq!(s.get("cross-connect-64").unwrap().tunnel(gw).unwrap(), None);
+    }
+
+    #[test]
+    fn directions_parse_and_pick_the_sending_ports() {
+        let one = |d: &str| {
+            format!(
+                "[[scenario]]\nname = \"g\"\npipeline = \"cross-connect\"\ndescription = \"d\"\n{d}\n[scenario.traffic]\nframes = \"64\"\nflows = 4\nseed = 1\n"
+            )
+        };
+        for (text, want, sends, streams) in [
+            ("", Directions::Both, [true, true], 2),
+            ("directions = \"both\"", Directions::Both, [true, true], 2),
+            ("directions = \"forward\"", Directions::Forward, [true, false], 1),
+            ("directions = \"reverse\"", Directions::Reverse, [false, true], 1),
+        ] {
+            let t = Scenarios::parse(&one(text), "t").unwrap();
+            let d = t.get("g").unwrap().directions;
+            assert_eq!(d, want, "{text}");
+            assert_eq!([d.sends(0), d.sends(1)], sends);
+            assert_eq!(d.streams(), streams);
+        }
+        assert!(Scenarios::parse(&one("directions = \"sideways\""), "t").is_err());
+        // Gateway traffic takes its tunnel from the topology.
+        let topo = "topology = \"perf/topologies/gateway-vxlan.toml\"";
+        let vxlan = one(topo).replace("cross-connect", "gateway").replace("seed = 1", "seed = 1\nvxlan = { vni = 5 }");
+        assert!(Scenarios::parse(&vxlan, "t").unwrap_err().to_string().contains("from the topology"));
     }
 
     #[test]

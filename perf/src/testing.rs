@@ -63,6 +63,7 @@ pub fn synthetic_report(midogw: &[f64], io: &[f64], ipp: Option<f64>) -> RunRepo
         flows: 1024,
         seed: 1,
         mean_frame_size: 64.0,
+        directions: Default::default(),
         duts: vec![
             DutResult::new(MIDOGW, "midogw run".into(), samples(midogw)),
             DutResult::new(TESTPMD_IO, "dpdk-testpmd".into(), samples(io)),

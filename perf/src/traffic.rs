@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::packet::{FlowFields, FrameSpec, IpVersion, Proto, Stamp, Template, Vxlan, FCS_LEN};
+use crate::packet::{Encap, FlowFields, FrameSpec, IpVersion, Proto, Stamp, Template, Tunnel, FCS_LEN, VXLAN_PORT};
 use crate::rng::{mix, FlowDistribution, FlowSampler, Rng};
 
 /// Most flows a scenario may have.
@@ -93,7 +93,8 @@ impl Default for ProtoMix {
     }
 }
 
-/// Encapsulation of the generated frames (for the decap direction of tunnel scenarios).
+/// VXLAN around the generated frames with fixed outer addresses, for scenarios without a topology
+/// (gateway scenarios take their tunnel from the topology file instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VxlanTraffic {
@@ -253,6 +254,19 @@ impl Trace {
         len: usize,
         dst_mac: Option<[u8; 6]>,
     ) -> Result<Trace, Error> {
+        Self::build_tunnelled(spec, direction, len, dst_mac, None)
+    }
+
+    /// [`Trace::build_to`], every frame inside `tunnel` when given (its outer UDP source port
+    /// set per flow, [`FlowFields::entropy_port`]): the frames a compute host sends to the
+    /// gateway's underlay port.
+    pub fn build_tunnelled(
+        spec: &TrafficSpec,
+        direction: Direction,
+        len: usize,
+        dst_mac: Option<[u8; 6]>,
+        tunnel: Option<Tunnel>,
+    ) -> Result<Trace, Error> {
         let (from, to) = match direction {
             Direction::Forward => (SIDE_A, SIDE_B),
             Direction::Reverse => (SIDE_B, SIDE_A),
@@ -303,14 +317,16 @@ impl Trace {
                         src_port: 1024,
                         dst_port: to.port,
                         frame_size: size,
-                        vxlan: spec.vxlan.map(|v| Vxlan {
+                        tunnel: tunnel.or(spec.vxlan.map(|v| Tunnel {
+                            encap: Encap::Vxlan,
                             src_mac: [0x02, 0, 0, 0, 0x01, 0x01],
                             dst_mac: [0x02, 0, 0, 0, 0x01, 0x02],
                             src_ip: Ipv4Addr::new(198, 18, 255, 11),
                             dst_ip: Ipv4Addr::new(198, 18, 255, 10),
-                            vni: v.vni,
+                            key: v.vni,
                             src_port: 49152,
-                        }),
+                            dst_port: VXLAN_PORT,
+                        })),
                     };
                     templates.push(Template::new(&frame)?);
                     let t = (templates.len() - 1) as u16;
