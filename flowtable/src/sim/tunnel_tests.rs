@@ -446,3 +446,52 @@ fn routed_packets_fit_the_underlay_mtu_less_the_encapsulation() {
     assert_eq!(u16::from_be_bytes([out[h.l4_offset + 6], out[h.l4_offset + 7]]), 1450, "next-hop MTU");
     assert_eq!(locals(&g.legs), &[0]);
 }
+
+mod decap_fast_path {
+    use proptest::prelude::*;
+
+    use super::super::tunnel::decap_general;
+    use super::*;
+
+    /// Outer bytes worth mutating: addresses, ports, lengths, flags and the VXLAN header.
+    const INTERESTING: [usize; 16] = [12, 13, 14, 16, 17, 2 + 14, 3 + 14, 6 + 14, 9 + 14, 29, 33, 36, 37, 38, 39, 42];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The byte-level VXLAN path answers exactly as the general parser would, for VXLAN
+        /// frames with outer fields and lengths mutated, keys known and not, and truncations.
+        #[test]
+        fn decap_equals_the_general_parser(
+            vni in prop_oneof![Just(KEY1), Just(KEY2), any::<u32>().prop_map(|k| k & 0xff_ffff)],
+            src in prop_oneof![Just("192.168.7.11"), Just("10.9.0.12"), Just("192.168.7.99")],
+            edits in proptest::collection::vec((0usize..INTERESTING.len(), any::<u8>()), 0..3),
+            truncate in proptest::option::of(0usize..120),
+        ) {
+            let n = topo();
+            let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 1234, 20);
+            let mut f = vxlan(src, vni, &inner);
+            for (at, byte) in edits {
+                f[INTERESTING[at]] = byte;
+            }
+            if let Some(len) = truncate {
+                f.truncate(len);
+            }
+            let u = n.snap.underlay().unwrap();
+            prop_assert_eq!(decap(&n.snap, &f), decap_general(&n.snap, u, &f));
+        }
+    }
+
+    #[test]
+    fn a_vxlan_frame_takes_the_fast_path_and_finds_its_port() {
+        let n = topo();
+        let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 1234, 20);
+        let f = vxlan("192.168.7.11", KEY1, &inner);
+        assert!(common_udp_outer_is_some(&f));
+        assert_eq!(decap(&n.snap, &f), Ok(Some(Decap { inner_offset: 50, port: n.vm1 })));
+    }
+
+    fn common_udp_outer_is_some(f: &[u8]) -> bool {
+        super::super::tunnel::common_udp_outer_for_tests(f)
+    }
+}
