@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::tunnel::{outer_header, Outer};
+use super::tunnel::{outer_header_cached, Outer};
 use super::CoreState;
 use crate::topology::{PortId, PortKind, Snapshot};
 use crate::wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, Ipv6Packet};
@@ -311,7 +311,7 @@ pub(super) fn run(
     // an unresolved underlay leaves the frame untouched for the simulation that asks for it.
     let encap = match actions.as_slice().last() {
         Some(&Action::Encap { port, sport }) => {
-            let (dpdk_port, headers) = outer_header(snap, state, port, sport, frame.len(), now)?;
+            let (dpdk_port, headers) = outer_header_cached(snap, state, port, sport, frame.len(), now)?;
             *outer = headers;
             Some(dpdk_port)
         }

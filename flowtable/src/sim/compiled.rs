@@ -11,7 +11,7 @@
 //! may have rewritten the MACs before failing; callers restore those anyway.
 
 use super::action::{ip_header, run, IpHeader};
-use super::tunnel::{outer_header, Outer};
+use super::tunnel::{outer_header_cached, Outer};
 use super::{Action, Actions, Applied, CoreState, DropReason};
 use crate::topology::{PortId, Snapshot};
 use crate::wire::{checksum, EthernetFrame};
@@ -139,7 +139,7 @@ impl Hop {
         let applied = match self.egress {
             Egress::Local(port) => Applied::Local(port),
             Egress::Encap { port, sport } => {
-                let (dpdk_port, headers) = outer_header(snap, state, port, sport, frame.len(), now)?;
+                let (dpdk_port, headers) = outer_header_cached(snap, state, port, sport, frame.len(), now)?;
                 *outer = headers;
                 Applied::Encap(dpdk_port)
             }

@@ -5,6 +5,7 @@ use core::net::IpAddr;
 
 use super::conntrack::ConnTrack;
 use super::mac::MacTable;
+use super::tunnel::{TunnelTemplate, TUNNEL_TEMPLATES};
 use crate::topology::{DeviceId, PortId, Snapshot};
 use crate::wire::EthernetAddress;
 
@@ -39,6 +40,9 @@ pub struct NeighbourCache {
     mask: usize,
     lifetime: u64,
     learned: u64,
+    /// Bumped by every change (learn, forget, expiry, retain): what a copy of an entry made at
+    /// one version stays valid until ([`NeighbourCache::version`]).
+    version: u64,
 }
 
 impl NeighbourCache {
@@ -46,7 +50,13 @@ impl NeighbourCache {
     /// an entry learned at `now` is valid until `now + lifetime`.
     pub fn new(capacity: usize, lifetime: u64) -> NeighbourCache {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
-        NeighbourCache { slots: vec![FREE; buckets * WAYS].into_boxed_slice(), mask: buckets - 1, lifetime, learned: 0 }
+        NeighbourCache {
+            slots: vec![FREE; buckets * WAYS].into_boxed_slice(),
+            mask: buckets - 1,
+            lifetime,
+            learned: 0,
+            version: 0,
+        }
     }
 
     /// Number of entries the cache holds.
@@ -72,6 +82,7 @@ impl NeighbourCache {
     /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`.
     pub fn learn(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
         self.learned = self.learned.wrapping_add(1);
+        self.version = self.version.wrapping_add(1);
         let range = self.bucket(port, ip);
         let bucket = &mut self.slots[range];
         let expires = now.saturating_add(self.lifetime).max(1);
@@ -93,6 +104,20 @@ impl NeighbourCache {
         self.learned
     }
 
+    /// Changes so far: an entry read at one version is unchanged while the version is, until
+    /// it expires ([`NeighbourCache::expiry`]). Per-core copies (tunnel headers) check it.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// When the entry of `ip` on `port` expires, if it is valid at `now`.
+    pub fn expiry(&self, port: PortId, ip: IpAddr, now: u64) -> Option<u64> {
+        self.slots[self.bucket(port, ip)]
+            .iter()
+            .find(|e| e.port == port && e.ip == ip && now < e.expires)
+            .map(|e| e.expires)
+    }
+
     /// The MAC of `ip` on `port`, if learned and not expired at `now`.
     pub fn lookup(&self, port: PortId, ip: IpAddr, now: u64) -> Option<EthernetAddress> {
         self.slots[self.bucket(port, ip)]
@@ -103,6 +128,7 @@ impl NeighbourCache {
 
     /// Forgets the entry of `ip` on `port`.
     pub fn forget(&mut self, port: PortId, ip: IpAddr) {
+        self.version = self.version.wrapping_add(1);
         let range = self.bucket(port, ip);
         for e in &mut self.slots[range] {
             if e.port == port && e.ip == ip {
@@ -118,6 +144,9 @@ impl NeighbourCache {
             *e = FREE;
             n += 1;
         }
+        if n > 0 {
+            self.version = self.version.wrapping_add(1);
+        }
         n
     }
 
@@ -129,6 +158,9 @@ impl NeighbourCache {
                 *e = FREE;
                 n += 1;
             }
+        }
+        if n > 0 {
+            self.version = self.version.wrapping_add(1);
         }
         n
     }
@@ -187,6 +219,8 @@ pub struct CoreState {
     mtus: [u16; MAX_DPDK_PORTS],
     port_macs: [EthernetAddress; MAX_DPDK_PORTS],
     default_mtu: u16,
+    /// Recently used tunnels' outer headers ([`outer_header_cached`](super::outer_header_cached)).
+    pub(super) tunnels: Box<[TunnelTemplate; TUNNEL_TEMPLATES]>,
 }
 
 impl CoreState {
@@ -199,6 +233,7 @@ impl CoreState {
             mtus: [0; MAX_DPDK_PORTS],
             port_macs: [EthernetAddress([0; 6]); MAX_DPDK_PORTS],
             default_mtu: config.default_mtu,
+            tunnels: Box::new([TunnelTemplate::EMPTY; TUNNEL_TEMPLATES]),
         }
     }
 
@@ -213,6 +248,7 @@ impl CoreState {
     /// is kept only when the port at that index is unchanged (`changed` holds the changed device
     /// tags, sorted; `None` means everything changed). Allocation-free.
     pub fn snapshot_changed(&mut self, snap: &Snapshot, changed: Option<&[u32]>) {
+        self.forget_tunnels();
         let unchanged = |id: DeviceId| match changed {
             Some(tags) => tags.binary_search(&snap.device_tag(id)).is_err(),
             None => false,
@@ -229,9 +265,15 @@ impl CoreState {
     /// Sets the MAC of a DPDK port (the outer source of tunnelled frames on the underlay port, the
     /// ARP answer for the underlay address); ports beyond [`MAX_DPDK_PORTS`] are ignored.
     pub fn set_port_mac(&mut self, dpdk_port: u16, mac: EthernetAddress) {
+        self.forget_tunnels();
         if let Some(m) = self.port_macs.get_mut(usize::from(dpdk_port)) {
             *m = mac;
         }
+    }
+
+    /// Drops the kept tunnel headers (the snapshot or a port MAC changed).
+    fn forget_tunnels(&mut self) {
+        self.tunnels.fill(TunnelTemplate::EMPTY);
     }
 
     /// The MAC of a DPDK port (all zeros if never set).

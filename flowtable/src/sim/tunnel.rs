@@ -18,7 +18,7 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreState, DropReason};
 use crate::topology::{Binding, Encap, PortId, PortLink, Snapshot, Underlay};
-use crate::wire::{EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
+use crate::wire::{checksum, EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
 
 /// The neighbour cache key of the underlay (no virtual port has this id).
 pub const UNDERLAY_PORT: PortId = PortId(u32::MAX - 1);
@@ -153,6 +153,82 @@ pub fn outer_header(
     }
     o.len = len as u8;
     Ok((u.dpdk_port, o))
+}
+
+/// Tunnels whose outer headers a core keeps ([`outer_header_cached`]), direct-mapped by port.
+pub(super) const TUNNEL_TEMPLATES: usize = 64;
+
+/// A tunnel's outer headers for an empty inner frame, as [`outer_header`] built them, and what they
+/// depend on besides the port: the snapshot, the underlay next hop's neighbour entry (unchanged
+/// while the neighbour cache's version is, valid until it expires) and the port MACs (a change of
+/// either of those two clears every template).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TunnelTemplate {
+    port: PortId,
+    generation: u64,
+    neighbour_version: u64,
+    expires: u64,
+    dpdk_port: u16,
+    vxlan: bool,
+    outer: Outer,
+}
+
+impl TunnelTemplate {
+    /// No tunnel (no port has the id).
+    pub(super) const EMPTY: TunnelTemplate = TunnelTemplate {
+        port: PortId(u32::MAX),
+        generation: 0,
+        neighbour_version: 0,
+        expires: 0,
+        dpdk_port: 0,
+        vxlan: false,
+        outer: Outer::NONE,
+    };
+}
+
+/// [`outer_header`], the same bytes and errors, from a per-core template when the tunnel's last
+/// one still holds: then only the lengths, the IPv4 checksum (RFC 1624) and the VXLAN source port
+/// change. What the cached hit path calls.
+pub fn outer_header_cached(
+    snap: &Snapshot,
+    state: &mut CoreState,
+    port: PortId,
+    vxlan_sport: u16,
+    inner_len: usize,
+    now: u64,
+) -> Result<(u16, Outer), DropReason> {
+    let slot = port.0 as usize % TUNNEL_TEMPLATES;
+    let version = state.neighbours.version();
+    let t = &state.tunnels[slot];
+    if t.port != port || t.generation != snap.generation() || t.neighbour_version != version || now >= t.expires {
+        let tunnel = tunnel_of(snap, port)?;
+        let next_hop = tunnel.underlay.next_hop(tunnel.dst);
+        let expires =
+            state.neighbours.expiry(UNDERLAY_PORT, IpAddr::V4(next_hop), now).ok_or(DropReason::NeighbourUnresolved)?;
+        let (dpdk_port, outer) = outer_header(snap, state, port, 0, 0, now)?;
+        state.tunnels[slot] = TunnelTemplate {
+            port,
+            generation: snap.generation(),
+            neighbour_version: version,
+            expires,
+            dpdk_port,
+            vxlan: tunnel.encap == Encap::Vxlan,
+            outer,
+        };
+    }
+    let t = &state.tunnels[slot];
+    let mut o = t.outer;
+    let b = &mut o.bytes;
+    let empty_total = u16::from_be_bytes([b[16], b[17]]);
+    let total = u16::try_from(usize::from(empty_total) + inner_len).map_err(|_| DropReason::TooBig)?;
+    let hc = checksum::update16(u16::from_be_bytes([b[24], b[25]]), empty_total, total);
+    b[16..18].copy_from_slice(&total.to_be_bytes());
+    b[24..26].copy_from_slice(&hc.to_be_bytes());
+    if t.vxlan {
+        b[34..36].copy_from_slice(&vxlan_sport.to_be_bytes());
+        b[38..40].copy_from_slice(&(total - 20).to_be_bytes());
+    }
+    Ok((t.dpdk_port, o))
 }
 
 /// A tunnelled frame received on the underlay: where its inner frame starts and the port it

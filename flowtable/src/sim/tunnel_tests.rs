@@ -495,3 +495,37 @@ mod decap_fast_path {
         super::super::tunnel::common_udp_outer_for_tests(f)
     }
 }
+
+/// The per-core template gives exactly what building the headers afresh gives, through lengths,
+/// source ports, a neighbour's MAC changing, being forgotten and expiring.
+#[test]
+fn cached_outer_headers_equal_fresh_ones() {
+    let n = topo();
+    let mut st = state(&n);
+    let lifetime = CoreConfig::default().neighbour_lifetime;
+    let check = |st: &mut CoreState, port: PortId, sport: u16, len: usize, now: u64| {
+        let fresh = outer_header(&n.snap, st, port, sport, len, now);
+        let cached = outer_header_cached(&n.snap, st, port, sport, len, now);
+        assert_eq!(cached, fresh, "port {port:?} sport {sport} len {len} at {now}");
+        cached
+    };
+    for (i, len) in [0usize, 1, 60, 1400, 65535 - 50, 65535 - 36, 70000].into_iter().enumerate() {
+        for port in [n.vm1, n.vm2] {
+            let got = check(&mut st, port, VXLAN_SPORT_MIN + i as u16, len, 5);
+            assert_eq!(got.is_ok(), len <= 65535 - if port == n.vm1 { 36 } else { 28 }, "len {len}");
+        }
+    }
+    // The underlay next hop moves: the template follows at once.
+    st.neighbours.learn(UNDERLAY_PORT, "192.168.7.11".parse().unwrap(), UNDERLAY_GW_MAC, 6);
+    let (_, o) = check(&mut st, n.vm1, 50000, 100, 7).unwrap();
+    assert_eq!(&o.as_bytes()[..6], &UNDERLAY_GW_MAC.0);
+    // Forgotten: unresolved, as afresh.
+    st.neighbours.forget(UNDERLAY_PORT, "192.168.7.11".parse().unwrap());
+    assert_eq!(check(&mut st, n.vm1, 50000, 100, 8), Err(DropReason::NeighbourUnresolved));
+    // Learned again, then past its lifetime: unresolved without any other change to the cache.
+    st.neighbours.learn(UNDERLAY_PORT, "192.168.7.11".parse().unwrap(), HOST1_MAC, 10);
+    assert!(check(&mut st, n.vm1, 50000, 100, 11).is_ok());
+    assert_eq!(check(&mut st, n.vm1, 50000, 100, 10 + lifetime), Err(DropReason::NeighbourUnresolved));
+    // A port that is not remote-bound fails alike.
+    assert!(check(&mut st, n.rb, 50000, 100, 12).is_err());
+}
