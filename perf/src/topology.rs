@@ -61,6 +61,17 @@ struct RawRoute {
     kind: Option<String>,
 }
 
+/// A router port bound to one of the runner's DPDK ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundPort {
+    /// Its router, by position in the file.
+    pub router: usize,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Its address and connected prefix (`198.18.255.254/16`).
+    pub address: IpNet,
+}
+
 /// A topology file, read.
 #[derive(Debug)]
 pub struct GatewayTopology {
@@ -104,6 +115,52 @@ impl GatewayTopology {
             }
         }
         Err(self.bad(format!("no router port has dpdk_port = {dpdk_port:?}")))
+    }
+
+    /// The router port bound to the DPDK port `dpdk_port`: its router (file order), MAC and
+    /// address with the connected prefix (what a peer forwarder needs to route like it).
+    pub fn router_port(&self, dpdk_port: &str) -> Result<BoundPort> {
+        let mac = self.router_mac(dpdk_port)?;
+        for (ri, r) in self.raw.router.iter().enumerate() {
+            for p in &r.port {
+                if p.dpdk_port.as_deref() == Some(dpdk_port) {
+                    let address = p
+                        .address
+                        .parse::<IpNet>()
+                        .map_err(|_| self.bad(format!("{:?} is not an address/prefix", p.address)))?;
+                    return Ok(BoundPort { router: ri, mac, address });
+                }
+            }
+        }
+        Err(self.bad(format!("no router port has dpdk_port = {dpdk_port:?}")))
+    }
+
+    /// How many routers a frame crosses from the router of DPDK port `from` to the router of
+    /// `to` over the routers' interior links (`peer`): 1 when both are on one router.
+    pub fn routers_between(&self, from: &str, to: &str) -> Result<u8> {
+        let (start, goal) = (self.router_port(from)?.router, self.router_port(to)?.router);
+        let index: BTreeMap<&str, usize> =
+            self.raw.router.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
+        let mut hops = vec![None; self.raw.router.len()];
+        hops[start] = Some(1u8);
+        let mut queue = std::collections::VecDeque::from([start]);
+        while let Some(r) = queue.pop_front() {
+            let here = hops[r].unwrap_or(1);
+            if r == goal {
+                return Ok(here);
+            }
+            for p in &self.raw.router[r].port {
+                let Some(next) = p.peer.as_deref().and_then(|peer| peer.split_once('/')).and_then(|(n, _)| index.get(n))
+                else {
+                    continue;
+                };
+                if hops[*next].is_none() {
+                    hops[*next] = Some(here.saturating_add(1));
+                    queue.push_back(*next);
+                }
+            }
+        }
+        Err(self.bad(format!("no path of router links from {from:?} to {to:?}")))
     }
 
     /// The snapshot, with `dpdk_ports` mapping `[[port]]` names to DPDK port ids.
@@ -235,6 +292,11 @@ mod tests {
         let two = GatewayTopology::load(&resolve("perf/topologies/gateway-edge-tenant.toml")).unwrap();
         assert_eq!(two.router_mac("down0").unwrap(), [2, 0, 0, 0, 0x20, 2]);
         two.snapshot(&[("up0", 0), ("down0", 1)]).unwrap();
+        let north = one.router_port("up0").unwrap();
+        assert_eq!((north.router, north.address), (0, "198.18.255.254/16".parse().unwrap()));
+        assert_eq!(one.routers_between("up0", "down0").unwrap(), 1);
+        assert_eq!(two.routers_between("up0", "down0").unwrap(), 2);
+        assert_eq!(two.routers_between("down0", "up0").unwrap(), 2);
     }
 
     #[test]
