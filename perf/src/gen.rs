@@ -58,6 +58,15 @@ pub struct GenSpec {
     /// before the warm-up starts.
     #[serde(default)]
     pub router_macs: Option<[[u8; 6]; 2]>,
+    /// Receive queues per port (the memif client's server-to-client rings), all polled. 1, except
+    /// for a device that transmits on a queue per thread: Open vSwitch's PMD thread sends on
+    /// queue 1 (queue 0 belongs to its main thread), see `crate::ovs::DEVICE_TX_QUEUES`.
+    #[serde(default = "one_queue")]
+    pub rx_queues: u16,
+}
+
+fn one_queue() -> u16 {
+    1
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -81,7 +90,7 @@ struct Stream<'a> {
     trace: &'a Trace,
     next: usize,
     seq: u32,
-    rx: RxQueue<'a>,
+    rx: Vec<RxQueue<'a>>,
     tx: TxQueue<'a>,
     out: Burst<'a>,
     sent_in_phase: u64,
@@ -123,7 +132,7 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
     let pool = Mempool::with_data_room(&eal, "perfgen", 16383, data_room)?;
     let mut ports = Vec::with_capacity(2);
     for (i, devargs) in spec.devargs.iter().enumerate() {
-        let config = PortConfig { name: format!("gen{i}"), mtu, rx_queues: 1, tx_queues: 1 };
+        let config = PortConfig { name: format!("gen{i}"), mtu, rx_queues: spec.rx_queues.max(1), tx_queues: 1 };
         ports.push(Port::open(&eal, &pool, &Device::Vdev { devargs: devargs.clone() }, &config)?);
     }
     let deadline = Instant::now() + Duration::from_secs_f64(spec.link_timeout_seconds);
@@ -145,7 +154,7 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
             trace,
             next: 0,
             seq: 0,
-            rx: rx.remove(0),
+            rx: std::mem::take(&mut rx),
             tx: tx.remove(0),
             out: Burst::new(),
             sent_in_phase: 0,
@@ -223,7 +232,7 @@ fn resolve_next_hops<'a>(pool: &'a Mempool<'_>, streams: &mut [Stream<'a>], host
             last_probe = Some(Instant::now());
         }
         for (i, s) in streams.iter_mut().enumerate() {
-            let n = s.rx.rx(&mut inbound);
+            let n = s.rx.iter_mut().map(|q| q.rx(&mut inbound)).sum::<usize>();
             for k in 0..n {
                 let frame = inbound.data(k);
                 if answer_arp(frame, hosts[i], pool, &mut s.tx) {
@@ -332,41 +341,43 @@ fn drive<'a>(
                 s.sent_in_phase += sent;
                 counts.refused += s.out.len() as u64;
             }
-            for _ in 0..RX_BURSTS_PER_TURN {
-                let n = s.rx.rx(&mut inbound);
-                if n == 0 {
-                    break;
-                }
-                counts.rx += n as u64;
-                if let (Phase::Warmup, Some(hosts)) = (phase, arp_hosts) {
-                    // Only in the warm-up: reading every frame at full rate would slow the
-                    // generator; next hops are resolved before and stay valid for the run.
-                    for i in 0..n {
-                        if answer_arp(inbound.data(i), hosts[port], pool, &mut s.tx) {
-                            arp_replies += 1;
-                            counts.rx -= 1;
+            for q in 0..s.rx.len() {
+                for _ in 0..RX_BURSTS_PER_TURN {
+                    let n = s.rx[q].rx(&mut inbound);
+                    if n == 0 {
+                        break;
+                    }
+                    counts.rx += n as u64;
+                    if let (Phase::Warmup, Some(hosts)) = (phase, arp_hosts) {
+                        // Only in the warm-up: reading every frame at full rate would slow the
+                        // generator; next hops are resolved before and stay valid for the run.
+                        for i in 0..n {
+                            if answer_arp(inbound.data(i), hosts[port], pool, &mut s.tx) {
+                                arp_replies += 1;
+                                counts.rx -= 1;
+                            }
                         }
                     }
-                }
-                if phase == Phase::Latency {
-                    let rx_ns = epoch.elapsed().as_nanos() as u64;
-                    for i in 0..n {
-                        let frame = inbound.data(i);
-                        counts.rx_bytes += (frame.len() + FCS_LEN) as u64;
-                        match Stamp::read(frame) {
-                            Some(st) if st.tx_ns >= latency_start => hist.record(rx_ns.saturating_sub(st.tx_ns)),
-                            Some(_) => {}
-                            None => counts.foreign += 1,
+                    if phase == Phase::Latency {
+                        let rx_ns = epoch.elapsed().as_nanos() as u64;
+                        for i in 0..n {
+                            let frame = inbound.data(i);
+                            counts.rx_bytes += (frame.len() + FCS_LEN) as u64;
+                            match Stamp::read(frame) {
+                                Some(st) if st.tx_ns >= latency_start => hist.record(rx_ns.saturating_sub(st.tx_ns)),
+                                Some(_) => {}
+                                None => counts.foreign += 1,
+                            }
+                        }
+                    } else {
+                        for i in 0..n {
+                            counts.rx_bytes += (inbound.data(i).len() + FCS_LEN) as u64;
                         }
                     }
-                } else {
-                    for i in 0..n {
-                        counts.rx_bytes += (inbound.data(i).len() + FCS_LEN) as u64;
+                    inbound.clear();
+                    if n < BURST {
+                        break;
                     }
-                }
-                inbound.clear();
-                if n < BURST {
-                    break;
                 }
             }
         }

@@ -405,9 +405,10 @@ impl ScenarioResult {
         let mid = self.dut(MIDOGW).cloned();
         let ratio = |other: &str| mid.as_ref().zip(self.dut(other)).and_then(|(m, o)| Ratio::between(m, o));
         let (io, macswap) = (ratio(TESTPMD_IO), ratio("testpmd-macswap"));
+        let peer = self.pipeline.peer().and_then(|p| ratio(p.name()));
         self.ratio_to_testpmd_io = io;
         self.ratio_to_testpmd_macswap = macswap;
-        self.ratio_to_peer = self.pipeline.peer().and_then(|p| ratio(p.name()));
+        self.ratio_to_peer = peer;
         // A target of 0 means the scenario sets none (flow setup is judged by its rate per core).
         self.target_met = self
             .ratio_to_testpmd_io
@@ -572,7 +573,7 @@ impl RunReport {
             for sc in &self.scenarios {
                 for d in &sc.duts {
                     let ratio = if d.dut == MIDOGW {
-                        match &sc.ratio_to_testpmd_io {
+                        let to_io = match &sc.ratio_to_testpmd_io {
                             Some(r) => format!(
                                 "**{:.3}** ({}); best vs best {:.3}{}{}",
                                 r.median,
@@ -597,7 +598,8 @@ impl RunReport {
                                 }
                             ),
                             None => "-".into(),
-                        } + &peer_cell(sc)
+                        };
+                        to_io + &peer_cell(sc)
                     } else if d.dut == TESTPMD_IO {
                         "1 (reference)".into()
                     } else {
@@ -788,12 +790,11 @@ mod tests {
         sc.compute_ratios();
         assert_eq!(sc.ratio_to_peer, None, "cross-connect has no peer");
         sc.pipeline = Pipeline::Gateway;
-        let mut ovs = sc.duts[1].clone();
-        ovs.dut = crate::ovs::PEER.into();
-        for (s, mpps) in ovs.samples.iter_mut().zip([2.0, 2.0, 1.5]) {
+        let mut samples = sc.duts[1].samples.clone();
+        for (s, mpps) in samples.iter_mut().zip([2.0, 2.0, 1.5]) {
             s.gen = crate::testing::gen_report(mpps);
         }
-        sc.duts.push(ovs);
+        sc.duts.push(DutResult::new(crate::ovs::PEER, "midogw-perf ovs".into(), samples));
         sc.compute_ratios();
         let peer = sc.ratio_to_peer.as_ref().unwrap();
         assert_eq!(peer.per_round, [3.0, 3.3, 4.0]);

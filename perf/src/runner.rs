@@ -566,7 +566,8 @@ fn dut_command(
                 job: crate::ovs::job_for(sc, &devargs, mtu)?,
             };
             let path = dir.join("ovs.json");
-            let text = serde_json::to_string_pretty(&spec).map_err(|source| Error::Json { path: path.clone(), source })?;
+            let text =
+                serde_json::to_string_pretty(&spec).map_err(|source| Error::Json { path: path.clone(), source })?;
             std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
             Ok((opts.self_exe.clone(), vec!["ovs".into(), "--spec".into(), path.display().to_string()], true))
         }
@@ -702,6 +703,7 @@ fn run_sample(
             link_timeout_seconds: 20.0,
             // testpmd gets the same frames: it forwards whatever MAC they carry.
             router_macs: sc.router_macs()?,
+            rx_queues: if dut == Dut::Reference(Reference::OvsDpdk) { crate::ovs::DEVICE_TX_QUEUES } else { 1 },
         };
         let spec_path = dir.join("gen.json");
         let out_path = dir.join("result.json");
@@ -819,7 +821,10 @@ mod tests {
         // The peer: this binary's `ovs` command with a spec naming the same memif server devargs.
         let (program, args, stdin) =
             dut_command(&opts, gateway, Dut::Reference(Reference::OvsDpdk), &socket, "p", &dir, 1500).unwrap();
-        assert_eq!((program, &args[..2], stdin), (PathBuf::from("/x/midogw-perf"), &["ovs".into(), "--spec".into()][..], true));
+        assert_eq!(
+            (program, &args[..2], stdin),
+            (PathBuf::from("/x/midogw-perf"), &["ovs".into(), "--spec".into()][..], true)
+        );
         let spec: crate::ovs::ServeSpec = serde_json::from_str(&std::fs::read_to_string(&args[2]).unwrap()).unwrap();
         assert_eq!((spec.settings.main_core, spec.settings.pmd_core, spec.settings.memory_mib), (0, 1, DUT_MEMORY_MIB));
         assert_eq!(spec.settings.dir, dir.join("ovs"));

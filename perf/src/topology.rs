@@ -141,6 +141,18 @@ impl GatewayTopology {
         let (start, goal) = (self.router_port(from)?.router, self.router_port(to)?.router);
         let index: BTreeMap<&str, usize> =
             self.raw.router.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
+        // A link is declared on one side or both; it joins both routers either way.
+        let mut links = vec![Vec::new(); self.raw.router.len()];
+        for (r, router) in self.raw.router.iter().enumerate() {
+            for p in &router.port {
+                if let Some(&other) =
+                    p.peer.as_deref().and_then(|peer| peer.split_once('/')).and_then(|(n, _)| index.get(n))
+                {
+                    links[r].push(other);
+                    links[other].push(r);
+                }
+            }
+        }
         let mut hops = vec![None; self.raw.router.len()];
         hops[start] = Some(1u8);
         let mut queue = std::collections::VecDeque::from([start]);
@@ -149,14 +161,10 @@ impl GatewayTopology {
             if r == goal {
                 return Ok(here);
             }
-            for p in &self.raw.router[r].port {
-                let Some(next) = p.peer.as_deref().and_then(|peer| peer.split_once('/')).and_then(|(n, _)| index.get(n))
-                else {
-                    continue;
-                };
-                if hops[*next].is_none() {
-                    hops[*next] = Some(here.saturating_add(1));
-                    queue.push_back(*next);
+            for &next in &links[r] {
+                if hops[next].is_none() {
+                    hops[next] = Some(here.saturating_add(1));
+                    queue.push_back(next);
                 }
             }
         }

@@ -72,7 +72,11 @@ impl Drop for Paths {
 
 /// Starts Open vSwitch on `job`, connects to both memif links as the client and runs `body`
 /// with the two ports' queues; then stops Open vSwitch and checks nothing is left behind.
-fn with_ovs(paths: &Paths, job: &OvsJob, body: impl FnOnce(&Ovs, &Mempool<'_>, &mut [RxQueue<'_>], &mut [TxQueue<'_>])) {
+fn with_ovs(
+    paths: &Paths,
+    job: &OvsJob,
+    body: impl for<'a> FnOnce(&Ovs, &'a Mempool<'a>, &mut [Vec<RxQueue<'a>>], &mut [TxQueue<'a>]),
+) {
     let mut ovs = Ovs::start(&paths.settings(), job).unwrap_or_else(|e| panic!("{e}"));
     ovs.wait_polling(Duration::from_secs(20)).unwrap();
     let pids = ovs.pids();
@@ -83,15 +87,23 @@ fn with_ovs(paths: &Paths, job: &OvsJob, body: impl FnOnce(&Ovs, &Mempool<'_>, &
             worker_cores: vec![],
             file_prefix: paths.client_prefix.clone(),
             pci_allow: vec![],
-            extra_args: vec!["--no-huge".into(), "-m".into(), "256".into(), "--no-shconf".into()],
+            // As the generator: zero-copy client, which needs one memory segment file.
+            extra_args: vec!["--no-huge".into(), "-m".into(), "256".into(), "--single-file-segments".into()],
         })
         .unwrap();
         let pool = Mempool::with_data_room(&eal, "ovstest", 8191, 2048 + 128).unwrap();
         let ports: Vec<Port<'_>> = (0..2)
             .map(|i| {
-                let devargs =
-                    format!("net_memif{i},role=client,socket={},socket-abstract=no,id={i}", paths.socket().display());
-                let config = PortConfig { name: format!("host{i}"), mtu: 1600, rx_queues: 1, tx_queues: 1 };
+                let devargs = format!(
+                    "net_memif{i},role=client,socket={},socket-abstract=no,id={i},zero-copy=yes",
+                    paths.socket().display()
+                );
+                let config = PortConfig {
+                    name: format!("host{i}"),
+                    mtu: 1500,
+                    rx_queues: perf::ovs::DEVICE_TX_QUEUES,
+                    tx_queues: 1,
+                };
                 Port::open(&eal, &pool, &Device::Vdev { devargs }, &config).unwrap()
             })
             .collect();
@@ -100,11 +112,11 @@ fn with_ovs(paths: &Paths, job: &OvsJob, body: impl FnOnce(&Ovs, &Mempool<'_>, &
             assert!(Instant::now() < until, "memif links to Open vSwitch not up\n{}", ovs.log_tail(20));
             std::thread::sleep(Duration::from_millis(10));
         }
-        let (mut rxs, mut txs): (Vec<RxQueue<'_>>, Vec<TxQueue<'_>>) = ports
+        let (mut rxs, mut txs): (Vec<Vec<RxQueue<'_>>>, Vec<TxQueue<'_>>) = ports
             .iter()
             .map(|p| {
-                let (mut rx, mut tx) = p.take_queues().unwrap();
-                (rx.remove(0), tx.remove(0))
+                let (rx, mut tx) = p.take_queues().unwrap();
+                (rx, tx.remove(0))
             })
             .unzip();
         body(&ovs, &pool, &mut rxs, &mut txs);
@@ -124,7 +136,7 @@ fn with_ovs(paths: &Paths, job: &OvsJob, body: impl FnOnce(&Ovs, &Mempool<'_>, &
     }
 }
 
-fn send(pool: &Mempool<'_>, frame: &[u8], tx: &mut TxQueue<'_>) {
+fn send<'a>(pool: &'a Mempool<'_>, frame: &[u8], tx: &mut TxQueue<'a>) {
     let mut m = pool.alloc().expect("mbuf");
     m.append(frame.len() as u16).unwrap().copy_from_slice(frame);
     let mut b = Burst::new();
@@ -132,21 +144,39 @@ fn send(pool: &Mempool<'_>, frame: &[u8], tx: &mut TxQueue<'_>) {
     assert_eq!(tx.tx(&mut b), 1, "memif accepted the frame");
 }
 
-/// Receives on `rx` until `want` frames passing `keep` arrived (others are ignored) or 10 s.
-fn receive(rx: &mut RxQueue<'_>, want: usize, keep: impl Fn(&[u8]) -> bool) -> Vec<Vec<u8>> {
+/// Sends `frames` on `tx` a few at a time while receiving on every queue of `rx` (the zero-copy
+/// client hands the device its receive buffers as it polls), until as many frames passing `keep`
+/// arrived (others are ignored) or for 2 s after the last was sent; returns what arrived.
+fn exchange<'a>(
+    pool: &'a Mempool<'_>,
+    frames: &[Vec<u8>],
+    tx: &mut TxQueue<'a>,
+    rx: &mut [RxQueue<'_>],
+    keep: impl Fn(&[u8]) -> bool,
+) -> Vec<Vec<u8>> {
     let mut got = Vec::new();
     let mut inbound = Burst::new();
-    let until = Instant::now() + Duration::from_secs(10);
-    while got.len() < want && Instant::now() < until {
-        let n = rx.rx(&mut inbound);
+    let mut poll = |got: &mut Vec<Vec<u8>>| {
+        let n = rx.iter_mut().map(|q| q.rx(&mut inbound)).sum::<usize>();
         for i in 0..n {
-            let frame = inbound.data(i);
-            if keep(frame) {
-                got.push(frame.to_vec());
+            if keep(inbound.data(i)) {
+                got.push(inbound.data(i).to_vec());
             }
         }
         inbound.clear();
-        if n == 0 {
+        n
+    };
+    poll(&mut got);
+    for chunk in frames.chunks(8) {
+        for f in chunk {
+            send(pool, f, tx);
+        }
+        std::thread::sleep(Duration::from_micros(200));
+        poll(&mut got);
+    }
+    let until = Instant::now() + Duration::from_secs(2);
+    while got.len() < frames.len() && Instant::now() < until {
+        if poll(&mut got) == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
@@ -192,15 +222,18 @@ fn ovs_routes_gateway_one_router_both_ways_and_leaves_nothing_behind() {
     let hosts = [host(Direction::Forward).0, host(Direction::Reverse).0];
     with_ovs(&paths, &job, |ovs, pool, rxs, txs| {
         for side in 0..2 {
-            for k in 0..FRAMES_PER_DIRECTION {
-                send(pool, &frame(&traces[side], k), &mut txs[side]);
-                if k % 32 == 31 {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-            }
             let other = 1 - side;
-            let got = receive(&mut rxs[other], FRAMES_PER_DIRECTION, is_ipv4);
-            assert_eq!(got.len(), FRAMES_PER_DIRECTION, "every frame routed from port {side}\n{}", ovs.log_tail(20));
+            let frames: Vec<Vec<u8>> = (0..FRAMES_PER_DIRECTION).map(|k| frame(&traces[side], k)).collect();
+            let (tx, rx) = (&mut txs[side], &mut rxs[other]);
+            let got = exchange(pool, &frames, tx, rx, is_ipv4);
+            assert_eq!(
+                got.len(),
+                FRAMES_PER_DIRECTION,
+                "every frame routed from port {side}\nup0 {}down0 {}{}",
+                ovs.interface_statistics("up0").unwrap_or_default(),
+                ovs.interface_statistics("down0").unwrap_or_default(),
+                ovs.log_tail(20)
+            );
             for g in &got {
                 let k = Stamp::read(g).expect("a trace frame").seq as usize;
                 assert_routed(g, &frame(&traces[side], k), macs[other], hosts[other]);
@@ -209,8 +242,10 @@ fn ovs_routes_gateway_one_router_both_ways_and_leaves_nothing_behind() {
         // A frame the router would not route (not addressed to its port) is dropped.
         let mut stray = frame(&traces[0], 0);
         stray[0..6].copy_from_slice(&[2, 0, 0, 0, 0x99, 0x99]);
-        send(pool, &stray, &mut txs[0]);
-        assert!(receive(&mut rxs[1], 1, is_ipv4).is_empty(), "frames to another MAC are dropped");
+        assert!(
+            exchange(pool, &[stray], &mut txs[0], &mut rxs[1], is_ipv4).is_empty(),
+            "frames to another MAC are dropped"
+        );
         let rules = ovs.dump_flows(GATEWAY_BRIDGE).unwrap();
         assert_eq!(rules.matches(&format!("n_packets={FRAMES_PER_DIRECTION},")).count(), 2, "{rules}");
     });
@@ -322,11 +357,16 @@ fn tunnel_round_trip(kind: TunnelKind, name: &str) {
     let tunnelled = move |f: &[u8]| is_ipv4(f) && f[23] == outer_proto;
     with_ovs(&paths, &job, |ovs, pool, rxs, txs| {
         // Encapsulation: uplink -> underlay.
-        for k in 0..FRAMES_PER_DIRECTION {
-            send(pool, &frame(&traces[0], k), &mut txs[0]);
-        }
-        let got = receive(&mut rxs[1], FRAMES_PER_DIRECTION, tunnelled);
-        let dump = || format!("{}{}\n{}", ovs.dump_flows(OVERLAY_BRIDGE).unwrap_or_default(), ovs.dump_flows(UNDERLAY_BRIDGE).unwrap_or_default(), ovs.log_tail(20));
+        let frames: Vec<Vec<u8>> = (0..FRAMES_PER_DIRECTION).map(|k| frame(&traces[0], k)).collect();
+        let got = exchange(pool, &frames, &mut txs[0], &mut rxs[1], tunnelled);
+        let dump = || {
+            format!(
+                "{}{}\n{}",
+                ovs.dump_flows(OVERLAY_BRIDGE).unwrap_or_default(),
+                ovs.dump_flows(UNDERLAY_BRIDGE).unwrap_or_default(),
+                ovs.log_tail(20)
+            )
+        };
         assert_eq!(got.len(), FRAMES_PER_DIRECTION, "every frame encapsulated\n{}", dump());
         for g in &got {
             let inner = decapsulate(kind, g);
@@ -334,14 +374,10 @@ fn tunnel_round_trip(kind: TunnelKind, name: &str) {
             assert_routed(&inner, &frame(&traces[0], k), macs[1], hosts[1]);
         }
         // Decapsulation: underlay -> uplink.
-        for k in 0..FRAMES_PER_DIRECTION {
-            let outer = encapsulate(kind, &frame(&traces[1], k), (remote_ip(), REMOTE_MAC), (underlay_ip(), UNDERLAY_MAC));
-            send(pool, &outer, &mut txs[1]);
-            if k % 32 == 31 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
-        let got = receive(&mut rxs[0], FRAMES_PER_DIRECTION, is_ipv4);
+        let frames: Vec<Vec<u8>> = (0..FRAMES_PER_DIRECTION)
+            .map(|k| encapsulate(kind, &frame(&traces[1], k), (remote_ip(), REMOTE_MAC), (underlay_ip(), UNDERLAY_MAC)))
+            .collect();
+        let got = exchange(pool, &frames, &mut txs[1], &mut rxs[0], is_ipv4);
         assert_eq!(got.len(), FRAMES_PER_DIRECTION, "every frame decapsulated\n{}", dump());
         for g in &got {
             let k = Stamp::read(g).expect("a trace frame").seq as usize;

@@ -24,8 +24,18 @@ pub const VSWITCHD_DPDK: &str = "/usr/lib/openvswitch-switch-dpdk/ovs-vswitchd-d
 /// The Open_vSwitch database schema from `openvswitch-common`.
 pub const SCHEMA: &str = "/usr/share/openvswitch/vswitch.ovsschema";
 /// Programs the daemons and their configuration need.
-const TOOLS: [&str; 10] =
-    ["ovsdb-tool", "ovsdb-server", "ovs-vsctl", "ovs-ofctl", "ovs-appctl", "setpriv", "unshare", "taskset", "nsenter", "ip"];
+const TOOLS: [&str; 10] = [
+    "ovsdb-tool",
+    "ovsdb-server",
+    "ovs-vsctl",
+    "ovs-ofctl",
+    "ovs-appctl",
+    "setpriv",
+    "unshare",
+    "taskset",
+    "nsenter",
+    "ip",
+];
 /// Longest wait for `ovs-vswitchd` to apply a configuration step.
 const STEP_TIMEOUT_S: u32 = 60;
 
@@ -128,9 +138,8 @@ impl Ovs {
         let db = self.path("conf.db");
         self.tool("ovsdb-tool", &["create".into(), db.display().to_string(), SCHEMA.into()])?;
         let core = self.settings.main_core.to_string();
-        let mut args: Vec<String> = ["--pdeathsig", "SIGTERM", "--", "taskset", "-c", &core, "ovsdb-server"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> =
+            ["--pdeathsig", "SIGTERM", "--", "taskset", "-c", &core, "ovsdb-server"].map(String::from).to_vec();
         args.push(db.display().to_string());
         args.push(format!("--remote=punix:{}", self.path("db.sock").display()));
         args.extend(self.daemon_files("ovsdb-server"));
@@ -212,9 +221,13 @@ impl Ovs {
         let out = std::fs::File::create(&log).map_err(|e| Error::io(&log, e))?;
         let err = out.try_clone().map_err(|e| Error::io(&log, e))?;
         tracing::debug!(what, ?args, "starting");
-        self.command("setpriv").args(args).stdin(Stdio::null()).stdout(out).stderr(err).spawn().map_err(|e| {
-            Error::Process { what: what.into(), detail: format!("cannot start setpriv ... {what}: {e}") }
-        })
+        self.command("setpriv")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| Error::Process { what: what.into(), detail: format!("cannot start setpriv ... {what}: {e}") })
     }
 
     fn command(&self, program: &str) -> Command {
@@ -225,10 +238,12 @@ impl Ovs {
     }
 
     fn tool(&self, program: &str, args: &[String]) -> Result<String> {
-        let out = self.command(program).args(args).stdin(Stdio::null()).output().map_err(|e| Error::Process {
-            what: program.into(),
-            detail: format!("cannot run {program}: {e}"),
-        })?;
+        let out = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::Process { what: program.into(), detail: format!("cannot run {program}: {e}") })?;
         if !out.status.success() {
             return Err(Error::Process {
                 what: program.into(),
@@ -278,6 +293,11 @@ impl Ovs {
     /// The bridge's rules with their packet counters (`ovs-ofctl dump-flows`).
     pub fn dump_flows(&self, bridge: &str) -> Result<String> {
         self.ofctl(&["dump-flows".into(), self.mgmt(bridge)])
+    }
+
+    /// The interface's counters (`statistics` column: rx/tx packets, drops, errors).
+    pub fn interface_statistics(&self, name: &str) -> Result<String> {
+        self.vsctl_no_wait(&["get".into(), "Interface".into(), name.into(), "statistics".into()])
     }
 
     /// `ovs-vswitchd`'s process id.

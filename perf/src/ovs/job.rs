@@ -412,8 +412,9 @@ pub fn tunnel_job(uplink: &Uplink, t: &TunnelParams, devargs: &[String; 2], mtu:
         ports: vec![BridgePort {
             name: DPDK_PORT_NAMES[1].into(),
             ofport: 1,
-            // The outer headers must fit: the underlay carries the overlay's frames plus them.
-            kind: PortKind::Dpdk { devargs: devargs[1].clone(), mtu: mtu.saturating_add(64) },
+            // net_memif carries at most 1518-byte frames, so the underlay cannot be larger than
+            // the uplink: the runner sizes `mtu` for the largest frame of either direction.
+            kind: PortKind::Dpdk { devargs: devargs[1].clone(), mtu },
         }],
         flows: vec!["priority=10,in_port=1,actions=LOCAL".into(), "priority=10,in_port=LOCAL,actions=output:1".into()],
     };
@@ -481,7 +482,8 @@ mod tests {
 
     #[test]
     fn a_host_outside_the_connected_prefix_is_refused() {
-        let text = "[[router]]\nname = \"r\"\n[[router.port]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\ndpdk_port = \"up0\"\n\
+        let text =
+            "[[router]]\nname = \"r\"\n[[router.port]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\ndpdk_port = \"up0\"\n\
                     [[router.port]]\nname = \"b\"\naddress = \"10.0.1.1/24\"\ndpdk_port = \"down0\"\n";
         let topo = GatewayTopology::parse(text, std::path::Path::new("t.toml")).unwrap();
         let err = gateway_job(&topo, &devargs(), 1500).unwrap_err().to_string();
@@ -531,7 +533,10 @@ mod tests {
                  actions=mod_dl_src:02:00:00:00:10:01,mod_dl_dst:02:00:00:00:00:01,dec_ttl,output:1",
             ]
         );
-        assert_eq!(job.bridges[1].flows, ["priority=10,in_port=1,actions=LOCAL", "priority=10,in_port=LOCAL,actions=output:1"]);
+        assert_eq!(
+            job.bridges[1].flows,
+            ["priority=10,in_port=1,actions=LOCAL", "priority=10,in_port=LOCAL,actions=output:1"]
+        );
         assert_eq!(
             job.address_commands(),
             [
@@ -555,7 +560,10 @@ mod tests {
     fn gre_job_with_a_fixed_remote() {
         let job = tunnel_job(&uplink(), &tunnel(TunnelKind::Gre, false), &devargs(), 1500);
         let args = job.bridge_args().join(" ");
-        assert!(args.contains("type=gre options:local_ip=192.0.2.1 options:remote_ip=192.0.2.2 options:key=flow"), "{args}");
+        assert!(
+            args.contains("type=gre options:local_ip=192.0.2.1 options:remote_ip=192.0.2.2 options:key=flow"),
+            "{args}"
+        );
         assert!(!job.bridges[0].flows[0].contains("tun_dst"), "the port fixes the remote");
         assert!(job.bridges[0].flows[0].contains("set_field:0x1389->tun_id,output:2"));
     }

@@ -31,6 +31,13 @@ use crate::scenario::{Pipeline, Scenario};
 /// The peer's name in reports.
 pub const PEER: &str = "ovs-dpdk";
 
+/// Transmit queues Open vSwitch sets up on each port: one per thread that may send (the PMD
+/// thread and the main thread), each thread on its own queue, the PMD thread on queue 1. A
+/// memif client decides how many server-to-client rings exist, so the generator opens this many
+/// receive queues for the peer and polls them all (with one, the PMD thread's packets are
+/// dropped: `ovs_tx_failure_drops`).
+pub const DEVICE_TX_QUEUES: u16 = 2;
+
 /// The job Open vSwitch does for `sc`, on the memif server `devargs` of the two ports.
 pub fn job_for(sc: &Scenario, devargs: &[String; 2], mtu: u16) -> Result<OvsJob> {
     match sc.pipeline {
