@@ -15,7 +15,10 @@
 //! sends in the report shows that it did.
 //!
 //! A gateway scenario runs the appliance with `[topology] file` (its ports `up0`/`down0` bound to
-//! router ports) and `--stats-json`, whose pipeline counters become the sample's `device`.
+//! router ports) and `--stats-json`, whose pipeline counters become the sample's `device`, and
+//! also the peer, Open vSwitch's DPDK datapath (`ovs-dpdk`): `midogw-perf ovs --spec FILE`
+//! ([`crate::ovs`]) runs its daemons as children, so CPU accounting and the readiness check
+//! look at the device's whole process tree.
 //!
 //! Each round runs every device once, in an order that rotates from round to round, so slow and
 //! fast minutes of this noisy machine fall on all of them alike; ratios are taken within a round.

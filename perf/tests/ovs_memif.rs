@@ -395,3 +395,22 @@ fn ovs_vxlan_tunnel_encapsulates_and_decapsulates() {
 fn ovs_gre_tunnel_encapsulates_and_decapsulates() {
     tunnel_round_trip(TunnelKind::Gre, "gre");
 }
+
+#[test]
+fn ovs_failing_to_open_a_port_is_an_error_with_its_log_and_leaves_nothing_behind() {
+    let table = Scenarios::builtin();
+    let sc = table.get("gateway-hit-64").unwrap();
+    let topology = GatewayTopology::load(&sc.topology_path().unwrap()).unwrap();
+    let paths = Paths::new("bad");
+    let mut devargs = paths.server_devargs();
+    devargs[1] = "net_memif1,role=sideways".into();
+    let job = gateway_job(&topology, &devargs, 1500).unwrap();
+    let err = Ovs::start(&paths.settings(), &job).unwrap_err().to_string();
+    assert!(err.contains("port down0 was not added"), "{err}");
+    assert!(!err.contains("ovs-dpdk: ovs-dpdk"), "{err}");
+    assert!(err.contains("--- ovs-vswitchd.log"), "the log's tail is in the error: {err}");
+    assert!(!paths.dir.join("ovs").exists(), "private directory removed");
+    assert!(!Path::new("/var/run/dpdk").join(&paths.prefix).exists(), "DPDK runtime directory removed");
+    let left = std::process::Command::new("pgrep").args(["-f", &paths.dir.display().to_string()]).output().unwrap();
+    assert!(left.stdout.is_empty(), "no Open vSwitch process left: {}", String::from_utf8_lossy(&left.stdout));
+}

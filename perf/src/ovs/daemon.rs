@@ -123,7 +123,7 @@ impl Ovs {
         match ovs.configure(job) {
             Ok(()) => Ok(ovs),
             Err(e) => {
-                let err = ovs.failed(&e.to_string());
+                let err = ovs.with_log_tail(e);
                 ovs.stop();
                 Err(err)
             }
@@ -357,7 +357,12 @@ impl Ovs {
         text
     }
 
-    fn failed(&self, detail: &str) -> Error {
+    /// `e` with the tail of Open vSwitch's logs appended.
+    pub fn with_log_tail(&self, e: Error) -> Error {
+        let detail = match &e {
+            Error::Process { what, detail } if what == "ovs-dpdk" => detail.clone(),
+            other => other.to_string(),
+        };
         process_error(&format!("{detail}\n{}", self.log_tail(15)))
     }
 

@@ -73,7 +73,7 @@ pub fn serve(spec: &ServeSpec) -> Result<()> {
     }
     let mut ovs = Ovs::start(&spec.settings, &spec.job)?;
     if let Err(e) = ovs.wait_polling(Duration::from_secs(20)) {
-        return Err(Error::Process { what: PEER.into(), detail: format!("{e}\n{}", ovs.log_tail(15)) });
+        return Err(ovs.with_log_tail(e));
     }
     tracing::info!(pids = ?ovs.pids(), "Open vSwitch forwarding");
     let on_stdin = Arc::clone(&stop);
@@ -84,7 +84,7 @@ pub fn serve(spec: &ServeSpec) -> Result<()> {
     });
     while !stop.load(Ordering::Relaxed) {
         if let Err(e) = ovs.check_alive() {
-            return Err(Error::Process { what: PEER.into(), detail: format!("{e}\n{}", ovs.log_tail(15)) });
+            return Err(ovs.with_log_tail(e));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
