@@ -341,43 +341,42 @@ fn drive<'a>(
                 s.sent_in_phase += sent;
                 counts.refused += s.out.len() as u64;
             }
-            for q in 0..s.rx.len() {
-                for _ in 0..RX_BURSTS_PER_TURN {
-                    let n = s.rx[q].rx(&mut inbound);
-                    if n == 0 {
-                        break;
-                    }
-                    counts.rx += n as u64;
-                    if let (Phase::Warmup, Some(hosts)) = (phase, arp_hosts) {
-                        // Only in the warm-up: reading every frame at full rate would slow the
-                        // generator; next hops are resolved before and stay valid for the run.
-                        for i in 0..n {
-                            if answer_arp(inbound.data(i), hosts[port], pool, &mut s.tx) {
-                                arp_replies += 1;
-                                counts.rx -= 1;
-                            }
+            for _ in 0..RX_BURSTS_PER_TURN {
+                // Every receive queue into one burst (more than one only for ovs-dpdk).
+                let n = s.rx.iter_mut().map(|q| q.rx(&mut inbound)).sum::<usize>();
+                if n == 0 {
+                    break;
+                }
+                counts.rx += n as u64;
+                if let (Phase::Warmup, Some(hosts)) = (phase, arp_hosts) {
+                    // Only in the warm-up: reading every frame at full rate would slow the
+                    // generator; next hops are resolved before and stay valid for the run.
+                    for i in 0..n {
+                        if answer_arp(inbound.data(i), hosts[port], pool, &mut s.tx) {
+                            arp_replies += 1;
+                            counts.rx -= 1;
                         }
                     }
-                    if phase == Phase::Latency {
-                        let rx_ns = epoch.elapsed().as_nanos() as u64;
-                        for i in 0..n {
-                            let frame = inbound.data(i);
-                            counts.rx_bytes += (frame.len() + FCS_LEN) as u64;
-                            match Stamp::read(frame) {
-                                Some(st) if st.tx_ns >= latency_start => hist.record(rx_ns.saturating_sub(st.tx_ns)),
-                                Some(_) => {}
-                                None => counts.foreign += 1,
-                            }
-                        }
-                    } else {
-                        for i in 0..n {
-                            counts.rx_bytes += (inbound.data(i).len() + FCS_LEN) as u64;
+                }
+                if phase == Phase::Latency {
+                    let rx_ns = epoch.elapsed().as_nanos() as u64;
+                    for i in 0..n {
+                        let frame = inbound.data(i);
+                        counts.rx_bytes += (frame.len() + FCS_LEN) as u64;
+                        match Stamp::read(frame) {
+                            Some(st) if st.tx_ns >= latency_start => hist.record(rx_ns.saturating_sub(st.tx_ns)),
+                            Some(_) => {}
+                            None => counts.foreign += 1,
                         }
                     }
-                    inbound.clear();
-                    if n < BURST {
-                        break;
+                } else {
+                    for i in 0..n {
+                        counts.rx_bytes += (inbound.data(i).len() + FCS_LEN) as u64;
                     }
+                }
+                inbound.clear();
+                if n < BURST {
+                    break;
                 }
             }
         }
