@@ -73,6 +73,15 @@ pub struct GenSpec {
     /// this tunnel (the compute host's view: from the host to the gateway's underlay address).
     #[serde(default)]
     pub tunnel: Option<Tunnel>,
+    /// Receive queues per port (the memif client's server-to-client rings), all polled. 1, except
+    /// for a device that transmits on a queue per thread: Open vSwitch's PMD thread sends on
+    /// queue 1 (queue 0 belongs to its main thread), see `crate::ovs::DEVICE_TX_QUEUES`.
+    #[serde(default = "one_queue")]
+    pub rx_queues: u16,
+}
+
+fn one_queue() -> u16 {
+    1
 }
 
 /// Whom the generator plays on one port, for the ARP requests that arrive there.
@@ -118,7 +127,7 @@ struct Stream<'a> {
     trace: &'a Trace,
     next: usize,
     seq: u32,
-    rx: RxQueue<'a>,
+    rx: Vec<RxQueue<'a>>,
     tx: TxQueue<'a>,
     out: Burst<'a>,
     sent_in_phase: u64,
@@ -161,7 +170,7 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
     let pool = Mempool::with_data_room(&eal, "perfgen", 16383, data_room)?;
     let mut ports = Vec::with_capacity(2);
     for (i, devargs) in spec.devargs.iter().enumerate() {
-        let config = PortConfig { name: format!("gen{i}"), mtu, rx_queues: 1, tx_queues: 1 };
+        let config = PortConfig { name: format!("gen{i}"), mtu, rx_queues: spec.rx_queues.max(1), tx_queues: 1 };
         ports.push(Port::open(&eal, &pool, &Device::Vdev { devargs: devargs.clone() }, &config)?);
     }
     let deadline = Instant::now() + Duration::from_secs_f64(spec.link_timeout_seconds);
@@ -183,7 +192,7 @@ pub fn run(spec: &GenSpec, done: impl FnOnce(&GenReport) -> std::io::Result<()>)
             trace,
             next: 0,
             seq: 0,
-            rx: rx.remove(0),
+            rx: std::mem::take(&mut rx),
             tx: tx.remove(0),
             out: Burst::new(),
             sent_in_phase: 0,
@@ -270,7 +279,7 @@ fn resolve_next_hops<'a>(
             last_probe = Some(Instant::now());
         }
         for (i, s) in streams.iter_mut().enumerate() {
-            let n = s.rx.rx(&mut inbound);
+            let n = s.rx.iter_mut().map(|q| q.rx(&mut inbound)).sum::<usize>();
             for k in 0..n {
                 let frame = inbound.data(k);
                 if answer_arp(frame, &responders[i], pool, &mut s.tx) {
@@ -382,7 +391,8 @@ fn drive<'a>(
                 counts.refused += s.out.len() as u64;
             }
             for _ in 0..RX_BURSTS_PER_TURN {
-                let n = s.rx.rx(&mut inbound);
+                // Every receive queue into one burst (more than one only for ovs-dpdk).
+                let n = s.rx.iter_mut().map(|q| q.rx(&mut inbound)).sum::<usize>();
                 if n == 0 {
                     break;
                 }

@@ -7,7 +7,7 @@
 //! flags regressions between two runs ([`compare`]); and counts instructions per packet under
 //! callgrind ([`callgrind`]), the figure that stays stable on noisy machines. [`control`] measures
 //! the control plane: REST throughput and latency, REST write to the cores, snapshot build time
-//! and memory.
+//! and memory. [`ovs`] runs Open vSwitch's DPDK datapath as the gateway scenarios' peer.
 //!
 //! What it does not do: decide anything about packets (that is flowtable/), or touch DPDK other
 //! than through the `midogw` library. No `unsafe` here.
@@ -24,6 +24,7 @@ pub mod forward;
 pub mod gen;
 pub mod histogram;
 pub mod machine;
+pub mod ovs;
 pub mod packet;
 pub mod report;
 pub mod rng;

@@ -68,6 +68,14 @@ enum Cmd {
         #[arg(long)]
         duration: Option<f64>,
     },
+    /// (internal) Open vSwitch (DPDK datapath) as a device under test: private daemons
+    /// configured from the spec, stopped on a line on stdin, SIGINT or SIGTERM.
+    #[command(hide = true)]
+    Ovs {
+        /// perf::ovs::ServeSpec JSON.
+        #[arg(long)]
+        spec: PathBuf,
+    },
     /// (internal) A fixed trace through the cross-connect loop on ring ports, for callgrind.
     #[command(hide = true)]
     CgTrace {
@@ -141,7 +149,7 @@ struct RunArgs {
     /// CPU of the device under test's forwarding core.
     #[arg(long, default_value_t = 1)]
     dut_core: u32,
-    /// Run only these devices (midogw, testpmd-io, testpmd-macswap), comma separated.
+    /// Run only these devices (midogw, testpmd-io, testpmd-macswap, ovs-dpdk), comma separated.
     #[arg(long, value_delimiter = ',')]
     only: Option<Vec<String>>,
     /// Also count instructions per packet under callgrind for each scenario.
@@ -344,6 +352,11 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
                 Ok(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Ovs { spec } => {
+            let text = std::fs::read_to_string(&spec).with_context(|| format!("reading {}", spec.display()))?;
+            perf::ovs::serve(&serde_json::from_str(&text)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Forward { config, duration } => {

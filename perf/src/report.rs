@@ -386,6 +386,18 @@ pub struct Verdict {
     pub met: Option<bool>,
 }
 
+/// midogw's ratio to the pipeline's peer for the main table: median, per round, best vs best.
+fn peer_cell(sc: &ScenarioResult) -> String {
+    let (Some(peer), Some(r)) = (sc.pipeline.peer(), &sc.ratio_to_peer) else { return String::new() };
+    format!(
+        "<br>to {}: **{:.3}** ({}); best vs best {:.3}",
+        peer.name(),
+        r.median,
+        r.per_round.iter().map(|x| format!("{x:.3}")).collect::<Vec<_>>().join(", "),
+        r.best
+    )
+}
+
 impl ScenarioResult {
     /// The result for `dut`.
     pub fn dut(&self, name: &str) -> Option<&DutResult> {
@@ -397,8 +409,10 @@ impl ScenarioResult {
         let mid = self.dut(MIDOGW).cloned();
         let ratio = |other: &str| mid.as_ref().zip(self.dut(other)).and_then(|(m, o)| Ratio::between(m, o));
         let (io, macswap) = (ratio(TESTPMD_IO), ratio("testpmd-macswap"));
+        let peer = self.pipeline.peer().and_then(|p| ratio(p.name()));
         self.ratio_to_testpmd_io = io;
         self.ratio_to_testpmd_macswap = macswap;
+        self.ratio_to_peer = peer;
         // A target of 0 means the scenario sets none (flow setup is judged by its rate per core).
         self.target_met = self
             .ratio_to_testpmd_io
@@ -563,12 +577,12 @@ impl RunReport {
                 "Settings: {} rounds, interleaved; per sample {:.1} s warm-up, {:.1} s at maximum rate, {:.1} s at a fixed rate for latency. Generator on CPU {}, device under test forwarding on CPU {}. {} midogw ran as: {}.\n",
                 s.rounds, s.warmup_seconds, s.seconds, s.latency_seconds, s.generator_core, s.dut_core, s.topology, s.midogw_runner
             );
-            md.push_str("| scenario | device | Mpps (median) | Gbit/s | ratio to testpmd io: median (per round); best vs best | lost | refused sends | latency p50 / p99 / p99.9 (us) |\n");
+            md.push_str("| scenario | device | Mpps (median) | Gbit/s | ratio to testpmd io (midogw: also to the peer): median (per round); best vs best | lost | refused sends | latency p50 / p99 / p99.9 (us) |\n");
             md.push_str("|---|---|---:|---:|---|---:|---:|---|\n");
             for sc in &self.scenarios {
                 for d in &sc.duts {
                     let ratio = if d.dut == MIDOGW {
-                        match &sc.ratio_to_testpmd_io {
+                        let to_io = match &sc.ratio_to_testpmd_io {
                             Some(r) => format!(
                                 "**{:.3}** ({}); best vs best {:.3}{}{}",
                                 r.median,
@@ -593,7 +607,8 @@ impl RunReport {
                                 }
                             ),
                             None => "-".into(),
-                        }
+                        };
+                        to_io + &peer_cell(sc)
                     } else if d.dut == TESTPMD_IO {
                         "1 (reference)".into()
                     } else {
@@ -775,6 +790,28 @@ mod tests {
         assert_eq!(ratio.rounds, [1, 3]);
         assert_eq!(ratio.generator_bound_rounds, [2]);
         assert!(r.to_markdown().contains("generator-bound rounds left out: 2"));
+    }
+
+    #[test]
+    fn the_peer_ratio_is_per_round_then_median_and_shown() {
+        let mut r = report(&[6.0, 6.6, 6.0], &[10.0, 11.0, 10.0], None);
+        let sc = &mut r.scenarios[0];
+        sc.compute_ratios();
+        assert_eq!(sc.ratio_to_peer, None, "cross-connect has no peer");
+        sc.pipeline = Pipeline::Gateway;
+        let mut samples = sc.duts[1].samples.clone();
+        for (s, mpps) in samples.iter_mut().zip([2.0, 2.0, 1.5]) {
+            s.gen = crate::testing::gen_report(mpps);
+        }
+        sc.duts.push(DutResult::new(crate::ovs::PEER, "midogw-perf ovs".into(), samples));
+        sc.compute_ratios();
+        let peer = sc.ratio_to_peer.as_ref().unwrap();
+        assert_eq!(peer.per_round, [3.0, 3.3, 4.0]);
+        assert_eq!(peer.median, 3.3);
+        assert_eq!(peer.best, 3.3);
+        let md = r.to_markdown();
+        assert!(md.contains("to ovs-dpdk: **3.300** (3.000, 3.300, 4.000)"), "{md}");
+        assert!(md.contains("| cross-connect-64 | ovs-dpdk | 2.00 |"), "{md}");
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! router ports, or `down0` the topology's `[underlay]` in a tunnel scenario) and `--stats-json`,
 //! whose pipeline counters become the sample's `device`. In a tunnel scenario every device's
 //! port 1 gets the fixed MAC [`crate::topology::GATEWAY_UNDERLAY_MAC`] (memif `mac=` devarg), the
-//! outer destination of the generator's tunnelled frames.
+//! outer destination of the generator's tunnelled frames. The peer, Open vSwitch's DPDK datapath
+//! (`ovs-dpdk`): `midogw-perf ovs --spec FILE` ([`crate::ovs`]) runs its daemons as children, so
+//! CPU accounting and the readiness check look at the device's whole process tree.
 //!
 //! Each round runs every device once, in an order that rotates from round to round, so slow and
 //! fast minutes of this noisy machine fall on all of them alike; ratios are taken within a round.
@@ -209,7 +211,7 @@ impl CpuSnapshot {
                 snap.total = v[..8].iter().sum();
             }
         }
-        for pid in pids {
+        for pid in pids.iter().flat_map(|p| process_tree(*p)) {
             let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
             // Fields after the parenthesised command: state is field 3, utime 14, stime 15.
             if let Some((_, rest)) = text.rsplit_once(')') {
@@ -255,6 +257,10 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
             duts.retain(|d| only.iter().any(|o| o == d.name()));
         }
         per_scenario.push(duts.into_iter().map(|d| (d, String::new(), Vec::new())).collect());
+    }
+    // Fail before the first sample, not in the middle of a run, when the peer cannot run.
+    if per_scenario.iter().flatten().any(|(d, _, _)| *d == Dut::Reference(Reference::OvsDpdk)) {
+        crate::ovs::preflight()?;
     }
     let total: usize = per_scenario.iter().map(Vec::len).sum::<usize>() * opts.rounds as usize;
     let mut index = 0;
@@ -583,11 +589,26 @@ fn dut_command(
                 }
             })
         }
-        Dut::Reference(r) => {
-            let mode = match r {
-                Reference::TestpmdIo => "io",
-                Reference::TestpmdMacswap => "macswap",
+        Dut::Reference(Reference::OvsDpdk) => {
+            let devargs = [memif(0, socket, true), memif(1, socket, true)];
+            let spec = crate::ovs::ServeSpec {
+                settings: crate::ovs::OvsSettings {
+                    dir: dir.join("ovs"),
+                    file_prefix: prefix.into(),
+                    main_core: opts.gen_core,
+                    pmd_core: opts.dut_core,
+                    memory_mib: DUT_MEMORY_MIB,
+                },
+                job: crate::ovs::job_for(sc, &devargs, mtu)?,
             };
+            let path = dir.join("ovs.json");
+            let text =
+                serde_json::to_string_pretty(&spec).map_err(|source| Error::Json { path: path.clone(), source })?;
+            std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+            Ok((opts.self_exe.clone(), vec!["ovs".into(), "--spec".into(), path.display().to_string()], true))
+        }
+        Dut::Reference(r @ (Reference::TestpmdIo | Reference::TestpmdMacswap)) => {
+            let mode = if r == Reference::TestpmdIo { "io" } else { "macswap" };
             let mut args = vec![
                 "--lcores".to_string(),
                 format!("0@{},1@{}", opts.gen_core, opts.dut_core),
@@ -650,12 +671,30 @@ fn wait_ready(device: &mut Proc, socket: &Path, dut: Dut) -> Result<()> {
     }
 }
 
-/// CPU ticks of the process's EAL worker threads (`rte-worker-N`, `lcore-worker-N`).
+/// `pid` and its descendants (the `ovs-dpdk` device is a process that runs Open vSwitch's two
+/// daemons as children).
+fn process_tree(pid: u32) -> Vec<u32> {
+    let mut all = vec![pid];
+    let mut i = 0;
+    while i < all.len() {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", all[i])).into_iter().flatten().flatten();
+        for task in tasks {
+            let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            all.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+        i += 1;
+    }
+    all
+}
+
+/// CPU ticks of the forwarding threads (EAL workers `rte-worker-N`/`lcore-worker-N`, Open
+/// vSwitch's `pmd-cN`) of the process and its descendants.
 fn worker_cpu_ticks(pid: u32) -> Option<u64> {
     let mut total = None;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    let tasks = process_tree(pid).into_iter().flat_map(|p| std::fs::read_dir(format!("/proc/{p}/task")).into_iter());
+    for task in tasks.flatten().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !(comm.starts_with("rte-worker") || comm.starts_with("lcore-worker")) {
+        if !(comm.starts_with("rte-worker") || comm.starts_with("lcore-worker") || comm.starts_with("pmd-c")) {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
@@ -701,6 +740,7 @@ fn run_sample(
             // testpmd gets the same frames: it forwards whatever MAC they carry.
             router_macs: sc.router_macs()?,
             tunnel: sc.tunnel(crate::topology::GATEWAY_UNDERLAY_MAC)?,
+            rx_queues: if dut == Dut::Reference(Reference::OvsDpdk) { crate::ovs::DEVICE_TX_QUEUES } else { 1 },
         };
         let spec_path = dir.join("gen.json");
         let out_path = dir.join("result.json");
@@ -753,7 +793,7 @@ fn run_sample(
     if result.is_err() {
         let keep = opts.log_dir.join(format!("failed-{index:03}-{}-{}-r{round}", sc.name, dut.name()));
         let _ = std::fs::create_dir_all(&keep);
-        for f in ["dut.log", "gen.log", "midogw.toml", "gen.json"] {
+        for f in ["dut.log", "gen.log", "midogw.toml", "gen.json", "ovs.json"] {
             let _ = std::fs::copy(dir.join(f), keep.join(f));
         }
         tracing::error!(logs = %keep.display(), "sample failed; logs kept");
@@ -814,6 +854,29 @@ mod tests {
         let (_, io, _) =
             dut_command(&opts, gateway, Dut::Reference(Reference::TestpmdIo), &socket, "p", &dir, 1500).unwrap();
         assert!(io.contains(&"--forward-mode=io".to_string()));
+
+        // The peer: this binary's `ovs` command with a spec naming the same memif server devargs.
+        let (program, args, stdin) =
+            dut_command(&opts, gateway, Dut::Reference(Reference::OvsDpdk), &socket, "p", &dir, 1500).unwrap();
+        assert_eq!(
+            (program, &args[..2], stdin),
+            (PathBuf::from("/x/midogw-perf"), &["ovs".into(), "--spec".into()][..], true)
+        );
+        let spec: crate::ovs::ServeSpec = serde_json::from_str(&std::fs::read_to_string(&args[2]).unwrap()).unwrap();
+        assert_eq!((spec.settings.main_core, spec.settings.pmd_core, spec.settings.memory_mib), (0, 1, DUT_MEMORY_MIB));
+        assert_eq!(spec.settings.dir, dir.join("ovs"));
+        let ports: Vec<String> = spec.job.bridges[0]
+            .ports
+            .iter()
+            .map(|p| match &p.kind {
+                crate::ovs::job::PortKind::Dpdk { devargs, .. } => devargs.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ports, [memif(0, &socket, true), memif(1, &socket, true)]);
+        assert!(spec.job.bridges[0].flows[0].contains("dec_ttl,dec_ttl"), "flow setup crosses two routers");
+        let err = dut_command(&opts, cross, Dut::Reference(Reference::OvsDpdk), &socket, "p", &dir, 1500).unwrap_err();
+        assert!(err.to_string().contains("no job for cross-connect"), "{err}");
 
         let builtin = options(MidogwRunner::Builtin, &dir);
         let err = dut_command(&builtin, gateway, Dut::Midogw, &socket, "p", &dir, 1500).unwrap_err().to_string();

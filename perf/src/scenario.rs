@@ -29,10 +29,12 @@ impl Pipeline {
         }
     }
 
-    /// The peer product doing the same job, if there is one (tunnels: Open vSwitch; NAT64: Tayga).
+    /// The peer product doing the same job, if there is one: Open vSwitch's DPDK datapath for
+    /// the gateway (and later tunnel) pipelines (NAT64 would bring Tayga).
     pub fn peer(self) -> Option<Reference> {
         match self {
-            Pipeline::CrossConnect | Pipeline::Gateway => None,
+            Pipeline::CrossConnect => None,
+            Pipeline::Gateway => Some(Reference::OvsDpdk),
         }
     }
 }
@@ -45,6 +47,8 @@ pub enum Reference {
     TestpmdIo,
     /// `dpdk-testpmd --forward-mode=macswap`: io plus one write per packet.
     TestpmdMacswap,
+    /// Open vSwitch's DPDK datapath doing the pipeline's job (the peer; see `crate::ovs`).
+    OvsDpdk,
 }
 
 impl Reference {
@@ -53,6 +57,7 @@ impl Reference {
         match self {
             Reference::TestpmdIo => "testpmd-io",
             Reference::TestpmdMacswap => "testpmd-macswap",
+            Reference::OvsDpdk => crate::ovs::PEER,
         }
     }
 }
@@ -313,6 +318,9 @@ mod tests {
         assert_eq!(hit.target_ratio_io, 0.6);
         assert_eq!(hit.target_instructions_per_packet, Some(250.0));
         assert_eq!(hit.pipeline.references(), [Reference::TestpmdIo, Reference::TestpmdMacswap]);
+        assert_eq!(hit.pipeline.peer(), Some(Reference::OvsDpdk));
+        assert_eq!(Reference::OvsDpdk.name(), "ovs-dpdk");
+        assert_eq!(Pipeline::CrossConnect.peer(), None);
         assert_eq!(hit.router_macs().unwrap(), Some([[2, 0, 0, 0, 0x10, 1], [2, 0, 0, 0, 0x10, 2]]));
         let setup = s.get("gateway-flow-setup").unwrap();
         assert_eq!(setup.target_flow_setups_mpps_per_core, Some(1.0));

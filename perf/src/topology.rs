@@ -118,6 +118,10 @@ pub struct TunnelSide {
     pub vxlan_port: u16,
     /// The MAC of the router port bound on the host: inner destination of what the host sends.
     pub router_mac: [u8; 6],
+    /// The gateway's underlay address and prefix.
+    pub underlay: Ipv4Net,
+    /// The address and connected prefix of the router port bound on the host (the VMs behind it).
+    pub overlay: IpNet,
 }
 
 impl TunnelSide {
@@ -135,6 +139,17 @@ impl TunnelSide {
             dst_port: self.vxlan_port,
         }
     }
+}
+
+/// A router port bound to one of the runner's DPDK ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundPort {
+    /// Its router, by position in the file.
+    pub router: usize,
+    /// Its MAC.
+    pub mac: [u8; 6],
+    /// Its address and connected prefix (`198.18.255.254/16`).
+    pub address: IpNet,
 }
 
 /// A topology file, read.
@@ -228,6 +243,11 @@ impl GatewayTopology {
             gateway_address: net.addr(),
             vxlan_port: u.vxlan_port.unwrap_or(VXLAN_PORT),
             router_mac: self.port_mac(ri, pi)?,
+            underlay: net,
+            overlay: port
+                .address
+                .parse::<IpNet>()
+                .map_err(|_| self.bad(format!("{:?} is not an address/prefix", port.address)))?,
         }))
     }
 
@@ -253,6 +273,60 @@ impl GatewayTopology {
             }
         }
         Err(self.bad(format!("no router port has dpdk_port = {dpdk_port:?}")))
+    }
+
+    /// The router port bound to the DPDK port `dpdk_port`: its router (file order), MAC and
+    /// address with the connected prefix (what a peer forwarder needs to route like it).
+    pub fn router_port(&self, dpdk_port: &str) -> Result<BoundPort> {
+        let mac = self.router_mac(dpdk_port)?;
+        for (ri, r) in self.raw.router.iter().enumerate() {
+            for p in &r.port {
+                if p.dpdk_port.as_deref() == Some(dpdk_port) {
+                    let address = p
+                        .address
+                        .parse::<IpNet>()
+                        .map_err(|_| self.bad(format!("{:?} is not an address/prefix", p.address)))?;
+                    return Ok(BoundPort { router: ri, mac, address });
+                }
+            }
+        }
+        Err(self.bad(format!("no router port has dpdk_port = {dpdk_port:?}")))
+    }
+
+    /// How many routers a frame crosses from the router of DPDK port `from` to the router of
+    /// `to` over the routers' interior links (`peer`): 1 when both are on one router.
+    pub fn routers_between(&self, from: &str, to: &str) -> Result<u8> {
+        let (start, goal) = (self.router_port(from)?.router, self.router_port(to)?.router);
+        let index: BTreeMap<&str, usize> =
+            self.raw.router.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
+        // A link is declared on one side or both; it joins both routers either way.
+        let mut links = vec![Vec::new(); self.raw.router.len()];
+        for (r, router) in self.raw.router.iter().enumerate() {
+            for p in &router.port {
+                if let Some(&other) =
+                    p.peer.as_deref().and_then(|peer| peer.split_once('/')).and_then(|(n, _)| index.get(n))
+                {
+                    links[r].push(other);
+                    links[other].push(r);
+                }
+            }
+        }
+        let mut hops = vec![None; self.raw.router.len()];
+        hops[start] = Some(1u8);
+        let mut queue = std::collections::VecDeque::from([start]);
+        while let Some(r) = queue.pop_front() {
+            let here = hops[r].unwrap_or(1);
+            if r == goal {
+                return Ok(here);
+            }
+            for &next in &links[r] {
+                if hops[next].is_none() {
+                    hops[next] = Some(here.saturating_add(1));
+                    queue.push_back(next);
+                }
+            }
+        }
+        Err(self.bad(format!("no path of router links from {from:?} to {to:?}")))
     }
 
     /// The snapshot, with `dpdk_ports` mapping `[[port]]` names to DPDK port ids.
@@ -411,6 +485,11 @@ mod tests {
         let two = GatewayTopology::load(&resolve("perf/topologies/gateway-edge-tenant.toml")).unwrap();
         assert_eq!(two.router_mac("down0").unwrap(), [2, 0, 0, 0, 0x20, 2]);
         two.snapshot(&[("up0", 0), ("down0", 1)]).unwrap();
+        let north = one.router_port("up0").unwrap();
+        assert_eq!((north.router, north.address), (0, "198.18.255.254/16".parse().unwrap()));
+        assert_eq!(one.routers_between("up0", "down0").unwrap(), 1);
+        assert_eq!(two.routers_between("up0", "down0").unwrap(), 2);
+        assert_eq!(two.routers_between("down0", "up0").unwrap(), 2);
     }
 
     #[test]
