@@ -555,6 +555,29 @@ mod tests {
         }
     }
 
+    /// The tunnel topologies' jobs: the key, the host's address and the generator's MACs from the file.
+    #[test]
+    fn tunnel_topologies_get_their_tunnel() {
+        for (file, kind, key, remote) in [
+            ("perf/topologies/gateway-vxlan.toml", "vxlan", 4097, "192.0.2.11"),
+            ("perf/topologies/gateway-gre.toml", "gre", 4098, "192.0.2.12"),
+        ] {
+            let topo = GatewayTopology::load(&resolve(file)).unwrap();
+            let side = topo.tunnel().unwrap().unwrap();
+            let job = gateway_tunnel_job(&topo, &side, &devargs(), 1500).unwrap();
+            let args = job.bridge_args().join(" ");
+            assert!(
+                args.contains(&format!("type={kind} options:local_ip=192.0.2.1 options:remote_ip={remote}")),
+                "{args}"
+            );
+            let flows = job.bridges[0].flows.join("\n");
+            assert!(flows.contains(&format!("set_field:{key:#x}->tun_id")), "{flows}");
+            assert!(flows.contains(&format!("tun_id={key:#x}")), "{flows}");
+            assert!(flows.contains("nw_dst=198.19.0.0/16") && flows.contains("nw_dst=198.18.0.0/16"), "{flows}");
+            assert_eq!(job.bridges[1].hwaddr, Some(GATEWAY_UNDERLAY_MAC));
+        }
+    }
+
     #[test]
     fn vxlan_job_sets_up_native_tunnelling() {
         let job = tunnel_job(&uplink(), &tunnel(TunnelKind::Vxlan, true), &devargs(), 1500);
