@@ -484,13 +484,16 @@ impl<A: Default> FlowCache<A> {
         first(b1).or_else(|| first(b2))
     }
 
-    /// The memory a hit on `slot` reads: its key, and the first and last byte of its entry (for a
-    /// prefetch, like [`FlowCache::bucket_addrs`]). An out-of-range slot gives the first slot's.
+    /// The memory a hit on `slot` reads: its key, and every cache line of its entry (for a
+    /// prefetch, like [`FlowCache::bucket_addrs`]; an entry of up to 136 bytes spans at most three
+    /// lines: its first byte, the byte 64 further and its last byte name them all). An
+    /// out-of-range slot gives the first slot's.
     #[inline(always)]
-    pub fn slot_addrs(&self, slot: usize) -> [*const u8; 3] {
+    pub fn slot_addrs(&self, slot: usize) -> [*const u8; 4] {
         let i = if slot < self.keys.len() { slot } else { 0 };
         let entry: *const u8 = ptr::from_ref(&self.entries[i]).cast();
-        [ptr::from_ref(&self.keys[i]).cast(), entry, entry.wrapping_add(size_of::<Entry<A>>() - 1)]
+        let size = size_of::<Entry<A>>();
+        [ptr::from_ref(&self.keys[i]).cast(), entry, entry.wrapping_add(64.min(size - 1)), entry.wrapping_add(size - 1)]
     }
 
     /// [`FlowCache::lookup_hashed`] that tries `hint` (from [`FlowCache::candidate`], possibly
