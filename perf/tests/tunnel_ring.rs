@@ -9,6 +9,9 @@
 //! fixed per flow), and the inner or plain frame routed (TTL minus one, MACs rewritten, checksum
 //! valid, the rest untouched). Needs root (DPDK runtime directory); no hugepages.
 
+mod common;
+
+use common::{ones_complement, send, RuntimeDir};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -21,26 +24,6 @@ use perf::packet::{arp_reply, tunnel_arp_reply, Stamp, Tunnel};
 use perf::topology::{GatewayTopology, COMPUTE_HOST_MAC, DPDK_PORT_NAMES};
 use perf::traffic::host;
 use perf::{Direction, Encap, Scenarios, Trace};
-
-fn ones_complement(data: &[u8]) -> u16 {
-    let mut acc: u32 = 0;
-    for pair in data.chunks(2) {
-        acc += u32::from(pair[0]) << 8 | u32::from(*pair.get(1).unwrap_or(&0));
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
-
-/// Removes DPDK's runtime directory of the test's file prefix, also when an assertion failed.
-struct RuntimeDir(String);
-
-impl Drop for RuntimeDir {
-    fn drop(&mut self) {
-        perf::runner::remove_runtime_dir(&self.0);
-    }
-}
 
 #[derive(Debug)]
 struct Outcome {
@@ -212,16 +195,6 @@ fn run_tunnelled(scenario: &str, per_direction: usize, passes: usize, tag: &str)
         checked,
         outer_ports: outer_ports.values().collect::<std::collections::HashSet<_>>().len(),
     }
-}
-
-/// Sends packet `k` of `trace` from `side` (the stamp's time field carries the side).
-fn send<'a>(pool: &'a Mempool<'_>, trace: &Trace, side: usize, k: usize, tx: &mut TxQueue<'a>) {
-    let mut m = pool.alloc().expect("mbuf");
-    let len = trace.len_of(k);
-    trace.emit(k, Stamp { seq: k as u32, tx_ns: side as u64 }, m.append(len as u16).unwrap());
-    let mut b = Burst::new();
-    b.push(m).ok().unwrap();
-    assert_eq!(tx.tx(&mut b), 1);
 }
 
 /// Checks the outer headers of a frame the gateway sent to the compute host; returns the inner
