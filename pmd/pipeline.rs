@@ -486,34 +486,46 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     ) {
         let frame = m.data_mut();
         let key = &staged.key;
-        let verdict = match self.cache.lookup_hinted(key, staged.hash, staged.hint, now, frame.len() as u32) {
-            Some(actions) => {
-                // A failing TTL / MTU check of an action list may follow MAC rewrites: restore them
-                // for the simulation (a compiled hop checks before it writes).
-                let mut macs = [0u8; 12];
-                if let CachedActions::List(_) = actions {
-                    macs.copy_from_slice(&frame[..12]);
+        if let Some(actions) = self.cache.lookup_hinted(key, staged.hash, staged.hint, now, frame.len() as u32) {
+            // A failing TTL / MTU check of an action list may follow MAC rewrites: restore them
+            // for the simulation (a compiled hop checks before it writes).
+            let mut macs = [0u8; 12];
+            let list = matches!(actions, CachedActions::List(_));
+            if list {
+                macs.copy_from_slice(&frame[..12]);
+            }
+            match actions.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer) {
+                Ok(Applied::Local(dpdk_port)) => {
+                    self.invalidate_moved_macs();
+                    return self.send(dpdk_port, m);
                 }
-                let applied = actions.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer);
-                match applied {
-                    Ok(Applied::Local(dpdk_port)) => Egress::Local(dpdk_port),
-                    Ok(Applied::Encap(dpdk_port)) => Egress::One(Output { dpdk_port, outer: self.outer }),
-                    // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
-                    // the simulation answers or asks.
-                    Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
-                        if let CachedActions::List(_) = actions {
-                            frame[..12].copy_from_slice(&macs);
-                        }
-                        self.simulate(ingress, frame, key, now)
+                Ok(Applied::Encap(dpdk_port)) => {
+                    self.invalidate_moved_macs();
+                    return self.send_output(Output { dpdk_port, outer: self.outer }, m);
+                }
+                // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
+                // the simulation answers or asks.
+                Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
+                    if list {
+                        frame[..12].copy_from_slice(&macs);
                     }
-                    Err(reason) => Egress::Drop(reason),
+                }
+                Err(reason) => {
+                    self.invalidate_moved_macs();
+                    return self.dropped(reason);
                 }
             }
-            None => self.simulate(ingress, frame, key, now),
-        };
+        }
+        self.process_miss(ingress, m, key, now, deadline);
+    }
+
+    /// The rest of [`Engine::process_keyed`] for a frame the cache did not settle: simulate it,
+    /// then send, flood, hold or drop it. Out of line, so that the hit path stays small.
+    #[inline(never)]
+    fn process_miss(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, key: &FlowKey, now: u64, deadline: Option<u64>) {
+        let verdict = self.simulate(ingress, m.data_mut(), key, now);
         self.invalidate_moved_macs();
         match verdict {
-            Egress::Local(dpdk_port) => self.send(dpdk_port, m),
             Egress::One(output) => self.send_output(output, m),
             Egress::Flood(legs) => {
                 let Some((&first, rest)) = legs.as_slice().split_first() else {
@@ -764,8 +776,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
 /// Where a frame goes after the cache or the simulation.
 enum Egress {
-    /// Out of a local port as it is (a hit's common case: no [`Output`] to move around).
-    Local(u16),
+    /// Out of a port, behind outer headers or not (a hit's common case, out of a local port as
+    /// it is, is sent before any verdict).
     One(Output),
     Flood(Legs),
     Hold(Hold),
