@@ -299,7 +299,7 @@ pub(super) fn execute(
 /// The actions' interpreter: `Ok(None)` for [`Action::Flood`]. Inlined into the hit path (through
 /// [`apply_into`]): a call would save and restore six registers around a handful of actions.
 #[inline(always)]
-pub(super) fn run(
+fn run(
     snap: &Snapshot,
     actions: &Actions,
     frame: &mut [u8],

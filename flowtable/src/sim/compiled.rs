@@ -10,9 +10,9 @@
 //! (a proptest holds them equal). On a failed check it leaves the frame untouched, where the list
 //! may have rewritten the MACs before failing; callers restore those anyway.
 
-use super::action::{ip_header, run, IpHeader};
+use super::action::{ip_header, IpHeader};
 use super::tunnel::{outer_header_cached, Outer};
-use super::{Action, Actions, Applied, CoreState, DropReason};
+use super::{apply_into, Action, Actions, Applied, CoreState, DropReason};
 use crate::topology::{PortId, Snapshot};
 use crate::wire::{checksum, EthernetFrame};
 
@@ -51,7 +51,7 @@ impl CachedActions {
     ) -> Result<Applied, DropReason> {
         match self {
             CachedActions::Hop(hop) => hop.apply(snap, frame, state, now, outer),
-            CachedActions::List(list) => run(snap, list, frame, state, now, outer)?.ok_or(DropReason::Malformed),
+            CachedActions::List(list) => apply_into(snap, list, frame, state, now, outer),
         }
     }
 }

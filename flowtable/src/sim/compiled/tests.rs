@@ -128,7 +128,7 @@ proptest! {
         let original = f.clone();
         let mut by_list = f.clone();
         let mut by_cached = f;
-        let want = run(&snap, &actions, &mut by_list, &mut st, 1, &mut outer()).and_then(|r| r.ok_or(DropReason::Malformed));
+        let want = apply_into(&snap, &actions, &mut by_list, &mut st, 1, &mut outer());
         let cached = CachedActions::compile(&actions);
         let got = cached.apply(&snap, &mut by_cached, &mut st, 1, &mut outer());
         prop_assert_eq!(got, want);
