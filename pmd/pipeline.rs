@@ -601,7 +601,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.invalidate_moved_macs();
         if r.cacheable {
             let tags = tags(self.snapshot.snapshot(), &r.deps);
-            self.cache.insert(key, CachedActions::compile(&r.actions), &tags, now);
+            self.cache.insert(key, CachedActions::compile(&r.actions, key), &tags, now);
         }
         self.totals.drops[DropReason::FloodLegsExceeded.index()] += u64::from(r.dropped_legs);
         if let Some(g) = r.generated {

@@ -271,6 +271,19 @@ impl FlowKey {
         matches!(self.l3_kind(), L3Kind::Ipv4 | L3Kind::Ipv6)
     }
 
+    /// Where the IP header of every frame with this key starts, and whether it is IPv6: `(14, _)`
+    /// untagged, `(18, _)` tagged; `None` for keys that are not IP. Every frame that parses to
+    /// this key has a whole IP header there whose lengths hold (what `Headers::parse` checked), so
+    /// code keyed on the flow can skip finding and checking it again.
+    pub fn ip_layout(&self) -> Option<(usize, bool)> {
+        let offset = if self.flags() & FLAG_TAGGED != 0 { 18 } else { 14 };
+        match self.l3_kind() {
+            L3Kind::Ipv4 => Some((offset, false)),
+            L3Kind::Ipv6 => Some((offset, true)),
+            _ => None,
+        }
+    }
+
     /// True for ARP keys.
     pub fn is_arp(&self) -> bool {
         self.l3_kind() == L3Kind::Arp

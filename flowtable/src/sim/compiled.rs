@@ -6,15 +6,21 @@
 //! install time into a [`Hop`] it is two checks and two writes. Everything else (MAC learning,
 //! connection tracking, drops, several TTL or MTU checks) stays a list for the interpreter.
 //!
-//! A hop gives the same result as its list for every frame, and the same frame bytes on success
-//! (a proptest holds them equal). On a failed check it leaves the frame untouched, where the list
-//! may have rewritten the MACs before failing; callers restore those anyway.
+//! A hop is compiled for the flow key it is installed under, and that key fixes where the IP
+//! header is (after a tag or not, IPv4 or IPv6) and that its lengths hold: every frame that parses
+//! to the key was checked by the parser. So a hop neither looks for the IP header nor re-checks it,
+//! and it reads the IP length only when the frame itself is longer than the MTU. For every frame
+//! with the key it was compiled for, a hop gives the same result as its list and, on success, the
+//! same bytes (a proptest holds them equal); on a failed check it leaves the frame untouched, where
+//! the list may have rewritten the MACs before failing (callers restore those anyway). On a frame
+//! with another key (which the flow cache never hands it) it neither panics nor writes out of
+//! bounds.
 
-use super::action::{ip_header, IpHeader};
 use super::tunnel::{outer_header_cached, Outer};
 use super::{apply_into, Action, Actions, Applied, CoreState, DropReason};
+use crate::flow::FlowKey;
 use crate::topology::{PortId, Snapshot};
-use crate::wire::{checksum, EthernetFrame};
+use crate::wire::checksum;
 
 /// What a flow-cache entry holds: a compiled hop, or the list the interpreter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,13 +39,15 @@ impl Default for CachedActions {
 }
 
 impl CachedActions {
-    /// `actions` compiled to a [`Hop`] when it has that shape, else kept as the list.
-    pub fn compile(actions: &Actions) -> CachedActions {
-        Hop::compile(actions).map_or(CachedActions::List(*actions), CachedActions::Hop)
+    /// `actions`, to be cached under `key`, compiled to a [`Hop`] when they have that shape, else
+    /// kept as the list.
+    pub fn compile(actions: &Actions, key: &FlowKey) -> CachedActions {
+        Hop::compile(actions, key).map_or(CachedActions::List(*actions), CachedActions::Hop)
     }
 
-    /// Runs the cached actions on `frame`: what [`apply_into`](super::apply_into) does with the
-    /// list they came from (module docs for the one difference on a failed check).
+    /// Runs the cached actions on `frame`, a frame with the key they were compiled for: what
+    /// [`apply_into`](super::apply_into) does with the list they came from (module docs for the
+    /// one difference on a failed check).
     #[inline(always)]
     pub fn apply(
         &self,
@@ -74,56 +82,74 @@ pub struct Hop {
     /// Whether the MTU check came before the TTL decrement in the list (which error a frame
     /// failing both gets).
     mtu_first: bool,
+    /// Where the IP header starts when the hop checks or writes it (the key's layout); 0 when it
+    /// does neither.
+    ip_offset: u8,
+    /// Whether that header is IPv6.
+    v6: bool,
     /// Largest IP packet allowed; `u32::MAX` for no check (an IPv6 packet can exceed `u16::MAX`).
     mtu: u32,
     egress: Egress,
 }
 
 impl Hop {
-    /// The hop `actions` amounts to, or `None` when the list has another shape: at most one
-    /// `DecTtl` and one `CheckMtu`, both MACs or neither, then `Output` or `Encap`.
-    fn compile(actions: &Actions) -> Option<Hop> {
+    /// The hop `actions` amounts to for frames with `key`, or `None` when the list has another
+    /// shape (at most one `DecTtl` and one `CheckMtu`, both MACs or neither, then `Output` or
+    /// `Encap`), or checks an IP header that the key says is not there.
+    fn compile(actions: &Actions, key: &FlowKey) -> Option<Hop> {
         let (mut src, mut dst) = (None, None);
         let (mut ttl, mut mtu, mut mtu_first) = (None, None, false);
         for action in actions.as_slice() {
-            match *action {
-                Action::Nop => {}
-                Action::SetEthSrc(mac) => src = Some(mac.0),
-                Action::SetEthDst(mac) => dst = Some(mac.0),
-                Action::DecTtl(n) if ttl.is_none() && n > 0 => ttl = Some(n),
+            let egress = match *action {
+                Action::Nop => continue,
+                Action::SetEthSrc(mac) => {
+                    src = Some(mac.0);
+                    continue;
+                }
+                Action::SetEthDst(mac) => {
+                    dst = Some(mac.0);
+                    continue;
+                }
+                Action::DecTtl(n) if ttl.is_none() && n > 0 => {
+                    ttl = Some(n);
+                    continue;
+                }
                 Action::CheckMtu(m) if mtu.is_none() => {
                     mtu = Some(u32::from(m));
                     mtu_first = ttl.is_none();
+                    continue;
                 }
-                Action::Output(port) => return Hop::finish(src, dst, ttl, mtu, mtu_first, Egress::Local(port)),
-                Action::Encap { port, sport } => {
-                    return Hop::finish(src, dst, ttl, mtu, mtu_first, Egress::Encap { port, sport })
-                }
+                Action::Output(port) => Egress::Local(port),
+                Action::Encap { port, sport } => Egress::Encap { port, sport },
                 _ => return None,
-            }
+            };
+            let mut macs = [0u8; 12];
+            let rewrite_macs = match (dst, src) {
+                (Some(dst), Some(src)) => {
+                    macs[..6].copy_from_slice(&dst);
+                    macs[6..].copy_from_slice(&src);
+                    true
+                }
+                (None, None) => false,
+                _ => return None,
+            };
+            let (ip_offset, v6) = match (ttl.is_some() || mtu.is_some(), key.ip_layout()) {
+                (false, _) => (0, false),
+                (true, Some((offset, v6))) => (u8::try_from(offset).ok()?, v6),
+                (true, None) => return None,
+            };
+            return Some(Hop {
+                macs,
+                rewrite_macs,
+                ttl: ttl.unwrap_or(0),
+                mtu_first,
+                ip_offset,
+                v6,
+                mtu: mtu.unwrap_or(u32::MAX),
+                egress,
+            });
         }
         None
-    }
-
-    fn finish(
-        src: Option<[u8; 6]>,
-        dst: Option<[u8; 6]>,
-        ttl: Option<u8>,
-        mtu: Option<u32>,
-        mtu_first: bool,
-        egress: Egress,
-    ) -> Option<Hop> {
-        let mut macs = [0u8; 12];
-        let rewrite_macs = match (dst, src) {
-            (Some(dst), Some(src)) => {
-                macs[..6].copy_from_slice(&dst);
-                macs[6..].copy_from_slice(&src);
-                true
-            }
-            (None, None) => false,
-            _ => return None,
-        };
-        Some(Hop { macs, rewrite_macs, ttl: ttl.unwrap_or(0), mtu_first, mtu: mtu.unwrap_or(u32::MAX), egress })
     }
 
     #[inline(always)]
@@ -144,51 +170,70 @@ impl Hop {
                 Applied::Encap(dpdk_port)
             }
         };
-        if self.ttl != 0 || self.mtu != u32::MAX {
-            let ip = ip_header(frame)?;
-            let too_big = ip.len > self.mtu as usize;
-            let expired = self.ttl != 0 && ttl_of(frame, ip) <= self.ttl;
-            if too_big && (self.mtu_first || !expired) {
-                return Err(DropReason::TooBig);
-            }
-            if expired {
-                return Err(DropReason::TtlExpired);
-            }
-            if self.ttl != 0 {
-                take_hops(frame, ip, self.ttl);
-            }
+        if self.ip_offset != 0 {
+            self.check_and_take_hops(frame)?;
         }
         if self.rewrite_macs {
-            // The list's MAC rewrites need what the Ethernet view checks: a whole header, its tag included.
-            if EthernetFrame::new_checked(&*frame).is_err() {
+            // A keyed frame has a whole Ethernet header (the parser checked it).
+            let Some(macs) = frame.first_chunk_mut::<12>() else {
                 return Err(DropReason::Malformed);
-            }
-            frame[..12].copy_from_slice(&self.macs);
+            };
+            *macs = self.macs;
         }
         Ok(applied)
     }
+
+    /// The MTU and TTL checks, then the TTL decrement, on the IP header at `ip_offset`.
+    #[inline(always)]
+    fn check_and_take_hops(&self, frame: &mut [u8]) -> Result<(), DropReason> {
+        let offset = usize::from(self.ip_offset);
+        // The key promises 20 bytes (40 for IPv6); only the first 20 are read or written here.
+        // The IP packet is no longer than what follows its header's start: read its length only
+        // when that is over the MTU.
+        let available = frame.len().wrapping_sub(offset) as u64;
+        let Some(ip) = frame.get_mut(offset..offset + 20) else {
+            return Err(DropReason::Malformed);
+        };
+        let ip: &mut [u8; 20] = ip.try_into().map_err(|_| DropReason::Malformed)?;
+        let too_big = available > u64::from(self.mtu) && ip_len(ip, self.v6) > self.mtu as usize;
+        let ttl_at = if self.v6 { 7 } else { 8 };
+        let expired = self.ttl != 0 && ip[ttl_at] <= self.ttl;
+        if too_big && (self.mtu_first || !expired) {
+            return Err(DropReason::TooBig);
+        }
+        if expired {
+            return Err(DropReason::TtlExpired);
+        }
+        if self.ttl != 0 {
+            take_hops(ip, self.v6, self.ttl);
+        }
+        Ok(())
+    }
 }
 
-/// The TTL / hop limit of the checked header `ip`.
+/// The IP packet's length (header included) from its first 20 header bytes.
 #[inline(always)]
-fn ttl_of(frame: &[u8], ip: IpHeader) -> u8 {
-    frame[ip.offset + if ip.v6 { 7 } else { 8 }]
+fn ip_len(ip: &[u8; 20], v6: bool) -> usize {
+    if v6 {
+        40 + usize::from(u16::from_be_bytes([ip[4], ip[5]]))
+    } else {
+        usize::from(u16::from_be_bytes([ip[2], ip[3]]))
+    }
 }
 
-/// Takes `n` (smaller than the current value) off the TTL / hop limit of the checked header `ip`,
+/// Takes `n` (smaller than the current value) off the TTL / hop limit of an IP header,
 /// updating the IPv4 header checksum incrementally (RFC 1624 eqn. 3, in one step: the same result
 /// as `n` single decrements, since neither ever yields 0xffff).
 #[inline(always)]
-fn take_hops(frame: &mut [u8], ip: IpHeader, n: u8) {
-    let l3 = &mut frame[ip.offset..];
-    if ip.v6 {
-        l3[7] -= n;
+fn take_hops(ip: &mut [u8; 20], v6: bool, n: u8) {
+    if v6 {
+        ip[7] -= n;
     } else {
-        let old = l3[8];
+        let old = ip[8];
         let new = old - n;
-        let hc = checksum::update8(u16::from_be_bytes([l3[10], l3[11]]), old, new, true);
-        l3[8] = new;
-        l3[10..12].copy_from_slice(&hc.to_be_bytes());
+        let hc = checksum::update8(u16::from_be_bytes([ip[10], ip[11]]), old, new, true);
+        ip[8] = new;
+        ip[10..12].copy_from_slice(&hc.to_be_bytes());
     }
 }
 

@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::flow::FlowKey;
 use crate::sim::{CoreConfig, Output};
 use crate::topology::SnapshotBuilder;
 use crate::wire::EthernetAddress;
@@ -26,6 +27,7 @@ fn frame(v6: bool, tagged: bool, ttl: u8, ip_len: usize) -> Vec<u8> {
         ip[4..6].copy_from_slice(&payload.to_be_bytes());
         ip[6] = 17;
         ip[7] = ttl;
+        udp_length(&mut ip, 40);
         f.extend_from_slice(&ip);
     } else {
         f[at..at + 2].copy_from_slice(&[0x08, 0x00]);
@@ -36,11 +38,20 @@ fn frame(v6: bool, tagged: bool, ttl: u8, ip_len: usize) -> Vec<u8> {
         ip[8] = ttl;
         ip[9] = 17;
         ip[12..20].copy_from_slice(&[198, 18, 0, 1, 198, 19, 0, 1]);
+        udp_length(&mut ip, 20);
         let sum = checksum::finish(checksum::data(&ip[..20]));
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
         f.extend_from_slice(&ip);
     }
     f
+}
+
+/// Fills in the length of the UDP header after an IP header of `header` bytes, when there is room
+/// for one (so that the frame parses to a key).
+fn udp_length(ip: &mut [u8], header: usize) {
+    if let Some(len) = ip.len().checked_sub(header).filter(|&n| n >= 8) {
+        ip[header + 4..header + 6].copy_from_slice(&(len as u16).to_be_bytes());
+    }
 }
 
 fn list(actions: &[Action]) -> Actions {
@@ -65,9 +76,9 @@ fn a_routed_hop_compiles_and_rewrites_like_the_list() {
         Action::CheckMtu(1500),
         Action::Output(1),
     ]);
-    let cached = CachedActions::compile(&actions);
-    assert!(matches!(cached, CachedActions::Hop(_)), "{cached:?}");
     let mut by_list = frame(false, false, 64, 46);
+    let cached = CachedActions::compile(&actions, &key_of(&by_list));
+    assert!(matches!(cached, CachedActions::Hop(_)), "{cached:?}");
     let mut by_hop = by_list.clone();
     assert_eq!(crate::sim::apply(&snap, &actions, &mut by_list, &mut st, 1), Ok(Output::local(1)));
     assert_eq!(cached.apply(&snap, &mut by_hop, &mut st, 1, &mut outer()), Ok(Applied::Local(1)));
@@ -90,8 +101,26 @@ fn other_shapes_stay_lists() {
         list(&[Action::Flood]),
         Actions::new(),
     ] {
-        assert_eq!(CachedActions::compile(&actions), CachedActions::List(actions), "{actions:?}");
+        let key = key_of(&frame(false, false, 64, 46));
+        assert_eq!(CachedActions::compile(&actions, &key), CachedActions::List(actions), "{actions:?}");
     }
+}
+
+#[test]
+fn a_hop_that_checks_ip_needs_an_ip_key() {
+    let mut arp = frame(false, false, 64, 46);
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    let not_ip = key_of(&[&arp[..14], &[0, 1, 8, 0, 6, 4, 0, 1], &[0u8; 20][..]].concat());
+    assert!(!not_ip.is_ip());
+    let checks = list(&[Action::SetEthSrc(SRC), Action::SetEthDst(DST), Action::DecTtl(1), Action::Output(1)]);
+    assert_eq!(CachedActions::compile(&checks, &not_ip), CachedActions::List(checks));
+    let bridged = list(&[Action::Output(1)]);
+    assert!(matches!(CachedActions::compile(&bridged, &not_ip), CachedActions::Hop(_)));
+}
+
+/// The key the flow cache would file `frame` under.
+fn key_of(frame: &[u8]) -> FlowKey {
+    FlowKey::from_frame(3, frame).expect("a frame that parses")
 }
 
 fn compilable_action() -> impl Strategy<Value = Action> {
@@ -109,8 +138,9 @@ fn compilable_action() -> impl Strategy<Value = Action> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
-    /// Whatever the list and the frame, a compiled hop answers as the list does and, on success,
-    /// leaves the same bytes; on a failed check it leaves the frame as it was.
+    /// Whatever the list and the frame, a hop compiled for the frame's key answers as the list
+    /// does and, on success, leaves the same bytes; on a failed check it leaves the frame as it
+    /// was. (Frames that do not parse have no key, so no hop ever sees them.)
     #[test]
     fn a_hop_equals_its_list(
         actions in proptest::collection::vec(compilable_action(), 0..7),
@@ -125,17 +155,36 @@ proptest! {
             if at < f.len() { f[at] = byte; }
         }
         if let Some(n) = truncate { f.truncate(n); }
+        let Ok(key) = FlowKey::from_frame(3, &f) else { return Ok(()) };
         let original = f.clone();
         let mut by_list = f.clone();
         let mut by_cached = f;
         let want = apply_into(&snap, &actions, &mut by_list, &mut st, 1, &mut outer());
-        let cached = CachedActions::compile(&actions);
+        let cached = CachedActions::compile(&actions, &key);
         let got = cached.apply(&snap, &mut by_cached, &mut st, 1, &mut outer());
         prop_assert_eq!(got, want);
         match (got, cached) {
             (Ok(_), _) | (Err(_), CachedActions::List(_)) => prop_assert_eq!(by_cached, by_list),
             (Err(_), CachedActions::Hop(_)) => prop_assert_eq!(by_cached, original),
         }
+    }
+}
+
+proptest! {
+    /// A hop handed a frame with another key (the flow cache never does) neither panics nor
+    /// changes the frame's length: whatever it answers, it stays inside the frame.
+    #[test]
+    fn a_hop_on_a_frame_with_another_key_stays_in_bounds(
+        actions in proptest::collection::vec(compilable_action(), 0..7),
+        v6 in any::<bool>(), tagged in any::<bool>(),
+        bytes in proptest::collection::vec(any::<u8>(), 0..80),
+    ) {
+        let snap = empty_snapshot();
+        let mut st = CoreState::new(&CoreConfig::default());
+        let cached = CachedActions::compile(&list(&actions), &key_of(&frame(v6, tagged, 9, 60)));
+        let mut f = bytes.clone();
+        let _ = cached.apply(&snap, &mut f, &mut st, 1, &mut outer());
+        prop_assert_eq!(f.len(), bytes.len());
     }
 }
 
