@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, TagSet};
+use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, Probe, TagSet};
 use flowtable::sim::{
     self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer,
     Output, MAX_DPDK_PORTS,
@@ -304,15 +304,16 @@ pub fn run_pipeline<'p>(
 #[derive(Clone, Copy)]
 struct Staged {
     key: FlowKey,
-    hash: u64,
-    /// The flow table's candidate slot for the hash, if any.
+    /// The key's hash, buckets and signature.
+    probe: Probe,
+    /// The flow table's candidate slot for the probe, if any.
     hint: Option<usize>,
     /// Whether the frame parsed (else `key` is meaningless).
     parsed: bool,
 }
 
 impl Staged {
-    const EMPTY: Staged = Staged { key: FlowKey::ZERO, hash: 0, hint: None, parsed: false };
+    const EMPTY: Staged = Staged { key: FlowKey::ZERO, probe: Probe::EMPTY, hint: None, parsed: false };
 }
 
 struct Engine<'p, 'm, 's> {
@@ -439,12 +440,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         if staged.key.set_from_frame(ingress.flow_id(), m.data()).is_err() {
             return self.dropped(DropReason::Malformed);
         }
-        staged.hash = self.cache.hash(&staged.key);
+        staged.probe = self.cache.probe(&staged.key);
         self.process_keyed(ingress, m, &staged, now, deadline)
     }
 
     /// A burst received on a local (not the underlay) port, looked up in stages so that the
-    /// flow table's cache misses overlap (pmd/prefetch.rs): every key and hash first, prefetching
+    /// flow table's cache misses overlap (pmd/prefetch.rs): every key and probe first, prefetching
     /// their buckets; then every candidate slot, prefetching its key and entry; then each frame's
     /// lookup and actions, in order.
     fn handle_local_burst(&mut self, in_port: u16, burst: &mut Burst<'p>, staged: &mut [Staged; BURST], now: u64) {
@@ -454,14 +455,14 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         for (i, s) in staged[..count].iter_mut().enumerate() {
             s.parsed = s.key.set_from_frame(flow_id, burst.data(i)).is_ok();
             if s.parsed {
-                s.hash = self.cache.hash(&s.key);
-                for addr in self.cache.bucket_addrs(s.hash) {
+                s.probe = self.cache.probe(&s.key);
+                for addr in self.cache.bucket_addrs(&s.probe) {
                     prefetch(addr);
                 }
             }
         }
         for s in staged[..count].iter_mut() {
-            s.hint = if s.parsed { self.cache.candidate(s.hash) } else { None };
+            s.hint = if s.parsed { self.cache.candidate(&s.probe) } else { None };
             if let Some(slot) = s.hint {
                 for addr in self.cache.slot_addrs(slot) {
                     prefetch(addr);
@@ -475,7 +476,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         });
     }
 
-    /// [`Engine::process`] once the key (and its hash, and maybe a slot hint) is known.
+    /// [`Engine::process`] once the key (and its probe, and maybe a slot hint) is known. The hit
+    /// of a compiled hop is handled here, inline; everything else out of line.
+    #[inline(always)]
     fn process_keyed(
         &mut self,
         ingress: IngressPoint,
@@ -486,37 +489,74 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     ) {
         let frame = m.data_mut();
         let key = &staged.key;
-        if let Some(actions) = self.cache.lookup_hinted(key, staged.hash, staged.hint, now, frame.len() as u32) {
-            // A failing TTL / MTU check of an action list may follow MAC rewrites: restore them
-            // for the simulation (a compiled hop checks before it writes).
-            let mut macs = [0u8; 12];
-            let list = matches!(actions, CachedActions::List(_));
-            if list {
-                macs.copy_from_slice(&frame[..12]);
+        let applied = match self.cache.lookup_probed(key, &staged.probe, staged.hint, now, frame.len() as u32) {
+            // A hop moves no MAC and checks before it writes: nothing to restore or invalidate.
+            Some(CachedActions::Hop(hop)) => {
+                hop.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer)
             }
-            match actions.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer) {
-                Ok(Applied::Local(dpdk_port)) => {
-                    self.invalidate_moved_macs();
-                    return self.send(dpdk_port, m);
-                }
-                Ok(Applied::Encap(dpdk_port)) => {
-                    self.invalidate_moved_macs();
-                    return self.send_output(Output { dpdk_port, outer: self.outer }, m);
-                }
-                // Not in the flow key (TTL, length) or expired (the tunnel's underlay next hop):
-                // the simulation answers or asks.
-                Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
-                    if list {
-                        frame[..12].copy_from_slice(&macs);
-                    }
-                }
-                Err(reason) => {
-                    self.invalidate_moved_macs();
-                    return self.dropped(reason);
-                }
+            Some(CachedActions::List(list)) => {
+                let list = *list;
+                return self.apply_list(ingress, m, &list, key, now, deadline);
             }
+            None => return self.process_miss(ingress, m, key, now, deadline),
+        };
+        match applied {
+            Ok(Applied::Local(dpdk_port)) => self.send(dpdk_port, m),
+            Ok(Applied::Encap(dpdk_port)) => self.send_output(Output { dpdk_port, outer: self.outer }, m),
+            Err(reason) => self.hop_failed(ingress, m, reason, key, now, deadline),
         }
-        self.process_miss(ingress, m, key, now, deadline);
+    }
+
+    /// A cached hop's check failed: what the flow key does not hold (TTL, length) or what expired
+    /// (the tunnel's underlay next hop) goes to the simulation, which answers or asks.
+    #[inline(never)]
+    fn hop_failed(
+        &mut self,
+        ingress: IngressPoint,
+        m: Mbuf<'p>,
+        reason: DropReason,
+        key: &FlowKey,
+        now: u64,
+        deadline: Option<u64>,
+    ) {
+        match reason {
+            DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved => {
+                self.process_miss(ingress, m, key, now, deadline)
+            }
+            reason => self.dropped(reason),
+        }
+    }
+
+    /// A hit on a cached action list: run it; on a failing TTL / MTU check (after which the list
+    /// may have rewritten the MACs) restore the MACs and simulate instead.
+    #[inline(never)]
+    fn apply_list(
+        &mut self,
+        ingress: IngressPoint,
+        mut m: Mbuf<'p>,
+        list: &flowtable::sim::Actions,
+        key: &FlowKey,
+        now: u64,
+        deadline: Option<u64>,
+    ) {
+        let frame = m.data_mut();
+        let mut macs = [0u8; 12];
+        if let Some(front) = frame.first_chunk::<12>() {
+            macs = *front;
+        }
+        let applied = sim::apply_into(self.snapshot.snapshot(), list, frame, &mut self.state, now, &mut self.outer);
+        self.invalidate_moved_macs();
+        match applied {
+            Ok(Applied::Local(dpdk_port)) => self.send(dpdk_port, m),
+            Ok(Applied::Encap(dpdk_port)) => self.send_output(Output { dpdk_port, outer: self.outer }, m),
+            Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
+                if let Some(front) = frame.first_chunk_mut::<12>() {
+                    *front = macs;
+                }
+                self.process_miss(ingress, m, key, now, deadline)
+            }
+            Err(reason) => self.dropped(reason),
+        }
     }
 
     /// The rest of [`Engine::process_keyed`] for a frame the cache did not settle: simulate it,
@@ -711,17 +751,25 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
+    /// Queues `m` on `port`'s TX burst (flushing it first when full).
     #[inline(always)]
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
-        let slot = self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_SLOT);
-        if slot == NO_SLOT {
+        let slot = usize::from(self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_SLOT));
+        // NO_SLOT is past every burst.
+        let Some(out) = self.out.get_mut(slot) else {
             self.totals.unknown_egress += 1;
             return;
+        };
+        if let Err(m) = out.push(m) {
+            self.send_after_flush(slot, m);
         }
-        let slot = usize::from(slot);
-        if self.out[slot].is_full() {
-            self.flush(slot);
-        }
+    }
+
+    /// [`Engine::send`] when the burst was full.
+    #[cold]
+    #[inline(never)]
+    fn send_after_flush(&mut self, slot: usize, m: Mbuf<'p>) {
+        self.flush(slot);
         if self.out[slot].push(m).is_err() {
             self.totals.tx_full += 1;
         }

@@ -81,7 +81,6 @@
 
 use core::fmt;
 use core::mem::{self, size_of};
-use core::ptr;
 
 use super::device::{DeviceTag, TagSet, TAG_SLOTS};
 use super::hash::FlowHasher;
@@ -182,6 +181,26 @@ pub struct Installed<'a, A> {
     pub actions: &'a A,
     /// What the insert displaced.
     pub outcome: InsertOutcome,
+}
+
+/// A key's way into the table: its hash, its two buckets and its signature ([`FlowCache::probe`]).
+/// Valid for the cache that made it, until that cache is dropped (its size never changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Probe {
+    hash: u64,
+    b1: u32,
+    b2: u32,
+    sig: u8,
+}
+
+impl Probe {
+    /// A probe of nothing (bucket 0, hash 0), to fill arrays before use.
+    pub const EMPTY: Probe = Probe { hash: 0, b1: 0, b2: 0, sig: 0 };
+
+    /// The key's hash ([`FlowCache::hash`]).
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
 }
 
 /// A live entry, read without touching its counters.
@@ -314,7 +333,7 @@ impl<A: Default> FlowCache<A> {
         FlowCache {
             hasher,
             buckets: vec![Bucket::default(); slots / WAYS].into_boxed_slice(),
-            keys: vec![FlowKey::ZERO; slots].into_boxed_slice(),
+            keys: vec![FlowKey::VACANT; slots].into_boxed_slice(),
             entries: (0..slots).map(|_| Entry::default()).collect(),
             changed_at: vec![0; TAG_SLOTS].into_boxed_slice(),
             generation: 0,
@@ -439,12 +458,14 @@ impl<A: Default> FlowCache<A> {
         *c += 1;
     }
 
-    /// Empties slot `i`, dropping its actions.
+    /// Empties slot `i`, dropping its actions. Its key becomes [`FlowKey::VACANT`], which no
+    /// lookup key equals: a slot holds a key exactly when it is occupied.
     fn free(&mut self, i: usize) {
         let b = &mut self.buckets[i / WAYS];
         let bit = 1u8 << (i % WAYS);
         b.used &= !bit;
         b.referenced &= !bit;
+        self.keys[i] = FlowKey::VACANT;
         drop(mem::take(&mut self.entries[i].actions));
         self.len -= 1;
     }
@@ -463,76 +484,96 @@ impl<A: Default> FlowCache<A> {
         self.conclude(found, now, bytes)
     }
 
-    /// Where a lookup of `hash` reads first: its two candidate buckets (the same twice when they
-    /// coincide). For a burst loop to prefetch before it looks anything up (module docs, "Cost of a
-    /// lookup"); reading through them is the caller's business, nothing here does.
+    /// Where a lookup of `key` goes: its hash, two buckets and signature, computed once. A burst
+    /// loop probes every packet first and prefetches [`FlowCache::bucket_addrs`], then finds each
+    /// [`FlowCache::candidate`] and prefetches [`FlowCache::slot_addrs`], then looks each up with
+    /// [`FlowCache::lookup_probed`] (module docs, "Cost of a lookup").
     #[inline(always)]
-    pub fn bucket_addrs(&self, hash: u64) -> [*const u8; 2] {
-        let (b1, b2, _) = self.locate(hash);
-        [ptr::from_ref(&self.buckets[b1]).cast(), ptr::from_ref(&self.buckets[b2]).cast()]
+    pub fn probe(&self, key: &FlowKey) -> Probe {
+        let hash = self.hash(key);
+        let (b1, b2, sig) = self.locate(hash);
+        Probe { hash, b1: b1 as u32, b2: b2 as u32, sig }
     }
 
-    /// The slot a lookup of `hash` would try first: the first occupied way, in either candidate
-    /// bucket, with the hash's signature. Reads the buckets only; `None` when no way matches.
+    /// The two buckets a probe reads (the same twice when they coincide), for a prefetch;
+    /// nothing here reads through them.
     #[inline(always)]
-    pub fn candidate(&self, hash: u64) -> Option<usize> {
-        let (b1, b2, sig) = self.locate(hash);
-        let first = |b: usize| {
-            let m = self.buckets[b].matches(sig);
-            (m != 0).then(|| b * WAYS + m.trailing_zeros() as usize)
+    pub fn bucket_addrs(&self, probe: &Probe) -> [*const u8; 2] {
+        let at = |b: u32| self.buckets.as_ptr().wrapping_add(b as usize).cast::<u8>();
+        [at(probe.b1), at(probe.b2)]
+    }
+
+    /// The slot a lookup of `probe` would try first: the first occupied way, in either bucket,
+    /// with the probe's signature. Reads the buckets only; `None` when no way matches.
+    #[inline(always)]
+    pub fn candidate(&self, probe: &Probe) -> Option<usize> {
+        let first = |b: u32| {
+            let m = self.buckets.get(b as usize).map_or(0, |bucket| bucket.matches(probe.sig));
+            (m != 0).then(|| b as usize * WAYS + m.trailing_zeros() as usize)
         };
-        first(b1).or_else(|| first(b2))
+        first(probe.b1).or_else(|| first(probe.b2))
     }
 
     /// The memory a hit on `slot` reads: its key, and every cache line of its entry (for a
     /// prefetch, like [`FlowCache::bucket_addrs`]; an entry of up to 136 bytes spans at most three
-    /// lines: its first byte, the byte 64 further and its last byte name them all). An
-    /// out-of-range slot gives the first slot's.
+    /// lines: its first byte, the byte 64 further and its last byte name them all). Any slot
+    /// number is fine: nothing reads through the addresses.
     #[inline(always)]
     pub fn slot_addrs(&self, slot: usize) -> [*const u8; 4] {
-        let i = if slot < self.keys.len() { slot } else { 0 };
-        let entry: *const u8 = ptr::from_ref(&self.entries[i]).cast();
+        let entry = self.entries.as_ptr().wrapping_add(slot).cast::<u8>();
         let size = size_of::<Entry<A>>();
-        [ptr::from_ref(&self.keys[i]).cast(), entry, entry.wrapping_add(64.min(size - 1)), entry.wrapping_add(size - 1)]
+        [
+            self.keys.as_ptr().wrapping_add(slot).cast(),
+            entry,
+            entry.wrapping_add(64.min(size - 1)),
+            entry.wrapping_add(size - 1),
+        ]
     }
 
-    /// [`FlowCache::lookup_hashed`] that tries `hint` (from [`FlowCache::candidate`], possibly
-    /// stale: the table may have changed since) before searching: the same result whatever the
-    /// hint, cheaper when it is right.
-    #[inline]
-    pub fn lookup_hinted(&mut self, key: &FlowKey, hash: u64, hint: Option<usize>, now: u64, bytes: u32) -> Option<&A> {
+    /// [`FlowCache::lookup`] of `key`, whose probe is `probe`, trying `hint` (from
+    /// [`FlowCache::candidate`], possibly stale: the table may have changed since) before
+    /// searching: the same result whatever the hint, cheaper when it is right.
+    #[inline(always)]
+    pub fn lookup_probed(
+        &mut self,
+        key: &FlowKey,
+        probe: &Probe,
+        hint: Option<usize>,
+        now: u64,
+        bytes: u32,
+    ) -> Option<&A> {
         let found = match hint {
-            Some(i)
-                if i < self.keys.len()
-                    && self.buckets[i / WAYS].used & (1 << (i % WAYS)) != 0
-                    && self.keys[i] == *key =>
-            {
-                Some(i)
-            }
-            _ => self.find(key, hash),
+            // An empty slot holds the vacant key, which equals no key: no need to ask the bucket.
+            Some(i) if self.keys.get(i) == Some(key) => Some(i),
+            _ => self.find_at(key, probe.b1 as usize, probe.b2 as usize, probe.sig),
         };
         self.conclude(found, now, bytes)
     }
 
-    /// The end of a lookup that found slot `found` (or nothing): count it, refresh or reclaim the entry.
+    /// The end of a lookup that found slot `found` (or nothing): count it, refresh or reclaim the
+    /// entry. The common case, a live entry validated at the current generation, is checked inline
+    /// ([`FlowCache::judge`] in short); the rest out of line.
     #[inline(always)]
     fn conclude(&mut self, found: Option<usize>, now: u64, bytes: u32) -> Option<&A> {
         let Some(i) = found else {
             self.stats.misses += 1;
             return None;
         };
+        let (idle_timeout, generation) = (self.idle_timeout, self.generation);
+        let e = &self.entries[i];
+        if now >= e.hard_deadline || now >= e.last_used.saturating_add(idle_timeout) || e.validated_at != generation {
+            return self.conclude_judged(i, now, bytes);
+        }
+        Some(self.hit(i, now, bytes))
+    }
+
+    /// [`FlowCache::conclude`] for an entry that is not plainly live: judge it, then refresh it
+    /// (it was revalidated) or reclaim it.
+    #[cold]
+    #[inline(never)]
+    fn conclude_judged(&mut self, i: usize, now: u64, bytes: u32) -> Option<&A> {
         match self.judge(i, now) {
-            Verdict::Live => {
-                self.stats.hits += 1;
-                self.buckets[i / WAYS].referenced |= 1 << (i % WAYS);
-                let generation = self.generation;
-                let e = &mut self.entries[i];
-                e.validated_at = generation;
-                e.last_used = e.last_used.max(now);
-                e.packets += 1;
-                e.bytes += u64::from(bytes);
-                Some(&e.actions)
-            }
+            Verdict::Live => Some(self.hit(i, now, bytes)),
             v => {
                 self.count(v);
                 self.free(i);
@@ -540,6 +581,22 @@ impl<A: Default> FlowCache<A> {
                 None
             }
         }
+    }
+
+    /// Counts a hit of `bytes` on live slot `i`: its counters, its last use, its referenced bit.
+    #[inline(always)]
+    fn hit(&mut self, i: usize, now: u64, bytes: u32) -> &A {
+        self.stats.hits += 1;
+        if let Some(b) = self.buckets.get_mut(i / WAYS) {
+            b.referenced |= 1 << (i % WAYS);
+        }
+        let generation = self.generation;
+        let e = &mut self.entries[i];
+        e.validated_at = generation;
+        e.last_used = e.last_used.max(now);
+        e.packets += 1;
+        e.bytes += u64::from(bytes);
+        &e.actions
     }
 
     /// The live entry for `key` at `now`, read only: no counter moves, nothing is reclaimed.

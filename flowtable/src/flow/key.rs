@@ -122,6 +122,11 @@ impl FlowKey {
     /// All words zero: what fills unused slots of a table (which slots are used is the buckets' business).
     pub const ZERO: FlowKey = FlowKey { words: [0; 8] };
 
+    /// A key no frame has (its L4 kind, 7, is none that `from_headers` or the frame fast path
+    /// writes): what the flow table keeps in empty slots, so that comparing a key with a slot's
+    /// is enough to know the slot holds it.
+    pub(super) const VACANT: FlowKey = FlowKey { words: [u64::MAX; 8] };
+
     /// A key from its eight words, as [`FlowKey::words`] gives them (the frame fast path builds them).
     #[inline(always)]
     pub(super) const fn from_words(words: [u64; 8]) -> FlowKey {

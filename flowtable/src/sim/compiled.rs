@@ -20,7 +20,6 @@ use super::tunnel::{outer_header_cached, Outer};
 use super::{apply_into, Action, Actions, Applied, CoreState, DropReason};
 use crate::flow::FlowKey;
 use crate::topology::{PortId, Snapshot};
-use crate::wire::checksum;
 
 /// What a flow-cache entry holds: a compiled hop, or the list the interpreter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,8 +151,10 @@ impl Hop {
         None
     }
 
+    /// Runs the hop on `frame`, a frame with the key it was compiled for (module docs):
+    /// [`CachedActions::apply`] for a hop.
     #[inline(always)]
-    fn apply(
+    pub fn apply(
         &self,
         snap: &Snapshot,
         frame: &mut [u8],
@@ -222,18 +223,20 @@ fn ip_len(ip: &[u8; 20], v6: bool) -> usize {
 }
 
 /// Takes `n` (smaller than the current value) off the TTL / hop limit of an IP header,
-/// updating the IPv4 header checksum incrementally (RFC 1624 eqn. 3, in one step: the same result
-/// as `n` single decrements, since neither ever yields 0xffff).
+/// updating the IPv4 header checksum incrementally: RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`,
+/// where the TTL word `m` loses `n << 8`, so `~m + m'` is `~(n << 8)` whatever `m` is. The sum is
+/// taken on the words as they sit in memory, which a ones'-complement sum allows (RFC 1071, byte
+/// order independence): the same bytes as `n` single decrements, since neither ever yields 0xffff.
 #[inline(always)]
 fn take_hops(ip: &mut [u8; 20], v6: bool, n: u8) {
     if v6 {
         ip[7] -= n;
     } else {
-        let old = ip[8];
-        let new = old - n;
-        let hc = checksum::update8(u16::from_be_bytes([ip[10], ip[11]]), old, new, true);
-        ip[8] = new;
-        ip[10..12].copy_from_slice(&hc.to_be_bytes());
+        ip[8] -= n;
+        let hc = u16::from_ne_bytes([ip[10], ip[11]]);
+        let sum = u32::from(!hc) + u32::from(!u16::from_ne_bytes([n, 0]));
+        let folded = (sum & 0xffff) + (sum >> 16);
+        ip[10..12].copy_from_slice(&(!(folded as u16)).to_ne_bytes());
     }
 }
 

@@ -331,6 +331,28 @@ fn remove() {
 }
 
 #[test]
+fn a_stale_hint_to_a_freed_slot_misses() {
+    let mut c = cache(64, IDLE, HARD);
+    let probe = c.probe(&key(1));
+    assert_eq!(c.candidate(&probe), None, "nothing in the table yet");
+    c.insert(&key(1), Actions::output(1), &TagSet::new(), 10);
+    let slot = c.candidate(&probe).expect("the key's slot");
+    assert_eq!(c.lookup_probed(&key(1), &probe, Some(slot), 11, 60).map(Actions::port), Some(1));
+    assert!(c.remove(&key(1)));
+    // The burst loop found the candidate before a miss of the same burst freed it.
+    assert_eq!(c.lookup_probed(&key(1), &probe, Some(slot), 12, 60), None);
+    assert_eq!(c.stats().hits, 1);
+    assert_eq!(c.stats().misses, 1);
+    // A hint out of range, or to another key's slot, is only a hint.
+    c.insert(&key(1), Actions::output(2), &TagSet::new(), 13);
+    assert_eq!(c.lookup_probed(&key(1), &probe, Some(usize::MAX), 14, 60).map(Actions::port), Some(2));
+    c.insert(&key(2), Actions::output(3), &TagSet::new(), 13);
+    let other = c.candidate(&c.probe(&key(2))).expect("key 2's slot");
+    assert_eq!(c.lookup_probed(&key(1), &probe, Some(other), 15, 60).map(Actions::port), Some(2));
+    assert_books_balance(&c);
+}
+
+#[test]
 fn stats_descriptions_cover_every_counter() {
     let s = FlowCacheStats { hits: 1, tags_overflow: 2, ..FlowCacheStats::default() };
     let values: Vec<_> = s.iter().collect();
@@ -384,14 +406,38 @@ fn capacity_rounds_up_to_whole_buckets() {
 /// Operations on a cache and on a model of it.
 #[derive(Debug, Clone)]
 enum Op {
-    Insert { k: u32, deps: Vec<u32>, port: u16 },
-    InsertHard { k: u32, hard: u64 },
-    Lookup { k: u32, bytes: u32 },
+    Insert {
+        k: u32,
+        deps: Vec<u32>,
+        port: u16,
+    },
+    InsertHard {
+        k: u32,
+        hard: u64,
+    },
+    Lookup {
+        k: u32,
+        bytes: u32,
+    },
+    /// A lookup the burst loop's way: probe, candidate or another hint, then `lookup_probed`.
+    LookupProbed {
+        k: u32,
+        bytes: u32,
+        hint: Hint,
+    },
     Invalidate(Vec<u32>),
     InvalidateAll,
     Advance(u64),
     Expire(usize),
     Remove(u32),
+}
+
+/// What a burst loop hands `lookup_probed`: the candidate it found, a stale or wrong slot, or none.
+#[derive(Debug, Clone, Copy)]
+enum Hint {
+    Candidate,
+    Slot(usize),
+    Nothing,
 }
 
 fn arb_op(keys: u32) -> impl Strategy<Value = Op> {
@@ -400,6 +446,11 @@ fn arb_op(keys: u32) -> impl Strategy<Value = Op> {
             .prop_map(|(k, deps, port)| Op::Insert { k, deps, port }),
         1 => (0..keys, 0u64..80).prop_map(|(k, hard)| Op::InsertHard { k, hard }),
         6 => (0..keys, 0u32..2000).prop_map(|(k, bytes)| Op::Lookup { k, bytes }),
+        4 => (0..keys, 0u32..2000, prop_oneof![
+            3 => Just(Hint::Candidate),
+            1 => (0usize..1100).prop_map(Hint::Slot),
+            1 => Just(Hint::Nothing),
+        ]).prop_map(|(k, bytes, hint)| Op::LookupProbed { k, bytes, hint }),
         1 => proptest::collection::vec(0u32..30, 0..3).prop_map(Op::Invalidate),
         1 => Just(Op::InvalidateAll),
         2 => (0u64..40).prop_map(Op::Advance),
@@ -488,6 +539,17 @@ proptest! {
                 }
                 Op::Lookup { k, bytes } => {
                     prop_assert_eq!(c.lookup(&key(k), now, bytes).map(Actions::port), m.lookup(k, now, bytes));
+                }
+                Op::LookupProbed { k, bytes, hint } => {
+                    let probe = c.probe(&key(k));
+                    prop_assert_eq!(probe.hash(), c.hash(&key(k)));
+                    let hint = match hint {
+                        Hint::Candidate => c.candidate(&probe),
+                        Hint::Slot(i) => Some(i),
+                        Hint::Nothing => None,
+                    };
+                    let got = c.lookup_probed(&key(k), &probe, hint, now, bytes).map(Actions::port);
+                    prop_assert_eq!(got, m.lookup(k, now, bytes));
                 }
                 Op::Invalidate(ids) => {
                     c.invalidate_devices(&ids.iter().map(|&i| DeviceTag(i)).collect::<Vec<_>>());

@@ -4,6 +4,7 @@ use super::*;
 use crate::flow::FlowKey;
 use crate::sim::{CoreConfig, Output};
 use crate::topology::SnapshotBuilder;
+use crate::wire::checksum;
 use crate::wire::EthernetAddress;
 
 fn empty_snapshot() -> Snapshot {
@@ -185,6 +186,22 @@ proptest! {
         let mut f = bytes.clone();
         let _ = cached.apply(&snap, &mut f, &mut st, 1, &mut outer());
         prop_assert_eq!(f.len(), bytes.len());
+    }
+}
+
+proptest! {
+    /// The one-step checksum update equals the general incremental update (RFC 1624 eqn. 3) for
+    /// every checksum, TTL and hop count.
+    #[test]
+    fn taking_hops_updates_the_checksum_like_the_general_update(hc in any::<u16>(), ttl in 1u8..=255, n in 1u8..=255) {
+        prop_assume!(n < ttl);
+        let mut ip = [0u8; 20];
+        ip[8] = ttl;
+        ip[9] = 17;
+        ip[10..12].copy_from_slice(&hc.to_be_bytes());
+        take_hops(&mut ip, false, n);
+        prop_assert_eq!(ip[8], ttl - n);
+        prop_assert_eq!(u16::from_be_bytes([ip[10], ip[11]]), checksum::update8(hc, ttl, ttl - n, true));
     }
 }
 
