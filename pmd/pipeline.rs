@@ -491,6 +491,10 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let key = &staged.key;
         let applied = match self.cache.lookup_probed(key, &staged.probe, staged.hint, now, frame.len() as u32) {
             // A hop moves no MAC and checks before it writes: nothing to restore or invalidate.
+            Some(CachedActions::Routed(routed)) => match routed.apply(frame) {
+                Ok(dpdk_port) => return self.send(dpdk_port, m),
+                Err(reason) => return self.hop_failed(ingress, m, reason, key, now, deadline),
+            },
             Some(CachedActions::Hop(hop)) => {
                 hop.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer)
             }

@@ -24,6 +24,8 @@ use crate::topology::{PortId, Snapshot};
 /// What a flow-cache entry holds: a compiled hop, or the list the interpreter runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CachedActions {
+    /// The commonest hop of all, routed out of a local port: [`Hop`] with its shape fixed.
+    Routed(Routed),
     /// The common one-hop shape, compiled (module docs).
     Hop(Hop),
     /// Anything else, as the simulation produced it.
@@ -41,7 +43,10 @@ impl CachedActions {
     /// `actions`, to be cached under `key`, compiled to a [`Hop`] when they have that shape, else
     /// kept as the list.
     pub fn compile(actions: &Actions, key: &FlowKey) -> CachedActions {
-        Hop::compile(actions, key).map_or(CachedActions::List(*actions), CachedActions::Hop)
+        match Hop::compile(actions, key) {
+            Some(hop) => hop.routed().map_or(CachedActions::Hop(hop), CachedActions::Routed),
+            None => CachedActions::List(*actions),
+        }
     }
 
     /// Runs the cached actions on `frame`, a frame with the key they were compiled for: what
@@ -57,6 +62,7 @@ impl CachedActions {
         outer: &mut Outer,
     ) -> Result<Applied, DropReason> {
         match self {
+            CachedActions::Routed(routed) => routed.apply(frame).map(Applied::Local),
             CachedActions::Hop(hop) => hop.apply(snap, frame, state, now, outer),
             CachedActions::List(list) => apply_into(snap, list, frame, state, now, outer),
         }
@@ -151,6 +157,25 @@ impl Hop {
         None
     }
 
+    /// The hop as a [`Routed`] one, when it is that shape: out of a local port, both MACs
+    /// rewritten, hops taken off the TTL.
+    fn routed(&self) -> Option<Routed> {
+        match self.egress {
+            Egress::Local(port) if self.rewrite_macs && self.ttl != 0 && self.ip_offset != 0 => Some(Routed {
+                macs: self.macs,
+                ip: IpCheck {
+                    offset: self.ip_offset,
+                    v6: self.v6,
+                    ttl: self.ttl,
+                    mtu_first: self.mtu_first,
+                    mtu: self.mtu,
+                },
+                port,
+            }),
+            _ => None,
+        }
+    }
+
     /// Runs the hop on `frame`, a frame with the key it was compiled for (module docs):
     /// [`CachedActions::apply`] for a hop.
     #[inline(always)]
@@ -172,7 +197,14 @@ impl Hop {
             }
         };
         if self.ip_offset != 0 {
-            self.check_and_take_hops(frame)?;
+            let check = IpCheck {
+                offset: self.ip_offset,
+                v6: self.v6,
+                ttl: self.ttl,
+                mtu_first: self.mtu_first,
+                mtu: self.mtu,
+            };
+            check.apply(frame)?;
         }
         if self.rewrite_macs {
             // A keyed frame has a whole Ethernet header (the parser checked it).
@@ -183,15 +215,55 @@ impl Hop {
         }
         Ok(applied)
     }
+}
 
-    /// The MTU and TTL checks, then the TTL decrement, on the IP header at `ip_offset`.
+/// A hop routed out of a local port (both MACs rewritten, hops taken off the TTL): the one shape
+/// nearly every cached flow of a gateway has, with nothing left to decide at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    /// Destination then source MAC.
+    macs: [u8; 12],
+    ip: IpCheck,
+    port: u16,
+}
+
+impl Routed {
+    /// [`Hop::apply`] for this shape: the DPDK port to send `frame` (which has the key the hop
+    /// was compiled for) out of.
     #[inline(always)]
-    fn check_and_take_hops(&self, frame: &mut [u8]) -> Result<(), DropReason> {
-        let offset = usize::from(self.ip_offset);
-        // The key promises 20 bytes (40 for IPv6); only the first 20 are read or written here.
+    pub fn apply(&self, frame: &mut [u8]) -> Result<u16, DropReason> {
+        self.ip.apply(frame)?;
+        // A keyed frame has a whole Ethernet header (the parser checked it).
+        let Some(macs) = frame.first_chunk_mut::<12>() else {
+            return Err(DropReason::Malformed);
+        };
+        *macs = self.macs;
+        Ok(self.port)
+    }
+}
+
+/// The IP part of a hop: the MTU and TTL checks, then the TTL decrement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IpCheck {
+    /// Where the IP header starts (the key's layout).
+    offset: u8,
+    v6: bool,
+    /// Router hops taken off the TTL / hop limit; 0 for none.
+    ttl: u8,
+    /// Whether the MTU check came first in the list.
+    mtu_first: bool,
+    /// Largest IP packet allowed; `u32::MAX` for no check.
+    mtu: u32,
+}
+
+impl IpCheck {
+    #[inline(always)]
+    fn apply(&self, frame: &mut [u8]) -> Result<(), DropReason> {
+        let offset = usize::from(self.offset);
         // The IP packet is no longer than what follows its header's start: read its length only
         // when that is over the MTU.
         let available = frame.len().wrapping_sub(offset) as u64;
+        // The key promises 20 bytes (40 for IPv6); only the first 20 are read or written here.
         let Some(ip) = frame.get_mut(offset..offset + 20) else {
             return Err(DropReason::Malformed);
         };
