@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, Probe, TagSet};
+use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, Probe, TagSet, NO_SLOT};
 use flowtable::sim::{
     self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer,
     Output, MAX_DPDK_PORTS,
@@ -42,7 +42,7 @@ const GENERATED_ROOM: usize = 2048;
 /// Flow cache slots an idle loop iteration checks for expiry.
 const EXPIRY_BUDGET: usize = 256;
 /// `slot_of` marker for a DPDK port this worker has no TX queue on.
-const NO_SLOT: u8 = u8::MAX;
+const NO_TX_SLOT: u8 = u8::MAX;
 
 /// How each pipeline worker sizes its per-core state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,14 +306,14 @@ struct Staged {
     key: FlowKey,
     /// The key's hash, buckets and signature.
     probe: Probe,
-    /// The flow table's candidate slot for the probe, if any.
-    hint: Option<usize>,
+    /// The flow table's candidate slot for the probe ([`NO_SLOT`] for none).
+    hint: usize,
     /// Whether the frame parsed (else `key` is meaningless).
     parsed: bool,
 }
 
 impl Staged {
-    const EMPTY: Staged = Staged { key: FlowKey::ZERO, probe: Probe::EMPTY, hint: None, parsed: false };
+    const EMPTY: Staged = Staged { key: FlowKey::ZERO, probe: Probe::EMPTY, hint: NO_SLOT, parsed: false };
 }
 
 struct Engine<'p, 'm, 's> {
@@ -350,7 +350,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         config: &PipelineConfig,
     ) -> Self {
         let mut state = CoreState::new(&config.core);
-        let mut slot_of = [NO_SLOT; MAX_DPDK_PORTS];
+        let mut slot_of = [NO_TX_SLOT; MAX_DPDK_PORTS];
         for (slot, &(id, mtu, mac)) in ports.iter().enumerate() {
             state.set_mtu(id, mtu);
             state.set_port_mac(id, EthernetAddress(mac));
@@ -462,11 +462,10 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             }
         }
         for s in staged[..count].iter_mut() {
-            s.hint = if s.parsed { self.cache.candidate(&s.probe) } else { None };
-            if let Some(slot) = s.hint {
-                for addr in self.cache.slot_addrs(slot) {
-                    prefetch(addr);
-                }
+            s.hint = if s.parsed { self.cache.candidate(&s.probe) } else { NO_SLOT };
+            // No slot: the first slot's lines, harmlessly.
+            for addr in self.cache.slot_addrs(if s.hint == NO_SLOT { 0 } else { s.hint }) {
+                prefetch(addr);
             }
         }
         let mut next = staged[..count].iter();
@@ -758,8 +757,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// Queues `m` on `port`'s TX burst (flushing it first when full).
     #[inline(always)]
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
-        let slot = usize::from(self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_SLOT));
-        // NO_SLOT is past every burst.
+        let slot = usize::from(self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_TX_SLOT));
+        // NO_TX_SLOT is past every burst.
         let Some(out) = self.out.get_mut(slot) else {
             self.totals.unknown_egress += 1;
             return;

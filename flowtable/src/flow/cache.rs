@@ -89,6 +89,9 @@ use super::key::FlowKey;
 /// Ways per bucket.
 pub const WAYS: usize = 8;
 
+/// A slot number no table has: [`FlowCache::candidate`]'s "none".
+pub const NO_SLOT: usize = usize::MAX;
+
 /// A timeout that never expires.
 pub const NEVER: u64 = u64::MAX;
 
@@ -504,14 +507,21 @@ impl<A: Default> FlowCache<A> {
     }
 
     /// The slot a lookup of `probe` would try first: the first occupied way, in either bucket,
-    /// with the probe's signature. Reads the buckets only; `None` when no way matches.
+    /// with the probe's signature. Reads the buckets only; [`NO_SLOT`] when no way matches.
     #[inline(always)]
-    pub fn candidate(&self, probe: &Probe) -> Option<usize> {
+    pub fn candidate(&self, probe: &Probe) -> usize {
         let first = |b: u32| {
             let m = self.buckets.get(b as usize).map_or(0, |bucket| bucket.matches(probe.sig));
-            (m != 0).then(|| b as usize * WAYS + m.trailing_zeros() as usize)
+            if m != 0 {
+                b as usize * WAYS + m.trailing_zeros() as usize
+            } else {
+                NO_SLOT
+            }
         };
-        first(probe.b1).or_else(|| first(probe.b2))
+        match first(probe.b1) {
+            NO_SLOT => first(probe.b2),
+            slot => slot,
+        }
     }
 
     /// The memory a hit on `slot` reads: its key, and every cache line of its entry (for a
@@ -530,22 +540,17 @@ impl<A: Default> FlowCache<A> {
         ]
     }
 
-    /// [`FlowCache::lookup`] of `key`, whose probe is `probe`, trying `hint` (from
-    /// [`FlowCache::candidate`], possibly stale: the table may have changed since) before
-    /// searching: the same result whatever the hint, cheaper when it is right.
+    /// [`FlowCache::lookup`] of `key`, whose probe is `probe`, trying slot `hint` (from
+    /// [`FlowCache::candidate`], possibly stale: the table may have changed since; any number,
+    /// [`NO_SLOT`] for none) before searching: the same result whatever the hint, cheaper when it
+    /// is right.
     #[inline(always)]
-    pub fn lookup_probed(
-        &mut self,
-        key: &FlowKey,
-        probe: &Probe,
-        hint: Option<usize>,
-        now: u64,
-        bytes: u32,
-    ) -> Option<&A> {
-        let found = match hint {
-            // An empty slot holds the vacant key, which equals no key: no need to ask the bucket.
-            Some(i) if self.keys.get(i) == Some(key) => Some(i),
-            _ => self.find_at(key, probe.b1 as usize, probe.b2 as usize, probe.sig),
+    pub fn lookup_probed(&mut self, key: &FlowKey, probe: &Probe, hint: usize, now: u64, bytes: u32) -> Option<&A> {
+        // An empty slot holds the vacant key, which equals no key: no need to ask the bucket.
+        let found = if self.keys.get(hint) == Some(key) {
+            Some(hint)
+        } else {
+            self.find_at(key, probe.b1 as usize, probe.b2 as usize, probe.sig)
         };
         self.conclude(found, now, bytes)
     }
@@ -573,7 +578,11 @@ impl<A: Default> FlowCache<A> {
     #[inline(never)]
     fn conclude_judged(&mut self, i: usize, now: u64, bytes: u32) -> Option<&A> {
         match self.judge(i, now) {
-            Verdict::Live => Some(self.hit(i, now, bytes)),
+            Verdict::Live => {
+                // Revalidated: nothing it depends on changed since.
+                self.entries[i].validated_at = self.generation;
+                Some(self.hit(i, now, bytes))
+            }
             v => {
                 self.count(v);
                 self.free(i);
@@ -583,16 +592,15 @@ impl<A: Default> FlowCache<A> {
         }
     }
 
-    /// Counts a hit of `bytes` on live slot `i`: its counters, its last use, its referenced bit.
+    /// Counts a hit of `bytes` on live slot `i`, validated at the current generation: its
+    /// counters, its last use, its referenced bit.
     #[inline(always)]
     fn hit(&mut self, i: usize, now: u64, bytes: u32) -> &A {
         self.stats.hits += 1;
         if let Some(b) = self.buckets.get_mut(i / WAYS) {
             b.referenced |= 1 << (i % WAYS);
         }
-        let generation = self.generation;
         let e = &mut self.entries[i];
-        e.validated_at = generation;
         e.last_used = e.last_used.max(now);
         e.packets += 1;
         e.bytes += u64::from(bytes);

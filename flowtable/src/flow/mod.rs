@@ -60,7 +60,7 @@ mod hash;
 mod key;
 
 pub use self::cache::{
-    FlowCache, FlowCacheConfig, FlowCacheStats, FlowEntryRef, InsertOutcome, Installed, Probe, NEVER, WAYS,
+    FlowCache, FlowCacheConfig, FlowCacheStats, FlowEntryRef, InsertOutcome, Installed, Probe, NEVER, NO_SLOT, WAYS,
 };
 pub use self::device::{DeviceTag, TagSet, TAG_SLOTS};
 pub use self::hash::FlowHasher;

@@ -334,21 +334,23 @@ fn remove() {
 fn a_stale_hint_to_a_freed_slot_misses() {
     let mut c = cache(64, IDLE, HARD);
     let probe = c.probe(&key(1));
-    assert_eq!(c.candidate(&probe), None, "nothing in the table yet");
+    assert_eq!(c.candidate(&probe), NO_SLOT, "nothing in the table yet");
     c.insert(&key(1), Actions::output(1), &TagSet::new(), 10);
-    let slot = c.candidate(&probe).expect("the key's slot");
-    assert_eq!(c.lookup_probed(&key(1), &probe, Some(slot), 11, 60).map(Actions::port), Some(1));
+    let slot = c.candidate(&probe);
+    assert_ne!(slot, NO_SLOT, "the key's slot");
+    assert_eq!(c.lookup_probed(&key(1), &probe, slot, 11, 60).map(Actions::port), Some(1));
     assert!(c.remove(&key(1)));
     // The burst loop found the candidate before a miss of the same burst freed it.
-    assert_eq!(c.lookup_probed(&key(1), &probe, Some(slot), 12, 60), None);
+    assert_eq!(c.lookup_probed(&key(1), &probe, slot, 12, 60), None);
     assert_eq!(c.stats().hits, 1);
     assert_eq!(c.stats().misses, 1);
     // A hint out of range, or to another key's slot, is only a hint.
     c.insert(&key(1), Actions::output(2), &TagSet::new(), 13);
-    assert_eq!(c.lookup_probed(&key(1), &probe, Some(usize::MAX), 14, 60).map(Actions::port), Some(2));
+    assert_eq!(c.lookup_probed(&key(1), &probe, NO_SLOT, 14, 60).map(Actions::port), Some(2));
     c.insert(&key(2), Actions::output(3), &TagSet::new(), 13);
-    let other = c.candidate(&c.probe(&key(2))).expect("key 2's slot");
-    assert_eq!(c.lookup_probed(&key(1), &probe, Some(other), 15, 60).map(Actions::port), Some(2));
+    let other = c.candidate(&c.probe(&key(2)));
+    assert_ne!(other, NO_SLOT, "key 2's slot");
+    assert_eq!(c.lookup_probed(&key(1), &probe, other, 15, 60).map(Actions::port), Some(2));
     assert_books_balance(&c);
 }
 
@@ -545,8 +547,8 @@ proptest! {
                     prop_assert_eq!(probe.hash(), c.hash(&key(k)));
                     let hint = match hint {
                         Hint::Candidate => c.candidate(&probe),
-                        Hint::Slot(i) => Some(i),
-                        Hint::Nothing => None,
+                        Hint::Slot(i) => i,
+                        Hint::Nothing => NO_SLOT,
                     };
                     let got = c.lookup_probed(&key(k), &probe, hint, now, bytes).map(Actions::port);
                     prop_assert_eq!(got, m.lookup(k, now, bytes));
