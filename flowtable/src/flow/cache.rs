@@ -73,11 +73,12 @@
 //! Wall clock on the development VM (AMD EPYC, 4 KiB pages, one lookup at a time): 19 ns per hit with
 //! 1 Ki flows, 25 ns with 16 Ki, then 150 to 300 ns from 64 Ki to 4 Mi flows, where the bucket, key
 //! and entry lines (three to four per hit) each miss the caches and the TLB. At scale the time goes
-//! in memory, not instructions. So the pipeline's burst loop hashes the whole burst first and
-//! prefetches both buckets of every packet ([`FlowCache::bucket_addrs`]), then finds every
-//! packet's [`FlowCache::candidate`] slot and prefetches its key and entry
-//! ([`FlowCache::slot_addrs`]), and only then looks each up ([`FlowCache::lookup_hinted`]); the
-//! table should also sit on huge pages.
+//! in memory, not instructions. So the pipeline's burst loop probes the whole burst first (hash,
+//! buckets and signature once per packet: [`FlowCache::probe`]) and prefetches both buckets of
+//! every packet ([`FlowCache::bucket_addrs`]), then finds every packet's [`FlowCache::candidate`]
+//! slot and prefetches its key and entry ([`FlowCache::slot_addrs`]), and only then looks each up
+//! ([`FlowCache::lookup_probed`]): a right candidate costs one key compare, since an empty slot
+//! holds a key no frame has. The table should also sit on huge pages.
 
 use core::fmt;
 use core::mem::{self, size_of};
