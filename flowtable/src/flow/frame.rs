@@ -93,30 +93,29 @@ fn ipv4_untagged_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
     let total = usize::from(be16(h, 16));
     let segment = frame.get(34..14 + total)?;
     let proto = h[23];
-    let (l4_kind, sport, dport) = match proto {
-        PROTO_UDP => {
-            let len = usize::from(be16(h, 38));
-            if len < 8 || len > segment.len() {
-                return None;
-            }
-            (L4Kind::Udp, be16(h, 34), be16(h, 36))
+    // The L4 pair as the key holds it (source in the low half): the two ports are one load.
+    let ports = u64::from(u32::from_be_bytes([h[34], h[35], h[36], h[37]]).rotate_left(16));
+    let (l4_kind, pair) = if proto == PROTO_UDP {
+        let len = usize::from(be16(h, 38));
+        if len < 8 || len > segment.len() {
+            return None;
         }
-        PROTO_TCP => {
-            let data_offset = *segment.get(12)?;
-            let header_len = usize::from(data_offset >> 4) * 4;
-            if header_len < 20 || header_len > segment.len() {
-                return None;
-            }
-            (L4Kind::Tcp, be16(h, 34), be16(h, 36))
+        (L4Kind::Udp, ports)
+    } else if proto == PROTO_TCP {
+        let data_offset = *segment.get(12)?;
+        let header_len = usize::from(data_offset >> 4) * 4;
+        if header_len < 20 || header_len > segment.len() {
+            return None;
         }
-        PROTO_ICMP => {
-            if segment.len() < 8 {
-                return None;
-            }
-            let ident = if matches!(h[34], 0 | 8) { be16(h, 38) } else { 0 };
-            (L4Kind::Icmpv4, ident, type_code(h[34], h[35]))
+        (L4Kind::Tcp, ports)
+    } else if proto == PROTO_ICMP {
+        if segment.len() < 8 {
+            return None;
         }
-        _ => return None,
+        let ident = if matches!(h[34], 0 | 8) { be16(h, 38) } else { 0 };
+        (L4Kind::Icmpv4, u64::from(ident) | u64::from(type_code(h[34], h[35])) << 16)
+    } else {
+        return None;
     };
     let eth: &[u8; 14] = frame.first_chunk()?;
     let addr = |at: usize| V4_MAPPED | u64::from(u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
@@ -129,7 +128,7 @@ fn ipv4_untagged_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
         addr(26),
         0,
         addr(30),
-        u64::from(sport) | u64::from(dport) << 16,
+        pair,
     ]))
 }
 
