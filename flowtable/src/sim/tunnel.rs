@@ -24,7 +24,7 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreState, DropReason};
 use crate::topology::{Binding, Encap, PortId, PortLink, Snapshot, Underlay};
-use crate::wire::{checksum, EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
+use crate::wire::{EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
 
 /// The neighbour cache key of the underlay (no virtual port has this id).
 pub const UNDERLAY_PORT: PortId = PortId(u32::MAX - 1);
@@ -177,7 +177,9 @@ pub(super) struct TunnelTemplate {
     dpdk_port: u16,
     /// The outer IPv4 total length and header checksum in `outer` (an empty inner frame).
     empty_total: u16,
-    empty_checksum: u16,
+    /// `!checksum + !empty_total`: the part of the RFC 1624 update (eqn. 3) that does not depend
+    /// on the frame, so a frame adds only its total length.
+    checksum_base: u32,
     outer: Outer,
 }
 
@@ -190,7 +192,7 @@ impl TunnelTemplate {
         expires: 0,
         dpdk_port: 0,
         empty_total: 0,
-        empty_checksum: 0,
+        checksum_base: 0,
         outer: Outer::NONE,
     };
 }
@@ -318,7 +320,10 @@ pub fn prepare_outer(
     outer.slot = slot as u8;
     outer.len = t.outer.len;
     outer.total = total;
-    outer.checksum = checksum::update16(t.empty_checksum, t.empty_total, total);
+    // checksum::update16(checksum, empty_total, total), the constant half summed in advance.
+    let sum = t.checksum_base + u32::from(total);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    outer.checksum = !(((sum & 0xffff) + (sum >> 16)) as u16);
     outer.sport = vxlan_sport;
     Ok(t.dpdk_port)
 }
@@ -339,14 +344,15 @@ fn refresh_template(
         state.neighbours.expiry(UNDERLAY_PORT, IpAddr::V4(next_hop), now).ok_or(DropReason::NeighbourUnresolved)?;
     let (dpdk_port, outer) = outer_header(snap, state, port, 0, 0, now)?;
     let b = &outer.bytes;
+    let empty_total = u16::from_be_bytes([b[16], b[17]]);
     state.tunnels[slot] = TunnelTemplate {
         port,
         generation: snap.generation(),
         neighbour_version: version,
         expires,
         dpdk_port,
-        empty_total: u16::from_be_bytes([b[16], b[17]]),
-        empty_checksum: u16::from_be_bytes([b[24], b[25]]),
+        empty_total,
+        checksum_base: u32::from(!u16::from_be_bytes([b[24], b[25]])) + u32::from(!empty_total),
         outer,
     };
     Ok(())
