@@ -39,6 +39,12 @@ impl<'pool> Mbuf<'pool> {
         unsafe { self.raw.as_ref() }
     }
 
+    fn header_mut(&mut self) -> &mut ffi::rte_mbuf {
+        // SAFETY: we own a valid mbuf exclusively (constructor contract) and `&mut self` keeps
+        // every other reference to it away for the borrow.
+        unsafe { self.raw.as_mut() }
+    }
+
     /// Packet bytes.
     pub fn data(&self) -> &[u8] {
         let h = self.header();
@@ -92,18 +98,54 @@ impl<'pool> Mbuf<'pool> {
         (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len as usize) })
     }
 
-    /// Grows the packet at the front by `len` bytes (into the headroom) and returns them.
+    /// Grows the packet at the front by `len` bytes (into the headroom) and returns them; `None`
+    /// if the headroom is shorter. `rte_pktmbuf_prepend` in Rust (a call less per encapsulated
+    /// packet): the same check and the same three header fields.
+    #[inline]
     pub fn prepend(&mut self, len: u16) -> Option<&mut [u8]> {
+        let h = self.header_mut();
+        // The headroom is data_off (rte_pktmbuf_headroom).
+        if len > h.data_off {
+            return None;
+        }
+        h.data_off -= len;
+        // data_off + data_len <= buf_len (a u16) held before, so neither sum overflows.
+        h.data_len = h.data_len.wrapping_add(len);
+        h.pkt_len = h.pkt_len.wrapping_add(u32::from(len));
+        let start = h.buf_addr as *mut u8;
+        let off = usize::from(h.data_off);
+        // SAFETY: the `len` bytes at the new data_off were headroom, inside the mbuf's buffer, and
+        // are now the front of our packet; `&mut self` makes the access exclusive.
+        Some(unsafe { std::slice::from_raw_parts_mut(start.add(off), usize::from(len)) })
+    }
+
+    /// Removes `len` bytes from the front (decapsulation). False, and the packet unchanged, if it
+    /// is shorter. `rte_pktmbuf_adj` in Rust, without a call.
+    #[inline]
+    pub fn strip_front(&mut self, len: u16) -> bool {
+        strip_front(self.header_mut(), len)
+    }
+
+    /// `rte_pktmbuf_prepend` itself, through the C shim: what [`Mbuf::prepend`] must match
+    /// (tests compare the two on real mbufs).
+    #[doc(hidden)]
+    pub fn dpdk_prepend(&mut self, len: u16) -> Option<&mut [u8]> {
         // SAFETY: valid, owned mbuf; DPDK checks the headroom and returns NULL when short.
         let p = unsafe { ffi::midogw_pktmbuf_prepend(self.raw.as_ptr(), len) };
         // SAFETY: on success `p .. p+len` is inside the buffer and now part of our packet.
         (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts_mut(p as *mut u8, len as usize) })
     }
 
-    /// Removes `len` bytes from the front (decapsulation). False if the packet is shorter.
-    pub fn strip_front(&mut self, len: u16) -> bool {
+    /// `rte_pktmbuf_adj` itself, through the C shim: what [`Mbuf::strip_front`] must match.
+    #[doc(hidden)]
+    pub fn dpdk_strip_front(&mut self, len: u16) -> bool {
         // SAFETY: valid, owned mbuf; DPDK refuses (NULL) when len > data_len.
         !unsafe { ffi::midogw_pktmbuf_adj(self.raw.as_ptr(), len) }.is_null()
+    }
+
+    /// The mbuf's `pkt_len` (equal to [`Mbuf::len`] for the single-segment mbufs used here).
+    pub fn pkt_len(&self) -> u32 {
+        self.header().pkt_len
     }
 
     /// Removes `len` bytes from the tail. False if the packet is shorter.
@@ -118,6 +160,20 @@ impl Drop for Mbuf<'_> {
         // SAFETY: we own the mbuf; it goes back to its pool and is never touched again.
         unsafe { ffi::midogw_pktmbuf_free(self.raw.as_ptr()) };
     }
+}
+
+/// `rte_pktmbuf_adj` for a single-segment mbuf (pkt_len == data_len): the same check and the same
+/// three header fields, without a call.
+#[inline(always)]
+fn strip_front(h: &mut ffi::rte_mbuf, len: u16) -> bool {
+    if len > h.data_len {
+        return false;
+    }
+    h.data_len -= len;
+    // data_off + data_len <= buf_len (a u16): the new offset fits.
+    h.data_off = h.data_off.wrapping_add(len);
+    h.pkt_len = h.pkt_len.wrapping_sub(u32::from(len));
+    true
 }
 
 /// Up to [`BURST`] owned mbufs: what one RX call returns and one TX call sends. Whatever is still
@@ -213,6 +269,15 @@ impl<'pool> Burst<'pool> {
             let h = &*self.pkts[i];
             std::slice::from_raw_parts_mut((h.buf_addr as *mut u8).add(h.data_off as usize), h.data_len as usize)
         }
+    }
+
+    /// Removes `len` bytes from the front of mbuf `i` ([`Mbuf::strip_front`]).
+    #[inline]
+    pub fn strip_front(&mut self, i: usize, len: u16) -> bool {
+        assert!(i < self.len, "burst index out of range");
+        // SAFETY: pointers below `len` are valid mbufs owned by the burst; `&mut self` makes the
+        // access exclusive.
+        strip_front(unsafe { &mut *self.pkts[i] }, len)
     }
 
     /// Frees every mbuf held, in one bulk call.

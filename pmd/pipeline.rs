@@ -10,11 +10,14 @@
 //! the frame out of its first leg and a copy (a pool mbuf) out of each other one. When MAC
 //! learning moved a MAC to another bridge port (in the simulation or in a cached flow's
 //! `Learn`), the bridge's flows are invalidated before anything new is installed. Output is
-//! batched per egress port and flushed every loop iteration. A frame whose next hop (a router's,
-//! or the underlay's for a tunnel) is not resolved yet waits in the per-worker resolution queue
-//! (bounded: the oldest is dropped when full; a deadline: dropped after `hold_timeout_ns`) while
-//! the ARP request / NS goes out, and is simulated again and sent when the answer is learned. Everything the loop needs is
-//! allocated before it starts.
+//! batched per egress port and flushed every loop iteration. A burst from the underlay port is
+//! decapsulated first (the mbufs stripped to their inner frames in place), then looked up in the
+//! same stages as a local burst. A compiled hop into a tunnel leaves its outer headers pending
+//! and they are written once, from the per-core template, into the headroom in front of the
+//! frame. A frame whose next hop (a router's, or the underlay's for a tunnel) is not resolved yet
+//! waits in the per-worker resolution queue (bounded: the oldest is dropped when full; a deadline:
+//! dropped after `hold_timeout_ns`) while the ARP request / NS goes out, and is simulated again and
+//! sent when the answer is learned. Everything the loop needs is allocated before it starts.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, Probe, TagSet, NO_SLOT};
 use flowtable::sim::{
     self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer,
-    Output, MAX_DPDK_PORTS,
+    Output, PendingOuter, MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
 use flowtable::wire::EthernetAddress;
@@ -266,6 +269,7 @@ pub fn run_pipeline<'p>(
     let mut engine = Engine::new(worker, tx, &ports, reader, pool, config);
     let mut burst = Burst::new();
     let mut staged = [Staged::EMPTY; BURST];
+    let mut ingress = [Ok(IngressPoint::Local(0)); BURST];
     let clock = TscClock::start();
     tracing::debug!(worker, rx_queues = rx.len(), generation, "pipeline worker starts");
     while !stop.load(Ordering::Relaxed) {
@@ -282,7 +286,7 @@ pub fn run_pipeline<'p>(
             engine.totals.rx += count as u64;
             // The snapshot changes only between bursts: whether this port is the underlay's, once.
             if engine.is_underlay(in_port) {
-                burst.drain(|m| engine.handle(in_port, true, m, now));
+                engine.handle_underlay_burst(in_port, &mut burst, &mut staged, &mut ingress, now);
             } else {
                 engine.handle_local_burst(in_port, &mut burst, &mut staged, now);
             }
@@ -327,8 +331,10 @@ struct Engine<'p, 'm, 's> {
     scratch: Vec<u8>,
     /// Room for an underlay ARP request while `scratch` holds a generated frame.
     arp_scratch: [u8; 64],
-    /// The outer headers a cached tunnel flow's `apply_into` writes.
+    /// The outer headers a cached action list's `apply_into` writes.
     outer: Outer,
+    /// The outer headers a compiled hop decided, written straight into the mbuf by `send_encap`.
+    pending_outer: PendingOuter,
     /// The resolution queue: frames waiting for a next hop's MAC, oldest first.
     held: VecDeque<Held<'p>>,
     hold_capacity: usize,
@@ -370,6 +376,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             scratch: vec![0; GENERATED_ROOM],
             arp_scratch: [0; 64],
             outer: Outer::NONE,
+            pending_outer: PendingOuter::NONE,
             held: VecDeque::with_capacity(config.hold_capacity.max(1)),
             hold_capacity: config.hold_capacity.max(1),
             hold_timeout: config.hold_timeout_ns,
@@ -411,25 +418,43 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.snapshot.snapshot().underlay().is_some_and(|u| u.dpdk_port == in_port)
     }
 
-    /// One received frame (counted per burst by the caller); `from_underlay`: [`Engine::is_underlay`].
-    #[inline]
-    fn handle(&mut self, in_port: u16, from_underlay: bool, mut m: Mbuf<'p>, now: u64) {
-        let ingress = if !from_underlay {
-            IngressPoint::Local(in_port)
-        } else {
-            match sim::decap(self.snapshot.snapshot(), m.data()) {
-                Ok(None) => IngressPoint::Local(in_port),
-                Ok(Some(d)) => {
-                    // The inner frame is what the flow key, the cache and the simulation see.
-                    if !u16::try_from(d.inner_offset).is_ok_and(|n| m.strip_front(n)) {
-                        return self.dropped(DropReason::TunnelMalformed);
-                    }
-                    IngressPoint::Tunnel(d.port)
-                }
-                Err(reason) => return self.dropped(reason),
+    /// A burst received on the underlay port: every frame decapsulated first (a tunnelled one is
+    /// stripped to its inner frame, which is what the flow key, the cache and the simulation see;
+    /// anything else, ARP for the underlay, enters as a local frame of `in_port`), then looked up
+    /// in the same stages as [`Engine::handle_local_burst`], each frame with its own ingress.
+    fn handle_underlay_burst(
+        &mut self,
+        in_port: u16,
+        burst: &mut Burst<'p>,
+        staged: &mut [Staged; BURST],
+        ingress: &mut [Result<IngressPoint, DropReason>; BURST],
+        now: u64,
+    ) {
+        let count = burst.len();
+        for (i, (s, ingress)) in staged[..count].iter_mut().zip(ingress[..count].iter_mut()).enumerate() {
+            *ingress = match sim::decap(self.snapshot.snapshot(), burst.data(i)) {
+                Ok(None) => Ok(IngressPoint::Local(in_port)),
+                Ok(Some(d)) => match u16::try_from(d.inner_offset) {
+                    Ok(n) if burst.strip_front(i, n) => Ok(IngressPoint::Tunnel(d.port)),
+                    _ => Err(DropReason::TunnelMalformed),
+                },
+                Err(reason) => Err(reason),
+            };
+            s.parsed = match ingress {
+                Ok(point) => s.key.set_from_frame(point.flow_id(), burst.data(i)).is_ok(),
+                Err(_) => false,
+            };
+            if s.parsed {
+                self.stage_probe(s);
             }
-        };
-        self.process(ingress, m, now, None);
+        }
+        self.stage_candidates(&mut staged[..count]);
+        let mut next = staged[..count].iter().zip(ingress[..count].iter());
+        burst.drain(|m| match next.next() {
+            Some((s, &Ok(point))) if s.parsed => self.process_keyed(point, m, s, now, None),
+            Some((_, &Err(reason))) => self.dropped(reason),
+            _ => self.dropped(DropReason::Malformed),
+        });
     }
 
     /// Runs a frame (the inner one, for a tunnel) through the cache or the simulation and sends
@@ -455,24 +480,36 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         for (i, s) in staged[..count].iter_mut().enumerate() {
             s.parsed = s.key.set_from_frame(flow_id, burst.data(i)).is_ok();
             if s.parsed {
-                s.probe = self.cache.probe(&s.key);
-                for addr in self.cache.bucket_addrs(&s.probe) {
-                    prefetch(addr);
-                }
+                self.stage_probe(s);
             }
         }
-        for s in staged[..count].iter_mut() {
+        self.stage_candidates(&mut staged[..count]);
+        let mut next = staged[..count].iter();
+        burst.drain(|m| match next.next() {
+            Some(s) if s.parsed => self.process_keyed(ingress, m, s, now, None),
+            _ => self.dropped(DropReason::Malformed),
+        });
+    }
+
+    /// The first stage's end for a frame whose key is set: its probe, its two buckets prefetched.
+    #[inline(always)]
+    fn stage_probe(&self, s: &mut Staged) {
+        s.probe = self.cache.probe(&s.key);
+        for addr in self.cache.bucket_addrs(&s.probe) {
+            prefetch(addr);
+        }
+    }
+
+    /// The second stage: every parsed frame's candidate slot, its key and entry prefetched.
+    #[inline(always)]
+    fn stage_candidates(&self, staged: &mut [Staged]) {
+        for s in staged.iter_mut() {
             s.hint = if s.parsed { self.cache.candidate(&s.probe) } else { NO_SLOT };
             // No slot: the first slot's lines, harmlessly.
             for addr in self.cache.slot_addrs(if s.hint == NO_SLOT { 0 } else { s.hint }) {
                 prefetch(addr);
             }
         }
-        let mut next = staged[..count].iter();
-        burst.drain(|m| match next.next() {
-            Some(s) if s.parsed => self.process_keyed(ingress, m, s, now, None),
-            _ => self.dropped(DropReason::Malformed),
-        });
     }
 
     /// [`Engine::process`] once the key (and its probe, and maybe a slot hint) is known. The hit
@@ -495,7 +532,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 Err(reason) => return self.hop_failed(ingress, m, reason, key, now, deadline),
             },
             Some(CachedActions::Hop(hop)) => {
-                hop.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer)
+                hop.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.pending_outer)
             }
             Some(CachedActions::List(list)) => {
                 let list = *list;
@@ -505,7 +542,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         };
         match applied {
             Ok(Applied::Local(dpdk_port)) => self.send(dpdk_port, m),
-            Ok(Applied::Encap(dpdk_port)) => self.send_output(Output { dpdk_port, outer: self.outer }, m),
+            Ok(Applied::Encap(dpdk_port)) => self.send_encap(dpdk_port, m),
             Err(reason) => self.hop_failed(ingress, m, reason, key, now, deadline),
         }
     }
@@ -678,6 +715,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             room.copy_from_slice(outer);
         }
         self.send(output.dpdk_port, m);
+    }
+
+    /// A compiled hop's tunnel: writes the outer headers it decided (`pending_outer`) from the
+    /// per-core template straight into the headroom in front of the frame, and queues it.
+    #[inline(always)]
+    fn send_encap(&mut self, dpdk_port: u16, mut m: Mbuf<'p>) {
+        // By reference: a copy of the whole struct would be packed into one register.
+        let Some(room) = m.prepend(self.pending_outer.len() as u16) else {
+            return self.dropped(DropReason::TooBig);
+        };
+        self.pending_outer.write(&self.state, room);
+        self.send(dpdk_port, m);
     }
 
     /// Sends `m` out of one leg: as it is, or encapsulated toward a remote port's host.

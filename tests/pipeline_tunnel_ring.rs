@@ -313,3 +313,58 @@ fn gre_both_ways_between_a_compute_host_and_the_uplink() {
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
     });
 }
+
+/// One burst from the underlay mixing tunnelled frames of two flows (a hit and misses), an ARP
+/// request for the underlay address, and frames that are counted drops (unknown key, wrong outer
+/// source, truncated VXLAN header): the burst is decapsulated first and looked up in stages, and
+/// every frame still gets what it got alone, in order.
+#[test]
+fn a_mixed_underlay_burst_is_decapsulated_and_sent_in_order() {
+    with_gateway("ptun4", |[outside, host1], underlay_mac, c| {
+        outside.send(&arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
+        assert_eq!(outside.recv(1).len(), 1, "ARP reply: the router knows the outside host now");
+        let inner = |sport: u16| udp(MAC_VM, MAC_RB, "10.0.0.5", "192.0.2.7", sport);
+        // Flow 6000 is cached first, so the burst holds a hit.
+        host1.send(&vxlan(underlay_mac, &inner(6000)));
+        assert_eq!(outside.recv(1).len(), 1);
+        let mut unknown_key = vxlan(underlay_mac, &inner(6001));
+        unknown_key[46..49].copy_from_slice(&[0, 0x0f, 0xff]);
+        let mut forged = vxlan(underlay_mac, &inner(6002));
+        forged[26..30].copy_from_slice(&[192, 168, 7, 99]);
+        Ipv4Packet::new_checked(&mut forged[14..]).unwrap().fill_checksum();
+        let mut no_vni_flag = vxlan(underlay_mac, &inner(6003));
+        no_vni_flag[42] = 0;
+        let burst = vec![
+            vxlan(underlay_mac, &inner(6000)),
+            unknown_key,
+            vxlan(underlay_mac, &inner(6004)),
+            arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"),
+            forged,
+            vxlan(underlay_mac, &inner(6000)),
+            no_vni_flag,
+            vxlan(underlay_mac, &inner(6004)),
+        ];
+        let hits_before = counter(&c.cache_hits);
+        host1.send_burst(&burst);
+        let got = outside.recv(4);
+        assert_eq!(got.len(), 4, "the four tunnelled frames of known flows");
+        let sports: Vec<u16> = got.iter().map(|f| u16::from_be_bytes([f[34], f[35]])).collect();
+        assert_eq!(sports, [6000, 6004, 6000, 6004], "in the order they came");
+        for (f, sport) in got.iter().zip(sports) {
+            let h = valid(f);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_UP, MAC_OUT));
+            assert_eq!(f[34..], inner(sport)[34..], "inner frame after its headers, unchanged");
+        }
+        let answers = host1.recv(1);
+        assert_eq!(answers.len(), 1, "the ARP reply for the underlay address");
+        assert_eq!(&answers[0][12..14], &[0x08, 0x06]);
+        assert_eq!(&answers[0][..6], &MAC_HOST1.0);
+        outside.silent();
+        host1.silent();
+        assert_eq!(c.dropped(DropReason::UnknownTunnelKey), 1);
+        assert_eq!(c.dropped(DropReason::TunnelHostMismatch), 1);
+        assert_eq!(c.dropped(DropReason::TunnelMalformed), 1);
+        // 6000 twice and the second 6004 (the first one installed it).
+        assert_eq!(counter(&c.cache_hits) - hits_before, 3);
+    });
+}

@@ -5,7 +5,9 @@
 
 use core::net::IpAddr;
 
-use flowtable::sim::{apply, apply_into, simulate, Applied, CoreConfig, CoreState, Outer, Output};
+use flowtable::sim::{
+    apply, apply_into, prepare_outer, simulate, Action, Applied, CoreConfig, CoreState, Outer, Output, PendingOuter,
+};
 use flowtable::topology::{PortId, Route, RouterPort, SnapshotBuilder, Uuid};
 use flowtable::wire::EthernetAddress;
 
@@ -247,6 +249,18 @@ fn tunnel_paths_do_not_allocate() {
                 assert_same(applied, into, &outer);
                 assert_eq!(&after_apply[..f.len()], &f[..]);
                 encapsulated += usize::from(matches!(into, Ok(Applied::Encap(_))));
+                // The compiled hop's way: the same headers written straight into a buffer.
+                if let (Ok(Applied::Encap(port)), Some(Action::Encap { port: remote, sport })) =
+                    (into, res.actions.as_slice().last().copied())
+                {
+                    let inner_len = f.len() - start;
+                    let mut pending = PendingOuter::NONE;
+                    let prepared = prepare_outer(&snap, &mut state, remote, sport, inner_len, 2, &mut pending);
+                    assert_eq!(prepared, Ok(port));
+                    let mut room = [0u8; flowtable::sim::MAX_OUTER_LEN];
+                    pending.write(&state, &mut room);
+                    assert_eq!(&room[..pending.len()], outer.as_bytes());
+                }
             }
         }
     });

@@ -16,7 +16,7 @@
 //! with another key (which the flow cache never hands it) it neither panics nor writes out of
 //! bounds.
 
-use super::tunnel::{outer_header_cached, Outer};
+use super::tunnel::{prepare_outer, Outer, PendingOuter};
 use super::{apply_into, Action, Actions, Applied, CoreState, DropReason};
 use crate::flow::FlowKey;
 use crate::topology::{PortId, Snapshot};
@@ -63,7 +63,14 @@ impl CachedActions {
     ) -> Result<Applied, DropReason> {
         match self {
             CachedActions::Routed(routed) => routed.apply(frame).map(Applied::Local),
-            CachedActions::Hop(hop) => hop.apply(snap, frame, state, now, outer),
+            CachedActions::Hop(hop) => {
+                let mut pending = PendingOuter::NONE;
+                let applied = hop.apply(snap, frame, state, now, &mut pending);
+                if let Ok(Applied::Encap(_)) = applied {
+                    *outer = pending.to_outer(state);
+                }
+                applied
+            }
             CachedActions::List(list) => apply_into(snap, list, frame, state, now, outer),
         }
     }
@@ -177,7 +184,8 @@ impl Hop {
     }
 
     /// Runs the hop on `frame`, a frame with the key it was compiled for (module docs):
-    /// [`CachedActions::apply`] for a hop.
+    /// [`CachedActions::apply`] for a hop, except that a tunnel's outer headers are left in
+    /// `outer` to be written ([`PendingOuter::write`], from `state`) straight in front of the frame.
     #[inline(always)]
     pub fn apply(
         &self,
@@ -185,15 +193,13 @@ impl Hop {
         frame: &mut [u8],
         state: &mut CoreState,
         now: u64,
-        outer: &mut Outer,
+        outer: &mut PendingOuter,
     ) -> Result<Applied, DropReason> {
         // The list builds the outer headers before anything else too (they depend on the length only).
         let applied = match self.egress {
             Egress::Local(port) => Applied::Local(port),
             Egress::Encap { port, sport } => {
-                let (dpdk_port, headers) = outer_header_cached(snap, state, port, sport, frame.len(), now)?;
-                *outer = headers;
-                Applied::Encap(dpdk_port)
+                Applied::Encap(prepare_outer(snap, state, port, sport, frame.len(), now, outer)?)
             }
         };
         if self.ip_offset != 0 {

@@ -13,12 +13,18 @@
 //! port from the inner flow's hash in 49152..=65535 (RFC 7348 section 5 recommends the dynamic
 //! range), destination the underlay's VXLAN port, UDP checksum 0 (allowed over IPv4), flags
 //! 0x08 (I), VNI = tunnel key. GRE: K bit only, protocol 0x6558, key = tunnel key.
+//!
+//! On the hit path the headers come from a per-core template per tunnel, kept while the snapshot,
+//! the neighbour entry and the port MACs it was built from hold: a cached list gets them as an
+//! [`Outer`] ([`outer_header_cached`]); a compiled hop only decides them ([`prepare_outer`]: the
+//! template's slot, lengths, checksum, source port) and the pipeline writes them once, straight
+//! into the packet buffer's headroom ([`PendingOuter::write`]).
 
 use core::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreState, DropReason};
 use crate::topology::{Binding, Encap, PortId, PortLink, Snapshot, Underlay};
-use crate::wire::{checksum, EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
+use crate::wire::{EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
 
 /// The neighbour cache key of the underlay (no virtual port has this id).
 pub const UNDERLAY_PORT: PortId = PortId(u32::MAX - 1);
@@ -169,7 +175,11 @@ pub(super) struct TunnelTemplate {
     neighbour_version: u64,
     expires: u64,
     dpdk_port: u16,
-    vxlan: bool,
+    /// The outer IPv4 total length and header checksum in `outer` (an empty inner frame).
+    empty_total: u16,
+    /// `!checksum + !empty_total`: the part of the RFC 1624 update (eqn. 3) that does not depend
+    /// on the frame, so a frame adds only its total length.
+    checksum_base: u32,
     outer: Outer,
 }
 
@@ -181,14 +191,16 @@ impl TunnelTemplate {
         neighbour_version: 0,
         expires: 0,
         dpdk_port: 0,
-        vxlan: false,
+        empty_total: 0,
+        checksum_base: 0,
         outer: Outer::NONE,
     };
 }
 
 /// [`outer_header`], the same bytes and errors, from a per-core template when the tunnel's last
 /// one still holds: then only the lengths, the IPv4 checksum (RFC 1624) and the VXLAN source port
-/// change. What the cached hit path calls.
+/// change. What a cached action list calls; a compiled hop uses [`prepare_outer`] and the pipeline
+/// writes the headers straight into the packet buffer.
 pub fn outer_header_cached(
     snap: &Snapshot,
     state: &mut CoreState,
@@ -197,38 +209,153 @@ pub fn outer_header_cached(
     inner_len: usize,
     now: u64,
 ) -> Result<(u16, Outer), DropReason> {
+    let mut pending = PendingOuter::NONE;
+    let dpdk_port = prepare_outer(snap, state, port, vxlan_sport, inner_len, now, &mut pending)?;
+    Ok((dpdk_port, pending.to_outer(state)))
+}
+
+/// Outer headers decided for one frame but not written yet: which per-core template, and the
+/// fields that differ per frame. [`prepare_outer`] makes one, [`PendingOuter::write`] puts the
+/// headers where they go (in front of the frame, in the packet buffer) without a copy between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingOuter {
+    /// The template's slot in [`CoreState`]'s tunnels.
+    slot: u8,
+    /// Header length: [`Encap::header_len`].
+    len: u8,
+    /// Outer IPv4 total length.
+    total: u16,
+    /// Outer IPv4 header checksum for `total`.
+    checksum: u16,
+    /// VXLAN UDP source port (unused for GRE).
+    sport: u16,
+}
+
+impl PendingOuter {
+    /// No headers (what a hop that sends to a local port leaves).
+    pub const NONE: PendingOuter = PendingOuter { slot: 0, len: 0, total: 0, checksum: 0, sport: 0 };
+
+    /// Bytes to put in front of the frame.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// True for no headers.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The headers as an [`Outer`] (what [`PendingOuter::write`] would write).
+    pub fn to_outer(&self, state: &CoreState) -> Outer {
+        let mut o = Outer { bytes: [0; MAX_OUTER_LEN], len: self.len };
+        self.write(state, &mut o.bytes);
+        o
+    }
+
+    /// Writes the headers into the first [`PendingOuter::len`] bytes of `dst` (nothing when it is
+    /// shorter), from `state`, the state [`prepare_outer`] used, before anything else changed its
+    /// tunnels: the template's bytes with the total length, the header checksum and, for VXLAN,
+    /// the UDP source port and length patched in. Fixed-size copies, no call.
+    #[inline(always)]
+    pub fn write(&self, state: &CoreState, dst: &mut [u8]) {
+        let t = &state.tunnels[usize::from(self.slot) % TUNNEL_TEMPLATES];
+        match self.len() {
+            VXLAN_LEN => {
+                let (Some(d), Some(s)) = (dst.first_chunk_mut::<VXLAN_LEN>(), t.outer.bytes.first_chunk::<VXLAN_LEN>())
+                else {
+                    return;
+                };
+                *d = *s;
+                d[16..18].copy_from_slice(&self.total.to_be_bytes());
+                d[24..26].copy_from_slice(&self.checksum.to_be_bytes());
+                d[34..36].copy_from_slice(&self.sport.to_be_bytes());
+                d[38..40].copy_from_slice(&self.total.wrapping_sub(20).to_be_bytes());
+            }
+            GRE_LEN => {
+                let (Some(d), Some(s)) = (dst.first_chunk_mut::<GRE_LEN>(), t.outer.bytes.first_chunk::<GRE_LEN>())
+                else {
+                    return;
+                };
+                *d = *s;
+                d[16..18].copy_from_slice(&self.total.to_be_bytes());
+                d[24..26].copy_from_slice(&self.checksum.to_be_bytes());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Header lengths ([`Encap::header_len`]), as patterns.
+const VXLAN_LEN: usize = Encap::Vxlan.header_len();
+const GRE_LEN: usize = Encap::Gre.header_len();
+
+/// The outer headers of an `inner_len`-byte frame to remote port `port`, from the per-core
+/// template (refreshed here when it no longer holds: [`outer_header_cached`]), left in `outer` to
+/// be written with [`PendingOuter::write`]; returns the underlay DPDK port. The same errors as
+/// [`outer_header`] (`outer` is then unchanged).
+#[inline(always)]
+pub fn prepare_outer(
+    snap: &Snapshot,
+    state: &mut CoreState,
+    port: PortId,
+    vxlan_sport: u16,
+    inner_len: usize,
+    now: u64,
+    outer: &mut PendingOuter,
+) -> Result<u16, DropReason> {
     let slot = port.0 as usize % TUNNEL_TEMPLATES;
+    let t = &state.tunnels[slot];
+    if t.port != port
+        || t.generation != snap.generation()
+        || t.neighbour_version != state.neighbours.version()
+        || now >= t.expires
+    {
+        refresh_template(snap, state, port, slot, now)?;
+    }
+    let t = &state.tunnels[slot];
+    let total = u16::try_from(usize::from(t.empty_total) + inner_len).map_err(|_| DropReason::TooBig)?;
+    // Field by field: a whole-struct move would be packed into one register and unpacked again.
+    outer.slot = slot as u8;
+    outer.len = t.outer.len;
+    outer.total = total;
+    // checksum::update16(checksum, empty_total, total), the constant half summed in advance.
+    let sum = t.checksum_base + u32::from(total);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    outer.checksum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    outer.sport = vxlan_sport;
+    Ok(t.dpdk_port)
+}
+
+/// Builds `port`'s template afresh into `slot` (a new tunnel, snapshot or neighbour entry).
+#[inline(never)]
+fn refresh_template(
+    snap: &Snapshot,
+    state: &mut CoreState,
+    port: PortId,
+    slot: usize,
+    now: u64,
+) -> Result<(), DropReason> {
     let version = state.neighbours.version();
-    let t = &state.tunnels[slot];
-    if t.port != port || t.generation != snap.generation() || t.neighbour_version != version || now >= t.expires {
-        let tunnel = tunnel_of(snap, port)?;
-        let next_hop = tunnel.underlay.next_hop(tunnel.dst);
-        let expires =
-            state.neighbours.expiry(UNDERLAY_PORT, IpAddr::V4(next_hop), now).ok_or(DropReason::NeighbourUnresolved)?;
-        let (dpdk_port, outer) = outer_header(snap, state, port, 0, 0, now)?;
-        state.tunnels[slot] = TunnelTemplate {
-            port,
-            generation: snap.generation(),
-            neighbour_version: version,
-            expires,
-            dpdk_port,
-            vxlan: tunnel.encap == Encap::Vxlan,
-            outer,
-        };
-    }
-    let t = &state.tunnels[slot];
-    let mut o = t.outer;
-    let b = &mut o.bytes;
+    let tunnel = tunnel_of(snap, port)?;
+    let next_hop = tunnel.underlay.next_hop(tunnel.dst);
+    let expires =
+        state.neighbours.expiry(UNDERLAY_PORT, IpAddr::V4(next_hop), now).ok_or(DropReason::NeighbourUnresolved)?;
+    let (dpdk_port, outer) = outer_header(snap, state, port, 0, 0, now)?;
+    let b = &outer.bytes;
     let empty_total = u16::from_be_bytes([b[16], b[17]]);
-    let total = u16::try_from(usize::from(empty_total) + inner_len).map_err(|_| DropReason::TooBig)?;
-    let hc = checksum::update16(u16::from_be_bytes([b[24], b[25]]), empty_total, total);
-    b[16..18].copy_from_slice(&total.to_be_bytes());
-    b[24..26].copy_from_slice(&hc.to_be_bytes());
-    if t.vxlan {
-        b[34..36].copy_from_slice(&vxlan_sport.to_be_bytes());
-        b[38..40].copy_from_slice(&(total - 20).to_be_bytes());
-    }
-    Ok((t.dpdk_port, o))
+    state.tunnels[slot] = TunnelTemplate {
+        port,
+        generation: snap.generation(),
+        neighbour_version: version,
+        expires,
+        dpdk_port,
+        empty_total,
+        checksum_base: u32::from(!u16::from_be_bytes([b[24], b[25]])) + u32::from(!empty_total),
+        outer,
+    };
+    Ok(())
 }
 
 /// A tunnelled frame received on the underlay: where its inner frame starts and the port it
@@ -245,7 +372,9 @@ pub struct Decap {
 /// this gateway (ARP and the like, for [`simulate`](super::simulate)); `Ok(Some)`: VXLAN to the
 /// underlay's VXLAN port or GRE with a key and protocol 0x6558, addressed to the underlay address,
 /// whose key names a port bound on the host that sent it; `Err`: a counted drop (unknown key,
-/// outer source not the port's host, malformed tunnel header). Allocation-free.
+/// outer source not the port's host, malformed tunnel header). Allocation-free. Inline: the
+/// pipeline calls it for every frame from the underlay, and a call costs as much as its checks.
+#[inline(always)]
 pub fn decap(snap: &Snapshot, frame: &[u8]) -> Result<Option<Decap>, DropReason> {
     let Some(u) = snap.underlay() else { return Ok(None) };
     match common_udp_outer(frame) {
@@ -317,6 +446,7 @@ pub(super) fn common_udp_outer_for_tests(frame: &[u8]) -> bool {
 }
 
 /// The port tunnel key `key` names, if it is bound on the host at `src`: the end of [`decap`].
+#[inline(always)]
 fn tunnel_port(snap: &Snapshot, key: u32, src: Ipv4Addr, inner_offset: usize) -> Result<Decap, DropReason> {
     let port = snap.port_by_tunnel_key(key).ok_or(DropReason::UnknownTunnelKey)?;
     let Some(PortLink::Exterior(Binding::Remote { host, .. })) = snap.get_port(port).map(|p| p.link) else {
@@ -329,6 +459,7 @@ fn tunnel_port(snap: &Snapshot, key: u32, src: Ipv4Addr, inner_offset: usize) ->
 }
 
 /// [`decap`] through the general parser: every frame [`common_udp_outer`] does not take.
+#[inline(never)]
 pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Result<Option<Decap>, DropReason> {
     let Ok(h) = Headers::parse(frame) else { return Err(DropReason::Malformed) };
     let L3::Ipv4(ip) = h.l3 else { return Ok(None) };

@@ -529,3 +529,76 @@ fn cached_outer_headers_equal_fresh_ones() {
     // A port that is not remote-bound fails alike.
     assert!(check(&mut st, n.rb, 50000, 100, 12).is_err());
 }
+
+/// What the pipeline does with a compiled hop's tunnel: [`prepare_outer`] then
+/// [`PendingOuter::write`] straight into the bytes in front of the frame gives exactly the headers
+/// built afresh, over lengths, source ports and both encapsulations, and writes nothing else: not
+/// past the header, not into a buffer too short for it.
+#[test]
+fn prepared_outer_headers_written_in_place_equal_fresh_ones() {
+    let n = topo();
+    let mut st = state(&n);
+    for (i, len) in [0usize, 1, 60, 1400, 9000, 65535 - 50, 65535 - 36, 65535 - 28, 70000].into_iter().enumerate() {
+        for port in [n.vm1, n.vm2] {
+            let sport = VXLAN_SPORT_MIN + 7 * i as u16;
+            let fresh = outer_header(&n.snap, &st, port, sport, len, 5);
+            let mut pending = PendingOuter::NONE;
+            let prepared = prepare_outer(&n.snap, &mut st, port, sport, len, 5, &mut pending);
+            let Ok((dpdk_port, outer)) = fresh else {
+                assert_eq!(prepared, fresh.map(|(p, _)| p), "port {port:?} len {len}");
+                assert_eq!(pending, PendingOuter::NONE, "a failure leaves nothing to write");
+                continue;
+            };
+            assert_eq!(prepared, Ok(dpdk_port));
+            assert_eq!(pending.len(), outer.as_bytes().len());
+            let mut room = [0xeeu8; MAX_OUTER_LEN + 8];
+            pending.write(&st, &mut room);
+            assert_eq!(&room[..pending.len()], outer.as_bytes(), "port {port:?} sport {sport} len {len}");
+            assert!(room[pending.len()..].iter().all(|&b| b == 0xee), "nothing written past the header");
+            assert_eq!(pending.to_outer(&st), outer);
+            let mut short = [0xeeu8; MAX_OUTER_LEN];
+            pending.write(&st, &mut short[..pending.len() - 1]);
+            assert!(short.iter().all(|&b| b == 0xee), "a short buffer gets nothing");
+        }
+    }
+    let mut room = [0xeeu8; MAX_OUTER_LEN];
+    PendingOuter::NONE.write(&st, &mut room);
+    assert!(room.iter().all(|&b| b == 0xee) && PendingOuter::NONE.is_empty());
+}
+
+/// A compiled hop into a tunnel leaves in its pending headers exactly what its list writes into
+/// an [`Outer`], and rewrites the inner frame the same way.
+#[test]
+fn a_hop_into_a_tunnel_prepares_the_headers_its_list_builds() {
+    let n = topo();
+    let mut st = state(&n);
+    for (port, sport) in [(n.vm1, 50001), (n.vm2, 0)] {
+        let actions = {
+            let mut a = Actions::new();
+            for x in [
+                Action::SetEthSrc(RB_MAC),
+                Action::SetEthDst(VM_A),
+                Action::DecTtl(1),
+                Action::CheckMtu(1450),
+                Action::Encap { port, sport },
+            ] {
+                a.push(x);
+            }
+            a
+        };
+        let frame = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1234, 100);
+        let key = crate::flow::FlowKey::from_frame(0, &frame).unwrap();
+        let CachedActions::Hop(hop) = CachedActions::compile(&actions, &key) else {
+            panic!("a one-hop tunnel flow compiles to a hop");
+        };
+        let (mut by_list, mut by_hop) = (frame.clone(), frame.clone());
+        let mut outer = Outer::NONE;
+        let want = apply_into(&n.snap, &actions, &mut by_list, &mut st, 5, &mut outer);
+        let mut pending = PendingOuter::NONE;
+        let got = hop.apply(&n.snap, &mut by_hop, &mut st, 5, &mut pending);
+        assert!(matches!(want, Ok(Applied::Encap(UNDERLAY_DPDK))), "{want:?}");
+        assert_eq!(got, want);
+        assert_eq!(by_hop, by_list);
+        assert_eq!(pending.to_outer(&st), outer);
+    }
+}

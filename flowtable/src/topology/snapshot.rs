@@ -197,6 +197,7 @@ impl Snapshot {
 
     /// The exterior port bound on a remote host with tunnel key `key` (decapsulation then checks
     /// that the packet came from that host). Binary search.
+    #[inline]
     pub fn port_by_tunnel_key(&self, key: u32) -> Option<PortId> {
         self.tunnel_keys.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| self.tunnel_keys[i].1)
     }
