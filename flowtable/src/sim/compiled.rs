@@ -89,18 +89,8 @@ pub struct Hop {
     /// Destination then source MAC, as they sit at the start of the frame.
     macs: [u8; 12],
     rewrite_macs: bool,
-    /// Router hops taken off the TTL / hop limit; 0 for none.
-    ttl: u8,
-    /// Whether the MTU check came before the TTL decrement in the list (which error a frame
-    /// failing both gets).
-    mtu_first: bool,
-    /// Where the IP header starts when the hop checks or writes it (the key's layout); 0 when it
-    /// does neither.
-    ip_offset: u8,
-    /// Whether that header is IPv6.
-    v6: bool,
-    /// Largest IP packet allowed; `u32::MAX` for no check (an IPv6 packet can exceed `u16::MAX`).
-    mtu: u32,
+    /// The IP checks and TTL decrement; `offset` 0 when the hop neither checks nor writes IP.
+    ip: IpCheck,
     egress: Egress,
 }
 
@@ -145,21 +135,13 @@ impl Hop {
                 (None, None) => false,
                 _ => return None,
             };
-            let (ip_offset, v6) = match (ttl.is_some() || mtu.is_some(), key.ip_layout()) {
+            let (offset, v6) = match (ttl.is_some() || mtu.is_some(), key.ip_layout()) {
                 (false, _) => (0, false),
                 (true, Some((offset, v6))) => (u8::try_from(offset).ok()?, v6),
                 (true, None) => return None,
             };
-            return Some(Hop {
-                macs,
-                rewrite_macs,
-                ttl: ttl.unwrap_or(0),
-                mtu_first,
-                ip_offset,
-                v6,
-                mtu: mtu.unwrap_or(u32::MAX),
-                egress,
-            });
+            let ip = IpCheck { offset, v6, ttl: ttl.unwrap_or(0), mtu_first, mtu: mtu.unwrap_or(u32::MAX) };
+            return Some(Hop { macs, rewrite_macs, ip, egress });
         }
         None
     }
@@ -168,17 +150,9 @@ impl Hop {
     /// rewritten, hops taken off the TTL.
     fn routed(&self) -> Option<Routed> {
         match self.egress {
-            Egress::Local(port) if self.rewrite_macs && self.ttl != 0 && self.ip_offset != 0 => Some(Routed {
-                macs: self.macs,
-                ip: IpCheck {
-                    offset: self.ip_offset,
-                    v6: self.v6,
-                    ttl: self.ttl,
-                    mtu_first: self.mtu_first,
-                    mtu: self.mtu,
-                },
-                port,
-            }),
+            Egress::Local(port) if self.rewrite_macs && self.ip.ttl != 0 && self.ip.offset != 0 => {
+                Some(Routed { macs: self.macs, ip: self.ip, port })
+            }
             _ => None,
         }
     }
@@ -202,15 +176,8 @@ impl Hop {
                 Applied::Encap(prepare_outer(snap, state, port, sport, frame.len(), now, outer)?)
             }
         };
-        if self.ip_offset != 0 {
-            let check = IpCheck {
-                offset: self.ip_offset,
-                v6: self.v6,
-                ttl: self.ttl,
-                mtu_first: self.mtu_first,
-                mtu: self.mtu,
-            };
-            check.apply(frame)?;
+        if self.ip.offset != 0 {
+            self.ip.apply(frame)?;
         }
         if self.rewrite_macs {
             // A keyed frame has a whole Ethernet header (the parser checked it).

@@ -263,27 +263,27 @@ impl PendingOuter {
         let t = &state.tunnels[usize::from(self.slot) % TUNNEL_TEMPLATES];
         match self.len() {
             VXLAN_LEN => {
-                let (Some(d), Some(s)) = (dst.first_chunk_mut::<VXLAN_LEN>(), t.outer.bytes.first_chunk::<VXLAN_LEN>())
-                else {
-                    return;
-                };
-                *d = *s;
-                d[16..18].copy_from_slice(&self.total.to_be_bytes());
-                d[24..26].copy_from_slice(&self.checksum.to_be_bytes());
-                d[34..36].copy_from_slice(&self.sport.to_be_bytes());
-                d[38..40].copy_from_slice(&self.total.wrapping_sub(20).to_be_bytes());
+                if let Some(d) = self.copy_ip_patched::<VXLAN_LEN>(t, dst) {
+                    d[34..36].copy_from_slice(&self.sport.to_be_bytes());
+                    d[38..40].copy_from_slice(&self.total.wrapping_sub(20).to_be_bytes());
+                }
             }
             GRE_LEN => {
-                let (Some(d), Some(s)) = (dst.first_chunk_mut::<GRE_LEN>(), t.outer.bytes.first_chunk::<GRE_LEN>())
-                else {
-                    return;
-                };
-                *d = *s;
-                d[16..18].copy_from_slice(&self.total.to_be_bytes());
-                d[24..26].copy_from_slice(&self.checksum.to_be_bytes());
+                self.copy_ip_patched::<GRE_LEN>(t, dst);
             }
             _ => {}
         }
+    }
+
+    /// The template's first `N` bytes copied into `dst`, with the IPv4 total length and header
+    /// checksum patched in; `None` (nothing written) when either is shorter.
+    #[inline(always)]
+    fn copy_ip_patched<'d, const N: usize>(&self, t: &TunnelTemplate, dst: &'d mut [u8]) -> Option<&'d mut [u8; N]> {
+        let (d, s) = (dst.first_chunk_mut::<N>()?, t.outer.bytes.first_chunk::<N>()?);
+        *d = *s;
+        d[16..18].copy_from_slice(&self.total.to_be_bytes());
+        d[24..26].copy_from_slice(&self.checksum.to_be_bytes());
+        Some(d)
     }
 }
 
