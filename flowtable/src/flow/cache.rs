@@ -11,14 +11,15 @@
 //! parallel arrays, all allocated once in [`FlowCache::new`]:
 //!
 //! * buckets, 16 bytes each (a quarter of a cache line, never straddling one): an 8-bit signature
-//!   per way, the occupied mask, the referenced mask and a clock hand;
+//!   per way (0 for an empty way), the occupied mask, the referenced mask and a clock hand;
 //! * keys, 64 bytes each, cache-line aligned;
 //! * entries, `72 + size_of::<A>()` bytes: last use, hard deadline, validation generation, packet
 //!   and byte counters, the [`TagSet`] (16 tags), and the actions.
 //!
 //! Bucket indexes come from the hash by multiply-shift range reduction (Lemire), so the bucket
 //! count need not be a power of two and a table is sized to what it must hold, not to the next
-//! power of two. The signature comes from remixed hash bits, independent of both bucket indexes.
+//! power of two. The signature comes from remixed hash bits, independent of both bucket indexes,
+//! and is never 0 (0 is mapped to 1), so a signature match finds occupied ways only.
 //!
 //! # Eviction
 //!
@@ -228,7 +229,8 @@ pub struct FlowEntryRef<'a, A> {
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, align(16))]
 struct Bucket {
-    /// Way `w`'s 8-bit signature is byte `w` (compared eight at a time).
+    /// Way `w`'s 8-bit signature is byte `w` (compared eight at a time); 0 for an empty way,
+    /// which no key's signature is.
     sig: u64,
     used: u8,
     referenced: u8,
@@ -236,16 +238,21 @@ struct Bucket {
 }
 
 impl Bucket {
-    /// Occupied ways whose signature is `sig`: SWAR over one word, a dozen ALU instructions and
-    /// no branch. Eight bits leave a 1 in 256 chance per occupied way of a key compare that fails.
+    /// Occupied ways whose signature is `sig` (never 0), as lanes: bit 7 of byte `w` set for way
+    /// `w`. SWAR over one word, no branch; empty ways hold signature 0, so no occupancy mask is
+    /// needed. Eight bits leave a 1 in 255 chance per occupied way of a key compare that fails.
     #[inline(always)]
-    fn matches(&self, sig: u8) -> u8 {
+    fn matches(&self, sig: u8) -> u64 {
         const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
         let x = self.sig ^ (u64::from(sig) * 0x0101_0101_0101_0101);
         // Bit 7 of each byte set where the byte is zero (exact: no carry crosses bytes).
-        let zero = !(((x & LOW7) + LOW7) | x | LOW7);
-        // Byte bits 0, 8, .., 56 gathered into bits 56..63 by one multiply (no two terms collide).
-        ((zero >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8 & self.used
+        !(((x & LOW7) + LOW7) | x | LOW7)
+    }
+
+    /// The way of the lowest lane set in a [`Bucket::matches`] mask.
+    #[inline(always)]
+    fn way_of(lanes: u64) -> usize {
+        lanes.trailing_zeros() as usize / 8
     }
 
     fn set_sig(&mut self, way: usize, sig: u8) {
@@ -393,7 +400,8 @@ impl<A: Default> FlowCache<A> {
         let n = self.buckets.len() as u128;
         let b1 = ((u128::from(hash) * n) >> 64) as usize;
         let b2 = ((u128::from(hash.rotate_left(32)) * n) >> 64) as usize;
-        let sig = (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8;
+        // 0 marks an empty way: a key's signature is never 0.
+        let sig = ((hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8).max(1);
         (b1, b2, sig)
     }
 
@@ -401,7 +409,7 @@ impl<A: Default> FlowCache<A> {
     fn find_in(&self, b: usize, sig: u8, key: &FlowKey) -> Option<usize> {
         let mut m = self.buckets[b].matches(sig);
         while m != 0 {
-            let i = b * WAYS + m.trailing_zeros() as usize;
+            let i = b * WAYS + Bucket::way_of(m);
             if self.keys[i] == *key {
                 return Some(i);
             }
@@ -467,6 +475,7 @@ impl<A: Default> FlowCache<A> {
     fn free(&mut self, i: usize) {
         let b = &mut self.buckets[i / WAYS];
         let bit = 1u8 << (i % WAYS);
+        b.set_sig(i % WAYS, 0);
         b.used &= !bit;
         b.referenced &= !bit;
         self.keys[i] = FlowKey::VACANT;
@@ -514,7 +523,7 @@ impl<A: Default> FlowCache<A> {
         let first = |b: u32| {
             let m = self.buckets.get(b as usize).map_or(0, |bucket| bucket.matches(probe.sig));
             if m != 0 {
-                b as usize * WAYS + m.trailing_zeros() as usize
+                b as usize * WAYS + Bucket::way_of(m)
             } else {
                 NO_SLOT
             }
