@@ -690,11 +690,19 @@ fn process_tree(pid: u32) -> Vec<u32> {
 /// CPU ticks of the forwarding threads (EAL workers `rte-worker-N`/`lcore-worker-N`, Open
 /// vSwitch's `pmd-cN`) of the process and its descendants.
 fn worker_cpu_ticks(pid: u32) -> Option<u64> {
+    threads_cpu_ticks(process_tree(pid), |comm| {
+        comm.starts_with("rte-worker") || comm.starts_with("lcore-worker") || comm.starts_with("pmd-c")
+    })
+}
+
+/// User plus system CPU ticks of the threads of `pids` whose name (`comm`) `is_worker` accepts;
+/// `None` when there is none.
+pub(crate) fn threads_cpu_ticks(pids: impl IntoIterator<Item = u32>, is_worker: impl Fn(&str) -> bool) -> Option<u64> {
     let mut total = None;
-    let tasks = process_tree(pid).into_iter().flat_map(|p| std::fs::read_dir(format!("/proc/{p}/task")).into_iter());
+    let tasks = pids.into_iter().flat_map(|p| std::fs::read_dir(format!("/proc/{p}/task")).into_iter());
     for task in tasks.flatten().flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !(comm.starts_with("rte-worker") || comm.starts_with("lcore-worker") || comm.starts_with("pmd-c")) {
+        if !is_worker(&comm) {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();

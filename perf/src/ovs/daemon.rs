@@ -402,19 +402,7 @@ fn process_error(detail: &str) -> Error {
 
 /// CPU ticks of the process's PMD threads (`pmd-c01/id:8`), if it has any.
 pub fn pmd_cpu_ticks(pid: u32) -> Option<u64> {
-    let mut total = None;
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if !comm.starts_with("pmd-c") {
-            continue;
-        }
-        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
-        if let Some((_, rest)) = stat.rsplit_once(')') {
-            let t: u64 = rest.split_whitespace().skip(11).take(2).filter_map(|x| x.parse::<u64>().ok()).sum();
-            total = Some(total.unwrap_or(0) + t);
-        }
-    }
-    total
+    crate::runner::threads_cpu_ticks([pid], |comm| comm.starts_with("pmd-c"))
 }
 
 #[cfg(test)]
