@@ -82,7 +82,8 @@ impl FlowKey {
 }
 
 /// [`common_frame_key`] for an untagged IPv4 frame (no options, unfragmented) carrying TCP, UDP
-/// or ICMP: the same checks and words, with the layer offsets constant. `None` for anything else.
+/// or ICMP: the same checks, the layer offsets constant, and the compact key (key.rs module docs),
+/// whose words are loads of the frame's bytes. `None` for anything else.
 #[inline(always)]
 fn ipv4_untagged_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
     // Ethernet, IPv4 and the first eight bytes of its payload: every such frame has them.
@@ -93,43 +94,57 @@ fn ipv4_untagged_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
     let total = usize::from(be16(h, 16));
     let segment = frame.get(34..14 + total)?;
     let proto = h[23];
-    // The L4 pair as the key holds it (source in the low half): the two ports are one load.
-    let ports = u64::from(u32::from_be_bytes([h[34], h[35], h[36], h[37]]).rotate_left(16));
-    let (l4_kind, pair) = if proto == PROTO_UDP {
+    // The L4 pair as wire bytes (the compact key's form): TCP and UDP ports as they are, one load.
+    let ports = le32(h, 34);
+    // UDP first: the commonest by far, then TCP; each arm knows its key flags.
+    let (pair, flags) = if proto == PROTO_UDP {
         let len = usize::from(be16(h, 38));
         if len < 8 || len > segment.len() {
             return None;
         }
-        (L4Kind::Udp, ports)
+        (ports, V4_FLAGS | (L4Kind::Udp as u8) << FLAG_L4_SHIFT)
     } else if proto == PROTO_TCP {
         let data_offset = *segment.get(12)?;
         let header_len = usize::from(data_offset >> 4) * 4;
         if header_len < 20 || header_len > segment.len() {
             return None;
         }
-        (L4Kind::Tcp, ports)
+        (ports, V4_FLAGS | (L4Kind::Tcp as u8) << FLAG_L4_SHIFT)
     } else if proto == PROTO_ICMP {
         if segment.len() < 8 {
             return None;
         }
-        let ident = if matches!(h[34], 0 | 8) { be16(h, 38) } else { 0 };
-        (L4Kind::Icmpv4, u64::from(ident) | u64::from(type_code(h[34], h[35])) << 16)
+        // Type, code, then the identifier of an echo request or reply (else 0).
+        let ident = if matches!(h[34], 0 | 8) { ports & 0xffff | le32(h, 36) & 0xffff_0000 } else { ports & 0xffff };
+        (ident, V4_FLAGS | (L4Kind::Icmpv4 as u8) << FLAG_L4_SHIFT)
     } else {
         return None;
     };
-    let eth: &[u8; 14] = frame.first_chunk()?;
-    let addr = |at: usize| V4_MAPPED | u64::from(u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]));
-    let flags = (L3Kind::Ipv4 as u8) << FLAG_L3_SHIFT | (l4_kind as u8) << FLAG_L4_SHIFT;
-    Some(FlowKey::from_words([
-        u64::from(ingress) | u64::from(ETHERTYPE_IPV4) << 32,
-        be64(eth, 0) >> 16 | u64::from(proto) << 48 | u64::from(h[15]) << 56,
-        be64(eth, 4) & 0xffff_ffff_ffff | u64::from(flags) << 48,
-        0,
-        addr(26),
-        0,
-        addr(30),
-        pair,
-    ]))
+    Some(FlowKey::compact_words(
+        le64(h, 0),
+        u64::from(le32(h, 8)) | u64::from(ingress) << 32,
+        u64::from(pair) | u64::from(proto) << 32 | u64::from(h[15]) << 40 | u64::from(flags) << 48,
+        le64(h, 26),
+    ))
+}
+
+/// An untagged IPv4 key's flags before the L4 kind: the L3 kind, unfragmented, untagged.
+const V4_FLAGS: u8 = (L3Kind::Ipv4 as u8) << FLAG_L3_SHIFT;
+
+/// Four bytes at `at`, little-endian (the compact key's words are little-endian loads).
+#[inline(always)]
+fn le32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(w)
+}
+
+/// Eight bytes at `at`, little-endian.
+#[inline(always)]
+fn le64<const N: usize>(b: &[u8; N], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 /// The key of a common frame, or `None` when the frame is anything else (or malformed).
@@ -150,6 +165,8 @@ pub(super) fn common_frame_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
     let l2 = L2 { ingress, ethertype, tci, tagged, dst_mac, src_mac };
     // Each arm builds its key itself: with the IP version a constant, nothing is spilled to join them.
     match ethertype {
+        // Untagged IPv4 has a compact key of its own.
+        ETHERTYPE_IPV4 if tagged == 0 => ipv4_untagged_key(ingress, frame),
         ETHERTYPE_IPV4 => {
             let ip: &[u8; 20] = l3.first_chunk()?;
             // Version 4, no options; unfragmented.

@@ -16,6 +16,28 @@
 //! kind (so a key never depends on decoding the ethertype, and two kinds never share a key).
 //! IPv4 addresses (and ARP's protocol addresses) are stored IPv4-mapped (`::ffff:a.b.c.d`).
 //!
+//! # The compact form: untagged IPv4
+//!
+//! Nearly every frame a gateway forwards is untagged IPv4, whose fields fit in four words. Those
+//! keys (and only those: the form is a function of the fields, whichever path builds the key) are
+//! laid out so that the frame fast path builds them with four loads, and the flow table hashes and
+//! compares only the first four words:
+//!
+//! | word | bytes 0..4 | 4 | 5 | 6 | 7 |
+//! | --- | --- | --- | --- | --- | --- |
+//! | 0 | frame bytes 0..8 as they sit in memory: destination MAC, source MAC bytes 0..2 | | | | |
+//! | 1 | frame bytes 8..12: source MAC bytes 2..6 | ingress (bytes 4..8, a little-endian `u32`) | | | |
+//! | 2 | the L4 pair as wire bytes | IP protocol | ToS | flags | `0x80`: compact |
+//! | 3 | source then destination address, as wire bytes | | | | |
+//! | 4..8 | 0 | | | | |
+//!
+//! Words are little-endian loads of those bytes (the layout is the same on any host: the words are
+//! built with `from_le_bytes`). The L4 pair as wire bytes: TCP, UDP and GRE source then destination
+//! (big-endian each); ICMP type, code, then the echo identifier. The ethertype (0x0800) and the tag
+//! (none) are implied. The general form's word 2 has 0 in its top byte, the vacant slot key `0xff`,
+//! so a compact key never equals a key of the other form on its first four words, and since a
+//! compact key's last four words are always 0, four equal words mean equal keys.
+//!
 //! What goes in the L4 pair: TCP and UDP ports; for ICMP and ICMPv6 the echo identifier (0 for
 //! other messages) and `type << 8 | code`; for GRE the key (high and low halves); for ARP the
 //! operation and 0. A later fragment has no L4 header, so its pair is 0: every later fragment of
@@ -60,6 +82,9 @@ pub(super) const FLAG_L3_SHIFT: u8 = 3;
 pub(super) const FLAG_L4_SHIFT: u8 = 5;
 
 const MAC_MASK: u64 = (1 << 48) - 1;
+/// Word 2's top byte in a compact key (module docs, "The compact form").
+pub(super) const COMPACT_MARK: u64 = 0x80 << 56;
+const COMPACT_MARK_MASK: u64 = 0xff << 56;
 /// The IPv4-mapped prefix `::ffff:0:0/96`, as the low word's top half.
 pub(super) const V4_MAPPED: u64 = 0x0000_ffff_0000_0000;
 
@@ -174,6 +199,16 @@ impl FlowKey {
             (_, L4::Gre { key: None, .. }) => (L4Kind::Gre, 0, 0),
         };
         flags |= frag_bits(fragment) | (l3 as u8) << FLAG_L3_SHIFT | (l4 as u8) << FLAG_L4_SHIFT;
+        if let (L3::Ipv4(f), None) = (h.l3, h.vlan) {
+            let mut addrs = [0u8; 8];
+            addrs[..4].copy_from_slice(&f.src.octets());
+            addrs[4..].copy_from_slice(&f.dst.octets());
+            let mut macs = [0u8; 12];
+            macs[..6].copy_from_slice(&h.eth_dst.0);
+            macs[6..].copy_from_slice(&h.eth_src.0);
+            let pair = compact_pair(l4, sport, dport);
+            return FlowKey::compact(ingress, &macs, pair, proto, tos, flags, &addrs);
+        }
         FlowKey {
             words: [
                 u64::from(ingress) | u64::from(u16::from(h.ethertype)) << 32 | u64::from(tci) << 48,
@@ -191,6 +226,65 @@ impl FlowKey {
     /// The eight words, as hashed and compared.
     pub const fn words(&self) -> &[u64; 8] {
         &self.words
+    }
+
+    /// A compact key (module docs): `macs` the frame's first twelve bytes, `pair` the L4 pair as
+    /// wire bytes, `addrs` source then destination address as wire bytes.
+    #[inline(always)]
+    pub(super) fn compact(
+        ingress: u32,
+        macs: &[u8; 12],
+        pair: [u8; 4],
+        proto: u8,
+        tos: u8,
+        flags: u8,
+        addrs: &[u8; 8],
+    ) -> FlowKey {
+        let (w0, w1) = macs.split_at(8);
+        let mut low = [0u8; 8];
+        low.copy_from_slice(w0);
+        let mut high = [0u8; 4];
+        high.copy_from_slice(w1);
+        FlowKey::compact_words(
+            u64::from_le_bytes(low),
+            u64::from(u32::from_le_bytes(high)) | u64::from(ingress) << 32,
+            u64::from(u32::from_le_bytes(pair))
+                | u64::from(proto) << 32
+                | u64::from(tos) << 40
+                | u64::from(flags) << 48,
+            u64::from_le_bytes(*addrs),
+        )
+    }
+
+    /// A compact key from its four words, word 2 without the compact mark (module docs).
+    #[inline(always)]
+    pub(super) const fn compact_words(w0: u64, w1: u64, w2: u64, w3: u64) -> FlowKey {
+        FlowKey::from_words([w0, w1, w2 | COMPACT_MARK, w3, 0, 0, 0, 0])
+    }
+
+    /// Whether the key is in the compact form (untagged IPv4; module docs).
+    #[inline(always)]
+    pub const fn is_compact(&self) -> bool {
+        self.words[2] & COMPACT_MARK_MASK == COMPACT_MARK
+    }
+
+    /// The first twelve bytes of the frame, destination then source MAC.
+    fn macs(&self) -> [u8; 12] {
+        let mut m = [0u8; 12];
+        if self.is_compact() {
+            m[..8].copy_from_slice(&self.words[0].to_le_bytes());
+            m[8..].copy_from_slice(&(self.words[1] as u32).to_le_bytes());
+        } else {
+            m[..6].copy_from_slice(&mac_from_word(self.words[1]).0);
+            m[6..].copy_from_slice(&mac_from_word(self.words[2]).0);
+        }
+        m
+    }
+
+    /// A compact key's source and destination addresses.
+    fn compact_addrs(&self) -> [Ipv4Addr; 2] {
+        let b = self.words[3].to_le_bytes();
+        [Ipv4Addr::new(b[0], b[1], b[2], b[3]), Ipv4Addr::new(b[4], b[5], b[6], b[7])]
     }
 
     fn flags(&self) -> u8 {
@@ -220,7 +314,11 @@ impl FlowKey {
 
     /// The ingress id the key was built with.
     pub const fn ingress(&self) -> u32 {
-        self.words[0] as u32
+        if self.is_compact() {
+            (self.words[1] >> 32) as u32
+        } else {
+            self.words[0] as u32
+        }
     }
 
     /// The same key with another ingress id (for example the return direction's, after [`reverse`]).
@@ -228,12 +326,19 @@ impl FlowKey {
     /// [`reverse`]: FlowKey::reverse
     #[must_use]
     pub const fn with_ingress(mut self, ingress: u32) -> FlowKey {
-        self.words[0] = (self.words[0] & !0xffff_ffff) | ingress as u64;
+        if self.is_compact() {
+            self.words[1] = (self.words[1] & 0xffff_ffff) | (ingress as u64) << 32;
+        } else {
+            self.words[0] = (self.words[0] & !0xffff_ffff) | ingress as u64;
+        }
         self
     }
 
     /// The ethertype after the tag.
     pub fn ethertype(&self) -> EtherType {
+        if self.is_compact() {
+            return EtherType::Ipv4;
+        }
         EtherType::from((self.words[0] >> 32) as u16)
     }
 
@@ -244,21 +349,29 @@ impl FlowKey {
 
     /// Destination MAC.
     pub fn eth_dst(&self) -> EthernetAddress {
-        mac_from_word(self.words[1])
+        let m = self.macs();
+        EthernetAddress([m[0], m[1], m[2], m[3], m[4], m[5]])
     }
 
     /// Source MAC.
     pub fn eth_src(&self) -> EthernetAddress {
-        mac_from_word(self.words[2])
+        let m = self.macs();
+        EthernetAddress([m[6], m[7], m[8], m[9], m[10], m[11]])
     }
 
     /// Source address: IP source, or ARP sender protocol address.
     pub fn src_addr(&self) -> Option<IpAddr> {
+        if self.is_compact() {
+            return Some(IpAddr::V4(self.compact_addrs()[0]));
+        }
         self.addr(3)
     }
 
     /// Destination address: IP destination, or ARP target protocol address.
     pub fn dst_addr(&self) -> Option<IpAddr> {
+        if self.is_compact() {
+            return Some(IpAddr::V4(self.compact_addrs()[1]));
+        }
         self.addr(5)
     }
 
@@ -296,12 +409,17 @@ impl FlowKey {
 
     /// The IP protocol (after IPv6 extension headers), if IP.
     pub fn ip_protocol(&self) -> Option<IpProtocol> {
-        self.is_ip().then(|| IpProtocol::from((self.words[1] >> 48) as u8))
+        let at = if self.is_compact() { (2, 32) } else { (1, 48) };
+        self.is_ip().then(|| IpProtocol::from((self.words[at.0] >> at.1) as u8))
     }
 
     /// ToS (IPv4) or traffic class (IPv6); 0 when not IP.
     pub const fn tos(&self) -> u8 {
-        (self.words[1] >> 56) as u8
+        if self.is_compact() {
+            (self.words[2] >> 40) as u8
+        } else {
+            (self.words[1] >> 56) as u8
+        }
     }
 
     /// The fragment class (unfragmented when not IP).
@@ -318,12 +436,25 @@ impl FlowKey {
         self.is_arp().then(|| crate::wire::ArpOperation::from(self.l4_src()))
     }
 
-    const fn l4_src(&self) -> u16 {
-        self.words[7] as u16
+    fn l4_src(&self) -> u16 {
+        self.l4_pair().0
     }
 
-    const fn l4_dst(&self) -> u16 {
-        (self.words[7] >> 16) as u16
+    fn l4_dst(&self) -> u16 {
+        self.l4_pair().1
+    }
+
+    /// The L4 pair (source, destination) as the general form holds it.
+    fn l4_pair(&self) -> (u16, u16) {
+        if !self.is_compact() {
+            return (self.words[7] as u16, (self.words[7] >> 16) as u16);
+        }
+        let b = (self.words[2] as u32).to_le_bytes();
+        let (first, second) = (u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]]));
+        match self.l4_kind() {
+            L4Kind::Icmpv4 | L4Kind::Icmpv6 => (second, first),
+            _ => (first, second),
+        }
     }
 
     /// The upper-layer fields.
@@ -361,6 +492,18 @@ impl FlowKey {
             L4Kind::None if self.is_arp() => (swap_echo(s << 8, 1, 2) >> 8, d),
             L4Kind::None | L4Kind::Gre | L4Kind::GreKeyed => (s, d),
         };
+        if self.is_compact() {
+            let m = self.macs();
+            let mut macs = [0u8; 12];
+            macs[..6].copy_from_slice(&m[6..]);
+            macs[6..].copy_from_slice(&m[..6]);
+            let [src, dst] = self.compact_addrs();
+            let mut addrs = [0u8; 8];
+            addrs[..4].copy_from_slice(&dst.octets());
+            addrs[4..].copy_from_slice(&src.octets());
+            let (ingress, pair) = (self.ingress(), compact_pair(self.l4_kind(), s, d));
+            return FlowKey::compact(ingress, &macs, pair, (w[2] >> 32) as u8, self.tos(), self.flags(), &addrs);
+        }
         FlowKey {
             words: [
                 w[0],
@@ -402,12 +545,17 @@ impl FlowKey {
         let w = &self.words;
         let fold = |x: u64| (x ^ x >> 16 ^ x >> 32 ^ x >> 48) as u16;
         let mut x = match self.l3_kind() {
+            L3Kind::Ipv4 if self.is_compact() => {
+                let [src, dst] = self.compact_addrs();
+                u64::from(u32::from(src) ^ u32::from(dst))
+            }
             L3Kind::Ipv4 => (w[4] ^ w[6]) as u32 as u64,
             L3Kind::Ipv6 => w[3] ^ w[4] ^ w[5] ^ w[6],
             L3Kind::None | L3Kind::Arp => return 0,
         };
         if matches!(self.l4_kind(), L4Kind::Tcp | L4Kind::Udp) && self.fragment() == Fragment::Unfragmented {
-            x ^= w[7] & 0xffff_ffff;
+            let (s, d) = self.l4_pair();
+            x ^= u64::from(s) | u64::from(d) << 16;
         }
         toeplitz_sym16(fold(x))
     }
@@ -421,10 +569,16 @@ impl Default for FlowKey {
 }
 
 impl PartialEq for FlowKey {
-    /// Word by word, inlined: a derived `==` on the array calls `bcmp`.
+    /// Word by word, inlined (a derived `==` on the array calls `bcmp`); a compact key's first
+    /// four words only, which decide (module docs, "The compact form").
     #[inline(always)]
     fn eq(&self, other: &FlowKey) -> bool {
-        self.words.iter().zip(&other.words).fold(0, |acc, (a, b)| acc | (a ^ b)) == 0
+        let differ = |n: usize| self.words[..n].iter().zip(&other.words[..n]).fold(0, |acc, (a, b)| acc | (a ^ b));
+        if self.is_compact() {
+            differ(4) == 0
+        } else {
+            differ(8) == 0
+        }
     }
 }
 
@@ -491,6 +645,17 @@ fn frag_bits(f: Fragment) -> u8 {
 #[inline(always)]
 pub(super) fn type_code(msg_type: u8, code: u8) -> u16 {
     u16::from(msg_type) << 8 | u16::from(code)
+}
+
+/// The L4 pair of a compact key as wire bytes (module docs): ICMP type and code first, then the
+/// identifier; anything else source then destination.
+fn compact_pair(l4: L4Kind, src: u16, dst: u16) -> [u8; 4] {
+    let (first, second) = match l4 {
+        L4Kind::Icmpv4 | L4Kind::Icmpv6 => (dst, src),
+        _ => (src, dst),
+    };
+    let (a, b) = (first.to_be_bytes(), second.to_be_bytes());
+    [a[0], a[1], b[0], b[1]]
 }
 
 /// Exchanges the type byte (high byte of `type_code`) between `a` and `b`; anything else is kept.
@@ -897,6 +1062,11 @@ mod tests {
         #[test]
         fn accessors_decode_the_headers(h in arb_headers(), ingress in any::<u32>()) {
             let k = FlowKey::from_headers(ingress, &h);
+            // Untagged IPv4, and only that, takes the compact form, whose last four words are 0.
+            prop_assert_eq!(k.is_compact(), matches!(h.l3, L3::Ipv4(_)) && h.vlan.is_none());
+            prop_assert!(!k.is_compact() || k.words()[4..] == [0; 4]);
+            prop_assert_eq!(k.with_ingress(ingress ^ 1).with_ingress(ingress), k);
+            prop_assert_eq!(k.with_ingress(ingress ^ 1).ingress(), ingress ^ 1);
             prop_assert_eq!(k.ingress(), ingress);
             prop_assert_eq!(k.ethertype(), h.ethertype);
             prop_assert_eq!(k.vlan().map(|t| t.tci()), h.vlan.map(|t| t.tci()));
