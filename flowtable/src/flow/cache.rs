@@ -18,8 +18,9 @@
 //!
 //! Bucket indexes come from the hash by multiply-shift range reduction (Lemire), so the bucket
 //! count need not be a power of two and a table is sized to what it must hold, not to the next
-//! power of two. The signature comes from remixed hash bits, independent of both bucket indexes,
-//! and is never 0 (0 is mapped to 1), so a signature match finds occupied ways only.
+//! power of two. The signature is the hash's lowest byte, the bits the bucket indexes depend on
+//! least (they come from the top of the hash and of its 32-bit rotation), and is never 0 (0 is
+//! mapped to 1), so a signature match finds occupied ways only.
 //!
 //! # Eviction
 //!
@@ -219,8 +220,9 @@ pub struct FlowEntryRef<'a, A> {
     pub packets: u64,
     /// Bytes of those packets.
     pub bytes: u64,
-    /// `now` of the last hit, or of the insert.
-    pub last_used: u64,
+    /// When the entry expires unless it is hit again: its last hit's (or its insert's) `now`
+    /// plus the idle timeout ([`NEVER`] for no idle timeout).
+    pub idle_deadline: u64,
     /// When the entry expires whatever its use ([`NEVER`] for no deadline).
     pub hard_deadline: u64,
 }
@@ -265,10 +267,13 @@ impl Bucket {
     }
 }
 
-/// A slot's data. Hot fields first: a hit reads the first three and writes four.
+/// A slot's data. Hot fields first: a hit reads the first three and writes three.
+///
+/// The idle timeout is kept as a deadline (last use plus the timeout) rather than the last use,
+/// so that the hit path compares two deadlines with `now` and adds nothing to check them.
 #[derive(Debug, Clone, Default)]
 struct Entry<A> {
-    last_used: u64,
+    idle_deadline: u64,
     hard_deadline: u64,
     validated_at: u64,
     packets: u64,
@@ -400,8 +405,10 @@ impl<A: Default> FlowCache<A> {
         let n = self.buckets.len() as u128;
         let b1 = ((u128::from(hash) * n) >> 64) as usize;
         let b2 = ((u128::from(hash.rotate_left(32)) * n) >> 64) as usize;
-        // 0 marks an empty way: a key's signature is never 0.
-        let sig = ((hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8).max(1);
+        // The hash's lowest byte: the bucket indexes come from the top bits of the hash and of
+        // its rotation (bits 63 and 31 downward, as many as the bucket count needs), so it is
+        // the byte they use last. 0 marks an empty way: a key's signature is never 0.
+        let sig = (hash as u8).max(1);
         (b1, b2, sig)
     }
 
@@ -438,7 +445,7 @@ impl<A: Default> FlowCache<A> {
         let e = &self.entries[i];
         if now >= e.hard_deadline {
             Verdict::Hard
-        } else if now >= e.last_used.saturating_add(self.idle_timeout) {
+        } else if now >= e.idle_deadline {
             Verdict::Idle
         } else if e.validated_at == self.generation {
             Verdict::Live
@@ -574,9 +581,9 @@ impl<A: Default> FlowCache<A> {
             self.stats.misses += 1;
             return None;
         };
-        let (idle_timeout, generation) = (self.idle_timeout, self.generation);
+        let generation = self.generation;
         let e = &self.entries[i];
-        if now >= e.hard_deadline || now >= e.last_used.saturating_add(idle_timeout) || e.validated_at != generation {
+        if now >= e.hard_deadline || now >= e.idle_deadline || e.validated_at != generation {
             return self.conclude_judged(i, now, bytes);
         }
         Some(self.hit(i, now, bytes))
@@ -611,7 +618,8 @@ impl<A: Default> FlowCache<A> {
             b.referenced |= 1 << (i % WAYS);
         }
         let e = &mut self.entries[i];
-        e.last_used = e.last_used.max(now);
+        // A `now` older than the last hit's (another queue's clock read) does not rewind it.
+        e.idle_deadline = e.idle_deadline.max(now.saturating_add(self.idle_timeout));
         e.packets += 1;
         e.bytes += u64::from(bytes);
         &e.actions
@@ -627,7 +635,7 @@ impl<A: Default> FlowCache<A> {
                 deps: &e.deps,
                 packets: e.packets,
                 bytes: e.bytes,
-                last_used: e.last_used,
+                idle_deadline: e.idle_deadline,
                 hard_deadline: e.hard_deadline,
             }
         })
@@ -691,7 +699,7 @@ impl<A: Default> FlowCache<A> {
         }
         let e = &mut self.entries[i];
         *e = Entry {
-            last_used: now,
+            idle_deadline: now.saturating_add(self.idle_timeout),
             hard_deadline: now.saturating_add(hard_timeout),
             validated_at: self.generation,
             packets: 0,

@@ -96,7 +96,7 @@ fn lookup_after_insert_hits_and_counts() {
     assert_eq!(c.lookup(&k, 6, 60).map(Actions::port), Some(3));
     assert_eq!(c.lookup(&key(2), 6, 60), None);
     let e = c.get(&k, 7).unwrap();
-    assert_eq!((e.packets, e.bytes, e.last_used, e.hard_deadline), (2, 160, 6, NEVER));
+    assert_eq!((e.packets, e.bytes, e.idle_deadline, e.hard_deadline), (2, 160, NEVER, NEVER));
     assert_eq!(e.deps, &devs(&[1]));
     let s = c.stats();
     assert_eq!((s.hits, s.misses, s.inserts), (2, 2, 1));
@@ -157,7 +157,7 @@ fn idle_expiry_exactly_at_the_boundary() {
     // A `now` older than the last use (another queue's clock read) neither expires nor rewinds.
     c.insert(&k, Actions::output(1), &TagSet::new(), 500);
     assert!(c.lookup(&k, 450, 1).is_some());
-    assert_eq!(c.get(&k, 500).unwrap().last_used, 500);
+    assert_eq!(c.get(&k, 500).unwrap().idle_deadline, 600);
     assert!(c.get(&k, 599).is_some() && c.get(&k, 600).is_none());
     assert_books_balance(&c);
 }
@@ -375,9 +375,9 @@ fn ten_million_flows_fit_in_two_gib() {
     assert_eq!(size_of::<Bucket>(), 16);
     assert_eq!(size_of::<Entry<()>>(), 72);
     assert_eq!(size_of::<Actions>(), 60);
-    // What the pipeline caches: a compiled hop or the list, no larger than the list (the enum's tag
-    // lives in the list's length byte).
-    assert_eq!(size_of::<crate::sim::CachedActions>(), 60);
+    // What the pipeline caches: a compiled hop or the list behind a one-byte tag (padded to the
+    // list's alignment), which the entry's padding absorbs.
+    assert_eq!(size_of::<crate::sim::CachedActions>(), 64);
     assert_eq!(size_of::<Entry<Actions>>(), 136);
     assert_eq!(size_of::<Entry<crate::sim::CachedActions>>(), 136);
     assert_eq!(size_of::<Entry<[u64; 8]>>(), 136);
@@ -571,8 +571,8 @@ proptest! {
                 }
             }
             for k in 0..24 {
-                let got = c.get(&key(k), now).map(|e| (e.actions.port(), e.packets, e.bytes, e.last_used, e.hard_deadline));
-                let want = m.live(k, now).map(|e| (e.port, e.packets, e.bytes, e.last_used, e.hard_deadline));
+                let got = c.get(&key(k), now).map(|e| (e.actions.port(), e.packets, e.bytes, e.idle_deadline, e.hard_deadline));
+                let want = m.live(k, now).map(|e| (e.port, e.packets, e.bytes, e.last_used + IDLE, e.hard_deadline));
                 prop_assert_eq!(got, want, "key {}", k);
             }
             prop_assert!(c.len() <= c.capacity());
