@@ -448,11 +448,9 @@ pub(super) fn common_udp_outer_for_tests(frame: &[u8]) -> bool {
 /// The port tunnel key `key` names, if it is bound on the host at `src`: the end of [`decap`].
 #[inline(always)]
 fn tunnel_port(snap: &Snapshot, key: u32, src: Ipv4Addr, inner_offset: usize) -> Result<Decap, DropReason> {
-    let port = snap.port_by_tunnel_key(key).ok_or(DropReason::UnknownTunnelKey)?;
-    let Some(PortLink::Exterior(Binding::Remote { host, .. })) = snap.get_port(port).map(|p| p.link) else {
-        return Err(DropReason::UnknownTunnelKey);
-    };
-    if snap.get_host(host).map(|h| h.tunnel_addr) != Some(IpAddr::V4(src)) {
+    // The key's port is remote-bound by construction; its host's address comes with it.
+    let (port, host_addr) = snap.tunnel_endpoint(key).ok_or(DropReason::UnknownTunnelKey)?;
+    if host_addr != Some(src) {
         return Err(DropReason::TunnelHostMismatch);
     }
     Ok(Decap { inner_offset, port })

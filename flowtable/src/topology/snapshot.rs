@@ -1,6 +1,6 @@
 //! The immutable snapshot and its validating builder.
 
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -133,6 +133,9 @@ pub enum TopologyError {
     Rule(#[from] RuleError),
 }
 
+/// A snapshot's tunnel key index entry: key, the remote-bound port, its host's tunnel address.
+type TunnelKeyEntry = (u32, PortId, Option<Ipv4Addr>);
+
 /// An immutable, versioned view of the virtual topology: what the worker cores read. Devices
 /// reference each other by index; every index in a snapshot is valid in it (the builder checks).
 ///
@@ -149,7 +152,9 @@ pub struct Snapshot {
     ip_addr_groups: Box<[IpAddrGroup]>,
     chains: Box<[Chain]>,
     rules: Box<[Rule]>,
-    tunnel_keys: Box<[(u32, PortId)]>,
+    /// Tunnel key, the remote-bound port it names, and that port's host's tunnel address (`None`
+    /// for a host the snapshot lacks): everything decapsulation asks, in one sorted array.
+    tunnel_keys: Box<[TunnelKeyEntry]>,
     dpdk_ports: Box<[(u16, PortId)]>,
     uuids: Box<[(Uuid, DeviceId)]>,
     underlay: Option<Underlay>,
@@ -199,7 +204,16 @@ impl Snapshot {
     /// that the packet came from that host). Binary search.
     #[inline]
     pub fn port_by_tunnel_key(&self, key: u32) -> Option<PortId> {
-        self.tunnel_keys.binary_search_by_key(&key, |&(k, _)| k).ok().map(|i| self.tunnel_keys[i].1)
+        self.tunnel_endpoint(key).map(|(port, _)| port)
+    }
+
+    /// [`Snapshot::port_by_tunnel_key`] with the tunnel address of the port's host (`None` when
+    /// the snapshot has no such host): what decapsulation checks the outer source against, with
+    /// no port or host lookup.
+    #[inline]
+    pub fn tunnel_endpoint(&self, key: u32) -> Option<(PortId, Option<Ipv4Addr>)> {
+        let i = self.tunnel_keys.binary_search_by_key(&key, |&(k, _, _)| k).ok()?;
+        self.tunnel_keys.get(i).map(|&(_, port, host_addr)| (port, host_addr))
     }
 
     /// The gateway's underlay endpoint, if tunnels are configured.
@@ -777,7 +791,7 @@ impl SnapshotBuilder {
     }
 
     #[allow(clippy::type_complexity)]
-    fn binding_indices(&self) -> Result<(Box<[(u32, PortId)]>, Box<[(u16, PortId)]>), TopologyError> {
+    fn binding_indices(&self) -> Result<(Box<[TunnelKeyEntry]>, Box<[(u16, PortId)]>), TopologyError> {
         let mut keys = Vec::new();
         let mut dpdk = Vec::new();
         for p in &self.ports {
@@ -786,10 +800,12 @@ impl SnapshotBuilder {
                     if tunnel_key > MAX_TUNNEL_KEY {
                         return Err(TopologyError::TunnelKeyTooLarge { port: p.id, key: tunnel_key });
                     }
-                    if self.hosts.get(host.index()).is_some_and(|h| !h.tunnel_addr.is_ipv4()) {
-                        return Err(TopologyError::TunnelAddrNotIpv4(host));
-                    }
-                    keys.push((tunnel_key, p.id));
+                    let host_addr = match self.hosts.get(host.index()).map(|h| h.tunnel_addr) {
+                        Some(IpAddr::V4(a)) => Some(a),
+                        Some(IpAddr::V6(_)) => return Err(TopologyError::TunnelAddrNotIpv4(host)),
+                        None => None,
+                    };
+                    keys.push((tunnel_key, p.id, host_addr));
                 }
                 PortLink::Exterior(Binding::Local { dpdk_port }) => dpdk.push((dpdk_port, p.id)),
                 _ => {}
