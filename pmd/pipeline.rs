@@ -325,7 +325,8 @@ struct Engine<'p, 'm, 's> {
     pool: &'p Mempool<'m>,
     tx: Vec<TxQueue<'p>>,
     out: Vec<Burst<'p>>,
-    slot_of: [u8; MAX_DPDK_PORTS],
+    /// TX slot by DPDK port id, for every `u16`: indexed by any port id with no bounds check.
+    slot_of: Box<[u8; 1 << 16]>,
     cache: FlowCache<CachedActions>,
     state: CoreState,
     scratch: Vec<u8>,
@@ -356,7 +357,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         config: &PipelineConfig,
     ) -> Self {
         let mut state = CoreState::new(&config.core);
-        let mut slot_of = [NO_TX_SLOT; MAX_DPDK_PORTS];
+        // Built on the heap (64 KiB; only the lines of the ports in use are ever read).
+        let mut slot_of: Box<[u8; 1 << 16]> =
+            vec![NO_TX_SLOT; 1 << 16].into_boxed_slice().try_into().unwrap_or_else(|_| unreachable!());
         for (slot, &(id, mtu, mac)) in ports.iter().enumerate() {
             state.set_mtu(id, mtu);
             state.set_port_mac(id, EthernetAddress(mac));
@@ -806,7 +809,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// Queues `m` on `port`'s TX burst (flushing it first when full).
     #[inline(always)]
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
-        let slot = usize::from(self.slot_of.get(usize::from(port)).copied().unwrap_or(NO_TX_SLOT));
+        let slot = usize::from(self.slot_of[usize::from(port)]);
         // NO_TX_SLOT is past every burst.
         let Some(out) = self.out.get_mut(slot) else {
             self.totals.unknown_egress += 1;

@@ -191,17 +191,21 @@ pub struct Installed<'a, A> {
 
 /// A key's way into the table: its hash, its two buckets and its signature ([`FlowCache::probe`]).
 /// Valid for the cache that made it, until that cache is dropped (its size never changes).
+///
+/// `repr(C)`, the bucket indexes apart: side by side, the two are packed into a vector register
+/// to be stored (four instructions where two stores do).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
 pub struct Probe {
     hash: u64,
     b1: u32,
-    b2: u32,
     sig: u8,
+    b2: u32,
 }
 
 impl Probe {
     /// A probe of nothing (bucket 0, hash 0), to fill arrays before use.
-    pub const EMPTY: Probe = Probe { hash: 0, b1: 0, b2: 0, sig: 0 };
+    pub const EMPTY: Probe = Probe { hash: 0, b1: 0, sig: 0, b2: 0 };
 
     /// The key's hash ([`FlowCache::hash`]).
     pub fn hash(&self) -> u64 {
@@ -267,16 +271,18 @@ impl Bucket {
     }
 }
 
-/// A slot's data. Hot fields first: a hit reads the first three and writes three.
+/// A slot's data. Hot fields first: a hit reads the first four and writes three.
 ///
 /// The idle timeout is kept as a deadline (last use plus the timeout) rather than the last use,
 /// so that the hit path compares two deadlines with `now` and adds nothing to check them.
 #[derive(Debug, Clone, Default)]
 struct Entry<A> {
     idle_deadline: u64,
+    // The two counters apart: side by side, they are added as one vector (six instructions
+    // where two scalar adds do).
+    packets: u64,
     hard_deadline: u64,
     validated_at: u64,
-    packets: u64,
     bytes: u64,
     deps: TagSet,
     actions: A,
