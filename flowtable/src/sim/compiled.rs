@@ -31,6 +31,8 @@ use crate::topology::{PortId, Snapshot};
 pub enum CachedActions {
     /// The commonest hop of all, routed out of a local port: [`Hop`] with its shape fixed.
     Routed(Routed),
+    /// A hop routed into a tunnel (toward a VM on a compute host): [`Hop`] with its shape fixed.
+    Tunnelled(Tunnelled),
     /// The common one-hop shape, compiled (module docs).
     Hop(Hop),
     /// Anything else, as the simulation produced it.
@@ -49,7 +51,11 @@ impl CachedActions {
     /// kept as the list.
     pub fn compile(actions: &Actions, key: &FlowKey) -> CachedActions {
         match Hop::compile(actions, key) {
-            Some(hop) => hop.routed().map_or(CachedActions::Hop(hop), CachedActions::Routed),
+            Some(hop) => match (hop.routed(), hop.tunnelled()) {
+                (Some(routed), _) => CachedActions::Routed(routed),
+                (None, Some(tunnelled)) => CachedActions::Tunnelled(tunnelled),
+                (None, None) => CachedActions::Hop(hop),
+            },
             None => CachedActions::List(*actions),
         }
     }
@@ -68,6 +74,14 @@ impl CachedActions {
     ) -> Result<Applied, DropReason> {
         match self {
             CachedActions::Routed(routed) => routed.apply(frame).map(Applied::Local),
+            CachedActions::Tunnelled(tunnelled) => {
+                let mut pending = PendingOuter::NONE;
+                let applied = tunnelled.apply(snap, frame, state, now, &mut pending).map(Applied::Encap);
+                if applied.is_ok() {
+                    *outer = pending.to_outer(state);
+                }
+                applied
+            }
             CachedActions::Hop(hop) => {
                 let mut pending = PendingOuter::NONE;
                 let applied = hop.apply(snap, frame, state, now, &mut pending);
@@ -156,14 +170,18 @@ impl Hop {
     fn routed(&self) -> Option<Routed> {
         match self.egress {
             Egress::Local(port) if self.rewrite_macs && self.ip.ttl != 0 && self.ip.offset != 0 => {
-                let offset = u32::from(self.ip.offset);
-                Some(Routed {
-                    macs: self.macs,
-                    ip: self.ip,
-                    port,
-                    ttl_at: self.ip.offset + if self.ip.v6 { 7 } else { 8 },
-                    max_frame: offset.saturating_add(self.ip.mtu),
-                })
+                Some(Routed { macs: self.macs, ip: self.ip, port, fast: FastIp::new(&self.ip) })
+            }
+            _ => None,
+        }
+    }
+
+    /// The hop as a [`Tunnelled`] one, when it is that shape: into a tunnel, both MACs
+    /// rewritten, hops taken off the TTL.
+    fn tunnelled(&self) -> Option<Tunnelled> {
+        match self.egress {
+            Egress::Encap { port, sport } if self.rewrite_macs && self.ip.ttl != 0 && self.ip.offset != 0 => {
+                Some(Tunnelled { macs: self.macs, fast: FastIp::new(&self.ip), ip: self.ip, port, sport })
             }
             _ => None,
         }
@@ -204,52 +222,23 @@ impl Hop {
 
 /// A hop routed out of a local port (both MACs rewritten, hops taken off the TTL): the one shape
 /// nearly every cached flow of a gateway has, with nothing left to decide at run time.
-///
-/// Its fast path reads one byte and compares one length: a frame no longer than the IP header's
-/// offset plus the MTU cannot hold an IP packet over the MTU, and a TTL above the hops taken
-/// cannot expire, so such a frame only has its TTL, checksum and MACs written. Anything else (a
-/// long frame, whose IP length must be read; a TTL that runs out) takes [`IpCheck::apply`], the
-/// hop's general check, out of line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Routed {
     /// Destination then source MAC.
     macs: [u8; 12],
     ip: IpCheck,
     port: u16,
-    /// Where the TTL (hop limit) byte is, from the frame's start; below [`ROUTED_HEAD`].
-    ttl_at: u8,
-    /// The longest frame that cannot be over the MTU: the IP header's offset plus the MTU.
-    max_frame: u32,
+    fast: FastIp,
 }
-
-/// The bytes a routed hop reads or writes lie in the frame's first 32: the MACs, and the TTL and
-/// the IPv4 checksum after at most an 18-byte Ethernet header. Every keyed IP frame is longer.
-const ROUTED_HEAD: usize = 32;
 
 impl Routed {
     /// [`Hop::apply`] for this shape: the DPDK port to send `frame` (which has the key the hop
     /// was compiled for) out of.
     #[inline(always)]
     pub fn apply(&self, frame: &mut [u8]) -> Result<u16, DropReason> {
-        let len = frame.len();
-        let Some(head) = frame.first_chunk_mut::<ROUTED_HEAD>() else {
-            return Err(DropReason::Malformed);
-        };
-        // Masked, the indexes are provably in the head: no bounds checks.
-        let ttl_at = usize::from(self.ttl_at) & (ROUTED_HEAD - 1);
-        let hops = self.ip.ttl;
-        if len > self.max_frame as usize || head[ttl_at] <= hops {
+        let Some(head) = self.fast.apply(frame, self.ip.ttl, self.ip.v6) else {
             return self.apply_checked(frame);
-        }
-        head[ttl_at] -= hops;
-        if !self.ip.v6 {
-            // The IPv4 checksum follows the TTL and protocol (take_hops has the arithmetic).
-            let at = (ttl_at + 2) & (ROUTED_HEAD - 2);
-            let hc = u16::from_ne_bytes([head[at], head[at + 1]]);
-            let sum = u32::from(!hc) + u32::from(!u16::from_ne_bytes([hops, 0]));
-            let folded = (sum & 0xffff) + (sum >> 16);
-            [head[at], head[at + 1]] = (!(folded as u16)).to_ne_bytes();
-        }
+        };
         head[..12].copy_from_slice(&self.macs);
         Ok(self.port)
     }
@@ -265,6 +254,89 @@ impl Routed {
         };
         *macs = self.macs;
         Ok(self.port)
+    }
+}
+
+/// A hop routed into a tunnel (both MACs rewritten, hops taken off the TTL, then encapsulated
+/// toward a remote port's host): the shape of every cached flow toward a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunnelled {
+    /// Destination then source MAC.
+    macs: [u8; 12],
+    ip: IpCheck,
+    fast: FastIp,
+    port: PortId,
+    /// VXLAN UDP source port (from the inner flow's hash).
+    sport: u16,
+}
+
+impl Tunnelled {
+    /// [`Hop::apply`] for this shape: the outer headers decided into `outer` (the pipeline writes
+    /// them in front of the frame, [`PendingOuter::write`]) and the underlay DPDK port.
+    #[inline(always)]
+    pub fn apply(
+        &self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        state: &mut CoreState,
+        now: u64,
+        outer: &mut PendingOuter,
+    ) -> Result<u16, DropReason> {
+        // The list builds the outer headers before anything else too (they depend on the length only).
+        let dpdk_port = prepare_outer(snap, state, self.port, self.sport, frame.len(), now, outer)?;
+        match self.fast.apply(frame, self.ip.ttl, self.ip.v6) {
+            Some(head) => head[..12].copy_from_slice(&self.macs),
+            None => {
+                self.ip.apply(frame)?;
+                if let Some(macs) = frame.first_chunk_mut::<12>() {
+                    *macs = self.macs;
+                }
+            }
+        }
+        Ok(dpdk_port)
+    }
+}
+
+/// The bytes a hop's fast IP path reads or writes lie in the frame's first 32: the TTL and the
+/// IPv4 checksum after at most an 18-byte Ethernet header. Every keyed IP frame is longer.
+const FAST_HEAD: usize = 32;
+
+/// A hop's IP fast path, for a hop that takes hops off the TTL: it reads one byte and compares
+/// one length. A frame no longer than the IP header's offset plus the MTU cannot hold an IP packet
+/// over the MTU, and a TTL above the hops taken cannot expire, so such a frame only has its TTL
+/// and checksum written. Anything else (a long frame, whose IP length must be read; a TTL that runs
+/// out) is left untouched for [`IpCheck::apply`], the general check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FastIp {
+    /// Where the TTL (hop limit) byte is, from the frame's start; below [`FAST_HEAD`].
+    ttl_at: u8,
+    /// The longest frame that cannot be over the MTU: the IP header's offset plus the MTU.
+    max_frame: u32,
+}
+
+impl FastIp {
+    fn new(ip: &IpCheck) -> FastIp {
+        FastIp { ttl_at: ip.offset + if ip.v6 { 7 } else { 8 }, max_frame: u32::from(ip.offset).saturating_add(ip.mtu) }
+    }
+
+    /// Takes `hops` (not 0) off the TTL of `frame` when the fast path settles it, and gives the
+    /// frame's head (for the MACs); else leaves the frame as it was (`None`).
+    #[inline(always)]
+    fn apply<'f>(&self, frame: &'f mut [u8], hops: u8, v6: bool) -> Option<&'f mut [u8; FAST_HEAD]> {
+        let len = frame.len();
+        let head = frame.first_chunk_mut::<FAST_HEAD>()?;
+        // Masked, the indexes are provably in the head: no bounds checks.
+        let ttl_at = usize::from(self.ttl_at) & (FAST_HEAD - 1);
+        if len > self.max_frame as usize || head[ttl_at] <= hops {
+            return None;
+        }
+        head[ttl_at] -= hops;
+        if !v6 {
+            // The IPv4 checksum follows the TTL and protocol (take_hops has the arithmetic).
+            let at = (ttl_at + 2) & (FAST_HEAD - 2);
+            [head[at], head[at + 1]] = checksum_less_hops([head[at], head[at + 1]], hops);
+        }
+        Some(head)
     }
 }
 
@@ -331,11 +403,16 @@ fn take_hops(ip: &mut [u8; 20], v6: bool, n: u8) {
         ip[7] -= n;
     } else {
         ip[8] -= n;
-        let hc = u16::from_ne_bytes([ip[10], ip[11]]);
-        let sum = u32::from(!hc) + u32::from(!u16::from_ne_bytes([n, 0]));
-        let folded = (sum & 0xffff) + (sum >> 16);
-        ip[10..12].copy_from_slice(&(!(folded as u16)).to_ne_bytes());
+        [ip[10], ip[11]] = checksum_less_hops([ip[10], ip[11]], n);
     }
+}
+
+/// The IPv4 header checksum (as its bytes) after `n` was taken off the TTL: [`take_hops`].
+#[inline(always)]
+fn checksum_less_hops(checksum: [u8; 2], n: u8) -> [u8; 2] {
+    let sum = u32::from(!u16::from_ne_bytes(checksum)) + u32::from(!u16::from_ne_bytes([n, 0]));
+    let folded = (sum & 0xffff) + (sum >> 16);
+    (!(folded as u16)).to_ne_bytes()
 }
 
 #[cfg(test)]

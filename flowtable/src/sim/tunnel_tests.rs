@@ -588,14 +588,14 @@ fn a_hop_into_a_tunnel_prepares_the_headers_its_list_builds() {
         };
         let frame = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1234, 100);
         let key = crate::flow::FlowKey::from_frame(0, &frame).unwrap();
-        let CachedActions::Hop(hop) = CachedActions::compile(&actions, &key) else {
-            panic!("a one-hop tunnel flow compiles to a hop");
+        let CachedActions::Tunnelled(hop) = CachedActions::compile(&actions, &key) else {
+            panic!("a routed tunnel flow compiles to a tunnelled hop");
         };
         let (mut by_list, mut by_hop) = (frame.clone(), frame.clone());
         let mut outer = Outer::NONE;
         let want = apply_into(&n.snap, &actions, &mut by_list, &mut st, 5, &mut outer);
         let mut pending = PendingOuter::NONE;
-        let got = hop.apply(&n.snap, &mut by_hop, &mut st, 5, &mut pending);
+        let got = hop.apply(&n.snap, &mut by_hop, &mut st, 5, &mut pending).map(Applied::Encap);
         assert!(matches!(want, Ok(Applied::Encap(UNDERLAY_DPDK))), "{want:?}");
         assert_eq!(got, want);
         assert_eq!(by_hop, by_list);
