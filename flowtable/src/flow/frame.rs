@@ -3,8 +3,8 @@
 //!
 //! On a flow-cache hit nothing but the key is needed from the headers, so building [`Headers`]
 //! (every offset and field, enums for each layer) and then packing the key from it is wasted work.
-//! [`FlowKey::from_frame`] reads the eight words directly for the frames a gateway sees almost
-//! exclusively: Ethernet, at most one 802.1Q tag, IPv4 without options and unfragmented, or IPv6
+//! [`FlowKey::from_frame`] reads the key's words directly (untagged IPv4's compact key as four
+//! loads of the frame's bytes) for the frames a gateway sees almost exclusively: Ethernet, at most one 802.1Q tag, IPv4 without options and unfragmented, or IPv6
 //! without extension headers, then TCP, UDP, ICMP (over IPv4) or ICMPv6 (over IPv6, NDP NS/NA
 //! excepted). It checks exactly what [`Headers::parse`] checks for those frames; anything else,
 //! including every frame the general parser would refuse, falls back to
