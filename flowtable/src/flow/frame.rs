@@ -4,8 +4,8 @@
 //! On a flow-cache hit nothing but the key is needed from the headers, so building [`Headers`]
 //! (every offset and field, enums for each layer) and then packing the key from it is wasted work.
 //! [`FlowKey::from_frame`] reads the key's words directly (untagged IPv4's compact key as four
-//! loads of the frame's bytes) for the frames a gateway sees almost exclusively: Ethernet, at most one 802.1Q tag, IPv4 without options and unfragmented, or IPv6
-//! without extension headers, then TCP, UDP, ICMP (over IPv4) or ICMPv6 (over IPv6, NDP NS/NA
+//! loads of the frame's bytes) for the frames a gateway sees almost exclusively: Ethernet, at
+//! most one 802.1Q tag, IPv4 without options and unfragmented, or IPv6 without extension headers, then TCP, UDP, ICMP (over IPv4) or ICMPv6 (over IPv6, NDP NS/NA
 //! excepted). It checks exactly what [`Headers::parse`] checks for those frames; anything else,
 //! including every frame the general parser would refuse, falls back to
 //! `Headers::parse` + [`FlowKey::from_headers`], so the result is the same for every input (a
@@ -120,12 +120,8 @@ fn ipv4_untagged_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
     } else {
         return None;
     };
-    Some(FlowKey::compact_words(
-        le64(h, 0),
-        u64::from(le32(h, 8)) | u64::from(ingress) << 32,
-        u64::from(pair) | u64::from(proto) << 32 | u64::from(h[15]) << 40 | u64::from(flags) << 48,
-        le64(h, 26),
-    ))
+    let (macs, addrs) = (h.first_chunk::<12>()?, h[26..].first_chunk::<8>()?);
+    Some(FlowKey::compact(ingress, macs, pair.to_le_bytes(), proto, h[15], flags, addrs))
 }
 
 /// An untagged IPv4 key's flags before the L4 kind: the L3 kind, unfragmented, untagged.
@@ -137,14 +133,6 @@ fn le32<const N: usize>(b: &[u8; N], at: usize) -> u32 {
     let mut w = [0u8; 4];
     w.copy_from_slice(&b[at..at + 4]);
     u32::from_le_bytes(w)
-}
-
-/// Eight bytes at `at`, little-endian.
-#[inline(always)]
-fn le64<const N: usize>(b: &[u8; N], at: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(w)
 }
 
 /// The key of a common frame, or `None` when the frame is anything else (or malformed).

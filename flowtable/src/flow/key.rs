@@ -245,21 +245,20 @@ impl FlowKey {
         low.copy_from_slice(w0);
         let mut high = [0u8; 4];
         high.copy_from_slice(w1);
-        FlowKey::compact_words(
+        FlowKey::from_words([
             u64::from_le_bytes(low),
             u64::from(u32::from_le_bytes(high)) | u64::from(ingress) << 32,
             u64::from(u32::from_le_bytes(pair))
                 | u64::from(proto) << 32
                 | u64::from(tos) << 40
-                | u64::from(flags) << 48,
+                | u64::from(flags) << 48
+                | COMPACT_MARK,
             u64::from_le_bytes(*addrs),
-        )
-    }
-
-    /// A compact key from its four words, word 2 without the compact mark (module docs).
-    #[inline(always)]
-    pub(super) const fn compact_words(w0: u64, w1: u64, w2: u64, w3: u64) -> FlowKey {
-        FlowKey::from_words([w0, w1, w2 | COMPACT_MARK, w3, 0, 0, 0, 0])
+            0,
+            0,
+            0,
+            0,
+        ])
     }
 
     /// Whether the key is in the compact form (untagged IPv4; module docs).

@@ -253,13 +253,22 @@ impl Routed {
     #[cold]
     #[inline(never)]
     fn apply_checked(&self, frame: &mut [u8]) -> Result<u16, DropReason> {
-        self.ip.apply(frame)?;
-        let Some(macs) = frame.first_chunk_mut::<12>() else {
-            return Err(DropReason::Malformed);
-        };
-        *macs = self.macs;
+        check_and_rewrite(&self.ip, &self.macs, frame)?;
         Ok(self.port)
     }
+}
+
+/// The slow path of a hop with an IP fast path ([`FastIp`]): the general check, then both MACs.
+#[cold]
+#[inline(never)]
+fn check_and_rewrite(ip: &IpCheck, macs: &[u8; 12], frame: &mut [u8]) -> Result<(), DropReason> {
+    ip.apply(frame)?;
+    // A keyed frame has a whole Ethernet header (the parser checked it).
+    let Some(front) = frame.first_chunk_mut::<12>() else {
+        return Err(DropReason::Malformed);
+    };
+    *front = *macs;
+    Ok(())
 }
 
 /// A hop routed into a tunnel (both MACs rewritten, hops taken off the TTL, then encapsulated
@@ -291,12 +300,7 @@ impl Tunnelled {
         let dpdk_port = prepare_outer(snap, state, self.port, self.sport, frame.len(), now, outer)?;
         match self.fast.apply(frame, self.ip.ttl, self.ip.v6) {
             Some(head) => head[..12].copy_from_slice(&self.macs),
-            None => {
-                self.ip.apply(frame)?;
-                if let Some(macs) = frame.first_chunk_mut::<12>() {
-                    *macs = self.macs;
-                }
-            }
+            None => check_and_rewrite(&self.ip, &self.macs, frame)?,
         }
         Ok(dpdk_port)
     }
