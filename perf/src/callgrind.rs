@@ -15,8 +15,13 @@
 //! `ipp = (Ir(N) - empty_polls(N) * Ir(0) / polls(0)) / N`
 //!
 //! Gateway scenarios run the pipeline loop (`midogw::run_pipeline`) instead, and their figure is
-//! the difference of two such corrected runs (see [`measure`]), so the set-up both share (the
-//! router learning its neighbours, the first packet of each flow) cancels out. Tunnel scenarios
+//! the difference of two corrected runs (see [`measure`]), so the set-up both share (the
+//! router learning its neighbours, the first packet of each flow) cancels out. There the idle
+//! turns are known exactly: a turn that received nothing calls the pipeline's out-of-line
+//! [`IDLE_FN`] (flow expiry), so each run's idle turns are that function's calls, their expiry
+//! work is its inclusive cost (which depends on how full the flow table is, so it is taken from
+//! the run itself), and only the rest of an idle turn (empty RX calls, the snapshot check) is
+//! priced by the idle runs. Tunnel scenarios
 //! queue port 1's stream inside the tunnel, as the compute host sends it, and pre-resolve both
 //! neighbours the tunnel needs with gratuitous ARP: the compute host's on the underlay, and side
 //! B's host inside the tunnel.
@@ -46,6 +51,9 @@ pub const TOGGLE: &str = "*lcore*trampoline*";
 pub const RX_FN: &str = "midogw_eth_rx_burst";
 /// See [`RX_FN`].
 pub const TX_FN: &str = "midogw_eth_tx_burst";
+/// The pipeline's idle-turn function (`Engine::idle_turn`, never inlined): called once per loop
+/// turn that received nothing.
+pub const IDLE_FN: &str = "midogw::pipeline::Engine::idle_turn";
 
 /// Default packets per measured run.
 pub const DEFAULT_PACKETS: u64 = 65_536;
@@ -220,6 +228,8 @@ pub struct CallgrindOutput {
     pub instructions: u64,
     /// Calls per called function name, summed over callers.
     pub calls: HashMap<String, u64>,
+    /// Inclusive instructions of those calls per called function name, summed over callers.
+    pub inclusive: HashMap<String, u64>,
 }
 
 /// Parses a callgrind output file written with `--compress-strings=no`.
@@ -227,13 +237,22 @@ pub fn parse_callgrind(text: &str) -> Result<CallgrindOutput> {
     let mut out = CallgrindOutput::default();
     let mut callee: Option<String> = None;
     let mut totals = None;
+    // The callee of the last `calls=` line: the cost line right after it is the calls' inclusive cost.
+    let mut inclusive_of: Option<String> = None;
     for line in text.lines() {
+        if let Some(name) = inclusive_of.take() {
+            // "<position...> <Ir>": the last field is the event count.
+            let ir: u64 = line.split_whitespace().last().and_then(|c| c.parse().ok()).unwrap_or(0);
+            *out.inclusive.entry(name).or_insert(0) += ir;
+            continue;
+        }
         if let Some(name) = line.strip_prefix("cfn=") {
             callee = Some(strip_id(name).to_string());
         } else if let Some(rest) = line.strip_prefix("calls=") {
             let count: u64 = rest.split_whitespace().next().and_then(|c| c.parse().ok()).unwrap_or(0);
             if let Some(name) = callee.take() {
-                *out.calls.entry(name).or_insert(0) += count;
+                *out.calls.entry(name.clone()).or_insert(0) += count;
+                inclusive_of = Some(name);
             }
         } else if let Some(v) = line.strip_prefix("totals:").or_else(|| line.strip_prefix("summary:")) {
             totals = v.split_whitespace().next().and_then(|t| t.parse().ok()).or(totals);
@@ -257,6 +276,11 @@ fn strip_id(name: &str) -> &str {
 /// Calls of functions whose name contains `needle`.
 fn calls_matching(out: &CallgrindOutput, needle: &str) -> u64 {
     out.calls.iter().filter(|(n, _)| n.contains(needle)).map(|(_, c)| c).sum()
+}
+
+/// Inclusive instructions of the calls of functions whose name contains `needle`.
+fn inclusive_matching(out: &CallgrindOutput, needle: &str) -> u64 {
+    out.inclusive.iter().filter(|(n, _)| n.contains(needle)).map(|(_, c)| c).sum()
 }
 
 /// Works out instructions per packet from a run with `packets` and a run with none.
@@ -374,10 +398,10 @@ pub fn measure(
         }
         Pipeline::Gateway => {
             // The pipeline worker's start-up (its flow cache written in full) is counted too, so
-            // an empty poll is priced by the difference of a short and a long idle run.
+            // an idle turn is priced by the difference of a short and a long idle run.
             let idle_short = callgrind_run(exe, name, scenarios_file, 0, 1, dir)?;
             let idle_long = callgrind_run(exe, name, scenarios_file, 0, 4, dir)?;
-            let per_poll = empty_poll_price(&idle_long, &idle_short)?;
+            let per_turn = idle_turn_price(&idle_long, &idle_short)?;
             let half = packets / 2;
             let (small, large, what) = if scenario.target_flow_setups_mpps_per_core.is_some() {
                 let small = callgrind_run(exe, name, scenarios_file, half, 1, dir)?;
@@ -391,7 +415,7 @@ pub fn measure(
             let mut what = what;
             if scenario.directions != Directions::Both {
                 what.push_str(&format!(
-                    ", all of it {:?} (the scenario's one direction; empty polls are the RX calls beyond two per TX call, so a busy turn's RX call on the silent port counts in the packets' cost)",
+                    ", all of it {:?} (the scenario's one direction: a busy turn's RX call on the silent port counts in the packets' cost)",
                     scenario.directions
                 ));
             }
@@ -401,58 +425,57 @@ pub fn measure(
                     t.encap
                 ));
             }
-            // One direction: a busy loop turn polls both ports but transmits on one, so its empty
-            // RX call on the silent port is part of the packets' cost, not an idle poll.
-            let rx_per_tx = if scenario.directions == Directions::Both { 1 } else { 2 };
-            instructions_between(&large, &small, per_poll, half, rx_per_tx, valgrind, what)
+            instructions_between(&large, &small, per_turn, half, valgrind, what)
         }
     }
 }
 
-/// Instructions of one empty poll from two idle runs: what the longer one added per RX call.
-pub fn empty_poll_price(long: &CallgrindOutput, short: &CallgrindOutput) -> Result<f64> {
-    let (polls_long, polls_short) = (calls_matching(long, RX_FN), calls_matching(short, RX_FN));
-    if polls_long <= polls_short || long.instructions <= short.instructions {
+/// Instructions of one idle turn outside [`IDLE_FN`] (empty RX calls, the snapshot check, the
+/// clock) from two idle runs: what the longer one added per idle turn, its expiry work taken out.
+pub fn idle_turn_price(long: &CallgrindOutput, short: &CallgrindOutput) -> Result<f64> {
+    let (turns_long, turns_short) = (calls_matching(long, IDLE_FN), calls_matching(short, IDLE_FN));
+    let rest = |o: &CallgrindOutput| o.instructions.saturating_sub(inclusive_matching(o, IDLE_FN));
+    if turns_long <= turns_short || rest(long) <= rest(short) {
         return Err(Error::Process {
             what: "callgrind".into(),
             detail: format!(
-                "the long idle run polled no more than the short one ({polls_long} <= {polls_short} RX calls)"
+                "the long idle run had no more idle turns than the short one ({turns_long} <= {turns_short} calls of {IDLE_FN})"
             ),
         });
     }
-    Ok((long.instructions - short.instructions) as f64 / (polls_long - polls_short) as f64)
+    Ok((rest(long) - rest(short)) as f64 / (turns_long - turns_short) as f64)
 }
 
-/// Instructions per packet from the difference of two runs `packets` packets apart, each
-/// corrected for its empty polls at `per_poll` instructions each. Empty polls are the RX calls
-/// beyond `rx_per_tx` per TX call: 1 when both directions send (a busy turn receives and
-/// transmits on both ports), 2 when one does (a busy turn polls both ports, transmits on one).
+/// Instructions per packet from the difference of two runs `packets` packets apart, each with
+/// its idle turns taken out exactly: the inclusive cost of their [`IDLE_FN`] calls, and
+/// `per_turn` instructions each for the rest of the turn.
 pub fn instructions_between(
     large: &CallgrindOutput,
     small: &CallgrindOutput,
-    per_poll: f64,
+    per_turn: f64,
     packets: u64,
-    rx_per_tx: u64,
     valgrind: String,
     what: String,
 ) -> Result<InstructionCount> {
     if packets == 0 {
         return Err(Error::Process { what: "callgrind".into(), detail: "no packets were sent".into() });
     }
-    let empty = |o: &CallgrindOutput| calls_matching(o, RX_FN).saturating_sub(rx_per_tx * calls_matching(o, TX_FN));
-    let corrected = |o: &CallgrindOutput| o.instructions as f64 - empty(o) as f64 * per_poll;
+    let idle =
+        |o: &CallgrindOutput| inclusive_matching(o, IDLE_FN) as f64 + calls_matching(o, IDLE_FN) as f64 * per_turn;
+    let corrected = |o: &CallgrindOutput| o.instructions as f64 - idle(o);
     let ipp = (corrected(large) - corrected(small)) / packets as f64;
+    let turns = calls_matching(large, IDLE_FN);
     Ok(InstructionCount {
         instructions_per_packet: (ipp * 10.0).round() / 10.0,
         packets,
         instructions: large.instructions.saturating_sub(small.instructions),
-        empty_polls: empty(large),
-        instructions_per_empty_poll: (per_poll * 10.0).round() / 10.0,
+        empty_polls: turns,
+        instructions_per_empty_poll: if turns == 0 { 0.0 } else { (idle(large) / turns as f64 * 10.0).round() / 10.0 },
         method: format!(
-            "valgrind --tool=callgrind --toggle-collect='{TOGGLE}' on `midogw-perf cg-trace` (the gateway pipeline) with {what}, and idle for 0.3 s and 1.2 s (the price of an empty poll); \
-             ((Ir - empty polls x Ir per empty poll) of the larger run - the same of the smaller) / {packets} packets; \
-             empty polls of the smaller run: {}",
-            empty(small)
+            "valgrind --tool=callgrind --toggle-collect='{TOGGLE}' on `midogw-perf cg-trace` (the gateway pipeline) with {what}, and idle for 0.3 s and 1.2 s (the price of an idle turn outside its expiry work); \
+             ((Ir - idle turns' cost) of the larger run - the same of the smaller) / {packets} packets, where an idle turn is a call of {IDLE_FN} \
+             (its inclusive cost from the run itself, plus {per_turn:.1} for the rest of the turn); idle turns of the smaller run: {}",
+            calls_matching(small, IDLE_FN)
         ),
         valgrind,
     })
@@ -490,15 +513,21 @@ totals: 1000
         assert_eq!(out.instructions, 1000);
         assert_eq!(out.calls[RX_FN], 42);
         assert_eq!(out.calls[TX_FN], 30);
+        assert_eq!(out.inclusive[RX_FN], 420);
+        assert_eq!(out.inclusive[TX_FN], 300);
         assert!(parse_callgrind("events: Ir\n").is_err());
     }
 
     #[test]
     fn empty_polls_are_subtracted() {
-        let baseline = CallgrindOutput { instructions: 50_000, calls: [(RX_FN.to_string(), 1000)].into() };
+        let baseline =
+            CallgrindOutput { instructions: 50_000, calls: [(RX_FN.to_string(), 1000)].into(), ..Default::default() };
         // 64 packets, 4 busy polls, 10 empty polls at 50 each: 500 + 64 * 20 = 1780.
-        let measured =
-            CallgrindOutput { instructions: 1780, calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into() };
+        let measured = CallgrindOutput {
+            instructions: 1780,
+            calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into(),
+            ..Default::default()
+        };
         let c = instructions_per_packet(&measured, &baseline, 64, "valgrind".into()).unwrap();
         assert_eq!(c.empty_polls, 10);
         assert_eq!(c.instructions_per_empty_poll, 50.0);
@@ -506,37 +535,36 @@ totals: 1000
         assert!(instructions_per_packet(&measured, &CallgrindOutput::default(), 64, String::new()).is_err());
     }
 
+    /// A run's figures: `instructions` in all, `idle_turns` calls of the idle function costing
+    /// `idle_inclusive` together.
+    fn run(instructions: u64, idle_turns: u64, idle_inclusive: u64) -> CallgrindOutput {
+        CallgrindOutput {
+            instructions,
+            calls: [(IDLE_FN.to_string(), idle_turns)].into(),
+            inclusive: [(IDLE_FN.to_string(), idle_inclusive)].into(),
+        }
+    }
+
     #[test]
     fn differences_of_two_runs_cancel_what_both_share() {
-        // Idle runs: 20 000 instructions of start-up, then 50 per poll.
-        let short = CallgrindOutput { instructions: 20_000 + 1000 * 50, calls: [(RX_FN.to_string(), 1000)].into() };
-        let long = CallgrindOutput { instructions: 20_000 + 4000 * 50, calls: [(RX_FN.to_string(), 4000)].into() };
-        let per_poll = empty_poll_price(&long, &short).unwrap();
-        assert_eq!(per_poll, 50.0);
-        assert!(empty_poll_price(&short, &long).is_err());
+        // Idle runs: 20 000 instructions of start-up, then 50 per idle turn outside the idle
+        // function, whose calls cost 200 each on an empty flow table.
+        let short = run(20_000 + 1000 * 250, 1000, 1000 * 200);
+        let long = run(20_000 + 4000 * 250, 4000, 4000 * 200);
+        let per_turn = idle_turn_price(&long, &short).unwrap();
+        assert_eq!(per_turn, 50.0);
+        assert!(idle_turn_price(&short, &long).is_err());
         // Both runs: 1000 instructions of set-up (ARP, first-pass misses); the larger one has 64
-        // more packets at 30 each. Empty polls: 10 in the smaller run, 4 in the larger.
-        let small =
-            CallgrindOutput { instructions: 1500, calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into() };
-        let large = CallgrindOutput {
-            instructions: 1000 + 200 + 64 * 30,
-            calls: [(RX_FN.to_string(), 12), (TX_FN.to_string(), 8)].into(),
-        };
-        let c = instructions_between(&large, &small, per_poll, 64, 1, "v".into(), "test".into()).unwrap();
+        // more packets at 30 each. Idle turns: 10 in the smaller run, 4 in the larger, and with
+        // flows in the table their expiry costs more than in the idle runs (300, then 310 each):
+        // taken from the run itself, not from the idle price.
+        let small = run(1000 + 10 * (50 + 300), 10, 10 * 300);
+        let large = run(1000 + 64 * 30 + 4 * (50 + 310), 4, 4 * 310);
+        let c = instructions_between(&large, &small, per_turn, 64, "v".into(), "test".into()).unwrap();
         assert_eq!(c.instructions_per_packet, 30.0);
         assert_eq!(c.empty_polls, 4);
-        assert!(c.method.contains("empty polls of the smaller run: 10"), "{}", c.method);
-        // One direction: each busy turn polls both ports and transmits on one. Smaller run: 4
-        // busy turns (8 RX, 4 TX) and 6 empty polls; the larger: 8 busy turns and 4 empty polls;
-        // the busy turns' second RX call is in the packets' 30 instructions.
-        let small =
-            CallgrindOutput { instructions: 1300, calls: [(RX_FN.to_string(), 14), (TX_FN.to_string(), 4)].into() };
-        let large = CallgrindOutput {
-            instructions: 1000 + 200 + 64 * 30,
-            calls: [(RX_FN.to_string(), 20), (TX_FN.to_string(), 8)].into(),
-        };
-        let c = instructions_between(&large, &small, per_poll, 64, 2, "v".into(), "test".into()).unwrap();
-        assert_eq!(c.empty_polls, 4);
-        assert_eq!(c.instructions_per_packet, 30.0);
+        assert_eq!(c.instructions_per_empty_poll, 360.0);
+        assert!(c.method.contains("idle turns of the smaller run: 10"), "{}", c.method);
+        assert!(instructions_between(&large, &small, per_turn, 0, "v".into(), "test".into()).is_err());
     }
 }

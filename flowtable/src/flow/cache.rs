@@ -7,14 +7,17 @@
 //! balanced: inserting as many distinct flows as there are slots leaves 96% of them resident (a
 //! single bucket per key: 86%), and at 90% of the slots only 0.7% have been evicted (single: 10%);
 //! the first eviction comes at about 75% (measured over 8 Ki to 1 Mi slots). The price is a second
-//! bucket probe on every miss and on the third of hits that live in their second bucket. Three
+//! bucket probe on every miss and on the third of hits that live in their second bucket. Four
 //! parallel arrays, all allocated once in [`FlowCache::new`]:
 //!
 //! * buckets, 16 bytes each (a quarter of a cache line, never straddling one): an 8-bit signature
-//!   per way (0 for an empty way), the occupied mask, the referenced mask and a clock hand;
+//!   per way (0 for an empty way), the occupied mask and a clock hand;
+//! * referenced bytes, one per slot (a hit sets its byte with one store; a bucket's eight are
+//!   one word);
 //! * keys, 64 bytes each, cache-line aligned;
-//! * entries, `72 + size_of::<A>()` bytes: last use, hard deadline, validation generation, packet
-//!   and byte counters, the [`TagSet`] (16 tags), and the actions.
+//! * entries, `72 + size_of::<A>()` bytes: the expiry deadline (the earlier of idle and hard), the
+//!   hard deadline, validation generation, packet and byte counters, the [`TagSet`] (16 tags), and
+//!   the actions.
 //!
 //! Bucket indexes come from the hash by multiply-shift range reduction (Lemire), so the bucket
 //! count need not be a power of two and a table is sized to what it must hold, not to the next
@@ -26,7 +29,7 @@
 //!
 //! When both buckets are full, the victim is the first way not referenced since its bucket's last
 //! reset, searching from the bucket's clock hand, first bucket then second; when all sixteen were
-//! referenced, both buckets' bits are reset and the first bucket's hand picks (NRU, a CLOCK-style
+//! referenced, both buckets' bytes are cleared and the first bucket's hand picks (NRU, a CLOCK-style
 //! LRU approximation). A hit sets the bit; an insert leaves it clear, so a flood of one-packet
 //! flows evicts itself before it evicts flows that are in use. The victim is checked on the way:
 //! if it had expired or been invalidated it is counted as that, not as an eviction.
@@ -36,7 +39,9 @@
 //! Every entry has an idle timeout (the table's) and a hard deadline (set at insert). Time is the
 //! caller's `now`, in nanoseconds of any monotonic clock; nothing here reads a clock. An entry is
 //! expired at `now` when `now >= last_use + idle_timeout` or `now >= hard_deadline`, so exactly at
-//! the boundary. Lookups never return an expired entry (they reclaim it and miss); [`FlowCache::expire`]
+//! the boundary. The entry keeps the earlier of the two as one deadline, so a hit compares once
+//! and stores once (the idle deadline of a hit at `now` comes from a [`Tick`], worked out once
+//! per burst). Lookups never return an expired entry (they reclaim it and miss); [`FlowCache::expire`]
 //! reclaims the rest, scanning at most `budget` slots per call from a cursor that wraps around.
 //!
 //! # Invalidation
@@ -56,9 +61,9 @@
 //!
 //! # Memory
 //!
-//! Per slot: 64 (key) + 72 + `size_of::<A>()` (entry) + 2 (a bucket's share); plus 512 KiB of tag
-//! generations per cache. With a 64-byte action list that is 202 bytes a slot, so 10 million flows
-//! take 2.02 GB (1.88 GiB), under the 2 GiB target; action lists up to 72 bytes fit
+//! Per slot: 64 (key) + 72 + `size_of::<A>()` (entry) + 1 (referenced) + 2 (a bucket's share);
+//! plus 512 KiB of tag generations per cache. With a 64-byte action list that is 203 bytes a
+//! slot, so 10 million flows take 2.03 GB (1.89 GiB), under the 2 GiB target; action lists up to 72 bytes fit
 //! ([`FlowCache::footprint`] computes it). All memory is allocated and written in [`FlowCache::new`];
 //! nothing after it allocates or frees.
 //!
@@ -213,6 +218,22 @@ impl Probe {
     }
 }
 
+/// A lookup's time: `now` and the idle deadline a hit sets, from [`FlowCache::tick`]. Times
+/// should not go backwards between lookups: a hit at an earlier `now` than the last one moves the
+/// entry's idle deadline back to its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    now: u64,
+    idle_deadline: u64,
+}
+
+impl Tick {
+    /// The time, ns.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+}
+
 /// A live entry, read without touching its counters.
 #[derive(Debug)]
 pub struct FlowEntryRef<'a, A> {
@@ -225,7 +246,7 @@ pub struct FlowEntryRef<'a, A> {
     /// Bytes of those packets.
     pub bytes: u64,
     /// When the entry expires unless it is hit again: its last hit's (or its insert's) `now`
-    /// plus the idle timeout ([`NEVER`] for no idle timeout).
+    /// plus the idle timeout ([`NEVER`] for no idle timeout), or the hard deadline if earlier.
     pub idle_deadline: u64,
     /// When the entry expires whatever its use ([`NEVER`] for no deadline).
     pub hard_deadline: u64,
@@ -239,7 +260,6 @@ struct Bucket {
     /// which no key's signature is.
     sig: u64,
     used: u8,
-    referenced: u8,
     hand: u8,
 }
 
@@ -273,11 +293,13 @@ impl Bucket {
 
 /// A slot's data. Hot fields first: a hit reads the first four and writes three.
 ///
-/// The idle timeout is kept as a deadline (last use plus the timeout) rather than the last use,
-/// so that the hit path compares two deadlines with `now` and adds nothing to check them.
+/// The idle timeout is kept as a deadline (last use plus the timeout, or the hard deadline if
+/// that comes first) rather than the last use, so that the hit path compares one deadline with
+/// `now` and adds nothing to check it.
 #[derive(Debug, Clone, Default)]
 struct Entry<A> {
-    idle_deadline: u64,
+    /// The earlier of the idle deadline and `hard_deadline`: the entry is expired from then on.
+    expires_at: u64,
     // The two counters apart: side by side, they are added as one vector (six instructions
     // where two scalar adds do).
     packets: u64,
@@ -305,6 +327,9 @@ enum Verdict {
 pub struct FlowCache<A> {
     hasher: FlowHasher,
     buckets: Box<[Bucket]>,
+    /// Per slot: hit since its bucket's last NRU reset (not 0). A byte rather than a bucket's bit:
+    /// a hit sets it with one store.
+    referenced: Box<[u8]>,
     keys: Box<[FlowKey]>,
     entries: Box<[Entry<A>]>,
     /// Per tag slot: the generation of its last invalidation.
@@ -339,9 +364,9 @@ impl<A: Default> FlowCache<A> {
         capacity.max(1).div_ceil(WAYS) * WAYS
     }
 
-    /// Bytes per slot: key, entry and the slot's share of its bucket.
+    /// Bytes per slot: key, entry, referenced byte and the slot's share of its bucket.
     pub const fn slot_bytes() -> usize {
-        size_of::<FlowKey>() + size_of::<Entry<A>>() + size_of::<Bucket>() / WAYS
+        size_of::<FlowKey>() + size_of::<Entry<A>>() + 1 + size_of::<Bucket>() / WAYS
     }
 
     /// Bytes [`FlowCache::new`] allocates for `config`, computed without allocating.
@@ -355,6 +380,7 @@ impl<A: Default> FlowCache<A> {
         FlowCache {
             hasher,
             buckets: vec![Bucket::default(); slots / WAYS].into_boxed_slice(),
+            referenced: vec![0; slots].into_boxed_slice(),
             keys: vec![FlowKey::VACANT; slots].into_boxed_slice(),
             entries: (0..slots).map(|_| Entry::default()).collect(),
             changed_at: vec![0; TAG_SLOTS].into_boxed_slice(),
@@ -391,6 +417,13 @@ impl<A: Default> FlowCache<A> {
     /// The table's idle timeout, ns.
     pub fn idle_timeout(&self) -> u64 {
         self.idle_timeout
+    }
+
+    /// `now` for [`FlowCache::lookup_probed`], with the idle deadline a hit at `now` sets worked
+    /// out once: a burst loop makes one per burst, not one per packet.
+    #[inline]
+    pub fn tick(&self, now: u64) -> Tick {
+        Tick { now, idle_deadline: now.saturating_add(self.idle_timeout) }
     }
 
     /// The default hard timeout, ns.
@@ -451,7 +484,8 @@ impl<A: Default> FlowCache<A> {
         let e = &self.entries[i];
         if now >= e.hard_deadline {
             Verdict::Hard
-        } else if now >= e.idle_deadline {
+        } else if now >= e.expires_at {
+            // Not the hard deadline: the idle one.
             Verdict::Idle
         } else if e.validated_at == self.generation {
             Verdict::Live
@@ -490,7 +524,7 @@ impl<A: Default> FlowCache<A> {
         let bit = 1u8 << (i % WAYS);
         b.set_sig(i % WAYS, 0);
         b.used &= !bit;
-        b.referenced &= !bit;
+        self.referenced[i] = 0;
         self.keys[i] = FlowKey::VACANT;
         drop(mem::take(&mut self.entries[i].actions));
         self.len -= 1;
@@ -507,7 +541,8 @@ impl<A: Default> FlowCache<A> {
     #[inline]
     pub fn lookup_hashed(&mut self, key: &FlowKey, hash: u64, now: u64, bytes: u32) -> Option<&A> {
         let found = self.find(key, hash);
-        self.conclude(found, now, bytes)
+        let tick = self.tick(now);
+        self.conclude(found, &tick, bytes)
     }
 
     /// Where a lookup of `key` goes: its hash, two buckets and signature, computed once. A burst
@@ -568,43 +603,43 @@ impl<A: Default> FlowCache<A> {
     /// [`NO_SLOT`] for none) before searching: the same result whatever the hint, cheaper when it
     /// is right.
     #[inline(always)]
-    pub fn lookup_probed(&mut self, key: &FlowKey, probe: &Probe, hint: usize, now: u64, bytes: u32) -> Option<&A> {
+    pub fn lookup_probed(&mut self, key: &FlowKey, probe: &Probe, hint: usize, tick: &Tick, bytes: u32) -> Option<&A> {
         // An empty slot holds the vacant key, which equals no key: no need to ask the bucket.
         let found = if self.keys.get(hint) == Some(key) {
             Some(hint)
         } else {
             self.find_at(key, probe.b1 as usize, probe.b2 as usize, probe.sig)
         };
-        self.conclude(found, now, bytes)
+        self.conclude(found, tick, bytes)
     }
 
     /// The end of a lookup that found slot `found` (or nothing): count it, refresh or reclaim the
     /// entry. The common case, a live entry validated at the current generation, is checked inline
     /// ([`FlowCache::judge`] in short); the rest out of line.
     #[inline(always)]
-    fn conclude(&mut self, found: Option<usize>, now: u64, bytes: u32) -> Option<&A> {
+    fn conclude(&mut self, found: Option<usize>, tick: &Tick, bytes: u32) -> Option<&A> {
         let Some(i) = found else {
             self.stats.misses += 1;
             return None;
         };
         let generation = self.generation;
         let e = &self.entries[i];
-        if now >= e.hard_deadline || now >= e.idle_deadline || e.validated_at != generation {
-            return self.conclude_judged(i, now, bytes);
+        if tick.now >= e.expires_at || e.validated_at != generation {
+            return self.conclude_judged(i, tick, bytes);
         }
-        Some(self.hit(i, now, bytes))
+        Some(self.hit(i, tick, bytes))
     }
 
     /// [`FlowCache::conclude`] for an entry that is not plainly live: judge it, then refresh it
     /// (it was revalidated) or reclaim it.
     #[cold]
     #[inline(never)]
-    fn conclude_judged(&mut self, i: usize, now: u64, bytes: u32) -> Option<&A> {
-        match self.judge(i, now) {
+    fn conclude_judged(&mut self, i: usize, tick: &Tick, bytes: u32) -> Option<&A> {
+        match self.judge(i, tick.now) {
             Verdict::Live => {
                 // Revalidated: nothing it depends on changed since.
                 self.entries[i].validated_at = self.generation;
-                Some(self.hit(i, now, bytes))
+                Some(self.hit(i, tick, bytes))
             }
             v => {
                 self.count(v);
@@ -616,16 +651,15 @@ impl<A: Default> FlowCache<A> {
     }
 
     /// Counts a hit of `bytes` on live slot `i`, validated at the current generation: its
-    /// counters, its last use, its referenced bit.
+    /// counters, its idle deadline, its referenced byte.
     #[inline(always)]
-    fn hit(&mut self, i: usize, now: u64, bytes: u32) -> &A {
+    fn hit(&mut self, i: usize, tick: &Tick, bytes: u32) -> &A {
         self.stats.hits += 1;
-        if let Some(b) = self.buckets.get_mut(i / WAYS) {
-            b.referenced |= 1 << (i % WAYS);
+        if let Some(r) = self.referenced.get_mut(i) {
+            *r = 1;
         }
         let e = &mut self.entries[i];
-        // A `now` older than the last hit's (another queue's clock read) does not rewind it.
-        e.idle_deadline = e.idle_deadline.max(now.saturating_add(self.idle_timeout));
+        e.expires_at = tick.idle_deadline.min(e.hard_deadline);
         e.packets += 1;
         e.bytes += u64::from(bytes);
         &e.actions
@@ -641,7 +675,7 @@ impl<A: Default> FlowCache<A> {
                 deps: &e.deps,
                 packets: e.packets,
                 bytes: e.bytes,
-                idle_deadline: e.idle_deadline,
+                idle_deadline: e.expires_at,
                 hard_deadline: e.hard_deadline,
             }
         })
@@ -698,15 +732,16 @@ impl<A: Default> FlowCache<A> {
         let bit = 1u8 << (i % WAYS);
         b.set_sig(i % WAYS, sig);
         b.used |= bit;
-        b.referenced &= !bit;
+        self.referenced[i] = 0;
         self.stats.inserts += 1;
         if deps.is_any() {
             self.stats.tags_overflow += 1;
         }
         let e = &mut self.entries[i];
+        let hard_deadline = now.saturating_add(hard_timeout);
         *e = Entry {
-            idle_deadline: now.saturating_add(self.idle_timeout),
-            hard_deadline: now.saturating_add(hard_timeout),
+            expires_at: now.saturating_add(self.idle_timeout).min(hard_deadline),
+            hard_deadline,
             validated_at: self.generation,
             packets: 0,
             bytes: 0,
@@ -731,21 +766,28 @@ impl<A: Default> FlowCache<A> {
     /// The eviction victim when both buckets are full (not-recently-used from the clock hand).
     fn victim(&mut self, b1: usize, b2: usize) -> usize {
         for b in [b1, b2] {
-            let bucket = &mut self.buckets[b];
-            let unreferenced = !bucket.referenced;
+            let unreferenced = !self.referenced_mask(b);
             if unreferenced != 0 {
+                let bucket = &mut self.buckets[b];
                 let hand = u32::from(bucket.hand);
                 let w = (hand + unreferenced.rotate_right(hand).trailing_zeros()) % WAYS as u32;
                 bucket.hand = ((w + 1) % WAYS as u32) as u8;
                 return b * WAYS + w as usize;
             }
         }
-        self.buckets[b2].referenced = 0;
+        for b in [b1, b2] {
+            self.referenced[b * WAYS..(b + 1) * WAYS].fill(0);
+        }
         let bucket = &mut self.buckets[b1];
-        bucket.referenced = 0;
         let w = usize::from(bucket.hand);
         bucket.hand = ((w + 1) % WAYS) as u8;
         b1 * WAYS + w
+    }
+
+    /// Bucket `b`'s referenced ways as a mask (bit `w` for way `w`).
+    fn referenced_mask(&self, b: usize) -> u8 {
+        let bytes = &self.referenced[b * WAYS..(b + 1) * WAYS];
+        bytes.iter().enumerate().fold(0, |mask, (w, &r)| if r != 0 { mask | 1 << w } else { mask })
     }
 
     /// Removes the entry for `key`, live or not. Returns whether there was one.

@@ -154,11 +154,20 @@ fn idle_expiry_exactly_at_the_boundary() {
     assert!(c.get(&k, 199).is_none());
     assert!(c.lookup(&k, 199, 1).is_none());
     assert_eq!((c.stats().expired_idle, c.len()), (1, 0));
-    // A `now` older than the last use (another queue's clock read) neither expires nor rewinds.
+    // Times should not go backwards (a core's clock does not); if one does, the hit's own
+    // deadline is what counts.
     c.insert(&k, Actions::output(1), &TagSet::new(), 500);
     assert!(c.lookup(&k, 450, 1).is_some());
-    assert_eq!(c.get(&k, 500).unwrap().idle_deadline, 600);
-    assert!(c.get(&k, 599).is_some() && c.get(&k, 600).is_none());
+    assert_eq!(c.get(&k, 500).unwrap().idle_deadline, 550);
+    assert!(c.get(&k, 549).is_some() && c.get(&k, 550).is_none());
+    // The hard deadline caps the idle one.
+    let mut c = cache(64, 100, 150);
+    c.insert(&k, Actions::output(1), &TagSet::new(), 0);
+    assert!(c.lookup(&k, 99, 1).is_some());
+    let e = c.get(&k, 100).unwrap();
+    assert_eq!((e.idle_deadline, e.hard_deadline), (150, 150));
+    assert!(c.lookup(&k, 150, 1).is_none());
+    assert_eq!((c.stats().expired_hard, c.stats().expired_idle), (1, 0));
     assert_books_balance(&c);
 }
 
@@ -338,19 +347,19 @@ fn a_stale_hint_to_a_freed_slot_misses() {
     c.insert(&key(1), Actions::output(1), &TagSet::new(), 10);
     let slot = c.candidate(&probe);
     assert_ne!(slot, NO_SLOT, "the key's slot");
-    assert_eq!(c.lookup_probed(&key(1), &probe, slot, 11, 60).map(Actions::port), Some(1));
+    assert_eq!(c.lookup_probed(&key(1), &probe, slot, &c.tick(11), 60).map(Actions::port), Some(1));
     assert!(c.remove(&key(1)));
     // The burst loop found the candidate before a miss of the same burst freed it.
-    assert_eq!(c.lookup_probed(&key(1), &probe, slot, 12, 60), None);
+    assert_eq!(c.lookup_probed(&key(1), &probe, slot, &c.tick(12), 60), None);
     assert_eq!(c.stats().hits, 1);
     assert_eq!(c.stats().misses, 1);
     // A hint out of range, or to another key's slot, is only a hint.
     c.insert(&key(1), Actions::output(2), &TagSet::new(), 13);
-    assert_eq!(c.lookup_probed(&key(1), &probe, NO_SLOT, 14, 60).map(Actions::port), Some(2));
+    assert_eq!(c.lookup_probed(&key(1), &probe, NO_SLOT, &c.tick(14), 60).map(Actions::port), Some(2));
     c.insert(&key(2), Actions::output(3), &TagSet::new(), 13);
     let other = c.candidate(&c.probe(&key(2)));
     assert_ne!(other, NO_SLOT, "key 2's slot");
-    assert_eq!(c.lookup_probed(&key(1), &probe, other, 15, 60).map(Actions::port), Some(2));
+    assert_eq!(c.lookup_probed(&key(1), &probe, other, &c.tick(15), 60).map(Actions::port), Some(2));
     assert_books_balance(&c);
 }
 
@@ -381,15 +390,15 @@ fn ten_million_flows_fit_in_two_gib() {
     assert_eq!(size_of::<Entry<Actions>>(), 136);
     assert_eq!(size_of::<Entry<crate::sim::CachedActions>>(), 136);
     assert_eq!(size_of::<Entry<[u64; 8]>>(), 136);
-    assert_eq!(FlowCache::<[u64; 8]>::slot_bytes(), 202);
+    assert_eq!(FlowCache::<[u64; 8]>::slot_bytes(), 203);
     let config = FlowCacheConfig { capacity: 10_000_000, ..FlowCacheConfig::default() };
     for bytes in [
         FlowCache::<Actions>::footprint(&config),
         FlowCache::<crate::sim::CachedActions>::footprint(&config),
         FlowCache::<[u64; 8]>::footprint(&config),
     ] {
-        // 10,000,000 slots x 202 bytes + 65534 tag generations x 8 bytes.
-        assert_eq!(bytes, 10_000_000 * 202 + TAG_SLOTS * 8);
+        // 10,000,000 slots x 203 bytes + 65534 tag generations x 8 bytes.
+        assert_eq!(bytes, 10_000_000 * 203 + TAG_SLOTS * 8);
         assert!(bytes <= 2 * GIB, "{bytes}");
     }
     // The largest action list that still fits: 72 bytes.
@@ -550,7 +559,7 @@ proptest! {
                         Hint::Slot(i) => i,
                         Hint::Nothing => NO_SLOT,
                     };
-                    let got = c.lookup_probed(&key(k), &probe, hint, now, bytes).map(Actions::port);
+                    let got = c.lookup_probed(&key(k), &probe, hint, &c.tick(now), bytes).map(Actions::port);
                     prop_assert_eq!(got, m.lookup(k, now, bytes));
                 }
                 Op::Invalidate(ids) => {
@@ -572,7 +581,8 @@ proptest! {
             }
             for k in 0..24 {
                 let got = c.get(&key(k), now).map(|e| (e.actions.port(), e.packets, e.bytes, e.idle_deadline, e.hard_deadline));
-                let want = m.live(k, now).map(|e| (e.port, e.packets, e.bytes, e.last_used + IDLE, e.hard_deadline));
+                // The idle deadline as `get` reports it: the hard deadline when that comes first.
+                let want = m.live(k, now).map(|e| (e.port, e.packets, e.bytes, (e.last_used + IDLE).min(e.hard_deadline), e.hard_deadline));
                 prop_assert_eq!(got, want, "key {}", k);
             }
             prop_assert!(c.len() <= c.capacity());
