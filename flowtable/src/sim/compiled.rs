@@ -402,10 +402,7 @@ fn ip_len(ip: &[u8; 20], v6: bool) -> usize {
 }
 
 /// Takes `n` (smaller than the current value) off the TTL / hop limit of an IP header,
-/// updating the IPv4 header checksum incrementally: RFC 1624 eqn. 3, `HC' = ~(~HC + ~m + m')`,
-/// where the TTL word `m` loses `n << 8`, so `~m + m'` is `~(n << 8)` whatever `m` is. The sum is
-/// taken on the words as they sit in memory, which a ones'-complement sum allows (RFC 1071, byte
-/// order independence): the same bytes as `n` single decrements, since neither ever yields 0xffff.
+/// updating the IPv4 header checksum incrementally ([`checksum_less_hops`]).
 #[inline(always)]
 fn take_hops(ip: &mut [u8; 20], v6: bool, n: u8) {
     if v6 {
@@ -416,12 +413,16 @@ fn take_hops(ip: &mut [u8; 20], v6: bool, n: u8) {
     }
 }
 
-/// The IPv4 header checksum (as its bytes) after `n` was taken off the TTL: [`take_hops`].
+/// The IPv4 header checksum (as its bytes) after `n` was taken off the TTL. The TTL word `m`
+/// loses `n << 8`, so by RFC 1624 the checksum gains it in ones'-complement arithmetic: one add
+/// and its end-around carry, as Linux's `ip_decrease_ttl` does. Adding 1 at 0xffff as well as
+/// above it gives exactly RFC 1624 eqn. 3's result (`HC' = ~(~HC + ~m + m')`, which never
+/// yields 0xffff). The sum is taken on the words as they sit in memory, which a ones'-complement
+/// sum allows (RFC 1071, byte order independence): there the TTL is the low byte.
 #[inline(always)]
 fn checksum_less_hops(checksum: [u8; 2], n: u8) -> [u8; 2] {
-    let sum = u32::from(!u16::from_ne_bytes(checksum)) + u32::from(!u16::from_ne_bytes([n, 0]));
-    let folded = (sum & 0xffff) + (sum >> 16);
-    (!(folded as u16)).to_ne_bytes()
+    let sum = u32::from(u16::from_ne_bytes(checksum)) + u32::from(u16::from_ne_bytes([n, 0]));
+    ((sum + u32::from(sum >= 0xffff)) as u16).to_ne_bytes()
 }
 
 #[cfg(test)]

@@ -207,6 +207,21 @@ proptest! {
     }
 }
 
+/// Every checksum and hop count, against RFC 1624 eqn. 3 written out: the one-add update never
+/// differs, not even where the sum meets 0xffff.
+#[test]
+fn checksum_less_hops_is_eqn_3_everywhere() {
+    for n in [1u8, 2, 3, 64, 128, 255] {
+        for hc in 0..=u16::MAX {
+            let eqn3 = {
+                let sum = u32::from(!hc) + u32::from(!u16::from_ne_bytes([n, 0]));
+                !(((sum & 0xffff) + (sum >> 16)) as u16)
+            };
+            assert_eq!(checksum_less_hops(hc.to_ne_bytes(), n), eqn3.to_ne_bytes(), "checksum {hc:#06x}, {n} hops");
+        }
+    }
+}
+
 fn outer() -> Outer {
     Outer::NONE
 }
