@@ -218,11 +218,13 @@ impl<'pool> Burst<'pool> {
     }
 
     /// Adds an owned mbuf; gives it back when the burst is full.
+    #[inline]
     pub fn push(&mut self, m: Mbuf<'pool>) -> Result<(), Mbuf<'pool>> {
-        if self.is_full() {
+        // One compare: a full burst has no slot at `len`.
+        let Some(slot) = self.pkts.get_mut(self.len) else {
             return Err(m);
-        }
-        self.pkts[self.len] = m.into_raw().as_ptr();
+        };
+        *slot = m.into_raw().as_ptr();
         self.len += 1;
         Ok(())
     }

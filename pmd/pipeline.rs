@@ -44,8 +44,12 @@ use crate::snapshot::{Refresh, SnapshotExchange, SnapshotReader};
 const GENERATED_ROOM: usize = 2048;
 /// Flow cache slots an idle loop iteration checks for expiry.
 const EXPIRY_BUDGET: usize = 256;
-/// `slot_of` marker for a DPDK port this worker has no TX queue on.
+/// `slot_of` marker for a DPDK port this worker has no TX queue on: its burst is a sink, freed
+/// and counted as `unknown_egress` when flushed.
 const NO_TX_SLOT: u8 = u8::MAX;
+/// Output bursts: one per `u8` slot, so that any slot indexes them with no bounds check (TX
+/// slots are fewer than [`MAX_DPDK_PORTS`]; the last is [`NO_TX_SLOT`]'s sink).
+const OUT_SLOTS: usize = 1 << 8;
 
 /// How each pipeline worker sizes its per-core state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -323,7 +327,8 @@ struct Engine<'p, 'm, 's> {
     snapshot: SnapshotReader<'s>,
     pool: &'p Mempool<'m>,
     tx: Vec<TxQueue<'p>>,
-    out: Vec<Burst<'p>>,
+    /// Output bursts by TX slot (`tx[slot]` sends them; [`NO_TX_SLOT`]'s has no queue).
+    out: Box<[Burst<'p>; OUT_SLOTS]>,
     /// TX slot by DPDK port id, for every `u16`: indexed by any port id with no bounds check.
     slot_of: Box<[u8; 1 << 16]>,
     cache: FlowCache<CachedActions>,
@@ -370,7 +375,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         Engine {
             snapshot,
             pool,
-            out: (0..tx.len()).map(|_| Burst::new()).collect(),
+            out: Box::new(std::array::from_fn(|_| Burst::new())),
             tx,
             slot_of,
             cache: FlowCache::new(&config.flow_cache, hasher),
@@ -848,12 +853,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     #[inline(always)]
     fn send(&mut self, port: u16, m: Mbuf<'p>) {
         let slot = usize::from(self.slot_of[usize::from(port)]);
-        // NO_TX_SLOT is past every burst.
-        let Some(out) = self.out.get_mut(slot) else {
-            self.totals.unknown_egress += 1;
-            return;
-        };
-        if let Err(m) = out.push(m) {
+        if let Err(m) = self.out[slot].push(m) {
             self.send_after_flush(slot, m);
         }
     }
@@ -868,21 +868,28 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    /// Sends what the TX queue takes; frees the rest.
+    /// Sends what the TX queue takes; frees the rest. The sink's frames (for ports without a TX
+    /// queue here) are freed and counted.
     fn flush(&mut self, slot: usize) {
-        let burst = &mut self.out[slot];
+        let Some(burst) = self.out.get_mut(slot) else { return };
         if burst.is_empty() {
             return;
         }
-        self.totals.tx += self.tx[slot].tx(burst) as u64;
-        self.totals.tx_full += burst.len() as u64;
+        match self.tx.get_mut(slot) {
+            Some(queue) => {
+                self.totals.tx += queue.tx(burst) as u64;
+                self.totals.tx_full += burst.len() as u64;
+            }
+            None => self.totals.unknown_egress += burst.len() as u64,
+        }
         burst.clear();
     }
 
     fn flush_all(&mut self) {
-        for slot in 0..self.out.len() {
+        for slot in 0..self.tx.len() {
             self.flush(slot);
         }
+        self.flush(usize::from(NO_TX_SLOT));
     }
 
     /// A loop turn that received nothing: reclaim a few expired flows so the table does not fill
