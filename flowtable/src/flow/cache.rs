@@ -275,7 +275,17 @@ impl Bucket {
         !(((x & LOW7) + LOW7) | x | LOW7)
     }
 
-    /// The way of the lowest lane set in a [`Bucket::matches`] mask.
+    /// Like [`Bucket::matches`], exact in its lowest lane only (lanes above a match may be set
+    /// spuriously: the classic zero-byte test, whose borrows run upward only), for a caller that
+    /// wants the first matching way. Three operations fewer.
+    #[inline(always)]
+    fn first_match(&self, sig: u8) -> u64 {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        let x = self.sig ^ (u64::from(sig) * ONES);
+        x.wrapping_sub(ONES) & !x & (ONES << 7)
+    }
+
+    /// The way of the lowest lane set in a [`Bucket::matches`] or [`Bucket::first_match`] mask.
     #[inline(always)]
     fn way_of(lanes: u64) -> usize {
         lanes.trailing_zeros() as usize / 8
@@ -569,7 +579,7 @@ impl<A: Default> FlowCache<A> {
     #[inline(always)]
     pub fn candidate(&self, probe: &Probe) -> usize {
         let first = |b: u32| {
-            let m = self.buckets.get(b as usize).map_or(0, |bucket| bucket.matches(probe.sig));
+            let m = self.buckets.get(b as usize).map_or(0, |bucket| bucket.first_match(probe.sig));
             if m != 0 {
                 b as usize * WAYS + Bucket::way_of(m)
             } else {

@@ -647,5 +647,11 @@ proptest! {
         if naive != 0 {
             prop_assert_eq!(Bucket::way_of(b.matches(probe)), naive.trailing_zeros() as usize);
         }
+        // The first-match form: its lowest lane is the first matching way, and none when none.
+        let first = b.first_match(probe);
+        prop_assert_eq!(first == 0, naive == 0);
+        if naive != 0 {
+            prop_assert_eq!(Bucket::way_of(first), naive.trailing_zeros() as usize);
+        }
     }
 }
