@@ -253,6 +253,18 @@ impl<'pool> Burst<'pool> {
         }
     }
 
+    /// The payload of every mbuf, in order ([`Burst::data`] without an index to check).
+    #[inline(always)]
+    pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.pkts[..self.len.min(BURST)].iter().map(|&raw| {
+            // SAFETY: pointers below `len` are valid mbufs owned by the burst (single segment).
+            unsafe {
+                let h = &*raw;
+                std::slice::from_raw_parts((h.buf_addr as *const u8).add(h.data_off as usize), h.data_len as usize)
+            }
+        })
+    }
+
     /// The payload of mbuf `i`.
     pub fn data(&self, i: usize) -> &[u8] {
         assert!(i < self.len, "burst index out of range");

@@ -453,6 +453,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             };
             if s.parsed {
                 self.stage_probe(s);
+            } else {
+                s.probe = Probe::EMPTY;
             }
         }
         self.stage_candidates(&mut staged[..count]);
@@ -486,10 +488,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let ingress = IngressPoint::Local(in_port);
         let flow_id = ingress.flow_id();
         let count = burst.len();
-        for (i, s) in staged[..count].iter_mut().enumerate() {
-            s.parsed = s.key.set_from_frame(flow_id, burst.data(i)).is_ok();
+        for (frame, s) in burst.frames().zip(staged.iter_mut()) {
+            s.parsed = s.key.set_from_frame(flow_id, frame).is_ok();
             if s.parsed {
                 self.stage_probe(s);
+            } else {
+                s.probe = Probe::EMPTY;
             }
         }
         self.stage_candidates(&mut staged[..count]);
@@ -510,11 +514,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    /// The second stage: every parsed frame's candidate slot, its key and entry prefetched.
+    /// The second stage: every frame's candidate slot, its key and entry prefetched. An unparsed
+    /// frame's empty probe finds at most a vacant slot, which the third stage never reads.
     #[inline(always)]
     fn stage_candidates(&self, staged: &mut [Staged]) {
         for s in staged.iter_mut() {
-            s.hint = if s.parsed { self.cache.candidate(&s.probe) } else { NO_SLOT };
+            s.hint = self.cache.candidate(&s.probe);
             // No slot: the first slot's lines, harmlessly.
             for addr in self.cache.slot_addrs(if s.hint == NO_SLOT { 0 } else { s.hint }) {
                 prefetch(addr);

@@ -194,7 +194,7 @@ pub struct Installed<'a, A> {
     pub outcome: InsertOutcome,
 }
 
-/// A key's way into the table: its hash, its two buckets and its signature ([`FlowCache::probe`]).
+/// A key's way into the table: its two buckets and its signature ([`FlowCache::probe`]).
 /// Valid for the cache that made it, until that cache is dropped (its size never changes).
 ///
 /// `repr(C)`, the bucket indexes apart: side by side, the two are packed into a vector register
@@ -202,20 +202,14 @@ pub struct Installed<'a, A> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct Probe {
-    hash: u64,
     b1: u32,
     sig: u8,
     b2: u32,
 }
 
 impl Probe {
-    /// A probe of nothing (bucket 0, hash 0), to fill arrays before use.
-    pub const EMPTY: Probe = Probe { hash: 0, b1: 0, sig: 0, b2: 0 };
-
-    /// The key's hash ([`FlowCache::hash`]).
-    pub fn hash(&self) -> u64 {
-        self.hash
-    }
+    /// A probe of nothing (bucket 0, signature 0: it finds no key), to fill arrays before use.
+    pub const EMPTY: Probe = Probe { b1: 0, sig: 0, b2: 0 };
 }
 
 /// A lookup's time: `now` and the idle deadline a hit sets, from [`FlowCache::tick`]. Times
@@ -563,7 +557,7 @@ impl<A: Default> FlowCache<A> {
     pub fn probe(&self, key: &FlowKey) -> Probe {
         let hash = self.hash(key);
         let (b1, b2, sig) = self.locate(hash);
-        Probe { hash, b1: b1 as u32, b2: b2 as u32, sig }
+        Probe { b1: b1 as u32, b2: b2 as u32, sig }
     }
 
     /// The two buckets a probe reads (the same twice when they coincide), for a prefetch;
