@@ -274,7 +274,8 @@ pub struct InstructionCount {
     pub instructions: u64,
     /// Empty polls in the measured run (subtracted).
     pub empty_polls: u64,
-    /// Instructions of one empty poll, from the run with no packets.
+    /// Instructions of one empty poll, from the run with no packets (gateway scenarios: of one idle
+    /// loop turn of the larger run, on average, its expiry sweep included).
     pub instructions_per_empty_poll: f64,
     /// How it was measured.
     pub method: String,
@@ -696,7 +697,7 @@ impl RunReport {
         let counted: Vec<&ScenarioResult> = self.scenarios.iter().filter(|s| s.instructions.is_some()).collect();
         if !counted.is_empty() {
             md.push_str("Instructions per packet (callgrind, worker thread only, fixed seeded trace through the appliance's loop on net_ring ports: the cross-connect loop, or for gateway scenarios the pipeline loop after a first pass that set up every flow; stable across runs, compare these across commits):\n\n");
-            md.push_str("| scenario | instructions / packet | packets | worker instructions | empty polls subtracted |\n|---|---:|---:|---:|---:|\n");
+            md.push_str("| scenario | instructions / packet | packets | worker instructions | empty polls (idle turns) subtracted |\n|---|---:|---:|---:|---:|\n");
             for sc in counted {
                 let i = sc.instructions.as_ref().expect("filtered");
                 let _ = writeln!(

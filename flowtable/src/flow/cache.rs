@@ -30,7 +30,7 @@
 //! When both buckets are full, the victim is the first way not referenced since its bucket's last
 //! reset, searching from the bucket's clock hand, first bucket then second; when all sixteen were
 //! referenced, both buckets' bytes are cleared and the first bucket's hand picks (NRU, a CLOCK-style
-//! LRU approximation). A hit sets the bit; an insert leaves it clear, so a flood of one-packet
+//! LRU approximation). A hit sets the byte; an insert leaves it clear, so a flood of one-packet
 //! flows evicts itself before it evicts flows that are in use. The victim is checked on the way:
 //! if it had expired or been invalidated it is counted as that, not as an eviction.
 //!
