@@ -550,8 +550,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 Err(reason) => self.hop_failed(ingress, m, reason, key, now, deadline),
             },
             Some(CachedActions::Tunnelled(tunnelled)) => {
-                match tunnelled.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.pending_outer) {
-                    Ok(dpdk_port) => self.send_encap(dpdk_port, m),
+                match tunnelled.apply(self.snapshot.snapshot(), frame, &mut self.state, now) {
+                    // Straight from the per-core template into the headroom.
+                    Ok(ready) => {
+                        let dpdk_port = ready.dpdk_port();
+                        match m.prepend(ready.len() as u16) {
+                            Some(room) => {
+                                ready.write(room);
+                                self.send(dpdk_port, m)
+                            }
+                            None => self.dropped(DropReason::TooBig),
+                        }
+                    }
                     Err(reason) => self.hop_failed(ingress, m, reason, key, now, deadline),
                 }
             }

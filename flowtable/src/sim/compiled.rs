@@ -16,7 +16,7 @@
 //! with another key (which the flow cache never hands it) it neither panics nor writes out of
 //! bounds.
 
-use super::tunnel::{prepare_outer, Outer, PendingOuter};
+use super::tunnel::{prepare_outer, ready_outer, Outer, PendingOuter, ReadyOuter};
 use super::{apply_into, Action, Actions, Applied, CoreState, DropReason};
 use crate::flow::FlowKey;
 use crate::topology::{PortId, Snapshot};
@@ -74,8 +74,9 @@ impl CachedActions {
     ) -> Result<Applied, DropReason> {
         match self {
             CachedActions::Routed(routed) => routed.apply(frame).map(Applied::Local),
-            CachedActions::Tunnelled(tunnelled) => with_outer(state, outer, |state, pending| {
-                tunnelled.apply(snap, frame, state, now, pending).map(Applied::Encap)
+            CachedActions::Tunnelled(tunnelled) => tunnelled.apply(snap, frame, state, now).map(|ready| {
+                *outer = ready.to_outer();
+                Applied::Encap(ready.dpdk_port())
             }),
             CachedActions::Hop(hop) => {
                 with_outer(state, outer, |state, pending| hop.apply(snap, frame, state, now, pending))
@@ -285,24 +286,24 @@ pub struct Tunnelled {
 }
 
 impl Tunnelled {
-    /// [`Hop::apply`] for this shape: the outer headers decided into `outer` (the pipeline writes
-    /// them in front of the frame, [`PendingOuter::write`]) and the underlay DPDK port.
+    /// [`Hop::apply`] for this shape: the outer headers, ready to be written in front of the
+    /// frame ([`ReadyOuter::write`], which also names the underlay DPDK port).
     #[inline(always)]
-    pub fn apply(
+    pub fn apply<'s>(
         &self,
         snap: &Snapshot,
         frame: &mut [u8],
-        state: &mut CoreState,
+        state: &'s mut CoreState,
         now: u64,
-        outer: &mut PendingOuter,
-    ) -> Result<u16, DropReason> {
-        // The list builds the outer headers before anything else too (they depend on the length only).
-        let dpdk_port = prepare_outer(snap, state, self.port, self.sport, frame.len(), now, outer)?;
+    ) -> Result<ReadyOuter<'s>, DropReason> {
+        // The list builds the outer headers before anything else too (they depend on the length
+        // only), so a frame whose tunnel cannot be used yet is left as it came.
+        let ready = ready_outer(snap, state, self.port, self.sport, frame.len(), now)?;
         match self.fast.apply(frame, self.ip.ttl, self.ip.v6) {
             Some(head) => head[..12].copy_from_slice(&self.macs),
             None => check_and_rewrite(&self.ip, &self.macs, frame)?,
         }
-        Ok(dpdk_port)
+        Ok(ready)
     }
 }
 

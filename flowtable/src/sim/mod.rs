@@ -130,8 +130,8 @@ pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_so
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
 pub use self::tunnel::{
-    decap, outer_header, outer_header_cached, prepare_outer, tunnel_ingress_id, vxlan_source_port, Decap, Outer,
-    PendingOuter, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT, VXLAN_SPORT_MIN,
+    decap, outer_header, outer_header_cached, prepare_outer, ready_outer, tunnel_ingress_id, vxlan_source_port, Decap,
+    Outer, PendingOuter, ReadyOuter, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT, VXLAN_SPORT_MIN,
 };
 
 use self::action::{execute, learnable};

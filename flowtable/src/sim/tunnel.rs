@@ -16,9 +16,9 @@
 //!
 //! On the hit path the headers come from a per-core template per tunnel, kept while the snapshot,
 //! the neighbour entry and the port MACs it was built from hold: a cached list gets them as an
-//! [`Outer`] ([`outer_header_cached`]); a compiled hop only decides them ([`prepare_outer`]: the
-//! template's slot, lengths, checksum, source port) and the pipeline writes them once, straight
-//! into the packet buffer's headroom ([`PendingOuter::write`]).
+//! [`Outer`] ([`outer_header_cached`]); a compiled hop only checks the template ([`ready_outer`])
+//! and the pipeline writes the headers once, straight from it into the packet buffer's headroom
+//! ([`ReadyOuter::write`]).
 
 use core::net::{IpAddr, Ipv4Addr};
 
@@ -199,7 +199,7 @@ impl TunnelTemplate {
 
 /// [`outer_header`], the same bytes and errors, from a per-core template when the tunnel's last
 /// one still holds: then only the lengths, the IPv4 checksum (RFC 1624) and the VXLAN source port
-/// change. What a cached action list calls; a compiled hop uses [`prepare_outer`] and the pipeline
+/// change. What a cached action list calls; a compiled hop uses [`ready_outer`] and the pipeline
 /// writes the headers straight into the packet buffer.
 pub fn outer_header_cached(
     snap: &Snapshot,
@@ -209,14 +209,86 @@ pub fn outer_header_cached(
     inner_len: usize,
     now: u64,
 ) -> Result<(u16, Outer), DropReason> {
-    let mut pending = PendingOuter::NONE;
-    let dpdk_port = prepare_outer(snap, state, port, vxlan_sport, inner_len, now, &mut pending)?;
-    Ok((dpdk_port, pending.to_outer(state)))
+    let ready = ready_outer(snap, state, port, vxlan_sport, inner_len, now)?;
+    Ok((ready.dpdk_port(), ready.to_outer()))
 }
 
-/// Outer headers decided for one frame but not written yet: which per-core template, and the
-/// fields that differ per frame. [`prepare_outer`] makes one, [`PendingOuter::write`] puts the
-/// headers where they go (in front of the frame, in the packet buffer) without a copy between.
+/// A tunnel's outer headers for one frame, ready to be written: the per-core template
+/// ([`ready_outer`] checked that it still holds), the frame's outer IPv4 total length and the VXLAN
+/// source port. It borrows the core's state, so it is written before anything changes the
+/// tunnels; a compiled hop hands it to the pipeline, which writes it straight into the headroom.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadyOuter<'s> {
+    template: &'s TunnelTemplate,
+    total: u16,
+    sport: u16,
+}
+
+impl ReadyOuter<'_> {
+    /// Bytes to put in front of the frame.
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        usize::from(self.template.outer.len)
+    }
+
+    /// True for no headers (never, for a tunnel's).
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The underlay DPDK port the frame leaves by.
+    #[inline(always)]
+    pub fn dpdk_port(&self) -> u16 {
+        self.template.dpdk_port
+    }
+
+    /// Writes the headers into the first [`ReadyOuter::len`] bytes of `dst` (nothing when it is
+    /// shorter): the template's bytes with the total length, the header checksum and, for VXLAN,
+    /// the UDP source port and length patched in. Fixed-size copies, no call.
+    #[inline(always)]
+    pub fn write(&self, dst: &mut [u8]) {
+        match self.len() {
+            VXLAN_LEN => {
+                if let Some(d) = self.copy_ip_patched::<VXLAN_LEN>(dst) {
+                    d[34..36].copy_from_slice(&self.sport.to_be_bytes());
+                    d[38..40].copy_from_slice(&self.total.wrapping_sub(20).to_be_bytes());
+                }
+            }
+            GRE_LEN => {
+                self.copy_ip_patched::<GRE_LEN>(dst);
+            }
+            _ => {}
+        }
+    }
+
+    /// The headers as an [`Outer`] (what [`ReadyOuter::write`] writes).
+    pub fn to_outer(&self) -> Outer {
+        let mut o = Outer { bytes: [0; MAX_OUTER_LEN], len: self.template.outer.len };
+        self.write(&mut o.bytes);
+        o
+    }
+
+    /// The template's first `N` bytes copied into `dst`, with the IPv4 total length and header
+    /// checksum patched in; `None` (nothing written) when either is shorter.
+    #[inline(always)]
+    fn copy_ip_patched<'d, const N: usize>(&self, dst: &'d mut [u8]) -> Option<&'d mut [u8; N]> {
+        let t = self.template;
+        let (d, s) = (dst.first_chunk_mut::<N>()?, t.outer.bytes.first_chunk::<N>()?);
+        *d = *s;
+        // checksum::update16(checksum, empty_total, total), the constant half summed in advance.
+        let sum = t.checksum_base + u32::from(self.total);
+        let sum = (sum & 0xffff) + (sum >> 16);
+        let checksum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        d[16..18].copy_from_slice(&self.total.to_be_bytes());
+        d[24..26].copy_from_slice(&checksum.to_be_bytes());
+        Some(d)
+    }
+}
+
+/// Outer headers decided for one frame but not written yet, for a caller that cannot hold a
+/// [`ReadyOuter`] (it borrows the state): which per-core template, and the fields that differ per
+/// frame. [`prepare_outer`] makes one, [`PendingOuter::write`] puts the headers where they go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PendingOuter {
     /// The template's slot in [`CoreState`]'s tunnels.
@@ -225,15 +297,13 @@ pub struct PendingOuter {
     len: u8,
     /// Outer IPv4 total length.
     total: u16,
-    /// Outer IPv4 header checksum for `total`.
-    checksum: u16,
     /// VXLAN UDP source port (unused for GRE).
     sport: u16,
 }
 
 impl PendingOuter {
     /// No headers (what a hop that sends to a local port leaves).
-    pub const NONE: PendingOuter = PendingOuter { slot: 0, len: 0, total: 0, checksum: 0, sport: 0 };
+    pub const NONE: PendingOuter = PendingOuter { slot: 0, len: 0, total: 0, sport: 0 };
 
     /// Bytes to put in front of the frame.
     #[inline(always)]
@@ -255,35 +325,15 @@ impl PendingOuter {
     }
 
     /// Writes the headers into the first [`PendingOuter::len`] bytes of `dst` (nothing when it is
-    /// shorter), from `state`, the state [`prepare_outer`] used, before anything else changed its
-    /// tunnels: the template's bytes with the total length, the header checksum and, for VXLAN,
-    /// the UDP source port and length patched in. Fixed-size copies, no call.
+    /// shorter, or for [`PendingOuter::NONE`]), from `state`, the state [`prepare_outer`] used,
+    /// before anything else changed its tunnels ([`ReadyOuter::write`]).
     #[inline(always)]
     pub fn write(&self, state: &CoreState, dst: &mut [u8]) {
-        let t = &state.tunnels[usize::from(self.slot) % TUNNEL_TEMPLATES];
-        match self.len() {
-            VXLAN_LEN => {
-                if let Some(d) = self.copy_ip_patched::<VXLAN_LEN>(t, dst) {
-                    d[34..36].copy_from_slice(&self.sport.to_be_bytes());
-                    d[38..40].copy_from_slice(&self.total.wrapping_sub(20).to_be_bytes());
-                }
-            }
-            GRE_LEN => {
-                self.copy_ip_patched::<GRE_LEN>(t, dst);
-            }
-            _ => {}
+        if self.is_empty() {
+            return;
         }
-    }
-
-    /// The template's first `N` bytes copied into `dst`, with the IPv4 total length and header
-    /// checksum patched in; `None` (nothing written) when either is shorter.
-    #[inline(always)]
-    fn copy_ip_patched<'d, const N: usize>(&self, t: &TunnelTemplate, dst: &'d mut [u8]) -> Option<&'d mut [u8; N]> {
-        let (d, s) = (dst.first_chunk_mut::<N>()?, t.outer.bytes.first_chunk::<N>()?);
-        *d = *s;
-        d[16..18].copy_from_slice(&self.total.to_be_bytes());
-        d[24..26].copy_from_slice(&self.checksum.to_be_bytes());
-        Some(d)
+        let template = &state.tunnels[usize::from(self.slot) % TUNNEL_TEMPLATES];
+        ReadyOuter { template, total: self.total, sport: self.sport }.write(dst);
     }
 }
 
@@ -292,9 +342,34 @@ const VXLAN_LEN: usize = Encap::Vxlan.header_len();
 const GRE_LEN: usize = Encap::Gre.header_len();
 
 /// The outer headers of an `inner_len`-byte frame to remote port `port`, from the per-core
-/// template (refreshed here when it no longer holds: [`outer_header_cached`]), left in `outer` to
-/// be written with [`PendingOuter::write`]; returns the underlay DPDK port. The same errors as
-/// [`outer_header`] (`outer` is then unchanged).
+/// template (refreshed here when it no longer holds: [`outer_header_cached`]), ready to be written
+/// with [`ReadyOuter::write`]. The same errors as [`outer_header`].
+#[inline(always)]
+pub fn ready_outer<'s>(
+    snap: &Snapshot,
+    state: &'s mut CoreState,
+    port: PortId,
+    vxlan_sport: u16,
+    inner_len: usize,
+    now: u64,
+) -> Result<ReadyOuter<'s>, DropReason> {
+    let slot = port.0 as usize % TUNNEL_TEMPLATES;
+    let t = &state.tunnels[slot];
+    if t.port != port
+        || t.generation != snap.generation()
+        || t.neighbour_version != state.neighbours.version()
+        || now >= t.expires
+    {
+        refresh_template(snap, state, port, slot, now)?;
+    }
+    let state: &'s CoreState = state;
+    let template = &state.tunnels[slot];
+    let total = u16::try_from(usize::from(template.empty_total) + inner_len).map_err(|_| DropReason::TooBig)?;
+    Ok(ReadyOuter { template, total, sport: vxlan_sport })
+}
+
+/// [`ready_outer`], left in `outer` (unchanged on an error) to be written with
+/// [`PendingOuter::write`]; returns the underlay DPDK port.
 #[inline(always)]
 pub fn prepare_outer(
     snap: &Snapshot,
@@ -305,27 +380,14 @@ pub fn prepare_outer(
     now: u64,
     outer: &mut PendingOuter,
 ) -> Result<u16, DropReason> {
-    let slot = port.0 as usize % TUNNEL_TEMPLATES;
-    let t = &state.tunnels[slot];
-    if t.port != port
-        || t.generation != snap.generation()
-        || t.neighbour_version != state.neighbours.version()
-        || now >= t.expires
-    {
-        refresh_template(snap, state, port, slot, now)?;
-    }
-    let t = &state.tunnels[slot];
-    let total = u16::try_from(usize::from(t.empty_total) + inner_len).map_err(|_| DropReason::TooBig)?;
-    // Field by field: a whole-struct move would be packed into one register and unpacked again.
-    outer.slot = slot as u8;
-    outer.len = t.outer.len;
-    outer.total = total;
-    // checksum::update16(checksum, empty_total, total), the constant half summed in advance.
-    let sum = t.checksum_base + u32::from(total);
-    let sum = (sum & 0xffff) + (sum >> 16);
-    outer.checksum = !(((sum & 0xffff) + (sum >> 16)) as u16);
-    outer.sport = vxlan_sport;
-    Ok(t.dpdk_port)
+    let ready = ready_outer(snap, state, port, vxlan_sport, inner_len, now)?;
+    *outer = PendingOuter {
+        slot: (port.0 as usize % TUNNEL_TEMPLATES) as u8,
+        len: ready.template.outer.len,
+        total: ready.total,
+        sport: vxlan_sport,
+    };
+    Ok(ready.dpdk_port())
 }
 
 /// Builds `port`'s template afresh into `slot` (a new tunnel, snapshot or neighbour entry).
