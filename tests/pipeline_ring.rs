@@ -273,3 +273,32 @@ fn pipeline_resolution_queue_is_bounded() {
         ha.silent();
     });
 }
+
+/// A router port bound to a DPDK port this worker has no TX queue on (a snapshot naming a port
+/// the appliance did not open): what leaves by it, here the ARP request for host B, goes to the
+/// worker's sink burst and is counted as unknown egress and freed at the loop's flush; nothing is
+/// sent anywhere else, and nothing leaks (`with_two_ports` checks the pool after the worker stops).
+#[test]
+fn output_to_a_port_without_a_tx_queue_is_counted_and_freed() {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    with_two_ports(
+        "punk",
+        |a, b| snapshot(a, b + 32),
+        &pipeline,
+        |ha, hb, c| {
+            ha.send(&udp("10.2.0.2", 5000, 64));
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while counter(&c.unknown_egress) == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert_eq!(counter(&c.unknown_egress), 1, "the ARP request for host B");
+            assert_eq!(counter(&c.held), 1, "the frame waits for host B's MAC");
+            ha.silent();
+            hb.silent();
+            assert_eq!(counter(&c.unknown_egress), 1);
+        },
+    );
+}
