@@ -296,14 +296,16 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Callgrind(args) => {
             let table = args.table.load()?;
             let selected = table.select(&args.scenarios)?;
+            // The tree as the run starts, as for `run`.
+            let (started, commit) = (utc_now(), Commit::detect(Path::new(".")));
             let results = count_instructions(&selected, args.packets, args.table.scenarios.as_deref())?;
             let report = RunReport {
                 schema: SCHEMA,
                 tool: format!("midogw-perf {}", env!("CARGO_PKG_VERSION")),
                 command: command_line(),
-                started: utc_now(),
+                started,
                 machine: Machine::detect(),
-                commit: Commit::detect(Path::new(".")),
+                commit,
                 dpdk_version: dpdk_version(),
                 settings: None,
                 scenarios: selected.iter().zip(results).map(|(sc, ipp)| empty_result(sc, Some(ipp))).collect(),

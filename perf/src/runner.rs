@@ -248,6 +248,9 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
         std::thread::sleep(Duration::from_millis(50));
     });
     let started = utc_now();
+    // The tree as the run starts (the binaries were built from it): edits made while it runs are
+    // not in what was measured.
+    let commit = Commit::detect(repo);
     let mut per_scenario: Vec<Vec<(Dut, String, Vec<Sample>)>> = Vec::new();
     for sc in &opts.scenarios {
         let mut duts = vec![Dut::Midogw];
@@ -352,7 +355,7 @@ pub fn run(opts: &RunOptions, command: String, repo: &Path) -> Result<RunReport>
         command,
         started,
         machine: Machine::detect(),
-        commit: Commit::detect(repo),
+        commit,
         dpdk_version: dpdk_version(),
         settings: Some(Settings {
             rounds: opts.rounds,
