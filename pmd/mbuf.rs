@@ -196,6 +196,21 @@ impl std::fmt::Debug for Burst<'_> {
     }
 }
 
+/// The payload of a burst's mbuf, for as long as the caller borrows the burst.
+///
+/// # Safety
+/// `raw` is a valid single-segment mbuf the burst owns, and the burst stays borrowed (shared) for
+/// `'a`: then `buf_addr + data_off .. + data_len` lies inside its buffer (DPDK invariant) and
+/// nothing writes it meanwhile.
+#[inline(always)]
+unsafe fn payload<'a>(raw: *mut ffi::rte_mbuf) -> &'a [u8] {
+    // SAFETY: the caller's contract above.
+    unsafe {
+        let h = &*raw;
+        std::slice::from_raw_parts((h.buf_addr as *const u8).add(h.data_off as usize), h.data_len as usize)
+    }
+}
+
 impl<'pool> Burst<'pool> {
     /// An empty burst.
     pub const fn new() -> Self {
@@ -256,23 +271,15 @@ impl<'pool> Burst<'pool> {
     /// The payload of every mbuf, in order ([`Burst::data`] without an index to check).
     #[inline(always)]
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.pkts[..self.len.min(BURST)].iter().map(|&raw| {
-            // SAFETY: pointers below `len` are valid mbufs owned by the burst (single segment).
-            unsafe {
-                let h = &*raw;
-                std::slice::from_raw_parts((h.buf_addr as *const u8).add(h.data_off as usize), h.data_len as usize)
-            }
-        })
+        // SAFETY: pointers below `len` are valid mbufs owned by the burst, borrowed with it.
+        self.pkts[..self.len.min(BURST)].iter().map(|&raw| unsafe { payload(raw) })
     }
 
     /// The payload of mbuf `i`.
     pub fn data(&self, i: usize) -> &[u8] {
         assert!(i < self.len, "burst index out of range");
-        // SAFETY: pointers below `len` are valid mbufs owned by the burst (single segment).
-        unsafe {
-            let h = &*self.pkts[i];
-            std::slice::from_raw_parts((h.buf_addr as *const u8).add(h.data_off as usize), h.data_len as usize)
-        }
+        // SAFETY: pointers below `len` are valid mbufs owned by the burst, borrowed with it.
+        unsafe { payload(self.pkts[i]) }
     }
 
     /// The payload of mbuf `i`, writable.

@@ -451,11 +451,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 Ok(point) => s.key.set_from_frame(point.flow_id(), burst.data(i)).is_ok(),
                 Err(_) => false,
             };
-            if s.parsed {
-                self.stage_probe(s);
-            } else {
-                s.probe = Probe::EMPTY;
-            }
+            self.stage_probe(s);
         }
         self.stage_candidates(&mut staged[..count]);
         let tick = self.cache.tick(now);
@@ -490,11 +486,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let count = burst.len();
         for (frame, s) in burst.frames().zip(staged.iter_mut()) {
             s.parsed = s.key.set_from_frame(flow_id, frame).is_ok();
-            if s.parsed {
-                self.stage_probe(s);
-            } else {
-                s.probe = Probe::EMPTY;
-            }
+            self.stage_probe(s);
         }
         self.stage_candidates(&mut staged[..count]);
         let tick = self.cache.tick(now);
@@ -505,9 +497,14 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         });
     }
 
-    /// The first stage's end for a frame whose key is set: its probe, its two buckets prefetched.
+    /// The first stage's end, once `s.parsed` says whether the key is set: a parsed frame's probe,
+    /// its two buckets prefetched; an unparsed one's empty probe, which finds no key.
     #[inline(always)]
     fn stage_probe(&self, s: &mut Staged) {
+        if !s.parsed {
+            s.probe = Probe::EMPTY;
+            return;
+        }
         s.probe = self.cache.probe(&s.key);
         for addr in self.cache.bucket_addrs(&s.probe) {
             prefetch(addr);

@@ -79,26 +79,16 @@ impl CachedActions {
                 Applied::Encap(ready.dpdk_port())
             }),
             CachedActions::Hop(hop) => {
-                with_outer(state, outer, |state, pending| hop.apply(snap, frame, state, now, pending))
+                let mut pending = PendingOuter::NONE;
+                let applied = hop.apply(snap, frame, state, now, &mut pending);
+                if let Ok(Applied::Encap(_)) = applied {
+                    *outer = pending.to_outer(state);
+                }
+                applied
             }
             CachedActions::List(list) => apply_into(snap, list, frame, state, now, outer),
         }
     }
-}
-
-/// Runs `apply`, a compiled hop that leaves a tunnel's outer headers pending, and writes those
-/// headers into `outer` when it sent the frame into a tunnel: what an action list leaves.
-fn with_outer(
-    state: &mut CoreState,
-    outer: &mut Outer,
-    apply: impl FnOnce(&mut CoreState, &mut PendingOuter) -> Result<Applied, DropReason>,
-) -> Result<Applied, DropReason> {
-    let mut pending = PendingOuter::NONE;
-    let applied = apply(state, &mut pending);
-    if let Ok(Applied::Encap(_)) = applied {
-        *outer = pending.to_outer(state);
-    }
-    applied
 }
 
 /// Where a hop sends the frame.

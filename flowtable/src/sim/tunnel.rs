@@ -353,7 +353,7 @@ pub fn ready_outer<'s>(
     inner_len: usize,
     now: u64,
 ) -> Result<ReadyOuter<'s>, DropReason> {
-    let slot = port.0 as usize % TUNNEL_TEMPLATES;
+    let slot = template_slot(port);
     let t = &state.tunnels[slot];
     if t.port != port
         || t.generation != snap.generation()
@@ -382,12 +382,19 @@ pub fn prepare_outer(
 ) -> Result<u16, DropReason> {
     let ready = ready_outer(snap, state, port, vxlan_sport, inner_len, now)?;
     *outer = PendingOuter {
-        slot: (port.0 as usize % TUNNEL_TEMPLATES) as u8,
+        slot: template_slot(port) as u8,
         len: ready.template.outer.len,
         total: ready.total,
         sport: vxlan_sport,
     };
     Ok(ready.dpdk_port())
+}
+
+/// Where `port`'s template lives in a core's tunnels (direct-mapped, below [`TUNNEL_TEMPLATES`],
+/// which fits a `u8`).
+#[inline(always)]
+fn template_slot(port: PortId) -> usize {
+    port.0 as usize % TUNNEL_TEMPLATES
 }
 
 /// Builds `port`'s template afresh into `slot` (a new tunnel, snapshot or neighbour entry).
