@@ -12,9 +12,9 @@
 //! `Learn`), the bridge's flows are invalidated before anything new is installed. Output is
 //! batched per egress port and flushed every loop iteration. A burst from the underlay port is
 //! decapsulated first (the mbufs stripped to their inner frames in place), then looked up in the
-//! same stages as a local burst. A compiled hop into a tunnel leaves its outer headers pending
-//! and they are written once, from the per-core template, into the headroom in front of the
-//! frame. A frame whose next hop (a router's, or the underlay's for a tunnel) is not resolved yet
+//! same stages as a local burst. A compiled hop into a tunnel hands over its outer headers (ready,
+//! or pending for the general hop) and they are written once, from the per-core template, into
+//! the headroom in front of the frame. A frame whose next hop (a router's, or the underlay's for a tunnel) is not resolved yet
 //! waits in the per-worker resolution queue (bounded: the oldest is dropped when full; a deadline:
 //! dropped after `hold_timeout_ns`) while the ARP request / NS goes out, and is simulated again and
 //! sent when the answer is learned. Everything the loop needs is allocated before it starts.
