@@ -294,6 +294,8 @@ pub fn run_pipeline<'p>(
             } else {
                 engine.handle_local_burst(in_port, &mut burst, &mut staged, now);
             }
+            // A worker that never idles still reclaims expired flows, a few slots per burst.
+            engine.cache.sweep_in_passing(count, now);
         }
         engine.service_holds(now);
         engine.flush_all();

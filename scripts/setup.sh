@@ -16,8 +16,9 @@ PACKAGES=(
   # perf/: instruction counts per packet, the font the PNG charts are labelled with
   valgrind fonts-dejavu-core
   # perf/: Open vSwitch's DPDK datapath (3.1 on DPDK 22.11), the peer of the gateway scenarios; the
-  # runner starts its own private ovsdb-server/ovs-vswitchd-dpdk (the package's service is not used)
-  openvswitch-switch-dpdk
+  # runner starts its own private ovsdb-server/ovs-vswitchd-dpdk (the package's service is not used);
+  # tests/gateway_e2e.rs runs its plain ovs-vswitchd (userspace datapath) as a GRE compute host
+  openvswitch-switch-dpdk openvswitch-switch
   # control/: the ZooKeeper store's tests run a real standalone server (3.8, with OpenJDK)
   zookeeper
 )

@@ -10,10 +10,11 @@
 //! ```
 //!
 //! The compute hosts terminate VXLAN with Linux `vxlan` devices. The kernel has no GRE module, so
-//! compute3 is played with a raw IPPROTO_GRE socket (crafted frames of a VM "vm3" in) and a
-//! tcpdump capture decoded by tshark (what the gateway sends it). The first test walks through
-//! everything on a warmed-up gateway; the second asks that the very first packet toward a VM,
-//! which needs three address resolutions in a row, is not lost.
+//! in the first test compute3 is played with a raw IPPROTO_GRE socket (crafted frames of a VM "vm3"
+//! in) and a tcpdump capture decoded by tshark (what the gateway sends it, field by field); in the
+//! third, compute3 runs Open vSwitch's userspace datapath with a GRE port and a real vm3 behind it.
+//! The first test walks through everything on a warmed-up gateway; the second asks that the very
+//! first packet toward a VM, which needs three address resolutions in a row, is not lost.
 
 mod common;
 
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use common::appliance::{free_addr, ping_works, Appliance, TempDir};
 use common::lan::{self, Capture, RootVeth};
+use common::ovs::OvsHost;
 use common::NetNs;
 use serde_json::Value;
 
@@ -46,8 +48,21 @@ const TENANT_NET_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x02, 0x02];
 /// The MAC of vm3, the VM on the GRE host that the test plays itself.
 const VM3_MAC: [u8; 6] = [0x02, 0, 0, 0, 0x0a, 0x03];
 
-/// The namespaces, in the order they go away.
+/// Who terminates GRE on compute3.
+#[derive(Clone, Copy, PartialEq)]
+enum Compute3 {
+    /// The test itself, with raw sockets and captures (the kernel here has no GRE module).
+    Played,
+    /// Open vSwitch's userspace datapath (a GRE port with key 0x103 on its integration bridge,
+    /// the host's address on its physical bridge), with a real vm3 behind it.
+    OpenVswitch,
+}
+
+/// The namespaces, in the order they go away (Open vSwitch, when it runs, before its namespace).
 struct Network {
+    ovs: Option<OvsHost>,
+    /// vm3 when Open vSwitch terminates GRE for it.
+    vm3: Option<NetNs>,
     outside: NetNs,
     /// Held for its guard: the underlay bridge lives in it.
     _underlay: NetNs,
@@ -58,7 +73,7 @@ struct Network {
 }
 
 impl Network {
-    fn build(tag: &str) -> Network {
+    fn build(tag: &str, compute3: Compute3) -> Network {
         let outside = lan::namespace(&format!("{tag}o"));
         let uplink = RootVeth::new(&format!("{tag}up"), &outside, "eth0");
         outside.exec(&["ip", "addr", "add", &format!("{OUTSIDE}/24"), "dev", "eth0"]);
@@ -71,7 +86,10 @@ impl Network {
         for i in 1..=3 {
             let host = lan::namespace(&format!("{tag}c{i}"));
             lan::veth_between(&underlay, &format!("c{i}"), &host, "eth0");
-            host.exec(&["ip", "addr", "add", &format!("192.168.7.1{i}/24"), "dev", "eth0"]);
+            // Open vSwitch takes compute3's eth0 into its physical bridge, which gets the address.
+            if i != 3 || compute3 == Compute3::Played {
+                host.exec(&["ip", "addr", "add", &format!("192.168.7.1{i}/24"), "dev", "eth0"]);
+            }
             computes.push(host);
         }
         lan::bridge(&underlay, "br0", &["gw", "c1", "c2", "c3"]);
@@ -112,8 +130,42 @@ impl Network {
             vm.exec(&["ip", "route", "add", "default", "via", "10.0.0.1"]);
             vms.push(vm);
         }
-        Network { outside, _underlay: underlay, computes, vms, uplink, underlay_port }
+        let (ovs, vm3) = match compute3 {
+            Compute3::Played => (None, None),
+            Compute3::OpenVswitch => {
+                let (ovs, vm3) = open_vswitch_compute3(tag, &computes[2]);
+                (Some(ovs), Some(vm3))
+            }
+        };
+        Network { ovs, vm3, outside, _underlay: underlay, computes, vms, uplink, underlay_port }
     }
+}
+
+/// The MTU inside the tenant network behind GRE: 1500 on the underlay less 42 bytes of GRE with a key.
+const GRE_VM_MTU: &str = "1458";
+
+/// compute3 as a hypervisor running Open vSwitch's userspace datapath would be set up: `br-phy`
+/// holds the underlay interface and the host's address (on its internal port), `br-int` a GRE
+/// port toward the gateway with vm3's tunnel key and vm3's interface. Open vSwitch routes and
+/// resolves the tunnel's underlay itself, from the namespace's routes and ARP.
+fn open_vswitch_compute3(tag: &str, host: &NetNs) -> (OvsHost, NetNs) {
+    let ovs = OvsHost::start(host, &std::env::temp_dir().join(format!("midogw-ovs-{tag}")));
+    ovs.vsctl(&["add-br", "br-phy", "--", "set", "bridge", "br-phy", "datapath_type=netdev"]);
+    ovs.vsctl(&["add-port", "br-phy", "eth0"]);
+    host.exec(&["ip", "addr", "add", &format!("{COMPUTE3}/24"), "dev", "br-phy"]);
+    host.exec(&["ip", "link", "set", "br-phy", "up"]);
+    let vm3 = lan::namespace(&format!("{tag}v3"));
+    lan::veth_between(host, "vm", &vm3, "eth0");
+    host.exec(&["ip", "link", "set", "vm", "mtu", GRE_VM_MTU]);
+    vm3.exec(&["ip", "link", "set", "eth0", "mtu", GRE_VM_MTU]);
+    vm3.exec(&["ip", "addr", "add", &format!("{VM3}/24"), "dev", "eth0"]);
+    vm3.exec(&["ip", "route", "add", "default", "via", "10.0.0.1"]);
+    let key = format!("options:key={}", TUNNEL_KEYS[2]);
+    let remote = format!("options:remote_ip={GATEWAY_UNDERLAY}");
+    ovs.vsctl(&["add-br", "br-int", "--", "set", "bridge", "br-int", "datapath_type=netdev"]);
+    ovs.vsctl(&["add-port", "br-int", "gre0", "--", "set", "interface", "gre0", "type=gre", &remote, &key]);
+    ovs.vsctl(&["add-port", "br-int", "vm"]);
+    (ovs, vm3)
 }
 
 fn config(dir: &TempDir, tag: &str, net: &Network, rest: SocketAddr) -> std::path::PathBuf {
@@ -322,8 +374,12 @@ struct Gateway {
 impl Gateway {
     /// Builds the network with names starting with `prefix` and the test's pid, and starts midogw.
     fn start(prefix: &str) -> Gateway {
+        Gateway::start_with(prefix, Compute3::Played)
+    }
+
+    fn start_with(prefix: &str, compute3: Compute3) -> Gateway {
         let tag = format!("{prefix}{}", std::process::id());
-        let net = Network::build(&tag);
+        let net = Network::build(&tag, compute3);
         let dir = TempDir::new(&format!("{prefix}-e2e"));
         let rest = free_addr();
         let config = config(&dir, &tag, &net, rest);
@@ -596,4 +652,58 @@ fn the_first_packet_to_a_vm_is_held_until_the_underlay_and_the_vm_are_resolved()
     let pipeline = &report["pipelines"][0];
     assert!(out.contains(" 1 received"), "the first ping to vm1 was lost:\n{out}\n{pipeline}");
     assert_eq!(drops(pipeline, "hold_timeout"), 0, "{pipeline}");
+}
+
+/// GRE against a real implementation: compute3 runs Open vSwitch's userspace datapath, which
+/// encapsulates vm3's frames toward the gateway with vm3's key and decapsulates the gateway's. Pings
+/// and 1 MiB over TCP pass both ways through both routers, the largest packet that fits (1458
+/// bytes inside, 1500 outside) passes both ways and one byte more gets "fragmentation needed";
+/// Open vSwitch's datapath shows it pushed and popped GRE with key 0x103, and the gateway refused
+/// nothing of what it sent.
+#[test]
+fn gre_tunnels_interoperate_with_open_vswitch() {
+    let mut gateway = Gateway::start_with("gv", Compute3::OpenVswitch);
+    let net = &gateway.net;
+    let (outside, vm3, ovs) = (&net.outside, net.vm3.as_ref().unwrap(), net.ovs.as_ref().unwrap());
+
+    assert!(ping_works(outside, VM3, Duration::from_secs(15)), "outside never reached vm3:\n{}", ovs.logs());
+    for (ns, to) in [(outside, VM3), (vm3, OUTSIDE)] {
+        let out = ping(ns, &["-c", "3", "-i", "0.2"], to);
+        assert!(out.contains(" 3 received"), "ping {} -> {to}:\n{out}", ns.name);
+        assert!(out.contains("ttl=62"), "two router hops {} -> {to}:\n{out}", ns.name);
+    }
+    let mib = 1 << 20;
+    for (server, client, addr, seed) in
+        [(vm3, outside, format!("{VM3}:5003"), 3), (outside, vm3, format!("{OUTSIDE}:5004"), 4)]
+    {
+        let (request, response) = (pattern(seed, mib), pattern(seed + 100, mib));
+        let (server_got, client_got) =
+            tcp_exchange(server, client, addr.parse().unwrap(), request.clone(), response.clone());
+        assert!(server_got == request, "{} -> {addr}: the server got {} bytes", client.name, server_got.len());
+        assert!(client_got == response, "{addr} -> {}: the client got {} bytes", client.name, client_got.len());
+    }
+
+    // 1458 bytes inside (1430 of ICMP data) fill the 1500-byte underlay in either direction.
+    for (ns, to) in [(outside, VM3), (vm3, OUTSIDE)] {
+        let out = ping(ns, &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1430"], to);
+        assert!(out.contains(" 2 received"), "a 1458-byte ping {} -> {to} fits:\n{out}", ns.name);
+    }
+    let out = ping(outside, &["-c", "1", "-M", "do", "-s", "1431"], VM3);
+    assert!(out.contains("Frag needed and DF set (mtu = 1458)"), "GRE leaves 1458 bytes:\n{out}");
+
+    // Open vSwitch's datapath: GRE with vm3's key pushed toward the gateway and popped from it.
+    let flows = ovs.appctl(&["dpctl/dump-flows", "-m"]);
+    let key = format!("key={:#x}", TUNNEL_KEYS[2]);
+    let pushed = flows.lines().any(|f| f.contains("tnl_push(") && f.contains("gre(") && f.contains(&key));
+    assert!(pushed, "no GRE push with {key} toward the gateway in Open vSwitch's datapath:\n{flows}");
+    let popped =
+        flows.lines().any(|f| f.contains(&format!("tun_id={:#x}", TUNNEL_KEYS[2])) && f.contains("src=192.168.7.1,"));
+    assert!(popped, "no GRE from the gateway with {key} decapsulated by Open vSwitch:\n{flows}");
+
+    let report = gateway.stop();
+    let pipeline = &report["pipelines"][0];
+    assert!(pipeline["cache_hits"].as_u64().unwrap() > 0, "{pipeline}");
+    for refused in ["unknown_tunnel_key", "tunnel_host_mismatch", "tunnel_malformed", "malformed"] {
+        assert_eq!(drops(pipeline, refused), 0, "{refused}: {pipeline}");
+    }
 }

@@ -5,6 +5,7 @@
 pub mod appliance;
 pub mod http;
 pub mod lan;
+pub mod ovs;
 pub mod ring;
 pub mod zookeeper;
 

@@ -344,6 +344,8 @@ pub struct FlowCache<A> {
     hard_timeout: u64,
     len: usize,
     cursor: usize,
+    /// Packets looked up since the last [`FlowCache::sweep_in_passing`] sweep.
+    packets_since_sweep: usize,
     stats: FlowCacheStats,
 }
 
@@ -394,6 +396,7 @@ impl<A: Default> FlowCache<A> {
             hard_timeout: config.hard_timeout,
             len: 0,
             cursor: 0,
+            packets_since_sweep: 0,
             stats: FlowCacheStats::default(),
         }
     }
@@ -850,7 +853,35 @@ impl<A: Default> FlowCache<A> {
         }
         reclaimed
     }
+
+    /// The sweep of a worker that may never idle: after every [`SWEEP_EVERY_PACKETS`] packets
+    /// (`packets` more were just looked up), [`FlowCache::expire`] checks the next
+    /// [`SWEEP_SLOTS`] slots. Driven by packets, not time, so its cost per packet is a fixed
+    /// 1/32 of a slot check and the same in every run; at 10 Mpps it passes over 10 million slots in
+    /// about 32 seconds, inside the default 60 s idle timeout. Returns how many entries it reclaimed.
+    #[inline]
+    pub fn sweep_in_passing(&mut self, packets: usize, now: u64) -> usize {
+        self.packets_since_sweep += packets;
+        if self.packets_since_sweep < SWEEP_EVERY_PACKETS {
+            return 0;
+        }
+        self.sweep_due(now)
+    }
+
+    /// [`FlowCache::sweep_in_passing`]'s sweeps, out of line (a few per million packets).
+    #[cold]
+    #[inline(never)]
+    fn sweep_due(&mut self, now: u64) -> usize {
+        let sweeps = self.packets_since_sweep / SWEEP_EVERY_PACKETS;
+        self.packets_since_sweep %= SWEEP_EVERY_PACKETS;
+        self.expire(now, sweeps.saturating_mul(SWEEP_SLOTS))
+    }
 }
+
+/// Packets between two of [`FlowCache::sweep_in_passing`]'s sweeps.
+pub const SWEEP_EVERY_PACKETS: usize = 2048;
+/// Slots one of [`FlowCache::sweep_in_passing`]'s sweeps checks.
+pub const SWEEP_SLOTS: usize = 64;
 
 #[cfg(test)]
 mod tests;

@@ -205,6 +205,56 @@ fn expire_reclaims_within_its_budget() {
 }
 
 #[test]
+fn a_busy_worker_sweeps_in_passing() {
+    use super::{SWEEP_EVERY_PACKETS, SWEEP_SLOTS};
+    let slots = 1024;
+    let mut c = cache(slots, 100, NEVER);
+    for n in 0..600 {
+        c.insert(&key(n), Actions::output(1), &TagSet::new(), 0);
+    }
+    assert!(c.lookup(&key(0), 90, 64).is_some());
+    // One flow stays busy; the other 599 are idle from 100 on. Nothing idles: only lookups and
+    // the sweep in passing run, in bursts of 32.
+    let sweeps_per_pass = slots / SWEEP_SLOTS;
+    let mut reclaimed = 0;
+    let mut packets = 0;
+    while packets < sweeps_per_pass * SWEEP_EVERY_PACKETS {
+        let now = 150 + packets as u64 / 1000;
+        for _ in 0..32 {
+            assert!(c.lookup(&key(0), now, 64).is_some());
+        }
+        packets += 32;
+        let r = c.sweep_in_passing(32, now);
+        // A sweep checks exactly SWEEP_SLOTS slots, once per SWEEP_EVERY_PACKETS packets.
+        assert!(r <= SWEEP_SLOTS);
+        if packets % SWEEP_EVERY_PACKETS != 0 {
+            assert_eq!(r, 0, "no sweep before {SWEEP_EVERY_PACKETS} packets");
+        }
+        reclaimed += r;
+    }
+    // One pass over every slot: every idle flow reclaimed, the busy one kept.
+    assert_eq!(reclaimed, 599);
+    assert_eq!((c.len(), c.stats().expired_idle), (1, 599));
+    assert!(c.lookup(&key(0), 200, 64).is_some());
+    // Packets counted in one call carry over: 2.5 sweeps' worth is two sweeps now, the half later.
+    let full = || {
+        let mut c = cache(slots, 100, NEVER);
+        for n in 0..slots as u32 {
+            c.insert(&key(n), Actions::output(1), &TagSet::new(), 0);
+        }
+        c
+    };
+    let (mut c, mut twin) = (full(), full());
+    assert_eq!(c.sweep_in_passing(SWEEP_EVERY_PACKETS * 5 / 2, 1000), twin.expire(1000, 2 * SWEEP_SLOTS));
+    assert_eq!(c.sweep_in_passing(SWEEP_EVERY_PACKETS / 2 - 1, 1000), 0);
+    let last = c.sweep_in_passing(1, 1000);
+    assert!(last > 0);
+    assert_eq!(last, twin.expire(1000, SWEEP_SLOTS));
+    assert_eq!(c.len(), twin.len());
+    assert_books_balance(&c);
+}
+
+#[test]
 fn invalidation_by_device() {
     let mut c = cache(64, NEVER, NEVER);
     let sets = [devs(&[1]), devs(&[2]), devs(&[1, 2]), TagSet::new(), TagSet::any(), devs(&[3, 4, 5])];
