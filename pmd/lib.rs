@@ -23,6 +23,7 @@ mod prefetch;
 mod ring;
 pub mod sizing;
 mod snapshot;
+mod thp;
 
 pub use clock::{tsc, TscClock};
 pub use eal::{Eal, EalConfig};
@@ -35,6 +36,7 @@ pub use pipeline::{pipeline_plans, run_pipeline, PipelineConfig, PipelineCounter
 pub use port::{check_lro_disabled, symmetric_rss_key, Device, Link, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::Ring;
 pub use snapshot::{PublishError, Published, Refresh, SnapshotExchange, SnapshotReader};
+pub use thp::advise_huge_pages;
 
 /// The packet logic the pipeline workers call (re-exported so callers build snapshots with the same version).
 pub use flowtable;

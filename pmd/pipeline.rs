@@ -374,13 +374,25 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             }
         }
         let hasher = FlowHasher::new(config.seed ^ (worker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        // Allocated here, on the worker's lcore (first touch places it on its NUMA node), on
+        // transparent huge pages where the kernel gives them (pmd/thp.rs).
+        let mut on_huge_pages = 0;
+        let cache = FlowCache::new_advised(&config.flow_cache, hasher, &mut |region| {
+            on_huge_pages += crate::thp::advise_huge_pages(region);
+        });
+        tracing::debug!(
+            worker,
+            flow_cache_mib = FlowCache::<CachedActions>::footprint(&config.flow_cache) >> 20,
+            advised_huge_pages_mib = on_huge_pages >> 20,
+            "flow cache allocated"
+        );
         Engine {
             snapshot,
             pool,
             out: Box::new(std::array::from_fn(|_| Burst::new())),
             tx,
             slot_of,
-            cache: FlowCache::new(&config.flow_cache, hasher),
+            cache,
             state,
             scratch: vec![0; GENERATED_ROOM],
             arp_scratch: [0; 64],

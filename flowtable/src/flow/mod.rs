@@ -60,8 +60,8 @@ mod hash;
 mod key;
 
 pub use self::cache::{
-    FlowCache, FlowCacheConfig, FlowCacheStats, FlowEntryRef, InsertOutcome, Installed, Probe, Tick, NEVER, NO_SLOT,
-    WAYS,
+    FlowCache, FlowCacheConfig, FlowCacheStats, FlowEntryRef, InsertOutcome, Installed, Probe, Region, Tick, NEVER,
+    NO_SLOT, WAYS,
 };
 pub use self::device::{DeviceTag, TagSet, TAG_SLOTS};
 pub use self::hash::FlowHasher;

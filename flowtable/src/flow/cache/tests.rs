@@ -205,8 +205,29 @@ fn expire_reclaims_within_its_budget() {
 }
 
 #[test]
+fn new_advised_shows_each_array_before_writing_it() {
+    let config = FlowCacheConfig { capacity: 1000, idle_timeout: 100, hard_timeout: NEVER };
+    let mut regions = Vec::new();
+    let c: FlowCache<Actions> = FlowCache::new_advised(&config, FlowHasher::new(1), &mut |r| regions.push(r));
+    let region = |addr: *const u8, len: usize| Region { addr: addr as usize, len };
+    let slots = c.capacity();
+    assert_eq!(
+        regions,
+        [
+            region(c.buckets.as_ptr().cast(), slots / WAYS * size_of::<Bucket>()),
+            region(c.referenced.as_ptr(), slots),
+            region(c.keys.as_ptr().cast(), slots * size_of::<FlowKey>()),
+            region(c.entries.as_ptr().cast(), slots * size_of::<Entry<Actions>>()),
+        ],
+        "the arrays the cache keeps are the ones advised, whole"
+    );
+    let total: usize = regions.iter().map(|r| r.len).sum();
+    assert_eq!(total + TAG_SLOTS * 8, FlowCache::<Actions>::footprint(&config));
+    assert!(c.is_empty());
+}
+
+#[test]
 fn a_busy_worker_sweeps_in_passing() {
-    use super::{SWEEP_EVERY_PACKETS, SWEEP_SLOTS};
     let slots = 1024;
     let mut c = cache(slots, 100, NEVER);
     for n in 0..600 {
