@@ -21,6 +21,13 @@
 //! identifier (in both port slots, so the reverse matches), every other protocol and message only
 //! its addresses. A non-initial fragment has no ports, so it never matches a TCP/UDP connection.
 //!
+//! ICMP and ICMPv6 error messages (unreachable, packet too big, time exceeded, parameter problem,
+//! redirect) are looked up by the connection they quote ([`ConnKey::related_to_error`]), as
+//! Linux's conntrack marks them RELATED: the "fragmentation needed" a router on the path sends
+//! about a VM's connection passes a return-flow filter, so path MTU discovery and traceroute work
+//! through it. An error never records or refreshes a connection, and a result that depended on
+//! the table is not cached (the error's flow key does not include what it quotes).
+//!
 //! # Lifetime
 //!
 //! An entry lives [`CoreConfig::conntrack_idle`](super::CoreConfig::conntrack_idle) after it was
@@ -91,6 +98,24 @@ impl ConnKey {
         Some(ConnKey { src, dst, src_port, dst_port, proto, zone })
     }
 
+    /// The key an ICMP or ICMPv6 error message relates to, at `zone`, as Linux's conntrack
+    /// relates errors to connections: the error quotes the packet that caused it, which travelled
+    /// the other way, so the quoted tuple reversed is the key a return packet of that connection
+    /// has at the device the error entered through. `None` when `h` is no error message or its
+    /// quote names no IP packet. A quote of a non-initial fragment, of IPv6 with extension headers
+    /// or cut before the ports gives ports 0, which match no TCP or UDP connection.
+    pub fn related_to_error(h: &Headers, frame: &[u8], zone: u32) -> Option<ConnKey> {
+        let is_error = match h.l4 {
+            L4::Icmpv4 { msg_type, .. } => msg_type.is_error(),
+            L4::Icmpv6 { msg_type, .. } => msg_type.is_error(),
+            _ => false,
+        };
+        if !is_error {
+            return None;
+        }
+        quoted_key(frame.get(h.payload_offset..h.end)?).map(|quoted| quoted.reversed(zone))
+    }
+
     /// The key of `frame` at `zone` (parsed here: for [`Action::Track`](super::Action::Track) on
     /// a cached flow).
     pub fn from_frame(frame: &[u8], zone: u32) -> Option<ConnKey> {
@@ -134,6 +159,44 @@ impl ConnKey {
         h
     }
 }
+
+/// The key (at zone 0) of the IP packet an ICMP error quotes: its header and at least the first
+/// eight bytes of its payload (RFC 792, RFC 4443 quote more), read as [`ConnKey::from_headers`]
+/// reads a packet.
+fn quoted_key(quote: &[u8]) -> Option<ConnKey> {
+    let be16 = |b: &[u8], at: usize| b.get(at..at + 2).map(|w| u16::from_be_bytes([w[0], w[1]]));
+    let (src, dst, proto, l4) = match quote.first()? >> 4 {
+        4 => {
+            let ip: &[u8; 20] = quote.first_chunk()?;
+            let header_len = usize::from(ip[0] & 0x0f) * 4;
+            let src: [u8; 4] = ip[12..16].try_into().ok()?;
+            let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+            let initial = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
+            let l4 = if header_len >= 20 && initial { quote.get(header_len..) } else { None };
+            let mapped = |a: [u8; 4]| core::net::Ipv4Addr::from(a).to_ipv6_mapped().octets();
+            (mapped(src), mapped(dst), ip[9], l4)
+        }
+        6 => {
+            let ip: &[u8; 40] = quote.first_chunk()?;
+            (ip[8..24].try_into().ok()?, ip[24..40].try_into().ok()?, ip[6], quote.get(40..))
+        }
+        _ => return None,
+    };
+    let l4 = l4.unwrap_or(&[]);
+    let echo = |request: u8, reply: u8| matches!(l4.first(), Some(&t) if t == request || t == reply);
+    let (src_port, dst_port) = match proto {
+        PROTO_TCP | PROTO_UDP => be16(l4, 0).zip(be16(l4, 2)).unwrap_or((0, 0)),
+        PROTO_ICMP if echo(8, 0) => be16(l4, 4).map_or((0, 0), |id| (id, id)),
+        PROTO_ICMPV6 if echo(128, 129) => be16(l4, 4).map_or((0, 0), |id| (id, id)),
+        _ => (0, 0),
+    };
+    Some(ConnKey { src, dst, src_port, dst_port, proto, zone: 0 })
+}
+
+const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const PROTO_ICMPV6: u8 = 58;
 
 fn unmap(a: [u8; 16]) -> IpAddr {
     let v6 = core::net::Ipv6Addr::from(a);

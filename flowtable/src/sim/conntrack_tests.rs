@@ -255,3 +255,115 @@ fn ipv6_connections_are_tracked_too() {
     let key = ConnKey::from_frame(&reply, r1_zone(&snap)).unwrap();
     assert_eq!(key.src_addr(), "2001:db8:1::7".parse::<IpAddr>().unwrap());
 }
+
+/// An ICMP error of `msg_type`/`code` from router 198.51.100.1 outside to the VM, entering at R1's
+/// uplink, quoting `offending` (a frame the VM sent: its IP header and first eight payload bytes).
+fn icmp_error(msg_type: u8, code: u8, offending: &[u8]) -> Vec<u8> {
+    let quote = &offending[14..14 + 20 + 8];
+    let mut icmp = vec![msg_type, code, 0, 0, 0, 0, 0x05, 0x78];
+    icmp.extend_from_slice(quote);
+    let (src, dst): (Ipv4Addr, Ipv4Addr) = ("198.51.100.1".parse().unwrap(), "10.0.0.5".parse().unwrap());
+    let mut f = vec![0u8; 14 + 20 + icmp.len()];
+    eth(&mut f, OUTSIDE, mac(1), EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Icmp,
+        payload_len: icmp.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 9,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..].copy_from_slice(&icmp);
+    Icmpv4Packet::new_unchecked(&mut f[34..]).fill_checksum();
+    valid(&f);
+    f
+}
+
+/// Path MTU discovery and traceroute through a stateful firewall: an ICMP error about an inside
+/// connection (from a router on the way, not the peer) is related to it and passes, like Linux's
+/// RELATED; it neither records nor refreshes a connection and is never cached; errors about no
+/// known connection are dropped.
+#[test]
+fn icmp_errors_about_inside_connections_pass_as_related() {
+    for proto in [Proto::Tcp, Proto::Udp, Proto::Echo] {
+        let (snap, mut st) = firewall();
+        let (sport, dport) = if proto == Proto::Echo { (0x77, 8) } else { (40000, 443) };
+        let outbound = frame(true, proto, "10.0.0.5", sport, "100.64.0.9", dport);
+        let frag_needed = icmp_error(3, 4, &outbound);
+        let time_exceeded = icmp_error(11, 0, &outbound);
+
+        // Before the connection: nothing to relate to.
+        let r = sim(&snap, &mut st, 0, &frag_needed, 10);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::RuleDrop), "{proto:?}");
+        assert!(!r.cacheable, "{proto:?}");
+
+        assert!(sim(&snap, &mut st, 2, &outbound, 20).actions.output().is_some());
+        for (what, error) in [("frag needed", &frag_needed), ("time exceeded", &time_exceeded)] {
+            let r = sim(&snap, &mut st, 0, error, 30);
+            assert_eq!(r.actions.output(), Some(2), "{proto:?} {what}: {:?}", r.actions);
+            assert_eq!(track(&r), None, "{proto:?} {what}: an error tracks nothing");
+            assert!(!r.cacheable, "{proto:?} {what}: its verdict depends on the table");
+        }
+        assert_eq!(st.conntrack.len(30), 1, "{proto:?}: the errors recorded nothing");
+        // Only a refresh by the connection's own packets keeps it: errors do not (idle after 120).
+        assert_eq!(sim(&snap, &mut st, 0, &frag_needed, 110).actions.output(), Some(2));
+        assert_eq!(sim(&snap, &mut st, 0, &frag_needed, 121).actions.drop_reason(), Some(DropReason::RuleDrop));
+
+        // About another connection of the same hosts: dropped.
+        let (st2, dt2) = if proto == Proto::Echo { (0x78, 8) } else { (40001, 443) };
+        let (snap, mut st) = firewall();
+        assert!(sim(&snap, &mut st, 2, &outbound, 20).actions.output().is_some());
+        let other = frame(true, proto, "10.0.0.5", st2, "100.64.0.9", dt2);
+        let r = sim(&snap, &mut st, 0, &icmp_error(3, 1, &other), 30);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::RuleDrop), "{proto:?}");
+    }
+}
+
+#[test]
+fn the_quoted_packet_names_the_connection() {
+    let zone = 7;
+    let outbound = frame(true, Proto::Udp, "10.0.0.5", 40000, "100.64.0.9", 53);
+    let error = icmp_error(3, 3, &outbound);
+    let h = Headers::parse(&error).unwrap();
+    let related = ConnKey::related_to_error(&h, &error, zone).unwrap();
+    let reply = frame(false, Proto::Udp, "100.64.0.9", 53, "10.0.0.5", 40000);
+    assert_eq!(related, ConnKey::from_frame(&reply, zone).unwrap());
+    // Not an error: no related key. A quote cut inside the IP header: none either.
+    let echo = frame(false, Proto::Echo, "100.64.0.9", 5, "10.0.0.5", 0);
+    assert_eq!(ConnKey::related_to_error(&Headers::parse(&echo).unwrap(), &echo, zone), None);
+    let mut cut = error.clone();
+    cut.truncate(14 + 20 + 8 + 12);
+    let total = (cut.len() - 14) as u16;
+    cut[16..18].copy_from_slice(&total.to_be_bytes());
+    let h = Headers::parse(&cut).unwrap();
+    assert_eq!(ConnKey::related_to_error(&h, &cut, zone), None);
+    // A quoted non-initial fragment has no ports: it relates to no UDP connection.
+    let mut fragment = outbound.clone();
+    fragment[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
+    let error = icmp_error(11, 1, &fragment);
+    let related = ConnKey::related_to_error(&Headers::parse(&error).unwrap(), &error, zone).unwrap();
+    assert_eq!((related.src_port, related.dst_port, related.proto), (0, 0, 17));
+}
+
+proptest::proptest! {
+    /// Any bytes after an ICMP error header: a key or nothing, never a panic.
+    #[test]
+    fn related_keys_of_arbitrary_quotes(quote in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+                                         v6 in proptest::prelude::any::<bool>(), msg_type in 0u8..20) {
+        let mut offending = vec![0u8; 14 + 28];
+        let n = quote.len().min(28);
+        offending[14..14 + n].copy_from_slice(&quote[..n]);
+        if v6 {
+            offending[14] = 0x60 | (offending[14] & 0x0f);
+        }
+        let error = icmp_error(msg_type, 0, &offending);
+        if let Ok(h) = Headers::parse(&error) {
+            let _ = ConnKey::related_to_error(&h, &error, 1);
+        }
+    }
+}

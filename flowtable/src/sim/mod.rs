@@ -350,8 +350,12 @@ struct Walk<'a, 'o> {
     devices: u8,
     /// Conntrack's answer for this packet: computed at the first chain that needs it, once.
     forward_flow: Option<bool>,
-    /// The packet's connection key at the device it entered through (IP packets only).
+    /// The packet's connection key at the device it entered through (IP packets only); for an
+    /// ICMP error, the key of the connection it quotes ([`ConnKey::related_to_error`]).
     conn_key: Option<ConnKey>,
+    /// `conn_key` is an ICMP error's related key: tracking never records or refreshes it, so a
+    /// result that depended on the table is not cached.
+    icmp_error: bool,
     /// A chain with a `flow` condition was evaluated: the result depends on the connection table.
     conntrack_used: bool,
 }
@@ -449,9 +453,15 @@ pub fn simulate_from(
         devices: 0,
         forward_flow: None,
         conn_key: None,
+        icmp_error: false,
         conntrack_used: false,
     };
-    w.conn_key = conntrack::port_zone(snap, pid).and_then(|zone| ConnKey::from_headers(&h, zone));
+    // An ICMP error is looked up by the connection it quotes, and never recorded or refreshes one.
+    w.conn_key = conntrack::port_zone(snap, pid).and_then(|zone| {
+        let related = ConnKey::related_to_error(&h, frame, zone);
+        w.icmp_error = related.is_some();
+        related.or_else(|| ConnKey::from_headers(&h, zone))
+    });
     let r = w.enter(r, pid, frame, &h);
     let mut r = w.finish(r, frame.len());
     // A drop (or answer) that a connection table entry could change must be simulated again
@@ -915,7 +925,9 @@ impl<'a> Walk<'a, '_> {
             actions.push(Action::SetEthDst(mac));
         }
         // Last before the output, so a failed check above records no connection.
-        if let (true, Some(key), Some(egress)) = (self.conntrack_used, self.conn_key, egress_zone) {
+        if let (true, false, Some(key), Some(egress)) =
+            (self.conntrack_used, self.icmp_error, self.conn_key, egress_zone)
+        {
             actions.push(match self.forward_flow.unwrap_or(true) {
                 true => Action::Track { zone: egress, reverse: true },
                 false => Action::Track { zone: key.zone, reverse: false },
