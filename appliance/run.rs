@@ -378,6 +378,10 @@ pub struct PipelineReport {
     pub generated: u64,
     pub alloc_failures: u64,
     pub unknown_egress: u64,
+    /// Neighbour and MAC entries handed to the other workers, applied from them, and lost.
+    pub learning_sent: u64,
+    pub learning_applied: u64,
+    pub learning_lost: u64,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -401,6 +405,9 @@ impl PipelineReport {
             generated: load(&c.generated),
             alloc_failures: load(&c.alloc_failures),
             unknown_egress: load(&c.unknown_egress),
+            learning_sent: load(&c.learning_sent),
+            learning_applied: load(&c.learning_applied),
+            learning_lost: load(&c.learning_lost),
             drops: c.nonzero_drops().into_iter().collect(),
         }
     }

@@ -23,10 +23,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use crossbeam_queue::ArrayQueue;
+
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, Probe, TagSet, Tick, NO_SLOT};
 use flowtable::sim::{
-    self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Leg, Legs, Outer,
-    Output, PendingOuter, MAX_DPDK_PORTS,
+    self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Learning, Leg,
+    Legs, Outer, Output, PendingOuter, MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
 use flowtable::wire::EthernetAddress;
@@ -42,6 +44,10 @@ use crate::snapshot::{Refresh, SnapshotExchange, SnapshotReader};
 
 /// Room for any frame the simulation generates (it needs 1514 bytes).
 const GENERATED_ROOM: usize = 2048;
+/// Learned entries a worker's inbox holds.
+const LEARNING_INBOX: usize = 4096;
+/// Learned entries a worker applies per loop turn.
+const LEARNING_PER_TURN: usize = 256;
 /// Flow cache slots an idle loop iteration checks for expiry.
 const EXPIRY_BUDGET: usize = 256;
 /// `slot_of` marker for a DPDK port this worker has no TX queue on: its burst is a sink, freed
@@ -127,6 +133,13 @@ pub struct PipelineCounters {
     pub held: AtomicU64,
     /// Held frames simulated again and sent on after the answer came.
     pub released: AtomicU64,
+    /// Neighbour and MAC entries this worker learned and handed to another worker.
+    pub learning_sent: AtomicU64,
+    /// Entries other workers learned that this one applied.
+    pub learning_applied: AtomicU64,
+    /// Entries lost on the way: an inbox or this worker's outbox full, or learned under another
+    /// snapshot generation than the receiver's (its port or bridge indices may differ).
+    pub learning_lost: AtomicU64,
     /// Drops, indexed by [`DropReason::index`].
     pub drops: [AtomicU64; DropReason::COUNT],
 }
@@ -151,6 +164,9 @@ impl Default for PipelineCounters {
             unknown_egress: AtomicU64::new(0),
             held: AtomicU64::new(0),
             released: AtomicU64::new(0),
+            learning_sent: AtomicU64::new(0),
+            learning_applied: AtomicU64::new(0),
+            learning_lost: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -181,6 +197,9 @@ struct Totals {
     unknown_egress: u64,
     held: u64,
     released: u64,
+    learning_sent: u64,
+    learning_applied: u64,
+    learning_lost: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -192,6 +211,21 @@ pub struct PipelinePlan<'p> {
     /// (DPDK port id, MTU, MAC) for each TX slot.
     ports: Vec<(u16, u16, [u8; 6])>,
     counters: Arc<PipelineCounters>,
+    /// Every worker's inbox of what the others learned (`None` for a single worker).
+    learning: Option<Arc<LearningExchange>>,
+}
+
+/// Neighbour and MAC entries learned on one worker, on their way to the others (flowtable's
+/// sim/learning.rs says why): a bounded lock-free queue per worker, each entry with the snapshot
+/// generation it was learned under.
+pub struct LearningExchange {
+    inboxes: Box<[ArrayQueue<(u64, Learning)>]>,
+}
+
+impl LearningExchange {
+    fn new(workers: usize) -> LearningExchange {
+        LearningExchange { inboxes: (0..workers).map(|_| ArrayQueue::new(LEARNING_INBOX)).collect() }
+    }
 }
 
 impl PipelinePlan<'_> {
@@ -232,6 +266,7 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
             detail: format!("DPDK port id {} is beyond the pipeline's {MAX_DPDK_PORTS} ports", port.id()),
         });
     }
+    let learning = Arc::new(LearningExchange::new(workers));
     let mut plans: Vec<PipelinePlan<'p>> = (0..workers)
         .map(|worker| PipelinePlan {
             worker,
@@ -239,6 +274,7 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
             tx: Vec::new(),
             ports: Vec::new(),
             counters: Arc::new(PipelineCounters::default()),
+            learning: (workers > 1).then(|| Arc::clone(&learning)),
         })
         .collect();
     for port in ports {
@@ -266,11 +302,11 @@ pub fn run_pipeline<'p>(
     config: &PipelineConfig,
     stop: &AtomicBool,
 ) -> i32 {
-    let PipelinePlan { worker, mut rx, tx, ports, counters } = plan;
+    let PipelinePlan { worker, mut rx, tx, ports, counters, learning } = plan;
     // The reader's first load happens here, before the loop (arc-swap sets up its per-thread state).
     let reader = snapshots.reader(worker);
     let generation = reader.snapshot().generation();
-    let mut engine = Engine::new(worker, tx, &ports, reader, pool, config);
+    let mut engine = Engine::new(worker, tx, &ports, reader, pool, config, learning);
     let mut burst = Burst::new();
     let mut staged = [Staged::EMPTY; BURST];
     let mut ingress = [Ok(IngressPoint::Local(0)); BURST];
@@ -297,9 +333,10 @@ pub fn run_pipeline<'p>(
             // A worker that never idles still reclaims expired flows, a few slots per burst.
             engine.cache.sweep_in_passing(count, now);
         }
+        let exchanged = engine.exchange_learning(now);
         engine.service_holds(now);
         engine.flush_all();
-        if received {
+        if received || exchanged {
             engine.publish(&counters);
         } else {
             engine.idle_turn(now);
@@ -351,6 +388,8 @@ struct Engine<'p, 'm, 's> {
     /// The earliest deadline in the queue.
     hold_next_deadline: u64,
     totals: Totals,
+    worker: usize,
+    learning: Option<Arc<LearningExchange>>,
 }
 
 impl<'p, 'm, 's> Engine<'p, 'm, 's> {
@@ -361,8 +400,10 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         snapshot: SnapshotReader<'s>,
         pool: &'p Mempool<'m>,
         config: &PipelineConfig,
+        learning: Option<Arc<LearningExchange>>,
     ) -> Self {
         let mut state = CoreState::new(&config.core);
+        state.replicate_learning(learning.is_some());
         // Built on the heap (64 KiB; only the lines of the ports in use are ever read).
         let mut slot_of: Box<[u8; 1 << 16]> =
             vec![NO_TX_SLOT; 1 << 16].into_boxed_slice().try_into().unwrap_or_else(|_| unreachable!());
@@ -404,6 +445,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             hold_learns: 0,
             hold_next_deadline: u64::MAX,
             totals: Totals::default(),
+            worker,
+            learning,
         }
     }
 
@@ -918,6 +961,41 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.flush(usize::from(NO_TX_SLOT));
     }
 
+    /// Hands what this worker learned to every other worker and applies what they learned (at
+    /// most [`LEARNING_PER_TURN`] entries a turn), before the resolution queue is looked at, so a
+    /// packet held here is released in the same turn the answer arrived elsewhere. A single
+    /// worker has no exchange; nothing here runs per packet. Whether anything was sent or applied
+    /// (the counters are then published, also on a turn that received nothing).
+    fn exchange_learning(&mut self, now: u64) -> bool {
+        let Some(exchange) = &self.learning else { return false };
+        let before = (self.totals.learning_sent, self.totals.learning_applied, self.totals.learning_lost);
+        let generation = self.snapshot.snapshot().generation();
+        let (worker, totals) = (self.worker, &mut self.totals);
+        if self.state.has_learning() {
+            self.state.drain_learning(|learning| {
+                for (_, inbox) in exchange.inboxes.iter().enumerate().filter(|&(w, _)| w != worker) {
+                    match inbox.push((generation, learning)) {
+                        Ok(()) => totals.learning_sent += 1,
+                        Err(_) => totals.learning_lost += 1,
+                    }
+                }
+            });
+        }
+        if let Some(inbox) = exchange.inboxes.get(worker) {
+            for _ in 0..LEARNING_PER_TURN {
+                let Some((learned_under, learning)) = inbox.pop() else { break };
+                if learned_under == generation {
+                    self.state.apply_learning(learning, now);
+                    totals.learning_applied += 1;
+                } else {
+                    totals.learning_lost += 1;
+                }
+            }
+        }
+        self.invalidate_moved_macs();
+        before != (self.totals.learning_sent, self.totals.learning_applied, self.totals.learning_lost)
+    }
+
     /// A loop turn that received nothing: reclaim a few expired flows so the table does not fill
     /// with dead ones. Out of line on purpose: its call count is the number of idle turns, and
     /// `midogw-perf callgrind` subtracts exactly their cost from the packets' (perf/src/callgrind.rs).
@@ -950,6 +1028,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.unknown_egress.store(t.unknown_egress, Ordering::Relaxed);
         c.held.store(t.held, Ordering::Relaxed);
         c.released.store(t.released, Ordering::Relaxed);
+        c.learning_sent.store(t.learning_sent, Ordering::Relaxed);
+        c.learning_applied.store(t.learning_applied, Ordering::Relaxed);
+        c.learning_lost.store(t.learning_lost + self.state.learning_overflowed(), Ordering::Relaxed);
         for (counter, &n) in c.drops.iter().zip(t.drops.iter()) {
             counter.store(n, Ordering::Relaxed);
         }

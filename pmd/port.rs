@@ -158,13 +158,40 @@ impl<'a> Port<'a> {
         tx: &'a Ring<'a>,
         config: &PortConfig,
     ) -> Result<Port<'a>> {
+        let rx = vec![rx; usize::from(config.rx_queues)];
+        let tx = vec![tx; usize::from(config.tx_queues)];
+        Self::from_ring_queues(eal, pool, &rx, &tx, config)
+    }
+
+    /// [`Port::from_rings`] with a ring per queue: RX queue `q` receives what is enqueued on
+    /// `rx[q]`, TX queue `q` sends into `tx[q]` (`config`'s queue counts must match), so a test
+    /// decides which worker's queue a frame arrives on, as RSS would.
+    pub fn from_ring_queues(
+        eal: &'a Eal,
+        pool: &'a Mempool<'a>,
+        rx: &[&'a Ring<'a>],
+        tx: &[&'a Ring<'a>],
+        config: &PortConfig,
+    ) -> Result<Port<'a>> {
         let c_name = CString::new(config.name.as_str()).map_err(|_| Error::InvalidName {
             what: "port name",
             value: config.name.clone(),
             why: "contains a NUL byte",
         })?;
-        let rx_rings = vec![rx.as_ptr(); usize::from(config.rx_queues)];
-        let tx_rings = vec![tx.as_ptr(); usize::from(config.tx_queues)];
+        if rx.len() != usize::from(config.rx_queues) || tx.len() != usize::from(config.tx_queues) {
+            return Err(Error::PortDevice {
+                port: config.name.clone(),
+                detail: format!(
+                    "{} RX and {} TX rings for {} RX and {} TX queues",
+                    rx.len(),
+                    tx.len(),
+                    config.rx_queues,
+                    config.tx_queues
+                ),
+            });
+        }
+        let rx_rings: Vec<_> = rx.iter().map(|r| r.as_ptr()).collect();
+        let tx_rings: Vec<_> = tx.iter().map(|r| r.as_ptr()).collect();
         // SAFETY: the ring arrays are valid for the call and the rings outlive the port ('a).
         let rc = unsafe {
             ffi::rte_eth_from_rings(

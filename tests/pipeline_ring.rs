@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::ring::{arp, counter, eth, ip, valid, with_two_ports, Host};
+use common::ring::{arp, counter, eth, ip, valid, with_two_ports, with_two_ports_two_workers, Host};
 
 use std::time::{Duration, Instant};
 
@@ -301,4 +301,52 @@ fn output_to_a_port_without_a_tx_queue_is_counted_and_freed() {
             assert_eq!(counter(&c.unknown_egress), 1);
         },
     );
+}
+
+/// Two workers: the packet that needs host B's MAC arrives on worker 0's queue and waits there;
+/// host B's ARP reply arrives on worker 1's queue (as a reply in a tunnel, steered by its outer
+/// headers, would). Worker 1 learns it and hands it to worker 0, which releases the packet at
+/// once; a later packet on worker 0 needs no ARP of its own.
+#[test]
+fn what_one_worker_learns_releases_a_packet_held_by_another() {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    with_two_ports_two_workers("p2w", snapshot, &pipeline, |ha, hb, [w0, w1]| {
+        let sent = udp("10.2.0.2", 5010, 64);
+        ha.send_to(0, &sent);
+        let got = hb.recv(1);
+        assert_eq!(got.len(), 1, "worker 0 asks for host B");
+        let L3::Arp(a) = valid(&got[0]).l3 else { panic!("not ARP: {:02x?}", got[0]) };
+        assert_eq!(a.operation, ArpOperation::Request);
+        assert_eq!(counter(&w0.held), 1);
+
+        let asked = Instant::now();
+        hb.send_to(1, &arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
+        let got = hb.recv(1);
+        assert_eq!(got.len(), 1, "the held packet, released by worker 0");
+        let waited = asked.elapsed();
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
+        assert_eq!(got[0][34..], sent[34..]);
+        assert_eq!(w1.dropped(DropReason::ArpConsumed), 1, "worker 1 took the reply");
+        assert_eq!(counter(&w0.released), 1, "worker 0 released its packet");
+        assert!(waited < Duration::from_millis(900), "released by the hand-over, not after the 1 s hold timeout");
+
+        // Worker 0 knows host B now: the next packet goes straight through.
+        ha.send_to(0, &udp("10.2.0.2", 5011, 64));
+        let got = hb.recv(1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(valid(&got[0]).eth_dst, MAC_HB);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while counter(&w0.learning_applied) == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(counter(&w1.learning_sent) >= 1, "worker 1 told the other");
+        assert!(counter(&w0.learning_applied) >= 1, "worker 0 applied it");
+        assert_eq!(counter(&w0.learning_lost) + counter(&w1.learning_lost), 0);
+        assert_eq!(w0.dropped(DropReason::HoldTimeout), 0);
+        assert_eq!(counter(&w0.held), 1, "only the first packet waited");
+    });
 }

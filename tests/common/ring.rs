@@ -154,3 +154,92 @@ pub fn with_two_ports(
     drop(rings);
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
 }
+
+/// A host at the far end of a ring port with a ring per queue: it chooses the queue (and so the
+/// worker) a frame arrives on, and reads what any of the appliance's TX queues sent.
+pub struct QueuedHost<'p> {
+    pub pool: &'p Mempool<'p>,
+    pub tx: Vec<TxQueue<'p>>,
+    pub rx: Vec<RxQueue<'p>>,
+}
+
+impl QueuedHost<'_> {
+    /// Sends `frame` into the appliance's RX queue `queue`.
+    pub fn send_to(&mut self, queue: usize, frame: &[u8]) {
+        let mut b = Burst::new();
+        let mut m = self.pool.alloc().expect("mbuf");
+        m.append(frame.len() as u16).expect("room").copy_from_slice(frame);
+        b.push(m).expect("room");
+        assert_eq!(self.tx[queue].tx(&mut b), 1);
+    }
+
+    /// Waits up to two seconds for `n` frames from any queue.
+    pub fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            for rx in &mut self.rx {
+                let mut b = Burst::new();
+                rx.rx(&mut b);
+                got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+            }
+        }
+        got
+    }
+}
+
+/// [`with_two_ports`] with two pipeline workers: each port has two RX and two TX queues on rings
+/// of their own; worker 0 (on lcore 1) polls RX queue 0 of both ports, worker 1 (on a thread of
+/// the test process, the machine has two CPUs) RX queue 1. `body` gets both workers' counters.
+pub fn with_two_ports_two_workers(
+    tag: &str,
+    snapshot: impl FnOnce(u16, u16) -> Snapshot,
+    pipeline: &PipelineConfig,
+    body: impl FnOnce(&mut QueuedHost<'_>, &mut QueuedHost<'_>, [&PipelineCounters; 2]),
+) {
+    let eal = Eal::init(&super::test_eal_config(tag, 256)).expect("EAL");
+    let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
+    // Per port: RX rings 0 and 1 (host -> appliance), TX rings 0 and 1 (appliance -> host).
+    let rings: Vec<Ring<'_>> = (0..8).map(|i| Ring::new(&eal, &format!("{tag}q{i}"), 1024).unwrap()).collect();
+    let queues = |first: usize| [&rings[first], &rings[first + 1]];
+    let two = |name: &str| PortConfig { name: name.into(), mtu: 1500, rx_queues: 2, tx_queues: 2 };
+    let appliance = [
+        Port::from_ring_queues(&eal, &pool, &queues(0), &queues(2), &two("rA")).unwrap(),
+        Port::from_ring_queues(&eal, &pool, &queues(4), &queues(6), &two("rB")).unwrap(),
+    ];
+    let host_a = Port::from_ring_queues(&eal, &pool, &queues(2), &queues(0), &two("hA")).unwrap();
+    let host_b = Port::from_ring_queues(&eal, &pool, &queues(6), &queues(4), &two("hB")).unwrap();
+    let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id()), 2);
+    let (a_rx, a_tx) = host_a.take_queues().unwrap();
+    let (b_rx, b_tx) = host_b.take_queues().unwrap();
+    let mut ha = QueuedHost { pool: &pool, tx: a_tx, rx: a_rx };
+    let mut hb = QueuedHost { pool: &pool, tx: b_tx, rx: b_rx };
+
+    let mut plans = pipeline_plans(&appliance, 2).unwrap();
+    let (plan1, plan0) = (plans.pop().unwrap(), plans.pop().unwrap());
+    let counters = [plan0.counters(), plan1.counters()];
+    let stop = AtomicBool::new(false);
+    eal.scope(|s| {
+        s.launch(1, || run_pipeline(plan0, &exchange, &pool, pipeline, &stop)).unwrap();
+        std::thread::scope(|t| {
+            let second = t.spawn(|| run_pipeline(plan1, &exchange, &pool, pipeline, &stop));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                body(&mut ha, &mut hb, [&counters[0], &counters[1]])
+            }));
+            stop.store(true, Ordering::Relaxed);
+            assert_eq!(second.join().expect("the second worker"), 0);
+            if let Err(p) = result {
+                std::panic::resume_unwind(p);
+            }
+        });
+    })
+    .expect("worker exits cleanly");
+    for c in &counters {
+        assert_eq!(c.tx_full_drops.load(Ordering::Relaxed), 0);
+        assert_eq!(c.alloc_failures.load(Ordering::Relaxed), 0);
+    }
+    drop((ha, hb));
+    drop((appliance, host_a, host_b));
+    drop(rings);
+    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+}

@@ -1,10 +1,12 @@
 //! Per-core MAC learning tables of the bridges.
 //!
 //! Learned entries live per worker core, like the neighbour cache: a core learns from the frames
-//! it simulates, with no locks and no sharing. A MAC seen on two cores is learned by both. Static
+//! it simulates, with no locks and no sharing, and with several workers tells the others what it
+//! learned (sim/learning.rs), so a MAC seen on one core is known on all. Static
 //! entries live in the snapshot ([`Bridge::static_mac`](crate::topology::Bridge::static_mac)) and
 //! win over learned ones.
 
+use super::learning::{Learning, Outbox};
 use crate::topology::{BridgeId, DeviceId, DeviceSet, PortId};
 use crate::wire::EthernetAddress;
 
@@ -18,10 +20,17 @@ struct Entry {
     port: PortId,
     /// Valid while `now < expires`; 0 marks a slot never used.
     expires: u64,
+    /// When the other cores were last told of it (sim/learning.rs).
+    announced: u64,
 }
 
-const FREE: Entry =
-    Entry { bridge: BridgeId(u32::MAX), mac: EthernetAddress([0; 6]), port: PortId(u32::MAX), expires: 0 };
+const FREE: Entry = Entry {
+    bridge: BridgeId(u32::MAX),
+    mac: EthernetAddress([0; 6]),
+    port: PortId(u32::MAX),
+    expires: 0,
+    announced: 0,
+};
 
 /// What [`MacTable::learn`] changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +53,8 @@ pub struct MacTable {
     mask: usize,
     aging: u64,
     moved: DeviceSet,
+    /// What this core learned, for the others.
+    pub(super) outbox: Outbox,
 }
 
 impl MacTable {
@@ -56,6 +67,7 @@ impl MacTable {
             mask: buckets - 1,
             aging,
             moved: DeviceSet::new(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -75,10 +87,33 @@ impl MacTable {
 
     /// Records that `mac` is behind `port` of `bridge` at `now`. A move is also remembered for
     /// [`take_moved`](Self::take_moved), so the caller can invalidate the bridge's cached flows.
+    /// When replicating, a new or moved entry is told to the other cores at once, a refreshed one
+    /// at most every quarter of the aging time (sim/learning.rs).
     pub fn learn(&mut self, bridge: BridgeId, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
+        let (learned, announced) = self.store(bridge, mac, port, now, None);
+        if !announced {
+            self.outbox.record(Learning::Mac { bridge, mac, port });
+        }
+        learned
+    }
+
+    /// [`MacTable::learn`] of what another core learned: not told again (and counted as told now).
+    pub fn learn_from_peer(&mut self, bridge: BridgeId, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
+        self.store(bridge, mac, port, now, Some(now)).0
+    }
+
+    /// Stores the entry; `told` is when the others heard of it (`None`: not yet, decide here).
+    /// Returns what changed and whether the others need not be told now.
+    fn store(
+        &mut self,
+        bridge: BridgeId,
+        mac: EthernetAddress,
+        port: PortId,
+        now: u64,
+        told: Option<u64>,
+    ) -> (Learned, bool) {
         let range = self.bucket(bridge, mac);
         let expires = now.saturating_add(self.aging).max(1);
-        let new = Entry { bridge, mac, port, expires };
         let bucket = &mut self.slots[range];
         if let Some(e) = bucket.iter_mut().find(|e| e.expires != 0 && e.bridge == bridge && e.mac == mac) {
             let outcome = if e.port != port {
@@ -88,17 +123,22 @@ impl MacTable {
             } else {
                 Learned::New
             };
-            *e = new;
+            let quiet = match told {
+                Some(_) => true,
+                None => outcome == Learned::Refreshed && now.saturating_sub(e.announced) < self.aging / 4,
+            };
+            let announced = if quiet { told.unwrap_or(e.announced) } else { now };
+            *e = Entry { bridge, mac, port, expires, announced };
             if outcome == Learned::Moved {
                 self.moved.insert(DeviceId::Bridge(bridge));
             }
-            return outcome;
+            return (outcome, quiet);
         }
         let victim = bucket.iter_mut().min_by_key(|e| if e.expires <= now { 0 } else { e.expires });
         if let Some(e) = victim {
-            *e = new;
+            *e = Entry { bridge, mac, port, expires, announced: now };
         }
-        Learned::New
+        (Learned::New, told.is_some())
     }
 
     /// The port `mac` was learned on in `bridge`, if not aged out at `now`.
@@ -178,6 +218,43 @@ mod tests {
         assert_eq!(t.learn(b, A, PortId(2), 160), Learned::Refreshed);
         t.clear_bridge(b);
         assert_eq!(t.lookup(b, A, 161), None);
+    }
+
+    #[test]
+    fn new_and_moved_macs_are_told_refreshes_every_quarter_of_the_aging() {
+        let told = |t: &mut MacTable| {
+            let mut v = Vec::new();
+            t.outbox.drain(|l| v.push(l));
+            v
+        };
+        let b = BridgeId(3);
+        let at = |port: u32| Learning::Mac { bridge: b, mac: A, port: PortId(port) };
+        let mut t = MacTable::new(16, 100);
+        t.learn(b, A, PortId(1), 0);
+        assert!(told(&mut t).is_empty(), "a single worker tells no one");
+        t.outbox.enable(true);
+        assert_eq!(t.learn(BridgeId(4), A, PortId(1), 10), Learned::New);
+        assert_eq!(told(&mut t), [Learning::Mac { bridge: BridgeId(4), mac: A, port: PortId(1) }], "new: told");
+        t.learn(b, A, PortId(1), 10);
+        t.learn(b, A, PortId(1), 24);
+        assert!(told(&mut t).is_empty(), "refreshes within a quarter of the aging (100 / 4) of the last news");
+        t.learn(b, A, PortId(1), 25);
+        assert_eq!(told(&mut t), [at(1)]);
+        t.learn(b, A, PortId(1), 49);
+        assert!(told(&mut t).is_empty());
+        assert_eq!(t.learn(b, A, PortId(2), 36), Learned::Moved);
+        assert_eq!(told(&mut t), [at(2)], "a move is told at once");
+
+        // Another core's news: applied (a move noted for invalidation), not told again, and it
+        // counts as told, so this core's own refresh right after stays quiet.
+        let mut peer = MacTable::new(16, 100);
+        peer.outbox.enable(true);
+        assert_eq!(peer.learn_from_peer(b, A, PortId(1), 50), Learned::New);
+        assert_eq!(peer.learn_from_peer(b, A, PortId(2), 51), Learned::Moved);
+        assert!(peer.take_moved().contains(DeviceId::Bridge(b)));
+        assert_eq!(peer.lookup(b, A, 52), Some(PortId(2)));
+        peer.learn(b, A, PortId(2), 60);
+        assert!(told(&mut peer).is_empty());
     }
 
     #[test]

@@ -117,6 +117,7 @@ mod action;
 mod compiled;
 mod conntrack;
 mod generate;
+mod learning;
 mod mac;
 mod neighbour;
 mod tunnel;
@@ -127,6 +128,7 @@ pub use self::action::{apply, apply_into, Action, Actions, Applied, DropReason, 
 pub use self::compiled::{CachedActions, Hop};
 pub use self::conntrack::{port_zone as conntrack_port_zone, zone as conntrack_zone, ConnKey, ConnTrack};
 pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
+pub use self::learning::{Learning, Outbox, OUTBOX_CAPACITY};
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
 pub use self::tunnel::{

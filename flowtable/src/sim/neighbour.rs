@@ -4,6 +4,7 @@
 use core::net::IpAddr;
 
 use super::conntrack::ConnTrack;
+use super::learning::{Learning, Outbox};
 use super::mac::MacTable;
 use super::tunnel::{TunnelTemplate, TUNNEL_TEMPLATES};
 use crate::topology::{DeviceId, PortId, Snapshot};
@@ -43,6 +44,8 @@ pub struct NeighbourCache {
     /// Bumped by every change (learn, forget, expiry, retain): what a copy of an entry made at
     /// one version stays valid until ([`NeighbourCache::version`]).
     version: u64,
+    /// What this core learned, for the others (sim/learning.rs).
+    pub(super) outbox: Outbox,
 }
 
 impl NeighbourCache {
@@ -56,6 +59,7 @@ impl NeighbourCache {
             lifetime,
             learned: 0,
             version: 0,
+            outbox: Outbox::default(),
         }
     }
 
@@ -79,8 +83,19 @@ impl NeighbourCache {
         b * WAYS..(b + 1) * WAYS
     }
 
-    /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`.
+    /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`, and
+    /// tells the other cores when replicating (sim/learning.rs).
     pub fn learn(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
+        self.outbox.record(Learning::Neighbour { port, ip, mac });
+        self.store(port, ip, mac, now);
+    }
+
+    /// [`NeighbourCache::learn`] of what another core learned: not told again.
+    pub fn learn_from_peer(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
+        self.store(port, ip, mac, now);
+    }
+
+    fn store(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
         self.learned = self.learned.wrapping_add(1);
         self.version = self.version.wrapping_add(1);
         let range = self.bucket(port, ip);
@@ -234,6 +249,39 @@ impl CoreState {
             port_macs: [EthernetAddress([0; 6]); MAX_DPDK_PORTS],
             default_mtu: config.default_mtu,
             tunnels: Box::new([TunnelTemplate::EMPTY; TUNNEL_TEMPLATES]),
+        }
+    }
+
+    /// Records what this core learns for the other cores (off by default: one worker).
+    pub fn replicate_learning(&mut self, on: bool) {
+        self.neighbours.outbox.enable(on);
+        self.macs.outbox.enable(on);
+    }
+
+    /// Whether learned entries wait for the other cores.
+    pub fn has_learning(&self) -> bool {
+        !self.neighbours.outbox.is_empty() || !self.macs.outbox.is_empty()
+    }
+
+    /// Hands what this core learned since the last call to `f` (neighbours, then MACs).
+    pub fn drain_learning(&mut self, mut f: impl FnMut(Learning)) {
+        self.neighbours.outbox.drain(&mut f);
+        self.macs.outbox.drain(&mut f);
+    }
+
+    /// Learned entries the outboxes had no room for.
+    pub fn learning_overflowed(&self) -> u64 {
+        self.neighbours.outbox.overflowed() + self.macs.outbox.overflowed()
+    }
+
+    /// Applies what another core learned, at this core's `now`: as if learned here, but not told
+    /// again. A MAC that moved is noted for invalidation like a local move.
+    pub fn apply_learning(&mut self, learning: Learning, now: u64) {
+        match learning {
+            Learning::Neighbour { port, ip, mac } => self.neighbours.learn_from_peer(port, ip, mac, now),
+            Learning::Mac { bridge, mac, port } => {
+                self.macs.learn_from_peer(bridge, mac, port, now);
+            }
         }
     }
 

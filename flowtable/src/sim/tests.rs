@@ -561,6 +561,50 @@ fn neighbour_miss_sends_arp_request_or_ns() {
     );
 }
 
+/// Two worker cores: the first holds a packet for an unresolved VM and asks; the VM's answer
+/// reaches the second (as a tunnelled reply steered by its outer headers would). Replicated, the
+/// first core learns it too and forwards; nothing the first core learned from the second is told
+/// back.
+#[test]
+fn what_one_core_learns_the_others_apply() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let (mut asking, mut answered) = (state(), state());
+    asking.replicate_learning(true);
+    answered.replicate_learning(true);
+    let mut f = udp4("192.0.2.7", "10.0.0.77", 1, 64, true, 0);
+    let r = run(&snap, &mut asking, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
+    let mut reply = vec![0u8; 42];
+    eth(&mut reply, VM, mac(5), EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: VM,
+        source_protocol_addr: "10.0.0.77".parse().unwrap(),
+        target_hardware_addr: mac(5),
+        target_protocol_addr: "10.0.0.1".parse().unwrap(),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut reply[14..]));
+    assert_eq!(run(&snap, &mut answered, 2, &mut reply, &mut out).actions.drop_reason(), Some(DropReason::ArpConsumed));
+    assert_eq!(asking.neighbours.lookup(PortId(4), ip("10.0.0.77"), 10), None, "not learned by the asking core itself");
+
+    let mut told = Vec::new();
+    answered.drain_learning(|l| told.push(l));
+    assert_eq!(told, [Learning::Neighbour { port: PortId(4), ip: ip("10.0.0.77"), mac: VM }]);
+    let learns = asking.neighbours.learn_count();
+    for &l in &told {
+        asking.apply_learning(l, 10);
+    }
+    assert!(asking.neighbours.learn_count() > learns, "the resolution queue looks again");
+    assert!(!asking.has_learning(), "applied, not told again");
+    assert_eq!(run(&snap, &mut asking, 0, &mut f, &mut out).actions.output(), Some(2));
+
+    // A single worker records nothing.
+    let mut alone = state();
+    run(&snap, &mut alone, 2, &mut reply, &mut out);
+    assert!(!alone.has_learning());
+}
+
 #[test]
 fn neighbour_cache_is_bounded() {
     let mut c = NeighbourCache::new(8, 100);
