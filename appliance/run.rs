@@ -382,6 +382,10 @@ pub struct PipelineReport {
     pub learning_sent: u64,
     pub learning_applied: u64,
     pub learning_lost: u64,
+    /// Decapsulated frames handed to the worker owning their connection, received so, and lost.
+    pub handed_off: u64,
+    pub handoffs_received: u64,
+    pub handoff_full: u64,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -408,6 +412,9 @@ impl PipelineReport {
             learning_sent: load(&c.learning_sent),
             learning_applied: load(&c.learning_applied),
             learning_lost: load(&c.learning_lost),
+            handed_off: load(&c.handed_off),
+            handoffs_received: load(&c.handoffs_received),
+            handoff_full: load(&c.handoff_full),
             drops: c.nonzero_drops().into_iter().collect(),
         }
     }

@@ -44,6 +44,10 @@ use crate::snapshot::{Refresh, SnapshotExchange, SnapshotReader};
 
 /// Room for any frame the simulation generates (it needs 1514 bytes).
 const GENERATED_ROOM: usize = 2048;
+/// Decapsulated frames a worker's hand-off inbox holds.
+const HANDOFF_INBOX: usize = 4096;
+/// `owners` marker in [`Engine::handle_underlay_burst`]: the frame stays on this worker.
+const NOT_HANDED_OFF: u8 = u8::MAX;
 /// Learned entries a worker's inbox holds.
 const LEARNING_INBOX: usize = 4096;
 /// Learned entries a worker applies per loop turn.
@@ -137,6 +141,12 @@ pub struct PipelineCounters {
     pub learning_sent: AtomicU64,
     /// Entries other workers learned that this one applied.
     pub learning_applied: AtomicU64,
+    /// Decapsulated frames sent to the worker that owns their connection.
+    pub handed_off: AtomicU64,
+    /// Frames other workers handed to this one.
+    pub handoffs_received: AtomicU64,
+    /// Frames freed because the owner's hand-off inbox was full.
+    pub handoff_full: AtomicU64,
     /// Entries lost on the way: an inbox or this worker's outbox full, or learned under another
     /// snapshot generation than the receiver's (its port or bridge indices may differ).
     pub learning_lost: AtomicU64,
@@ -167,6 +177,9 @@ impl Default for PipelineCounters {
             learning_sent: AtomicU64::new(0),
             learning_applied: AtomicU64::new(0),
             learning_lost: AtomicU64::new(0),
+            handed_off: AtomicU64::new(0),
+            handoffs_received: AtomicU64::new(0),
+            handoff_full: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -200,6 +213,9 @@ struct Totals {
     learning_sent: u64,
     learning_applied: u64,
     learning_lost: u64,
+    handed_off: u64,
+    handoffs_received: u64,
+    handoff_full: u64,
     drops: [u64; DropReason::COUNT],
 }
 
@@ -213,6 +229,37 @@ pub struct PipelinePlan<'p> {
     counters: Arc<PipelineCounters>,
     /// Every worker's inbox of what the others learned (`None` for a single worker).
     learning: Option<Arc<LearningExchange>>,
+    /// Every worker's inbox of decapsulated frames whose connection it owns (`None` for one worker).
+    handoff: Option<Arc<HandoffExchange<'p>>>,
+    /// (DPDK port id, RX queues, RSS redirection table size) of every port: who owns a connection.
+    rss: Vec<(u16, u16, u16)>,
+}
+
+/// Decapsulated frames on their way to the worker that owns their connection: a tunnel's frames
+/// are steered to a queue by their outer headers, the same connection's frames from the uplink by
+/// its inner tuple, so with stateful rules the two directions must meet on one core (the design
+/// brief's ownership rule). A bounded lock-free queue per worker; each frame with its ingress.
+pub struct HandoffExchange<'p> {
+    inboxes: Box<[ArrayQueue<(IngressPoint, Mbuf<'p>)>]>,
+}
+
+/// Which worker receives a connection from a local port: the NIC hashes the tuple with the
+/// symmetric Toeplitz key ([`FlowKey::symmetric_hash`] computes the same), picks redirection table
+/// entry `hash mod table` whose queue is `entry mod queues` (pmd/port.rs programs it so), and RX
+/// queue `q` is worker `q mod workers` ([`pipeline_plans`]). A port without RSS (one queue, or no
+/// table: test rings) is taken as hashing to queue `hash mod queues`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Ownership {
+    table: u32,
+    queues: u32,
+    workers: u32,
+}
+
+impl Ownership {
+    fn owner(self, symmetric_hash: u32) -> usize {
+        let entry = if self.table > 0 { symmetric_hash % self.table } else { symmetric_hash };
+        (entry % self.queues.max(1) % self.workers.max(1)) as usize
+    }
 }
 
 /// Neighbour and MAC entries learned on one worker, on their way to the others (flowtable's
@@ -254,6 +301,12 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
             detail: "the pipeline needs at least one worker".into(),
         });
     }
+    if workers >= usize::from(NOT_HANDED_OFF) {
+        return Err(Error::PortCapability {
+            port: "*".into(),
+            detail: format!("{workers} pipeline workers; at most {} are supported", NOT_HANDED_OFF - 1),
+        });
+    }
     if let Some(port) = ports.iter().find(|p| usize::from(p.config().tx_queues) < workers) {
         return Err(Error::PortCapability {
             port: port.name().into(),
@@ -267,6 +320,7 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
         });
     }
     let learning = Arc::new(LearningExchange::new(workers));
+    let handoff = Arc::new(HandoffExchange { inboxes: (0..workers).map(|_| ArrayQueue::new(HANDOFF_INBOX)).collect() });
     let mut plans: Vec<PipelinePlan<'p>> = (0..workers)
         .map(|worker| PipelinePlan {
             worker,
@@ -275,6 +329,8 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
             ports: Vec::new(),
             counters: Arc::new(PipelineCounters::default()),
             learning: (workers > 1).then(|| Arc::clone(&learning)),
+            handoff: (workers > 1).then(|| Arc::clone(&handoff)),
+            rss: ports.iter().map(|p| (p.id(), p.config().rx_queues, p.rss_table())).collect(),
         })
         .collect();
     for port in ports {
@@ -302,11 +358,13 @@ pub fn run_pipeline<'p>(
     config: &PipelineConfig,
     stop: &AtomicBool,
 ) -> i32 {
-    let PipelinePlan { worker, mut rx, tx, ports, counters, learning } = plan;
+    let PipelinePlan { worker, mut rx, tx, ports, counters, learning, handoff, rss } = plan;
     // The reader's first load happens here, before the loop (arc-swap sets up its per-thread state).
     let reader = snapshots.reader(worker);
     let generation = reader.snapshot().generation();
     let mut engine = Engine::new(worker, tx, &ports, reader, pool, config, learning);
+    engine.handoff = handoff.map(|exchange| Handoff { exchange, rss, ownership: None });
+    engine.refresh_ownership();
     let mut burst = Burst::new();
     let mut staged = [Staged::EMPTY; BURST];
     let mut ingress = [Ok(IngressPoint::Local(0)); BURST];
@@ -333,7 +391,7 @@ pub fn run_pipeline<'p>(
             // A worker that never idles still reclaims expired flows, a few slots per burst.
             engine.cache.sweep_in_passing(count, now);
         }
-        let exchanged = engine.exchange_learning(now);
+        let exchanged = engine.exchange_learning(now) | engine.receive_handoffs(now);
         engine.service_holds(now);
         engine.flush_all();
         if received || exchanged {
@@ -390,6 +448,16 @@ struct Engine<'p, 'm, 's> {
     totals: Totals,
     worker: usize,
     learning: Option<Arc<LearningExchange>>,
+    handoff: Option<Handoff<'p>>,
+}
+
+/// A worker's side of the hand-off of decapsulated frames ([`HandoffExchange`]).
+struct Handoff<'p> {
+    exchange: Arc<HandoffExchange<'p>>,
+    rss: Vec<(u16, u16, u16)>,
+    /// Set while the snapshot has a chain with a `flow` condition (only connection state needs
+    /// the two directions on one core) and an underlay: the owner rule of its first local port.
+    ownership: Option<Ownership>,
 }
 
 impl<'p, 'm, 's> Engine<'p, 'm, 's> {
@@ -447,6 +515,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             totals: Totals::default(),
             worker,
             learning,
+            handoff: None,
         }
     }
 
@@ -475,6 +544,23 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         };
         self.state.snapshot_changed(self.snapshot.snapshot(), changed);
         self.totals.snapshots += 1;
+        self.refresh_ownership();
+    }
+
+    /// Whether decapsulated frames go to their connection's owner under this snapshot, and by
+    /// which port's rule: the first port that is not the underlay.
+    fn refresh_ownership(&mut self) {
+        let Some(handoff) = &mut self.handoff else { return };
+        let snap = self.snapshot.snapshot();
+        let stateful = snap.chains().iter().any(|c| c.uses_conntrack());
+        let workers = handoff.exchange.inboxes.len() as u32;
+        handoff.ownership =
+            match snap.underlay() {
+                Some(u) if stateful => handoff.rss.iter().find(|p| p.0 != u.dpdk_port).map(|&(_, queues, table)| {
+                    Ownership { table: u32::from(table), queues: u32::from(queues), workers }
+                }),
+                _ => None,
+            };
     }
 
     /// Whether DPDK port `in_port` is the underlay's (its frames may be tunnelled).
@@ -495,6 +581,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         now: u64,
     ) {
         let count = burst.len();
+        let ownership = self.handoff.as_ref().and_then(|h| h.ownership);
+        // Per frame: the worker it goes to when that is not this one (else NOT_HANDED_OFF).
+        let mut owners = [NOT_HANDED_OFF; BURST];
         for (i, (s, ingress)) in staged[..count].iter_mut().zip(ingress[..count].iter_mut()).enumerate() {
             *ingress = match sim::decap(self.snapshot.snapshot(), burst.data(i)) {
                 Ok(None) => Ok(IngressPoint::Local(in_port)),
@@ -508,16 +597,51 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 Ok(point) => s.key.set_from_frame(point.flow_id(), burst.data(i)).is_ok(),
                 Err(_) => false,
             };
+            if let (Some(rule), true, Ok(IngressPoint::Tunnel(_))) = (ownership, s.parsed, &ingress) {
+                let owner = rule.owner(s.key.symmetric_hash());
+                if owner != self.worker {
+                    owners[i] = owner as u8;
+                    s.parsed = false;
+                }
+            }
             self.stage_probe(s);
         }
         self.stage_candidates(&mut staged[..count]);
         let tick = self.cache.tick(now);
-        let mut next = staged[..count].iter().zip(ingress[..count].iter());
+        let mut next = staged[..count].iter().zip(ingress[..count].iter()).zip(owners[..count].iter());
         burst.drain(|m| match next.next() {
-            Some((s, &Ok(point))) if s.parsed => self.process_keyed(point, m, s, &tick, None),
-            Some((_, &Err(reason))) => self.dropped(reason),
+            Some(((s, &Ok(point)), _)) if s.parsed => self.process_keyed(point, m, s, &tick, None),
+            Some(((_, &Ok(point)), &owner)) if owner != NOT_HANDED_OFF => self.hand_off(usize::from(owner), point, m),
+            Some(((_, &Err(reason)), _)) => self.dropped(reason),
             _ => self.dropped(DropReason::Malformed),
         });
+    }
+
+    /// Sends a decapsulated frame to the worker that owns its connection; counted, and freed if
+    /// that worker's inbox is full.
+    #[cold]
+    #[inline(never)]
+    fn hand_off(&mut self, owner: usize, point: IngressPoint, m: Mbuf<'p>) {
+        let inbox = self.handoff.as_ref().and_then(|h| h.exchange.inboxes.get(owner));
+        match inbox.map(|inbox| inbox.push((point, m))) {
+            Some(Ok(())) => self.totals.handed_off += 1,
+            // The frame comes back in the error and is freed here.
+            Some(Err(_)) | None => self.totals.handoff_full += 1,
+        }
+    }
+
+    /// Frames other workers decapsulated whose connection this worker owns, at most a burst per
+    /// loop turn, each run through the cache or the simulation like a frame received here.
+    fn receive_handoffs(&mut self, now: u64) -> bool {
+        let mut received = 0;
+        while received < BURST {
+            let Some(inbox) = self.handoff.as_ref().and_then(|h| h.exchange.inboxes.get(self.worker)) else { break };
+            let Some((point, m)) = inbox.pop() else { break };
+            received += 1;
+            self.process(point, m, now, None);
+        }
+        self.totals.handoffs_received += received as u64;
+        received > 0
     }
 
     /// Runs a frame (the inner one, for a tunnel) through the cache or the simulation and sends
@@ -1030,6 +1154,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.released.store(t.released, Ordering::Relaxed);
         c.learning_sent.store(t.learning_sent, Ordering::Relaxed);
         c.learning_applied.store(t.learning_applied, Ordering::Relaxed);
+        c.handed_off.store(t.handed_off, Ordering::Relaxed);
+        c.handoffs_received.store(t.handoffs_received, Ordering::Relaxed);
+        c.handoff_full.store(t.handoff_full, Ordering::Relaxed);
         c.learning_lost.store(t.learning_lost + self.state.learning_overflowed(), Ordering::Relaxed);
         for (counter, &n) in c.drops.iter().zip(t.drops.iter()) {
             counter.store(n, Ordering::Relaxed);
@@ -1082,4 +1209,31 @@ fn tags(snapshot: &Snapshot, deps: &DeviceSet) -> TagSet {
         }
     }
     tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_is_the_worker_of_the_queue_the_nic_picks() {
+        // 82599: 128 entries, queue i mod 4 at entry i, workers 2: queue q is worker q mod 2.
+        let rule = Ownership { table: 128, queues: 4, workers: 2 };
+        for h in [0u32, 1, 2, 3, 5, 127, 128, 129, 0xffff_ffff] {
+            let queue = (h % 128) % 4;
+            assert_eq!(rule.owner(h), (queue % 2) as usize, "hash {h:#x}");
+        }
+        // Three queues in a 512-entry table: the entry first, then its queue.
+        let rule = Ownership { table: 512, queues: 3, workers: 3 };
+        assert_eq!(rule.owner(513), 1);
+        assert_eq!(rule.owner(512 + 511), (511 % 3) as usize);
+        // No RSS table (test rings, one queue): queue hash mod queues.
+        assert_eq!(Ownership { table: 0, queues: 2, workers: 2 }.owner(7), 1);
+        assert_eq!(Ownership { table: 0, queues: 1, workers: 2 }.owner(7), 0, "one queue: worker 0 gets it all");
+        assert_eq!(
+            Ownership { table: 0, queues: 0, workers: 0 }.owner(7),
+            0,
+            "degenerate counts do not divide by zero"
+        );
+    }
 }

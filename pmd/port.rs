@@ -111,6 +111,9 @@ pub struct Port<'a> {
     id: u16,
     name: String,
     config: PortConfig,
+    /// Entries of the RSS redirection table midogw programmed (queue `i mod rx_queues` at entry
+    /// `i`); 0 when the port spreads no flows by RSS.
+    rss_table: u16,
     queues_taken: AtomicBool,
     _borrows: PhantomData<&'a ()>,
 }
@@ -272,7 +275,8 @@ impl<'a> Port<'a> {
         let mut rss_key = symmetric_rss_key(usize::from(info.hash_key_size.max(40)));
         let rss_types =
             u64::from(ffi::RTE_ETH_RSS_IP | ffi::RTE_ETH_RSS_TCP | ffi::RTE_ETH_RSS_UDP) & info.flow_type_rss_offloads;
-        if config.rx_queues > 1 && rss_types != 0 {
+        let rss = config.rx_queues > 1 && rss_types != 0;
+        if rss {
             conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_key = rss_key.as_mut_ptr();
             conf.rx_adv_conf.rss_conf.rss_key_len = rss_key.len() as u8;
@@ -286,10 +290,11 @@ impl<'a> Port<'a> {
             return Err(fail("rte_eth_dev_configure", rc));
         }
         // The port exists in DPDK from here on: close it if anything below fails.
-        let port = Port {
+        let mut port = Port {
             id,
             name: name.clone(),
             config: config.clone(),
+            rss_table: 0,
             queues_taken: AtomicBool::new(false),
             _borrows: PhantomData,
         };
@@ -336,6 +341,10 @@ impl<'a> Port<'a> {
         if rc != 0 {
             return Err(fail("rte_eth_dev_start", rc));
         }
+        // Some drivers take a redirection table only once started.
+        if rss {
+            port.rss_table = port.program_rss_table(info.reta_size);
+        }
         tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, "port started");
         Ok(port)
     }
@@ -377,6 +386,42 @@ impl<'a> Port<'a> {
     /// The configuration the port runs with.
     pub fn config(&self) -> &PortConfig {
         &self.config
+    }
+
+    /// Fills the RSS redirection table with queue `i mod rx_queues` at entry `i`, so that which
+    /// queue a flow lands on is known from its hash alone (what most drivers do by default, made
+    /// sure of): the pipeline hands decapsulated traffic to the worker that receives the same
+    /// connection here. Returns the table's size, or 0 (logged) if the driver has none or refuses.
+    fn program_rss_table(&self, size: u16) -> u16 {
+        let entries = usize::from(size);
+        if entries == 0 || entries % 64 != 0 {
+            tracing::warn!(port = %self.name, size, "no RSS redirection table to program");
+            return 0;
+        }
+        let queues = self.config.rx_queues.max(1);
+        let mut table: Vec<ffi::rte_eth_rss_reta_entry64> = (0..entries / 64)
+            .map(|group| {
+                let mut e = ffi::rte_eth_rss_reta_entry64 { mask: u64::MAX, ..Default::default() };
+                for (i, q) in e.reta.iter_mut().enumerate() {
+                    *q = ((group * 64 + i) % usize::from(queues)) as u16;
+                }
+                e
+            })
+            .collect();
+        // SAFETY: `table` holds `size / 64` entries of 64, as `size` tells the driver; it is valid
+        // for the call, and the port is configured.
+        let rc = unsafe { ffi::rte_eth_dev_rss_reta_update(self.id, table.as_mut_ptr(), size) };
+        if rc != 0 {
+            tracing::warn!(port = %self.name, error = %RteErrno(ffi::neg_errno(rc)), "cannot program the RSS redirection table");
+            return 0;
+        }
+        size
+    }
+
+    /// Entries of the RSS redirection table (queue `i mod rx_queues` at entry `i`); 0 when flows
+    /// are not spread by RSS (one RX queue, or a device without RSS).
+    pub fn rss_table(&self) -> u16 {
+        self.rss_table
     }
 
     /// The port's MAC address.

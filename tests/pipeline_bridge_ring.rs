@@ -87,6 +87,8 @@ fn with_bridge(tag: &str, body: impl FnOnce(&mut [Host<'_>; 3], &PipelineCounter
     });
     let mut plans = pipeline_plans(&appliance, 1).unwrap();
     let plan = plans.remove(0);
+    // The emptied list goes now: its type borrows the ports, which are dropped before the end.
+    drop(plans);
     let counters = plan.counters();
     let pipeline = PipelineConfig {
         flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },

@@ -57,6 +57,8 @@ fn ping_crosses_the_router_between_namespaces() {
     let exchange = SnapshotExchange::new(snapshot(ports[0].id(), ports[1].id()), 1);
     let mut plans = pipeline_plans(&ports, 1).unwrap();
     let plan = plans.remove(0);
+    // The emptied list goes now: its type borrows the ports, which are dropped before the end.
+    drop(plans);
     let counters = plan.counters();
     let pipeline = PipelineConfig::default();
     let stop = AtomicBool::new(false);

@@ -313,7 +313,7 @@ fn what_one_worker_learns_releases_a_packet_held_by_another() {
         flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
         ..PipelineConfig::default()
     };
-    with_two_ports_two_workers("p2w", snapshot, &pipeline, |ha, hb, [w0, w1]| {
+    with_two_ports_two_workers("p2w", snapshot, &pipeline, |ha, hb, [w0, w1], _| {
         let sent = udp("10.2.0.2", 5010, 64);
         ha.send_to(0, &sent);
         let got = hb.recv(1);

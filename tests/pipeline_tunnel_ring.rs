@@ -6,12 +6,13 @@
 
 mod common;
 
-use common::ring::{arp, config, counter, eth, ip, valid, Host};
+use common::ring::{arp, config, counter, eth, ip, valid, with_two_ports_two_workers, Host};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use midogw::flowtable::flow::FlowCacheConfig;
+use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
+use midogw::flowtable::flow::{FlowCacheConfig, FlowKey};
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
 use midogw::flowtable::wire::{
@@ -30,6 +31,12 @@ const MAC_VM: EthernetAddress = EthernetAddress([0x02, 0xcc, 0, 0, 0, 5]);
 const KEY: u32 = 0x101;
 
 fn snapshot(uplink: u16, underlay: u16, encap: Encap) -> Snapshot {
+    snapshot_with(uplink, underlay, encap, false)
+}
+
+/// [`snapshot`], and with `stateful` R's infilter accepts return flows and what comes from the
+/// bridge side (`rb`), and drops the rest.
+fn snapshot_with(uplink: u16, underlay: u16, encap: Encap, stateful: bool) -> Snapshot {
     let mut b = SnapshotBuilder::new(1);
     let r = b.add_router(Uuid(1));
     let up = b.add_router_port(r, Uuid(10), MAC_UP, &["192.0.2.1/24".parse().unwrap()]);
@@ -42,6 +49,15 @@ fn snapshot(uplink: u16, underlay: u16, encap: Encap) -> Snapshot {
     b.bind_local(up, uplink);
     b.bind_remote(vm, host, KEY);
     b.set_underlay(Underlay::new(underlay, ip("192.168.7.1"), 24));
+    if stateful {
+        let c = b.add_chain(Uuid(40), "stateful");
+        let ret = Condition { flow: Some(FlowDirection::Return), ..Condition::default() };
+        b.add_new_rule(c, Uuid(41), ret, RuleKind::Accept).unwrap();
+        let inside = Condition { in_ports: Some(Field::is(vec![rb].into_boxed_slice())), ..Condition::default() };
+        b.add_new_rule(c, Uuid(42), inside, RuleKind::Accept).unwrap();
+        b.add_new_rule(c, Uuid(43), Condition::default(), RuleKind::Drop).unwrap();
+        b.set_router_filters(r, Some(c), None);
+    }
     b.build().expect("valid topology")
 }
 
@@ -164,6 +180,8 @@ fn with_gateway_encap(
     });
     let mut plans = pipeline_plans(&appliance, 1).unwrap();
     let plan = plans.remove(0);
+    // The emptied list goes now: its type borrows the ports, which are dropped before the end.
+    drop(plans);
     let counters = plan.counters();
     let pipeline = PipelineConfig {
         flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
@@ -367,4 +385,78 @@ fn a_mixed_underlay_burst_is_decapsulated_and_sent_in_order() {
         // 6000 twice and the second 6004 (the first one installed it).
         assert_eq!(counter(&c.cache_hits) - hits_before, 3);
     });
+}
+
+/// Two workers and a stateful router: a VM's connection to the outside is decapsulated by the
+/// worker its tunnel's outer headers reach, but the outside's replies arrive (by RSS on their own
+/// tuple) at the other one. The decapsulating worker hands the VM's packet to that owner, which
+/// records the connection, so the replies are return flows there and pass; unsolicited packets
+/// from outside are still dropped.
+#[test]
+fn a_tunnelled_connection_is_handed_to_the_worker_its_replies_reach() {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    let stateful = |uplink, underlay| snapshot_with(uplink, underlay, Encap::Vxlan, true);
+    with_two_ports_two_workers("pho", stateful, &pipeline, |outside, host1, workers, macs| {
+        let underlay_mac = macs[1];
+        // The outside host, compute host 1 and the VM announce themselves (learned everywhere).
+        outside.send_to(0, &arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
+        assert_eq!(outside.recv(1).len(), 1, "the router answers the outside host");
+        host1.send_to(
+            0,
+            &arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"),
+        );
+        assert_eq!(host1.recv(1).len(), 1, "the gateway answers compute host 1");
+        let gratuitous = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.5");
+        host1.send_to(0, &vxlan(underlay_mac, &gratuitous));
+        std::thread::sleep(Duration::from_millis(100));
+
+        for (n, sport) in [40001u16, 40002, 40003, 40004].into_iter().enumerate() {
+            let out = udp_ports(MAC_VM, MAC_RB, "10.0.0.5", sport, "192.0.2.7", 53);
+            let owner = FlowKey::from_frame(0, &out).unwrap().symmetric_hash() as usize % 2;
+            // Decapsulated by the worker that does not own the connection.
+            host1.send_to(1 - owner, &vxlan(underlay_mac, &out));
+            let got = outside.recv(1);
+            assert_eq!(got.len(), 1, "the VM's packet reaches the outside ({sport})");
+            let h = valid(&got[0]);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_UP, MAC_OUT));
+            // The reply reaches the owner, which knows the connection.
+            outside.send_to(owner, &udp_ports(MAC_OUT, MAC_UP, "192.0.2.7", 53, "10.0.0.5", sport));
+            let got = host1.recv(1);
+            assert_eq!(got.len(), 1, "the reply reaches the VM ({sport})");
+            let inner = unwrap_vxlan(&got[0], underlay_mac);
+            let L4::Udp { dst_port, .. } = valid(&inner).l4 else { panic!("not UDP") };
+            assert_eq!(dst_port, sport);
+            assert!(counter(&workers[1 - owner].handed_off) > 0, "{n}: handed off");
+        }
+        // Unsolicited from outside, on either worker: dropped.
+        for queue in 0..2 {
+            outside.send_to(queue, &udp_ports(MAC_OUT, MAC_UP, "192.0.2.7", 53, "10.0.0.5", 41000));
+        }
+        assert!(host1.recv_for(Duration::from_millis(300)).is_empty());
+        let total = |f: fn(&PipelineCounters) -> u64| f(workers[0]) + f(workers[1]);
+        assert_eq!(total(|c| counter(&c.handed_off)), 4);
+        assert_eq!(total(|c| counter(&c.handoffs_received)), 4);
+        assert_eq!(total(|c| counter(&c.handoff_full)), 0);
+        assert_eq!(total(|c| c.dropped(DropReason::RuleDrop)), 2, "only the unsolicited packets");
+    });
+}
+
+/// IPv4/UDP `src:sport -> dst:dport` between the given MACs.
+fn udp_ports(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+) -> Vec<u8> {
+    let mut f = udp(src_mac, dst_mac, src, dst, sport);
+    let (s, d) = (ip(src), ip(dst));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    u.set_dst_port(dport);
+    u.fill_checksum(&PseudoHeader::V4 { src: s, dst: d });
+    f
 }

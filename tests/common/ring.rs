@@ -136,6 +136,8 @@ pub fn with_two_ports(
 
     let mut plans = pipeline_plans(&appliance, 1).unwrap();
     let plan = plans.remove(0);
+    // The emptied list goes now: its type borrows the ports, which are dropped before the end.
+    drop(plans);
     let counters = plan.counters();
     let stop = AtomicBool::new(false);
     eal.scope(|s| {
@@ -173,6 +175,20 @@ impl QueuedHost<'_> {
         assert_eq!(self.tx[queue].tx(&mut b), 1);
     }
 
+    /// Everything that arrives on any queue within `d`.
+    pub fn recv_for(&mut self, d: Duration) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + d;
+        let mut got = Vec::new();
+        while Instant::now() < deadline {
+            for rx in &mut self.rx {
+                let mut b = Burst::new();
+                rx.rx(&mut b);
+                got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+            }
+        }
+        got
+    }
+
     /// Waits up to two seconds for `n` frames from any queue.
     pub fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + Duration::from_secs(2);
@@ -190,12 +206,13 @@ impl QueuedHost<'_> {
 
 /// [`with_two_ports`] with two pipeline workers: each port has two RX and two TX queues on rings
 /// of their own; worker 0 (on lcore 1) polls RX queue 0 of both ports, worker 1 (on a thread of
-/// the test process, the machine has two CPUs) RX queue 1. `body` gets both workers' counters.
+/// the test process, the machine has two CPUs) RX queue 1. `body` gets both workers' counters
+/// and the appliance ports' MACs.
 pub fn with_two_ports_two_workers(
     tag: &str,
     snapshot: impl FnOnce(u16, u16) -> Snapshot,
     pipeline: &PipelineConfig,
-    body: impl FnOnce(&mut QueuedHost<'_>, &mut QueuedHost<'_>, [&PipelineCounters; 2]),
+    body: impl FnOnce(&mut QueuedHost<'_>, &mut QueuedHost<'_>, [&PipelineCounters; 2], [EthernetAddress; 2]),
 ) {
     let eal = Eal::init(&super::test_eal_config(tag, 256)).expect("EAL");
     let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
@@ -210,6 +227,7 @@ pub fn with_two_ports_two_workers(
     let host_a = Port::from_ring_queues(&eal, &pool, &queues(2), &queues(0), &two("hA")).unwrap();
     let host_b = Port::from_ring_queues(&eal, &pool, &queues(6), &queues(4), &two("hB")).unwrap();
     let exchange = SnapshotExchange::new(snapshot(appliance[0].id(), appliance[1].id()), 2);
+    let macs = [EthernetAddress(appliance[0].mac()), EthernetAddress(appliance[1].mac())];
     let (a_rx, a_tx) = host_a.take_queues().unwrap();
     let (b_rx, b_tx) = host_b.take_queues().unwrap();
     let mut ha = QueuedHost { pool: &pool, tx: a_tx, rx: a_rx };
@@ -217,6 +235,7 @@ pub fn with_two_ports_two_workers(
 
     let mut plans = pipeline_plans(&appliance, 2).unwrap();
     let (plan1, plan0) = (plans.pop().unwrap(), plans.pop().unwrap());
+    drop(plans);
     let counters = [plan0.counters(), plan1.counters()];
     let stop = AtomicBool::new(false);
     eal.scope(|s| {
@@ -224,7 +243,7 @@ pub fn with_two_ports_two_workers(
         std::thread::scope(|t| {
             let second = t.spawn(|| run_pipeline(plan1, &exchange, &pool, pipeline, &stop));
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                body(&mut ha, &mut hb, [&counters[0], &counters[1]])
+                body(&mut ha, &mut hb, [&counters[0], &counters[1]], macs)
             }));
             stop.store(true, Ordering::Relaxed);
             assert_eq!(second.join().expect("the second worker"), 0);

@@ -61,7 +61,7 @@ mod key;
 
 pub use self::cache::{
     FlowCache, FlowCacheConfig, FlowCacheStats, FlowEntryRef, InsertOutcome, Installed, Probe, Region, Tick, NEVER,
-    NO_SLOT, WAYS,
+    NO_SLOT, SWEEP_EVERY_PACKETS, SWEEP_SLOTS, WAYS,
 };
 pub use self::device::{DeviceTag, TagSet, TAG_SLOTS};
 pub use self::hash::FlowHasher;

@@ -2,8 +2,11 @@
 //!
 //! Each worker core keeps its own [`ConnTrack`] table, with no locks and no sharing: both
 //! directions of a connection reach the same core through symmetric RSS (design brief). Traffic
-//! decapsulated from a tunnel is steered by its outer headers, so with several workers the two
-//! directions of a tunnelled connection may land on different cores; handing it off is future work.
+//! decapsulated from a tunnel is steered by its outer headers, so with several workers pmd/ hands
+//! each decapsulated frame to the core that owns its connection ([`FlowKey::symmetric_hash`]
+//! names it) before it is looked up.
+//!
+//! [`FlowKey::symmetric_hash`]: crate::flow::FlowKey::symmetric_hash
 //!
 //! # Keys
 //!

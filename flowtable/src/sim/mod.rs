@@ -95,12 +95,12 @@
 //! traffic a stateful chain drops is simulated packet by packet (a full walk per packet instead of
 //! a cache hit), which bounds the drop rate of such floods by the simulation's speed.
 //!
-//! Limits: decapsulated traffic is steered to a core by its outer headers, so with several workers
-//! the two directions of a tunnelled connection may land on different cores (a hand-off is future
-//! work). Connections survive snapshot changes (device indices are stable across rebuilds); an
-//! index reused by another device keeps the old entries until they idle out. ICMP errors about a
-//! connection are not related to it (they are forward flows of their own), and non-initial
-//! fragments carry no ports, so they never match a TCP/UDP connection.
+//! Decapsulated traffic is steered to a core by its outer headers; with several workers pmd/
+//! hands it to the core that owns its connection first. Connections survive snapshot changes
+//! (device indices are stable across rebuilds); an index reused by another device keeps the old
+//! entries until they idle out. ICMP errors are looked up by the connection they quote
+//! (`conntrack.rs`); non-initial fragments carry no ports, so they never match a TCP/UDP
+//! connection.
 //!
 //! # Simplifications
 //!
