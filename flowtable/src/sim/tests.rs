@@ -506,6 +506,21 @@ fn chain_rules_drop_and_reject() {
     assert_eq!(run(&snap, &mut st, 0, &mut f, &mut out).actions.output(), Some(2));
 }
 
+/// The VM's (10.0.0.77) ARP reply to R2's downlink, as received on DPDK 2.
+fn vm_arp_reply() -> Vec<u8> {
+    let mut reply = vec![0u8; 42];
+    eth(&mut reply, VM, mac(5), EtherType::Arp);
+    ArpRepr {
+        operation: ArpOperation::Reply,
+        source_hardware_addr: VM,
+        source_protocol_addr: "10.0.0.77".parse().unwrap(),
+        target_hardware_addr: mac(5),
+        target_protocol_addr: "10.0.0.1".parse().unwrap(),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut reply[14..]));
+    reply
+}
+
 #[test]
 fn neighbour_miss_sends_arp_request_or_ns() {
     let snap = topo().b.build().unwrap();
@@ -528,16 +543,7 @@ fn neighbour_miss_sends_arp_request_or_ns() {
     assert_eq!(a.target_protocol_addr, Ipv4Addr::new(10, 0, 0, 77));
 
     // The VM's reply, received on DPDK 2, is learned; then the packet goes through.
-    let mut reply = vec![0u8; 42];
-    eth(&mut reply, VM, mac(5), EtherType::Arp);
-    ArpRepr {
-        operation: ArpOperation::Reply,
-        source_hardware_addr: VM,
-        source_protocol_addr: "10.0.0.77".parse().unwrap(),
-        target_hardware_addr: mac(5),
-        target_protocol_addr: "10.0.0.1".parse().unwrap(),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut reply[14..]));
+    let mut reply = vm_arp_reply();
     let r = run(&snap, &mut st, 2, &mut reply, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::ArpConsumed));
     let r = run(&snap, &mut st, 0, &mut f, &mut out);
@@ -575,16 +581,7 @@ fn what_one_core_learns_the_others_apply() {
     let mut f = udp4("192.0.2.7", "10.0.0.77", 1, 64, true, 0);
     let r = run(&snap, &mut asking, 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
-    let mut reply = vec![0u8; 42];
-    eth(&mut reply, VM, mac(5), EtherType::Arp);
-    ArpRepr {
-        operation: ArpOperation::Reply,
-        source_hardware_addr: VM,
-        source_protocol_addr: "10.0.0.77".parse().unwrap(),
-        target_hardware_addr: mac(5),
-        target_protocol_addr: "10.0.0.1".parse().unwrap(),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut reply[14..]));
+    let mut reply = vm_arp_reply();
     assert_eq!(run(&snap, &mut answered, 2, &mut reply, &mut out).actions.drop_reason(), Some(DropReason::ArpConsumed));
     assert_eq!(asking.neighbours.lookup(PortId(4), ip("10.0.0.77"), 10), None, "not learned by the asking core itself");
 
