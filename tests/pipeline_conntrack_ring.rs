@@ -139,3 +139,61 @@ fn pipeline_passes_replies_of_inside_connections_and_drops_unsolicited_packets()
         assert_eq!(counter(&c.simulated), 6, "two ARP, two unsolicited, the first outbound and reply");
     });
 }
+
+/// An ICMP "fragmentation needed" from a router beyond B about host A's connection (quoting A's
+/// packet, as RFC 792 says) reaches A through the stateful filter, every time (never cached, the
+/// verdict depends on the table); one about a connection nobody opened is dropped.
+#[test]
+fn pipeline_passes_icmp_errors_about_inside_connections() {
+    with_router("pcti", |ha, hb, c| {
+        ha.send(&arp_request(MAC_HA, "10.1.0.2", "10.1.0.1"));
+        assert_eq!(ha.recv(1).len(), 1, "ARP reply to A");
+        hb.send(&arp_request(MAC_HB, "10.2.0.2", "10.2.0.1"));
+        assert_eq!(hb.recv(1).len(), 1, "ARP reply to B");
+
+        let outbound = udp(MAC_HA, MAC_RA, "10.1.0.2", 5000, "10.2.0.2", 4000);
+        ha.send(&outbound);
+        assert_eq!(hb.recv(1).len(), 1, "the connection is open");
+
+        // B forwards for a router with a smaller MTU: the error comes from 10.2.0.77, not B's own address.
+        let frag_needed = |quoted: &[u8]| {
+            let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
+            icmp.extend_from_slice(&quoted[14..14 + 28]);
+            let sum = !icmp.chunks(2).fold(0u32, |acc, w| {
+                let s = acc + u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
+                (s & 0xffff) + (s >> 16)
+            }) as u16;
+            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+            let mut f = vec![0u8; 14 + 20];
+            eth(&mut f, MAC_HB, MAC_RB, EtherType::Ipv4);
+            Ipv4Repr {
+                src_addr: ip("10.2.0.77"),
+                dst_addr: ip("10.1.0.2"),
+                protocol: IpProtocol::Icmp,
+                payload_len: icmp.len(),
+                ttl: 64,
+                tos: 0,
+                ident: 9,
+                dont_frag: false,
+                more_frags: false,
+                frag_offset: 0,
+            }
+            .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+            f.extend_from_slice(&icmp);
+            f
+        };
+        for round in 0..2 {
+            hb.send(&frag_needed(&outbound));
+            let got = ha.recv(1);
+            assert_eq!(got.len(), 1, "the error reaches A, round {round}");
+            let h = valid(&got[0]);
+            let L3::Ipv4(f) = h.l3 else { panic!("not IPv4") };
+            assert_eq!((f.src, f.dst, f.ttl), (ip("10.2.0.77"), ip("10.1.0.2"), 63));
+        }
+        let unknown = udp(MAC_HA, MAC_RA, "10.1.0.2", 5001, "10.2.0.2", 4000);
+        hb.send(&frag_needed(&unknown));
+        ha.silent();
+        assert_eq!(counter(&c.drops[DropReason::RuleDrop.index()]), 1, "the error about no connection");
+        assert_eq!(counter(&c.cache_hits), 0, "errors are simulated each time");
+    });
+}
