@@ -228,20 +228,33 @@ pub struct PipelinePlan<'p> {
     ports: Vec<(u16, u16, [u8; 6])>,
     counters: Arc<PipelineCounters>,
     /// Every worker's inbox of what the others learned (`None` for a single worker).
-    learning: Option<Arc<LearningExchange>>,
+    learning: Option<Arc<Inboxes<LearnedEntry>>>,
     /// Every worker's inbox of decapsulated frames whose connection it owns (`None` for one worker).
-    handoff: Option<Arc<HandoffExchange<'p>>>,
+    handoff: Option<Arc<Inboxes<HandedOff<'p>>>>,
     /// (DPDK port id, RX queues, RSS redirection table size) of every port: who owns a connection.
     rss: Vec<(u16, u16, u16)>,
 }
 
-/// Decapsulated frames on their way to the worker that owns their connection: a tunnel's frames
-/// are steered to a queue by their outer headers, the same connection's frames from the uplink by
-/// its inner tuple, so with stateful rules the two directions must meet on one core (the design
-/// brief's ownership rule). A bounded lock-free queue per worker; each frame with its ingress.
-pub struct HandoffExchange<'p> {
-    inboxes: Box<[ArrayQueue<(IngressPoint, Mbuf<'p>)>]>,
+/// One bounded lock-free queue per worker, which every other worker may push to.
+struct Inboxes<T> {
+    inboxes: Box<[ArrayQueue<T>]>,
 }
+
+impl<T> Inboxes<T> {
+    fn new(workers: usize, capacity: usize) -> Inboxes<T> {
+        Inboxes { inboxes: (0..workers).map(|_| ArrayQueue::new(capacity)).collect() }
+    }
+}
+
+/// A decapsulated frame on its way to the worker that owns its connection, with its ingress: a
+/// tunnel's frames are steered to a queue by their outer headers, the same connection's frames
+/// from the uplink by its inner tuple, so with stateful rules the two directions must meet on one
+/// core (the design brief's ownership rule).
+type HandedOff<'p> = (IngressPoint, Mbuf<'p>);
+
+/// A neighbour or MAC entry learned on one worker, on its way to the others (flowtable's
+/// sim/learning.rs says why), with the snapshot generation it was learned under.
+type LearnedEntry = (u64, Learning);
 
 /// Which worker receives a connection from a local port: the NIC hashes the tuple with the
 /// symmetric Toeplitz key ([`FlowKey::symmetric_hash`] computes the same), picks redirection table
@@ -259,19 +272,6 @@ impl Ownership {
     fn owner(self, symmetric_hash: u32) -> usize {
         let entry = if self.table > 0 { symmetric_hash % self.table } else { symmetric_hash };
         (entry % self.queues.max(1) % self.workers.max(1)) as usize
-    }
-}
-
-/// Neighbour and MAC entries learned on one worker, on their way to the others (flowtable's
-/// sim/learning.rs says why): a bounded lock-free queue per worker, each entry with the snapshot
-/// generation it was learned under.
-pub struct LearningExchange {
-    inboxes: Box<[ArrayQueue<(u64, Learning)>]>,
-}
-
-impl LearningExchange {
-    fn new(workers: usize) -> LearningExchange {
-        LearningExchange { inboxes: (0..workers).map(|_| ArrayQueue::new(LEARNING_INBOX)).collect() }
     }
 }
 
@@ -319,8 +319,8 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
             detail: format!("DPDK port id {} is beyond the pipeline's {MAX_DPDK_PORTS} ports", port.id()),
         });
     }
-    let learning = Arc::new(LearningExchange::new(workers));
-    let handoff = Arc::new(HandoffExchange { inboxes: (0..workers).map(|_| ArrayQueue::new(HANDOFF_INBOX)).collect() });
+    let learning = Arc::new(Inboxes::new(workers, LEARNING_INBOX));
+    let handoff = Arc::new(Inboxes::new(workers, HANDOFF_INBOX));
     let mut plans: Vec<PipelinePlan<'p>> = (0..workers)
         .map(|worker| PipelinePlan {
             worker,
@@ -457,13 +457,13 @@ struct Engine<'p, 'm, 's> {
 /// What a worker exchanges with the others: learned entries and decapsulated frames.
 struct Peers<'p> {
     worker: usize,
-    learning: Arc<LearningExchange>,
+    learning: Arc<Inboxes<LearnedEntry>>,
     handoff: Handoff<'p>,
 }
 
-/// A worker's side of the hand-off of decapsulated frames ([`HandoffExchange`]).
+/// A worker's side of the hand-off of decapsulated frames ([`HandedOff`]).
 struct Handoff<'p> {
-    exchange: Arc<HandoffExchange<'p>>,
+    exchange: Arc<Inboxes<HandedOff<'p>>>,
     rss: Vec<(u16, u16, u16)>,
     /// Set while the snapshot has a chain with a `flow` condition (only connection state needs
     /// the two directions on one core) and an underlay: the owner rule of its first local port.

@@ -265,6 +265,38 @@ fn tcp_exchange(
     (server_got, client_got)
 }
 
+/// Three pings from each namespace to its address answered, through two routers (TTL 64 - 2).
+fn pings_cross_two_routers(pairs: &[(&NetNs, &str)]) {
+    for &(ns, to) in pairs {
+        let out = ping(ns, &["-c", "3", "-i", "0.2"], to);
+        assert!(out.contains(" 3 received"), "ping {} -> {to}:\n{out}", ns.name);
+        assert!(out.contains("ttl=62"), "two router hops {} -> {to}:\n{out}", ns.name);
+    }
+}
+
+/// For each (server, client, server address, seed): a TCP connection carrying 1 MiB of seeded
+/// bytes each way, checked byte for byte on both sides.
+fn mib_each_way(exchanges: &[(&NetNs, &NetNs, String, u64)]) {
+    let mib = 1 << 20;
+    for (server, client, addr, seed) in exchanges {
+        let (request, response) = (pattern(*seed, mib), pattern(seed + 100, mib));
+        let (server_got, client_got) =
+            tcp_exchange(server, client, addr.parse().unwrap(), request.clone(), response.clone());
+        assert!(
+            server_got == request,
+            "{} -> {addr}: the server got {} bytes, not the request",
+            client.name,
+            server_got.len()
+        );
+        assert!(
+            client_got == response,
+            "{addr} -> {}: the client got {} bytes, not the response",
+            client.name,
+            client_got.len()
+        );
+    }
+}
+
 /// The hop addresses `traceroute -n` printed, `*` for a hop without an answer.
 fn traceroute_hops(output: &str) -> Vec<String> {
     output.lines().skip(1).filter_map(|line| line.split_whitespace().nth(1).map(str::to_string)).collect()
@@ -411,31 +443,8 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
 
     // 1. Pings both ways (two routers between outside and the VMs: TTL 64 - 2), and 1 MiB each
     //    way over TCP connections opened from either side.
-    for (ns, to) in [(outside, VM1), (outside, VM2), (vm1, OUTSIDE), (vm2, OUTSIDE)] {
-        let out = ping(ns, &["-c", "3", "-i", "0.2"], to);
-        assert!(out.contains(" 3 received"), "ping {} -> {to}:\n{out}", ns.name);
-        assert!(out.contains("ttl=62"), "two router hops {} -> {to}:\n{out}", ns.name);
-    }
-    let mib = 1 << 20;
-    for (server, client, addr, seed) in
-        [(vm1, outside, format!("{VM1}:5001"), 1), (outside, vm2, format!("{OUTSIDE}:5002"), 2)]
-    {
-        let (request, response) = (pattern(seed, mib), pattern(seed + 100, mib));
-        let (server_got, client_got) =
-            tcp_exchange(server, client, addr.parse().unwrap(), request.clone(), response.clone());
-        assert!(
-            server_got == request,
-            "{} -> {addr}: the server got {} bytes, not the request",
-            client.name,
-            server_got.len()
-        );
-        assert!(
-            client_got == response,
-            "{addr} -> {}: the client got {} bytes, not the response",
-            client.name,
-            client_got.len()
-        );
-    }
+    pings_cross_two_routers(&[(outside, VM1), (outside, VM2), (vm1, OUTSIDE), (vm2, OUTSIDE)]);
+    mib_each_way(&[(vm1, outside, format!("{VM1}:5001"), 1), (outside, vm2, format!("{OUTSIDE}:5002"), 2)]);
 
     // 2. traceroute names the port of each router the probe entered, then the VM.
     let out = outside.exec(&["traceroute", "-n", "-I", "-q", "1", "-w", "2", "-m", "6", VM1]);
@@ -667,21 +676,8 @@ fn gre_tunnels_interoperate_with_open_vswitch() {
     let (outside, vm3, ovs) = (&net.outside, net.vm3.as_ref().unwrap(), net.ovs.as_ref().unwrap());
 
     assert!(ping_works(outside, VM3, Duration::from_secs(15)), "outside never reached vm3:\n{}", ovs.logs());
-    for (ns, to) in [(outside, VM3), (vm3, OUTSIDE)] {
-        let out = ping(ns, &["-c", "3", "-i", "0.2"], to);
-        assert!(out.contains(" 3 received"), "ping {} -> {to}:\n{out}", ns.name);
-        assert!(out.contains("ttl=62"), "two router hops {} -> {to}:\n{out}", ns.name);
-    }
-    let mib = 1 << 20;
-    for (server, client, addr, seed) in
-        [(vm3, outside, format!("{VM3}:5003"), 3), (outside, vm3, format!("{OUTSIDE}:5004"), 4)]
-    {
-        let (request, response) = (pattern(seed, mib), pattern(seed + 100, mib));
-        let (server_got, client_got) =
-            tcp_exchange(server, client, addr.parse().unwrap(), request.clone(), response.clone());
-        assert!(server_got == request, "{} -> {addr}: the server got {} bytes", client.name, server_got.len());
-        assert!(client_got == response, "{addr} -> {}: the client got {} bytes", client.name, client_got.len());
-    }
+    pings_cross_two_routers(&[(outside, VM3), (vm3, OUTSIDE)]);
+    mib_each_way(&[(vm3, outside, format!("{VM3}:5003"), 3), (outside, vm3, format!("{OUTSIDE}:5004"), 4)]);
 
     // 1458 bytes inside (1430 of ICMP data) fill the 1500-byte underlay in either direction.
     for (ns, to) in [(outside, VM3), (vm3, OUTSIDE)] {

@@ -15,8 +15,8 @@ use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader,
-    UdpPacket, UdpRepr, L3,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
+    PseudoHeader, UdpPacket, UdpRepr, L3,
 };
 use midogw::{PipelineConfig, PipelineCounters};
 
@@ -159,11 +159,6 @@ fn pipeline_passes_icmp_errors_about_inside_connections() {
         let frag_needed = |quoted: &[u8]| {
             let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0x78];
             icmp.extend_from_slice(&quoted[14..14 + 28]);
-            let sum = !icmp.chunks(2).fold(0u32, |acc, w| {
-                let s = acc + u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)]));
-                (s & 0xffff) + (s >> 16)
-            }) as u16;
-            icmp[2..4].copy_from_slice(&sum.to_be_bytes());
             let mut f = vec![0u8; 14 + 20];
             eth(&mut f, MAC_HB, MAC_RB, EtherType::Ipv4);
             Ipv4Repr {
@@ -180,6 +175,7 @@ fn pipeline_passes_icmp_errors_about_inside_connections() {
             }
             .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
             f.extend_from_slice(&icmp);
+            Icmpv4Packet::new_unchecked(&mut f[34..]).fill_checksum();
             f
         };
         for round in 0..2 {

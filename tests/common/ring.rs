@@ -180,11 +180,7 @@ impl QueuedHost<'_> {
         let deadline = Instant::now() + d;
         let mut got = Vec::new();
         while Instant::now() < deadline {
-            for rx in &mut self.rx {
-                let mut b = Burst::new();
-                rx.rx(&mut b);
-                got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-            }
+            self.poll(&mut got);
         }
         got
     }
@@ -194,13 +190,18 @@ impl QueuedHost<'_> {
         let deadline = Instant::now() + Duration::from_secs(2);
         let mut got = Vec::new();
         while got.len() < n && Instant::now() < deadline {
-            for rx in &mut self.rx {
-                let mut b = Burst::new();
-                rx.rx(&mut b);
-                got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
-            }
+            self.poll(&mut got);
         }
         got
+    }
+
+    /// One RX burst from every queue, appended to `got`.
+    fn poll(&mut self, got: &mut Vec<Vec<u8>>) {
+        for rx in &mut self.rx {
+            let mut b = Burst::new();
+            rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
     }
 }
 

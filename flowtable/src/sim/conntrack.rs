@@ -42,7 +42,7 @@
 use core::net::IpAddr;
 
 use crate::topology::{DeviceId, PortKind, Snapshot};
-use crate::wire::{Headers, Icmpv4Message, Icmpv6Message, L3, L4};
+use crate::wire::{Headers, Icmpv4Message, Icmpv6Message, IpProtocol, L3, L4};
 
 /// Ways per bucket.
 const WAYS: usize = 8;
@@ -187,19 +187,14 @@ fn quoted_key(quote: &[u8]) -> Option<ConnKey> {
     };
     let l4 = l4.unwrap_or(&[]);
     let echo = |request: u8, reply: u8| matches!(l4.first(), Some(&t) if t == request || t == reply);
-    let (src_port, dst_port) = match proto {
-        PROTO_TCP | PROTO_UDP => be16(l4, 0).zip(be16(l4, 2)).unwrap_or((0, 0)),
-        PROTO_ICMP if echo(8, 0) => be16(l4, 4).map_or((0, 0), |id| (id, id)),
-        PROTO_ICMPV6 if echo(128, 129) => be16(l4, 4).map_or((0, 0), |id| (id, id)),
+    let (src_port, dst_port) = match IpProtocol::from(proto) {
+        IpProtocol::Tcp | IpProtocol::Udp => be16(l4, 0).zip(be16(l4, 2)).unwrap_or((0, 0)),
+        IpProtocol::Icmp if echo(8, 0) => be16(l4, 4).map_or((0, 0), |id| (id, id)),
+        IpProtocol::Icmpv6 if echo(128, 129) => be16(l4, 4).map_or((0, 0), |id| (id, id)),
         _ => (0, 0),
     };
     Some(ConnKey { src, dst, src_port, dst_port, proto, zone: 0 })
 }
-
-const PROTO_ICMP: u8 = 1;
-const PROTO_TCP: u8 = 6;
-const PROTO_UDP: u8 = 17;
-const PROTO_ICMPV6: u8 = 58;
 
 fn unmap(a: [u8; 16]) -> IpAddr {
     let v6 = core::net::Ipv6Addr::from(a);

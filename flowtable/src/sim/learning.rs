@@ -70,11 +70,6 @@ impl Outbox {
         self.len = 0;
     }
 
-    /// Whether it records.
-    pub fn is_enabled(&self) -> bool {
-        self.enabled
-    }
-
     /// Keeps `learning` if recording and there is room, else counts it as overflowed.
     pub(super) fn record(&mut self, learning: Learning) {
         if !self.enabled {

@@ -90,8 +90,8 @@ impl MacTable {
     /// When replicating, a new or moved entry is told to the other cores at once, a refreshed one
     /// at most every quarter of the aging time (sim/learning.rs).
     pub fn learn(&mut self, bridge: BridgeId, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
-        let (learned, announced) = self.store(bridge, mac, port, now, None);
-        if !announced {
+        let (learned, announce) = self.store(bridge, mac, port, now, false);
+        if announce {
             self.outbox.record(Learning::Mac { bridge, mac, port });
         }
         learned
@@ -99,18 +99,18 @@ impl MacTable {
 
     /// [`MacTable::learn`] of what another core learned: not told again (and counted as told now).
     pub fn learn_from_peer(&mut self, bridge: BridgeId, mac: EthernetAddress, port: PortId, now: u64) -> Learned {
-        self.store(bridge, mac, port, now, Some(now)).0
+        self.store(bridge, mac, port, now, true).0
     }
 
-    /// Stores the entry; `told` is when the others heard of it (`None`: not yet, decide here).
-    /// Returns what changed and whether the others need not be told now.
+    /// Stores the entry; returns what changed and whether the other cores should hear of it now.
+    /// What a peer told counts as heard at `now`.
     fn store(
         &mut self,
         bridge: BridgeId,
         mac: EthernetAddress,
         port: PortId,
         now: u64,
-        told: Option<u64>,
+        from_peer: bool,
     ) -> (Learned, bool) {
         let range = self.bucket(bridge, mac);
         let expires = now.saturating_add(self.aging).max(1);
@@ -123,22 +123,20 @@ impl MacTable {
             } else {
                 Learned::New
             };
-            let quiet = match told {
-                Some(_) => true,
-                None => outcome == Learned::Refreshed && now.saturating_sub(e.announced) < self.aging / 4,
-            };
-            let announced = if quiet { told.unwrap_or(e.announced) } else { now };
+            let announce =
+                !from_peer && (outcome != Learned::Refreshed || now.saturating_sub(e.announced) >= self.aging / 4);
+            let announced = if announce || from_peer { now } else { e.announced };
             *e = Entry { bridge, mac, port, expires, announced };
             if outcome == Learned::Moved {
                 self.moved.insert(DeviceId::Bridge(bridge));
             }
-            return (outcome, quiet);
+            return (outcome, announce);
         }
         let victim = bucket.iter_mut().min_by_key(|e| if e.expires <= now { 0 } else { e.expires });
         if let Some(e) = victim {
             *e = Entry { bridge, mac, port, expires, announced: now };
         }
-        (Learned::New, told.is_some())
+        (Learned::New, !from_peer)
     }
 
     /// The port `mac` was learned on in `bridge`, if not aged out at `now`.
