@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use midogw::{
-    cross_connect, pipeline_plans, run_pipeline, run_worker, Eal, EalConfig, LinkCounters, LinkId, Mempool,
-    PipelineConfig, PipelineCounters, Port, PortConfig, PortStats, SnapshotExchange,
+    cross_connect, local_ports_spread_unlike, pipeline_plans, run_pipeline, run_worker, Eal, EalConfig, LinkCounters,
+    LinkId, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, PortStats, SnapshotExchange,
 };
 use serde::Serialize;
 
@@ -103,7 +103,8 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
             let (plans, links) = cross_connect(&ports, cfg.workers.len())?;
             (plans.into_iter().map(Plan::CrossConnect).collect::<Vec<_>>(), links, Vec::new())
         }
-        Some(_) => {
+        Some(exchange) => {
+            warn_if_spread_unlike(&ports, exchange, cfg.workers.len());
             let plans = pipeline_plans(&ports, cfg.workers.len())?;
             let counters: Vec<_> = plans.iter().map(|p| p.counters()).collect();
             (plans.into_iter().map(Plan::Pipeline).collect(), Vec::new(), counters)
@@ -251,6 +252,28 @@ type Registration =
 
 /// Where the pipeline's snapshots come from: nothing (cross-connect), a file (one snapshot), or the
 /// store (a feed thread publishing a new snapshot on every change).
+/// With several workers, connection state lives on the worker RSS gives a connection, and
+/// tunnelled replies are handed to that worker by one rule: every local port must spread
+/// connections the same way (pmd's `local_ports_spread_unlike`). Said once, at start: the underlay port
+/// is fixed by the config or the topology file.
+fn warn_if_spread_unlike(ports: &[Port<'_>], exchange: &SnapshotExchange, workers: usize) {
+    if workers < 2 {
+        return;
+    }
+    let underlay = exchange.current().snapshot.underlay().map(|u| u.dpdk_port);
+    if let Some(ports) = local_ports_spread_unlike(ports, underlay, workers) {
+        let ports: Vec<String> = ports.iter().map(|(name, queues)| format!("{name} ({queues} RX queues)")).collect();
+        tracing::warn!(
+            ?ports,
+            workers,
+            "the ports spread connections over the workers in different ways: with stateful rules, \
+             replies arriving through a tunnel are handed to the worker the first port's spreading \
+             names, and those of the other ports' connections are dropped; give every port but the \
+             underlay's a multiple of {workers} RX queues (the default is one per worker)"
+        );
+    }
+}
+
 struct Source {
     exchange: Option<Arc<SnapshotExchange>>,
     feed: Option<crate::feed::Feed>,

@@ -32,7 +32,9 @@ pub use forward::{cross_connect, run_worker, LinkCounters, LinkId, LinkTable, Wo
 pub use lcore::Scope;
 pub use mbuf::{Burst, Mbuf};
 pub use mempool::Mempool;
-pub use pipeline::{pipeline_plans, run_pipeline, PipelineConfig, PipelineCounters, PipelinePlan};
+pub use pipeline::{
+    local_ports_spread_unlike, pipeline_plans, run_pipeline, PipelineConfig, PipelineCounters, PipelinePlan,
+};
 pub use port::{check_lro_disabled, symmetric_rss_key, Device, Link, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::Ring;
 pub use snapshot::{PublishError, Published, Refresh, SnapshotExchange, SnapshotReader};

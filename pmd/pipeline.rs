@@ -37,7 +37,7 @@ use crate::clock::TscClock;
 use crate::error::{Error, Result};
 use crate::mbuf::{Burst, Mbuf};
 use crate::mempool::Mempool;
-use crate::port::{Port, RxQueue, TxQueue};
+use crate::port::{reta_queue, Port, RxQueue, TxQueue, RSS_SPREAD};
 use crate::prefetch::prefetch;
 use crate::sizing::BURST;
 use crate::snapshot::{Refresh, SnapshotExchange, SnapshotReader};
@@ -237,8 +237,8 @@ pub struct PipelinePlan<'p> {
     learning: Option<Arc<Inboxes<LearnedEntry>>>,
     /// Every worker's inbox of decapsulated frames whose connection it owns (`None` for one worker).
     handoff: Option<Arc<Inboxes<HandedOff<'p>>>>,
-    /// (DPDK port id, RX queues, RSS redirection table size) of every port: who owns a connection.
-    rss: Vec<(u16, u16, u16)>,
+    /// (DPDK port id, RX queues) of every port: who owns a connection ([`Ownership`]).
+    rss: Vec<(u16, u16)>,
 }
 
 /// One bounded lock-free queue per worker, which every other worker may push to.
@@ -264,21 +264,51 @@ type LearnedEntry = (u64, Learning);
 
 /// Which worker receives a connection from a local port: the NIC hashes the tuple with the
 /// symmetric Toeplitz key ([`FlowKey::symmetric_hash`] computes the same), picks redirection table
-/// entry `hash mod table` whose queue is `entry mod queues` (pmd/port.rs programs it so), and RX
-/// queue `q` is worker `q mod workers` ([`pipeline_plans`]). A port without RSS (one queue, or no
-/// table: test rings) is taken as hashing to queue `hash mod queues`.
+/// entry `hash mod table`, whose queue is `(entry mod RSS_SPREAD) mod queues` (pmd/port.rs programs
+/// every table so: [`reta_queue`]), and RX queue `q` is worker `q mod workers` ([`pipeline_plans`]).
+/// So the owner depends on `hash mod RSS_SPREAD` alone, and is kept as a table over it: one mask
+/// and one load per frame, no division. A port without a programmed table (test rings) is taken
+/// to spread the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ownership {
-    table: u32,
-    queues: u32,
-    workers: u32,
+    owner_of: [u8; RSS_SPREAD],
 }
 
 impl Ownership {
-    fn owner(self, symmetric_hash: u32) -> usize {
-        let entry = if self.table > 0 { symmetric_hash % self.table } else { symmetric_hash };
-        (entry % self.queues.max(1) % self.workers.max(1)) as usize
+    /// The rule of a port with `queues` RX queues among `workers` workers (0 is taken as 1).
+    fn of_port(queues: u16, workers: usize) -> Ownership {
+        let mut owner_of = [0; RSS_SPREAD];
+        for (entry, owner) in owner_of.iter_mut().enumerate() {
+            // Below `workers`, which `pipeline_plans` keeps below NOT_HANDED_OFF: fits a u8.
+            *owner = (usize::from(reta_queue(entry, queues)) % workers.max(1)) as u8;
+        }
+        Ownership { owner_of }
     }
+
+    fn owner(&self, symmetric_hash: u32) -> usize {
+        usize::from(self.owner_of[symmetric_hash as usize % RSS_SPREAD])
+    }
+}
+
+/// When the local ports (every port but the underlay's) would send one connection to different
+/// workers, all of them with their RX queues, else `None`. With stateful rules and several
+/// workers, a tunnelled reply is handed to the worker the first local port's rule names, so the
+/// connections of a port that spreads otherwise are dropped on the way back. The ports agree when
+/// the worker count divides each one's queues (the default, one queue per worker, does). For a
+/// warning at start-up; the pipeline uses the first local port's rule regardless.
+pub fn local_ports_spread_unlike<'a>(
+    ports: &'a [Port<'_>],
+    underlay: Option<u16>,
+    workers: usize,
+) -> Option<Vec<(&'a str, u16)>> {
+    let local = ports.iter().filter(|p| Some(p.id()) != underlay).map(|p| (p.name(), p.config().rx_queues));
+    spread_unlike(local.collect(), workers)
+}
+
+/// [`local_ports_spread_unlike`] over (name, RX queues) of the local ports.
+fn spread_unlike(local: Vec<(&str, u16)>, workers: usize) -> Option<Vec<(&str, u16)>> {
+    let first = Ownership::of_port(local.first()?.1, workers);
+    local.iter().any(|&(_, queues)| Ownership::of_port(queues, workers) != first).then_some(local)
 }
 
 impl PipelinePlan<'_> {
@@ -336,7 +366,7 @@ pub fn pipeline_plans<'p>(ports: &'p [Port<'_>], workers: usize) -> Result<Vec<P
             counters: Arc::new(PipelineCounters::default()),
             learning: (workers > 1).then(|| Arc::clone(&learning)),
             handoff: (workers > 1).then(|| Arc::clone(&handoff)),
-            rss: ports.iter().map(|p| (p.id(), p.config().rx_queues, p.rss_table())).collect(),
+            rss: ports.iter().map(|p| (p.id(), p.config().rx_queues)).collect(),
         })
         .collect();
     for port in ports {
@@ -472,7 +502,7 @@ struct Peers<'p> {
 /// A worker's side of the hand-off of decapsulated frames ([`HandedOff`]).
 struct Handoff<'p> {
     exchange: Arc<Inboxes<HandedOff<'p>>>,
-    rss: Vec<(u16, u16, u16)>,
+    rss: Vec<(u16, u16)>,
     /// Set while the snapshot has a chain with a `flow` condition (only connection state needs
     /// the two directions on one core) and an underlay: the owner rule of its first local port.
     ownership: Option<Ownership>,
@@ -565,19 +595,19 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     }
 
     /// Whether decapsulated frames go to their connection's owner under this snapshot, and by
-    /// which port's rule: the first port that is not the underlay.
+    /// which rule: the local ports' (every port but the underlay), which `pipeline_plans` checked
+    /// agree; when they do not, the first one's.
     fn refresh_ownership(&mut self) {
         let Some(handoff) = self.peers.as_mut().map(|p| &mut p.handoff) else { return };
         let snap = self.snapshot.snapshot();
         let stateful = snap.chains().iter().any(|c| c.uses_conntrack());
-        let workers = handoff.exchange.inboxes.len() as u32;
-        handoff.ownership =
-            match snap.underlay() {
-                Some(u) if stateful => handoff.rss.iter().find(|p| p.0 != u.dpdk_port).map(|&(_, queues, table)| {
-                    Ownership { table: u32::from(table), queues: u32::from(queues), workers }
-                }),
-                _ => None,
-            };
+        let workers = handoff.exchange.inboxes.len();
+        handoff.ownership = match snap.underlay() {
+            Some(u) if stateful => {
+                handoff.rss.iter().find(|p| p.0 != u.dpdk_port).map(|&(_, queues)| Ownership::of_port(queues, workers))
+            }
+            _ => None,
+        };
     }
 
     /// Whether DPDK port `in_port` is the underlay's (its frames may be tunnelled).
@@ -602,7 +632,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     ) {
         let count = burst.len();
         let (worker, ownership) = match &self.peers {
-            Some(p) => (p.worker, p.handoff.ownership),
+            Some(p) => (p.worker, p.handoff.ownership.as_ref()),
             None => (0, None),
         };
         // Per frame: the worker it goes to when that is not this one (else NOT_HANDED_OFF).
@@ -1274,25 +1304,49 @@ fn tags(snapshot: &Snapshot, deps: &DeviceSet) -> TagSet {
 mod tests {
     use super::*;
 
+    /// What a NIC does with a table pmd programmed: entry `hash mod table`, that entry's queue.
+    fn nic_queue(hash: u32, table: usize, queues: u16) -> usize {
+        usize::from(reta_queue(hash as usize % table, queues))
+    }
+
     #[test]
     fn the_owner_is_the_worker_of_the_queue_the_nic_picks() {
-        // 82599: 128 entries, queue i mod 4 at entry i, workers 2: queue q is worker q mod 2.
-        let rule = Ownership { table: 128, queues: 4, workers: 2 };
-        for h in [0u32, 1, 2, 3, 5, 127, 128, 129, 0xffff_ffff] {
-            let queue = (h % 128) % 4;
-            assert_eq!(rule.owner(h), (queue % 2) as usize, "hash {h:#x}");
+        let hashes = [0u32, 1, 2, 3, 5, 63, 64, 65, 127, 128, 129, 511, 513, 1023, 0xdead_beef, 0xffff_ffff];
+        // 82599 (128 entries) and X710 (512), four and three queues, two and three workers.
+        for (queues, workers) in [(4, 2), (2, 2), (3, 3), (6, 3), (1, 1)] {
+            let rule = Ownership::of_port(queues, workers);
+            for table in [64, 128, 512, 2048] {
+                for h in hashes {
+                    assert_eq!(
+                        rule.owner(h),
+                        nic_queue(h, table, queues) % workers,
+                        "{queues} queues, table {table}, hash {h:#x}"
+                    );
+                }
+            }
         }
-        // Three queues in a 512-entry table: the entry first, then its queue.
-        let rule = Ownership { table: 512, queues: 3, workers: 3 };
-        assert_eq!(rule.owner(513), 1);
-        assert_eq!(rule.owner(512 + 511), (511 % 3) as usize);
-        // No RSS table (test rings, one queue): queue hash mod queues.
-        assert_eq!(Ownership { table: 0, queues: 2, workers: 2 }.owner(7), 1);
-        assert_eq!(Ownership { table: 0, queues: 1, workers: 2 }.owner(7), 0, "one queue: worker 0 gets it all");
-        assert_eq!(
-            Ownership { table: 0, queues: 0, workers: 0 }.owner(7),
-            0,
-            "degenerate counts do not divide by zero"
-        );
+        assert_eq!(Ownership::of_port(1, 2).owner(7), 0, "one queue: worker 0 gets it all");
+        assert_eq!(Ownership::of_port(0, 0).owner(7), 0, "degenerate counts do not divide by zero");
+    }
+
+    #[test]
+    fn a_connection_reaches_one_worker_whatever_the_table_size() {
+        // Three queues: were the tables filled with queue `i mod 3` at every entry, hash 192 would
+        // be entry 64 (queue 1) of a 128-entry table and entry 192 (queue 0) of a 512-entry one.
+        for h in [64u32, 192, 200, 1000, 0xffff_fff0] {
+            assert_eq!(nic_queue(h, 128, 3), nic_queue(h, 512, 3), "hash {h:#x}");
+        }
+    }
+
+    #[test]
+    fn ports_whose_queues_the_workers_divide_agree() {
+        assert_eq!(spread_unlike(vec![("up0", 2), ("up1", 2)], 2), None);
+        assert_eq!(spread_unlike(vec![("up0", 2), ("up1", 4)], 2), None, "4 queues over 2 workers spread like 2");
+        assert_eq!(spread_unlike(vec![("up0", 3), ("up1", 6)], 3), None);
+        assert_eq!(spread_unlike(vec![("up0", 1)], 2), None, "one local port agrees with itself");
+        assert_eq!(spread_unlike(vec![], 2), None);
+        assert_eq!(spread_unlike(vec![("up0", 2), ("up1", 1)], 2), Some(vec![("up0", 2), ("up1", 1)]));
+        assert_eq!(spread_unlike(vec![("up0", 2), ("up1", 3)], 2), Some(vec![("up0", 2), ("up1", 3)]));
+        assert_eq!(spread_unlike(vec![("up0", 1), ("up1", 3)], 1), None, "one worker owns everything");
     }
 }

@@ -91,6 +91,19 @@ pub fn symmetric_rss_key(len: usize) -> Vec<u8> {
     (0..len).map(|i| if i % 2 == 0 { 0x6d } else { 0x5a }).collect()
 }
 
+/// The part of every RSS redirection table that decides a queue: pmd fills a table of any size
+/// (a multiple of this, or it is not programmed) by repeating its first [`RSS_SPREAD`] entries, so
+/// on every port a flow's queue depends on `hash mod RSS_SPREAD` alone, whatever the table's size
+/// (82599: 128 entries; X710, E810 and mlx5: 512 or more). Two ports with the same number of
+/// queues then send a connection to the same worker, which the pipeline's hand-off relies on.
+pub const RSS_SPREAD: usize = 64;
+
+/// The RX queue pmd puts at entry `entry` of a redirection table for `queues` queues (0 is taken
+/// as 1): `(entry mod RSS_SPREAD) mod queues`.
+pub fn reta_queue(entry: usize, queues: u16) -> u16 {
+    (entry % RSS_SPREAD % usize::from(queues.max(1))) as u16
+}
+
 /// Refuses a port whose device or any RX queue has LRO on. Pure, so it is testable without a NIC.
 pub fn check_lro_disabled(port: &str, device_offloads: u64, queue_offloads: &[Option<u64>]) -> Result<()> {
     let lro = u64::from(ffi::RTE_ETH_RX_OFFLOAD_TCP_LRO);
@@ -388,13 +401,13 @@ impl<'a> Port<'a> {
         &self.config
     }
 
-    /// Fills the RSS redirection table with queue `i mod rx_queues` at entry `i`, so that which
-    /// queue a flow lands on is known from its hash alone (what most drivers do by default, made
-    /// sure of): the pipeline hands decapsulated traffic to the worker that receives the same
-    /// connection here. Returns the table's size, or 0 (logged) if the driver has none or refuses.
+    /// Fills the RSS redirection table with [`reta_queue`] at every entry, so that which queue a
+    /// flow lands on is known from its hash alone, the same way on every port: the pipeline hands
+    /// decapsulated traffic to the worker that receives the same connection here. Returns the
+    /// table's size, or 0 (logged) if the driver has none or refuses.
     fn program_rss_table(&self, size: u16) -> u16 {
         let entries = usize::from(size);
-        if entries == 0 || entries % 64 != 0 {
+        if entries == 0 || entries % RSS_SPREAD != 0 {
             tracing::warn!(port = %self.name, size, "no RSS redirection table to program");
             return 0;
         }
@@ -403,7 +416,7 @@ impl<'a> Port<'a> {
             .map(|group| {
                 let mut e = ffi::rte_eth_rss_reta_entry64 { mask: u64::MAX, ..Default::default() };
                 for (i, q) in e.reta.iter_mut().enumerate() {
-                    *q = ((group * 64 + i) % usize::from(queues)) as u16;
+                    *q = reta_queue(group * 64 + i, queues);
                 }
                 e
             })
@@ -418,8 +431,8 @@ impl<'a> Port<'a> {
         size
     }
 
-    /// Entries of the RSS redirection table (queue `i mod rx_queues` at entry `i`); 0 when flows
-    /// are not spread by RSS (one RX queue, or a device without RSS).
+    /// Entries of the RSS redirection table ([`reta_queue`] at each); 0 when flows are not spread
+    /// by RSS (one RX queue, or a device without RSS or whose table pmd could not program).
     pub fn rss_table(&self) -> u16 {
         self.rss_table
     }
