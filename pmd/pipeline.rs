@@ -204,7 +204,6 @@ impl PipelineCounters {
 }
 
 /// The worker's local copy of its counters, published with plain stores (single writer).
-#[derive(Default)]
 struct Totals {
     rx: u64,
     tx: u64,
@@ -223,6 +222,31 @@ struct Totals {
     handoffs_received: u64,
     handoff_full: u64,
     drops: [u64; DropReason::COUNT],
+}
+
+impl Default for Totals {
+    // By hand: arrays longer than 32 have no `Default`.
+    fn default() -> Self {
+        Totals {
+            rx: 0,
+            tx: 0,
+            tx_full: 0,
+            simulated: 0,
+            snapshots: 0,
+            generated: 0,
+            alloc_failures: 0,
+            unknown_egress: 0,
+            held: 0,
+            released: 0,
+            learning_sent: 0,
+            learning_applied: 0,
+            learning_lost: 0,
+            handed_off: 0,
+            handoffs_received: 0,
+            handoff_full: 0,
+            drops: [0; DropReason::COUNT],
+        }
+    }
 }
 
 /// Everything one pipeline worker owns: its RX queues, its TX queue on every port, its counters.

@@ -297,6 +297,36 @@ fn mib_each_way(exchanges: &[(&NetNs, &NetNs, String, u64)]) {
     }
 }
 
+/// A UDP datagram of 4000 bytes from `sender`, whose kernel fragments it for its 1450-byte link
+/// (path MTU discovery off, so DF is clear), reaches `receiver` at `to` whole: the gateway forwards
+/// first and later fragments alike and reassembles nothing (RFC 1812). The first fragment's UDP
+/// length counts the whole datagram, which a parser that checks it against the fragment refuses.
+fn fragments_pass_whole(sender: &NetNs, receiver: &NetNs, to: &str) {
+    const PORT: u16 = 5003;
+    let datagram: Vec<u8> = (0..4000).map(|i| (i % 251) as u8).collect();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let received = receiver.spawn(move || -> std::io::Result<Vec<u8>> {
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", PORT))?;
+        socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+        ready_tx.send(()).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let (n, _) = socket.recv_from(&mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).expect("the receiver listens");
+    // IP_MTU_DISCOVER (10) = IP_PMTUDISC_DONT (0): the kernel fragments instead of refusing.
+    let script = "import socket, sys, time\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.setsockopt(socket.IPPROTO_IP, 10, 0)\n\
+                  for _ in range(3):\n    \
+                      s.sendto(bytes(i % 251 for i in range(4000)), (sys.argv[1], int(sys.argv[2])))\n    \
+                      time.sleep(0.2)\n";
+    sender.exec(&["python3", "-c", script, to, &PORT.to_string()]);
+    let got = received.join().unwrap().expect("a fragmented datagram arrives whole");
+    assert!(got == datagram, "{} -> {to}: {} bytes arrived, not the 4000 sent", sender.name, got.len());
+}
+
 /// The hop addresses `traceroute -n` printed, `*` for a hop without an answer.
 fn traceroute_hops(output: &str) -> Vec<String> {
     output.lines().skip(1).filter_map(|line| line.split_whitespace().nth(1).map(str::to_string)).collect()
@@ -458,6 +488,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     assert!(out.contains(" 2 received"), "a 1450-byte ping fits:\n{out}");
     let out = ping(vm1, &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1422"], OUTSIDE);
     assert!(out.contains(" 2 received"), "a 1450-byte ping from the VM fits:\n{out}");
+    fragments_pass_whole(vm1, outside, OUTSIDE);
 
     // 4. A blackhole route: no answer and no ICMP error (ping would print "From ..."). A reject
     //    route: ICMP communication administratively prohibited (ping: "Packet filtered") from

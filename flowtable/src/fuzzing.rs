@@ -5,7 +5,7 @@ use core::net::IpAddr;
 
 use crate::sim::{self, CoreConfig, CoreState, Output, UNDERLAY_PORT};
 use crate::topology::{Encap, PortId, Route, RouterId, Snapshot, SnapshotBuilder, Underlay, Uuid};
-use crate::wire::{self, EthernetAddress, Headers, L3, L4};
+use crate::wire::{self, EthernetAddress, Fragment, Headers, L3, L4};
 
 /// The `packet_parser` fuzz target's body: parse a frame, verify its checksums, and run every view
 /// and `Repr::parse` on the offsets found and on the raw bytes. Panics only if a parser does, or if
@@ -36,6 +36,12 @@ pub fn packet_parser(data: &[u8]) {
                 L4::Tcp { .. } => {
                     let p = wire::TcpPacket::new_checked(l4).expect("parsed TCP re-checks");
                     let _ = wire::TcpRepr::parse(&p, &pseudo);
+                }
+                // A first fragment's length field counts the whole datagram: only its header checks.
+                L4::Udp { .. } if h.fragment() == Fragment::First => {
+                    let p = wire::UdpPacket::new_unchecked(l4);
+                    p.check_header().expect("parsed UDP header re-checks");
+                    let _ = (p.src_port(), p.dst_port(), p.len());
                 }
                 L4::Udp { dst_port, .. } => {
                     let p = wire::UdpPacket::new_checked(l4).expect("parsed UDP re-checks");
@@ -166,6 +172,113 @@ pub fn pipeline_state() -> CoreState {
     s
 }
 
+/// Valid inputs of the `pipeline` target for [`pipeline_topology`] (a selector byte, then the
+/// frame), one per path worth mutating from: what the fuzz runs start their corpus with
+/// (`examples/fuzz_seeds.rs`) and what the proptests mutate. In order: UDP from the uplink to the
+/// VM behind VXLAN; UDP from a host on DPDK 1 to the uplink; ARP on the bridge (flooded); ARP on
+/// the underlay; VXLAN from host 1 to the uplink; GRE from host 2 to the uplink; ICMP echo to the
+/// router's uplink address; TCP SYN from the uplink to the VM; the first UDP
+/// frame with an 802.1Q tag; the first UDP frame as the first fragment of a larger datagram; NDP
+/// neighbour solicitation for the router's IPv6 address; ICMPv6 echo to it.
+pub fn pipeline_seeds() -> Vec<Vec<u8>> {
+    let udp_in =
+        framed(0, "020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000");
+    let udp_out =
+        framed(1, "020000000005 02cc00000009 0800 4500001c000740004011 0000 0a000009 c6336409 03e8003500080000");
+    let arp = framed(1, "ffffffffffff 02cc00000009 0806 0001080006040001 02cc00000009 0a000009 000000000000 0a000001");
+    let underlay_arp =
+        framed(2, "ffffffffffff 027700000011 0806 0001080006040001 027700000011 c0a8070b 000000000000 c0a80701");
+    let vxlan = tunnelled(
+        "025500000001 027700000011 0800 4500004e000040004011 0000 c0a8070b c0a80701 c350 12b5 003a 0000 08000000 00010100",
+        &udp_out[1..],
+    );
+    let gre = tunnelled(
+        "025500000001 027700000012 0800 4500004600004000402f 0000 c0a8070c c0a80701 2000 6558 00000102",
+        &framed(1, "020000000005 02cc0000000b 0800 4500001c000740004011 0000 0a00000b c6336409 03e8003500080000")[1..],
+    );
+    let echo =
+        framed(0, "020000000001 02aa000000fe 0800 4500001c000840004001 0000 c6336409 c0000201 0800 0000 1234 0001");
+    let syn = framed(
+        0,
+        "020000000001 02aa000000fe 0800 45000028000940004006 0000 c6336409 0a000005 9c40 0050 00000001 00000000 5002 ffff 0000 0000",
+    );
+    let tagged = framed(
+        0,
+        "020000000001 02aa000000fe 8100 0064 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000",
+    );
+    let fragment =
+        framed(0, "020000000001 02aa000000fe 0800 4500001c000720004011 0000 c6336409 0a000005 03e8003500100000");
+    let solicit = framed(
+        0,
+        concat!(
+            "3333ff000001 02aa000000fe 86dd 6000000000203aff 20010db80001000000000000000000fe ff0200000000000000000001ff000001",
+            "8700 0000 00000000 20010db8000100000000000000000001 0101 02aa000000fe"
+        ),
+    );
+    let echo6 = framed(
+        0,
+        concat!(
+            "020000000001 02aa000000fe 86dd 60000000000c3a40 20010db8009900000000000000000009 20010db8000100000000000000000001",
+            "8000 0000 1234 0001 70696e67"
+        ),
+    );
+    vec![udp_in, udp_out, arp, underlay_arp, vxlan, gre, echo, syn, tagged, fragment, solicit, echo6]
+}
+
+/// A selector byte and the frame written in `hex` (spaces ignored), its checksums filled in.
+fn framed(selector: u8, hex: &str) -> Vec<u8> {
+    let hex: String = hex.split_whitespace().collect();
+    let mut data = vec![selector];
+    data.extend((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex literal")));
+    fill_checksums(&mut data[1..]);
+    data
+}
+
+/// Selector 2 (the underlay), the outer headers in `outer_hex` and `inner` after them, the outer
+/// IPv4 checksum filled in (the tunnel header carries none: VXLAN's UDP checksum is 0).
+fn tunnelled(outer_hex: &str, inner: &[u8]) -> Vec<u8> {
+    let mut data = framed(2, outer_hex);
+    data.extend_from_slice(inner);
+    fill_checksums(&mut data[1..]);
+    data
+}
+
+/// Fills the IPv4 header checksum and the TCP, UDP, ICMP or ICMPv6 checksum of `frame` (as far as
+/// it parses).
+fn fill_checksums(frame: &mut [u8]) {
+    let Ok(h) = Headers::parse(frame) else { return };
+    if let L3::Ipv4(_) = h.l3 {
+        if let Ok(mut p) = wire::Ipv4Packet::new_checked(&mut frame[h.l3_offset..h.end]) {
+            p.fill_checksum();
+        }
+    }
+    let (Some(pseudo), l4) = (h.pseudo_header(), &mut frame[h.l4_offset..h.end]) else { return };
+    match h.l4 {
+        L4::Tcp { .. } => {
+            if let Ok(mut p) = wire::TcpPacket::new_checked(l4) {
+                p.fill_checksum(&pseudo);
+            }
+        }
+        // A tunnel's UDP (VXLAN) keeps its zero checksum.
+        L4::Udp { dst_port, .. } if dst_port != 4789 => {
+            if let Ok(mut p) = wire::UdpPacket::new_checked(l4) {
+                p.fill_checksum(&pseudo);
+            }
+        }
+        L4::Icmpv4 { .. } => {
+            if let Ok(mut p) = wire::Icmpv4Packet::new_checked(l4) {
+                p.fill_checksum();
+            }
+        }
+        L4::Icmpv6 { .. } => {
+            if let Ok(mut p) = wire::Icmpv6Packet::new_checked(l4) {
+                p.fill_checksum(&pseudo);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// The `pipeline` fuzz target's body: the frame `data[1..]`, received on the DPDK port
 /// `PIPELINE_INGRESS[data[0] % 4]`, through [`sim::simulate`] against [`pipeline_topology`], twice
 /// (the first run learns); a cacheable result replayed with [`sim::apply`] on a fresh copy must
@@ -204,30 +317,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Valid frames for [`pipeline_topology`] that the pipeline proptest mutates: (selector, frame).
-    fn pipeline_seeds() -> Vec<Vec<u8>> {
-        let hex = |s: &str| -> Vec<u8> {
-            let s: String = s.split_whitespace().collect();
-            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-        };
-        let mut udp_in =
-            hex("00 020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000");
-        wire::Ipv4Packet::new_checked(&mut udp_in[15..]).unwrap().fill_checksum();
-        let mut udp_out =
-            hex("01 020000000005 02cc00000009 0800 4500001c000740004011 0000 0a000009 c6336409 03e8003500080000");
-        wire::Ipv4Packet::new_checked(&mut udp_out[15..]).unwrap().fill_checksum();
-        let arp = hex("01 ffffffffffff 02cc00000009 0806 0001080006040001 02cc00000009 0a000009 000000000000 0a000001");
-        let underlay_arp =
-            hex("02 ffffffffffff 027700000011 0806 0001080006040001 027700000011 c0a8070b 000000000000 c0a80701");
-        let mut vxlan = hex(concat!(
-            "02 025500000001 027700000011 0800 4500004e000040004011 0000 c0a8070b c0a80701",
-            "c350 12b5 003a 0000 08000000 00010100"
-        ));
-        vxlan.extend_from_slice(&udp_out[1..]);
-        wire::Ipv4Packet::new_checked(&mut vxlan[15..]).unwrap().fill_checksum();
-        vec![udp_in, udp_out, arp, underlay_arp, vxlan]
-    }
-
     #[test]
     fn pipeline_seeds_take_the_interesting_paths() {
         let snap = pipeline_topology();
@@ -238,17 +327,32 @@ mod tests {
             .map(|d| {
                 let mut f = d[1..].to_vec();
                 let r = sim::simulate(&snap, PIPELINE_INGRESS[usize::from(d[0]) % 4], &mut f, &mut st, 1, &mut out);
-                (r.actions.drop_reason(), r.actions.output(), r.actions.encap().is_some(), r.decap_len, r.flood.len())
+                let answered = r.generated.is_some();
+                (
+                    r.actions.drop_reason(),
+                    r.actions.output(),
+                    r.actions.encap().is_some(),
+                    r.decap_len,
+                    r.flood.len(),
+                    answered,
+                )
             })
             .collect();
         assert_eq!(
             outcomes,
             vec![
-                (None, None, true, 0, 0),      // uplink -> router -> bridge -> VXLAN to host 1
-                (None, Some(0), false, 0, 0),  // VM on DPDK 1 -> router -> uplink
-                (None, None, false, 0, 2),     // ARP broadcast: flooded to both tunnels, answered
-                (None, Some(5), false, 0, 0),  // underlay ARP answered
-                (None, Some(0), false, 50, 0), // VXLAN -> router -> uplink
+                (None, None, true, 0, 0, false),      // uplink -> router -> bridge -> VXLAN to host 1
+                (None, Some(0), false, 0, 0, false),  // host on DPDK 1 -> router -> uplink
+                (None, None, false, 0, 2, true),      // ARP broadcast: flooded to both tunnels, answered
+                (None, Some(5), false, 0, 0, false),  // underlay ARP answered in place
+                (None, Some(0), false, 50, 0, false), // VXLAN -> router -> uplink
+                (None, Some(0), false, 42, 0, false), // GRE (with key) -> router -> uplink
+                (None, Some(0), false, 0, 0, false),  // echo to the router: answered in place
+                (None, None, true, 0, 0, false),      // TCP SYN to the VM behind VXLAN
+                (None, None, true, 0, 0, false),      // the same with an 802.1Q tag
+                (None, None, true, 0, 0, false),      // a first fragment (UDP length beyond it) too
+                (Some(sim::DropReason::NdpConsumed), None, false, 0, 0, true), // NS answered with an NA
+                (None, Some(0), false, 0, 0, false),  // ICMPv6 echo to the router: answered in place
             ]
         );
     }
@@ -283,7 +387,7 @@ mod tests {
         /// mutations reach the simulation's deeper paths.
         #[test]
         fn pipeline_on_mutated_frames(
-            seed in 0usize..5,
+            seed in 0..pipeline_seeds().len(),
             edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..4),
             cut in proptest::option::of(any::<u16>()),
         ) {
@@ -304,7 +408,7 @@ mod tests {
         /// conntrack refresh keep `apply == simulate`.
         #[test]
         fn pipeline_with_conntrack_on_mutated_frames(
-            seeds in proptest::collection::vec(0usize..5, 1..4),
+            seeds in proptest::collection::vec(0..pipeline_seeds().len(), 1..4),
             edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..3),
         ) {
             let snap = pipeline_topology_stateful();

@@ -24,7 +24,7 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreState, DropReason};
 use crate::topology::{Binding, Encap, PortId, PortLink, Snapshot, Underlay};
-use crate::wire::{EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, L3, L4};
+use crate::wire::{EtherType, EthernetAddress, Fragment, Headers, IpProtocol, Ipv4Packet, L3, L4};
 
 /// The neighbour cache key of the underlay (no virtual port has this id).
 pub const UNDERLAY_PORT: PortId = PortId(u32::MAX - 1);
@@ -532,6 +532,16 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
     let L3::Ipv4(ip) = h.l3 else { return Ok(None) };
     if ip.dst != u.address {
         return Ok(None);
+    }
+    // The first fragment of a tunnelled packet carries a truncated inner frame: the gateway does
+    // not reassemble, so it is dropped and counted (a later fragment has no L4 header to tell).
+    let tunnelled = match h.l4 {
+        L4::Udp { dst_port, .. } => dst_port == u.vxlan_port,
+        L4::Gre { .. } => true,
+        _ => false,
+    };
+    if tunnelled && ip.fragment != Fragment::Unfragmented {
+        return Err(DropReason::TunnelFragmented);
     }
     let (key, inner_offset) = match h.l4 {
         L4::Udp { dst_port, .. } if dst_port == u.vxlan_port => {

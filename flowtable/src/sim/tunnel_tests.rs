@@ -281,6 +281,14 @@ fn decapsulation_checks_key_and_host() {
     let ok_gre = gre("10.9.0.12", KEY2, &inner);
     assert_eq!(decap(&n.snap, &ok_gre), Ok(Some(Decap { inner_offset: 42, port: n.vm2 })));
     assert_eq!(decap(&n.snap, &gre("192.168.7.11", KEY2, &inner)), Err(DropReason::TunnelHostMismatch));
+    // The first fragment of a tunnelled packet (MF set, its checksum refilled): never reassembled,
+    // so a counted drop, not a truncated inner frame.
+    for tunnelled in [ok.clone(), ok_gre.clone()] {
+        let mut first = tunnelled;
+        first[20] |= 0x20;
+        Ipv4Packet::new_checked(&mut first[14..]).unwrap().fill_checksum();
+        assert_eq!(decap(&n.snap, &first), Err(DropReason::TunnelFragmented));
+    }
     // Not to the underlay address, or not a tunnel: not ours to decapsulate.
     let mut other = ok.clone();
     other[30..34].copy_from_slice(&[192, 168, 7, 99]);

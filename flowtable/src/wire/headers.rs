@@ -189,7 +189,10 @@ fn icmp_ident(is_echo: bool, data: &[u8]) -> u16 {
 }
 
 /// Parses the header at `off..end` of `frame` as `protocol`; returns the L4 fields and its length.
-fn parse_l4(frame: &[u8], off: usize, end: usize, protocol: IpProtocol) -> Result<(L4, usize)> {
+/// In a first fragment (`fragment`), UDP's length field counts the whole datagram, so only the
+/// header is checked: RFC 1812 routers forward fragments, and dropping first fragments would
+/// lose every fragmented datagram.
+fn parse_l4(frame: &[u8], off: usize, end: usize, protocol: IpProtocol, fragment: Fragment) -> Result<(L4, usize)> {
     let seg = &frame[off..end];
     Ok(match protocol {
         IpProtocol::Tcp => {
@@ -197,7 +200,12 @@ fn parse_l4(frame: &[u8], off: usize, end: usize, protocol: IpProtocol) -> Resul
             (L4::Tcp { src_port: p.src_port(), dst_port: p.dst_port(), flags: p.flags() }, p.header_len())
         }
         IpProtocol::Udp => {
-            let p = udp::Packet::new_checked(seg)?;
+            let p = udp::Packet::new_unchecked(seg);
+            if fragment == Fragment::First {
+                p.check_header()?;
+            } else {
+                p.check_len()?;
+            }
             (L4::Udp { src_port: p.src_port(), dst_port: p.dst_port() }, udp::HEADER_LEN)
         }
         IpProtocol::Icmp => {
@@ -303,7 +311,7 @@ impl Headers {
         };
         h.payload_offset = h.l4_offset;
         if fragment != Fragment::Later {
-            let (l4, len) = parse_l4(frame, h.l4_offset, h.end, protocol)?;
+            let (l4, len) = parse_l4(frame, h.l4_offset, h.end, protocol, fragment)?;
             h.l4 = l4;
             h.payload_offset = h.l4_offset + len;
         }
@@ -509,6 +517,35 @@ mod tests {
         assert_eq!(h.payload_offset, h.l4_offset + 8);
         assert_eq!(h.end, UDP6_HBH_FRAG.len());
         h.verify_checksums(&UDP6_HBH_FRAG).unwrap();
+    }
+
+    #[test]
+    fn a_first_fragments_udp_length_counts_the_whole_datagram() {
+        // IPv4, MF set, offset 0: 8 bytes of a 1480-byte UDP datagram (198.51.100.9:1000 -> 10.0.0.5:53).
+        let mut first: Vec<u8> = [
+            &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00][..],
+            &[0x45, 0, 0, 28, 0, 7, 0x20, 0, 64, 17, 0, 0, 198, 51, 100, 9, 10, 0, 0, 5],
+            &[0x03, 0xe8, 0x00, 0x35, 0x05, 0xc8, 0, 0],
+        ]
+        .concat();
+        let h = Headers::parse(&first).unwrap();
+        assert_eq!(h.fragment(), Fragment::First);
+        assert_eq!(h.l4, L4::Udp { src_port: 1000, dst_port: 53 });
+        assert_eq!((h.payload_offset, h.end), (42, 42));
+        // Not a fragment, the same length is a lie; nor can any datagram be shorter than its header.
+        first[20] = 0;
+        assert_eq!(Headers::parse(&first), Err(ParseError::UdpBadLength));
+        first[20] = 0x20;
+        first[38..40].copy_from_slice(&4u16.to_be_bytes());
+        assert_eq!(Headers::parse(&first), Err(ParseError::UdpBadLength));
+        // A first fragment without the whole UDP header.
+        first[17] = 24;
+        assert_eq!(Headers::parse(&first[..38]), Err(ParseError::UdpTruncated));
+        // IPv6: the first fragment's UDP length beyond the fragment.
+        let mut first6 = UDP6_HBH_FRAG;
+        first6[74..76].copy_from_slice(&1480u16.to_be_bytes());
+        let h = Headers::parse(&first6).unwrap();
+        assert_eq!((h.fragment(), h.l4), (Fragment::First, L4::Udp { src_port: 5000, dst_port: 53 }));
     }
 
     #[test]

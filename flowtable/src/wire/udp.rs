@@ -57,6 +57,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(())
     }
 
+    /// Ensures the header and a length field of at least 8, and nothing about the rest: what the
+    /// first fragment of a fragmented datagram carries (its length field counts the whole
+    /// datagram, most of which is in later fragments). Views that read the payload or the
+    /// checksum need [`Packet::check_len`].
+    pub fn check_header(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return Err(ParseError::UdpTruncated);
+        }
+        if usize::from(self.len()) < HEADER_LEN {
+            return Err(ParseError::UdpBadLength);
+        }
+        Ok(())
+    }
+
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
         self.buffer
