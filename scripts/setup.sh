@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything midogw needs on Debian 12: DPDK 22.11 and its headers, the toolchain pieces
-# bindgen uses, the network tools the tests and the demo drive, and the Rust test runner.
+# bindgen uses, the network tools the tests and the demo drive, the Rust test runner and cargo-fuzz.
 # Idempotent and quiet when everything is already there. Needs root (apt-get, namespaces).
 set -euo pipefail
 
@@ -47,6 +47,11 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "setup: installing cargo-nextest"
   cargo install --quiet --locked cargo-nextest
+fi
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  # scripts/fuzz.sh: the flowtable fuzz targets, on stable with --sanitizer none
+  echo "setup: installing cargo-fuzz"
+  cargo install --quiet --locked cargo-fuzz --version ^0.13
 fi
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

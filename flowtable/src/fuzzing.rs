@@ -312,6 +312,49 @@ pub fn pipeline(snap: &Snapshot, state: &mut CoreState, data: &[u8]) {
     }
 }
 
+/// Most inputs of the `pipeline` target one `pipeline_stateful` input holds.
+pub const SEQUENCE_MAX: usize = 4;
+
+/// The `pipeline_stateful` fuzz target's body: up to [`SEQUENCE_MAX`] inputs of the `pipeline`
+/// target (each a two-byte big-endian length, then that many bytes, cut short at the end), run
+/// through [`pipeline`] against `snap` (meant: [`pipeline_topology_stateful`]) on one core state,
+/// so the later frames meet the connections and neighbours the earlier ones left. Never panics.
+pub fn pipeline_sequence(snap: &Snapshot, data: &[u8]) {
+    let mut state = pipeline_state();
+    let mut rest = data;
+    for _ in 0..SEQUENCE_MAX {
+        let Some((len, tail)) = rest.split_first_chunk::<2>() else { return };
+        let (input, tail) = tail.split_at(usize::from(u16::from_be_bytes(*len)).min(tail.len()));
+        pipeline(snap, &mut state, input);
+        rest = tail;
+    }
+}
+
+/// `inputs` as one [`pipeline_sequence`] input (the first [`SEQUENCE_MAX`]; each at most 65535
+/// bytes).
+pub fn sequence(inputs: &[&[u8]]) -> Vec<u8> {
+    let mut data = Vec::new();
+    for input in inputs.iter().take(SEQUENCE_MAX) {
+        let input = &input[..input.len().min(usize::from(u16::MAX))];
+        data.extend_from_slice(&(input.len() as u16).to_be_bytes());
+        data.extend_from_slice(input);
+    }
+    data
+}
+
+/// Seed inputs of the `pipeline_stateful` target: every seed alone, and every seed followed by
+/// each other one (connections opened one way and met the other, or by unrelated traffic).
+pub fn pipeline_sequence_seeds() -> Vec<Vec<u8>> {
+    let seeds = pipeline_seeds();
+    let mut out: Vec<Vec<u8>> = seeds.iter().map(|s| sequence(&[s])).collect();
+    for a in &seeds {
+        for b in &seeds {
+            out.push(sequence(&[a, b]));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,8 +416,27 @@ mod tests {
         assert_eq!(st.conntrack.len(1), 2, "two connections: uplink <-> 10.0.0.5 and 10.0.0.9 <-> uplink");
     }
 
+    #[test]
+    fn sequences_hold_their_inputs() {
+        let (a, b) = (vec![1u8, 2, 3], vec![4u8; 300]);
+        assert_eq!(sequence(&[&a, &b])[..5], [0, 3, 1, 2, 3]);
+        assert_eq!(sequence(&[&a, &b]).len(), 2 + 3 + 2 + 300);
+        assert_eq!(sequence(&[a.as_slice(); 6]).len(), SEQUENCE_MAX * 5, "at most SEQUENCE_MAX inputs");
+        assert_eq!(pipeline_sequence_seeds().len(), 12 + 12 * 12);
+        let snap = pipeline_topology_stateful();
+        for data in pipeline_sequence_seeds() {
+            pipeline_sequence(&snap, &data);
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The `pipeline_stateful` fuzz target on arbitrary bytes.
+        #[test]
+        fn pipeline_sequence_on_any_bytes(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+            pipeline_sequence(&pipeline_topology_stateful(), &data);
+        }
 
         /// The `pipeline` fuzz target on arbitrary bytes (CI's stand-in for `cargo fuzz run pipeline`).
         #[test]
