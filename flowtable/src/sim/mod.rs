@@ -635,6 +635,10 @@ impl<'a> Walk<'a, '_> {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
             }
             let decision = router.route(src, dst, hash, &mut r.deps);
+            // Silently (RFC 1812 5.3.7): no ICMP error about an address that should not be here.
+            if !matches!(decision, RouteDecision::Local { .. }) && martian(src, dst) {
+                return r.drop(DropReason::Martian);
+            }
             let (out_port, next_hop) = match decision {
                 RouteDecision::Forward { port, next_hop, .. } => (port, next_hop),
                 RouteDecision::Local { .. } => return local(r, frame, h, &ingress),
@@ -656,6 +660,9 @@ impl<'a> Walk<'a, '_> {
             }
             r.deps.insert(DeviceId::Port(out_port));
             let oport = snap.port(out_port);
+            if oport.as_router_port().is_some_and(|orp| directed_broadcast(orp, dst)) {
+                return r.drop(DropReason::DirectedBroadcast);
+            }
             let ctx = EvalContext { out_port: Some(out_port), ..ctx };
             if let Err(v) = self.filter(router.outfilter, &ctx, &mut r.deps) {
                 return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
@@ -1213,6 +1220,32 @@ fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>,
         Leg::Tunnel { port, sport } => Action::Encap { port, sport },
     });
     r
+}
+
+/// Whether a packet from `src` to `dst` has an address no router forwards between links: RFC 1812
+/// section 5.3.7 for IPv4 (0.0.0.0/8, 127.0.0.0/8, class D, class E and the limited broadcast, as
+/// source or destination: the gateway does no multicast routing), RFC 4291 sections 2.5.2, 2.5.3,
+/// 2.5.6 and 2.7 for IPv6 (unspecified, loopback, link-local, multicast). IPv4 link-local
+/// (169.254.0.0/16) is left alone: MidoNet and OpenStack number router-to-router links from it,
+/// and the ICMP errors of those routers come from there.
+fn martian(src: IpAddr, dst: IpAddr) -> bool {
+    let v4 = |a: core::net::Ipv4Addr| {
+        let first = a.octets()[0];
+        first == 0 || first == 127 || first >= 224
+    };
+    let v6 = |a: Ipv6Addr| a.is_unspecified() || a.is_loopback() || a.is_unicast_link_local() || a.is_multicast();
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => v4(s) || v4(d),
+        (IpAddr::V6(s), IpAddr::V6(d)) => v6(s) || v6(d),
+        _ => true,
+    }
+}
+
+/// Whether `dst` is the broadcast address of one of the port's IPv4 subnets (not /31 or /32,
+/// which have none: RFC 3021).
+fn directed_broadcast(port: &RouterPort, dst: IpAddr) -> bool {
+    let IpAddr::V4(dst) = dst else { return false };
+    port.addresses.iter().any(|n| matches!(n, ipnet::IpNet::V4(n) if n.prefix_len() < 31 && n.broadcast() == dst))
 }
 
 /// Whether `addr` is in one of the port's subnets.

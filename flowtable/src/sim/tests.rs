@@ -268,6 +268,59 @@ fn forward_through_two_routers() {
 }
 
 #[test]
+fn martians_and_directed_broadcasts_are_dropped_silently() {
+    // Defaults on R1 too, so that nothing below is dropped for want of a route.
+    let mut t = topo();
+    t.b.add_route(
+        RouterId(0),
+        Route::normal(Uuid(106), net("0.0.0.0/0"), net("0.0.0.0/0"), PortId(0), Some(ip("192.0.2.254")), 1),
+    );
+    t.b.add_route(
+        RouterId(0),
+        Route::normal(Uuid(107), net("::/0"), net("::/0"), PortId(0), Some(ip("2001:db8:1::fe")), 1),
+    );
+    let snap = t.b.build().unwrap();
+    let mut st = state();
+    st.neighbours.learn(PortId(0), ip("2001:db8:1::fe"), GW0, 0);
+    let mut out = [0u8; 1514];
+    // From the VM's side (DPDK 2, to R2's MAC), or from outside (DPDK 0, to R1's).
+    let from_vm = |mut f: Vec<u8>| {
+        f[..6].copy_from_slice(&mac(5).0);
+        (2, f)
+    };
+    let cases = [
+        ("a VM to unicast outside", from_vm(udp4("10.0.0.5", "8.8.8.8", 1000, 64, false, 8)), None),
+        ("mDNS from a VM", from_vm(udp4("10.0.0.5", "224.0.0.251", 5353, 255, false, 8)), Some(DropReason::Martian)),
+        (
+            "limited broadcast",
+            from_vm(udp4("10.0.0.5", "255.255.255.255", 68, 64, false, 8)),
+            Some(DropReason::Martian),
+        ),
+        ("from 0.0.0.0", (0, udp4("0.0.0.0", "10.0.0.5", 68, 64, false, 8)), Some(DropReason::Martian)),
+        ("from loopback", (0, udp4("127.0.0.1", "10.0.0.5", 1000, 64, false, 8)), Some(DropReason::Martian)),
+        ("from class E", (0, udp4("240.0.0.1", "10.0.0.5", 1000, 64, false, 8)), Some(DropReason::Martian)),
+        (
+            "to the VM subnet's broadcast",
+            (0, udp4("192.0.2.7", "10.0.0.255", 1000, 64, false, 8)),
+            Some(DropReason::DirectedBroadcast),
+        ),
+        ("IPv6 from link-local", (0, udp6("fe80::7", "2001:db8:2::5", 64, 8)), Some(DropReason::Martian)),
+        ("IPv6 from loopback", (0, udp6("::1", "2001:db8:2::5", 64, 8)), Some(DropReason::Martian)),
+        ("IPv6 to all nodes", from_vm(udp6("2001:db8:2::5", "ff02::1", 64, 8)), Some(DropReason::Martian)),
+        ("IPv6 to a link-local address", from_vm(udp6("2001:db8:2::5", "fe80::1", 64, 8)), Some(DropReason::Martian)),
+        ("IPv6 from a VM to outside", from_vm(udp6("2001:db8:2::5", "2001:db8:9::9", 64, 8)), None),
+    ];
+    for (what, (port, mut f), expected) in cases {
+        let r = run(&snap, &mut st, port, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), expected, "{what}: {:?}", r.actions);
+        assert!(r.generated.is_none(), "{what}: no ICMP error about it");
+        if expected.is_none() {
+            assert_eq!(r.actions.output(), Some(0), "{what} leaves by the uplink");
+        }
+    }
+}
+
+#[test]
 fn ecmp_is_deterministic_per_flow() {
     let snap = topo().b.build().unwrap();
     let mut st = state();
