@@ -1064,11 +1064,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    /// Drops the cached flows of every bridge where a MAC moved to another port. Checked per
-    /// packet, so the check is inline and the work (rare) out of line.
+    /// Drops the cached flows of every bridge where a MAC moved to another port, and of every
+    /// router port where a neighbour's MAC changed. Checked after every simulation, so the check
+    /// is inline and the work (rare) out of line.
     #[inline(always)]
     fn invalidate_moved_macs(&mut self) {
-        if self.state.macs.has_moved() {
+        if self.state.macs.has_moved() || self.state.neighbours.has_changed() {
             self.invalidate_moved_bridges();
         }
     }
@@ -1076,18 +1077,16 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     #[cold]
     #[inline(never)]
     fn invalidate_moved_bridges(&mut self) {
-        let moved = self.state.macs.take_moved();
-        if moved.is_empty() {
-            return;
+        for moved in [self.state.macs.take_moved(), self.state.neighbours.take_changed()] {
+            if moved.is_saturated() {
+                return self.cache.invalidate_all();
+            }
+            let mut tags = [DeviceTag(0); flowtable::topology::DEVICE_SET_CAPACITY];
+            for (tag, &id) in tags.iter_mut().zip(moved.as_slice()) {
+                *tag = DeviceTag(self.snapshot.snapshot().device_tag(id));
+            }
+            self.cache.invalidate_devices(&tags[..moved.len()]);
         }
-        if moved.is_saturated() {
-            return self.cache.invalidate_all();
-        }
-        let mut tags = [DeviceTag(0); flowtable::topology::DEVICE_SET_CAPACITY];
-        for (tag, &id) in tags.iter_mut().zip(moved.as_slice()) {
-            *tag = DeviceTag(self.snapshot.snapshot().device_tag(id));
-        }
-        self.cache.invalidate_devices(&tags[..moved.len()]);
     }
 
     /// Sends the ARP request for the underlay next hop toward `port`'s host.

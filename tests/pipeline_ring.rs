@@ -124,6 +124,36 @@ fn pipeline_forwards_udp_and_hits_the_flow_cache() {
     });
 }
 
+/// A neighbour that comes back at another MAC (a VM recreated with the same address, a replaced
+/// upstream router) gets the traffic of the flows already cached to it at once, not after their
+/// hard timeout: its gratuitous ARP invalidates the flows through its port.
+#[test]
+fn a_neighbour_at_a_new_mac_gets_the_cached_flows_at_once() {
+    const MAC_HB_NEW: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 3]);
+    with_router("pnmac", |ha, hb, c| {
+        learn_b(hb);
+        let sent = udp("10.2.0.2", 5000, 64);
+        for _ in 0..2 {
+            ha.send(&sent);
+            let got = hb.recv(1);
+            assert_eq!(got.len(), 1);
+            assert_eq!(valid(&got[0]).eth_dst, MAC_HB);
+        }
+        // Gratuitous ARP from the new MAC: learned, nothing answered.
+        hb.send(&arp(ArpOperation::Request, MAC_HB_NEW, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.2"));
+        hb.silent();
+        for round in 0..2 {
+            ha.send(&sent);
+            let got = hb.recv(1);
+            assert_eq!(got.len(), 1, "round {round}");
+            assert_eq!(valid(&got[0]).eth_dst, MAC_HB_NEW, "round {round}: to the new MAC");
+        }
+        ha.silent();
+        assert_eq!(counter(&c.cache_invalidated), 1, "the flow cached to the old MAC");
+        assert_eq!(counter(&c.cache_hits), 2, "one hit before the change, one after");
+    });
+}
+
 /// The burst loop looks a whole burst up in stages (keys, candidate slots, then lookups): a
 /// malformed frame among good ones, and a new flow's later packets in the same burst (installed
 /// by its first packet after the stages looked), still come out in order, each flow simulated once.

@@ -660,7 +660,8 @@ impl<'a> Walk<'a, '_> {
             }
             r.deps.insert(DeviceId::Port(out_port));
             let oport = snap.port(out_port);
-            if oport.as_router_port().is_some_and(|orp| directed_broadcast(orp, dst)) {
+            // Only a subnet the port is on has its broadcast there: the route is on-link.
+            if next_hop == dst && oport.as_router_port().is_some_and(|orp| directed_broadcast(orp, dst)) {
                 return r.drop(DropReason::DirectedBroadcast);
             }
             let ctx = EvalContext { out_port: Some(out_port), ..ctx };

@@ -6,8 +6,9 @@ use core::net::IpAddr;
 use super::conntrack::ConnTrack;
 use super::learning::{Learning, Outbox};
 use super::mac::MacTable;
+use super::tunnel::UNDERLAY_PORT;
 use super::tunnel::{TunnelTemplate, TUNNEL_TEMPLATES};
-use crate::topology::{DeviceId, PortId, Snapshot};
+use crate::topology::{DeviceId, DeviceSet, PortId, Snapshot};
 use crate::wire::EthernetAddress;
 
 /// Ways per bucket of the neighbour cache.
@@ -46,6 +47,9 @@ pub struct NeighbourCache {
     version: u64,
     /// What this core learned, for the others (sim/learning.rs).
     pub(super) outbox: Outbox,
+    /// Router ports where a live neighbour's MAC changed since the last
+    /// [`NeighbourCache::take_changed`]: the cached flows through them carry the old MAC.
+    changed: DeviceSet,
 }
 
 impl NeighbourCache {
@@ -60,6 +64,7 @@ impl NeighbourCache {
             learned: 0,
             version: 0,
             outbox: Outbox::default(),
+            changed: DeviceSet::new(),
         }
     }
 
@@ -103,6 +108,12 @@ impl NeighbourCache {
         let expires = now.saturating_add(self.lifetime).max(1);
         let new = Entry { port, ip, mac, expires };
         if let Some(e) = bucket.iter_mut().find(|e| e.expires != 0 && e.port == port && e.ip == ip) {
+            // A live neighbour at a new MAC (a VM recreated with the same address, a replaced
+            // upstream router): the flows that send to it must not wait for their hard timeout.
+            // The underlay's tunnel templates check the version instead.
+            if e.mac != mac && port != UNDERLAY_PORT {
+                self.changed.insert(DeviceId::Port(port));
+            }
             *e = new;
             return;
         }
@@ -111,6 +122,18 @@ impl NeighbourCache {
         if let Some(e) = victim {
             *e = new;
         }
+    }
+
+    /// The router ports where a live neighbour changed its MAC since the last call (saturated:
+    /// too many to list), emptied: the caller invalidates the cached flows that depend on them.
+    pub fn take_changed(&mut self) -> DeviceSet {
+        core::mem::take(&mut self.changed)
+    }
+
+    /// Whether a live neighbour changed its MAC since the last [`take_changed`](Self::take_changed).
+    #[inline(always)]
+    pub fn has_changed(&self) -> bool {
+        !self.changed.is_empty()
     }
 
     /// How many times [`learn`](Self::learn) was called: a change tells the resolution queue to
@@ -165,8 +188,11 @@ impl NeighbourCache {
         n
     }
 
-    /// Frees every entry whose port `keep` refuses; returns how many. Allocation-free.
+    /// Frees every entry whose port `keep` refuses; returns how many. Allocation-free. Forgets
+    /// which ports' neighbours changed (their ids belong to the snapshot being replaced; the
+    /// pipeline takes them right after every simulation, so none are waiting).
     pub fn retain_ports(&mut self, mut keep: impl FnMut(PortId) -> bool) -> usize {
+        self.changed = DeviceSet::new();
         let mut n = 0;
         for e in self.slots.iter_mut().filter(|e| e.expires != 0) {
             if !keep(e.port) {

@@ -656,6 +656,29 @@ fn what_one_core_learns_the_others_apply() {
 }
 
 #[test]
+fn a_neighbour_at_a_new_mac_is_a_change_of_its_port() {
+    let mut n = NeighbourCache::new(16, 1000);
+    n.learn(PortId(3), ip("10.0.0.5"), VM, 0);
+    n.learn(PortId(3), ip("10.0.0.5"), VM, 10);
+    assert!(!n.has_changed(), "new and refreshed entries change no flow");
+    n.learn(PortId(3), ip("10.0.0.5"), mac(9), 20);
+    assert!(n.has_changed());
+    assert!(n.take_changed().contains(DeviceId::Port(PortId(3))));
+    assert!(!n.has_changed() && n.take_changed().is_empty(), "taken once");
+    // Expired but still in its slot: the flows cached with it may outlive it.
+    n.learn(PortId(3), ip("10.0.0.5"), VM, 5000);
+    assert!(n.take_changed().contains(DeviceId::Port(PortId(3))));
+    // The underlay's tunnel templates follow the version; no port to name.
+    n.learn(UNDERLAY_PORT, ip("192.168.7.11"), VM, 0);
+    n.learn(UNDERLAY_PORT, ip("192.168.7.11"), mac(9), 1);
+    assert!(!n.has_changed());
+    // A snapshot change forgets what it would have named.
+    n.learn(PortId(3), ip("10.0.0.5"), mac(9), 5001);
+    n.retain_ports(|_| true);
+    assert!(!n.has_changed());
+}
+
+#[test]
 fn neighbour_cache_is_bounded() {
     let mut c = NeighbourCache::new(8, 100);
     assert_eq!(c.capacity(), 8);
