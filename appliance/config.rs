@@ -58,6 +58,25 @@ pub struct Config {
     pub underlay: Option<UnderlayConfig>,
     /// `[flows]`: each pipeline worker's flow cache.
     pub flows: FlowsConfig,
+    /// `[icmp]`: how fast each pipeline worker may send ICMP errors.
+    pub icmp: IcmpConfig,
+}
+
+/// `[icmp]`: the rate limit on the ICMP errors each pipeline worker originates (RFC 1812
+/// 4.3.2.8, RFC 4443 2.4 f): a token bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpConfig {
+    /// `errors_per_s`: the sustained rate.
+    pub errors_per_s: u32,
+    /// `error_burst`: how many may go at once after a quiet spell.
+    pub error_burst: u32,
+}
+
+impl Default for IcmpConfig {
+    /// Linux's defaults (`net.ipv4.icmp_msgs_per_sec`, `icmp_msgs_burst`).
+    fn default() -> Self {
+        IcmpConfig { errors_per_s: 1000, error_burst: 50 }
+    }
 }
 
 /// `[flows]`: the per-worker flow cache of the gateway pipeline.
@@ -457,6 +476,14 @@ struct RawFile {
     host: Option<Spanned<RawHost>>,
     underlay: Option<Spanned<RawUnderlay>>,
     flows: Option<Spanned<RawFlows>>,
+    icmp: Option<Spanned<RawIcmp>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIcmp {
+    errors_per_s: Option<Spanned<i64>>,
+    error_burst: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -780,6 +807,7 @@ impl<'a> Checker<'a> {
             host: self.check_host(raw.host.as_ref()),
             underlay: self.check_underlay(raw.underlay.as_ref(), &topology, &port_names),
             flows: self.check_flows(raw.flows.as_ref()),
+            icmp: self.check_icmp(raw.icmp.as_ref()),
             topology,
         }
     }
@@ -806,6 +834,22 @@ impl<'a> Checker<'a> {
             }
         }
         flows
+    }
+
+    fn check_icmp(&mut self, raw: Option<&Spanned<RawIcmp>>) -> IcmpConfig {
+        let mut icmp = IcmpConfig::default();
+        let Some(raw) = raw.map(|r| r.get_ref()) else { return icmp };
+        for (key, value, max, field) in [
+            ("errors_per_s", &raw.errors_per_s, 1_000_000, &mut icmp.errors_per_s),
+            ("error_burst", &raw.error_burst, 100_000, &mut icmp.error_burst),
+        ] {
+            let Some(n) = value else { continue };
+            match u32::try_from(*n.get_ref()) {
+                Ok(v) if (1..=max).contains(&v) => *field = v,
+                _ => self.error(n.span(), format!("[icmp] {key} {} must be 1 to {max}", n.get_ref())),
+            }
+        }
+        icmp
     }
 
     fn check_underlay(
@@ -2040,6 +2084,17 @@ mod tests {
         assert_eq!((flows.per_worker, flows.idle_timeout.as_secs()), (1_000_000, 30));
         one(&lines(&[WORKERS, "[flows]", "per_worker = 0"]), 5, 14, "must be 1 to");
         one(&lines(&[WORKERS, "[flows]", "idle_timeout_s = -1"]), 5, 18, "must be 1 to 86400");
+    }
+
+    #[test]
+    fn icmp_error_rate() {
+        assert_eq!(parse("t.toml", WORKERS, &facts()).expect("valid").icmp, IcmpConfig::default());
+        assert_eq!(IcmpConfig::default(), IcmpConfig { errors_per_s: 1000, error_burst: 50 });
+        let cfg = parse("t.toml", &lines(&[WORKERS, "[icmp]", "errors_per_s = 10", "error_burst = 2"]), &facts());
+        assert_eq!(cfg.expect("valid").icmp, IcmpConfig { errors_per_s: 10, error_burst: 2 });
+        one(&lines(&[WORKERS, "[icmp]", "errors_per_s = 0"]), 5, 16, "[icmp] errors_per_s 0 must be 1 to 1000000");
+        one(&lines(&[WORKERS, "[icmp]", "error_burst = 100001"]), 5, 15, "must be 1 to 100000");
+        one(&lines(&[WORKERS, "[icmp]", "errors_per_s = -5"]), 5, 16, "must be 1 to");
     }
 
     #[test]

@@ -225,6 +225,8 @@ fn pipeline_config(cfg: &Config) -> PipelineConfig {
     let mut pipeline = PipelineConfig::default();
     pipeline.flow_cache.capacity = cfg.flows.per_worker;
     pipeline.flow_cache.idle_timeout = cfg.flows.idle_timeout.as_nanos().try_into().unwrap_or(u64::MAX);
+    pipeline.icmp_errors_per_sec = cfg.icmp.errors_per_s;
+    pipeline.icmp_error_burst = cfg.icmp.error_burst;
     if cfg.topology != TopologySource::CrossConnect {
         let bytes =
             midogw::flowtable::flow::FlowCache::<midogw::flowtable::sim::Actions>::footprint(&pipeline.flow_cache);
@@ -399,6 +401,8 @@ pub struct PipelineReport {
     pub snapshots_taken: u64,
     pub simulated: u64,
     pub generated: u64,
+    /// ICMP errors over the worker's rate, not sent.
+    pub icmp_errors_limited: u64,
     pub alloc_failures: u64,
     pub unknown_egress: u64,
     /// Neighbour and MAC entries handed to the other workers, applied from them, and lost.
@@ -430,6 +434,7 @@ impl PipelineReport {
             snapshots_taken: load(&c.snapshots_taken),
             simulated: load(&c.simulated),
             generated: load(&c.generated),
+            icmp_errors_limited: load(&c.icmp_errors_limited),
             alloc_failures: load(&c.alloc_failures),
             unknown_egress: load(&c.unknown_egress),
             learning_sent: load(&c.learning_sent),
@@ -544,8 +549,16 @@ impl Report {
         }
         for p in &self.pipelines {
             out += &format!(
-                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} dropped (tx full) {}",
-                p.worker, p.rx_packets, p.tx_packets, p.cache_hits, p.cache_misses, p.simulated, p.generated, p.tx_full_drops
+                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} (ICMP errors over the rate {}) dropped (tx full) {}",
+                p.worker,
+                p.rx_packets,
+                p.tx_packets,
+                p.cache_hits,
+                p.cache_misses,
+                p.simulated,
+                p.generated,
+                p.icmp_errors_limited,
+                p.tx_full_drops
             );
             for (reason, n) in &p.drops {
                 out += &format!(" {reason} {n}");

@@ -20,6 +20,7 @@ mod mempool;
 mod pipeline;
 mod port;
 mod prefetch;
+mod ratelimit;
 mod ring;
 pub mod sizing;
 mod snapshot;

@@ -39,6 +39,7 @@ use crate::mbuf::{Burst, Mbuf};
 use crate::mempool::Mempool;
 use crate::port::{reta_queue, Port, RxQueue, TxQueue, RSS_SPREAD};
 use crate::prefetch::prefetch;
+use crate::ratelimit::TokenBucket;
 use crate::sizing::BURST;
 use crate::snapshot::{Refresh, SnapshotExchange, SnapshotReader};
 
@@ -81,6 +82,11 @@ pub struct PipelineConfig {
     pub hold_capacity: usize,
     /// How long a held packet waits for its next hop's answer, in nanoseconds.
     pub hold_timeout_ns: u64,
+    /// ICMP errors a worker sends a second at most (RFC 1812 4.3.2.8, RFC 4443 2.4 f); those
+    /// over it are not sent and counted as `icmp_errors_limited`.
+    pub icmp_errors_per_sec: u32,
+    /// ICMP errors a worker may send at once after a quiet spell.
+    pub icmp_error_burst: u32,
 }
 
 impl Default for PipelineConfig {
@@ -100,6 +106,9 @@ impl Default for PipelineConfig {
             seed: 0x6d69_646f_6777_0001,
             hold_capacity: 64,
             hold_timeout_ns: 1_000_000_000,
+            // Linux's defaults (net.ipv4.icmp_msgs_per_sec, icmp_msgs_burst).
+            icmp_errors_per_sec: 1000,
+            icmp_error_burst: 50,
         }
     }
 }
@@ -135,6 +144,8 @@ pub struct PipelineCounters {
     pub simulated: AtomicU64,
     /// Frames the simulation generated (ICMP errors, ARP requests) and that were sent to a TX burst.
     pub generated: AtomicU64,
+    /// ICMP errors not sent: over the worker's rate ([`PipelineConfig::icmp_errors_per_sec`]).
+    pub icmp_errors_limited: AtomicU64,
     /// Generated frames lost because the pool had no mbuf.
     pub alloc_failures: AtomicU64,
     /// Frames output to a DPDK port this worker has no TX queue on.
@@ -176,6 +187,7 @@ impl Default for PipelineCounters {
             snapshots_taken: AtomicU64::new(0),
             simulated: AtomicU64::new(0),
             generated: AtomicU64::new(0),
+            icmp_errors_limited: AtomicU64::new(0),
             alloc_failures: AtomicU64::new(0),
             unknown_egress: AtomicU64::new(0),
             held: AtomicU64::new(0),
@@ -211,6 +223,7 @@ struct Totals {
     simulated: u64,
     snapshots: u64,
     generated: u64,
+    icmp_errors_limited: u64,
     alloc_failures: u64,
     unknown_egress: u64,
     held: u64,
@@ -234,6 +247,7 @@ impl Default for Totals {
             simulated: 0,
             snapshots: 0,
             generated: 0,
+            icmp_errors_limited: 0,
             alloc_failures: 0,
             unknown_egress: 0,
             held: 0,
@@ -511,6 +525,8 @@ struct Engine<'p, 'm, 's> {
     totals: Totals,
     /// Busy loop turns whose counters the control thread has not seen yet.
     unpublished_turns: u32,
+    /// The ICMP errors this worker may still send (RFC 1812 4.3.2.8, RFC 4443 2.4 f).
+    icmp_errors: TokenBucket,
     /// The other workers beside this one (`None` for a single worker), boxed: one pointer in
     /// the engine the packet path does not read.
     peers: Option<Box<Peers<'p>>>,
@@ -586,6 +602,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             hold_next_deadline: u64::MAX,
             totals: Totals::default(),
             unpublished_turns: 0,
+            // Full at the clock's start (the loop's time counts from 0).
+            icmp_errors: TokenBucket::new(config.icmp_errors_per_sec, config.icmp_error_burst, 0),
             peers,
         }
     }
@@ -1003,7 +1021,11 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
         self.totals.drops[DropReason::FloodLegsExceeded.index()] += u64::from(r.dropped_legs);
         if let Some(g) = r.generated {
-            self.emit(g, now);
+            if g.icmp_error && !self.icmp_errors.take(now) {
+                self.totals.icmp_errors_limited += 1;
+            } else {
+                self.emit(g, now);
+            }
         }
         if let (Some(hold), Some(DropReason::NeighbourUnresolved)) = (r.hold, r.actions.drop_reason()) {
             return Egress::Hold(hold);
@@ -1263,6 +1285,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.snapshots_taken.store(t.snapshots, Ordering::Relaxed);
         c.simulated.store(t.simulated, Ordering::Relaxed);
         c.generated.store(t.generated, Ordering::Relaxed);
+        c.icmp_errors_limited.store(t.icmp_errors_limited, Ordering::Relaxed);
         c.alloc_failures.store(t.alloc_failures, Ordering::Relaxed);
         c.unknown_egress.store(t.unknown_egress, Ordering::Relaxed);
         c.held.store(t.held, Ordering::Relaxed);

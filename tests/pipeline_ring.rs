@@ -203,6 +203,34 @@ fn pipeline_answers_ttl_one_with_time_exceeded() {
     });
 }
 
+/// ICMP errors are rate-limited per worker (RFC 1812 4.3.2.8, RFC 4443 2.4 f): a burst of 20
+/// expiring packets against a bucket of 5 (one more a second) gets 5 time-exceeded answers; the
+/// rest are dropped all the same and counted as not answered.
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        icmp_errors_per_sec: 1,
+        icmp_error_burst: 5,
+        ..PipelineConfig::default()
+    };
+    with_router_config("pirl", &pipeline, |ha, _hb, c| {
+        let expired: Vec<Vec<u8>> = (0..20).map(|i| udp("10.2.0.2", 6000 + i, 1)).collect();
+        ha.send_burst(&expired);
+        let got = ha.recv_for(Duration::from_millis(300));
+        // A second token may come due if the test runs slow.
+        assert!((5..=6).contains(&got.len()), "{} time-exceeded answers", got.len());
+        for frame in &got {
+            let h = valid(frame);
+            let icmp = Icmpv4Packet::new_checked(&frame[h.l4_offset..]).unwrap();
+            assert_eq!(icmp.msg_type(), Icmpv4Message::TimeExceeded);
+        }
+        assert_eq!(c.dropped(DropReason::TtlExpired), 20);
+        assert_eq!(counter(&c.icmp_errors_limited), 20 - got.len() as u64);
+        assert_eq!(counter(&c.generated), got.len() as u64);
+    });
+}
+
 #[test]
 fn pipeline_answers_no_route_with_net_unreachable() {
     with_router("pnr", |ha, hb, c| {

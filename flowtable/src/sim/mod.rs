@@ -251,6 +251,10 @@ pub struct Generated {
     /// The local DPDK ports to send it out of (one, or several for an ARP request flooded on a
     /// bridge).
     pub legs: Legs,
+    /// An ICMP or ICMPv6 error (time exceeded, unreachable, fragmentation needed, packet too
+    /// big), which the sender rate-limits (RFC 1812 4.3.2.8, RFC 4443 2.4 f); else an answer or
+    /// a request (ARP, NDP) the router needs.
+    pub icmp_error: bool,
 }
 
 /// What [`simulate`] decided.
@@ -528,8 +532,11 @@ impl<'a> Walk<'a, '_> {
         if reason != DropReason::NeighbourUnresolved || r.generated.is_some() {
             return r;
         }
-        r.generated = underlay_arp_request(self.snap, self.state, port, self.out)
-            .map(|(len, dpdk_port)| Generated { len, legs: Legs::one(Leg::Local(dpdk_port)) });
+        r.generated = underlay_arp_request(self.snap, self.state, port, self.out).map(|(len, dpdk_port)| Generated {
+            len,
+            legs: Legs::one(Leg::Local(dpdk_port)),
+            icmp_error: false,
+        });
         if let Ok(t) = tunnel_of(self.snap, port) {
             r.hold = Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(t.underlay.next_hop(t.dst)) });
         }
@@ -738,7 +745,7 @@ impl<'a> Walk<'a, '_> {
             _ => None,
         };
         if !legs.is_empty() {
-            r.generated = len.map(|len| Generated { len, legs });
+            r.generated = len.map(|len| Generated { len, legs, icmp_error: false });
         }
         r
     }
@@ -898,7 +905,7 @@ impl<'a> Walk<'a, '_> {
                         arp.source_hardware_addr,
                         arp.source_protocol_addr,
                     );
-                    r.generated = len.map(|len| Generated { len, legs: Legs::one(self.back) });
+                    r.generated = len.map(|len| Generated { len, legs: Legs::one(self.back), icmp_error: false });
                 }
             }
             L3::Ipv4(_) | L3::Ipv6(_) => {
@@ -1141,8 +1148,11 @@ fn answer_error(
     if !may_answer_error(h) {
         return r.uncached_drop(DropReason::IcmpErrorSuppressed);
     }
-    r.generated = icmp_error(frame, h, out, ingress.port.mac, src, err)
-        .map(|len| Generated { len, legs: Legs::one(ingress.back) });
+    r.generated = icmp_error(frame, h, out, ingress.port.mac, src, err).map(|len| Generated {
+        len,
+        legs: Legs::one(ingress.back),
+        icmp_error: true,
+    });
     r
 }
 
@@ -1315,7 +1325,7 @@ impl Walk<'_, '_> {
                     (ip.src, lladdr.unwrap_or(h.eth_src), true)
                 };
                 let len = neighbour_advert(self.out, rp.mac, target_addr, dst_mac, dst_ip, solicited)?;
-                Some(Generated { len, legs: Legs::one(self.back) })
+                Some(Generated { len, legs: Legs::one(self.back), icmp_error: false })
             }
             Icmpv6Repr::NeighborAdvert { target_addr, lladdr: Some(mac), .. } => {
                 if on_link(rp, IpAddr::V6(target_addr)) {
