@@ -637,8 +637,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     }
 
     /// Whether decapsulated frames go to their connection's owner under this snapshot, and by
-    /// which rule: the local ports' (every port but the underlay), which `pipeline_plans` checked
-    /// agree; when they do not, the first one's.
+    /// which rule: the local ports' (every port but the underlay), which `midogw run` checks agree
+    /// at start ([`local_ports_spread_unlike`]); when they do not, the first one's.
     fn refresh_ownership(&mut self) {
         let Some(handoff) = self.peers.as_mut().map(|p| &mut p.handoff) else { return };
         let snap = self.snapshot.snapshot();

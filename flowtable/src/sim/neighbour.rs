@@ -6,8 +6,7 @@ use core::net::IpAddr;
 use super::conntrack::ConnTrack;
 use super::learning::{Learning, Outbox};
 use super::mac::MacTable;
-use super::tunnel::UNDERLAY_PORT;
-use super::tunnel::{TunnelTemplate, TUNNEL_TEMPLATES};
+use super::tunnel::{TunnelTemplate, TUNNEL_TEMPLATES, UNDERLAY_PORT};
 use crate::topology::{DeviceId, DeviceSet, PortId, Snapshot};
 use crate::wire::EthernetAddress;
 
@@ -47,8 +46,9 @@ pub struct NeighbourCache {
     version: u64,
     /// What this core learned, for the others (sim/learning.rs).
     pub(super) outbox: Outbox,
-    /// Router ports where a live neighbour's MAC changed since the last
-    /// [`NeighbourCache::take_changed`]: the cached flows through them carry the old MAC.
+    /// Router ports where a neighbour's MAC changed since the last [`NeighbourCache::take_changed`]
+    /// (live or expired, while its entry is still held): the cached flows through them carry the
+    /// old MAC, and may outlive the entry.
     changed: DeviceSet,
 }
 
@@ -108,7 +108,7 @@ impl NeighbourCache {
         let expires = now.saturating_add(self.lifetime).max(1);
         let new = Entry { port, ip, mac, expires };
         if let Some(e) = bucket.iter_mut().find(|e| e.expires != 0 && e.port == port && e.ip == ip) {
-            // A live neighbour at a new MAC (a VM recreated with the same address, a replaced
+            // A neighbour at a new MAC (a VM recreated with the same address, a replaced
             // upstream router): the flows that send to it must not wait for their hard timeout.
             // The underlay's tunnel templates check the version instead.
             if e.mac != mac && port != UNDERLAY_PORT {
@@ -124,13 +124,13 @@ impl NeighbourCache {
         }
     }
 
-    /// The router ports where a live neighbour changed its MAC since the last call (saturated:
+    /// The router ports where a neighbour changed its MAC since the last call (saturated:
     /// too many to list), emptied: the caller invalidates the cached flows that depend on them.
     pub fn take_changed(&mut self) -> DeviceSet {
         core::mem::take(&mut self.changed)
     }
 
-    /// Whether a live neighbour changed its MAC since the last [`take_changed`](Self::take_changed).
+    /// Whether a neighbour changed its MAC since the last [`take_changed`](Self::take_changed).
     #[inline(always)]
     pub fn has_changed(&self) -> bool {
         !self.changed.is_empty()
