@@ -625,6 +625,7 @@ impl<'a> Walk<'a, '_> {
             _ => return r.uncached_drop(DropReason::Malformed),
         };
         let hash = FlowKey::from_headers(ingress_port.0, h).symmetric_hash();
+        let martian = martian(src, dst);
         let mut in_port = ingress_port;
         loop {
             let Some(in_rp) = snap.port(in_port).as_router_port() else {
@@ -643,7 +644,7 @@ impl<'a> Walk<'a, '_> {
             }
             let decision = router.route(src, dst, hash, &mut r.deps);
             // Silently (RFC 1812 5.3.7): no ICMP error about an address that should not be here.
-            if !matches!(decision, RouteDecision::Local { .. }) && martian(src, dst) {
+            if martian && !matches!(decision, RouteDecision::Local { .. }) {
                 return r.drop(DropReason::Martian);
             }
             let (out_port, next_hop) = match decision {
@@ -1256,7 +1257,15 @@ fn martian(src: IpAddr, dst: IpAddr) -> bool {
 /// which have none: RFC 3021).
 fn directed_broadcast(port: &RouterPort, dst: IpAddr) -> bool {
     let IpAddr::V4(dst) = dst else { return false };
-    port.addresses.iter().any(|n| matches!(n, ipnet::IpNet::V4(n) if n.prefix_len() < 31 && n.broadcast() == dst))
+    let dst = u32::from(dst);
+    port.addresses.iter().any(|n| match n {
+        ipnet::IpNet::V4(n) if n.prefix_len() < 31 => {
+            // The host bits all ones, the network bits the subnet's.
+            let host = u32::MAX >> n.prefix_len();
+            dst & host == host && (dst ^ u32::from(n.addr())) & !host == 0
+        }
+        _ => false,
+    })
 }
 
 /// Whether `addr` is in one of the port's subnets.

@@ -321,6 +321,18 @@ fn martians_and_directed_broadcasts_are_dropped_silently() {
 }
 
 #[test]
+fn directed_broadcast_is_the_subnets_broadcast_address() {
+    for net4 in ["10.0.0.1/24", "192.0.2.77/26", "172.16.5.9/12", "198.51.100.1/30", "203.0.113.4/31", "8.8.8.8/32"] {
+        let n: ipnet::Ipv4Net = net4.parse().unwrap();
+        let port = RouterPort { router: RouterId(0), mac: mac(1), addresses: Box::new([IpNet::V4(n)]) };
+        for dst in [n.broadcast(), n.network(), n.addr(), Ipv4Addr::from(u32::from(n.broadcast()).wrapping_add(1))] {
+            let expected = n.prefix_len() < 31 && dst == n.broadcast();
+            assert_eq!(directed_broadcast(&port, IpAddr::V4(dst)), expected, "{net4} {dst}");
+        }
+    }
+}
+
+#[test]
 fn ecmp_is_deterministic_per_flow() {
     let snap = topo().b.build().unwrap();
     let mut st = state();
