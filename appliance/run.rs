@@ -252,8 +252,6 @@ fn underlay(cfg: &Config, ports: &[(String, u16)]) -> Option<midogw::flowtable::
 type Registration =
     (Arc<control::Topology<control::DynStore>>, Option<Arc<control::store::ZookeeperStore>>, uuid::Uuid);
 
-/// Where the pipeline's snapshots come from: nothing (cross-connect), a file (one snapshot), or the
-/// store (a feed thread publishing a new snapshot on every change).
 /// With several workers, connection state lives on the worker RSS gives a connection, and
 /// tunnelled replies are handed to that worker by one rule: every local port must spread
 /// connections the same way (pmd's `local_ports_spread_unlike`). Said once, at start: the underlay port
@@ -276,6 +274,8 @@ fn warn_if_spread_unlike(ports: &[Port<'_>], exchange: &SnapshotExchange, worker
     }
 }
 
+/// Where the pipeline's snapshots come from: nothing (cross-connect), a file (one snapshot), or the
+/// store (a feed thread publishing a new snapshot on every change).
 struct Source {
     exchange: Option<Arc<SnapshotExchange>>,
     feed: Option<crate::feed::Feed>,

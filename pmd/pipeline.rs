@@ -1092,13 +1092,13 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     #[inline(always)]
     fn invalidate_moved_macs(&mut self) {
         if self.state.macs.has_moved() || self.state.neighbours.has_changed() {
-            self.invalidate_moved_bridges();
+            self.invalidate_moved_devices();
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn invalidate_moved_bridges(&mut self) {
+    fn invalidate_moved_devices(&mut self) {
         for moved in [self.state.macs.take_moved(), self.state.neighbours.take_changed()] {
             if moved.is_saturated() {
                 return self.cache.invalidate_all();

@@ -124,9 +124,6 @@ pub struct Port<'a> {
     id: u16,
     name: String,
     config: PortConfig,
-    /// Entries of the RSS redirection table midogw programmed (queue `i mod rx_queues` at entry
-    /// `i`); 0 when the port spreads no flows by RSS.
-    rss_table: u16,
     queues_taken: AtomicBool,
     _borrows: PhantomData<&'a ()>,
 }
@@ -303,11 +300,10 @@ impl<'a> Port<'a> {
             return Err(fail("rte_eth_dev_configure", rc));
         }
         // The port exists in DPDK from here on: close it if anything below fails.
-        let mut port = Port {
+        let port = Port {
             id,
             name: name.clone(),
             config: config.clone(),
-            rss_table: 0,
             queues_taken: AtomicBool::new(false),
             _borrows: PhantomData,
         };
@@ -355,10 +351,8 @@ impl<'a> Port<'a> {
             return Err(fail("rte_eth_dev_start", rc));
         }
         // Some drivers take a redirection table only once started.
-        if rss {
-            port.rss_table = port.program_rss_table(info.reta_size);
-        }
-        tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, "port started");
+        let rss_table = if rss { port.program_rss_table(info.reta_size) } else { 0 };
+        tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, rss_table, "port started");
         Ok(port)
     }
 
@@ -429,12 +423,6 @@ impl<'a> Port<'a> {
             return 0;
         }
         size
-    }
-
-    /// Entries of the RSS redirection table ([`reta_queue`] at each); 0 when flows are not spread
-    /// by RSS (one RX queue, or a device without RSS or whose table pmd could not program).
-    pub fn rss_table(&self) -> u16 {
-        self.rss_table
     }
 
     /// The port's MAC address.

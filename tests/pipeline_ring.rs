@@ -133,21 +133,20 @@ fn a_neighbour_at_a_new_mac_gets_the_cached_flows_at_once() {
     with_router("pnmac", |ha, hb, c| {
         learn_b(hb);
         let sent = udp("10.2.0.2", 5000, 64);
-        for _ in 0..2 {
-            ha.send(&sent);
-            let got = hb.recv(1);
-            assert_eq!(got.len(), 1);
-            assert_eq!(valid(&got[0]).eth_dst, MAC_HB);
-        }
+        // Two packets of the flow (a miss, then a hit): the Ethernet destination each left with.
+        let twice = |ha: &mut Host<'_>, hb: &mut Host<'_>| {
+            [0, 1].map(|round| {
+                ha.send(&sent);
+                let got = hb.recv(1);
+                assert_eq!(got.len(), 1, "round {round}");
+                valid(&got[0]).eth_dst
+            })
+        };
+        assert_eq!(twice(ha, hb), [MAC_HB; 2]);
         // Gratuitous ARP from the new MAC: learned, nothing answered.
         hb.send(&arp(ArpOperation::Request, MAC_HB_NEW, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.2"));
         hb.silent();
-        for round in 0..2 {
-            ha.send(&sent);
-            let got = hb.recv(1);
-            assert_eq!(got.len(), 1, "round {round}");
-            assert_eq!(valid(&got[0]).eth_dst, MAC_HB_NEW, "round {round}: to the new MAC");
-        }
+        assert_eq!(twice(ha, hb), [MAC_HB_NEW; 2], "to the new MAC");
         ha.silent();
         assert_eq!(counter(&c.cache_invalidated), 1, "the flow cached to the old MAC");
         assert_eq!(counter(&c.cache_hits), 2, "one hit before the change, one after");

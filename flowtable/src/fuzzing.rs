@@ -260,7 +260,7 @@ fn fill_checksums(frame: &mut [u8]) {
             }
         }
         // A tunnel's UDP (VXLAN) keeps its zero checksum.
-        L4::Udp { dst_port, .. } if dst_port != 4789 => {
+        L4::Udp { dst_port, .. } if dst_port != wire::VXLAN_DEFAULT_UDP_PORT => {
             if let Ok(mut p) = wire::UdpPacket::new_checked(l4) {
                 p.fill_checksum(&pseudo);
             }
