@@ -403,6 +403,8 @@ pub struct PipelineReport {
     pub generated: u64,
     /// ICMP errors over the worker's rate, not sent.
     pub icmp_errors_limited: u64,
+    /// Point-to-point ARP requests / solicitations to stale neighbours in use.
+    pub neighbour_polls: u64,
     pub alloc_failures: u64,
     pub unknown_egress: u64,
     /// Neighbour and MAC entries handed to the other workers, applied from them, and lost.
@@ -435,6 +437,7 @@ impl PipelineReport {
             simulated: load(&c.simulated),
             generated: load(&c.generated),
             icmp_errors_limited: load(&c.icmp_errors_limited),
+            neighbour_polls: load(&c.neighbour_polls),
             alloc_failures: load(&c.alloc_failures),
             unknown_egress: load(&c.unknown_egress),
             learning_sent: load(&c.learning_sent),
@@ -549,7 +552,7 @@ impl Report {
         }
         for p in &self.pipelines {
             out += &format!(
-                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} (ICMP errors over the rate {}) dropped (tx full) {}",
+                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} (ICMP errors over the rate {}, neighbour polls {}) dropped (tx full) {}",
                 p.worker,
                 p.rx_packets,
                 p.tx_packets,
@@ -558,6 +561,7 @@ impl Report {
                 p.simulated,
                 p.generated,
                 p.icmp_errors_limited,
+                p.neighbour_polls,
                 p.tx_full_drops
             );
             for (reason, n) in &p.drops {

@@ -28,7 +28,7 @@ use crossbeam_queue::ArrayQueue;
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, Probe, TagSet, Tick, NO_SLOT};
 use flowtable::sim::{
     self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Learning, Leg,
-    Legs, Outer, Output, PendingOuter, MAX_DPDK_PORTS,
+    Legs, Outer, Output, PendingOuter, Poll, MAX_DPDK_PORTS,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot};
 use flowtable::wire::EthernetAddress;
@@ -61,6 +61,8 @@ const EXPIRY_BUDGET: usize = 256;
 /// takes a few microseconds, and the first idle turn publishes whatever is left, so what the
 /// control thread reads is never more than a few dozen microseconds behind while traffic flows.
 const PUBLISH_EVERY_TURNS: u32 = 16;
+/// Most neighbour polls one [`Engine::poll_neighbours`] sends (the rest go at the next turn).
+const POLLS_PER_SCAN: usize = 16;
 /// `slot_of` marker for a DPDK port this worker has no TX queue on: its burst is a sink, freed
 /// and counted as `unknown_egress` when flushed.
 const NO_TX_SLOT: u8 = u8::MAX;
@@ -146,6 +148,9 @@ pub struct PipelineCounters {
     pub generated: AtomicU64,
     /// ICMP errors not sent: over the worker's rate ([`PipelineConfig::icmp_errors_per_sec`]).
     pub icmp_errors_limited: AtomicU64,
+    /// Point-to-point ARP requests / neighbour solicitations sent to neighbours in use whose entry
+    /// went stale, so that they are refreshed before the flows through them wait for a resolution.
+    pub neighbour_polls: AtomicU64,
     /// Generated frames lost because the pool had no mbuf.
     pub alloc_failures: AtomicU64,
     /// Frames output to a DPDK port this worker has no TX queue on.
@@ -188,6 +193,7 @@ impl Default for PipelineCounters {
             simulated: AtomicU64::new(0),
             generated: AtomicU64::new(0),
             icmp_errors_limited: AtomicU64::new(0),
+            neighbour_polls: AtomicU64::new(0),
             alloc_failures: AtomicU64::new(0),
             unknown_egress: AtomicU64::new(0),
             held: AtomicU64::new(0),
@@ -224,6 +230,7 @@ struct Totals {
     snapshots: u64,
     generated: u64,
     icmp_errors_limited: u64,
+    neighbour_polls: u64,
     alloc_failures: u64,
     unknown_egress: u64,
     held: u64,
@@ -248,6 +255,7 @@ impl Default for Totals {
             snapshots: 0,
             generated: 0,
             icmp_errors_limited: 0,
+            neighbour_polls: 0,
             alloc_failures: 0,
             unknown_egress: 0,
             held: 0,
@@ -472,7 +480,7 @@ pub fn run_pipeline<'p>(
         engine.service_holds(now);
         engine.flush_all();
         if received || exchanged {
-            engine.busy_turn_done(&counters);
+            engine.busy_turn_done(now, &counters);
         } else {
             engine.idle_turn(now, &counters);
         }
@@ -525,6 +533,8 @@ struct Engine<'p, 'm, 's> {
     totals: Totals,
     /// Busy loop turns whose counters the control thread has not seen yet.
     unpublished_turns: u32,
+    /// When [`Engine::poll_neighbours`] looks for stale neighbours in use next.
+    next_poll_at: u64,
     /// The ICMP errors this worker may still send (RFC 1812 4.3.2.8, RFC 4443 2.4 f).
     icmp_errors: TokenBucket,
     /// The other workers beside this one (`None` for a single worker), boxed: one pointer in
@@ -602,6 +612,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             hold_next_deadline: u64::MAX,
             totals: Totals::default(),
             unpublished_turns: 0,
+            next_poll_at: 0,
             // Full at the clock's start (the loop's time counts from 0).
             icmp_errors: TokenBucket::new(config.icmp_errors_per_sec, config.icmp_error_burst, 0),
             peers,
@@ -1238,16 +1249,44 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             self.publish(counters);
         }
         self.cache.expire(now, EXPIRY_BUDGET);
+        if now >= self.next_poll_at {
+            self.poll_neighbours(now);
+        }
     }
 
     /// The end of a loop turn that received or exchanged something: the counters go out every
     /// [`PUBLISH_EVERY_TURNS`] such turns. Out of line, like the publication it replaced: the
     /// loop around it keeps its registers for the packets.
     #[inline(never)]
-    fn busy_turn_done(&mut self, counters: &PipelineCounters) {
+    fn busy_turn_done(&mut self, now: u64, counters: &PipelineCounters) {
         self.unpublished_turns += 1;
         if self.unpublished_turns >= PUBLISH_EVERY_TURNS {
             self.publish(counters);
+            if now >= self.next_poll_at {
+                self.poll_neighbours(now);
+            }
+        }
+    }
+
+    /// Polls the neighbours in use whose entries went stale (sim::NeighbourCache::due_polls), at
+    /// most [`POLLS_PER_SCAN`] per call: again at the next turn when there were more, else after
+    /// the cache's poll interval.
+    #[cold]
+    #[inline(never)]
+    fn poll_neighbours(&mut self, now: u64) {
+        let mut polls = [Poll::NONE; POLLS_PER_SCAN];
+        let due = self.state.neighbours.due_polls(now, &mut polls);
+        self.next_poll_at =
+            if due == POLLS_PER_SCAN { now } else { now.saturating_add(self.state.neighbours.poll_interval()) };
+        for poll in &polls[..due] {
+            match sim::neighbour_poll(self.snapshot.snapshot(), &self.state, poll, now, &mut self.scratch) {
+                Some(g) => {
+                    self.totals.neighbour_polls += 1;
+                    self.emit(g, now);
+                }
+                // Its port left the topology: the entry goes with the next snapshot's cleanup.
+                None => continue,
+            }
         }
     }
 
@@ -1286,6 +1325,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.simulated.store(t.simulated, Ordering::Relaxed);
         c.generated.store(t.generated, Ordering::Relaxed);
         c.icmp_errors_limited.store(t.icmp_errors_limited, Ordering::Relaxed);
+        c.neighbour_polls.store(t.neighbour_polls, Ordering::Relaxed);
         c.alloc_failures.store(t.alloc_failures, Ordering::Relaxed);
         c.unknown_egress.store(t.unknown_egress, Ordering::Relaxed);
         c.held.store(t.held, Ordering::Relaxed);

@@ -11,7 +11,7 @@ use common::ring::{arp, counter, eth, ip, valid, with_two_ports, with_two_ports_
 use std::time::{Duration, Instant};
 
 use midogw::flowtable::flow::FlowCacheConfig;
-use midogw::flowtable::sim::DropReason;
+use midogw::flowtable::sim::{CoreConfig, DropReason};
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, EtherType, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
@@ -150,6 +150,57 @@ fn a_neighbour_at_a_new_mac_gets_the_cached_flows_at_once() {
         ha.silent();
         assert_eq!(counter(&c.cache_invalidated), 1, "the flow cached to the old MAC");
         assert_eq!(counter(&c.cache_hits), 2, "one hit before the change, one after");
+    });
+}
+
+/// A neighbour in use is polled point to point once its entry goes stale, and its answer keeps the
+/// entry fresh: a flow that lasts several neighbour lifetimes never waits for a resolution (before,
+/// every lifetime its next packet was held while a broadcast request went out).
+#[test]
+fn neighbours_in_use_are_polled_before_they_expire() {
+    // A 1 s lifetime: stale after 750 ms, polled every 50 ms from then; flows kept as long.
+    let core = CoreConfig { neighbour_lifetime: 1_000_000_000, ..CoreConfig::default() };
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig {
+            capacity: 1024,
+            hard_timeout: core.neighbour_lifetime,
+            ..FlowCacheConfig::default()
+        },
+        core,
+        ..PipelineConfig::default()
+    };
+    with_router_config("ppoll", &pipeline, |ha, hb, c| {
+        learn_b(hb);
+        let sent = udp("10.2.0.2", 5000, 64);
+        let (mut forwarded, mut polls, mut sent_count) = (0, 0, 0);
+        let until = Instant::now() + Duration::from_millis(3200);
+        while Instant::now() < until {
+            ha.send(&sent);
+            sent_count += 1;
+            for f in hb.recv_for(Duration::from_millis(10)) {
+                let h = valid(&f);
+                match h.l3 {
+                    L3::Arp(a) => {
+                        assert_eq!(a.operation, ArpOperation::Request, "{h:?}");
+                        assert_eq!(h.eth_dst, MAC_HB, "a point-to-point poll, never a broadcast request");
+                        assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.2")));
+                        polls += 1;
+                        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
+                    }
+                    L3::Ipv4(_) => forwarded += 1,
+                    _ => panic!("unexpected frame {h:?}"),
+                }
+            }
+        }
+        forwarded += hb.recv_for(Duration::from_millis(50)).len();
+        assert_eq!(forwarded, sent_count, "every packet forwarded");
+        // Learned at 0, refreshed near 0.75 s, 1.5 s, 2.25 s and 3 s (each answer makes it fresh).
+        assert!((3..=6).contains(&polls), "one poll (or a few) per lifetime: {polls}");
+        ha.silent();
+        assert_eq!(counter(&c.held), 0, "no packet waited for a resolution");
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
+        assert_eq!(counter(&c.neighbour_polls), polls as u64);
+        assert!(counter(&c.simulated) > 3, "the flow was simulated again after each hard timeout");
     });
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
 use midogw::flowtable::flow::{FlowCacheConfig, FlowKey};
-use midogw::flowtable::sim::DropReason;
+use midogw::flowtable::sim::{CoreConfig, DropReason};
 use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket,
@@ -162,6 +162,20 @@ fn with_gateway_encap(
     encap: Encap,
     body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters),
 ) {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    with_gateway_config(tag, encap, &pipeline, body);
+}
+
+/// [`with_gateway_encap`] with the worker's configuration given.
+fn with_gateway_config(
+    tag: &str,
+    encap: Encap,
+    pipeline: &PipelineConfig,
+    body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters),
+) {
     let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
     let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
     let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
@@ -183,13 +197,9 @@ fn with_gateway_encap(
     // The emptied list goes now: its type borrows the ports, which are dropped before the end.
     drop(plans);
     let counters = plan.counters();
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        ..PipelineConfig::default()
-    };
     let stop = AtomicBool::new(false);
     eal.scope(|s| {
-        s.launch(1, || run_pipeline(plan, &exchange, &pool, &pipeline, &stop)).unwrap();
+        s.launch(1, || run_pipeline(plan, &exchange, &pool, pipeline, &stop)).unwrap();
         let result =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut hosts, underlay_mac, &counters)));
         stop.store(true, Ordering::Relaxed);
@@ -293,6 +303,77 @@ fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
         assert!(counter(&c.cache_hits) >= 1, "encapsulated from the cache");
         // The router's first ARP request was lost (the underlay was not resolved yet) and asked again.
         assert!(c.dropped(DropReason::NeighbourUnresolved) >= 1);
+    });
+}
+
+/// Both neighbours a tunnelled flow uses (the VM behind the bridge, over the tunnel, and the
+/// compute host on the underlay) are polled point to point once stale, and their answers keep
+/// them fresh: a flow lasting several neighbour lifetimes is never held for a resolution.
+#[test]
+fn tunnel_neighbours_in_use_are_polled_before_they_expire() {
+    // A 1 s lifetime: stale after 750 ms, polled every 50 ms from then; flows kept as long.
+    let core = CoreConfig { neighbour_lifetime: 1_000_000_000, ..CoreConfig::default() };
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig {
+            capacity: 1024,
+            hard_timeout: core.neighbour_lifetime,
+            ..FlowCacheConfig::default()
+        },
+        core,
+        ..PipelineConfig::default()
+    };
+    with_gateway_config("ptunpoll", Encap::Vxlan, &pipeline, |[outside, host1], underlay_mac, c| {
+        // The compute host and the VM announce themselves (each request answered, its sender learned).
+        host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
+        assert_eq!(host1.recv(1).len(), 1, "underlay ARP reply");
+        let vm_asks = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.1");
+        host1.send(&vxlan(underlay_mac, &vm_asks));
+        assert_eq!(host1.recv(1).len(), 1, "the router's ARP reply to the VM, over VXLAN");
+        let sent = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6002);
+        let (mut forwarded, mut underlay_polls, mut vm_polls, mut sent_count) = (0, 0, 0, 0);
+        let until = std::time::Instant::now() + Duration::from_millis(3200);
+        while std::time::Instant::now() < until {
+            outside.send(&sent);
+            sent_count += 1;
+            for f in host1.recv_for(Duration::from_millis(10)) {
+                let h = valid(&f);
+                assert_eq!(h.eth_dst, MAC_HOST1, "point to point on the underlay: {h:?}");
+                if let L3::Arp(a) = h.l3 {
+                    assert_eq!(a.operation, ArpOperation::Request);
+                    assert_eq!(
+                        (a.source_protocol_addr, a.target_protocol_addr),
+                        (ip("192.168.7.1"), ip("192.168.7.11"))
+                    );
+                    underlay_polls += 1;
+                    host1.send(&arp(ArpOperation::Reply, MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1"));
+                    continue;
+                }
+                let inner = unwrap_vxlan(&f, underlay_mac);
+                let h = valid(&inner);
+                assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_VM), "point to point to the VM: {h:?}");
+                match h.l3 {
+                    L3::Arp(a) => {
+                        assert_eq!(a.operation, ArpOperation::Request);
+                        assert_eq!(a.target_protocol_addr, ip("10.0.0.5"));
+                        vm_polls += 1;
+                        host1.send(&vxlan(
+                            underlay_mac,
+                            &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1"),
+                        ));
+                    }
+                    L3::Ipv4(_) => forwarded += 1,
+                    _ => panic!("unexpected inner frame {h:?}"),
+                }
+            }
+        }
+        forwarded += host1.recv_for(Duration::from_millis(50)).len();
+        assert_eq!(forwarded, sent_count, "every packet encapsulated and sent");
+        assert!((3..=6).contains(&underlay_polls), "one poll (or a few) per lifetime: {underlay_polls}");
+        assert!((3..=6).contains(&vm_polls), "one poll (or a few) per lifetime: {vm_polls}");
+        outside.silent();
+        assert_eq!(counter(&c.held), 0, "no packet waited for a resolution");
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
+        assert_eq!(counter(&c.neighbour_polls), (underlay_polls + vm_polls) as u64);
     });
 }
 

@@ -131,9 +131,31 @@ fn emit_ipv6(
 
 /// Builds into `out` a broadcast ARP request for `target` from `src_mac` / `src_ip`.
 pub fn arp_request(out: &mut [u8], src_mac: EthernetAddress, src_ip: Ipv4Addr, target: Ipv4Addr) -> Option<usize> {
+    arp_request_to(out, EthernetAddress::BROADCAST, src_mac, src_ip, target)
+}
+
+/// Builds into `out` an ARP request for `target` sent point to point to `target_mac`, the MAC
+/// it was known at: RFC 1122 section 2.3.2.1's unicast poll of a neighbour in use.
+pub fn arp_poll(
+    out: &mut [u8],
+    src_mac: EthernetAddress,
+    src_ip: Ipv4Addr,
+    target_mac: EthernetAddress,
+    target: Ipv4Addr,
+) -> Option<usize> {
+    arp_request_to(out, target_mac, src_mac, src_ip, target)
+}
+
+fn arp_request_to(
+    out: &mut [u8],
+    dst_mac: EthernetAddress,
+    src_mac: EthernetAddress,
+    src_ip: Ipv4Addr,
+    target: Ipv4Addr,
+) -> Option<usize> {
     let end = ETHERNET_HEADER_LEN + ARP_PACKET_LEN;
     let out = out.get_mut(..end)?;
-    ethernet(out, src_mac, EthernetAddress::BROADCAST, EtherType::Arp);
+    ethernet(out, src_mac, dst_mac, EtherType::Arp);
     ArpRepr {
         operation: ArpOperation::Request,
         source_hardware_addr: src_mac,
@@ -162,6 +184,23 @@ pub fn neighbour_solicit(
     let d = dst.octets();
     let dst_mac = EthernetAddress([0x33, 0x33, d[12], d[13], d[14], d[15]]);
     Some(emit_ipv6(out, src_mac, dst_mac, src_ip, dst, 255, &icmp))
+}
+
+/// Builds into `out` a neighbour solicitation for `target` sent to the address itself at
+/// `target_mac`, the MAC it was known at (RFC 4861 section 7.3.3's probe of a stale entry in use),
+/// with the source link-layer address option.
+pub fn neighbour_probe(
+    out: &mut [u8],
+    src_mac: EthernetAddress,
+    src_ip: Ipv6Addr,
+    target_mac: EthernetAddress,
+    target: Ipv6Addr,
+) -> Option<usize> {
+    let icmp = Icmpv6Repr::NeighborSolicit { target_addr: target, lladdr: Some(src_mac) };
+    if out.len() < ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + icmp.buffer_len() {
+        return None;
+    }
+    Some(emit_ipv6(out, src_mac, target_mac, src_ip, target, 255, &icmp))
 }
 
 /// Builds into `out` a neighbour advertisement (RFC 4861 section 7.2.4) for `target` from router

@@ -43,7 +43,7 @@
 //! | `mac.rs` | [`MacTable`]: the bridges' learned MACs |
 //! | `conntrack.rs` | [`ConnTrack`]: per-core connection tracking for `flow` conditions |
 //! | `tunnel.rs` | [`outer_header`], [`decap`], the underlay |
-//! | `generate.rs` | ICMP errors, ARP requests, neighbour solicitations and advertisements |
+//! | `generate.rs` | ICMP errors, ARP requests and polls, neighbour solicitations, probes and advertisements |
 //!
 //! # What is cached
 //!
@@ -57,7 +57,10 @@
 //! that answers or generates a frame, learns a neighbour, floods, or fails on something outside
 //! the key is not cached. A cached flow also depends on the neighbour entry it used: the flow
 //! cache's hard timeout should not exceed the neighbour lifetime
-//! ([`CoreConfig::neighbour_lifetime`]). The flow key of a decapsulated frame is the inner frame's
+//! ([`CoreConfig::neighbour_lifetime`]). The simulation marks the entries it forwards with in use
+//! ([`NeighbourCache::use_entry`]), and the caller polls those that went stale
+//! ([`NeighbourCache::due_polls`], [`neighbour_poll`]), so the answer refreshes them before the
+//! flows carrying their MAC are simulated again. The flow key of a decapsulated frame is the inner frame's
 //! with [`IngressPoint::flow_id`] of the tunnel port: [`decap`] has checked the outer source
 //! against the port's host before the key is built, so the port is all the decision depends on.
 //!
@@ -127,10 +130,12 @@ use core::net::{IpAddr, Ipv6Addr};
 pub use self::action::{apply, apply_into, Action, Actions, Applied, DropReason, Output, ReplyKind, MAX_ACTIONS};
 pub use self::compiled::{CachedActions, Hop};
 pub use self::conntrack::{port_zone as conntrack_port_zone, zone as conntrack_zone, ConnKey, ConnTrack};
-pub use self::generate::{arp_request, icmp_error, neighbour_advert, neighbour_solicit, IcmpError};
+pub use self::generate::{
+    arp_poll, arp_request, icmp_error, neighbour_advert, neighbour_probe, neighbour_solicit, IcmpError,
+};
 pub use self::learning::{Learning, Outbox, OUTBOX_CAPACITY};
 pub use self::mac::{Learned, MacTable};
-pub use self::neighbour::{CoreConfig, CoreState, NeighbourCache, MAX_DPDK_PORTS};
+pub use self::neighbour::{CoreConfig, CoreState, InUse, NeighbourCache, Poll, MAX_DPDK_PORTS};
 pub use self::tunnel::{
     decap, outer_header, outer_header_cached, prepare_outer, ready_outer, tunnel_ingress_id, vxlan_source_port, Decap,
     Outer, PendingOuter, ReadyOuter, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT, VXLAN_SPORT_MIN,
@@ -698,7 +703,8 @@ impl<'a> Walk<'a, '_> {
                     PortKind::Bridge(bp) => {
                         let bridge = snap.bridge(bp.bridge);
                         let known = router_port_address_mac(snap, bridge, next_hop);
-                        let mac = known.or_else(|| self.state.neighbours.lookup(out_port, next_hop, self.now));
+                        let mac = known
+                            .or_else(|| self.state.neighbours.use_entry(out_port, next_hop, self.now).map(|n| n.mac));
                         let Some(mac) = mac else {
                             r.deps.insert(DeviceId::Bridge(bp.bridge));
                             let legs = exterior_legs(snap, bridge, peer, self.sport);
@@ -714,7 +720,7 @@ impl<'a> Walk<'a, '_> {
                     if ip_len > usize::from(mtu) {
                         return too_big(r, dont_frag, src, mtu, frame, h, &ingress, in_rp, self.out);
                     }
-                    let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
+                    let Some(mac) = self.state.neighbours.use_entry(out_port, next_hop, self.now).map(|n| n.mac) else {
                         return self.resolve(r, out_port, orp, next_hop, Legs::one(Leg::Local(dpdk_port)));
                     };
                     self.pending.eth_src = Some(orp.mac);
@@ -723,7 +729,7 @@ impl<'a> Walk<'a, '_> {
                 }
                 PortLink::Exterior(Binding::Remote { .. }) => {
                     // The next hop is behind the tunnel: its MAC is learned like on a local port.
-                    let Some(mac) = self.state.neighbours.lookup(out_port, next_hop, self.now) else {
+                    let Some(mac) = self.state.neighbours.use_entry(out_port, next_hop, self.now).map(|n| n.mac) else {
                         let legs = Legs::one(Leg::Tunnel { port: out_port, sport: self.sport });
                         return self.resolve(r, out_port, orp, next_hop, legs);
                     };
@@ -1050,14 +1056,19 @@ fn router_port_address_mac(snap: &Snapshot, bridge: &Bridge, addr: IpAddr) -> Op
 /// The legs of `bridge`'s exterior ports other than `except` (local DPDK ports and tunnels).
 fn exterior_legs(snap: &Snapshot, bridge: &Bridge, except: PortId, sport: u16) -> Legs {
     let mut legs = Legs::new();
-    for &p in bridge.ports.iter().filter(|&&p| p != except) {
-        match snap.get_port(p).map(|p| p.link) {
-            Some(PortLink::Exterior(Binding::Local { dpdk_port })) => legs.push(Leg::Local(dpdk_port)),
-            Some(PortLink::Exterior(Binding::Remote { .. })) => legs.push(Leg::Tunnel { port: p, sport }),
-            _ => true,
-        };
+    for leg in bridge.ports.iter().filter(|&&p| p != except).filter_map(|&p| exterior_leg(snap, p, sport)) {
+        legs.push(leg);
     }
     legs
+}
+
+/// The leg out of exterior port `p` (a local DPDK port or a tunnel); `None` for another port.
+fn exterior_leg(snap: &Snapshot, p: PortId, sport: u16) -> Option<Leg> {
+    match snap.get_port(p)?.link {
+        PortLink::Exterior(Binding::Local { dpdk_port }) => Some(Leg::Local(dpdk_port)),
+        PortLink::Exterior(Binding::Remote { .. }) => Some(Leg::Tunnel { port: p, sport }),
+        _ => None,
+    }
 }
 
 /// Builds into `out` the ARP request for the underlay next hop toward the host remote port `port`
@@ -1068,6 +1079,47 @@ pub fn underlay_arp_request(snap: &Snapshot, state: &CoreState, port: PortId, ou
     let u = t.underlay;
     let len = arp_request(out, state.port_mac(u.dpdk_port), u.address, u.next_hop(t.dst))?;
     Some((len, u.dpdk_port))
+}
+
+/// Builds into `out` the poll of a stale neighbour in use ([`NeighbourCache::due_polls`]): an ARP
+/// request or a neighbour solicitation sent point to point to the MAC it had, from the router
+/// port (or the underlay address) it was learned on, out of where that port's traffic goes.
+/// `None` when the port is gone from `snap` or has no address of the family.
+pub fn neighbour_poll(snap: &Snapshot, state: &CoreState, poll: &Poll, now: u64, out: &mut [u8]) -> Option<Generated> {
+    let generated = |len, legs| Generated { len, legs, icmp_error: false };
+    if poll.port == UNDERLAY_PORT {
+        let u = snap.underlay()?;
+        let IpAddr::V4(target) = poll.ip else { return None };
+        let len = arp_poll(out, state.port_mac(u.dpdk_port), u.address, poll.mac, target)?;
+        return Some(generated(len, Legs::one(Leg::Local(u.dpdk_port))));
+    }
+    let port = snap.get_port(poll.port)?;
+    let rp = port.as_router_port()?;
+    let legs = match port.link {
+        PortLink::Exterior(Binding::Local { dpdk_port }) => Legs::one(Leg::Local(dpdk_port)),
+        PortLink::Exterior(Binding::Remote { .. }) => {
+            Legs::one(Leg::Tunnel { port: poll.port, sport: VXLAN_SPORT_MIN })
+        }
+        PortLink::Peer(peer) => match &snap.get_port(peer)?.kind {
+            // Where the bridge has the MAC, else every exterior port, as for a request.
+            PortKind::Bridge(bp) => {
+                let bridge = snap.bridge(bp.bridge);
+                let at = bridge.static_mac(poll.mac).or_else(|| state.macs.lookup(bp.bridge, poll.mac, now));
+                match at.and_then(|p| exterior_leg(snap, p, VXLAN_SPORT_MIN)) {
+                    Some(leg) => Legs::one(leg),
+                    None => exterior_legs(snap, bridge, peer, VXLAN_SPORT_MIN),
+                }
+            }
+            PortKind::Router(_) => return None,
+        },
+        PortLink::Unplugged => return None,
+    };
+    let len = match (poll.ip, own_addr(rp, poll.ip)) {
+        (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_poll(out, rp.mac, s, poll.mac, t),
+        (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_probe(out, rp.mac, s, poll.mac, t),
+        _ => None,
+    }?;
+    Some(generated(len, legs))
 }
 
 /// Builds into `out` the ARP reply of `mac` / `ip` to `target_mac` / `target_ip`.

@@ -23,6 +23,12 @@ struct Entry {
     mac: EthernetAddress,
     /// Valid while `now < expires`; 0 marks a free slot.
     expires: u64,
+    /// From then on, an entry in use is polled ([`NeighbourCache::due_polls`]).
+    stale_at: u64,
+    /// When the last poll went out (0: none since it was learned).
+    polled_at: u64,
+    /// Whether a forwarding decision used the entry since it was learned.
+    in_use: bool,
 }
 
 const FREE: Entry = Entry {
@@ -30,16 +36,56 @@ const FREE: Entry = Entry {
     ip: IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED),
     mac: EthernetAddress([0; 6]),
     expires: 0,
+    stale_at: 0,
+    polled_at: 0,
+    in_use: false,
 };
+
+/// A neighbour a forwarding decision used ([`NeighbourCache::use_entry`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InUse {
+    /// Its MAC.
+    pub mac: EthernetAddress,
+    /// Until when what was decided with it may be kept (a cached copy of the MAC): while the entry
+    /// is fresh, the moment it goes stale; after that, its expiry.
+    pub recheck_at: u64,
+}
+
+/// A neighbour in use whose entry went stale: ask it again, point to point, at its known MAC
+/// (RFC 1122 2.3.2.1's unicast poll; RFC 4861 7.3.3's probe for IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Poll {
+    /// The router port (or the underlay) it was learned on.
+    pub port: PortId,
+    /// Its address.
+    pub ip: IpAddr,
+    /// The MAC it had.
+    pub mac: EthernetAddress,
+}
+
+impl Poll {
+    /// A placeholder for the caller's array of polls.
+    pub const NONE: Poll = Poll { port: PortId(u32::MAX), ip: FREE.ip, mac: FREE.mac };
+}
 
 /// A fixed-capacity, set-associative cache of next-hop MACs keyed by (router port, IP address), for
 /// IPv4 (ARP) and IPv6 (NDP) alike. Allocates only in [`NeighbourCache::new`]. A full bucket
 /// replaces its expired or soonest-expiring entry.
+///
+/// An entry is fresh for three quarters of its lifetime, then stale. A stale entry that forwarding
+/// used ([`NeighbourCache::use_entry`]) is polled, point to point, every twentieth of the lifetime
+/// until it expires ([`NeighbourCache::due_polls`]); the answer refreshes it before the flows
+/// through it have to wait for a new resolution. An entry nothing used just expires (MidoNet's
+/// `arp_stale` / `arp_expiration`, Linux's STALE / PROBE states, on the same idea).
 #[derive(Debug, Clone)]
 pub struct NeighbourCache {
     slots: Box<[Entry]>,
     mask: usize,
     lifetime: u64,
+    /// Fresh for this long after it was learned.
+    fresh_for: u64,
+    /// Between two polls of one stale entry.
+    poll_interval: u64,
     learned: u64,
     /// Bumped by every change (learn, forget, expiry, retain): what a copy of an entry made at
     /// one version stays valid until ([`NeighbourCache::version`]).
@@ -61,6 +107,8 @@ impl NeighbourCache {
             slots: vec![FREE; buckets * WAYS].into_boxed_slice(),
             mask: buckets - 1,
             lifetime,
+            fresh_for: lifetime / 4 * 3,
+            poll_interval: (lifetime / 20).max(1),
             learned: 0,
             version: 0,
             outbox: Outbox::default(),
@@ -106,7 +154,8 @@ impl NeighbourCache {
         let range = self.bucket(port, ip);
         let bucket = &mut self.slots[range];
         let expires = now.saturating_add(self.lifetime).max(1);
-        let new = Entry { port, ip, mac, expires };
+        let new =
+            Entry { port, ip, mac, expires, stale_at: now.saturating_add(self.fresh_for), polled_at: 0, in_use: false };
         if let Some(e) = bucket.iter_mut().find(|e| e.expires != 0 && e.port == port && e.ip == ip) {
             // A neighbour at a new MAC (a VM recreated with the same address, a replaced
             // upstream router): the flows that send to it must not wait for their hard timeout.
@@ -148,20 +197,50 @@ impl NeighbourCache {
         self.version
     }
 
-    /// When the entry of `ip` on `port` expires, if it is valid at `now`.
-    pub fn expiry(&self, port: PortId, ip: IpAddr, now: u64) -> Option<u64> {
-        self.slots[self.bucket(port, ip)]
-            .iter()
-            .find(|e| e.port == port && e.ip == ip && now < e.expires)
-            .map(|e| e.expires)
-    }
-
     /// The MAC of `ip` on `port`, if learned and not expired at `now`.
     pub fn lookup(&self, port: PortId, ip: IpAddr, now: u64) -> Option<EthernetAddress> {
         self.slots[self.bucket(port, ip)]
             .iter()
             .find(|e| e.port == port && e.ip == ip && now < e.expires)
             .map(|e| e.mac)
+    }
+
+    /// [`NeighbourCache::lookup`] for a forwarding decision: marks the entry in use, so that it is
+    /// polled once stale, and says until when the decision may be kept.
+    pub fn use_entry(&mut self, port: PortId, ip: IpAddr, now: u64) -> Option<InUse> {
+        let range = self.bucket(port, ip);
+        let e = self.slots[range].iter_mut().find(|e| e.port == port && e.ip == ip && now < e.expires)?;
+        e.in_use = true;
+        let recheck_at = if now < e.stale_at { e.stale_at } else { e.expires };
+        Some(InUse { mac: e.mac, recheck_at })
+    }
+
+    /// Between two polls of a stale entry in use (a twentieth of the lifetime): how often the
+    /// caller should ask for [`NeighbourCache::due_polls`].
+    pub fn poll_interval(&self) -> u64 {
+        self.poll_interval
+    }
+
+    /// Fills `polls` with the entries due a poll at `now` (stale, in use, valid, not polled for
+    /// [`NeighbourCache::poll_interval`]) and marks them polled; returns how many. More than fit
+    /// wait for the next call. Allocation-free; reads every slot.
+    pub fn due_polls(&mut self, now: u64, polls: &mut [Poll]) -> usize {
+        let mut n = 0;
+        for e in self.slots.iter_mut() {
+            if n == polls.len() {
+                break;
+            }
+            let due = e.in_use
+                && e.stale_at <= now
+                && now < e.expires
+                && (e.polled_at == 0 || e.polled_at.saturating_add(self.poll_interval) <= now);
+            if due {
+                e.polled_at = now.max(1);
+                polls[n] = Poll { port: e.port, ip: e.ip, mac: e.mac };
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Forgets the entry of `ip` on `port`.

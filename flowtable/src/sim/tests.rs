@@ -690,6 +690,86 @@ fn a_neighbour_at_a_new_mac_is_a_change_of_its_port() {
     assert!(!n.has_changed());
 }
 
+/// A stale entry that forwarding used is polled every poll interval until an answer refreshes it;
+/// a fresh one, or one nothing used, is not.
+#[test]
+fn stale_neighbours_in_use_are_polled_until_refreshed() {
+    // Lifetime 100: fresh until 75, a poll every 5 while stale.
+    let mut n = NeighbourCache::new(16, 100);
+    assert_eq!(n.poll_interval(), 5);
+    let mut polls = [Poll::NONE; 4];
+    let (port, addr) = (PortId(3), ip("10.0.0.5"));
+    n.learn(port, addr, VM, 0);
+    n.learn(PortId(4), ip("10.0.0.6"), mac(6), 0);
+    assert_eq!(n.use_entry(port, addr, 10), Some(InUse { mac: VM, recheck_at: 75 }), "kept until it goes stale");
+    assert_eq!(n.due_polls(74, &mut polls), 0, "fresh");
+    assert_eq!(n.due_polls(75, &mut polls), 1, "stale and in use; 10.0.0.6 was never used");
+    assert_eq!(polls[0], Poll { port, ip: addr, mac: VM });
+    assert_eq!(n.due_polls(79, &mut polls), 0, "polled less than an interval ago");
+    assert_eq!(n.due_polls(80, &mut polls), 1);
+    assert_eq!(n.use_entry(port, addr, 81), Some(InUse { mac: VM, recheck_at: 100 }), "stale: kept until it expires");
+    // The answer refreshes it: fresh again, and no longer in use until forwarding uses it.
+    n.learn(port, addr, VM, 82);
+    assert!(!n.has_changed(), "the same MAC changes no flow");
+    assert_eq!(n.due_polls(170, &mut polls), 0, "stale since 157 but not used since the refresh");
+    assert_eq!(n.use_entry(port, addr, 170), Some(InUse { mac: VM, recheck_at: 182 }));
+    assert_eq!(n.due_polls(170, &mut polls), 1);
+    // No answer: polled until it expires, then gone.
+    assert_eq!(n.due_polls(181, &mut polls), 1);
+    assert_eq!(n.due_polls(182, &mut polls), 0, "expired");
+    assert_eq!(n.use_entry(port, addr, 182), None);
+}
+
+#[test]
+fn neighbour_polls_are_bounded_per_call() {
+    let mut n = NeighbourCache::new(64, 100);
+    for i in 0..10u8 {
+        let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
+        n.learn(PortId(1), addr, mac(i), 0);
+        n.use_entry(PortId(1), addr, 1);
+    }
+    let mut polls = [Poll::NONE; 4];
+    let due: Vec<usize> = (0..4).map(|_| n.due_polls(80, &mut polls)).collect();
+    assert_eq!(due, [4, 4, 2, 0], "the rest at the next call, each entry once an interval");
+}
+
+/// What [`neighbour_poll`] builds: an ARP request or a neighbour solicitation to the neighbour's
+/// own MAC (and, for IPv6, its own address), from the router port it was learned on, out of that
+/// port's link; the underlay's from the underlay address.
+#[test]
+fn neighbour_polls_go_point_to_point() {
+    let snap = topo().b.build().unwrap();
+    let st = state();
+    let mut out = [0u8; 128];
+    let poll = Poll { port: PortId(4), ip: ip("10.0.0.5"), mac: VM };
+    let g = neighbour_poll(&snap, &st, &poll, 1, &mut out).expect("IPv4 poll");
+    assert_eq!(g.legs, Legs::one(Leg::Local(2)));
+    assert!(!g.icmp_error);
+    let h = Headers::parse(&out[..g.len]).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (mac(5), VM), "unicast, not broadcast");
+    let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
+    assert_eq!(a.operation, ArpOperation::Request);
+    assert_eq!((a.source_hardware_addr, a.source_protocol_addr), (mac(5), Ipv4Addr::new(10, 0, 0, 1)));
+    assert_eq!(a.target_protocol_addr, Ipv4Addr::new(10, 0, 0, 5));
+
+    let poll = Poll { port: PortId(4), ip: ip("2001:db8:2::5"), mac: VM };
+    let g = neighbour_poll(&snap, &st, &poll, 1, &mut out).expect("IPv6 poll");
+    let h = valid(&out[..g.len]);
+    assert_eq!(h.eth_dst, VM);
+    let target: Ipv6Addr = "2001:db8:2::5".parse().unwrap();
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.hop_limit == 255 && x.dst == target), "to the address itself: {h:?}");
+    let p = Icmpv6Packet::new_checked(&out[h.l4_offset..h.end]).unwrap();
+    assert_eq!(
+        Icmpv6Repr::parse(&h.pseudo_header().unwrap(), &p).unwrap(),
+        Icmpv6Repr::NeighborSolicit { target_addr: target, lladdr: Some(mac(5)) }
+    );
+
+    // A port the snapshot no longer has, or an address of a family the port has none of: nothing.
+    assert_eq!(neighbour_poll(&snap, &st, &Poll { port: PortId(99), ..poll }, 1, &mut out), None);
+    let v6_on_v4_port = Poll { port: PortId(1), ip: ip("2001:db8:9::1"), mac: GW1 };
+    assert_eq!(neighbour_poll(&snap, &st, &v6_on_v4_port, 1, &mut out), None);
+}
+
 #[test]
 fn neighbour_cache_is_bounded() {
     let mut c = NeighbourCache::new(8, 100);

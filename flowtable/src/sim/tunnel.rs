@@ -166,13 +166,14 @@ pub(super) const TUNNEL_TEMPLATES: usize = 64;
 
 /// A tunnel's outer headers for an empty inner frame, as [`outer_header`] built them, and what they
 /// depend on besides the port: the snapshot, the underlay next hop's neighbour entry (unchanged
-/// while the neighbour cache's version is, valid until it expires) and the port MACs (a change of
-/// either of those two clears every template).
+/// while the neighbour cache's version is, used until it goes stale or, built after that, until it
+/// expires) and the port MACs (a change of either of those two clears every template).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TunnelTemplate {
     port: PortId,
     generation: u64,
     neighbour_version: u64,
+    /// Rebuilt from then on ([`InUse::recheck_at`](super::InUse::recheck_at)).
     expires: u64,
     dpdk_port: u16,
     /// The outer IPv4 total length and header checksum in `outer` (an empty inner frame).
@@ -409,8 +410,13 @@ fn refresh_template(
     let version = state.neighbours.version();
     let tunnel = tunnel_of(snap, port)?;
     let next_hop = tunnel.underlay.next_hop(tunnel.dst);
-    let expires =
-        state.neighbours.expiry(UNDERLAY_PORT, IpAddr::V4(next_hop), now).ok_or(DropReason::NeighbourUnresolved)?;
+    // Rebuilt when the entry goes stale too: the rebuild marks it in use again, so that it is
+    // polled (and refreshed) while tunnelled flows still use it.
+    let expires = state
+        .neighbours
+        .use_entry(UNDERLAY_PORT, IpAddr::V4(next_hop), now)
+        .ok_or(DropReason::NeighbourUnresolved)?
+        .recheck_at;
     let (dpdk_port, outer) = outer_header(snap, state, port, 0, 0, now)?;
     let b = &outer.bytes;
     let empty_total = u16::from_be_bytes([b[16], b[17]]);
