@@ -907,11 +907,25 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         deadline: Option<u64>,
     ) {
         match reason {
+            DropReason::TtlExpired | DropReason::TooBig if self.errors_spent(reason, now) => {}
             DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved => {
                 self.process_miss(ingress, m, key, now, deadline)
             }
             reason => self.dropped(reason),
         }
+    }
+
+    /// For a hit failing its TTL or length check, which earns an ICMP error (or, for an error
+    /// itself, a silent drop): when the worker's error budget is spent, drops it here, counted
+    /// as `reason` and as over the rate, and says so. Then a flood of such packets costs about a
+    /// hit each, not a simulation each; the simulation would only have dropped them too.
+    fn errors_spent(&mut self, reason: DropReason, now: u64) -> bool {
+        if self.icmp_errors.has_token(now) {
+            return false;
+        }
+        self.totals.icmp_errors_limited += 1;
+        self.dropped(reason);
+        true
     }
 
     /// A hit on a cached action list: run it; on a failing TTL / MTU check (after which the list
@@ -936,6 +950,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         match applied {
             Ok(Applied::Local(dpdk_port)) => self.send(dpdk_port, m),
             Ok(Applied::Encap(dpdk_port)) => self.send_output(Output { dpdk_port, outer: self.outer }, m),
+            Err(reason @ (DropReason::TtlExpired | DropReason::TooBig)) if self.errors_spent(reason, now) => {}
             Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
                 if let Some(front) = frame.first_chunk_mut::<12>() {
                     *front = macs;

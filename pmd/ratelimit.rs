@@ -24,6 +24,12 @@ impl TokenBucket {
         TokenBucket { interval, capacity, credit: capacity, last: now }
     }
 
+    /// Whether [`TokenBucket::take`] at `now` would get a token; takes nothing.
+    pub fn has_token(&self, now: u64) -> bool {
+        let earned = now.saturating_sub(self.last);
+        self.credit.saturating_add(earned).min(self.capacity) >= self.interval
+    }
+
     /// Takes a token at `now` if there is one. A clock that goes backwards adds nothing.
     pub fn take(&mut self, now: u64) -> bool {
         let earned = now.saturating_sub(self.last);
@@ -50,8 +56,9 @@ mod tests {
         assert_eq!((0..100).filter(|_| b.take(0)).count(), 50, "the burst at once");
         assert!(!b.take(0));
         assert!(!b.take(MS - 1), "not a whole token yet");
+        assert!(!b.has_token(MS - 1) && b.has_token(MS), "asking takes nothing");
         assert!(b.take(MS));
-        assert!(!b.take(MS));
+        assert!(!b.take(MS) && !b.has_token(MS));
         // A quiet second refills the burst, and no more.
         assert_eq!((0..100).filter(|_| b.take(2000 * MS)).count(), 50);
     }

@@ -281,6 +281,43 @@ fn icmp_errors_are_rate_limited() {
     });
 }
 
+/// Packets of a cached flow whose TTL runs out are simulated for their time-exceeded answers
+/// while the worker's ICMP error budget lasts; past it, the failed hop drops them itself, without
+/// a simulation each, so a flood of them costs about what hits do.
+#[test]
+fn expiring_packets_of_a_cached_flow_over_the_error_rate_are_not_simulated() {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        icmp_errors_per_sec: 1,
+        icmp_error_burst: 5,
+        ..PipelineConfig::default()
+    };
+    with_router_config("pirlh", &pipeline, |ha, hb, c| {
+        learn_b(hb);
+        ha.send(&udp("10.2.0.2", 5000, 64));
+        assert_eq!(hb.recv(1).len(), 1, "the flow is cached");
+        let expiring: Vec<Vec<u8>> = (0..20).map(|_| udp("10.2.0.2", 5000, 1)).collect();
+        ha.send_burst(&expiring);
+        let got = ha.recv_for(Duration::from_millis(300));
+        // A second token may come due if the test runs slow.
+        assert!((5..=6).contains(&got.len()), "{} time-exceeded answers", got.len());
+        for frame in &got {
+            let h = valid(frame);
+            let icmp = Icmpv4Packet::new_checked(&frame[h.l4_offset..]).unwrap();
+            assert_eq!(icmp.msg_type(), Icmpv4Message::TimeExceeded);
+        }
+        hb.silent();
+        assert_eq!(c.dropped(DropReason::TtlExpired), 20);
+        assert_eq!(counter(&c.icmp_errors_limited), 20 - got.len() as u64);
+        assert_eq!(counter(&c.cache_hits), 20, "every expiring packet hit the flow");
+        assert_eq!(
+            counter(&c.simulated),
+            2 + got.len() as u64,
+            "the ARP request, the flow's first packet, and one per answer"
+        );
+    });
+}
+
 #[test]
 fn pipeline_answers_no_route_with_net_unreachable() {
     with_router("pnr", |ha, hb, c| {
