@@ -37,6 +37,8 @@ const TENANT_UP: &str = "169.254.0.2";
 const VM1: &str = "10.0.0.11";
 const VM2: &str = "10.0.0.12";
 const VM3: &str = "10.0.0.13";
+/// `tenant/net`'s address: the VMs' default gateway.
+const TENANT_GATEWAY: &str = "10.0.0.1";
 const GATEWAY_UNDERLAY: &str = "192.168.7.1";
 const COMPUTE3: &str = "192.168.7.13";
 /// Tunnel keys of the bridge ports vm1..vm3 in the topology file (VXLAN VNIs, GRE key).
@@ -345,8 +347,9 @@ fn ipv4(addr: &str) -> [u8; 4] {
     addr.parse::<std::net::Ipv4Addr>().unwrap().octets()
 }
 
-/// A gratuitous ARP of vm3: the bridge learns its MAC on port vm3, the tenant router its address.
-fn vm3_gratuitous_arp() -> Vec<u8> {
+/// vm3 asks for its default gateway: the bridge learns its MAC on port vm3, the tenant router
+/// its address (a request for the router's own address, RFC 826), and answers through the tunnel.
+fn vm3_asks_for_its_gateway() -> Vec<u8> {
     let mut f = Vec::new();
     f.extend_from_slice(&[0xff; 6]);
     f.extend_from_slice(&VM3_MAC);
@@ -354,7 +357,7 @@ fn vm3_gratuitous_arp() -> Vec<u8> {
     f.extend_from_slice(&VM3_MAC);
     f.extend_from_slice(&ipv4(VM3));
     f.extend_from_slice(&[0; 6]);
-    f.extend_from_slice(&ipv4(VM3));
+    f.extend_from_slice(&ipv4(TENANT_GATEWAY));
     f
 }
 
@@ -550,7 +553,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     let accepted = accepted.expect("vm1's listeners");
     assert_eq!(accepted, [0, 1], "vm1 saw no SSH connection and one on 2222");
 
-    // 6. GRE toward compute3, which the test plays: vm3 announces itself and pings outside from
+    // 6. GRE toward compute3, which the test plays: vm3 asks for its gateway and pings outside from
     //    inside GRE; the gateway must deliver that, and send the answer, an outside ping to vm3
     //    and a largest-fitting one (1500 - 42 = 1458 bytes) to compute3 in GRE with key 0x103.
     let capture = Capture::start(
@@ -564,7 +567,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     send_gre(
         compute3,
         GATEWAY_UNDERLAY,
-        &[gre(TUNNEL_KEYS[2], &vm3_gratuitous_arp()), gre(TUNNEL_KEYS[2], &vm3_echo_request(ident, &payload))],
+        &[gre(TUNNEL_KEYS[2], &vm3_asks_for_its_gateway()), gre(TUNNEL_KEYS[2], &vm3_echo_request(ident, &payload))],
     );
     // Refused: a key no port has, and vm1's key from the wrong host (vm1 is bound on compute1).
     let (unknown_key_ident, wrong_host_ident) = (ident + 1, ident + 2);

@@ -490,9 +490,9 @@ fn a_tunnelled_connection_is_handed_to_the_worker_its_replies_reach() {
             &arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"),
         );
         assert_eq!(host1.recv(1).len(), 1, "the gateway answers compute host 1");
-        let gratuitous = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.5");
-        host1.send_to(0, &vxlan(underlay_mac, &gratuitous));
-        std::thread::sleep(Duration::from_millis(100));
+        let vm_asks = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.1");
+        host1.send_to(0, &vxlan(underlay_mac, &vm_asks));
+        assert_eq!(host1.recv(1).len(), 1, "the router answers the VM through the tunnel");
 
         for (n, sport) in [40001u16, 40002, 40003, 40004].into_iter().enumerate() {
             let out = udp_ports(MAC_VM, MAC_RB, "10.0.0.5", sport, "192.0.2.7", 53);

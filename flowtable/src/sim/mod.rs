@@ -595,10 +595,7 @@ impl<'a> Walk<'a, '_> {
         }
         match h.l3 {
             L3::Arp(arp) => {
-                if !arp.source_protocol_addr.is_unspecified() && on_link(rp, IpAddr::V4(arp.source_protocol_addr)) {
-                    let sender = IpAddr::V4(arp.source_protocol_addr);
-                    self.state.neighbours.learn(pid, sender, arp.source_hardware_addr, self.now);
-                }
+                self.arp_sender(pid, rp, &arp);
                 if arp.operation == ArpOperation::Request && rp.owns(IpAddr::V4(arp.target_protocol_addr)) {
                     if let Ok(mut p) = ArpPacket::new_checked(&mut frame[h.l3_offset..]) {
                         p.make_reply_in_place(rp.mac);
@@ -887,8 +884,9 @@ impl<'a> Walk<'a, '_> {
         r
     }
 
-    /// A router port on a flood sees a copy of the frame (read-only): it learns the sender of an
-    /// ARP packet on its subnet and answers an ARP request for its address into `out`.
+    /// A router port on a flood sees a copy of the frame (read-only): it merges the sender of an
+    /// ARP packet on its subnet ([`Walk::arp_sender`]) and answers an ARP request for its address
+    /// into `out`.
     fn router_copy(&mut self, r: &mut SimResult, pid: PortId, h: &Headers, frame: &[u8]) {
         let Some(port) = self.snap.get_port(pid) else { return };
         let Some(rp) = port.as_router_port() else { return };
@@ -899,10 +897,7 @@ impl<'a> Walk<'a, '_> {
         }
         match h.l3 {
             L3::Arp(arp) => {
-                let sender = IpAddr::V4(arp.source_protocol_addr);
-                if !arp.source_protocol_addr.is_unspecified() && on_link(rp, sender) {
-                    self.state.neighbours.learn(pid, sender, arp.source_hardware_addr, self.now);
-                }
+                self.arp_sender(pid, rp, &arp);
                 let target = IpAddr::V4(arp.target_protocol_addr);
                 if arp.operation == ArpOperation::Request && rp.owns(target) && r.generated.is_none() {
                     let len = arp_reply(
@@ -1358,9 +1353,20 @@ impl Walk<'_, '_> {
     }
 
     /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
-    /// (its source link-layer address) or the target of an advertisement, and answers a
+    /// for the port's address (its source link-layer address) or the target of a solicited
+    /// advertisement (or updates a known one, section 7.2.5), and answers a
     /// solicitation for one of the port's addresses with an advertisement into `out`, back where
     /// the frame came from. Messages with a hop limit other than 255 are ignored (section 7.1).
+    /// An ARP packet on router port `pid`: its sender, if on the port's subnet, merged into the
+    /// neighbour cache (RFC 826: updated if known, added if the packet is for the port's address).
+    fn arp_sender(&mut self, pid: PortId, rp: &RouterPort, arp: &ArpRepr) {
+        let sender = IpAddr::V4(arp.source_protocol_addr);
+        if !arp.source_protocol_addr.is_unspecified() && on_link(rp, sender) {
+            let for_us = rp.owns(IpAddr::V4(arp.target_protocol_addr));
+            self.state.neighbours.merge(pid, sender, arp.source_hardware_addr, for_us, self.now);
+        }
+    }
+
     fn ndp(&mut self, frame: &[u8], h: &Headers, port: PortId, rp: &RouterPort) -> Option<Generated> {
         let L3::Ipv6(ip) = h.l3 else { return None };
         if ip.hop_limit != 255 {
@@ -1370,14 +1376,16 @@ impl Walk<'_, '_> {
         let p = Icmpv6Packet::new_checked(frame.get(h.l4_offset..h.end)?).ok()?;
         match Icmpv6Repr::parse(&pseudo, &p).ok()? {
             Icmpv6Repr::NeighborSolicit { target_addr, lladdr } => {
+                // Section 7.2.3: a solicitation for another node's address is discarded, sender
+                // and all.
+                if !rp.owns(IpAddr::V6(target_addr)) {
+                    return None;
+                }
                 let from_unspecified = ip.src.is_unspecified();
                 if let (Some(mac), false) = (lladdr, from_unspecified) {
                     if on_link(rp, IpAddr::V6(ip.src)) {
                         self.state.neighbours.learn(port, IpAddr::V6(ip.src), mac, self.now);
                     }
-                }
-                if !rp.owns(IpAddr::V6(target_addr)) {
-                    return None;
                 }
                 // Section 7.2.4: to the solicitor, or to all nodes when it has no address yet (DAD).
                 let (dst_ip, dst_mac, solicited) = if from_unspecified {
@@ -1388,9 +1396,16 @@ impl Walk<'_, '_> {
                 let len = neighbour_advert(self.out, rp.mac, target_addr, dst_mac, dst_ip, solicited)?;
                 Some(Generated { len, legs: Legs::one(self.back), icmp_error: false })
             }
-            Icmpv6Repr::NeighborAdvert { target_addr, lladdr: Some(mac), .. } => {
-                if on_link(rp, IpAddr::V6(target_addr)) {
-                    self.state.neighbours.learn(port, IpAddr::V6(target_addr), mac, self.now);
+            Icmpv6Repr::NeighborAdvert { flags, target_addr, lladdr: Some(mac) } => {
+                // Section 7.2.5: an advertisement updates a known entry, and creates one only
+                // as the answer to a solicitation (this cache keeps no INCOMPLETE entries: the
+                // solicited flag stands for them); one without the override flag does not
+                // replace a known MAC.
+                let target = IpAddr::V6(target_addr);
+                let known = self.state.neighbours.lookup(port, target, self.now);
+                let replaces = flags.override_entry || known.is_none_or(|k| k == mac);
+                if on_link(rp, target) && replaces {
+                    self.state.neighbours.merge(port, target, mac, flags.solicited, self.now);
                 }
                 None
             }

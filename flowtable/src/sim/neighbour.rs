@@ -143,6 +143,19 @@ impl NeighbourCache {
         self.store(port, ip, mac, now);
     }
 
+    /// What an ARP packet or an NDP message from `ip` at `mac` may do to the cache (RFC 826's
+    /// merge, RFC 4861 7.2.3 / 7.2.5): a live entry of `ip` is updated; a new one is created
+    /// only when `create` (the packet was addressed to us: a request for our address, the answer
+    /// to ours), so that a host cannot fill the cache by announcing addresses nobody asked for.
+    /// Whether the cache now holds `mac` for `ip`.
+    pub fn merge(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, create: bool, now: u64) -> bool {
+        if !create && self.lookup(port, ip, now).is_none() {
+            return false;
+        }
+        self.learn(port, ip, mac, now);
+        true
+    }
+
     /// [`NeighbourCache::learn`] of what another core learned: not told again.
     pub fn learn_from_peer(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, now: u64) {
         self.store(port, ip, mac, now);

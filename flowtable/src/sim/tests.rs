@@ -500,11 +500,22 @@ fn arp_request_for_port_address_is_answered() {
     // The sender was learned.
     assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.7"), 10), Some(OUTSIDE));
 
-    // Not for us: learned (on-link sender) but not answered.
+    // Not for us: neither answered nor learned (RFC 826: a sender is added only from a packet
+    // for our address), so nobody fills the cache by asking for others' addresses.
     let mut f = arp_request_frame("192.0.2.8", "192.0.2.99");
     let r = run(&snap, &mut st, 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::ArpConsumed));
-    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.8"), 10), Some(OUTSIDE));
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.8"), 10), None);
+    // A gratuitous ARP (sender = target) from an unknown host is not learned either; from a known
+    // one at a new MAC, it updates the entry (RFC 826's merge).
+    let mut f = arp_request_frame("192.0.2.9", "192.0.2.9");
+    run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.9"), 10), None);
+    let mut f = arp_request_frame("192.0.2.7", "192.0.2.7");
+    f[6..12].copy_from_slice(&GW0.0);
+    f[22..28].copy_from_slice(&GW0.0);
+    run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.7"), 10), Some(GW0), "moved to a new MAC");
 }
 
 #[test]
@@ -880,11 +891,55 @@ fn neighbour_solicitations_for_port_addresses_are_answered() {
     assert!(r.generated.is_none());
     assert_eq!(st.neighbours.lookup(PortId(0), ip("2001:db8:1::8"), 10), None);
 
-    // For someone else's address: learned, not answered.
+    // For someone else's address: discarded, sender and all (RFC 4861 section 7.2.3).
     let mut f = ns("2001:db8:1::9", "2001:db8:1::99", Some(GW1), 255);
     let r = run(&snap, &mut st, 0, &mut f, &mut out);
     assert!(r.generated.is_none());
-    assert_eq!(st.neighbours.lookup(PortId(0), ip("2001:db8:1::9"), 10), Some(GW1));
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("2001:db8:1::9"), 10), None);
+}
+
+const SOLICITED: crate::wire::NeighborFlags =
+    crate::wire::NeighborFlags { router: false, solicited: true, override_entry: true };
+
+/// A neighbour advertisement from `target` at `lladdr` to R2's `down` port (2001:db8:2::1).
+fn advert(target: &str, lladdr: EthernetAddress, flags: crate::wire::NeighborFlags) -> Vec<u8> {
+    let icmp = Icmpv6Repr::NeighborAdvert { flags, target_addr: target.parse().unwrap(), lladdr: Some(lladdr) };
+    let (src, dst): (Ipv6Addr, Ipv6Addr) = (target.parse().unwrap(), "2001:db8:2::1".parse().unwrap());
+    let mut na = vec![0u8; 14 + 40 + icmp.buffer_len()];
+    eth(&mut na, lladdr, mac(5), EtherType::Ipv6);
+    Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 255,
+        traffic_class: 0,
+        flow_label: 0,
+    }
+    .emit(&mut Ipv6Packet::new_unchecked(&mut na[14..54]));
+    icmp.emit(&PseudoHeader::V6 { src, dst }, &mut Icmpv6Packet::new_unchecked(&mut na[54..]));
+    na
+}
+
+/// RFC 4861 section 7.2.5: an advertisement creates an entry only as the answer to a solicitation
+/// (the solicited flag), updates a known one, and without the override flag does not replace a
+/// known MAC.
+#[test]
+fn advertisements_create_entries_only_when_solicited() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let (port, addr) = (PortId(4), ip("2001:db8:2::43"));
+    let unsolicited = crate::wire::NeighborFlags { solicited: false, ..SOLICITED };
+    run(&snap, &mut st, 2, &mut advert("2001:db8:2::43", VM, unsolicited), &mut out);
+    assert_eq!(st.neighbours.lookup(port, addr, 10), None, "nobody asked");
+    run(&snap, &mut st, 2, &mut advert("2001:db8:2::43", VM, SOLICITED), &mut out);
+    assert_eq!(st.neighbours.lookup(port, addr, 10), Some(VM));
+    let keep = crate::wire::NeighborFlags { solicited: false, override_entry: false, router: false };
+    run(&snap, &mut st, 2, &mut advert("2001:db8:2::43", mac(9), keep), &mut out);
+    assert_eq!(st.neighbours.lookup(port, addr, 10), Some(VM), "no override: the known MAC stays");
+    run(&snap, &mut st, 2, &mut advert("2001:db8:2::43", mac(9), unsolicited), &mut out);
+    assert_eq!(st.neighbours.lookup(port, addr, 10), Some(mac(9)), "override: a known entry moves");
 }
 
 #[test]
@@ -897,26 +952,8 @@ fn ipv6_next_hop_resolved_by_advertisement_then_forwarded() {
     let r = run(&snap, &mut st, 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
     assert_eq!(r.hold, Some(Hold { port: PortId(4), addr: ip("2001:db8:2::42") }));
-    // The VM advertises itself (unsolicited by the gateway's view: any NA with a TLLA is learned).
-    let icmp = Icmpv6Repr::NeighborAdvert {
-        flags: crate::wire::NeighborFlags { router: false, solicited: true, override_entry: true },
-        target_addr: "2001:db8:2::42".parse().unwrap(),
-        lladdr: Some(VM),
-    };
-    let (src, dst): (Ipv6Addr, Ipv6Addr) = ("2001:db8:2::42".parse().unwrap(), "2001:db8:2::1".parse().unwrap());
-    let mut na = vec![0u8; 14 + 40 + icmp.buffer_len()];
-    eth(&mut na, VM, mac(5), EtherType::Ipv6);
-    Ipv6Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Icmpv6,
-        payload_len: icmp.buffer_len(),
-        hop_limit: 255,
-        traffic_class: 0,
-        flow_label: 0,
-    }
-    .emit(&mut Ipv6Packet::new_unchecked(&mut na[14..54]));
-    icmp.emit(&PseudoHeader::V6 { src, dst }, &mut Icmpv6Packet::new_unchecked(&mut na[54..]));
+    // The VM answers the solicitation.
+    let mut na = advert("2001:db8:2::42", VM, SOLICITED);
     let r = run(&snap, &mut st, 2, &mut na, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::NdpConsumed));
     let mut f = orig.clone();

@@ -587,7 +587,10 @@ pub(super) fn underlay_arp(
 ) -> Option<EthernetAddress> {
     let L3::Arp(arp) = h.l3 else { return None };
     if u.on_subnet(arp.source_protocol_addr) && !arp.source_protocol_addr.is_unspecified() {
-        state.neighbours.learn(UNDERLAY_PORT, IpAddr::V4(arp.source_protocol_addr), arp.source_hardware_addr, now);
+        // RFC 826's merge: added only from a packet for the underlay address.
+        let sender = IpAddr::V4(arp.source_protocol_addr);
+        let for_us = arp.target_protocol_addr == u.address;
+        state.neighbours.merge(UNDERLAY_PORT, sender, arp.source_hardware_addr, for_us, now);
     }
     if arp.operation != crate::wire::ArpOperation::Request || arp.target_protocol_addr != u.address {
         return None;
