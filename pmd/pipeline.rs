@@ -951,6 +951,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             Ok(Applied::Local(dpdk_port)) => self.send(dpdk_port, m),
             Ok(Applied::Encap(dpdk_port)) => self.send_output(Output { dpdk_port, outer: self.outer }, m),
             Err(reason @ (DropReason::TtlExpired | DropReason::TooBig)) if self.errors_spent(reason, now) => {}
+            // A cached drop that earned an ICMP error: the simulation answers while the rate allows.
+            Err(reason) if list.answers_error() => {
+                if !self.errors_spent(reason, now) {
+                    self.process_miss(ingress, m, key, now, deadline)
+                }
+            }
             Err(DropReason::TtlExpired | DropReason::TooBig | DropReason::NeighbourUnresolved) => {
                 if let Some(front) = frame.first_chunk_mut::<12>() {
                     *front = macs;

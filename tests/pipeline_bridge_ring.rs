@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::ring::{arp, config, counter, eth, ip, valid, Host};
+use common::ring::{arp, config, counter, eth, ip, published, valid, Host};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -156,6 +156,7 @@ fn routed_into_the_bridge_after_arp_on_the_bridge() {
             let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
             assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.3")));
         }
+        published();
         assert_eq!(counter(&c.held), 1, "the first packet waits for the answer");
         b2.send(&arp(ArpOperation::Reply, MAC_B2, MAC_RB, "10.2.0.3", "10.2.0.1"));
         for round in 0..3 {
@@ -194,6 +195,8 @@ fn a_mac_that_moves_takes_its_cached_flows_with_it() {
             ha.send(&sent);
             assert_eq!(b1.recv(1).len(), 1);
         }
+        // The worker publishes its counters on its first idle turn after the traffic.
+        ha.silent();
         assert_eq!(counter(&c.cache_hits), 1, "routed into the bridge from the cache");
         // B1's MAC shows up behind port 2 (the VM moved): the cached flow must follow it.
         b2.send(&udp(MAC_B1, MAC_RB, "10.2.0.2", "10.1.0.2", 7004));

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::ring::{arp, counter, eth, ip, valid, with_two_ports, with_two_ports_two_workers, Host};
+use common::ring::{arp, counter, eth, ip, published, valid, with_two_ports, with_two_ports_two_workers, Host};
 
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,7 @@ fn pipeline_answers_arp_for_its_port_address() {
         assert_eq!(a.operation, ArpOperation::Reply);
         assert_eq!((a.source_hardware_addr, a.source_protocol_addr), (MAC_RA, ip("10.1.0.1")));
         assert_eq!((a.target_hardware_addr, a.target_protocol_addr), (MAC_HA, ip("10.1.0.2")));
+        published();
         assert_eq!(counter(&c.rx_packets), 1);
     });
 }
@@ -334,6 +335,36 @@ fn pipeline_answers_no_route_with_net_unreachable() {
     });
 }
 
+/// A flow with no route is cached as a drop that earned an answer: its packets are simulated for
+/// their net-unreachable answers while the worker's ICMP error budget lasts, and dropped from the
+/// cache past it, not simulated each.
+#[test]
+fn unroutable_flows_over_the_error_rate_are_dropped_from_the_cache() {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        icmp_errors_per_sec: 1,
+        icmp_error_burst: 5,
+        ..PipelineConfig::default()
+    };
+    with_router_config("pnrc", &pipeline, |ha, hb, c| {
+        let unroutable: Vec<Vec<u8>> = (0..20).map(|_| udp("192.0.2.9", 5002, 64)).collect();
+        ha.send_burst(&unroutable);
+        let got = ha.recv_for(Duration::from_millis(300));
+        // A second token may come due if the test runs slow.
+        assert!((5..=6).contains(&got.len()), "{} net-unreachable answers", got.len());
+        for frame in &got {
+            let h = valid(frame);
+            let icmp = Icmpv4Packet::new_checked(&frame[h.l4_offset..]).unwrap();
+            assert_eq!((icmp.msg_type(), icmp.msg_code()), (Icmpv4Message::DstUnreachable, 0));
+        }
+        hb.silent();
+        assert_eq!(c.dropped(DropReason::NoRoute), 20);
+        assert_eq!(counter(&c.icmp_errors_limited), 20 - got.len() as u64);
+        assert_eq!(counter(&c.cache_hits), 19, "every packet after the first hit the cached drop");
+        assert_eq!(counter(&c.simulated), got.len() as u64, "one simulation per answer");
+    });
+}
+
 #[test]
 fn pipeline_resolves_the_next_hop_with_arp() {
     with_router("pnd", |ha, hb, c| {
@@ -346,6 +377,7 @@ fn pipeline_resolves_the_next_hop_with_arp() {
         let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
         assert_eq!(a.operation, ArpOperation::Request);
         assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.2")));
+        published();
         assert_eq!(counter(&c.held), 1, "the first packet waits in the resolution queue");
 
         // The reply releases the held packet: delivered without being sent again.
@@ -369,6 +401,7 @@ fn pipeline_drops_held_packets_after_the_timeout() {
     with_router("phold", |ha, hb, c| {
         ha.send(&udp("10.2.0.9", 5004, 64));
         assert_eq!(hb.recv(1).len(), 1, "ARP request");
+        published();
         assert_eq!(counter(&c.held), 1);
         // Nobody answers: the router asks again every 200 ms while it holds the packet, and after
         // the deadline (1 s by default) the packet is a counted drop.
@@ -465,6 +498,7 @@ fn what_one_worker_learns_releases_a_packet_held_by_another() {
         assert_eq!(got.len(), 1, "worker 0 asks for host B");
         let L3::Arp(a) = valid(&got[0]).l3 else { panic!("not ARP: {:02x?}", got[0]) };
         assert_eq!(a.operation, ArpOperation::Request);
+        published();
         assert_eq!(counter(&w0.held), 1);
 
         let asked = Instant::now();
@@ -475,6 +509,7 @@ fn what_one_worker_learns_releases_a_packet_held_by_another() {
         let h = valid(&got[0]);
         assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
         assert_eq!(got[0][34..], sent[34..]);
+        published();
         assert_eq!(w1.dropped(DropReason::ArpConsumed), 1, "worker 1 took the reply");
         assert_eq!(counter(&w0.released), 1, "worker 0 released its packet");
         assert!(waited < Duration::from_millis(900), "released by the hand-over, not after the 1 s hold timeout");

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::ring::{arp, config, counter, eth, ip, valid, with_two_ports_two_workers, Host};
+use common::ring::{arp, config, counter, eth, ip, published, valid, with_two_ports_two_workers, Host};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -510,6 +510,7 @@ fn a_tunnelled_connection_is_handed_to_the_worker_its_replies_reach() {
             let inner = unwrap_vxlan(&got[0], underlay_mac);
             let L4::Udp { dst_port, .. } = valid(&inner).l4 else { panic!("not UDP") };
             assert_eq!(dst_port, sport);
+            published();
             assert!(counter(&workers[1 - owner].handed_off) > 0, "{n}: handed off");
         }
         // Unsolicited from outside, on either worker: dropped.

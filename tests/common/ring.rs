@@ -106,6 +106,13 @@ pub fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
+/// Gives the worker time to publish its counters: it does so on its first idle loop turn after
+/// traffic (pmd/pipeline.rs), microseconds after its last transmit, which a test that has just
+/// received that transmit can still beat on a loaded machine.
+pub fn published() {
+    std::thread::sleep(Duration::from_millis(50));
+}
+
 pub fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }

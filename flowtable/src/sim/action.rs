@@ -147,6 +147,11 @@ pub enum Action {
         /// VXLAN UDP source port (from the inner flow's hash; unused by GRE).
         sport: u16,
     },
+    /// The drop after it earned an ICMP error on a decision the flow key settles (no route, a
+    /// reject route, a reject rule at a router). Applying it does nothing: a cache hit on the list
+    /// is a drop, and the caller hands the packet to the simulation for its answer while its
+    /// error rate allows, so such a flow costs a hit, not a simulation, per packet over the rate.
+    AnswerError,
     /// Drop.
     Drop(DropReason),
 }
@@ -173,6 +178,20 @@ impl Actions {
         a.list[0] = Action::Drop(reason);
         a.len = 1;
         a
+    }
+
+    /// A drop with `reason` that earned an ICMP error ([`Action::AnswerError`]).
+    pub const fn answer_drop(reason: DropReason) -> Actions {
+        let mut a = Actions::new();
+        a.list[0] = Action::AnswerError;
+        a.list[1] = Action::Drop(reason);
+        a.len = 2;
+        a
+    }
+
+    /// Whether the list is a drop that earned an ICMP error ([`Actions::answer_drop`]).
+    pub fn answers_error(&self) -> bool {
+        self.as_slice().first() == Some(&Action::AnswerError)
     }
 
     /// Appends `action`; when full, the list becomes a drop with [`DropReason::ActionsOverflow`].
@@ -327,7 +346,7 @@ fn run(
     let mut ip = None;
     for action in actions.as_slice() {
         match *action {
-            Action::Nop | Action::Reply(_) => {}
+            Action::Nop | Action::Reply(_) | Action::AnswerError => {}
             Action::Learn(port) => learn(snap, port, frame, state, now),
             Action::Track { zone, reverse } => state.conntrack.track_frame(frame, zone, reverse, now),
             Action::SetEthSrc(mac) => eth(frame, eth_ok)?.set_src_addr(mac),

@@ -55,7 +55,10 @@
 //! snapshot and the neighbour cache, and before any rewrite, so an underlay next hop that expired
 //! fails with [`DropReason::NeighbourUnresolved`] on an untouched frame (simulate it). Everything
 //! that answers or generates a frame, learns a neighbour, floods, or fails on something outside
-//! the key is not cached. A cached flow also depends on the neighbour entry it used: the flow
+//! the key is not cached, with one exception: a drop that earned an ICMP error on a decision the
+//! key settles (no route, a reject route or rule at a router) is cached as
+//! [`Actions::answer_drop`], which the caller drops and simulates again only for the answer, while
+//! its ICMP error rate allows. A cached flow also depends on the neighbour entry it used: the flow
 //! cache's hard timeout should not exceed the neighbour lifetime
 //! ([`CoreConfig::neighbour_lifetime`]). The simulation marks the entries it forwards with in use
 //! ([`NeighbourCache::use_entry`]), and the caller polls those that went stale
@@ -1177,7 +1180,9 @@ fn verdict(
 }
 
 /// Drops with `reason` and builds the ICMP error, from `at`'s address, when RFC 1812 section
-/// 4.3.2.7 / RFC 4443 section 2.4 (e) allow one. Not cacheable.
+/// 4.3.2.7 / RFC 4443 section 2.4 (e) allow one. Cacheable as an answering drop
+/// ([`Actions::answer_drop`]) when the flow key settles the decision (no route, a reject route or
+/// rule) and the packet was answered; otherwise (TTL, length: not in the key) not cacheable.
 #[allow(clippy::too_many_arguments)]
 fn answer_error(
     mut r: SimResult,
@@ -1189,6 +1194,7 @@ fn answer_error(
     at: &RouterPort,
     out: &mut [u8],
 ) -> SimResult {
+    let cacheable = r.cacheable;
     r = r.uncached_drop(reason);
     let (Some(err), Some(src)) = (err, h.pseudo_header().and_then(|p| own_addr(at, pseudo_src(&p)))) else {
         return r;
@@ -1201,6 +1207,11 @@ fn answer_error(
         legs: Legs::one(ingress.back),
         icmp_error: true,
     });
+    let keyed = matches!(reason, DropReason::NoRoute | DropReason::RejectRoute | DropReason::RuleReject);
+    if keyed && r.generated.is_some() {
+        r.actions = Actions::answer_drop(reason);
+        r.cacheable = cacheable;
+    }
     r
 }
 

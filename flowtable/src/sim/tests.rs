@@ -374,7 +374,7 @@ fn reject_route_answers_admin_prohibited() {
     let mut f = udp4("192.0.2.7", "198.18.0.1", 1, 64, true, 100);
     let r = run(&snap, &mut state(), 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::RejectRoute));
-    assert!(!r.cacheable);
+    assert!(r.cacheable && r.actions.answers_error(), "a drop that earned an answer");
     let g = r.generated.unwrap();
     assert_eq!(g.legs, Legs::one(Leg::Local(0)));
     check_icmp4_error(&out[..g.len], &f, "192.0.2.1", Icmpv4Message::DstUnreachable, 13);
@@ -385,8 +385,13 @@ fn no_route_answers_net_unreachable() {
     let snap = topo().b.build().unwrap();
     let mut out = [0u8; 1514];
     let mut f = udp4("192.0.2.7", "8.8.8.8", 1, 64, true, 600);
-    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    let mut st = state();
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::NoRoute));
+    // The flow key settles it: cacheable as a drop that earned an answer (the cached path drops,
+    // and simulates again for the answer while the error rate allows).
+    assert!(r.cacheable && r.actions.answers_error(), "{:?}", r.actions);
+    assert_eq!(apply(&snap, &r.actions, &mut f.clone(), &mut st, 10), Err(DropReason::NoRoute));
     let g = r.generated.unwrap();
     // RFC 1812: at most 576 bytes of IP.
     assert_eq!(g.len, 14 + 576);
@@ -428,6 +433,7 @@ fn ttl_one_answers_time_exceeded() {
     let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 1, true, 0);
     let r = run(&snap, &mut state(), 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::TtlExpired));
+    assert!(!r.cacheable, "the TTL is not in the flow key: the flow's next packet may well pass");
     check_icmp4_error(&out[..r.generated.unwrap().len], &f, "192.0.2.1", Icmpv4Message::TimeExceeded, 0);
 
     // TTL 2 expires at the tenant router: the error comes from its interior port (traceroute's hop 2).
