@@ -39,7 +39,7 @@ use midogw::{
 };
 
 use crate::error::{Error, Result};
-use crate::packet::{gratuitous_arp, Stamp};
+use crate::packet::{arp_announcement, Stamp};
 use crate::report::InstructionCount;
 use crate::scenario::{Directions, Pipeline, Scenario};
 use crate::traffic::{Direction, Trace};
@@ -65,15 +65,17 @@ pub const DEFAULT_PACKETS: u64 = 65_536;
 /// Cross-connect scenarios run `midogw::cross_connect` + `midogw::run_worker`; gateway scenarios
 /// run `midogw::pipeline_plans` + `midogw::run_pipeline` on the scenario's topology (read by
 /// [`crate::topology`]), with frames addressed to the router ports. Before the trace each
-/// gateway port receives gratuitous ARP frames from the generator's host on that side, so the
-/// router learns its next hops through its real ARP path: a full burst on port 0 (the worker
+/// gateway port receives ARP announcements (unasked replies to the router port's address,
+/// [`arp_announcement`]) from the generator's host on that side, so the router learns its next
+/// hops through its real ARP path, and answers nothing: a full burst on port 0 (the worker
 /// polls port 0 first, so the forward stream never meets an unresolved next hop) and one on
 /// port 1 ahead of its stream. They cost the same in every run and cancel in the differences
 /// [`measure`] takes.
 ///
 /// A one-directional scenario ([`Scenario::directions`]) sends all `packets` one way. In a
-/// tunnel scenario port 1 carries, before its stream, a gratuitous ARP from the compute host on
-/// the underlay and one from side B's host inside the tunnel, and its stream is tunnelled.
+/// tunnel scenario port 1 carries, before its stream, an announcement from the compute host on
+/// the underlay (to the underlay address) and one from side B's host inside the tunnel, and its
+/// stream is tunnelled.
 pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix: &str) -> Result<u64> {
     let counts = match scenario.directions {
         Directions::Both => [packets / 2, packets - packets / 2],
@@ -81,6 +83,10 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
         Directions::Reverse => [0, packets],
     };
     let macs = scenario.router_macs()?;
+    let addresses = match scenario.topology_path() {
+        Some(path) => Some(crate::topology::GatewayTopology::load(&path)?.port_addresses()?),
+        None => None,
+    };
     let forward = Trace::build_to(&scenario.traffic, Direction::Forward, counts[0].max(1), macs.map(|m| m[0]))?;
     let is_tunnel = scenario.is_tunnel()?;
     let total = packets * passes;
@@ -135,13 +141,17 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
     for (side, (host, (trace, count, direction))) in hosts.iter().zip(streams).enumerate() {
         let (_rx, mut tx) = host.take_queues()?;
         let (mac, ip) = crate::traffic::host(direction);
-        let plain = gratuitous_arp(mac, ip).to_vec();
+        let plain = match (macs, addresses) {
+            (Some(macs), Some(addresses)) => arp_announcement(mac, ip, macs[side], addresses[side]).to_vec(),
+            _ => Vec::new(),
+        };
         // Side B's host behind the tunnel: the underlay learns the compute host first, then the
         // router learns side B's host through the tunnel.
         let arps: Vec<Vec<u8>> = match (&tunnel, side) {
-            (Some(t), 1) => {
-                vec![gratuitous_arp(crate::topology::COMPUTE_HOST_MAC, t.src_ip).to_vec(), t.encapsulate(&plain)]
-            }
+            (Some(t), 1) => vec![
+                arp_announcement(crate::topology::COMPUTE_HOST_MAC, t.src_ip, t.dst_mac, t.dst_ip).to_vec(),
+                t.encapsulate(&plain),
+            ],
             _ => vec![plain],
         };
         let frames = announcements[side] + count * passes;

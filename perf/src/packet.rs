@@ -473,9 +473,13 @@ pub fn tunnel_arp_reply(frame: &[u8], tunnel: &Tunnel, mac: [u8; 6]) -> Option<V
     Some(tunnel.encapsulate(&arp_reply(inner, mac)?))
 }
 
-/// A gratuitous ARP request announcing that `ip` is at `mac` (broadcast, sender = target).
-pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
-    arp_frame(mac, &[0xff; 6], 1, &ip.octets(), &ip.octets())
+/// An ARP reply from `ip` at `mac` to `gateway_ip` at `gateway_mac`, unasked: it announces the
+/// host to the gateway, which adds the sender of an ARP packet for its own address (RFC 826),
+/// and answers nothing.
+pub fn arp_announcement(mac: [u8; 6], ip: Ipv4Addr, gateway_mac: [u8; 6], gateway_ip: Ipv4Addr) -> [u8; ARP_FRAME_LEN] {
+    let mut f = arp_frame(mac, &gateway_mac, 2, &ip.octets(), &gateway_ip.octets());
+    f[ETH_LEN + 18..ETH_LEN + 24].copy_from_slice(&gateway_mac);
+    f
 }
 
 fn arp_frame(src: [u8; 6], dst: &[u8], op: u8, sender_ip: &[u8], target_ip: &[u8]) -> [u8; ARP_FRAME_LEN] {
@@ -828,7 +832,7 @@ mod tests {
     fn decapsulation_checks_addresses_key_and_header() {
         for encap in [Encap::Vxlan, Encap::Gre] {
             let t = tunnel(encap);
-            let inner = gratuitous_arp(A, Ipv4Addr::new(10, 0, 0, 1));
+            let inner = arp_announcement(A, Ipv4Addr::new(10, 0, 0, 1), B, Ipv4Addr::new(10, 0, 0, 254));
             // What the far end (the gateway) sends back through the tunnel.
             let back = t.reversed().encapsulate(&inner);
             assert_eq!(t.decapsulate(&back), Some(&inner[..]), "{encap:?}");
@@ -924,10 +928,13 @@ mod tests {
         assert!(arp_reply(&req[..30], host).is_none(), "truncated");
         let (src, dst) = v4();
         assert!(arp_reply(&spec(src, dst, Proto::Udp, 64).build().unwrap(), host).is_none());
-        let g = gratuitous_arp(host, Ipv4Addr::new(198, 19, 0, 1));
-        assert_eq!(&g[0..6], &[0xff; 6]);
-        assert_eq!(&g[20..22], &[0, 1], "a request");
-        assert_eq!(&g[28..32], &g[38..42], "sender = target");
+        let gateway = [2, 0, 0, 0, 0x10, 2];
+        let g = arp_announcement(host, Ipv4Addr::new(198, 19, 0, 1), gateway, Ipv4Addr::new(198, 19, 255, 254));
+        assert_eq!((&g[0..6], &g[6..12]), (&gateway[..], &host[..]), "unicast to the gateway");
+        assert_eq!(&g[20..22], &[0, 2], "a reply, which nothing answers");
+        assert_eq!((&g[22..28], &g[28..32]), (&host[..], &[198, 19, 0, 1][..]), "the sender");
+        assert_eq!((&g[32..38], &g[38..42]), (&gateway[..], &[198, 19, 255, 254][..]), "to the gateway's address");
+        assert!(arp_reply(&g, host).is_none(), "a reply is not answered");
     }
 
     #[test]

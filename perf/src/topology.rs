@@ -193,6 +193,21 @@ impl GatewayTopology {
         Ok([self.router_mac(up)?, far])
     }
 
+    /// The IPv4 addresses of the router ports [`GatewayTopology::port_macs`] names: where each
+    /// side's hosts send what is for the gateway itself (their ARP).
+    pub fn port_addresses(&self) -> Result<[Ipv4Addr; 2]> {
+        let [up, down] = DPDK_PORT_NAMES;
+        let far = match self.tunnel()? {
+            Some(t) => t.overlay.addr(),
+            None => self.router_port(down)?.address.addr(),
+        };
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => Ok(a),
+            IpAddr::V6(a) => Err(self.bad(format!("router port address {a} is not IPv4"))),
+        };
+        Ok([v4(self.router_port(up)?.address.addr())?, v4(far)?])
+    }
+
     /// The tunnel behind port 1 when `[underlay] dpdk_port = "down0"`; `None` when port 1 is a
     /// router port. Refuses a tunnel topology the generator cannot play: not exactly one router
     /// port bound on a remote host, or that host off the underlay subnet.
