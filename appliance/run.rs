@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use midogw::{
-    cross_connect, local_ports_spread_unlike, pipeline_plans, run_pipeline, run_worker, Eal, EalConfig, LinkCounters,
-    LinkId, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, PortStats, SnapshotExchange,
+    cross_connect, local_ports_spread_by_driver, local_ports_spread_unlike, pipeline_plans, run_pipeline, run_worker,
+    Eal, EalConfig, LinkCounters, LinkId, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, PortStats,
+    SnapshotExchange,
 };
 use serde::Serialize;
 
@@ -261,6 +262,17 @@ fn warn_if_spread_unlike(ports: &[Port<'_>], exchange: &SnapshotExchange, worker
         return;
     }
     let underlay = exchange.current().snapshot.underlay().map(|u| u.dpdk_port);
+    let by_driver = local_ports_spread_by_driver(ports, underlay, workers);
+    if !by_driver.is_empty() {
+        tracing::warn!(
+            ports = ?by_driver,
+            workers,
+            "the ports' drivers pick their RX queues by their own hash, not by symmetric RSS \
+             (net_af_packet uses the kernel's): with stateful rules, replies arriving through a \
+             tunnel may be handed to a worker that does not know their connection, and dropped; \
+             give such ports one RX queue, or run one worker"
+        );
+    }
     if let Some(ports) = local_ports_spread_unlike(ports, underlay, workers) {
         let ports: Vec<String> = ports.iter().map(|(name, queues)| format!("{name} ({queues} RX queues)")).collect();
         tracing::warn!(

@@ -34,9 +34,12 @@ pub use lcore::Scope;
 pub use mbuf::{Burst, Mbuf};
 pub use mempool::Mempool;
 pub use pipeline::{
-    local_ports_spread_unlike, pipeline_plans, run_pipeline, PipelineConfig, PipelineCounters, PipelinePlan,
+    local_ports_spread_by_driver, local_ports_spread_unlike, pipeline_plans, run_pipeline, PipelineConfig,
+    PipelineCounters, PipelinePlan,
 };
-pub use port::{check_lro_disabled, symmetric_rss_key, Device, Link, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{
+    check_lro_disabled, symmetric_rss_key, Device, Link, Port, PortConfig, PortStats, RxQueue, Spread, TxQueue,
+};
 pub use ring::Ring;
 pub use snapshot::{PublishError, Published, Refresh, SnapshotExchange, SnapshotReader};
 pub use thp::advise_huge_pages;

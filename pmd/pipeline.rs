@@ -37,7 +37,7 @@ use crate::clock::TscClock;
 use crate::error::{Error, Result};
 use crate::mbuf::{Burst, Mbuf};
 use crate::mempool::Mempool;
-use crate::port::{reta_queue, Port, RxQueue, TxQueue, RSS_SPREAD};
+use crate::port::{reta_queue, Port, RxQueue, Spread, TxQueue, RSS_SPREAD};
 use crate::prefetch::prefetch;
 use crate::ratelimit::TokenBucket;
 use crate::sizing::BURST;
@@ -349,6 +349,18 @@ pub fn local_ports_spread_unlike<'a>(
 ) -> Option<Vec<(&'a str, u16)>> {
     let local = ports.iter().filter(|p| Some(p.id()) != underlay).map(|p| (p.name(), p.config().rx_queues));
     spread_unlike(local.collect(), workers)
+}
+
+/// With several workers, the local ports (every port but the underlay's) whose RX queues their
+/// driver picks by its own rule ([`Spread::Driver`]): the owner rule that hands a tunnelled reply
+/// to the worker of its connection assumes the symmetric RSS, so with stateful rules such a
+/// port's connections may see their replies dropped. For a warning at start-up.
+pub fn local_ports_spread_by_driver<'a>(ports: &'a [Port<'_>], underlay: Option<u16>, workers: usize) -> Vec<&'a str> {
+    if workers < 2 {
+        return Vec::new();
+    }
+    let local = ports.iter().filter(|p| Some(p.id()) != underlay);
+    local.filter(|p| p.spread() == Spread::Driver).map(|p| p.name()).collect()
 }
 
 /// [`local_ports_spread_unlike`] over (name, RX queues) of the local ports.

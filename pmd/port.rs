@@ -118,12 +118,28 @@ pub fn check_lro_disabled(port: &str, device_offloads: u64, queue_offloads: &[Op
     Ok(())
 }
 
+/// How a port picks the RX queue (so the worker) of a received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    /// One RX queue: every frame on it.
+    OneQueue,
+    /// RSS with the symmetric key ([`symmetric_rss_key`]) and the redirection table programmed
+    /// with [`reta_queue`]: a connection's queue follows from its tuple, the same way on every
+    /// such port, as the pipeline's owner rule assumes.
+    SymmetricRss,
+    /// Several RX queues picked by the driver's own rule (no RSS, or no redirection table it
+    /// would take: `net_af_packet` spreads by the kernel's fanout hash; the test rings by the
+    /// test's choice).
+    Driver,
+}
+
 /// A configured, started port. Stopped and closed on drop.
 #[derive(Debug)]
 pub struct Port<'a> {
     id: u16,
     name: String,
     config: PortConfig,
+    spread: Spread,
     queues_taken: AtomicBool,
     _borrows: PhantomData<&'a ()>,
 }
@@ -300,10 +316,11 @@ impl<'a> Port<'a> {
             return Err(fail("rte_eth_dev_configure", rc));
         }
         // The port exists in DPDK from here on: close it if anything below fails.
-        let port = Port {
+        let mut port = Port {
             id,
             name: name.clone(),
             config: config.clone(),
+            spread: if config.rx_queues > 1 { Spread::Driver } else { Spread::OneQueue },
             queues_taken: AtomicBool::new(false),
             _borrows: PhantomData,
         };
@@ -352,6 +369,9 @@ impl<'a> Port<'a> {
         }
         // Some drivers take a redirection table only once started.
         let rss_table = if rss { port.program_rss_table(info.reta_size) } else { 0 };
+        if rss_table != 0 {
+            port.spread = Spread::SymmetricRss;
+        }
         tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, rss_table, "port started");
         Ok(port)
     }
@@ -393,6 +413,11 @@ impl<'a> Port<'a> {
     /// The configuration the port runs with.
     pub fn config(&self) -> &PortConfig {
         &self.config
+    }
+
+    /// How the port picks the RX queue of a frame.
+    pub fn spread(&self) -> Spread {
+        self.spread
     }
 
     /// Fills the RSS redirection table with [`reta_queue`] at every entry, so that which queue a

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{NetNs, TwoHosts};
-use midogw::{cross_connect, run_worker, Device, Eal, Mempool, Port, PortConfig};
+use midogw::{cross_connect, local_ports_spread_by_driver, run_worker, Device, Eal, Mempool, Port, PortConfig, Spread};
 
 const DATAGRAMS: usize = 200;
 
@@ -119,4 +119,24 @@ fn af_packet_ports_carry_udp_both_ways_between_namespaces() {
 
     drop(ports);
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+}
+
+/// `net_af_packet` with several queues spreads frames by the kernel's fanout hash, not by the
+/// symmetric RSS the pipeline's owner rule assumes: the port says so, and with several workers
+/// it is named for the start-up warning (appliance/run.rs); with one queue, or one worker, not.
+#[test]
+fn af_packet_ports_with_several_queues_spread_by_their_driver() {
+    let hosts = TwoHosts::new(&format!("mgs{}", std::process::id()), "10.201.0");
+    let eal = Eal::init(&common::test_eal_config("afpq", 256)).expect("EAL");
+    let pool = Mempool::new(&eal, "afpq", 4095).expect("pool");
+    let open = |n: u16, iface: &str, queues: u16| {
+        let config = PortConfig { name: format!("up{n}"), mtu: 1500, rx_queues: queues, tx_queues: queues };
+        let devargs = format!("net_af_packet{n},iface={iface},qpairs={queues}");
+        Port::open(&eal, &pool, &Device::Vdev { devargs }, &config).expect("af_packet port")
+    };
+    let ports = [open(0, &hosts.veth_a.outer, 2), open(1, &hosts.veth_b.outer, 1)];
+    assert_eq!((ports[0].spread(), ports[1].spread()), (Spread::Driver, Spread::OneQueue));
+    assert_eq!(local_ports_spread_by_driver(&ports, None, 2), ["up0"]);
+    assert!(local_ports_spread_by_driver(&ports, None, 1).is_empty(), "one worker owns every connection");
+    assert!(local_ports_spread_by_driver(&ports, Some(ports[0].id()), 2).is_empty(), "the underlay is not local");
 }
