@@ -1273,7 +1273,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     }
 
     /// A loop turn that received nothing: publish the counters of the busy turns before it (if
-    /// any), reclaim a few expired flows so the table does not fill with dead ones. Out of line on
+    /// any), reclaim a few expired flows so the table does not fill with dead ones, poll the stale
+    /// neighbours in use when their interval has come ([`Engine::poll_neighbours`]). Out of line on
     /// purpose: its call count is the number of idle turns, and `midogw-perf callgrind` subtracts
     /// exactly their cost from the packets' (perf/src/callgrind.rs).
     #[inline(never)]
@@ -1288,7 +1289,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     }
 
     /// The end of a loop turn that received or exchanged something: the counters go out every
-    /// [`PUBLISH_EVERY_TURNS`] such turns. Out of line, like the publication it replaced: the
+    /// [`PUBLISH_EVERY_TURNS`] such turns, and with them the neighbour polls that are due. Out of line, like the publication it replaced: the
     /// loop around it keeps its registers for the packets.
     #[inline(never)]
     fn busy_turn_done(&mut self, now: u64, counters: &PipelineCounters) {

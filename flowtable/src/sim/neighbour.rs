@@ -147,13 +147,10 @@ impl NeighbourCache {
     /// merge, RFC 4861 7.2.3 / 7.2.5): a live entry of `ip` is updated; a new one is created
     /// only when `create` (the packet was addressed to us: a request for our address, the answer
     /// to ours), so that a host cannot fill the cache by announcing addresses nobody asked for.
-    /// Whether the cache now holds `mac` for `ip`.
-    pub fn merge(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, create: bool, now: u64) -> bool {
-        if !create && self.lookup(port, ip, now).is_none() {
-            return false;
+    pub fn merge(&mut self, port: PortId, ip: IpAddr, mac: EthernetAddress, create: bool, now: u64) {
+        if create || self.lookup(port, ip, now).is_some() {
+            self.learn(port, ip, mac, now);
         }
-        self.learn(port, ip, mac, now);
-        true
     }
 
     /// [`NeighbourCache::learn`] of what another core learned: not told again.
