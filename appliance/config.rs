@@ -60,6 +60,34 @@ pub struct Config {
     pub flows: FlowsConfig,
     /// `[icmp]`: how fast each pipeline worker may send ICMP errors.
     pub icmp: IcmpConfig,
+    /// `[neighbours]`: each pipeline worker's ARP / NDP cache and resolution queue.
+    pub neighbours: NeighboursConfig,
+}
+
+/// `[neighbours]`: the per-worker neighbour cache (ARP / NDP) and the queue of packets waiting
+/// for a next hop's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighboursConfig {
+    /// `per_worker`: entries each worker's cache holds.
+    pub per_worker: usize,
+    /// `lifetime_s`: how long a learned neighbour stays valid (polled, while in use, over its
+    /// last quarter); also the longest a cached flow keeps the next hop's MAC.
+    pub lifetime: std::time::Duration,
+    /// `hold_packets`: packets each worker keeps while their next hop is resolved.
+    pub hold_packets: usize,
+    /// `hold_timeout_ms`: how long a held packet waits for the answer.
+    pub hold_timeout: std::time::Duration,
+}
+
+impl Default for NeighboursConfig {
+    fn default() -> Self {
+        NeighboursConfig {
+            per_worker: 4096,
+            lifetime: std::time::Duration::from_secs(60),
+            hold_packets: 64,
+            hold_timeout: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 /// `[icmp]`: the rate limit on the ICMP errors each pipeline worker originates (RFC 1812
@@ -477,6 +505,16 @@ struct RawFile {
     underlay: Option<Spanned<RawUnderlay>>,
     flows: Option<Spanned<RawFlows>>,
     icmp: Option<Spanned<RawIcmp>>,
+    neighbours: Option<Spanned<RawNeighbours>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbours {
+    per_worker: Option<Spanned<i64>>,
+    lifetime_s: Option<Spanned<i64>>,
+    hold_packets: Option<Spanned<i64>>,
+    hold_timeout_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -808,6 +846,7 @@ impl<'a> Checker<'a> {
             underlay: self.check_underlay(raw.underlay.as_ref(), &topology, &port_names),
             flows: self.check_flows(raw.flows.as_ref()),
             icmp: self.check_icmp(raw.icmp.as_ref()),
+            neighbours: self.check_neighbours(raw.neighbours.as_ref()),
             topology,
         }
     }
@@ -850,6 +889,34 @@ impl<'a> Checker<'a> {
             }
         }
         icmp
+    }
+
+    fn check_neighbours(&mut self, raw: Option<&Spanned<RawNeighbours>>) -> NeighboursConfig {
+        let mut n = NeighboursConfig::default();
+        let Some(raw) = raw.map(|r| r.get_ref()) else { return n };
+        let mut value = |key: &str, v: &Option<Spanned<i64>>, max: u64| -> Option<u64> {
+            let v = v.as_ref()?;
+            match u64::try_from(*v.get_ref()) {
+                Ok(x) if (1..=max).contains(&x) => Some(x),
+                _ => {
+                    self.error(v.span(), format!("[neighbours] {key} {} must be 1 to {max}", v.get_ref()));
+                    None
+                }
+            }
+        };
+        if let Some(x) = value("per_worker", &raw.per_worker, 1 << 20) {
+            n.per_worker = x as usize;
+        }
+        if let Some(x) = value("lifetime_s", &raw.lifetime_s, 86_400) {
+            n.lifetime = std::time::Duration::from_secs(x);
+        }
+        if let Some(x) = value("hold_packets", &raw.hold_packets, 65_536) {
+            n.hold_packets = x as usize;
+        }
+        if let Some(x) = value("hold_timeout_ms", &raw.hold_timeout_ms, 60_000) {
+            n.hold_timeout = std::time::Duration::from_millis(x);
+        }
+        n
     }
 
     fn check_underlay(
@@ -2084,6 +2151,47 @@ mod tests {
         assert_eq!((flows.per_worker, flows.idle_timeout.as_secs()), (1_000_000, 30));
         one(&lines(&[WORKERS, "[flows]", "per_worker = 0"]), 5, 14, "must be 1 to");
         one(&lines(&[WORKERS, "[flows]", "idle_timeout_s = -1"]), 5, 18, "must be 1 to 86400");
+    }
+
+    #[test]
+    fn neighbour_cache_and_resolution_queue() {
+        assert_eq!(parse("t.toml", WORKERS, &facts()).expect("valid").neighbours, NeighboursConfig::default());
+        let cfg = parse(
+            "t.toml",
+            &lines(&[
+                WORKERS,
+                "[neighbours]",
+                "per_worker = 65536",
+                "lifetime_s = 1200",
+                "hold_packets = 256",
+                "hold_timeout_ms = 3000",
+            ]),
+            &facts(),
+        );
+        assert_eq!(
+            cfg.expect("valid").neighbours,
+            NeighboursConfig {
+                per_worker: 65536,
+                lifetime: std::time::Duration::from_secs(1200),
+                hold_packets: 256,
+                hold_timeout: std::time::Duration::from_secs(3),
+            }
+        );
+        one(
+            &lines(&[WORKERS, "[neighbours]", "per_worker = 0"]),
+            5,
+            14,
+            "[neighbours] per_worker 0 must be 1 to 1048576",
+        );
+        one(
+            &lines(&[WORKERS, "[neighbours]", "lifetime_s = 86401"]),
+            5,
+            14,
+            "[neighbours] lifetime_s 86401 must be 1 to 86400",
+        );
+        one(&lines(&[WORKERS, "[neighbours]", "hold_packets = -1"]), 5, 16, "must be 1 to 65536");
+        one(&lines(&[WORKERS, "[neighbours]", "hold_timeout_ms = 60001"]), 5, 19, "must be 1 to 60000");
+        one(&lines(&[WORKERS, "[neighbours]", "lifetime = 5"]), 5, 1, "unknown field");
     }
 
     #[test]

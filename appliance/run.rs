@@ -207,6 +207,30 @@ mod tests {
         }
     }
 
+    /// `[neighbours]` and `[icmp]` reach the workers' settings; a cached flow never outlives the
+    /// neighbour entry whose MAC it carries.
+    #[test]
+    fn the_config_sections_reach_the_pipeline_workers() {
+        let facts = config::SystemFacts {
+            online_cpus: vec![0, 1],
+            hugepage_free_bytes: 0,
+            pci_devices: Default::default(),
+            net_interfaces: Default::default(),
+            dpdk_drivers: None,
+        };
+        let text = "[workers]\ncores = [1]\n[neighbours]\nper_worker = 8192\nlifetime_s = 30\nhold_packets = 128\n\
+                    hold_timeout_ms = 2500\n[icmp]\nerrors_per_s = 10\nerror_burst = 3\n";
+        let cfg = config::parse("t.toml", text, &facts).expect("valid");
+        let p = pipeline_config(&cfg);
+        assert_eq!((p.core.neighbour_capacity, p.core.neighbour_lifetime), (8192, 30_000_000_000));
+        assert_eq!(p.flow_cache.hard_timeout, 30_000_000_000, "flows last no longer than the neighbour entry");
+        assert_eq!((p.hold_capacity, p.hold_timeout_ns), (128, 2_500_000_000));
+        assert_eq!((p.icmp_errors_per_sec, p.icmp_error_burst), (10, 3));
+        let defaults = pipeline_config(&config::parse("t.toml", "[workers]\ncores = [1]\n", &facts).expect("valid"));
+        assert_eq!(defaults, PipelineConfig { flow_cache: defaults.flow_cache.clone(), ..PipelineConfig::default() });
+        assert_eq!(defaults.flow_cache.hard_timeout, PipelineConfig::default().flow_cache.hard_timeout);
+    }
+
     #[test]
     fn socket_drivers_get_a_queue_pair_per_worker_unless_the_operator_says() {
         assert_eq!(vdev_devargs(&vdev_port("net_af_packet0,iface=v0", 1), 1), "net_af_packet0,iface=v0");
@@ -228,6 +252,13 @@ fn pipeline_config(cfg: &Config) -> PipelineConfig {
     pipeline.flow_cache.idle_timeout = cfg.flows.idle_timeout.as_nanos().try_into().unwrap_or(u64::MAX);
     pipeline.icmp_errors_per_sec = cfg.icmp.errors_per_s;
     pipeline.icmp_error_burst = cfg.icmp.error_burst;
+    let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    pipeline.core.neighbour_capacity = cfg.neighbours.per_worker;
+    pipeline.core.neighbour_lifetime = ns(cfg.neighbours.lifetime);
+    // A cached flow carries the next hop's MAC: it lasts no longer than the entry it came from.
+    pipeline.flow_cache.hard_timeout = pipeline.core.neighbour_lifetime.min(pipeline.core.mac_aging);
+    pipeline.hold_capacity = cfg.neighbours.hold_packets;
+    pipeline.hold_timeout_ns = ns(cfg.neighbours.hold_timeout);
     if cfg.topology != TopologySource::CrossConnect {
         let bytes =
             midogw::flowtable::flow::FlowCache::<midogw::flowtable::sim::Actions>::footprint(&pipeline.flow_cache);
