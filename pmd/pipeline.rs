@@ -63,6 +63,9 @@ const EXPIRY_BUDGET: usize = 256;
 const PUBLISH_EVERY_TURNS: u32 = 16;
 /// Most neighbour polls one [`Engine::poll_neighbours`] sends (the rest go at the next turn).
 const POLLS_PER_SCAN: usize = 16;
+/// Neighbour cache slots one [`Engine::poll_neighbours`] reads: about a microsecond of work, so
+/// even a cache of a million entries is gone over in pieces that never stall the worker.
+const POLL_SCAN_SLOTS: usize = 1024;
 /// `slot_of` marker for a DPDK port this worker has no TX queue on: its burst is a sink, freed
 /// and counted as `unknown_egress` when flushed.
 const NO_TX_SLOT: u8 = u8::MAX;
@@ -1302,16 +1305,15 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    /// Polls the neighbours in use whose entries went stale (sim::NeighbourCache::due_polls), at
-    /// most [`POLLS_PER_SCAN`] per call: again at the next turn when there were more, else after
-    /// the cache's poll interval.
+    /// Polls the neighbours in use whose entries went stale (sim::NeighbourCache::due_polls): a
+    /// pass over the cache, [`POLL_SCAN_SLOTS`] slots and at most [`POLLS_PER_SCAN`] polls a call,
+    /// goes on at the next chance until it is done; the next pass starts a poll interval later.
     #[cold]
     #[inline(never)]
     fn poll_neighbours(&mut self, now: u64) {
         let mut polls = [Poll::NONE; POLLS_PER_SCAN];
-        let due = self.state.neighbours.due_polls(now, &mut polls);
-        self.next_poll_at =
-            if due == POLLS_PER_SCAN { now } else { now.saturating_add(self.state.neighbours.poll_interval()) };
+        let (due, pass_done) = self.state.neighbours.due_polls(now, &mut polls, POLL_SCAN_SLOTS);
+        self.next_poll_at = if pass_done { now.saturating_add(self.state.neighbours.poll_interval()) } else { now };
         for poll in &polls[..due] {
             match sim::neighbour_poll(self.snapshot.snapshot(), &self.state, poll, now, &mut self.scratch) {
                 Some(g) => {

@@ -86,6 +86,8 @@ pub struct NeighbourCache {
     fresh_for: u64,
     /// Between two polls of one stale entry.
     poll_interval: u64,
+    /// The next slot [`NeighbourCache::due_polls`] reads.
+    poll_cursor: usize,
     learned: u64,
     /// Bumped by every change (learn, forget, expiry, retain): what a copy of an entry made at
     /// one version stays valid until ([`NeighbourCache::version`]).
@@ -109,6 +111,7 @@ impl NeighbourCache {
             lifetime,
             fresh_for: lifetime / 4 * 3,
             poll_interval: (lifetime / 20).max(1),
+            poll_cursor: 0,
             learned: 0,
             version: 0,
             outbox: Outbox::default(),
@@ -231,15 +234,19 @@ impl NeighbourCache {
         self.poll_interval
     }
 
-    /// Fills `polls` with the entries due a poll at `now` (stale, in use, valid, not polled for
-    /// [`NeighbourCache::poll_interval`]) and marks them polled; returns how many. More than fit
-    /// wait for the next call. Allocation-free; reads every slot.
-    pub fn due_polls(&mut self, now: u64, polls: &mut [Poll]) -> usize {
+    /// Goes on with the pass over the cache: reads up to `slots` slots from where the last call
+    /// stopped, filling `polls` with the entries due a poll at `now` (stale, in use, valid, not
+    /// polled for [`NeighbourCache::poll_interval`]) and marking them polled. Stops early when
+    /// `polls` is full. Returns how many it filled and whether the pass reached the end (the next
+    /// call starts a new one). Bounded work per call, so a large cache never stalls a worker;
+    /// allocation-free.
+    pub fn due_polls(&mut self, now: u64, polls: &mut [Poll], slots: usize) -> (usize, bool) {
         let mut n = 0;
-        for e in self.slots.iter_mut() {
+        for _ in 0..slots.min(self.slots.len()) {
             if n == polls.len() {
-                break;
+                return (n, false);
             }
+            let e = &mut self.slots[self.poll_cursor];
             let due = e.in_use
                 && e.stale_at <= now
                 && now < e.expires
@@ -249,8 +256,13 @@ impl NeighbourCache {
                 polls[n] = Poll { port: e.port, ip: e.ip, mac: e.mac };
                 n += 1;
             }
+            self.poll_cursor += 1;
+            if self.poll_cursor == self.slots.len() {
+                self.poll_cursor = 0;
+                return (n, true);
+            }
         }
-        n
+        (n, false)
     }
 
     /// Forgets the entry of `ip` on `port`.

@@ -711,6 +711,7 @@ fn a_neighbour_at_a_new_mac_is_a_change_of_its_port() {
 /// a fresh one, or one nothing used, is not.
 #[test]
 fn stale_neighbours_in_use_are_polled_until_refreshed() {
+    const ALL: usize = usize::MAX;
     // Lifetime 100: fresh until 75, a poll every 5 while stale.
     let mut n = NeighbourCache::new(16, 100);
     assert_eq!(n.poll_interval(), 5);
@@ -719,26 +720,27 @@ fn stale_neighbours_in_use_are_polled_until_refreshed() {
     n.learn(port, addr, VM, 0);
     n.learn(PortId(4), ip("10.0.0.6"), mac(6), 0);
     assert_eq!(n.use_entry(port, addr, 10), Some(InUse { mac: VM, recheck_at: 75 }), "kept until it goes stale");
-    assert_eq!(n.due_polls(74, &mut polls), 0, "fresh");
-    assert_eq!(n.due_polls(75, &mut polls), 1, "stale and in use; 10.0.0.6 was never used");
+    assert_eq!(n.due_polls(74, &mut polls, ALL).0, 0, "fresh");
+    assert_eq!(n.due_polls(75, &mut polls, ALL).0, 1, "stale and in use; 10.0.0.6 was never used");
     assert_eq!(polls[0], Poll { port, ip: addr, mac: VM });
-    assert_eq!(n.due_polls(79, &mut polls), 0, "polled less than an interval ago");
-    assert_eq!(n.due_polls(80, &mut polls), 1);
+    assert_eq!(n.due_polls(79, &mut polls, ALL).0, 0, "polled less than an interval ago");
+    assert_eq!(n.due_polls(80, &mut polls, ALL).0, 1);
     assert_eq!(n.use_entry(port, addr, 81), Some(InUse { mac: VM, recheck_at: 100 }), "stale: kept until it expires");
     // The answer refreshes it: fresh again, and no longer in use until forwarding uses it.
     n.learn(port, addr, VM, 82);
     assert!(!n.has_changed(), "the same MAC changes no flow");
-    assert_eq!(n.due_polls(170, &mut polls), 0, "stale since 157 but not used since the refresh");
+    assert_eq!(n.due_polls(170, &mut polls, ALL).0, 0, "stale since 157 but not used since the refresh");
     assert_eq!(n.use_entry(port, addr, 170), Some(InUse { mac: VM, recheck_at: 182 }));
-    assert_eq!(n.due_polls(170, &mut polls), 1);
+    assert_eq!(n.due_polls(170, &mut polls, ALL).0, 1);
     // No answer: polled until it expires, then gone.
-    assert_eq!(n.due_polls(181, &mut polls), 1);
-    assert_eq!(n.due_polls(182, &mut polls), 0, "expired");
+    assert_eq!(n.due_polls(181, &mut polls, ALL).0, 1);
+    assert_eq!(n.due_polls(182, &mut polls, ALL).0, 0, "expired");
     assert_eq!(n.use_entry(port, addr, 182), None);
 }
 
 #[test]
 fn neighbour_polls_are_bounded_per_call() {
+    const ALL: usize = usize::MAX;
     let mut n = NeighbourCache::new(64, 100);
     for i in 0..10u8 {
         let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
@@ -746,7 +748,7 @@ fn neighbour_polls_are_bounded_per_call() {
         n.use_entry(PortId(1), addr, 1);
     }
     let mut polls = [Poll::NONE; 4];
-    let due: Vec<usize> = (0..4).map(|_| n.due_polls(80, &mut polls)).collect();
+    let due: Vec<usize> = (0..4).map(|_| n.due_polls(80, &mut polls, ALL).0).collect();
     assert_eq!(due, [4, 4, 2, 0], "the rest at the next call, each entry once an interval");
 }
 
