@@ -1331,6 +1331,12 @@ fn on_link(port: &RouterPort, addr: IpAddr) -> bool {
     port.addresses.iter().any(|n| n.contains(&addr))
 }
 
+/// Whether `addr` may be a neighbour of `port`: on one of its subnets and not one of its own
+/// addresses (a host claiming the router's address is a conflict, not a next hop).
+fn neighbour_of(port: &RouterPort, addr: IpAddr) -> bool {
+    on_link(port, addr) && !port.owns(addr)
+}
+
 /// The port's address to speak from towards `peer`: one in the same subnet, else the first of its family.
 fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
     let same_family = || port.addresses.iter().map(|n| n.addr()).find(|a| a.is_ipv4() == peer.is_ipv4());
@@ -1372,7 +1378,7 @@ impl Walk<'_, '_> {
     /// neighbour cache (RFC 826: updated if known, added if the packet is for the port's address).
     fn arp_sender(&mut self, pid: PortId, rp: &RouterPort, arp: &ArpRepr) {
         let sender = IpAddr::V4(arp.source_protocol_addr);
-        if !arp.source_protocol_addr.is_unspecified() && on_link(rp, sender) {
+        if !arp.source_protocol_addr.is_unspecified() && neighbour_of(rp, sender) {
             let for_us = rp.owns(IpAddr::V4(arp.target_protocol_addr));
             self.state.neighbours.merge(pid, sender, arp.source_hardware_addr, for_us, self.now);
         }
@@ -1394,7 +1400,7 @@ impl Walk<'_, '_> {
                 }
                 let from_unspecified = ip.src.is_unspecified();
                 if let (Some(mac), false) = (lladdr, from_unspecified) {
-                    if on_link(rp, IpAddr::V6(ip.src)) {
+                    if neighbour_of(rp, IpAddr::V6(ip.src)) {
                         self.state.neighbours.learn(port, IpAddr::V6(ip.src), mac, self.now);
                     }
                 }
@@ -1415,7 +1421,7 @@ impl Walk<'_, '_> {
                 let target = IpAddr::V6(target_addr);
                 let known = self.state.neighbours.lookup(port, target, self.now);
                 let replaces = flags.override_entry || known.is_none_or(|k| k == mac);
-                if on_link(rp, target) && replaces {
+                if neighbour_of(rp, target) && replaces {
                     self.state.neighbours.merge(port, target, mac, flags.solicited, self.now);
                 }
                 None

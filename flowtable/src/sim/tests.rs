@@ -522,6 +522,10 @@ fn arp_request_for_port_address_is_answered() {
     f[22..28].copy_from_slice(&GW0.0);
     run(&snap, &mut st, 0, &mut f, &mut out);
     assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.7"), 10), Some(GW0), "moved to a new MAC");
+    // A host claiming the port's own address is a conflict, never a neighbour.
+    let mut f = arp_request_frame("192.0.2.1", "192.0.2.1");
+    run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.1"), 10), None);
 }
 
 #[test]
@@ -948,6 +952,9 @@ fn advertisements_create_entries_only_when_solicited() {
     assert_eq!(st.neighbours.lookup(port, addr, 10), Some(VM), "no override: the known MAC stays");
     run(&snap, &mut st, 2, &mut advert("2001:db8:2::43", mac(9), unsolicited), &mut out);
     assert_eq!(st.neighbours.lookup(port, addr, 10), Some(mac(9)), "override: a known entry moves");
+    // An advertisement for the port's own address claims it: a conflict, not learned.
+    run(&snap, &mut st, 2, &mut advert("2001:db8:2::1", mac(9), SOLICITED), &mut out);
+    assert_eq!(st.neighbours.lookup(port, ip("2001:db8:2::1"), 10), None);
 }
 
 #[test]

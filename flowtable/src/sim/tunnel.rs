@@ -586,7 +586,8 @@ pub(super) fn underlay_arp(
     now: u64,
 ) -> Option<EthernetAddress> {
     let L3::Arp(arp) = h.l3 else { return None };
-    if u.on_subnet(arp.source_protocol_addr) && !arp.source_protocol_addr.is_unspecified() {
+    let sender_ok = !arp.source_protocol_addr.is_unspecified() && arp.source_protocol_addr != u.address;
+    if u.on_subnet(arp.source_protocol_addr) && sender_ok {
         // RFC 826's merge: added only from a packet for the underlay address.
         let sender = IpAddr::V4(arp.source_protocol_addr);
         let for_us = arp.target_protocol_addr == u.address;
