@@ -195,8 +195,9 @@ fn neighbours_in_use_are_polled_before_they_expire() {
         }
         forwarded += hb.recv_for(Duration::from_millis(50)).len();
         assert_eq!(forwarded, sent_count, "every packet forwarded");
-        // Learned at 0, refreshed near 0.75 s, 1.5 s, 2.25 s and 3 s (each answer makes it fresh).
-        assert!((3..=6).contains(&polls), "one poll (or a few) per lifetime: {polls}");
+        // Learned at 0, refreshed near 0.75 s, 1.5 s, 2.25 s and 3 s (each answer makes it fresh; an
+        // answer later than the 50 ms poll interval draws another poll).
+        assert!((3..=12).contains(&polls), "one poll (or a few) per lifetime: {polls}");
         ha.silent();
         assert_eq!(counter(&c.held), 0, "no packet waited for a resolution");
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
