@@ -103,19 +103,25 @@ fn af_packet_ports_carry_udp_both_ways_between_namespaces() {
     common::assert_same_packets(&a_to_b, &expected("a->b"), "datagrams A->B, intact and in order");
     common::assert_same_packets(&b_to_a, &expected("b->a"), "datagrams B->A, intact and in order");
 
-    // Each datagram is one frame: 14 Ethernet + 20 IPv4 + 8 UDP + payload.
+    // Each datagram is one frame: 14 Ethernet + 20 IPv4 + 8 UDP + payload. The hosts' kernels are
+    // kept quiet (no IPv6, static neighbours), yet once one side sent two frames of its own during
+    // the test (in a full CI run; not reproduced alone): so every frame a port received must have
+    // left through the other, and the datagrams are a floor with a little room above.
     let frame_bytes: u64 = (0..DATAGRAMS).map(|i| (14 + 20 + 8 + payload("a->b", i).len()) as u64).sum();
     let (up0, up1) = (ports[0].stats(), ports[1].stats());
-    assert_eq!((up0.rx_packets, up0.rx_bytes), (DATAGRAMS as u64, frame_bytes), "up0 received A's frames");
-    assert_eq!((up1.tx_packets, up1.tx_bytes), (DATAGRAMS as u64, frame_bytes), "up1 sent them to B");
-    assert_eq!((up1.rx_packets, up0.tx_packets), (DATAGRAMS as u64, DATAGRAMS as u64), "and back");
+    assert_eq!((up1.tx_packets, up1.tx_bytes), (up0.rx_packets, up0.rx_bytes), "up1 sent to B what up0 received");
+    assert_eq!((up0.tx_packets, up0.tx_bytes), (up1.rx_packets, up1.rx_bytes), "and back");
+    assert!(up0.rx_packets >= DATAGRAMS as u64 && up0.rx_bytes >= frame_bytes, "up0 received A's frames: {up0:?}");
+    assert!(up1.rx_packets >= DATAGRAMS as u64, "up1 received B's frames: {up1:?}");
+    assert!(up0.rx_packets + up1.rx_packets <= 2 * DATAGRAMS as u64 + 4, "{up0:?} {up1:?}");
     assert_eq!((up0.tx_errors, up1.tx_errors, up0.rx_missed, up1.rx_missed), (0, 0, 0, 0));
     for (id, counters) in &links {
-        assert_eq!(counters.rx_packets.load(Ordering::Relaxed), DATAGRAMS as u64, "{id:?}");
-        assert_eq!(counters.tx_packets.load(Ordering::Relaxed), DATAGRAMS as u64, "{id:?}");
+        let (rx, tx) = (counters.rx_packets.load(Ordering::Relaxed), counters.tx_packets.load(Ordering::Relaxed));
+        assert_eq!(rx, tx, "{id:?}: every frame received was sent on");
+        assert!(rx >= DATAGRAMS as u64, "{id:?}: {rx}");
     }
     let xstats = ports[0].xstats();
-    assert!(xstats.iter().any(|(n, v)| n == "rx_q0_packets" && *v == DATAGRAMS as u64), "{xstats:?}");
+    assert!(xstats.iter().any(|(n, v)| n == "rx_q0_packets" && *v == up0.rx_packets), "{xstats:?}");
 
     drop(ports);
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
