@@ -866,27 +866,34 @@ impl<'a> Checker<'a> {
                 ),
             }
         }
-        if let Some(t) = &raw.idle_timeout_s {
-            match u64::try_from(*t.get_ref()) {
-                Ok(v) if (1..=86_400).contains(&v) => flows.idle_timeout = std::time::Duration::from_secs(v),
-                _ => self.error(t.span(), format!("[flows] idle_timeout_s {} must be 1 to 86400", t.get_ref())),
-            }
+        if let Some(v) = self.count("flows", "idle_timeout_s", raw.idle_timeout_s.as_ref(), 86_400) {
+            flows.idle_timeout = std::time::Duration::from_secs(v);
         }
         flows
+    }
+
+    /// The value of `[section] key` when it is 1 to `max` (which fits the field it goes to);
+    /// otherwise the problem is reported at the value. `None` when absent or refused: the
+    /// default stays.
+    fn count(&mut self, section: &str, key: &str, value: Option<&Spanned<i64>>, max: u64) -> Option<u64> {
+        let v = value?;
+        match u64::try_from(*v.get_ref()) {
+            Ok(x) if (1..=max).contains(&x) => Some(x),
+            _ => {
+                self.error(v.span(), format!("[{section}] {key} {} must be 1 to {max}", v.get_ref()));
+                None
+            }
+        }
     }
 
     fn check_icmp(&mut self, raw: Option<&Spanned<RawIcmp>>) -> IcmpConfig {
         let mut icmp = IcmpConfig::default();
         let Some(raw) = raw.map(|r| r.get_ref()) else { return icmp };
-        for (key, value, max, field) in [
-            ("errors_per_s", &raw.errors_per_s, 1_000_000, &mut icmp.errors_per_s),
-            ("error_burst", &raw.error_burst, 100_000, &mut icmp.error_burst),
-        ] {
-            let Some(n) = value else { continue };
-            match u32::try_from(*n.get_ref()) {
-                Ok(v) if (1..=max).contains(&v) => *field = v,
-                _ => self.error(n.span(), format!("[icmp] {key} {} must be 1 to {max}", n.get_ref())),
-            }
+        if let Some(v) = self.count("icmp", "errors_per_s", raw.errors_per_s.as_ref(), 1_000_000) {
+            icmp.errors_per_s = v as u32;
+        }
+        if let Some(v) = self.count("icmp", "error_burst", raw.error_burst.as_ref(), 100_000) {
+            icmp.error_burst = v as u32;
         }
         icmp
     }
@@ -894,27 +901,17 @@ impl<'a> Checker<'a> {
     fn check_neighbours(&mut self, raw: Option<&Spanned<RawNeighbours>>) -> NeighboursConfig {
         let mut n = NeighboursConfig::default();
         let Some(raw) = raw.map(|r| r.get_ref()) else { return n };
-        let mut value = |key: &str, v: &Option<Spanned<i64>>, max: u64| -> Option<u64> {
-            let v = v.as_ref()?;
-            match u64::try_from(*v.get_ref()) {
-                Ok(x) if (1..=max).contains(&x) => Some(x),
-                _ => {
-                    self.error(v.span(), format!("[neighbours] {key} {} must be 1 to {max}", v.get_ref()));
-                    None
-                }
-            }
-        };
-        if let Some(x) = value("per_worker", &raw.per_worker, 1 << 20) {
-            n.per_worker = x as usize;
+        if let Some(v) = self.count("neighbours", "per_worker", raw.per_worker.as_ref(), 1 << 20) {
+            n.per_worker = v as usize;
         }
-        if let Some(x) = value("lifetime_s", &raw.lifetime_s, 86_400) {
-            n.lifetime = std::time::Duration::from_secs(x);
+        if let Some(v) = self.count("neighbours", "lifetime_s", raw.lifetime_s.as_ref(), 86_400) {
+            n.lifetime = std::time::Duration::from_secs(v);
         }
-        if let Some(x) = value("hold_packets", &raw.hold_packets, 65_536) {
-            n.hold_packets = x as usize;
+        if let Some(v) = self.count("neighbours", "hold_packets", raw.hold_packets.as_ref(), 65_536) {
+            n.hold_packets = v as usize;
         }
-        if let Some(x) = value("hold_timeout_ms", &raw.hold_timeout_ms, 60_000) {
-            n.hold_timeout = std::time::Duration::from_millis(x);
+        if let Some(v) = self.count("neighbours", "hold_timeout_ms", raw.hold_timeout_ms.as_ref(), 60_000) {
+            n.hold_timeout = std::time::Duration::from_millis(v);
         }
         n
     }

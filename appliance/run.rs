@@ -247,12 +247,12 @@ mod tests {
 
 /// The workers' pipeline settings: the defaults with the config's `[flows]`.
 fn pipeline_config(cfg: &Config) -> PipelineConfig {
+    let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     let mut pipeline = PipelineConfig::default();
     pipeline.flow_cache.capacity = cfg.flows.per_worker;
-    pipeline.flow_cache.idle_timeout = cfg.flows.idle_timeout.as_nanos().try_into().unwrap_or(u64::MAX);
+    pipeline.flow_cache.idle_timeout = ns(cfg.flows.idle_timeout);
     pipeline.icmp_errors_per_sec = cfg.icmp.errors_per_s;
     pipeline.icmp_error_burst = cfg.icmp.error_burst;
-    let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     pipeline.core.neighbour_capacity = cfg.neighbours.per_worker;
     pipeline.core.neighbour_lifetime = ns(cfg.neighbours.lifetime);
     // A cached flow carries the next hop's MAC: it lasts no longer than the entry it came from.

@@ -1315,13 +1315,10 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let (due, pass_done) = self.state.neighbours.due_polls(now, &mut polls, POLL_SCAN_SLOTS);
         self.next_poll_at = if pass_done { now.saturating_add(self.state.neighbours.poll_interval()) } else { now };
         for poll in &polls[..due] {
-            match sim::neighbour_poll(self.snapshot.snapshot(), &self.state, poll, now, &mut self.scratch) {
-                Some(g) => {
-                    self.totals.neighbour_polls += 1;
-                    self.emit(g, now);
-                }
-                // Its port left the topology: the entry goes with the next snapshot's cleanup.
-                None => continue,
+            // None: its port left the topology; the entry goes with the next snapshot's cleanup.
+            if let Some(g) = sim::neighbour_poll(self.snapshot.snapshot(), &self.state, poll, now, &mut self.scratch) {
+                self.totals.neighbour_polls += 1;
+                self.emit(g, now);
             }
         }
     }

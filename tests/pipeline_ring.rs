@@ -6,12 +6,14 @@
 
 mod common;
 
-use common::ring::{arp, counter, eth, ip, published, valid, with_two_ports, with_two_ports_two_workers, Host};
+use common::ring::{
+    arp, counter, eth, ip, published, short_lived_neighbours, valid, with_two_ports, with_two_ports_two_workers, Host,
+};
 
 use std::time::{Duration, Instant};
 
 use midogw::flowtable::flow::FlowCacheConfig;
-use midogw::flowtable::sim::{CoreConfig, DropReason};
+use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, EtherType, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
@@ -160,16 +162,7 @@ fn a_neighbour_at_a_new_mac_gets_the_cached_flows_at_once() {
 #[test]
 fn neighbours_in_use_are_polled_before_they_expire() {
     // A 1 s lifetime: stale after 750 ms, polled every 50 ms from then; flows kept as long.
-    let core = CoreConfig { neighbour_lifetime: 1_000_000_000, ..CoreConfig::default() };
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig {
-            capacity: 1024,
-            hard_timeout: core.neighbour_lifetime,
-            ..FlowCacheConfig::default()
-        },
-        core,
-        ..PipelineConfig::default()
-    };
+    let pipeline = short_lived_neighbours(1_000_000_000);
     with_router_config("ppoll", &pipeline, |ha, hb, c| {
         learn_b(hb);
         let sent = udp("10.2.0.2", 5000, 64);
@@ -257,28 +250,40 @@ fn pipeline_answers_ttl_one_with_time_exceeded() {
     });
 }
 
+/// A router whose workers may send a burst of 5 ICMP errors, then one a second.
+fn five_icmp_errors() -> PipelineConfig {
+    PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        icmp_errors_per_sec: 1,
+        icmp_error_burst: 5,
+        ..PipelineConfig::default()
+    }
+}
+
+/// Host A sends `frames` at once to a [`five_icmp_errors`] router; the answers that come back,
+/// checked: the burst of 5 (a second token may come due if the test runs slow), each an ICMP
+/// error of `kind` and `code`.
+fn rate_limited_answers(ha: &mut Host<'_>, frames: &[Vec<u8>], kind: Icmpv4Message, code: u8) -> Vec<Vec<u8>> {
+    ha.send_burst(frames);
+    let got = ha.recv_for(Duration::from_millis(300));
+    assert!((5..=6).contains(&got.len()), "{} {kind:?} answers", got.len());
+    for frame in &got {
+        let h = valid(frame);
+        let icmp = Icmpv4Packet::new_checked(&frame[h.l4_offset..]).unwrap();
+        assert_eq!((icmp.msg_type(), icmp.msg_code()), (kind, code));
+    }
+    got
+}
+
 /// ICMP errors are rate-limited per worker (RFC 1812 4.3.2.8, RFC 4443 2.4 f): a burst of 20
 /// expiring packets against a bucket of 5 (one more a second) gets 5 time-exceeded answers; the
 /// rest are dropped all the same and counted as not answered.
 #[test]
 fn icmp_errors_are_rate_limited() {
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        icmp_errors_per_sec: 1,
-        icmp_error_burst: 5,
-        ..PipelineConfig::default()
-    };
+    let pipeline = five_icmp_errors();
     with_router_config("pirl", &pipeline, |ha, _hb, c| {
         let expired: Vec<Vec<u8>> = (0..20).map(|i| udp("10.2.0.2", 6000 + i, 1)).collect();
-        ha.send_burst(&expired);
-        let got = ha.recv_for(Duration::from_millis(300));
-        // A second token may come due if the test runs slow.
-        assert!((5..=6).contains(&got.len()), "{} time-exceeded answers", got.len());
-        for frame in &got {
-            let h = valid(frame);
-            let icmp = Icmpv4Packet::new_checked(&frame[h.l4_offset..]).unwrap();
-            assert_eq!(icmp.msg_type(), Icmpv4Message::TimeExceeded);
-        }
+        let got = rate_limited_answers(ha, &expired, Icmpv4Message::TimeExceeded, 0);
         assert_eq!(c.dropped(DropReason::TtlExpired), 20);
         assert_eq!(counter(&c.icmp_errors_limited), 20 - got.len() as u64);
         assert_eq!(counter(&c.generated), got.len() as u64);
@@ -290,26 +295,13 @@ fn icmp_errors_are_rate_limited() {
 /// a simulation each, so a flood of them costs about what hits do.
 #[test]
 fn expiring_packets_of_a_cached_flow_over_the_error_rate_are_not_simulated() {
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        icmp_errors_per_sec: 1,
-        icmp_error_burst: 5,
-        ..PipelineConfig::default()
-    };
+    let pipeline = five_icmp_errors();
     with_router_config("pirlh", &pipeline, |ha, hb, c| {
         learn_b(hb);
         ha.send(&udp("10.2.0.2", 5000, 64));
         assert_eq!(hb.recv(1).len(), 1, "the flow is cached");
         let expiring: Vec<Vec<u8>> = (0..20).map(|_| udp("10.2.0.2", 5000, 1)).collect();
-        ha.send_burst(&expiring);
-        let got = ha.recv_for(Duration::from_millis(300));
-        // A second token may come due if the test runs slow.
-        assert!((5..=6).contains(&got.len()), "{} time-exceeded answers", got.len());
-        for frame in &got {
-            let h = valid(frame);
-            let icmp = Icmpv4Packet::new_checked(&frame[h.l4_offset..]).unwrap();
-            assert_eq!(icmp.msg_type(), Icmpv4Message::TimeExceeded);
-        }
+        let got = rate_limited_answers(ha, &expiring, Icmpv4Message::TimeExceeded, 0);
         hb.silent();
         assert_eq!(c.dropped(DropReason::TtlExpired), 20);
         assert_eq!(counter(&c.icmp_errors_limited), 20 - got.len() as u64);
@@ -343,23 +335,10 @@ fn pipeline_answers_no_route_with_net_unreachable() {
 /// cache past it, not simulated each.
 #[test]
 fn unroutable_flows_over_the_error_rate_are_dropped_from_the_cache() {
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        icmp_errors_per_sec: 1,
-        icmp_error_burst: 5,
-        ..PipelineConfig::default()
-    };
+    let pipeline = five_icmp_errors();
     with_router_config("pnrc", &pipeline, |ha, hb, c| {
         let unroutable: Vec<Vec<u8>> = (0..20).map(|_| udp("192.0.2.9", 5002, 64)).collect();
-        ha.send_burst(&unroutable);
-        let got = ha.recv_for(Duration::from_millis(300));
-        // A second token may come due if the test runs slow.
-        assert!((5..=6).contains(&got.len()), "{} net-unreachable answers", got.len());
-        for frame in &got {
-            let h = valid(frame);
-            let icmp = Icmpv4Packet::new_checked(&frame[h.l4_offset..]).unwrap();
-            assert_eq!((icmp.msg_type(), icmp.msg_code()), (Icmpv4Message::DstUnreachable, 0));
-        }
+        let got = rate_limited_answers(ha, &unroutable, Icmpv4Message::DstUnreachable, 0);
         hb.silent();
         assert_eq!(c.dropped(DropReason::NoRoute), 20);
         assert_eq!(counter(&c.icmp_errors_limited), 20 - got.len() as u64);

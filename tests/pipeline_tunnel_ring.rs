@@ -6,14 +6,16 @@
 
 mod common;
 
-use common::ring::{arp, config, counter, eth, ip, published, valid, with_two_ports_two_workers, Host};
+use common::ring::{
+    arp, config, counter, eth, ip, published, short_lived_neighbours, valid, with_two_ports_two_workers, Host,
+};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
 use midogw::flowtable::flow::{FlowCacheConfig, FlowKey};
-use midogw::flowtable::sim::{CoreConfig, DropReason};
+use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket,
@@ -312,16 +314,7 @@ fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
 #[test]
 fn tunnel_neighbours_in_use_are_polled_before_they_expire() {
     // A 1 s lifetime: stale after 750 ms, polled every 50 ms from then; flows kept as long.
-    let core = CoreConfig { neighbour_lifetime: 1_000_000_000, ..CoreConfig::default() };
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig {
-            capacity: 1024,
-            hard_timeout: core.neighbour_lifetime,
-            ..FlowCacheConfig::default()
-        },
-        core,
-        ..PipelineConfig::default()
-    };
+    let pipeline = short_lived_neighbours(1_000_000_000);
     with_gateway_config("ptunpoll", Encap::Vxlan, &pipeline, |[outside, host1], underlay_mac, c| {
         // The compute host and the VM announce themselves (each request answered, its sender learned).
         host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));

@@ -82,11 +82,11 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
         Directions::Forward => [packets, 0],
         Directions::Reverse => [0, packets],
     };
-    let macs = scenario.router_macs()?;
-    let addresses = match scenario.topology_path() {
-        Some(path) => Some(crate::topology::GatewayTopology::load(&path)?.port_addresses()?),
-        None => None,
-    };
+    // A gateway scenario's router ports: where each side's frames go (MACs) and its hosts'
+    // announcements are addressed.
+    let topology = scenario.topology_path().map(|path| crate::topology::GatewayTopology::load(&path)).transpose()?;
+    let macs = topology.as_ref().map(|t| t.port_macs()).transpose()?;
+    let addresses = topology.as_ref().map(|t| t.port_addresses()).transpose()?;
     let forward = Trace::build_to(&scenario.traffic, Direction::Forward, counts[0].max(1), macs.map(|m| m[0]))?;
     let is_tunnel = scenario.is_tunnel()?;
     let total = packets * passes;
@@ -211,10 +211,8 @@ pub fn trace_run(scenario: &Scenario, packets: usize, passes: usize, file_prefix
             })??
         }
         Pipeline::Gateway => {
-            let path =
-                scenario.topology_path().ok_or_else(|| Error::Build("gateway scenario without topology".into()))?;
-            let snapshot = crate::topology::GatewayTopology::load(&path)?
-                .snapshot(&[(up, appliance[0].id()), (down, appliance[1].id())])?;
+            let topology = topology.as_ref().ok_or_else(|| Error::Build("gateway scenario without topology".into()))?;
+            let snapshot = topology.snapshot(&[(up, appliance[0].id()), (down, appliance[1].id())])?;
             let exchange = SnapshotExchange::new(snapshot, 1);
             let pipeline = PipelineConfig::default();
             let plans = pipeline_plans(&appliance, 1)?;

@@ -5,6 +5,8 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use midogw::flowtable::flow::FlowCacheConfig;
+use midogw::flowtable::sim::CoreConfig;
 use midogw::flowtable::topology::Snapshot;
 use midogw::flowtable::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers,
@@ -13,6 +15,17 @@ use midogw::{
     pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
     RxQueue, SnapshotExchange, TxQueue,
 };
+
+/// A worker of 1 Ki flows whose neighbours live `lifetime_ns` (stale after three quarters of it,
+/// then polled every twentieth), its flows as long: for the neighbour polling tests.
+pub fn short_lived_neighbours(lifetime_ns: u64) -> PipelineConfig {
+    let core = CoreConfig { neighbour_lifetime: lifetime_ns, ..CoreConfig::default() };
+    PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, hard_timeout: lifetime_ns, ..FlowCacheConfig::default() },
+        core,
+        ..PipelineConfig::default()
+    }
+}
 
 pub fn eth(f: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
     EthernetRepr { src_addr: src, dst_addr: dst, vlan: None, ethertype: ty }

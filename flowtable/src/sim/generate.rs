@@ -175,15 +175,11 @@ pub fn neighbour_solicit(
     src_ip: Ipv6Addr,
     target: Ipv6Addr,
 ) -> Option<usize> {
-    let icmp = Icmpv6Repr::NeighborSolicit { target_addr: target, lladdr: Some(src_mac) };
-    if out.len() < ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + icmp.buffer_len() {
-        return None;
-    }
     let t = target.octets();
     let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
     let d = dst.octets();
     let dst_mac = EthernetAddress([0x33, 0x33, d[12], d[13], d[14], d[15]]);
-    Some(emit_ipv6(out, src_mac, dst_mac, src_ip, dst, 255, &icmp))
+    solicit_to(out, dst_mac, dst, src_mac, src_ip, target)
 }
 
 /// Builds into `out` a neighbour solicitation for `target` sent to the address itself at
@@ -196,11 +192,23 @@ pub fn neighbour_probe(
     target_mac: EthernetAddress,
     target: Ipv6Addr,
 ) -> Option<usize> {
+    solicit_to(out, target_mac, target, src_mac, src_ip, target)
+}
+
+/// A neighbour solicitation for `target` to `dst_mac` / `dst`, with the source link-layer address.
+fn solicit_to(
+    out: &mut [u8],
+    dst_mac: EthernetAddress,
+    dst: Ipv6Addr,
+    src_mac: EthernetAddress,
+    src_ip: Ipv6Addr,
+    target: Ipv6Addr,
+) -> Option<usize> {
     let icmp = Icmpv6Repr::NeighborSolicit { target_addr: target, lladdr: Some(src_mac) };
     if out.len() < ETHERNET_HEADER_LEN + IPV6_HEADER_LEN + icmp.buffer_len() {
         return None;
     }
-    Some(emit_ipv6(out, src_mac, target_mac, src_ip, target, 255, &icmp))
+    Some(emit_ipv6(out, src_mac, dst_mac, src_ip, dst, 255, &icmp))
 }
 
 /// Builds into `out` a neighbour advertisement (RFC 4861 section 7.2.4) for `target` from router

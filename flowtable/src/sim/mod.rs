@@ -1414,15 +1414,18 @@ impl Walk<'_, '_> {
                 Some(Generated { len, legs: Legs::one(self.back), icmp_error: false })
             }
             Icmpv6Repr::NeighborAdvert { flags, target_addr, lladdr: Some(mac) } => {
-                // Section 7.2.5: an advertisement updates a known entry, and creates one only
-                // as the answer to a solicitation (this cache keeps no INCOMPLETE entries: the
-                // solicited flag stands for them); one without the override flag does not
-                // replace a known MAC.
+                // Section 7.2.5: an advertisement updates a known entry (a different MAC only
+                // with the override flag), and creates one only as the answer to a solicitation
+                // (this cache keeps no INCOMPLETE entries: the solicited flag stands for them).
                 let target = IpAddr::V6(target_addr);
-                let known = self.state.neighbours.lookup(port, target, self.now);
-                let replaces = flags.override_entry || known.is_none_or(|k| k == mac);
-                if neighbour_of(rp, target) && replaces {
-                    self.state.neighbours.merge(port, target, mac, flags.solicited, self.now);
+                if neighbour_of(rp, target) {
+                    let learn = match self.state.neighbours.lookup(port, target, self.now) {
+                        Some(known) => flags.override_entry || known == mac,
+                        None => flags.solicited,
+                    };
+                    if learn {
+                        self.state.neighbours.learn(port, target, mac, self.now);
+                    }
                 }
                 None
             }

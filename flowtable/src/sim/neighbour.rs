@@ -210,19 +210,24 @@ impl NeighbourCache {
         self.version
     }
 
+    /// The slot of the entry of `ip` on `port`, if learned and not expired at `now`.
+    fn live_slot(&self, port: PortId, ip: IpAddr, now: u64) -> Option<usize> {
+        self.bucket(port, ip).find(|&i| {
+            let e = &self.slots[i];
+            e.port == port && e.ip == ip && now < e.expires
+        })
+    }
+
     /// The MAC of `ip` on `port`, if learned and not expired at `now`.
     pub fn lookup(&self, port: PortId, ip: IpAddr, now: u64) -> Option<EthernetAddress> {
-        self.slots[self.bucket(port, ip)]
-            .iter()
-            .find(|e| e.port == port && e.ip == ip && now < e.expires)
-            .map(|e| e.mac)
+        self.live_slot(port, ip, now).map(|i| self.slots[i].mac)
     }
 
     /// [`NeighbourCache::lookup`] for a forwarding decision: marks the entry in use, so that it is
     /// polled once stale, and says until when the decision may be kept.
     pub fn use_entry(&mut self, port: PortId, ip: IpAddr, now: u64) -> Option<InUse> {
-        let range = self.bucket(port, ip);
-        let e = self.slots[range].iter_mut().find(|e| e.port == port && e.ip == ip && now < e.expires)?;
+        let i = self.live_slot(port, ip, now)?;
+        let e = &mut self.slots[i];
         e.in_use = true;
         let recheck_at = if now < e.stale_at { e.stale_at } else { e.expires };
         Some(InUse { mac: e.mac, recheck_at })
