@@ -347,6 +347,27 @@ fn unroutable_flows_over_the_error_rate_are_dropped_from_the_cache() {
     });
 }
 
+/// Packets whose answer RFC 1812 forbids (here later fragments) to a destination without a route
+/// are cached as a plain drop: the flow key settles both the route and the exception, so a stream
+/// of them costs one simulation, then a hit each, and gets no answer.
+#[test]
+fn unanswerable_packets_without_a_route_are_dropped_from_the_cache() {
+    with_router("pnrs", |ha, hb, c| {
+        let mut later_fragment = udp("192.0.2.9", 5002, 64);
+        let mut p = Ipv4Packet::new_unchecked(&mut later_fragment[14..34]);
+        p.set_dont_frag(false);
+        p.set_frag_offset(1480);
+        p.fill_checksum();
+        ha.send_burst(&vec![later_fragment; 20]);
+        ha.silent();
+        hb.silent();
+        assert_eq!(c.dropped(DropReason::IcmpErrorSuppressed), 20);
+        assert_eq!(c.dropped(DropReason::NoRoute), 0);
+        assert_eq!(counter(&c.cache_hits), 19, "every packet after the first hit the cached drop");
+        assert_eq!(counter(&c.simulated), 1);
+    });
+}
+
 #[test]
 fn pipeline_resolves_the_next_hop_with_arp() {
     with_router("pnd", |ha, hb, c| {

@@ -58,7 +58,8 @@
 //! the key is not cached, with one exception: a drop that earned an ICMP error on a decision the
 //! key settles (no route, a reject route or rule at a router) is cached as
 //! [`Actions::answer_drop`], which the caller drops and simulates again only for the answer, while
-//! its ICMP error rate allows. A cached flow also depends on the neighbour entry it used: the flow
+//! its ICMP error rate allows (or as a plain drop when RFC 1812 / 4443 forbid the answer, which
+//! the key settles too). A cached flow also depends on the neighbour entry it used: the flow
 //! cache's hard timeout should not exceed the neighbour lifetime
 //! ([`CoreConfig::neighbour_lifetime`]). The simulation marks the entries it forwards with in use
 //! ([`NeighbourCache::use_entry`]), and the caller polls those that went stale
@@ -1182,7 +1183,8 @@ fn verdict(
 /// Drops with `reason` and builds the ICMP error, from `at`'s address, when RFC 1812 section
 /// 4.3.2.7 / RFC 4443 section 2.4 (e) allow one. Cacheable as an answering drop
 /// ([`Actions::answer_drop`]) when the flow key settles the decision (no route, a reject route or
-/// rule) and the packet was answered; otherwise (TTL, length: not in the key) not cacheable.
+/// rule) and the packet was answered, as a plain drop when the key settles it and the answer is
+/// suppressed; otherwise (TTL, length: not in the key) not cacheable.
 #[allow(clippy::too_many_arguments)]
 fn answer_error(
     mut r: SimResult,
@@ -1199,15 +1201,20 @@ fn answer_error(
     let (Some(err), Some(src)) = (err, h.pseudo_header().and_then(|p| own_addr(at, pseudo_src(&p)))) else {
         return r;
     };
+    let keyed = matches!(reason, DropReason::NoRoute | DropReason::RejectRoute | DropReason::RuleReject);
     if !may_answer_error(h) {
-        return r.uncached_drop(DropReason::IcmpErrorSuppressed);
+        // RFC 1812's and 4443's exceptions read only what the key holds (MACs, addresses, the
+        // ICMP type, the fragment): a keyed decision's unanswerable packets are a plain drop, so
+        // a stream of them costs a hit each, not a simulation each.
+        r = r.drop(DropReason::IcmpErrorSuppressed);
+        r.cacheable = cacheable && keyed;
+        return r;
     }
     r.generated = icmp_error(frame, h, out, ingress.port.mac, src, err).map(|len| Generated {
         len,
         legs: Legs::one(ingress.back),
         icmp_error: true,
     });
-    let keyed = matches!(reason, DropReason::NoRoute | DropReason::RejectRoute | DropReason::RuleReject);
     if keyed && r.generated.is_some() {
         r.actions = Actions::answer_drop(reason);
         r.cacheable = cacheable;

@@ -424,6 +424,18 @@ fn no_error_about_an_error() {
     let r = run(&snap, &mut state(), 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::IcmpErrorSuppressed));
     assert!(r.generated.is_none());
+    // No route and an ICMP error: both in the flow key, so the unanswered drop is cacheable.
+    assert!(r.cacheable && !r.actions.answers_error(), "{:?}", r.actions);
+
+    // TTL 1 is not in the key: the same error expiring here is an uncached drop.
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 1, true, 0);
+    let mut p = Ipv4Packet::new_unchecked(&mut f[14..]);
+    p.set_dont_frag(false);
+    p.set_frag_offset(8);
+    p.fill_checksum();
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::IcmpErrorSuppressed));
+    assert!(!r.cacheable && r.generated.is_none());
 }
 
 #[test]
