@@ -39,7 +39,15 @@ fn snapshot(uplink: u16, underlay: u16, encap: Encap) -> Snapshot {
 /// [`snapshot`], and with `stateful` R's infilter accepts return flows and what comes from the
 /// bridge side (`rb`), and drops the rest.
 fn snapshot_with(uplink: u16, underlay: u16, encap: Encap, stateful: bool) -> Snapshot {
-    let mut b = SnapshotBuilder::new(1);
+    snapshot_generation(uplink, underlay, encap, stateful, 1)
+}
+
+/// [`snapshot_with`] as generation `generation`; past the first, with one more (unused) bridge.
+fn snapshot_generation(uplink: u16, underlay: u16, encap: Encap, stateful: bool, generation: u64) -> Snapshot {
+    let mut b = SnapshotBuilder::new(generation);
+    if generation > 1 {
+        b.add_bridge(Uuid(50));
+    }
     let r = b.add_router(Uuid(1));
     let up = b.add_router_port(r, Uuid(10), MAC_UP, &["192.0.2.1/24".parse().unwrap()]);
     let rb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.0.0.1/24".parse().unwrap()]);
@@ -178,6 +186,16 @@ fn with_gateway_config(
     pipeline: &PipelineConfig,
     body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters),
 ) {
+    with_gateway_exchange(tag, encap, pipeline, |hosts, underlay_mac, c, _| body(hosts, underlay_mac, c));
+}
+
+/// [`with_gateway_config`], the body also given the snapshot exchange (to publish changes).
+fn with_gateway_exchange(
+    tag: &str,
+    encap: Encap,
+    pipeline: &PipelineConfig,
+    body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters, &SnapshotExchange),
+) {
     let eal = Eal::init(&common::test_eal_config(tag, 256)).expect("EAL");
     let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
     let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
@@ -202,8 +220,9 @@ fn with_gateway_config(
     let stop = AtomicBool::new(false);
     eal.scope(|s| {
         s.launch(1, || run_pipeline(plan, &exchange, &pool, pipeline, &stop)).unwrap();
-        let result =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&mut hosts, underlay_mac, &counters)));
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            body(&mut hosts, underlay_mac, &counters, &exchange)
+        }));
         stop.store(true, Ordering::Relaxed);
         if let Err(p) = result {
             std::panic::resume_unwind(p);
@@ -369,6 +388,48 @@ fn tunnel_neighbours_in_use_are_polled_before_they_expire() {
         assert_eq!(counter(&c.held), 0, "no packet waited for a resolution");
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
         assert_eq!(counter(&c.neighbour_polls), (underlay_polls + vm_polls) as u64);
+    });
+}
+
+/// A topology change elsewhere keeps what the worker knows of the underlay: the tunnelled flow's
+/// next packet is encapsulated at once (the per-core outer header is rebuilt from the compute
+/// host's entry), not held while the compute host is asked again.
+#[test]
+fn a_topology_change_keeps_the_underlay_next_hops() {
+    let pipeline = PipelineConfig {
+        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
+        ..PipelineConfig::default()
+    };
+    with_gateway_exchange("ptunsnap", Encap::Vxlan, &pipeline, |[outside, host1], underlay_mac, c, exchange| {
+        host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
+        assert_eq!(host1.recv(1).len(), 1, "underlay ARP reply");
+        let vm_asks = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.1");
+        host1.send(&vxlan(underlay_mac, &vm_asks));
+        assert_eq!(host1.recv(1).len(), 1, "the router's ARP reply to the VM, over VXLAN");
+        let sent = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6003);
+        let encapsulated = |frames: Vec<Vec<u8>>| {
+            assert_eq!(frames.len(), 1, "{frames:02x?}");
+            let inner = unwrap_vxlan(&frames[0], underlay_mac);
+            assert_eq!(valid(&inner).eth_dst, MAC_VM);
+        };
+        outside.send(&sent);
+        encapsulated(host1.recv(1));
+        let (uplink, underlay) = (0, 1);
+        let changes = exchange.publish(snapshot_generation(uplink, underlay, Encap::Vxlan, false, 2)).unwrap();
+        assert!(!changes.tags.is_empty() && !changes.everything, "{changes:?}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while counter(&c.snapshot_generation) < 2 {
+            assert!(std::time::Instant::now() < deadline, "the worker takes the new snapshot");
+            outside.send(&sent);
+            encapsulated(host1.recv(1));
+            published();
+        }
+        outside.send(&sent);
+        encapsulated(host1.recv(1));
+        host1.silent();
+        outside.silent();
+        assert_eq!(counter(&c.held), 0, "no packet waited for the compute host");
+        assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
     });
 }
 

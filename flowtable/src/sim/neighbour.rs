@@ -426,14 +426,23 @@ impl CoreState {
 
     /// Brings the per-core state in line with a new snapshot `snap`: what is keyed by a port index
     /// is kept only when the port at that index is unchanged (`changed` holds the changed device
-    /// tags, sorted; `None` means everything changed). Allocation-free.
+    /// tags, sorted; `None` means everything changed, the underlay maybe too), the underlay's
+    /// neighbours unless everything changed. Allocation-free.
     pub fn snapshot_changed(&mut self, snap: &Snapshot, changed: Option<&[u32]>) {
         self.forget_tunnels();
         let unchanged = |id: DeviceId| match changed {
             Some(tags) => tags.binary_search(&snap.device_tag(id)).is_err(),
             None => false,
         };
-        self.neighbours.retain_ports(|port| snap.get_port(port).is_some() && unchanged(DeviceId::Port(port)));
+        // The underlay's next hops belong to no device: they stay unless the underlay changed,
+        // which only a full change (`None`) can say.
+        self.neighbours.retain_ports(|port| {
+            if port == UNDERLAY_PORT {
+                changed.is_some()
+            } else {
+                snap.get_port(port).is_some() && unchanged(DeviceId::Port(port))
+            }
+        });
         self.macs.retain(|bridge, port| {
             snap.get_bridge(bridge).is_some()
                 && snap.get_port(port).is_some()

@@ -618,3 +618,18 @@ fn a_hop_into_a_tunnel_prepares_the_headers_its_list_builds() {
         assert_eq!(by_hop, by_list);
     }
 }
+
+/// The underlay's next hops are no device of the snapshot: a topology change keeps them (else
+/// every change would hold the tunnels' packets while the underlay is asked again), unless the
+/// underlay itself changed (`None`: everything did).
+#[test]
+fn a_snapshot_change_keeps_the_underlay_neighbours() {
+    let n = topo();
+    let mut st = state(&n);
+    let host1: IpAddr = "192.168.7.11".parse().unwrap();
+    assert_eq!(st.neighbours.lookup(UNDERLAY_PORT, host1, 1), Some(HOST1_MAC));
+    st.snapshot_changed(&n.snap, Some(&[n.snap.device_tag(DeviceId::Port(n.vm1))]));
+    assert_eq!(st.neighbours.lookup(UNDERLAY_PORT, host1, 1), Some(HOST1_MAC), "a port changed");
+    st.snapshot_changed(&n.snap, None);
+    assert_eq!(st.neighbours.lookup(UNDERLAY_PORT, host1, 1), None, "everything changed");
+}
