@@ -30,7 +30,7 @@ use flowtable::sim::{
     self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Learning, Leg,
     Legs, Outer, Output, PendingOuter, Poll, MAX_DPDK_PORTS,
 };
-use flowtable::topology::{DeviceSet, PortId, Snapshot};
+use flowtable::topology::{DeviceSet, PortId, Snapshot, Uuid};
 use flowtable::wire::EthernetAddress;
 
 use crate::clock::TscClock;
@@ -305,7 +305,38 @@ impl<T> Inboxes<T> {
 /// tunnel's frames are steered to a queue by their outer headers, the same connection's frames
 /// from the uplink by its inner tuple, so with stateful rules the two directions must meet on one
 /// core (the design brief's ownership rule).
-type HandedOff<'p> = (IngressPoint, Mbuf<'p>);
+type HandedOff<'p> = (PinnedIngress, Mbuf<'p>);
+
+/// Where a frame entered, checkable under a later snapshot: a tunnel port is named by its index,
+/// which a topology change may give to another port, so its UUID goes along. A frame that waits
+/// (held for a next hop, handed to another worker) is simulated under the snapshot of the moment,
+/// with its ingress only if the index still names the same port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PinnedIngress {
+    point: IngressPoint,
+    /// The tunnel port's UUID (nil for a local port: DPDK port numbers do not move).
+    port_uuid: Uuid,
+}
+
+impl PinnedIngress {
+    fn new(snap: &Snapshot, point: IngressPoint) -> PinnedIngress {
+        let port_uuid = match point {
+            IngressPoint::Tunnel(port) => snap.get_port(port).map_or(Uuid(0), |p| p.uuid),
+            IngressPoint::Local(_) => Uuid(0),
+        };
+        PinnedIngress { point, port_uuid }
+    }
+
+    /// The ingress under `snap`; `None` when the tunnel port left or its index names another port.
+    fn under(self, snap: &Snapshot) -> Option<IngressPoint> {
+        match self.point {
+            IngressPoint::Tunnel(port) => {
+                snap.get_port(port).is_some_and(|p| p.uuid == self.port_uuid).then_some(self.point)
+            }
+            IngressPoint::Local(_) => Some(self.point),
+        }
+    }
+}
 
 /// A neighbour or MAC entry learned on one worker, on its way to the others (flowtable's
 /// sim/learning.rs says why), with the snapshot generation it was learned under.
@@ -636,10 +667,17 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     /// Moves to a newly published snapshot: drops the flows and per-core state that depended on
     /// what changed.
+    #[inline(always)]
     fn refresh_snapshot(&mut self) {
-        if !self.snapshot.refresh() {
-            return;
+        if self.snapshot.refresh() {
+            self.take_snapshot();
         }
+    }
+
+    /// [`Engine::refresh_snapshot`] when a new snapshot was taken: invalidate what changed.
+    #[cold]
+    #[inline(never)]
+    fn take_snapshot(&mut self) {
         let changed = match self.snapshot.changes() {
             Refresh::Tags(tags) => {
                 // Tags are u32 device tags; the cache wants them typed. At most a few per change.
@@ -743,8 +781,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     #[cold]
     #[inline(never)]
     fn hand_off(&mut self, owner: usize, point: IngressPoint, m: Mbuf<'p>) {
+        let pinned = PinnedIngress::new(self.snapshot.snapshot(), point);
         let inbox = self.peers.as_ref().and_then(|p| p.handoff.exchange.inboxes.get(owner));
-        match inbox.map(|inbox| inbox.push((point, m))) {
+        match inbox.map(|inbox| inbox.push((pinned, m))) {
             Some(Ok(())) => self.totals.handed_off += 1,
             // The frame comes back in the error and is freed here.
             Some(Err(_)) | None => self.totals.handoff_full += 1,
@@ -759,9 +798,13 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             let Some(inbox) = self.peers.as_ref().and_then(|p| p.handoff.exchange.inboxes.get(p.worker)) else {
                 break;
             };
-            let Some((point, m)) = inbox.pop() else { break };
+            let Some((pinned, m)) = inbox.pop() else { break };
             received += 1;
-            self.process(point, m, now, None);
+            // Sent under the sender's snapshot, which may be older or newer than this one.
+            match pinned.under(self.snapshot.snapshot()) {
+                Some(point) => self.process(point, m, now, None),
+                None => self.dropped(DropReason::IngressGone),
+            }
         }
         self.totals.handoffs_received += received as u64;
         received > 0
@@ -817,7 +860,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     /// The second stage: every frame's candidate slot, its key and entry prefetched. An unparsed
     /// frame's empty probe finds at most a vacant slot, which the third stage never reads.
-    #[inline(always)]
+    /// Out of line (once a burst): its loop then gets registers of its own for the bucket
+    /// compare's constants, whatever the rest of the worker loop needs.
+    #[inline(never)]
     fn stage_candidates(&self, staged: &mut [Staged]) {
         for s in staged.iter_mut() {
             s.hint = self.cache.candidate(&s.probe);
@@ -1005,7 +1050,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             }
             Egress::Hold(hold) => self.hold(Held {
                 m,
-                ingress,
+                ingress: PinnedIngress::new(self.snapshot.snapshot(), ingress),
                 hold,
                 deadline: deadline.unwrap_or(now.saturating_add(self.hold_timeout)),
                 retry_at: now.saturating_add(HOLD_RETRY_NS),
@@ -1027,10 +1072,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     /// Sends the held frames whose next hop was learned, drops those past their deadline. Looks
     /// at the queue only when the neighbour cache learned something or a deadline passed.
+    #[inline(always)]
     fn service_holds(&mut self, now: u64) {
-        if self.held.is_empty() {
-            return;
+        if !self.held.is_empty() {
+            self.service_held(now);
         }
+    }
+
+    /// [`Engine::service_holds`] when something is held: out of line, so that the loop around it
+    /// keeps its registers for the packets.
+    #[cold]
+    #[inline(never)]
+    fn service_held(&mut self, now: u64) {
         let learns = self.state.neighbours.learn_count();
         if learns == self.hold_learns && now < self.hold_next_deadline {
             return;
@@ -1039,17 +1092,21 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.hold_next_deadline = u64::MAX;
         for _ in 0..self.held.len() {
             let Some(h) = self.held.pop_front() else { break };
-            if self.state.neighbours.lookup(h.hold.port, h.hold.addr, now).is_some() {
-                self.totals.released += 1;
-                self.process(h.ingress, h.m, now, Some(h.deadline));
-            } else if h.deadline <= now {
+            let resolved = self.state.neighbours.lookup(h.hold.port, h.hold.addr, now).is_some();
+            if !resolved && h.deadline <= now {
                 drop(h);
                 self.dropped(DropReason::HoldTimeout);
-            } else if h.retry_at <= now {
-                // Still unresolved: simulate it again, which asks again (the request, or the
-                // request's own tunnel leg waiting on the underlay, may have been lost) and
-                // holds it again with its deadline.
-                self.process(h.ingress, h.m, now, Some(h.deadline));
+            } else if resolved || h.retry_at <= now {
+                // Resolved: simulate it again, now sent on. Still unresolved: simulate it again,
+                // which asks again (the request, or the request's own tunnel leg waiting on the
+                // underlay, may have been lost) and holds it again with its deadline.
+                let Some(ingress) = h.ingress.under(self.snapshot.snapshot()) else {
+                    drop(h);
+                    self.dropped(DropReason::IngressGone);
+                    continue;
+                };
+                self.totals.released += u64::from(resolved);
+                self.process(ingress, h.m, now, Some(h.deadline));
             } else {
                 self.hold_next_deadline = self.hold_next_deadline.min(h.deadline).min(h.retry_at);
                 self.held.push_back(h);
@@ -1385,7 +1442,7 @@ enum Egress {
 /// A frame in the resolution queue.
 struct Held<'p> {
     m: Mbuf<'p>,
-    ingress: IngressPoint,
+    ingress: PinnedIngress,
     hold: Hold,
     deadline: u64,
     /// When to ask for the next hop again if no answer came.
@@ -1422,6 +1479,33 @@ fn tags(snapshot: &Snapshot, deps: &DeviceSet) -> TagSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two ports of one bridge, the second `second`: a snapshot where index 1 names that port.
+    fn two_ports(generation: u64, second: u128) -> Snapshot {
+        let mut b = flowtable::topology::SnapshotBuilder::new(generation);
+        let bridge = b.add_bridge(Uuid(1));
+        b.add_bridge_port(bridge, Uuid(10));
+        b.add_bridge_port(bridge, Uuid(second));
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn a_waiting_frame_keeps_its_tunnel_ingress_only_while_the_index_names_the_same_port() {
+        let (before, same, replaced, shrunk) = (two_ports(1, 11), two_ports(2, 11), two_ports(3, 12), {
+            let mut b = flowtable::topology::SnapshotBuilder::new(4);
+            let bridge = b.add_bridge(Uuid(1));
+            b.add_bridge_port(bridge, Uuid(10));
+            b.build().unwrap()
+        });
+        let tunnel = IngressPoint::Tunnel(PortId(1));
+        let pinned = PinnedIngress::new(&before, tunnel);
+        assert_eq!(pinned.under(&before), Some(tunnel));
+        assert_eq!(pinned.under(&same), Some(tunnel), "another snapshot, the same port at the index");
+        assert_eq!(pinned.under(&replaced), None, "another port at the index");
+        assert_eq!(pinned.under(&shrunk), None, "no port at the index");
+        let local = IngressPoint::Local(3);
+        assert_eq!(PinnedIngress::new(&before, local).under(&shrunk), Some(local), "DPDK ports do not move");
+    }
 
     /// What a NIC does with a table pmd programmed: entry `hash mod table`, that entry's queue.
     fn nic_queue(hash: u32, table: usize, queues: u16) -> usize {

@@ -39,11 +39,19 @@ fn snapshot(uplink: u16, underlay: u16, encap: Encap) -> Snapshot {
 /// [`snapshot`], and with `stateful` R's infilter accepts return flows and what comes from the
 /// bridge side (`rb`), and drops the rest.
 fn snapshot_with(uplink: u16, underlay: u16, encap: Encap, stateful: bool) -> Snapshot {
-    snapshot_generation(uplink, underlay, encap, stateful, 1)
+    snapshot_generation(uplink, underlay, encap, stateful, 1, (Uuid(22), KEY))
 }
 
-/// [`snapshot_with`] as generation `generation`; past the first, with one more (unused) bridge.
-fn snapshot_generation(uplink: u16, underlay: u16, encap: Encap, stateful: bool, generation: u64) -> Snapshot {
+/// [`snapshot_with`] as generation `generation`, the VM's port `vm` (its UUID and tunnel key);
+/// past the first generation, with one more (unused) bridge.
+fn snapshot_generation(
+    uplink: u16,
+    underlay: u16,
+    encap: Encap,
+    stateful: bool,
+    generation: u64,
+    vm: (Uuid, u32),
+) -> Snapshot {
     let mut b = SnapshotBuilder::new(generation);
     if generation > 1 {
         b.add_bridge(Uuid(50));
@@ -53,11 +61,12 @@ fn snapshot_generation(uplink: u16, underlay: u16, encap: Encap, stateful: bool,
     let rb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.0.0.1/24".parse().unwrap()]);
     let bridge = b.add_bridge(Uuid(20));
     let br = b.add_bridge_port(bridge, Uuid(21));
-    let vm = b.add_bridge_port(bridge, Uuid(22));
+    let (vm_uuid, vm_key) = vm;
+    let vm = b.add_bridge_port(bridge, vm_uuid);
     let host = b.add_host(Uuid(30), "192.168.7.11".parse().unwrap(), encap);
     b.link(rb, br);
     b.bind_local(up, uplink);
-    b.bind_remote(vm, host, KEY);
+    b.bind_remote(vm, host, vm_key);
     b.set_underlay(Underlay::new(underlay, ip("192.168.7.1"), 24));
     if stateful {
         let c = b.add_chain(Uuid(40), "stateful");
@@ -415,7 +424,8 @@ fn a_topology_change_keeps_the_underlay_next_hops() {
         outside.send(&sent);
         encapsulated(host1.recv(1));
         let (uplink, underlay) = (0, 1);
-        let changes = exchange.publish(snapshot_generation(uplink, underlay, Encap::Vxlan, false, 2)).unwrap();
+        let changes =
+            exchange.publish(snapshot_generation(uplink, underlay, Encap::Vxlan, false, 2, (Uuid(22), KEY))).unwrap();
         assert!(!changes.tags.is_empty() && !changes.everything, "{changes:?}");
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while counter(&c.snapshot_generation) < 2 {
@@ -430,6 +440,37 @@ fn a_topology_change_keeps_the_underlay_next_hops() {
         outside.silent();
         assert_eq!(counter(&c.held), 0, "no packet waited for the compute host");
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
+    });
+}
+
+/// A tunnelled frame held for its next hop while its ingress port is replaced (another port now
+/// has its index) is dropped when the answer comes, not simulated as if it had entered through
+/// the new port.
+#[test]
+fn a_held_frame_whose_tunnel_port_left_is_dropped() {
+    let pipeline = PipelineConfig::default();
+    with_gateway_exchange("ptungone", Encap::Vxlan, &pipeline, |[outside, host1], underlay_mac, c, exchange| {
+        let inner = udp(MAC_VM, MAC_RB, "10.0.0.5", "192.0.2.7", 6004);
+        host1.send(&vxlan(underlay_mac, &inner));
+        let got = outside.recv(1);
+        assert_eq!(got.len(), 1, "the router asks for the outside host; the frame waits");
+        assert!(matches!(valid(&got[0]).l3, L3::Arp(_)));
+        let replaced = snapshot_generation(0, 1, Encap::Vxlan, false, 2, (Uuid(23), KEY + 1));
+        exchange.publish(replaced).unwrap();
+        // The worker publishes its counters after a busy turn: an ARP request for someone else
+        // (not learned, dropped) makes one.
+        let not_for_us =
+            arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.99");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while counter(&c.snapshot_generation) < 2 {
+            assert!(std::time::Instant::now() < deadline, "the worker takes the new snapshot");
+            host1.send(&not_for_us);
+            published();
+        }
+        outside.send(&arp(ArpOperation::Reply, MAC_OUT, MAC_UP, "192.0.2.7", "192.0.2.1"));
+        outside.silent();
+        assert_eq!(c.dropped(DropReason::IngressGone), 1);
+        assert_eq!(counter(&c.released), 0);
     });
 }
 

@@ -70,6 +70,7 @@ drop_reasons! {
     ActionsOverflow => "actions_overflow", "more actions than an action list holds";
     HoldTimeout => "hold_timeout", "held for an unresolved next hop that did not answer in time";
     HoldOverflow => "hold_overflow", "the oldest held packet, dropped to make room in the full resolution queue";
+    IngressGone => "ingress_gone", "a held or handed-over frame whose tunnel ingress port left the topology (or changed index) before its turn";
     DeviceLoop => "device_loop", "more devices than the simulation follows (a loop through bridges and routers)";
     SameBridgePort => "same_bridge_port", "the bridge would send the frame back out of the port it came in on";
     NoEgress => "no_egress", "a flood found no port to send the frame out of";
