@@ -4,9 +4,11 @@
 //! what changed against the current one ([`Snapshot::changed_tags`]), swaps the pointer (arc-swap)
 //! and bumps a generation counter. Each worker, once per loop iteration, compares that counter with
 //! the generation it holds (one relaxed load: the whole cost when nothing changed); when it moved,
-//! it takes the new snapshot, invalidates in its flow cache the tags the change names (everything
-//! when it skipped a generation, since it then missed a diff) and records the generation it now
-//! uses. Workers never free a snapshot: the exchange keeps every replaced one until all workers
+//! it takes the new snapshot, invalidates in its flow cache the tags the change names and records
+//! the generation it now uses. A worker that skipped a generation (two publications within one of
+//! its loop turns) finds the diff from the generation it held too: each publication also diffs the
+//! new snapshot against every older generation a worker still held then, so only a global change
+//! invalidates everything. Workers never free a snapshot: the exchange keeps every replaced one until all workers
 //! have moved past it ([`reclaim`](SnapshotExchange::reclaim), on the control thread), so no
 //! deallocation happens on a core. No locks on the worker side; the control side serialises
 //! publishers with a mutex.
@@ -27,6 +29,9 @@ pub struct Published {
     pub changes: SnapshotChanges,
     /// The generation this one replaced (equal to its own for the first).
     pub previous: u64,
+    /// Devices changed against the older generations (than `previous`) a worker still held when
+    /// this one was published, for a worker that skipped generations.
+    pub changes_since_held: Vec<(u64, SnapshotChanges)>,
     /// Its devices' fingerprints, kept so the next publication hashes only the new snapshot.
     fingerprints: Fingerprints,
 }
@@ -71,8 +76,13 @@ impl SnapshotExchange {
     pub fn new(initial: Snapshot, workers: usize) -> SnapshotExchange {
         let generation = initial.generation();
         let fingerprints = Fingerprints::of(&initial);
-        let published =
-            Published { snapshot: initial, changes: SnapshotChanges::default(), previous: generation, fingerprints };
+        let published = Published {
+            snapshot: initial,
+            changes: SnapshotChanges::default(),
+            previous: generation,
+            changes_since_held: Vec::new(),
+            fingerprints,
+        };
         SnapshotExchange {
             current: ArcSwap::from_pointee(published),
             generation: AtomicU64::new(generation),
@@ -116,8 +126,22 @@ impl SnapshotExchange {
             return Ok(None);
         }
         let generation = next.generation();
-        let published =
-            Arc::new(Published { snapshot: next, changes: changes.clone(), previous: old.generation(), fingerprints });
+        // Usually every worker runs `old`, and this is empty.
+        let mut held: Vec<u64> = self.seen.iter().map(|s| s.0.load(Ordering::Acquire)).collect();
+        held.sort_unstable();
+        held.dedup();
+        let changes_since_held = retired
+            .iter()
+            .filter(|r| r.generation() < old.generation() && held.binary_search(&r.generation()).is_ok())
+            .map(|r| (r.generation(), fingerprints.changes_since(&r.fingerprints)))
+            .collect();
+        let published = Arc::new(Published {
+            snapshot: next,
+            changes: changes.clone(),
+            previous: old.generation(),
+            changes_since_held,
+            fingerprints,
+        });
         self.current.store(published);
         self.generation.store(generation, Ordering::Release);
         retired.push(old);
@@ -177,7 +201,7 @@ impl SnapshotExchange {
 pub enum Refresh<'a> {
     /// Invalidate the flows that depended on these tags.
     Tags(&'a [u32]),
-    /// Invalidate every flow (a generation was skipped, or the change was global).
+    /// Invalidate every flow (the change was global: the underlay).
     Everything,
 }
 
@@ -218,14 +242,19 @@ impl SnapshotReader<'_> {
     }
 
     /// What changed between the snapshot the last [`refresh`](Self::refresh) replaced and the one
-    /// in use: the tags to invalidate, or everything when the worker skipped a generation (it
-    /// then missed a diff) or the change was global.
+    /// in use: the tags to invalidate (from the generation it held, even when it skipped some), or
+    /// everything when the change was global.
     pub fn changes(&self) -> Refresh<'_> {
         let p = &*self.held;
-        if p.previous == self.replaced && !p.changes.everything {
-            Refresh::Tags(&p.changes.tags)
+        let since_replaced = if p.previous == self.replaced {
+            Some(&p.changes)
         } else {
-            Refresh::Everything
+            p.changes_since_held.iter().find(|(g, _)| *g == self.replaced).map(|(_, c)| c)
+        };
+        match since_replaced {
+            Some(c) if !c.everything => Refresh::Tags(&c.tags),
+            // Not found cannot happen (a held generation is always diffed); everything is safe.
+            _ => Refresh::Everything,
         }
     }
 }
@@ -262,17 +291,50 @@ mod tests {
         assert!(!exchange.wait_applied(2, Duration::from_millis(1)));
         assert_eq!(exchange.reclaim(), 1);
 
-        // b skipped generation 2: it cannot use 2 -> 3's diff alone.
-        exchange.publish(snapshot(3, &[2])).unwrap();
+        // b skipped generation 2: it gets 1 -> 3's diff (router 3 is new), not 2 -> 3's (router 2
+        // went, router 3 came), which a gets.
+        exchange.publish(snapshot(3, &[1, 3])).unwrap();
+        assert!(b.refresh());
+        assert_eq!(b.changes(), Refresh::Tags(&[Uuid(3).tag()]));
+        assert!(a.refresh());
+        assert_eq!(a.changes(), Refresh::Tags(&sorted(&[Uuid(2).tag(), Uuid(3).tag()])));
+        // Router 1 went, router 3 moved to index 0: both named.
+        exchange.publish(snapshot(4, &[3])).unwrap();
+        assert!(a.refresh());
+        assert_eq!(a.changes(), Refresh::Tags(&sorted(&[Uuid(1).tag(), Uuid(3).tag()])));
+        assert!(b.refresh());
+        assert!(exchange.wait_applied(4, Duration::from_millis(1)));
+        assert_eq!(exchange.reclaim(), 0, "nobody holds generations 1 to 3 any more");
+    }
+
+    fn sorted(tags: &[u32]) -> Vec<u32> {
+        let mut v = tags.to_vec();
+        v.sort_unstable();
+        v
+    }
+
+    /// A global change (the underlay) invalidates everything, whether a worker skipped it or not;
+    /// a worker that held a snapshot with the same underlay gets tags.
+    #[test]
+    fn an_underlay_change_reaches_a_worker_that_skipped_it_as_everything() {
+        let with_underlay = |generation: u64, routers: &[u128]| {
+            let mut b = SnapshotBuilder::new(generation);
+            for &r in routers {
+                b.add_router(Uuid(r));
+            }
+            b.set_underlay(flowtable::topology::Underlay::new(0, "192.168.7.1".parse().unwrap(), 24));
+            b.build().unwrap()
+        };
+        let exchange = SnapshotExchange::new(snapshot(1, &[1]), 2);
+        let (mut a, mut b) = (exchange.reader(0), exchange.reader(1));
+        exchange.publish(with_underlay(2, &[1])).unwrap();
         assert!(b.refresh());
         assert_eq!(b.changes(), Refresh::Everything);
-        // Router 1 went, router 2 moved to index 0: both named.
-        let mut gone_and_moved = vec![Uuid(1).tag(), Uuid(2).tag()];
-        gone_and_moved.sort_unstable();
+        exchange.publish(with_underlay(3, &[1, 2])).unwrap();
         assert!(a.refresh());
-        assert_eq!(a.changes(), Refresh::Tags(&gone_and_moved));
-        assert!(exchange.wait_applied(3, Duration::from_millis(1)));
-        assert_eq!(exchange.reclaim(), 0, "nobody holds generations 1 and 2 any more");
+        assert_eq!(a.changes(), Refresh::Everything, "1 -> 3 gained the underlay");
+        assert!(b.refresh());
+        assert_eq!(b.changes(), Refresh::Tags(&[Uuid(2).tag()]));
     }
 
     #[test]
@@ -296,24 +358,33 @@ mod tests {
     fn readers_on_other_threads_see_every_publication() {
         let exchange = SnapshotExchange::new(snapshot(1, &[]), 1);
         std::thread::scope(|s| {
-            let ex = &exchange;
+            // Taken before the first publication, so the reader sees them come.
+            let mut r = exchange.reader(0);
             let worker = s.spawn(move || {
-                let mut r = ex.reader(0);
                 let mut seen = vec![r.snapshot().generation()];
                 while r.snapshot().generation() < 50 {
                     if r.refresh() {
                         seen.push(r.snapshot().generation());
+                        // However many generations it skipped, it has the diff from its own.
+                        assert!(matches!(r.changes(), Refresh::Tags(_)), "{:?}", r.changes());
                     }
-                    std::hint::spin_loop();
+                    // A slow loop turn, so that publications pile up between refreshes.
+                    std::thread::sleep(Duration::from_micros(300));
                 }
                 seen
             });
+            // Bursts of five publications, back to back; after each, the reader catches up.
             for g in 2..=50 {
                 exchange.publish(snapshot(g, &[g as u128])).unwrap();
+                if g % 5 == 0 {
+                    assert!(exchange.wait_applied(g, Duration::from_secs(10)), "the reader takes {g}");
+                }
             }
             let seen = worker.join().unwrap();
             assert!(seen.windows(2).all(|w| w[0] < w[1]), "generations only move forward: {seen:?}");
             assert_eq!(*seen.last().unwrap(), 50);
+            assert!(seen.len() > 10, "the reader took each burst's last: {seen:?}");
+            assert!(seen.windows(2).any(|w| w[1] > w[0] + 1), "the reader skipped generations: {seen:?}");
         });
         assert!(exchange.wait_applied(50, Duration::from_secs(1)));
         assert_eq!(exchange.reclaim(), 0);
