@@ -181,11 +181,36 @@ fn with_gateway_encap(
     encap: Encap,
     body: impl FnOnce(&mut [Host<'_>; 2], EthernetAddress, &PipelineCounters),
 ) {
-    let pipeline = PipelineConfig {
+    with_gateway_config(tag, encap, &small_cache(), body);
+}
+
+/// The workers' configuration of most tests here: defaults, with a 1 Ki-flow cache.
+fn small_cache() -> PipelineConfig {
+    PipelineConfig {
         flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
         ..PipelineConfig::default()
-    };
-    with_gateway_config(tag, encap, &pipeline, body);
+    }
+}
+
+/// Compute host 1 and the VM behind it ask the gateway for its addresses (each request answered,
+/// its sender learned): the underlay and the router know both.
+fn announce_host_and_vm(host1: &mut Host<'_>, underlay_mac: EthernetAddress) {
+    host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
+    assert_eq!(host1.recv(1).len(), 1, "underlay ARP reply");
+    let vm_asks = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.1");
+    host1.send(&vxlan(underlay_mac, &vm_asks));
+    assert_eq!(host1.recv(1).len(), 1, "the router's ARP reply to the VM, over VXLAN");
+}
+
+/// Waits until the worker's published counters say it runs `generation`, calling `nudge` (which
+/// should make the worker busy: it publishes its counters after busy turns) between looks.
+fn await_generation(c: &PipelineCounters, generation: u64, mut nudge: impl FnMut()) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while counter(&c.snapshot_generation) < generation {
+        assert!(std::time::Instant::now() < deadline, "the worker takes snapshot {generation}");
+        nudge();
+        published();
+    }
 }
 
 /// [`with_gateway_encap`] with the worker's configuration given.
@@ -344,12 +369,7 @@ fn tunnel_neighbours_in_use_are_polled_before_they_expire() {
     // A 1 s lifetime: stale after 750 ms, polled every 50 ms from then; flows kept as long.
     let pipeline = short_lived_neighbours(1_000_000_000);
     with_gateway_config("ptunpoll", Encap::Vxlan, &pipeline, |[outside, host1], underlay_mac, c| {
-        // The compute host and the VM announce themselves (each request answered, its sender learned).
-        host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
-        assert_eq!(host1.recv(1).len(), 1, "underlay ARP reply");
-        let vm_asks = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.1");
-        host1.send(&vxlan(underlay_mac, &vm_asks));
-        assert_eq!(host1.recv(1).len(), 1, "the router's ARP reply to the VM, over VXLAN");
+        announce_host_and_vm(host1, underlay_mac);
         let sent = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6002);
         let (mut forwarded, mut underlay_polls, mut vm_polls, mut sent_count) = (0, 0, 0, 0);
         // Traffic for 3.2 s, then 100 ms more to take in the last frames, each seen by its kind.
@@ -405,16 +425,8 @@ fn tunnel_neighbours_in_use_are_polled_before_they_expire() {
 /// host's entry), not held while the compute host is asked again.
 #[test]
 fn a_topology_change_keeps_the_underlay_next_hops() {
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        ..PipelineConfig::default()
-    };
-    with_gateway_exchange("ptunsnap", Encap::Vxlan, &pipeline, |[outside, host1], underlay_mac, c, exchange| {
-        host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
-        assert_eq!(host1.recv(1).len(), 1, "underlay ARP reply");
-        let vm_asks = arp(ArpOperation::Request, MAC_VM, EthernetAddress::BROADCAST, "10.0.0.5", "10.0.0.1");
-        host1.send(&vxlan(underlay_mac, &vm_asks));
-        assert_eq!(host1.recv(1).len(), 1, "the router's ARP reply to the VM, over VXLAN");
+    with_gateway_exchange("ptunsnap", Encap::Vxlan, &small_cache(), |[outside, host1], underlay_mac, c, exchange| {
+        announce_host_and_vm(host1, underlay_mac);
         let sent = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6003);
         let encapsulated = |frames: Vec<Vec<u8>>| {
             assert_eq!(frames.len(), 1, "{frames:02x?}");
@@ -427,13 +439,10 @@ fn a_topology_change_keeps_the_underlay_next_hops() {
         let changes =
             exchange.publish(snapshot_generation(uplink, underlay, Encap::Vxlan, false, 2, (Uuid(22), KEY))).unwrap();
         assert!(!changes.tags.is_empty() && !changes.everything, "{changes:?}");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while counter(&c.snapshot_generation) < 2 {
-            assert!(std::time::Instant::now() < deadline, "the worker takes the new snapshot");
+        await_generation(c, 2, || {
             outside.send(&sent);
             encapsulated(host1.recv(1));
-            published();
-        }
+        });
         outside.send(&sent);
         encapsulated(host1.recv(1));
         host1.silent();
@@ -457,16 +466,10 @@ fn a_held_frame_whose_tunnel_port_left_is_dropped() {
         assert!(matches!(valid(&got[0]).l3, L3::Arp(_)));
         let replaced = snapshot_generation(0, 1, Encap::Vxlan, false, 2, (Uuid(23), KEY + 1));
         exchange.publish(replaced).unwrap();
-        // The worker publishes its counters after a busy turn: an ARP request for someone else
-        // (not learned, dropped) makes one.
+        // An ARP request for someone else (not learned, dropped) keeps the worker busy.
         let not_for_us =
             arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.99");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while counter(&c.snapshot_generation) < 2 {
-            assert!(std::time::Instant::now() < deadline, "the worker takes the new snapshot");
-            host1.send(&not_for_us);
-            published();
-        }
+        await_generation(c, 2, || host1.send(&not_for_us));
         outside.send(&arp(ArpOperation::Reply, MAC_OUT, MAC_UP, "192.0.2.7", "192.0.2.1"));
         outside.silent();
         assert_eq!(c.dropped(DropReason::IngressGone), 1);
@@ -572,12 +575,8 @@ fn a_mixed_underlay_burst_is_decapsulated_and_sent_in_order() {
 /// from outside are still dropped.
 #[test]
 fn a_tunnelled_connection_is_handed_to_the_worker_its_replies_reach() {
-    let pipeline = PipelineConfig {
-        flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
-        ..PipelineConfig::default()
-    };
     let stateful = |uplink, underlay| snapshot_with(uplink, underlay, Encap::Vxlan, true);
-    with_two_ports_two_workers("pho", stateful, &pipeline, |outside, host1, workers, macs| {
+    with_two_ports_two_workers("pho", stateful, &small_cache(), |outside, host1, workers, macs| {
         let underlay_mac = macs[1];
         // The outside host, compute host 1 and the VM announce themselves (learned everywhere).
         outside.send_to(0, &arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
