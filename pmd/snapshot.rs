@@ -126,13 +126,14 @@ impl SnapshotExchange {
             return Ok(None);
         }
         let generation = next.generation();
+        // The generations older than `old` that workers hold: all retired (`old` is not yet).
         // Usually every worker runs `old`, and this is empty.
         let mut held: Vec<u64> = self.seen.iter().map(|s| s.0.load(Ordering::Acquire)).collect();
         held.sort_unstable();
         held.dedup();
         let changes_since_held = retired
             .iter()
-            .filter(|r| r.generation() < old.generation() && held.binary_search(&r.generation()).is_ok())
+            .filter(|r| held.binary_search(&r.generation()).is_ok())
             .map(|r| (r.generation(), fingerprints.changes_since(&r.fingerprints)))
             .collect();
         let published = Arc::new(Published {
