@@ -4,7 +4,8 @@
 //! gateway 1's traffic; a bridge made through gateway 1 is listed by gateway 2. Stopping ZooKeeper
 //! keeps the traffic flowing on the last topology, a write meanwhile is refused with a clear 503
 //! Error-v1 (nothing is silently lost), and when ZooKeeper is back a write made through gateway 2
-//! reaches gateway 1's cores again.
+//! reaches gateway 1's cores again. Then gateway 2 crashes: gateway 1 shows its Host dead (the
+//! session's alive key, not the stored document, which still says alive) and deletes it.
 
 mod common;
 
@@ -21,6 +22,8 @@ const BRIDGES: &str = "application/vnd.org.midonet.collection.Bridge-v4+json";
 const PORT: &str = "application/vnd.org.midonet.Port-v3+json";
 const CHAIN: &str = "application/vnd.org.midonet.Chain-v1+json";
 const RULE: &str = "application/vnd.org.midonet.Rule-v2+json";
+const HOST: &str = "application/vnd.org.midonet.Host-v3+json";
+const HOSTS: &str = "application/vnd.org.midonet.collection.Host-v3+json";
 const ERROR: &str = "application/vnd.org.midonet.Error-v1+json";
 const API: &str = "/midonet-api";
 const GATEWAY1: &str = "8d1f0c36-0b7c-4f63-9a55-3c1d2e4f5a61";
@@ -138,9 +141,25 @@ fn two_gateways_share_one_zookeeper_and_survive_its_outage() {
         gw2.log().join("\n")
     );
 
+    // Gateway 2 crashes (SIGKILL, no clean stop, its Host document still saying alive): once its
+    // session times out, gateway 1 shows its Host dead, and lets an operator delete it.
+    let alive = |id: &str| api1.get(&format!("{API}/hosts/{id}"), HOST)["alive"].clone();
+    assert_eq!((alive(GATEWAY1), alive(GATEWAY2)), (json!(true), json!(true)));
+    drop(gw2);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while alive(GATEWAY2) != json!(false) {
+        assert!(Instant::now() < deadline, "the crashed gateway's Host is still shown alive");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(alive(GATEWAY1), json!(true));
+    let listed = api1.get(&format!("{API}/hosts"), HOSTS);
+    let shown: Vec<(&str, bool)> =
+        listed.as_array().unwrap().iter().map(|h| (h["id"].as_str().unwrap(), h["alive"] == true)).collect();
+    assert!(shown.contains(&(GATEWAY1, true)) && shown.contains(&(GATEWAY2, false)), "{listed}");
+    api1.delete(&format!("{API}/hosts/{GATEWAY2}"));
+
     let report = gw1.stop();
     let feed = &report["topology_feed"];
     assert_eq!(feed["compile_errors"], 0, "{feed}");
     assert_eq!(feed["store_unreachable"], false, "{feed}");
-    gw2.stop();
 }

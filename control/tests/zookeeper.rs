@@ -11,7 +11,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use control::store::{suite, ZookeeperConfig, ZookeeperStore};
-use control::{Kind, Op, Store, StoreError};
+use control::{Host, Kind, Op, Store, StoreError, Topology, TopologyError};
 
 const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
 
@@ -231,6 +231,41 @@ fn ephemeral_nodes_follow_the_session() {
     wait_until(Duration::from_secs(1), "alive to clear after the session closed", || {
         !observer.alive("host-1").unwrap()
     });
+}
+
+/// A gateway that dies without a clean stop leaves its Host document saying `alive: true`; the
+/// REST API shows (and refuses deletion by) the session's alive key instead, as MidoNet does.
+#[test]
+fn a_crashed_gateways_host_is_shown_dead_and_can_be_deleted() {
+    let server = ZkServer::start();
+    let gateway = Arc::new(server.store(""));
+    let observer = Topology::new(Arc::new(server.store("")));
+    let registered = Topology::new(Arc::clone(&gateway))
+        .report_host(Host {
+            id: uuid::Uuid::new_v4(),
+            name: Some("gw-1".into()),
+            addresses: Vec::new(),
+            host_interfaces: Vec::new(),
+            alive: true,
+            flooding_proxy_weight: None,
+            container_weight: None,
+            container_limit: None,
+            enforce_container_limit: None,
+        })
+        .unwrap();
+    let id = registered.id;
+    gateway.set_alive(&id.to_string()).unwrap();
+    assert!(observer.host(id).unwrap().alive);
+    assert!(observer.hosts().unwrap().iter().all(|h| h.alive));
+    assert!(matches!(observer.delete_host(id), Err(TopologyError::HostAlive(_))));
+
+    // The crash: the session goes, the document stays as the gateway last wrote it.
+    drop(gateway);
+    assert!(observer.get::<Host>(&id.to_string()).unwrap().alive, "the stored document still says alive");
+    wait_until(Duration::from_secs(2), "the host to be shown dead", || !observer.host(id).unwrap().alive);
+    assert!(observer.hosts().unwrap().iter().all(|h| !h.alive));
+    observer.delete_host(id).expect("a dead gateway's Host can be deleted");
+    assert!(observer.hosts().unwrap().is_empty());
 }
 
 #[test]

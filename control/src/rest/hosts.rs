@@ -54,8 +54,11 @@ impl Crud for Host {
     fn scope(&self, _t: &Topo) -> Result<Scope, TopologyError> {
         Ok(Scope::Shared)
     }
+    fn read(t: &Topo, id: Uuid) -> Result<Self, TopologyError> {
+        t.host(id)
+    }
     fn list(t: &Topo, _parent: Option<Uuid>) -> Result<Vec<Self>, TopologyError> {
-        t.list()
+        t.hosts()
     }
     fn create(t: &Topo, _parent: Option<Uuid>, v: Self) -> Result<Self, TopologyError> {
         t.create_host(v)

@@ -267,6 +267,13 @@ pub trait Store: Send + Sync {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         tokio::sync::watch::channel(self.version().unwrap_or(0)).1
     }
+    /// Whether host `host_id` is alive, for a store that keeps liveness apart from the Host
+    /// document (ZooKeeper: the host session's ephemeral `alive` key, gone when the host dies,
+    /// crashed or not). `None`, the default: the store keeps none, the document's `alive` stands
+    /// (the embedded store: one box, whose own Host the appliance marks alive and not alive).
+    fn host_alive(&self, _host_id: &str) -> Result<Option<bool>, StoreError> {
+        Ok(None)
+    }
 }
 
 fn check_id(id: &str) -> Result<(), StoreError> {
@@ -295,5 +302,8 @@ impl<T: Store + ?Sized> Store for std::sync::Arc<T> {
     }
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         (**self).subscribe()
+    }
+    fn host_alive(&self, host_id: &str) -> Result<Option<bool>, StoreError> {
+        (**self).host_alive(host_id)
     }
 }

@@ -770,6 +770,11 @@ impl Store for ZookeeperStore {
     fn subscribe(&self) -> watch::Receiver<u64> {
         self.shared.version_tx.subscribe()
     }
+    /// The host's ephemeral alive key: the Host document's `alive` says only what its host last
+    /// reported, which a crashed gateway never takes back.
+    fn host_alive(&self, host_id: &str) -> Result<Option<bool>, StoreError> {
+        self.alive(host_id).map(Some)
+    }
 }
 
 /// The oldest change set still in the log (0 when it is empty).

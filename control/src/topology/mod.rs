@@ -681,11 +681,32 @@ impl<S: Store> Topology<S> {
         })
     }
 
-    /// Delete a host. Refused while it is alive or has ports bound to it; it leaves its tunnel zones.
+    /// A host as the REST API shows it: its document, `alive` from the store's liveness state when
+    /// the store keeps one ([`Store::host_alive`]).
+    pub fn host(&self, id: Uuid) -> Result<Host> {
+        let host: Host = self.get(&id.to_string())?;
+        self.with_liveness(host)
+    }
+
+    /// Every host, as [`Topology::host`] shows each.
+    pub fn hosts(&self) -> Result<Vec<Host>> {
+        self.list::<Host>()?.into_iter().map(|h| self.with_liveness(h)).collect()
+    }
+
+    fn with_liveness(&self, mut host: Host) -> Result<Host> {
+        if let Some(alive) = self.store.host_alive(&host.id.to_string())? {
+            host.alive = alive;
+        }
+        Ok(host)
+    }
+
+    /// Delete a host. Refused while it is alive (by the store's liveness state when it keeps one,
+    /// so a crashed gateway's Host can go) or has ports bound to it; it leaves its tunnel zones.
     pub fn delete_host(&self, id: Uuid) -> Result<()> {
         self.write(|tx| {
             let host: Host = tx.need(&id.to_string())?;
-            if host.alive {
+            let alive = self.store.host_alive(&id.to_string())?.unwrap_or(host.alive);
+            if alive {
                 return Err(TopologyError::HostAlive(id));
             }
             if tx.list::<Port>()?.iter().any(|p| p.host_id == Some(id)) {
