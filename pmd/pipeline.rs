@@ -1050,7 +1050,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             }
             Egress::Hold(hold) => self.hold(Held {
                 m,
-                ingress: PinnedIngress::new(self.snapshot.snapshot(), ingress),
+                then: AfterHold::Simulate(PinnedIngress::new(self.snapshot.snapshot(), ingress)),
                 hold,
                 deadline: deadline.unwrap_or(now.saturating_add(self.hold_timeout)),
                 retry_at: now.saturating_add(HOLD_RETRY_NS),
@@ -1100,13 +1100,22 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 // Resolved: simulate it again, now sent on. Still unresolved: simulate it again,
                 // which asks again (the request, or the request's own tunnel leg waiting on the
                 // underlay, may have been lost) and holds it again with its deadline.
-                let Some(ingress) = h.ingress.under(self.snapshot.snapshot()) else {
-                    drop(h);
-                    self.dropped(DropReason::IngressGone);
-                    continue;
-                };
-                self.totals.released += u64::from(resolved);
-                self.process(ingress, h.m, now, Some(h.deadline));
+                match h.then {
+                    AfterHold::Simulate(pinned) => match pinned.under(self.snapshot.snapshot()) {
+                        Some(ingress) => {
+                            self.totals.released += u64::from(resolved);
+                            self.process(ingress, h.m, now, Some(h.deadline))
+                        }
+                        None => self.dropped(DropReason::IngressGone),
+                    },
+                    AfterHold::Tunnel { port, sport } => match port.under(self.snapshot.snapshot()) {
+                        Some(IngressPoint::Tunnel(port)) => {
+                            self.totals.released += u64::from(resolved);
+                            self.send_tunnel_leg(port, sport, h.m, now, h.deadline)
+                        }
+                        _ => self.dropped(DropReason::NoEgress),
+                    },
+                }
             } else {
                 self.hold_next_deadline = self.hold_next_deadline.min(h.deadline).min(h.retry_at);
                 self.held.push_back(h);
@@ -1178,15 +1187,35 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         match leg {
             Leg::Local(dpdk_port) => self.send(dpdk_port, m),
             Leg::Tunnel { port, sport } => {
-                match sim::outer_header(self.snapshot.snapshot(), &self.state, port, sport, m.len(), now) {
-                    Ok((dpdk_port, outer)) => self.send_output(Output { dpdk_port, outer }, m),
-                    Err(DropReason::NeighbourUnresolved) => {
-                        self.dropped(DropReason::NeighbourUnresolved);
-                        self.ask_underlay(port);
-                    }
-                    Err(reason) => self.dropped(reason),
+                self.send_tunnel_leg(port, sport, m, now, now.saturating_add(self.hold_timeout))
+            }
+        }
+    }
+
+    /// Encapsulates `m` toward remote port `port`'s host and queues it. While the underlay next
+    /// hop toward that host is unknown, asks for it and holds the frame (until `deadline`), so a
+    /// router's first ARP request toward a VM, or a flood's copy, waits for the underlay's answer
+    /// instead of being lost (and the frame that caused it waiting a retry for nothing).
+    fn send_tunnel_leg(&mut self, port: PortId, sport: u16, m: Mbuf<'p>, now: u64, deadline: u64) {
+        let snap = self.snapshot.snapshot();
+        match sim::outer_header(snap, &self.state, port, sport, m.len(), now) {
+            Ok((dpdk_port, outer)) => self.send_output(Output { dpdk_port, outer }, m),
+            Err(DropReason::NeighbourUnresolved) => {
+                let hold = sim::underlay_hold(snap, port);
+                let pinned = PinnedIngress::new(snap, IngressPoint::Tunnel(port));
+                self.ask_underlay(port);
+                match hold {
+                    Some(hold) if deadline > now => self.hold(Held {
+                        m,
+                        then: AfterHold::Tunnel { port: pinned, sport },
+                        hold,
+                        deadline,
+                        retry_at: now.saturating_add(HOLD_RETRY_NS),
+                    }),
+                    _ => self.dropped(DropReason::NeighbourUnresolved),
                 }
             }
+            Err(reason) => self.dropped(reason),
         }
     }
 
@@ -1442,11 +1471,23 @@ enum Egress {
 /// A frame in the resolution queue.
 struct Held<'p> {
     m: Mbuf<'p>,
-    ingress: PinnedIngress,
+    then: AfterHold,
     hold: Hold,
     deadline: u64,
     /// When to ask for the next hop again if no answer came.
     retry_at: u64,
+}
+
+/// What a held frame does once its next hop is known, or when it is asked for again.
+#[derive(Clone, Copy, Debug)]
+enum AfterHold {
+    /// Simulated again from where it entered (the simulation held it for a router's next hop or
+    /// its tunnel's underlay next hop).
+    Simulate(PinnedIngress),
+    /// A frame already decided for a remote port's tunnel (a generated frame, a flood's copy),
+    /// waiting for the underlay next hop toward the port's host: encapsulated and sent. The
+    /// port is pinned like a tunnel ingress; gone or replaced, the frame is dropped (`no_egress`).
+    Tunnel { port: PinnedIngress, sport: u16 },
 }
 
 /// How long a held frame waits for an answer before its next hop is asked for again: an ARP

@@ -1070,6 +1070,14 @@ fn exterior_leg(snap: &Snapshot, p: PortId, sport: u16) -> Option<Leg> {
     }
 }
 
+/// What a tunnel leg to remote port `port` waits for when its [`outer_header`] failed with
+/// [`DropReason::NeighbourUnresolved`]: the underlay next hop toward the port's host, under
+/// [`UNDERLAY_PORT`]. `None` when the port is no tunnel port of `snap`.
+pub fn underlay_hold(snap: &Snapshot, port: PortId) -> Option<Hold> {
+    let t = tunnel_of(snap, port).ok()?;
+    Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(t.underlay.next_hop(t.dst)) })
+}
+
 /// Builds into `out` the ARP request for the underlay next hop toward the host remote port `port`
 /// is bound on; returns its length and the underlay DPDK port. For a tunnel leg whose
 /// [`outer_header`] failed with [`DropReason::NeighbourUnresolved`].
