@@ -695,7 +695,13 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 None
             }
         };
-        self.state.snapshot_changed(self.snapshot.snapshot(), changed);
+        // Most changes (routes, rules) leave every port and bridge as it was: then the neighbour
+        // and MAC tables, up to a million entries each, are not walked.
+        if self.snapshot.ports_and_bridges_kept() {
+            self.state.snapshot_changed_elsewhere();
+        } else {
+            self.state.snapshot_changed(self.snapshot.snapshot(), changed);
+        }
         self.totals.snapshots += 1;
         self.refresh_ownership();
     }

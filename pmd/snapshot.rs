@@ -246,16 +246,26 @@ impl SnapshotReader<'_> {
     /// in use: the tags to invalidate (from the generation it held, even when it skipped some), or
     /// everything when the change was global.
     pub fn changes(&self) -> Refresh<'_> {
-        let p = &*self.held;
-        let since_replaced = if p.previous == self.replaced {
-            Some(&p.changes)
-        } else {
-            p.changes_since_held.iter().find(|(g, _)| *g == self.replaced).map(|(_, c)| c)
-        };
-        match since_replaced {
+        match self.since_replaced() {
             Some(c) if !c.everything => Refresh::Tags(&c.tags),
             // Not found cannot happen (a held generation is always diffed); everything is safe.
             _ => Refresh::Everything,
+        }
+    }
+
+    /// Whether the change [`changes`](Self::changes) describes left every port and bridge as it
+    /// was (same index, same compiled form): then what a worker learned about them (neighbours,
+    /// MACs) stands without a look at its tables.
+    pub fn ports_and_bridges_kept(&self) -> bool {
+        self.since_replaced().is_some_and(|c| !c.everything && !c.ports_or_bridges)
+    }
+
+    fn since_replaced(&self) -> Option<&SnapshotChanges> {
+        let p = &*self.held;
+        if p.previous == self.replaced {
+            Some(&p.changes)
+        } else {
+            p.changes_since_held.iter().find(|(g, _)| *g == self.replaced).map(|(_, c)| c)
         }
     }
 }
@@ -336,6 +346,37 @@ mod tests {
         assert_eq!(a.changes(), Refresh::Everything, "1 -> 3 gained the underlay");
         assert!(b.refresh());
         assert_eq!(b.changes(), Refresh::Tags(&[Uuid(2).tag()]));
+    }
+
+    /// Whether a worker must look at what it learned: only when a port or bridge changed since the
+    /// generation it held, whether it took every generation or skipped some.
+    #[test]
+    fn workers_learn_whether_ports_or_bridges_changed_since_their_generation() {
+        let with_bridge = |generation: u64, routers: &[u128], bridge: bool| {
+            let mut b = SnapshotBuilder::new(generation);
+            for &r in routers {
+                b.add_router(Uuid(r));
+            }
+            if bridge {
+                b.add_bridge(Uuid(50));
+            }
+            b.build().unwrap()
+        };
+        let exchange = SnapshotExchange::new(with_bridge(1, &[1], false), 2);
+        let (mut a, mut b) = (exchange.reader(0), exchange.reader(1));
+        exchange.publish(with_bridge(2, &[1, 2], false)).unwrap();
+        assert!(a.refresh());
+        assert!(a.ports_and_bridges_kept(), "a router added");
+        exchange.publish(with_bridge(3, &[1, 2], true)).unwrap();
+        assert!(a.refresh());
+        assert!(!a.ports_and_bridges_kept(), "a bridge added");
+        exchange.publish(with_bridge(4, &[1, 3], true)).unwrap();
+        assert!(a.refresh());
+        assert!(a.ports_and_bridges_kept(), "routers only");
+        // b skipped 2 and 3: from its generation 1, the bridge is new.
+        assert!(b.refresh());
+        assert_eq!(b.changes(), Refresh::Tags(&sorted(&[Uuid(3).tag(), Uuid(50).tag()])));
+        assert!(!b.ports_and_bridges_kept());
     }
 
     #[test]

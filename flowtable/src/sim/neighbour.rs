@@ -451,6 +451,14 @@ impl CoreState {
         });
     }
 
+    /// [`CoreState::snapshot_changed`] for a change that left every port and bridge as it was
+    /// (same index, same compiled form: routes, rules, chains or groups changed): the learned
+    /// neighbours and MACs still name what they named, so the tables are not walked; only the
+    /// kept tunnel headers go (rebuilt on first use).
+    pub fn snapshot_changed_elsewhere(&mut self) {
+        self.forget_tunnels();
+    }
+
     /// Sets the MAC of a DPDK port (the outer source of tunnelled frames on the underlay port, the
     /// ARP answer for the underlay address); ports beyond [`MAX_DPDK_PORTS`] are ignored.
     pub fn set_port_mac(&mut self, dpdk_port: u16, mac: EthernetAddress) {

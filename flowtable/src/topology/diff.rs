@@ -30,19 +30,24 @@ pub struct SnapshotChanges {
     pub tags: Vec<u32>,
     /// Something every flow may depend on changed (the snapshot's global settings): flush all.
     pub everything: bool,
+    /// A port or a bridge changed, appeared or disappeared. A core's learned entries (neighbours
+    /// by router port, MACs by bridge and port) name them by index and need looking at only then:
+    /// the commonest changes (routes, rules) leave them as they are, with no walk of the tables.
+    pub ports_or_bridges: bool,
 }
 
 impl SnapshotChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.tags.is_empty() && !self.everything
+        self.tags.is_empty() && !self.everything && !self.ports_or_bridges
     }
 }
 
-/// Every device's fingerprint, sorted by UUID, plus the snapshot-wide settings.
+/// Every device's fingerprint, sorted by UUID, with whether it is a port or a bridge, plus the
+/// snapshot-wide settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Fingerprints {
-    devices: Vec<(Uuid, u64)>,
+    devices: Vec<(Uuid, u64, bool)>,
     underlay: Option<Underlay>,
 }
 
@@ -60,15 +65,15 @@ impl Fingerprints {
         all.extend(
             snap.routers()
                 .iter()
-                .map(|r| (r.uuid, hash_of(&(r.uuid, r.id, r.infilter, r.outfilter, &r.ports, &r.routes)))),
+                .map(|r| (r.uuid, hash_of(&(r.uuid, r.id, r.infilter, r.outfilter, &r.ports, &r.routes)), false)),
         );
-        all.extend(snap.bridges().iter().map(|b| (b.uuid, hash_of(b))));
+        all.extend(snap.bridges().iter().map(|b| (b.uuid, hash_of(b), true)));
         all.extend(snap.ports().iter().map(|p| {
             let host = match p.link {
                 PortLink::Exterior(Binding::Remote { host, .. }) => snap.get_host(host),
                 _ => None,
             };
-            (p.uuid, hash_of(&(p, host)))
+            (p.uuid, hash_of(&(p, host)), true)
         }));
         all.extend(snap.chains().iter().map(|c| {
             let mut h = DefaultHasher::new();
@@ -76,10 +81,10 @@ impl Fingerprints {
             for rule in c.rule_ids() {
                 snap.rule(rule).hash(&mut h);
             }
-            (c.uuid, h.finish())
+            (c.uuid, h.finish(), false)
         }));
-        all.extend(snap.port_groups().iter().map(|g| (g.uuid, hash_of(g))));
-        all.extend(snap.ip_addr_groups().iter().map(|g| (g.uuid, hash_of(g))));
+        all.extend(snap.port_groups().iter().map(|g| (g.uuid, hash_of(g), false)));
+        all.extend(snap.ip_addr_groups().iter().map(|g| (g.uuid, hash_of(g), false)));
         all.sort_unstable();
         Fingerprints { devices: all, underlay: snap.underlay().copied() }
     }
@@ -88,26 +93,31 @@ impl Fingerprints {
     pub fn changes_since(&self, old: &Fingerprints) -> SnapshotChanges {
         let (a, b) = (&old.devices, &self.devices);
         let mut tags = Vec::new();
+        let mut ports_or_bridges = false;
+        let mut changed = |(uuid, _, port_or_bridge): (Uuid, u64, bool)| {
+            tags.push(uuid.tag());
+            ports_or_bridges |= port_or_bridge;
+        };
         let (mut i, mut j) = (0, 0);
         while i < a.len() || j < b.len() {
             match (a.get(i), b.get(j)) {
-                (Some(x), Some(y)) if x.0 == y.0 => {
+                (Some(&x), Some(&y)) if x.0 == y.0 => {
                     if x.1 != y.1 {
-                        tags.push(x.0.tag());
+                        changed(x);
                     }
                     i += 1;
                     j += 1;
                 }
-                (Some(x), Some(y)) if x.0 < y.0 => {
-                    tags.push(x.0.tag());
+                (Some(&x), Some(&y)) if x.0 < y.0 => {
+                    changed(x);
                     i += 1;
                 }
-                (Some(x), None) => {
-                    tags.push(x.0.tag());
+                (Some(&x), None) => {
+                    changed(x);
                     i += 1;
                 }
-                (_, Some(y)) => {
-                    tags.push(y.0.tag());
+                (_, Some(&y)) => {
+                    changed(y);
                     j += 1;
                 }
                 (None, None) => break,
@@ -117,7 +127,7 @@ impl Fingerprints {
         tags.dedup();
         // The underlay endpoint (outer addresses, the VXLAN port, the underlay DPDK port) is in every
         // tunnelled flow's actions and in none of their device tags.
-        SnapshotChanges { tags, everything: self.underlay != old.underlay }
+        SnapshotChanges { tags, everything: self.underlay != old.underlay, ports_or_bridges }
     }
 }
 

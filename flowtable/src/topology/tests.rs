@@ -490,6 +490,33 @@ fn snapshot_diff_names_exactly_the_changed_devices() {
 }
 
 #[test]
+fn snapshot_diff_says_whether_a_port_or_bridge_changed() {
+    let base = diff_topology("");
+    let ports_or_bridges = |tweak: &str| diff_topology(tweak).changed_tags(&base).ports_or_bridges;
+    // Routes and rules leave every port and bridge as it was: the cores keep what they learned
+    // without looking at their tables.
+    for tweak in ["", "route", "rule", "other-chain-rule"] {
+        assert!(!ports_or_bridges(tweak), "{tweak}");
+    }
+    // A bridge's static MAC, a remote port's host, ports whose router's index moved: they did not.
+    for tweak in ["static-mac", "host", "router-first"] {
+        assert!(ports_or_bridges(tweak), "{tweak}");
+    }
+    // A port or bridge gone counts too (the diff from the bigger snapshot to the smaller).
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    b.add_router_port(r, Uuid(2), mac(2), &[net("192.0.2.2/24")]);
+    let router_only = b.build().unwrap();
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    b.add_router_port(r, Uuid(2), mac(2), &[net("192.0.2.2/24")]);
+    b.add_bridge(Uuid(9));
+    let with_bridge = b.build().unwrap();
+    assert!(router_only.changed_tags(&with_bridge).ports_or_bridges, "a bridge removed");
+    assert!(with_bridge.changed_tags(&router_only).ports_or_bridges, "a bridge added");
+}
+
+#[test]
 fn underlay_is_checked_and_kept() {
     let mut b = SnapshotBuilder::new(1);
     let br = b.add_bridge(Uuid(1));
