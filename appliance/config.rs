@@ -77,6 +77,8 @@ pub struct NeighboursConfig {
     pub hold_packets: usize,
     /// `hold_timeout_ms`: how long a held packet waits for the answer.
     pub hold_timeout: std::time::Duration,
+    /// `resolution_interval_ms`: the least time between two requests for one next hop.
+    pub resolution_interval: std::time::Duration,
 }
 
 impl Default for NeighboursConfig {
@@ -86,6 +88,7 @@ impl Default for NeighboursConfig {
             lifetime: std::time::Duration::from_secs(60),
             hold_packets: 64,
             hold_timeout: std::time::Duration::from_secs(1),
+            resolution_interval: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -515,6 +518,7 @@ struct RawNeighbours {
     lifetime_s: Option<Spanned<i64>>,
     hold_packets: Option<Spanned<i64>>,
     hold_timeout_ms: Option<Spanned<i64>>,
+    resolution_interval_ms: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -912,6 +916,10 @@ impl<'a> Checker<'a> {
         }
         if let Some(v) = self.count("neighbours", "hold_timeout_ms", raw.hold_timeout_ms.as_ref(), 60_000) {
             n.hold_timeout = std::time::Duration::from_millis(v);
+        }
+        let interval = raw.resolution_interval_ms.as_ref();
+        if let Some(v) = self.count("neighbours", "resolution_interval_ms", interval, 60_000) {
+            n.resolution_interval = std::time::Duration::from_millis(v);
         }
         n
     }
@@ -2162,6 +2170,7 @@ mod tests {
                 "lifetime_s = 1200",
                 "hold_packets = 256",
                 "hold_timeout_ms = 3000",
+                "resolution_interval_ms = 250",
             ]),
             &facts(),
         );
@@ -2172,6 +2181,7 @@ mod tests {
                 lifetime: std::time::Duration::from_secs(1200),
                 hold_packets: 256,
                 hold_timeout: std::time::Duration::from_secs(3),
+                resolution_interval: std::time::Duration::from_millis(250),
             }
         );
         one(
@@ -2188,6 +2198,7 @@ mod tests {
         );
         one(&lines(&[WORKERS, "[neighbours]", "hold_packets = -1"]), 5, 16, "must be 1 to 65536");
         one(&lines(&[WORKERS, "[neighbours]", "hold_timeout_ms = 60001"]), 5, 19, "must be 1 to 60000");
+        one(&lines(&[WORKERS, "[neighbours]", "resolution_interval_ms = 0"]), 5, 26, "must be 1 to 60000");
         one(&lines(&[WORKERS, "[neighbours]", "lifetime = 5"]), 5, 1, "unknown field");
     }
 

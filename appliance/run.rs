@@ -219,12 +219,13 @@ mod tests {
             dpdk_drivers: None,
         };
         let text = "[workers]\ncores = [1]\n[neighbours]\nper_worker = 8192\nlifetime_s = 30\nhold_packets = 128\n\
-                    hold_timeout_ms = 2500\n[icmp]\nerrors_per_s = 10\nerror_burst = 3\n";
+                    hold_timeout_ms = 2500\nresolution_interval_ms = 300\n[icmp]\nerrors_per_s = 10\nerror_burst = 3\n";
         let cfg = config::parse("t.toml", text, &facts).expect("valid");
         let p = pipeline_config(&cfg);
         assert_eq!((p.core.neighbour_capacity, p.core.neighbour_lifetime), (8192, 30_000_000_000));
         assert_eq!(p.flow_cache.hard_timeout, 30_000_000_000, "flows last no longer than the neighbour entry");
         assert_eq!((p.hold_capacity, p.hold_timeout_ns), (128, 2_500_000_000));
+        assert_eq!(p.core.resolution_interval, 300_000_000);
         assert_eq!((p.icmp_errors_per_sec, p.icmp_error_burst), (10, 3));
         let defaults = pipeline_config(&config::parse("t.toml", "[workers]\ncores = [1]\n", &facts).expect("valid"));
         assert_eq!(defaults, PipelineConfig { flow_cache: defaults.flow_cache.clone(), ..PipelineConfig::default() });
@@ -259,6 +260,7 @@ fn pipeline_config(cfg: &Config) -> PipelineConfig {
     pipeline.flow_cache.hard_timeout = pipeline.core.neighbour_lifetime.min(pipeline.core.mac_aging);
     pipeline.hold_capacity = cfg.neighbours.hold_packets;
     pipeline.hold_timeout_ns = ns(cfg.neighbours.hold_timeout);
+    pipeline.core.resolution_interval = ns(cfg.neighbours.resolution_interval);
     if cfg.topology != TopologySource::CrossConnect {
         let bytes =
             midogw::flowtable::flow::FlowCache::<midogw::flowtable::sim::Actions>::footprint(&pipeline.flow_cache);

@@ -1059,10 +1059,17 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 then: AfterHold::Simulate(PinnedIngress::new(self.snapshot.snapshot(), ingress)),
                 hold,
                 deadline: deadline.unwrap_or(now.saturating_add(self.hold_timeout)),
-                retry_at: now.saturating_add(HOLD_RETRY_NS),
+                retry_at: self.retry_at(now),
             }),
             Egress::Drop(reason) => self.dropped(reason),
         }
+    }
+
+    /// When a frame held at `now` is simulated again if no answer came: an ARP request can be
+    /// lost. No sooner than its next hop may be asked for again (`[neighbours]
+    /// resolution_interval_ms`), and never in the same loop turn.
+    fn retry_at(&self, now: u64) -> u64 {
+        now.saturating_add(self.state.neighbours.ask_interval().max(1_000_000))
     }
 
     /// Queues a frame until its next hop is known; when the queue is full the oldest is dropped.
@@ -1209,14 +1216,14 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             Err(DropReason::NeighbourUnresolved) => {
                 let hold = sim::underlay_hold(snap, port);
                 let pinned = PinnedIngress::new(snap, IngressPoint::Tunnel(port));
-                self.ask_underlay(port);
+                self.ask_underlay(port, now);
                 match hold {
                     Some(hold) if deadline > now => self.hold(Held {
                         m,
                         then: AfterHold::Tunnel { port: pinned, sport },
                         hold,
                         deadline,
-                        retry_at: now.saturating_add(HOLD_RETRY_NS),
+                        retry_at: self.retry_at(now),
                     }),
                     _ => self.dropped(DropReason::NeighbourUnresolved),
                 }
@@ -1250,10 +1257,11 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    /// Sends the ARP request for the underlay next hop toward `port`'s host.
-    fn ask_underlay(&mut self, port: PortId) {
+    /// Sends the ARP request for the underlay next hop toward `port`'s host (unless it was asked
+    /// for less than the resolution interval ago).
+    fn ask_underlay(&mut self, port: PortId, now: u64) {
         let Some((len, dpdk_port)) =
-            sim::underlay_arp_request(self.snapshot.snapshot(), &self.state, port, &mut self.arp_scratch)
+            sim::underlay_arp_request(self.snapshot.snapshot(), &mut self.state, port, now, &mut self.arp_scratch)
         else {
             return;
         };
@@ -1495,10 +1503,6 @@ enum AfterHold {
     /// port is pinned like a tunnel ingress; gone or replaced, the frame is dropped (`no_egress`).
     Tunnel { port: PinnedIngress, sport: u16 },
 }
-
-/// How long a held frame waits for an answer before its next hop is asked for again: an ARP
-/// request can be lost, or dropped on its way (a tunnel leg whose underlay next hop was unknown).
-const HOLD_RETRY_NS: u64 = 200_000_000;
 
 /// A new mbuf from `pool` holding a copy of `data`; `None` when the pool is empty or the data
 /// does not fit one mbuf.

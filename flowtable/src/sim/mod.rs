@@ -541,11 +541,8 @@ impl<'a> Walk<'a, '_> {
         if reason != DropReason::NeighbourUnresolved || r.generated.is_some() {
             return r;
         }
-        r.generated = underlay_arp_request(self.snap, self.state, port, self.out).map(|(len, dpdk_port)| Generated {
-            len,
-            legs: Legs::one(Leg::Local(dpdk_port)),
-            icmp_error: false,
-        });
+        r.generated = underlay_arp_request(self.snap, self.state, port, self.now, self.out)
+            .map(|(len, dpdk_port)| Generated { len, legs: Legs::one(Leg::Local(dpdk_port)), icmp_error: false });
         if let Ok(t) = tunnel_of(self.snap, port) {
             r.hold = Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(t.underlay.next_hop(t.dst)) });
         }
@@ -743,10 +740,15 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    /// The next hop's MAC is unknown: drop and send an ARP request / NS from `orp` out of `legs`.
+    /// The next hop's MAC is unknown: drop (the caller holds the packet) and send an ARP request /
+    /// NS from `orp` out of `legs`, unless this destination was asked for less than the core's
+    /// resolution interval ago ([`NeighbourCache::may_ask`]).
     fn resolve(&mut self, r: SimResult, out_port: PortId, orp: &RouterPort, next_hop: IpAddr, legs: Legs) -> SimResult {
         let mut r = r.uncached_drop(DropReason::NeighbourUnresolved);
         r.hold = Some(Hold { port: out_port, addr: next_hop });
+        if !self.state.neighbours.may_ask(out_port, next_hop, self.now) {
+            return r;
+        }
         let len = match (next_hop, own_addr(orp, next_hop)) {
             (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_request(self.out, orp.mac, s, t),
             (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_solicit(self.out, orp.mac, s, t),
@@ -1080,11 +1082,22 @@ pub fn underlay_hold(snap: &Snapshot, port: PortId) -> Option<Hold> {
 
 /// Builds into `out` the ARP request for the underlay next hop toward the host remote port `port`
 /// is bound on; returns its length and the underlay DPDK port. For a tunnel leg whose
-/// [`outer_header`] failed with [`DropReason::NeighbourUnresolved`].
-pub fn underlay_arp_request(snap: &Snapshot, state: &CoreState, port: PortId, out: &mut [u8]) -> Option<(usize, u16)> {
+/// [`outer_header`] failed with [`DropReason::NeighbourUnresolved`]. `None` also when that next
+/// hop was asked for less than the core's resolution interval ago ([`NeighbourCache::may_ask`]).
+pub fn underlay_arp_request(
+    snap: &Snapshot,
+    state: &mut CoreState,
+    port: PortId,
+    now: u64,
+    out: &mut [u8],
+) -> Option<(usize, u16)> {
     let t = tunnel_of(snap, port).ok()?;
     let u = t.underlay;
-    let len = arp_request(out, state.port_mac(u.dpdk_port), u.address, u.next_hop(t.dst))?;
+    let next_hop = u.next_hop(t.dst);
+    if !state.neighbours.may_ask(UNDERLAY_PORT, IpAddr::V4(next_hop), now) {
+        return None;
+    }
+    let len = arp_request(out, state.port_mac(u.dpdk_port), u.address, next_hop)?;
     Some((len, u.dpdk_port))
 }
 

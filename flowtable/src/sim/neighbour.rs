@@ -41,6 +41,34 @@ const FREE: Entry = Entry {
     in_use: false,
 };
 
+/// The FNV-1a hash of a cache key, folded: buckets take its low bits, the asked table its high.
+fn hash(port: PortId, ip: IpAddr) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(port.0);
+    let mut mix = |b: &[u8]| {
+        for &x in b {
+            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    match ip {
+        IpAddr::V4(a) => mix(&a.octets()),
+        IpAddr::V6(a) => mix(&a.octets()),
+    }
+    h ^ (h >> 29)
+}
+
+/// Destinations whose last request time [`NeighbourCache::may_ask`] keeps.
+const ASKED_SLOTS: usize = 256;
+
+/// When a destination was last asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Asked {
+    port: PortId,
+    ip: IpAddr,
+    at: u64,
+}
+
+const NEVER_ASKED: Asked = Asked { port: PortId(u32::MAX), ip: FREE.ip, at: 0 };
+
 /// A neighbour a forwarding decision used ([`NeighbourCache::use_entry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InUse {
@@ -98,12 +126,17 @@ pub struct NeighbourCache {
     /// (live or expired, while its entry is still held): the cached flows through them carry the
     /// old MAC, and may outlive the entry.
     changed: DeviceSet,
+    /// When each destination being resolved was last asked for ([`NeighbourCache::may_ask`]).
+    asked: Box<[Asked; ASKED_SLOTS]>,
+    /// The least time between two requests for one destination.
+    ask_interval: u64,
 }
 
 impl NeighbourCache {
     /// A cache of at least `capacity` entries (rounded up to a power of two, at least one bucket);
-    /// an entry learned at `now` is valid until `now + lifetime`.
-    pub fn new(capacity: usize, lifetime: u64) -> NeighbourCache {
+    /// an entry learned at `now` is valid until `now + lifetime`; one destination is asked for at
+    /// most once per `ask_interval` ([`NeighbourCache::may_ask`]).
+    pub fn new(capacity: usize, lifetime: u64, ask_interval: u64) -> NeighbourCache {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         NeighbourCache {
             slots: vec![FREE; buckets * WAYS].into_boxed_slice(),
@@ -116,6 +149,8 @@ impl NeighbourCache {
             version: 0,
             outbox: Outbox::default(),
             changed: DeviceSet::new(),
+            asked: Box::new([NEVER_ASKED; ASKED_SLOTS]),
+            ask_interval,
         }
     }
 
@@ -125,18 +160,30 @@ impl NeighbourCache {
     }
 
     fn bucket(&self, port: PortId, ip: IpAddr) -> core::ops::Range<usize> {
-        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(port.0);
-        let mut mix = |b: &[u8]| {
-            for &x in b {
-                h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        match ip {
-            IpAddr::V4(a) => mix(&a.octets()),
-            IpAddr::V6(a) => mix(&a.octets()),
-        }
-        let b = (h ^ (h >> 29)) as usize & self.mask;
+        let b = hash(port, ip) as usize & self.mask;
         b * WAYS..(b + 1) * WAYS
+    }
+
+    /// The least time between two requests for one destination: a frame held for a next hop is
+    /// simulated again (and its next hop asked for again) this often.
+    pub fn ask_interval(&self) -> u64 {
+        self.ask_interval
+    }
+
+    /// Whether a request (ARP or neighbour solicitation) for `ip` on `port` may go out at `now`,
+    /// recording it if so: at most one per destination per [`CoreConfig::resolution_interval`]
+    /// (RFC 1122 2.3.2.1: a host MUST NOT flood ARP requests for one address, recommended at most
+    /// one a second; RFC 4861's RetransTimer is a second too). Packets to a destination being
+    /// resolved still wait for it; only the requests are spared. Destinations share a small
+    /// direct-mapped table: a collision forgets the other's time, which only allows one request
+    /// more.
+    pub fn may_ask(&mut self, port: PortId, ip: IpAddr, now: u64) -> bool {
+        let slot = &mut self.asked[(hash(port, ip) >> 32) as usize % ASKED_SLOTS];
+        if slot.port == port && slot.ip == ip && now < slot.at.saturating_add(self.ask_interval) {
+            return false;
+        }
+        *slot = Asked { port, ip, at: now };
+        true
     }
 
     /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`, and
@@ -327,6 +374,10 @@ pub struct CoreConfig {
     pub neighbour_lifetime: u64,
     /// The MTU of a DPDK port without its own ([`CoreState::set_mtu`]): IP packet bytes, not frame bytes.
     pub default_mtu: u16,
+    /// The least time between two ARP requests or neighbour solicitations for one destination
+    /// on one core, in the caller's clock units ([`NeighbourCache::may_ask`]; RFC 1122 2.3.2.1
+    /// recommends at most one a second).
+    pub resolution_interval: u64,
     /// Learned MAC entries of all bridges.
     pub mac_capacity: usize,
     /// How long a learned MAC stays valid without being seen again, in the caller's clock units
@@ -345,6 +396,7 @@ impl Default for CoreConfig {
         CoreConfig {
             neighbour_capacity: 4096,
             neighbour_lifetime: 60_000_000_000,
+            resolution_interval: 1_000_000_000,
             default_mtu: 1500,
             mac_capacity: 4096,
             mac_aging: 300_000_000_000,
@@ -374,7 +426,11 @@ impl CoreState {
     /// New state with an empty neighbour cache.
     pub fn new(config: &CoreConfig) -> CoreState {
         CoreState {
-            neighbours: NeighbourCache::new(config.neighbour_capacity, config.neighbour_lifetime),
+            neighbours: NeighbourCache::new(
+                config.neighbour_capacity,
+                config.neighbour_lifetime,
+                config.resolution_interval,
+            ),
             macs: MacTable::new(config.mac_capacity, config.mac_aging),
             conntrack: ConnTrack::new(config.conntrack_capacity, config.conntrack_idle),
             mtus: [0; MAX_DPDK_PORTS],

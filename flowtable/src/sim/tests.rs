@@ -702,7 +702,7 @@ fn what_one_core_learns_the_others_apply() {
 
 #[test]
 fn a_neighbour_at_a_new_mac_is_a_change_of_its_port() {
-    let mut n = NeighbourCache::new(16, 1000);
+    let mut n = NeighbourCache::new(16, 1000, 0);
     n.learn(PortId(3), ip("10.0.0.5"), VM, 0);
     n.learn(PortId(3), ip("10.0.0.5"), VM, 10);
     assert!(!n.has_changed(), "new and refreshed entries change no flow");
@@ -723,13 +723,54 @@ fn a_neighbour_at_a_new_mac_is_a_change_of_its_port() {
     assert!(!n.has_changed());
 }
 
+/// RFC 1122 2.3.2.1: one request per destination per interval, however many packets wait for it.
+#[test]
+fn a_destination_is_asked_for_once_per_interval() {
+    let mut n = NeighbourCache::new(16, 1000, 100);
+    let (port, addr) = (PortId(3), ip("10.0.0.5"));
+    assert!(n.may_ask(port, addr, 0));
+    assert!(!n.may_ask(port, addr, 1), "asked a moment ago");
+    assert!(!n.may_ask(port, addr, 99));
+    assert!(n.may_ask(port, ip("10.0.0.6"), 1), "another address is another destination");
+    assert!(n.may_ask(PortId(4), addr, 1), "so is the same address on another port");
+    assert!(n.may_ask(port, addr, 100), "a whole interval later");
+    assert!(!n.may_ask(port, addr, 150));
+    assert_eq!(n.ask_interval(), 100);
+    // No interval: every request goes (the standalone cache's tests).
+    let mut free = NeighbourCache::new(16, 1000, 0);
+    assert!(free.may_ask(port, addr, 0) && free.may_ask(port, addr, 0));
+}
+
+/// The simulation asks for an unresolved next hop once per interval; the packets in between are
+/// held for it all the same.
+#[test]
+fn an_unresolved_next_hop_is_asked_for_once_per_interval() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut st = state();
+    let interval = CoreConfig::default().resolution_interval;
+    let at = |st: &mut CoreState, out: &mut [u8], now: u64| {
+        let mut f = udp4("192.0.2.7", "10.0.0.77", 1, 64, true, 0);
+        simulate(&snap, 0, &mut f, st, now, out)
+    };
+    let first = at(&mut st, &mut out, 10);
+    assert!(first.generated.is_some(), "the first packet asks");
+    for now in [11, 10 + interval - 1] {
+        let r = at(&mut st, &mut out, now);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
+        assert_eq!(r.hold, first.hold, "held for the same next hop");
+        assert!(r.generated.is_none(), "not asked again at {now}");
+    }
+    assert!(at(&mut st, &mut out, 10 + interval).generated.is_some(), "asked again an interval later");
+}
+
 /// A stale entry that forwarding used is polled every poll interval until an answer refreshes it;
 /// a fresh one, or one nothing used, is not.
 #[test]
 fn stale_neighbours_in_use_are_polled_until_refreshed() {
     const ALL: usize = usize::MAX;
     // Lifetime 100: fresh until 75, a poll every 5 while stale.
-    let mut n = NeighbourCache::new(16, 100);
+    let mut n = NeighbourCache::new(16, 100, 0);
     assert_eq!(n.poll_interval(), 5);
     let mut polls = [Poll::NONE; 4];
     let (port, addr) = (PortId(3), ip("10.0.0.5"));
@@ -757,7 +798,7 @@ fn stale_neighbours_in_use_are_polled_until_refreshed() {
 #[test]
 fn neighbour_polls_are_bounded_per_call() {
     const ALL: usize = usize::MAX;
-    let mut n = NeighbourCache::new(64, 100);
+    let mut n = NeighbourCache::new(64, 100, 0);
     for i in 0..10u8 {
         let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
         n.learn(PortId(1), addr, mac(i), 0);
@@ -807,7 +848,7 @@ fn neighbour_polls_go_point_to_point() {
 
 #[test]
 fn neighbour_cache_is_bounded() {
-    let mut c = NeighbourCache::new(8, 100);
+    let mut c = NeighbourCache::new(8, 100, 0);
     assert_eq!(c.capacity(), 8);
     for i in 0..100u32 {
         c.learn(PortId(i % 3), IpAddr::V4(Ipv4Addr::from(i)), mac(i as u8), 0);
