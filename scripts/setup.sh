@@ -11,6 +11,8 @@ PACKAGES=(
   clang libclang-dev build-essential
   # network namespaces, veth pairs, traffic for tests and the demo
   iproute2 iputils-ping ethtool procps curl python3
+  # tests/midonetclient.rs: a virtualenv for the MidoNet project's own Python client (from PyPI)
+  python3-venv
   # tests/gateway_e2e.rs: traceroute through the gateway, captures of its GRE packets decoded by tshark
   traceroute tcpdump tshark
   # perf/: instruction counts per packet, the font the PNG charts are labelled with
@@ -55,6 +57,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+# tests/midonetclient.rs drives the REST API with the MidoNet project's own client, pinned.
+MIDONETCLIENT_VENV=/opt/midogw-test/midonetclient
+if ! "$MIDONETCLIENT_VENV/bin/python" -c 'import midonetclient' >/dev/null 2>&1; then
+  echo "setup: installing midonetclient 5.2.0 (PyPI) into $MIDONETCLIENT_VENV"
+  rm -rf "$MIDONETCLIENT_VENV"
+  /usr/bin/python3 -m venv "$MIDONETCLIENT_VENV"
+  "$MIDONETCLIENT_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    'midonetclient==5.2.0' 'httplib2==0.32.1' 'WebOb==1.8.11'
+fi
 
 if ! pkg-config --atleast-version=22.11 libdpdk; then
   echo "setup: DPDK >= 22.11 still not visible to pkg-config after install" >&2
