@@ -28,7 +28,7 @@ use crossbeam_queue::ArrayQueue;
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, Probe, TagSet, Tick, NO_SLOT};
 use flowtable::sim::{
     self, Applied, CachedActions, CoreConfig, CoreState, DropReason, Generated, Hold, IngressPoint, Learning, Leg,
-    Legs, Outer, Output, PendingOuter, Poll, MAX_DPDK_PORTS,
+    Legs, Outer, Output, PendingOuter, Poll, MAX_DPDK_PORTS, UNDERLAY_PORT,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot, Uuid};
 use flowtable::wire::EthernetAddress;
@@ -1054,13 +1054,21 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 }
                 self.send_leg(first, m, now);
             }
-            Egress::Hold(hold) => self.hold(Held {
-                m,
-                then: AfterHold::Simulate(PinnedIngress::new(self.snapshot.snapshot(), ingress)),
-                hold,
-                deadline: deadline.unwrap_or(now.saturating_add(self.hold_timeout)),
-                retry_at: self.retry_at(now),
-            }),
+            Egress::Hold(hold) => {
+                let deadline = deadline.unwrap_or(now.saturating_add(self.hold_timeout));
+                // A frame back from its deadline (its next hop's failure mark was lost to a
+                // collision) is not held again: held frames always leave.
+                if deadline <= now {
+                    return self.dropped(DropReason::HoldTimeout);
+                }
+                self.hold(Held {
+                    m,
+                    then: AfterHold::Simulate(PinnedIngress::new(self.snapshot.snapshot(), ingress)),
+                    hold,
+                    deadline,
+                    retry_at: self.retry_at(now),
+                })
+            }
             Egress::Drop(reason) => self.dropped(reason),
         }
     }
@@ -1107,12 +1115,11 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             let Some(h) = self.held.pop_front() else { break };
             let resolved = self.state.neighbours.lookup(h.hold.port, h.hold.addr, now).is_some();
             if !resolved && h.deadline <= now {
-                drop(h);
-                self.dropped(DropReason::HoldTimeout);
+                self.timed_out(h, now);
             } else if resolved || h.retry_at <= now {
-                // Resolved: simulate it again, now sent on. Still unresolved: simulate it again,
-                // which asks again (the request, or the request's own tunnel leg waiting on the
-                // underlay, may have been lost) and holds it again with its deadline.
+                // Resolved: simulate it again (or encapsulate it), now sent on. Still unresolved
+                // and its retry due: the same, which asks again (the request may have been lost)
+                // and holds it again with its deadline.
                 match h.then {
                     AfterHold::Simulate(pinned) => match pinned.under(self.snapshot.snapshot()) {
                         Some(ingress) => {
@@ -1133,6 +1140,25 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 self.hold_next_deadline = self.hold_next_deadline.min(h.deadline).min(h.retry_at);
                 self.held.push_back(h);
             }
+        }
+    }
+
+    /// A held frame whose next hop never answered. One that waited for a router's next hop is
+    /// answered host unreachable / address unreachable (RFC 1812 5.2.7.1; RFC 4861 7.2.2 says
+    /// every packet that waited MUST be): the next hop is marked failed for a resolution interval
+    /// and the frame simulated again, which answers it from the router port it entered (and so
+    /// every packet to that next hop meanwhile). Any other (a frame the gateway made or copied,
+    /// one waiting for the underlay) is dropped.
+    fn timed_out(&mut self, h: Held<'p>, now: u64) {
+        match h.then {
+            AfterHold::Simulate(pinned) if h.hold.port != UNDERLAY_PORT => {
+                self.state.neighbours.mark_failed(h.hold.port, h.hold.addr, now);
+                match pinned.under(self.snapshot.snapshot()) {
+                    Some(ingress) => self.process(ingress, h.m, now, Some(h.deadline)),
+                    None => self.dropped(DropReason::IngressGone),
+                }
+            }
+            _ => self.dropped(DropReason::HoldTimeout),
         }
     }
 

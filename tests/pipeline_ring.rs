@@ -400,29 +400,31 @@ fn pipeline_resolves_the_next_hop_with_arp() {
 }
 
 #[test]
-fn pipeline_drops_held_packets_after_the_timeout() {
+fn held_packets_are_answered_host_unreachable_after_the_timeout() {
     let pipeline = PipelineConfig {
         core: CoreConfig { resolution_interval: 200_000_000, ..CoreConfig::default() },
         ..PipelineConfig::default()
     };
     with_router_config("phold", &pipeline, |ha, hb, c| {
-        ha.send(&udp("10.2.0.9", 5004, 64));
+        let sent = udp("10.2.0.9", 5004, 64);
+        ha.send(&sent);
         assert_eq!(hb.recv(1).len(), 1, "ARP request");
         published();
         assert_eq!(counter(&c.held), 1);
         // Nobody answers: the router asks again every resolution interval (200 ms here) while it
-        // holds the packet, and after
-        // the deadline (1 s by default) the packet is a counted drop.
+        // holds the packet, and after the deadline (1 s by default) answers it host unreachable
+        // (RFC 1812 5.2.7.1), counted as `neighbour_failed`.
         let deadline = Instant::now() + Duration::from_secs(3);
-        let mut asked_again = Vec::new();
-        while c.dropped(DropReason::HoldTimeout) == 0 && Instant::now() < deadline {
+        let (mut asked_again, mut to_a) = (Vec::new(), Vec::new());
+        while c.dropped(DropReason::NeighbourFailed) == 0 && Instant::now() < deadline {
             // Traffic makes the worker publish its counters.
             ha.send(&arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1"));
-            assert_eq!(ha.recv(1).len(), 1);
-            asked_again.extend(hb.recv_for(Duration::from_millis(100)));
+            to_a.extend(ha.recv_for(Duration::from_millis(50)));
+            asked_again.extend(hb.recv_for(Duration::from_millis(50)));
         }
-        assert_eq!(c.dropped(DropReason::HoldTimeout), 1);
-        assert_eq!(counter(&c.released), 0);
+        to_a.extend(ha.recv_for(Duration::from_millis(100)));
+        assert_eq!(c.dropped(DropReason::NeighbourFailed), 1);
+        assert_eq!((c.dropped(DropReason::HoldTimeout), counter(&c.released)), (0, 0));
         assert!((3..=5).contains(&asked_again.len()), "asked again every 200 ms for 1 s: {}", asked_again.len());
         for f in &asked_again {
             // Ethernet broadcast, ARP request (opcode 1) for 10.2.0.9.
@@ -431,6 +433,16 @@ fn pipeline_drops_held_packets_after_the_timeout() {
                 (&[0xff; 6][..], &[8, 6][..], &[0, 1][..], &[10, 2, 0, 9][..])
             );
         }
+        // Host A got its ARP replies and one ICMP host unreachable, from the port it sent to,
+        // quoting the packet.
+        let errors: Vec<&Vec<u8>> = to_a.iter().filter(|f| f[12..14] == [0x08, 0x00]).collect();
+        assert_eq!(errors.len(), 1, "one ICMP error: {to_a:02x?}");
+        let h = valid(errors[0]);
+        let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+        assert_eq!((f.src, f.dst), (ip("10.1.0.1"), ip("10.1.0.2")));
+        let icmp = &errors[0][h.l4_offset..];
+        assert_eq!((icmp[0], icmp[1]), (3, 1), "destination unreachable, host unreachable");
+        assert_eq!(icmp[8..8 + 28], sent[14..14 + 28], "the invoking packet's header and 8 bytes");
         hb.silent();
     });
 }

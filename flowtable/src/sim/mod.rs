@@ -706,7 +706,8 @@ impl<'a> Walk<'a, '_> {
                         let Some(mac) = mac else {
                             r.deps.insert(DeviceId::Bridge(bp.bridge));
                             let legs = exterior_legs(snap, bridge, peer, self.sport);
-                            return self.resolve(r, out_port, orp, next_hop, legs);
+                            let at = Unresolved { out_port, orp, next_hop, legs };
+                            return self.unresolved(r, at, frame, h, &ingress, in_rp);
                         };
                         self.pending.eth_src = Some(orp.mac);
                         self.pending.eth_dst = Some(mac);
@@ -719,7 +720,8 @@ impl<'a> Walk<'a, '_> {
                         return too_big(r, dont_frag, src, mtu, frame, h, &ingress, in_rp, self.out);
                     }
                     let Some(mac) = self.state.neighbours.use_entry(out_port, next_hop, self.now).map(|n| n.mac) else {
-                        return self.resolve(r, out_port, orp, next_hop, Legs::one(Leg::Local(dpdk_port)));
+                        let at = Unresolved { out_port, orp, next_hop, legs: Legs::one(Leg::Local(dpdk_port)) };
+                        return self.unresolved(r, at, frame, h, &ingress, in_rp);
                     };
                     self.pending.eth_src = Some(orp.mac);
                     self.pending.eth_dst = Some(mac);
@@ -729,7 +731,8 @@ impl<'a> Walk<'a, '_> {
                     // The next hop is behind the tunnel: its MAC is learned like on a local port.
                     let Some(mac) = self.state.neighbours.use_entry(out_port, next_hop, self.now).map(|n| n.mac) else {
                         let legs = Legs::one(Leg::Tunnel { port: out_port, sport: self.sport });
-                        return self.resolve(r, out_port, orp, next_hop, legs);
+                        let at = Unresolved { out_port, orp, next_hop, legs };
+                        return self.unresolved(r, at, frame, h, &ingress, in_rp);
                     };
                     self.pending.eth_src = Some(orp.mac);
                     self.pending.eth_dst = Some(mac);
@@ -738,6 +741,29 @@ impl<'a> Walk<'a, '_> {
                 PortLink::Unplugged => return r.drop(DropReason::PortUnplugged),
             }
         }
+    }
+
+    /// The next hop's MAC is unknown. When it failed to answer just now ([`NeighbourCache::has_failed`]),
+    /// answer the packet host unreachable (RFC 1812 5.2.7.1) / address unreachable (RFC 4861
+    /// 7.2.2: a MUST for every packet that waited), from the router port it entered; else hold
+    /// it and ask ([`Walk::resolve`]).
+    fn unresolved(
+        &mut self,
+        r: SimResult,
+        at: Unresolved<'_>,
+        frame: &[u8],
+        h: &Headers,
+        ingress: &Ingress<'_>,
+        in_rp: &RouterPort,
+    ) -> SimResult {
+        if !self.state.neighbours.has_failed(at.out_port, at.next_hop, self.now) {
+            return self.resolve(r, at.out_port, at.orp, at.next_hop, at.legs);
+        }
+        let err = match at.next_hop {
+            IpAddr::V4(_) => IcmpError::V4Unreachable(Icmpv4DstUnreachable::HostUnreachable, 0),
+            IpAddr::V6(_) => IcmpError::V6Unreachable(Icmpv6DstUnreachable::AddrUnreachable),
+        };
+        answer_error(r, DropReason::NeighbourFailed, Some(err), frame, h, ingress, in_rp, self.out)
     }
 
     /// The next hop's MAC is unknown: drop (the caller holds the packet) and send an ARP request /
@@ -1199,6 +1225,14 @@ fn verdict(
         (Stop::Nat, _) => r.uncached_drop(DropReason::NatUnsupported),
         (Stop::Drop, _) => r.drop(DropReason::RuleDrop),
     }
+}
+
+/// Where a packet waits for a next hop: [`Walk::unresolved`]'s arguments.
+struct Unresolved<'s> {
+    out_port: PortId,
+    orp: &'s RouterPort,
+    next_hop: IpAddr,
+    legs: Legs,
 }
 
 /// Drops with `reason` and builds the ICMP error, from `at`'s address, when RFC 1812 section

@@ -59,15 +59,16 @@ fn hash(port: PortId, ip: IpAddr) -> u64 {
 /// Destinations whose last request time [`NeighbourCache::may_ask`] keeps.
 const ASKED_SLOTS: usize = 256;
 
-/// When a destination was last asked for.
+/// When a destination was last asked for, and until when it counts as having failed to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Asked {
     port: PortId,
     ip: IpAddr,
     at: u64,
+    failed_until: u64,
 }
 
-const NEVER_ASKED: Asked = Asked { port: PortId(u32::MAX), ip: FREE.ip, at: 0 };
+const NEVER_ASKED: Asked = Asked { port: PortId(u32::MAX), ip: FREE.ip, at: 0, failed_until: 0 };
 
 /// A neighbour a forwarding decision used ([`NeighbourCache::use_entry`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -178,12 +179,38 @@ impl NeighbourCache {
     /// direct-mapped table: a collision forgets the other's time, which only allows one request
     /// more.
     pub fn may_ask(&mut self, port: PortId, ip: IpAddr, now: u64) -> bool {
-        let slot = &mut self.asked[(hash(port, ip) >> 32) as usize % ASKED_SLOTS];
-        if slot.port == port && slot.ip == ip && now < slot.at.saturating_add(self.ask_interval) {
+        let interval = self.ask_interval;
+        let slot = self.asked_slot(port, ip);
+        if slot.port == port && slot.ip == ip && now < slot.at.saturating_add(interval) {
             return false;
         }
-        *slot = Asked { port, ip, at: now };
+        *slot = Asked { port, ip, at: now, failed_until: 0 };
         true
+    }
+
+    /// Records that `ip` on `port` was asked for and did not answer before a packet waiting for
+    /// it gave up: for one resolution interval from `now`, packets to it are answered unreachable
+    /// at once ([`NeighbourCache::has_failed`]) rather than held, as Linux's FAILED state does;
+    /// after that the next packet asks again.
+    pub fn mark_failed(&mut self, port: PortId, ip: IpAddr, now: u64) {
+        let until = now.saturating_add(self.ask_interval.max(1));
+        let slot = self.asked_slot(port, ip);
+        if slot.port != port || slot.ip != ip {
+            *slot = Asked { port, ip, at: now, failed_until: until };
+        } else {
+            slot.failed_until = until;
+        }
+    }
+
+    /// Whether `ip` on `port` failed to answer within the last resolution interval
+    /// ([`NeighbourCache::mark_failed`]).
+    pub fn has_failed(&self, port: PortId, ip: IpAddr, now: u64) -> bool {
+        let slot = &self.asked[(hash(port, ip) >> 32) as usize % ASKED_SLOTS];
+        slot.port == port && slot.ip == ip && now < slot.failed_until
+    }
+
+    fn asked_slot(&mut self, port: PortId, ip: IpAddr) -> &mut Asked {
+        &mut self.asked[(hash(port, ip) >> 32) as usize % ASKED_SLOTS]
     }
 
     /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`, and

@@ -406,6 +406,48 @@ fn no_route_answers_net_unreachable() {
     assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::DstUnreachable, code: 0, .. }));
 }
 
+/// A next hop that did not answer (the pipeline marks it when a held packet times out): for a
+/// resolution interval its packets are answered host unreachable / address unreachable from the
+/// router port they entered (RFC 1812 5.2.7.1, RFC 4861 7.2.2), uncached; then it is asked again.
+#[test]
+fn a_failed_next_hop_is_answered_unreachable_for_an_interval() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut st = state();
+    let interval = CoreConfig::default().resolution_interval;
+    st.neighbours.mark_failed(PortId(4), ip("10.0.0.77"), 10);
+    assert!(st.neighbours.has_failed(PortId(4), ip("10.0.0.77"), 10 + interval - 1));
+    assert!(!st.neighbours.has_failed(PortId(4), ip("10.0.0.78"), 10), "only that address");
+    let mut f = udp4("192.0.2.7", "10.0.0.77", 1, 64, true, 0);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourFailed));
+    assert!(!r.cacheable && r.hold.is_none(), "answered, not held, not cached");
+    let g = r.generated.unwrap();
+    assert!(g.icmp_error, "under the ICMP error rate limit");
+    // From the port the packet entered the router that asked: the tenant router's link port.
+    check_icmp4_error(&out[..g.len], &f, "169.254.0.2", Icmpv4Message::DstUnreachable, 1);
+    // Another address on the same port is asked for as usual.
+    let mut other = udp4("192.0.2.7", "10.0.0.78", 1, 64, true, 0);
+    assert_eq!(
+        run(&snap, &mut st, 0, &mut other, &mut out).actions.drop_reason(),
+        Some(DropReason::NeighbourUnresolved)
+    );
+    // An interval later the failed one is asked for again.
+    let r = simulate(&snap, 0, &mut f, &mut st, 10 + interval, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved));
+    assert!(r.generated.is_some_and(|g| !g.icmp_error), "an ARP request");
+
+    // IPv6: address unreachable, code 3.
+    let mut st = state();
+    st.neighbours.mark_failed(PortId(4), ip("2001:db8:2::1:abcd"), 10);
+    let mut f = udp6("2001:db8:1::7", "2001:db8:2::1:abcd", 64, 0);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourFailed));
+    let h = valid(&out[..r.generated.unwrap().len]);
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == "fd00::2".parse::<Ipv6Addr>().unwrap()));
+    assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::DstUnreachable, code: 3, .. }));
+}
+
 #[test]
 fn no_error_about_an_error() {
     let snap = topo().b.build().unwrap();
