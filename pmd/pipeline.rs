@@ -83,7 +83,9 @@ pub struct PipelineConfig {
     /// Seed of the flow cache hash (mixed with the worker index).
     pub seed: u64,
     /// Most packets a worker holds while their next hop is being resolved (the resolution
-    /// queue); when full, the oldest is dropped and counted.
+    /// queue); when full, the oldest is dropped and counted. One next hop holds at most a quarter
+    /// of them (newer ones are dropped and counted), so a stream to a dead address cannot push
+    /// out the first packets of every other flow.
     pub hold_capacity: usize,
     /// How long a held packet waits for its next hop's answer, in nanoseconds.
     pub hold_timeout_ns: u64,
@@ -571,6 +573,11 @@ struct Engine<'p, 'm, 's> {
     /// The resolution queue: frames waiting for a next hop's MAC, oldest first.
     held: VecDeque<Held<'p>>,
     hold_capacity: usize,
+    /// Most frames one next hop may have in the queue.
+    hold_per_next_hop: u16,
+    /// Frames in the queue per next hop, by [`next_hop_slot`] (next hops sharing a slot share
+    /// the limit).
+    held_per_slot: Box<[u16; NEXT_HOP_SLOTS]>,
     hold_timeout: u64,
     /// The neighbour cache's learn count when the queue was last looked at.
     hold_learns: u64,
@@ -653,6 +660,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             pending_outer: PendingOuter::NONE,
             held: VecDeque::with_capacity(config.hold_capacity.max(1)),
             hold_capacity: config.hold_capacity.max(1),
+            hold_per_next_hop: u16::try_from(config.hold_capacity.div_ceil(4).max(1)).unwrap_or(u16::MAX),
+            held_per_slot: Box::new([0; NEXT_HOP_SLOTS]),
             hold_timeout: config.hold_timeout_ns,
             hold_learns: 0,
             hold_next_deadline: u64::MAX,
@@ -1081,14 +1090,32 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     }
 
     /// Queues a frame until its next hop is known; when the queue is full the oldest is dropped.
+    /// A next hop that already has its share of the queue keeps the frames it has: the new one
+    /// is dropped.
     fn hold(&mut self, held: Held<'p>) {
+        if self.held_per_slot[next_hop_slot(&held.hold)] >= self.hold_per_next_hop {
+            drop(held);
+            return self.dropped(DropReason::HoldOverflow);
+        }
         if self.held.len() >= self.hold_capacity {
-            drop(self.held.pop_front());
+            drop(self.dequeue_held());
             self.dropped(DropReason::HoldOverflow);
         }
         self.totals.held += 1;
+        self.enqueue_held(held);
+    }
+
+    fn enqueue_held(&mut self, held: Held<'p>) {
         self.hold_next_deadline = self.hold_next_deadline.min(held.deadline).min(held.retry_at);
+        self.held_per_slot[next_hop_slot(&held.hold)] += 1;
         self.held.push_back(held);
+    }
+
+    fn dequeue_held(&mut self) -> Option<Held<'p>> {
+        let held = self.held.pop_front()?;
+        let n = &mut self.held_per_slot[next_hop_slot(&held.hold)];
+        *n = n.saturating_sub(1);
+        Some(held)
     }
 
     /// Sends the held frames whose next hop was learned, drops those past their deadline. Looks
@@ -1112,7 +1139,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.hold_learns = learns;
         self.hold_next_deadline = u64::MAX;
         for _ in 0..self.held.len() {
-            let Some(h) = self.held.pop_front() else { break };
+            let Some(h) = self.dequeue_held() else { break };
             let resolved = self.state.neighbours.lookup(h.hold.port, h.hold.addr, now).is_some();
             if !resolved && h.deadline <= now {
                 self.timed_out(h, now);
@@ -1137,8 +1164,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                     },
                 }
             } else {
-                self.hold_next_deadline = self.hold_next_deadline.min(h.deadline).min(h.retry_at);
-                self.held.push_back(h);
+                self.enqueue_held(h);
             }
         }
     }
@@ -1516,6 +1542,26 @@ struct Held<'p> {
     deadline: u64,
     /// When to ask for the next hop again if no answer came.
     retry_at: u64,
+}
+
+/// Slots of the resolution queue's per-next-hop counts.
+const NEXT_HOP_SLOTS: usize = 256;
+
+/// The slot of a held frame's next hop in [`Engine::held_per_slot`] (FNV-1a of port and address).
+fn next_hop_slot(hold: &Hold) -> usize {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(hold.port.0);
+    let mut mix = |bytes: &[u8]| {
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    match hold.addr {
+        std::net::IpAddr::V4(a) => mix(&a.octets()),
+        std::net::IpAddr::V6(a) => mix(&a.octets()),
+    }
+    // Fibonacci hashing: the top bits of the product depend on every input bit (FNV's own high
+    // bits barely change with an address's last byte).
+    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % NEXT_HOP_SLOTS
 }
 
 /// What a held frame does once its next hop is known, or when it is asked for again.

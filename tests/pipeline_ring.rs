@@ -449,27 +449,35 @@ fn held_packets_are_answered_host_unreachable_after_the_timeout() {
 
 #[test]
 fn pipeline_resolution_queue_is_bounded() {
-    let pipeline = PipelineConfig { hold_capacity: 2, ..PipelineConfig::default() };
+    // Eight frames in all, two per next hop.
+    let pipeline = PipelineConfig { hold_capacity: 8, ..PipelineConfig::default() };
     with_router_config("pqfull", &pipeline, |ha, hb, c| {
-        // Three packets for the same unresolved next hop: the oldest is dropped to make room.
-        let sent: Vec<Vec<u8>> = (0..3).map(|i| udp("10.2.0.2", 6000 + i, 64)).collect();
-        for f in &sent {
+        // Three packets for one unresolved next hop: it keeps the first two, the third is dropped,
+        // so a stream to a dead address cannot crowd out every other flow's first packet.
+        let to_2: Vec<Vec<u8>> = (0..3).map(|i| udp("10.2.0.2", 6000 + i, 64)).collect();
+        for f in &to_2 {
             ha.send(f);
         }
-        // One ARP request for the three (RFC 1122 2.3.2.1: no flooding of requests for one address).
+        // One ARP request for the three (RFC 1112 2.3.2.1: no flooding of requests for one address).
         let requests = hb.recv_for(Duration::from_millis(200));
         assert_eq!(requests.len(), 1, "one ARP request for the next hop, not one per packet");
-        assert_eq!(counter(&c.held), 3);
-        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
-        let got = hb.recv(2);
-        assert_eq!(got.len(), 2, "the two packets still held");
-        // The survivors are the newest two, in order.
-        for (g, s) in got.iter().zip(&sent[1..]) {
-            assert_eq!(g[34..], s[34..]);
+        // Seven more next hops, one packet each: the queue (8) is full at the sixth, so the
+        // seventh pushes out the oldest frame, the first packet to 10.2.0.2.
+        let others: Vec<Vec<u8>> = (3..=9).map(|n| udp(&format!("10.2.0.{n}"), 7000, 64)).collect();
+        for f in &others {
+            ha.send(f);
         }
+        assert_eq!(hb.recv_for(Duration::from_millis(200)).len(), 7, "an ARP request each");
+        // Answers for 10.2.0.2 and 10.2.0.9: the second packet to .2 and the one to .9 go out.
+        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
+        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.9", "10.2.0.1"));
+        let got = hb.recv(2);
+        assert_eq!(got.len(), 2, "the survivors");
+        assert_eq!(got[0][34..], to_2[1][34..], "the second packet to 10.2.0.2");
+        assert_eq!(got[1][34..], others[6][34..], "the packet to 10.2.0.9");
         hb.silent();
-        assert_eq!(c.dropped(DropReason::HoldOverflow), 1);
-        assert_eq!((counter(&c.held), counter(&c.released)), (3, 2));
+        assert_eq!(c.dropped(DropReason::HoldOverflow), 2, "the third to .2, then the first");
+        assert_eq!(counter(&c.released), 2);
         ha.silent();
     });
 }

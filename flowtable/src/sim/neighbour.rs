@@ -41,7 +41,7 @@ const FREE: Entry = Entry {
     in_use: false,
 };
 
-/// The FNV-1a hash of a cache key, folded: buckets take its low bits, the asked table its high.
+/// The FNV-1a hash of a cache key, folded: buckets take its low bits.
 fn hash(port: PortId, ip: IpAddr) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(port.0);
     let mut mix = |b: &[u8]| {
@@ -58,6 +58,12 @@ fn hash(port: PortId, ip: IpAddr) -> u64 {
 
 /// Destinations whose last request time [`NeighbourCache::may_ask`] keeps.
 const ASKED_SLOTS: usize = 256;
+
+/// A destination's slot in the asked table: the top byte of a Fibonacci hash of the cache key's
+/// hash (the cache key hash's own high bits barely change with an address's last byte).
+fn asked_index(port: PortId, ip: IpAddr) -> usize {
+    (hash(port, ip).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % ASKED_SLOTS
+}
 
 /// When a destination was last asked for, and until when it counts as having failed to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,12 +211,12 @@ impl NeighbourCache {
     /// Whether `ip` on `port` failed to answer within the last resolution interval
     /// ([`NeighbourCache::mark_failed`]).
     pub fn has_failed(&self, port: PortId, ip: IpAddr, now: u64) -> bool {
-        let slot = &self.asked[(hash(port, ip) >> 32) as usize % ASKED_SLOTS];
+        let slot = &self.asked[asked_index(port, ip)];
         slot.port == port && slot.ip == ip && now < slot.failed_until
     }
 
     fn asked_slot(&mut self, port: PortId, ip: IpAddr) -> &mut Asked {
-        &mut self.asked[(hash(port, ip) >> 32) as usize % ASKED_SLOTS]
+        &mut self.asked[asked_index(port, ip)]
     }
 
     /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`, and
@@ -567,5 +573,19 @@ impl CoreState {
             Some(&m) if m != 0 => m,
             _ => self.default_mtu,
         }
+    }
+}
+
+#[cfg(test)]
+mod asked_tests {
+    use super::*;
+
+    /// The addresses of one subnet (differing in their last bytes) spread over the asked table
+    /// like random keys would (about 162 of 256 slots for 256 keys), not onto a few slots.
+    #[test]
+    fn a_subnets_addresses_spread_over_the_asked_table() {
+        let slots: std::collections::HashSet<usize> =
+            (0..=255u8).map(|b| asked_index(PortId(1), IpAddr::V4(core::net::Ipv4Addr::new(10, 2, 0, b)))).collect();
+        assert!(slots.len() > 140, "{} slots", slots.len());
     }
 }
