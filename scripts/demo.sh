@@ -9,9 +9,10 @@
 #
 # The two DPDK ports are net_af_packet on veths. The demo pings both ways, moves a file over TCP both
 # ways, runs traceroute through the virtual routers, sends a don't-fragment ping too big for the tunnel
-# (answered "fragmentation needed" with the room left), adds a drop rule over REST and removes it while midogw runs, then stops
-# midogw with SIGINT and prints what its worker did. Any step that does not do what it says fails the
-# demo (exit status 1).
+# (answered "fragmentation needed" with the room left), pings an address nobody has (answered host
+# unreachable once the tenant router's ARP requests go unanswered), adds a drop rule over REST and
+# removes it while midogw runs, then stops midogw with SIGINT and prints what its worker did. Any step
+# that does not do what it says fails the demo (exit status 1).
 #
 # Environment: MIDOGW_BIN runs that binary instead of building target/release/midogw;
 # MIDOGW_DEMO_REST is the REST API's address (default 127.0.0.1:8181).
@@ -236,6 +237,11 @@ echo "$OUT" | grep "Frag needed" | sed 's/^/   /' | grep -q "mtu = 1450" || fail
 echo "$OUT" | grep "Frag needed" | head -1 | sed 's/^/   /'
 in_ns "$NS_OUT" ping -n -c 1 -W 2 -M do -s 1422 "$VM1" >/dev/null || fail "1450 bytes with DF did not pass"
 echo "   1450 bytes with DF pass"
+
+echo "== ping an address on vm1's network that nobody has: the tenant router answers host unreachable"
+OUT=$(in_ns "$NS_OUT" ping -n -c 1 -W 3 10.0.0.99 2>&1 || true)
+echo "$OUT" | grep "Destination Host Unreachable" | head -1 | sed 's/^/   /' | grep . ||
+  fail "no host unreachable for 10.0.0.99: $OUT"
 
 echo "== a drop rule for ICMP on the tenant router's inbound chain, over REST, then removed"
 CHAIN=$(create /chains Chain-v1 '{"name": "tenant-in", "tenantId": "admin"}')

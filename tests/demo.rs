@@ -29,6 +29,7 @@ fn the_readme_demo_runs_the_gateway_end_to_end() {
         "4 MiB from 203.0.113.2 fetched intact",
         "Frag needed and DF set (mtu = 1450)",
         "1450 bytes with DF pass",
+        "From 169.254.0.2 icmp_seq=1 Destination Host Unreachable",
         "ping outside -> vm1 now fails",
         "rule deleted: ping outside -> vm1 works again",
         "== worker 0:",
