@@ -2,6 +2,7 @@
 //! that order, workers run on their lcores while the main lcore reports counters and waits for a
 //! signal, then everything is torn down in reverse order (each by its own Drop).
 
+use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -228,7 +229,18 @@ mod tests {
         assert_eq!(p.core.resolution_interval, 300_000_000);
         assert_eq!((p.icmp_errors_per_sec, p.icmp_error_burst), (10, 3));
         let defaults = pipeline_config(&config::parse("t.toml", "[workers]\ncores = [1]\n", &facts).expect("valid"));
-        assert_eq!(defaults, PipelineConfig { flow_cache: defaults.flow_cache.clone(), ..PipelineConfig::default() });
+        assert_eq!(
+            defaults,
+            PipelineConfig {
+                flow_cache: defaults.flow_cache.clone(),
+                seed: defaults.seed,
+                ..PipelineConfig::default()
+            }
+        );
+        // A secret seed per run, not the fixed default the tests use.
+        let again = pipeline_config(&config::parse("t.toml", "[workers]\ncores = [1]\n", &facts).expect("valid"));
+        assert_ne!(defaults.seed, PipelineConfig::default().seed);
+        assert_ne!(defaults.seed, again.seed);
         assert_eq!(defaults.flow_cache.hard_timeout, PipelineConfig::default().flow_cache.hard_timeout);
     }
 
@@ -249,7 +261,12 @@ mod tests {
 /// The workers' pipeline settings: the defaults with the config's `[flows]`.
 fn pipeline_config(cfg: &Config) -> PipelineConfig {
     let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    let mut pipeline = PipelineConfig::default();
+    // Every run draws its own hash seed (each worker mixes in its index, flowtable/src/flow/hash.rs):
+    // which bucket a flow lands in cannot be worked out off-line, so crafted
+    // keys cannot be aimed at a chosen victim's bucket. The default is fixed, for reproducible
+    // tests and benchmarks only.
+    let seed = std::collections::hash_map::RandomState::new().hash_one("midogw hash seed");
+    let mut pipeline = PipelineConfig { seed, ..PipelineConfig::default() };
     pipeline.flow_cache.capacity = cfg.flows.per_worker;
     pipeline.flow_cache.idle_timeout = ns(cfg.flows.idle_timeout);
     pipeline.icmp_errors_per_sec = cfg.icmp.errors_per_s;
