@@ -575,8 +575,7 @@ struct Engine<'p, 'm, 's> {
     hold_capacity: usize,
     /// Most frames one next hop may have in the queue.
     hold_per_next_hop: u16,
-    /// Frames in the queue per next hop, by [`next_hop_slot`] (next hops sharing a slot share
-    /// the limit).
+    /// Frames in the queue per next hop, by [`Engine::next_hop_slot`].
     held_per_slot: Box<[u16; NEXT_HOP_SLOTS]>,
     hold_timeout: u64,
     /// The neighbour cache's learn count when the queue was last looked at.
@@ -621,7 +620,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         config: &PipelineConfig,
         peers: Option<Box<Peers<'p>>>,
     ) -> Self {
-        let mut state = CoreState::new(&config.core);
+        // The neighbour and MAC tables' buckets are keyed by this worker's own seed too.
+        let worker_seed = config.seed ^ (worker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut state = CoreState::new(&CoreConfig { hash_seed: config.core.hash_seed ^ worker_seed, ..config.core });
         state.replicate_learning(peers.is_some());
         // Built on the heap (64 KiB; only the lines of the ports in use are ever read).
         let mut slot_of: Box<[u8; 1 << 16]> =
@@ -633,7 +634,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 *s = slot;
             }
         }
-        let hasher = FlowHasher::new(config.seed ^ (worker as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let hasher = FlowHasher::new(worker_seed);
         // Allocated here, on the worker's lcore (first touch places it on its NUMA node), on
         // transparent huge pages where the kernel gives them (pmd/thp.rs).
         let mut on_huge_pages = 0;
@@ -1093,7 +1094,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// A next hop that already has its share of the queue keeps the frames it has: the new one
     /// is dropped.
     fn hold(&mut self, held: Held<'p>) {
-        if self.held_per_slot[next_hop_slot(&held.hold)] >= self.hold_per_next_hop {
+        if self.held_per_slot[self.next_hop_slot(&held.hold)] >= self.hold_per_next_hop {
             drop(held);
             return self.dropped(DropReason::HoldOverflow);
         }
@@ -1107,15 +1108,22 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     fn enqueue_held(&mut self, held: Held<'p>) {
         self.hold_next_deadline = self.hold_next_deadline.min(held.deadline).min(held.retry_at);
-        self.held_per_slot[next_hop_slot(&held.hold)] += 1;
+        let slot = self.next_hop_slot(&held.hold);
+        self.held_per_slot[slot] += 1;
         self.held.push_back(held);
     }
 
     fn dequeue_held(&mut self) -> Option<Held<'p>> {
         let held = self.held.pop_front()?;
-        let n = &mut self.held_per_slot[next_hop_slot(&held.hold)];
-        *n = n.saturating_sub(1);
+        let slot = self.next_hop_slot(&held.hold);
+        self.held_per_slot[slot] = self.held_per_slot[slot].saturating_sub(1);
         Some(held)
+    }
+
+    /// The slot of a held frame's next hop in `held_per_slot`: the top byte of the neighbour
+    /// cache's keyed hash (next hops sharing a slot share the limit).
+    fn next_hop_slot(&self, hold: &Hold) -> usize {
+        (self.state.neighbours.key_hash(hold.port, hold.addr) >> 56) as usize % NEXT_HOP_SLOTS
     }
 
     /// Sends the held frames whose next hop was learned, drops those past their deadline. Looks
@@ -1546,23 +1554,6 @@ struct Held<'p> {
 
 /// Slots of the resolution queue's per-next-hop counts.
 const NEXT_HOP_SLOTS: usize = 256;
-
-/// The slot of a held frame's next hop in [`Engine::held_per_slot`] (FNV-1a of port and address).
-fn next_hop_slot(hold: &Hold) -> usize {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(hold.port.0);
-    let mut mix = |bytes: &[u8]| {
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    match hold.addr {
-        std::net::IpAddr::V4(a) => mix(&a.octets()),
-        std::net::IpAddr::V6(a) => mix(&a.octets()),
-    }
-    // Fibonacci hashing: the top bits of the product depend on every input bit (FNV's own high
-    // bits barely change with an address's last byte).
-    (h.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % NEXT_HOP_SLOTS
-}
 
 /// What a held frame does once its next hop is known, or when it is asked for again.
 #[derive(Clone, Copy, Debug)]

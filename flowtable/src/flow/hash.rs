@@ -100,6 +100,41 @@ impl FlowHasher {
     }
 }
 
+/// The same seeded folded multiply for the simulation's small per-core tables (neighbours by
+/// port and address, MACs by bridge), whose keys are two or three words: which bucket a key lands
+/// in depends on the core's secret, so a VM choosing source MACs, or a scan choosing addresses,
+/// cannot aim entries at one bucket to evict a victim's. One or two multiplies.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ShortHasher {
+    secrets: [u64; 4],
+}
+
+impl ShortHasher {
+    /// Secrets derived from `seed` (deterministic, like [`FlowHasher::new`]).
+    pub fn new(seed: u64) -> ShortHasher {
+        let mut state = seed ^ 0x7368_6f72_7468_6173;
+        ShortHasher { secrets: core::array::from_fn(|_| splitmix64(&mut state)) }
+    }
+
+    /// The hash of two words; well mixed in every bit.
+    #[inline]
+    pub fn hash2(&self, a: u64, b: u64) -> u64 {
+        folded_multiply(a ^ self.secrets[0], b ^ self.secrets[1])
+    }
+
+    /// The hash of three words.
+    #[inline]
+    pub fn hash3(&self, a: u64, b: u64, c: u64) -> u64 {
+        folded_multiply(self.hash2(a, b) ^ self.secrets[2], c ^ self.secrets[3])
+    }
+}
+
+impl fmt::Debug for ShortHasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ShortHasher { .. }")
+    }
+}
+
 impl fmt::Debug for FlowHasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FlowHasher { .. }")

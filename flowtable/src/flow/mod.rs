@@ -64,5 +64,5 @@ pub use self::cache::{
     NO_SLOT, SWEEP_EVERY_PACKETS, SWEEP_SLOTS, WAYS,
 };
 pub use self::device::{DeviceTag, TagSet, TAG_SLOTS};
-pub use self::hash::FlowHasher;
+pub use self::hash::{FlowHasher, ShortHasher};
 pub use self::key::{FlowKey, KeyL4};

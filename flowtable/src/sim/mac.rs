@@ -7,6 +7,7 @@
 //! win over learned ones.
 
 use super::learning::{Learning, Outbox};
+use crate::flow::ShortHasher;
 use crate::topology::{BridgeId, DeviceId, DeviceSet, PortId};
 use crate::wire::EthernetAddress;
 
@@ -55,12 +56,14 @@ pub struct MacTable {
     moved: DeviceSet,
     /// What this core learned, for the others.
     pub(super) outbox: Outbox,
+    /// The core's secret-seeded hash of (bridge, MAC).
+    hasher: ShortHasher,
 }
 
 impl MacTable {
     /// A table of at least `capacity` entries (a power of two, at least one bucket); an entry
-    /// learned or refreshed at `now` is valid until `now + aging`.
-    pub fn new(capacity: usize, aging: u64) -> MacTable {
+    /// learned or refreshed at `now` is valid until `now + aging`; `hash_seed` keys the buckets.
+    pub fn new(capacity: usize, aging: u64, hash_seed: u64) -> MacTable {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         MacTable {
             slots: vec![FREE; buckets * WAYS].into_boxed_slice(),
@@ -68,6 +71,7 @@ impl MacTable {
             aging,
             moved: DeviceSet::new(),
             outbox: Outbox::default(),
+            hasher: ShortHasher::new(hash_seed),
         }
     }
 
@@ -77,11 +81,9 @@ impl MacTable {
     }
 
     fn bucket(&self, bridge: BridgeId, mac: EthernetAddress) -> core::ops::Range<usize> {
-        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(bridge.0);
-        for &x in &mac.0 {
-            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
-        }
-        let b = (h ^ (h >> 29)) as usize & self.mask;
+        let mut word = [0u8; 8];
+        word[..6].copy_from_slice(&mac.0);
+        let b = self.hasher.hash2(u64::from_le_bytes(word), u64::from(bridge.0)) as usize & self.mask;
         b * WAYS..(b + 1) * WAYS
     }
 
@@ -194,9 +196,38 @@ mod tests {
 
     const A: EthernetAddress = EthernetAddress([2, 0, 0, 0, 0, 0xa]);
 
+    /// A VM that finds source MACs sharing one bucket under one core's secret (here by search,
+    /// as an attacker knowing the hash would off-line) cannot evict with them under another's.
+    #[test]
+    fn buckets_depend_on_the_cores_secret() {
+        let b = BridgeId(0);
+        let (known, secret) = (MacTable::new(64, 100, 1), MacTable::new(64, 100, 2));
+        let target = known.bucket(b, A);
+        let crafted: Vec<EthernetAddress> = (0u32..)
+            .map(|i| EthernetAddress([2, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8, 0xb]))
+            .filter(|&m| known.bucket(b, m) == target)
+            .take(WAYS)
+            .collect();
+        // Under the known seed they evict A from its bucket...
+        let mut t = known.clone();
+        t.learn(b, A, PortId(1), 0);
+        for (i, &m) in crafted.iter().enumerate() {
+            t.learn(b, m, PortId(2), 1 + i as u64);
+        }
+        assert_eq!(t.lookup(b, A, 10), None, "evicted by the crafted MACs");
+        // ...under another they spread, and A stays.
+        let mut t = secret.clone();
+        t.learn(b, A, PortId(1), 0);
+        for (i, &m) in crafted.iter().enumerate() {
+            t.learn(b, m, PortId(2), 1 + i as u64);
+        }
+        assert_eq!(t.lookup(b, A, 10), Some(PortId(1)));
+        assert!(crafted.iter().any(|&m| secret.bucket(b, m) != secret.bucket(b, A)));
+    }
+
     #[test]
     fn learns_ages_and_moves() {
-        let mut t = MacTable::new(16, 100);
+        let mut t = MacTable::new(16, 100, 0);
         let b = BridgeId(0);
         assert_eq!(t.lookup(b, A, 0), None);
         assert_eq!(t.learn(b, A, PortId(1), 10), Learned::New);
@@ -227,7 +258,7 @@ mod tests {
         };
         let b = BridgeId(3);
         let at = |port: u32| Learning::Mac { bridge: b, mac: A, port: PortId(port) };
-        let mut t = MacTable::new(16, 100);
+        let mut t = MacTable::new(16, 100, 0);
         t.learn(b, A, PortId(1), 0);
         assert!(told(&mut t).is_empty(), "a single worker tells no one");
         t.outbox.enable(true);
@@ -245,7 +276,7 @@ mod tests {
 
         // Another core's news: applied (a move noted for invalidation), not told again, and it
         // counts as told, so this core's own refresh right after stays quiet.
-        let mut peer = MacTable::new(16, 100);
+        let mut peer = MacTable::new(16, 100, 0);
         peer.outbox.enable(true);
         assert_eq!(peer.learn_from_peer(b, A, PortId(1), 50), Learned::New);
         assert_eq!(peer.learn_from_peer(b, A, PortId(2), 51), Learned::Moved);
@@ -257,7 +288,7 @@ mod tests {
 
     #[test]
     fn bounded_and_replaces_oldest() {
-        let mut t = MacTable::new(4, 1000);
+        let mut t = MacTable::new(4, 1000, 0);
         assert_eq!(t.capacity(), 4);
         for i in 0..100u8 {
             t.learn(BridgeId(0), EthernetAddress([2, 0, 0, 0, 1, i]), PortId(1), u64::from(i));

@@ -7,6 +7,7 @@ use super::conntrack::ConnTrack;
 use super::learning::{Learning, Outbox};
 use super::mac::MacTable;
 use super::tunnel::{TunnelTemplate, TUNNEL_TEMPLATES, UNDERLAY_PORT};
+use crate::flow::ShortHasher;
 use crate::topology::{DeviceId, DeviceSet, PortId, Snapshot};
 use crate::wire::EthernetAddress;
 
@@ -41,29 +42,8 @@ const FREE: Entry = Entry {
     in_use: false,
 };
 
-/// The FNV-1a hash of a cache key, folded: buckets take its low bits.
-fn hash(port: PortId, ip: IpAddr) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ u64::from(port.0);
-    let mut mix = |b: &[u8]| {
-        for &x in b {
-            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    match ip {
-        IpAddr::V4(a) => mix(&a.octets()),
-        IpAddr::V6(a) => mix(&a.octets()),
-    }
-    h ^ (h >> 29)
-}
-
 /// Destinations whose last request time [`NeighbourCache::may_ask`] keeps.
 const ASKED_SLOTS: usize = 256;
-
-/// A destination's slot in the asked table: the top byte of a Fibonacci hash of the cache key's
-/// hash (the cache key hash's own high bits barely change with an address's last byte).
-fn asked_index(port: PortId, ip: IpAddr) -> usize {
-    (hash(port, ip).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as usize % ASKED_SLOTS
-}
 
 /// When a destination was last asked for, and until when it counts as having failed to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,13 +117,15 @@ pub struct NeighbourCache {
     asked: Box<[Asked; ASKED_SLOTS]>,
     /// The least time between two requests for one destination.
     ask_interval: u64,
+    /// The core's secret-seeded hash of (port, address).
+    hasher: ShortHasher,
 }
 
 impl NeighbourCache {
     /// A cache of at least `capacity` entries (rounded up to a power of two, at least one bucket);
     /// an entry learned at `now` is valid until `now + lifetime`; one destination is asked for at
-    /// most once per `ask_interval` ([`NeighbourCache::may_ask`]).
-    pub fn new(capacity: usize, lifetime: u64, ask_interval: u64) -> NeighbourCache {
+    /// most once per `ask_interval` ([`NeighbourCache::may_ask`]); `hash_seed` keys the buckets.
+    pub fn new(capacity: usize, lifetime: u64, ask_interval: u64, hash_seed: u64) -> NeighbourCache {
         let buckets = capacity.div_ceil(WAYS).max(1).next_power_of_two();
         NeighbourCache {
             slots: vec![FREE; buckets * WAYS].into_boxed_slice(),
@@ -158,6 +140,7 @@ impl NeighbourCache {
             changed: DeviceSet::new(),
             asked: Box::new([NEVER_ASKED; ASKED_SLOTS]),
             ask_interval,
+            hasher: ShortHasher::new(hash_seed),
         }
     }
 
@@ -167,8 +150,26 @@ impl NeighbourCache {
     }
 
     fn bucket(&self, port: PortId, ip: IpAddr) -> core::ops::Range<usize> {
-        let b = hash(port, ip) as usize & self.mask;
+        let b = self.key_hash(port, ip) as usize & self.mask;
         b * WAYS..(b + 1) * WAYS
+    }
+
+    /// The core's keyed hash of a destination (buckets take its low bits), for per-destination
+    /// tables beside the cache (the asked table, the pipeline's resolution queue counts take its
+    /// top byte).
+    pub fn key_hash(&self, port: PortId, ip: IpAddr) -> u64 {
+        match ip {
+            IpAddr::V4(a) => self.hasher.hash2(u64::from(u32::from(a)), u64::from(port.0)),
+            IpAddr::V6(a) => {
+                let bits = u128::from(a);
+                self.hasher.hash3((bits >> 64) as u64, bits as u64, u64::from(port.0) | 1 << 32)
+            }
+        }
+    }
+
+    /// A destination's slot in the asked table.
+    fn asked_index(&self, port: PortId, ip: IpAddr) -> usize {
+        (self.key_hash(port, ip) >> 56) as usize % ASKED_SLOTS
     }
 
     /// The least time between two requests for one destination: a frame held for a next hop is
@@ -211,12 +212,13 @@ impl NeighbourCache {
     /// Whether `ip` on `port` failed to answer within the last resolution interval
     /// ([`NeighbourCache::mark_failed`]).
     pub fn has_failed(&self, port: PortId, ip: IpAddr, now: u64) -> bool {
-        let slot = &self.asked[asked_index(port, ip)];
+        let slot = &self.asked[self.asked_index(port, ip)];
         slot.port == port && slot.ip == ip && now < slot.failed_until
     }
 
     fn asked_slot(&mut self, port: PortId, ip: IpAddr) -> &mut Asked {
-        &mut self.asked[asked_index(port, ip)]
+        let i = self.asked_index(port, ip);
+        &mut self.asked[i]
     }
 
     /// Records that `ip` on `port` is at `mac`, valid for the cache's lifetime from `now`, and
@@ -411,6 +413,9 @@ pub struct CoreConfig {
     /// on one core, in the caller's clock units ([`NeighbourCache::may_ask`]; RFC 1122 2.3.2.1
     /// recommends at most one a second).
     pub resolution_interval: u64,
+    /// Seed of the neighbour and MAC tables' bucket hash: a secret per core in production (the
+    /// pipeline derives it from its own seed), fixed by default for reproducible tests.
+    pub hash_seed: u64,
     /// Learned MAC entries of all bridges.
     pub mac_capacity: usize,
     /// How long a learned MAC stays valid without being seen again, in the caller's clock units
@@ -430,6 +435,7 @@ impl Default for CoreConfig {
             neighbour_capacity: 4096,
             neighbour_lifetime: 60_000_000_000,
             resolution_interval: 1_000_000_000,
+            hash_seed: 0x6d69_646f_6777_0002,
             default_mtu: 1500,
             mac_capacity: 4096,
             mac_aging: 300_000_000_000,
@@ -463,8 +469,9 @@ impl CoreState {
                 config.neighbour_capacity,
                 config.neighbour_lifetime,
                 config.resolution_interval,
+                config.hash_seed,
             ),
-            macs: MacTable::new(config.mac_capacity, config.mac_aging),
+            macs: MacTable::new(config.mac_capacity, config.mac_aging, config.hash_seed ^ 0x6d61_6373),
             conntrack: ConnTrack::new(config.conntrack_capacity, config.conntrack_idle),
             mtus: [0; MAX_DPDK_PORTS],
             port_macs: [EthernetAddress([0; 6]); MAX_DPDK_PORTS],
@@ -584,8 +591,9 @@ mod asked_tests {
     /// like random keys would (about 162 of 256 slots for 256 keys), not onto a few slots.
     #[test]
     fn a_subnets_addresses_spread_over_the_asked_table() {
+        let n = NeighbourCache::new(16, 1000, 0, 7);
         let slots: std::collections::HashSet<usize> =
-            (0..=255u8).map(|b| asked_index(PortId(1), IpAddr::V4(core::net::Ipv4Addr::new(10, 2, 0, b)))).collect();
+            (0..=255u8).map(|b| n.asked_index(PortId(1), IpAddr::V4(core::net::Ipv4Addr::new(10, 2, 0, b)))).collect();
         assert!(slots.len() > 140, "{} slots", slots.len());
     }
 }

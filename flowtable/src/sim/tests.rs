@@ -744,7 +744,7 @@ fn what_one_core_learns_the_others_apply() {
 
 #[test]
 fn a_neighbour_at_a_new_mac_is_a_change_of_its_port() {
-    let mut n = NeighbourCache::new(16, 1000, 0);
+    let mut n = NeighbourCache::new(16, 1000, 0, 0);
     n.learn(PortId(3), ip("10.0.0.5"), VM, 0);
     n.learn(PortId(3), ip("10.0.0.5"), VM, 10);
     assert!(!n.has_changed(), "new and refreshed entries change no flow");
@@ -768,7 +768,7 @@ fn a_neighbour_at_a_new_mac_is_a_change_of_its_port() {
 /// RFC 1122 2.3.2.1: one request per destination per interval, however many packets wait for it.
 #[test]
 fn a_destination_is_asked_for_once_per_interval() {
-    let mut n = NeighbourCache::new(16, 1000, 100);
+    let mut n = NeighbourCache::new(16, 1000, 100, 0);
     let (port, addr) = (PortId(3), ip("10.0.0.5"));
     assert!(n.may_ask(port, addr, 0));
     assert!(!n.may_ask(port, addr, 1), "asked a moment ago");
@@ -779,7 +779,7 @@ fn a_destination_is_asked_for_once_per_interval() {
     assert!(!n.may_ask(port, addr, 150));
     assert_eq!(n.ask_interval(), 100);
     // No interval: every request goes (the standalone cache's tests).
-    let mut free = NeighbourCache::new(16, 1000, 0);
+    let mut free = NeighbourCache::new(16, 1000, 0, 0);
     assert!(free.may_ask(port, addr, 0) && free.may_ask(port, addr, 0));
 }
 
@@ -812,7 +812,7 @@ fn an_unresolved_next_hop_is_asked_for_once_per_interval() {
 fn stale_neighbours_in_use_are_polled_until_refreshed() {
     const ALL: usize = usize::MAX;
     // Lifetime 100: fresh until 75, a poll every 5 while stale.
-    let mut n = NeighbourCache::new(16, 100, 0);
+    let mut n = NeighbourCache::new(16, 100, 0, 0);
     assert_eq!(n.poll_interval(), 5);
     let mut polls = [Poll::NONE; 4];
     let (port, addr) = (PortId(3), ip("10.0.0.5"));
@@ -840,7 +840,7 @@ fn stale_neighbours_in_use_are_polled_until_refreshed() {
 #[test]
 fn neighbour_polls_are_bounded_per_call() {
     const ALL: usize = usize::MAX;
-    let mut n = NeighbourCache::new(64, 100, 0);
+    let mut n = NeighbourCache::new(64, 100, 0, 0);
     for i in 0..10u8 {
         let addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, i));
         n.learn(PortId(1), addr, mac(i), 0);
@@ -890,7 +890,7 @@ fn neighbour_polls_go_point_to_point() {
 
 #[test]
 fn neighbour_cache_is_bounded() {
-    let mut c = NeighbourCache::new(8, 100, 0);
+    let mut c = NeighbourCache::new(8, 100, 0, 0);
     assert_eq!(c.capacity(), 8);
     for i in 0..100u32 {
         c.learn(PortId(i % 3), IpAddr::V4(Ipv4Addr::from(i)), mac(i as u8), 0);
