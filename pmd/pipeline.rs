@@ -15,9 +15,11 @@
 //! same stages as a local burst. A compiled hop into a tunnel hands over its outer headers (ready,
 //! or pending for the general hop) and they are written once, from the per-core template, into
 //! the headroom in front of the frame. A frame whose next hop (a router's, or the underlay's for a tunnel) is not resolved yet
-//! waits in the per-worker resolution queue (bounded: the oldest is dropped when full; a deadline:
-//! dropped after `hold_timeout_ns`) while the ARP request / NS goes out, and is simulated again and
-//! sent when the answer is learned. Everything the loop needs is allocated before it starts.
+//! waits in the per-worker resolution queue (bounded: the oldest is dropped when full, and one next
+//! hop holds at most a quarter of it; a deadline, `hold_timeout_ns`, after which a router's next
+//! hop counts as failed and its packets are answered host unreachable) while the ARP request / NS
+//! goes out (once per next hop per resolution interval), and is simulated again and sent when the
+//! answer is learned. Everything the loop needs is allocated before it starts.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,7 +82,8 @@ pub struct PipelineConfig {
     pub flow_cache: FlowCacheConfig,
     /// The simulation's per-core state (neighbour cache).
     pub core: CoreConfig,
-    /// Seed of the flow cache hash (mixed with the worker index).
+    /// Seed of the flow cache's hash and of the neighbour and MAC tables' (mixed with the worker
+    /// index); `midogw run` draws a secret one per run, the default is fixed for tests.
     pub seed: u64,
     /// Most packets a worker holds while their next hop is being resolved (the resolution
     /// queue); when full, the oldest is dropped and counted. One next hop holds at most a quarter
@@ -1123,7 +1126,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// The slot of a held frame's next hop in `held_per_slot`: the top byte of the neighbour
     /// cache's keyed hash (next hops sharing a slot share the limit).
     fn next_hop_slot(&self, hold: &Hold) -> usize {
-        (self.state.neighbours.key_hash(hold.port, hold.addr) >> 56) as usize % NEXT_HOP_SLOTS
+        usize::from(self.state.neighbours.destination_slot(hold.port, hold.addr))
     }
 
     /// Sends the held frames whose next hop was learned, drops those past their deadline. Looks
@@ -1553,7 +1556,7 @@ struct Held<'p> {
 }
 
 /// Slots of the resolution queue's per-next-hop counts.
-const NEXT_HOP_SLOTS: usize = 256;
+const NEXT_HOP_SLOTS: usize = 1 << u8::BITS;
 
 /// What a held frame does once its next hop is known, or when it is asked for again.
 #[derive(Clone, Copy, Debug)]

@@ -314,8 +314,8 @@ fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
         assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("192.168.7.1"), ip("192.168.7.11")));
         host1.send(&arp(ArpOperation::Reply, MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1"));
         // The router's ARP request for the VM on the bridge, held for that answer, goes over VXLAN
-        // now (a retry of the held packet, every 200 ms, may ask again, and a retry may have asked
-        // for the compute host again before its answer arrived).
+        // now (a retry of the held packet, once per resolution interval, may ask again, and may
+        // have asked for the compute host again before its answer arrived).
         let underlay_arp = |frame: &[u8]| frame[12..14] == [0x08, 0x06];
         let is_vm_arp_request = |frame: &[u8]| {
             let inner = unwrap_vxlan(frame, underlay_mac);

@@ -543,9 +543,7 @@ impl<'a> Walk<'a, '_> {
         }
         r.generated = underlay_arp_request(self.snap, self.state, port, self.now, self.out)
             .map(|(len, dpdk_port)| Generated { len, legs: Legs::one(Leg::Local(dpdk_port)), icmp_error: false });
-        if let Ok(t) = tunnel_of(self.snap, port) {
-            r.hold = Some(Hold { port: UNDERLAY_PORT, addr: IpAddr::V4(t.underlay.next_hop(t.dst)) });
-        }
+        r.hold = underlay_hold(self.snap, port);
         r
     }
 

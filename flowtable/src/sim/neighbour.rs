@@ -43,7 +43,7 @@ const FREE: Entry = Entry {
 };
 
 /// Destinations whose last request time [`NeighbourCache::may_ask`] keeps.
-const ASKED_SLOTS: usize = 256;
+const ASKED_SLOTS: usize = 1 << u8::BITS;
 
 /// When a destination was last asked for, and until when it counts as having failed to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,10 +154,9 @@ impl NeighbourCache {
         b * WAYS..(b + 1) * WAYS
     }
 
-    /// The core's keyed hash of a destination (buckets take its low bits), for per-destination
-    /// tables beside the cache (the asked table, the pipeline's resolution queue counts take its
-    /// top byte).
-    pub fn key_hash(&self, port: PortId, ip: IpAddr) -> u64 {
+    /// The core's keyed hash of a destination: buckets take its low bits, per-destination tables
+    /// its top byte ([`NeighbourCache::destination_slot`]).
+    fn key_hash(&self, port: PortId, ip: IpAddr) -> u64 {
         match ip {
             IpAddr::V4(a) => self.hasher.hash2(u64::from(u32::from(a)), u64::from(port.0)),
             IpAddr::V6(a) => {
@@ -167,9 +166,10 @@ impl NeighbourCache {
         }
     }
 
-    /// A destination's slot in the asked table.
-    fn asked_index(&self, port: PortId, ip: IpAddr) -> usize {
-        (self.key_hash(port, ip) >> 56) as usize % ASKED_SLOTS
+    /// A destination's slot in a 256-entry per-destination table beside the cache (the asked
+    /// table here, the pipeline's resolution queue counts): the top byte of the keyed hash.
+    pub fn destination_slot(&self, port: PortId, ip: IpAddr) -> u8 {
+        (self.key_hash(port, ip) >> 56) as u8
     }
 
     /// The least time between two requests for one destination: a frame held for a next hop is
@@ -212,12 +212,12 @@ impl NeighbourCache {
     /// Whether `ip` on `port` failed to answer within the last resolution interval
     /// ([`NeighbourCache::mark_failed`]).
     pub fn has_failed(&self, port: PortId, ip: IpAddr, now: u64) -> bool {
-        let slot = &self.asked[self.asked_index(port, ip)];
+        let slot = &self.asked[usize::from(self.destination_slot(port, ip))];
         slot.port == port && slot.ip == ip && now < slot.failed_until
     }
 
     fn asked_slot(&mut self, port: PortId, ip: IpAddr) -> &mut Asked {
-        let i = self.asked_index(port, ip);
+        let i = usize::from(self.destination_slot(port, ip));
         &mut self.asked[i]
     }
 
@@ -592,8 +592,9 @@ mod asked_tests {
     #[test]
     fn a_subnets_addresses_spread_over_the_asked_table() {
         let n = NeighbourCache::new(16, 1000, 0, 7);
-        let slots: std::collections::HashSet<usize> =
-            (0..=255u8).map(|b| n.asked_index(PortId(1), IpAddr::V4(core::net::Ipv4Addr::new(10, 2, 0, b)))).collect();
+        let slots: std::collections::HashSet<u8> = (0..=255u8)
+            .map(|b| n.destination_slot(PortId(1), IpAddr::V4(core::net::Ipv4Addr::new(10, 2, 0, b))))
+            .collect();
         assert!(slots.len() > 140, "{} slots", slots.len());
     }
 }
