@@ -478,6 +478,8 @@ pub struct PipelineReport {
     pub handoffs_received: u64,
     pub handoff_full: u64,
     pub drops: std::collections::BTreeMap<&'static str, u64>,
+    /// Why the `malformed` drops did not parse (non-zero parse error counters by name).
+    pub parse_errors: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl PipelineReport {
@@ -509,6 +511,7 @@ impl PipelineReport {
             handoffs_received: load(&c.handoffs_received),
             handoff_full: load(&c.handoff_full),
             drops: c.nonzero_drops().into_iter().collect(),
+            parse_errors: c.nonzero_parse_errors().into_iter().collect(),
         }
     }
 }
@@ -628,6 +631,10 @@ impl Report {
             );
             for (reason, n) in &p.drops {
                 out += &format!(" {reason} {n}");
+            }
+            if !p.parse_errors.is_empty() {
+                let why: Vec<String> = p.parse_errors.iter().map(|(e, n)| format!("{e} {n}")).collect();
+                out += &format!(" (malformed: {})", why.join(", "));
             }
             out += &format!(
                 "\n  flows {} evicted {} invalidated {} expired {}; topology generation {} ({} taken)\n",

@@ -33,7 +33,7 @@ use flowtable::sim::{
     Legs, Outer, Output, PendingOuter, Poll, MAX_DPDK_PORTS, UNDERLAY_PORT,
 };
 use flowtable::topology::{DeviceSet, PortId, Snapshot, Uuid};
-use flowtable::wire::EthernetAddress;
+use flowtable::wire::{EthernetAddress, Headers, ParseError};
 
 use crate::clock::TscClock;
 use crate::error::{Error, Result};
@@ -182,6 +182,9 @@ pub struct PipelineCounters {
     pub learning_lost: AtomicU64,
     /// Drops, indexed by [`DropReason::index`].
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// Why `malformed` drops did not parse, indexed by [`ParseError::index`] (a frame whose outer
+    /// headers decapsulated but whose inner frame did not counts the inner frame's error).
+    pub parse_errors: [AtomicU64; ParseError::COUNT],
 }
 
 impl Default for PipelineCounters {
@@ -213,6 +216,7 @@ impl Default for PipelineCounters {
             handoffs_received: AtomicU64::new(0),
             handoff_full: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            parse_errors: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 }
@@ -226,6 +230,16 @@ impl PipelineCounters {
     /// Every drop reason with a non-zero count, by counter name.
     pub fn nonzero_drops(&self) -> Vec<(&'static str, u64)> {
         DropReason::ALL.iter().map(|r| (r.name(), self.dropped(*r))).filter(|(_, n)| *n != 0).collect()
+    }
+
+    /// `malformed` drops counted for parse error `error`.
+    pub fn parse_failed(&self, error: ParseError) -> u64 {
+        self.parse_errors[error.index()].load(Ordering::Relaxed)
+    }
+
+    /// Every parse error with a non-zero count, by counter name.
+    pub fn nonzero_parse_errors(&self) -> Vec<(&'static str, u64)> {
+        ParseError::ALL.iter().map(|e| (e.name(), self.parse_failed(*e))).filter(|(_, n)| *n != 0).collect()
     }
 }
 
@@ -250,6 +264,7 @@ struct Totals {
     handoffs_received: u64,
     handoff_full: u64,
     drops: [u64; DropReason::COUNT],
+    parse_errors: [u64; ParseError::COUNT],
 }
 
 impl Default for Totals {
@@ -275,6 +290,7 @@ impl Default for Totals {
             handoffs_received: 0,
             handoff_full: 0,
             drops: [0; DropReason::COUNT],
+            parse_errors: [0; ParseError::COUNT],
         }
     }
 }
@@ -790,8 +806,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         burst.drain(|m| match next.next() {
             Some(((s, &Ok(point)), _)) if s.parsed => self.process_keyed(point, m, s, &tick, None),
             Some(((_, &Ok(point)), &owner)) if owner != NOT_HANDED_OFF => self.hand_off(usize::from(owner), point, m),
+            Some(((_, &Err(DropReason::Malformed)), _)) => self.malformed(m.data()),
             Some(((_, &Err(reason)), _)) => self.dropped(reason),
-            _ => self.dropped(DropReason::Malformed),
+            _ => self.malformed(m.data()),
         });
     }
 
@@ -835,7 +852,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let mut staged = Staged::EMPTY;
         // Only the key is needed before the lookup: built straight from the bytes for common frames.
         if staged.key.set_from_frame(ingress.flow_id(), m.data()).is_err() {
-            return self.dropped(DropReason::Malformed);
+            return self.malformed(m.data());
         }
         staged.probe = self.cache.probe(&staged.key);
         let tick = self.cache.tick(now);
@@ -859,7 +876,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let mut next = staged[..count].iter();
         burst.drain(|m| match next.next() {
             Some(s) if s.parsed => self.process_keyed(ingress, m, s, &tick, None),
-            _ => self.dropped(DropReason::Malformed),
+            _ => self.malformed(m.data()),
         });
     }
 
@@ -1490,6 +1507,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         self.totals.drops[reason.index()] += 1;
     }
 
+    /// A received frame that does not parse: a `malformed` drop, and one of the parse error
+    /// counters, which say why (the general parser run again, off the fast path: the fast key
+    /// builder only says no).
+    #[cold]
+    #[inline(never)]
+    fn malformed(&mut self, frame: &[u8]) {
+        self.dropped(DropReason::Malformed);
+        if let Err(e) = Headers::parse(frame) {
+            self.totals.parse_errors[e.index()] += 1;
+        }
+    }
+
     /// The learning and hand-off counters, which only move with several workers.
     #[inline(never)]
     fn publish_peer_counters(&self, c: &PipelineCounters) {
@@ -1530,6 +1559,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             self.publish_peer_counters(c);
         }
         for (counter, &n) in c.drops.iter().zip(t.drops.iter()) {
+            counter.store(n, Ordering::Relaxed);
+        }
+        for (counter, &n) in c.parse_errors.iter().zip(t.parse_errors.iter()) {
             counter.store(n, Ordering::Relaxed);
         }
     }

@@ -621,7 +621,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
         ("ip.dst", COMPUTE3.to_string()),
         ("ip.proto", "47".into()),
         ("ip.flags.df", "1".into()),
-        ("ip.ttl", "64".into()),
+        ("ip.ttl", "255".into()),
         ("ip.checksum.status", "1".into()),
         ("gre.flags.checksum", "0".into()),
         ("gre.flags.routing", "0".into()),

@@ -8,9 +8,57 @@ use crate::topology::{Encap, PortId, Route, RouterId, Snapshot, SnapshotBuilder,
 use crate::wire::{self, EthernetAddress, Fragment, Headers, L3, L4};
 
 /// The `packet_parser` fuzz target's body: parse a frame, verify its checksums, and run every view
-/// and `Repr::parse` on the offsets found and on the raw bytes. Panics only if a parser does, or if
-/// the offsets `Headers::parse` returned are inconsistent.
+/// and `Repr::parse` on the offsets found and on the raw bytes; then the same again with the IPv4
+/// header checksums made right ([`fix_ipv4_headers`]), so that a mutation reaches the layers
+/// beyond a header the parser would refuse. Panics only if a parser does, or if the offsets
+/// `Headers::parse` returned are inconsistent.
 pub fn packet_parser(data: &[u8]) {
+    parse_everything(data);
+    let mut fixed = data.to_vec();
+    if fix_ipv4_headers(&mut fixed) {
+        parse_everything(&fixed);
+    }
+}
+
+/// Makes the IPv4 header checksum of `frame` right (at offset 14, or 18 behind one 802.1Q tag),
+/// and that of the frame a VXLAN (UDP 4789) or GRE packet carries, found by the bytes alone: the
+/// parser refuses a wrong one, which a fuzzer's mutation almost always leaves. Says whether it
+/// changed anything.
+pub fn fix_ipv4_headers(frame: &mut [u8]) -> bool {
+    let mut changed = false;
+    let mut start = 0;
+    // The frame and at most one frame inside it.
+    for _ in 0..2 {
+        let Some(f) = frame.get_mut(start..) else { break };
+        let l3 = match (f.get(12..14), f.get(16..18)) {
+            (Some([0x08, 0x00]), _) => 14,
+            (Some([0x81, 0x00]), Some([0x08, 0x00])) => 18,
+            _ => break,
+        };
+        let Some(&version_ihl) = f.get(l3) else { break };
+        let ihl = usize::from(version_ihl & 0x0f) * 4;
+        if version_ihl >> 4 != 4 || ihl < 20 || f.len() < l3 + ihl {
+            break;
+        }
+        let mut ip = wire::Ipv4Packet::new_unchecked(&mut f[l3..]);
+        let before = ip.checksum();
+        ip.fill_checksum();
+        changed |= ip.checksum() != before;
+        let l4 = l3 + ihl;
+        let inner = match (f[l3 + 9], f.get(l4 + 2..l4 + 4)) {
+            (17, Some(port)) if port == wire::VXLAN_DEFAULT_UDP_PORT.to_be_bytes() => l4 + 16,
+            (47, _) => match f.get(l4..).map(wire::GrePacket::new_checked) {
+                Some(Ok(gre)) => l4 + gre.header_len(),
+                _ => break,
+            },
+            _ => break,
+        };
+        start += inner;
+    }
+    changed
+}
+
+fn parse_everything(data: &[u8]) {
     if let Ok(h) = Headers::parse(data) {
         assert!(h.l3_offset <= h.l4_offset && h.l4_offset <= h.payload_offset);
         assert!(h.payload_offset <= h.end && h.end <= data.len());
@@ -49,7 +97,7 @@ pub fn packet_parser(data: &[u8]) {
                     if dst_port == wire::VXLAN_DEFAULT_UDP_PORT {
                         if let Ok(v) = wire::VxlanPacket::new_checked(p.payload()) {
                             let _ = wire::VxlanRepr::parse(&v);
-                            packet_parser(v.payload());
+                            parse_everything(v.payload());
                         }
                     }
                 }
@@ -67,7 +115,7 @@ pub fn packet_parser(data: &[u8]) {
                 L4::Gre { .. } => {
                     let p = wire::GrePacket::new_checked(l4).expect("parsed GRE re-checks");
                     let _ = wire::GreRepr::parse(&p);
-                    packet_parser(p.payload());
+                    parse_everything(p.payload());
                 }
                 L4::None => {}
             }
@@ -246,12 +294,8 @@ fn tunnelled(outer_hex: &str, inner: &[u8]) -> Vec<u8> {
 /// Fills the IPv4 header checksum and the TCP, UDP, ICMP or ICMPv6 checksum of `frame` (as far as
 /// it parses).
 fn fill_checksums(frame: &mut [u8]) {
+    fix_ipv4_headers(frame);
     let Ok(h) = Headers::parse(frame) else { return };
-    if let L3::Ipv4(_) = h.l3 {
-        if let Ok(mut p) = wire::Ipv4Packet::new_checked(&mut frame[h.l3_offset..h.end]) {
-            p.fill_checksum();
-        }
-    }
     let (Some(pseudo), l4) = (h.pseudo_header(), &mut frame[h.l4_offset..h.end]) else { return };
     match h.l4 {
         L4::Tcp { .. } => {
@@ -282,10 +326,20 @@ fn fill_checksums(frame: &mut [u8]) {
 /// The `pipeline` fuzz target's body: the frame `data[1..]`, received on the DPDK port
 /// `PIPELINE_INGRESS[data[0] % 4]`, through [`sim::simulate`] against [`pipeline_topology`], twice
 /// (the first run learns); a cacheable result replayed with [`sim::apply`] on a fresh copy must
-/// give the same bytes (outer headers included) and a cached drop the same reason. Never panics.
+/// give the same bytes (outer headers included) and a cached drop the same reason. Unless bit 7 of
+/// `data[0]` is set, the frame's IPv4 header checksums are made right first ([`fix_ipv4_headers`]),
+/// so that mutations reach the simulation. Never panics.
 pub fn pipeline(snap: &Snapshot, state: &mut CoreState, data: &[u8]) {
     let Some((&selector, frame)) = data.split_first() else { return };
     let ingress = PIPELINE_INGRESS[usize::from(selector) % PIPELINE_INGRESS.len()];
+    let mut fixed;
+    let frame = if selector & 0x80 == 0 {
+        fixed = frame.to_vec();
+        fix_ipv4_headers(&mut fixed);
+        &fixed[..]
+    } else {
+        frame
+    };
     let _ = sim::decap(snap, frame);
     let mut out = [0u8; 1514];
     for now in [1, 2] {

@@ -828,6 +828,7 @@ fn match_fields_from_parsed_frames() {
     let mut later = udp4;
     later[20] = 0x20;
     later[21] = 0x03;
+    crate::wire::refresh_ipv4_checksum(&mut later, 14);
     let f = PacketMatchFields::from_headers(&Headers::parse(&later).unwrap());
     assert_eq!((f.fragment, f.src_port, f.dst_port, f.proto), (Fragment::Later, None, None, Some(17)));
 

@@ -5,14 +5,15 @@
 //! (every offset and field, enums for each layer) and then packing the key from it is wasted work.
 //! [`FlowKey::from_frame`] reads the key's words directly (untagged IPv4's compact key as four
 //! loads of the frame's bytes) for the frames a gateway sees almost exclusively: Ethernet, at
-//! most one 802.1Q tag, IPv4 without options and unfragmented, or IPv6 without extension headers, then TCP, UDP, ICMP (over IPv4) or ICMPv6 (over IPv6, NDP NS/NA
+//! most one 802.1Q tag, IPv4 without options and unfragmented (its header checksum verified, as
+//! [`Headers::parse`] does), or IPv6 without extension headers, then TCP, UDP, ICMP (over IPv4) or ICMPv6 (over IPv6, NDP NS/NA
 //! excepted). It checks exactly what [`Headers::parse`] checks for those frames; anything else,
 //! including every frame the general parser would refuse, falls back to
 //! `Headers::parse` + [`FlowKey::from_headers`], so the result is the same for every input (a
 //! proptest holds the two paths equal on built, mutated and random frames).
 
 use super::key::{type_code, FlowKey, L3Kind, L4Kind, FLAG_L3_SHIFT, FLAG_L4_SHIFT, FLAG_TAGGED, V4_MAPPED};
-use crate::wire::{Headers, ParseError};
+use crate::wire::{checksum, Headers, ParseError};
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
@@ -91,6 +92,10 @@ fn ipv4_untagged_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
     if be16(h, 12) != ETHERTYPE_IPV4 || h[14] != 0x45 || be16(h, 20) & IPV4_FRAGMENT_BITS != 0 {
         return None;
     }
+    // RFC 1812 5.2.2: a router MUST verify the header checksum of every packet it forwards.
+    if !checksum::header20_verifies(h[14..].first_chunk()?) {
+        return None;
+    }
     let total = usize::from(be16(h, 16));
     let segment = frame.get(34..14 + total)?;
     let proto = h[23];
@@ -158,7 +163,7 @@ pub(super) fn common_frame_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
         ETHERTYPE_IPV4 => {
             let ip: &[u8; 20] = l3.first_chunk()?;
             // Version 4, no options; unfragmented.
-            if ip[0] != 0x45 || be16(ip, 6) & IPV4_FRAGMENT_BITS != 0 {
+            if ip[0] != 0x45 || be16(ip, 6) & IPV4_FRAGMENT_BITS != 0 || !checksum::header20_verifies(ip) {
                 return None;
             }
             let total = usize::from(be16(ip, 2));
@@ -321,6 +326,9 @@ mod tests {
             b.extend_from_slice(&[64, s.proto, 0, 0]);
             b.extend_from_slice(&s.src_addr[..4]);
             b.extend_from_slice(&s.dst_addr[..4]);
+            // A valid header checksum (the mutated frames of the proptest break it too).
+            let l3 = b.len() - 20;
+            crate::wire::refresh_ipv4_checksum(&mut b, l3);
         }
         b.extend_from_slice(&l4);
         b.extend_from_slice(&s.payload);

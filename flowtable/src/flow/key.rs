@@ -863,6 +863,7 @@ mod tests {
         let mut ttl = fwd.clone();
         ttl[14 + 8] = 3;
         ttl[14 + 5] = 99;
+        crate::wire::refresh_ipv4_checksum(&mut ttl, 14);
         assert_eq!(FlowKey::from_headers(3, &Headers::parse(&ttl).unwrap()), kf);
         assert_ne!(FlowKey::from_headers(4, &Headers::parse(&fwd).unwrap()), kf);
         assert_eq!(kf.with_ingress(4), FlowKey::from_headers(4, &Headers::parse(&fwd).unwrap()));

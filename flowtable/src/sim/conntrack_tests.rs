@@ -340,6 +340,7 @@ fn the_quoted_packet_names_the_connection() {
     cut.truncate(14 + 20 + 8 + 12);
     let total = (cut.len() - 14) as u16;
     cut[16..18].copy_from_slice(&total.to_be_bytes());
+    crate::wire::refresh_ipv4_checksum(&mut cut, 14);
     let h = Headers::parse(&cut).unwrap();
     assert_eq!(ConnKey::related_to_error(&h, &cut, zone), None);
     // A quoted non-initial fragment has no ports: it relates to no UDP connection.

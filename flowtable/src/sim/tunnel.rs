@@ -7,9 +7,11 @@
 //! hop's MAC in the per-core neighbour cache (under [`UNDERLAY_PORT`]) and the underlay DPDK
 //! port's own MAC ([`CoreState::set_port_mac`]): nothing is cached that a snapshot or neighbour
 //! change would leave stale, so a cached flow only names the port (whose binding names the host
-//! and key) and the VXLAN source port. Outer IPv4: DF set (the gateway never fragments; the MTU
-//! check happens on the inner packet), TTL 64 (a fresh packet from the gateway, like Linux's
-//! `ip_default_ttl`), identification 0 (RFC 6864: DF packets need none), TOS 0. VXLAN: UDP source
+//! and key) and the VXLAN source port. Outer IPv4: DF set (the gateway never fragments and drops
+//! fragments of tunnelled packets itself, so nobody on the underlay may fragment them either; the
+//! MTU check happens on the inner packet; MidoNet's own capture shows no DF, which with
+//! identification 0 would let reassembly mix two packets' fragments), TTL 255 ([`OUTER_TTL`]),
+//! identification 0 (RFC 6864: atomic datagrams need none), TOS 0. VXLAN: UDP source
 //! port from the inner flow's hash in 49152..=65535 (RFC 7348 section 5 recommends the dynamic
 //! range), destination the underlay's VXLAN port, UDP checksum 0 (allowed over IPv4), flags
 //! 0x08 (I), VNI = tunnel key. GRE: K bit only, protocol 0x6558, key = tunnel key.
@@ -24,7 +26,9 @@ use core::net::{IpAddr, Ipv4Addr};
 
 use super::{CoreState, DropReason};
 use crate::topology::{Binding, Encap, PortId, PortLink, Snapshot, Underlay};
-use crate::wire::{EtherType, EthernetAddress, Fragment, Headers, IpProtocol, Ipv4Packet, L3, L4};
+use crate::wire::{
+    checksum, EtherType, EthernetAddress, Fragment, GrePacket, GreRepr, Headers, IpProtocol, Ipv4Packet, L3, L4,
+};
 
 /// The neighbour cache key of the underlay (no virtual port has this id).
 pub const UNDERLAY_PORT: PortId = PortId(u32::MAX - 1);
@@ -32,8 +36,9 @@ pub const UNDERLAY_PORT: PortId = PortId(u32::MAX - 1);
 /// Longest outer header: Ethernet + IPv4 + UDP + VXLAN.
 pub const MAX_OUTER_LEN: usize = 50;
 
-/// TTL of outer IPv4 headers.
-pub const OUTER_TTL: u8 = 64;
+/// TTL of outer IPv4 headers: MidoNet's (the seeds' capture of an inter-host tunnel, A8), so that
+/// an underlay of several routed hops carries the gateway's tunnels as far as its hosts'.
+pub const OUTER_TTL: u8 = 255;
 
 /// Lowest VXLAN UDP source port (RFC 7348 section 5: the dynamic range 49152-65535).
 pub const VXLAN_SPORT_MIN: u16 = 49152;
@@ -494,8 +499,13 @@ fn common_udp_outer(frame: &[u8]) -> Option<UdpOuter> {
     }
     let l3 = &frame[14..];
     let ip: &[u8; 20] = l3.first_chunk()?;
-    // Version 4, no options, unfragmented (DF and the reserved bit do not fragment), UDP.
-    if ip[0] != 0x45 || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 || ip[9] != u8::from(IpProtocol::Udp) {
+    // Version 4, no options, unfragmented (DF and the reserved bit do not fragment), UDP, and the
+    // header checksum right (RFC 1122 3.2.1.2: the outer source is what the host check reads).
+    if ip[0] != 0x45
+        || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0
+        || ip[9] != u8::from(IpProtocol::Udp)
+        || !checksum::header20_verifies(ip)
+    {
         return None;
     }
     let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
@@ -558,6 +568,11 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
             (u32::from_be_bytes([0, vx[4], vx[5], vx[6]]), h.payload_offset + 8)
         }
         L4::Gre { protocol_type: EtherType::TransparentEthernetBridging, key: Some(key), version: 0 } => {
+            // RFC 2784 2.3: RFC 1701's routing, strict source route and recursion bits MUST be
+            // discarded (with R the key is not where RFC 2890 puts it); a checksum, when present,
+            // is verified (as Linux's ip_gre does).
+            let gre = frame.get(h.l4_offset..h.end).ok_or(DropReason::TunnelMalformed)?;
+            GreRepr::parse(&GrePacket::new_unchecked(gre)).map_err(|_| DropReason::TunnelMalformed)?;
             (key, h.payload_offset)
         }
         L4::Gre { .. } => return Err(DropReason::TunnelMalformed),

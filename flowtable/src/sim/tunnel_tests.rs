@@ -251,7 +251,8 @@ fn gre_encapsulation_follows_rfc_2890_through_the_underlay_gateway() {
     // Host 2 is off the underlay subnet: the outer frame goes to the underlay gateway's MAC.
     assert_eq!(&wire[0..6], &UNDERLAY_GW_MAC.0);
     let ip = Ipv4Packet::new_checked(&wire[14..]).unwrap();
-    assert_eq!((ip.protocol(), ip.ttl(), ip.dont_frag()), (IpProtocol::Gre, 64, true));
+    assert_eq!((ip.protocol(), ip.ttl(), ip.dont_frag()), (IpProtocol::Gre, OUTER_TTL, true));
+    assert_eq!(OUTER_TTL, 255, "MidoNet's outer TTL (seeds A8)");
     assert_eq!((ip.src_addr(), ip.dst_addr()), (v4("192.168.7.1"), v4("10.9.0.12")));
     assert_eq!(usize::from(ip.total_len()), 20 + 8 + orig.len());
     assert!(ip.verify_checksum());
@@ -265,6 +266,56 @@ fn gre_encapsulation_follows_rfc_2890_through_the_underlay_gateway() {
     let mut c = orig.clone();
     let o = apply(&n.snap, &r.actions, &mut c, &mut st, 2).unwrap();
     assert_eq!([o.outer.as_bytes(), &c[..]].concat(), wire);
+}
+
+/// RFC 2784 2.3: a receiver MUST discard GRE with any of bits 1-5 set but K and S (RFC 1701's
+/// routing, strict source route, recursion), and a version other than 0; a present checksum must
+/// verify. Bits 6-12 MUST be ignored. Sequence numbers (S, RFC 2890) are fine.
+#[test]
+fn gre_decapsulation_discards_rfc_1701_bits_and_bad_checksums() {
+    let n = topo();
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 999, 10);
+    let ok = gre("10.9.0.12", KEY2, &inner);
+    assert_eq!(decap(&n.snap, &ok), Ok(Some(Decap { inner_offset: 42, port: n.vm2 })));
+    // R (routing), s (strict source route), the recursion's high bit, version 1 (PPTP).
+    for flags in [[0x60u8, 0x00], [0x28, 0x00], [0x24, 0x00], [0x20, 0x01]] {
+        let mut f = ok.clone();
+        f[34..36].copy_from_slice(&flags);
+        assert_eq!(decap(&n.snap, &f), Err(DropReason::TunnelMalformed), "flags {flags:02x?}");
+    }
+    // Reserved bits 6-12 are ignored.
+    let mut reserved = ok.clone();
+    reserved[34..36].copy_from_slice(&[0x23, 0xf8]);
+    assert_eq!(decap(&n.snap, &reserved), Ok(Some(Decap { inner_offset: 42, port: n.vm2 })));
+    // With a sequence number (S): the inner frame four bytes further.
+    let with_seq = [&ok[..34], &[0x30, 0x00, 0x65, 0x58], &KEY2.to_be_bytes(), &[0, 0, 0, 7], &inner].concat();
+    let mut with_seq = with_seq;
+    let total = (with_seq.len() - 14) as u16;
+    with_seq[16..18].copy_from_slice(&total.to_be_bytes());
+    Ipv4Packet::new_checked(&mut with_seq[14..]).unwrap().fill_checksum();
+    assert_eq!(decap(&n.snap, &with_seq), Ok(Some(Decap { inner_offset: 46, port: n.vm2 })));
+    // With a checksum (C): verified.
+    let mut with_csum = [&ok[..34], &[0xa0, 0x00, 0x65, 0x58, 0, 0, 0, 0], &KEY2.to_be_bytes(), &inner].concat();
+    let total = (with_csum.len() - 14) as u16;
+    with_csum[16..18].copy_from_slice(&total.to_be_bytes());
+    Ipv4Packet::new_checked(&mut with_csum[14..]).unwrap().fill_checksum();
+    GrePacket::new_checked(&mut with_csum[34..]).unwrap().fill_checksum();
+    assert_eq!(decap(&n.snap, &with_csum), Ok(Some(Decap { inner_offset: 46, port: n.vm2 })));
+    with_csum[60] ^= 0x40;
+    assert_eq!(decap(&n.snap, &with_csum), Err(DropReason::TunnelMalformed), "bad GRE checksum");
+}
+
+/// RFC 1122 3.2.1.2 (and RFC 1812 5.2.2): a datagram with a wrong IPv4 header checksum is
+/// discarded, and its outer source is not what the host check may trust.
+#[test]
+fn decapsulation_discards_a_bad_outer_header_checksum() {
+    let n = topo();
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 999, 10);
+    for mut f in [vxlan("192.168.7.11", KEY1, &inner), gre("10.9.0.12", KEY2, &inner)] {
+        assert!(decap(&n.snap, &f).unwrap().is_some());
+        f[24] ^= 0x5a;
+        assert_eq!(decap(&n.snap, &f), Err(DropReason::Malformed));
+    }
 }
 
 #[test]
@@ -292,6 +343,7 @@ fn decapsulation_checks_key_and_host() {
     // Not to the underlay address, or not a tunnel: not ours to decapsulate.
     let mut other = ok.clone();
     other[30..34].copy_from_slice(&[192, 168, 7, 99]);
+    Ipv4Packet::new_checked(&mut other[14..]).unwrap().fill_checksum();
     assert_eq!(decap(&n.snap, &other), Ok(None));
     assert_eq!(decap(&n.snap, &inner), Ok(None));
     // A wrong host is a counted drop in the simulation too.

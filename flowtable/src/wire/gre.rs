@@ -114,17 +114,20 @@ impl<T: AsRef<[u8]>> Packet<T> {
         EtherType::from(u16::from_be_bytes([d[0], d[1]]))
     }
 
-    /// Header length: 4 plus 4 for each of C, K, S.
+    /// Header length before any RFC 1701 routing: 4, plus 4 for the checksum word (present with C,
+    /// or with R: RFC 1701 carries checksum and offset whenever either bit is set), for K and for S.
     #[inline]
     pub fn header_len(&self) -> usize {
         let f = self.flags_ver();
         BASE_HEADER_LEN
-            + 4 * (usize::from(f & FLAG_C != 0) + usize::from(f & FLAG_K != 0) + usize::from(f & FLAG_S != 0))
+            + 4 * (usize::from(f & (FLAG_C | FLAG_R) != 0)
+                + usize::from(f & FLAG_K != 0)
+                + usize::from(f & FLAG_S != 0))
     }
 
     #[inline]
     fn key_offset(&self) -> usize {
-        field::OPTIONAL + if self.checksum_present() { 4 } else { 0 }
+        field::OPTIONAL + if self.flags_ver() & (FLAG_C | FLAG_R) != 0 { 4 } else { 0 }
     }
 
     #[inline]

@@ -2,8 +2,9 @@
 //! recording offsets and the fields a flow key is built from. No allocation, no panic on any input.
 //!
 //! What it checks is what it needs to find the next header and the flow fields: lengths, versions,
-//! the IPv6 extension-header chain, the L4 header of unfragmented packets and first fragments.
-//! Checksums are left to [`Headers::verify_checksums`], so a core can skip what the NIC verified.
+//! the IPv6 extension-header chain, the L4 header of unfragmented packets and first fragments,
+//! and the IPv4 header checksum, which every router MUST verify (RFC 1812 5.2.2). The L4
+//! checksums, which a router does not own, are left to [`Headers::verify_checksums`].
 //! It decides nothing: an unknown ethertype or IP protocol parses fine, with nothing after it.
 //!
 //! A worker that needs only the flow key calls `flow::FlowKey::from_frame`, which reads the common
@@ -267,6 +268,11 @@ impl Headers {
                 if p.version() != 4 {
                     return Err(ParseError::Ipv4BadVersion);
                 }
+                // RFC 1812 5.2.2 (and RFC 1122 3.2.1.2 for the tunnel endpoint): MUST, with no
+                // option to turn it off. Cheap: the header only.
+                if !p.verify_checksum() {
+                    return Err(ParseError::Ipv4BadChecksum);
+                }
                 let fragment = Fragment::from_fields(p.frag_offset(), p.more_frags());
                 h.l3 = L3::Ipv4(Ipv4Fields {
                     src: p.src_addr(),
@@ -528,18 +534,22 @@ mod tests {
             &[0x03, 0xe8, 0x00, 0x35, 0x05, 0xc8, 0, 0],
         ]
         .concat();
+        crate::wire::refresh_ipv4_checksum(&mut first, 14);
         let h = Headers::parse(&first).unwrap();
         assert_eq!(h.fragment(), Fragment::First);
         assert_eq!(h.l4, L4::Udp { src_port: 1000, dst_port: 53 });
         assert_eq!((h.payload_offset, h.end), (42, 42));
         // Not a fragment, the same length is a lie; nor can any datagram be shorter than its header.
         first[20] = 0;
+        crate::wire::refresh_ipv4_checksum(&mut first, 14);
         assert_eq!(Headers::parse(&first), Err(ParseError::UdpBadLength));
         first[20] = 0x20;
+        crate::wire::refresh_ipv4_checksum(&mut first, 14);
         first[38..40].copy_from_slice(&4u16.to_be_bytes());
         assert_eq!(Headers::parse(&first), Err(ParseError::UdpBadLength));
         // A first fragment without the whole UDP header.
         first[17] = 24;
+        crate::wire::refresh_ipv4_checksum(&mut first, 14);
         assert_eq!(Headers::parse(&first[..38]), Err(ParseError::UdpTruncated));
         // IPv6: the first fragment's UDP length beyond the fragment.
         let mut first6 = UDP6_HBH_FRAG;
@@ -624,6 +634,7 @@ mod tests {
         b[14 + 6] = 0; // clear MF and offset
         b[14 + 7] = 0;
         b[14 + 9] = 89; // OSPF
+        crate::wire::refresh_ipv4_checksum(&mut b, 14);
         let h = Headers::parse(&b).unwrap();
         assert_eq!(h.l4, L4::None);
         assert_eq!(h.ip_protocol(), Some(IpProtocol::Unknown(89)));
@@ -783,13 +794,20 @@ mod tests {
         ];
         let mut seen = std::collections::HashSet::new();
         for (i, (bytes, err)) in cases.iter().enumerate() {
-            assert_eq!(Headers::parse(bytes).map(|_| ()), Err(*err), "case {i}");
+            // Each case breaks one thing: the IPv4 header checksums made right again after the edit.
+            let mut bytes = bytes.clone();
+            crate::fuzzing::fix_ipv4_headers(&mut bytes);
+            assert_eq!(Headers::parse(&bytes).map(|_| ()), Err(*err), "case {i}");
             seen.insert(*err);
         }
+        // And the checksum itself (RFC 1812 5.2.2: a router verifies it before anything else).
+        let mut ttl_changed = PING4_PADDED.to_vec();
+        ttl_changed[14 + 8] ^= 0x01;
+        assert_eq!(Headers::parse(&ttl_changed).map(|_| ()), Err(ParseError::Ipv4BadChecksum));
+        seen.insert(ParseError::Ipv4BadChecksum);
         // Every reason Headers::parse can give is exercised; the rest come from checksums or from
         // Repr::parse of headers the caller decides to look into.
         let elsewhere = [
-            ParseError::Ipv4BadChecksum,
             ParseError::Icmpv4BadChecksum,
             ParseError::Icmpv4Unsupported,
             ParseError::Icmpv6BadChecksum,
@@ -817,8 +835,9 @@ mod tests {
             b[at] ^= 0x01;
             b
         };
+        // A bad IPv4 header checksum is the parser's own error (every_structural_error).
+        assert_eq!(Headers::parse(&flip(&PING4_PADDED, 14 + 8)).map(|_| ()), Err(ParseError::Ipv4BadChecksum));
         let cases = [
-            (flip(&PING4_PADDED, 14 + 8), ParseError::Ipv4BadChecksum),
             (flip(&TAGGED_TCP4, 61), ParseError::TcpBadChecksum),
             (flip(&VXLAN4, VXLAN4.len() - 1), ParseError::UdpBadChecksum),
             (flip(&PING4_PADDED, 14 + 20 + 7), ParseError::Icmpv4BadChecksum),

@@ -14,6 +14,8 @@ enum_with_unknown! {
         EchoReply = 0,
         /// Destination unreachable.
         DstUnreachable = 3,
+        /// Source quench (deprecated by RFC 6633, still an error message: never answered by one).
+        SourceQuench = 4,
         /// Redirect.
         Redirect = 5,
         /// Echo request.
@@ -36,7 +38,15 @@ enum_with_unknown! {
 impl Message {
     /// True for error messages (which quote the invoking packet and must never be answered by an error).
     pub fn is_error(self) -> bool {
-        matches!(self, Message::DstUnreachable | Message::Redirect | Message::TimeExceeded | Message::ParamProblem)
+        // RFC 1122 3.2.2 / RFC 1812 4.3.2.7 list the error messages; Source Quench is one of them.
+        matches!(
+            self,
+            Message::DstUnreachable
+                | Message::SourceQuench
+                | Message::Redirect
+                | Message::TimeExceeded
+                | Message::ParamProblem
+        )
     }
 }
 
@@ -398,6 +408,14 @@ mod tests {
     fn parse_echo() {
         let p = Packet::new_checked(&ECHO[..]).unwrap();
         assert_eq!(Repr::parse(&p).unwrap(), Repr::EchoRequest { ident: 0x1234, seq_no: 1, data: b"abcdefgh" });
+    }
+
+    #[test]
+    fn error_messages_are_the_rfc_1122_list() {
+        // RFC 1122 3.2.2: destination unreachable, source quench, redirect, time exceeded,
+        // parameter problem; nothing else (echo, timestamps, router discovery) is an error.
+        let errors: Vec<u8> = (0..=255u8).filter(|&t| Message::from(t).is_error()).collect();
+        assert_eq!(errors, [3, 4, 5, 11, 12]);
     }
 
     #[test]

@@ -67,6 +67,13 @@
 
 pub mod checksum;
 
+/// Test support: recomputes the header checksum of the IPv4 packet at `l3_offset` of `frame`
+/// after a test edited its header (the parser verifies it, as a router must).
+#[cfg(test)]
+pub(crate) fn refresh_ipv4_checksum(frame: &mut [u8], l3_offset: usize) {
+    Ipv4Packet::new_unchecked(&mut frame[l3_offset..]).fill_checksum();
+}
+
 mod arp;
 mod error;
 mod ethernet;
