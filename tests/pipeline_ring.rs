@@ -17,7 +17,7 @@ use midogw::flowtable::sim::{CoreConfig, DropReason};
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, EtherType, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
-    PseudoHeader, UdpPacket, UdpRepr, L3, L4,
+    ParseError, PseudoHeader, UdpPacket, UdpRepr, L3, L4,
 };
 use midogw::{PipelineConfig, PipelineCounters};
 
@@ -204,13 +204,17 @@ fn neighbours_in_use_are_polled_before_they_expire() {
 /// The burst loop looks a whole burst up in stages (keys, candidate slots, then lookups): a
 /// malformed frame among good ones, and a new flow's later packets in the same burst (installed
 /// by its first packet after the stages looked), still come out in order, each flow simulated once.
+/// A packet of a cached flow whose IPv4 header checksum is wrong is dropped, not forwarded
+/// (RFC 1812 5.2.2), and each malformed frame is counted by why it did not parse.
 #[test]
 fn pipeline_handles_a_mixed_burst_in_order() {
     with_router("pburst", |ha, hb, c| {
         learn_b(hb);
         let (x, y) = (udp("10.2.0.2", 5001, 64), udp("10.2.0.2", 5002, 64));
         let malformed = x[..20].to_vec();
-        ha.send_burst(&[x.clone(), malformed, x.clone(), y.clone(), x.clone()]);
+        let mut bad_checksum = x.clone();
+        bad_checksum[14 + 8] = 63; // the TTL, its checksum not updated
+        ha.send_burst(&[x.clone(), malformed, x.clone(), y.clone(), x.clone(), bad_checksum]);
         let got = hb.recv(4);
         assert_eq!(got.len(), 4, "every good frame forwarded");
         let sports: Vec<u16> = got.iter().map(|f| u16::from_be_bytes([f[34], f[35]])).collect();
@@ -220,7 +224,9 @@ fn pipeline_handles_a_mixed_burst_in_order() {
             assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
         }
         hb.silent();
-        assert_eq!(counter(&c.drops[DropReason::Malformed.index()]), 1);
+        assert_eq!(counter(&c.drops[DropReason::Malformed.index()]), 2);
+        assert_eq!(c.parse_failed(ParseError::Ipv4Truncated), 1, "{:?}", c.nonzero_parse_errors());
+        assert_eq!(c.parse_failed(ParseError::Ipv4BadChecksum), 1, "{:?}", c.nonzero_parse_errors());
         assert_eq!(counter(&c.simulated), 3, "the ARP request, then x and y once each");
         assert_eq!(counter(&c.cache_hits), 2, "x's second and third packets");
     });
