@@ -163,9 +163,12 @@ pub struct PipelineCounters {
     pub alloc_failures: AtomicU64,
     /// Frames output to a DPDK port this worker has no TX queue on.
     pub unknown_egress: AtomicU64,
-    /// Frames put in the resolution queue while their next hop was resolved.
+    /// Frames put in the resolution queue while their next hop was resolved (each once, however
+    /// often it was retried or met another unknown next hop on release).
     pub held: AtomicU64,
-    /// Held frames simulated again and sent on after the answer came.
+    /// Held frames taken out of the queue when their next hop answered: simulated again (or
+    /// encapsulated) and sent on, or, if that meets another unknown next hop (a tunnel's underlay
+    /// after a router's), held again.
     pub released: AtomicU64,
     /// Neighbour and MAC entries this worker learned and handed to another worker.
     pub learning_sent: AtomicU64,
@@ -1085,19 +1088,21 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 self.send_leg(first, m, now);
             }
             Egress::Hold(hold) => {
+                let first = deadline.is_none();
                 let deadline = deadline.unwrap_or(now.saturating_add(self.hold_timeout));
                 // A frame back from its deadline (its next hop's failure mark was lost to a
                 // collision) is not held again: held frames always leave.
                 if deadline <= now {
                     return self.dropped(DropReason::HoldTimeout);
                 }
-                self.hold(Held {
+                let held = Held {
                     m,
                     then: AfterHold::Simulate(PinnedIngress::new(self.snapshot.snapshot(), ingress)),
                     hold,
                     deadline,
                     retry_at: self.retry_at(now),
-                })
+                };
+                self.hold(held, first)
             }
             Egress::Drop(reason) => self.dropped(reason),
         }
@@ -1112,8 +1117,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     /// Queues a frame until its next hop is known; when the queue is full the oldest is dropped.
     /// A next hop that already has its share of the queue keeps the frames it has: the new one
-    /// is dropped.
-    fn hold(&mut self, held: Held<'p>) {
+    /// is dropped. `first`: the frame was not held before (a retry, or a release that meets
+    /// another unknown next hop, is not counted as `held` again).
+    fn hold(&mut self, held: Held<'p>, first: bool) {
         if self.held_per_slot[self.next_hop_slot(&held.hold)] >= self.hold_per_next_hop {
             drop(held);
             return self.dropped(DropReason::HoldOverflow);
@@ -1122,7 +1128,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             drop(self.dequeue_held());
             self.dropped(DropReason::HoldOverflow);
         }
-        self.totals.held += 1;
+        self.totals.held += u64::from(first);
         self.enqueue_held(held);
     }
 
@@ -1186,7 +1192,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                     AfterHold::Tunnel { port, sport } => match port.under(self.snapshot.snapshot()) {
                         Some(IngressPoint::Tunnel(port)) => {
                             self.totals.released += u64::from(resolved);
-                            self.send_tunnel_leg(port, sport, h.m, now, h.deadline)
+                            self.send_tunnel_leg(port, sport, h.m, now, Some(h.deadline))
                         }
                         _ => self.dropped(DropReason::NoEgress),
                     },
@@ -1279,9 +1285,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn send_leg(&mut self, leg: Leg, m: Mbuf<'p>, now: u64) {
         match leg {
             Leg::Local(dpdk_port) => self.send(dpdk_port, m),
-            Leg::Tunnel { port, sport } => {
-                self.send_tunnel_leg(port, sport, m, now, now.saturating_add(self.hold_timeout))
-            }
+            Leg::Tunnel { port, sport } => self.send_tunnel_leg(port, sport, m, now, None),
         }
     }
 
@@ -1289,7 +1293,10 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// hop toward that host is unknown, asks for it and holds the frame (until `deadline`), so a
     /// router's first ARP request toward a VM, or a flood's copy, waits for the underlay's answer
     /// instead of being lost (and the frame that caused it waiting a retry for nothing).
-    fn send_tunnel_leg(&mut self, port: PortId, sport: u16, m: Mbuf<'p>, now: u64, deadline: u64) {
+    /// `deadline`: that of a frame back from the queue, `None` for one not held before.
+    fn send_tunnel_leg(&mut self, port: PortId, sport: u16, m: Mbuf<'p>, now: u64, deadline: Option<u64>) {
+        let first = deadline.is_none();
+        let deadline = deadline.unwrap_or(now.saturating_add(self.hold_timeout));
         let snap = self.snapshot.snapshot();
         match sim::outer_header(snap, &self.state, port, sport, m.len(), now) {
             Ok((dpdk_port, outer)) => self.send_output(Output { dpdk_port, outer }, m),
@@ -1298,13 +1305,16 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 let pinned = PinnedIngress::new(snap, IngressPoint::Tunnel(port));
                 self.ask_underlay(port, now);
                 match hold {
-                    Some(hold) if deadline > now => self.hold(Held {
-                        m,
-                        then: AfterHold::Tunnel { port: pinned, sport },
-                        hold,
-                        deadline,
-                        retry_at: self.retry_at(now),
-                    }),
+                    Some(hold) if deadline > now => {
+                        let held = Held {
+                            m,
+                            then: AfterHold::Tunnel { port: pinned, sport },
+                            hold,
+                            deadline,
+                            retry_at: self.retry_at(now),
+                        };
+                        self.hold(held, first)
+                    }
                     _ => self.dropped(DropReason::NeighbourUnresolved),
                 }
             }

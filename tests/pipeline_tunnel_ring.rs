@@ -159,7 +159,7 @@ fn unwrap_vxlan(frame: &[u8], underlay_mac: EthernetAddress) -> Vec<u8> {
     h.verify_checksums(frame).expect("outer checksums");
     assert_eq!((h.eth_src, h.eth_dst), (underlay_mac, MAC_HOST1));
     let L3::Ipv4(o) = h.l3 else { panic!("not IPv4: {h:?}") };
-    assert_eq!((o.src, o.dst, o.ttl, o.dont_frag), (ip("192.168.7.1"), ip("192.168.7.11"), 64, true));
+    assert_eq!((o.src, o.dst, o.ttl, o.dont_frag), (ip("192.168.7.1"), ip("192.168.7.11"), 255, true));
     let L4::Udp { src_port, dst_port } = h.l4 else { panic!("not UDP: {h:?}") };
     assert!(src_port >= 49152);
     assert_eq!(dst_port, 4789);
@@ -499,7 +499,7 @@ fn gre_both_ways_between_a_compute_host_and_the_uplink() {
         let h = valid(&got[0]);
         assert_eq!((h.eth_src, h.eth_dst), (underlay_mac, MAC_HOST1));
         let L3::Ipv4(o) = h.l3 else { panic!("not IPv4: {h:?}") };
-        assert_eq!((o.src, o.dst, o.ttl, o.dont_frag), (ip("192.168.7.1"), ip("192.168.7.11"), 64, true));
+        assert_eq!((o.src, o.dst, o.ttl, o.dont_frag), (ip("192.168.7.1"), ip("192.168.7.11"), 255, true));
         let L4::Gre { key, protocol_type, version } = h.l4 else { panic!("not GRE: {h:?}") };
         assert_eq!((key, protocol_type, version), (Some(KEY), EtherType::TransparentEthernetBridging, 0));
         let inner = valid(&got[0][h.payload_offset..]);
