@@ -236,6 +236,21 @@ impl RouterPort {
     pub fn owns(&self, addr: IpAddr) -> bool {
         self.addresses.iter().any(|n| n.addr() == addr)
     }
+
+    /// Whether `addr` is the Subnet-Router anycast address (the prefix, host bits zero) of one
+    /// of the port's IPv6 subnets, which a router answers for (RFC 4291 2.6.1). A /127 has none
+    /// (RFC 6164) and a /128 is no subnet.
+    pub fn subnet_router_anycast(&self, addr: IpAddr) -> bool {
+        self.addresses.iter().any(|n| subnet_router_anycast(n) == Some(addr))
+    }
+}
+
+/// The Subnet-Router anycast address of `net`: IPv6 shorter than /127 only.
+pub(crate) fn subnet_router_anycast(net: &IpNet) -> Option<IpAddr> {
+    match net {
+        IpNet::V6(n) if n.prefix_len() < 127 => Some(IpAddr::V6(n.network())),
+        _ => None,
+    }
 }
 
 /// The bridge-specific part of a port.

@@ -905,7 +905,9 @@ fn check_route(router: RouterId, mut r: Route, ports: &[Port]) -> Result<Route, 
 }
 
 /// The automatic routes of a router port (seeds A6): for each address, a `Local` route to the
-/// address itself and, unless it is a /32 (/128), a `Normal` route to its subnet through the port.
+/// address itself and, unless it is a /32 (/128), a `Normal` route to its subnet through the port;
+/// for an IPv6 subnet shorter than /127, a `Local` route to its Subnet-Router anycast address too
+/// (RFC 4291 2.6.1: the router's own).
 fn port_routes(port: &Port) -> Vec<Route> {
     let Some(rp) = port.as_router_port() else { return Vec::new() };
     let mut out = Vec::new();
@@ -932,6 +934,11 @@ fn port_routes(port: &Port) -> Vec<Route> {
                 kind: RouteType::Normal,
                 ..base.clone()
             });
+        }
+        // Unless the address is the anycast address itself; derived from the address route's
+        // UUID, so the two routes above keep theirs.
+        if let Some(anycast) = super::device::subnet_router_anycast(net).filter(|&a| a != net.addr()) {
+            out.push(Route { uuid: base.uuid.derive(0), dst: IpNet::from(anycast), ..base.clone() });
         }
         out.push(base);
     }

@@ -65,7 +65,9 @@ fn port_routes_are_created() {
     assert!(auto.contains(&(net("10.0.0.0/24"), RouteType::Normal, Some(down))));
     assert!(auto.contains(&(net("2001:db8::1/128"), RouteType::Local, Some(down))));
     assert!(auto.contains(&(net("2001:db8::/64"), RouteType::Normal, Some(down))));
-    assert_eq!(auto.len(), 8, "{auto:?}");
+    // RFC 4291 2.6.1: the IPv6 subnet's Subnet-Router anycast address is the router's too.
+    assert!(auto.contains(&(net("2001:db8::/128"), RouteType::Local, Some(down))));
+    assert_eq!(auto.len(), 9, "{auto:?}");
     // Their UUIDs are stable and distinct.
     let mut uuids: Vec<Uuid> = router.routes.iter().map(|x| x.uuid).collect();
     uuids.sort_unstable();
@@ -550,4 +552,33 @@ fn underlay_is_checked_and_kept() {
     assert_eq!(u.next_hop("192.168.7.9".parse().unwrap()), "192.168.7.9".parse::<core::net::Ipv4Addr>().unwrap());
     assert_eq!(u.next_hop("10.9.9.9".parse().unwrap()), "192.168.7.254".parse::<core::net::Ipv4Addr>().unwrap());
     assert_eq!((Encap::Vxlan.mtu_overhead(), Encap::Gre.mtu_overhead()), (50, 42));
+}
+
+/// RFC 4291 2.6.1: a `Local` route to the Subnet-Router anycast address of each IPv6 subnet of a
+/// router port shorter than /127 (RFC 6164: a /127 has none), once, not for IPv4.
+#[test]
+fn subnet_router_anycast_routes() {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let nets = [net("2001:db8:5::1/64"), net("fd00::1/127"), net("2001:db8:6::/64"), net("10.0.0.1/24")];
+    let p = b.add_router_port(r, Uuid(2), mac(2), &nets);
+    let snap = b.build().unwrap();
+    let local: Vec<IpNet> = snap
+        .router(r)
+        .routes
+        .iter()
+        .filter(|x| x.kind == RouteType::Local && x.port == Some(p))
+        .map(|x| x.dst)
+        .collect();
+    assert!(local.contains(&net("2001:db8:5::/128")), "{local:?}");
+    assert!(!local.contains(&net("fd00::/128")), "a /127 has no anycast address: {local:?}");
+    let own: Vec<&IpNet> = local.iter().filter(|n| **n == net("2001:db8:6::/128")).collect();
+    assert_eq!(own.len(), 1, "an address that is the anycast address is routed once: {local:?}");
+    assert_eq!(local.len(), 5, "{local:?}");
+    let rp = snap.port(p).as_router_port().unwrap();
+    assert!(rp.subnet_router_anycast(ip("2001:db8:5::")));
+    assert!(!rp.subnet_router_anycast(ip("2001:db8:5::1")));
+    assert!(!rp.subnet_router_anycast(ip("fd00::")));
+    assert!(!rp.subnet_router_anycast(ip("10.0.0.0")));
+    assert!(matches!(route(&snap, "2001:db8:9::1", "2001:db8:5::", 0), RouteDecision::Local { port, .. } if port == p));
 }
