@@ -50,8 +50,9 @@ drop_reasons! {
     RuleDrop => "rule_drop", "a rule chain dropped the packet";
     RuleReject => "rule_reject", "a rule chain rejected the packet (ICMP administratively prohibited)";
     NatUnsupported => "nat_unsupported", "a NAT rule matched; NAT is not implemented yet";
-    Martian => "martian", "a source or destination no router forwards (RFC 1812 5.3.7, RFC 4291 2.5.6): 0/8, loopback, class E, limited broadcast, multicast (no multicast routing), unspecified, IPv6 link-local";
+    Martian => "martian", "a source or destination no router forwards (RFC 1812 5.3.7, RFC 4291 2.5.6): 0/8, loopback, class E, limited broadcast, multicast (no multicast routing), unspecified, IPv6 link-local; or a packet to a router port from a source no host has (RFC 1122 3.2.1.3): not answered";
     DirectedBroadcast => "directed_broadcast", "to the broadcast address of a subnet of the egress port (RFC 2644: not forwarded)";
+    LinkBroadcast => "link_broadcast", "received as an Ethernet broadcast or multicast but sent to a unicast IP address: neither routed nor answered (RFC 1812 5.3.4, RFC 1122 3.3.6)";
     NoRoute => "no_route", "no route to the destination (ICMP net unreachable)";
     Blackhole => "blackhole", "a blackhole route matched";
     RejectRoute => "reject_route", "a reject route matched (ICMP unreachable)";

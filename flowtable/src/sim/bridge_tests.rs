@@ -445,3 +445,78 @@ fn stateful_bridge_chain_tracks_connections_through_floods_and_unicast() {
     let mut f = udp(VM_B, VM_A, "10.0.0.6", "10.0.0.5", 64);
     assert_eq!(sim(&snap, &mut st, 2, &mut f, 3, &mut out).actions.drop_reason(), Some(DropReason::RuleDrop));
 }
+
+/// A routed packet the bridge floods (the next hop's MAC aged out of the bridge, or was never
+/// learned there) gets the egress MTU check and the frag needed answer a unicast to a learned
+/// MAC gets, against the smallest MTU of the flood's legs.
+#[test]
+fn routed_floods_check_the_egress_mtu() {
+    let Net { b, bridge, rb, b1, .. } = topo();
+    let snap = b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let routed = || udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 64); // 38 bytes of IP, DF
+    let with_mtus = |mtus: [u16; 3]| {
+        let mut st = state();
+        for (p, mtu) in (1..=3).zip(mtus) {
+            st.set_mtu(p, mtu);
+        }
+        st.neighbours.learn(rb, "10.0.0.5".parse().unwrap(), VM_A, 0);
+        st
+    };
+    // One leg too small: the whole flood is refused, answered from the router's ingress port.
+    let mut st = with_mtus([1500, 30, 1500]);
+    let mut f = routed();
+    let r = sim(&snap, &mut st, 0, &mut f, 5, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TooBig), "flooded {:?} to {:?}", r.actions, r.flood);
+    assert!(r.flood.is_empty() && !r.cacheable);
+    let g = r.generated.expect("frag needed");
+    assert!(g.icmp_error);
+    assert_eq!(g.legs, Legs::one(Leg::Local(0)));
+    let h = Headers::parse(&out[..g.len]).unwrap();
+    assert!(
+        matches!(h.l3, L3::Ipv4(x) if x.src == Ipv4Addr::new(192, 0, 2, 1) && x.dst == Ipv4Addr::new(198, 51, 100, 9))
+    );
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::DstUnreachable, code: 4, .. }));
+    assert_eq!(Icmpv4Packet::new_checked(&out[h.l4_offset..h.end]).unwrap().next_hop_mtu(), 30);
+
+    // Room on every leg: flooded, with the check in the list.
+    let mut st = with_mtus([1500, 38, 1400]);
+    let mut f = routed();
+    let r = sim(&snap, &mut st, 0, &mut f, 5, &mut out);
+    assert_eq!(locals(&r.flood), &[1, 2, 3]);
+    assert!(r.actions.as_slice().contains(&Action::CheckMtu(38)), "{:?}", r.actions);
+
+    // The same packet to the learned MAC: the unicast leg's MTU alone.
+    let mut st = with_mtus([30, 1500, 1500]);
+    st.macs.learn(bridge, VM_A, b1, 0);
+    let mut f = routed();
+    let r = sim(&snap, &mut st, 0, &mut f, 5, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TooBig));
+    assert!(r.generated.is_some());
+
+    // A bridged (not routed) frame is never checked: a bridge does not answer.
+    let mut st = with_mtus([30, 30, 30]);
+    let mut f = l2(VM_A, VM_B);
+    let r = sim(&snap, &mut st, 1, &mut f, 5, &mut out);
+    assert_eq!(locals(&r.flood), &[2, 3]);
+}
+
+/// `traversed-device` in a bridge's chain: the router a packet was routed by, and the bridge
+/// itself, are on its path; a frame bridged between VMs crossed no router.
+#[test]
+fn bridge_chains_see_the_devices_traversed() {
+    let Net { mut b, bridge, rb, b1, .. } = topo();
+    let c = b.add_chain(Uuid(30), "b-out");
+    let routed = Condition { traversed_device: Some(Field::is(DeviceId::Router(RouterId(0)))), ..Condition::default() };
+    b.add_new_rule(c, Uuid(31), routed, RuleKind::Drop).unwrap();
+    b.set_bridge_chains(bridge, None, Some(c));
+    let snap = b.build().unwrap();
+    let mut st = state();
+    st.neighbours.learn(rb, "10.0.0.5".parse().unwrap(), VM_A, 0);
+    st.macs.learn(bridge, VM_A, b1, 0);
+    let mut out = [0u8; 1514];
+    let mut f = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 64);
+    assert_eq!(sim(&snap, &mut st, 0, &mut f, 5, &mut out).actions.drop_reason(), Some(DropReason::RuleDrop));
+    let mut f = l2(VM_B, VM_A);
+    assert_eq!(sim(&snap, &mut st, 2, &mut f, 5, &mut out).actions.output(), Some(1));
+}

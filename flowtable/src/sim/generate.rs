@@ -212,8 +212,9 @@ fn solicit_to(
 }
 
 /// Builds into `out` a neighbour advertisement (RFC 4861 section 7.2.4) for `target` from router
-/// MAC `src_mac` to `dst_mac` / `dst_ip`: flags R and O, S when `solicited`, the target
-/// link-layer address option, hop limit 255, sent from the target address.
+/// MAC `src_mac` to `dst_mac` / `dst_ip`: flag R, S when `solicited`, O when `override_entry`
+/// (not for an anycast target), the target link-layer address option, hop limit 255, sent from
+/// the target address.
 pub fn neighbour_advert(
     out: &mut [u8],
     src_mac: EthernetAddress,
@@ -221,9 +222,10 @@ pub fn neighbour_advert(
     dst_mac: EthernetAddress,
     dst_ip: Ipv6Addr,
     solicited: bool,
+    override_entry: bool,
 ) -> Option<usize> {
     let icmp = Icmpv6Repr::NeighborAdvert {
-        flags: NeighborFlags { router: true, solicited, override_entry: true },
+        flags: NeighborFlags { router: true, solicited, override_entry },
         target_addr: target,
         lladdr: Some(src_mac),
     };

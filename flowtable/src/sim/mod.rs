@@ -9,8 +9,10 @@
 //!   hop limit, router outfilter and port outbound chain, interior router-router links (bounded by
 //!   [`MAX_ROUTER_HOPS`]); at an exterior local port the MTU and the next-hop MAC from the per-core
 //!   [`CoreState`]; at a port linked to a bridge the next-hop MAC from a router port on that bridge
-//!   owning the address (the topology knows it) or the neighbour cache, then into the bridge; at a
-//!   port bound on a remote host the next-hop MAC, then the tunnel.
+//!   owning the address (the topology knows it) or the neighbour cache, then into the bridge (the
+//!   MTU where it leaves it, the smallest of a flood's legs); at a port bound on a remote host the
+//!   next-hop MAC, then the tunnel. An IP packet received as a link-layer broadcast or multicast
+//!   is routed only to an IP multicast or broadcast address ([`DropReason::LinkBroadcast`]).
 //! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
 //!   exterior ports, tunnels included; source MAC -> ingress port, per core, with aging:
 //!   [`MacTable`]), destination lookup: static entries first, then the MACs of router ports linked
@@ -251,6 +253,51 @@ impl core::fmt::Debug for Legs {
     }
 }
 
+/// Most devices a walk records as traversed: each port entry ([`MAX_DEVICES`]) with its bridge and
+/// the bridge port it leaves by, each router hop ([`MAX_ROUTER_HOPS`]) with its egress port and the
+/// peer it enters, and the two a flood leg adds while its chains run.
+const MAX_TRAVERSED: usize = 3 * MAX_DEVICES as usize + 3 * MAX_ROUTER_HOPS as usize + 2;
+
+/// The devices (ports, routers, bridges) the packet went through so far in this walk, the device
+/// it is in included, for `traversed-device` (MidoNet matches the device tags the packet
+/// collected so far). Fixed capacity, no heap: the walk's limits bound what it records.
+#[derive(Clone, Copy)]
+struct Traversed {
+    ids: [DeviceId; MAX_TRAVERSED],
+    len: u8,
+}
+
+impl Traversed {
+    const fn new() -> Traversed {
+        Traversed { ids: [DeviceId::Router(crate::topology::RouterId(0)); MAX_TRAVERSED], len: 0 }
+    }
+
+    /// Records `id` once. The capacity covers every walk the limits allow, so a full list never
+    /// loses one that matters (the walk stops right after).
+    fn push(&mut self, id: DeviceId) {
+        if self.as_slice().contains(&id) {
+            return;
+        }
+        if let Some(slot) = self.ids.get_mut(usize::from(self.len)) {
+            *slot = id;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[DeviceId] {
+        &self.ids[..usize::from(self.len)]
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Forgets what was recorded after the first `len` (a flood leg's ports).
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len as u8);
+    }
+}
+
 /// A frame the simulation built into the caller's `out` buffer, to send besides (or instead of)
 /// the received one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -363,6 +410,8 @@ struct Walk<'a, 'o> {
     fields: PacketMatchFields,
     pending: Pending<'a>,
     devices: u8,
+    /// Where the packet has been so far, for `traversed-device`.
+    traversed: Traversed,
     /// Conntrack's answer for this packet: computed at the first chain that needs it, once.
     forward_flow: Option<bool>,
     /// The packet's connection key at the device it entered through (IP packets only); for an
@@ -466,6 +515,7 @@ pub fn simulate_from(
         fields: PacketMatchFields::from_headers(&h),
         pending: Pending::default(),
         devices: 0,
+        traversed: Traversed::new(),
         forward_flow: None,
         conn_key: None,
         icmp_error: false,
@@ -562,6 +612,7 @@ impl<'a> Walk<'a, '_> {
         if self.devices > MAX_DEVICES {
             return r.drop(DropReason::DeviceLoop);
         }
+        self.traversed.push(DeviceId::Port(pid));
         let port = self.snap.port(pid);
         match &port.kind {
             PortKind::Router(rp) => self.router_in(r, pid, port, rp, frame, h),
@@ -620,11 +671,17 @@ impl<'a> Walk<'a, '_> {
     /// The L3 walk from the router entered through `ingress_port` on.
     fn route(&mut self, mut r: SimResult, ingress_port: PortId, frame: &mut [u8], h: &Headers) -> SimResult {
         let snap = self.snap;
-        let (src, dst, ttl, ip_len, dont_frag) = match h.l3 {
-            L3::Ipv4(f) => (IpAddr::V4(f.src), IpAddr::V4(f.dst), f.ttl, h.end - h.l3_offset, f.dont_frag),
-            L3::Ipv6(f) => (IpAddr::V6(f.src), IpAddr::V6(f.dst), f.hop_limit, h.end - h.l3_offset, true),
+        let (src, dst, ttl) = match h.l3 {
+            L3::Ipv4(f) => (IpAddr::V4(f.src), IpAddr::V4(f.dst), f.ttl),
+            L3::Ipv6(f) => (IpAddr::V6(f.src), IpAddr::V6(f.dst), f.hop_limit),
             _ => return r.uncached_drop(DropReason::Malformed),
         };
+        // RFC 1812 5.3.4: what came as a link-layer broadcast or multicast is routed only to an IP
+        // multicast or broadcast address (which the martian and directed broadcast checks then
+        // drop); a unicast one is not for us, local addresses included (RFC 1122 3.3.6).
+        if self.eth_dst(h).is_multicast() && !ip_broadcast(snap.port(ingress_port).as_router_port(), dst) {
+            return r.drop(DropReason::LinkBroadcast);
+        }
         let hash = FlowKey::from_headers(ingress_port.0, h).symmetric_hash();
         let martian = martian(src, dst);
         let mut in_port = ingress_port;
@@ -638,6 +695,7 @@ impl<'a> Walk<'a, '_> {
                 return r.drop(DropReason::RouterLoop);
             }
             r.deps.insert(DeviceId::Router(in_rp.router));
+            self.traversed.push(DeviceId::Router(in_rp.router));
             let router = snap.router(in_rp.router);
             let ctx = EvalContext { in_port: Some(in_port), group_port: Some(in_port), ..EvalContext::default() };
             if let Err(v) = self.filter(router.infilter, &ctx, &mut r.deps) {
@@ -650,6 +708,10 @@ impl<'a> Walk<'a, '_> {
             }
             let (out_port, next_hop) = match decision {
                 RouteDecision::Forward { port, next_hop, .. } => (port, next_hop),
+                // RFC 1122 3.2.1.3: a source no host has gets no answer (the reply would carry it).
+                RouteDecision::Local { .. } if !host_source(src, &ingress, in_rp) => {
+                    return r.drop(DropReason::Martian)
+                }
                 RouteDecision::Local { .. } => return local(r, frame, h, &ingress),
                 RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
                 RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
@@ -662,16 +724,18 @@ impl<'a> Walk<'a, '_> {
                     return answer_error(r, reason, err, frame, h, &ingress, in_rp, self.out);
                 }
             };
+            r.deps.insert(DeviceId::Port(out_port));
+            self.traversed.push(DeviceId::Port(out_port));
+            let oport = snap.port(out_port);
+            // Only a subnet the port is on has its broadcast there: the route is on-link. Before
+            // the TTL: no time exceeded about a packet to a broadcast address (RFC 1812 4.3.2.7).
+            if next_hop == dst && oport.as_router_port().is_some_and(|orp| directed_broadcast(orp, dst)) {
+                return r.drop(DropReason::DirectedBroadcast);
+            }
             // RFC 1812 section 5.3.1 / RFC 8200 section 3: a router does not forward with TTL <= 1.
             if ttl <= hops + 1 {
                 let err = if src.is_ipv4() { IcmpError::V4TimeExceeded } else { IcmpError::V6TimeExceeded };
                 return answer_error(r, DropReason::TtlExpired, Some(err), frame, h, &ingress, in_rp, self.out);
-            }
-            r.deps.insert(DeviceId::Port(out_port));
-            let oport = snap.port(out_port);
-            // Only a subnet the port is on has its broadcast there: the route is on-link.
-            if next_hop == dst && oport.as_router_port().is_some_and(|orp| directed_broadcast(orp, dst)) {
-                return r.drop(DropReason::DirectedBroadcast);
             }
             let ctx = EvalContext { out_port: Some(out_port), ..ctx };
             if let Err(v) = self.filter(router.outfilter, &ctx, &mut r.deps) {
@@ -690,6 +754,7 @@ impl<'a> Walk<'a, '_> {
                 PortLink::Peer(peer) => match &snap.port(peer).kind {
                     PortKind::Router(_) => {
                         r.deps.insert(DeviceId::Port(peer));
+                        self.traversed.push(DeviceId::Port(peer));
                         let ctx = EvalContext { group_port: Some(peer), ..EvalContext::default() };
                         if let Err(v) = self.filter(snap.port(peer).inbound_chain, &ctx, &mut r.deps) {
                             return verdict(r, v, frame, h, &ingress, Some(in_rp), self.out);
@@ -713,9 +778,9 @@ impl<'a> Walk<'a, '_> {
                     }
                 },
                 PortLink::Exterior(Binding::Local { dpdk_port }) => {
-                    let mtu = self.state.mtu(dpdk_port);
-                    if ip_len > usize::from(mtu) {
-                        return too_big(r, dont_frag, src, mtu, frame, h, &ingress, in_rp, self.out);
+                    // Before the neighbour: an oversize packet is answered, not held.
+                    if let Some(answered) = self.over_mtu(&r, self.state.mtu(dpdk_port), frame, h) {
+                        return answered;
                     }
                     let Some(mac) = self.state.neighbours.use_entry(out_port, next_hop, self.now).map(|n| n.mac) else {
                         let at = Unresolved { out_port, orp, next_hop, legs: Legs::one(Leg::Local(dpdk_port)) };
@@ -797,6 +862,7 @@ impl<'a> Walk<'a, '_> {
         let snap = self.snap;
         let bridge = snap.bridge(bid);
         r.deps.insert(DeviceId::Bridge(bid));
+        self.traversed.push(DeviceId::Bridge(bid));
         let (src, dst) = (self.eth_src(h), self.eth_dst(h));
         self.fields.eth_src = src;
         self.fields.eth_dst = dst;
@@ -826,6 +892,7 @@ impl<'a> Walk<'a, '_> {
             Some(t) => {
                 r.deps.insert(DeviceId::Port(t));
                 let Some(oport) = snap.get_port(t) else { return r.uncached_drop(DropReason::PortUnplugged) };
+                self.traversed.push(DeviceId::Port(t));
                 if let Err(v) = self.bridge_egress_chains(&mut r.deps, bridge, pid, oport) {
                     return self.bridge_verdict(r, v);
                 }
@@ -882,29 +949,38 @@ impl<'a> Walk<'a, '_> {
         for &p in bridge.ports.iter().filter(|&&p| p != in_port) {
             let Some(oport) = self.snap.get_port(p) else { continue };
             r.deps.insert(DeviceId::Port(p));
-            if self.bridge_egress_chains(&mut r.deps, bridge, in_port, oport).is_err() {
-                continue;
-            }
-            match oport.link {
-                PortLink::Exterior(binding) => {
-                    let leg = match binding {
-                        Binding::Local { dpdk_port } => Leg::Local(dpdk_port),
-                        Binding::Remote { .. } => Leg::Tunnel { port: p, sport: self.sport },
-                    };
-                    if !legs.push(leg) {
-                        r.dropped_legs = r.dropped_legs.saturating_add(1);
+            // Each copy has been through its own egress port only.
+            let traversed = self.traversed.len();
+            self.traversed.push(DeviceId::Port(p));
+            if self.bridge_egress_chains(&mut r.deps, bridge, in_port, oport).is_ok() {
+                match oport.link {
+                    PortLink::Exterior(binding) => {
+                        let leg = match binding {
+                            Binding::Local { dpdk_port } => Leg::Local(dpdk_port),
+                            Binding::Remote { .. } => Leg::Tunnel { port: p, sport: self.sport },
+                        };
+                        if !legs.push(leg) {
+                            r.dropped_legs = r.dropped_legs.saturating_add(1);
+                        }
                     }
+                    PortLink::Peer(peer) if self.pending.hops == 0 => self.router_copy(&mut r, peer, h, frame),
+                    // Routed floods skip router ports (module docs).
+                    PortLink::Peer(_) | PortLink::Unplugged => {}
                 }
-                PortLink::Peer(peer) if self.pending.hops == 0 => self.router_copy(&mut r, peer, h, frame),
-                // Routed floods skip router ports (module docs).
-                PortLink::Peer(_) | PortLink::Unplugged => {}
             }
+            self.traversed.truncate(traversed);
         }
         if legs.is_empty() {
             let reason = if r.generated.is_some() { DropReason::ArpConsumed } else { DropReason::NoEgress };
             return r.drop(reason);
         }
-        let mut actions = self.pending_actions(None, conntrack::port_zone(self.snap, in_port));
+        // A routed copy must fit every leg it goes out of: the same check and answer as a unicast
+        // to a learned MAC, against the smallest of their MTUs.
+        let mtu = self.flood_mtu(&legs);
+        if let Some(answered) = mtu.and_then(|mtu| self.over_mtu(&r, mtu, frame, h)) {
+            return answered;
+        }
+        let mut actions = self.pending_actions(mtu, conntrack::port_zone(self.snap, in_port));
         actions.push(Action::Flood);
         if let Err(reason) = execute(self.snap, &actions, frame, self.state, self.now) {
             return r.drop(reason);
@@ -921,6 +997,7 @@ impl<'a> Walk<'a, '_> {
         let Some(port) = self.snap.get_port(pid) else { return };
         let Some(rp) = port.as_router_port() else { return };
         r.deps.insert(DeviceId::Port(pid));
+        self.traversed.push(DeviceId::Port(pid));
         let ctx = EvalContext { group_port: Some(pid), ..EvalContext::default() };
         if self.filter(port.inbound_chain, &ctx, &mut r.deps).is_err() {
             return;
@@ -993,16 +1070,8 @@ impl<'a> Walk<'a, '_> {
             Err(reason) => return r.uncached_drop(reason),
         };
         let mtu = self.state.mtu(t.underlay.dpdk_port).saturating_sub(t.encap.mtu_overhead());
-        if let Some(at) = self.pending.routed_at {
-            let (src, dont_frag) = match h.l3 {
-                L3::Ipv4(f) => (IpAddr::V4(f.src), f.dont_frag),
-                L3::Ipv6(f) => (IpAddr::V6(f.src), true),
-                _ => return r.uncached_drop(DropReason::Malformed),
-            };
-            if h.end - h.l3_offset > usize::from(mtu) {
-                let ingress = self.ingress(at);
-                return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
-            }
+        if let Some(answered) = self.over_mtu(&r, mtu, frame, h) {
+            return answered;
         }
         let mut actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, port));
         actions.push(Action::Encap { port, sport: self.sport });
@@ -1022,16 +1091,8 @@ impl<'a> Walk<'a, '_> {
     /// then the pending rewrites.
     fn output(&mut self, r: SimResult, egress: PortId, dpdk_port: u16, frame: &mut [u8], h: &Headers) -> SimResult {
         let mtu = self.state.mtu(dpdk_port);
-        if let Some(at) = self.pending.routed_at {
-            let (src, dont_frag) = match h.l3 {
-                L3::Ipv4(f) => (IpAddr::V4(f.src), f.dont_frag),
-                L3::Ipv6(f) => (IpAddr::V6(f.src), true),
-                _ => return r.uncached_drop(DropReason::Malformed),
-            };
-            if h.end - h.l3_offset > usize::from(mtu) {
-                let ingress = self.ingress(at);
-                return too_big(r, dont_frag, src, mtu, frame, h, &ingress, at, self.out);
-            }
+        if let Some(answered) = self.over_mtu(&r, mtu, frame, h) {
+            return answered;
         }
         let mut r = r;
         r.actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, egress));
@@ -1041,31 +1102,37 @@ impl<'a> Walk<'a, '_> {
         }
         r
     }
-}
 
-/// Larger than the egress MTU: never fragmented; ICMP frag needed / packet too big from `at`.
-#[allow(clippy::too_many_arguments)]
-fn too_big(
-    r: SimResult,
-    dont_frag: bool,
-    src: IpAddr,
-    mtu: u16,
-    frame: &[u8],
-    h: &Headers,
-    ingress: &Ingress<'_>,
-    at: &RouterPort,
-    out: &mut [u8],
-) -> SimResult {
-    if !dont_frag {
-        // Never fragment (design: no IP fragmentation); without DF there is no one to tell.
-        return r.uncached_drop(DropReason::TooBig);
+    /// A routed packet longer than the egress `mtu`: never fragmented (design: no IP
+    /// fragmentation), dropped and answered ICMP frag needed / packet too big with the MTU from
+    /// the port it entered its last router by, with DF or without (a sender that did not set DF
+    /// still learns why nothing arrives; the answer is under the ICMP error rate limit). `None`
+    /// when it fits, or was not routed (a bridge does not answer).
+    fn over_mtu(&mut self, r: &SimResult, mtu: u16, frame: &[u8], h: &Headers) -> Option<SimResult> {
+        let at = self.pending.routed_at?;
+        let err = match h.l3 {
+            L3::Ipv4(_) => IcmpError::V4Unreachable(Icmpv4DstUnreachable::FragRequired, mtu),
+            L3::Ipv6(_) => IcmpError::V6TooBig(u32::from(mtu)),
+            _ => return Some(r.uncached_drop(DropReason::Malformed)),
+        };
+        if h.end - h.l3_offset <= usize::from(mtu) {
+            return None;
+        }
+        let ingress = self.ingress(at);
+        Some(answer_error(*r, DropReason::TooBig, Some(err), frame, h, &ingress, at, self.out))
     }
-    let err = if src.is_ipv4() {
-        IcmpError::V4Unreachable(Icmpv4DstUnreachable::FragRequired, mtu)
-    } else {
-        IcmpError::V6TooBig(u32::from(mtu))
-    };
-    answer_error(r, DropReason::TooBig, Some(err), frame, h, ingress, at, out)
+
+    /// The smallest MTU of a flood's legs: a local port's, or a tunnel's underlay MTU less the
+    /// encapsulation. `None` when no leg has one (a tunnel leg without underlay fails later).
+    fn flood_mtu(&self, legs: &Legs) -> Option<u16> {
+        let mtu = |leg: &Leg| match *leg {
+            Leg::Local(dpdk_port) => Some(self.state.mtu(dpdk_port)),
+            Leg::Tunnel { port, .. } => tunnel_of(self.snap, port)
+                .ok()
+                .map(|t| self.state.mtu(t.underlay.dpdk_port).saturating_sub(t.encap.mtu_overhead())),
+        };
+        legs.as_slice().iter().filter_map(mtu).min()
+    }
 }
 
 /// The MAC of a router port linked to `bridge` that owns `addr`.
@@ -1255,7 +1322,7 @@ fn answer_error(
         return r;
     };
     let keyed = matches!(reason, DropReason::NoRoute | DropReason::RejectRoute | DropReason::RuleReject);
-    if !may_answer_error(h) {
+    if !may_answer_error(h, ingress, at) {
         // RFC 1812's and 4443's exceptions read only what the key holds (MACs, addresses, the
         // ICMP type, the fragment): a keyed decision's unanswerable packets are a plain drop, so
         // a stream of them costs a hit each, not a simulation each.
@@ -1284,8 +1351,8 @@ fn pseudo_src(p: &crate::wire::PseudoHeader) -> IpAddr {
 
 /// RFC 1812 section 4.3.2.7, RFC 4443 section 2.4 (e): no ICMP error about an ICMP error, a
 /// non-initial fragment, a packet to a multicast or broadcast address or from an address that is
-/// not a unicast host.
-fn may_answer_error(h: &Headers) -> bool {
+/// not a unicast host ([`host_source`]).
+fn may_answer_error(h: &Headers, ingress: &Ingress<'_>, at: &RouterPort) -> bool {
     if h.fragment() == Fragment::Later || h.eth_dst.is_multicast() {
         return false;
     }
@@ -1293,15 +1360,41 @@ fn may_answer_error(h: &Headers) -> bool {
         (_, L4::Icmpv4 { msg_type, .. }) if msg_type.is_error() => false,
         (_, L4::Icmpv6 { msg_type, .. }) if msg_type.is_error() => false,
         (L3::Ipv4(f), _) => {
-            !(f.dst.is_multicast()
-                || f.dst.is_broadcast()
-                || f.src.is_multicast()
-                || f.src.is_broadcast()
-                || f.src.is_unspecified()
-                || f.src.is_loopback())
+            !(f.dst.is_multicast() || f.dst.is_broadcast()) && host_source(IpAddr::V4(f.src), ingress, at)
         }
-        (L3::Ipv6(f), _) => !(f.dst.is_multicast() || f.src.is_multicast() || f.src.is_unspecified()),
+        (L3::Ipv6(f), _) => !f.dst.is_multicast() && host_source(IpAddr::V6(f.src), ingress, at),
         _ => false,
+    }
+}
+
+/// Whether `src` can be one host's address, the only kind an ICMP error or an echo reply may go
+/// to (RFC 1812 4.3.2.7, RFC 1122 3.2.1.3, RFC 4443 2.4 e): IPv4 not 0/8, loopback, multicast,
+/// class E, the limited broadcast or the directed broadcast of a subnet the packet came from (the
+/// gateway's first router port, `at`: the port it entered the answering router by); IPv6 not
+/// unspecified, loopback, multicast or the Subnet-Router anycast address of those subnets.
+fn host_source(src: IpAddr, ingress: &Ingress<'_>, at: &RouterPort) -> bool {
+    let ports = [ingress.port, at];
+    let not_a_host = match src {
+        IpAddr::V4(a) => {
+            let first = a.octets()[0];
+            first == 0 || first == 127 || first >= 224 || ports.iter().any(|p| directed_broadcast(p, src))
+        }
+        IpAddr::V6(a) => {
+            a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || ports.iter().any(|p| p.subnet_router_anycast(src))
+        }
+    };
+    !not_a_host
+}
+
+/// Whether `dst` is an IP multicast or broadcast address for a packet that entered by `port`:
+/// multicast, the limited broadcast, or the directed broadcast of one of the port's subnets.
+fn ip_broadcast(port: Option<&RouterPort>, dst: IpAddr) -> bool {
+    match dst {
+        IpAddr::V4(d) => d.is_multicast() || d.is_broadcast() || port.is_some_and(|p| directed_broadcast(p, dst)),
+        IpAddr::V6(d) => d.is_multicast(),
     }
 }
 
@@ -1386,6 +1479,12 @@ fn directed_broadcast(port: &RouterPort, dst: IpAddr) -> bool {
     })
 }
 
+/// Whether `addr` is a solicited-node multicast address, ff02::1:ff00:0/104 (RFC 4291 2.7.1).
+fn solicited_node(addr: Ipv6Addr) -> bool {
+    let s = addr.segments();
+    s[..5] == [0xff02, 0, 0, 0, 0] && s[5] == 1 && s[6] >> 8 == 0xff
+}
+
 /// Whether `addr` is in one of the port's subnets.
 fn on_link(port: &RouterPort, addr: IpAddr) -> bool {
     port.addresses.iter().any(|n| n.contains(&addr))
@@ -1405,14 +1504,16 @@ fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
 
 impl Walk<'_, '_> {
     /// Runs `chain` if there is one: `Ok` to go on, `Err` with a verdict that stops the packet.
-    /// The context's `forward_flow` is filled in here, for the chains that read it.
+    /// The context's `forward_flow` (for the chains that read it) and `traversed` are filled in
+    /// here.
     fn filter(&mut self, chain: Option<ChainId>, ctx: &EvalContext<'_>, deps: &mut DeviceSet) -> Result<(), Stop> {
         let Some(chain) = chain else { return Ok(()) };
-        let mut ctx = *ctx;
+        let mut forward_flow = ctx.forward_flow;
         if self.snap.chain(chain).uses_conntrack() {
             self.conntrack_used = true;
-            ctx.forward_flow = self.forward_flow();
+            forward_flow = self.forward_flow();
         }
+        let ctx = EvalContext { forward_flow, traversed: self.traversed.as_slice(), ..*ctx };
         match evaluate_tracked(self.snap, chain, &self.fields, &ctx, deps) {
             Verdict::Accept => Ok(()),
             Verdict::Reject => Err(Stop::Reject),
@@ -1429,11 +1530,6 @@ impl Walk<'_, '_> {
         *self.forward_flow.get_or_insert_with(|| !key.is_some_and(|k| state.conntrack.is_return(&k, now)))
     }
 
-    /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
-    /// for the port's address (its source link-layer address) or the target of a solicited
-    /// advertisement (or updates a known one, section 7.2.5), and answers a
-    /// solicitation for one of the port's addresses with an advertisement into `out`, back where
-    /// the frame came from. Messages with a hop limit other than 255 are ignored (section 7.1).
     /// An ARP packet on router port `pid`: its sender, if on the port's subnet, merged into the
     /// neighbour cache (RFC 826: updated if known, added if the packet is for the port's address).
     fn arp_sender(&mut self, pid: PortId, rp: &RouterPort, arp: &ArpRepr) {
@@ -1444,6 +1540,13 @@ impl Walk<'_, '_> {
         }
     }
 
+    /// Neighbour discovery at router port `port` (RFC 4861): learns the sender of a solicitation
+    /// for the port's address (its source link-layer address) or the target of a solicited
+    /// advertisement (or updates a known one, section 7.2.5), and answers a
+    /// solicitation for one of the port's addresses with an advertisement into `out`, back where
+    /// the frame came from. Invalid messages (section 7.1) are ignored: a hop limit other than
+    /// 255, a solicitation from the unspecified address with a source link-layer address or not
+    /// to a solicited-node address, a solicited advertisement to a multicast address.
     fn ndp(&mut self, frame: &[u8], h: &Headers, port: PortId, rp: &RouterPort) -> Option<Generated> {
         let L3::Ipv6(ip) = h.l3 else { return None };
         if ip.hop_limit != 255 {
@@ -1454,11 +1557,19 @@ impl Walk<'_, '_> {
         match Icmpv6Repr::parse(&pseudo, &p).ok()? {
             Icmpv6Repr::NeighborSolicit { target_addr, lladdr } => {
                 // Section 7.2.3: a solicitation for another node's address is discarded, sender
-                // and all.
-                if !rp.owns(IpAddr::V6(target_addr)) {
+                // and all. The port's Subnet-Router anycast addresses are its own too (RFC 4291
+                // 2.6.1), answered without the override flag (section 7.2.4).
+                let anycast = rp.subnet_router_anycast(IpAddr::V6(target_addr));
+                if !rp.owns(IpAddr::V6(target_addr)) && !anycast {
                     return None;
                 }
+                // Section 7.1.1: a solicitation from the unspecified address (duplicate address
+                // detection) carries no source link-layer address and goes to a solicited-node
+                // multicast address.
                 let from_unspecified = ip.src.is_unspecified();
+                if from_unspecified && (lladdr.is_some() || !solicited_node(ip.dst)) {
+                    return None;
+                }
                 if let (Some(mac), false) = (lladdr, from_unspecified) {
                     if neighbour_of(rp, IpAddr::V6(ip.src)) {
                         self.state.neighbours.learn(port, IpAddr::V6(ip.src), mac, self.now);
@@ -1470,10 +1581,15 @@ impl Walk<'_, '_> {
                 } else {
                     (ip.src, lladdr.unwrap_or(h.eth_src), true)
                 };
-                let len = neighbour_advert(self.out, rp.mac, target_addr, dst_mac, dst_ip, solicited)?;
+                let len = neighbour_advert(self.out, rp.mac, target_addr, dst_mac, dst_ip, solicited, !anycast)?;
                 Some(Generated { len, legs: Legs::one(self.back), icmp_error: false })
             }
             Icmpv6Repr::NeighborAdvert { flags, target_addr, lladdr: Some(mac) } => {
+                // Section 7.1.2: an advertisement to a multicast address is never solicited; one
+                // that says so is invalid, discarded before it can create an entry.
+                if ip.dst.is_multicast() && flags.solicited {
+                    return None;
+                }
                 // Section 7.2.5: an advertisement updates a known entry (a different MAC only
                 // with the override flag), and creates one only as the answer to a solicitation
                 // (this cache keeps no INCOMPLETE entries: the solicited flag stands for them).

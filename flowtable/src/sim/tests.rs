@@ -502,8 +502,10 @@ fn ttl_one_answers_time_exceeded() {
     assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::TimeExceeded, code: 0, .. }));
 }
 
+/// Oversize packets are never fragmented: dropped and answered frag needed (with the MTU) /
+/// packet too big, with DF or without (design brief), under the ICMP error rate limit.
 #[test]
-fn oversized_df_answers_frag_needed() {
+fn oversized_packets_answer_frag_needed() {
     let snap = topo().b.build().unwrap();
     let mut st = state();
     st.set_mtu(2, 1400);
@@ -515,11 +517,16 @@ fn oversized_df_answers_frag_needed() {
     let mtu = check_icmp4_error(&out[..r.generated.unwrap().len], &f, "169.254.0.2", Icmpv4Message::DstUnreachable, 4);
     assert_eq!(mtu, 1400);
 
-    // Without DF: dropped, never fragmented, no error.
+    // Without DF: dropped all the same, never fragmented, and answered too, so the sender learns
+    // why nothing arrives; the length is not in the flow key, so not cached.
     let mut f = udp4("192.0.2.7", "10.0.0.5", 1, 64, false, 1401 - 28);
     let r = run(&snap, &mut st, 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::TooBig));
-    assert!(r.generated.is_none());
+    assert!(!r.cacheable);
+    let g = r.generated.expect("frag needed without DF too");
+    assert!(g.icmp_error, "under the ICMP error rate limit");
+    let mtu = check_icmp4_error(&out[..g.len], &f, "169.254.0.2", Icmpv4Message::DstUnreachable, 4);
+    assert_eq!(mtu, 1400);
 
     // A cached flow learned on a small packet refuses a big one before touching it.
     let mut small = udp4("192.0.2.7", "10.0.0.5", 1, 64, true, 10);
@@ -929,12 +936,19 @@ fn garbage_never_panics() {
 
 /// A neighbour solicitation for `target` from `src` (with `lladdr`), to the solicited-node group.
 fn ns(src: &str, target: &str, lladdr: Option<EthernetAddress>, hop_limit: u8) -> Vec<u8> {
-    let (src, target): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), target.parse().unwrap());
-    let t = target.octets();
+    let t: Ipv6Addr = target.parse().unwrap();
+    let t = t.octets();
     let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | u16::from(t[13]), u16::from_be_bytes([t[14], t[15]]));
+    ns_to(src, target, lladdr, hop_limit, dst)
+}
+
+/// [`ns`] to IPv6 destination `dst` (and its multicast MAC).
+fn ns_to(src: &str, target: &str, lladdr: Option<EthernetAddress>, hop_limit: u8, dst: Ipv6Addr) -> Vec<u8> {
+    let (src, target): (Ipv6Addr, Ipv6Addr) = (src.parse().unwrap(), target.parse().unwrap());
+    let d = dst.octets();
     let icmp = Icmpv6Repr::NeighborSolicit { target_addr: target, lladdr };
     let mut f = vec![0u8; 14 + 40 + icmp.buffer_len()];
-    eth(&mut f, OUTSIDE, EthernetAddress([0x33, 0x33, 0xff, t[13], t[14], t[15]]), EtherType::Ipv6);
+    eth(&mut f, OUTSIDE, EthernetAddress([0x33, 0x33, d[12], d[13], d[14], d[15]]), EtherType::Ipv6);
     Ipv6Repr {
         src_addr: src,
         dst_addr: dst,
@@ -1010,10 +1024,21 @@ const SOLICITED: crate::wire::NeighborFlags =
 
 /// A neighbour advertisement from `target` at `lladdr` to R2's `down` port (2001:db8:2::1).
 fn advert(target: &str, lladdr: EthernetAddress, flags: crate::wire::NeighborFlags) -> Vec<u8> {
+    advert_to(target, lladdr, flags, "2001:db8:2::1".parse().unwrap(), mac(5))
+}
+
+/// [`advert`] to `dst` / `dst_mac` on R2's `down` link.
+fn advert_to(
+    target: &str,
+    lladdr: EthernetAddress,
+    flags: crate::wire::NeighborFlags,
+    dst: Ipv6Addr,
+    dst_mac: EthernetAddress,
+) -> Vec<u8> {
     let icmp = Icmpv6Repr::NeighborAdvert { flags, target_addr: target.parse().unwrap(), lladdr: Some(lladdr) };
-    let (src, dst): (Ipv6Addr, Ipv6Addr) = (target.parse().unwrap(), "2001:db8:2::1".parse().unwrap());
+    let src: Ipv6Addr = target.parse().unwrap();
     let mut na = vec![0u8; 14 + 40 + icmp.buffer_len()];
-    eth(&mut na, lladdr, mac(5), EtherType::Ipv6);
+    eth(&mut na, lladdr, dst_mac, EtherType::Ipv6);
     Ipv6Repr {
         src_addr: src,
         dst_addr: dst,
@@ -1075,4 +1100,208 @@ fn ipv6_next_hop_resolved_by_advertisement_then_forwarded() {
     let mut g = orig.clone();
     assert_eq!(apply(&snap, &r.actions, &mut g, &mut st, 10), Ok(Output::local(2)));
     assert_eq!(g, f);
+}
+
+/// RFC 1812 5.3.4: a frame sent to the Ethernet broadcast or a multicast MAC is routed only to an
+/// IP multicast or broadcast address; with a unicast IP destination it is dropped and counted,
+/// silently, and not answered either when the address is the router's (RFC 1122 3.3.6).
+#[test]
+fn link_layer_broadcast_to_a_unicast_ip_is_not_routed() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let multicast = EthernetAddress([0x01, 0, 0x5e, 0, 0, 5]);
+    for l2 in [EthernetAddress::BROADCAST, multicast] {
+        for mut f in [udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 8), echo4("192.0.2.7", "192.0.2.1")] {
+            f[..6].copy_from_slice(&l2.0);
+            let r = run(&snap, &mut st, 0, &mut f, &mut out);
+            assert_eq!(r.actions.drop_reason(), Some(DropReason::LinkBroadcast), "{l2:?}: {:?}", r.actions);
+            assert!(r.generated.is_none(), "{l2:?}: no answer");
+            assert!(r.cacheable, "the MACs are in the flow key");
+        }
+    }
+    // To the ingress subnet's broadcast: a broadcast both ways, dropped as such further on.
+    let mut f = udp4("192.0.2.7", "192.0.2.255", 1000, 64, false, 8);
+    f[..6].copy_from_slice(&EthernetAddress::BROADCAST.0);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::DirectedBroadcast), "{:?}", r.actions);
+    // The same packet to the port's own MAC is routed.
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 8);
+    assert_eq!(run(&snap, &mut st, 0, &mut f, &mut out).actions.output(), Some(2));
+}
+
+/// Seeds Table 7.2 (`traversed-device`): a rule sees the devices the packet went through so far
+/// in this simulation, and only those.
+#[test]
+fn traversed_device_matches_the_devices_already_crossed() {
+    let Topo { mut b, .. } = topo();
+    let c = b.add_chain(Uuid(300), "r2-in");
+    let cond = Condition { traversed_device: Some(Field::is(DeviceId::Router(RouterId(0)))), ..Condition::default() };
+    b.add_new_rule(c, Uuid(301), cond, RuleKind::Drop).unwrap();
+    b.set_router_filters(RouterId(1), Some(c), None);
+    let snap = b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    // From outside, R2's infilter sees a packet that crossed R1.
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 8);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::RuleDrop), "{:?}", r.actions);
+    assert!(r.cacheable && r.deps.contains(DeviceId::Chain(c)));
+    // From the VM, R2 is the first router: the rule does not match and the packet leaves by R1.
+    let mut f = udp4("10.0.0.5", "100.64.1.1", 1000, 64, true, 8);
+    f[..6].copy_from_slice(&mac(5).0);
+    let r = run(&snap, &mut st, 2, &mut f, &mut out);
+    assert!(r.actions.output().is_some(), "{:?}", r.actions);
+
+    // Inverted, and on a port: R1's outfilter drops what did not enter by the uplink `up1`.
+    let Topo { mut b, .. } = topo();
+    let c = b.add_chain(Uuid(300), "r1-out");
+    let cond = Condition { traversed_device: Some(Field::not(DeviceId::Port(PortId(1)))), ..Condition::default() };
+    b.add_new_rule(c, Uuid(301), cond, RuleKind::Drop).unwrap();
+    b.set_router_filters(RouterId(0), None, Some(c));
+    let snap = b.build().unwrap();
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 8);
+    assert_eq!(run(&snap, &mut st, 0, &mut f, &mut out).actions.drop_reason(), Some(DropReason::RuleDrop));
+    let mut f = udp4("198.51.100.7", "10.0.0.5", 1000, 64, true, 8);
+    f[..6].copy_from_slice(&mac(2).0);
+    assert_eq!(run(&snap, &mut st, 1, &mut f, &mut out).actions.output(), Some(2));
+}
+
+/// RFC 1812 4.3.2.7: no ICMP error about a packet to a broadcast address. A packet to an
+/// attached subnet's broadcast that would expire is dropped as the broadcast it is, silently.
+#[test]
+fn no_time_exceeded_for_a_directed_broadcast() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "10.0.0.255", 1000, 2, true, 8);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::DirectedBroadcast), "{:?}", r.actions);
+    assert!(r.generated.is_none());
+    // Another address of the subnet with the same TTL still expires, answered.
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 2, true, 8);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TtlExpired));
+    assert!(r.generated.is_some());
+}
+
+/// RFC 1812 4.3.2.7: no ICMP error about a packet whose source is not one host: the directed
+/// broadcast of the subnet it came from, or class E; neither for a missing route nor for a
+/// reject rule ahead of the martian check.
+#[test]
+fn no_icmp_error_to_a_broadcast_or_class_e_source() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.255", "8.8.8.8", 1000, 64, true, 8);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert!(r.generated.is_none(), "net unreachable sent to the ingress subnet's broadcast");
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::IcmpErrorSuppressed));
+    assert!(r.cacheable, "the key settles it");
+    // Class E past the route lookup is a martian, dropped silently before any answer.
+    for src in ["240.0.0.1", "254.1.2.3"] {
+        let mut f = udp4(src, "8.8.8.8", 1000, 64, true, 8);
+        assert!(run(&snap, &mut state(), 0, &mut f, &mut out).generated.is_none(), "{src}");
+    }
+    // Another subnet's broadcast address may be a host's address here: answered.
+    let mut f = udp4("192.0.3.255", "8.8.8.8", 1000, 64, true, 8);
+    assert!(run(&snap, &mut state(), 0, &mut f, &mut out).generated.is_some());
+
+    let Topo { mut b, .. } = topo();
+    let c = b.add_chain(Uuid(300), "r1-in");
+    b.add_new_rule(c, Uuid(301), Condition::default(), RuleKind::Reject).unwrap();
+    b.set_router_filters(RouterId(0), Some(c), None);
+    let snap = b.build().unwrap();
+    for src in ["240.0.0.1", "192.0.2.255"] {
+        let mut f = udp4(src, "10.0.0.5", 1000, 64, true, 8);
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::IcmpErrorSuppressed), "{src}");
+        assert!(r.generated.is_none(), "admin prohibited sent to {src}");
+    }
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 8);
+    assert!(run(&snap, &mut state(), 0, &mut f, &mut out).generated.is_some(), "a host is answered");
+}
+
+/// RFC 1122 3.2.1.3, RFC 1812 4.2.2.11 / 5.3.7: an echo request to a router port from a source
+/// no host has is not answered (the reply would go to a martian address); dropped as `martian`.
+#[test]
+fn echo_requests_from_martian_sources_are_not_answered() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    for src in ["127.0.0.1", "224.0.0.5", "0.0.0.0", "0.1.2.3", "240.0.0.1", "255.255.255.255", "192.0.2.255"] {
+        let mut f = echo4(src, "192.0.2.1");
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::Martian), "echo from {src}: {:?}", r.actions);
+        assert!(r.generated.is_none());
+    }
+    for src in ["::1", "ff02::1", "::", "2001:db8:1::"] {
+        let mut f = echo6(src, "2001:db8:1::1");
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::Martian), "echo from {src}: {:?}", r.actions);
+    }
+    // A host's echo, from a link-local address too, is answered.
+    for (src, dst) in [("2001:db8:1::7", "2001:db8:1::1"), ("fe80::7", "2001:db8:1::1")] {
+        let mut f = echo6(src, dst);
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.as_slice().first(), Some(&Action::Reply(ReplyKind::EchoReply)), "{src}");
+    }
+}
+
+/// RFC 4861 7.1.1 / 7.1.2: invalid neighbour discovery is discarded: a solicitation from the
+/// unspecified address with a source link-layer address, or not to a solicited-node address; a
+/// solicited advertisement to a multicast address (which must not create an entry).
+#[test]
+fn invalid_neighbour_discovery_is_discarded() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let mut f = ns("::", "2001:db8:1::1", Some(OUTSIDE), 255);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::NdpConsumed));
+    assert!(r.generated.is_none(), "answered an NS from :: with a source link-layer address");
+    let mut f = ns_to("::", "2001:db8:1::1", None, 255, "ff02::1".parse().unwrap());
+    assert!(run(&snap, &mut st, 0, &mut f, &mut out).generated.is_none(), "DAD not to the solicited-node group");
+    // The valid form is answered (duplicate address detection).
+    let mut f = ns("::", "2001:db8:1::1", None, 255);
+    assert!(run(&snap, &mut st, 0, &mut f, &mut out).generated.is_some());
+
+    let (port, addr) = (PortId(4), ip("2001:db8:2::44"));
+    let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
+    let l2 = EthernetAddress([0x33, 0x33, 0, 0, 0, 1]);
+    run(&snap, &mut st, 2, &mut advert_to("2001:db8:2::44", VM, SOLICITED, all_nodes, l2), &mut out);
+    assert_eq!(st.neighbours.lookup(port, addr, 10), None, "a solicited advertisement to all nodes");
+    // Unsolicited to all nodes is valid: it updates a known entry.
+    st.neighbours.learn(port, addr, mac(9), 0);
+    let unsolicited = crate::wire::NeighborFlags { solicited: false, ..SOLICITED };
+    run(&snap, &mut st, 2, &mut advert_to("2001:db8:2::44", VM, unsolicited, all_nodes, l2), &mut out);
+    assert_eq!(st.neighbours.lookup(port, addr, 10), Some(VM));
+}
+
+/// RFC 4291 2.6.1: the Subnet-Router anycast address of a port's IPv6 subnet is the router's: an
+/// echo to it is answered, and a solicitation for it too, without the override flag (RFC 4861
+/// 7.2.4: an anycast target).
+#[test]
+fn subnet_router_anycast_is_the_routers() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = echo6("2001:db8:1::7", "2001:db8:1::");
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(0)], "{:?}", r.actions);
+    let h = valid(&f);
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == "2001:db8:1::".parse::<Ipv6Addr>().unwrap()));
+    // Also from behind the tenant router, and the tenant router's own subnet's.
+    let mut f = echo6("2001:db8:1::7", "2001:db8:2::");
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.as_slice().first(), Some(&Action::Reply(ReplyKind::EchoReply)), "{:?}", r.actions);
+
+    let mut st = state();
+    let mut f = ns("2001:db8:1::7", "2001:db8:1::", Some(OUTSIDE), 255);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    let (_, na) = parse_na(&out[..r.generated.expect("an advertisement").len]);
+    assert_eq!(
+        na,
+        Icmpv6Repr::NeighborAdvert {
+            flags: crate::wire::NeighborFlags { router: true, solicited: true, override_entry: false },
+            target_addr: "2001:db8:1::".parse().unwrap(),
+            lladdr: Some(mac(1)),
+        }
+    );
 }
