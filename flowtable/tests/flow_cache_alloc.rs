@@ -7,7 +7,7 @@
 //! project's own `unsafe` stays in pmd/.
 
 use flowtable::flow::{DeviceTag, FlowCache, FlowCacheConfig, FlowHasher, FlowKey, InsertOutcome, TagSet, NEVER};
-use flowtable::wire::Headers;
+use flowtable::wire::{Headers, Ipv4Packet};
 
 /// Runs `f` with counting on; returns its result, the allocations (including reallocations) and
 /// the bytes requested. A free inside `f` shows as a negative `count_current` and is refused.
@@ -37,6 +37,7 @@ fn keys(n: u32) -> Vec<FlowKey> {
             ];
             f[27..30].copy_from_slice(&i.to_be_bytes()[1..]);
             f[34..36].copy_from_slice(&(i as u16).to_be_bytes());
+            Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
             FlowKey::from_headers(i % 4, &Headers::parse(&f).unwrap())
         })
         .collect()
@@ -123,13 +124,15 @@ fn no_allocation_after_construction() {
 /// parser it falls back to (a later fragment, a VLAN-tagged frame, a truncated one).
 #[test]
 fn keys_from_frames_do_not_allocate() {
-    let udp = vec![
+    let mut udp = vec![
         0x02, 0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x00, 0x45, 0x00, 0x00, 0x1c,
         0x00, 0x01, 0x00, 0x00, 0x40, 0x11, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x01, 0xc0, 0x00, 0x02, 0x01, 0x00, 0x07,
         0x00, 0x35, 0x00, 0x08, 0x00, 0x00,
     ];
+    Ipv4Packet::new_unchecked(&mut udp[14..34]).fill_checksum();
     let mut later_fragment = udp.clone();
     later_fragment[20] = 0x01;
+    Ipv4Packet::new_unchecked(&mut later_fragment[14..34]).fill_checksum();
     let mut tagged = udp[..12].to_vec();
     tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
     tagged.extend_from_slice(&udp[12..]);
