@@ -143,8 +143,9 @@ impl Network {
     }
 }
 
-/// The MTU inside the tenant network behind GRE: 1500 on the underlay less 42 bytes of GRE with a key.
-const GRE_VM_MTU: &str = "1458";
+/// The MTU inside the tenant network behind GRE: 1500 on the underlay less MidoNet's 46 bytes for
+/// GRE (the gateway's GRE with a key takes 42 of them).
+const GRE_VM_MTU: &str = "1454";
 
 /// compute3 as a hypervisor running Open vSwitch's userspace datapath would be set up: `br-phy`
 /// holds the underlay interface and the host's address (on its internal port), `br-int` a GRE
@@ -555,7 +556,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
 
     // 6. GRE toward compute3, which the test plays: vm3 asks for its gateway and pings outside from
     //    inside GRE; the gateway must deliver that, and send the answer, an outside ping to vm3
-    //    and a largest-fitting one (1500 - 42 = 1458 bytes) to compute3 in GRE with key 0x103.
+    //    and a largest-fitting one (1500 - 46 = 1454 bytes) to compute3 in GRE with key 0x103.
     let capture = Capture::start(
         compute3,
         "eth0",
@@ -583,8 +584,8 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     let out = ping(outside, &["-c", "1", "-s", "40", "-p", "5a"], VM3);
     assert!(out.contains(" 0 received"), "compute3 cannot terminate GRE, vm3 does not answer:\n{out}");
     let out = ping(outside, &["-c", "1", "-M", "do", "-s", "1472"], VM3);
-    assert!(out.contains("Frag needed and DF set (mtu = 1458)"), "GRE leaves 1458 bytes:\n{out}");
-    ping(outside, &["-c", "1", "-M", "do", "-s", "1430"], VM3);
+    assert!(out.contains("Frag needed and DF set (mtu = 1454)"), "GRE leaves 1454 bytes:\n{out}");
+    ping(outside, &["-c", "1", "-M", "do", "-s", "1426"], VM3);
     let file = capture.finish();
 
     let fields = [
@@ -653,8 +654,8 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     assert_eq!(reply[column("data.data")], hex(&payload), "{reply:?}");
     assert_eq!(reply[column("icmp.checksum.status")], "1", "{reply:?}");
     let requests: Vec<_> = rows.iter().filter(|r| is_echo(r, "8", OUTSIDE, VM3)).collect();
-    assert_eq!(requests.len(), 2, "the 40-byte and the 1458-byte ping to vm3, not the oversized one: {rows:?}");
-    for (request, inner_len) in requests.iter().zip(["68", "1458"]) {
+    assert_eq!(requests.len(), 2, "the 40-byte and the 1454-byte ping to vm3, not the oversized one: {rows:?}");
+    for (request, inner_len) in requests.iter().zip(["68", "1454"]) {
         assert_eq!(inner(request, "eth.dst"), mac_text(&VM3_MAC), "{request:?}");
         assert_eq!(inner(request, "ip.ttl"), "62", "{request:?}");
         assert_eq!(inner(request, "ip.len"), inner_len, "{request:?}");
@@ -699,8 +700,9 @@ fn the_first_packet_to_a_vm_is_held_until_the_underlay_and_the_vm_are_resolved()
 
 /// GRE against a real implementation: compute3 runs Open vSwitch's userspace datapath, which
 /// encapsulates vm3's frames toward the gateway with vm3's key and decapsulates the gateway's. Pings
-/// and 1 MiB over TCP pass both ways through both routers, the largest packet that fits (1458
-/// bytes inside, 1500 outside) passes both ways and one byte more gets "fragmentation needed";
+/// and 1 MiB over TCP pass both ways through both routers, the largest packet that fits (1454
+/// bytes inside: MidoNet's 46 bytes for GRE) passes both ways and one byte more gets
+/// "fragmentation needed";
 /// Open vSwitch's datapath shows it pushed and popped GRE with key 0x103, and the gateway refused
 /// nothing of what it sent.
 #[test]
@@ -713,13 +715,13 @@ fn gre_tunnels_interoperate_with_open_vswitch() {
     pings_cross_two_routers(&[(outside, VM3), (vm3, OUTSIDE)]);
     mib_each_way(&[(vm3, outside, format!("{VM3}:5003"), 3), (outside, vm3, format!("{OUTSIDE}:5004"), 4)]);
 
-    // 1458 bytes inside (1430 of ICMP data) fill the 1500-byte underlay in either direction.
+    // 1454 bytes inside (1426 of ICMP data) fit in either direction.
     for (ns, to) in [(outside, VM3), (vm3, OUTSIDE)] {
-        let out = ping(ns, &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1430"], to);
-        assert!(out.contains(" 2 received"), "a 1458-byte ping {} -> {to} fits:\n{out}", ns.name);
+        let out = ping(ns, &["-c", "2", "-i", "0.2", "-M", "do", "-s", "1426"], to);
+        assert!(out.contains(" 2 received"), "a 1454-byte ping {} -> {to} fits:\n{out}", ns.name);
     }
-    let out = ping(outside, &["-c", "1", "-M", "do", "-s", "1431"], VM3);
-    assert!(out.contains("Frag needed and DF set (mtu = 1458)"), "GRE leaves 1458 bytes:\n{out}");
+    let out = ping(outside, &["-c", "1", "-M", "do", "-s", "1427"], VM3);
+    assert!(out.contains("Frag needed and DF set (mtu = 1454)"), "GRE leaves 1454 bytes:\n{out}");
 
     // Open vSwitch's datapath: GRE with vm3's key pushed toward the gateway and popped from it.
     let flows = ovs.appctl(&["dpctl/dump-flows", "-m"]);

@@ -515,6 +515,8 @@ impl CoreState {
 
     /// Sets the MTU (largest IP packet) of a DPDK port; ports beyond [`MAX_DPDK_PORTS`] keep the default.
     pub fn set_mtu(&mut self, dpdk_port: u16, mtu: u16) {
+        // The tunnel templates carry the underlay's MTU.
+        self.forget_tunnels();
         if let Some(m) = self.mtus.get_mut(usize::from(dpdk_port)) {
             *m = mtu;
         }

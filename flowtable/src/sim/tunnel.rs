@@ -8,9 +8,11 @@
 //! port's own MAC ([`CoreState::set_port_mac`]): nothing is cached that a snapshot or neighbour
 //! change would leave stale, so a cached flow only names the port (whose binding names the host
 //! and key) and the VXLAN source port. Outer IPv4: DF set (the gateway never fragments and drops
-//! fragments of tunnelled packets itself, so nobody on the underlay may fragment them either; the
-//! MTU check happens on the inner packet; MidoNet's own capture shows no DF, which with
-//! identification 0 would let reassembly mix two packets' fragments), TTL 255 ([`OUTER_TTL`]),
+//! fragments of tunnelled packets itself, so nobody on the underlay may fragment them either: a
+//! routed packet is checked against the tunnel's MTU and answered, and every frame, routed or
+//! not, must fit the underlay's MTU outside, else `tunnel_too_big`; MidoNet's own capture shows no
+//! DF, which with identification 0 would let reassembly mix two packets' fragments), TTL 255
+//! ([`OUTER_TTL`]),
 //! identification 0 (RFC 6864: atomic datagrams need none), TOS 0. VXLAN: UDP source
 //! port from the inner flow's hash in 49152..=65535 (RFC 7348 section 5 recommends the dynamic
 //! range), destination the underlay's VXLAN port, UDP checksum 0 (allowed over IPv4), flags
@@ -122,7 +124,12 @@ pub fn outer_header(
     let mut o = Outer::NONE;
     let len = t.encap.header_len();
     let ip_total = len - 14 + inner_len;
-    let ip_total = u16::try_from(ip_total).map_err(|_| DropReason::TooBig)?;
+    // Every tunnelled frame, routed or not: a routed packet's check against the tunnel's MTU
+    // (which answers) comes first, this one is what a bridged frame meets.
+    if ip_total > usize::from(state.mtu(u.dpdk_port)) {
+        return Err(DropReason::TunnelTooBig);
+    }
+    let ip_total = u16::try_from(ip_total).map_err(|_| DropReason::TunnelTooBig)?;
     let b = &mut o.bytes;
     b[0..6].copy_from_slice(&dst_mac.0);
     b[6..12].copy_from_slice(&src_mac.0);
@@ -183,6 +190,8 @@ pub(super) struct TunnelTemplate {
     dpdk_port: u16,
     /// The outer IPv4 total length and header checksum in `outer` (an empty inner frame).
     empty_total: u16,
+    /// The largest outer IPv4 total length: the underlay port's MTU.
+    max_total: u16,
     /// `!checksum + !empty_total`: the part of the RFC 1624 update (eqn. 3) that does not depend
     /// on the frame, so a frame adds only its total length.
     checksum_base: u32,
@@ -198,6 +207,7 @@ impl TunnelTemplate {
         expires: 0,
         dpdk_port: 0,
         empty_total: 0,
+        max_total: 0,
         checksum_base: 0,
         outer: Outer::NONE,
     };
@@ -370,8 +380,11 @@ pub fn ready_outer<'s>(
     }
     let state: &'s CoreState = state;
     let template = &state.tunnels[slot];
-    let total = u16::try_from(usize::from(template.empty_total) + inner_len).map_err(|_| DropReason::TooBig)?;
-    Ok(ReadyOuter { template, total, sport: vxlan_sport })
+    let total = usize::from(template.empty_total) + inner_len;
+    if total > usize::from(template.max_total) {
+        return Err(DropReason::TunnelTooBig);
+    }
+    Ok(ReadyOuter { template, total: total as u16, sport: vxlan_sport })
 }
 
 /// [`ready_outer`], left in `outer` (unchanged on an error) to be written with
@@ -432,6 +445,7 @@ fn refresh_template(
         expires,
         dpdk_port,
         empty_total,
+        max_total: state.mtu(dpdk_port),
         checksum_base: u32::from(!u16::from_be_bytes([b[24], b[25]])) + u32::from(!empty_total),
         outer,
     };

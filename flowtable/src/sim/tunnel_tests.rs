@@ -556,6 +556,41 @@ mod decap_fast_path {
     }
 }
 
+/// A bridged (not routed) frame into a tunnel meets no router's MTU check, so the tunnel checks
+/// every frame against the underlay's MTU outside: one that would not fit is dropped and counted
+/// (nobody to answer at layer 2, and nobody may fragment it), not cached (the next frame of the
+/// flow may fit), and the largest that fits goes out whole.
+#[test]
+fn a_bridged_frame_too_big_for_the_underlay_is_dropped() {
+    let mut b = SnapshotBuilder::new(1);
+    let bridge = b.add_bridge(Uuid(10));
+    let local = b.add_bridge_port(bridge, Uuid(11));
+    let vm1 = b.add_bridge_port(bridge, Uuid(12));
+    let host1 = b.add_host(Uuid(20), "192.168.7.11".parse().unwrap(), Encap::Vxlan);
+    b.bind_local(local, 1);
+    b.bind_remote(vm1, host1, KEY1);
+    b.set_underlay(Underlay::new(UNDERLAY_DPDK, v4("192.168.7.1"), 24));
+    let snap = b.build().unwrap();
+    let mut st = CoreState::new(&CoreConfig::default());
+    st.set_port_mac(UNDERLAY_DPDK, UNDERLAY_MAC);
+    st.set_mtu(UNDERLAY_DPDK, 1500);
+    st.set_mtu(1, 1500);
+    st.neighbours.learn(UNDERLAY_PORT, "192.168.7.11".parse().unwrap(), HOST1_MAC, 0);
+    st.macs.learn(BridgeId(0), VM_A, vm1, 0);
+    let mut out = [0u8; 1514];
+    // A full-size frame from the physical segment (IP 1500, fine on DPDK port 1) would be 1550 outside.
+    let mut f = udp(OUTSIDE_GW, VM_A, "10.0.0.9", "10.0.0.5", 1, 1500 - 28);
+    let r = simulate(&snap, 1, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TunnelTooBig), "{r:?}");
+    assert!(!r.cacheable);
+    // 1450 bytes of IP inside: 1500 outside, sent.
+    let mut f = udp(OUTSIDE_GW, VM_A, "10.0.0.9", "10.0.0.5", 1, 1450 - 28);
+    let r = simulate(&snap, 1, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.encap(), Some(vm1), "{r:?}");
+    let ip = Ipv4Packet::new_unchecked(&r.outer.as_bytes()[14..34]);
+    assert_eq!(ip.total_len(), 1500);
+}
+
 /// The per-core template gives exactly what building the headers afresh gives, through lengths,
 /// source ports, a neighbour's MAC changing, being forgotten and expiring.
 #[test]
@@ -569,10 +604,15 @@ fn cached_outer_headers_equal_fresh_ones() {
         assert_eq!(cached, fresh, "port {port:?} sport {sport} len {len} at {now}");
         cached
     };
-    for (i, len) in [0usize, 1, 60, 1400, 65535 - 50, 65535 - 36, 70000].into_iter().enumerate() {
+    // Every tunnelled frame must fit the underlay's MTU outside: VXLAN adds 36 bytes of IPv4, UDP
+    // and VXLAN to the frame, GRE 28 of IPv4 and GRE.
+    let mtu = usize::from(st.mtu(UNDERLAY_DPDK));
+    let lengths = [0usize, 1, 60, mtu - 36, mtu - 35, mtu - 28, mtu - 27, 65535, 70000];
+    for (i, len) in lengths.into_iter().enumerate() {
         for port in [n.vm1, n.vm2] {
             let got = check(&mut st, port, VXLAN_SPORT_MIN + i as u16, len, 5);
-            assert_eq!(got.is_ok(), len <= 65535 - if port == n.vm1 { 36 } else { 28 }, "len {len}");
+            let fits = len + if port == n.vm1 { 36 } else { 28 } <= mtu;
+            assert_eq!(got.map(|_| ()), if fits { Ok(()) } else { Err(DropReason::TunnelTooBig) }, "len {len}");
         }
     }
     // The underlay next hop moves: the template follows at once.

@@ -551,7 +551,7 @@ fn underlay_is_checked_and_kept() {
     assert!(!u.on_subnet("192.168.8.1".parse().unwrap()));
     assert_eq!(u.next_hop("192.168.7.9".parse().unwrap()), "192.168.7.9".parse::<core::net::Ipv4Addr>().unwrap());
     assert_eq!(u.next_hop("10.9.9.9".parse().unwrap()), "192.168.7.254".parse::<core::net::Ipv4Addr>().unwrap());
-    assert_eq!((Encap::Vxlan.mtu_overhead(), Encap::Gre.mtu_overhead()), (50, 42));
+    assert_eq!((Encap::Vxlan.mtu_overhead(), Encap::Gre.mtu_overhead()), (50, 46), "the seeds' MTU rules");
 }
 
 /// RFC 4291 2.6.1: a `Local` route to the Subnet-Router anycast address of each IPv6 subnet of a
