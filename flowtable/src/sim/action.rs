@@ -62,10 +62,11 @@ drop_reasons! {
     PortUnplugged => "port_unplugged", "the egress port is neither linked nor bound";
     NoUnderlay => "no_underlay", "a port is bound on a remote host but the snapshot has no underlay (or the host no IPv4 address)";
     TunnelMalformed => "tunnel_malformed", "a VXLAN or GRE packet to the underlay address with a bad tunnel header";
+    TunnelInnerVlan => "tunnel_inner_vlan", "a VXLAN packet whose inner frame carries a VLAN tag (RFC 7348 6.1: discarded; the VNI is the segment)";
     TunnelTooBig => "tunnel_too_big", "larger than the underlay MTU once encapsulated, and not routed (a bridged frame, or a routed one still carrying its 802.1Q tag): nobody to answer, never fragmented";
     TunnelFragmented => "tunnel_fragmented", "a fragment of a VXLAN or GRE packet to the underlay address (never reassembled: the underlay's MTU must carry tunnelled packets whole)";
     UnknownTunnelKey => "unknown_tunnel_key", "a tunnelled packet whose key names no port bound on a remote host";
-    TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on";
+    TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on, or that came by the other encapsulation than that host's tunnel zone uses";
     ToRouter => "to_router", "addressed to a router port, not an echo request the fast path answers";
     RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
     IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";

@@ -481,8 +481,9 @@ pub fn decap(snap: &Snapshot, frame: &[u8]) -> Result<Option<Decap>, DropReason>
             if inner_offset > outer.end {
                 return Err(DropReason::TunnelMalformed);
             }
+            vxlan_inner_untagged(frame, inner_offset)?;
             let key = u32::from_be_bytes([0, vx[4], vx[5], vx[6]]);
-            tunnel_port(snap, key, outer.src, inner_offset).map(Some)
+            tunnel_port(snap, key, (outer.src, Encap::Vxlan), inner_offset).map(Some)
         }
         Some(_) => Ok(None),
         None => decap_general(snap, u, frame),
@@ -544,15 +545,28 @@ pub(super) fn common_udp_outer_for_tests(frame: &[u8]) -> bool {
     common_udp_outer(frame).is_some()
 }
 
-/// The port tunnel key `key` names, if it is bound on the host at `src`: the end of [`decap`].
+/// RFC 7348 6.1: a decapsulated VXLAN frame with an inner VLAN tag (802.1Q or 802.1ad) SHOULD be
+/// discarded; the VNI is the segment.
 #[inline(always)]
-fn tunnel_port(snap: &Snapshot, key: u32, src: Ipv4Addr, inner_offset: usize) -> Result<Decap, DropReason> {
-    // The key's port is remote-bound by construction; its host's address comes with it.
-    let (port, host_addr) = snap.tunnel_endpoint(key).ok_or(DropReason::UnknownTunnelKey)?;
-    if host_addr != Some(src) {
-        return Err(DropReason::TunnelHostMismatch);
+fn vxlan_inner_untagged(frame: &[u8], inner_offset: usize) -> Result<(), DropReason> {
+    match frame.get(inner_offset + 12..inner_offset + 14) {
+        Some([0x81, 0x00] | [0x88, 0xa8]) => Err(DropReason::TunnelInnerVlan),
+        _ => Ok(()),
     }
-    Ok(Decap { inner_offset, port })
+}
+
+/// The port tunnel key `key` names, if it is bound on the host at the outer source, which
+/// tunnels to it the way the packet came (`from`: outer source and encapsulation): the end of
+/// [`decap`]. A host's tunnel zone has one kind, so a VXLAN packet with a GRE host's key is not
+/// that host's.
+#[inline(always)]
+fn tunnel_port(snap: &Snapshot, key: u32, from: (Ipv4Addr, Encap), inner_offset: usize) -> Result<Decap, DropReason> {
+    // The key's port is remote-bound by construction; its host's address comes with it.
+    let (port, host) = snap.tunnel_endpoint(key).ok_or(DropReason::UnknownTunnelKey)?;
+    match host {
+        Some(endpoint) if endpoint == from => Ok(Decap { inner_offset, port }),
+        _ => Err(DropReason::TunnelHostMismatch),
+    }
 }
 
 /// [`decap`] through the general parser: every frame [`common_udp_outer`] does not take.
@@ -573,13 +587,14 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
     if tunnelled && ip.fragment != Fragment::Unfragmented {
         return Err(DropReason::TunnelFragmented);
     }
-    let (key, inner_offset) = match h.l4 {
+    let (key, inner_offset, encap) = match h.l4 {
         L4::Udp { dst_port, .. } if dst_port == u.vxlan_port => {
             let vx = frame.get(h.payload_offset..h.payload_offset + 8).ok_or(DropReason::TunnelMalformed)?;
             if vx[0] & 0x08 == 0 {
                 return Err(DropReason::TunnelMalformed);
             }
-            (u32::from_be_bytes([0, vx[4], vx[5], vx[6]]), h.payload_offset + 8)
+            vxlan_inner_untagged(frame, h.payload_offset + 8)?;
+            (u32::from_be_bytes([0, vx[4], vx[5], vx[6]]), h.payload_offset + 8, Encap::Vxlan)
         }
         L4::Gre { protocol_type: EtherType::TransparentEthernetBridging, key: Some(key), version: 0 } => {
             // RFC 2784 2.3: RFC 1701's routing, strict source route and recursion bits MUST be
@@ -587,7 +602,7 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
             // is verified (as Linux's ip_gre does).
             let gre = frame.get(h.l4_offset..h.end).ok_or(DropReason::TunnelMalformed)?;
             GreRepr::parse(&GrePacket::new_unchecked(gre)).map_err(|_| DropReason::TunnelMalformed)?;
-            (key, h.payload_offset)
+            (key, h.payload_offset, Encap::Gre)
         }
         L4::Gre { .. } => return Err(DropReason::TunnelMalformed),
         _ => return Ok(None),
@@ -595,7 +610,7 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
     if inner_offset > h.end {
         return Err(DropReason::TunnelMalformed);
     }
-    tunnel_port(snap, key, ip.src, inner_offset).map(Some)
+    tunnel_port(snap, key, (ip.src, encap), inner_offset).map(Some)
 }
 
 /// The flow key ingress id of frames decapsulated from `port` (local DPDK ports use their number,

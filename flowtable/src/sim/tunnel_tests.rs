@@ -305,6 +305,44 @@ fn gre_decapsulation_discards_rfc_1701_bits_and_bad_checksums() {
     assert_eq!(decap(&n.snap, &with_csum), Err(DropReason::TunnelMalformed), "bad GRE checksum");
 }
 
+/// A host's tunnel zone has one encapsulation: a VXLAN packet carrying a GRE host's key, from
+/// that host's address, is not that host's tunnel (nor the other way round).
+#[test]
+fn decapsulation_checks_the_hosts_encapsulation() {
+    let n = topo();
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 999, 10);
+    // host2 (10.9.0.12) is a GRE host with KEY2's port; host1 (192.168.7.11) a VXLAN host with KEY1's.
+    assert_eq!(decap(&n.snap, &vxlan("10.9.0.12", KEY2, &inner)), Err(DropReason::TunnelHostMismatch));
+    assert_eq!(decap(&n.snap, &gre("192.168.7.11", KEY1, &inner)), Err(DropReason::TunnelHostMismatch));
+    assert!(decap(&n.snap, &gre("10.9.0.12", KEY2, &inner)).unwrap().is_some());
+}
+
+/// RFC 7348 6.1: a decapsulated VXLAN frame with an inner VLAN tag is discarded (the VNI is the
+/// segment), by the fast path and the general one alike, and the simulation counts it.
+#[test]
+fn vxlan_inner_frames_with_a_vlan_tag_are_discarded() {
+    let n = topo();
+    let tag = |mut f: Vec<u8>, tpid: [u8; 2]| {
+        f.splice(12..12, [tpid[0], tpid[1], 0x00, 0x64]);
+        f
+    };
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 999, 10);
+    for tpid in [[0x81, 0x00], [0x88, 0xa8]] {
+        let f = vxlan("192.168.7.11", KEY1, &tag(inner.clone(), tpid));
+        assert!(super::tunnel::common_udp_outer_for_tests(&f));
+        assert_eq!(decap(&n.snap, &f), Err(DropReason::TunnelInnerVlan));
+        let u = n.snap.underlay().unwrap();
+        assert_eq!(super::tunnel::decap_general(&n.snap, u, &f), Err(DropReason::TunnelInnerVlan));
+        let mut st = state(&n);
+        let mut out = [0u8; 1514];
+        let mut g = f.clone();
+        let r = simulate(&n.snap, UNDERLAY_DPDK, &mut g, &mut st, 1, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::TunnelInnerVlan), "{r:?}");
+    }
+    // Untagged, as ever.
+    assert!(decap(&n.snap, &vxlan("192.168.7.11", KEY1, &inner)).unwrap().is_some());
+}
+
 /// RFC 1122 3.2.1.2 (and RFC 1812 5.2.2): a datagram with a wrong IPv4 header checksum is
 /// discarded, and its outer source is not what the host check may trust.
 #[test]

@@ -134,7 +134,7 @@ pub enum TopologyError {
 }
 
 /// A snapshot's tunnel key index entry: key, the remote-bound port, its host's tunnel address.
-type TunnelKeyEntry = (u32, PortId, Option<Ipv4Addr>);
+type TunnelKeyEntry = (u32, PortId, Option<(Ipv4Addr, Encap)>);
 
 /// An immutable, versioned view of the virtual topology: what the worker cores read. Devices
 /// reference each other by index; every index in a snapshot is valid in it (the builder checks).
@@ -207,13 +207,13 @@ impl Snapshot {
         self.tunnel_endpoint(key).map(|(port, _)| port)
     }
 
-    /// [`Snapshot::port_by_tunnel_key`] with the tunnel address of the port's host (`None` when
-    /// the snapshot has no such host): what decapsulation checks the outer source against, with
-    /// no port or host lookup.
+    /// [`Snapshot::port_by_tunnel_key`] with the tunnel address and encapsulation of the port's
+    /// host (`None` when the snapshot has no such host): what decapsulation checks the outer
+    /// source and the tunnel's kind against, with no port or host lookup.
     #[inline]
-    pub fn tunnel_endpoint(&self, key: u32) -> Option<(PortId, Option<Ipv4Addr>)> {
+    pub fn tunnel_endpoint(&self, key: u32) -> Option<(PortId, Option<(Ipv4Addr, Encap)>)> {
         let i = self.tunnel_keys.binary_search_by_key(&key, |&(k, _, _)| k).ok()?;
-        self.tunnel_keys.get(i).map(|&(_, port, host_addr)| (port, host_addr))
+        self.tunnel_keys.get(i).map(|&(_, port, host)| (port, host))
     }
 
     /// The gateway's underlay endpoint, if tunnels are configured.
@@ -800,18 +800,18 @@ impl SnapshotBuilder {
                     if tunnel_key > MAX_TUNNEL_KEY {
                         return Err(TopologyError::TunnelKeyTooLarge { port: p.id, key: tunnel_key });
                     }
-                    let host_addr = match self.hosts.get(host.index()).map(|h| h.tunnel_addr) {
-                        Some(IpAddr::V4(a)) => Some(a),
-                        Some(IpAddr::V6(_)) => return Err(TopologyError::TunnelAddrNotIpv4(host)),
+                    let endpoint = match self.hosts.get(host.index()).map(|h| (h.tunnel_addr, h.encap)) {
+                        Some((IpAddr::V4(a), encap)) => Some((a, encap)),
+                        Some((IpAddr::V6(_), _)) => return Err(TopologyError::TunnelAddrNotIpv4(host)),
                         None => None,
                     };
-                    keys.push((tunnel_key, p.id, host_addr));
+                    keys.push((tunnel_key, p.id, endpoint));
                 }
                 PortLink::Exterior(Binding::Local { dpdk_port }) => dpdk.push((dpdk_port, p.id)),
                 _ => {}
             }
         }
-        keys.sort_unstable();
+        keys.sort_unstable_by_key(|&(key, port, _)| (key, port));
         dpdk.sort_unstable();
         if let Some(w) = keys.windows(2).find(|w| w[0].0 == w[1].0) {
             return Err(TopologyError::DuplicateTunnelKey(w[0].0));
