@@ -944,7 +944,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                                 ready.write(room);
                                 self.send(dpdk_port, m)
                             }
-                            None => self.dropped(DropReason::TooBig),
+                            None => self.dropped(DropReason::NoHeadroom),
                         }
                     }
                     Err(reason) => self.hop_failed(ingress, m, reason, key, now, deadline),
@@ -1262,7 +1262,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let outer = output.outer.as_bytes();
         if !outer.is_empty() {
             let Some(room) = m.prepend(outer.len() as u16) else {
-                return self.dropped(DropReason::TooBig);
+                return self.dropped(DropReason::NoHeadroom);
             };
             room.copy_from_slice(outer);
         }
@@ -1275,7 +1275,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn send_encap(&mut self, dpdk_port: u16, mut m: Mbuf<'p>) {
         // By reference: a copy of the whole struct would be packed into one register.
         let Some(room) = m.prepend(self.pending_outer.len() as u16) else {
-            return self.dropped(DropReason::TooBig);
+            return self.dropped(DropReason::NoHeadroom);
         };
         self.pending_outer.write(&self.state, room);
         self.send(dpdk_port, m);

@@ -62,6 +62,7 @@ drop_reasons! {
     PortUnplugged => "port_unplugged", "the egress port is neither linked nor bound";
     NoUnderlay => "no_underlay", "a port is bound on a remote host but the snapshot has no underlay (or the host no IPv4 address)";
     TunnelMalformed => "tunnel_malformed", "a VXLAN or GRE packet to the underlay address with a bad tunnel header";
+    NoHeadroom => "no_headroom", "no room in front of the frame's buffer for the outer headers (the mempool's headroom is below 50 bytes)";
     TunnelInnerVlan => "tunnel_inner_vlan", "a VXLAN packet whose inner frame carries a VLAN tag (RFC 7348 6.1: discarded; the VNI is the segment)";
     TunnelTooBig => "tunnel_too_big", "larger than the underlay MTU once encapsulated, and not routed (a bridged frame, or a routed one still carrying its 802.1Q tag): nobody to answer, never fragmented";
     TunnelFragmented => "tunnel_fragmented", "a fragment of a VXLAN or GRE packet to the underlay address (never reassembled: the underlay's MTU must carry tunnelled packets whole)";
