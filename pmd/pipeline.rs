@@ -1511,6 +1511,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
                 self.emit(g, now);
             }
         }
+        // Neighbours in use that expired unanswered on the way: their flows go now, not at the
+        // next simulation (a worker with nothing but hits may not simulate for a long time).
+        self.invalidate_moved_macs();
     }
 
     fn dropped(&mut self, reason: DropReason) {

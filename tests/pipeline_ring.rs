@@ -201,6 +201,40 @@ fn neighbours_in_use_are_polled_before_they_expire() {
     });
 }
 
+/// A neighbour that stops answering: once its entry expires, the flows cached with its MAC end at
+/// once (not at their hard timeout, up to a lifetime later), and the next packet asks for it again.
+#[test]
+fn flows_to_a_neighbour_that_stopped_answering_end_when_it_expires() {
+    // A 1 s lifetime: B's entry, learned at 0, expires at 1 s; a flow installed at 0.7 s would
+    // otherwise be kept until 1.7 s.
+    let pipeline = short_lived_neighbours(1_000_000_000);
+    with_router_config("pdead", &pipeline, |ha, hb, c| {
+        learn_b(hb);
+        let learned = Instant::now();
+        std::thread::sleep(Duration::from_millis(700));
+        let sent = udp("10.2.0.2", 5000, 64);
+        ha.send(&sent);
+        assert_eq!(hb.recv(1).len(), 1, "forwarded while B is known");
+        // B answers nothing from now on: the polls after 0.75 s go unanswered.
+        while learned.elapsed() < Duration::from_millis(1300) {
+            ha.send(&sent);
+            hb.recv_for(Duration::from_millis(10));
+        }
+        // Well before the flow's hard timeout: nothing is sent to B's old MAC any more, only
+        // requests for its address.
+        let mut to_b = Vec::new();
+        while learned.elapsed() < Duration::from_millis(1500) {
+            ha.send(&sent);
+            to_b.extend(hb.recv_for(Duration::from_millis(10)));
+        }
+        let forwarded = to_b.iter().filter(|f| matches!(valid(f).l3, L3::Ipv4(_))).count();
+        assert_eq!(forwarded, 0, "packets still sent to a neighbour whose entry expired");
+        assert!(to_b.iter().all(|f| valid(f).eth_dst == EthernetAddress::BROADCAST), "ARP requests, broadcast");
+        published();
+        assert!(counter(&c.cache_invalidated) >= 1, "the flow was dropped from the cache");
+    });
+}
+
 /// The burst loop looks a whole burst up in stages (keys, candidate slots, then lookups): a
 /// malformed frame among good ones, and a new flow's later packets in the same burst (installed
 /// by its first packet after the stages looked), still come out in order, each flow simulated once.

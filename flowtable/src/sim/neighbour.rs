@@ -264,6 +264,10 @@ impl NeighbourCache {
         // A free or expired slot, else the one that expires first.
         let victim = bucket.iter_mut().min_by_key(|e| if e.expires <= now { 0 } else { e.expires });
         if let Some(e) = victim {
+            // A live entry flows send to, evicted: they must ask again rather than go on unpolled.
+            if e.in_use && e.expires > now && e.port != UNDERLAY_PORT {
+                self.changed.insert(DeviceId::Port(e.port));
+            }
             *e = new;
         }
     }
@@ -327,6 +331,11 @@ impl NeighbourCache {
     /// `polls` is full. Returns how many it filled and whether the pass reached the end (the next
     /// call starts a new one). Bounded work per call, so a large cache never stalls a worker;
     /// allocation-free.
+    ///
+    /// An entry in use that expired unanswered is freed on the way and its router port marked
+    /// changed ([`NeighbourCache::take_changed`]): the flows cached with its MAC must not go on
+    /// sending to a neighbour that stopped answering until their hard timeout (up to a lifetime
+    /// more), but miss, ask again, and answer host unreachable.
     pub fn due_polls(&mut self, now: u64, polls: &mut [Poll], slots: usize) -> (usize, bool) {
         let mut n = 0;
         for _ in 0..slots.min(self.slots.len()) {
@@ -334,6 +343,14 @@ impl NeighbourCache {
                 return (n, false);
             }
             let e = &mut self.slots[self.poll_cursor];
+            if e.in_use && e.expires != 0 && e.expires <= now {
+                // The underlay's tunnel templates check the entry's expiry themselves.
+                if e.port != UNDERLAY_PORT {
+                    self.changed.insert(DeviceId::Port(e.port));
+                }
+                *e = FREE;
+                self.version = self.version.wrapping_add(1);
+            }
             let due = e.in_use
                 && e.stale_at <= now
                 && now < e.expires

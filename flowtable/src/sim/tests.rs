@@ -838,10 +838,33 @@ fn stale_neighbours_in_use_are_polled_until_refreshed() {
     assert_eq!(n.due_polls(170, &mut polls, ALL).0, 0, "stale since 157 but not used since the refresh");
     assert_eq!(n.use_entry(port, addr, 170), Some(InUse { mac: VM, recheck_at: 182 }));
     assert_eq!(n.due_polls(170, &mut polls, ALL).0, 1);
-    // No answer: polled until it expires, then gone.
+    // No answer: polled until it expires, then gone, and its port's flows told (they carry its MAC).
     assert_eq!(n.due_polls(181, &mut polls, ALL).0, 1);
+    assert!(!n.has_changed());
     assert_eq!(n.due_polls(182, &mut polls, ALL).0, 0, "expired");
+    assert_eq!(n.take_changed().as_slice(), &[DeviceId::Port(port)], "the flows through its port are dropped");
     assert_eq!(n.use_entry(port, addr, 182), None);
+    // One nothing used expires quietly (no flow has its MAC).
+    assert_eq!(n.due_polls(300, &mut polls, ALL).0, 0);
+    assert!(!n.has_changed(), "10.0.0.6 was never used");
+}
+
+/// A neighbour in use evicted from its full bucket by another: the flows through its port are
+/// told, as when one stops answering; an unused one goes quietly.
+#[test]
+fn evicting_a_neighbour_in_use_tells_its_flows() {
+    // One bucket of four: a fifth entry evicts the one that expires first.
+    let mut n = NeighbourCache::new(4, 100, 0, 0);
+    assert_eq!(n.capacity(), 4);
+    for i in 0..4u8 {
+        n.learn(PortId(3), IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), mac(i), u64::from(i));
+    }
+    n.learn(PortId(3), ip("10.0.1.1"), mac(9), 10);
+    assert!(!n.has_changed(), "10.0.0.0, evicted, was not in use");
+    n.use_entry(PortId(3), ip("10.0.0.1"), 11).unwrap();
+    n.learn(PortId(4), ip("10.0.1.2"), mac(10), 12);
+    assert_eq!(n.take_changed().as_slice(), &[DeviceId::Port(PortId(3))], "10.0.0.1 was in use");
+    assert_eq!(n.lookup(PortId(3), ip("10.0.0.1"), 12), None);
 }
 
 #[test]
