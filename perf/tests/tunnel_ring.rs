@@ -208,7 +208,7 @@ fn unwrap_outer<'f>(got: &'f [u8], e: &Expect<'_>) -> (&'f [u8], Option<u16>) {
     assert_eq!(ip[0], 0x45);
     assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), got.len() - 14, "outer total length");
     assert_eq!(&ip[6..8], &[0x40, 0], "DF");
-    assert_eq!(ip[8], 64, "outer TTL");
+    assert_eq!(ip[8], 255, "outer TTL (MidoNet's)");
     assert_eq!(ones_complement(ip), 0xffff, "outer IPv4 checksum");
     assert_eq!(&ip[12..16], &t.dst_ip.octets(), "from the gateway's underlay address");
     assert_eq!(&ip[16..20], &t.src_ip.octets(), "to the compute host");
