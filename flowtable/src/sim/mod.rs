@@ -152,7 +152,7 @@ use self::tunnel::{tunnel_of, underlay_arp};
 use crate::chain::{evaluate_tracked, EvalContext, PacketMatchFields, Verdict};
 use crate::flow::FlowKey;
 use crate::topology::{
-    Binding, Bridge, BridgeId, ChainId, DeviceId, DeviceSet, Port, PortId, PortKind, PortLink, RouteDecision,
+    Binding, Bridge, BridgeId, ChainId, DeviceId, DeviceSet, Encap, Port, PortId, PortKind, PortLink, RouteDecision,
     RouterPort, Snapshot, Underlay,
 };
 use crate::wire::{
@@ -500,6 +500,12 @@ pub fn simulate_from(
         IngressPoint::Tunnel(port) => {
             if snap.get_port(port).is_none() {
                 return r.uncached_drop(DropReason::UnknownTunnelKey);
+            }
+            // RFC 7348 6.1: a VXLAN inner frame with a VLAN tag SHOULD be discarded (the VNI is
+            // the segment). Decided here and cached (the tag is in the flow key), so that the
+            // decapsulation of every packet checks nothing more.
+            if h.vlan.is_some() && tunnel_of(snap, port).is_ok_and(|t| t.encap == Encap::Vxlan) {
+                return r.drop(DropReason::TunnelInnerVlan);
             }
             (port, Leg::Tunnel { port, sport })
         }

@@ -481,7 +481,6 @@ pub fn decap(snap: &Snapshot, frame: &[u8]) -> Result<Option<Decap>, DropReason>
             if inner_offset > outer.end {
                 return Err(DropReason::TunnelMalformed);
             }
-            vxlan_inner_untagged(frame, inner_offset)?;
             let key = u32::from_be_bytes([0, vx[4], vx[5], vx[6]]);
             tunnel_port(snap, key, (outer.src, Encap::Vxlan), inner_offset).map(Some)
         }
@@ -545,16 +544,6 @@ pub(super) fn common_udp_outer_for_tests(frame: &[u8]) -> bool {
     common_udp_outer(frame).is_some()
 }
 
-/// RFC 7348 6.1: a decapsulated VXLAN frame with an inner VLAN tag (802.1Q or 802.1ad) SHOULD be
-/// discarded; the VNI is the segment.
-#[inline(always)]
-fn vxlan_inner_untagged(frame: &[u8], inner_offset: usize) -> Result<(), DropReason> {
-    match frame.get(inner_offset + 12..inner_offset + 14) {
-        Some([0x81, 0x00] | [0x88, 0xa8]) => Err(DropReason::TunnelInnerVlan),
-        _ => Ok(()),
-    }
-}
-
 /// The port tunnel key `key` names, if it is bound on the host at the outer source, which
 /// tunnels to it the way the packet came (`from`: outer source and encapsulation): the end of
 /// [`decap`]. A host's tunnel zone has one kind, so a VXLAN packet with a GRE host's key is not
@@ -593,7 +582,6 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
             if vx[0] & 0x08 == 0 {
                 return Err(DropReason::TunnelMalformed);
             }
-            vxlan_inner_untagged(frame, h.payload_offset + 8)?;
             (u32::from_be_bytes([0, vx[4], vx[5], vx[6]]), h.payload_offset + 8, Encap::Vxlan)
         }
         L4::Gre { protocol_type: EtherType::TransparentEthernetBridging, key: Some(key), version: 0 } => {
