@@ -66,8 +66,11 @@ fn main() {
         .allowlist_function("rte_log_set_global_level")
         .allowlist_var("RTE_(ETH|MBUF|MAX_ETHPORTS|PKTMBUF|LOG|RING|MEMPOOL|ETHDEV|LCORE|MAX_LCORE|CACHE_LINE).*")
         .allowlist_var("(RING|MEMPOOL|SOCKET_ID)_.*")
-        // RTE_BIT64()-style flags are function-like macros; let clang evaluate them.
+        // RTE_BIT64()-style flags are function-like macros; let clang evaluate them. Its scratch
+        // files (a precompiled header, a probe source) go to OUT_DIR, not the checkout, where an
+        // interrupted build would leave them.
         .clang_macro_fallback()
+        .clang_macro_fallback_build_dir(PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")))
         .derive_debug(false)
         .derive_default(true)
         .layout_tests(false)
