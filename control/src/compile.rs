@@ -37,7 +37,7 @@ use crate::model::{
     Bridge, Chain, Condition, FlowAction, FragmentPolicy, IpAddrGroup, Port, PortGroup, Route, RouteType, Router, Rule,
     RuleType, TunnelZone, TunnelZoneType,
 };
-use crate::store::{Kind, Store, StoreError};
+use crate::store::{Kind, Op, Store, StoreError};
 use crate::topology::{Topology, TopologyError};
 
 /// How many times a compile re-reads the store when writes keep landing while it reads.
@@ -93,6 +93,14 @@ pub enum CompileError {
     /// The snapshot builder refused the result (a dangling reference, a jump loop, ...).
     #[error("building the snapshot: {0}")]
     Snapshot(#[from] SnapshotError),
+}
+
+impl CompileError {
+    /// Whether the topology itself was refused (an object the data path cannot represent, or a
+    /// snapshot the builder refuses), not a failed read.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, CompileError::Invalid { .. } | CompileError::Snapshot(_))
+    }
 }
 
 fn invalid(kind: &'static str, id: Uuid, problem: impl Into<String>) -> CompileError {
@@ -170,6 +178,12 @@ pub struct ModelCache {
     model: Option<Model>,
 }
 
+impl std::fmt::Debug for ModelCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelCache").field("version", &self.model.as_ref().map(|m| m.version)).finish()
+    }
+}
+
 impl ModelCache {
     /// An empty cache: the first compile reads everything.
     pub fn new() -> ModelCache {
@@ -215,21 +229,109 @@ impl ModelCache {
     }
 }
 
+impl ModelCache {
+    /// Compiles the store's topology as it would be once `ops` (a write not yet committed) are
+    /// applied: the topology service's check that a write leaves a topology the cores can use. The
+    /// cached model is brought to the store's version, `ops` are laid over it, and afterwards the
+    /// objects they touched are read back from the store, so the cache keeps showing the store.
+    pub(crate) fn compile_with<S: Store>(
+        &mut self,
+        topology: &Topology<S>,
+        ctx: &CompileContext,
+        ops: &[Op],
+    ) -> Result<Compiled, CompileError> {
+        self.refresh(topology)?;
+        let model = self.model.as_mut().expect("refreshed");
+        let laid = ops.iter().try_for_each(|op| model.lay(op));
+        let compiled = laid.and_then(|()| build(model, ctx));
+        for op in ops {
+            let (kind, id) = op.target();
+            if let Err(e) = model.update(topology, kind, id) {
+                // The cache no longer shows the store: the next compile reads everything.
+                self.model = None;
+                return Err(e);
+            }
+        }
+        compiled
+    }
+}
+
+impl Model {
+    /// Lays a write that is not in the store yet over the model.
+    fn lay(&mut self, op: &Op) -> Result<(), CompileError> {
+        let (kind, id) = op.target();
+        let data = match op {
+            Op::Create { data, .. } | Op::Update { data, .. } => Some(data.as_slice()),
+            Op::Delete { .. } => None,
+        };
+        match kind {
+            Kind::Router => place_encoded(&mut self.routers, id, data),
+            Kind::Network => place_encoded(&mut self.bridges, id, data),
+            Kind::Port => place_encoded(&mut self.ports, id, data),
+            Kind::Route => place_encoded(&mut self.routes, id, data),
+            Kind::Chain => place_encoded(&mut self.chains, id, data),
+            Kind::Rule => place_encoded(&mut self.rules, id, data),
+            Kind::TunnelZone => place_encoded(&mut self.tunnel_zones, id, data),
+            Kind::PortGroup => place_encoded(&mut self.port_groups, id, data),
+            Kind::IpAddrGroup => place_encoded(&mut self.ip_addr_groups, id, data),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Whether the compiler reads objects of `kind` (a write touching none cannot change a snapshot).
+pub(crate) fn compiles_kind(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Router
+            | Kind::Network
+            | Kind::Port
+            | Kind::Route
+            | Kind::Chain
+            | Kind::Rule
+            | Kind::TunnelZone
+            | Kind::PortGroup
+            | Kind::IpAddrGroup
+    )
+}
+
+fn place_encoded<T: crate::model::Resource>(
+    list: &mut Vec<T>,
+    id: &str,
+    data: Option<&[u8]>,
+) -> Result<(), CompileError> {
+    let object = data
+        .map(|d| {
+            serde_json::from_slice::<T>(d).map_err(|e| TopologyError::Corrupt { kind: T::KIND, detail: e.to_string() })
+        })
+        .transpose()?;
+    place(list, id, object);
+    Ok(())
+}
+
+/// Puts `object` as object `id` into the sorted `list`, or takes `id` out when `None`.
+fn place<T: crate::model::Resource>(list: &mut Vec<T>, id: &str, object: Option<T>) {
+    let at = list.binary_search_by(|o| o.key().as_str().cmp(id));
+    match (object, at) {
+        (Some(object), Ok(i)) => list[i] = object,
+        (Some(object), Err(i)) => list.insert(i, object),
+        (None, Ok(i)) => {
+            list.remove(i);
+        }
+        (None, Err(_)) => {}
+    }
+}
+
 /// Puts the current state of object `id` into the sorted `list` (or takes it out if it is gone).
 fn upsert<S: Store, T: crate::model::Resource>(
     topology: &Topology<S>,
     list: &mut Vec<T>,
     id: &str,
 ) -> Result<(), CompileError> {
-    let at = list.binary_search_by(|o| o.key().as_str().cmp(id));
-    match (topology.get::<T>(id), at) {
-        (Ok(object), Ok(i)) => list[i] = object,
-        (Ok(object), Err(i)) => list.insert(i, object),
-        (Err(TopologyError::NotFound { .. }), Ok(i)) => {
-            list.remove(i);
-        }
-        (Err(TopologyError::NotFound { .. }), Err(_)) => {}
-        (Err(e), _) => return Err(e.into()),
+    match topology.get::<T>(id) {
+        Ok(object) => place(list, id, Some(object)),
+        Err(TopologyError::NotFound { .. }) => place(list, id, None),
+        Err(e) => return Err(e.into()),
     }
     Ok(())
 }

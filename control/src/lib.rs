@@ -15,12 +15,15 @@
 //!   input 400, a clash with existing state 409, READONLY 503.
 //! - Router ports get the local /32 route (`Local`) and the connected subnet route (`Normal`), both via
 //!   the port, weight 100, in the same transaction as the port; ids are UUID v4, MACs `02:` random and
-//!   unique, tunnel keys the largest in use + 1 unless the client picks a free one.
+//!   unique, tunnel keys the lowest free one in 1..=0xFFFFFF unless the client picks a free one.
+//! - Every write that changes the topology is compiled before it commits (the compile the feed runs):
+//!   what the snapshot compiler refuses is refused (400, or 409 when it conflicts with other objects).
 //! - Cascades: a router takes its ports, routes, BGP peers and BGP networks; a bridge its ports; a port its routes (those whose
 //!   `nextHopPort` it is), its link (the peer is unlinked) and its port-group memberships; a chain its
 //!   rules, the jump rules targeting it and every filter reference to it; a host its tunnel-zone
-//!   memberships. Refusals: deleting a host that is alive or has bound ports; linking a bound port,
-//!   binding a linked port. A bound port may be deleted (MidoNet v5 allows it).
+//!   memberships. Refusals: deleting a host that is alive or has bound ports; deleting a port a rule
+//!   names (inPorts, outPorts, targetPortId) or a device a rule names as traversedDevice; linking a
+//!   bound port, binding a linked port. A bound port may be deleted (MidoNet v5 allows it).
 //! - Stored documents are the JSON of the model types at `/midonet/zoom/0/models/<Kind>/<id>`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

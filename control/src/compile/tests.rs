@@ -225,7 +225,12 @@ fn bindings_the_gateway_cannot_honour_are_warnings_not_errors() {
 #[test]
 fn rules_the_data_path_cannot_represent_stop_the_compile() {
     let lab = lab();
-    lab.topo.create_rule(lab.chain, from(json!({"type": "accept", "condInvert": true, "nwProto": 17}))).unwrap();
+    // The topology service refuses such a rule, so it is written to the store behind its back, as
+    // an older version or another writer could have.
+    let mut rule: Rule = lab.topo.create_rule(lab.chain, from(json!({"type": "accept", "nwProto": 17}))).unwrap();
+    rule.condition.cond_invert = true;
+    let data = serde_json::to_vec(&rule).unwrap();
+    lab.topo.store().commit(None, &[Op::Update { kind: Kind::Rule, id: rule.id.to_string(), data }]).unwrap();
     let err = compile(&lab.topo, &ctx(&lab, 1)).unwrap_err();
     assert!(matches!(err, CompileError::Invalid { kind: "rule", .. }), "{err}");
     assert!(err.to_string().contains("condInvert"), "{err}");

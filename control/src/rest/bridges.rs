@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use super::crud::{self, Crud, Scope, Topo};
+use super::crud::{self, Crud, Ref, Scope, Topo};
 use super::media::{BRIDGE, BRIDGES};
 use super::{Base, Routes};
 use crate::model::Bridge;
@@ -24,6 +24,10 @@ impl Crud for Bridge {
     }
     fn set_id(&mut self, id: Uuid) {
         self.id = id;
+    }
+    fn references(&self) -> Vec<(&'static str, Ref)> {
+        let chains = [("inboundFilterId", self.inbound_filter_id), ("outboundFilterId", self.outbound_filter_id)];
+        chains.into_iter().filter_map(|(f, c)| c.map(|c| (f, Ref::Chain(c)))).collect()
     }
     fn links(&self, base: &Base) -> Vec<(&'static str, Option<String>)> {
         let me = base.item("bridges", self.id);

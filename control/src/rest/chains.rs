@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::crud::{self, find, Crud, Scope, Topo};
+use super::crud::{self, find, Crud, Ref, Scope, Topo};
 use super::media::{CHAIN, CHAINS, RULE, RULES};
 use super::{Base, Routes};
 use crate::model::{Chain, Rule};
@@ -65,6 +65,24 @@ impl Crud for Rule {
     }
     fn set_id(&mut self, id: Uuid) {
         self.id = id;
+    }
+    fn references(&self) -> Vec<(&'static str, Ref)> {
+        let c = &self.condition;
+        let mut refs: Vec<(&'static str, Ref)> = Vec::new();
+        refs.extend(self.jump_chain_id.map(|id| ("jumpChainId", Ref::Chain(id))));
+        refs.extend(c.in_ports.iter().map(|&p| ("inPorts", Ref::Port(p))));
+        refs.extend(c.out_ports.iter().map(|&p| ("outPorts", Ref::Port(p))));
+        refs.extend(self.target_port_id.map(|p| ("targetPortId", Ref::Port(p))));
+        for (field, g) in
+            [("portGroup", c.port_group), ("inPortGroup", c.in_port_group), ("outPortGroup", c.out_port_group)]
+        {
+            refs.extend(g.map(|g| (field, Ref::PortGroup(g))));
+        }
+        for (field, g) in [("ipAddrGroupSrc", c.ip_addr_group_src), ("ipAddrGroupDst", c.ip_addr_group_dst)] {
+            refs.extend(g.map(|g| (field, Ref::IpAddrGroup(g))));
+        }
+        refs.extend(c.traversed_device.map(|d| ("traversedDevice", Ref::Device(d))));
+        refs
     }
     fn links(&self, base: &Base) -> Vec<(&'static str, Option<String>)> {
         vec![("chain", base.opt("chains", self.chain_id))]

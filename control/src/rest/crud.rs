@@ -8,6 +8,9 @@
 //! tenant's object answers **404** as if it did not exist (MidoNet's v5 reference names no status for
 //! this; 404 does not tell a tenant which ids exist); creating or re-owning an object for another
 //! tenant answers **403**, and a tenant token's object without a `tenantId` gets the token's.
+//! A tenant's body may name (as filter, jump target, peer, rule condition...) only objects the
+//! tenant sees: another's answers **404** like a missing one ([`Crud::references`]); fields only an
+//! admin may set, such as a port's host binding, answer **403** ([`Crud::admin_fields`]).
 
 use std::collections::HashMap;
 
@@ -23,7 +26,8 @@ use uuid::Uuid;
 use super::auth::{Role, Session};
 use super::media;
 use super::{parse_id, ApiError, AppState, Base, DynStore};
-use crate::model::{Bridge, Resource, Router};
+use crate::model::{Bridge, Chain, IpAddrGroup, Port, PortGroup, Resource, Router};
+use crate::store::Kind;
 use crate::topology::{Topology, TopologyError};
 
 /// The topology the REST layer works on.
@@ -99,6 +103,68 @@ pub fn device_scope(t: &Topo, device: Option<Uuid>) -> TResult<Scope> {
     Ok(Scope::Tenant(find::<Bridge>(t, id)?.and_then(|b| b.tenant_id)))
 }
 
+/// An object a body field names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ref {
+    /// A chain.
+    Chain(Uuid),
+    /// A port.
+    Port(Uuid),
+    /// A port group.
+    PortGroup(Uuid),
+    /// An IP address group.
+    IpAddrGroup(Uuid),
+    /// A router or a bridge.
+    Device(Uuid),
+}
+
+/// The scope of a referenced object, `None` when it does not exist (the topology service answers
+/// that itself).
+fn ref_scope(t: &Topo, r: Ref) -> TResult<Option<Scope>> {
+    let tenant = |t: Option<String>| Some(Scope::Tenant(t));
+    Ok(match r {
+        Ref::Chain(id) => find::<Chain>(t, id)?.and_then(|c| tenant(c.tenant_id)),
+        Ref::PortGroup(id) => find::<PortGroup>(t, id)?.and_then(|g| tenant(g.tenant_id)),
+        Ref::IpAddrGroup(id) => find::<IpAddrGroup>(t, id)?.and_then(|g| tenant(g.tenant_id)),
+        Ref::Port(id) => find::<Port>(t, id)?.map(|p| device_scope(t, p.device_id)).transpose()?,
+        Ref::Device(id) => match (find::<Router>(t, id)?, find::<Bridge>(t, id)?) {
+            (Some(r), _) => tenant(r.tenant_id),
+            (None, Some(b)) => tenant(b.tenant_id),
+            (None, None) => None,
+        },
+    })
+}
+
+/// A tenant session's checks of a body (`old`: the stored object on PUT): references to objects
+/// it cannot see are answered as missing (404), admin-only fields 403. A reference the stored
+/// object already had is not the tenant's doing and passes (an admin may have linked its port).
+pub fn tenant_checks<T: Crud>(t: &Topo, session: &Session, v: &T, old: Option<&T>) -> TResult<Result<(), ApiError>> {
+    if session.role == Role::Admin {
+        return Ok(Ok(()));
+    }
+    if let Err(e) = v.admin_fields(old) {
+        return Ok(Err(e));
+    }
+    let kept = old.map(|o| o.references()).unwrap_or_default();
+    for (field, r) in v.references() {
+        if kept.contains(&(field, r)) {
+            continue;
+        }
+        let Some(scope) = ref_scope(t, r)? else { continue };
+        if check_read(session, &scope, String::new).is_err() {
+            let (kind, id) = match r {
+                Ref::Chain(id) => (Kind::Chain, id),
+                Ref::Port(id) => (Kind::Port, id),
+                Ref::PortGroup(id) => (Kind::PortGroup, id),
+                Ref::IpAddrGroup(id) => (Kind::IpAddrGroup, id),
+                Ref::Device(id) => (Kind::Router, id),
+            };
+            return Ok(Err(TopologyError::ReferenceNotFound { field, kind, id }.into()));
+        }
+    }
+    Ok(Ok(()))
+}
+
 /// A REST resource type: everything the generic handlers need to know about it.
 pub trait Crud: Resource + Send + Sync + 'static {
     /// Name in error messages (`Router`).
@@ -128,6 +194,15 @@ pub trait Crud: Resource + Send + Sync + 'static {
     /// The type's own `tenantId`, for tenant-owned top-level types.
     fn tenant_field(&mut self) -> Option<&mut Option<String>> {
         None
+    }
+
+    /// The objects the body names, each with its JSON field.
+    fn references(&self) -> Vec<(&'static str, Ref)> {
+        Vec::new()
+    }
+    /// Refuses (403) what only an admin may set (`old`: the stored object on PUT).
+    fn admin_fields(&self, _old: Option<&Self>) -> Result<(), ApiError> {
+        Ok(())
     }
 
     /// Read one.
@@ -257,7 +332,14 @@ async fn create<T: Crud>(
         Some(tenant) => claim(&session, tenant)?,
         None => check_write(&session, &Scope::Shared, String::new)?,
     }
-    let v = st.run(move |t| T::create(t, None, v)).await?;
+    let v = st
+        .run(move |t| {
+            if let Err(e) = tenant_checks(t, &session, &v, None)? {
+                return Ok(Err(e));
+            }
+            T::create(t, None, v).map(Ok)
+        })
+        .await??;
     let uri = base.item(T::SEGMENT, v.id());
     Ok(media::created(&uri, media::negotiate(&headers, T::MEDIA), dto(&base, &v)))
 }
@@ -277,6 +359,9 @@ async fn create_child<T: Crud>(
             let scope = T::parent_scope(t, parent)?;
             // The check runs inside the closure so a refused request never reaches the store.
             if let Err(e) = check_write(&session, &scope, || format!("{parent}")) {
+                return Ok(Err(e));
+            }
+            if let Err(e) = tenant_checks(t, &session, &v, None)? {
                 return Ok(Err(e));
             }
             T::create(t, Some(parent), v).map(Ok)
@@ -308,12 +393,18 @@ async fn update<T: Crud>(
 ) -> Result<Response, ApiError> {
     let id = parse_id(T::NAME, &id)?;
     let mut v: T = media::body(&headers, &bytes, T::MEDIA)?;
-    writable::<T>(&st, &session, id).await?;
+    let old = writable::<T>(&st, &session, id).await?;
     v.set_id(id);
     if let Some(tenant) = v.tenant_field() {
         claim(&session, tenant)?;
     }
-    st.run(move |t| T::update(t, v)).await?;
+    st.run(move |t| {
+        if let Err(e) = tenant_checks(t, &session, &v, Some(&old))? {
+            return Ok(Err(e));
+        }
+        T::update(t, v).map(Ok)
+    })
+    .await??;
     Ok(media::no_content())
 }
 

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::auth::Session;
-use super::crud::{self, check_read, check_write, Crud, Scope, Topo};
+use super::crud::{self, check_read, check_write, Crud, Ref, Scope, Topo};
 use super::media::{self, IP_ADDR_GROUP, IP_ADDR_GROUPS, IP_ADDR_GROUP_ADDR, IP_ADDR_GROUP_ADDRS};
 use super::{parse_id, ApiError, AppState, Base, Routes};
 use crate::model::{IpAddrGroup, IpAddrGroupAddr};
@@ -46,6 +46,10 @@ impl Crud for IpAddrGroup {
     }
     fn set_id(&mut self, id: Uuid) {
         self.id = id;
+    }
+    fn references(&self) -> Vec<(&'static str, Ref)> {
+        let chains = [("inboundChainId", self.inbound_chain_id), ("outboundChainId", self.outbound_chain_id)];
+        chains.into_iter().filter_map(|(f, c)| c.map(|c| (f, Ref::Chain(c)))).collect()
     }
     fn links(&self, base: &Base) -> Vec<(&'static str, Option<String>)> {
         vec![("addrs", Some(format!("{}/ip_addrs", base.item("ip_addr_groups", self.id))))]

@@ -13,7 +13,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::auth::Session;
-use super::crud::{self, check_write, device_scope, Crud, Scope, Topo};
+use super::crud::{self, check_write, device_scope, Crud, Ref, Scope, Topo};
 use super::media::{self, PORT, PORTS, PORT_GROUP_PORTS, PORT_LINK};
 use super::port_groups::membership_dto;
 use super::{parse_id, ApiError, AppState, Base, Routes};
@@ -46,6 +46,31 @@ impl Crud for Port {
     }
     fn set_id(&mut self, id: Uuid) {
         self.id = id;
+    }
+    fn references(&self) -> Vec<(&'static str, Ref)> {
+        let mut refs = Vec::new();
+        for (field, chain) in
+            [("inboundFilterId", self.inbound_filter_id), ("outboundFilterId", self.outbound_filter_id)]
+        {
+            refs.extend(chain.map(|c| (field, Ref::Chain(c))));
+        }
+        // Linking on create is `POST ports/{id}/link` in one step: the peer must be the caller's too.
+        refs.extend(self.peer_id.map(|p| ("peerId", Ref::Port(p))));
+        refs
+    }
+    fn admin_fields(&self, old: Option<&Self>) -> Result<(), ApiError> {
+        // Binding is admin-only, as on `POST hosts/{id}/ports`; a PUT that sends back the stored
+        // binding changes nothing.
+        let binding = |p: &Port| (p.host_id, p.interface_name.clone());
+        let unchanged = match old {
+            Some(old) => binding(self) == binding(old),
+            None => self.host_id.is_none() && self.interface_name.is_none(),
+        };
+        if unchanged {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("binding a port to a host (hostId, interfaceName) needs the admin role"))
+        }
     }
     fn links(&self, base: &Base) -> Vec<(&'static str, Option<String>)> {
         let me = base.item("ports", self.id);

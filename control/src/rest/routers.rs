@@ -5,7 +5,7 @@
 
 use uuid::Uuid;
 
-use super::crud::{self, find, Crud, Scope, Topo};
+use super::crud::{self, find, Crud, Ref, Scope, Topo};
 use super::media::{BGP_NETWORK, BGP_NETWORKS, BGP_PEER, BGP_PEERS, ROUTE, ROUTER, ROUTERS, ROUTES};
 use super::{Base, Routes};
 use crate::model::{BgpNetwork, BgpPeer, Route, Router};
@@ -51,6 +51,15 @@ impl Crud for Router {
     }
     fn set_id(&mut self, id: Uuid) {
         self.id = id;
+    }
+    fn references(&self) -> Vec<(&'static str, Ref)> {
+        let chains = [
+            ("inboundFilterId", self.inbound_filter_id),
+            ("outboundFilterId", self.outbound_filter_id),
+            ("localRedirectChainId", self.local_redirect_chain_id),
+            ("forwardChainId", self.forward_chain_id),
+        ];
+        chains.into_iter().filter_map(|(f, c)| c.map(|c| (f, Ref::Chain(c)))).collect()
     }
     fn links(&self, base: &Base) -> Vec<(&'static str, Option<String>)> {
         let me = base.item("routers", self.id);

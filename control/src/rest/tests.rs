@@ -354,5 +354,6 @@ async fn openapi_document_is_valid_json_and_covers_paths() {
     assert_eq!(r.json, doc);
 }
 
+mod integrity;
 mod resources;
 mod scoping;

@@ -115,6 +115,29 @@ pub enum TopologyError {
     /// A jump rule targeting its own chain (400).
     #[error("a rule of chain {0} cannot jump to it")]
     SelfJump(Uuid),
+    /// A jump rule that would close a loop of jumps (400).
+    #[error("a jump from chain {chain} to chain {target} would loop: {target} jumps back to {chain}")]
+    JumpLoop {
+        /// The rule's chain.
+        chain: Uuid,
+        /// The chain it jumps to.
+        target: Uuid,
+    },
+    /// A jump rule that would make a path of jumps nest more chains than evaluation supports (400).
+    #[error("a jump from chain {chain} to chain {target} would nest {depth} chains, at most {max} allowed")]
+    JumpTooDeep {
+        /// The rule's chain.
+        chain: Uuid,
+        /// The chain it jumps to.
+        target: Uuid,
+        /// Chains on the longest path through the jump.
+        depth: u32,
+        /// The limit.
+        max: usize,
+    },
+    /// A GRE or VXLAN tunnel-zone member with an IPv6 address: tunnels run over IPv4 (400).
+    #[error("ipAddress: {0} is not IPv4; GRE and VXLAN tunnels run over IPv4")]
+    TunnelAddressNotIpv4(IpAddr),
     /// Linking a port to itself (400).
     #[error("port {0} cannot be linked to itself")]
     LinkToSelf(Uuid),
@@ -135,6 +158,27 @@ pub enum TopologyError {
     /// A tunnel key already used by another port (409).
     #[error("tunnel key {0} is in use")]
     TunnelKeyInUse(u64),
+    /// Every tunnel key is in use (409).
+    #[error("no free tunnel key left (all of 1..=0xffffff are in use)")]
+    NoFreeTunnelKey,
+    /// Deleting a port a rule names in inPorts, outPorts or targetPortId (409).
+    #[error(
+        "port {port} is named by rule {rule} (inPorts, outPorts or targetPortId); delete or replace the rule first"
+    )]
+    PortNamedByRule {
+        /// The port.
+        port: Uuid,
+        /// The rule.
+        rule: Uuid,
+    },
+    /// Deleting a router or bridge a rule names as traversedDevice (409).
+    #[error("device {device} is the traversedDevice of rule {rule}; delete or replace the rule first")]
+    DeviceNamedByRule {
+        /// The router or bridge.
+        device: Uuid,
+        /// The rule.
+        rule: Uuid,
+    },
     /// A MAC already used by another port (409).
     #[error("MAC {0} is in use")]
     MacInUse(String),
@@ -215,6 +259,15 @@ pub enum TopologyError {
     /// The router already announces that network (409).
     #[error("BGP network {0} exists on this router")]
     BgpNetworkExists(Ipv4Net),
+    /// The write would leave a topology the snapshot compiler refuses (400; 409 when the refusal is
+    /// about objects the write did not touch, or a clash between objects).
+    #[error("the data path cannot use the result: {reason}")]
+    NotCompilable {
+        /// The compiler's message.
+        reason: String,
+        /// Whether the write conflicts with other objects (409) rather than being bad itself (400).
+        conflict: bool,
+    },
     /// The system state is READONLY (503).
     #[error("the system is read-only")]
     ReadOnly,
@@ -262,11 +315,17 @@ impl TopologyError {
             | NextHopPortRequired
             | PortNotOnRouter { .. }
             | SelfJump(_)
+            | JumpLoop { .. }
+            | JumpTooDeep { .. }
+            | TunnelAddressNotIpv4(_)
             | LinkToSelf(_)
             | LinkSameDevice
             | BridgeToBridgeLink => 400,
             IdInUse { .. }
             | TunnelKeyInUse(_)
+            | NoFreeTunnelKey
+            | PortNamedByRule { .. }
+            | DeviceNamedByRule { .. }
             | MacInUse(_)
             | PortAlreadyLinked(_)
             | PortBound(_)
@@ -279,6 +338,8 @@ impl TopologyError {
             | AddressInGroup { .. }
             | BgpPeerExists(_)
             | BgpNetworkExists(_) => 409,
+            NotCompilable { conflict: false, .. } => 400,
+            NotCompilable { conflict: true, .. } => 409,
             ReadOnly | Busy => 503,
             Store(StoreError::Backend(_)) => 503,
             Corrupt { .. } | Store(_) => 500,

@@ -8,6 +8,7 @@
 mod error;
 mod tx;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 
@@ -17,11 +18,14 @@ use uuid::Uuid;
 pub use error::TopologyError;
 use tx::Tx;
 
+use crate::compile::{self, CompileContext, CompileError, ModelCache};
 use crate::model::{
     BgpNetwork, BgpPeer, Bridge, Chain, Condition, Host, IpAddrGroup, IpAddrPorts, Port, PortGroup, Resource, Route,
-    RouteType, Router, Rule, RuleType, SystemState, Tenant, TunnelZone, TunnelZoneHost,
+    RouteType, Router, Rule, RuleType, SystemState, Tenant, TunnelZone, TunnelZoneHost, TunnelZoneType,
 };
-use crate::store::{Kind, Store, StoreError};
+use crate::store::{Kind, Op, Store, StoreError};
+use flowtable::chain::MAX_JUMP_DEPTH;
+use flowtable::topology::{TopologyError as SnapshotError, MAX_TUNNEL_KEY};
 
 /// Weight of the routes MidoNet adds for a router port (`Route.DEFAULT_WEIGHT`).
 pub const PORT_ROUTE_WEIGHT: u32 = 100;
@@ -35,14 +39,32 @@ type Result<T> = std::result::Result<T, TopologyError>;
 #[derive(Debug)]
 pub struct Topology<S: Store> {
     store: S,
-    /// Serialises this process's writers so they do not burn retries racing each other.
-    writer: Mutex<()>,
+    /// Serialises this process's writers so they do not burn retries racing each other, and holds
+    /// what their writes are compiled against.
+    writer: Mutex<WriteCheck>,
+}
+
+/// The gateway a write must still compile for, and the decoded model the check runs on (kept
+/// between writes, so a check reads only what changed since the last one).
+#[derive(Debug)]
+struct WriteCheck {
+    ctx: CompileContext,
+    cache: ModelCache,
 }
 
 impl<S: Store> Topology<S> {
-    /// A topology service over `store`.
+    /// A topology service over `store`. Writes must compile for a gateway without ports or
+    /// underlay until [`Topology::set_compile_context`] names the real one.
     pub fn new(store: S) -> Self {
-        Topology { store, writer: Mutex::new(()) }
+        let check =
+            WriteCheck { ctx: CompileContext { generation: 1, ..Default::default() }, cache: ModelCache::new() };
+        Topology { store, writer: Mutex::new(check) }
+    }
+
+    /// The gateway every topology-changing write must compile for: the appliance gives the context
+    /// its feed compiles with, so the API never stores what the feed would refuse.
+    pub fn set_compile_context(&self, ctx: CompileContext) {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).ctx = ctx;
     }
 
     /// The underlying store (version and change feed for snapshot rebuilds).
@@ -51,8 +73,9 @@ impl<S: Store> Topology<S> {
     }
 
     /// Run `f` on a fresh transaction and commit its writes all-or-nothing, re-running on a lost race.
+    /// A write that would leave a topology the snapshot compiler refuses commits nothing.
     fn write<R>(&self, mut f: impl FnMut(&mut Tx<'_, S>) -> Result<R>) -> Result<R> {
-        let _guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut check = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         for _ in 0..RETRIES {
             let mut tx = Tx::begin(&self.store)?;
             let state: SystemState = tx.get(SystemState::KEY)?.unwrap_or_default();
@@ -64,6 +87,13 @@ impl<S: Store> Topology<S> {
             {
                 return Err(TopologyError::ReadOnly);
             }
+            if let Err(e) = self.check_compiles(&mut check, &ops) {
+                // Judged against a store another writer has moved on from: judge again on fresh data.
+                if self.store.version()? != base {
+                    continue;
+                }
+                return Err(e);
+            }
             match self.store.commit(Some(base), &ops) {
                 Ok(_) => return Ok(r),
                 Err(StoreError::VersionMismatch { .. }) => continue,
@@ -71,6 +101,50 @@ impl<S: Store> Topology<S> {
             }
         }
         Err(TopologyError::Busy)
+    }
+
+    /// Refuses `ops` when the topology they leave does not compile (the compile the feed runs), so a
+    /// refused object never reaches the store and freezes the cores' updates. A store that does not
+    /// compile already (written before this check, or by hand) takes any write, so it can be repaired.
+    fn check_compiles(&self, check: &mut WriteCheck, ops: &[Op]) -> Result<()> {
+        if !ops.iter().any(|op| compile::compiles_kind(op.target().0)) {
+            return Ok(());
+        }
+        let WriteCheck { ctx, cache } = check;
+        let refusal = match cache.compile_with(self, ctx, ops) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_refusal() => e,
+            Err(CompileError::Store(e)) => return Err(e.into()),
+            Err(CompileError::Topology(e)) => return Err(e),
+            Err(_) => return Err(TopologyError::Busy),
+        };
+        if let Err(before) = cache.compile(self, ctx) {
+            if before.is_refusal() {
+                tracing::warn!(
+                    "the stored topology does not compile ({before}); write allowed so it can be repaired, \
+                     it would not compile either: {refusal}"
+                );
+                return Ok(());
+            }
+        }
+        let conflict = match &refusal {
+            // About an object this write did not touch: the write conflicts with it.
+            CompileError::Invalid { id, .. } => {
+                let id = id.to_string();
+                !ops.iter().any(|op| op.target().1 == id)
+            }
+            CompileError::Snapshot(e) => matches!(
+                e,
+                SnapshotError::DuplicateUuid(_)
+                    | SnapshotError::PortAlreadyPlugged(_)
+                    | SnapshotError::DuplicateTunnelKey(_)
+                    | SnapshotError::DuplicateDpdkPort(_)
+                    | SnapshotError::UnderlayPortBound(_)
+                    | SnapshotError::DuplicateStaticMac { .. }
+            ),
+            _ => false,
+        };
+        Err(TopologyError::NotCompilable { reason: refusal.to_string(), conflict })
     }
 
     // ---- generic reads ----
@@ -216,6 +290,7 @@ impl<S: Store> Topology<S> {
     pub fn delete_router(&self, id: Uuid) -> Result<()> {
         self.write(|tx| {
             tx.need::<Router>(&id.to_string())?;
+            refuse_if_traversed(tx, id)?;
             for port in tx.list::<Port>()?.into_iter().filter(|p| p.device_id == Some(id)) {
                 delete_port_in(tx, port.id)?;
             }
@@ -256,6 +331,7 @@ impl<S: Store> Topology<S> {
     pub fn delete_bridge(&self, id: Uuid) -> Result<()> {
         self.write(|tx| {
             tx.need::<Bridge>(&id.to_string())?;
+            refuse_if_traversed(tx, id)?;
             for port in tx.list::<Port>()?.into_iter().filter(|p| p.device_id == Some(id)) {
                 delete_port_in(tx, port.id)?;
             }
@@ -290,11 +366,15 @@ impl<S: Store> Topology<S> {
                 return Err(TopologyError::IdInUse { kind: Kind::Port, id: port.id.to_string() });
             }
             port.tunnel_key = Some(match port.tunnel_key {
+                // Wider than a VXLAN VNI: a remote host could not address the port.
+                Some(key) if key > u64::from(MAX_TUNNEL_KEY) => {
+                    return Err(TopologyError::InvalidValue { field: "tunnelKey", value: key.to_string() })
+                }
                 Some(key) if ports.iter().any(|p| p.tunnel_key == Some(key)) => {
                     return Err(TopologyError::TunnelKeyInUse(key))
                 }
                 Some(key) => key,
-                None => ports.iter().filter_map(|p| p.tunnel_key).max().unwrap_or(0) + 1,
+                None => free_tunnel_key(&ports)?,
             });
             check_port_common(tx, &port)?;
             if is_router {
@@ -317,11 +397,7 @@ impl<S: Store> Topology<S> {
                 }
             } else {
                 clear_router_fields(&mut port);
-                if let Some(vlan) = port.vlan_id {
-                    if vlan > 4095 {
-                        return Err(TopologyError::InvalidValue { field: "vlanId", value: vlan.to_string() });
-                    }
-                }
+                check_vlan(port.vlan_id)?;
                 tx.create(&port)?;
             }
             if let (Some(host), Some(iface)) = (port.host_id, port.interface_name.clone()) {
@@ -356,6 +432,11 @@ impl<S: Store> Topology<S> {
             same("networkLength", port.network_length.is_some() && port.network_length != old.network_length)?;
             same("portSubnet", port.port_subnet.is_some() && port.port_subnet != old.port_subnet)?;
             check_port_common(tx, &port)?;
+            if old.port_type.is_router() {
+                check_vni(port.rtr_port_vni)?;
+            } else {
+                check_vlan(port.vlan_id)?;
+            }
             let mut new = port.clone();
             new.device_id = old.device_id;
             new.tunnel_key = old.tunnel_key;
@@ -459,19 +540,12 @@ impl<S: Store> Topology<S> {
     pub fn create_bgp_peer(&self, router: Uuid, mut peer: BgpPeer) -> Result<BgpPeer> {
         assign_id(&mut peer.id);
         peer.router_id = Some(router);
-        let asn = *required("asNumber", peer.as_number.as_ref())?;
-        if asn == 0 {
-            return Err(TopologyError::InvalidValue { field: "asNumber", value: asn.to_string() });
-        }
+        required("asNumber", peer.as_number.as_ref())?;
         let address = required("address", peer.address.as_deref())?;
         let ip: IpAddr =
             address.parse().map_err(|_| TopologyError::InvalidAddress { field: "address", value: address.into() })?;
         peer.address = Some(ip.to_string());
-        if let (Some(keep), Some(hold)) = (peer.keep_alive, peer.hold_time) {
-            if hold != 0 && (hold < 3 || keep >= hold) {
-                return Err(TopologyError::InvalidValue { field: "holdTime", value: hold.to_string() });
-            }
-        }
+        check_bgp_peer(&peer)?;
         self.write(|tx| {
             tx.need::<Router>(&router.to_string())?;
             let clash =
@@ -498,6 +572,7 @@ impl<S: Store> Topology<S> {
                 as_number: peer.as_number.or(old.as_number),
                 ..peer.clone()
             };
+            check_bgp_peer(&new)?;
             tx.put(&new)?;
             Ok(new)
         })
@@ -625,9 +700,11 @@ impl<S: Store> Topology<S> {
 
     // ---- hosts and tunnel zones ----
 
-    /// Register a host.
+    /// Register a host. `alive` is the host's own report ([`Topology::report_host`]), never the
+    /// caller's: a host created alive could never be deleted.
     pub fn create_host(&self, mut host: Host) -> Result<Host> {
         assign_id(&mut host.id);
+        host.alive = false;
         check_name(&host.name)?;
         self.write(|tx| {
             tx.create(&host)?;
@@ -739,6 +816,11 @@ impl<S: Store> Topology<S> {
         check_required_name(&tz.name)?;
         self.write(|tx| {
             let old: TunnelZone = tx.need(&tz.key())?;
+            for m in &old.members {
+                if let Ok(ip) = m.ip_address.parse() {
+                    check_tunnel_address(tz.zone_type, ip)?;
+                }
+            }
             let new = TunnelZone { members: old.members, ..tz.clone() };
             tx.put(&new)?;
             Ok(new)
@@ -759,6 +841,7 @@ impl<S: Store> Topology<S> {
         let member = TunnelZoneHost { tunnel_zone_id: Some(zone), host_id: member.host_id, ip_address: ip.to_string() };
         self.write(|tx| {
             let mut tz: TunnelZone = tx.need(&zone.to_string())?;
+            check_tunnel_address(tz.zone_type, ip)?;
             tx.reference::<Host>("hostId", member.host_id)?;
             if tz.members.iter().any(|m| m.host_id == member.host_id) {
                 return Err(TopologyError::AlreadyMember { group: zone, member: member.host_id });
@@ -971,6 +1054,130 @@ fn check_port_common<S: Store>(tx: &mut Tx<'_, S>, p: &Port) -> Result<()> {
     }
 }
 
+fn check_vlan(vlan: Option<u16>) -> Result<()> {
+    match vlan {
+        Some(v) if v > 4095 => Err(TopologyError::InvalidValue { field: "vlanId", value: v.to_string() }),
+        _ => Ok(()),
+    }
+}
+
+fn check_vni(vni: Option<u32>) -> Result<()> {
+    match vni {
+        Some(v) if v > 0xFF_FFFF => Err(TopologyError::InvalidValue { field: "rtrPortVni", value: v.to_string() }),
+        _ => Ok(()),
+    }
+}
+
+/// The lowest tunnel key in `1..=MAX_TUNNEL_KEY` no port uses.
+fn free_tunnel_key(ports: &[Port]) -> Result<u64> {
+    lowest_free_key(ports, u64::from(MAX_TUNNEL_KEY))
+}
+
+/// The lowest tunnel key in `1..=max` no port uses.
+fn lowest_free_key(ports: &[Port], max: u64) -> Result<u64> {
+    let mut used: Vec<u64> = ports.iter().filter_map(|p| p.tunnel_key).filter(|&k| k > 0).collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut next = 1;
+    for key in used {
+        if key != next {
+            break;
+        }
+        next += 1;
+    }
+    if next > max {
+        return Err(TopologyError::NoFreeTunnelKey);
+    }
+    Ok(next)
+}
+
+/// A BGP peer's AS and timers, on create and update alike.
+fn check_bgp_peer(peer: &BgpPeer) -> Result<()> {
+    if let Some(asn) = peer.as_number.filter(|&a| a == 0) {
+        return Err(TopologyError::InvalidValue { field: "asNumber", value: asn.to_string() });
+    }
+    if let (Some(keep), Some(hold)) = (peer.keep_alive, peer.hold_time) {
+        if hold != 0 && (hold < 3 || keep >= hold) {
+            return Err(TopologyError::InvalidValue { field: "holdTime", value: hold.to_string() });
+        }
+    }
+    Ok(())
+}
+
+/// GRE and VXLAN tunnels run over the IPv4 underlay; VTEP zones are not compiled.
+fn check_tunnel_address(zone_type: TunnelZoneType, ip: IpAddr) -> Result<()> {
+    if ip.is_ipv6() && zone_type != TunnelZoneType::Vtep {
+        return Err(TopologyError::TunnelAddressNotIpv4(ip));
+    }
+    Ok(())
+}
+
+/// Refuses to delete a router or bridge while a rule names it as `traversedDevice`.
+fn refuse_if_traversed<S: Store>(tx: &mut Tx<'_, S>, device: Uuid) -> Result<()> {
+    match tx.list::<Rule>()?.into_iter().find(|r| r.condition.traversed_device == Some(device)) {
+        Some(rule) => Err(TopologyError::DeviceNamedByRule { device, rule: rule.id }),
+        None => Ok(()),
+    }
+}
+
+/// A jump from `chain` to `target` must close no loop, and no path of jumps through it may nest
+/// more than [`MAX_JUMP_DEPTH`] chains (evaluation's fixed stack); the snapshot builder refuses both.
+fn check_jump<S: Store>(tx: &mut Tx<'_, S>, chain: Uuid, target: Uuid) -> Result<()> {
+    let mut down: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    let mut up: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for rule in tx.list::<Rule>()? {
+        if let (RuleType::Jump, Some(from), Some(to)) = (rule.rule_type, rule.chain_id, rule.jump_chain_id) {
+            down.entry(from).or_default().push(to);
+            up.entry(to).or_default().push(from);
+        }
+    }
+    if reaches(&down, target, chain) {
+        return Err(TopologyError::JumpLoop { chain, target });
+    }
+    let depth = longest(&up, chain, &mut HashMap::new(), &mut Vec::new())
+        + longest(&down, target, &mut HashMap::new(), &mut Vec::new());
+    if depth as usize > MAX_JUMP_DEPTH {
+        return Err(TopologyError::JumpTooDeep { chain, target, depth, max: MAX_JUMP_DEPTH });
+    }
+    Ok(())
+}
+
+/// Whether `to` is reachable from `from` along `edges`.
+fn reaches(edges: &HashMap<Uuid, Vec<Uuid>>, from: Uuid, to: Uuid) -> bool {
+    let mut seen = vec![from];
+    let mut todo = vec![from];
+    while let Some(c) = todo.pop() {
+        if c == to {
+            return true;
+        }
+        for &n in edges.get(&c).into_iter().flatten() {
+            if !seen.contains(&n) {
+                seen.push(n);
+                todo.push(n);
+            }
+        }
+    }
+    false
+}
+
+/// Chains on the longest path from `from` along `edges` (`from` included). An existing loop (a
+/// store written before loops were refused) is cut where it closes.
+fn longest(edges: &HashMap<Uuid, Vec<Uuid>>, from: Uuid, memo: &mut HashMap<Uuid, u32>, path: &mut Vec<Uuid>) -> u32 {
+    if let Some(&d) = memo.get(&from) {
+        return d;
+    }
+    path.push(from);
+    let mut best = 0;
+    for &n in edges.get(&from).into_iter().flatten() {
+        if !path.contains(&n) {
+            best = best.max(longest(edges, n, memo, path));
+        }
+    }
+    path.pop();
+    memo.insert(from, best + 1);
+    best + 1
+}
+
 fn clear_router_fields(p: &mut Port) {
     p.port_address = None;
     p.network_address = None;
@@ -985,11 +1192,7 @@ fn clear_router_fields(p: &mut Port) {
 /// Fill both address forms of a router port from whichever was given; returns its IPv4 subnets
 /// (host address + prefix length).
 fn normalise_router_port(p: &mut Port) -> Result<Vec<Ipv4Net>> {
-    if let Some(vni) = p.rtr_port_vni {
-        if vni > 0xFF_FFFF {
-            return Err(TopologyError::InvalidValue { field: "rtrPortVni", value: vni.to_string() });
-        }
-    }
+    check_vni(p.rtr_port_vni)?;
     p.vlan_id = None;
     p.vtep_id = None;
     let subnets: Vec<IpNet> = match p.port_subnet.as_deref() {
@@ -1182,6 +1385,7 @@ fn check_rule<S: Store>(tx: &mut Tx<'_, S>, chain: Uuid, r: &mut Rule) -> Result
                 return Err(TopologyError::SelfJump(chain));
             }
             let c: Chain = tx.reference("jumpChainId", target)?;
+            check_jump(tx, chain, target)?;
             r.jump_chain_name = c.name;
         }
         _ => {
@@ -1298,6 +1502,13 @@ fn bind_in<S: Store>(tx: &mut Tx<'_, S>, host: Uuid, port: Uuid, interface: &str
 
 fn delete_port_in<S: Store>(tx: &mut Tx<'_, S>, id: Uuid) -> Result<()> {
     let port: Port = tx.need(&id.to_string())?;
+    // Dropping the port from the rule instead would widen it: an empty inPorts matches any port.
+    let named = |r: &Rule| {
+        r.condition.in_ports.contains(&id) || r.condition.out_ports.contains(&id) || r.target_port_id == Some(id)
+    };
+    if let Some(rule) = tx.list::<Rule>()?.into_iter().find(named) {
+        return Err(TopologyError::PortNamedByRule { port: id, rule: rule.id });
+    }
     unlink_in(tx, port)?;
     for route in tx.list::<Route>()?.into_iter().filter(|r| r.next_hop_port == Some(id)) {
         tx.delete::<Route>(&route.key())?;

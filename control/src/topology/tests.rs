@@ -44,8 +44,10 @@ fn bport(t: &T, bridge: Uuid) -> Port {
     t.create_port(bridge, from(json!({"type": "Bridge"}))).unwrap()
 }
 
+/// A host; an alive one reports itself (`alive` is never the API caller's to set).
 fn host(t: &T, alive: bool) -> Uuid {
-    t.create_host(from(json!({"name": "gw", "alive": alive}))).unwrap().id
+    let body = from(json!({"name": "gw", "alive": alive}));
+    if alive { t.report_host(body) } else { t.create_host(body) }.unwrap().id
 }
 
 /// `f` fails with an error of status `status` and leaves the store exactly as it was.
@@ -171,7 +173,7 @@ fn tunnel_keys_and_macs_are_unique() {
     let body = json!({"type": "Router", "portSubnet": ["10.0.1.1/24"], "portMac": "02:aa:00:00:00:01"});
     assert!(matches!(refused(&t, 409, || t.create_port(r, from(body))), TopologyError::MacInUse(_)));
     let next = rport(&t, r, "10.0.2.1", "10.0.2.0", 24);
-    assert_eq!(next.tunnel_key, Some(78), "server-chosen keys never collide with client-chosen ones");
+    assert_eq!(next.tunnel_key, Some(1), "server-chosen keys are the lowest free, never a client-chosen one");
 }
 
 #[test]
@@ -317,7 +319,7 @@ fn bindings() {
 fn host_update_changes_only_what_the_api_may() {
     let t = topo();
     let id = t
-        .create_host(from(json!({"name": "gw", "alive": true, "addresses": ["192.0.2.1"],
+        .report_host(from(json!({"name": "gw", "alive": true, "addresses": ["192.0.2.1"],
             "hostInterfaces": [{"name": "dpdk0"}]})))
         .unwrap()
         .id;
@@ -724,4 +726,77 @@ fn a_host_reports_its_own_state_and_keeps_what_operators_set() {
     t.report_host(reported).unwrap();
     let h: Host = t.get(&id.to_string()).unwrap();
     assert_eq!((h.alive, h.host_interfaces.len(), h.flooding_proxy_weight), (false, 0, Some(7)));
+}
+
+#[test]
+fn writes_must_compile_for_the_gateway_the_feed_compiles_for() {
+    let t = topo();
+    let gw = host(&t, true);
+    let underlay = flowtable::topology::Underlay::new(4, "192.0.2.1".parse().unwrap(), 24);
+    t.set_compile_context(CompileContext {
+        generation: 1,
+        local_host: Some(gw),
+        interfaces: vec![("up0".into(), 3), ("tun0".into(), 4)],
+        underlay: Some(underlay),
+    });
+    let r = router(&t);
+    let p = rport(&t, r, "10.0.0.1", "10.0.0.0", 24);
+    t.bind_port(gw, p.id, "up0").unwrap();
+    // The underlay's DPDK port cannot carry a virtual port: the feed would refuse the snapshot.
+    let q = rport(&t, r, "10.0.1.1", "10.0.1.0", 24);
+    let e = refused(&t, 409, || t.bind_port(gw, q.id, "tun0"));
+    assert!(matches!(e, TopologyError::NotCompilable { conflict: true, .. }), "{e}");
+    assert!(e.to_string().contains("underlay"), "{e}");
+    assert_eq!(t.get::<Port>(&q.key()).unwrap().host_id, None);
+}
+
+#[test]
+fn a_store_that_does_not_compile_already_takes_the_writes_that_repair_it() {
+    let t = topo();
+    let chain = t.create_chain(from(json!({"name": "c"}))).unwrap().id;
+    // A rule the compiler refuses, written behind the service's back (an older version, by hand).
+    let mut bad: Rule = t.create_rule(chain, from(json!({"type": "accept"}))).unwrap();
+    bad.condition.cond_invert = true;
+    let data = serde_json::to_vec(&bad).unwrap();
+    t.store().commit(None, &[Op::Update { kind: Kind::Rule, id: bad.id.to_string(), data }]).unwrap();
+    // The operator can still work and repair it ...
+    router(&t);
+    t.delete_rule(bad.id).unwrap();
+    // ... and once it compiles, the check guards it again.
+    let e = refused(&t, 400, || t.create_rule(chain, from(json!({"type": "accept", "condInvert": true}))));
+    assert!(matches!(e, TopologyError::NotCompilable { conflict: false, .. }), "{e}");
+}
+
+#[test]
+fn jump_loops_and_over_deep_jump_paths_are_refused() {
+    let t = topo();
+    let chains: Vec<Uuid> =
+        (0..=MAX_JUMP_DEPTH).map(|i| t.create_chain(from(json!({"name": format!("c{i}")}))).unwrap().id).collect();
+    let jump = |a: Uuid, b: Uuid| t.create_rule(a, from(json!({"type": "jump", "jumpChainId": b})));
+    jump(chains[0], chains[1]).unwrap();
+    let e = refused(&t, 400, || jump(chains[1], chains[0]));
+    assert!(matches!(e, TopologyError::JumpLoop { .. }), "{e}");
+    for w in chains[1..MAX_JUMP_DEPTH].windows(2) {
+        jump(w[0], w[1]).unwrap();
+    }
+    // Joining a second path at its end: MAX_JUMP_DEPTH + 1 chains through the new jump.
+    let e = refused(&t, 400, || jump(chains[MAX_JUMP_DEPTH - 1], chains[MAX_JUMP_DEPTH]));
+    assert!(matches!(e, TopologyError::JumpTooDeep { depth, .. } if depth as usize == MAX_JUMP_DEPTH + 1), "{e}");
+}
+
+#[test]
+fn automatic_tunnel_keys_are_the_lowest_free_and_never_exceed_24_bits() {
+    let t = topo();
+    let b = t.create_bridge(from(json!({"name": "b"}))).unwrap().id;
+    let big = u64::from(MAX_TUNNEL_KEY) + 1;
+    let e = refused(&t, 400, || t.create_port(b, from(json!({"type": "Bridge", "tunnelKey": big}))));
+    assert!(matches!(e, TopologyError::InvalidValue { field: "tunnelKey", .. }), "{e}");
+    t.create_port(b, from(json!({"type": "Bridge", "tunnelKey": MAX_TUNNEL_KEY}))).unwrap();
+    t.create_port(b, from(json!({"type": "Bridge", "tunnelKey": 2}))).unwrap();
+    assert_eq!(bport(&t, b).tunnel_key, Some(1));
+    assert_eq!(bport(&t, b).tunnel_key, Some(3));
+    // Every key taken: a clear refusal, never a wrapped or oversized key.
+    let full: Vec<Port> = t.list().unwrap();
+    assert!(matches!(lowest_free_key(&full, 3), Err(TopologyError::NoFreeTunnelKey)));
+    assert_eq!(lowest_free_key(&full, 4).unwrap(), 4);
 }
