@@ -186,13 +186,28 @@ pub struct Feed {
     pub counters: Arc<FeedCounters>,
 }
 
-/// Compiles the store once, for the first snapshot (generation 1).
+/// Compiles the store once, for the first snapshot (generation 1), with the store version it
+/// shows. A store that does not compile does not stop the appliance: the control plane must come
+/// up for the operator to fix it. The cores then run an empty topology (they forward nothing)
+/// until the feed compiles a change.
 pub fn first_snapshot(
     topology: &Topology<DynStore>,
     cache: &mut ModelCache,
     ctx: &CompileContext,
-) -> Result<(flowtable::topology::Snapshot, u64)> {
-    let compiled = cache.compile(topology, ctx).context("cannot compile the stored topology")?;
+) -> (flowtable::topology::Snapshot, u64) {
+    // At most the version compiled: the feed compiles again from any later one.
+    let version = topology.store().version().unwrap_or(0);
+    let compiled = match cache.compile(topology, ctx) {
+        Ok(compiled) => compiled,
+        Err(e) => {
+            tracing::error!(
+                "cannot compile the stored topology, the data path forwards nothing until a change \
+                 compiles (fix it over the REST API): {e}"
+            );
+            // A failed read is retried at the feed's first look (version 0 is never current).
+            return (empty_snapshot(ctx), if e.is_refusal() { version } else { 0 });
+        }
+    };
     for w in &compiled.warnings {
         tracing::warn!("topology: {w}");
     }
@@ -203,7 +218,16 @@ pub fn first_snapshot(
         store_version = compiled.store_version,
         "topology compiled from the store"
     );
-    Ok((compiled.snapshot, compiled.store_version))
+    (compiled.snapshot, compiled.store_version)
+}
+
+/// A snapshot with no devices (and the gateway's underlay), generation 1.
+fn empty_snapshot(ctx: &CompileContext) -> flowtable::topology::Snapshot {
+    let mut builder = flowtable::topology::SnapshotBuilder::new(1);
+    if let Some(underlay) = ctx.underlay {
+        builder.set_underlay(underlay);
+    }
+    builder.build().expect("a snapshot with no devices always builds")
 }
 
 impl Feed {

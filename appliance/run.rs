@@ -388,9 +388,11 @@ impl Source {
                     underlay: underlay(cfg, &names),
                     interfaces: names,
                 };
+                // REST writes must compile exactly as the feed compiles them.
+                topology.set_compile_context(ctx.clone());
                 // Decoded objects kept between compiles: a change re-reads only what it touched.
                 let mut cache = control::compile::ModelCache::new();
-                let (snap, version) = crate::feed::first_snapshot(&topology, &mut cache, &ctx)?;
+                let (snap, version) = crate::feed::first_snapshot(&topology, &mut cache, &ctx);
                 let exchange = Arc::new(SnapshotExchange::new(snap, workers));
                 source.feed = Some(crate::feed::Feed::start(topology, Arc::clone(&exchange), ctx, version, cache)?);
                 source.exchange = Some(exchange);

@@ -431,3 +431,64 @@ fn https_login_with_a_client_that_verifies_the_certificate() {
     let want = format!("{}:10:7: [rest.https] key ", bad.display());
     assert!(report.contains(&want) && report.contains("the private key is not the certificate's"), "{report}");
 }
+
+/// A store whose topology the compiler refuses (written by an older version, or by hand) must not
+/// keep the appliance down: the control plane comes up so the operator can repair it over REST,
+/// the data path runs an empty topology meanwhile, and the repair reaches the cores.
+#[test]
+fn a_stored_topology_that_does_not_compile_starts_the_appliance_and_can_be_repaired() {
+    let dir = TempDir::new("broken");
+    let addr = free_addr();
+    let bad_rule = {
+        let topology = control::Topology::new(control::EmbeddedStore::open(dir.0.join("store.redb")).unwrap());
+        let chain: control::Chain = serde_json::from_value(json!({"name": "c"})).unwrap();
+        let chain = topology.create_chain(chain).unwrap();
+        let rule: control::Rule = serde_json::from_value(json!({"type": "accept"})).unwrap();
+        let mut rule = topology.create_rule(chain.id, rule).unwrap();
+        // The topology service refuses this rule now, so it is written to the store directly.
+        rule.condition.cond_invert = true;
+        let data = serde_json::to_vec(&rule).unwrap();
+        let op = control::Op::Update { kind: control::Kind::Rule, id: rule.id.to_string(), data };
+        control::Store::commit(topology.store(), None, &[op]).unwrap();
+        let ctx = control::compile::CompileContext::default();
+        let e = control::compile::compile(&topology, &ctx).unwrap_err();
+        assert!(e.to_string().contains("condInvert"), "{e}");
+        rule.id
+    };
+    let config = dir.write(
+        "midogw.toml",
+        &format!(
+            "[eal]\nargs = [\"--no-huge\", \"-m\", \"512\", \"--no-shconf\"]\nfile_prefix = \"mgwt-broken-{}\"\n\n\
+             [[port]]\nname = \"a\"\ndevargs = \"net_ring0\"\n\n[[port]]\nname = \"b\"\ndevargs = \"net_ring1\"\n\n\
+             [workers]\ncores = [1]\n\n[topology]\nsource = \"store\"\n\n[rest]\nlisten = \"{addr}\"\n\n\
+             [store]\npath = \"store.redb\"\n\n[auth]\nprovider = \"mock\"\n",
+            std::process::id()
+        ),
+    );
+    let app = Appliance::start(&config, addr);
+    let key = login(addr, "ops", "x").json()["key"].as_str().unwrap().to_string();
+    // REST comes up before the data path: wait for the gateway's Host, registered just before the
+    // first compile, then leave that compile time to run.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http(addr, "GET", "/midonet-api/hosts", &[("X-Auth-Token", &key)], None).json() == json!([]) {
+        assert!(Instant::now() < deadline, "the gateway never registered its Host");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let rule = format!("/midonet-api/rules/{bad_rule}");
+    let deleted = http(addr, "DELETE", &rule, &[("X-Auth-Token", &key)], None);
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    // Once it compiles, the API refuses what would break it again.
+    let chains = http(addr, "GET", "/midonet-api/chains", &[("X-Auth-Token", &key)], None).json();
+    let rules = chains[0]["rules"].as_str().unwrap().to_string();
+    let body = json!({"type": "accept", "condInvert": true}).to_string();
+    let media = "application/vnd.org.midonet.Rule-v2+json";
+    let refused = http(addr, "POST", &rules, &[("X-Auth-Token", &key), ("Content-Type", media)], Some(&body));
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    // The feed picks the repair up within milliseconds; leave it ample time.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = app.terminate();
+    assert!(log.contains("cannot compile the stored topology"), "{log}");
+    assert!(log.contains("pipeline worker starting"), "the data path ran: {log}");
+    assert!(log.contains("topology published"), "the repaired topology reached the cores: {log}");
+}
