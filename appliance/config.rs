@@ -87,7 +87,9 @@ impl Default for NeighboursConfig {
             per_worker: 4096,
             lifetime: std::time::Duration::from_secs(60),
             hold_packets: 64,
-            hold_timeout: std::time::Duration::from_secs(1),
+            // Three requests a resolution interval apart (Linux's mcast_solicit = 3, retrans_time
+            // = 1 s): a single lost ARP request or solicitation does not fail a next hop.
+            hold_timeout: std::time::Duration::from_secs(3),
             resolution_interval: std::time::Duration::from_secs(1),
         }
     }

@@ -115,7 +115,9 @@ impl Default for PipelineConfig {
             core,
             seed: 0x6d69_646f_6777_0001,
             hold_capacity: 64,
-            hold_timeout_ns: 1_000_000_000,
+            // Three requests a second apart before a next hop counts as failed (Linux's
+            // mcast_solicit and retrans_time): one lost ARP request must not fail it.
+            hold_timeout_ns: 3_000_000_000,
             // Linux's defaults (net.ipv4.icmp_msgs_per_sec, icmp_msgs_burst).
             icmp_errors_per_sec: 1000,
             icmp_error_burst: 50,

@@ -239,7 +239,7 @@ in_ns "$NS_OUT" ping -n -c 1 -W 2 -M do -s 1422 "$VM1" >/dev/null || fail "1450 
 echo "   1450 bytes with DF pass"
 
 echo "== ping an address on vm1's network that nobody has: the tenant router answers host unreachable"
-OUT=$(in_ns "$NS_OUT" ping -n -c 1 -W 3 10.0.0.99 2>&1 || true)
+OUT=$(in_ns "$NS_OUT" ping -n -c 1 -W 6 10.0.0.99 2>&1 || true)
 echo "$OUT" | grep "Destination Host Unreachable" | head -1 | sed 's/^/   /' | grep . ||
   fail "no host unreachable for 10.0.0.99: $OUT"
 

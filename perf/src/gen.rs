@@ -221,6 +221,19 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Probes are re-sent this often until they come back.
 const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
+/// Whether `frame` is an ICMP or ICMPv6 error (untagged): it quotes a stream's frame, trailer and
+/// all, so it carries a stamp without having been routed.
+fn is_icmp_error(frame: &[u8]) -> bool {
+    match (frame.get(12..14), frame.get(14)) {
+        (Some([0x08, 0x00]), Some(&v)) => {
+            let l4 = 14 + usize::from(v & 0x0f) * 4;
+            frame.get(23) == Some(&1) && frame.get(l4).is_some_and(|t| matches!(t, 3 | 4 | 5 | 11 | 12))
+        }
+        (Some([0x86, 0xdd]), _) => frame.get(20) == Some(&58) && frame.get(54).is_some_and(|&t| t < 128),
+        _ => false,
+    }
+}
+
 /// Answers `frame` on `tx` if it is an ARP request `responder` answers; true if it was one.
 fn answer_arp<'a>(frame: &[u8], responder: &Responder, pool: &'a Mempool<'_>, tx: &mut TxQueue<'a>) -> bool {
     let Some(reply) = responder.answer(frame) else { return false };
@@ -284,7 +297,7 @@ fn resolve_next_hops<'a>(
                 let frame = inbound.data(k);
                 if answer_arp(frame, &responders[i], pool, &mut s.tx) {
                     answered += 1;
-                } else if Stamp::read(frame).is_some() {
+                } else if Stamp::read(frame).is_some() && !is_icmp_error(frame) {
                     // Port i receives what the other port's stream sent.
                     routed[1 - i] = true;
                 }
