@@ -187,16 +187,18 @@ fn open_store(cfg: &Config) -> Result<DynStore> {
 fn remove_previous_import(t: &Topology<DynStore>) -> Result<usize> {
     let mut removed = 0;
     let ours = |tenant: &Option<String>| tenant.as_deref() == Some(IMPORT_TENANT);
+    // Chains first: their rules may name the routers' and bridges' ports, which the store
+    // refuses to delete while a rule names them.
+    for c in t.list::<Chain>()?.into_iter().filter(|c| ours(&c.tenant_id)) {
+        t.delete_chain(c.id).with_context(|| format!("cannot delete the imported chain {}", c.id))?;
+        removed += 1;
+    }
     for r in t.list::<Router>()?.into_iter().filter(|r| ours(&r.tenant_id)) {
         t.delete_router(r.id).with_context(|| format!("cannot delete the imported router {}", r.id))?;
         removed += 1;
     }
     for b in t.list::<Bridge>()?.into_iter().filter(|b| ours(&b.tenant_id)) {
         t.delete_bridge(b.id).with_context(|| format!("cannot delete the imported bridge {}", b.id))?;
-        removed += 1;
-    }
-    for c in t.list::<Chain>()?.into_iter().filter(|c| ours(&c.tenant_id)) {
-        t.delete_chain(c.id).with_context(|| format!("cannot delete the imported chain {}", c.id))?;
         removed += 1;
     }
     for g in t.list::<PortGroup>()?.into_iter().filter(|g| ours(&g.tenant_id)) {

@@ -443,6 +443,7 @@ fn pipeline_resolves_the_next_hop_with_arp() {
 fn held_packets_are_answered_host_unreachable_after_the_timeout() {
     let pipeline = PipelineConfig {
         core: CoreConfig { resolution_interval: 200_000_000, ..CoreConfig::default() },
+        hold_timeout_ns: 1_000_000_000,
         ..PipelineConfig::default()
     };
     with_router_config("phold", &pipeline, |ha, hb, c| {
@@ -452,7 +453,7 @@ fn held_packets_are_answered_host_unreachable_after_the_timeout() {
         published();
         assert_eq!(counter(&c.held), 1);
         // Nobody answers: the router asks again every resolution interval (200 ms here) while it
-        // holds the packet, and after the deadline (1 s by default) answers it host unreachable
+        // holds the packet, and after the deadline (1 s here) answers it host unreachable
         // (RFC 1812 5.2.7.1), counted as `neighbour_failed`.
         let deadline = Instant::now() + Duration::from_secs(3);
         let (mut asked_again, mut to_a) = (Vec::new(), Vec::new());
