@@ -279,6 +279,60 @@ impl Model {
     }
 }
 
+/// Whether a write of routes only (`ops`, every one a [`Kind::Route`]) compiles, judged route by
+/// route with the compiler's own route checks (networks, type, next-hop port on the route's router,
+/// gateway, address families: [`Compiler::routes`] and the snapshot builder's `check_route`), without
+/// building the whole topology: a route depends on nothing but its router and port, and removing
+/// one never makes a topology refuse to compile. `None` when `ops` are not all routes. The most
+/// common write (a route) then costs a read of one port, not a whole-topology build.
+pub(crate) fn routes_alone_compile<S: Store>(topology: &Topology<S>, ops: &[Op]) -> Option<Result<(), CompileError>> {
+    if !ops.iter().all(|op| op.target().0 == Kind::Route) {
+        return None;
+    }
+    let check = |data: &[u8]| -> Result<(), CompileError> {
+        let r: Route = serde_json::from_slice(data)
+            .map_err(|e| TopologyError::Corrupt { kind: Kind::Route, detail: e.to_string() })?;
+        // A route of no router is left out by the compile, as here.
+        let Some(router) = r.router_id else { return Ok(()) };
+        let dst = net(r.id, "dst", r.dst_network_addr.as_deref(), r.dst_network_length)?;
+        let src = match r.src_network_addr.as_deref() {
+            None => any_like(dst),
+            addr => net(r.id, "src", addr, r.src_network_length)?,
+        };
+        let routing = |e: SnapshotError| CompileError::Snapshot(e);
+        if src.addr().is_ipv4() != dst.addr().is_ipv4() {
+            return Err(routing(SnapshotError::RouteFamilyMismatch(ft(r.id))));
+        }
+        match r.route_type {
+            RouteType::Local | RouteType::BlackHole | RouteType::Reject => Ok(()),
+            RouteType::Fip64 => Err(invalid("route", r.id, "FIP64 routes are not supported by the data path")),
+            RouteType::Normal => {
+                let Some(port_id) = r.next_hop_port else {
+                    return Err(invalid("route", r.id, "a normal route needs nextHopPort"));
+                };
+                if let Some(g) = r.next_hop_gateway.as_deref().filter(|g| !g.is_empty()) {
+                    let g: IpAddr = g.parse().map_err(|_| invalid("route", r.id, format!("nextHopGateway {g:?}")))?;
+                    if !g.is_unspecified() && g.is_ipv4() != dst.addr().is_ipv4() {
+                        return Err(routing(SnapshotError::RouteGatewayFamilyMismatch(ft(r.id))));
+                    }
+                }
+                // A port left out of the topology makes the compile skip the route with a warning.
+                match topology.get::<Port>(&port_id.to_string()) {
+                    Ok(port) if port.device_id != Some(router) => {
+                        Err(invalid("route", r.id, format!("nextHopPort {port_id} is not a port of router {router}")))
+                    }
+                    Ok(_) | Err(TopologyError::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(CompileError::Topology(e)),
+                }
+            }
+        }
+    };
+    Some(ops.iter().try_for_each(|op| match op {
+        Op::Create { data, .. } | Op::Update { data, .. } => check(data),
+        Op::Delete { .. } => Ok(()),
+    }))
+}
+
 /// Whether the compiler reads objects of `kind` (a write touching none cannot change a snapshot).
 pub(crate) fn compiles_kind(kind: Kind) -> bool {
     matches!(

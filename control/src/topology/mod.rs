@@ -110,6 +110,11 @@ impl<S: Store> Topology<S> {
         if !ops.iter().any(|op| compile::compiles_kind(op.target().0)) {
             return Ok(());
         }
+        // Routes alone, judged by themselves: a route write (the commonest) then costs no
+        // whole-topology build. A refusal goes through the full check for its status and message.
+        if let Some(Ok(())) = compile::routes_alone_compile(self, ops) {
+            return Ok(());
+        }
         let WriteCheck { ctx, cache } = check;
         let refusal = match cache.compile_with(self, ctx, ops) {
             Ok(_) => return Ok(()),

@@ -800,3 +800,36 @@ fn automatic_tunnel_keys_are_the_lowest_free_and_never_exceed_24_bits() {
     assert!(matches!(lowest_free_key(&full, 3), Err(TopologyError::NoFreeTunnelKey)));
     assert_eq!(lowest_free_key(&full, 4).unwrap(), 4);
 }
+
+/// A route write is judged by itself (no whole-topology build), with the compiler's own route
+/// checks: what it takes, the full compile takes too, and what the compiler refuses it refuses.
+#[test]
+fn route_writes_are_judged_alone_as_the_compiler_would() {
+    let t = topo();
+    let r = router(&t);
+    let p = rport(&t, r, "10.0.0.1", "10.0.0.0", 24);
+    let other = rport(&t, router(&t), "10.9.0.1", "10.9.0.0", 24);
+    let ok = |body: serde_json::Value| t.create_route(r, from(body)).map(|_| ());
+    ok(json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "0.0.0.0",
+        "dstNetworkLength": 0, "nextHopPort": p.id, "nextHopGateway": "10.0.0.254", "type": "Normal", "weight": 100}))
+    .unwrap();
+    ok(json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "192.0.2.0", "dstNetworkLength": 24, "type": "BlackHole"})).unwrap();
+    // Refused, each as the full compile refuses it: a FIP64 route, a gateway of the other family,
+    // a source of the other family.
+    for body in [
+        json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "192.0.2.0", "dstNetworkLength": 24, "type": "Fip64"}),
+        json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "192.0.3.0", "dstNetworkLength": 24, "nextHopPort": p.id,
+            "nextHopGateway": "2001:db8::1", "type": "Normal"}),
+        json!({"srcNetworkAddr": "2001:db8::", "srcNetworkLength": 32, "dstNetworkAddr": "192.0.4.0",
+            "dstNetworkLength": 24, "type": "Reject"}),
+    ] {
+        let e = refused(&t, 400, || ok(body.clone()));
+        assert!(matches!(e, TopologyError::NotCompilable { .. } | TopologyError::InvalidAddress { .. }), "{body}: {e}");
+    }
+    // Another router's port: refused (by the write's own checks or the compile's).
+    assert!(ok(json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "192.0.5.0", "dstNetworkLength": 24, "nextHopPort": other.id,
+        "type": "Normal"}))
+    .is_err());
+    // What was taken compiles as a whole.
+    crate::compile::compile(&t, &CompileContext { generation: 1, ..Default::default() }).unwrap();
+}
