@@ -294,37 +294,28 @@ pub(crate) fn routes_alone_compile<S: Store>(topology: &Topology<S>, ops: &[Op])
             .map_err(|e| TopologyError::Corrupt { kind: Kind::Route, detail: e.to_string() })?;
         // A route of no router is left out by the compile, as here.
         let Some(router) = r.router_id else { return Ok(()) };
-        let dst = net(r.id, "dst", r.dst_network_addr.as_deref(), r.dst_network_length)?;
-        let src = match r.src_network_addr.as_deref() {
-            None => any_like(dst),
-            addr => net(r.id, "src", addr, r.src_network_length)?,
-        };
-        let routing = |e: SnapshotError| CompileError::Snapshot(e);
-        if src.addr().is_ipv4() != dst.addr().is_ipv4() {
-            return Err(routing(SnapshotError::RouteFamilyMismatch(ft(r.id))));
+        let (src, dst) = route_networks(&r)?;
+        // Only a normal route reaches the builder with its source and gateway (the others keep
+        // their destination alone): the builder's family checks (`check_route`) apply to it.
+        if route_kind(&r)? != Some(FtRouteType::Normal) {
+            return Ok(());
         }
-        match r.route_type {
-            RouteType::Local | RouteType::BlackHole | RouteType::Reject => Ok(()),
-            RouteType::Fip64 => Err(invalid("route", r.id, "FIP64 routes are not supported by the data path")),
-            RouteType::Normal => {
-                let Some(port_id) = r.next_hop_port else {
-                    return Err(invalid("route", r.id, "a normal route needs nextHopPort"));
-                };
-                if let Some(g) = r.next_hop_gateway.as_deref().filter(|g| !g.is_empty()) {
-                    let g: IpAddr = g.parse().map_err(|_| invalid("route", r.id, format!("nextHopGateway {g:?}")))?;
-                    if !g.is_unspecified() && g.is_ipv4() != dst.addr().is_ipv4() {
-                        return Err(routing(SnapshotError::RouteGatewayFamilyMismatch(ft(r.id))));
-                    }
-                }
-                // A port left out of the topology makes the compile skip the route with a warning.
-                match topology.get::<Port>(&port_id.to_string()) {
-                    Ok(port) if port.device_id != Some(router) => {
-                        Err(invalid("route", r.id, format!("nextHopPort {port_id} is not a port of router {router}")))
-                    }
-                    Ok(_) | Err(TopologyError::NotFound { .. }) => Ok(()),
-                    Err(e) => Err(CompileError::Topology(e)),
-                }
+        let port_id = route_port(&r)?;
+        let gateway = route_gateway(&r)?;
+        let family = |ip: IpAddr| ip.is_ipv4() == dst.addr().is_ipv4();
+        if !family(src.addr()) {
+            return Err(CompileError::Snapshot(SnapshotError::RouteFamilyMismatch(ft(r.id))));
+        }
+        if gateway.is_some_and(|g| !family(g)) {
+            return Err(CompileError::Snapshot(SnapshotError::RouteGatewayFamilyMismatch(ft(r.id))));
+        }
+        // A port left out of the topology makes the compile skip the route with a warning.
+        match topology.get::<Port>(&port_id.to_string()) {
+            Ok(port) if port.device_id != Some(router) => {
+                Err(invalid("route", r.id, format!("nextHopPort {port_id} is not a port of router {router}")))
             }
+            Ok(_) | Err(TopologyError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(CompileError::Topology(e)),
         }
     };
     Some(ops.iter().try_for_each(|op| match op {
@@ -570,38 +561,16 @@ impl Compiler {
         let port_nets: HashMap<Uuid, Vec<IpNet>> = m.ports.iter().map(|p| (p.id, port_addresses(p))).collect();
         for r in &m.routes {
             let Some(&router) = r.router_id.as_ref().and_then(|id| self.routers.get(id)) else { continue };
-            let dst = net(r.id, "dst", r.dst_network_addr.as_deref(), r.dst_network_length)?;
-            let src = match r.src_network_addr.as_deref() {
-                None => any_like(dst),
-                addr => net(r.id, "src", addr, r.src_network_length)?,
-            };
-            let kind = match r.route_type {
-                // The builder adds every port address's local route itself.
-                RouteType::Local => continue,
-                RouteType::Normal => FtRouteType::Normal,
-                RouteType::BlackHole => FtRouteType::Blackhole,
-                RouteType::Reject => FtRouteType::Reject,
-                RouteType::Fip64 => {
-                    return Err(invalid("route", r.id, "FIP64 routes are not supported by the data path"))
-                }
-            };
+            let (src, dst) = route_networks(r)?;
+            // The builder adds every port address's local route itself.
+            let Some(kind) = route_kind(r)? else { continue };
             let route = if kind == FtRouteType::Normal {
-                let Some(port_uuid) = r.next_hop_port else {
-                    return Err(invalid("route", r.id, "a normal route needs nextHopPort"));
-                };
+                let port_uuid = route_port(r)?;
                 let Some(&port) = self.ports.get(&port_uuid) else {
                     self.warnings.push(format!("route {} goes out of a port that is left out; skipped", r.id));
                     continue;
                 };
-                let gateway = match r.next_hop_gateway.as_deref() {
-                    None | Some("") => None,
-                    Some(g) => {
-                        let g: IpAddr =
-                            g.parse().map_err(|_| invalid("route", r.id, format!("nextHopGateway {g:?}")))?;
-                        // MidoNet writes 0.0.0.0 for "no gateway".
-                        (!g.is_unspecified()).then_some(g)
-                    }
-                };
+                let gateway = route_gateway(r)?;
                 // The connected route of a port address: the builder adds it.
                 let automatic = gateway.is_none()
                     && src.prefix_len() == 0
@@ -842,6 +811,45 @@ fn net(route: Uuid, what: &str, addr: Option<&str>, len: Option<u32>) -> Result<
     let ip: IpAddr = addr.ok_or_else(bad)?.parse().map_err(|_| bad())?;
     let len = u8::try_from(len.ok_or_else(bad)?).map_err(|_| bad())?;
     Ok(IpNet::new(ip, len).map_err(|_| bad())?.trunc())
+}
+
+/// A route's source and destination networks (the source: any of the destination's family when
+/// the route names none).
+fn route_networks(r: &Route) -> Result<(IpNet, IpNet), CompileError> {
+    let dst = net(r.id, "dst", r.dst_network_addr.as_deref(), r.dst_network_length)?;
+    let src = match r.src_network_addr.as_deref() {
+        None => any_like(dst),
+        addr => net(r.id, "src", addr, r.src_network_length)?,
+    };
+    Ok((src, dst))
+}
+
+/// A route's kind in the snapshot; `None` for a local route (the builder adds each port
+/// address's itself).
+fn route_kind(r: &Route) -> Result<Option<FtRouteType>, CompileError> {
+    Ok(Some(match r.route_type {
+        RouteType::Local => return Ok(None),
+        RouteType::Normal => FtRouteType::Normal,
+        RouteType::BlackHole => FtRouteType::Blackhole,
+        RouteType::Reject => FtRouteType::Reject,
+        RouteType::Fip64 => return Err(invalid("route", r.id, "FIP64 routes are not supported by the data path")),
+    }))
+}
+
+/// A normal route's next-hop port.
+fn route_port(r: &Route) -> Result<Uuid, CompileError> {
+    r.next_hop_port.ok_or_else(|| invalid("route", r.id, "a normal route needs nextHopPort"))
+}
+
+/// A normal route's gateway (MidoNet writes 0.0.0.0, or nothing, for "no gateway").
+fn route_gateway(r: &Route) -> Result<Option<IpAddr>, CompileError> {
+    match r.next_hop_gateway.as_deref() {
+        None | Some("") => Ok(None),
+        Some(g) => {
+            let g: IpAddr = g.parse().map_err(|_| invalid("route", r.id, format!("nextHopGateway {g:?}")))?;
+            Ok((!g.is_unspecified()).then_some(g))
+        }
+    }
 }
 
 /// The "any source" network of `dst`'s family.
