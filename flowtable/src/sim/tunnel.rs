@@ -12,8 +12,7 @@
 //! routed packet is checked against the tunnel's MTU and answered, and every frame, routed or
 //! not, must fit the underlay's MTU outside, else `tunnel_too_big`; MidoNet's own capture shows no
 //! DF, which with identification 0 would let reassembly mix two packets' fragments), TTL 255
-//! ([`OUTER_TTL`]),
-//! identification 0 (RFC 6864: atomic datagrams need none), TOS 0. VXLAN: UDP source
+//! ([`OUTER_TTL`]), identification 0 (RFC 6864: atomic datagrams need none), TOS 0. VXLAN: UDP source
 //! port from the inner flow's hash in 49152..=65535 (RFC 7348 section 5 recommends the dynamic
 //! range), destination the underlay's VXLAN port, UDP checksum 0 (allowed over IPv4), flags
 //! 0x08 (I), VNI = tunnel key. GRE: K bit only, protocol 0x6558, key = tunnel key.
@@ -126,10 +125,9 @@ pub fn outer_header(
     let ip_total = len - 14 + inner_len;
     // Every tunnelled frame, routed or not: a routed packet's check against the tunnel's MTU
     // (which answers) comes first, this one is what a bridged frame meets.
-    if ip_total > usize::from(state.mtu(u.dpdk_port)) {
+    let Some(ip_total) = u16::try_from(ip_total).ok().filter(|&t| t <= state.mtu(u.dpdk_port)) else {
         return Err(DropReason::TunnelTooBig);
-    }
-    let ip_total = u16::try_from(ip_total).map_err(|_| DropReason::TunnelTooBig)?;
+    };
     let b = &mut o.bytes;
     b[0..6].copy_from_slice(&dst_mac.0);
     b[6..12].copy_from_slice(&src_mac.0);
