@@ -287,18 +287,19 @@ fn gre_decapsulation_discards_rfc_1701_bits_and_bad_checksums() {
     let mut reserved = ok.clone();
     reserved[34..36].copy_from_slice(&[0x23, 0xf8]);
     assert_eq!(decap(&n.snap, &reserved), Ok(Some(Decap { inner_offset: 42, port: n.vm2 })));
+    // The outer IPv4 header in front of another GRE header: its total length and checksum redone.
+    let outer_before = |gre_header: &[u8]| {
+        let mut f = [&ok[..34], gre_header, &inner].concat();
+        let total = (f.len() - 14) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        Ipv4Packet::new_checked(&mut f[14..]).unwrap().fill_checksum();
+        f
+    };
     // With a sequence number (S): the inner frame four bytes further.
-    let with_seq = [&ok[..34], &[0x30, 0x00, 0x65, 0x58], &KEY2.to_be_bytes(), &[0, 0, 0, 7], &inner].concat();
-    let mut with_seq = with_seq;
-    let total = (with_seq.len() - 14) as u16;
-    with_seq[16..18].copy_from_slice(&total.to_be_bytes());
-    Ipv4Packet::new_checked(&mut with_seq[14..]).unwrap().fill_checksum();
+    let with_seq = outer_before(&[&[0x30, 0x00, 0x65, 0x58][..], &KEY2.to_be_bytes(), &[0, 0, 0, 7]].concat());
     assert_eq!(decap(&n.snap, &with_seq), Ok(Some(Decap { inner_offset: 46, port: n.vm2 })));
     // With a checksum (C): verified.
-    let mut with_csum = [&ok[..34], &[0xa0, 0x00, 0x65, 0x58, 0, 0, 0, 0], &KEY2.to_be_bytes(), &inner].concat();
-    let total = (with_csum.len() - 14) as u16;
-    with_csum[16..18].copy_from_slice(&total.to_be_bytes());
-    Ipv4Packet::new_checked(&mut with_csum[14..]).unwrap().fill_checksum();
+    let mut with_csum = outer_before(&[&[0xa0, 0x00, 0x65, 0x58, 0, 0, 0, 0][..], &KEY2.to_be_bytes()].concat());
     GrePacket::new_checked(&mut with_csum[34..]).unwrap().fill_checksum();
     assert_eq!(decap(&n.snap, &with_csum), Ok(Some(Decap { inner_offset: 46, port: n.vm2 })));
     with_csum[60] ^= 0x40;
