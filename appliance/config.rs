@@ -79,6 +79,13 @@ pub struct NeighboursConfig {
     pub hold_timeout: std::time::Duration,
     /// `resolution_interval_ms`: the least time between two requests for one next hop.
     pub resolution_interval: std::time::Duration,
+    /// `requests_per_s`: ARP requests / neighbour solicitations for new destinations each worker
+    /// sends a second, all router ports together (RFC 6583 section 6: a scan of a subnet is not
+    /// answered by a flood of requests). The underlay's next hop and the polls of neighbours in
+    /// use are not counted.
+    pub requests_per_s: u32,
+    /// `request_burst`: how many of those may go at once after a quiet spell.
+    pub request_burst: u32,
 }
 
 impl Default for NeighboursConfig {
@@ -91,6 +98,8 @@ impl Default for NeighboursConfig {
             // = 1 s): a single lost ARP request or solicitation does not fail a next hop.
             hold_timeout: std::time::Duration::from_secs(3),
             resolution_interval: std::time::Duration::from_secs(1),
+            requests_per_s: midogw::flowtable::sim::DEFAULT_REQUESTS_PER_SEC,
+            request_burst: midogw::flowtable::sim::DEFAULT_REQUEST_BURST,
         }
     }
 }
@@ -521,6 +530,8 @@ struct RawNeighbours {
     hold_packets: Option<Spanned<i64>>,
     hold_timeout_ms: Option<Spanned<i64>>,
     resolution_interval_ms: Option<Spanned<i64>>,
+    requests_per_s: Option<Spanned<i64>>,
+    request_burst: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -922,6 +933,12 @@ impl<'a> Checker<'a> {
         let interval = raw.resolution_interval_ms.as_ref();
         if let Some(v) = self.count("neighbours", "resolution_interval_ms", interval, 60_000) {
             n.resolution_interval = std::time::Duration::from_millis(v);
+        }
+        if let Some(v) = self.count("neighbours", "requests_per_s", raw.requests_per_s.as_ref(), 1_000_000) {
+            n.requests_per_s = v as u32;
+        }
+        if let Some(v) = self.count("neighbours", "request_burst", raw.request_burst.as_ref(), 1_000_000) {
+            n.request_burst = v as u32;
         }
         n
     }
@@ -2173,6 +2190,8 @@ mod tests {
                 "hold_packets = 256",
                 "hold_timeout_ms = 3000",
                 "resolution_interval_ms = 250",
+                "requests_per_s = 200",
+                "request_burst = 20",
             ]),
             &facts(),
         );
@@ -2184,6 +2203,8 @@ mod tests {
                 hold_packets: 256,
                 hold_timeout: std::time::Duration::from_secs(3),
                 resolution_interval: std::time::Duration::from_millis(250),
+                requests_per_s: 200,
+                request_burst: 20,
             }
         );
         one(
@@ -2201,6 +2222,8 @@ mod tests {
         one(&lines(&[WORKERS, "[neighbours]", "hold_packets = -1"]), 5, 16, "must be 1 to 65536");
         one(&lines(&[WORKERS, "[neighbours]", "hold_timeout_ms = 60001"]), 5, 19, "must be 1 to 60000");
         one(&lines(&[WORKERS, "[neighbours]", "resolution_interval_ms = 0"]), 5, 26, "must be 1 to 60000");
+        one(&lines(&[WORKERS, "[neighbours]", "requests_per_s = 0"]), 5, 18, "must be 1 to 1000000");
+        one(&lines(&[WORKERS, "[neighbours]", "request_burst = 1000001"]), 5, 17, "must be 1 to 1000000");
         one(&lines(&[WORKERS, "[neighbours]", "lifetime = 5"]), 5, 1, "unknown field");
     }
 

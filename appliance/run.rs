@@ -220,13 +220,14 @@ mod tests {
             dpdk_drivers: None,
         };
         let text = "[workers]\ncores = [1]\n[neighbours]\nper_worker = 8192\nlifetime_s = 30\nhold_packets = 128\n\
-                    hold_timeout_ms = 2500\nresolution_interval_ms = 300\n[icmp]\nerrors_per_s = 10\nerror_burst = 3\n";
+                    hold_timeout_ms = 2500\nresolution_interval_ms = 300\nrequests_per_s = 50\nrequest_burst = 5\n[icmp]\nerrors_per_s = 10\nerror_burst = 3\n";
         let cfg = config::parse("t.toml", text, &facts).expect("valid");
         let p = pipeline_config(&cfg);
         assert_eq!((p.core.neighbour_capacity, p.core.neighbour_lifetime), (8192, 30_000_000_000));
         assert_eq!(p.flow_cache.hard_timeout, 30_000_000_000, "flows last no longer than the neighbour entry");
         assert_eq!((p.hold_capacity, p.hold_timeout_ns), (128, 2_500_000_000));
         assert_eq!(p.core.resolution_interval, 300_000_000);
+        assert_eq!((p.core.resolution_requests_per_sec, p.core.resolution_request_burst), (50, 5));
         assert_eq!((p.icmp_errors_per_sec, p.icmp_error_burst), (10, 3));
         let defaults = pipeline_config(&config::parse("t.toml", "[workers]\ncores = [1]\n", &facts).expect("valid"));
         assert_eq!(
@@ -278,6 +279,8 @@ fn pipeline_config(cfg: &Config) -> PipelineConfig {
     pipeline.hold_capacity = cfg.neighbours.hold_packets;
     pipeline.hold_timeout_ns = ns(cfg.neighbours.hold_timeout);
     pipeline.core.resolution_interval = ns(cfg.neighbours.resolution_interval);
+    pipeline.core.resolution_requests_per_sec = cfg.neighbours.requests_per_s;
+    pipeline.core.resolution_request_burst = cfg.neighbours.request_burst;
     if cfg.topology != TopologySource::CrossConnect {
         let bytes =
             midogw::flowtable::flow::FlowCache::<midogw::flowtable::sim::Actions>::footprint(&pipeline.flow_cache);
@@ -469,6 +472,8 @@ pub struct PipelineReport {
     pub icmp_errors_limited: u64,
     /// Point-to-point ARP requests / solicitations to stale neighbours in use.
     pub neighbour_polls: u64,
+    /// Requests for new destinations over the worker's budget, not sent.
+    pub neighbour_requests_limited: u64,
     pub alloc_failures: u64,
     pub unknown_egress: u64,
     /// Neighbour and MAC entries handed to the other workers, applied from them, and lost.
@@ -504,6 +509,7 @@ impl PipelineReport {
             generated: load(&c.generated),
             icmp_errors_limited: load(&c.icmp_errors_limited),
             neighbour_polls: load(&c.neighbour_polls),
+            neighbour_requests_limited: load(&c.neighbour_requests_limited),
             alloc_failures: load(&c.alloc_failures),
             unknown_egress: load(&c.unknown_egress),
             learning_sent: load(&c.learning_sent),
@@ -619,7 +625,7 @@ impl Report {
         }
         for p in &self.pipelines {
             out += &format!(
-                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} (ICMP errors over the rate {}, neighbour polls {}) dropped (tx full) {}",
+                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} (ICMP errors over the rate {}, neighbour polls {}, requests over the budget {}) dropped (tx full) {}",
                 p.worker,
                 p.rx_packets,
                 p.tx_packets,
@@ -629,6 +635,7 @@ impl Report {
                 p.generated,
                 p.icmp_errors_limited,
                 p.neighbour_polls,
+                p.neighbour_requests_limited,
                 p.tx_full_drops
             );
             for (reason, n) in &p.drops {

@@ -20,7 +20,6 @@ mod mempool;
 mod pipeline;
 mod port;
 mod prefetch;
-mod ratelimit;
 mod ring;
 pub mod sizing;
 mod snapshot;

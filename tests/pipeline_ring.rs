@@ -488,6 +488,35 @@ fn held_packets_are_answered_host_unreachable_after_the_timeout() {
     });
 }
 
+/// RFC 6583 section 6: a scan of the subnet behind a router port, each address new, is answered by at
+/// most the worker's request budget of ARP requests (five at once, then one a second here); the
+/// rest are counted, and every scanned packet is still held for its address.
+#[test]
+fn a_scan_behind_a_router_port_asks_within_the_request_budget() {
+    let core = CoreConfig { resolution_requests_per_sec: 1, resolution_request_burst: 5, ..CoreConfig::default() };
+    let pipeline = PipelineConfig { core, ..PipelineConfig::default() };
+    with_router_config("pscan", &pipeline, |ha, hb, c| {
+        let scan: Vec<Vec<u8>> = (2..42).map(|n| udp(&format!("10.2.0.{n}"), 7100, 64)).collect();
+        for chunk in scan.chunks(20) {
+            ha.send_burst(chunk);
+        }
+        let requests = hb.recv_for(Duration::from_millis(300));
+        assert_eq!(requests.len(), 5, "the burst of the budget, not one request per address");
+        for (n, f) in (2..).zip(&requests) {
+            // Ethernet broadcast, ARP request for the scan's first addresses, in order.
+            assert_eq!((&f[..6], &f[20..22], &f[38..42]), (&[0xff; 6][..], &[0, 1][..], &[10, 2, 0, n][..]));
+        }
+        published();
+        assert_eq!(counter(&c.neighbour_requests_limited), 35);
+        assert_eq!(counter(&c.held), 40, "every scanned packet waits for its address all the same");
+        // 10.2.0.2 answers: its packet goes out; the addresses refused are not marked asked.
+        hb.send(&arp(ArpOperation::Reply, MAC_HB, MAC_RB, "10.2.0.2", "10.2.0.1"));
+        let got = hb.recv(1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0][34..], scan[0][34..]);
+    });
+}
+
 #[test]
 fn pipeline_resolution_queue_is_bounded() {
     // Eight frames in all, two per next hop.

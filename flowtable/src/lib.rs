@@ -16,6 +16,7 @@ mod macros;
 
 pub mod chain;
 pub mod flow;
+pub mod ratelimit;
 pub mod sim;
 pub mod topology;
 pub mod wire;

@@ -141,7 +141,9 @@ pub use self::generate::{
 };
 pub use self::learning::{Learning, Outbox, OUTBOX_CAPACITY};
 pub use self::mac::{Learned, MacTable};
-pub use self::neighbour::{CoreConfig, CoreState, InUse, NeighbourCache, Poll, MAX_DPDK_PORTS};
+pub use self::neighbour::{
+    CoreConfig, CoreState, InUse, NeighbourCache, Poll, DEFAULT_REQUESTS_PER_SEC, DEFAULT_REQUEST_BURST, MAX_DPDK_PORTS,
+};
 pub use self::tunnel::{
     decap, outer_header, outer_header_cached, prepare_outer, ready_outer, tunnel_ingress_id, vxlan_source_port, Decap,
     Outer, PendingOuter, ReadyOuter, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT, VXLAN_SPORT_MIN,

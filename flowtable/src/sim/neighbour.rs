@@ -8,6 +8,7 @@ use super::learning::{Learning, Outbox};
 use super::mac::MacTable;
 use super::tunnel::{TunnelTemplate, TUNNEL_TEMPLATES, UNDERLAY_PORT};
 use crate::flow::ShortHasher;
+use crate::ratelimit::TokenBucket;
 use crate::topology::{DeviceId, DeviceSet, PortId, Snapshot};
 use crate::wire::EthernetAddress;
 
@@ -44,6 +45,14 @@ const FREE: Entry = Entry {
 
 /// Destinations whose last request time [`NeighbourCache::may_ask`] keeps.
 const ASKED_SLOTS: usize = 1 << u8::BITS;
+
+/// The default request budget of a core ([`NeighbourCache::set_request_budget`]): a thousand
+/// new destinations a second, a hundred at once, is far above what a gateway's router ports meet
+/// in normal work (each resolved neighbour is then kept for its lifetime and refreshed by polls)
+/// and far below a flood.
+pub const DEFAULT_REQUESTS_PER_SEC: u32 = 1000;
+/// See [`DEFAULT_REQUESTS_PER_SEC`].
+pub const DEFAULT_REQUEST_BURST: u32 = 100;
 
 /// When a destination was last asked for, and until when it counts as having failed to answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +126,12 @@ pub struct NeighbourCache {
     asked: Box<[Asked; ASKED_SLOTS]>,
     /// The least time between two requests for one destination.
     ask_interval: u64,
+    /// Requests for destinations on router ports, all destinations together (RFC 6583 section 6): a
+    /// scan of a large subnet, each address asked for once, must not become a flood of requests
+    /// (an IPv6 /64 has 2^64 addresses; a bridge floods each request to every host).
+    requests: TokenBucket,
+    /// Requests [`NeighbourCache::may_ask`] refused because `requests` was empty.
+    requests_limited: u64,
     /// The core's secret-seeded hash of (port, address).
     hasher: ShortHasher,
 }
@@ -140,8 +155,23 @@ impl NeighbourCache {
             changed: DeviceSet::new(),
             asked: Box::new([NEVER_ASKED; ASKED_SLOTS]),
             ask_interval,
+            requests: TokenBucket::new(DEFAULT_REQUESTS_PER_SEC, DEFAULT_REQUEST_BURST, 0),
+            requests_limited: 0,
             hasher: ShortHasher::new(hash_seed),
         }
+    }
+
+    /// At most `per_sec` requests a second (bursts of `burst`) for destinations on router ports,
+    /// all destinations together; 0 is taken as 1 ([`TokenBucket::new`]). The underlay's next
+    /// hops (our own tunnels' way out) and the polls of neighbours in use are not counted:
+    /// what is already known is kept first (RFC 6583 section 6).
+    pub fn set_request_budget(&mut self, per_sec: u32, burst: u32) {
+        self.requests = TokenBucket::new(per_sec, burst, 0);
+    }
+
+    /// Requests refused because the budget ([`NeighbourCache::set_request_budget`]) was spent.
+    pub fn requests_limited(&self) -> u64 {
+        self.requests_limited
     }
 
     /// Number of entries the cache holds.
@@ -184,14 +214,21 @@ impl NeighbourCache {
     /// one a second; RFC 4861's RetransTimer is a second too). Packets to a destination being
     /// resolved still wait for it; only the requests are spared. Destinations share a small
     /// direct-mapped table: a collision forgets the other's time, which only allows one request
-    /// more.
+    /// more. On router ports, requests also share a budget for all destinations
+    /// ([`NeighbourCache::set_request_budget`]): a request over it is not sent and not recorded,
+    /// so the next packet to that destination may ask again.
     pub fn may_ask(&mut self, port: PortId, ip: IpAddr, now: u64) -> bool {
         let interval = self.ask_interval;
-        let slot = self.asked_slot(port, ip);
+        let i = usize::from(self.destination_slot(port, ip));
+        let slot = &self.asked[i];
         if slot.port == port && slot.ip == ip && now < slot.at.saturating_add(interval) {
             return false;
         }
-        *slot = Asked { port, ip, at: now, failed_until: 0 };
+        if port != UNDERLAY_PORT && !self.requests.take(now) {
+            self.requests_limited += 1;
+            return false;
+        }
+        self.asked[i] = Asked { port, ip, at: now, failed_until: 0 };
         true
     }
 
@@ -430,6 +467,11 @@ pub struct CoreConfig {
     /// on one core, in the caller's clock units ([`NeighbourCache::may_ask`]; RFC 1122 2.3.2.1
     /// recommends at most one a second).
     pub resolution_interval: u64,
+    /// Requests a second for destinations on router ports, all destinations together
+    /// ([`NeighbourCache::set_request_budget`]).
+    pub resolution_requests_per_sec: u32,
+    /// How many of those may go at once after a quiet spell.
+    pub resolution_request_burst: u32,
     /// Seed of the neighbour and MAC tables' bucket hash: a secret per core in production (the
     /// pipeline derives it from its own seed), fixed by default for reproducible tests.
     pub hash_seed: u64,
@@ -452,6 +494,8 @@ impl Default for CoreConfig {
             neighbour_capacity: 4096,
             neighbour_lifetime: 60_000_000_000,
             resolution_interval: 1_000_000_000,
+            resolution_requests_per_sec: DEFAULT_REQUESTS_PER_SEC,
+            resolution_request_burst: DEFAULT_REQUEST_BURST,
             hash_seed: 0x6d69_646f_6777_0002,
             default_mtu: 1500,
             mac_capacity: 4096,
@@ -481,13 +525,15 @@ pub struct CoreState {
 impl CoreState {
     /// New state with an empty neighbour cache.
     pub fn new(config: &CoreConfig) -> CoreState {
+        let mut neighbours = NeighbourCache::new(
+            config.neighbour_capacity,
+            config.neighbour_lifetime,
+            config.resolution_interval,
+            config.hash_seed,
+        );
+        neighbours.set_request_budget(config.resolution_requests_per_sec, config.resolution_request_burst);
         CoreState {
-            neighbours: NeighbourCache::new(
-                config.neighbour_capacity,
-                config.neighbour_lifetime,
-                config.resolution_interval,
-                config.hash_seed,
-            ),
+            neighbours,
             macs: MacTable::new(config.mac_capacity, config.mac_aging, config.hash_seed ^ 0x6d61_6373),
             conntrack: ConnTrack::new(config.conntrack_capacity, config.conntrack_idle),
             mtus: [0; MAX_DPDK_PORTS],

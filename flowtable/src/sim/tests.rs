@@ -790,6 +790,50 @@ fn a_destination_is_asked_for_once_per_interval() {
     assert!(free.may_ask(port, addr, 0) && free.may_ask(port, addr, 0));
 }
 
+/// RFC 6583 section 6: requests for new destinations share one budget, so that a scan of a large subnet
+/// is not answered by a flood of requests. A refused destination is not recorded as asked: it
+/// may ask once a token is back. The underlay's next hops are not counted.
+#[test]
+fn requests_for_new_destinations_share_a_budget() {
+    const MS: u64 = 1_000_000;
+    let mut n = NeighbourCache::new(16, 1000, 10 * MS, 0);
+    n.set_request_budget(1000, 5);
+    let dest = |i: u32| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+    assert_eq!((0..20).filter(|&i| n.may_ask(PortId(3), dest(i), 0)).count(), 5, "the burst at once");
+    assert_eq!(n.requests_limited(), 15);
+    assert!(n.may_ask(UNDERLAY_PORT, dest(99), 0), "the underlay's next hop is not counted");
+    assert!(!n.may_ask(PortId(3), dest(7), MS - 1), "not a whole token yet");
+    assert_eq!(n.requests_limited(), 16);
+    assert!(n.may_ask(PortId(3), dest(7), MS), "refused before, asked when a token is back");
+    assert!(!n.may_ask(PortId(3), dest(7), 5 * MS), "then once per interval, as any destination");
+    assert_eq!(n.requests_limited(), 16, "that refusal is the interval's, not the budget's");
+}
+
+/// A scan of the subnet behind a router port, every address new, is answered by at most the
+/// core's request budget of ARP requests; every scanned packet is still held for its address,
+/// and an address refused is asked for once the budget refills.
+#[test]
+fn a_scan_asks_for_at_most_the_request_budget() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut st = state();
+    let burst = CoreConfig::default().resolution_request_burst as usize;
+    let scanned: Vec<String> = (2..=254).filter(|&h| h != 5).map(|h| format!("10.0.0.{h}")).collect();
+    let mut asked = 0;
+    for dst in &scanned {
+        let mut f = udp4("192.0.2.7", dst, 1, 64, true, 0);
+        let r = simulate(&snap, 0, &mut f, &mut st, 10, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::NeighbourUnresolved), "to {dst}");
+        assert!(r.hold.is_some(), "{dst} held for its address all the same");
+        asked += usize::from(r.generated.is_some());
+    }
+    assert_eq!(asked, burst, "one request each for the first {burst}, then none");
+    assert_eq!(st.neighbours.requests_limited(), (scanned.len() - burst) as u64);
+    let mut f = udp4("192.0.2.7", "10.0.0.254", 1, 64, true, 0);
+    let later = simulate(&snap, 0, &mut f, &mut st, 10 + 1_000_000_000, &mut out);
+    assert!(later.generated.is_some(), "a second later, the last address refused is asked for");
+}
+
 /// The simulation asks for an unresolved next hop once per interval; the packets in between are
 /// held for it all the same.
 #[test]

@@ -1,6 +1,7 @@
-//! A token bucket for what a worker may originate at a bounded rate (ICMP errors: RFC 1812
+//! A token bucket for what a worker may originate at a bounded rate: ICMP errors (RFC 1812
 //! section 4.3.2.8 says a router should, RFC 4443 section 2.4 (f) that an IPv6 node must, limit
-//! them). Kept as time credit in nanoseconds, so taking a token is an add, a compare and a
+//! them) and ARP requests / neighbour solicitations for new destinations (RFC 6583 section 6:
+//! a scan of a large subnet must not turn into a flood of requests). Kept as time credit in nanoseconds, so taking a token is an add, a compare and a
 //! subtract, with no division and no clock read of its own: the worker passes the loop turn's
 //! `now`.
 
