@@ -472,8 +472,6 @@ pub struct PipelineReport {
     pub icmp_errors_limited: u64,
     /// Point-to-point ARP requests / solicitations to stale neighbours in use.
     pub neighbour_polls: u64,
-    /// Requests for new destinations over the worker's budget, not sent.
-    pub neighbour_requests_limited: u64,
     pub alloc_failures: u64,
     pub unknown_egress: u64,
     /// Neighbour and MAC entries handed to the other workers, applied from them, and lost.
@@ -509,7 +507,6 @@ impl PipelineReport {
             generated: load(&c.generated),
             icmp_errors_limited: load(&c.icmp_errors_limited),
             neighbour_polls: load(&c.neighbour_polls),
-            neighbour_requests_limited: load(&c.neighbour_requests_limited),
             alloc_failures: load(&c.alloc_failures),
             unknown_egress: load(&c.unknown_egress),
             learning_sent: load(&c.learning_sent),
@@ -625,7 +622,7 @@ impl Report {
         }
         for p in &self.pipelines {
             out += &format!(
-                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} (ICMP errors over the rate {}, neighbour polls {}, requests over the budget {}) dropped (tx full) {}",
+                "pipeline worker {}: rx {} tx {} flow-cache hits {} misses {} simulated {} generated {} (ICMP errors over the rate {}, neighbour polls {}) dropped (tx full) {}",
                 p.worker,
                 p.rx_packets,
                 p.tx_packets,
@@ -635,7 +632,6 @@ impl Report {
                 p.generated,
                 p.icmp_errors_limited,
                 p.neighbour_polls,
-                p.neighbour_requests_limited,
                 p.tx_full_drops
             );
             for (reason, n) in &p.drops {

@@ -161,9 +161,6 @@ pub struct PipelineCounters {
     /// Point-to-point ARP requests / neighbour solicitations sent to neighbours in use whose entry
     /// went stale, so that they are refreshed before the flows through them wait for a resolution.
     pub neighbour_polls: AtomicU64,
-    /// ARP requests / neighbour solicitations for new destinations not sent: over the worker's
-    /// budget (`CoreConfig::resolution_requests_per_sec`; a scan of a subnet behind a router port).
-    pub neighbour_requests_limited: AtomicU64,
     /// Generated frames lost because the pool had no mbuf.
     pub alloc_failures: AtomicU64,
     /// Frames output to a DPDK port this worker has no TX queue on.
@@ -213,7 +210,6 @@ impl Default for PipelineCounters {
             generated: AtomicU64::new(0),
             icmp_errors_limited: AtomicU64::new(0),
             neighbour_polls: AtomicU64::new(0),
-            neighbour_requests_limited: AtomicU64::new(0),
             alloc_failures: AtomicU64::new(0),
             unknown_egress: AtomicU64::new(0),
             held: AtomicU64::new(0),
@@ -1570,7 +1566,6 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         c.generated.store(t.generated, Ordering::Relaxed);
         c.icmp_errors_limited.store(t.icmp_errors_limited, Ordering::Relaxed);
         c.neighbour_polls.store(t.neighbour_polls, Ordering::Relaxed);
-        c.neighbour_requests_limited.store(self.state.neighbours.requests_limited(), Ordering::Relaxed);
         c.alloc_failures.store(t.alloc_failures, Ordering::Relaxed);
         c.unknown_egress.store(t.unknown_egress, Ordering::Relaxed);
         c.held.store(t.held, Ordering::Relaxed);

@@ -72,6 +72,7 @@ drop_reasons! {
     RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
     IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";
     ActionsOverflow => "actions_overflow", "more actions than an action list holds";
+    NeighbourRequestsLimited => "neighbour_requests_limited", "next-hop MAC unknown and the worker's budget of requests for new destinations spent (RFC 6583 section 6: a scan of a subnet): nothing asked, not held";
     NeighbourFailed => "neighbour_failed", "the next hop did not answer ARP / NS within the hold timeout, just now: ICMP host unreachable / ICMPv6 address unreachable (RFC 1812 5.2.7.1, RFC 4861 7.2.2)";
     HoldTimeout => "hold_timeout", "held for an unresolved next hop that did not answer in time, and not answered (a frame the gateway made or copied, or one waiting for the underlay)";
     HoldOverflow => "hold_overflow", "the oldest held packet, dropped to make room in the full resolution queue";

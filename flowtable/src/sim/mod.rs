@@ -142,7 +142,8 @@ pub use self::generate::{
 pub use self::learning::{Learning, Outbox, OUTBOX_CAPACITY};
 pub use self::mac::{Learned, MacTable};
 pub use self::neighbour::{
-    CoreConfig, CoreState, InUse, NeighbourCache, Poll, DEFAULT_REQUESTS_PER_SEC, DEFAULT_REQUEST_BURST, MAX_DPDK_PORTS,
+    Ask, CoreConfig, CoreState, InUse, NeighbourCache, Poll, DEFAULT_REQUESTS_PER_SEC, DEFAULT_REQUEST_BURST,
+    MAX_DPDK_PORTS,
 };
 pub use self::tunnel::{
     decap, outer_header, outer_header_cached, prepare_outer, ready_outer, tunnel_ingress_id, vxlan_source_port, Decap,
@@ -839,13 +840,16 @@ impl<'a> Walk<'a, '_> {
 
     /// The next hop's MAC is unknown: drop (the caller holds the packet) and send an ARP request /
     /// NS from `orp` out of `legs`, unless this destination was asked for less than the core's
-    /// resolution interval ago ([`NeighbourCache::may_ask`]).
+    /// resolution interval ago ([`NeighbourCache::ask`]). A new destination over the core's
+    /// request budget is dropped, not held: nothing was asked that could release it, and a scan
+    /// must not fill the resolution queue either (RFC 6583 section 6).
     fn resolve(&mut self, r: SimResult, out_port: PortId, orp: &RouterPort, next_hop: IpAddr, legs: Legs) -> SimResult {
-        let mut r = r.uncached_drop(DropReason::NeighbourUnresolved);
-        r.hold = Some(Hold { port: out_port, addr: next_hop });
-        if !self.state.neighbours.may_ask(out_port, next_hop, self.now) {
-            return r;
+        match self.state.neighbours.ask(out_port, next_hop, self.now) {
+            Ask::OverBudget => return r.uncached_drop(DropReason::NeighbourRequestsLimited),
+            Ask::Wait => return held(r, out_port, next_hop),
+            Ask::Send => {}
         }
+        let mut r = held(r, out_port, next_hop);
         let len = match (next_hop, own_addr(orp, next_hop)) {
             (IpAddr::V4(t), Some(IpAddr::V4(s))) => arp_request(self.out, orp.mac, s, t),
             (IpAddr::V6(t), Some(IpAddr::V6(s))) => neighbour_solicit(self.out, orp.mac, s, t),
@@ -1169,6 +1173,13 @@ fn exterior_leg(snap: &Snapshot, p: PortId, sport: u16) -> Option<Leg> {
         PortLink::Exterior(Binding::Remote { .. }) => Some(Leg::Tunnel { port: p, sport }),
         _ => None,
     }
+}
+
+/// `r` dropped, to be held until `next_hop` on `out_port` answers.
+fn held(r: SimResult, out_port: PortId, next_hop: IpAddr) -> SimResult {
+    let mut r = r.uncached_drop(DropReason::NeighbourUnresolved);
+    r.hold = Some(Hold { port: out_port, addr: next_hop });
+    r
 }
 
 /// What a tunnel leg to remote port `port` waits for when its [`outer_header`] failed with

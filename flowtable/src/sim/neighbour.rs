@@ -46,6 +46,17 @@ const FREE: Entry = Entry {
 /// Destinations whose last request time [`NeighbourCache::may_ask`] keeps.
 const ASKED_SLOTS: usize = 1 << u8::BITS;
 
+/// What [`NeighbourCache::ask`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    /// Send the request (recorded as asked).
+    Send,
+    /// The destination was asked for less than a resolution interval ago: wait for the answer.
+    Wait,
+    /// A new destination, and the core's request budget is spent: nothing is sent or recorded.
+    OverBudget,
+}
+
 /// The default request budget of a core ([`NeighbourCache::set_request_budget`]): a thousand
 /// new destinations a second, a hundred at once, is far above what a gateway's router ports meet
 /// in normal work (each resolved neighbour is then kept for its lifetime and refreshed by polls)
@@ -209,27 +220,33 @@ impl NeighbourCache {
     }
 
     /// Whether a request (ARP or neighbour solicitation) for `ip` on `port` may go out at `now`,
+    /// recording it if so ([`NeighbourCache::ask`] in short).
+    pub fn may_ask(&mut self, port: PortId, ip: IpAddr, now: u64) -> bool {
+        self.ask(port, ip, now) == Ask::Send
+    }
+
+    /// Whether a request (ARP or neighbour solicitation) for `ip` on `port` may go out at `now`,
     /// recording it if so: at most one per destination per [`CoreConfig::resolution_interval`]
     /// (RFC 1122 2.3.2.1: a host MUST NOT flood ARP requests for one address, recommended at most
     /// one a second; RFC 4861's RetransTimer is a second too). Packets to a destination being
     /// resolved still wait for it; only the requests are spared. Destinations share a small
     /// direct-mapped table: a collision forgets the other's time, which only allows one request
-    /// more. On router ports, requests also share a budget for all destinations
-    /// ([`NeighbourCache::set_request_budget`]): a request over it is not sent and not recorded,
+    /// more. On router ports, requests for destinations not being resolved also share a budget
+    /// ([`NeighbourCache::set_request_budget`]): one over it is [`Ask::OverBudget`], not recorded,
     /// so the next packet to that destination may ask again.
-    pub fn may_ask(&mut self, port: PortId, ip: IpAddr, now: u64) -> bool {
+    pub fn ask(&mut self, port: PortId, ip: IpAddr, now: u64) -> Ask {
         let interval = self.ask_interval;
         let i = usize::from(self.destination_slot(port, ip));
         let slot = &self.asked[i];
         if slot.port == port && slot.ip == ip && now < slot.at.saturating_add(interval) {
-            return false;
+            return Ask::Wait;
         }
         if port != UNDERLAY_PORT && !self.requests.take(now) {
             self.requests_limited += 1;
-            return false;
+            return Ask::OverBudget;
         }
         self.asked[i] = Asked { port, ip, at: now, failed_until: 0 };
-        true
+        Ask::Send
     }
 
     /// Records that `ip` on `port` was asked for and did not answer before a packet waiting for
