@@ -456,6 +456,8 @@ pub struct Report {
 pub struct PipelineReport {
     pub worker: usize,
     pub rx_packets: u64,
+    /// Received frames whose IPv4 header checksum the NIC verified (ports with the offload).
+    pub rx_ipv4_checksum_offloaded: u64,
     pub tx_packets: u64,
     pub tx_full_drops: u64,
     pub cache_hits: u64,
@@ -493,6 +495,7 @@ impl PipelineReport {
         PipelineReport {
             worker,
             rx_packets: load(&c.rx_packets),
+            rx_ipv4_checksum_offloaded: load(&c.rx_ipv4_checksum_offloaded),
             tx_packets: load(&c.tx_packets),
             tx_full_drops: load(&c.tx_full_drops),
             cache_hits: load(&c.cache_hits),
@@ -636,6 +639,9 @@ impl Report {
             );
             for (reason, n) in &p.drops {
                 out += &format!(" {reason} {n}");
+            }
+            if p.rx_ipv4_checksum_offloaded != 0 {
+                out += &format!(" (IPv4 checksums verified by the NIC: {})", p.rx_ipv4_checksum_offloaded);
             }
             if !p.parse_errors.is_empty() {
                 let why: Vec<String> = p.parse_errors.iter().map(|(e, n)| format!("{e} {n}")).collect();

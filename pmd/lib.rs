@@ -30,7 +30,7 @@ pub use eal::{Eal, EalConfig};
 pub use error::{Error, Result, RteErrno};
 pub use forward::{cross_connect, run_worker, LinkCounters, LinkId, LinkTable, WorkerPlan};
 pub use lcore::Scope;
-pub use mbuf::{Burst, Mbuf};
+pub use mbuf::{Burst, Ipv4Checksum, Mbuf};
 pub use mempool::Mempool;
 pub use pipeline::{
     local_ports_spread_by_driver, local_ports_spread_unlike, pipeline_plans, run_pipeline, PipelineConfig,

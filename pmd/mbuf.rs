@@ -211,6 +211,32 @@ unsafe fn payload<'a>(raw: *mut ffi::rte_mbuf) -> &'a [u8] {
     }
 }
 
+/// What the device found of a received frame's IPv4 header checksum (`RTE_MBUF_F_RX_IP_CKSUM_*`),
+/// on a queue whose device verifies them ([`RxQueue::verifies_ipv4_checksums`](crate::RxQueue::verifies_ipv4_checksums)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ipv4Checksum {
+    /// Not verified (not IPv4, or the device did not look, or "none": the header's integrity
+    /// known but its checksum field not right): the worker checks it in software.
+    Unknown,
+    /// Verified, right.
+    Good,
+    /// Verified, wrong: the frame is dropped as malformed.
+    Bad,
+}
+
+impl Ipv4Checksum {
+    /// The verdict in an mbuf's offload flags.
+    #[inline(always)]
+    fn from_flags(ol_flags: u64) -> Ipv4Checksum {
+        const MASK: u64 = ffi::RTE_MBUF_F_RX_IP_CKSUM_MASK as u64;
+        match ol_flags & MASK {
+            f if f == u64::from(ffi::RTE_MBUF_F_RX_IP_CKSUM_GOOD) => Ipv4Checksum::Good,
+            f if f == u64::from(ffi::RTE_MBUF_F_RX_IP_CKSUM_BAD) => Ipv4Checksum::Bad,
+            _ => Ipv4Checksum::Unknown,
+        }
+    }
+}
+
 impl<'pool> Burst<'pool> {
     /// An empty burst.
     pub const fn new() -> Self {
@@ -273,6 +299,25 @@ impl<'pool> Burst<'pool> {
     pub fn frames(&self) -> impl Iterator<Item = &[u8]> + '_ {
         // SAFETY: pointers below `len` are valid mbufs owned by the burst, borrowed with it.
         self.pkts[..self.len.min(BURST)].iter().map(|&raw| unsafe { payload(raw) })
+    }
+
+    /// [`Burst::frames`], each with what the device found of its IPv4 header checksum.
+    #[inline(always)]
+    pub fn frames_with_ipv4_checksum(&self) -> impl Iterator<Item = (&[u8], Ipv4Checksum)> + '_ {
+        // SAFETY: pointers below `len` are valid mbufs owned by the burst, borrowed with it; the
+        // flags are plain data in the mbuf header, which nothing writes meanwhile.
+        self.pkts[..self.len.min(BURST)]
+            .iter()
+            .map(|&raw| unsafe { (payload(raw), Ipv4Checksum::from_flags((*raw).ol_flags)) })
+    }
+
+    /// What the device found of mbuf `i`'s IPv4 header checksum.
+    #[inline(always)]
+    pub fn ipv4_checksum(&self, i: usize) -> Ipv4Checksum {
+        assert!(i < self.len, "burst index out of range");
+        // SAFETY: pointers below `len` are valid mbufs owned by the burst; the flags are plain
+        // data in the mbuf header.
+        Ipv4Checksum::from_flags(unsafe { (*self.pkts[i]).ol_flags })
     }
 
     /// The payload of mbuf `i`.

@@ -37,7 +37,7 @@ use flowtable::wire::{EthernetAddress, Headers, ParseError};
 
 use crate::clock::TscClock;
 use crate::error::{Error, Result};
-use crate::mbuf::{Burst, Mbuf};
+use crate::mbuf::{Burst, Ipv4Checksum, Mbuf};
 use crate::mempool::Mempool;
 use crate::port::{reta_queue, Port, RxQueue, Spread, TxQueue, RSS_SPREAD};
 use crate::prefetch::prefetch;
@@ -132,6 +132,10 @@ impl Default for PipelineConfig {
 pub struct PipelineCounters {
     /// Frames received on the worker's RX queues.
     pub rx_packets: AtomicU64,
+    /// Frames whose IPv4 header checksum the receiving device verified and found right (ports
+    /// with `RTE_ETH_RX_OFFLOAD_IPV4_CKSUM`): the worker did not check them again. Those it found
+    /// wrong are `malformed` drops (`ipv4_bad_checksum`).
+    pub rx_ipv4_checksum_offloaded: AtomicU64,
     /// Frames the TX queues took (forwarded, answered and generated).
     pub tx_packets: AtomicU64,
     /// Frames freed because a TX queue was full.
@@ -210,6 +214,7 @@ impl Default for PipelineCounters {
             generated: AtomicU64::new(0),
             icmp_errors_limited: AtomicU64::new(0),
             neighbour_polls: AtomicU64::new(0),
+            rx_ipv4_checksum_offloaded: AtomicU64::new(0),
             alloc_failures: AtomicU64::new(0),
             unknown_egress: AtomicU64::new(0),
             held: AtomicU64::new(0),
@@ -251,6 +256,8 @@ impl PipelineCounters {
 /// The worker's local copy of its counters, published with plain stores (single writer).
 struct Totals {
     rx: u64,
+    /// Frames whose IPv4 header checksum the device verified, and found right.
+    device_checksums: u64,
     tx: u64,
     tx_full: u64,
     simulated: u64,
@@ -277,6 +284,7 @@ impl Default for Totals {
     fn default() -> Self {
         Totals {
             rx: 0,
+            device_checksums: 0,
             tx: 0,
             tx_full: 0,
             simulated: 0,
@@ -540,9 +548,15 @@ pub fn run_pipeline<'p>(
             engine.totals.rx += count as u64;
             // The snapshot changes only between bursts: whether this port is the underlay's, once.
             if engine.is_underlay(in_port) {
-                engine.handle_underlay_burst(in_port, &mut burst, &mut staged, &mut ingress, now);
+                if queue.verifies_ipv4_checksums() {
+                    engine.handle_underlay_burst::<true>(in_port, &mut burst, &mut staged, &mut ingress, now);
+                } else {
+                    engine.handle_underlay_burst::<false>(in_port, &mut burst, &mut staged, &mut ingress, now);
+                }
+            } else if queue.verifies_ipv4_checksums() {
+                engine.handle_local_burst::<true>(in_port, &mut burst, &mut staged, now);
             } else {
-                engine.handle_local_burst(in_port, &mut burst, &mut staged, now);
+                engine.handle_local_burst::<false>(in_port, &mut burst, &mut staged, now);
             }
             // A worker that never idles still reclaims expired flows, a few slots per burst.
             engine.cache.sweep_in_passing(count, now);
@@ -767,8 +781,11 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// in the same stages as [`Engine::handle_local_burst`], each frame with its own ingress.
     // Out of line: inlined, it costs the local burst's hit path registers (about 3 instructions
     // a packet) and the underlay's too.
+    ///
+    /// `DEVICE_CHECKSUMS`: as for [`Engine::handle_local_burst`], for the outer IPv4 header (the
+    /// inner one, which the device does not read, is checked in software).
     #[inline(never)]
-    fn handle_underlay_burst(
+    fn handle_underlay_burst<const DEVICE_CHECKSUMS: bool>(
         &mut self,
         in_port: u16,
         burst: &mut Burst<'p>,
@@ -784,7 +801,20 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         // Per frame: the worker it goes to when that is not this one (else NOT_HANDED_OFF).
         let mut owners = [NOT_HANDED_OFF; BURST];
         for (i, (s, ingress)) in staged[..count].iter_mut().zip(ingress[..count].iter_mut()).enumerate() {
-            *ingress = match sim::decap(self.snapshot.snapshot(), burst.data(i)) {
+            let (snap, frame) = (self.snapshot.snapshot(), burst.data(i));
+            let decapsulated = if DEVICE_CHECKSUMS {
+                match burst.ipv4_checksum(i) {
+                    Ipv4Checksum::Good => {
+                        self.totals.device_checksums += 1;
+                        sim::decap_nic_verified(snap, frame)
+                    }
+                    Ipv4Checksum::Bad => Err(DropReason::Malformed),
+                    Ipv4Checksum::Unknown => sim::decap(snap, frame),
+                }
+            } else {
+                sim::decap(snap, frame)
+            };
+            *ingress = match decapsulated {
                 Ok(None) => Ok(IngressPoint::Local(in_port)),
                 Ok(Some(d)) => match u16::try_from(d.inner_offset) {
                     Ok(n) if burst.strip_front(i, n) => Ok(IngressPoint::Tunnel(d.port)),
@@ -868,13 +898,37 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// flow table's cache misses overlap (pmd/prefetch.rs): every key and probe first, prefetching
     /// their buckets; then every candidate slot, prefetching its key and entry; then each frame's
     /// lookup and actions, in order.
-    fn handle_local_burst(&mut self, in_port: u16, burst: &mut Burst<'p>, staged: &mut [Staged; BURST], now: u64) {
+    ///
+    /// `DEVICE_CHECKSUMS`: the port's device verifies IPv4 header checksums (an 82599 does): a
+    /// frame it found right is not checked again, one it found wrong is malformed; the rest (and
+    /// every frame of a port without the offload) is checked in software.
+    fn handle_local_burst<const DEVICE_CHECKSUMS: bool>(
+        &mut self,
+        in_port: u16,
+        burst: &mut Burst<'p>,
+        staged: &mut [Staged; BURST],
+        now: u64,
+    ) {
         let ingress = IngressPoint::Local(in_port);
         let flow_id = ingress.flow_id();
         let count = burst.len();
-        for (frame, s) in burst.frames().zip(staged.iter_mut()) {
-            s.parsed = s.key.set_from_frame(flow_id, frame).is_ok();
-            self.stage_probe(s);
+        if DEVICE_CHECKSUMS {
+            for ((frame, checksum), s) in burst.frames_with_ipv4_checksum().zip(staged.iter_mut()) {
+                s.parsed = match checksum {
+                    Ipv4Checksum::Good => {
+                        self.totals.device_checksums += 1;
+                        s.key.set_from_nic_verified_frame(flow_id, frame).is_ok()
+                    }
+                    Ipv4Checksum::Bad => false,
+                    Ipv4Checksum::Unknown => s.key.set_from_frame(flow_id, frame).is_ok(),
+                };
+                self.stage_probe(s);
+            }
+        } else {
+            for (frame, s) in burst.frames().zip(staged.iter_mut()) {
+                s.parsed = s.key.set_from_frame(flow_id, frame).is_ok();
+                self.stage_probe(s);
+            }
         }
         self.stage_candidates(&mut staged[..count]);
         let tick = self.cache.tick(now);
@@ -1552,6 +1606,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         let t = &self.totals;
         let stats = self.cache.stats();
         c.rx_packets.store(t.rx, Ordering::Relaxed);
+        c.rx_ipv4_checksum_offloaded.store(t.device_checksums, Ordering::Relaxed);
         c.tx_packets.store(t.tx, Ordering::Relaxed);
         c.tx_full_drops.store(t.tx_full, Ordering::Relaxed);
         c.cache_hits.store(stats.hits, Ordering::Relaxed);

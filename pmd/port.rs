@@ -140,6 +140,8 @@ pub struct Port<'a> {
     name: String,
     config: PortConfig,
     spread: Spread,
+    /// Whether the device verifies IPv4 header checksums on receive (`RTE_ETH_RX_OFFLOAD_IPV4_CKSUM`).
+    rx_ipv4_checksum: bool,
     queues_taken: AtomicBool,
     _borrows: PhantomData<&'a ()>,
 }
@@ -295,8 +297,12 @@ impl<'a> Port<'a> {
 
         let mut conf = ffi::rte_eth_conf::default();
         conf.rxmode.mtu = u32::from(config.mtu);
-        // LRO (and every other RX offload) stays off: frames are forwarded exactly as received.
-        conf.rxmode.offloads = 0;
+        // LRO (and every other RX offload that could change a frame) stays off: frames are
+        // forwarded exactly as received. IPv4 header checksum verification only flags the mbuf
+        // (RTE_MBUF_F_RX_IP_CKSUM_*), and spares the worker the check RFC 1812 5.2.2 asks for.
+        let ipv4_checksum = u64::from(ffi::RTE_ETH_RX_OFFLOAD_IPV4_CKSUM);
+        let rx_ipv4_checksum = info.rx_offload_capa & ipv4_checksum != 0;
+        conf.rxmode.offloads = if rx_ipv4_checksum { ipv4_checksum } else { 0 };
         conf.txmode.offloads = 0;
         let mut rss_key = symmetric_rss_key(usize::from(info.hash_key_size.max(40)));
         let rss_types =
@@ -321,6 +327,7 @@ impl<'a> Port<'a> {
             name: name.clone(),
             config: config.clone(),
             spread: if config.rx_queues > 1 { Spread::Driver } else { Spread::OneQueue },
+            rx_ipv4_checksum,
             queues_taken: AtomicBool::new(false),
             _borrows: PhantomData,
         };
@@ -372,7 +379,7 @@ impl<'a> Port<'a> {
         if rss_table != 0 {
             port.spread = Spread::SymmetricRss;
         }
-        tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, rss_table, "port started");
+        tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, rss_table, rx_ipv4_checksum, "port started");
         Ok(port)
     }
 
@@ -413,6 +420,12 @@ impl<'a> Port<'a> {
     /// The configuration the port runs with.
     pub fn config(&self) -> &PortConfig {
         &self.config
+    }
+
+    /// Whether the device verifies IPv4 header checksums on receive: enabled whenever it can
+    /// (`RTE_ETH_RX_OFFLOAD_IPV4_CKSUM`; 82599-class NICs can, most virtual devices cannot).
+    pub fn verifies_ipv4_checksums(&self) -> bool {
+        self.rx_ipv4_checksum
     }
 
     /// How the port picks the RX queue of a frame.
@@ -529,7 +542,9 @@ impl<'a> Port<'a> {
         if self.queues_taken.swap(true, Ordering::AcqRel) {
             return Err(Error::QueuesTaken { port: self.name.clone() });
         }
-        let rx = (0..self.config.rx_queues).map(|queue| RxQueue { port: self.id, queue, _port: PhantomData }).collect();
+        let rx = (0..self.config.rx_queues)
+            .map(|queue| RxQueue { port: self.id, queue, ipv4_checksum: self.rx_ipv4_checksum, _port: PhantomData })
+            .collect();
         let tx = (0..self.config.tx_queues).map(|queue| TxQueue { port: self.id, queue, _port: PhantomData }).collect();
         Ok((rx, tx))
     }
@@ -558,6 +573,7 @@ impl Drop for Port<'_> {
 pub struct RxQueue<'p> {
     port: u16,
     queue: u16,
+    ipv4_checksum: bool,
     _port: PhantomData<&'p ()>,
 }
 
@@ -565,6 +581,12 @@ impl<'p> RxQueue<'p> {
     /// (port id, queue id).
     pub fn id(&self) -> (u16, u16) {
         (self.port, self.queue)
+    }
+
+    /// Whether the device verifies the IPv4 header checksum of what this queue receives
+    /// ([`Burst::ipv4_checksum`](crate::Burst::ipv4_checksum) then says what it found).
+    pub fn verifies_ipv4_checksums(&self) -> bool {
+        self.ipv4_checksum
     }
 
     /// Receives into the free part of `burst`; returns how many arrived. The burst cannot outlive

@@ -65,6 +65,20 @@ impl FlowKey {
         Ok(())
     }
 
+    /// [`FlowKey::set_from_frame`] of a frame whose IPv4 header checksum, if it has one, the NIC
+    /// verified (`RTE_MBUF_F_RX_IP_CKSUM_GOOD`, RFC 1812 5.2.2 allows the check to be done in
+    /// hardware): untagged IPv4 skips the software check, every other frame goes the usual way.
+    /// The same result as [`FlowKey::set_from_frame`] whenever the NIC is right (proptest); a
+    /// frame the NIC found bad must not come here.
+    #[inline(always)]
+    pub fn set_from_nic_verified_frame(&mut self, ingress: u32, frame: &[u8]) -> Result<(), ParseError> {
+        match ipv4_untagged_key_checked::<false>(ingress, frame) {
+            Some(key) => *self = key,
+            None => self.set_from_other_frame(ingress, frame)?,
+        }
+        Ok(())
+    }
+
     /// [`FlowKey::set_from_frame`] for anything but untagged IPv4.
     #[inline(never)]
     fn set_from_other_frame(&mut self, ingress: u32, frame: &[u8]) -> Result<(), ParseError> {
@@ -87,13 +101,20 @@ impl FlowKey {
 /// whose words are loads of the frame's bytes. `None` for anything else.
 #[inline(always)]
 fn ipv4_untagged_key(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
+    ipv4_untagged_key_checked::<true>(ingress, frame)
+}
+
+/// [`ipv4_untagged_key`], verifying the IPv4 header checksum only when `VERIFY` (not when the
+/// NIC did: [`FlowKey::set_from_nic_verified_frame`]).
+#[inline(always)]
+fn ipv4_untagged_key_checked<const VERIFY: bool>(ingress: u32, frame: &[u8]) -> Option<FlowKey> {
     // Ethernet, IPv4 and the first eight bytes of its payload: every such frame has them.
     let h: &[u8; 42] = frame.first_chunk()?;
     if be16(h, 12) != ETHERTYPE_IPV4 || h[14] != 0x45 || be16(h, 20) & IPV4_FRAGMENT_BITS != 0 {
         return None;
     }
     // RFC 1812 5.2.2: a router MUST verify the header checksum of every packet it forwards.
-    if !checksum::header20_verifies(h[14..].first_chunk()?) {
+    if VERIFY && !checksum::header20_verifies(h[14..].first_chunk()?) {
         return None;
     }
     let total = usize::from(be16(h, 16));
@@ -396,6 +417,38 @@ mod tests {
         }
     }
 
+    /// The NIC's word on the IPv4 header checksum is taken for untagged IPv4 (the software check
+    /// is what it saves); a tagged frame is checked in software all the same.
+    #[test]
+    fn a_nic_verified_frame_skips_only_the_software_checksum_check() {
+        let mut s = Spec {
+            dst: [2, 0, 0, 0, 0, 1],
+            src: [2, 0, 0, 0, 0, 2],
+            tci: None,
+            v6: false,
+            tos: 0,
+            flow_label: 0,
+            frag: 0,
+            proto: PROTO_UDP,
+            src_addr: [10; 16],
+            dst_addr: [11; 16],
+            l4: [0x9c, 0x40, 0x00, 0x35, 0, 8, 0, 0],
+            payload: vec![],
+            padding: 0,
+        };
+        let good = build(&s);
+        let mut bad = good.clone();
+        bad[24] ^= 0x01;
+        let (mut checked, mut trusted) = (FlowKey::default(), FlowKey::default());
+        assert_eq!(checked.set_from_frame(7, &bad), Err(ParseError::Ipv4BadChecksum));
+        assert_eq!(trusted.set_from_nic_verified_frame(7, &bad), Ok(()), "not checked again");
+        assert_eq!(trusted, FlowKey::from_frame(7, &good).unwrap(), "the checksum is not part of the key");
+        s.tci = Some(0x002a);
+        let mut tagged = build(&s);
+        tagged[28] ^= 0x01;
+        assert_eq!(trusted.set_from_nic_verified_frame(7, &tagged), Err(ParseError::Ipv4BadChecksum));
+    }
+
     #[test]
     fn other_frames_fall_back() {
         let base = Spec {
@@ -463,6 +516,11 @@ mod tests {
                 prop_assert_eq!(Ok(k), general(ingress, &b));
             }
             prop_assert_eq!(FlowKey::from_frame(ingress, &pristine), general(ingress, &pristine));
+            // What the NIC verified: the same key as the software check, once the checksum is right.
+            crate::fuzzing::fix_ipv4_headers(&mut b);
+            let mut verified = FlowKey::default();
+            let set = verified.set_from_nic_verified_frame(ingress, &b);
+            prop_assert_eq!(set.map(|()| verified), general(ingress, &b));
         }
 
         #[test]

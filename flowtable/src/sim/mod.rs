@@ -146,8 +146,9 @@ pub use self::neighbour::{
     MAX_DPDK_PORTS,
 };
 pub use self::tunnel::{
-    decap, outer_header, outer_header_cached, prepare_outer, ready_outer, tunnel_ingress_id, vxlan_source_port, Decap,
-    Outer, PendingOuter, ReadyOuter, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT, VXLAN_SPORT_MIN,
+    decap, decap_nic_verified, outer_header, outer_header_cached, prepare_outer, ready_outer, tunnel_ingress_id,
+    vxlan_source_port, Decap, Outer, PendingOuter, ReadyOuter, MAX_OUTER_LEN, OUTER_TTL, UNDERLAY_PORT,
+    VXLAN_SPORT_MIN,
 };
 
 use self::action::{execute, learnable};

@@ -468,8 +468,22 @@ pub struct Decap {
 /// pipeline calls it for every frame from the underlay, and a call costs as much as its checks.
 #[inline(always)]
 pub fn decap(snap: &Snapshot, frame: &[u8]) -> Result<Option<Decap>, DropReason> {
+    decap_checked::<true>(snap, frame)
+}
+
+/// [`decap`] of a frame whose outer IPv4 header checksum, if it has one, the NIC verified
+/// (`RTE_MBUF_F_RX_IP_CKSUM_GOOD`): the common VXLAN frame skips the software check, any other
+/// goes the usual way. The same answer as [`decap`] whenever the NIC is right (proptest).
+#[inline(always)]
+pub fn decap_nic_verified(snap: &Snapshot, frame: &[u8]) -> Result<Option<Decap>, DropReason> {
+    decap_checked::<false>(snap, frame)
+}
+
+/// [`decap`], verifying the outer IPv4 header checksum on the fast path only when `VERIFY`.
+#[inline(always)]
+fn decap_checked<const VERIFY: bool>(snap: &Snapshot, frame: &[u8]) -> Result<Option<Decap>, DropReason> {
     let Some(u) = snap.underlay() else { return Ok(None) };
-    match common_udp_outer(frame) {
+    match common_udp_outer::<VERIFY>(frame) {
         Some(outer) if outer.dst == u.address && outer.dst_port == u.vxlan_port => {
             let vx = frame.get(outer.payload_offset..outer.payload_offset + 8).ok_or(DropReason::TunnelMalformed)?;
             if vx[0] & 0x08 == 0 {
@@ -503,8 +517,9 @@ struct UdpOuter {
 /// [`decap_general`]); `None` for any other frame, malformed ones included, which the general
 /// parser then judges. Parsing every header of every tunnelled packet costs more than the rest of
 /// its decapsulation.
+/// `VERIFY`: check the IPv4 header checksum (not when the NIC did).
 #[inline(always)]
-fn common_udp_outer(frame: &[u8]) -> Option<UdpOuter> {
+fn common_udp_outer<const VERIFY: bool>(frame: &[u8]) -> Option<UdpOuter> {
     let eth: &[u8; 14] = frame.first_chunk()?;
     if eth[12..14] != [0x08, 0x00] {
         return None;
@@ -516,7 +531,7 @@ fn common_udp_outer(frame: &[u8]) -> Option<UdpOuter> {
     if ip[0] != 0x45
         || u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0
         || ip[9] != u8::from(IpProtocol::Udp)
-        || !checksum::header20_verifies(ip)
+        || (VERIFY && !checksum::header20_verifies(ip))
     {
         return None;
     }
@@ -539,7 +554,7 @@ fn common_udp_outer(frame: &[u8]) -> Option<UdpOuter> {
 /// Whether [`common_udp_outer`] takes `frame` (tests check the fast path is the one taken).
 #[cfg(test)]
 pub(super) fn common_udp_outer_for_tests(frame: &[u8]) -> bool {
-    common_udp_outer(frame).is_some()
+    common_udp_outer::<true>(frame).is_some()
 }
 
 /// The port tunnel key `key` names, if it is bound on the host at the outer source, which

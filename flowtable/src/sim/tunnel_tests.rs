@@ -581,7 +581,22 @@ mod decap_fast_path {
             }
             let u = n.snap.underlay().unwrap();
             prop_assert_eq!(decap(&n.snap, &f), decap_general(&n.snap, u, &f));
+            // What the NIC verified: the same answer, once the outer checksum is right.
+            crate::fuzzing::fix_ipv4_headers(&mut f);
+            prop_assert_eq!(decap_nic_verified(&n.snap, &f), decap(&n.snap, &f));
         }
+    }
+
+    /// The NIC's word on the outer IPv4 header checksum is taken (the check it saves); without
+    /// it the frame is malformed.
+    #[test]
+    fn a_nic_verified_outer_header_is_not_checked_again() {
+        let n = topo();
+        let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 1234, 20);
+        let mut f = vxlan("192.168.7.11", KEY1, &inner);
+        f[25] ^= 0x01;
+        assert_eq!(decap(&n.snap, &f), Err(DropReason::Malformed));
+        assert_eq!(decap_nic_verified(&n.snap, &f), Ok(Some(Decap { inner_offset: 50, port: n.vm1 })));
     }
 
     #[test]
