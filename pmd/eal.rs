@@ -73,11 +73,7 @@ pub struct Eal {
 impl Eal {
     /// Initialises EAL. Fails with a hint when hugepages or memory are missing.
     pub fn init(config: &EalConfig) -> Result<Eal> {
-        if EAL_STATE.compare_exchange(UNINITIALISED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
-            return Err(Error::EalAlreadyInitialised);
-        }
         let argv = config.argv();
-        tracing::info!(args = ?argv, "starting DPDK EAL");
         let mut owned = Vec::with_capacity(argv.len());
         for arg in &argv {
             owned.push(CString::new(arg.as_str()).map_err(|_| Error::InvalidName {
@@ -86,6 +82,11 @@ impl Eal {
                 why: "contains a NUL byte",
             })?);
         }
+        // Only once the arguments are known to be good: a refused argument leaves EAL startable.
+        if EAL_STATE.compare_exchange(UNINITIALISED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            return Err(Error::EalAlreadyInitialised);
+        }
+        tracing::info!(args = ?argv, "starting DPDK EAL");
         // EAL may keep pointers into argv for the life of the process (it reorders and keeps
         // option strings), so the strings are leaked on purpose: once per process.
         let owned: &'static mut [CString] = Vec::leak(owned);

@@ -23,11 +23,20 @@ pub struct Scope<'scope, 'env: 'scope> {
 }
 
 impl<'scope> Scope<'scope, '_> {
-    /// Starts `work` on `lcore`. The lcore must be one of EAL's workers and idle.
+    /// Starts `work` on `lcore`. The lcore must be one of EAL's workers (else `Error::Launch` with
+    /// EINVAL) and idle (else EBUSY).
     pub fn launch<F>(&'scope self, lcore: u32, work: F) -> Result<()>
     where
         F: FnOnce() -> i32 + Send + 'scope,
     {
+        // rte_eal_remote_launch neither bounds-checks `lcore` (it indexes lcore_config[lcore]) nor
+        // checks that a thread serves it (it writes to the lcore's pipes, fd 0 for lcores without
+        // one): only EAL's worker lcores may be named.
+        // SAFETY: both read EAL's lcore table; rte_lcore_is_enabled checks the bound itself.
+        let worker = unsafe { ffi::rte_lcore_is_enabled(lcore) != 0 && lcore != ffi::rte_get_main_lcore() };
+        if !worker {
+            return Err(Error::Launch { lcore, errno: RteErrno(libc::EINVAL) });
+        }
         let boxed: Box<Work<'scope>> = Box::new(Box::new(work));
         // SAFETY: the closure may borrow data that lives for 'scope only. We erase that
         // lifetime to pass it through C; `Eal::scope` waits for every launched lcore before

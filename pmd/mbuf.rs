@@ -284,12 +284,30 @@ impl<'pool> Burst<'pool> {
 
     /// Hands every mbuf, in order, to `f` as an owned value and leaves the burst empty.
     pub fn drain(&mut self, mut f: impl FnMut(Mbuf<'pool>)) {
+        /// The mbufs not handed over yet: freed if `f` panics (a worker's panic is caught and
+        /// reported; it must not cost the pool the rest of the burst).
+        struct Rest<'a> {
+            pkts: &'a mut [*mut ffi::rte_mbuf],
+            next: usize,
+        }
+        impl Drop for Rest<'_> {
+            fn drop(&mut self) {
+                let rest = &mut self.pkts[self.next..];
+                if !rest.is_empty() {
+                    // SAFETY: the pointers from `next` on are valid mbufs the burst owned and
+                    // nobody was given (the burst was emptied before the first was handed over).
+                    unsafe { ffi::rte_pktmbuf_free_bulk(rest.as_mut_ptr(), rest.len() as u32) };
+                }
+            }
+        }
         let len = self.len;
-        // Empty first: if `f` panics, the mbufs not yet handed over leak instead of being freed twice.
+        // Empty first: each mbuf is either handed over or freed by `Rest`, never both.
         self.len = 0;
-        for &raw in &self.pkts[..len] {
+        let mut rest = Rest { pkts: &mut self.pkts[..len], next: 0 };
+        while let Some(&raw) = rest.pkts.get(rest.next) {
+            rest.next += 1;
             // SAFETY: the first `len` pointers were valid mbufs owned by the burst; each is handed
-            // over exactly once and the burst no longer counts it.
+            // over exactly once, and `rest` no longer counts it.
             f(unsafe { Mbuf::from_raw(NonNull::new_unchecked(raw)) });
         }
     }

@@ -98,9 +98,16 @@ impl Drop for Mempool<'_> {
     fn drop(&mut self) {
         let in_use = self.in_use();
         if in_use != 0 {
-            tracing::warn!(pool = %self.name, in_use, "freeing mbuf pool with mbufs still in use");
+            // Mbufs borrow the pool only while they are `Mbuf`s or in `Burst`s: one a TX queue
+            // took, or one waiting in a ring, is out of the type system's sight, and whoever
+            // frees it later (the ring's drop, the port's close, the ring's reader) writes into
+            // the pool. Freeing the pool now would make that a write into freed memory, which
+            // may be the next pool's (the same mbuf handed out twice): the pool is kept instead.
+            tracing::error!(pool = %self.name, in_use, "mbuf pool dropped with mbufs still out; not freed (leaked)");
+            return;
         }
-        // SAFETY: ports, queues and mbufs borrow the pool, so none of them is alive any more.
+        // SAFETY: no mbuf of the pool is out (in_use is 0) and ports and queues borrow the pool,
+        // so nothing refers to it any more.
         unsafe { ffi::rte_mempool_free(self.raw.as_ptr()) };
     }
 }

@@ -143,6 +143,10 @@ pub struct Port<'a> {
     /// Whether the device verifies IPv4 header checksums on receive (`RTE_ETH_RX_OFFLOAD_IPV4_CKSUM`).
     rx_ipv4_checksum: bool,
     queues_taken: AtomicBool,
+    /// The port's device is a virtual one this process created (`rte_dev_probe`, or the ring
+    /// driver's own vdev): removed after closing, so that its name (and whatever it holds: a
+    /// socket, an interface, ring pointers) does not outlive the port.
+    remove_device: bool,
     _borrows: PhantomData<&'a ()>,
 }
 
@@ -177,7 +181,7 @@ impl<'a> Port<'a> {
                 Device::Vdev { devargs } => format!("virtual device {devargs:?} created no ethdev"),
             },
         })?;
-        Self::setup(eal, pool, id, config)
+        Self::setup(eal, pool, id, config, matches!(device, Device::Vdev { .. }))
     }
 
     /// Makes a port out of DPDK rings (`net_ring`): what is enqueued on `rx` is received, what is
@@ -240,10 +244,18 @@ impl<'a> Port<'a> {
                 detail: format!("cannot create ring port: {}", RteErrno(ffi::errno())),
             });
         }
-        Self::setup(eal, pool, rc as u16, config)
+        Self::setup(eal, pool, rc as u16, config, true)
     }
 
-    fn setup(eal: &'a Eal, pool: &'a Mempool<'a>, id: u16, config: &PortConfig) -> Result<Port<'a>> {
+    /// Configures and starts port `id`. `remove_device`: the device is a vdev this process
+    /// created, removed again when the port fails here or is dropped.
+    fn setup(
+        eal: &'a Eal,
+        pool: &'a Mempool<'a>,
+        id: u16,
+        config: &PortConfig,
+        remove_device: bool,
+    ) -> Result<Port<'a>> {
         let name = config.name.clone();
         let fail = |step: &'static str, rc: i32| Error::PortSetup {
             port: name.clone(),
@@ -257,7 +269,17 @@ impl<'a> Port<'a> {
         if rc != 0 {
             return Err(fail("rte_eth_dev_info_get", rc));
         }
-        let capability = |detail: String| Error::PortCapability { port: name.clone(), detail };
+        // Until the port exists (below), a failure removes the device this process created.
+        let device = info.device;
+        let abandon = |e: Error| {
+            if remove_device {
+                // The device is one this process created, and nothing uses it: its ethdev was
+                // never configured.
+                remove(device, &config.name);
+            }
+            e
+        };
+        let capability = |detail: String| abandon(Error::PortCapability { port: name.clone(), detail });
         if config.rx_queues == 0 || config.rx_queues > info.max_rx_queues {
             return Err(capability(format!(
                 "{} RX queues asked, the device has 1..={}",
@@ -319,7 +341,7 @@ impl<'a> Port<'a> {
         // SAFETY: `conf` (and the key it points to) is valid for the call; the port is stopped.
         let rc = unsafe { ffi::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf) };
         if rc != 0 {
-            return Err(fail("rte_eth_dev_configure", rc));
+            return Err(abandon(fail("rte_eth_dev_configure", rc)));
         }
         // The port exists in DPDK from here on: close it if anything below fails.
         let mut port = Port {
@@ -329,6 +351,7 @@ impl<'a> Port<'a> {
             spread: if config.rx_queues > 1 { Spread::Driver } else { Spread::OneQueue },
             rx_ipv4_checksum,
             queues_taken: AtomicBool::new(false),
+            remove_device,
             _borrows: PhantomData,
         };
 
@@ -552,6 +575,11 @@ impl<'a> Port<'a> {
 
 impl Drop for Port<'_> {
     fn drop(&mut self) {
+        // The device outlives its ethdev, which close releases: found first.
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: valid out-parameter and port.
+        let device = (self.remove_device && unsafe { ffi::rte_eth_dev_info_get(self.id, &mut info) } == 0)
+            .then_some(info.device);
         // SAFETY: queues borrow the port, so no worker polls it any more; stop then close frees
         // the driver's descriptors and the mbufs still in them.
         unsafe {
@@ -564,7 +592,25 @@ impl Drop for Port<'_> {
                 tracing::warn!(port = %self.name, errno = %RteErrno(-rc), "rte_eth_dev_close failed");
             }
         }
+        if let Some(device) = device {
+            // The vdev this process created for the port, whose ethdev is now closed.
+            remove(device, &self.name);
+        }
         tracing::debug!(port = %self.name, "port closed");
+    }
+}
+
+/// Removes a virtual device this process created (its driver finds the ethdev released, or
+/// never configured, and frees the rest), logging a failure.
+fn remove(device: *mut ffi::rte_device, port: &str) {
+    if device.is_null() {
+        return;
+    }
+    // SAFETY: `device` is the rte_device of a port's ethdev (rte_eth_dev_info.device), owned by
+    // its bus and alive until removed here; the caller no longer uses the port.
+    let rc = unsafe { ffi::rte_dev_remove(device) };
+    if rc != 0 {
+        tracing::warn!(port, errno = %RteErrno(-rc), "cannot remove the port's virtual device");
     }
 }
 
