@@ -114,7 +114,7 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     };
     let stop_workers = AtomicBool::new(false);
     let started = Instant::now();
-    eal.scope(|scope| -> Result<()> {
+    let ran = eal.scope(|scope| -> Result<()> {
         for (plan, &core) in plans.into_iter().zip(&cfg.workers) {
             let stop = &stop_workers;
             let launched = match plan {
@@ -144,6 +144,12 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
                 tracing::info!("signal received, stopping");
                 break;
             }
+            if let Some(lcore) = scope.finished_worker() {
+                // Its queues are unserved: stop everything rather than blackhole them. The scope
+                // then reports how the worker ended, and the process exits non-zero.
+                tracing::error!(lcore, "a worker stopped on its own; stopping the appliance");
+                break;
+            }
             if options.duration.is_some_and(|d| started.elapsed() >= d) {
                 break;
             }
@@ -154,12 +160,14 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         }
         stop_workers.store(true, Ordering::Relaxed);
         Ok(())
-    })??;
+    });
 
     source.stop();
+    // The counters are reported however the workers ended.
     let report = Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed());
     print!("{}", report.table());
     report.write(options)?;
+    ran??;
     drop(ports);
     drop(pool);
     drop(eal);

@@ -54,6 +54,18 @@ impl<'scope> Scope<'scope, '_> {
         Ok(())
     }
 
+    /// A launched worker that has already returned (its lcore waits for work again), if any: a
+    /// worker runs until told to stop, so one that ends on its own (it panicked, or gave up) has
+    /// left its queues unserved, and the caller should stop the rest rather than run on without it.
+    pub fn finished_worker(&self) -> Option<u32> {
+        // SAFETY: reads the state of lcores this scope launched (valid worker lcores).
+        self.launched
+            .borrow()
+            .iter()
+            .copied()
+            .find(|&lcore| unsafe { ffi::rte_eal_get_lcore_state(lcore) } == ffi::WAIT)
+    }
+
     fn join_all(&self) -> Vec<(u32, i32)> {
         self.launched
             .borrow_mut()

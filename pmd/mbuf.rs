@@ -284,32 +284,29 @@ impl<'pool> Burst<'pool> {
 
     /// Hands every mbuf, in order, to `f` as an owned value and leaves the burst empty.
     pub fn drain(&mut self, mut f: impl FnMut(Mbuf<'pool>)) {
-        /// The mbufs not handed over yet: freed if `f` panics (a worker's panic is caught and
-        /// reported; it must not cost the pool the rest of the burst).
-        struct Rest<'a> {
-            pkts: &'a mut [*mut ffi::rte_mbuf],
-            next: usize,
-        }
+        /// The burst's slots while they are handed over, each nulled as its mbuf goes: if `f`
+        /// panics (a worker's panic is caught and reported), the mbufs not handed over yet go
+        /// back to the pool instead of leaking.
+        struct Rest<'a>(&'a mut [*mut ffi::rte_mbuf]);
         impl Drop for Rest<'_> {
             fn drop(&mut self) {
-                let rest = &mut self.pkts[self.next..];
-                if !rest.is_empty() {
-                    // SAFETY: the pointers from `next` on are valid mbufs the burst owned and
-                    // nobody was given (the burst was emptied before the first was handed over).
-                    unsafe { ffi::rte_pktmbuf_free_bulk(rest.as_mut_ptr(), rest.len() as u32) };
-                }
+                // SAFETY: the non-null pointers are valid mbufs the burst owned and nobody was
+                // given; rte_pktmbuf_free_bulk skips null ones.
+                unsafe { ffi::rte_pktmbuf_free_bulk(self.0.as_mut_ptr(), self.0.len() as u32) };
             }
         }
         let len = self.len;
         // Empty first: each mbuf is either handed over or freed by `Rest`, never both.
         self.len = 0;
-        let mut rest = Rest { pkts: &mut self.pkts[..len], next: 0 };
-        while let Some(&raw) = rest.pkts.get(rest.next) {
-            rest.next += 1;
+        let rest = Rest(&mut self.pkts[..len]);
+        for slot in rest.0.iter_mut() {
+            let raw = std::mem::replace(slot, std::ptr::null_mut());
             // SAFETY: the first `len` pointers were valid mbufs owned by the burst; each is handed
-            // over exactly once, and `rest` no longer counts it.
+            // over exactly once, its slot nulled first.
             f(unsafe { Mbuf::from_raw(NonNull::new_unchecked(raw)) });
         }
+        // All handed over: nothing for `Rest` to free (and no call to make).
+        std::mem::forget(rest);
     }
 
     /// The payload of every mbuf, in order ([`Burst::data`] without an index to check).

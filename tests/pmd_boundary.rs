@@ -134,3 +134,44 @@ fn a_virtual_device_is_removed_when_its_port_fails_or_closes() {
     drop(port);
     assert_eq!(jumbo.in_use(), 0);
 }
+
+/// A worker runs until told to stop; one that ends on its own (here it returns at once, as a
+/// panicking one does) is seen while the scope still runs, so the appliance can stop instead of
+/// leaving that worker's queues unserved.
+#[test]
+fn a_worker_that_ends_on_its_own_is_seen_while_the_scope_runs() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let eal = Eal::init(&common::test_eal_config("finished", 64)).expect("EAL");
+    let stop = AtomicBool::new(false);
+    let seen = |s: &midogw::Scope<'_, '_>| {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while s.finished_worker().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        s.finished_worker()
+    };
+    eal.scope(|s| {
+        assert_eq!(s.finished_worker(), None, "nothing launched");
+        s.launch(1, || {
+            while !stop.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+            0
+        })
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(s.finished_worker(), None, "running until told to stop");
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(seen(s), Some(1), "stopped when told");
+    })
+    .expect("the worker returned 0");
+    let ended = eal.scope(|s| {
+        s.launch(1, || 3).unwrap();
+        seen(s)
+    });
+    match ended {
+        Err(Error::WorkerFailed { lcore: 1, .. }) => {}
+        other => panic!("a worker returning 3 fails the scope: {other:?}"),
+    }
+}
