@@ -779,11 +779,11 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// stripped to its inner frame, which is what the flow key, the cache and the simulation see;
     /// anything else, ARP for the underlay, enters as a local frame of `in_port`), then looked up
     /// in the same stages as [`Engine::handle_local_burst`], each frame with its own ingress.
-    // Out of line: inlined, it costs the local burst's hit path registers (about 3 instructions
-    // a packet) and the underlay's too.
     ///
     /// `DEVICE_CHECKSUMS`: as for [`Engine::handle_local_burst`], for the outer IPv4 header (the
     /// inner one, which the device does not read, is checked in software).
+    // Out of line: inlined, it costs the local burst's hit path registers (about 3 instructions
+    // a packet) and the underlay's too.
     #[inline(never)]
     fn handle_underlay_burst<const DEVICE_CHECKSUMS: bool>(
         &mut self,
