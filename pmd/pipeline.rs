@@ -571,6 +571,7 @@ pub fn run_pipeline<'p>(
             engine.idle_turn(now, &counters);
         }
     }
+    engine.stop();
     engine.publish(&counters);
     0
 }
@@ -1574,6 +1575,19 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
 
     fn dropped(&mut self, reason: DropReason) {
         self.totals.drops[reason.index()] += 1;
+    }
+
+    /// The worker stops: the frames it still holds for a next hop, and those other workers
+    /// handed it, are freed and counted (`stopped`), so that what was received is all accounted for.
+    fn stop(&mut self) {
+        let mut freed = self.held.len() as u64;
+        self.held.clear();
+        if let Some(inbox) = self.peers.as_ref().and_then(|p| p.handoff.exchange.inboxes.get(p.worker)) {
+            while inbox.pop().is_some() {
+                freed += 1;
+            }
+        }
+        self.totals.drops[DropReason::Stopped.index()] += freed;
     }
 
     /// A received frame that does not parse: a `malformed` drop, and one of the parse error

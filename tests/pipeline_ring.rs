@@ -517,6 +517,22 @@ fn a_scan_behind_a_router_port_asks_within_the_request_budget() {
     });
 }
 
+/// Frames still held for a next hop when the worker stops are freed and counted (`stopped`), so
+/// that every frame received is accounted for.
+#[test]
+fn frames_held_when_the_worker_stops_are_counted() {
+    let counters = with_two_ports("pstop", snapshot, &PipelineConfig::default(), |ha, hb, c| {
+        ha.send(&udp("10.2.0.3", 5005, 64));
+        ha.send(&udp("10.2.0.4", 5006, 64));
+        assert_eq!(hb.recv(2).len(), 2, "an ARP request for each");
+        published();
+        assert_eq!(counter(&c.held), 2);
+        assert_eq!(c.dropped(DropReason::Stopped), 0);
+    });
+    assert_eq!(counter(&counters.rx_packets), 2);
+    assert_eq!(counters.dropped(DropReason::Stopped), 2, "both, freed when the worker stopped");
+}
+
 #[test]
 fn pipeline_resolution_queue_is_bounded() {
     // Eight frames in all, two per next hop.

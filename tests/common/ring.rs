@@ -133,12 +133,13 @@ pub fn ip(s: &str) -> Ipv4Addr {
 /// Brings up EAL, two appliance ports on `net_ring`s with a host at the far end of each, the
 /// topology `snapshot(port A id, port B id)` and one pipeline worker configured by `pipeline`; runs
 /// `body`, stops the worker and checks nothing was refused and every mbuf went back to the pool.
+/// Returns the worker's counters as it left them.
 pub fn with_two_ports(
     tag: &str,
     snapshot: impl FnOnce(u16, u16) -> Snapshot,
     pipeline: &PipelineConfig,
     body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters),
-) {
+) -> std::sync::Arc<PipelineCounters> {
     let eal = Eal::init(&super::test_eal_config(tag, 256)).expect("EAL");
     let pool = Mempool::new(&eal, &format!("{tag}pool"), 2047).expect("pool");
     let rings: Vec<Ring<'_>> = (0..4).map(|i| Ring::new(&eal, &format!("{tag}w{i}"), 1024).unwrap()).collect();
@@ -175,6 +176,7 @@ pub fn with_two_ports(
     drop((appliance, host_a, host_b));
     drop(rings);
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+    counters
 }
 
 /// A host at the far end of a ring port with a ring per queue: it chooses the queue (and so the

@@ -81,6 +81,7 @@ drop_reasons! {
     SameBridgePort => "same_bridge_port", "the bridge would send the frame back out of the port it came in on";
     NoEgress => "no_egress", "a flood found no port to send the frame out of";
     FloodLegsExceeded => "flood_legs_exceeded", "a flood copy beyond the most legs one frame is sent out of";
+    Stopped => "stopped", "held for a next hop, or handed over by another worker, when the worker stopped: freed";
 }
 
 impl DropReason {
