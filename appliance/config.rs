@@ -1362,7 +1362,10 @@ impl<'a> Checker<'a> {
         let a = arg.get_ref().as_str();
         let hit = MANAGED_EAL_OPTIONS.iter().find(|(opt, _)| {
             if opt.starts_with("--") {
-                a == *opt || a.strip_prefix(opt).is_some_and(|r| r.starts_with('='))
+                // EAL parses with getopt_long, which also takes any unambiguous abbreviation
+                // (`--file-pre=x` is `--file-prefix=x`); an ambiguous one EAL refuses anyway.
+                let name = a.split_once('=').map_or(a, |(name, _)| name);
+                name.len() > 2 && name.starts_with("--") && opt.starts_with(name)
             } else {
                 // Short options also take their value attached: -l1-3, -a0000:03:00.0.
                 a.starts_with(opt)
@@ -2562,6 +2565,27 @@ mod tests {
         assert!(list[1].message.contains("[[port]] devargs"), "{}", list[1].message);
         assert!(list[2].message.contains("[eal] file_prefix"), "{}", list[2].message);
         assert!(list[3].message.contains("-a is set by midogw"), "{}", list[3].message);
+    }
+
+    /// EAL parses its options with getopt_long, which takes any unambiguous abbreviation of a long
+    /// option: `--file-pre=x` is `--file-prefix=x` to EAL, and given after midogw's own options it
+    /// wins, so `[eal] file_prefix` would be silently ignored.
+    #[test]
+    fn managed_eal_args_abbreviated() {
+        let text = lines(&[
+            "[eal]",
+            "args = [\"--file-pre=x\", \"--main\", \"2\", \"--lcore=0-1\", \"--vde=net_ring0\", \"--no-huge\",",
+            "        \"--huge-dir\", \"/mnt/huge\", \"--log-level=8\", \"--\"]",
+            "[workers]",
+            "cores = [1]",
+        ]);
+        let list = problems(&text);
+        let at: Vec<_> = list.iter().map(|p| (p.line, p.column)).collect();
+        assert_eq!(at, [(2, 9), (2, 25), (2, 40), (2, 55)], "{list:#?}");
+        assert!(list[0].message.contains("--file-prefix is set by midogw"), "{}", list[0].message);
+        assert!(list[1].message.contains("--main-lcore is set by midogw"), "{}", list[1].message);
+        assert!(list[2].message.contains("--lcores is set by midogw"), "{}", list[2].message);
+        assert!(list[3].message.contains("--vdev is set by midogw"), "{}", list[3].message);
     }
 
     #[test]

@@ -17,6 +17,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use control::{
@@ -89,7 +91,13 @@ pub fn import(file: &Path, cfg: &Config, options: &Options) -> Result<String, Im
         }
         return Err(ImportError::File(Problems { path: shown, list }));
     }
-    let topology = Topology::new(open_store(cfg)?);
+    // From here on SIGINT and SIGTERM stop the run between two store calls, and what it created
+    // is rolled back as after a failed step, rather than leaving part of the file in the store.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handler")?;
+    }
+    let topology = Topology::new(open_store(cfg, &stop)?);
     let mut out = String::new();
     if options.replace {
         let removed = remove_previous_import(&topology)?;
@@ -97,7 +105,14 @@ pub fn import(file: &Path, cfg: &Config, options: &Options) -> Result<String, Im
     }
     check_name_clashes(&topology, &raw)?;
     let gateway = if needs_gateway_host(&raw) { Some(gateway_host(cfg)?) } else { None };
-    let mut run = Importer { topology: &topology, created: Vec::new(), out: &mut out };
+    if stop.load(Ordering::Relaxed) {
+        let mut msg = String::from("stopped by a signal before anything was imported");
+        if options.replace {
+            msg.push_str("; the previous import was already deleted (--replace)");
+        }
+        return Err(ImportError::Other(anyhow!(msg)));
+    }
+    let mut run = Importer { topology: &topology, created: Vec::new(), out: &mut out, stop: &stop };
     match run.import(&raw, gateway) {
         Ok(()) => {}
         Err(e) => {
@@ -178,8 +193,8 @@ fn underlay_note(u: &topology::RawUnderlay) -> String {
 }
 
 /// The store `[store]` names, opened as `run` opens it.
-fn open_store(cfg: &Config) -> Result<DynStore> {
-    Ok(crate::rest::OpenedStore::open(cfg)?.store)
+fn open_store(cfg: &Config, stop: &AtomicBool) -> Result<DynStore> {
+    Ok(crate::rest::OpenedStore::open(cfg, stop)?.store)
 }
 
 /// Deletes what an earlier import created (the marking rule in the module docs); returns how many
@@ -334,12 +349,23 @@ struct Importer<'a> {
     topology: &'a Topology<DynStore>,
     created: Vec<Created>,
     out: &'a mut String,
+    /// Set by SIGINT / SIGTERM.
+    stop: &'a AtomicBool,
 }
 
 impl Importer<'_> {
     fn line(&mut self, s: String) {
         self.out.push_str(&s);
         self.out.push('\n');
+    }
+
+    /// Notes an object this run created (for the rollback); an error once a signal asked to stop.
+    fn record(&mut self, created: Created) -> Result<()> {
+        self.created.push(created);
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("stopped by a signal");
+        }
+        Ok(())
     }
 
     fn import(&mut self, raw: &RawFile, gateway: Option<(Uuid, String)>) -> Result<()> {
@@ -350,7 +376,7 @@ impl Importer<'_> {
             let name = c.get_ref().name.get_ref();
             let chain = Chain { id: Uuid::nil(), tenant_id: tenant(), name: Some(name.clone()), rule_ids: Vec::new() };
             let chain = t.create_chain(chain).with_context(|| format!("chain {name:?}"))?;
-            self.created.push(Created::Chain(chain.id));
+            self.record(Created::Chain(chain.id))?;
             self.line(format!("chain {name} {}", chain.id));
             chains.insert(name, chain.id);
         }
@@ -378,14 +404,14 @@ impl Importer<'_> {
                         members: Vec::new(),
                     };
                     let zone = t.create_tunnel_zone(zone).with_context(|| format!("tunnel zone {zone_name:?}"))?;
-                    self.created.push(Created::TunnelZone(zone.id));
+                    self.record(Created::TunnelZone(zone.id))?;
                     self.line(format!("tunnel zone {zone_name} {}", zone.id));
                     zones.insert(zone_name, zone.id);
                     zone.id
                 }
             };
             let host = t.create_host(new_host(Uuid::nil(), name)).with_context(|| format!("host {name:?}"))?;
-            self.created.push(Created::Host(host.id));
+            self.record(Created::Host(host.id))?;
             let member = TunnelZoneHost {
                 tunnel_zone_id: None,
                 host_id: host.id,
@@ -400,7 +426,7 @@ impl Importer<'_> {
                 Ok(_) => self.line(format!("gateway host {name} {id} (exists)")),
                 Err(TopologyError::NotFound { .. }) => {
                     t.create_host(new_host(*id, name)).with_context(|| format!("this gateway's host {id}"))?;
-                    self.created.push(Created::Host(*id));
+                    self.record(Created::Host(*id))?;
                     self.line(format!("gateway host {name} {id} (created)"));
                 }
                 Err(e) => return Err(e).context("cannot read this gateway's Host"),
@@ -427,7 +453,7 @@ impl Importer<'_> {
                 forward_chain_id: None,
             };
             let router = t.create_router(router).with_context(|| format!("router {name:?}"))?;
-            self.created.push(Created::Router(router.id));
+            self.record(Created::Router(router.id))?;
             self.line(format!("router {name} {}", router.id));
             devices.insert(name, router.id);
         }
@@ -447,7 +473,7 @@ impl Importer<'_> {
                 qos_policy_id: None,
             };
             let bridge = t.create_bridge(bridge).with_context(|| format!("bridge {name:?}"))?;
-            self.created.push(Created::Bridge(bridge.id));
+            self.record(Created::Bridge(bridge.id))?;
             self.line(format!("bridge {name} {}", bridge.id));
             devices.insert(name, bridge.id);
         }
@@ -507,7 +533,7 @@ impl Importer<'_> {
                 shown.push(format!("bound on {} with tunnel key {key:#x}", h.get_ref()));
             }
             let port = t.create_port(device, port).with_context(|| format!("port {reference}"))?;
-            self.created.push(Created::Port(port.id));
+            self.record(Created::Port(port.id))?;
             let shown = if shown.is_empty() { String::new() } else { format!(" ({})", shown.join("; ")) };
             port_lines[i] = Some(format!("port {reference} {}{shown}", port.id));
             ports.insert(reference, PortRef { id: port.id });
@@ -585,7 +611,7 @@ impl Importer<'_> {
                 };
                 let what = format!("route {} of router {}", route.dst.get_ref(), r.name.get_ref());
                 let created = t.create_route(router, model).with_context(|| what.clone())?;
-                self.created.push(Created::Route(created.id));
+                self.record(Created::Route(created.id))?;
                 self.line(format!("{what} {}", created.id));
             }
         }
@@ -603,7 +629,7 @@ impl Importer<'_> {
                 port_ids: Vec::new(),
             };
             let pg = t.create_port_group(pg).with_context(|| format!("port group {name:?}"))?;
-            self.created.push(Created::PortGroup(pg.id));
+            self.record(Created::PortGroup(pg.id))?;
             for m in g.members.get_ref() {
                 t.add_port_group_port(pg.id, port(m)?).with_context(|| format!("port group {name:?} member {m:?}"))?;
             }
@@ -624,7 +650,7 @@ impl Importer<'_> {
                 rule_ids: Vec::new(),
             };
             let group = t.create_ip_addr_group(group).with_context(|| format!("IP address group {name:?}"))?;
-            self.created.push(Created::IpAddrGroup(group.id));
+            self.record(Created::IpAddrGroup(group.id))?;
             for a in g.addresses.get_ref() {
                 t.add_ip_addr(group.id, a, None).with_context(|| format!("IP address group {name:?} address {a}"))?;
             }
@@ -647,7 +673,7 @@ impl Importer<'_> {
                 let mut model = names.rule(rule.get_ref()).with_context(|| what.clone())?;
                 model.position = Some(i as u32 + 1);
                 let created = t.create_rule(chain_id, model).with_context(|| what.clone())?;
-                self.created.push(Created::Rule(created.id));
+                self.record(Created::Rule(created.id))?;
                 self.line(format!("{what} {}", created.id));
             }
         }

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -36,7 +37,10 @@ impl OpenedStore {
     /// Opens the embedded store (creating its directory) or connects to ZooKeeper, waiting for a
     /// first session as long as a session may take, but not forever: the first topology must come
     /// from the store. Afterwards a lost session is survived (the client reconnects by itself).
-    pub fn open(cfg: &Config) -> Result<OpenedStore> {
+    ///
+    /// `stop` (the signal flag) ends the wait for ZooKeeper early: SIGINT or SIGTERM while it is
+    /// away stops the command at once rather than after `session_timeout_ms`.
+    pub fn open(cfg: &Config, stop: &AtomicBool) -> Result<OpenedStore> {
         let path = &cfg.store.path;
         match &cfg.store.zookeeper {
             None => {
@@ -61,6 +65,12 @@ impl OpenedStore {
                 let patience = zk.session_timeout.max(zk.operation_timeout);
                 let deadline = std::time::Instant::now() + patience;
                 while let Err(e) = store.version() {
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(anyhow::anyhow!(
+                            "stopped by a signal while waiting for ZooKeeper at {} to answer: {e}",
+                            zk.hosts
+                        ));
+                    }
                     if std::time::Instant::now() >= deadline {
                         return Err(anyhow::anyhow!(
                             "ZooKeeper at {} did not answer within {patience:?} ([store] session_timeout_ms): {e}",
@@ -87,8 +97,8 @@ pub struct RestServer {
 
 impl RestServer {
     /// Opens the store, binds the listener and starts serving. Every failure here is a startup error.
-    pub fn start(cfg: &Config) -> Result<RestServer> {
-        let OpenedStore { store, zookeeper, name: store_name } = OpenedStore::open(cfg)?;
+    pub fn start(cfg: &Config, stop: &AtomicBool) -> Result<RestServer> {
+        let OpenedStore { store, zookeeper, name: store_name } = OpenedStore::open(cfg, stop)?;
         let topology = Arc::new(Topology::new(store));
         let auth = auth_provider(&cfg.auth);
 

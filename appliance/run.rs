@@ -33,13 +33,17 @@ pub struct Options {
 const POLL: Duration = Duration::from_millis(50);
 
 pub fn run(cfg: &Config, options: &Options) -> Result<()> {
+    // A report that cannot be written is found out now, not after the whole run.
+    if let Some(path) = &options.stats_json {
+        check_writable(path)?;
+    }
     // Registered before EAL starts, so a signal during start-up still ends in a clean stop.
     let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&signalled)).context("cannot install signal handler")?;
     }
     // The control plane first: a box with no [[port]] yet is provisioned over REST.
-    let rest = crate::rest::RestServer::start(cfg)?;
+    let rest = crate::rest::RestServer::start(cfg, &signalled)?;
     if cfg.ports.is_empty() {
         // Nothing to forward, so no EAL: no hugepages or lcores are needed to provision a new box.
         tracing::warn!("no [[port]] configured: serving the control plane only, DPDK not started");
@@ -115,6 +119,9 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     let stop_workers = AtomicBool::new(false);
     let started = Instant::now();
     let ran = eal.scope(|scope| -> Result<()> {
+        // However this closure ends (a panic too), the workers are told to stop: the scope joins
+        // them before it returns or unwinds, so a worker left polling would hang the process.
+        let _stop_workers_at_exit = StopOnDrop(&stop_workers);
         for (plan, &core) in plans.into_iter().zip(&cfg.workers) {
             let stop = &stop_workers;
             let launched = match plan {
@@ -137,7 +144,8 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
                 return Err(e.into());
             }
         }
-        let mut next_report = started + options.stats_interval;
+        // None: an interval too long to come due in this process's life (`--stats-interval 1e19`).
+        let mut next_report = started.checked_add(options.stats_interval);
         loop {
             std::thread::sleep(POLL);
             if signalled.load(Ordering::Relaxed) {
@@ -153,8 +161,8 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
             if options.duration.is_some_and(|d| started.elapsed() >= d) {
                 break;
             }
-            if !options.stats_interval.is_zero() && Instant::now() >= next_report {
-                next_report += options.stats_interval;
+            if !options.stats_interval.is_zero() && next_report.is_some_and(|due| Instant::now() >= due) {
+                next_report = next_report.and_then(|due| due.checked_add(options.stats_interval));
                 print!("{}", Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed()).table());
             }
         }
@@ -174,6 +182,36 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     rest.stop()?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `--stats-json PATH` can be written at the end: not a directory, and a file can be made beside it.
+fn check_writable(path: &std::path::Path) -> Result<()> {
+    let problem = if path.is_dir() {
+        Some(std::io::Error::other("it is a directory"))
+    } else {
+        let tmp = temporary_beside(path);
+        std::fs::write(&tmp, b"").and_then(|()| std::fs::remove_file(&tmp)).err()
+    };
+    match problem {
+        Some(e) => Err(e).with_context(|| format!("cannot write --stats-json {}", path.display())),
+        None => Ok(()),
+    }
+}
+
+/// `PATH.tmp`, in the same directory (so that renaming it over PATH is atomic).
+fn temporary_beside(path: &std::path::Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+/// Sets the flag when dropped, also while unwinding.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The devargs handed to DPDK. Socket-backed drivers create one queue pair unless told otherwise,
@@ -595,11 +633,14 @@ impl Report {
         }
     }
 
-    /// Writes the JSON form to `--stats-json`, if given.
+    /// Writes the JSON form to `--stats-json`, if given: whole, through a temporary file renamed
+    /// over it, so a reader never sees half a report.
     fn write(&self, options: &Options) -> Result<()> {
         if let Some(path) = &options.stats_json {
             let json = serde_json::to_string_pretty(self).context("encode report")?;
-            std::fs::write(path, json).with_context(|| format!("write {}", path.display()))?;
+            let tmp = temporary_beside(path);
+            std::fs::write(&tmp, json).with_context(|| format!("write {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("write {}", path.display()))?;
         }
         Ok(())
     }

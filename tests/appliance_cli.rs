@@ -390,3 +390,107 @@ fn run_routes_between_namespaces_with_a_topology_file() {
     assert_eq!(report["links"].as_array().unwrap().len(), 0, "no cross-connect links with a topology");
     assert_runtime_dir_gone(&format!("mgwt-route-{tag}"));
 }
+
+/// Runs `args` with a time limit: the output, or `None` (the child killed) when it did not exit.
+fn midogw_within(args: &[&str], limit: Duration) -> Option<Output> {
+    let child = Command::new(MIDOGW)
+        .args(args)
+        .env("MIDOGW_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run midogw");
+    let pid = child.id();
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let deadline = Instant::now() + limit;
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            let _ = waiter.join();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(waiter.join().unwrap())
+}
+
+/// `--stats-interval` takes any number of seconds a `Duration` holds; one too long ever to come
+/// due means "not before the end", not a panic of the main lcore with the workers running.
+#[test]
+fn run_takes_a_stats_interval_too_long_ever_to_come_due() {
+    let dir = TempDir::new("interval");
+    let prefix = format!("mgwt-interval-{}", std::process::id());
+    let path = dir.write(
+        "ring.toml",
+        &format!("[eal]\nargs = [\"--no-huge\", \"-m\", \"256\", \"--no-shconf\"]\nfile_prefix = \"{prefix}\"\n{RING_PORTS}{WORKERS}"),
+    );
+    let out = midogw_within(
+        &["run", "--config", path.to_str().unwrap(), "--duration", "0.5", "--stats-interval", "1e19"],
+        Duration::from_secs(30),
+    );
+    let _ = std::fs::remove_dir_all(Path::new("/var/run/dpdk").join(&prefix));
+    let out = out.expect("midogw did not stop within 30 s");
+    let all = text(&out);
+    assert!(!all.contains("panicked"), "{all}");
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("--- midogw counters after"), "the final counters are printed:\n{all}");
+}
+
+/// `run` waits up to `session_timeout_ms` for a first ZooKeeper session; SIGTERM (or Ctrl-C) in
+/// that wait stops it then, not once the whole timeout has passed.
+#[test]
+fn run_stops_on_sigterm_while_waiting_for_a_dead_zookeeper() {
+    let dir = TempDir::new("zkdead");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let path = dir.write(
+        "zk.toml",
+        &format!("[rest]\nlisten = \"127.0.0.1:0\"\n[store]\nkind = \"zookeeper\"\nhosts = \"{dead}\"\nsession_timeout_ms = 60000\n[host]\nid = \"7d0c3c7e-1111-4222-8333-444455556667\"\n"),
+    );
+    let mut child = Command::new(MIDOGW)
+        .args(["run", "--config", path.to_str().unwrap(), "--stats-interval", "0"])
+        .env("MIDOGW_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start midogw");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(child.try_wait().unwrap().is_none(), "midogw is waiting for ZooKeeper");
+    let sent = Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = sent + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.is_some(), "midogw ignored SIGTERM for 10 s while waiting for ZooKeeper:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// A `--stats-json` path that cannot be written is refused when `run` starts, not found out when
+/// the run is over (with the report lost and a clean stop turned into a failure).
+#[test]
+fn run_refuses_a_stats_json_path_it_cannot_write_before_it_starts() {
+    let dir = TempDir::new("statsjson");
+    let path = dir.write(
+        "cp.toml",
+        "[rest]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"store.redb\"\n[host]\nid = \"7d0c3c7e-1111-4222-8333-444455556669\"\n",
+    );
+    let stats = dir.0.join("no-such-dir/stats.json");
+    let out = midogw_within(
+        &["run", "--config", path.to_str().unwrap(), "--duration", "20", "--stats-json", stats.to_str().unwrap()],
+        Duration::from_secs(10),
+    );
+    let out = out.expect("midogw ran on with a --stats-json it cannot write");
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(all.contains("stats.json"), "the error names the file:\n{all}");
+}

@@ -628,3 +628,35 @@ fn imports_into_zookeeper() {
     let missing: Vec<&String> = from_file.difference(&from_store).collect();
     assert_eq!(missing.len(), 2, "only the two skipped IPv6 routes: {missing:#?}");
 }
+
+/// Ctrl-C (SIGINT) or SIGTERM during an import: the run stops between store calls and rolls back
+/// what it created, as it does when the store refuses a step, instead of dying with half the file
+/// in the store (which a second import then refuses as name clashes).
+#[test]
+fn an_import_stopped_by_a_signal_rolls_back_what_it_created() {
+    let dir = TempDir::new("import-signal");
+    let cfg = config(&dir);
+    const CHAINS: usize = 5_000;
+    let text: String = (0..CHAINS).map(|i| format!("[[chain]]\nname = \"c{i}\"\n")).collect();
+    let file = dir.write("many.toml", &text);
+    let child = Command::new(MIDOGW)
+        .args(["topology", "import", file.to_str().unwrap(), "--config", cfg.to_str().unwrap()])
+        .env("MIDOGW_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the store exists, the import is writing: let it write a while, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !store_path(&dir).exists() {
+        assert!(std::time::Instant::now() < deadline, "the import never opened the store");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "the import finished before the signal: raise CHAINS\n{said}");
+    let left = open(&dir).list::<Chain>().unwrap().len();
+    assert_eq!(left, 0, "chains the interrupted import of {CHAINS} left in the store ({:?}):\n{said}", out.status);
+}
