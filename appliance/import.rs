@@ -94,7 +94,7 @@ pub fn import(file: &Path, cfg: &Config, options: &Options) -> Result<String, Im
     // From here on SIGINT and SIGTERM stop the run between two store calls, and what it created
     // is rolled back as after a failed step, rather than leaving part of the file in the store.
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(signal, Arc::clone(&stop)).context("cannot install signal handler")?;
     }
     let topology = Topology::new(open_store(cfg, &stop)?);

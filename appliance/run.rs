@@ -39,7 +39,7 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     }
     // Registered before EAL starts, so a signal during start-up still ends in a clean stop.
     let signalled = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
         signal_hook::flag::register(signal, Arc::clone(&signalled)).context("cannot install signal handler")?;
     }
     // The control plane first: a box with no [[port]] yet is provisioned over REST.

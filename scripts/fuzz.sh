@@ -39,8 +39,9 @@ if [[ "${1:-}" == keep ]]; then
 fi
 
 seconds="${1:-60}"
-if ! [[ "$seconds" =~ ^[0-9]+$ ]]; then
-  echo "scripts/fuzz.sh: expected seconds per target or 'keep', got '$seconds'" >&2
+# libFuzzer takes -max_total_time=0 as no limit: 0 would fuzz forever.
+if ! [[ "$seconds" =~ ^[0-9]+$ ]] || (( 10#$seconds == 0 )); then
+  echo "scripts/fuzz.sh: expected seconds per target (1 or more) or 'keep', got '$seconds'" >&2
   exit 2
 fi
 

@@ -494,3 +494,44 @@ fn run_refuses_a_stats_json_path_it_cannot_write_before_it_starts() {
     assert!(!out.status.success(), "{all}");
     assert!(all.contains("stats.json"), "the error names the file:\n{all}");
 }
+
+/// A hangup (the terminal or SSH session that started `run` went away) stops it cleanly, as
+/// SIGTERM does: exit 0, the final report written, nothing half-stopped.
+#[test]
+fn run_stops_cleanly_on_sighup() {
+    let dir = TempDir::new("sighup");
+    let path = dir.write(
+        "cp.toml",
+        "[rest]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"store.redb\"\n[host]\nid = \"7d0c3c7e-1111-4222-8333-44445555666a\"\n",
+    );
+    let stats = dir.0.join("stats.json");
+    let mut child = Command::new(MIDOGW)
+        .args(["run", "--config", path.to_str().unwrap(), "--stats-interval", "0", "--stats-json"])
+        .arg(&stats)
+        .current_dir(&dir.0)
+        .env("MIDOGW_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start midogw");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(child.try_wait().unwrap().is_none(), "midogw is running");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGHUP).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = status.unwrap_or_else(|| panic!("midogw ignored SIGHUP for 10 s:\n{stderr}"));
+    assert!(status.success(), "a hangup is a clean stop, not a kill: {status:?}\n{stderr}");
+    assert!(stats.exists(), "the final report was written:\n{stderr}");
+}
