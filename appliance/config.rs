@@ -359,8 +359,10 @@ impl SystemFacts {
                 let n = std::thread::available_parallelism().map_or(1, |n| n.get());
                 (0..u32::try_from(n).unwrap_or(1)).collect()
             });
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
         let hugepage_free_bytes =
-            std::fs::read_to_string("/proc/meminfo").map(|s| hugepage_free_bytes(&s)).unwrap_or(0);
+            mounted_hugepage_free_bytes(&hugepage_pools(Path::new("/sys/kernel/mm/hugepages")), &mounts, &meminfo);
         SystemFacts {
             online_cpus,
             hugepage_free_bytes,
@@ -386,16 +388,70 @@ fn parse_cpu_list(text: &str) -> Option<Vec<u32>> {
     Some(cpus)
 }
 
+/// Every hugepage size the kernel has, with its free pages: (page KiB, free pages) from
+/// `DIR/hugepages-<KiB>kB/free_hugepages` (/sys/kernel/mm/hugepages).
+fn hugepage_pools(dir: &Path) -> Vec<(u64, u64)> {
+    dir_names(dir)
+        .iter()
+        .filter_map(|name| {
+            let kib = name.strip_prefix("hugepages-")?.strip_suffix("kB")?.parse().ok()?;
+            let free = std::fs::read_to_string(dir.join(name).join("free_hugepages")).ok()?.trim().parse().ok()?;
+            Some((kib, free))
+        })
+        .collect()
+}
+
+/// The free hugepage memory DPDK can use: the free pages of every size some hugetlbfs is mounted
+/// for (its `pagesize=` option, else the default size), so that 1 GiB pages count as well as the
+/// default 2 MiB ones; with no hugetlbfs mounted, the default size's free pages (/proc/meminfo),
+/// and the check's hint says to mount one.
+fn mounted_hugepage_free_bytes(pools: &[(u64, u64)], mounts: &str, meminfo: &str) -> u64 {
+    let default_kib = meminfo_field(meminfo, "Hugepagesize").unwrap_or(0);
+    let mounted: BTreeSet<u64> = mounts
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(2) == Some(&"hugetlbfs")).then(|| {
+                let options = fields.get(3).copied().unwrap_or("");
+                options.split(',').find_map(|o| o.strip_prefix("pagesize=")).and_then(size_kib).unwrap_or(default_kib)
+            })
+        })
+        .collect();
+    if mounted.is_empty() || pools.is_empty() {
+        return hugepage_free_bytes(meminfo);
+    }
+    pools
+        .iter()
+        .filter(|(kib, _)| mounted.contains(kib))
+        .map(|&(kib, free)| free.saturating_mul(kib).saturating_mul(1024))
+        .fold(0, u64::saturating_add)
+}
+
+/// A hugetlbfs `pagesize=` value (`2M`, `1G`, `2048k`, or bytes) in KiB.
+fn size_kib(text: &str) -> Option<u64> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().ok()?;
+    match unit.to_ascii_uppercase().as_str() {
+        "" => Some(n / 1024),
+        "K" => Some(n),
+        "M" => n.checked_mul(1024),
+        "G" => n.checked_mul(1024 * 1024),
+        _ => None,
+    }
+}
+
+/// A `NAME: value` field of /proc/meminfo.
+fn meminfo_field(meminfo: &str, name: &str) -> Option<u64> {
+    meminfo.lines().find_map(|l| {
+        let rest = l.strip_prefix(name)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse::<u64>().ok()
+    })
+}
+
 /// `HugePages_Free` times `Hugepagesize` from /proc/meminfo.
 fn hugepage_free_bytes(meminfo: &str) -> u64 {
-    let field = |name: &str| {
-        meminfo.lines().find_map(|l| {
-            let rest = l.strip_prefix(name)?.strip_prefix(':')?;
-            rest.split_whitespace().next()?.parse::<u64>().ok()
-        })
-    };
-    let pages = field("HugePages_Free").unwrap_or(0);
-    let page_kib = field("Hugepagesize").unwrap_or(0);
+    let pages = meminfo_field(meminfo, "HugePages_Free").unwrap_or(0);
+    let page_kib = meminfo_field(meminfo, "Hugepagesize").unwrap_or(0);
     pages.saturating_mul(page_kib).saturating_mul(1024)
 }
 
@@ -2683,6 +2739,36 @@ mod tests {
         assert_eq!(format_cpu_list(&[]), "none");
         let meminfo = "HugePages_Total:     512\nHugePages_Free:      300\nHugepagesize:       2048 kB\n";
         assert_eq!(hugepage_free_bytes(meminfo), 300 * 2 * MIB);
+        // 1 GiB pages count when a hugetlbfs is mounted for them (bare metal often has only those).
+        let pools = [(2048, 0), (1 << 20, 4)];
+        let gib = "hugetlbfs /dev/hugepages1G hugetlbfs rw,relatime,pagesize=1024M 0 0\n";
+        let none_free = "HugePages_Free:      0\nHugepagesize:       2048 kB\n";
+        assert_eq!(mounted_hugepage_free_bytes(&pools, gib, none_free), 4 << 30);
+        // Both sizes mounted (the default one without a pagesize option): both count.
+        let both = format!("{gib}hugetlbfs /dev/hugepages hugetlbfs rw,relatime 0 0\n");
+        assert_eq!(
+            mounted_hugepage_free_bytes(&[(2048, 300), (1 << 20, 4)], &both, meminfo),
+            (4 << 30) + 300 * 2 * MIB
+        );
+        // A size nobody mounted is of no use to DPDK.
+        let only_2m = "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0\n";
+        assert_eq!(mounted_hugepage_free_bytes(&[(2048, 300), (1 << 20, 4)], only_2m, meminfo), 300 * 2 * MIB);
+        // Nothing mounted: the default size's free pages, as before (the check's hint says to mount).
+        assert_eq!(mounted_hugepage_free_bytes(&pools, "", meminfo), 300 * 2 * MIB);
+        assert_eq!(
+            (size_kib("2M"), size_kib("1G"), size_kib("2048k"), size_kib("2097152")),
+            (Some(2048), Some(1 << 20), Some(2048), Some(2048))
+        );
+        // The pools as sysfs lists them.
+        let dir = std::env::temp_dir().join(format!("mgw-hugepages-{}", std::process::id()));
+        for (name, free) in [("hugepages-2048kB", "12\n"), ("hugepages-1048576kB", "3\n")] {
+            std::fs::create_dir_all(dir.join(name)).unwrap();
+            std::fs::write(dir.join(name).join("free_hugepages"), free).unwrap();
+        }
+        let mut found = hugepage_pools(&dir);
+        found.sort_unstable();
+        assert_eq!(found, vec![(2048, 12), (1 << 20, 3)]);
+        std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(line_column("ab\ncd", 4), (2, 2));
         assert_eq!(drivers_of_library("bond"), ["net_bonding"]);
     }
