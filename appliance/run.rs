@@ -254,6 +254,32 @@ mod tests {
         }
     }
 
+    /// The counter table keeps its columns whatever the port names' lengths.
+    #[test]
+    fn the_counter_table_keeps_its_columns_for_long_port_names() {
+        let port = |name: &str| PortReport {
+            name: name.into(),
+            id: 0,
+            mac: String::new(),
+            link_up: true,
+            stats: midogw::PortStats { rx_packets: 7, ..Default::default() },
+            xstats: Default::default(),
+        };
+        let report = Report {
+            seconds: 1.0,
+            ports: vec![port("up0"), port("uplink-north-1")],
+            links: Vec::new(),
+            pipelines: Vec::new(),
+            topology_feed: None,
+        };
+        let table = report.table();
+        let lines: Vec<&str> = table.lines().skip(1).take(3).collect();
+        // Where the right-aligned link column ends: its heading, then each port's "up".
+        let heading = lines[0].find(" link ").map(|i| i + 5);
+        let ends: Vec<Option<usize>> = lines[1..].iter().map(|l| l.find(" up ").map(|i| i + 3)).collect();
+        assert!(heading.is_some() && ends.iter().all(|&e| e == heading), "the link column lines up:\n{table}");
+    }
+
     /// `[neighbours]` and `[icmp]` reach the workers' settings; a cached flow never outlives the
     /// neighbour entry whose MAC it carries.
     #[test]
@@ -648,13 +674,15 @@ impl Report {
     /// The human-readable form printed to stdout.
     fn table(&self) -> String {
         let mut out = format!("--- midogw counters after {:.1} s ---\n", self.seconds);
+        // The name column as wide as the longest port name, so the numbers stay in columns.
+        let w = self.ports.iter().map(|p| p.name.chars().count()).max().unwrap_or(0).max(8);
         out += &format!(
-            "{:<8} {:>4} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9} {:>9}\n",
+            "{:<w$} {:>4} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9} {:>9}\n",
             "port", "link", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_missed", "rx_errors", "tx_errors"
         );
         for p in &self.ports {
             out += &format!(
-                "{:<8} {:>4} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9} {:>9}\n",
+                "{:<w$} {:>4} {:>12} {:>14} {:>12} {:>14} {:>9} {:>9} {:>9}\n",
                 p.name,
                 if p.link_up { "up" } else { "down" },
                 p.stats.rx_packets,
