@@ -34,8 +34,8 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::model::{
-    Bridge, Chain, Condition, FlowAction, FragmentPolicy, IpAddrGroup, Port, PortGroup, Route, RouteType, Router, Rule,
-    RuleType, TunnelZone, TunnelZoneType,
+    Bridge, Chain, Condition, FlowAction, FragmentPolicy, IpAddrGroup, Port, PortGroup, Resource, Route, RouteType,
+    Router, Rule, RuleType, TunnelZone, TunnelZoneType,
 };
 use crate::store::{Kind, Op, Store, StoreError};
 use crate::topology::{Topology, TopologyError};
@@ -111,18 +111,115 @@ fn ft(id: Uuid) -> FtUuid {
     FtUuid(id.as_u128())
 }
 
-/// Everything the compiler reads, at one store version.
+/// Everything the compiler reads, at one store version, each list sorted by id.
 struct Model {
     version: u64,
     routers: Vec<Router>,
     bridges: Vec<Bridge>,
-    ports: Vec<Port>,
-    routes: Vec<Route>,
+    ports: Vec<ModelPort>,
+    routes: Vec<ModelRoute>,
     chains: Vec<Chain>,
     rules: Vec<Rule>,
     tunnel_zones: Vec<TunnelZone>,
     port_groups: Vec<PortGroup>,
     ip_addr_groups: Vec<IpAddrGroup>,
+}
+
+/// An element of a [`Model`] list: a stored object as decoded, or what the compiler reads from it
+/// alone, worked out once when the object enters the model (a compile after one write then does
+/// not parse the addresses of every unchanged route and port again).
+trait ModelEntry: Sized {
+    /// The stored type.
+    type Object: Resource;
+    /// The entry for a decoded object.
+    fn from_object(object: Self::Object) -> Self;
+    /// The store id (the list's sort key).
+    fn entry_key(&self) -> String;
+}
+
+impl<T: Resource> ModelEntry for T {
+    type Object = T;
+    fn from_object(object: T) -> T {
+        object
+    }
+    fn entry_key(&self) -> String {
+        self.key()
+    }
+}
+
+/// A port with its MAC and addresses parsed.
+struct ModelPort {
+    port: Port,
+    /// `portMac`, if usable.
+    mac: Option<EthernetAddress>,
+    /// [`port_addresses`].
+    addresses: Vec<IpNet>,
+}
+
+impl ModelEntry for ModelPort {
+    type Object = Port;
+    fn from_object(port: Port) -> ModelPort {
+        let mac = port.port_mac.as_deref().and_then(parse_mac);
+        let addresses = port_addresses(&port);
+        ModelPort { port, mac, addresses }
+    }
+    fn entry_key(&self) -> String {
+        self.port.key()
+    }
+}
+
+/// A route as the compiler uses it (nothing else of a stored route reaches the snapshot).
+struct ModelRoute {
+    id: Uuid,
+    router: Option<Uuid>,
+    weight: u32,
+    form: RouteForm,
+}
+
+impl ModelEntry for ModelRoute {
+    type Object = Route;
+    fn from_object(r: Route) -> ModelRoute {
+        ModelRoute { id: r.id, router: r.router_id, weight: r.weight, form: RouteForm::of(&r) }
+    }
+    fn entry_key(&self) -> String {
+        self.id.to_string()
+    }
+}
+
+/// What a route is to the compiler, read from the route alone.
+#[derive(Debug, PartialEq)]
+enum RouteForm {
+    /// Refused (`CompileError::Invalid` of the route, with this problem): its networks, its type
+    /// or a normal route's missing next-hop port.
+    Refused(String),
+    /// A local route: the builder adds each port address's own.
+    Local,
+    /// A blackhole or reject route: its destination alone.
+    WithoutPort { dst: IpNet, kind: FtRouteType },
+    /// A normal route. A gateway that does not parse is refused only once the route's port is
+    /// known to be in the snapshot (a route out of a port left out is skipped first, with a warning).
+    Normal { src: IpNet, dst: IpNet, port: Uuid, gateway: Result<Option<IpAddr>, String> },
+}
+
+impl RouteForm {
+    fn of(r: &Route) -> RouteForm {
+        let read = || -> Result<RouteForm, String> {
+            let (src, dst) = route_networks(r)?;
+            Ok(match route_kind(r)? {
+                None => RouteForm::Local,
+                Some(FtRouteType::Normal) => {
+                    RouteForm::Normal { src, dst, port: route_port(r)?, gateway: route_gateway(r) }
+                }
+                Some(kind) => RouteForm::WithoutPort { dst, kind },
+            })
+        };
+        read().unwrap_or_else(RouteForm::Refused)
+    }
+}
+
+/// Every stored object of `E`'s kind, as model entries.
+fn list<S: Store, E: ModelEntry>(topology: &Topology<S>) -> Result<Vec<E>, CompileError> {
+    Ok(topology.list::<E::Object>()?.into_iter().map(E::from_object).collect())
 }
 
 impl Model {
@@ -131,15 +228,15 @@ impl Model {
             let version = topology.store().version()?;
             let model = Model {
                 version,
-                routers: topology.list()?,
-                bridges: topology.list()?,
-                ports: topology.list()?,
-                routes: topology.list()?,
-                chains: topology.list()?,
-                rules: topology.list()?,
-                tunnel_zones: topology.list()?,
-                port_groups: topology.list()?,
-                ip_addr_groups: topology.list()?,
+                routers: list(topology)?,
+                bridges: list(topology)?,
+                ports: list(topology)?,
+                routes: list(topology)?,
+                chains: list(topology)?,
+                rules: list(topology)?,
+                tunnel_zones: list(topology)?,
+                port_groups: list(topology)?,
+                ip_addr_groups: list(topology)?,
             };
             if topology.store().version()? == version {
                 return Ok(model);
@@ -281,9 +378,9 @@ impl Model {
 
 /// Whether a write of routes only (`ops`, every one a [`Kind::Route`]) compiles, judged route by
 /// route with the compiler's own route checks (networks, type, next-hop port on the route's router,
-/// gateway, address families: [`Compiler::routes`] and the snapshot builder's `check_route`), without
-/// building the whole topology: a route depends on nothing but its router and port, and removing
-/// one never makes a topology refuse to compile. `None` when `ops` are not all routes. The most
+/// gateway, address families: [`RouteForm`], [`Compiler::routes`] and the snapshot builder's
+/// `check_route`), without building the whole topology: a route depends on nothing but its router
+/// and port, and removing one never makes a topology refuse to compile. `None` when `ops` are not all routes. The most
 /// common write (a route) then costs a read of one port, not a whole-topology build.
 pub(crate) fn routes_alone_compile<S: Store>(topology: &Topology<S>, ops: &[Op]) -> Option<Result<(), CompileError>> {
     if !ops.iter().all(|op| op.target().0 == Kind::Route) {
@@ -294,14 +391,14 @@ pub(crate) fn routes_alone_compile<S: Store>(topology: &Topology<S>, ops: &[Op])
             .map_err(|e| TopologyError::Corrupt { kind: Kind::Route, detail: e.to_string() })?;
         // A route of no router is left out by the compile, as here.
         let Some(router) = r.router_id else { return Ok(()) };
-        let (src, dst) = route_networks(&r)?;
+        let refused = |problem: String| invalid("route", r.id, problem);
         // Only a normal route reaches the builder with its source and gateway (the others keep
         // their destination alone): the builder's family checks (`check_route`) apply to it.
-        if route_kind(&r)? != Some(FtRouteType::Normal) {
-            return Ok(());
-        }
-        let port_id = route_port(&r)?;
-        let gateway = route_gateway(&r)?;
+        let (src, dst, port_id, gateway) = match RouteForm::of(&r) {
+            RouteForm::Refused(problem) => return Err(refused(problem)),
+            RouteForm::Local | RouteForm::WithoutPort { .. } => return Ok(()),
+            RouteForm::Normal { src, dst, port, gateway } => (src, dst, port, gateway.map_err(refused)?),
+        };
         let family = |ip: IpAddr| ip.is_ipv4() == dst.addr().is_ipv4();
         if !family(src.addr()) {
             return Err(CompileError::Snapshot(SnapshotError::RouteFamilyMismatch(ft(r.id))));
@@ -340,26 +437,23 @@ pub(crate) fn compiles_kind(kind: Kind) -> bool {
     )
 }
 
-fn place_encoded<T: crate::model::Resource>(
-    list: &mut Vec<T>,
-    id: &str,
-    data: Option<&[u8]>,
-) -> Result<(), CompileError> {
+fn place_encoded<E: ModelEntry>(list: &mut Vec<E>, id: &str, data: Option<&[u8]>) -> Result<(), CompileError> {
     let object = data
         .map(|d| {
-            serde_json::from_slice::<T>(d).map_err(|e| TopologyError::Corrupt { kind: T::KIND, detail: e.to_string() })
+            serde_json::from_slice::<E::Object>(d)
+                .map_err(|e| TopologyError::Corrupt { kind: E::Object::KIND, detail: e.to_string() })
         })
         .transpose()?;
-    place(list, id, object);
+    place(list, id, object.map(E::from_object));
     Ok(())
 }
 
-/// Puts `object` as object `id` into the sorted `list`, or takes `id` out when `None`.
-fn place<T: crate::model::Resource>(list: &mut Vec<T>, id: &str, object: Option<T>) {
-    let at = list.binary_search_by(|o| o.key().as_str().cmp(id));
-    match (object, at) {
-        (Some(object), Ok(i)) => list[i] = object,
-        (Some(object), Err(i)) => list.insert(i, object),
+/// Puts `entry` as object `id` into the sorted `list`, or takes `id` out when `None`.
+fn place<E: ModelEntry>(list: &mut Vec<E>, id: &str, entry: Option<E>) {
+    let at = list.binary_search_by(|e| e.entry_key().as_str().cmp(id));
+    match (entry, at) {
+        (Some(entry), Ok(i)) => list[i] = entry,
+        (Some(entry), Err(i)) => list.insert(i, entry),
         (None, Ok(i)) => {
             list.remove(i);
         }
@@ -368,13 +462,9 @@ fn place<T: crate::model::Resource>(list: &mut Vec<T>, id: &str, object: Option<
 }
 
 /// Puts the current state of object `id` into the sorted `list` (or takes it out if it is gone).
-fn upsert<S: Store, T: crate::model::Resource>(
-    topology: &Topology<S>,
-    list: &mut Vec<T>,
-    id: &str,
-) -> Result<(), CompileError> {
-    match topology.get::<T>(id) {
-        Ok(object) => place(list, id, Some(object)),
+fn upsert<S: Store, E: ModelEntry>(topology: &Topology<S>, list: &mut Vec<E>, id: &str) -> Result<(), CompileError> {
+    match topology.get::<E::Object>(id) {
+        Ok(object) => place(list, id, Some(E::from_object(object))),
         Err(TopologyError::NotFound { .. }) => place(list, id, None),
         Err(e) => return Err(e.into()),
     }
@@ -397,23 +487,68 @@ fn build(model: &Model, ctx: &CompileContext) -> Result<Compiled, CompileError> 
     Ok(Compiled { snapshot, store_version: model.version, warnings: c.warnings })
 }
 
+/// Store ids to snapshot ids, kept sorted by id and looked up by binary search. The compiler adds
+/// devices in store order (sorted by id), so filling it is a push each; a compile looks up a router
+/// and a port for every route, which a hash map did with a SipHash of the id each time.
+struct IdMap<T> {
+    entries: Vec<(u128, T)>,
+}
+
+impl<T> Default for IdMap<T> {
+    fn default() -> Self {
+        IdMap { entries: Vec::new() }
+    }
+}
+
+impl<T> IdMap<T> {
+    /// Maps `id` to `value`, replacing what `id` mapped to.
+    fn insert(&mut self, id: Uuid, value: T) {
+        let key = id.as_u128();
+        match self.entries.last() {
+            Some(&(last, _)) if last >= key => match self.entries.binary_search_by_key(&key, |e| e.0) {
+                Ok(i) => self.entries[i].1 = value,
+                Err(i) => self.entries.insert(i, (key, value)),
+            },
+            _ => self.entries.push((key, value)),
+        }
+    }
+
+    fn get(&self, id: &Uuid) -> Option<&T> {
+        let key = id.as_u128();
+        self.entries.binary_search_by_key(&key, |e| e.0).ok().map(|i| &self.entries[i].1)
+    }
+}
+
+impl<T> std::ops::Index<&Uuid> for IdMap<T> {
+    type Output = T;
+    fn index(&self, id: &Uuid) -> &T {
+        self.get(id).expect("an id the compile added")
+    }
+}
+
 #[derive(Default)]
 struct Compiler {
     b: SnapshotBuilder,
-    chains: HashMap<Uuid, ChainId>,
-    port_groups: HashMap<Uuid, PortGroupId>,
-    ip_addr_groups: HashMap<Uuid, IpAddrGroupId>,
-    /// Host id -> (snapshot host, the zone type it was added with).
+    chains: IdMap<ChainId>,
+    port_groups: IdMap<PortGroupId>,
+    ip_addr_groups: IdMap<IpAddrGroupId>,
+    /// Host id -> snapshot host (filled in tunnel-zone member order, not by id).
     hosts: HashMap<Uuid, HostId>,
-    routers: HashMap<Uuid, RouterId>,
-    bridges: HashMap<Uuid, BridgeId>,
-    ports: HashMap<Uuid, PortId>,
+    routers: IdMap<RouterId>,
+    bridges: IdMap<BridgeId>,
+    /// Port id -> (snapshot port, its index in the model's ports).
+    ports: IdMap<(PortId, usize)>,
     warnings: Vec<String>,
 }
 
 impl Compiler {
     fn chain(&self, id: Option<Uuid>) -> Option<ChainId> {
         id.and_then(|id| self.chains.get(&id).copied())
+    }
+
+    /// The snapshot port of port `id`, if it is in the snapshot.
+    fn port(&self, id: &Uuid) -> Option<PortId> {
+        self.ports.get(id).map(|&(port, _)| port)
     }
 
     fn chains(&mut self, m: &Model) {
@@ -486,18 +621,18 @@ impl Compiler {
     }
 
     fn ports(&mut self, m: &Model, ctx: &CompileContext) {
-        for p in &m.ports {
+        for (index, entry) in m.ports.iter().enumerate() {
+            let p = &entry.port;
             let Some(device) = p.device_id else {
                 self.warnings.push(format!("port {} belongs to no device; left out", p.id));
                 continue;
             };
             let id = if let Some(&router) = self.routers.get(&device) {
-                let mac = p.port_mac.as_deref().and_then(parse_mac);
-                let Some(mac) = mac else {
+                let Some(mac) = entry.mac else {
                     self.warnings.push(format!("router port {} has no usable portMac; left out", p.id));
                     continue;
                 };
-                self.b.add_router_port(router, ft(p.id), mac, &port_addresses(p))
+                self.b.add_router_port(router, ft(p.id), mac, &entry.addresses)
             } else if let Some(&bridge) = self.bridges.get(&device) {
                 self.b.add_bridge_port(bridge, ft(p.id))
             } else {
@@ -505,13 +640,13 @@ impl Compiler {
                 continue;
             };
             self.b.set_port_chains(id, self.chain(p.inbound_filter_id), self.chain(p.outbound_filter_id));
-            self.ports.insert(p.id, id);
+            self.ports.insert(p.id, (id, index));
         }
-        for p in &m.ports {
-            let Some(&id) = self.ports.get(&p.id) else { continue };
+        for p in m.ports.iter().map(|entry| &entry.port) {
+            let Some(id) = self.port(&p.id) else { continue };
             if let Some(peer) = p.peer_id {
                 // Each link once, from its lower id.
-                if let (true, Some(&peer_id)) = (p.id < peer, self.ports.get(&peer)) {
+                if let (true, Some(peer_id)) = (p.id < peer, self.port(&peer)) {
                     self.b.link(id, peer_id);
                 }
                 continue;
@@ -550,7 +685,7 @@ impl Compiler {
         for g in &m.port_groups {
             let group = self.port_groups[&g.id];
             for member in &g.port_ids {
-                if let Some(&p) = self.ports.get(member) {
+                if let Some(p) = self.port(member) {
                     self.b.add_port_group_member(group, p);
                 }
             }
@@ -558,29 +693,28 @@ impl Compiler {
     }
 
     fn routes(&mut self, m: &Model) -> Result<(), CompileError> {
-        let port_nets: HashMap<Uuid, Vec<IpNet>> = m.ports.iter().map(|p| (p.id, port_addresses(p))).collect();
         for r in &m.routes {
-            let Some(&router) = r.router_id.as_ref().and_then(|id| self.routers.get(id)) else { continue };
-            let (src, dst) = route_networks(r)?;
-            // The builder adds every port address's local route itself.
-            let Some(kind) = route_kind(r)? else { continue };
-            let route = if kind == FtRouteType::Normal {
-                let port_uuid = route_port(r)?;
-                let Some(&port) = self.ports.get(&port_uuid) else {
-                    self.warnings.push(format!("route {} goes out of a port that is left out; skipped", r.id));
-                    continue;
-                };
-                let gateway = route_gateway(r)?;
-                // The connected route of a port address: the builder adds it.
-                let automatic = gateway.is_none()
-                    && src.prefix_len() == 0
-                    && port_nets.get(&port_uuid).is_some_and(|nets| nets.iter().any(|n| n.trunc() == dst));
-                if automatic {
-                    continue;
+            let Some(&router) = r.router.as_ref().and_then(|id| self.routers.get(id)) else { continue };
+            let route = match &r.form {
+                RouteForm::Refused(problem) => return Err(invalid("route", r.id, problem.clone())),
+                // The builder adds every port address's local route itself.
+                RouteForm::Local => continue,
+                &RouteForm::WithoutPort { dst, kind } => FtRoute::without_port(ft(r.id), dst, kind, r.weight),
+                RouteForm::Normal { src, dst, port, gateway } => {
+                    let Some(&(port, index)) = self.ports.get(port) else {
+                        self.warnings.push(format!("route {} goes out of a port that is left out; skipped", r.id));
+                        continue;
+                    };
+                    let gateway = gateway.clone().map_err(|problem| invalid("route", r.id, problem))?;
+                    // The connected route of a port address: the builder adds it.
+                    let automatic = gateway.is_none()
+                        && src.prefix_len() == 0
+                        && m.ports[index].addresses.iter().any(|n| n.trunc() == *dst);
+                    if automatic {
+                        continue;
+                    }
+                    FtRoute::normal(ft(r.id), *src, *dst, port, gateway, r.weight)
                 }
-                FtRoute::normal(ft(r.id), src, dst, port, gateway, r.weight)
-            } else {
-                FtRoute::without_port(ft(r.id), dst, kind, r.weight)
             };
             self.b.add_route(router, route);
         }
@@ -652,7 +786,7 @@ impl Compiler {
             }
             let ids = list
                 .iter()
-                .map(|p| self.ports.get(p).copied().ok_or_else(|| bad(format!("condition names a missing port {p}"))))
+                .map(|p| self.port(p).ok_or_else(|| bad(format!("condition names a missing port {p}"))))
                 .collect::<Result<Box<[PortId]>, _>>()?;
             Ok(Some(field(ids, inverted)))
         };
@@ -806,47 +940,47 @@ fn parse_mac(s: &str) -> Option<EthernetAddress> {
     parts.next().is_none().then_some(EthernetAddress(out))
 }
 
-fn net(route: Uuid, what: &str, addr: Option<&str>, len: Option<u32>) -> Result<IpNet, CompileError> {
-    let bad = || invalid("route", route, format!("{what}NetworkAddr/Length {addr:?}/{len:?}"));
+fn net(what: &str, addr: Option<&str>, len: Option<u32>) -> Result<IpNet, String> {
+    let bad = || format!("{what}NetworkAddr/Length {addr:?}/{len:?}");
     let ip: IpAddr = addr.ok_or_else(bad)?.parse().map_err(|_| bad())?;
     let len = u8::try_from(len.ok_or_else(bad)?).map_err(|_| bad())?;
     Ok(IpNet::new(ip, len).map_err(|_| bad())?.trunc())
 }
 
 /// A route's source and destination networks (the source: any of the destination's family when
-/// the route names none).
-fn route_networks(r: &Route) -> Result<(IpNet, IpNet), CompileError> {
-    let dst = net(r.id, "dst", r.dst_network_addr.as_deref(), r.dst_network_length)?;
+/// the route names none); what is wrong with them otherwise.
+fn route_networks(r: &Route) -> Result<(IpNet, IpNet), String> {
+    let dst = net("dst", r.dst_network_addr.as_deref(), r.dst_network_length)?;
     let src = match r.src_network_addr.as_deref() {
         None => any_like(dst),
-        addr => net(r.id, "src", addr, r.src_network_length)?,
+        addr => net("src", addr, r.src_network_length)?,
     };
     Ok((src, dst))
 }
 
 /// A route's kind in the snapshot; `None` for a local route (the builder adds each port
 /// address's itself).
-fn route_kind(r: &Route) -> Result<Option<FtRouteType>, CompileError> {
+fn route_kind(r: &Route) -> Result<Option<FtRouteType>, String> {
     Ok(Some(match r.route_type {
         RouteType::Local => return Ok(None),
         RouteType::Normal => FtRouteType::Normal,
         RouteType::BlackHole => FtRouteType::Blackhole,
         RouteType::Reject => FtRouteType::Reject,
-        RouteType::Fip64 => return Err(invalid("route", r.id, "FIP64 routes are not supported by the data path")),
+        RouteType::Fip64 => return Err("FIP64 routes are not supported by the data path".into()),
     }))
 }
 
 /// A normal route's next-hop port.
-fn route_port(r: &Route) -> Result<Uuid, CompileError> {
-    r.next_hop_port.ok_or_else(|| invalid("route", r.id, "a normal route needs nextHopPort"))
+fn route_port(r: &Route) -> Result<Uuid, String> {
+    r.next_hop_port.ok_or_else(|| "a normal route needs nextHopPort".into())
 }
 
 /// A normal route's gateway (MidoNet writes 0.0.0.0, or nothing, for "no gateway").
-fn route_gateway(r: &Route) -> Result<Option<IpAddr>, CompileError> {
+fn route_gateway(r: &Route) -> Result<Option<IpAddr>, String> {
     match r.next_hop_gateway.as_deref() {
         None | Some("") => Ok(None),
         Some(g) => {
-            let g: IpAddr = g.parse().map_err(|_| invalid("route", r.id, format!("nextHopGateway {g:?}")))?;
+            let g: IpAddr = g.parse().map_err(|_| format!("nextHopGateway {g:?}"))?;
             Ok((!g.is_unspecified()).then_some(g))
         }
     }

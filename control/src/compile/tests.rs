@@ -267,5 +267,120 @@ fn the_model_cache_follows_the_change_feed_to_the_same_snapshot_as_a_full_read()
     let zone = lab.topo.create_tunnel_zone(from(json!({"name": "gre", "type": "gre"}))).unwrap().id;
     lab.topo.add_tunnel_zone_host(zone, from(json!({"hostId": stranger, "ipAddress": "192.168.100.50"}))).unwrap();
     check(&mut cache, "a zone and a member");
+    // A route to a network the uplink does not have is compiled; once the port has that network
+    // too, it is the port's connected route (the builder's own): the cached port must follow.
+    let body = json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "172.18.0.0",
+                      "dstNetworkLength": 24, "nextHopPort": lab.uplink, "type": "Normal", "weight": 100});
+    let connected = lab.topo.create_route(lab.edge, from(body)).unwrap().id;
+    check(&mut cache, "a route without gateway");
+    let compiled = cache.compile(&lab.topo, &ctx(&lab, 100)).unwrap().snapshot;
+    let edge = route_ids(&compiled, lab.edge);
+    assert!(edge.contains(&ft(connected)), "not a connected route yet: compiled as stored");
+    let mut uplink: Port = lab.topo.get(&lab.uplink.to_string()).unwrap();
+    uplink.port_subnet = Some(vec!["172.16.0.1/24".into(), "172.18.0.1/24".into()]);
+    let data = serde_json::to_vec(&uplink).unwrap();
+    lab.topo.store().commit(None, &[Op::Update { kind: Kind::Port, id: lab.uplink.to_string(), data }]).unwrap();
+    check(&mut cache, "the port's addresses rewritten in the store");
+    let compiled = cache.compile(&lab.topo, &ctx(&lab, 101)).unwrap().snapshot;
+    assert!(!route_ids(&compiled, lab.edge).contains(&ft(connected)), "now the builder's connected route");
     check(&mut cache, "nothing changed");
+}
+
+/// The route UUIDs of a router in a snapshot.
+fn route_ids(snap: &Snapshot, router: Uuid) -> Vec<FtUuid> {
+    let Some(DeviceId::Router(r)) = snap.find(ft(router)) else { panic!("router {router} not compiled") };
+    snap.router(r).routes.iter().map(|r| r.uuid).collect()
+}
+
+/// Routes written to the store behind the topology service's back (an older version, another
+/// writer): judged by the compile in its order, the same through the model cache (which reads a
+/// route once, when it changes) as through a full read.
+#[test]
+fn stored_routes_are_refused_or_skipped_in_the_order_the_compile_judges_them() {
+    let lab = lab();
+    // A router port without a usable MAC: left out of the snapshot.
+    let mut hidden = lab
+        .topo
+        .create_port(
+            lab.edge,
+            from(json!({"type": "Router", "portAddress": "192.0.2.1",
+        "networkAddress": "192.0.2.0", "networkLength": 24})),
+        )
+        .unwrap();
+    hidden.port_mac = Some("not-a-mac".into());
+    let data = serde_json::to_vec(&hidden).unwrap();
+    lab.topo.store().commit(None, &[Op::Update { kind: Kind::Port, id: hidden.id.to_string(), data }]).unwrap();
+    let nowhere = Uuid::new_v4();
+    let normal = |router: Uuid, dst: &str, port: Option<Uuid>, gateway: &str| {
+        json!({"id": Uuid::new_v4(), "routerId": router, "srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0,
+               "dstNetworkAddr": dst, "dstNetworkLength": 24, "nextHopPort": port, "nextHopGateway": gateway,
+               "type": "Normal", "weight": 100})
+    };
+    let mut with_type = normal(lab.edge, "300.0.0.0", None, "");
+    with_type["type"] = json!("Local");
+    let mut fip64 = normal(lab.edge, "198.51.100.0", None, "");
+    fip64["type"] = json!("Fip64");
+    // (route, what the compile says: Ok(a warning naming it) or Err(the refusal's problem)).
+    let cases: Vec<(serde_json::Value, Result<&str, String>)> = vec![
+        // Out of a port left out: skipped before its gateway is looked at.
+        (normal(lab.edge, "198.51.100.0", Some(hidden.id), "not-an-ip"), Ok("goes out of a port that is left out")),
+        (normal(lab.edge, "198.51.100.0", Some(lab.uplink), "not-an-ip"), Err(r#"nextHopGateway "not-an-ip""#.into())),
+        (
+            normal(lab.edge, "300.0.0.0", Some(lab.uplink), ""),
+            Err(r#"dstNetworkAddr/Length Some("300.0.0.0")/Some(24)"#.into()),
+        ),
+        // A local route's networks are judged before it is left to the builder.
+        (with_type, Err(r#"dstNetworkAddr/Length Some("300.0.0.0")/Some(24)"#.into())),
+        (normal(lab.edge, "198.51.100.0", None, ""), Err("a normal route needs nextHopPort".into())),
+        (fip64, Err("FIP64 routes are not supported by the data path".into())),
+        // A route of a router that is not there is left out, whatever it says.
+        (normal(nowhere, "300.0.0.0", Some(lab.uplink), "not-an-ip"), Ok("")),
+    ];
+    let mut cache = ModelCache::new();
+    for (generation, (body, expected)) in (1..).zip(cases) {
+        let id: Uuid = body["id"].as_str().unwrap().parse().unwrap();
+        let put = |op: Op| lab.topo.store().commit(None, &[op]).unwrap();
+        put(Op::Create { kind: Kind::Route, id: id.to_string(), data: serde_json::to_vec(&body).unwrap() });
+        let ctx = ctx(&lab, generation);
+        for (how, result) in [("full read", compile(&lab.topo, &ctx)), ("model cache", cache.compile(&lab.topo, &ctx))]
+        {
+            match (&expected, result) {
+                (Ok(warning), Ok(compiled)) => {
+                    let named: Vec<_> = compiled.warnings.iter().filter(|w| w.contains(&id.to_string())).collect();
+                    match *warning {
+                        "" => assert!(named.is_empty(), "{body} ({how}): {named:?}"),
+                        w => assert!(named.len() == 1 && named[0].contains(w), "{body} ({how}): {named:?}"),
+                    }
+                    assert!(!route_ids(&compiled.snapshot, lab.edge).contains(&ft(id)), "{body} ({how})");
+                }
+                (Err(problem), Err(CompileError::Invalid { kind: "route", id: refused, problem: said })) => {
+                    assert_eq!((refused, &said), (id, problem), "{body} ({how})");
+                }
+                (expected, got) => panic!("{body} ({how}): expected {expected:?}, got {got:?}"),
+            }
+        }
+        put(Op::Delete { kind: Kind::Route, id: id.to_string() });
+    }
+}
+
+#[test]
+fn id_maps_find_every_id_in_any_insertion_order() {
+    let ids: Vec<Uuid> = (0..64).map(|_| Uuid::new_v4()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    for order in [sorted.clone(), sorted.iter().rev().copied().collect(), ids.clone()] {
+        let mut map = IdMap::default();
+        for (i, id) in order.iter().enumerate() {
+            map.insert(*id, i);
+        }
+        for (i, id) in order.iter().enumerate() {
+            assert_eq!(map.get(id), Some(&i));
+            assert_eq!(map[id], i);
+        }
+        assert_eq!(map.get(&Uuid::new_v4()), None);
+        // Inserting an id again replaces what it maps to, as a hash map's insert does.
+        map.insert(order[10], 1000);
+        assert_eq!(map.get(&order[10]), Some(&1000));
+        assert_eq!(map.entries.len(), order.len());
+    }
 }
