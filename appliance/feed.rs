@@ -340,3 +340,90 @@ impl Drop for Feed {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use control::{EmbeddedStore, Port, Route, Router};
+    use flowtable::topology::{DeviceId, Uuid as FtUuid};
+    use serde_json::json;
+
+    /// A directory removed when the test ends, however it ends.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Waits for `done` with a generous bound: a hang fails the test instead of stalling it.
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < deadline, "never happened: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The whole path of the commonest REST write, counted: the write check judges the route
+    /// alone (no whole-topology compile before the commit), the feed compiles the committed store
+    /// once, and the worker takes the snapshot with the route in it. A second compile anywhere
+    /// on the way (the write check, or the feed compiling a change twice) fails it.
+    #[test]
+    fn a_route_write_is_compiled_once_by_the_feed_and_reaches_the_worker() {
+        let dir = Scratch(std::env::temp_dir().join(format!("midogw-feed-test-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let store: DynStore = Arc::new(EmbeddedStore::open(dir.0.join("store.redb")).unwrap());
+        let topology = Arc::new(Topology::new(store));
+        let router: Router = serde_json::from_value(json!({"name": "r"})).unwrap();
+        let router = topology.create_router(router).unwrap();
+        let port: Port = serde_json::from_value(
+            json!({"type": "Router", "portAddress": "10.0.0.1", "networkAddress": "10.0.0.0", "networkLength": 24}),
+        )
+        .unwrap();
+        let port = topology.create_port(router.id, port).unwrap();
+        let ctx = CompileContext { generation: 1, ..Default::default() };
+        topology.set_compile_context(ctx.clone());
+        let mut cache = ModelCache::new();
+        let (snap, version) = first_snapshot(&topology, &mut cache, &ctx);
+        let exchange = Arc::new(SnapshotExchange::new(snap, 1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let worker = {
+            let (exchange, stop) = (Arc::clone(&exchange), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut reader = exchange.reader(0);
+                while !stop.load(Ordering::Relaxed) {
+                    reader.refresh();
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            })
+        };
+        let feed = Feed::start(Arc::clone(&topology), Arc::clone(&exchange), ctx, version, cache).unwrap();
+        let checks = topology.write_check_compiles();
+        let mut routes = Vec::new();
+        for i in 1..=5u64 {
+            let body = json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": format!("192.0.{i}.0"),
+                "dstNetworkLength": 24, "nextHopPort": port.id, "nextHopGateway": "10.0.0.254", "type": "Normal",
+                "weight": 100});
+            let route: Route = serde_json::from_value(body).unwrap();
+            routes.push(topology.create_route(router.id, route).unwrap().id);
+            wait_until(&format!("write {i} published"), || feed.counters.published.load(Ordering::Relaxed) == i);
+            assert_eq!(feed.counters.compiles.load(Ordering::Relaxed), i, "the feed compiles each write once");
+            assert_eq!(feed.counters.compile_errors.load(Ordering::Relaxed), 0);
+        }
+        assert_eq!(topology.write_check_compiles(), checks, "route writes are judged alone before they commit");
+        // Every write reached the worker: it runs the last generation, which has every route.
+        let generation = feed.counters.generation.load(Ordering::Relaxed);
+        assert_eq!(exchange.worker_generation(0), Some(generation));
+        let current = exchange.current();
+        let snap = &current.snapshot;
+        let Some(DeviceId::Router(r)) = snap.find(FtUuid(router.id.as_u128())) else { panic!("router not compiled") };
+        for id in routes {
+            assert!(snap.router(r).routes.iter().any(|route| route.uuid == FtUuid(id.as_u128())), "route {id}");
+        }
+        feed.stop();
+        stop.store(true, Ordering::Relaxed);
+        worker.join().unwrap();
+    }
+}

@@ -50,14 +50,19 @@ pub struct Topology<S: Store> {
 struct WriteCheck {
     ctx: CompileContext,
     cache: ModelCache,
+    /// Whole-topology compiles run so far.
+    compiles: u64,
 }
 
 impl<S: Store> Topology<S> {
     /// A topology service over `store`. Writes must compile for a gateway without ports or
     /// underlay until [`Topology::set_compile_context`] names the real one.
     pub fn new(store: S) -> Self {
-        let check =
-            WriteCheck { ctx: CompileContext { generation: 1, ..Default::default() }, cache: ModelCache::new() };
+        let check = WriteCheck {
+            ctx: CompileContext { generation: 1, ..Default::default() },
+            cache: ModelCache::new(),
+            compiles: 0,
+        };
         Topology { store, writer: Mutex::new(check) }
     }
 
@@ -65,6 +70,15 @@ impl<S: Store> Topology<S> {
     /// its feed compiles with, so the API never stores what the feed would refuse.
     pub fn set_compile_context(&self, ctx: CompileContext) {
         self.writer.lock().unwrap_or_else(|e| e.into_inner()).ctx = ctx;
+    }
+
+    /// How many whole-topology compiles the write check has run in this process. A write that
+    /// touches nothing the compiler reads, or only routes that pass on their own, runs none; any
+    /// other topology write runs one (two when refused: the store's own state is judged too; again
+    /// if it is re-run after losing a race with another writer). With the feed's compile of the
+    /// committed change, that is what a write costs the control plane.
+    pub fn write_check_compiles(&self) -> u64 {
+        self.writer.lock().unwrap_or_else(|e| e.into_inner()).compiles
     }
 
     /// The underlying store (version and change feed for snapshot rebuilds).
@@ -115,7 +129,8 @@ impl<S: Store> Topology<S> {
         if let Some(Ok(())) = compile::routes_alone_compile(self, ops) {
             return Ok(());
         }
-        let WriteCheck { ctx, cache } = check;
+        let WriteCheck { ctx, cache, compiles } = check;
+        *compiles += 1;
         let refusal = match cache.compile_with(self, ctx, ops) {
             Ok(_) => return Ok(()),
             Err(e) if e.is_refusal() => e,
@@ -123,6 +138,7 @@ impl<S: Store> Topology<S> {
             Err(CompileError::Topology(e)) => return Err(e),
             Err(_) => return Err(TopologyError::Busy),
         };
+        *compiles += 1;
         if let Err(before) = cache.compile(self, ctx) {
             if before.is_refusal() {
                 tracing::warn!(

@@ -801,6 +801,38 @@ fn automatic_tunnel_keys_are_the_lowest_free_and_never_exceed_24_bits() {
     assert_eq!(lowest_free_key(&full, 4).unwrap(), 4);
 }
 
+/// What each write costs in whole-topology compiles before it commits: none for routes (the
+/// commonest write, judged alone) or for what the compiler does not read, one for any other
+/// topology write, two for a refused one.
+#[test]
+fn route_writes_run_no_whole_topology_compile_other_topology_writes_one() {
+    let t = topo();
+    let r = router(&t);
+    let p = rport(&t, r, "10.0.0.1", "10.0.0.0", 24);
+    let before = t.write_check_compiles();
+    assert!(before > 0, "the router and its port were each compiled before they were stored");
+    for i in 0..5 {
+        let body = json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": format!("192.0.{i}.0"),
+            "dstNetworkLength": 24, "nextHopPort": p.id, "nextHopGateway": "10.0.0.254", "type": "Normal", "weight": 100});
+        let route = t.create_route(r, from(body)).unwrap();
+        if i == 4 {
+            t.delete_route(route.id).unwrap();
+        }
+    }
+    assert_eq!(t.write_check_compiles(), before, "route writes are judged alone");
+    t.create_tenant(from(json!({"id": "acme", "name": "acme"}))).unwrap();
+    assert_eq!(t.write_check_compiles(), before, "the compiler reads no tenants");
+    let chain = t.create_chain(from(json!({"name": "in"}))).unwrap().id;
+    assert_eq!(t.write_check_compiles(), before + 1);
+    t.create_rule(chain, from(json!({"type": "accept", "nwProto": 6}))).unwrap();
+    assert_eq!(t.write_check_compiles(), before + 2);
+    // A route the compiler refuses is judged as a whole, then the stored topology is.
+    let body = json!({"srcNetworkAddr": "0.0.0.0", "srcNetworkLength": 0, "dstNetworkAddr": "192.0.9.0",
+        "dstNetworkLength": 24, "type": "Fip64"});
+    assert!(t.create_route(r, from(body)).is_err());
+    assert_eq!(t.write_check_compiles(), before + 4);
+}
+
 /// A route write is judged by itself (no whole-topology build), with the compiler's own route
 /// checks: what it takes, the full compile takes too, and what the compiler refuses it refuses.
 #[test]
