@@ -3,6 +3,7 @@
 # the appliance binary, REST write to the cores, snapshot build time and memory at 10,000 routers.
 # Writes control.json, control.md and COMMAND under perf/results/<date>-control/ (or --out DIR).
 # Extra arguments go to `midogw-perf control` (e.g. `--only snapshot`). See perf/README.md.
+# Builds into and runs from $CARGO_TARGET_DIR when it is set (default: target/), like cargo itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet -p midogw -p perf
@@ -15,4 +16,4 @@ for a in "$@"; do [ "$a" = "--out" ] && has_out=1; done
 if [ "$has_out" -eq 0 ]; then
   set -- "$@" --out "perf/results/$(date -u +%F)-control"
 fi
-exec target/release/midogw-perf control "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/midogw-perf" control "$@"
