@@ -455,22 +455,7 @@ fn run_stops_on_sigterm_while_waiting_for_a_dead_zookeeper() {
         .expect("start midogw");
     std::thread::sleep(Duration::from_secs(1));
     assert!(child.try_wait().unwrap().is_none(), "midogw is waiting for ZooKeeper");
-    let sent = Instant::now();
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let deadline = sent + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGTERM, Duration::from_secs(10));
     assert!(status.is_some(), "midogw ignored SIGTERM for 10 s while waiting for ZooKeeper:\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -516,8 +501,21 @@ fn run_stops_cleanly_on_sighup() {
         .expect("start midogw");
     std::thread::sleep(Duration::from_secs(1));
     assert!(child.try_wait().unwrap().is_none(), "midogw is running");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGHUP).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let (status, stderr) = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGHUP, Duration::from_secs(10));
+    let status = status.unwrap_or_else(|| panic!("midogw ignored SIGHUP for 10 s:\n{stderr}"));
+    assert!(status.success(), "a hangup is a clean stop, not a kill: {status:?}\n{stderr}");
+    assert!(stats.exists(), "the final report was written:\n{stderr}");
+}
+
+/// Sends `signal` to `child` and waits up to `within` for it to exit (killing it after that):
+/// its exit status (`None` if it had to be killed) and what it wrote to stderr.
+fn signal_and_wait(
+    child: &mut std::process::Child,
+    signal: nix::sys::signal::Signal,
+    within: Duration,
+) -> (Option<std::process::ExitStatus>, String) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let deadline = Instant::now() + within;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break Some(status);
@@ -531,7 +529,5 @@ fn run_stops_cleanly_on_sighup() {
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    let status = status.unwrap_or_else(|| panic!("midogw ignored SIGHUP for 10 s:\n{stderr}"));
-    assert!(status.success(), "a hangup is a clean stop, not a kill: {status:?}\n{stderr}");
-    assert!(stats.exists(), "the final report was written:\n{stderr}");
+    (status, stderr)
 }

@@ -7,7 +7,8 @@
 mod common;
 
 use common::ring::{
-    arp, counter, eth, ip, published, short_lived_neighbours, valid, with_two_ports, with_two_ports_two_workers, Host,
+    arp, counter, ip, published, short_lived_neighbours, udp_frame, valid, with_two_ports, with_two_ports_two_workers,
+    Host,
 };
 
 use std::time::{Duration, Instant};
@@ -16,8 +17,7 @@ use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::{CoreConfig, DropReason};
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
-    ArpOperation, EtherType, EthernetAddress, Icmpv4Message, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
-    ParseError, PseudoHeader, UdpPacket, UdpRepr, L3, L4,
+    ArpOperation, EthernetAddress, Icmpv4Message, Icmpv4Packet, Ipv4Packet, ParseError, L3, L4,
 };
 use midogw::{PipelineConfig, PipelineCounters};
 
@@ -38,27 +38,7 @@ fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
 
 /// IPv4/UDP from host A to `dst` through the router's port A.
 fn udp(dst: &str, sport: u16, ttl: u8) -> Vec<u8> {
-    let (src, dst) = (ip("10.1.0.2"), ip(dst));
-    let payload = 32;
-    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
-    eth(&mut f, MAC_HA, MAC_RA, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload,
-        ttl,
-        tos: 0,
-        ident: 7,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
-    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
-    u.fill_checksum(&PseudoHeader::V4 { src, dst });
-    f
+    udp_frame(MAC_HA, MAC_RA, "10.1.0.2", dst, sport, ttl, 32)
 }
 
 /// Brings up EAL, the router's two ports, the two hosts and one pipeline worker, runs `body`,

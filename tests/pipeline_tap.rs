@@ -12,13 +12,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::ring::{arp, config, counter, eth, ip, published, valid, Host};
+use common::ring::{arp, config, counter, ip, published, udp_frame, valid, vxlan_frame, Host};
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
-use midogw::flowtable::wire::{
-    ArpOperation, EtherType, EthernetAddress, IpProtocol, Ipv4Packet, Ipv4Repr, ParseError, PseudoHeader, UdpPacket,
-    UdpRepr, L3,
-};
+use midogw::flowtable::wire::{ArpOperation, EthernetAddress, ParseError, L3};
 use midogw::{
     pipeline_plans, run_pipeline, Device, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
 };
@@ -40,27 +37,7 @@ fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
 
 /// IPv4/UDP from host A (10.1.0.2) to host B through the router's port A.
 fn udp_to_b(sport: u16) -> Vec<u8> {
-    let (src, dst) = (ip("10.1.0.2"), ip("10.2.0.2"));
-    let payload = 32;
-    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
-    eth(&mut f, MAC_HA, MAC_RA, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload,
-        ttl: 64,
-        tos: 0,
-        ident: 7,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
-    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
-    u.fill_checksum(&PseudoHeader::V4 { src, dst });
-    f
+    udp_frame(MAC_HA, MAC_RA, "10.1.0.2", "10.2.0.2", sport, 64, 32)
 }
 
 /// Writes `frames` into the kernel side of tap interface `iface`, in order (one `AF_PACKET`
@@ -182,28 +159,7 @@ fn underlay_snapshot(tap: u16, ring: u16) -> Snapshot {
 
 /// Compute host 1 wraps `inner` in VXLAN (VNI [`KEY`]) to the gateway's underlay address.
 fn vxlan(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; 50];
-    eth(&mut f, MAC_HOST1, underlay_mac, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: ip("192.168.7.11"),
-        dst_addr: ip("192.168.7.1"),
-        protocol: IpProtocol::Udp,
-        payload_len: 16 + inner.len(),
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    f[34..36].copy_from_slice(&51000u16.to_be_bytes());
-    f[36..38].copy_from_slice(&4789u16.to_be_bytes());
-    f[38..40].copy_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
-    f[42] = 0x08;
-    f[46..49].copy_from_slice(&KEY.to_be_bytes()[1..]);
-    f.extend_from_slice(inner);
-    f
+    vxlan_frame(MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1", KEY, inner)
 }
 
 /// On the underlay the device verifies the outer header: a VXLAN packet it found right is
@@ -215,18 +171,8 @@ fn the_device_verifies_the_outer_header_of_tunnelled_packets() {
     with_tap_and_ring("ptapu", &iface, underlay_snapshot, |outside, underlay_mac, counters| {
         outside.send(&arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
         assert_eq!(outside.recv(1).len(), 1, "ARP reply: the router knows the outside host now");
-        let inner: Vec<Vec<u8>> = (0..3u16)
-            .map(|i| {
-                let mut f = udp_to_b(7000 + i);
-                eth(&mut f, MAC_VM, MAC_RB, EtherType::Ipv4);
-                f[26..34].copy_from_slice(&[10, 0, 0, 5, 192, 0, 2, 7]);
-                Ipv4Packet::new_checked(&mut f[14..]).unwrap().fill_checksum();
-                UdpPacket::new_checked(&mut f[34..])
-                    .unwrap()
-                    .fill_checksum(&PseudoHeader::V4 { src: ip("10.0.0.5"), dst: ip("192.0.2.7") });
-                f
-            })
-            .collect();
+        let inner: Vec<Vec<u8>> =
+            (0..3u16).map(|i| udp_frame(MAC_VM, MAC_RB, "10.0.0.5", "192.0.2.7", 7000 + i, 64, 32)).collect();
         let good: Vec<Vec<u8>> = inner.iter().map(|f| vxlan(underlay_mac, f)).collect();
         let mut bad_outer = vxlan(underlay_mac, &inner[0]);
         bad_outer[25] ^= 0x01;

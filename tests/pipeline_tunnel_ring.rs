@@ -7,7 +7,8 @@
 mod common;
 
 use common::ring::{
-    arp, config, counter, eth, ip, published, short_lived_neighbours, valid, with_two_ports_two_workers, Host,
+    arp, config, counter, eth, ip, published, short_lived_neighbours, udp_frame, valid, vxlan_frame,
+    with_two_ports_two_workers, Host,
 };
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,7 @@ use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket,
-    UdpRepr, VxlanPacket, L3, L4,
+    VxlanPacket, L3, L4,
 };
 use midogw::{
     pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
@@ -81,53 +82,12 @@ fn snapshot_generation(
 }
 
 fn udp(src_mac: EthernetAddress, dst_mac: EthernetAddress, src: &str, dst: &str, sport: u16) -> Vec<u8> {
-    let (src, dst) = (ip(src), ip(dst));
-    let payload = 24;
-    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
-    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload,
-        ttl: 64,
-        tos: 0,
-        ident: 7,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
-    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
-    u.fill_checksum(&PseudoHeader::V4 { src, dst });
-    f
+    udp_frame(src_mac, dst_mac, src, dst, sport, 64, 24)
 }
 
 /// Compute host 1 wraps `inner` in VXLAN (VNI [`KEY`]) to the gateway's underlay address.
 fn vxlan(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; 50];
-    eth(&mut f, MAC_HOST1, underlay_mac, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: ip("192.168.7.11"),
-        dst_addr: ip("192.168.7.1"),
-        protocol: IpProtocol::Udp,
-        payload_len: 16 + inner.len(),
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    f[34..36].copy_from_slice(&51000u16.to_be_bytes());
-    f[36..38].copy_from_slice(&4789u16.to_be_bytes());
-    f[38..40].copy_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
-    f[42] = 0x08;
-    f[46..49].copy_from_slice(&KEY.to_be_bytes()[1..]);
-    f.extend_from_slice(inner);
-    f
+    vxlan_frame(MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1", KEY, inner)
 }
 
 /// Compute host 1 wraps `inner` in GRE (key [`KEY`], protocol 0x6558) to the gateway's underlay address.

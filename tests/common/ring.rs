@@ -9,7 +9,8 @@ use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::CoreConfig;
 use midogw::flowtable::topology::Snapshot;
 use midogw::flowtable::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers,
+    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, IpProtocol,
+    Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr,
 };
 use midogw::{
     pipeline_plans, run_pipeline, Burst, Eal, Mempool, PipelineConfig, PipelineCounters, Port, PortConfig, Ring,
@@ -44,6 +45,73 @@ pub fn arp(op: ArpOperation, src_mac: EthernetAddress, dst_mac: EthernetAddress,
         target_protocol_addr: ip(tpa),
     }
     .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    f
+}
+
+/// IPv4/UDP (TTL `ttl`, DF, ident 7, to UDP port 4000) from `src` to `dst` with `payload` bytes
+/// of 0x5a, checksums right.
+pub fn udp_frame(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: &str,
+    dst: &str,
+    sport: u16,
+    ttl: u8,
+    payload: usize,
+) -> Vec<u8> {
+    let (src, dst) = (ip(src), ip(dst));
+    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
+    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::Udp,
+        payload_len: 8 + payload,
+        ttl,
+        tos: 0,
+        ident: 7,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
+    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
+    u.fill_checksum(&PseudoHeader::V4 { src, dst });
+    f
+}
+
+/// A compute host's VXLAN packet (UDP 51000 -> 4789, VNI `vni`, outer TTL 64, DF) from `src` to
+/// `dst` carrying `inner`.
+pub fn vxlan_frame(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: &str,
+    dst: &str,
+    vni: u32,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0u8; 50];
+    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: ip(src),
+        dst_addr: ip(dst),
+        protocol: IpProtocol::Udp,
+        payload_len: 16 + inner.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f[34..36].copy_from_slice(&51000u16.to_be_bytes());
+    f[36..38].copy_from_slice(&4789u16.to_be_bytes());
+    f[38..40].copy_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
+    f[42] = 0x08;
+    f[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
+    f.extend_from_slice(inner);
     f
 }
 
