@@ -417,11 +417,9 @@ mod tests {
         }
     }
 
-    /// The NIC's word on the IPv4 header checksum is taken for untagged IPv4 (the software check
-    /// is what it saves); a tagged frame is checked in software all the same.
-    #[test]
-    fn a_nic_verified_frame_skips_only_the_software_checksum_check() {
-        let mut s = Spec {
+    /// Untagged IPv4/UDP, 10.10.10.10 to 11.11.11.11, port 53 to 53, no payload.
+    fn udp_spec() -> Spec {
+        Spec {
             dst: [2, 0, 0, 0, 0, 1],
             src: [2, 0, 0, 0, 0, 2],
             tci: None,
@@ -432,10 +430,17 @@ mod tests {
             proto: PROTO_UDP,
             src_addr: [10; 16],
             dst_addr: [11; 16],
-            l4: [0x9c, 0x40, 0x00, 0x35, 0, 8, 0, 0],
+            l4: [0, 53, 0, 53, 0, 0, 0, 0],
             payload: vec![],
             padding: 0,
-        };
+        }
+    }
+
+    /// The NIC's word on the IPv4 header checksum is taken for untagged IPv4 (the software check
+    /// is what it saves); a tagged frame is checked in software all the same.
+    #[test]
+    fn a_nic_verified_frame_skips_only_the_software_checksum_check() {
+        let mut s = Spec { l4: [0x9c, 0x40, 0x00, 0x35, 0, 8, 0, 0], ..udp_spec() };
         let good = build(&s);
         let mut bad = good.clone();
         bad[24] ^= 0x01;
@@ -451,21 +456,7 @@ mod tests {
 
     #[test]
     fn other_frames_fall_back() {
-        let base = Spec {
-            dst: [2, 0, 0, 0, 0, 1],
-            src: [2, 0, 0, 0, 0, 2],
-            tci: None,
-            v6: false,
-            tos: 0,
-            flow_label: 0,
-            frag: 0,
-            proto: PROTO_UDP,
-            src_addr: [10; 16],
-            dst_addr: [11; 16],
-            l4: [0, 53, 0, 53, 0, 0, 0, 0],
-            payload: vec![],
-            padding: 0,
-        };
+        let base = udp_spec();
         let later_fragment = build(&Spec { frag: 0x0010, ..base.clone() });
         let first_fragment = build(&Spec { frag: 0x2000, ..base.clone() });
         let gre = build(&Spec { proto: 47, ..base.clone() });
