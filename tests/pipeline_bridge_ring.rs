@@ -6,16 +6,14 @@
 
 mod common;
 
-use common::ring::{arp, config, counter, eth, ip, published, valid, Host};
+use common::ring::{arp, config, counter, ip, published, udp_frame, valid, Host};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
-use midogw::flowtable::wire::{
-    ArpOperation, EtherType, EthernetAddress, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, L3,
-};
+use midogw::flowtable::wire::{ArpOperation, EthernetAddress, L3};
 use midogw::{
     pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
 };
@@ -44,27 +42,7 @@ fn snapshot(dpdk: [u16; 3]) -> Snapshot {
 
 /// IPv4/UDP `src` -> `dst` between two MACs.
 fn udp(src_mac: EthernetAddress, dst_mac: EthernetAddress, src: &str, dst: &str, sport: u16) -> Vec<u8> {
-    let (src, dst, ttl) = (ip(src), ip(dst), 64);
-    let payload = 32;
-    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
-    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload,
-        ttl,
-        tos: 0,
-        ident: 7,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
-    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
-    u.fill_checksum(&PseudoHeader::V4 { src, dst });
-    f
+    udp_frame(src_mac, dst_mac, src, dst, sport, 64, 32)
 }
 
 /// Brings up EAL, the appliance's three ports, the three hosts and one pipeline worker, runs
