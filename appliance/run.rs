@@ -138,11 +138,8 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
                     })
                 }
             };
-            if let Err(e) = launched {
-                // Workers already running must see the stop before the scope joins them.
-                stop_workers.store(true, Ordering::Relaxed);
-                return Err(e.into());
-            }
+            // Workers already running see the stop (the guard above) before the scope joins them.
+            launched?;
         }
         // None: an interval too long to come due in this process's life (`--stats-interval 1e19`).
         let mut next_report = started.checked_add(options.stats_interval);
@@ -166,7 +163,6 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
                 print!("{}", Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed()).table());
             }
         }
-        stop_workers.store(true, Ordering::Relaxed);
         Ok(())
     });
 
