@@ -7,34 +7,18 @@
 mod common;
 
 use common::ring::{
-    arp, counter, ip, published, short_lived_neighbours, udp_frame, valid, with_two_ports, with_two_ports_two_workers,
-    Host,
+    arp, counter, ip, published, short_lived_neighbours, two_port_router, udp_frame, valid, with_two_ports,
+    with_two_ports_two_workers, Host, MAC_HA, MAC_HB, MAC_RA, MAC_RB,
 };
 
 use std::time::{Duration, Instant};
 
 use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::{CoreConfig, DropReason};
-use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, EthernetAddress, Icmpv4Message, Icmpv4Packet, Ipv4Packet, ParseError, L3, L4,
 };
 use midogw::{PipelineConfig, PipelineCounters};
-
-const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
-const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
-const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
-const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
-
-fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
-    let mut b = SnapshotBuilder::new(1);
-    let r = b.add_router(Uuid(1));
-    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap()]);
-    let pb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.2.0.1/24".parse().unwrap()]);
-    b.bind_local(pa, dpdk_a);
-    b.bind_local(pb, dpdk_b);
-    b.build().expect("valid topology")
-}
 
 /// IPv4/UDP from host A to `dst` through the router's port A.
 fn udp(dst: &str, sport: u16, ttl: u8) -> Vec<u8> {
@@ -57,7 +41,7 @@ fn with_router_config(
     pipeline: &PipelineConfig,
     body: impl FnOnce(&mut Host<'_>, &mut Host<'_>, &PipelineCounters),
 ) {
-    with_two_ports(tag, snapshot, pipeline, body);
+    with_two_ports(tag, two_port_router, pipeline, body);
 }
 
 /// Host B announces itself: ARP request for 10.2.0.1; the router answers and learns B.
@@ -501,7 +485,7 @@ fn a_scan_behind_a_router_port_asks_within_the_request_budget() {
 /// that every frame received is accounted for.
 #[test]
 fn frames_held_when_the_worker_stops_are_counted() {
-    let counters = with_two_ports("pstop", snapshot, &PipelineConfig::default(), |ha, hb, c| {
+    let counters = with_two_ports("pstop", two_port_router, &PipelineConfig::default(), |ha, hb, c| {
         ha.send(&udp("10.2.0.3", 5005, 64));
         ha.send(&udp("10.2.0.4", 5006, 64));
         assert_eq!(hb.recv(2).len(), 2, "an ARP request for each");
@@ -560,7 +544,7 @@ fn output_to_a_port_without_a_tx_queue_is_counted_and_freed() {
     };
     with_two_ports(
         "punk",
-        |a, b| snapshot(a, b + 32),
+        |a, b| two_port_router(a, b + 32),
         &pipeline,
         |ha, hb, c| {
             ha.send(&udp("10.2.0.2", 5000, 64));
@@ -587,7 +571,7 @@ fn what_one_worker_learns_releases_a_packet_held_by_another() {
         flow_cache: FlowCacheConfig { capacity: 1024, ..FlowCacheConfig::default() },
         ..PipelineConfig::default()
     };
-    with_two_ports_two_workers("p2w", snapshot, &pipeline, |ha, hb, [w0, w1], _| {
+    with_two_ports_two_workers("p2w", two_port_router, &pipeline, |ha, hb, [w0, w1], _| {
         let sent = udp("10.2.0.2", 5010, 64);
         ha.send_to(0, &sent);
         let got = hb.recv(1);

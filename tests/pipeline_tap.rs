@@ -12,28 +12,16 @@ use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use common::ring::{arp, config, counter, ip, published, udp_frame, valid, vxlan_frame, Host};
+use common::ring::{
+    arp, config, counter, ip, published, two_port_router, udp_frame, valid, vxlan_frame, Host, MAC_HA, MAC_HB, MAC_RA,
+    MAC_RB,
+};
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
 use midogw::flowtable::wire::{ArpOperation, EthernetAddress, ParseError, L3};
 use midogw::{
     pipeline_plans, run_pipeline, Device, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
 };
-
-const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
-const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
-const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
-const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
-
-fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
-    let mut b = SnapshotBuilder::new(1);
-    let r = b.add_router(Uuid(1));
-    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap()]);
-    let pb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.2.0.1/24".parse().unwrap()]);
-    b.bind_local(pa, dpdk_a);
-    b.bind_local(pb, dpdk_b);
-    b.build().expect("valid topology")
-}
 
 /// IPv4/UDP from host A (10.1.0.2) to host B through the router's port A.
 fn udp_to_b(sport: u16) -> Vec<u8> {
@@ -107,7 +95,7 @@ fn tap_name(test: &str) -> String {
 #[test]
 fn the_device_verifies_ipv4_checksums_and_the_worker_takes_its_word() {
     let iface = tap_name("t");
-    with_tap_and_ring("ptap", &iface, snapshot, |hb, _, counters| {
+    with_tap_and_ring("ptap", &iface, two_port_router, |hb, _, counters| {
         let good: Vec<Vec<u8>> = (0..4).map(|i| udp_to_b(5000 + i)).collect();
         let mut bad = udp_to_b(6000);
         // The header checksum's low byte, off by one: only the checksum says the header is wrong.

@@ -7,7 +7,7 @@
 mod common;
 
 use common::ring::{
-    arp, config, counter, eth, ip, published, short_lived_neighbours, udp_frame, valid, vxlan_frame,
+    arp, config, counter, gre_frame, ip, published, short_lived_neighbours, udp_frame, valid, vxlan_frame,
     with_two_ports_two_workers, Host,
 };
 
@@ -19,8 +19,7 @@ use midogw::flowtable::flow::{FlowCacheConfig, FlowKey};
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Encap, Snapshot, SnapshotBuilder, Underlay, Uuid};
 use midogw::flowtable::wire::{
-    ArpOperation, EtherType, EthernetAddress, Headers, IpProtocol, Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket,
-    VxlanPacket, L3, L4,
+    ArpOperation, EtherType, EthernetAddress, Headers, Ipv4Packet, PseudoHeader, UdpPacket, VxlanPacket, L3, L4,
 };
 use midogw::{
     pipeline_plans, run_pipeline, Eal, Mempool, PipelineConfig, PipelineCounters, Port, Ring, SnapshotExchange,
@@ -92,25 +91,7 @@ fn vxlan(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
 
 /// Compute host 1 wraps `inner` in GRE (key [`KEY`], protocol 0x6558) to the gateway's underlay address.
 fn gre(underlay_mac: EthernetAddress, inner: &[u8]) -> Vec<u8> {
-    let mut f = vec![0u8; 42];
-    eth(&mut f, MAC_HOST1, underlay_mac, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: ip("192.168.7.11"),
-        dst_addr: ip("192.168.7.1"),
-        protocol: IpProtocol::Gre,
-        payload_len: 8 + inner.len(),
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    f[34..38].copy_from_slice(&[0x20, 0x00, 0x65, 0x58]);
-    f[38..42].copy_from_slice(&KEY.to_be_bytes());
-    f.extend_from_slice(inner);
-    f
+    gre_frame(MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1", KEY, inner)
 }
 
 /// Checks the outer headers of a VXLAN frame from the gateway to compute host 1; returns the inner frame.

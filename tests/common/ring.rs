@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::CoreConfig;
-use midogw::flowtable::topology::Snapshot;
+use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Headers, IpProtocol,
     Ipv4Packet, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr,
@@ -81,6 +81,34 @@ pub fn udp_frame(
     f
 }
 
+/// A compute host's tunnelled packet from `src` to `dst`: Ethernet, IPv4 (`protocol`, TTL 64, DF,
+/// ident 0), `tunnel_header` (zeros, for the caller to fill), then `inner`.
+fn tunnel_frame(
+    (src_mac, dst_mac): (EthernetAddress, EthernetAddress),
+    (src, dst): (&str, &str),
+    protocol: IpProtocol,
+    tunnel_header: usize,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut f = vec![0u8; 34 + tunnel_header];
+    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
+    Ipv4Repr {
+        src_addr: ip(src),
+        dst_addr: ip(dst),
+        protocol,
+        payload_len: tunnel_header + inner.len(),
+        ttl: 64,
+        tos: 0,
+        ident: 0,
+        dont_frag: true,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    f.extend_from_slice(inner);
+    f
+}
+
 /// A compute host's VXLAN packet (UDP 51000 -> 4789, VNI `vni`, outer TTL 64, DF) from `src` to
 /// `dst` carrying `inner`.
 pub fn vxlan_frame(
@@ -91,28 +119,50 @@ pub fn vxlan_frame(
     vni: u32,
     inner: &[u8],
 ) -> Vec<u8> {
-    let mut f = vec![0u8; 50];
-    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: ip(src),
-        dst_addr: ip(dst),
-        protocol: IpProtocol::Udp,
-        payload_len: 16 + inner.len(),
-        ttl: 64,
-        tos: 0,
-        ident: 0,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    let mut f = tunnel_frame((src_mac, dst_mac), (src, dst), IpProtocol::Udp, 16, inner);
     f[34..36].copy_from_slice(&51000u16.to_be_bytes());
     f[36..38].copy_from_slice(&4789u16.to_be_bytes());
     f[38..40].copy_from_slice(&((16 + inner.len()) as u16).to_be_bytes());
     f[42] = 0x08;
     f[46..49].copy_from_slice(&vni.to_be_bytes()[1..]);
-    f.extend_from_slice(inner);
     f
+}
+
+/// A compute host's GRE packet (key `key`, protocol 0x6558: Ethernet inside, outer TTL 64, DF)
+/// from `src` to `dst` carrying `inner`.
+pub fn gre_frame(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: &str,
+    dst: &str,
+    key: u32,
+    inner: &[u8],
+) -> Vec<u8> {
+    let mut f = tunnel_frame((src_mac, dst_mac), (src, dst), IpProtocol::Gre, 8, inner);
+    f[34..38].copy_from_slice(&[0x20, 0x00, 0x65, 0x58]);
+    f[38..42].copy_from_slice(&key.to_be_bytes());
+    f
+}
+
+/// Router R's port A (10.1.0.1/24) and host A (10.1.0.2) behind it.
+pub const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
+/// Router R's port B (10.2.0.1/24).
+pub const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
+/// Host A, 10.1.0.2.
+pub const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
+/// Host B, 10.2.0.2.
+pub const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
+
+/// One router with two exterior ports: A (10.1.0.1/24, [`MAC_RA`]) on DPDK port `dpdk_a`, B
+/// (10.2.0.1/24, [`MAC_RB`]) on `dpdk_b`.
+pub fn two_port_router(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
+    let mut b = SnapshotBuilder::new(1);
+    let r = b.add_router(Uuid(1));
+    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap()]);
+    let pb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.2.0.1/24".parse().unwrap()]);
+    b.bind_local(pa, dpdk_a);
+    b.bind_local(pb, dpdk_b);
+    b.build().expect("valid topology")
 }
 
 /// Parses `frame` and checks every checksum in it.
