@@ -413,9 +413,10 @@ mod tests {
             assert_eq!(feed.counters.compile_errors.load(Ordering::Relaxed), 0);
         }
         assert_eq!(topology.write_check_compiles(), checks, "route writes are judged alone before they commit");
-        // Every write reached the worker: it runs the last generation, which has every route.
+        // Every write reaches the worker: it takes the last generation, which has every route.
+        // Published is not taken: the worker refreshes between packets, so wait for it.
         let generation = feed.counters.generation.load(Ordering::Relaxed);
-        assert_eq!(exchange.worker_generation(0), Some(generation));
+        wait_until("the worker takes the last generation", || exchange.worker_generation(0) == Some(generation));
         let current = exchange.current();
         let snap = &current.snapshot;
         let Some(DeviceId::Router(r)) = snap.find(FtUuid(router.id.as_u128())) else { panic!("router not compiled") };

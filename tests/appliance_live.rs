@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::appliance::{free_addr, ping_once, ping_works, Appliance, TempDir};
+use common::appliance::{free_addr, ping_once, ping_stops, ping_works, Appliance, TempDir};
 use common::http::Client;
 use serde_json::{json, Value};
 
@@ -113,7 +113,7 @@ fn rest_changes_reach_the_running_data_path() {
         RULE,
         &json!({"type": "drop", "nwProto": 1, "position": 1}),
     );
-    std::thread::sleep(Duration::from_millis(50));
+    assert!(ping_stops(&ns_a, "10.204.2.2", Duration::from_secs(5)), "the drop rule stops the ping");
     for _ in 0..3 {
         let (ok, out) = ping_once(&ns_a, "10.204.2.2");
         assert!(!ok, "the drop rule stops the ping:\n{out}");

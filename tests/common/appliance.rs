@@ -158,3 +158,15 @@ pub fn ping_works(ns: &NetNs, to: &str, limit: Duration) -> bool {
     }
     false
 }
+
+/// Pings until one goes unanswered (true) or `limit` passes (false): a REST change reaches the
+/// workers a few milliseconds after its answer, later on a loaded machine.
+pub fn ping_stops(ns: &NetNs, to: &str, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if !ping_once(ns, to).0 {
+            return true;
+        }
+    }
+    false
+}
