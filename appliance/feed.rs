@@ -320,6 +320,12 @@ impl Feed {
         Ok(Feed { stop, thread: Some(thread), counters })
     }
 
+    /// Whether the thread ended without being told to (it panicked): REST changes would no longer
+    /// reach the cores, which keep forwarding on their last snapshot without anyone knowing.
+    pub fn died(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed) && self.thread.as_ref().is_some_and(JoinHandle::is_finished)
+    }
+
     /// Stops the thread.
     pub fn stop(mut self) {
         self.shutdown();
@@ -344,7 +350,7 @@ impl Drop for Feed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use control::{EmbeddedStore, Port, Route, Router};
+    use control::{ChangeSet, EmbeddedStore, Kind, Op, Port, Route, Router, StoreError};
     use flowtable::topology::{DeviceId, Uuid as FtUuid};
     use serde_json::json;
 
@@ -355,6 +361,66 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// A store that panics when the feed thread asks its version once `broken` is set: what a bug
+    /// in the feed's reading of the store would do to its thread.
+    struct BreakingStore {
+        inner: EmbeddedStore,
+        broken: AtomicBool,
+    }
+
+    impl Store for BreakingStore {
+        fn get(&self, kind: Kind, id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(kind, id)
+        }
+        fn list(&self, kind: Kind) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.inner.list(kind)
+        }
+        fn commit(&self, expected: Option<u64>, ops: &[Op]) -> Result<u64, StoreError> {
+            self.inner.commit(expected, ops)
+        }
+        fn version(&self) -> Result<u64, StoreError> {
+            let feed = std::thread::current().name() == Some("midogw-feed");
+            assert!(!(feed && self.broken.load(Ordering::Relaxed)), "the store broke under the feed");
+            self.inner.version()
+        }
+        fn changes_since(&self, version: u64) -> Result<Vec<ChangeSet>, StoreError> {
+            self.inner.changes_since(version)
+        }
+    }
+
+    /// A feed thread that panics is reported as dead (the appliance stops on it); one that was
+    /// told to stop is not.
+    #[test]
+    fn a_feed_that_panics_is_seen_dead_and_a_stopped_one_is_not() {
+        let dir = Scratch(std::env::temp_dir().join(format!("midogw-feed-dies-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let store = Arc::new(BreakingStore {
+            inner: EmbeddedStore::open(dir.0.join("store.redb")).unwrap(),
+            broken: AtomicBool::new(false),
+        });
+        let topology = Arc::new(Topology::new(Arc::clone(&store) as DynStore));
+        let ctx = CompileContext { generation: 1, ..Default::default() };
+        let mut cache = ModelCache::new();
+        let (snap, version) = first_snapshot(&topology, &mut cache, &ctx);
+        let exchange = Arc::new(SnapshotExchange::new(snap, 1));
+        let feed = Feed::start(Arc::clone(&topology), Arc::clone(&exchange), ctx.clone(), version, cache).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!feed.died(), "a running feed is alive");
+        store.broken.store(true, Ordering::Relaxed);
+        // A write wakes the feed, which asks the store's version and panics.
+        topology.create_router(serde_json::from_value(json!({"name": "r"})).unwrap()).unwrap();
+        wait_until("the feed thread ends", || feed.died());
+        feed.stop();
+
+        store.broken.store(false, Ordering::Relaxed);
+        let (snap, version) = first_snapshot(&topology, &mut ModelCache::new(), &ctx);
+        let feed =
+            Feed::start(topology, Arc::new(SnapshotExchange::new(snap, 1)), ctx, version, ModelCache::new()).unwrap();
+        feed.stop.store(true, Ordering::Relaxed);
+        wait_until("the feed thread stops", || feed.thread.as_ref().is_some_and(JoinHandle::is_finished));
+        assert!(!feed.died(), "a feed told to stop did not die");
     }
 
     /// Waits for `done` with a generous bound: a hang fails the test instead of stalling it.

@@ -155,6 +155,12 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
                 tracing::error!(lcore, "a worker stopped on its own; stopping the appliance");
                 break;
             }
+            if source.feed_died() {
+                // The cores would keep their last topology while REST writes succeed: stop
+                // rather than let the two drift apart unseen (a supervisor restarts the process).
+                tracing::error!("the topology feed thread stopped on its own; stopping the appliance");
+                anyhow::bail!("the topology feed thread stopped on its own (it panicked): REST changes no longer reached the cores");
+            }
             if options.duration.is_some_and(|d| started.elapsed() >= d) {
                 break;
             }
@@ -470,6 +476,11 @@ impl Source {
             }
         }
         Ok(source)
+    }
+
+    /// Whether the feed thread ended without being stopped.
+    fn feed_died(&self) -> bool {
+        self.feed.as_ref().is_some_and(crate::feed::Feed::died)
     }
 
     fn feed(&self) -> Option<crate::feed::FeedReport> {
