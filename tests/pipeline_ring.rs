@@ -91,6 +91,35 @@ fn pipeline_forwards_udp_and_hits_the_flow_cache() {
     });
 }
 
+/// `frame` with an 802.1Q tag carrying `tci` after its MAC addresses.
+fn tagged(frame: &[u8], tci: u16) -> Vec<u8> {
+    [&frame[..12], &[0x81, 0x00], &tci.to_be_bytes()[..], &frame[12..]].concat()
+}
+
+/// Router ports are untagged: a frame of VLAN 100 is dropped and counted, from the cache the
+/// second time; a priority-tagged one (VID 0) is routed both times, with its tag.
+#[test]
+fn frames_of_a_vlan_stop_at_the_router_and_priority_tagged_ones_pass() {
+    with_router("pvlan", |ha, hb, c| {
+        learn_b(hb);
+        let in_vlan = tagged(&udp("10.2.0.2", 5001, 64), 100);
+        let priority = tagged(&udp("10.2.0.2", 5002, 64), 5 << 13);
+        for round in 0..2 {
+            ha.send(&in_vlan);
+            ha.send(&priority);
+            let got = hb.recv(1);
+            assert_eq!(got.len(), 1, "round {round}: the priority-tagged frame only");
+            let h = valid(&got[0]);
+            assert_eq!(h.vlan.map(|t| (t.pcp, t.vid)), Some((5, 0)));
+            assert!(matches!(h.l3, L3::Ipv4(f) if f.ttl == 63), "{h:?}");
+        }
+        hb.silent();
+        published();
+        assert_eq!(counter(&c.drops[DropReason::VlanAtRouterPort.index()]), 2);
+        assert_eq!(counter(&c.cache_hits), 2, "each frame's second time");
+    });
+}
+
 /// A neighbour that comes back at another MAC (a VM recreated with the same address, a replaced
 /// upstream router) gets the traffic of the flows already cached to it at once, not after their
 /// hard timeout: its gratuitous ARP invalidates the flows through its port.

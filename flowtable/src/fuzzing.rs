@@ -226,7 +226,7 @@ pub fn pipeline_state() -> CoreState {
 /// VM behind VXLAN; UDP from a host on DPDK 1 to the uplink; ARP on the bridge (flooded); ARP on
 /// the underlay; VXLAN from host 1 to the uplink; GRE from host 2 to the uplink; ICMP echo to the
 /// router's uplink address; TCP SYN from the uplink to the VM; the first UDP
-/// frame with an 802.1Q tag; the first UDP frame as the first fragment of a larger datagram; NDP
+/// frame with an 802.1Q priority tag (PCP 5, VID 0: routed; a VLAN ID would stop at the router); the first UDP frame as the first fragment of a larger datagram; NDP
 /// neighbour solicitation for the router's IPv6 address; ICMPv6 echo to it.
 pub fn pipeline_seeds() -> Vec<Vec<u8>> {
     let udp_in =
@@ -252,7 +252,7 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
     );
     let tagged = framed(
         0,
-        "020000000001 02aa000000fe 8100 0064 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000",
+        "020000000001 02aa000000fe 8100 a000 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000",
     );
     let fragment =
         framed(0, "020000000001 02aa000000fe 0800 4500001c000720004011 0000 c6336409 0a000005 03e8003500100000");
@@ -446,7 +446,7 @@ mod tests {
                 (None, Some(0), false, 42, 0, false), // GRE (with key) -> router -> uplink
                 (None, Some(0), false, 0, 0, false),  // echo to the router: answered in place
                 (None, None, true, 0, 0, false),      // TCP SYN to the VM behind VXLAN
-                (None, None, true, 0, 0, false),      // the same with an 802.1Q tag
+                (None, None, true, 0, 0, false),      // the same with an 802.1Q priority tag
                 (None, None, true, 0, 0, false),      // a first fragment (UDP length beyond it) too
                 (Some(sim::DropReason::NdpConsumed), None, false, 0, 0, true), // NS answered with an NA
                 (None, Some(0), false, 0, 0, false),  // ICMPv6 echo to the router: answered in place

@@ -286,6 +286,20 @@ fn vm_to_uplink_through_the_router_behind_the_bridge() {
     assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, .. }));
 }
 
+/// A VM's frame in a VLAN reaches the router port behind the bridge (the bridge is VLAN-unaware
+/// and passes it) and goes no further: routed, it would leave its VLAN.
+#[test]
+fn a_vms_vlan_ends_at_the_router_port_behind_the_bridge() {
+    let Net { b, .. } = topo();
+    let snap = b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let mut f = super::tests::with_tag(&udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 64), 42);
+    let r = sim(&snap, &mut st, 1, &mut f, 5, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::VlanAtRouterPort), "{r:?}");
+    assert!(r.cacheable, "{r:?}");
+}
+
 #[test]
 fn uplink_to_vm_resolves_on_the_bridge_then_unicasts() {
     let Net { b, rb, b1, .. } = topo();

@@ -117,7 +117,8 @@
 //! port or tunnel) to the frame's Ethernet source, with the MAC of the first router port the packet
 //! entered and the address of the port it entered the current router through as source (what
 //! traceroute expects); the return path's chains, routes and bridges are not simulated. Generated
-//! frames carry no VLAN tag. A routed packet flooded by a bridge (its next hop's MAC aged out) is
+//! frames carry no VLAN tag. Router ports are untagged: a frame with a VLAN ID is dropped there
+//! ([`DropReason::VlanAtRouterPort`]); a priority-tagged one (VID 0) is routed with its tag. A routed packet flooded by a bridge (its next hop's MAC aged out) is
 //! not delivered to router ports on that bridge. An ARP request / NS a router sends onto a bridge
 //! goes to the bridge's exterior ports without their chains. Tunnels are IPv4 outside (inner
 //! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
@@ -640,6 +641,12 @@ impl<'a> Walk<'a, '_> {
         frame: &mut [u8],
         h: &Headers,
     ) -> SimResult {
+        // A tagged frame belongs to its VLAN: routed, it would leave that VLAN onto another link
+        // (VLAN hopping). IEEE 802.1Q's priority tag (VID 0) carries no VLAN: it is routed.
+        // Cached: the tag is in the flow key.
+        if h.vlan.is_some_and(|tag| tag.vid != 0) {
+            return r.drop(DropReason::VlanAtRouterPort);
+        }
         self.first_router.get_or_insert(rp);
         let dst = self.eth_dst(h);
         if dst != rp.mac && !dst.is_multicast() {

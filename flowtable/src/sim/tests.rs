@@ -9,7 +9,7 @@ use crate::chain::{Condition, Field, RuleKind};
 use crate::topology::{PortId, Route, RouteType, RouterId, SnapshotBuilder, Uuid};
 use crate::wire::{
     ArpRepr, EtherType, EthernetRepr, Icmpv4Repr, Icmpv4TimeExceeded, Icmpv6Repr, IpProtocol, Ipv4Repr, Ipv6Repr,
-    PseudoHeader, UdpPacket, UdpRepr,
+    PseudoHeader, UdpPacket, UdpRepr, VlanTag,
 };
 
 pub(super) fn net(s: &str) -> IpNet {
@@ -547,6 +547,45 @@ fn oversized_packets_answer_frag_needed() {
     assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::PktTooBig, .. }));
     assert_eq!(Icmpv6Packet::new_checked(&out[h.l4_offset..h.end]).unwrap().mtu(), 1400);
     assert!(g.len <= 14 + 1280);
+}
+
+/// `frame` with an 802.1Q tag carrying `tci` after its MAC addresses.
+pub(super) fn with_tag(frame: &[u8], tci: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+/// Router ports are untagged: a frame of a VLAN is neither routed out of its VLAN nor answered
+/// (a cached drop: the tag is in the key); a priority-tagged frame (VID 0) carries no VLAN and is
+/// routed like an untagged one, keeping its tag and so its priority.
+#[test]
+fn frames_of_a_vlan_are_not_routed_and_priority_tagged_ones_are() {
+    let snap = topo().b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let vid100_pcp5 = 5 << 13 | 100;
+    let mut f = with_tag(&udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), vid100_pcp5);
+    let orig = f.clone();
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::VlanAtRouterPort), "{r:?}");
+    assert!(r.cacheable && r.generated.is_none(), "{r:?}");
+    assert_eq!(f, orig, "untouched");
+    let mut a = with_tag(&arp_request_frame("192.0.2.7", "192.0.2.1"), 100);
+    let r = run(&snap, &mut st, 0, &mut a, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::VlanAtRouterPort), "{r:?}");
+    assert!(r.generated.is_none());
+    assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.7"), 10), None, "nothing learned from another VLAN");
+
+    let mut f = with_tag(&udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), 5 << 13);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.output(), Some(2), "{r:?}");
+    let h = valid(&f);
+    assert_eq!(h.vlan, Some(VlanTag { pcp: 5, dei: false, vid: 0 }));
+    assert_eq!((h.eth_src, h.eth_dst), (mac(5), VM));
+    assert!(matches!(h.l3, L3::Ipv4(fields) if fields.ttl == 62));
 }
 
 #[test]
