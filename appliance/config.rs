@@ -62,6 +62,8 @@ pub struct Config {
     pub icmp: IcmpConfig,
     /// `[neighbours]`: each pipeline worker's ARP / NDP cache and resolution queue.
     pub neighbours: NeighboursConfig,
+    /// `[metrics] listen`: where Prometheus scrapes `GET /metrics` (off when unset).
+    pub metrics: Option<SocketAddr>,
 }
 
 /// `[neighbours]`: the per-worker neighbour cache (ARP / NDP) and the queue of packets waiting
@@ -576,6 +578,13 @@ struct RawFile {
     flows: Option<Spanned<RawFlows>>,
     icmp: Option<Spanned<RawIcmp>>,
     neighbours: Option<Spanned<RawNeighbours>>,
+    metrics: Option<Spanned<RawMetrics>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -903,6 +912,8 @@ impl<'a> Checker<'a> {
         }
 
         let port_names: Vec<String> = ports.iter().map(|p: &Port| p.name.clone()).collect();
+        let rest = self.check_rest(raw.rest.as_ref());
+        let metrics = self.check_metrics(raw.metrics.as_ref(), &rest);
         Config {
             eal: Eal {
                 args: raw_eal.args.iter().map(|a| a.get_ref().clone()).collect(),
@@ -912,7 +923,8 @@ impl<'a> Checker<'a> {
             mempool_mbufs: mbufs,
             ports,
             workers,
-            rest: self.check_rest(raw.rest.as_ref()),
+            rest,
+            metrics,
             store: self.check_store(raw.store.as_ref()),
             auth: self.check_auth(raw.auth.as_ref()),
             host: self.check_host(raw.host.as_ref()),
@@ -1141,6 +1153,26 @@ impl<'a> Checker<'a> {
             self.error(span, format!("[rest.https] listen {listen} is also [rest] listen: give HTTPS its own port"));
         }
         Rest { listen, https }
+    }
+
+    /// `[metrics] listen`: an address of its own (not the REST API's).
+    fn check_metrics(&mut self, raw: Option<&Spanned<RawMetrics>>, rest: &Rest) -> Option<SocketAddr> {
+        let raw = raw?;
+        let Some(listen) = &raw.get_ref().listen else {
+            self.error(raw.span(), "[metrics] needs listen = \"ADDR:PORT\", e.g. \"127.0.0.1:9464\"".to_string());
+            return None;
+        };
+        let addr = self.socket_addr("[metrics] listen", listen, "127.0.0.1:9464")?;
+        let taken =
+            [Some(("[rest] listen", rest.listen)), rest.https.as_ref().map(|h| ("[rest.https] listen", h.listen))];
+        if let Some((key, _)) = taken.into_iter().flatten().find(|&(_, a)| a == addr) {
+            self.error(
+                listen.span(),
+                format!("[metrics] listen {addr} is also {key}: give the metrics their own port"),
+            );
+            return None;
+        }
+        Some(addr)
     }
 
     fn socket_addr(&mut self, key: &str, v: &Spanned<String>, example: &str) -> Option<SocketAddr> {
@@ -2378,6 +2410,27 @@ mod tests {
         assert_eq!(cfg.auth, Auth::Local(vec![want]));
         let mock = lines(&[WORKERS, "[auth]", "provider = \"mock\""]);
         assert_eq!(parse("t.toml", &mock, &facts()).expect("valid").auth, Auth::Mock);
+    }
+
+    #[test]
+    fn metrics_listen_is_optional_and_its_own() {
+        assert_eq!(parse("t.toml", WORKERS, &facts()).expect("valid").metrics, None, "off by default");
+        let on = lines(&[WORKERS, "[metrics]", "listen = \"127.0.0.1:9464\""]);
+        assert_eq!(parse("t.toml", &on, &facts()).expect("valid").metrics, Some("127.0.0.1:9464".parse().unwrap()));
+        one(
+            &lines(&[WORKERS, "[metrics]", "listen = \"9464\""]),
+            5,
+            10,
+            "[metrics] listen \"9464\" is not an ADDR:PORT",
+        );
+        one(&lines(&[WORKERS, "[metrics]", "port = 9464"]), 5, 1, "unknown field `port`");
+        one(&lines(&[WORKERS, "[metrics]"]), 4, 1, "[metrics] needs listen");
+        one(
+            &lines(&[WORKERS, "[rest]", "listen = \"0.0.0.0:8181\"", "[metrics]", "listen = \"0.0.0.0:8181\""]),
+            7,
+            10,
+            "is also [rest] listen",
+        );
     }
 
     #[test]

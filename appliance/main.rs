@@ -10,6 +10,7 @@ mod config;
 mod feed;
 mod host;
 mod import;
+mod metrics;
 mod rest;
 mod run;
 mod topology;

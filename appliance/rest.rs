@@ -22,6 +22,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::watch;
 
 use crate::config::{self, Config};
+use crate::metrics::Metrics;
 
 /// The store `[store]` names, opened for `run` and `topology import`.
 pub struct OpenedStore {
@@ -93,6 +94,7 @@ pub struct RestServer {
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<Result<()>>>,
     addr: SocketAddr,
+    metrics: Arc<Metrics>,
 }
 
 impl RestServer {
@@ -123,6 +125,18 @@ impl RestServer {
                 Some((tls_listener, tls_addr, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls))))
             }
         };
+        // `[metrics] listen`: Prometheus's endpoint, served by the same thread.
+        let metrics = Metrics::new();
+        let metrics_listener = match cfg.metrics {
+            None => None,
+            Some(at) => Some(
+                runtime
+                    .block_on(tokio::net::TcpListener::bind(at))
+                    .with_context(|| format!("cannot listen for metrics on {at} ([metrics] listen)"))?,
+            ),
+        };
+        let metrics_addr = metrics_listener.as_ref().map(|l| l.local_addr()).transpose().context("metrics listener")?;
+        let metrics_app = crate::metrics::app(Arc::clone(&metrics));
         let (stop, stopped) = watch::channel(false);
         let app = control::app(Arc::clone(&topology), auth);
         let tls_url = https.as_ref().map(|(_, a, _)| format!("https://{a}{}", control::rest::PREFIX));
@@ -130,6 +144,7 @@ impl RestServer {
             .name("midogw-rest".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    let stopped_metrics = stopped.clone();
                     let mut plain_stop = stopped.clone();
                     let plain = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
                         let _ = plain_stop.wait_for(|s| *s).await;
@@ -149,8 +164,19 @@ impl RestServer {
                         let (served, ()) = tokio::join!(server, watcher);
                         served.context("HTTPS server failed")
                     };
-                    let (plain, tls) = tokio::join!(plain, tls);
+                    let mut metrics_stop = stopped_metrics;
+                    let metrics = async move {
+                        let Some(listener) = metrics_listener else { return Ok(()) };
+                        axum::serve(listener, metrics_app)
+                            .with_graceful_shutdown(async move {
+                                let _ = metrics_stop.wait_for(|s| *s).await;
+                            })
+                            .await
+                            .context("metrics server failed")
+                    };
+                    let (plain, tls, metrics) = tokio::join!(plain, tls, metrics);
                     plain.context("REST server failed")?;
+                    metrics?;
                     tls
                 })
             })
@@ -159,7 +185,15 @@ impl RestServer {
         if let Some(url) = tls_url {
             tracing::info!(%url, "REST API listening over HTTPS");
         }
-        Ok(RestServer { topology, zookeeper, stop, thread: Some(thread), addr })
+        if let Some(at) = metrics_addr {
+            tracing::info!(url = %format!("http://{at}/metrics"), "metrics listening");
+        }
+        Ok(RestServer { topology, zookeeper, stop, thread: Some(thread), addr, metrics })
+    }
+
+    /// Where the main loop hands the live counters for `GET /metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The ZooKeeper store, when `[store] kind = "zookeeper"` (for state keys such as host alive).

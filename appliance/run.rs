@@ -53,8 +53,10 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         let zookeeper = rest.zookeeper();
         crate::feed::register_host(&topology, zookeeper.as_deref(), host_id, &crate::host::host_name_or(cfg), &[])?;
         let started = Instant::now();
+        let mut metrics = MetricsRefresh::new(cfg, &rest);
         while !signalled.load(Ordering::Relaxed) && options.duration.is_none_or(|d| started.elapsed() < d) {
             std::thread::sleep(POLL);
+            metrics.refresh_with(|| Report::collect(&[], &[], &[], None, started.elapsed()));
         }
         crate::feed::unregister_host(&topology, zookeeper.as_deref(), host_id);
         // The report has no data-path counters here, but --stats-json always writes one.
@@ -143,8 +145,10 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         }
         // None: an interval too long to come due in this process's life (`--stats-interval 1e19`).
         let mut next_report = started.checked_add(options.stats_interval);
+        let mut metrics = MetricsRefresh::new(cfg, &rest);
         loop {
             std::thread::sleep(POLL);
+            metrics.refresh_with(|| Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed()));
             if signalled.load(Ordering::Relaxed) {
                 tracing::info!("signal received, stopping");
                 break;
@@ -184,6 +188,28 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     rest.stop()?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Hands the metrics listener a fresh report every [`crate::metrics::REFRESH`], when `[metrics]`
+/// is on (collecting reads every port's driver counters: not done for nobody).
+struct MetricsRefresh {
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+    due: Instant,
+}
+
+impl MetricsRefresh {
+    fn new(cfg: &Config, rest: &crate::rest::RestServer) -> MetricsRefresh {
+        MetricsRefresh { metrics: cfg.metrics.map(|_| rest.metrics()), due: Instant::now() }
+    }
+
+    fn refresh_with(&mut self, collect: impl FnOnce() -> Report) {
+        let Some(metrics) = &self.metrics else { return };
+        let now = Instant::now();
+        if now >= self.due {
+            metrics.update(collect());
+            self.due = now + crate::metrics::REFRESH;
+        }
+    }
 }
 
 /// `--stats-json PATH` can be written at the end: not a directory, and a file can be made beside it.
@@ -531,7 +557,7 @@ pub struct Report {
 }
 
 /// A pipeline worker's counters; `drops` lists the non-zero drop reasons by name.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct PipelineReport {
     pub worker: usize,
     pub rx_packets: u64,

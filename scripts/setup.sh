@@ -75,6 +75,22 @@ if ! "$MIDONETCLIENT_VENV/bin/python" -c 'import midonetclient' >/dev/null 2>&1;
     'midonetclient==5.2.0' 'httplib2==0.32.1' 'WebOb==1.8.11'
 fi
 
+# tests/appliance_live.rs: a real Prometheus server scrapes the appliance's /metrics and promtool
+# lints it. Only the binaries, unpacked from Debian's package: installing it would start its service.
+PROMETHEUS_ROOT=/opt/midogw-test/prometheus
+if ! "$PROMETHEUS_ROOT/usr/bin/promtool" --version >/dev/null 2>&1 || [ ! -x "$PROMETHEUS_ROOT/usr/bin/prometheus" ]; then
+  echo "setup: unpacking Debian's prometheus binaries into $PROMETHEUS_ROOT"
+  download=$(mktemp -d)
+  if ! (cd "$download" && apt-get download -qq prometheus >/dev/null 2>&1); then
+    apt-get update -qq
+    (cd "$download" && apt-get download -qq prometheus >/dev/null)
+  fi
+  rm -rf "$PROMETHEUS_ROOT"
+  mkdir -p "$PROMETHEUS_ROOT"
+  dpkg-deb -x "$download"/prometheus_*.deb "$PROMETHEUS_ROOT"
+  rm -rf "$download"
+fi
+
 if ! pkg-config --atleast-version=22.11 libdpdk; then
   echo "setup: DPDK >= 22.11 still not visible to pkg-config after install" >&2
   exit 1

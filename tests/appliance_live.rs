@@ -36,6 +36,7 @@ fn rest_changes_reach_the_running_data_path() {
 
     let dir = TempDir::new("live-rest");
     let rest = free_addr();
+    let metrics = free_addr();
     let config = dir.0.join("midogw.toml");
     std::fs::write(
         &config,
@@ -44,7 +45,8 @@ fn rest_changes_reach_the_running_data_path() {
              [[port]]\nname = \"up0\"\ndevargs = \"net_af_packet0,iface={}\"\n\n\
              [[port]]\nname = \"up1\"\ndevargs = \"net_af_packet1,iface={}\"\n\n\
              [workers]\ncores = [1]\n\n[topology]\nsource = \"store\"\n\n[rest]\nlisten = \"{rest}\"\n\n\
-             [store]\npath = \"store.redb\"\n\n[auth]\nprovider = \"mock\"\n\n[host]\nname = \"gw-live\"\n",
+             [store]\npath = \"store.redb\"\n\n[auth]\nprovider = \"mock\"\n\n[host]\nname = \"gw-live\"\n\n\
+             [metrics]\nlisten = \"{metrics}\"\n",
             veth_a.outer, veth_b.outer
         ),
     )
@@ -118,6 +120,33 @@ fn rest_changes_reach_the_running_data_path() {
         let (ok, out) = ping_once(&ns_a, "10.204.2.2");
         assert!(!ok, "the drop rule stops the ping:\n{out}");
     }
+    // Prometheus sees them live (the report a scrape shows is at most a second old).
+    let sample = |text: &str, series: &str| -> Option<u64> {
+        text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let scraped = loop {
+        let r = common::http::http(metrics, "GET", "/metrics", &[], None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let drops = sample(&r.body, "midogw_worker_drops_total{worker=\"0\",reason=\"rule_drop\"}");
+        if drops >= Some(3) {
+            break r.body;
+        }
+        assert!(std::time::Instant::now() < deadline, "the rule's drops never showed:\n{}", r.body);
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(sample(&scraped, "midogw_port_rx_packets_total{port=\"up0\"}") > Some(0), "{scraped}");
+    assert_eq!(sample(&scraped, "midogw_port_link_up{port=\"up1\"}"), Some(1), "{scraped}");
+    assert!(sample(&scraped, "midogw_worker_simulated_total{worker=\"0\"}") > Some(0), "{scraped}");
+    assert!(sample(&scraped, "midogw_topology_published_total") >= Some(2), "{scraped}");
+    common::prometheus::promtool_check(&scraped).unwrap_or_else(|e| panic!("promtool: {e}\n{scraped}"));
+    // A Prometheus server scrapes it (asking for OpenMetrics) and has the same figures.
+    let prometheus = common::prometheus::Prometheus::start(&tag, metrics);
+    prometheus.wait_for("up{job=\"midogw\"}", 1.0);
+    prometheus.wait_for("midogw_worker_drops_total{reason=\"rule_drop\"}", 3.0);
+    let ports = prometheus.wait_for("midogw_port_rx_packets_total", 1.0);
+    assert_eq!(ports.len(), 2, "both ports: {ports:?}");
+    drop(prometheus);
     api.delete(&format!("{API}/rules/{}", id(&rule)));
     assert!(ping_works(&ns_a, "10.204.2.2", Duration::from_secs(5)), "deleting the rule restores the ping");
 

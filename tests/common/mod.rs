@@ -6,6 +6,7 @@ pub mod appliance;
 pub mod http;
 pub mod lan;
 pub mod ovs;
+pub mod prometheus;
 pub mod ring;
 pub mod zookeeper;
 
