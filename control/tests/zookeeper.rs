@@ -434,3 +434,32 @@ fn long_change_feed_reads_back_in_order() {
     assert!(feed.iter().all(|c| c.changes[0].id == format!("route{:03}", c.version - 1)));
     assert_eq!(store.list(Kind::Route).unwrap().len(), 300);
 }
+
+/// A transaction too large for one ZooKeeper request is refused before it is sent, with the
+/// reason (a server given it would drop the connection: an outage to the caller, outcome unknown);
+/// nothing is written and the store keeps working. One just under the limit commits, so the
+/// estimate is not far off.
+#[test]
+fn a_transaction_too_large_for_zookeeper_is_refused_with_the_reason() {
+    let server = ZkServer::start();
+    let store = server.store("");
+    let big = |id: &str, bytes: usize| Op::Create { kind: Kind::Router, id: id.into(), data: vec![b'x'; bytes] };
+    let err = store.commit(None, &[big("a", 600_000), big("b", 600_000)]).unwrap_err();
+    let StoreError::TooLarge { bytes, limit } = err else { panic!("{err:?}") };
+    assert!(bytes > 1_200_000 && limit == control::store::ZOOKEEPER_MAX_REQUEST_BYTES, "{bytes} {limit}");
+    assert!(err_text(&store, &[big("a", 2_000_000)]).contains("jute.maxbuffer"));
+    assert_eq!(store.version().unwrap(), 0, "nothing written");
+    assert!(store.list(Kind::Router).unwrap().is_empty());
+
+    // Just under the limit: ZooKeeper takes it (its own limit is 1 MiB - 1, with framing).
+    let version = store.commit(None, &[big("a", 999_000)]).unwrap();
+    assert_eq!(version, 1);
+    assert_eq!(store.get(Kind::Router, "a").unwrap().map(|d| d.len()), Some(999_000));
+    // Through the topology service, the REST API's status for it is 413.
+    let e = TopologyError::Store(StoreError::TooLarge { bytes: 2_000_000, limit: 1_000_000 });
+    assert_eq!(e.status(), 413);
+}
+
+fn err_text(store: &ZookeeperStore, ops: &[Op]) -> String {
+    store.commit(None, ops).unwrap_err().to_string()
+}

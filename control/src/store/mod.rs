@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use embedded::EmbeddedStore;
-pub use zookeeper::{ZookeeperConfig, ZookeeperStore};
+pub use zookeeper::{ZookeeperConfig, ZookeeperStore, MAX_REQUEST_BYTES as ZOOKEEPER_MAX_REQUEST_BYTES};
 
 /// The ZooKeeper root of the object models.
 pub const MODELS_ROOT: &str = "/midonet/zoom/0/models";
@@ -229,6 +229,17 @@ pub enum StoreError {
     /// The backend failed (disk, database corruption, lost session).
     #[error("store backend: {0}")]
     Backend(String),
+    /// The change does not fit one transaction of the backend (ZooKeeper refuses a request over
+    /// its `jute.maxbuffer`, 1 MiB by default, by dropping the connection). Nothing was written.
+    #[error(
+        "the change needs {bytes} bytes in one store transaction; the store takes at most {limit} (ZooKeeper's jute.maxbuffer): nothing was written"
+    )]
+    TooLarge {
+        /// The request's size, estimated from above.
+        bytes: usize,
+        /// The most one transaction may carry.
+        limit: usize,
+    },
     /// The change log no longer holds the change sets right after `since`: the reader fell behind
     /// the log's retention and must resync from a full read (`list` of every kind, then `version`).
     #[error(

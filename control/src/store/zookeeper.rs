@@ -607,6 +607,34 @@ async fn read_many(client: &Client, paths: &[String]) -> Result<Vec<Option<Vec<u
 }
 
 /// One attempt at a commit; `Ok(None)` means another writer moved the version first (retry).
+/// The most one multi request may carry: ZooKeeper's default `jute.maxbuffer` (1 MiB less one
+/// byte), less room for the request's own framing. A server given a larger packet drops the
+/// connection, which the client sees as a lost session, indistinguishable from an outage.
+pub const MAX_REQUEST_BYTES: usize = 1_000_000;
+
+/// Bytes a multi request adds per operation besides its path and data: the operation header, the
+/// length prefixes, the version and the ACL of a create (jute encoding), rounded up.
+const PER_OP_BYTES: usize = 64;
+
+/// Refuses a transaction that would not fit one request ([`StoreError::TooLarge`]), before it is
+/// sent: an estimate from above of the multi request `try_commit` builds.
+fn check_request_size(paths: &Paths, ops: &[Op], log_len: usize) -> Result<(), StoreError> {
+    let op_bytes = |op: &Op| {
+        let (kind, id) = op.target();
+        let data = match op {
+            Op::Create { data, .. } | Op::Update { data, .. } => data.len(),
+            Op::Delete { .. } => 0,
+        };
+        paths.object(kind, id).len() + data + PER_OP_BYTES
+    };
+    let fixed = paths.version().len() + 20 + paths.change(u64::MAX).len() + log_len + 2 * PER_OP_BYTES;
+    let bytes = ops.iter().map(op_bytes).sum::<usize>() + fixed;
+    if bytes > MAX_REQUEST_BYTES {
+        return Err(StoreError::TooLarge { bytes, limit: MAX_REQUEST_BYTES });
+    }
+    Ok(())
+}
+
 async fn try_commit(
     client: &Client,
     paths: &Paths,
@@ -629,6 +657,7 @@ async fn try_commit(
     let change_set = ChangeSet { version: next, changes: ops.iter().map(Op::change).collect() };
     let log = serde_json::to_vec(&change_set).map_err(|e| StoreError::Backend(e.to_string()))?;
 
+    check_request_size(paths, ops, log.len())?;
     let mut writer = client.new_multi_writer();
     writer.add_set_data(&paths.version(), next.to_string().as_bytes(), Some(current_stat)).map_err(zk_error)?;
     for op in ops {

@@ -342,6 +342,7 @@ impl TopologyError {
             NotCompilable { conflict: true, .. } => 409,
             ReadOnly | Busy => 503,
             Store(StoreError::Backend(_)) => 503,
+            Store(StoreError::TooLarge { .. }) => 413,
             Corrupt { .. } | Store(_) => 500,
         }
     }
