@@ -309,9 +309,11 @@ impl<A: Bits> RouteTable<A> {
             })
             .enumerate()
             .collect();
-        keyed.sort_by_key(|(i, a)| (a.dst, a.dst_len, a.weight, *i));
+        // The index makes the key unique: an unstable sort gives the stable order, without a buffer.
+        keyed.sort_unstable_by_key(|(i, a)| (a.dst, a.dst_len, a.weight, *i));
 
-        let mut buckets: Vec<Bucket<A>> = Vec::new();
+        // Sized once (a compile builds every router's tables: growing them was an eighth of it).
+        let mut buckets: Vec<Bucket<A>> = Vec::with_capacity(keyed.len());
         let mut entries = Vec::with_capacity(keyed.len());
         for (_, r) in &keyed {
             let same = buckets.last().is_some_and(|b| b.net == r.dst && b.len == r.dst_len);
@@ -332,8 +334,11 @@ impl<A: Bits> RouteTable<A> {
 
         // Sweep the buckets in (net, len) order with a stack of the prefixes enclosing the current
         // position; every prefix start and every prefix end + 1 starts an interval.
-        let mut starts: Vec<A> = vec![A::ZERO];
-        let mut labels: Vec<u32> = vec![NONE];
+        // At most two intervals start per prefix (at it, and after it), plus the first.
+        let mut starts: Vec<A> = Vec::with_capacity(2 * buckets.len() + 1);
+        let mut labels: Vec<u32> = Vec::with_capacity(2 * buckets.len() + 1);
+        starts.push(A::ZERO);
+        labels.push(NONE);
         let emit = |starts: &mut Vec<A>, labels: &mut Vec<u32>, at: A, label: u32| {
             let n = starts.len();
             if starts[n - 1] == at {
@@ -347,7 +352,8 @@ impl<A: Bits> RouteTable<A> {
                 labels.push(label);
             }
         };
-        let mut stack: Vec<u32> = Vec::new();
+        // Prefixes nest at most 129 deep (IPv6's /0 to /128).
+        let mut stack: Vec<u32> = Vec::with_capacity(buckets.len().min(129));
         for i in 0..buckets.len() {
             let net = buckets[i].net;
             while let Some(&top) = stack.last() {
@@ -433,8 +439,9 @@ pub(crate) struct RoutingTables {
 
 impl RoutingTables {
     pub(crate) fn build(routes: &[Route]) -> Self {
-        let mut v4 = Vec::new();
-        let mut v6 = Vec::new();
+        let v4_count = routes.iter().filter(|r| r.dst.addr().is_ipv4()).count();
+        let mut v4 = Vec::with_capacity(v4_count);
+        let mut v6 = Vec::with_capacity(routes.len() - v4_count);
         for (i, r) in routes.iter().enumerate() {
             let route = RouteId(i as u32);
             match (r.src, r.dst) {

@@ -321,6 +321,17 @@ fn builder_refusals() {
     b.add_router(Uuid(1));
     b.add_bridge(Uuid(1));
     assert_eq!(err(b), TopologyError::DuplicateUuid(Uuid(1)));
+    // A route's id counts too, against devices and against another router's route.
+    let mut b = SnapshotBuilder::new(1);
+    let r1 = b.add_router(Uuid(1));
+    let r2 = b.add_router(Uuid(2));
+    b.add_route(r1, Route::without_port(Uuid(7), "10.0.0.0/8".parse().unwrap(), RouteType::Blackhole, 1));
+    b.add_route(r2, Route::without_port(Uuid(7), "10.0.0.0/8".parse().unwrap(), RouteType::Blackhole, 1));
+    assert_eq!(err(b), TopologyError::DuplicateUuid(Uuid(7)));
+    let mut b = SnapshotBuilder::new(1);
+    let r1 = b.add_router(Uuid(1));
+    b.add_route(r1, Route::without_port(Uuid(1), "10.0.0.0/8".parse().unwrap(), RouteType::Blackhole, 1));
+    assert_eq!(err(b), TopologyError::DuplicateUuid(Uuid(1)));
 
     // Links and bindings.
     let mut b = SnapshotBuilder::new(1);
