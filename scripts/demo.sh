@@ -248,7 +248,13 @@ CHAIN=$(create /chains Chain-v1 '{"name": "tenant-in", "tenantId": "admin"}')
 rest PUT "/routers/$TENANT" Router-v3 "{\"name\": \"tenant\", \"tenantId\": \"admin\", \"inboundFilterId\": \"$CHAIN\"}" \
   >/dev/null
 RULE=$(create "/chains/$CHAIN/rules" Rule-v2 '{"type": "drop", "nwProto": 1, "position": 1}')
-sleep 0.2
+# The rule reaches the workers a few milliseconds after the answer (later on a loaded machine):
+# wait for a ping to go unanswered, then none may pass.
+ping_stops() { # namespace destination: an unanswered ping within 10 s
+  for _ in $(seq 1 10); do in_ns "$1" ping -n -c 1 -W 1 "$2" >/dev/null 2>&1 || return 0; done
+  return 1
+}
+ping_stops "$NS_OUT" "$VM1" || fail "the drop rule never stopped ICMP"
 if in_ns "$NS_OUT" ping -n -c 2 -i 0.2 -W 1 "$VM1" >/dev/null 2>&1; then fail "the drop rule let ICMP through"; fi
 echo "   ping outside -> vm1 now fails"
 rest DELETE "/rules/$RULE" Rule-v2 >/dev/null

@@ -18,9 +18,12 @@ const DATAGRAMS: usize = 200;
 /// `to_ns` got (bounded by a receive timeout).
 fn exchange(from_ns: &NetNs, to_ns: &NetNs, from: &str, to: &str, count: usize, tag: &str) -> Vec<Vec<u8>> {
     let to_addr = to.to_string();
+    let (bound_tx, bound) = std::sync::mpsc::channel();
     let receiver = to_ns.spawn(move || {
         let socket = UdpSocket::bind((to_addr.as_str(), 7000)).expect("bind receiver");
         socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        room_for_every_datagram(&socket);
+        bound_tx.send(()).unwrap();
         let mut got = Vec::new();
         let mut buf = [0u8; 2048];
         while got.len() < count {
@@ -31,7 +34,8 @@ fn exchange(from_ns: &NetNs, to_ns: &NetNs, from: &str, to: &str, count: usize, 
         }
         got
     });
-    std::thread::sleep(Duration::from_millis(200)); // receiver bound before the first datagram
+    // The receiver is bound before the first datagram (a thread may start late on a loaded machine).
+    bound.recv_timeout(Duration::from_secs(30)).expect("the receiver binds its socket");
     let (from_addr, to_addr, tag) = (from.to_string(), to.to_string(), tag.to_string());
     from_ns
         .spawn(move || {
@@ -47,6 +51,27 @@ fn exchange(from_ns: &NetNs, to_ns: &NetNs, from: &str, to: &str, count: usize, 
         .join()
         .unwrap();
     receiver.join().unwrap()
+}
+
+/// Gives `socket` a receive buffer that holds every datagram of a run. The sender is paced, but a
+/// worker that was not scheduled for a while (a loaded machine) finds the datagrams queued in its
+/// port's ring and forwards them in one burst, faster than the receiving thread reads: the
+/// default buffer (about 200 KiB, some ninety of these datagrams) would drop the rest.
+/// SO_RCVBUFFORCE, as root, goes beyond `net.core.rmem_max`.
+fn room_for_every_datagram(socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let bytes: libc::c_int = 8 << 20;
+    // SAFETY: a plain setsockopt on an open socket, with a pointer to a live c_int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
 }
 
 fn payload(tag: &str, i: usize) -> Vec<u8> {

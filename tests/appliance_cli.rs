@@ -178,9 +178,11 @@ impl TwoHosts {
     /// Sends `payloads` as UDP datagrams from A to B; returns what B received (bounded wait).
     fn udp_a_to_b(&self, payloads: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         let count = payloads.len();
+        let (bound_tx, bound) = std::sync::mpsc::channel();
         let receiver = self.ns_b.spawn(move || {
             let socket = UdpSocket::bind("10.201.0.2:7001").unwrap();
             socket.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            bound_tx.send(()).unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 2048];
             while got.len() < count {
@@ -191,7 +193,8 @@ impl TwoHosts {
             }
             got
         });
-        std::thread::sleep(Duration::from_millis(200));
+        // The receiver is bound before the first datagram (a thread may start late on a loaded machine).
+        bound.recv_timeout(Duration::from_secs(30)).expect("the receiver binds its socket");
         self.ns_a
             .spawn(move || {
                 let socket = UdpSocket::bind("10.201.0.1:0").unwrap();
@@ -252,8 +255,8 @@ impl Appliance {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::Signal::SIGTERM)
             .unwrap();
         let status = wait_with_timeout(&mut self.child, Duration::from_secs(30));
-        std::thread::sleep(Duration::from_millis(100));
-        self.seen.extend(self.log.try_iter());
+        // Everything it logged, to the last line: the reader thread ends with its stderr.
+        self.seen.extend(self.log.iter());
         assert!(status.success(), "midogw exit status {status}:\n{}", self.seen.join("\n"));
         assert!(self.seen.iter().any(|l| l.contains("stopped cleanly")), "{}", self.seen.join("\n"));
         serde_json::from_str(&std::fs::read_to_string(stats).unwrap()).unwrap()
@@ -366,23 +369,13 @@ fn run_routes_between_namespaces_with_a_topology_file() {
     let stats = dir.0.join("stats.json");
     let appliance = Appliance::start(&config, &stats);
 
-    let ping = |ns: &common::NetNs, to: &str| {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "ping", "-n", "-c", "5", "-i", "0.2", "-W", "1", to])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let to_router = ping(&ns_a, "10.203.1.1");
-    let across = ping(&ns_a, "10.203.2.2");
+    let (to_router_answered, to_router) = ns_a.pings("10.203.1.1", 5, &[]);
+    let (across_answered, across) = ns_a.pings("10.203.2.2", 5, &[]);
     let report = appliance.stop(&stats);
 
-    assert!(to_router.contains("5 received"), "the router answers echo for its port address:\n{to_router}");
+    assert_eq!(to_router_answered, 5, "the router answers echo for its port address:\n{to_router}");
     // The first echo may be lost while the router resolves B (no resolution queue yet).
-    assert!(
-        across.contains("4 received") || across.contains("5 received"),
-        "A reaches B through the router:\n{across}"
-    );
+    assert!(across_answered >= 4, "A reaches B through the router:\n{across}");
     assert!(across.contains("ttl=63"), "one router hop:\n{across}");
     let pipeline = &report["pipelines"][0];
     assert!(pipeline["cache_hits"].as_u64().unwrap() > 0, "the flow cache serves the echo flow: {pipeline}");
@@ -499,16 +492,40 @@ fn run_stops_cleanly_on_sighup() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start midogw");
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(child.try_wait().unwrap().is_none(), "midogw is running");
-    let (status, stderr) = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGHUP, Duration::from_secs(10));
+    // Its signal handlers are in place once it registered its Host (appliance/run.rs installs them
+    // first): a hangup before then, on a slow start, would kill it, as it would any process.
+    let (lines, mut seen) = (stderr_lines(&mut child), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !seen.iter().any(|l: &String| l.contains("registered as host")) {
+        assert!(child.try_wait().unwrap().is_none(), "midogw exited early:\n{}", seen.join("\n"));
+        assert!(Instant::now() < deadline, "midogw did not come up:\n{}", seen.join("\n"));
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            seen.push(line);
+        }
+    }
+    let (status, _) = signal_and_wait(&mut child, nix::sys::signal::Signal::SIGHUP, Duration::from_secs(10));
+    seen.extend(lines.iter());
+    let stderr = seen.join("\n");
     let status = status.unwrap_or_else(|| panic!("midogw ignored SIGHUP for 10 s:\n{stderr}"));
     assert!(status.success(), "a hangup is a clean stop, not a kill: {status:?}\n{stderr}");
     assert!(stats.exists(), "the final report was written:\n{stderr}");
 }
 
+/// `child`'s stderr, line by line as it comes, from a thread.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// Sends `signal` to `child` and waits up to `within` for it to exit (killing it after that):
-/// its exit status (`None` if it had to be killed) and what it wrote to stderr.
+/// its exit status (`None` if it had to be killed) and what it wrote to stderr (nothing if that
+/// is read elsewhere: [`stderr_lines`]).
 fn signal_and_wait(
     child: &mut std::process::Child,
     signal: nix::sys::signal::Signal,
@@ -528,6 +545,8 @@ fn signal_and_wait(
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    if let Some(mut pipe) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut pipe, &mut stderr).unwrap();
+    }
     (status, stderr)
 }

@@ -4,10 +4,11 @@
 //! restart on the same store and find the router again. Plus the config problems of `[rest]`/`[store]`,
 //! and `[rest.https]`: login over TLS with curl verifying a self-signed rcgen certificate.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -38,19 +39,31 @@ impl Drop for TempDir {
     }
 }
 
-/// A running `midogw run`, SIGKILLed if a test fails before stopping it.
-struct Appliance(Option<Child>);
+/// A running `midogw run`, SIGKILLed if a test fails before stopping it. Its log (stderr) is read
+/// on a thread as it comes, so that a test can wait for what it logs.
+struct Appliance {
+    child: Option<Child>,
+    log: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
 
 impl Appliance {
     fn start(config: &Path, addr: SocketAddr) -> Appliance {
-        let child = Command::new(MIDOGW)
+        let mut child = Command::new(MIDOGW)
             .args(["run", "--config", config.to_str().unwrap(), "--stats-interval", "0"])
             .env("MIDOGW_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn midogw");
-        let mut app = Appliance(Some(child));
+        let stderr = child.stderr.take().unwrap();
+        let (tx, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut app = Appliance { child: Some(child), log, seen: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {
             if let Some(status) = app.child().try_wait().unwrap() {
@@ -63,15 +76,28 @@ impl Appliance {
     }
 
     fn child(&mut self) -> &mut Child {
-        self.0.as_mut().unwrap()
+        self.child.as_mut().unwrap()
     }
 
+    /// The whole log, once midogw exited (the reader thread ends with its stderr).
     fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut e) = self.child().stderr.take() {
-            let _ = e.read_to_string(&mut text);
+        self.seen.extend(self.log.iter());
+        self.seen.join("\n")
+    }
+
+    /// Waits up to `limit` for a log line containing `needle`: whether one came. What the
+    /// appliance does after its REST API answers (start the data path, compile, publish) takes
+    /// its time, more of it on a loaded machine.
+    fn logs_within(&mut self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while !self.seen.iter().any(|l| l.contains(needle)) {
+            match self.log.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(_) => return false,
+            }
         }
-        text
+        true
     }
 
     /// SIGTERM, then the exit status must be success; returns the log.
@@ -88,14 +114,14 @@ impl Appliance {
         };
         let log = self.stderr();
         assert!(status.success(), "{status}: {log}");
-        self.0 = None;
+        self.child = None;
         log
     }
 }
 
 impl Drop for Appliance {
     fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -331,11 +357,14 @@ fn rest_runs_beside_the_data_plane() {
             std::process::id()
         ),
     );
-    let app = Appliance::start(&config, addr);
+    let mut app = Appliance::start(&config, addr);
     let r = login(addr, "ops", "x");
     assert_eq!(r.status, 200, "{}", r.body);
     let key = r.json()["key"].as_str().unwrap().to_string();
     assert_eq!(http(addr, "GET", "/midonet-api/", &[("X-Auth-Token", &key)], None).status, 200);
+    // REST answers before the data path is up (EAL, ports, workers): a SIGTERM before then would
+    // stop a box whose worker never started.
+    assert!(app.logs_within("cross-connect worker starting", Duration::from_secs(30)), "no worker started");
     let log = app.terminate();
     assert!(log.contains("cross-connect worker starting") && log.contains("REST API stopped"), "{log}");
 }
@@ -465,16 +494,11 @@ fn a_stored_topology_that_does_not_compile_starts_the_appliance_and_can_be_repai
             std::process::id()
         ),
     );
-    let app = Appliance::start(&config, addr);
+    let mut app = Appliance::start(&config, addr);
     let key = login(addr, "ops", "x").json()["key"].as_str().unwrap().to_string();
-    // REST comes up before the data path: wait for the gateway's Host, registered just before the
-    // first compile, then leave that compile time to run.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http(addr, "GET", "/midonet-api/hosts", &[("X-Auth-Token", &key)], None).json() == json!([]) {
-        assert!(Instant::now() < deadline, "the gateway never registered its Host");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_secs(1));
+    // REST comes up before the data path: wait for the first compile to refuse the store (a repair
+    // before it would leave nothing to refuse).
+    assert!(app.logs_within("cannot compile the stored topology", Duration::from_secs(30)), "no first compile");
     let rule = format!("/midonet-api/rules/{bad_rule}");
     let deleted = http(addr, "DELETE", &rule, &[("X-Auth-Token", &key)], None);
     assert_eq!(deleted.status, 204, "{}", deleted.body);
@@ -485,8 +509,8 @@ fn a_stored_topology_that_does_not_compile_starts_the_appliance_and_can_be_repai
     let media = "application/vnd.org.midonet.Rule-v2+json";
     let refused = http(addr, "POST", &rules, &[("X-Auth-Token", &key), ("Content-Type", media)], Some(&body));
     assert_eq!(refused.status, 400, "{}", refused.body);
-    // The feed picks the repair up within milliseconds; leave it ample time.
-    std::thread::sleep(Duration::from_secs(2));
+    // The feed picks the repair up within milliseconds, and says so once the cores have it.
+    assert!(app.logs_within("topology published", Duration::from_secs(30)), "the repair was not published");
     let log = app.terminate();
     assert!(log.contains("cannot compile the stored topology"), "{log}");
     assert!(log.contains("pipeline worker starting"), "the data path ran: {log}");

@@ -116,6 +116,7 @@ fn bridge_floods_learns_and_answers_arp_for_the_router() {
         }
         b1.silent();
         b2.silent();
+        published(|| counter(&c.cache_hits) == 4);
         assert_eq!(counter(&c.cache_hits), 4, "rounds 2 and 3 of both flows");
     });
 }
@@ -134,7 +135,7 @@ fn routed_into_the_bridge_after_arp_on_the_bridge() {
             let L3::Arp(a) = h.l3 else { panic!("not ARP: {h:?}") };
             assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("10.2.0.1"), ip("10.2.0.3")));
         }
-        published();
+        published(|| counter(&c.held) == 1);
         assert_eq!(counter(&c.held), 1, "the first packet waits for the answer");
         b2.send(&arp(ArpOperation::Reply, MAC_B2, MAC_RB, "10.2.0.3", "10.2.0.1"));
         for round in 0..3 {
@@ -152,6 +153,7 @@ fn routed_into_the_bridge_after_arp_on_the_bridge() {
         }
         b1.silent();
         b2.silent();
+        published(|| counter(&c.released) == 1 && counter(&c.cache_hits) == 2);
         assert_eq!(counter(&c.released), 1);
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
         assert_eq!(counter(&c.cache_hits), 2);
@@ -173,8 +175,9 @@ fn a_mac_that_moves_takes_its_cached_flows_with_it() {
             ha.send(&sent);
             assert_eq!(b1.recv(1).len(), 1);
         }
-        // The worker publishes its counters on its first idle turn after the traffic.
         ha.silent();
+        // The worker publishes its counters on its first idle turn after the traffic.
+        published(|| counter(&c.cache_hits) == 1);
         assert_eq!(counter(&c.cache_hits), 1, "routed into the bridge from the cache");
         // B1's MAC shows up behind port 2 (the VM moved): the cached flow must follow it.
         b2.send(&udp(MAC_B1, MAC_RB, "10.2.0.2", "10.1.0.2", 7004));

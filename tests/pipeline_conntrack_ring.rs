@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::ring::{counter, eth, ip, valid, with_two_ports, Host};
+use common::ring::{counter, eth, ip, published, valid, with_two_ports, Host};
 
 use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
 use midogw::flowtable::flow::FlowCacheConfig;
@@ -103,9 +103,11 @@ fn pipeline_passes_replies_of_inside_connections_and_drops_unsolicited_packets()
         let outbound = udp(MAC_HA, MAC_RA, "10.1.0.2", 5000, "10.2.0.2", 4000);
         let reply = udp(MAC_HB, MAC_RB, "10.2.0.2", 4000, "10.1.0.2", 5000);
 
-        // Unsolicited from outside: dropped by the chain.
+        // Unsolicited from outside: dropped by the chain (and taken in before A's first packet is
+        // sent: on the other port, that one would otherwise be read first and open the connection).
         hb.send(&reply);
         ha.silent();
+        published(|| counter(&c.drops[DropReason::RuleDrop.index()]) == 1);
         assert_eq!(counter(&c.drops[DropReason::RuleDrop.index()]), 1);
 
         // A opens the connection; both its packets reach B (the second from the flow cache).
@@ -134,6 +136,11 @@ fn pipeline_passes_replies_of_inside_connections_and_drops_unsolicited_packets()
         hb.send(&udp(MAC_HB, MAC_RB, "10.2.0.2", 4001, "10.1.0.2", 5000));
         ha.silent();
         hb.silent();
+        published(|| {
+            counter(&c.drops[DropReason::RuleDrop.index()]) == 2
+                && counter(&c.cache_hits) == 2
+                && counter(&c.simulated) == 6
+        });
         assert_eq!(counter(&c.drops[DropReason::RuleDrop.index()]), 2);
         assert_eq!(counter(&c.cache_hits), 2, "the second outbound and the second reply");
         assert_eq!(counter(&c.simulated), 6, "two ARP, two unsolicited, the first outbound and reply");
@@ -189,6 +196,7 @@ fn pipeline_passes_icmp_errors_about_inside_connections() {
         let unknown = udp(MAC_HA, MAC_RA, "10.1.0.2", 5001, "10.2.0.2", 4000);
         hb.send(&frag_needed(&unknown));
         ha.silent();
+        published(|| counter(&c.drops[DropReason::RuleDrop.index()]) == 1);
         assert_eq!(counter(&c.drops[DropReason::RuleDrop.index()]), 1, "the error about no connection");
         assert_eq!(counter(&c.cache_hits), 0, "errors are simulated each time");
     });

@@ -22,18 +22,9 @@ fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
     b.build().expect("valid topology")
 }
 
-/// Runs ping in `ns`; returns (replies received, output).
-fn ping(ns: &NetNs, to: &str, count: u32) -> (u32, String) {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "ping", "-n", "-c", &count.to_string(), "-i", "0.2", "-W", "1", to])
-        .output()
-        .expect("run ping");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let received = text
-        .lines()
-        .find_map(|l| l.split(", ").find_map(|part| part.strip_suffix(" received")?.parse().ok()))
-        .unwrap_or(0);
-    (received, text)
+/// Runs ping in `ns`; returns (probes answered, output) ([`NetNs::pings`]).
+fn ping(ns: &NetNs, to: &str, count: u32) -> (usize, String) {
+    ns.pings(to, count, &[])
 }
 
 #[test]

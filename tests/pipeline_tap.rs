@@ -10,7 +10,6 @@ mod common;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use common::ring::{
     arp, config, counter, ip, published, two_port_router, udp_frame, valid, vxlan_frame, Host, MAC_HA, MAC_HB, MAC_RA,
@@ -26,6 +25,14 @@ use midogw::{
 /// IPv4/UDP from host A (10.1.0.2) to host B through the router's port A.
 fn udp_to_b(sport: u16) -> Vec<u8> {
     udp_frame(MAC_HA, MAC_RA, "10.1.0.2", "10.2.0.2", sport, 64, 32)
+}
+
+/// The IPv4 frames `host` receives until `n` of them arrived ([`Host::recv_until`]), and all it
+/// received: what the worker made of frames written into the tap, whenever its lcore got to them.
+fn ipv4_frames(host: &mut Host<'_>, n: usize) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let is_ipv4 = |f: &Vec<u8>| f[12..14] == [0x08, 0x00];
+    let got = host.recv_until(|got| got.iter().filter(|f| is_ipv4(f)).count() >= n);
+    (got.iter().filter(|f| is_ipv4(f)).cloned().collect(), got)
 }
 
 /// Writes `frames` into the kernel side of tap interface `iface`, in order (one `AF_PACKET`
@@ -104,8 +111,7 @@ fn the_device_verifies_ipv4_checksums_and_the_worker_takes_its_word() {
         hb.send(&arp(ArpOperation::Request, MAC_HB, EthernetAddress::BROADCAST, "10.2.0.2", "10.2.0.1"));
         assert_eq!(hb.recv(1).len(), 1, "ARP reply");
         inject(&iface, &[good[0].clone(), bad, good[1].clone(), good[2].clone(), good[3].clone()]);
-        let got = hb.recv_for(Duration::from_millis(500));
-        let udp: Vec<&Vec<u8>> = got.iter().filter(|f| f[12..14] == [0x08, 0x00]).collect();
+        let (udp, got) = ipv4_frames(hb, 4);
         assert_eq!(udp.len(), 4, "the four good frames crossed the router, the bad one did not: {got:02x?}");
         for (out, sent) in udp.iter().zip(&good) {
             let h = valid(out);
@@ -113,7 +119,11 @@ fn the_device_verifies_ipv4_checksums_and_the_worker_takes_its_word() {
             assert_eq!((h.eth_src, h.eth_dst, ip4.ttl), (MAC_RB, MAC_HB, 63));
             assert_eq!(out[34..], sent[34..]);
         }
-        published();
+        published(|| {
+            counter(&counters.rx_ipv4_checksum_offloaded) == 4
+                && counters.parse_failed(ParseError::Ipv4BadChecksum) == 1
+                && counters.dropped(DropReason::Malformed) == 1
+        });
         assert_eq!(counter(&counters.rx_ipv4_checksum_offloaded), 4, "the device's word on each good frame");
         assert_eq!(counters.parse_failed(ParseError::Ipv4BadChecksum), 1, "the bad one, malformed");
         assert_eq!(counters.dropped(DropReason::Malformed), 1);
@@ -168,8 +178,7 @@ fn the_device_verifies_the_outer_header_of_tunnelled_packets() {
         bad_inner[25] ^= 0x01;
         let bad_inner = vxlan(underlay_mac, &bad_inner);
         inject(&iface, &[good[0].clone(), bad_outer, good[1].clone(), bad_inner, good[2].clone()]);
-        let got = outside.recv_for(Duration::from_millis(500));
-        let udp: Vec<&Vec<u8>> = got.iter().filter(|f| f[12..14] == [0x08, 0x00]).collect();
+        let (udp, got) = ipv4_frames(outside, 3);
         assert_eq!(udp.len(), 3, "the three good packets, decapsulated and routed: {got:02x?}");
         for (out, sent) in udp.iter().zip(&inner) {
             let h = valid(out);
@@ -177,7 +186,11 @@ fn the_device_verifies_the_outer_header_of_tunnelled_packets() {
             assert_eq!((h.eth_src, h.eth_dst, ip4.ttl), (MAC_UP, MAC_OUT, 63));
             assert_eq!(out[34..], sent[34..]);
         }
-        published();
+        published(|| {
+            counter(&counters.rx_ipv4_checksum_offloaded) == 4
+                && counters.parse_failed(ParseError::Ipv4BadChecksum) == 2
+                && counters.dropped(DropReason::Malformed) == 2
+        });
         assert_eq!(counter(&counters.rx_ipv4_checksum_offloaded), 4, "the outer headers the device found right");
         assert_eq!(counters.parse_failed(ParseError::Ipv4BadChecksum), 2, "the bad outer and the bad inner header");
         assert_eq!(counters.dropped(DropReason::Malformed), 2);

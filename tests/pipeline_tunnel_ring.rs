@@ -8,11 +8,11 @@ mod common;
 
 use common::ring::{
     arp, config, counter, gre_frame, ip, published, short_lived_neighbours, udp_frame, valid, vxlan_frame,
-    with_two_ports_two_workers, Host,
+    with_two_ports_two_workers, Host, ARRIVAL_LIMIT,
 };
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
 use midogw::flowtable::flow::{FlowCacheConfig, FlowKey};
@@ -146,11 +146,11 @@ fn announce_host_and_vm(host1: &mut Host<'_>, underlay_mac: EthernetAddress) {
 /// Waits until the worker's published counters say it runs `generation`, calling `nudge` (which
 /// should make the worker busy: it publishes its counters after busy turns) between looks.
 fn await_generation(c: &PipelineCounters, generation: u64, mut nudge: impl FnMut()) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + ARRIVAL_LIMIT;
     while counter(&c.snapshot_generation) < generation {
-        assert!(std::time::Instant::now() < deadline, "the worker takes snapshot {generation}");
+        assert!(Instant::now() < deadline, "the worker takes snapshot {generation}");
         nudge();
-        published();
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -235,6 +235,7 @@ fn vxlan_from_a_compute_host_is_decapsulated_and_routed_to_the_uplink() {
         host1.send(&forged);
         outside.silent();
         host1.silent();
+        published(|| c.dropped(DropReason::TunnelHostMismatch) == 1 && counter(&c.cache_hits) == 1);
         assert_eq!(c.dropped(DropReason::TunnelHostMismatch), 1);
         assert_eq!(counter(&c.cache_hits), 1, "the second tunnelled packet");
     });
@@ -264,17 +265,16 @@ fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
             assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, EthernetAddress::BROADCAST), "only ARP requests for the VM");
             matches!(h.l3, L3::Arp(a) if a.target_protocol_addr == ip("10.0.0.5"))
         };
-        let got = host1.recv_for(Duration::from_millis(300));
+        let got = host1.recv_until(|got| got.iter().any(|f| !underlay_arp(f)));
         assert!(got.iter().any(|f| !underlay_arp(f)), "a VXLAN-wrapped ARP request: {got:02x?}");
         assert!(got.iter().all(|f| underlay_arp(f) || is_vm_arp_request(f)), "{got:02x?}");
         // The VM answers through the tunnel: the packet, held meanwhile, is delivered.
         host1.send(&vxlan(underlay_mac, &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1")));
-        let got: Vec<Vec<u8>> = host1
-            .recv_for(Duration::from_millis(300))
-            .into_iter()
-            .filter(|f| !underlay_arp(f) && !matches!(valid(&unwrap_vxlan(f, underlay_mac)).l3, L3::Arp(_)))
-            .collect();
+        let not_arp = |f: &Vec<u8>| !underlay_arp(f) && !matches!(valid(&unwrap_vxlan(f, underlay_mac)).l3, L3::Arp(_));
+        let got: Vec<Vec<u8>> =
+            host1.recv_until(|got| got.iter().any(not_arp)).into_iter().filter(|f| not_arp(f)).collect();
         assert_eq!(got.len(), 1, "the held packet");
+        published(|| counter(&c.released) == 2);
         assert_eq!(counter(&c.released), 2, "the router's ARP request, then the packet");
         let check = |frame: &[u8]| {
             let inner = unwrap_vxlan(frame, underlay_mac);
@@ -292,11 +292,52 @@ fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
         check(&got[0]);
         outside.silent();
         host1.silent();
+        published(|| counter(&c.cache_hits) >= 1);
         assert!(counter(&c.cache_hits) >= 1, "encapsulated from the cache");
         // Nothing was lost waiting for the underlay: the router's ARP request waited for it.
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
         assert_eq!(c.dropped(DropReason::HoldTimeout), 0);
     });
+}
+
+/// Polls and forwarded packets seen by compute host 1 in [`tunnel_neighbours_in_use_are_polled_before_they_expire`].
+#[derive(Default)]
+struct PolledTraffic {
+    forwarded: usize,
+    underlay_polls: usize,
+    vm_polls: usize,
+}
+
+impl PolledTraffic {
+    /// What compute host 1 receives in `d`, each frame checked: a packet encapsulated for the VM,
+    /// or a point-to-point poll for the compute host (on the underlay) or for the VM (through the
+    /// tunnel), which it answers.
+    fn take(&mut self, host1: &mut Host<'_>, underlay_mac: EthernetAddress, d: Duration) {
+        for f in host1.recv_for(d) {
+            let h = valid(&f);
+            assert_eq!(h.eth_dst, MAC_HOST1, "point to point on the underlay: {h:?}");
+            if let L3::Arp(a) = h.l3 {
+                assert_eq!(a.operation, ArpOperation::Request);
+                assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (ip("192.168.7.1"), ip("192.168.7.11")));
+                self.underlay_polls += 1;
+                host1.send(&arp(ArpOperation::Reply, MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1"));
+                continue;
+            }
+            let inner = unwrap_vxlan(&f, underlay_mac);
+            let h = valid(&inner);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_VM), "point to point to the VM: {h:?}");
+            match h.l3 {
+                L3::Arp(a) => {
+                    assert_eq!(a.operation, ArpOperation::Request);
+                    assert_eq!(a.target_protocol_addr, ip("10.0.0.5"));
+                    self.vm_polls += 1;
+                    host1.send(&vxlan(underlay_mac, &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1")));
+                }
+                L3::Ipv4(_) => self.forwarded += 1,
+                _ => panic!("unexpected inner frame {h:?}"),
+            }
+        }
+    }
 }
 
 /// Both neighbours a tunnelled flow uses (the VM behind the bridge, over the tunnel, and the
@@ -309,52 +350,33 @@ fn tunnel_neighbours_in_use_are_polled_before_they_expire() {
     with_gateway_config("ptunpoll", Encap::Vxlan, &pipeline, |[outside, host1], underlay_mac, c| {
         announce_host_and_vm(host1, underlay_mac);
         let sent = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6002);
-        let (mut forwarded, mut underlay_polls, mut vm_polls, mut sent_count) = (0, 0, 0, 0);
-        // Traffic for 3.2 s, then 100 ms more to take in the last frames, each seen by its kind.
-        let stop_sending = std::time::Instant::now() + Duration::from_millis(3200);
-        while std::time::Instant::now() < stop_sending + Duration::from_millis(100) {
-            if std::time::Instant::now() < stop_sending {
+        let (mut seen, mut sent_count) = (PolledTraffic::default(), 0);
+        // Traffic for 3.2 s, then 100 ms more to take in the last frames (longer while some are
+        // still missing: the worker may be late), each seen by its kind.
+        let stop_sending = Instant::now() + Duration::from_millis(3200);
+        while Instant::now() < stop_sending + Duration::from_millis(100)
+            || (seen.forwarded < sent_count && Instant::now() < stop_sending + ARRIVAL_LIMIT)
+        {
+            if Instant::now() < stop_sending {
                 outside.send(&sent);
                 sent_count += 1;
             }
-            for f in host1.recv_for(Duration::from_millis(10)) {
-                let h = valid(&f);
-                assert_eq!(h.eth_dst, MAC_HOST1, "point to point on the underlay: {h:?}");
-                if let L3::Arp(a) = h.l3 {
-                    assert_eq!(a.operation, ArpOperation::Request);
-                    assert_eq!(
-                        (a.source_protocol_addr, a.target_protocol_addr),
-                        (ip("192.168.7.1"), ip("192.168.7.11"))
-                    );
-                    underlay_polls += 1;
-                    host1.send(&arp(ArpOperation::Reply, MAC_HOST1, underlay_mac, "192.168.7.11", "192.168.7.1"));
-                    continue;
-                }
-                let inner = unwrap_vxlan(&f, underlay_mac);
-                let h = valid(&inner);
-                assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_VM), "point to point to the VM: {h:?}");
-                match h.l3 {
-                    L3::Arp(a) => {
-                        assert_eq!(a.operation, ArpOperation::Request);
-                        assert_eq!(a.target_protocol_addr, ip("10.0.0.5"));
-                        vm_polls += 1;
-                        host1.send(&vxlan(
-                            underlay_mac,
-                            &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1"),
-                        ));
-                    }
-                    L3::Ipv4(_) => forwarded += 1,
-                    _ => panic!("unexpected inner frame {h:?}"),
-                }
-            }
+            seen.take(host1, underlay_mac, Duration::from_millis(10));
         }
+        let (forwarded, underlay_polls, vm_polls) = (seen.forwarded, seen.underlay_polls, seen.vm_polls);
         assert_eq!(forwarded, sent_count, "every packet encapsulated and sent");
         assert!((3..=12).contains(&underlay_polls), "one poll (or a few) per lifetime: {underlay_polls}");
         assert!((3..=12).contains(&vm_polls), "one poll (or a few) per lifetime: {vm_polls}");
         outside.silent();
+        // Both entries were in use until the traffic stopped, so either may be polled once more:
+        // answered and counted as the others, until the worker's published count has every poll.
+        let deadline = Instant::now() + ARRIVAL_LIMIT;
+        while counter(&c.neighbour_polls) != (seen.underlay_polls + seen.vm_polls) as u64 && Instant::now() < deadline {
+            seen.take(host1, underlay_mac, Duration::from_millis(10));
+        }
         assert_eq!(counter(&c.held), 0, "no packet waited for a resolution");
         assert_eq!(c.dropped(DropReason::NeighbourUnresolved), 0);
-        assert_eq!(counter(&c.neighbour_polls), (underlay_polls + vm_polls) as u64);
+        assert_eq!(counter(&c.neighbour_polls), (seen.underlay_polls + seen.vm_polls) as u64);
     });
 }
 
@@ -410,6 +432,7 @@ fn a_held_frame_whose_tunnel_port_left_is_dropped() {
         await_generation(c, 2, || host1.send(&not_for_us));
         outside.send(&arp(ArpOperation::Reply, MAC_OUT, MAC_UP, "192.0.2.7", "192.0.2.1"));
         outside.silent();
+        published(|| c.dropped(DropReason::IngressGone) == 1);
         assert_eq!(c.dropped(DropReason::IngressGone), 1);
         assert_eq!(counter(&c.released), 0);
     });
@@ -433,6 +456,10 @@ fn gre_both_ways_between_a_compute_host_and_the_uplink() {
         // The VM's ARP answer teaches the router its MAC, then the outside answers over GRE.
         host1.send(&gre(underlay_mac, &arp(ArpOperation::Reply, MAC_VM, MAC_RB, "10.0.0.5", "10.0.0.1")));
         host1.silent();
+        // Taken in (two ARP requests, the VM's packet, its answer) before the outside's packet is
+        // sent: on the other port, that one would otherwise be read first and wait for the VM.
+        published(|| counter(&c.rx_packets) == 4);
+        assert_eq!(counter(&c.rx_packets), 4, "the VM's answer reached the worker");
         let back = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6101);
         outside.send(&back);
         let got = host1.recv(1);
@@ -498,6 +525,12 @@ fn a_mixed_underlay_burst_is_decapsulated_and_sent_in_order() {
         assert_eq!(&answers[0][..6], &MAC_HOST1.0);
         outside.silent();
         host1.silent();
+        published(|| {
+            c.dropped(DropReason::UnknownTunnelKey) == 1
+                && c.dropped(DropReason::TunnelHostMismatch) == 1
+                && c.dropped(DropReason::TunnelMalformed) == 1
+                && counter(&c.cache_hits) - hits_before == 3
+        });
         assert_eq!(c.dropped(DropReason::UnknownTunnelKey), 1);
         assert_eq!(c.dropped(DropReason::TunnelHostMismatch), 1);
         assert_eq!(c.dropped(DropReason::TunnelMalformed), 1);
@@ -544,7 +577,7 @@ fn a_tunnelled_connection_is_handed_to_the_worker_its_replies_reach() {
             let inner = unwrap_vxlan(&got[0], underlay_mac);
             let L4::Udp { dst_port, .. } = valid(&inner).l4 else { panic!("not UDP") };
             assert_eq!(dst_port, sport);
-            published();
+            published(|| counter(&workers[1 - owner].handed_off) > 0);
             assert!(counter(&workers[1 - owner].handed_off) > 0, "{n}: handed off");
         }
         // Unsolicited from outside, on either worker: dropped.
@@ -553,6 +586,12 @@ fn a_tunnelled_connection_is_handed_to_the_worker_its_replies_reach() {
         }
         assert!(host1.recv_for(Duration::from_millis(300)).is_empty());
         let total = |f: fn(&PipelineCounters) -> u64| f(workers[0]) + f(workers[1]);
+        // Nothing comes back to say the workers took the unsolicited packets in: their counters do.
+        published(|| {
+            total(|c| counter(&c.handed_off)) == 4
+                && total(|c| counter(&c.handoffs_received)) == 4
+                && total(|c| c.dropped(DropReason::RuleDrop)) == 2
+        });
         assert_eq!(total(|c| counter(&c.handed_off)), 4);
         assert_eq!(total(|c| counter(&c.handoffs_received)), 4);
         assert_eq!(total(|c| counter(&c.handoff_full)), 0);

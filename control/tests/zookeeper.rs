@@ -93,7 +93,7 @@ impl ZkServer {
     }
 
     fn store(&self, root: &str) -> ZookeeperStore {
-        ZookeeperStore::connect(self.config(root)).unwrap()
+        connected(self.config(root))
     }
 }
 
@@ -101,6 +101,15 @@ impl Drop for ZkServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A store with its first session. Not `ZookeeperStore::connect`, which waits only the operation
+/// timeout (2 s here, short on purpose for the outage tests) for it: a server that has just
+/// started, on a loaded machine, may take longer to open the first session.
+fn connected(config: ZookeeperConfig) -> ZookeeperStore {
+    let store = ZookeeperStore::start(config).unwrap();
+    wait_until(Duration::from_secs(30), "a first ZooKeeper session", || store.session_id().is_some());
+    store
 }
 
 fn create(kind: Kind, id: &str) -> Op {
@@ -213,7 +222,9 @@ fn racing_writers_never_both_win_nor_lose_updates() {
 #[test]
 fn ephemeral_nodes_follow_the_session() {
     let server = ZkServer::start();
-    let gateway = server.store("");
+    // A session timeout (20 s, the server's most) far beyond the wait below, which a loaded machine
+    // may need whole: only closing the session clears the key in time, not its expiry.
+    let gateway = connected(ZookeeperConfig { session_timeout: Duration::from_secs(20), ..server.config("") });
     let observer = server.store("");
     assert!(!observer.alive("host-1").unwrap());
     gateway.set_alive("host-1").unwrap();
@@ -228,7 +239,7 @@ fn ephemeral_nodes_follow_the_session() {
 
     // Dropping the store closes its session: the alive key goes at once, not after the timeout.
     drop(gateway);
-    wait_until(Duration::from_secs(1), "alive to clear after the session closed", || {
+    wait_until(Duration::from_secs(10), "alive to clear after the session closed", || {
         !observer.alive("host-1").unwrap()
     });
 }
@@ -262,7 +273,7 @@ fn a_crashed_gateways_host_is_shown_dead_and_can_be_deleted() {
     // The crash: the session goes, the document stays as the gateway last wrote it.
     drop(gateway);
     assert!(observer.get::<Host>(&id.to_string()).unwrap().alive, "the stored document still says alive");
-    wait_until(Duration::from_secs(2), "the host to be shown dead", || !observer.host(id).unwrap().alive);
+    wait_until(Duration::from_secs(10), "the host to be shown dead", || !observer.host(id).unwrap().alive);
     assert!(observer.hosts().unwrap().iter().all(|h| !h.alive));
     observer.delete_host(id).expect("a dead gateway's Host can be deleted");
     assert!(observer.hosts().unwrap().is_empty());
@@ -271,7 +282,7 @@ fn a_crashed_gateways_host_is_shown_dead_and_can_be_deleted() {
 #[test]
 fn trimmed_change_log_asks_for_a_resync() {
     let server = ZkServer::start();
-    let store = ZookeeperStore::connect(ZookeeperConfig { change_retention: 3, ..server.config("") }).unwrap();
+    let store = connected(ZookeeperConfig { change_retention: 3, ..server.config("") });
     for n in 0..6 {
         store.commit(None, &[create(Kind::Rule, &format!("rule{n}"))]).unwrap();
     }
@@ -354,9 +365,7 @@ fn outage_fails_fast_then_recovers_with_a_new_session() {
 #[test]
 fn short_outage_resumes_the_same_session() {
     let mut server = ZkServer::start();
-    let store =
-        ZookeeperStore::connect(ZookeeperConfig { session_timeout: Duration::from_secs(8), ..server.config("") })
-            .unwrap();
+    let store = connected(ZookeeperConfig { session_timeout: Duration::from_secs(8), ..server.config("") });
     store.commit(None, &[create(Kind::Router, "r")]).unwrap();
     store.set_alive("gw-1").unwrap();
     let session = store.session_id().unwrap();
@@ -367,7 +376,7 @@ fn short_outage_resumes_the_same_session() {
     server.stop();
     server.launch();
     wait_changed(&mut rx, Duration::from_secs(8)); // a reconnect asks subscribers to resync
-    wait_until(Duration::from_secs(2), "the session to be usable", || store.session_id().is_some());
+    wait_until(Duration::from_secs(10), "the session to be usable", || store.session_id().is_some());
     assert_eq!(store.session_id().unwrap(), session, "the same session resumed");
     assert!(store.alive("gw-1").unwrap());
     assert_eq!(store.commit(Some(1), &[create(Kind::Router, "s")]).unwrap(), 2);

@@ -136,6 +136,24 @@ impl Drop for Capture {
 /// Decodes a capture with `tshark -T fields`: one row per packet, one column per field, a field
 /// that occurs several times (outer and inner headers) as its values joined by ','.
 pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let args = tshark_args(file, fields);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    rows(&run("tshark", &args))
+}
+
+/// [`tshark_fields`] of a capture still being written: the packets tcpdump wrote so far (none
+/// while the file is still empty; a last packet written halfway is left out, and tshark's
+/// complaint about it ignored).
+pub fn tshark_fields_so_far(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let out = Command::new("tshark").args(tshark_args(file, fields)).output().expect("run tshark");
+    rows(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn rows(text: &str) -> Vec<Vec<String>> {
+    text.lines().filter(|line| !line.is_empty()).map(|line| line.split('\t').map(str::to_string).collect()).collect()
+}
+
+fn tshark_args(file: &Path, fields: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = vec!["-r".into(), file.to_str().unwrap().into(), "-n".into()];
     // Verify IPv4 header checksums, so a wrong one shows up as a status instead of "unverified".
     args.extend(
@@ -145,10 +163,5 @@ pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         args.push("-e".into());
         args.push((*field).into());
     }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    run("tshark", &args)
-        .lines()
-        .filter(|line| !line.is_empty())
-        .map(|line| line.split('\t').map(str::to_string).collect())
-        .collect()
+    args
 }

@@ -71,6 +71,30 @@ impl NetNs {
         run("ip", &full)
     }
 
+    /// `ping -c count -i 0.2` from the namespace to `to`, with `args` added: how many of the
+    /// `count` probes were answered (each by its own sequence number), and ping's output. Plain
+    /// `-c` gives up two round trips after its last probe once some answer came, so one answer
+    /// late on a loaded machine would count as lost; here ping waits until `count` answers came,
+    /// at most 10 s (`-w`), and since it then sends on past `count` while one is missing, what is
+    /// counted is the answers to probes 1 to `count`.
+    pub fn pings(&self, to: &str, count: u32, args: &[&str]) -> (usize, String) {
+        let count_arg = count.to_string();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "ping", "-n", "-c", &count_arg, "-i", "0.2", "-w", "10"])
+            .args(args)
+            .arg(to)
+            .output()
+            .expect("run ping");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let answered = (1..=count)
+            .filter(|seq| {
+                let seq = format!(" icmp_seq={seq} ");
+                text.lines().any(|l| l.contains(" bytes from ") && l.contains(&seq))
+            })
+            .count();
+        (answered, text)
+    }
+
     /// Runs `f` on a thread that has entered the namespace; sockets it opens live there.
     pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{}", self.name);

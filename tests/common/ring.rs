@@ -199,9 +199,10 @@ impl Host<'_> {
         assert_eq!(self.tx.tx(&mut b), frames.len());
     }
 
-    /// Waits up to two seconds for `n` frames; returns what arrived (more than `n` only if they came together).
+    /// Waits up to [`ARRIVAL_LIMIT`] for `n` frames; returns what arrived (more than `n` only if
+    /// they came together).
     pub fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + ARRIVAL_LIMIT;
         let mut got = Vec::new();
         while got.len() < n && Instant::now() < deadline {
             let mut b = Burst::new();
@@ -211,9 +212,30 @@ impl Host<'_> {
         got
     }
 
-    /// Nothing arrives within 200 ms.
+    /// Receives until `done` holds of what arrived (at most [`ARRIVAL_LIMIT`]), then listens
+    /// [`QUIET`] more for frames that should not come: everything that arrived, for a test that
+    /// checks what did and what did not (a fixed window alone fails when the worker is late, not
+    /// wrong).
+    pub fn recv_until(&mut self, done: impl Fn(&[Vec<u8>]) -> bool) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + ARRIVAL_LIMIT;
+        let mut got = Vec::new();
+        while !done(&got) && Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got.extend(self.recv_for(QUIET));
+        got
+    }
+
+    /// [`Host::recv_until`] `n` frames arrived: for a test that checks exactly `n` did.
+    pub fn recv_all(&mut self, n: usize) -> Vec<Vec<u8>> {
+        self.recv_until(|got| got.len() >= n)
+    }
+
+    /// Nothing arrives within [`QUIET`].
     pub fn silent(&mut self) {
-        let got = self.recv_for(Duration::from_millis(200));
+        let got = self.recv_for(QUIET);
         assert!(got.is_empty(), "unexpected frames: {got:02x?}");
     }
 
@@ -237,11 +259,25 @@ pub fn counter(c: &std::sync::atomic::AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
 }
 
-/// Gives the worker time to publish its counters: it does so on its first idle loop turn after
-/// traffic (pmd/pipeline.rs), microseconds after its last transmit, which a test that has just
-/// received that transmit can still beat on a loaded machine.
-pub fn published() {
-    std::thread::sleep(Duration::from_millis(50));
+/// How long a host waits for what the worker should send, or for its counters: the worker takes
+/// microseconds, but its lcore is shared on a loaded 2-CPU machine (other tests' workers, the
+/// hosts' own busy polling), and a wait that ends early fails a test that is not wrong.
+pub const ARRIVAL_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long a host listens to show that nothing (more) arrives.
+pub const QUIET: Duration = Duration::from_millis(200);
+
+/// Waits until the worker's published counters satisfy `settled`, at most [`ARRIVAL_LIMIT`]. It
+/// publishes them on its first idle loop turn after traffic (pmd/pipeline.rs), microseconds after
+/// its last transmit, which a test that has just received that transmit can still beat, by any
+/// time when the lcore is shared; a test whose frames draw no answer has nothing to receive at
+/// all. `settled` names the values the assertions after it check: those say what is wrong when
+/// the deadline passes.
+pub fn published(settled: impl Fn() -> bool) {
+    let deadline = Instant::now() + ARRIVAL_LIMIT;
+    while !settled() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 pub fn ip(s: &str) -> Ipv4Addr {
@@ -325,9 +361,9 @@ impl QueuedHost<'_> {
         got
     }
 
-    /// Waits up to two seconds for `n` frames from any queue.
+    /// Waits up to [`ARRIVAL_LIMIT`] for `n` frames from any queue.
     pub fn recv(&mut self, n: usize) -> Vec<Vec<u8>> {
-        let deadline = Instant::now() + Duration::from_secs(2);
+        let deadline = Instant::now() + ARRIVAL_LIMIT;
         let mut got = Vec::new();
         while got.len() < n && Instant::now() < deadline {
             self.poll(&mut got);
