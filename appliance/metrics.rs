@@ -186,7 +186,7 @@ fn families(report: Option<&Report>, uptime_s: u64) -> Vec<Family> {
 
     let worker = |w: usize| vec![("worker", w.to_string())];
     type WorkerField = fn(&crate::run::PipelineReport) -> u64;
-    let worker_counters: [(&'static str, &'static str, WorkerField); 19] = [
+    let worker_counters: [(&'static str, &'static str, WorkerField); 22] = [
         ("midogw_worker_rx_packets", "Frames the worker received", |w| w.rx_packets),
         ("midogw_worker_tx_packets", "Frames the worker sent", |w| w.tx_packets),
         ("midogw_worker_tx_full_drops", "Frames dropped because a TX queue was full", |w| w.tx_full_drops),
@@ -204,14 +204,21 @@ fn families(report: Option<&Report>, uptime_s: u64) -> Vec<Family> {
             w.neighbour_polls
         }),
         ("midogw_worker_alloc_failures", "Mbuf allocation failures", |w| w.alloc_failures),
+        ("midogw_worker_unknown_egress", "Frames for a port the worker has no TX queue on", |w| w.unknown_egress),
         ("midogw_worker_snapshots_taken", "Topology snapshots the worker took", |w| w.snapshots_taken),
         ("midogw_worker_rx_ipv4_checksum_offloaded", "Frames whose IPv4 header checksum the NIC verified", |w| {
             w.rx_ipv4_checksum_offloaded
         }),
         ("midogw_worker_learning_sent", "Neighbour and MAC entries handed to the other workers", |w| w.learning_sent),
+        ("midogw_worker_learning_applied", "Neighbour and MAC entries applied from the other workers", |w| {
+            w.learning_applied
+        }),
         ("midogw_worker_learning_lost", "Entries for the other workers lost to a full queue", |w| w.learning_lost),
         ("midogw_worker_handed_off", "Decapsulated frames handed to the worker owning their connection", |w| {
             w.handed_off
+        }),
+        ("midogw_worker_handoffs_received", "Decapsulated frames another worker handed to this one", |w| {
+            w.handoffs_received
         }),
         ("midogw_worker_handoff_full", "Frames for another worker dropped because its queue was full", |w| {
             w.handoff_full
