@@ -8,22 +8,18 @@
 
 mod common;
 
-use common::ring::{counter, eth, ip, published, valid, with_two_ports, Host};
+use common::ring::{
+    arp, counter, eth, ip, published, udp_frame_ports, valid, with_two_ports, Host, MAC_HA, MAC_HB, MAC_RA, MAC_RB,
+};
 
 use midogw::flowtable::chain::{Condition, Field, FlowDirection, RuleKind};
 use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::DropReason;
 use midogw::flowtable::topology::{Snapshot, SnapshotBuilder, Uuid};
 use midogw::flowtable::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr,
-    PseudoHeader, UdpPacket, UdpRepr, L3,
+    ArpOperation, EtherType, EthernetAddress, Icmpv4Packet, IpProtocol, Ipv4Packet, Ipv4Repr, L3,
 };
 use midogw::{PipelineConfig, PipelineCounters};
-
-const MAC_RA: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x01, 0x01]);
-const MAC_RB: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0x02, 0x01]);
-const MAC_HA: EthernetAddress = EthernetAddress([0x02, 0xaa, 0, 0, 0, 2]);
-const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
 
 /// The router with its stateful infilter: (1) accept return-flow; (2) accept from port A; (3) drop.
 fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
@@ -43,43 +39,14 @@ fn snapshot(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
     b.build().expect("valid topology")
 }
 
-/// IPv4/UDP `src:sport -> dst:dport` from a host (`from`) to the router port's MAC (`to`).
+/// IPv4/UDP `src:sport -> dst:dport` (TTL 64, 32 bytes) from a host (`from`) to the router port's MAC (`to`).
 fn udp(from: EthernetAddress, to: EthernetAddress, src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
-    let (src, dst) = (ip(src), ip(dst));
-    let payload = 32;
-    let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
-    eth(&mut f, from, to, EtherType::Ipv4);
-    Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Udp,
-        payload_len: 8 + payload,
-        ttl: 64,
-        tos: 0,
-        ident: 7,
-        dont_frag: true,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    let mut u = UdpPacket::new_unchecked(&mut f[34..]);
-    UdpRepr { src_port: sport, dst_port: dport }.emit(&mut u, payload);
-    u.fill_checksum(&PseudoHeader::V4 { src, dst });
-    f
+    udp_frame_ports(from, to, src, dst, (sport, dport), 64, 32)
 }
 
+/// A broadcast ARP request (`common::ring::arp`).
 fn arp_request(src_mac: EthernetAddress, spa: &str, tpa: &str) -> Vec<u8> {
-    let mut f = vec![0u8; 14 + 28];
-    eth(&mut f, src_mac, EthernetAddress::BROADCAST, EtherType::Arp);
-    ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: src_mac,
-        source_protocol_addr: ip(spa),
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: ip(tpa),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
-    f
+    arp(ArpOperation::Request, src_mac, EthernetAddress::BROADCAST, spa, tpa)
 }
 
 /// The router between two `net_ring` ports with one pipeline worker (common::ring::with_two_ports).

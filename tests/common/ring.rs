@@ -59,6 +59,19 @@ pub fn udp_frame(
     ttl: u8,
     payload: usize,
 ) -> Vec<u8> {
+    udp_frame_ports(src_mac, dst_mac, src, dst, (sport, 4000), ttl, payload)
+}
+
+/// [`udp_frame`] with both UDP ports given (`(source, destination)`).
+pub fn udp_frame_ports(
+    src_mac: EthernetAddress,
+    dst_mac: EthernetAddress,
+    src: &str,
+    dst: &str,
+    (sport, dport): (u16, u16),
+    ttl: u8,
+    payload: usize,
+) -> Vec<u8> {
     let (src, dst) = (ip(src), ip(dst));
     let mut f = vec![0x5au8; 14 + 20 + 8 + payload];
     eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
@@ -76,7 +89,7 @@ pub fn udp_frame(
     }
     .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
     let mut u = UdpPacket::new_unchecked(&mut f[34..]);
-    UdpRepr { src_port: sport, dst_port: 4000 }.emit(&mut u, payload);
+    UdpRepr { src_port: sport, dst_port: dport }.emit(&mut u, payload);
     u.fill_checksum(&PseudoHeader::V4 { src, dst });
     f
 }
