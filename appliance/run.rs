@@ -56,7 +56,9 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         let mut metrics = MetricsRefresh::new(cfg, &rest);
         while !signalled.load(Ordering::Relaxed) && options.duration.is_none_or(|d| started.elapsed() < d) {
             std::thread::sleep(POLL);
-            metrics.refresh_with(|| Report::collect(&[], &[], &[], None, started.elapsed()));
+            if metrics.due() {
+                metrics.update(Report::collect(&[], &[], &[], None, started.elapsed()));
+            }
         }
         crate::feed::unregister_host(&topology, zookeeper.as_deref(), host_id);
         // The report has no data-path counters here, but --stats-json always writes one.
@@ -148,7 +150,6 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
         let mut metrics = MetricsRefresh::new(cfg, &rest);
         loop {
             std::thread::sleep(POLL);
-            metrics.refresh_with(|| Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed()));
             if signalled.load(Ordering::Relaxed) {
                 tracing::info!("signal received, stopping");
                 break;
@@ -168,9 +169,15 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
             if options.duration.is_some_and(|d| started.elapsed() >= d) {
                 break;
             }
-            if !options.stats_interval.is_zero() && next_report.is_some_and(|due| Instant::now() >= due) {
-                next_report = next_report.and_then(|due| due.checked_add(options.stats_interval));
-                print!("{}", Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed()).table());
+            let print_due = !options.stats_interval.is_zero() && next_report.is_some_and(|due| Instant::now() >= due);
+            // One collection (every port's driver counters) serves the printout and the metrics.
+            if print_due || metrics.due() {
+                let report = Report::collect(&ports, &links, &pipelines, source.feed(), started.elapsed());
+                if print_due {
+                    next_report = next_report.and_then(|due| due.checked_add(options.stats_interval));
+                    print!("{}", report.table());
+                }
+                metrics.update(report);
             }
         }
         Ok(())
@@ -190,8 +197,8 @@ pub fn run(cfg: &Config, options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Hands the metrics listener a fresh report every [`crate::metrics::REFRESH`], when `[metrics]`
-/// is on (collecting reads every port's driver counters: not done for nobody).
+/// When the metrics listener is due a fresh report: every [`crate::metrics::REFRESH`], and only
+/// with `[metrics]` on (collecting reads every port's driver counters: not done for nobody).
 struct MetricsRefresh {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     due: Instant,
@@ -202,12 +209,16 @@ impl MetricsRefresh {
         MetricsRefresh { metrics: cfg.metrics.map(|_| rest.metrics()), due: Instant::now() }
     }
 
-    fn refresh_with(&mut self, collect: impl FnOnce() -> Report) {
-        let Some(metrics) = &self.metrics else { return };
-        let now = Instant::now();
-        if now >= self.due {
-            metrics.update(collect());
-            self.due = now + crate::metrics::REFRESH;
+    /// Whether the listener is on and its report is a refresh old.
+    fn due(&self) -> bool {
+        self.metrics.is_some() && Instant::now() >= self.due
+    }
+
+    /// Hands `report` to the listener (when it is on) and starts the next refresh period.
+    fn update(&mut self, report: Report) {
+        if let Some(metrics) = &self.metrics {
+            metrics.update(report);
+            self.due = Instant::now() + crate::metrics::REFRESH;
         }
     }
 }
