@@ -137,6 +137,15 @@ impl Veth {
         veth
     }
 
+    /// How many frames and bytes the inner end (the host) has sent, by its kernel's counters.
+    pub fn inner_sent(&self, ns: &NetNs) -> (u64, u64) {
+        let read = |what: &str| {
+            let out = ns.exec(&["cat", &format!("/sys/class/net/{}/statistics/{what}", self.inner)]);
+            out.trim().parse::<u64>().unwrap_or_else(|e| panic!("{what} of {}: {e}: {out:?}", self.inner))
+        };
+        (read("tx_packets"), read("tx_bytes"))
+    }
+
     /// The inner end's MAC address.
     pub fn inner_mac(&self, ns: &NetNs) -> String {
         let out = ns.exec(&["cat", &format!("/sys/class/net/{}/address", self.inner)]);
