@@ -1,7 +1,7 @@
 //! Live counters for Prometheus: with `[metrics] listen`, `GET /metrics` on that address answers
 //! in the OpenMetrics text format when asked for it (Prometheus does), else in the Prometheus text
 //! format 0.0.4 (prometheus-client's encoders for both), with every counter the run report
-//! has: per port (driver counters, link state), per worker (packets, flow cache, simulation, every
+//! has: per port (driver counters, the driver's extended statistics, link state), per worker (packets, flow cache, simulation, every
 //! drop reason and parse error, zeros included, so that `rate()` works from the first scrape), the
 //! topology feed, and the process (version, uptime).
 //!
@@ -178,6 +178,16 @@ fn families(report: Option<&Report>, uptime_s: u64) -> Vec<Family> {
         }
         out.push(f);
     }
+    // The driver's extended statistics, as it names them (per queue, per error class; an 82599
+    // has about 150): cumulative counters, one family with the driver's name as a label.
+    let mut xstats =
+        Family::counter("midogw_port_xstats", "The driver's extended statistics (rte_eth_xstats), by name");
+    for p in &report.ports {
+        for (name, value) in &p.xstats {
+            xstats = xstats.sample(vec![("port", p.name.clone()), ("name", name.clone())], *value);
+        }
+    }
+    out.push(xstats);
     let mut link = Family::gauge("midogw_port_link_up", "1 when the port's link is up");
     for p in &report.ports {
         link = link.sample(port(&p.name), u64::from(p.link_up));
@@ -302,7 +312,7 @@ mod tests {
             mac: "02:00:00:00:00:01".into(),
             link_up: up,
             stats,
-            xstats: Default::default(),
+            xstats: [("rx_q0_packets".to_string(), 5), ("rx_good_packets".to_string(), 5)].into(),
         };
         let mut pipeline = PipelineReport { rx_packets: 9, cache_hits: 7, cache_flows: 2, ..PipelineReport::default() };
         pipeline.drops.insert(DropReason::NoRoute.name(), 3);
@@ -331,6 +341,9 @@ mod tests {
             "midogw_port_rx_packets_total{port=\"uplink0\"} 5",
             "midogw_port_tx_bytes_total{port=\"uplink0\"} 256",
             "midogw_port_link_up{port=\"uplink0\"} 1",
+            "# TYPE midogw_port_xstats counter",
+            "midogw_port_xstats_total{port=\"uplink0\",name=\"rx_q0_packets\"} 5",
+            "midogw_port_xstats_total{port=\"down\\\"1\",name=\"rx_good_packets\"} 5",
             "midogw_port_link_up{port=\"down\\\"1\"} 0",
             "midogw_worker_rx_packets_total{worker=\"0\"} 9",
             "midogw_worker_cache_hits_total{worker=\"0\"} 7",

@@ -137,6 +137,9 @@ fn rest_changes_reach_the_running_data_path() {
     };
     assert!(sample(&scraped, "midogw_port_rx_packets_total{port=\"up0\"}") > Some(0), "{scraped}");
     assert_eq!(sample(&scraped, "midogw_port_link_up{port=\"up1\"}"), Some(1), "{scraped}");
+    // The driver's own per-queue count (one RX queue), read just after its basic one.
+    let rx_q0 = sample(&scraped, "midogw_port_xstats_total{port=\"up0\",name=\"rx_q0_packets\"}");
+    assert!(rx_q0 >= sample(&scraped, "midogw_port_rx_packets_total{port=\"up0\"}"), "{scraped}");
     assert!(sample(&scraped, "midogw_worker_simulated_total{worker=\"0\"}") > Some(0), "{scraped}");
     assert!(sample(&scraped, "midogw_topology_published_total") >= Some(2), "{scraped}");
     common::prometheus::promtool_check(&scraped).unwrap_or_else(|e| panic!("promtool: {e}\n{scraped}"));
