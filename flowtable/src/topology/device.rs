@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use super::id::{
     BridgeId, ChainId, DeviceId, DeviceSet, HostId, IpAddrGroupId, PortGroupId, PortId, RouteId, RouterId, Uuid,
 };
-use super::route::{self, Route, RouteDecision, RoutingTables};
+use super::route::{self, Route, RouteDecision, RouteSet};
 use crate::wire::EthernetAddress;
 
 /// A host: the gateway itself or a compute host, with its address in the tunnel zone.
@@ -112,9 +112,8 @@ pub struct Router {
     /// The router's ports, in the order they were added.
     pub ports: Box<[PortId]>,
     /// Every route: configured ones first, in the order they were added, then the automatic port
-    /// routes. [`RouteId`]s index this list.
-    pub routes: Box<[Route]>,
-    pub(crate) tables: RoutingTables,
+    /// routes. [`RouteId`]s index this list. Shared with earlier snapshots while unchanged.
+    pub routes: RouteSet,
 }
 
 impl Router {
@@ -133,13 +132,13 @@ impl Router {
 
     /// [`route`](Self::route) for IPv4.
     pub fn route_v4(&self, src: Ipv4Addr, dst: Ipv4Addr, hash: u32, deps: &mut DeviceSet) -> RouteDecision {
-        let chosen = self.tables.v4.lookup(route::v4_bits(src), route::v4_bits(dst), hash);
+        let chosen = self.routes.tables().v4.lookup(route::v4_bits(src), route::v4_bits(dst), hash);
         route::decide(self.id, &self.routes, chosen, IpAddr::V4(dst), deps)
     }
 
     /// [`route`](Self::route) for IPv6.
     pub fn route_v6(&self, src: Ipv6Addr, dst: Ipv6Addr, hash: u32, deps: &mut DeviceSet) -> RouteDecision {
-        let chosen = self.tables.v6.lookup(route::v6_bits(src), route::v6_bits(dst), hash);
+        let chosen = self.routes.tables().v6.lookup(route::v6_bits(src), route::v6_bits(dst), hash);
         route::decide(self.id, &self.routes, chosen, IpAddr::V6(dst), deps)
     }
 

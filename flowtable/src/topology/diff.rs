@@ -5,15 +5,16 @@
 //! keeps the current snapshot's); a device whose fingerprint differs, that appeared or that
 //! disappeared is changed. Fingerprints hash the compiled structs with their derived `Hash` (ports,
 //! bridges, groups, hosts, rules, routes), so a field added to those later is covered without
-//! touching this file. Three are spelled out here: a router is its ids, chains, ports and routes (its
-//! routing tables are derived from its routes); a chain is its header and its rules (not its offset
+//! touching this file. Three are spelled out here: a router is its ids, chains, ports and routes (the
+//! hash of its routes, taken once when its [`RouteSet`](super::RouteSet) is built: a set shared
+//! with the previous snapshot is not hashed again; its routing tables are derived from its routes); a chain is its header and its rules (not its offset
 //! in the shared rule array, which moves when an earlier chain changes); a port bound on a remote
 //! host includes that host (its tunnel address and encapsulation are in the port's actions).
 //! Indices are part of the hash: a device whose index moved counts as changed, because cached
 //! actions and other devices refer to it by index.
 //!
 //! Runs on the control thread when a snapshot is published; it allocates and is linear in the
-//! topology's size.
+//! number of devices and rules (not of routes).
 
 use core::hash::{BuildHasher, Hash, Hasher};
 
@@ -61,7 +62,7 @@ fn hasher() -> FoldHasher<'static> {
     FixedState::with_seed(0x6d69_646f_6777_6670).build_hasher()
 }
 
-fn hash_of(value: &impl Hash) -> u64 {
+pub(crate) fn hash_of(value: &impl Hash) -> u64 {
     let mut h = hasher();
     value.hash(&mut h);
     h.finish()
@@ -72,11 +73,9 @@ impl Fingerprints {
     pub fn of(snap: &Snapshot) -> Fingerprints {
         let mut all =
             Vec::with_capacity(snap.routers().len() + snap.bridges().len() + snap.ports().len() + snap.chains().len());
-        all.extend(
-            snap.routers()
-                .iter()
-                .map(|r| (r.uuid, hash_of(&(r.uuid, r.id, r.infilter, r.outfilter, &r.ports, &r.routes)), false)),
-        );
+        all.extend(snap.routers().iter().map(|r| {
+            (r.uuid, hash_of(&(r.uuid, r.id, r.infilter, r.outfilter, &r.ports, r.routes.fingerprint())), false)
+        }));
         all.extend(snap.bridges().iter().map(|b| (b.uuid, hash_of(b), true)));
         all.extend(snap.ports().iter().map(|p| {
             let host = match p.link {

@@ -75,7 +75,7 @@ pub use self::id::{
     BridgeId, ChainId, DeviceId, DeviceSet, HostId, IpAddrGroupId, PortGroupId, PortId, RouteId, RouterId, RuleId,
     Uuid, DEVICE_SET_CAPACITY,
 };
-pub use self::route::{Route, RouteDecision, RouteOrigin, RouteType};
+pub use self::route::{Route, RouteDecision, RouteOrigin, RouteSet, RouteType};
 pub use self::snapshot::{Snapshot, SnapshotBuilder, TopologyError};
 
 #[cfg(test)]

@@ -39,6 +39,8 @@
 //!   case, and the source-match fallback needs the same walk.
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::ops::Deref;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
@@ -468,6 +470,61 @@ impl RoutingTables {
         RoutingTables { v4: RouteTable::build(&v4), v6: RouteTable::build(&v6) }
     }
 }
+
+/// A router's routes with their lookup tables: built once by the [`SnapshotBuilder`](super::SnapshotBuilder)
+/// and shared, not copied, by every later snapshot in which the router's routes and ports did not
+/// change ([`SnapshotBuilder::reuse_routes`](super::SnapshotBuilder::reuse_routes)), so a write
+/// rebuilds only the routers it touched. Dereferences to the routes, which [`RouteId`]s index:
+/// configured ones first, in the order they were added, then the automatic port routes.
+#[derive(Debug, Clone)]
+pub struct RouteSet(Arc<RouteSetInner>);
+
+#[derive(Debug)]
+struct RouteSetInner {
+    routes: Box<[Route]>,
+    tables: RoutingTables,
+    /// Hash of `routes`, for the router's fingerprint (`diff.rs`): computed with the tables, so
+    /// fingerprinting a snapshot does not hash the routes of every router again.
+    fingerprint: u64,
+}
+
+impl RouteSet {
+    /// Compiles `routes` (already checked by the builder).
+    pub(crate) fn new(routes: Vec<Route>) -> RouteSet {
+        let tables = RoutingTables::build(&routes);
+        let fingerprint = super::diff::hash_of(&routes);
+        RouteSet(Arc::new(RouteSetInner { routes: routes.into_boxed_slice(), tables, fingerprint }))
+    }
+
+    pub(crate) fn tables(&self) -> &RoutingTables {
+        &self.0.tables
+    }
+
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.0.fingerprint
+    }
+
+    /// Whether `self` and `other` are one set (shared between snapshots), not two equal ones.
+    pub fn same(&self, other: &RouteSet) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Deref for RouteSet {
+    type Target = [Route];
+    fn deref(&self) -> &[Route] {
+        &self.0.routes
+    }
+}
+
+impl PartialEq for RouteSet {
+    fn eq(&self, other: &RouteSet) -> bool {
+        // The tables and the fingerprint are derived from the routes.
+        self.same(other) || self.0.routes == other.0.routes
+    }
+}
+
+impl Eq for RouteSet {}
 
 /// Turns the route chosen into a decision and records what it depended on.
 pub(crate) fn decide(

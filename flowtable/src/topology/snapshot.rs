@@ -10,7 +10,7 @@ use super::device::{
     Underlay, MAX_TUNNEL_KEY,
 };
 use super::id::{BridgeId, ChainId, DeviceId, HostId, IpAddrGroupId, PortGroupId, PortId, RouterId, RuleId, Uuid};
-use super::route::{Route, RouteOrigin, RouteType, RoutingTables};
+use super::route::{Route, RouteOrigin, RouteSet, RouteType};
 use crate::chain::{Chain, Condition, Rule, RuleError, RuleKind, MAX_JUMP_DEPTH};
 use crate::wire::EthernetAddress;
 
@@ -260,6 +260,8 @@ struct RouterDraft {
     infilter: Option<ChainId>,
     outfilter: Option<ChainId>,
     routes: Vec<Route>,
+    /// Compiled routes taken from an earlier snapshot ([`SnapshotBuilder::reuse_routes`]).
+    reused: Option<RouteSet>,
 }
 
 #[derive(Debug, Clone)]
@@ -345,7 +347,7 @@ impl SnapshotBuilder {
     /// Adds a router without ports, routes or chains.
     pub fn add_router(&mut self, uuid: Uuid) -> RouterId {
         let id = RouterId(self.routers.len() as u32);
-        self.routers.push(RouterDraft { uuid, infilter: None, outfilter: None, routes: Vec::new() });
+        self.routers.push(RouterDraft { uuid, infilter: None, outfilter: None, routes: Vec::new(), reused: None });
         id
     }
 
@@ -538,6 +540,21 @@ impl SnapshotBuilder {
         }
     }
 
+    /// Gives `router` the routes of an earlier snapshot (`Router::routes`, shared, not copied) in
+    /// place of the ones [`add_route`](Self::add_route) and its ports would give it; routes added
+    /// to it are ignored. For a compiler that rebuilds only what changed: the caller vouches that
+    /// the router's configured routes, and the indices, addresses and owners of the ports they and
+    /// the router's own ports name, are what they were in that snapshot, so the set is what this
+    /// builder would compile. [`build`](Self::build) does not check the set's routes again, and
+    /// leaves their UUIDs out of its duplicate check ([`build_reusing`](Self::build_reusing) takes
+    /// them into account).
+    pub fn reuse_routes(&mut self, router: RouterId, routes: RouteSet) {
+        match self.routers.get_mut(router.index()) {
+            Some(r) => r.reused = Some(routes),
+            None => self.fail(TopologyError::UnknownRouter(router)),
+        }
+    }
+
     /// Adds an empty chain.
     pub fn add_chain(&mut self, uuid: Uuid, name: &str) -> ChainId {
         let id = ChainId(self.chains.len() as u32);
@@ -568,11 +585,19 @@ impl SnapshotBuilder {
 
     /// Checks everything and compiles the snapshot.
     pub fn build(self) -> Result<Snapshot, TopologyError> {
+        self.build_reusing(|_| false)
+    }
+
+    /// [`build`](Self::build) for a builder given reused route sets: `reused_route(uuid)` says
+    /// whether a route of a set given to [`reuse_routes`](Self::reuse_routes) has this UUID (the
+    /// sets were free of duplicates in their snapshot; every other UUID is checked against them
+    /// this way, so the check stays proportional to what was not reused).
+    pub fn build_reusing(self, reused_route: impl Fn(Uuid) -> bool) -> Result<Snapshot, TopologyError> {
         if let Some(e) = self.error {
             return Err(e);
         }
         let b = self;
-        b.check_uuids()?;
+        b.check_uuids(reused_route)?;
         b.check_ports()?;
         b.check_rules()?;
         let (tunnel_keys, dpdk_ports) = b.binding_indices()?;
@@ -615,22 +640,26 @@ impl SnapshotBuilder {
         for ((i, r), router_ports) in b.routers.into_iter().enumerate().zip(router_ports) {
             let id = RouterId(i as u32);
             let router_ports = router_ports.into_boxed_slice();
-            let mut routes = Vec::with_capacity(r.routes.len() + 2 * router_ports.len());
-            for route in r.routes {
-                routes.push(check_route(id, route, &ports)?);
-            }
-            for &p in router_ports.iter() {
-                routes.extend(port_routes(&ports[p.index()]));
-            }
-            let tables = RoutingTables::build(&routes);
+            let routes = match r.reused {
+                Some(set) => set,
+                None => {
+                    let mut routes = Vec::with_capacity(r.routes.len() + 2 * router_ports.len());
+                    for route in r.routes {
+                        routes.push(check_route(id, route, &ports)?);
+                    }
+                    for &p in router_ports.iter() {
+                        routes.extend(port_routes(&ports[p.index()]));
+                    }
+                    RouteSet::new(routes)
+                }
+            };
             routers.push(Router {
                 uuid: r.uuid,
                 id,
                 infilter: r.infilter,
                 outfilter: r.outfilter,
                 ports: router_ports,
-                routes: routes.into_boxed_slice(),
-                tables,
+                routes,
             });
         }
 
@@ -715,8 +744,10 @@ impl SnapshotBuilder {
 
     /// Every id once, across kinds. A hash set, not a sort: with a route per id this runs over
     /// every route of every router at each compile, and sorting them was a quarter of a compile.
-    fn check_uuids(&self) -> Result<(), TopologyError> {
-        let routes: usize = self.routers.iter().map(|r| r.routes.len()).sum();
+    /// Reused route sets are left out of the set and looked up through `reused_route` instead.
+    fn check_uuids(&self, reused_route: impl Fn(Uuid) -> bool) -> Result<(), TopologyError> {
+        let fresh = |r: &&RouterDraft| r.reused.is_none();
+        let routes: usize = self.routers.iter().filter(fresh).map(|r| r.routes.len()).sum();
         let rules: usize = self.chains.iter().map(|c| c.rules.len()).sum();
         let devices = self.hosts.len()
             + self.routers.len()
@@ -729,7 +760,7 @@ impl SnapshotBuilder {
             HashSet::with_capacity_and_hasher(devices + routes + rules, foldhash::fast::RandomState::default());
         let all = (self.hosts.iter().map(|x| x.uuid))
             .chain(self.routers.iter().map(|x| x.uuid))
-            .chain(self.routers.iter().flat_map(|x| x.routes.iter().map(|r| r.uuid)))
+            .chain(self.routers.iter().filter(fresh).flat_map(|x| x.routes.iter().map(|r| r.uuid)))
             .chain(self.bridges.iter().map(|x| x.uuid))
             .chain(self.ports.iter().map(|x| x.uuid))
             .chain(self.port_groups.iter().map(|x| x.uuid))
@@ -737,7 +768,7 @@ impl SnapshotBuilder {
             .chain(self.chains.iter().map(|x| x.uuid))
             .chain(self.chains.iter().flat_map(|x| x.rules.iter().map(|r| r.uuid)));
         for uuid in all {
-            if !seen.insert(uuid) {
+            if !seen.insert(uuid) || reused_route(uuid) {
                 return Err(TopologyError::DuplicateUuid(uuid));
             }
         }
