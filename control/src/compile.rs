@@ -15,7 +15,7 @@
 //! that should stop every other update from reaching the cores. A rule or route the data path
 //! cannot represent is an error: silently dropping a drop rule would open a hole.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -24,8 +24,8 @@ use flowtable::chain::{
     NatKind, NatRule, NatTarget as FtNatTarget, PortRange, Rule as FtRule, RuleKind,
 };
 use flowtable::topology::{
-    BridgeId, ChainId, DeviceId, Encap, HostId, IpAddrGroupId, PortGroupId, PortId, Route as FtRoute,
-    RouteType as FtRouteType, RouterId, Snapshot, SnapshotBuilder, TopologyError as SnapshotError, Underlay,
+    BridgeId, ChainId, DeviceId, Encap, HostId, IpAddrGroupId, PortGroupId, PortId, Route as FtRoute, RouteOrigin,
+    RouteSet, RouteType as FtRouteType, RouterId, Snapshot, SnapshotBuilder, TopologyError as SnapshotError, Underlay,
     Uuid as FtUuid, MAX_TUNNEL_KEY,
 };
 use flowtable::wire::EthernetAddress;
@@ -123,6 +123,23 @@ struct Model {
     tunnel_zones: Vec<TunnelZone>,
     port_groups: Vec<PortGroup>,
     ip_addr_groups: Vec<IpAddrGroup>,
+    /// (router, route) of every route naming a router: a router's routes, in id order, without a
+    /// walk of every route.
+    routes_by_router: BTreeSet<(Uuid, Uuid)>,
+    /// (device, port) of every port naming a device.
+    ports_by_device: BTreeSet<(Uuid, Uuid)>,
+    /// What changed since the route sets a [`ModelCache`] keeps were compiled.
+    dirty: Dirty,
+}
+
+/// The objects a route set depends on that changed since it was compiled: a route marks its router
+/// (before and after the change), a port itself and its device (before and after), a router itself.
+#[derive(Default)]
+struct Dirty {
+    /// A change that could not be attributed (a key that is not a UUID): reuse nothing.
+    all: bool,
+    routers: HashSet<Uuid>,
+    ports: HashSet<Uuid>,
 }
 
 /// An element of a [`Model`] list: a stored object as decoded, or what the compiler reads from it
@@ -135,6 +152,10 @@ trait ModelEntry: Sized {
     fn from_object(object: Self::Object) -> Self;
     /// The store id (the list's sort key).
     fn entry_key(&self) -> String;
+    /// For a route or a port: its id and the router (device) it names.
+    fn owned(&self) -> Option<(Uuid, Option<Uuid>)> {
+        None
+    }
 }
 
 impl<T: Resource> ModelEntry for T {
@@ -166,6 +187,9 @@ impl ModelEntry for ModelPort {
     fn entry_key(&self) -> String {
         self.port.key()
     }
+    fn owned(&self) -> Option<(Uuid, Option<Uuid>)> {
+        Some((self.port.id, self.port.device_id))
+    }
 }
 
 /// A route as the compiler uses it (nothing else of a stored route reaches the snapshot).
@@ -183,6 +207,9 @@ impl ModelEntry for ModelRoute {
     }
     fn entry_key(&self) -> String {
         self.id.to_string()
+    }
+    fn owned(&self) -> Option<(Uuid, Option<Uuid>)> {
+        Some((self.id, self.router))
     }
 }
 
@@ -226,17 +253,22 @@ impl Model {
     fn read<S: Store>(topology: &Topology<S>) -> Result<Model, CompileError> {
         for _ in 0..READ_ATTEMPTS {
             let version = topology.store().version()?;
+            let ports: Vec<ModelPort> = list(topology)?;
+            let routes: Vec<ModelRoute> = list(topology)?;
             let model = Model {
                 version,
                 routers: list(topology)?,
                 bridges: list(topology)?,
-                ports: list(topology)?,
-                routes: list(topology)?,
+                routes_by_router: routes.iter().filter_map(|r| Some((r.router?, r.id))).collect(),
+                ports_by_device: ports.iter().filter_map(|p| Some((p.port.device_id?, p.port.id))).collect(),
+                ports,
+                routes,
                 chains: list(topology)?,
                 rules: list(topology)?,
                 tunnel_zones: list(topology)?,
                 port_groups: list(topology)?,
                 ip_addr_groups: list(topology)?,
+                dirty: Dirty::default(),
             };
             if topology.store().version()? == version {
                 return Ok(model);
@@ -247,7 +279,7 @@ impl Model {
 
     /// Re-reads one changed object of a kind the compiler uses.
     fn update<S: Store>(&mut self, topology: &Topology<S>, kind: Kind, id: &str) -> Result<(), CompileError> {
-        match kind {
+        let owners = match kind {
             Kind::Router => upsert(topology, &mut self.routers, id),
             Kind::Network => upsert(topology, &mut self.bridges, id),
             Kind::Port => upsert(topology, &mut self.ports, id),
@@ -257,22 +289,119 @@ impl Model {
             Kind::TunnelZone => upsert(topology, &mut self.tunnel_zones, id),
             Kind::PortGroup => upsert(topology, &mut self.port_groups, id),
             Kind::IpAddrGroup => upsert(topology, &mut self.ip_addr_groups, id),
-            _ => Ok(()),
+            _ => return Ok(()),
+        }?;
+        self.changed(kind, id, owners);
+        Ok(())
+    }
+
+    /// Keeps the indices and the dirty sets up to date after object `id` of `kind` changed from
+    /// (and to) what `owners` says.
+    fn changed(&mut self, kind: Kind, id: &str, owners: Owners) {
+        let index = match kind {
+            Kind::Route => &mut self.routes_by_router,
+            Kind::Port => &mut self.ports_by_device,
+            Kind::Router => {
+                match id.parse() {
+                    Ok(router) => {
+                        self.dirty.routers.insert(router);
+                    }
+                    Err(_) => self.dirty.all = true,
+                }
+                return;
+            }
+            _ => return,
+        };
+        for (object, owner) in owners.iter().flatten() {
+            if kind == Kind::Port {
+                self.dirty.ports.insert(*object);
+            }
+            let Some(owner) = owner else { continue };
+            index.remove(&(*owner, *object));
+            self.dirty.routers.insert(*owner);
         }
+        if let Some((object, Some(owner))) = owners[1] {
+            index.insert((owner, object));
+        }
+    }
+
+    /// The route with id `id` (the list is sorted by the id's string, which sorts as the UUID).
+    fn route(&self, id: Uuid) -> Option<&ModelRoute> {
+        self.routes.binary_search_by_key(&id, |r| r.id).ok().map(|i| &self.routes[i])
     }
 }
 
+/// What a changed object was owned by before and after the change ([`ModelEntry::owned`]).
+type Owners = [Option<(Uuid, Option<Uuid>)>; 2];
+
 /// Compiles the stored topology for the gateway `ctx` describes, reading all of it.
 pub fn compile<S: Store>(topology: &Topology<S>, ctx: &CompileContext) -> Result<Compiled, CompileError> {
-    build(&Model::read(topology)?, ctx)
+    Ok(build(&Model::read(topology)?, ctx, None)?.0)
 }
 
 /// The decoded model kept between compiles, brought up to date from the store's change feed so a
 /// compile after one write reads (and decodes) only the objects that write touched. Reading and
 /// decoding every document dominates a full compile (about 90% at 10,000 routers).
+///
+/// It also keeps the compiled routes of every router of the last snapshot it built ([`RouteCache`]):
+/// the next compile gives a router whose routes and ports did not change the same shared
+/// [`RouteSet`] instead of building its routing tables again, so a write costs the routes of the
+/// routers it touched, not of every router.
 #[derive(Default)]
 pub struct ModelCache {
     model: Option<Model>,
+    routes: RouteCache,
+}
+
+/// The route sets of the last snapshot a [`ModelCache`] built, by router, with what each depended
+/// on. Its model's [`Dirty`] sets name what changed since.
+#[derive(Default)]
+struct RouteCache {
+    routers: HashMap<Uuid, CachedRoutes>,
+    /// Configured route id -> its router, over every set: the builder's duplicate-id check for the
+    /// sets it is given instead of their routes.
+    owners: HashMap<FtUuid, Uuid>,
+}
+
+struct CachedRoutes {
+    set: RouteSet,
+    /// The ports the set was compiled from (the router's own and its routes' next hops), with
+    /// their snapshot index then (`None`: left out of the snapshot, or not stored).
+    ports: Vec<(Uuid, Option<PortId>)>,
+    /// What compiling the routes warned about.
+    warnings: Vec<String>,
+}
+
+/// A router whose routes a compile built (not reused), with what they depended on.
+struct FreshRoutes {
+    router: Uuid,
+    id: RouterId,
+    ports: Vec<(Uuid, Option<PortId>)>,
+    warnings: Vec<String>,
+}
+
+impl RouteCache {
+    fn remove(&mut self, router: &Uuid) {
+        if let Some(cached) = self.routers.remove(router) {
+            for route in cached.set.iter().filter(|r| r.origin == RouteOrigin::Configured) {
+                self.owners.remove(&route.uuid);
+            }
+        }
+    }
+
+    /// Takes in the sets a compile built into `snapshot`; `dirty` routers that are gone leave.
+    fn store(&mut self, snapshot: &Snapshot, fresh: Vec<FreshRoutes>, dirty: &Dirty) {
+        for router in dirty.routers.iter().chain(fresh.iter().map(|f| &f.router)) {
+            self.remove(router);
+        }
+        for f in fresh {
+            let set = snapshot.router(f.id).routes.clone();
+            for route in set.iter().filter(|r| r.origin == RouteOrigin::Configured) {
+                self.owners.insert(route.uuid, f.router);
+            }
+            self.routers.insert(f.router, CachedRoutes { set, ports: f.ports, warnings: f.warnings });
+        }
+    }
 }
 
 impl std::fmt::Debug for ModelCache {
@@ -294,13 +423,31 @@ impl ModelCache {
         ctx: &CompileContext,
     ) -> Result<Compiled, CompileError> {
         self.refresh(topology)?;
-        let model = self.model.as_ref().expect("refreshed");
-        build(model, ctx)
+        let model = self.model.as_mut().expect("refreshed");
+        let reuse = (!model.dirty.all).then_some(&self.routes);
+        let (compiled, fresh) = match build(model, ctx, reuse) {
+            Ok(built) => built,
+            // The error a full build gives (which object it names depends on the order it judges
+            // them in, and reused routers are not judged again).
+            Err(_) if reuse.is_some() => {
+                let built = build(model, ctx, None)?;
+                self.routes = RouteCache::default();
+                built
+            }
+            Err(e) => return Err(e),
+        };
+        if model.dirty.all {
+            self.routes = RouteCache::default();
+        }
+        self.routes.store(&compiled.snapshot, fresh, &model.dirty);
+        model.dirty = Dirty::default();
+        Ok(compiled)
     }
 
     fn refresh<S: Store>(&mut self, topology: &Topology<S>) -> Result<(), CompileError> {
         let Some(model) = &mut self.model else {
             self.model = Some(Model::read(topology)?);
+            self.routes = RouteCache::default();
             return Ok(());
         };
         for _ in 0..READ_ATTEMPTS {
@@ -322,6 +469,7 @@ impl ModelCache {
             // A write that landed while we read is picked up by the next round.
         }
         self.model = Some(Model::read(topology)?);
+        self.routes = RouteCache::default();
         Ok(())
     }
 }
@@ -340,7 +488,14 @@ impl ModelCache {
         self.refresh(topology)?;
         let model = self.model.as_mut().expect("refreshed");
         let laid = ops.iter().try_for_each(|op| model.lay(op));
-        let compiled = laid.and_then(|()| build(model, ctx));
+        // The route sets are reused but not kept: the laid ops are not in the store. The objects
+        // they touched stay dirty, so the next compile rebuilds what they and the read-back touch.
+        let reuse = (!model.dirty.all).then_some(&self.routes);
+        let compiled = laid.and_then(|()| match build(model, ctx, reuse) {
+            Ok((compiled, _)) => Ok(compiled),
+            Err(_) if reuse.is_some() => build(model, ctx, None).map(|(compiled, _)| compiled),
+            Err(e) => Err(e),
+        });
         for op in ops {
             let (kind, id) = op.target();
             if let Err(e) = model.update(topology, kind, id) {
@@ -361,7 +516,7 @@ impl Model {
             Op::Create { data, .. } | Op::Update { data, .. } => Some(data.as_slice()),
             Op::Delete { .. } => None,
         };
-        match kind {
+        let owners = match kind {
             Kind::Router => place_encoded(&mut self.routers, id, data),
             Kind::Network => place_encoded(&mut self.bridges, id, data),
             Kind::Port => place_encoded(&mut self.ports, id, data),
@@ -371,8 +526,10 @@ impl Model {
             Kind::TunnelZone => place_encoded(&mut self.tunnel_zones, id, data),
             Kind::PortGroup => place_encoded(&mut self.port_groups, id, data),
             Kind::IpAddrGroup => place_encoded(&mut self.ip_addr_groups, id, data),
-            _ => Ok(()),
-        }
+            _ => return Ok(()),
+        }?;
+        self.changed(kind, id, owners);
+        Ok(())
     }
 }
 
@@ -437,41 +594,53 @@ pub(crate) fn compiles_kind(kind: Kind) -> bool {
     )
 }
 
-fn place_encoded<E: ModelEntry>(list: &mut Vec<E>, id: &str, data: Option<&[u8]>) -> Result<(), CompileError> {
+fn place_encoded<E: ModelEntry>(list: &mut Vec<E>, id: &str, data: Option<&[u8]>) -> Result<Owners, CompileError> {
     let object = data
         .map(|d| {
             serde_json::from_slice::<E::Object>(d)
                 .map_err(|e| TopologyError::Corrupt { kind: E::Object::KIND, detail: e.to_string() })
         })
         .transpose()?;
-    place(list, id, object.map(E::from_object));
-    Ok(())
+    Ok(place(list, id, object.map(E::from_object)))
 }
 
-/// Puts `entry` as object `id` into the sorted `list`, or takes `id` out when `None`.
-fn place<E: ModelEntry>(list: &mut Vec<E>, id: &str, entry: Option<E>) {
+/// Puts `entry` as object `id` into the sorted `list`, or takes `id` out when `None`; returns what
+/// the old and the new entry were owned by.
+fn place<E: ModelEntry>(list: &mut Vec<E>, id: &str, entry: Option<E>) -> Owners {
     let at = list.binary_search_by(|e| e.entry_key().as_str().cmp(id));
-    match (entry, at) {
-        (Some(entry), Ok(i)) => list[i] = entry,
-        (Some(entry), Err(i)) => list.insert(i, entry),
-        (None, Ok(i)) => {
-            list.remove(i);
+    let new = entry.as_ref().and_then(E::owned);
+    let old = match (entry, at) {
+        (Some(entry), Ok(i)) => std::mem::replace(&mut list[i], entry).owned(),
+        (Some(entry), Err(i)) => {
+            list.insert(i, entry);
+            None
         }
-        (None, Err(_)) => {}
-    }
+        (None, Ok(i)) => list.remove(i).owned(),
+        (None, Err(_)) => None,
+    };
+    [old, new]
 }
 
 /// Puts the current state of object `id` into the sorted `list` (or takes it out if it is gone).
-fn upsert<S: Store, E: ModelEntry>(topology: &Topology<S>, list: &mut Vec<E>, id: &str) -> Result<(), CompileError> {
+fn upsert<S: Store, E: ModelEntry>(
+    topology: &Topology<S>,
+    list: &mut Vec<E>,
+    id: &str,
+) -> Result<Owners, CompileError> {
     match topology.get::<E::Object>(id) {
-        Ok(object) => place(list, id, Some(E::from_object(object))),
-        Err(TopologyError::NotFound { .. }) => place(list, id, None),
-        Err(e) => return Err(e.into()),
+        Ok(object) => Ok(place(list, id, Some(E::from_object(object)))),
+        Err(TopologyError::NotFound { .. }) => Ok(place(list, id, None)),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
 }
 
-fn build(model: &Model, ctx: &CompileContext) -> Result<Compiled, CompileError> {
+/// Builds the snapshot of `model`, giving each router whose routes did not change since `reuse` was
+/// stored its cached route set; returns the routers whose routes it built.
+fn build(
+    model: &Model,
+    ctx: &CompileContext,
+    reuse: Option<&RouteCache>,
+) -> Result<(Compiled, Vec<FreshRoutes>), CompileError> {
     let mut c = Compiler { b: SnapshotBuilder::new(ctx.generation), ..Compiler::default() };
     if let Some(underlay) = ctx.underlay {
         c.b.set_underlay(underlay);
@@ -481,10 +650,20 @@ fn build(model: &Model, ctx: &CompileContext) -> Result<Compiled, CompileError> 
     c.hosts(model, ctx);
     c.devices(model);
     c.ports(model, ctx);
-    c.routes(model)?;
+    c.routes(model, reuse)?;
     c.rules(model)?;
-    let snapshot = c.b.build()?;
-    Ok(Compiled { snapshot, store_version: model.version, warnings: c.warnings })
+    let snapshot = match reuse {
+        None => c.b.build()?,
+        Some(cache) => {
+            // Every router in the snapshot that was not rebuilt was given its cached set.
+            let rebuilt: HashSet<Uuid> = c.fresh.iter().map(|f| f.router).collect();
+            let routers = &c.routers;
+            c.b.build_reusing(|uuid| {
+                cache.owners.get(&uuid).is_some_and(|r| routers.get(r).is_some() && !rebuilt.contains(r))
+            })?
+        }
+    };
+    Ok((Compiled { snapshot, store_version: model.version, warnings: c.warnings }, c.fresh))
 }
 
 /// Store ids to snapshot ids, kept sorted by id and looked up by binary search. The compiler adds
@@ -513,10 +692,6 @@ impl<T> IdMap<T> {
         }
     }
 
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     fn get(&self, id: &Uuid) -> Option<&T> {
         let key = id.as_u128();
         self.entries.binary_search_by_key(&key, |e| e.0).ok().map(|i| &self.entries[i].1)
@@ -543,6 +718,8 @@ struct Compiler {
     /// Port id -> (snapshot port, its index in the model's ports).
     ports: IdMap<(PortId, usize)>,
     warnings: Vec<String>,
+    /// The routers whose routes this compile built.
+    fresh: Vec<FreshRoutes>,
 }
 
 impl Compiler {
@@ -696,30 +873,54 @@ impl Compiler {
         }
     }
 
-    fn routes(&mut self, m: &Model) -> Result<(), CompileError> {
-        // Each router's route list sized once: growing them one push at a time was a tenth of a
-        // compile after one write.
-        let routers: Vec<Option<RouterId>> =
-            m.routes.iter().map(|r| r.router.as_ref().and_then(|id| self.routers.get(id)).copied()).collect();
-        let mut counts = vec![0usize; self.routers.len()];
-        for router in routers.iter().flatten() {
-            counts[router.index()] += 1;
+    /// Every router's routes: the cached set of a router whose routes and ports are unchanged,
+    /// else its routes compiled again.
+    fn routes(&mut self, m: &Model, reuse: Option<&RouteCache>) -> Result<(), CompileError> {
+        for router in &m.routers {
+            let id = self.routers[&router.id];
+            if let Some(cached) = reuse.and_then(|c| c.routers.get(&router.id)) {
+                if self.unchanged(m, router.id, cached) {
+                    self.b.reuse_routes(id, cached.set.clone());
+                    self.warnings.extend_from_slice(&cached.warnings);
+                    continue;
+                }
+            }
+            self.router_routes(m, router.id, id)?;
         }
-        for (i, &n) in counts.iter().enumerate() {
-            self.b.reserve_routes(RouterId(i as u32), n);
-        }
-        for (r, router) in m.routes.iter().zip(routers) {
-            let Some(router) = router else { continue };
+        Ok(())
+    }
+
+    /// Whether `cached` is what compiling `router`'s routes gives now: neither the router, its
+    /// routes nor the ports they depend on changed, and those ports kept their snapshot index (a
+    /// port added or removed elsewhere moves the indices after it).
+    fn unchanged(&self, m: &Model, router: Uuid, cached: &CachedRoutes) -> bool {
+        !m.dirty.routers.contains(&router)
+            && cached.ports.iter().all(|(p, id)| !m.dirty.ports.contains(p) && self.port(p) == *id)
+    }
+
+    /// Compiles the routes of `router` (snapshot router `id`) in id order.
+    fn router_routes(&mut self, m: &Model, router: Uuid, id: RouterId) -> Result<(), CompileError> {
+        let first_warning = self.warnings.len();
+        let span = (router, Uuid::nil())..=(router, Uuid::from_u128(u128::MAX));
+        // Its own ports give it their automatic routes.
+        let mut ports: Vec<(Uuid, Option<PortId>)> =
+            m.ports_by_device.range(span.clone()).map(|&(_, p)| (p, self.port(&p))).collect();
+        let routes: Vec<&ModelRoute> = m.routes_by_router.range(span).filter_map(|&(_, r)| m.route(r)).collect();
+        // The route list sized once: growing it one push at a time was a tenth of a compile.
+        self.b.reserve_routes(id, routes.len());
+        for r in routes {
             let route = match &r.form {
                 RouteForm::Refused(problem) => return Err(invalid("route", r.id, problem.clone())),
                 // The builder adds every port address's local route itself.
                 RouteForm::Local => continue,
                 &RouteForm::WithoutPort { dst, kind } => FtRoute::without_port(ft(r.id), dst, kind, r.weight),
                 RouteForm::Normal { src, dst, port, gateway } => {
-                    let Some(&(port, index)) = self.ports.get(port) else {
+                    let Some(&(port_id, index)) = self.ports.get(port) else {
+                        ports.push((*port, None));
                         self.warnings.push(format!("route {} goes out of a port that is left out; skipped", r.id));
                         continue;
                     };
+                    ports.push((*port, Some(port_id)));
                     let gateway = gateway.clone().map_err(|problem| invalid("route", r.id, problem))?;
                     // The connected route of a port address: the builder adds it.
                     let automatic = gateway.is_none()
@@ -728,11 +929,15 @@ impl Compiler {
                     if automatic {
                         continue;
                     }
-                    FtRoute::normal(ft(r.id), *src, *dst, port, gateway, r.weight)
+                    FtRoute::normal(ft(r.id), *src, *dst, port_id, gateway, r.weight)
                 }
             };
-            self.b.add_route(router, route);
+            self.b.add_route(id, route);
         }
+        ports.sort_unstable();
+        ports.dedup();
+        let warnings = self.warnings[first_warning..].to_vec();
+        self.fresh.push(FreshRoutes { router, id, ports, warnings });
         Ok(())
     }
 
@@ -1011,3 +1216,6 @@ fn any_like(dst: IpNet) -> IpNet {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod equivalence;
