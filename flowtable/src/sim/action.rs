@@ -70,6 +70,7 @@ drop_reasons! {
     UnknownTunnelKey => "unknown_tunnel_key", "a tunnelled packet whose key names no port bound on a remote host";
     TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on, or that came by the other encapsulation than that host's tunnel zone uses";
     ToRouter => "to_router", "addressed to a router port, not an echo request the fast path answers";
+    EchoNotAnswered => "echo_not_answered", "an echo request to a router port that is a fragment (never reassembled), carries IPv6 extension headers (never reflected: RFC 5095) or fails its checksum: not answered";
     RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
     IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";
     ActionsOverflow => "actions_overflow", "more actions than an action list holds";

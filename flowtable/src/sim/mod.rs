@@ -1427,7 +1427,27 @@ fn ip_broadcast(port: Option<&RouterPort>, dst: IpAddr) -> bool {
 
 /// Addressed to one of the router's ports: answer echo requests, drop the rest (the exception path
 /// comes later).
+///
+/// The reply is the request turned around in place, so only a request that is whole and plain is
+/// answered: not a fragment (the gateway never reassembles: the reply would be a lone fragment of
+/// a datagram whose other fragments never come), not an IPv6 request with extension headers
+/// (they would be sent back as they came; a routing header must never be reflected, RFC 5095, and
+/// with segments left the request was not even for this address, RFC 8200 4.4), and not one whose
+/// checksum fails (RFC 4443 2.4, RFC 1122 3.2.2: discarded, as any host does).
 fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> SimResult {
+    let whole_and_plain = match h.l3 {
+        L3::Ipv4(f) => f.fragment == Fragment::Unfragmented,
+        L3::Ipv6(f) => f.fragment == Fragment::Unfragmented && f.ext_headers == 0,
+        _ => false,
+    };
+    let echo_request = matches!(
+        h.l4,
+        L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. }
+            | L4::Icmpv6 { msg_type: Icmpv6Message::EchoRequest, code: 0, .. }
+    );
+    if echo_request && (!whole_and_plain || h.verify_checksums(frame).is_err()) {
+        return r.uncached_drop(DropReason::EchoNotAnswered);
+    }
     let ip = &mut frame[h.l3_offset..h.end];
     match (h.l3, h.l4) {
         (L3::Ipv4(f), L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. }) => {

@@ -661,6 +661,47 @@ fn echo_request_to_port_address_is_answered() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::ToRouter));
 }
 
+/// The reply is the request turned around in place: a fragment, an IPv6 request with extension
+/// headers (a routing header is never reflected, RFC 5095) and a request whose checksum fails
+/// are not answered, and not cached either, so a whole request from the same host still is.
+#[test]
+fn echo_requests_that_cannot_be_turned_around_are_not_answered() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let not_answered = |f: &mut Vec<u8>, what: &str| {
+        let r = run(&snap, &mut state(), 0, f, &mut out.clone());
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::EchoNotAnswered), "{what}: {:?}", r.actions);
+        assert!(!r.cacheable, "{what}");
+    };
+    // IPv4: the first fragment of a larger request (more fragments), its checksums right.
+    let mut f = echo4("192.0.2.7", "192.0.2.1");
+    Ipv4Packet::new_unchecked(&mut f[14..34]).set_more_frags(true);
+    Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
+    not_answered(&mut f, "IPv4 first fragment");
+    // A bad ICMP checksum (the header checksum right).
+    let mut f = echo4("192.0.2.7", "192.0.2.1");
+    *f.last_mut().unwrap() ^= 0xff;
+    not_answered(&mut f, "IPv4 bad ICMP checksum");
+    let mut f = echo6("2001:db8:1::7", "2001:db8:1::1");
+    *f.last_mut().unwrap() ^= 0xff;
+    not_answered(&mut f, "IPv6 bad ICMPv6 checksum");
+    // IPv6 with a routing header (type 4, segments left 0) and with destination options in front
+    // of the ICMPv6 message: the same request, the extension header spliced in.
+    for (next_header, ext) in [(43u8, [58u8, 0, 4, 0, 0, 0, 0, 0]), (60, [58, 0, 1, 4, 0, 0, 0, 0])] {
+        let mut f = echo6("2001:db8:1::7", "2001:db8:1::1");
+        f.splice(54..54, ext);
+        f[14 + 6] = next_header;
+        let payload_len = (f.len() - 54) as u16;
+        f[18..20].copy_from_slice(&payload_len.to_be_bytes());
+        assert!(valid(&f).verify_checksums(&f).is_ok(), "a well-formed request");
+        not_answered(&mut f, &format!("IPv6 with extension header {next_header}"));
+    }
+    // The plain request is answered.
+    let mut f = echo6("2001:db8:1::7", "2001:db8:1::1");
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(0)]);
+}
+
 #[test]
 fn chain_rules_drop_and_reject() {
     let Topo { mut b, down } = topo();
