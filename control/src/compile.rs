@@ -903,10 +903,12 @@ impl Compiler {
         let first_warning = self.warnings.len();
         let span = (router, Uuid::nil())..=(router, Uuid::from_u128(u128::MAX));
         // Its own ports give it their automatic routes.
-        let mut ports: Vec<(Uuid, Option<PortId>)> =
-            m.ports_by_device.range(span.clone()).map(|&(_, p)| (p, self.port(&p))).collect();
-        let routes: Vec<&ModelRoute> = m.routes_by_router.range(span).filter_map(|&(_, r)| m.route(r)).collect();
-        // The route list sized once: growing it one push at a time was a tenth of a compile.
+        let routes: Vec<&ModelRoute> =
+            m.routes_by_router.range(span.clone()).filter_map(|&(_, r)| m.route(r)).collect();
+        // Its own ports, then each route's port: sized once, as the route list is (growing them
+        // one push at a time was a tenth of a compile).
+        let mut ports: Vec<(Uuid, Option<PortId>)> = Vec::with_capacity(routes.len() + 4);
+        ports.extend(m.ports_by_device.range(span).map(|&(_, p)| (p, self.port(&p))));
         self.b.reserve_routes(id, routes.len());
         for r in routes {
             let route = match &r.form {
