@@ -31,6 +31,9 @@ pub enum ApiError {
     /// No such resource or path (404).
     #[error("{0}")]
     NotFound(String),
+    /// The path exists, but not with this method (405): `<METHOD> <path>`.
+    #[error("method not allowed: {0}")]
+    MethodNotAllowed(String),
     /// Something failed inside the server (500); the detail is logged only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

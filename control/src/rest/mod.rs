@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, Uri};
+use axum::http::{header, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
@@ -90,6 +90,8 @@ pub fn app(topology: Arc<Topology<DynStore>>, auth: Arc<dyn AuthProvider>) -> ax
         .merge(openapi::router())
         .merge(protected)
         .fallback(not_found)
+        // After every route: it applies to the method routers registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -148,6 +150,11 @@ pub fn app_with_store(store: impl Store + 'static, auth: Arc<dyn AuthProvider>) 
 
 async fn not_found(uri: Uri) -> Response {
     ApiError::NotFound(format!("no resource at {}", uri.path())).into_response()
+}
+
+/// axum's own 405 has no body; MidoNet answers every error with `Error-v1` (axum keeps `Allow`).
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    ApiError::MethodNotAllowed(format!("{method} {}", uri.path())).into_response()
 }
 
 /// The absolute base URI (`http://<Host>/midonet-api`) links and `Location` headers are built on.

@@ -325,6 +325,30 @@ async fn conformance_errors_write_nothing() {
     assert_eq!(api.get(c["uri"].as_str().unwrap(), PORT).await.json["peerId"], Value::Null);
 }
 
+/// A path served without the request's method answers 405 as `Error-v1` with `Allow`, like every
+/// other error (axum's own 405 had no body at all).
+#[tokio::test]
+async fn undeclared_methods_answer_405_as_error_v1() {
+    let api = Api::new().await;
+    let iag =
+        api.create("/midonet-api/ip_addr_groups", "application/vnd.org.midonet.IpAddrGroup-v1+json", json!({})).await;
+    let token = [("x-auth-token", api.token.as_str())];
+    for (method, uri, allow) in [
+        ("PATCH", "/midonet-api/routers", "GET,HEAD,POST"),
+        ("DELETE", "/midonet-api/routers", "GET,HEAD,POST"),
+        ("TRACE", "/midonet-api/", "GET,HEAD"),
+        ("PUT", iag["uri"].as_str().unwrap(), "GET,HEAD,DELETE"),
+        ("GET", "/midonet-api/login", "POST"),
+        ("POST", "/midonet-api/openapi.json", "GET,HEAD"),
+    ] {
+        let r = api.raw(method, uri, &token, Some("{}")).await;
+        assert_error(&r, StatusCode::METHOD_NOT_ALLOWED);
+        assert!(r.json["message"].as_str().unwrap().contains(method), "{}", r.json);
+        assert_eq!(r.headers[header::ALLOW], allow, "{method} {uri}");
+    }
+    assert_eq!(api.get("/midonet-api/routers", ROUTERS).await.json, json!([]));
+}
+
 #[tokio::test]
 async fn readonly_system_state_refuses_writes() {
     let api = Api::new().await;
