@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, MethodRouter};
@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use super::auth::{Role, Session};
 use super::media;
-use super::{parse_id, ApiError, AppState, Base, DynStore};
+use super::{parse_id, ApiError, AppState, Base, DynStore, Path};
 use crate::model::{Bridge, Chain, IpAddrGroup, Port, PortGroup, Resource, Router};
 use crate::store::Kind;
 use crate::topology::{Topology, TopologyError};

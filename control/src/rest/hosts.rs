@@ -9,7 +9,7 @@
 //! `PUT /hosts/{id}/ports/{portId}` (204); a port bound on another host must be unbound first (409).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::auth::{admin_only, Session};
 use super::crud::{self, check_read, Crud, Scope, Topo};
 use super::media::{self, HOST, HOSTS, HOST_INTERFACE_PORT, HOST_INTERFACE_PORTS, INTERFACE, INTERFACES};
-use super::{parse_id, ApiError, AppState, Base, Routes};
+use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Host, HostInterfacePort, Interface, Port};
 use crate::topology::TopologyError;
 

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::auth::Session;
 use super::crud::{self, check_read, check_write, Crud, Ref, Scope, Topo};
 use super::media::{self, IP_ADDR_GROUP, IP_ADDR_GROUPS, IP_ADDR_GROUP_ADDR, IP_ADDR_GROUP_ADDRS};
-use super::{parse_id, ApiError, AppState, Base, Routes};
+use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{IpAddrGroup, IpAddrGroupAddr};
 use crate::topology::TopologyError;
 

@@ -40,10 +40,12 @@ mod tests;
 
 use std::sync::Arc;
 
+use axum::extract::rejection::PathRejection;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, Method, Uri};
 use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 pub use auth::{Account, AuthError, AuthProvider, LocalAuth, MockAuth, Role, Session, Token, DEFAULT_TOKEN_TTL};
@@ -182,6 +184,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Base {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let host = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:8181");
         Ok(Base(format!("http://{host}{PREFIX}")))
+    }
+}
+
+/// axum's `Path`, its rejections answered as `Error-v1`: a segment that does not even decode (`%ff`
+/// is not UTF-8) names nothing, like an id that is not a UUID (404), where axum answered a
+/// plain-text 400.
+pub(crate) struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => {
+                Err(ApiError::NotFound(format!("no resource at {}: {}", parts.uri.path(), e.body_text())))
+            }
+            Err(e) => Err(ApiError::Internal(e.body_text())),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! adds only its own ports to its own groups.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::auth::Session;
 use super::crud::{self, check_read, check_write, Crud, Scope, Topo};
 use super::media::{self, PORT_GROUP, PORT_GROUPS, PORT_GROUP_PORT, PORT_GROUP_PORTS};
-use super::{parse_id, ApiError, AppState, Base, Routes};
+use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Port, PortGroup, PortGroupPort};
 use crate::topology::TopologyError;
 

@@ -4,7 +4,7 @@
 //! belongs to its device's tenant.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -16,7 +16,7 @@ use super::auth::Session;
 use super::crud::{self, check_write, device_scope, Crud, Ref, Scope, Topo};
 use super::media::{self, PORT, PORTS, PORT_GROUP_PORTS, PORT_LINK};
 use super::port_groups::membership_dto;
-use super::{parse_id, ApiError, AppState, Base, Routes};
+use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Port, PortGroup, PortLink};
 use crate::topology::TopologyError;
 

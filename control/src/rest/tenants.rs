@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::auth::{Role, Session};
 use super::crud::Topo;
 use super::media::{self, TENANT, TENANTS};
-use super::{ApiError, AppState, Base, Routes};
+use super::{ApiError, AppState, Base, Path, Routes};
 use crate::model::{Bridge, Chain, IpAddrGroup, PortGroup, Router, Tenant};
 use crate::topology::TopologyError;
 

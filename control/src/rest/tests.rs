@@ -349,6 +349,28 @@ async fn undeclared_methods_answer_405_as_error_v1() {
     assert_eq!(api.get("/midonet-api/routers", ROUTERS).await.json, json!([]));
 }
 
+/// A path segment that does not percent-decode to UTF-8 names nothing: 404 as `Error-v1`, on every
+/// kind of path parameter (axum answered a plain-text 400).
+#[tokio::test]
+async fn undecodable_path_segments_are_404_error_v1() {
+    let api = Api::new().await;
+    let iag =
+        api.create("/midonet-api/ip_addr_groups", "application/vnd.org.midonet.IpAddrGroup-v1+json", json!({})).await;
+    let iag = iag["uri"].as_str().unwrap();
+    for uri in [
+        "/midonet-api/routers/%ff".to_string(),
+        "/midonet-api/tenants/%c3%28".to_string(),
+        format!("{iag}/versions/4/ip_addrs/%ff"),
+        format!("{iag}/versions/%ff/ip_addrs"),
+        "/midonet-api/hosts/%ff/interfaces/%fe".to_string(),
+    ] {
+        assert_error(&api.get(&uri, "application/json").await, StatusCode::NOT_FOUND);
+    }
+    let r = api.send("POST", "/midonet-api/routers/%ff/ports", PORT, json!({"type": "Router"})).await;
+    assert_error(&r, StatusCode::NOT_FOUND);
+    assert_error(&api.delete(&format!("{iag}/ip_addrs/%ff")).await, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn readonly_system_state_refuses_writes() {
     let api = Api::new().await;

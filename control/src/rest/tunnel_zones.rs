@@ -3,7 +3,7 @@
 //! are shared infrastructure: every token reads them, writes are admin-only.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::auth::{admin_only, Session};
 use super::crud::{self, Crud, Scope, Topo};
 use super::media::{self, TUNNEL_ZONE, TUNNEL_ZONES, TUNNEL_ZONE_HOST, TUNNEL_ZONE_HOSTS};
-use super::{parse_id, ApiError, AppState, Base, Routes};
+use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{TunnelZone, TunnelZoneHost};
 use crate::topology::TopologyError;
 
