@@ -400,6 +400,7 @@ async fn openapi_document_is_valid_json_and_covers_paths() {
     assert_eq!(r.json, doc);
 }
 
+mod fuzz;
 mod integrity;
 mod resources;
 mod scoping;
