@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::auth::{admin_only, Session};
 use super::crud::{self, check_read, Crud, Scope, Topo};
 use super::media::{self, HOST, HOSTS, HOST_INTERFACE_PORT, HOST_INTERFACE_PORTS, INTERFACE, INTERFACES};
-use super::{parse_id, ApiError, AppState, Base, Path, Routes};
+use super::{encode_segment, parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Host, HostInterfacePort, Interface, Port};
 use crate::topology::TopologyError;
 
@@ -74,7 +74,8 @@ impl Crud for Host {
 fn interface_dto(base: &Base, host: Uuid, i: &Interface) -> Value {
     let mut i = i.clone();
     i.host_id = Some(host);
-    let uri = format!("{}/interfaces/{}", base.item("hosts", host), i.name);
+    // Interface names are the host's own (`eth0.100`, `tap 1`): encoded so the uri GETs back.
+    let uri = format!("{}/interfaces/{}", base.item("hosts", host), encode_segment(&i.name));
     media::dto(&i, uri, &[], vec![("host", Some(base.item("hosts", host)))])
 }
 

@@ -206,6 +206,17 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
+/// `s` as one path segment of a URI: everything but RFC 3986's unreserved characters
+/// percent-encoded (axum's `Path` decodes it back).
+fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A path id: anything that is not a UUID names nothing (404).
 fn parse_id(kind: &str, id: &str) -> Result<Uuid, ApiError> {
     id.parse().map_err(|_| ApiError::NotFound(format!("{kind} {id} not found")))

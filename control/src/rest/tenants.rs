@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::auth::{Role, Session};
 use super::crud::Topo;
 use super::media::{self, TENANT, TENANTS};
-use super::{ApiError, AppState, Base, Path, Routes};
+use super::{encode_segment, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Bridge, Chain, IpAddrGroup, PortGroup, Router, Tenant};
 use crate::topology::TopologyError;
 
@@ -44,10 +44,10 @@ fn implied(id: &str) -> Tenant {
 }
 
 fn dto(base: &Base, t: &Tenant) -> Value {
-    let q = |segment: &str| Some(format!("{}?tenant_id={}", base.at(segment), encode(&t.id)));
+    let q = |segment: &str| Some(format!("{}?tenant_id={}", base.at(segment), encode_segment(&t.id)));
     media::dto(
         t,
-        base.item("tenants", encode(&t.id)),
+        base.item("tenants", encode_segment(&t.id)),
         &[],
         vec![
             ("routers", q("routers")),
@@ -59,15 +59,6 @@ fn dto(base: &Base, t: &Tenant) -> Value {
 }
 
 /// Percent-encode what is not an unreserved URI character (tenant ids are free text).
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 async fn list(
     State(st): State<AppState>,
     Extension(session): Extension<Session>,

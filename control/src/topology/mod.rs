@@ -20,8 +20,9 @@ use tx::Tx;
 
 use crate::compile::{self, CompileContext, CompileError, ModelCache};
 use crate::model::{
-    BgpNetwork, BgpPeer, Bridge, Chain, Condition, Host, IpAddrGroup, IpAddrPorts, Port, PortGroup, Resource, Route,
-    RouteType, Router, Rule, RuleType, SystemState, Tenant, TunnelZone, TunnelZoneHost, TunnelZoneType,
+    BgpNetwork, BgpPeer, Bridge, Chain, Condition, Host, Interface, IpAddrGroup, IpAddrPorts, Port, PortGroup,
+    Resource, Route, RouteType, Router, Rule, RuleType, SystemState, Tenant, TunnelZone, TunnelZoneHost,
+    TunnelZoneType,
 };
 use crate::store::{Kind, Op, Store, StoreError};
 use flowtable::chain::MAX_JUMP_DEPTH;
@@ -727,6 +728,7 @@ impl<S: Store> Topology<S> {
         assign_id(&mut host.id);
         host.alive = false;
         check_name(&host.name)?;
+        check_interfaces(&host.host_interfaces)?;
         self.write(|tx| {
             tx.create(&host)?;
             Ok(host.clone())
@@ -757,6 +759,7 @@ impl<S: Store> Topology<S> {
     pub fn report_host(&self, mut host: Host) -> Result<Host> {
         assign_id(&mut host.id);
         check_name(&host.name)?;
+        check_interfaces(&host.host_interfaces)?;
         self.write(|tx| {
             let new = match tx.get::<Host>(&host.key())? {
                 None => {
@@ -1041,6 +1044,23 @@ fn check_name(name: &Option<String>) -> Result<()> {
         Some(n) if n.chars().count() > 255 => Err(TopologyError::NameTooLong(n.chars().count())),
         _ => Ok(()),
     }
+}
+
+/// A host's interfaces are addressed by name (`hosts/{id}/interfaces/{name}`, a port's
+/// `interfaceName`): each needs one, and no two the same.
+fn check_interfaces(interfaces: &[Interface]) -> Result<()> {
+    for (i, iface) in interfaces.iter().enumerate() {
+        if iface.name.is_empty() {
+            return Err(TopologyError::MissingField("hostInterfaces.name"));
+        }
+        if interfaces[..i].iter().any(|other| other.name == iface.name) {
+            return Err(TopologyError::InvalidValue {
+                field: "hostInterfaces",
+                value: format!("interface name {:?} appears twice", iface.name),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_required_name(name: &Option<String>) -> Result<()> {

@@ -400,3 +400,29 @@ async fn peer_ports_are_the_linked_ports() {
         StatusCode::NOT_FOUND,
     );
 }
+
+/// An interface's `uri` GETs it back whatever its name (space, slash, query characters: encoded),
+/// and a host whose interfaces cannot all be addressed by name (an empty or repeated name) is
+/// refused (400) with nothing stored: `.../interfaces/a b` was not a URI, `.../interfaces/a/b`
+/// and `.../interfaces/` were 404s, and a repeated name's second interface answered the first.
+#[tokio::test]
+async fn interface_uris_get_each_interface_back() {
+    let api = Api::new().await;
+    let root = api.root().await;
+    let names = ["a b", "a/b", "x?y#z", "%41", "eth0.100"];
+    let ifaces: Vec<Value> = names.iter().map(|n| json!({"name": n})).collect();
+    let h = api.create(s(&root["hosts"]), HOST_MT, json!({"name": "h", "hostInterfaces": ifaces})).await;
+    let listed = api.get(s(&h["interfaces"]), INTERFACES_MT).await.json;
+    assert_eq!(listed.as_array().unwrap().len(), names.len());
+    for (item, name) in listed.as_array().unwrap().iter().zip(names) {
+        let got = api.get(s(&item["uri"]), INTERFACE_MT).await;
+        assert_eq!(got.status, StatusCode::OK, "{name}: {}", item["uri"]);
+        assert_eq!(got.json["name"], name);
+        assert_eq!(got.json, *item);
+    }
+    for bad in [json!([{"name": ""}]), json!([{"name": "dpdk0"}, {"name": "dpdk0", "mtu": 1500}])] {
+        let r = api.send("POST", s(&root["hosts"]), HOST_MT, json!({"name": "bad", "hostInterfaces": bad})).await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(api.get(s(&root["hosts"]), HOSTS_MT).await.json.as_array().unwrap().len(), 1);
+}
