@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -226,13 +225,7 @@ impl Appliance {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start midogw");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let log = common::stderr_lines(&mut child);
         let mut appliance = Appliance { child, log, seen: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !appliance.seen.iter().any(|l| l.contains("worker starting")) {
@@ -498,7 +491,7 @@ fn run_stops_cleanly_on_sighup() {
         .expect("start midogw");
     // Its signal handlers are in place once it registered its Host (appliance/run.rs installs them
     // first): a hangup before then, on a slow start, would kill it, as it would any process.
-    let (lines, mut seen) = (stderr_lines(&mut child), Vec::new());
+    let (lines, mut seen) = (common::stderr_lines(&mut child), Vec::new());
     let deadline = Instant::now() + Duration::from_secs(30);
     while !seen.iter().any(|l: &String| l.contains("registered as host")) {
         assert!(child.try_wait().unwrap().is_none(), "midogw exited early:\n{}", seen.join("\n"));
@@ -515,21 +508,9 @@ fn run_stops_cleanly_on_sighup() {
     assert!(stats.exists(), "the final report was written:\n{stderr}");
 }
 
-/// `child`'s stderr, line by line as it comes, from a thread.
-fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    lines
-}
-
 /// Sends `signal` to `child` and waits up to `within` for it to exit (killing it after that):
 /// its exit status (`None` if it had to be killed) and what it wrote to stderr (nothing if that
-/// is read elsewhere: [`stderr_lines`]).
+/// is read elsewhere: [`common::stderr_lines`]).
 fn signal_and_wait(
     child: &mut std::process::Child,
     signal: nix::sys::signal::Signal,

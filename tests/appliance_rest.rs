@@ -4,7 +4,9 @@
 //! restart on the same store and find the router again. Plus the config problems of `[rest]`/`[store]`,
 //! and `[rest.https]`: login over TLS with curl verifying a self-signed rcgen certificate.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,13 +58,7 @@ impl Appliance {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn midogw");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let log = common::stderr_lines(&mut child);
         let mut app = Appliance { child: Some(child), log, seen: Vec::new() };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(addr).is_err() {

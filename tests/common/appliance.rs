@@ -2,7 +2,6 @@
 //! collected on a thread, stopped with SIGTERM (and killed if a test fails first), its JSON report
 //! read back. Plus the small helpers those tests share (a scratch directory, a free port, ping).
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -67,13 +66,7 @@ impl Appliance {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start midogw");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let log = super::stderr_lines(&mut child);
         let file_prefix = std::fs::read_to_string(config).ok().and_then(|text| {
             let line = text.lines().find(|l| l.trim_start().starts_with("file_prefix"))?;
             Some(line.split('"').nth(1)?.to_string())

@@ -4,7 +4,6 @@
 //! guards, also when a test fails: interfaces die with their namespace, the root end of a veth and
 //! a capture's process with their guard.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -86,13 +85,7 @@ impl Capture {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start tcpdump (scripts/setup.sh installs it)");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = super::stderr_lines(&mut child);
         let capture = Capture { child: Some(child), file: file.to_path_buf() };
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut seen = Vec::new();

@@ -10,7 +10,9 @@ pub mod prometheus;
 pub mod ring;
 pub mod zookeeper;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command};
+use std::sync::mpsc::Receiver;
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,19 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `child`'s stderr (piped), line by line as it comes, read on a thread of its own so that a test
+/// can wait for what the child logs; the channel ends with the stream.
+pub fn stderr_lines(child: &mut Child) -> Receiver<String> {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
 }
 
 /// A network namespace, deleted (with every interface inside it) on drop.
