@@ -196,6 +196,17 @@ impl TwoHosts {
         ns_b.exec(&["ip", "neigh", "add", &addr_a, "lladdr", &mac_a, "dev", &veth_b.inner, "nud", "permanent"]);
         TwoHosts { ns_a, ns_b, veth_a, veth_b }
     }
+
+    /// What each host's kernel has counted out of its interface, (frames, bytes): A's, then B's.
+    pub fn sent(&self) -> [(u64, u64); 2] {
+        [self.veth_a.inner_sent(&self.ns_a), self.veth_b.inner_sent(&self.ns_b)]
+    }
+
+    /// [`TwoHosts::sent`] since `before`, an earlier reading of it.
+    pub fn sent_since(&self, before: [(u64, u64); 2]) -> [(u64, u64); 2] {
+        let now = self.sent();
+        [0, 1].map(|host| (now[host].0 - before[host].0, now[host].1 - before[host].1))
+    }
 }
 
 /// A test frame: locally administered MACs, the IEEE local experimental ethertype, then a
