@@ -98,6 +98,10 @@ pub fn symmetric_rss_key(len: usize) -> Vec<u8> {
 /// queues then send a connection to the same worker, which the pipeline's hand-off relies on.
 pub const RSS_SPREAD: usize = 64;
 
+/// The driver whose rings may hold frames from before the port started (see
+/// `Port::discard_frames_from_before_start`).
+const AF_PACKET_DRIVER: &str = "net_af_packet";
+
 /// The RX queue pmd puts at entry `entry` of a redirection table for `queues` queues (0 is taken
 /// as 1): `(entry mod RSS_SPREAD) mod queues`.
 pub fn reta_queue(entry: usize, queues: u16) -> u16 {
@@ -397,6 +401,11 @@ impl<'a> Port<'a> {
         if rc != 0 {
             return Err(fail("rte_eth_dev_start", rc));
         }
+        let discarded =
+            if driver_name(&info) == AF_PACKET_DRIVER { port.discard_frames_from_before_start() } else { 0 };
+        if discarded != 0 {
+            tracing::info!(port = %name, frames = discarded, "discarded what the driver's sockets took in before the port started");
+        }
         // Some drivers take a redirection table only once started.
         let rss_table = if rss { port.program_rss_table(info.reta_size) } else { 0 };
         if rss_table != 0 {
@@ -404,6 +413,40 @@ impl<'a> Port<'a> {
         }
         tracing::info!(port = %name, id, driver = %driver_name(&info), mtu = config.mtu, rx_queues = config.rx_queues, tx_queues = config.tx_queues, rss_table, rx_ipv4_checksum, "port started");
         Ok(port)
+    }
+
+    /// Makes a just-started port deliver nothing from before it was started, as a NIC does, and
+    /// returns how many frames that took. `net_af_packet` (DPDK 22.11) opens each queue's socket
+    /// for every interface, sets up and maps its ring, and only then binds it to its own
+    /// interface: frames from anywhere in the namespace (loopback traffic included) land in the
+    /// ring meanwhile, and from then to the start whatever the interface carried, all of it
+    /// stale. Drains every queue (at most what its ring holds, so traffic arriving meanwhile
+    /// cannot keep it here), frees the frames and zeroes the counters that saw them.
+    fn discard_frames_from_before_start(&self) -> u64 {
+        const MOST_PER_QUEUE: u64 = 8192;
+        let mut discarded = 0;
+        for queue in 0..self.config.rx_queues {
+            let mut taken = 0;
+            while taken < MOST_PER_QUEUE {
+                let mut frames = [std::ptr::null_mut::<ffi::rte_mbuf>(); 32];
+                // SAFETY: `frames` has room for 32 pointers; the port is started and its queues
+                // are not handed out yet (`take_queues` comes later), so nothing else polls them.
+                let n = unsafe { ffi::midogw_eth_rx_burst(self.id, queue, frames.as_mut_ptr(), 32) };
+                for &frame in &frames[..usize::from(n)] {
+                    // SAFETY: the driver handed these `n` mbufs over to us, and nothing else holds them.
+                    unsafe { ffi::midogw_pktmbuf_free(frame) };
+                }
+                taken += u64::from(n);
+                if n < 32 {
+                    break;
+                }
+            }
+            discarded += taken;
+        }
+        if discarded != 0 {
+            self.reset_stats();
+        }
+        discarded
     }
 
     /// Reads the configuration back from the driver and refuses LRO anywhere on the port.

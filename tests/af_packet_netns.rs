@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{NetNs, TwoHosts};
-use midogw::{cross_connect, local_ports_spread_by_driver, run_worker, Device, Eal, Mempool, Port, PortConfig, Spread};
+use midogw::{
+    cross_connect, local_ports_spread_by_driver, run_worker, Burst, Device, Eal, Mempool, Port, PortConfig, Spread,
+};
 
 const DATAGRAMS: usize = 200;
 
@@ -131,11 +133,11 @@ fn af_packet_ports_carry_udp_both_ways_between_namespaces() {
     common::assert_same_packets(&b_to_a, &expected("b->a"), "datagrams B->A, intact and in order");
 
     // Each datagram is one frame: 14 Ethernet + 20 IPv4 + 8 UDP + payload. The hosts' kernels are
-    // kept quiet (no IPv6, static neighbours), yet in full CI runs a port has received frames beyond
-    // the datagrams (two once, ten once; never alone; most likely its host's kernel's own). So the
-    // datagrams are a floor, and the ceiling is what each host's kernel counted out of its
-    // interface: every frame a port received must have left through the other, and no port may
-    // receive a frame its host did not send.
+    // kept quiet (no IPv6, static neighbours), but the datagrams are only a floor: the ceiling is
+    // what each host's kernel counted out of its interface. Every frame a port received must have
+    // left through the other, and no port may receive a frame its host did not send (which is how
+    // full CI runs caught af_packet's rings taking frames from other interfaces before the port
+    // started: see af_packet_ports_receive_nothing_from_before_they_started).
     let frame_bytes: u64 = (0..DATAGRAMS).map(|i| (14 + 20 + 8 + payload("a->b", i).len()) as u64).sum();
     let (up0, up1) = (ports[0].stats(), ports[1].stats());
     let sent = hosts.sent_since(sent_before);
@@ -160,6 +162,59 @@ fn af_packet_ports_carry_udp_both_ways_between_namespaces() {
     assert!(xstats.iter().any(|(n, v)| n == "rx_q0_packets" && *v == up0.rx_packets), "{xstats:?}");
 
     drop(ports);
+    assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
+}
+
+/// A NIC hands over nothing from before it was started. `net_af_packet` opens each queue's
+/// socket for every interface and binds it to its own only afterwards, so frames from anywhere in
+/// the namespace (loopback included) can land in its ring meanwhile: a full CI run once forwarded
+/// six such frames out of a quiet host's port. Here a loopback flood runs while the port opens,
+/// several times over; the port must receive nothing its quiet host did not send.
+#[test]
+fn af_packet_ports_receive_nothing_from_before_they_started() {
+    let hosts = TwoHosts::new(&format!("mgf{}", std::process::id()), "10.202.0");
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
+            let source = UdpSocket::bind("127.0.0.1:0").expect("bind source");
+            source.connect(sink.local_addr().unwrap()).unwrap();
+            sink.set_nonblocking(true).unwrap();
+            let mut sent = 0u64;
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Relaxed) {
+                sent += u64::from(source.send(b"midogw loopback flood").is_ok());
+                while sink.recv(&mut buf).is_ok() {}
+            }
+            sent
+        })
+    };
+    let eal = Eal::init(&common::test_eal_config("afpf", 256)).expect("EAL");
+    let pool = Mempool::new(&eal, "afpf", 4095).expect("pool");
+    let config = PortConfig { name: "up0".into(), mtu: 1500, rx_queues: 1, tx_queues: 1 };
+    for round in 0..20 {
+        let sent_before = hosts.sent();
+        let devargs = format!("net_af_packet{round},iface={}", hosts.veth_a.outer);
+        let port = Port::open(&eal, &pool, &Device::Vdev { devargs }, &config).expect("port");
+        let (mut rx, _tx) = port.take_queues().unwrap();
+        let mut received = 0;
+        for _ in 0..20 {
+            let mut burst = Burst::new();
+            received += rx[0].rx(&mut burst);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (host_frames, _) = hosts.sent_since(sent_before)[0];
+        let stats = port.stats();
+        assert!(
+            received as u64 <= host_frames && stats.rx_packets <= host_frames,
+            "round {round}: the port received {received} frames (counted {stats:?}) while its host sent {host_frames}"
+        );
+        drop(rx);
+        drop(port);
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(flood.join().unwrap() > 0, "the loopback flood ran");
     assert_eq!(pool.in_use(), 0, "every mbuf went back to the pool");
 }
 
