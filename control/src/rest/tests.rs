@@ -82,7 +82,16 @@ impl Api {
         let status = resp.status();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let json = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{method} {uri}: {status} with a body that is not JSON ({e}): {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
         Resp { status, headers, json }
     }
 

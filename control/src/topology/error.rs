@@ -66,6 +66,14 @@ pub enum TopologyError {
         /// What was sent.
         value: String,
     },
+    /// Two members of a list that are addressed by name have the same one (400).
+    #[error("{field}: the name {name:?} is used twice (names address the members, so each must be unique)")]
+    DuplicateName {
+        /// The JSON field holding the list.
+        field: &'static str,
+        /// The repeated name.
+        name: String,
+    },
     /// A value outside its allowed set (400).
     #[error("{field}: invalid value {value:?}")]
     InvalidValue {
@@ -307,6 +315,7 @@ impl TopologyError {
             | AddressOutsideNetwork { .. }
             | InvalidMac { .. }
             | InvalidValue { .. }
+            | DuplicateName { .. }
             | InvalidRange { .. }
             | NameTooLong(_)
             | InvalidPosition { .. }

@@ -1054,10 +1054,7 @@ fn check_interfaces(interfaces: &[Interface]) -> Result<()> {
             return Err(TopologyError::MissingField("hostInterfaces.name"));
         }
         if interfaces[..i].iter().any(|other| other.name == iface.name) {
-            return Err(TopologyError::InvalidValue {
-                field: "hostInterfaces",
-                value: format!("interface name {:?} appears twice", iface.name),
-            });
+            return Err(TopologyError::DuplicateName { field: "hostInterfaces", name: iface.name.clone() });
         }
     }
     Ok(())

@@ -420,9 +420,17 @@ async fn interface_uris_get_each_interface_back() {
         assert_eq!(got.json["name"], name);
         assert_eq!(got.json, *item);
     }
-    for bad in [json!([{"name": ""}]), json!([{"name": "dpdk0"}, {"name": "dpdk0", "mtu": 1500}])] {
+    let refusals = [
+        (json!([{"name": ""}]), "hostInterfaces.name is required"),
+        (
+            json!([{"name": "dpdk0"}, {"name": "dpdk0", "mtu": 1500}]),
+            "hostInterfaces: the name \"dpdk0\" is used twice",
+        ),
+    ];
+    for (bad, says) in refusals {
         let r = api.send("POST", s(&root["hosts"]), HOST_MT, json!({"name": "bad", "hostInterfaces": bad})).await;
         assert_error(&r, StatusCode::BAD_REQUEST);
+        assert!(r.json["message"].as_str().unwrap().contains(says), "{}", r.json);
     }
     assert_eq!(api.get(s(&root["hosts"]), HOSTS_MT).await.json.as_array().unwrap().len(), 1);
 }
