@@ -1,4 +1,5 @@
-//! The MidoNet v5 resources as serde types.
+//! The MidoNet v5 resources as serde types, with their JSON schemas (utoipa `ToSchema`, for the
+//! OpenAPI document: `#[schema]` attributes only where serde says too little).
 //!
 //! JSON names follow `../shared/reference/midonet-rest-api.md` exactly (camelCase, Java field names).
 //! Unknown fields are **ignored** on input, as MidoNet's Jackson mapper does: clients such as
@@ -14,6 +15,7 @@ use std::net::IpAddr;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::store::Kind;
@@ -42,7 +44,7 @@ macro_rules! uuid_resource {
 }
 
 /// A virtual router (`Router-v3`, ZOOM `Router`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Router {
     /// Server-chosen (UUID v4) when absent.
@@ -56,6 +58,7 @@ pub struct Router {
     pub name: Option<String>,
     /// Administrative state (default up).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub admin_state_up: bool,
     /// Chain applied to packets entering the router.
     #[serde(default)]
@@ -85,7 +88,7 @@ pub struct Router {
 uuid_resource!(Router, Kind::Router);
 
 /// A virtual bridge (`Bridge-v4`, ZOOM `Network`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Bridge {
     /// Server-chosen (UUID v4) when absent.
@@ -99,6 +102,7 @@ pub struct Bridge {
     pub name: Option<String>,
     /// Administrative state (default up).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub admin_state_up: bool,
     /// Inbound chain.
     #[serde(default)]
@@ -122,7 +126,7 @@ pub struct Bridge {
 uuid_resource!(Bridge, Kind::Network);
 
 /// The JSON `type` tag of a port (`PortType.java`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub enum PortType {
     /// A router port (v5 form).
     Router,
@@ -149,7 +153,7 @@ impl PortType {
 
 /// A router or bridge port (`Port-v3`, ZOOM `Port`). One struct for all types: the type-specific fields
 /// are `None` (and not serialised) on the other types.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Port {
     /// Server-chosen (UUID v4) when absent.
@@ -163,6 +167,7 @@ pub struct Port {
     pub device_id: Option<Uuid>,
     /// Administrative state (default up).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub admin_state_up: bool,
     /// Inbound chain.
     #[serde(default)]
@@ -240,7 +245,7 @@ pub struct Port {
 uuid_resource!(Port, Kind::Port);
 
 /// The binding body of `POST hosts/{id}/ports` (`HostInterfacePort-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HostInterfacePort {
     /// The port to bind.
@@ -253,7 +258,7 @@ pub struct HostInterfacePort {
 }
 
 /// The body of `POST ports/{id}/link` (`PortLink-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortLink {
     /// The port to link to.
@@ -264,7 +269,7 @@ pub struct PortLink {
 }
 
 /// A route's `type` (proto PORT/BLACKHOLE/REJECT/LOCAL/FIP64).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 pub enum RouteType {
     /// Forward through `nextHopPort`.
     #[default]
@@ -280,7 +285,7 @@ pub enum RouteType {
 }
 
 /// A route of a router (`Route-v1`, ZOOM `Route`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
     /// Server-chosen (UUID v4) when absent.
@@ -323,7 +328,7 @@ pub struct Route {
 uuid_resource!(Route, Kind::Route);
 
 /// A rule chain (`Chain-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Chain {
     /// Server-chosen (UUID v4) when absent.
@@ -342,7 +347,7 @@ pub struct Chain {
 uuid_resource!(Chain, Kind::Chain);
 
 /// A rule's `type` tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleType {
     /// Accept.
@@ -374,7 +379,7 @@ pub enum RuleType {
 }
 
 /// A NAT rule's `flowAction`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FlowAction {
     /// Accept after translating.
@@ -386,7 +391,7 @@ pub enum FlowAction {
 }
 
 /// One NAT target (`natTargets[]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NatTarget {
     /// First address.
@@ -402,7 +407,7 @@ pub struct NatTarget {
 }
 
 /// An inclusive range (`tpSrc`, `tpDst`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Range {
     /// First value.
     pub start: u32,
@@ -411,7 +416,7 @@ pub struct Range {
 }
 
 /// `fragmentPolicy` of a condition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FragmentPolicy {
     /// Any packet.
@@ -426,7 +431,7 @@ pub enum FragmentPolicy {
 
 /// The match part of a rule (`Condition.java`). All fields optional.
 #[allow(missing_docs)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Condition {
     pub cond_invert: bool,
@@ -483,7 +488,7 @@ pub struct Condition {
 }
 
 /// A rule of a chain (`Rule-v2`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rule {
     /// Server-chosen (UUID v4) when absent.
@@ -536,7 +541,7 @@ uuid_resource!(Rule, Kind::Rule);
 
 /// A host's network interface (`Interface-v1`).
 #[allow(missing_docs)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Interface {
     #[serde(default)]
@@ -552,14 +557,16 @@ pub struct Interface {
     pub endpoint: Option<String>,
     #[serde(default)]
     pub port_type: Option<String>,
+    /// IPv4 or IPv6 addresses.
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub addresses: Vec<IpAddr>,
     #[serde(default)]
     pub status: Option<i32>,
 }
 
 /// A host running the agent (`Host-v3`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Host {
     /// Server-chosen (UUID v4) when absent.
@@ -568,8 +575,9 @@ pub struct Host {
     /// Host name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Out: the host's addresses.
+    /// Out: the host's addresses (IPv4 or IPv6).
     #[serde(default)]
+    #[schema(value_type = Vec<String>)]
     pub addresses: Vec<IpAddr>,
     /// Out: the host's interfaces, registered by the host itself.
     #[serde(default)]
@@ -593,7 +601,7 @@ pub struct Host {
 uuid_resource!(Host, Kind::Host);
 
 /// A tunnel zone's `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelZoneType {
     /// GRE tunnels (the default).
@@ -606,7 +614,7 @@ pub enum TunnelZoneType {
 }
 
 /// A member of a tunnel zone (`TunnelZoneHost-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelZoneHost {
     /// The zone (out: taken from the URI).
@@ -619,7 +627,7 @@ pub struct TunnelZoneHost {
 }
 
 /// A tunnel zone (`TunnelZone-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TunnelZone {
     /// Server-chosen (UUID v4) when absent.
@@ -638,7 +646,7 @@ pub struct TunnelZone {
 uuid_resource!(TunnelZone, Kind::TunnelZone);
 
 /// A port group (`PortGroup-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortGroup {
     /// Server-chosen (UUID v4) when absent.
@@ -660,7 +668,7 @@ pub struct PortGroup {
 uuid_resource!(PortGroup, Kind::PortGroup);
 
 /// A port group membership (`PortGroupPort-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PortGroupPort {
     /// The group (out: taken from the URI).
@@ -671,10 +679,11 @@ pub struct PortGroupPort {
 }
 
 /// One address of an IP address group with the ports it was learned on (ZOOM `IPAddrPorts`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IpAddrPorts {
-    /// The address.
+    /// The address (IPv4 or IPv6).
+    #[schema(value_type = String)]
     pub ip_address: IpAddr,
     /// Ports associated with it.
     #[serde(default)]
@@ -682,7 +691,7 @@ pub struct IpAddrPorts {
 }
 
 /// An IP address group (`IpAddrGroup-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IpAddrGroup {
     /// Server-chosen (UUID v4) when absent.
@@ -710,8 +719,18 @@ pub struct IpAddrGroup {
 }
 uuid_resource!(IpAddrGroup, Kind::IpAddrGroup);
 
+/// `4` or `6`, as a number or a string (the Jackson type tag MidoNet clients send either way), or null.
+fn ip_version_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    let one_of = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Integer).enum_values(Some([4, 6])))
+        .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["4", "6"])))
+        .item(ObjectBuilder::new().schema_type(Type::Null));
+    Schema::OneOf(one_of.build())
+}
+
 /// An address of an IP address group (`IpAddrGroupAddr-v1`); `version` is the type tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IpAddrGroupAddr {
     /// The address.
@@ -721,11 +740,12 @@ pub struct IpAddrGroupAddr {
     pub ip_addr_group_id: Option<Uuid>,
     /// 4 or 6 (sent as a number or a string).
     #[serde(default)]
+    #[schema(schema_with = ip_version_schema)]
     pub version: Option<serde_json::Value>,
 }
 
 /// A BGP peer of a router (`BgpPeer-v1`). The local AS is the router's `asNumber`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BgpPeer {
     /// Server-chosen (UUID v4) when absent.
@@ -756,7 +776,7 @@ pub struct BgpPeer {
 uuid_resource!(BgpPeer, Kind::BgpPeer);
 
 /// A network a router announces over BGP (`BgpNetwork-v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BgpNetwork {
     /// Server-chosen (UUID v4) when absent.
@@ -775,7 +795,7 @@ pub struct BgpNetwork {
 uuid_resource!(BgpNetwork, Kind::BgpNetwork);
 
 /// A tenant (`Tenant-v2`). The id is a Keystone project id: free text, not a UUID.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Tenant {
     /// Tenant id (required).
@@ -788,6 +808,7 @@ pub struct Tenant {
     pub description: Option<String>,
     /// Enabled (default true).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     pub enabled: bool,
 }
 
@@ -799,7 +820,7 @@ impl Resource for Tenant {
 }
 
 /// The system state (`SystemState-v2`), a singleton.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SystemState {
     /// `ACTIVE` or `UPGRADE`.

@@ -16,7 +16,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::media::{self, TOKEN};
@@ -49,6 +50,16 @@ pub struct Token {
     pub key: String,
     /// When it stops being accepted.
     pub expires: SystemTime,
+}
+
+/// The body of a login's answer (`Token-v1`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Token)]
+pub(crate) struct TokenBody {
+    /// The token to send as `X-Auth-Token` (also set as the `sessionId` cookie).
+    key: String,
+    /// When it stops being accepted (an HTTP date).
+    expires: String,
 }
 
 /// Why authentication failed (all 401 on the wire).
@@ -204,8 +215,10 @@ async fn login(State(st): State<AppState>, headers: HeaderMap) -> Result<Respons
         _ => ApiError::Unauthorized("invalid credentials"),
     })?;
     let expires = httpdate::fmt_http_date(token.expires);
-    let mut resp = media::ok(TOKEN[0], json!({ "key": token.key, "expires": expires }));
     let cookie = format!("sessionId={}; Expires={expires}; Path={PREFIX}; HttpOnly", token.key);
+    let body =
+        serde_json::to_value(TokenBody { key: token.key, expires }).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut resp = media::ok(TOKEN[0], body);
     let cookie = HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?;
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(resp)

@@ -21,10 +21,12 @@ use axum::response::Response;
 use axum::routing::{get, MethodRouter};
 use axum::Extension;
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::{Role, Session};
 use super::media;
+use super::openapi::{Bodies, Served};
 use super::{parse_id, ApiError, AppState, Base, DynStore, Path};
 use crate::model::{Bridge, Chain, IpAddrGroup, Port, PortGroup, Resource, Router};
 use crate::store::Kind;
@@ -165,8 +167,9 @@ pub fn tenant_checks<T: Crud>(t: &Topo, session: &Session, v: &T, old: Option<&T
     Ok(Ok(()))
 }
 
-/// A REST resource type: everything the generic handlers need to know about it.
-pub trait Crud: Resource + Send + Sync + 'static {
+/// A REST resource type: everything the generic handlers need to know about it (its schema is
+/// the OpenAPI document's).
+pub trait Crud: Resource + ToSchema + Send + Sync + 'static {
     /// Name in error messages (`Router`).
     const NAME: &'static str;
     /// Path segment of the item URI (`routers` in `/routers/{id}`).
@@ -226,29 +229,43 @@ pub fn dto<T: Crud>(base: &Base, v: &T) -> Value {
     media::dto(v, base.item(T::SEGMENT, v.id()), T::HIDDEN, v.links(base))
 }
 
+/// What a collection of `T` takes and answers, for the OpenAPI document.
+pub fn list_bodies<T: Crud>() -> Bodies {
+    Bodies::collection::<T>(T::MEDIA, T::LIST_MEDIA).hiding(T::HIDDEN)
+}
+
+/// What an item of `T` takes and answers, for the OpenAPI document.
+pub fn item_bodies<T: Crud>() -> Bodies {
+    Bodies::item::<T>(T::MEDIA).hiding(T::HIDDEN)
+}
+
 /// `GET` (list, `?tenant_id=` filtered) and `POST` on a top-level collection.
-pub fn collection<T: Crud>() -> MethodRouter<AppState> {
-    get(list::<T>).post(create::<T>)
+pub fn collection<T: Crud>() -> Served {
+    list_bodies::<T>().serve(get(list::<T>).post(create::<T>))
 }
 
 /// `GET` (list, `?tenant_id=` filtered) on a top-level collection without `POST`.
-pub fn collection_get<T: Crud>() -> MethodRouter<AppState> {
-    get(list::<T>)
+pub fn collection_get<T: Crud>() -> Served {
+    list_bodies::<T>().serve(get(list::<T>))
 }
 
 /// `GET` and `POST` on a collection under a parent (`/routers/{id}/routes`).
-pub fn children<T: Crud>() -> MethodRouter<AppState> {
-    get(list_children::<T>).post(create_child::<T>)
+pub fn children<T: Crud>() -> Served {
+    list_bodies::<T>().serve(get(list_children::<T>).post(create_child::<T>))
 }
 
 /// `GET` and `DELETE` on an item.
-pub fn item<T: Crud>() -> MethodRouter<AppState> {
-    get(read::<T>).delete(remove::<T>)
+pub fn item<T: Crud>() -> Served {
+    item_bodies::<T>().serve(item_handlers::<T>())
 }
 
 /// `GET`, `PUT` and `DELETE` on an item.
-pub fn item_put<T: Crud>() -> MethodRouter<AppState> {
-    item::<T>().put(update::<T>)
+pub fn item_put<T: Crud>() -> Served {
+    item_bodies::<T>().serve(item_handlers::<T>().put(update::<T>))
+}
+
+fn item_handlers<T: Crud>() -> MethodRouter<AppState> {
+    get(read::<T>).delete(remove::<T>)
 }
 
 /// Only the objects `session` may see, filtered by `?tenant_id=` when asked.

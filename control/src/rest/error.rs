@@ -2,8 +2,9 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use thiserror::Error;
+use utoipa::ToSchema;
 
 use super::media::ERROR;
 use crate::store::StoreError;
@@ -55,6 +56,26 @@ impl ApiError {
     }
 }
 
+/// The `Error-v1` body every error answers with (`ErrorEntity.java`; 400s list their reason as
+/// a violation, as `ValidationErrorEntity.java` does).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct ErrorBody {
+    /// What went wrong.
+    message: String,
+    /// The HTTP status.
+    code: u16,
+    /// The reasons a request was invalid (400 only; empty otherwise).
+    violations: Vec<Violation>,
+}
+
+/// One reason a request was invalid.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Violation {
+    /// The reason.
+    message: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -78,9 +99,10 @@ impl IntoResponse for ApiError {
             _ => message,
         };
         let violations =
-            if status == StatusCode::BAD_REQUEST { vec![json!({ "message": message.clone() })] } else { Vec::new() };
-        let body = json!({ "message": message, "code": status.as_u16(), "violations": violations });
-        let mut resp = (status, body.to_string()).into_response();
+            if status == StatusCode::BAD_REQUEST { vec![Violation { message: message.clone() }] } else { Vec::new() };
+        let body = ErrorBody { message, code: status.as_u16(), violations };
+        let body = serde_json::to_string(&body).unwrap_or_default();
+        let mut resp = (status, body).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ERROR));
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"midonet\""));

@@ -20,6 +20,7 @@ use uuid::Uuid;
 use super::auth::{admin_only, Session};
 use super::crud::{self, check_read, Crud, Scope, Topo};
 use super::media::{self, HOST, HOSTS, HOST_INTERFACE_PORT, HOST_INTERFACE_PORTS, INTERFACE, INTERFACES};
+use super::openapi::Bodies;
 use super::{encode_segment, parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Host, HostInterfacePort, Interface, Port};
 use crate::topology::TopologyError;
@@ -29,10 +30,20 @@ pub fn routes() -> Routes {
     Routes::new()
         .route("/hosts", crud::collection::<Host>())
         .route("/hosts/{id}", crud::item_put::<Host>())
-        .route("/hosts/{id}/interfaces", get(list_interfaces))
-        .route("/hosts/{id}/interfaces/{name}", get(read_interface))
-        .route("/hosts/{id}/ports", get(list_bindings).post(bind))
-        .route("/hosts/{id}/ports/{portId}", get(read_binding).put(bind_at).delete(unbind))
+        .route(
+            "/hosts/{id}/interfaces",
+            Bodies::collection::<Interface>(INTERFACE, INTERFACES).serve(get(list_interfaces)),
+        )
+        .route("/hosts/{id}/interfaces/{name}", Bodies::item::<Interface>(INTERFACE).serve(get(read_interface)))
+        .route(
+            "/hosts/{id}/ports",
+            Bodies::collection::<HostInterfacePort>(HOST_INTERFACE_PORT, HOST_INTERFACE_PORTS)
+                .serve(get(list_bindings).post(bind)),
+        )
+        .route(
+            "/hosts/{id}/ports/{portId}",
+            Bodies::item::<HostInterfacePort>(HOST_INTERFACE_PORT).serve(get(read_binding).put(bind_at).delete(unbind)),
+        )
 }
 
 impl Crud for Host {

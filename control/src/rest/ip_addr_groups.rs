@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::auth::Session;
 use super::crud::{self, check_read, check_write, Crud, Ref, Scope, Topo};
 use super::media::{self, IP_ADDR_GROUP, IP_ADDR_GROUPS, IP_ADDR_GROUP_ADDR, IP_ADDR_GROUP_ADDRS};
+use super::openapi::Bodies;
 use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{IpAddrGroup, IpAddrGroupAddr};
 use crate::topology::TopologyError;
@@ -27,10 +28,21 @@ pub fn routes() -> Routes {
     Routes::new()
         .route("/ip_addr_groups", crud::collection::<IpAddrGroup>())
         .route("/ip_addr_groups/{id}", crud::item::<IpAddrGroup>())
-        .route("/ip_addr_groups/{id}/ip_addrs", get(list_addrs).post(add_addr))
-        .route("/ip_addr_groups/{id}/ip_addrs/{addr}", get(read_addr).delete(remove_addr))
-        .route("/ip_addr_groups/{id}/versions/{version}/ip_addrs", get(list_addrs_v).post(add_addr_v))
-        .route("/ip_addr_groups/{id}/versions/{version}/ip_addrs/{addr}", get(read_addr_v).delete(remove_addr_v))
+        .route("/ip_addr_groups/{id}/ip_addrs", addrs().serve(get(list_addrs).post(add_addr)))
+        .route("/ip_addr_groups/{id}/ip_addrs/{addr}", addr().serve(get(read_addr).delete(remove_addr)))
+        .route("/ip_addr_groups/{id}/versions/{version}/ip_addrs", addrs().serve(get(list_addrs_v).post(add_addr_v)))
+        .route(
+            "/ip_addr_groups/{id}/versions/{version}/ip_addrs/{addr}",
+            addr().serve(get(read_addr_v).delete(remove_addr_v)),
+        )
+}
+
+fn addrs() -> Bodies {
+    Bodies::collection::<IpAddrGroupAddr>(IP_ADDR_GROUP_ADDR, IP_ADDR_GROUP_ADDRS)
+}
+
+fn addr() -> Bodies {
+    Bodies::item::<IpAddrGroupAddr>(IP_ADDR_GROUP_ADDR)
 }
 
 impl Crud for IpAddrGroup {

@@ -11,7 +11,8 @@
 //! interfaces, port bindings), tunnel zones (+ members), port groups (+ ports), IP address groups
 //! (+ addresses, both path forms), BGP peers and networks (router-scoped collections, top-level
 //! items), tenants (read only) and system state. [`served_paths`] lists every path; a test holds
-//! `openapi.json` to it, method by method.
+//! the OpenAPI document (`openapi`: hand-written paths, generated body schemas) to it, method by
+//! method.
 //!
 //! Choices: `POST` answers 201 with `Location` *and* the created object (MidoNet sends no body;
 //! clients GET `Location` either way). Ids in paths that are not UUIDs are 404s. A tenant token
@@ -51,6 +52,7 @@ use uuid::Uuid;
 pub use auth::{Account, AuthError, AuthProvider, LocalAuth, MockAuth, Role, Session, Token, DEFAULT_TOKEN_TTL};
 pub use error::ApiError;
 
+use self::openapi::{Bodies, Served};
 use crate::store::Store;
 use crate::topology::{Topology, TopologyError};
 
@@ -117,30 +119,31 @@ fn protected_routes() -> Routes {
 /// also OpenAPI's.
 pub fn served_paths() -> Vec<String> {
     let mut paths = vec!["/login".to_string(), "/openapi.json".to_string()];
-    paths.extend(protected_routes().paths);
+    paths.extend(protected_routes().bodies.into_iter().map(|(path, _)| path));
     paths
 }
 
-/// An axum router that remembers its paths (for [`served_paths`]); paths are relative to [`PREFIX`].
+/// An axum router that remembers its paths and what each takes and answers (for
+/// [`served_paths`] and the OpenAPI document); paths are relative to [`PREFIX`].
 pub(crate) struct Routes {
     router: axum::Router<AppState>,
-    paths: Vec<String>,
+    bodies: Vec<(String, Bodies)>,
 }
 
 impl Routes {
     fn new() -> Routes {
-        Routes { router: axum::Router::new(), paths: Vec::new() }
+        Routes { router: axum::Router::new(), bodies: Vec::new() }
     }
 
-    fn route(mut self, path: &str, handlers: axum::routing::MethodRouter<AppState>) -> Routes {
-        self.router = self.router.route(&format!("{PREFIX}{path}"), handlers);
-        self.paths.push(path.to_string());
+    fn route(mut self, path: &str, served: Served) -> Routes {
+        self.router = self.router.route(&format!("{PREFIX}{path}"), served.handlers);
+        self.bodies.push((path.to_string(), served.bodies));
         self
     }
 
     fn merge(mut self, other: Routes) -> Routes {
         self.router = self.router.merge(other.router);
-        self.paths.extend(other.paths);
+        self.bodies.extend(other.bodies);
         self
     }
 }

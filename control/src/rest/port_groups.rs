@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::auth::Session;
 use super::crud::{self, check_read, check_write, Crud, Scope, Topo};
 use super::media::{self, PORT_GROUP, PORT_GROUPS, PORT_GROUP_PORT, PORT_GROUP_PORTS};
+use super::openapi::Bodies;
 use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Port, PortGroup, PortGroupPort};
 use crate::topology::TopologyError;
@@ -23,8 +24,15 @@ pub fn routes() -> Routes {
     Routes::new()
         .route("/port_groups", crud::collection::<PortGroup>())
         .route("/port_groups/{id}", crud::item_put::<PortGroup>())
-        .route("/port_groups/{id}/ports", get(list_members).post(add_member))
-        .route("/port_groups/{id}/ports/{portId}", get(read_member).delete(remove_member))
+        .route(
+            "/port_groups/{id}/ports",
+            Bodies::collection::<PortGroupPort>(PORT_GROUP_PORT, PORT_GROUP_PORTS)
+                .serve(get(list_members).post(add_member)),
+        )
+        .route(
+            "/port_groups/{id}/ports/{portId}",
+            Bodies::item::<PortGroupPort>(PORT_GROUP_PORT).serve(get(read_member).delete(remove_member)),
+        )
 }
 
 impl Crud for PortGroup {

@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use super::auth::Session;
 use super::crud::{self, check_write, device_scope, Crud, Ref, Scope, Topo};
-use super::media::{self, PORT, PORTS, PORT_GROUP_PORTS, PORT_LINK};
+use super::media::{self, PORT, PORTS, PORT_GROUP_PORT, PORT_GROUP_PORTS, PORT_LINK};
+use super::openapi::Bodies;
 use super::port_groups::membership_dto;
 use super::{parse_id, ApiError, AppState, Base, Path, Routes};
-use crate::model::{Port, PortGroup, PortLink};
+use crate::model::{Port, PortGroup, PortGroupPort, PortLink};
 use crate::topology::TopologyError;
 
 type TResult<T> = Result<T, TopologyError>;
@@ -27,12 +28,15 @@ pub fn routes() -> Routes {
     Routes::new()
         .route("/routers/{id}/ports", crud::children::<Port>())
         .route("/bridges/{id}/ports", crud::children::<Port>())
-        .route("/routers/{id}/peer_ports", get(peer_ports))
-        .route("/bridges/{id}/peer_ports", get(peer_ports))
+        .route("/routers/{id}/peer_ports", crud::list_bodies::<Port>().serve(get(peer_ports)))
+        .route("/bridges/{id}/peer_ports", crud::list_bodies::<Port>().serve(get(peer_ports)))
         .route("/ports", crud::collection_get::<Port>())
         .route("/ports/{id}", crud::item_put::<Port>())
-        .route("/ports/{id}/link", post(link).delete(unlink))
-        .route("/ports/{id}/port_groups", get(port_groups))
+        .route("/ports/{id}/link", Bodies::item::<PortLink>(PORT_LINK).serve(post(link).delete(unlink)))
+        .route(
+            "/ports/{id}/port_groups",
+            Bodies::collection::<PortGroupPort>(PORT_GROUP_PORT, PORT_GROUP_PORTS).serve(get(port_groups)),
+        )
 }
 
 impl Crud for Port {

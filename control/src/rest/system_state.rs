@@ -10,12 +10,13 @@ use axum::Extension;
 
 use super::auth::{admin_only, Session};
 use super::media::{self, SYSTEM_STATE};
+use super::openapi::Bodies;
 use super::{ApiError, AppState, Base, Routes};
 use crate::model::SystemState;
 
 /// System-state path.
 pub fn routes() -> Routes {
-    Routes::new().route("/system_state", get(read).put(update))
+    Routes::new().route("/system_state", Bodies::item::<SystemState>(SYSTEM_STATE).serve(get(read).put(update)))
 }
 
 async fn read(State(st): State<AppState>, base: Base, headers: HeaderMap) -> Result<Response, ApiError> {

@@ -15,13 +15,16 @@ use serde_json::Value;
 use super::auth::{Role, Session};
 use super::crud::Topo;
 use super::media::{self, TENANT, TENANTS};
+use super::openapi::Bodies;
 use super::{encode_segment, ApiError, AppState, Base, Path, Routes};
 use crate::model::{Bridge, Chain, IpAddrGroup, PortGroup, Router, Tenant};
 use crate::topology::TopologyError;
 
 /// Tenant paths.
 pub fn routes() -> Routes {
-    Routes::new().route("/tenants", get(list)).route("/tenants/{id}", get(read))
+    Routes::new()
+        .route("/tenants", Bodies::collection::<Tenant>(TENANT, TENANTS).serve(get(list)))
+        .route("/tenants/{id}", Bodies::item::<Tenant>(TENANT).serve(get(read)))
 }
 
 /// Every tenant, by id.

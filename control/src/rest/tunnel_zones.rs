@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::auth::{admin_only, Session};
 use super::crud::{self, Crud, Scope, Topo};
 use super::media::{self, TUNNEL_ZONE, TUNNEL_ZONES, TUNNEL_ZONE_HOST, TUNNEL_ZONE_HOSTS};
+use super::openapi::Bodies;
 use super::{parse_id, ApiError, AppState, Base, Path, Routes};
 use crate::model::{TunnelZone, TunnelZoneHost};
 use crate::topology::TopologyError;
@@ -23,8 +24,15 @@ pub fn routes() -> Routes {
     Routes::new()
         .route("/tunnel_zones", crud::collection::<TunnelZone>())
         .route("/tunnel_zones/{id}", crud::item_put::<TunnelZone>())
-        .route("/tunnel_zones/{id}/hosts", get(list_hosts).post(add_host))
-        .route("/tunnel_zones/{id}/hosts/{hostId}", get(read_host).delete(remove_host))
+        .route(
+            "/tunnel_zones/{id}/hosts",
+            Bodies::collection::<TunnelZoneHost>(TUNNEL_ZONE_HOST, TUNNEL_ZONE_HOSTS)
+                .serve(get(list_hosts).post(add_host)),
+        )
+        .route(
+            "/tunnel_zones/{id}/hosts/{hostId}",
+            Bodies::item::<TunnelZoneHost>(TUNNEL_ZONE_HOST).serve(get(read_host).delete(remove_host)),
+        )
 }
 
 impl Crud for TunnelZone {

@@ -127,7 +127,7 @@ fn media_of(template: &str) -> (&'static str, &'static str) {
 
 /// Every path template of openapi.json with the methods it declares.
 fn templates() -> Vec<(String, Vec<Method>)> {
-    let doc: Value = serde_json::from_str(openapi::OPENAPI_JSON).unwrap();
+    let doc: Value = serde_json::from_str(openapi::document()).unwrap();
     let mut out = Vec::new();
     for (path, entry) in doc["paths"].as_object().unwrap() {
         let methods = ["get", "post", "put", "delete"]
