@@ -49,8 +49,8 @@ fi
 # Cargo.toml's rust-version; Debian 12's own rustc/cargo packages (1.63) are too old to build midogw
 # or to install cargo-nextest, so say so here rather than through a compile error.
 rustc_version=$(rustc --version 2>/dev/null | cut -d' ' -f2)
-if ! printf '%s\n' 1.85.0 "${rustc_version:-0}" | sort -V -C; then
-  echo "setup: Rust ${rustc_version:-(no rustc)} is older than 1.85, which midogw needs; install it with rustup (https://rustup.rs) and re-run" >&2
+if ! printf '%s\n' 1.90.0 "${rustc_version:-0}" | sort -V -C; then
+  echo "setup: Rust ${rustc_version:-(no rustc)} is older than 1.90, which midogw needs; install it with rustup (https://rustup.rs) and re-run" >&2
   exit 1
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -95,7 +95,7 @@ pub const fn update32(hc: u16, old: u32, new: u32) -> u16 {
 /// e.g. a 16-byte IPv6 address or a 6-byte MAC.
 #[inline]
 pub fn update_bytes<const N: usize>(hc: u16, old: &[u8; N], new: &[u8; N]) -> u16 {
-    const { assert!(N % 2 == 0, "update_bytes needs whole 16-bit words") };
+    const { assert!(N.is_multiple_of(2), "update_bytes needs whole 16-bit words") };
     let mut sum = u64::from(!hc);
     let mut i = 0;
     while i < N {
