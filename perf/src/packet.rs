@@ -260,7 +260,7 @@ impl FrameSpec {
                 self.frame_size, self.proto
             )));
         }
-        if self.frame_size % 2 != 0 {
+        if !self.frame_size.is_multiple_of(2) {
             return Err(Error::Build(format!("frame size {} is odd", self.frame_size)));
         }
         if self.tunnel.is_some_and(|t| t.encap == Encap::Vxlan && t.key >= 1 << 24) {

@@ -979,7 +979,7 @@ fn build_rule(spec: &RuleSpec, n: u128, ids: &Ids, chain: usize, chains: &[Chain
         5 if chain + 1 < chains.len() => RuleKind::Jump(chains[chain + 1 + spec.jump % (chains.len() - chain - 1)]),
         5 => RuleKind::Continue,
         _ => RuleKind::Nat(NatRule {
-            kind: if spec.jump % 2 == 0 {
+            kind: if spec.jump.is_multiple_of(2) {
                 NatKind::RevDnat
             } else {
                 NatKind::Snat(Box::new([NatTarget::single(ip("198.51.100.2"))]))

@@ -423,7 +423,7 @@ mod tests {
 
     fn tuple(i: u8, zone: u32) -> ConnKey {
         let mut k = key([10, 0, 0, i % 4], [192, 0, 2, 7], 1000 + u16::from(i / 4), 80, zone);
-        k.proto = if i % 2 == 0 { 6 } else { 17 };
+        k.proto = if i.is_multiple_of(2) { 6 } else { 17 };
         k
     }
 
