@@ -306,6 +306,8 @@ mod tests {
         l4: [u8; 8],
         payload: Vec<u8>,
         padding: usize,
+        /// IPv4 option bytes (a multiple of 4, at most 40); none over IPv6.
+        options: Vec<u8>,
     }
 
     /// The frame bytes: the L4 header is TCP (20 bytes, data offset 5), UDP (length filled in) or
@@ -340,15 +342,17 @@ mod tests {
             b.extend_from_slice(&s.src_addr);
             b.extend_from_slice(&s.dst_addr);
         } else {
-            b.extend_from_slice(&[0x45, s.tos]);
-            b.extend_from_slice(&((20 + l4_len) as u16).to_be_bytes());
+            let header_len = 20 + s.options.len();
+            b.extend_from_slice(&[0x40 | (header_len / 4) as u8, s.tos]);
+            b.extend_from_slice(&((header_len + l4_len) as u16).to_be_bytes());
             b.extend_from_slice(&[0x12, 0x34]);
             b.extend_from_slice(&s.frag.to_be_bytes());
             b.extend_from_slice(&[64, s.proto, 0, 0]);
             b.extend_from_slice(&s.src_addr[..4]);
             b.extend_from_slice(&s.dst_addr[..4]);
+            b.extend_from_slice(&s.options);
             // A valid header checksum (the mutated frames of the proptest break it too).
-            let l3 = b.len() - 20;
+            let l3 = b.len() - header_len;
             crate::wire::refresh_ipv4_checksum(&mut b, l3);
         }
         b.extend_from_slice(&l4);
@@ -357,13 +361,27 @@ mod tests {
         b
     }
 
+    /// IPv4 option bytes: mostly none, else a record route, a loose source route, or any bytes
+    /// (mostly not a list that walks), padded to a multiple of 4.
+    fn options() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => Just(vec![]),
+            1 => Just(vec![7, 7, 4, 0, 0, 0, 0, 0]),
+            1 => Just(vec![131, 7, 4, 192, 0, 2, 9, 0]),
+            1 => proptest::collection::vec(any::<u8>(), 1..=10).prop_map(|mut v| {
+                v.resize(v.len() * 4, 0);
+                v
+            }),
+        ]
+    }
+
     fn spec() -> impl Strategy<Value = Spec> {
         (
             (any::<[u8; 6]>(), any::<[u8; 6]>(), proptest::option::of(any::<u16>()), any::<bool>(), any::<u8>()),
             (any::<u32>(), prop_oneof![Just(0u16), Just(0x4000), any::<u16>()]),
             prop_oneof![Just(PROTO_TCP), Just(PROTO_UDP), Just(PROTO_ICMP), Just(PROTO_ICMPV6), any::<u8>()],
             (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<[u8; 8]>()),
-            (proptest::collection::vec(any::<u8>(), 0..24), 0usize..16),
+            (proptest::collection::vec(any::<u8>(), 0..24), 0usize..16, options()),
         )
             .prop_map(
                 |(
@@ -371,9 +389,25 @@ mod tests {
                     (flow_label, frag),
                     proto,
                     (src_addr, dst_addr, l4),
-                    (payload, padding),
+                    (payload, padding, options),
                 )| {
-                    Spec { dst, src, tci, v6, tos, flow_label, frag, proto, src_addr, dst_addr, l4, payload, padding }
+                    let options = if v6 { vec![] } else { options };
+                    Spec {
+                        dst,
+                        src,
+                        tci,
+                        v6,
+                        tos,
+                        flow_label,
+                        frag,
+                        proto,
+                        src_addr,
+                        dst_addr,
+                        l4,
+                        payload,
+                        padding,
+                        options,
+                    }
                 },
             )
     }
@@ -394,6 +428,7 @@ mod tests {
             l4: [0x9c, 0x40, 0x00, 0x50, 8, 0, 0x12, 0x34],
             payload: vec![1, 2, 3],
             padding: 6,
+            options: vec![],
         };
         for tci in [None, Some(0x602a)] {
             for v6 in [false, true] {
@@ -433,6 +468,7 @@ mod tests {
             l4: [0, 53, 0, 53, 0, 0, 0, 0],
             payload: vec![],
             padding: 0,
+            options: vec![],
         }
     }
 
@@ -464,6 +500,8 @@ mod tests {
         let ns = build(&Spec { proto: PROTO_ICMPV6, v6: true, l4: [135, 0, 0, 0, 0, 0, 0, 0], ..base.clone() });
         let mut options = build(&base);
         options[14] = 0x46;
+        let record_route = build(&Spec { options: vec![7, 7, 4, 0, 0, 0, 0, 0], ..base.clone() });
+        let source_route = build(&Spec { options: vec![131, 7, 4, 192, 0, 2, 9, 0], tci: Some(1), ..base.clone() });
         let mut stacked = build(&Spec { tci: Some(1), ..base.clone() });
         stacked[16..18].copy_from_slice(&TPID_8021Q.to_be_bytes());
         let mut short_udp = build(&base);
@@ -471,6 +509,13 @@ mod tests {
         for b in [later_fragment, first_fragment, gre, icmpv6_in_v4, ns, options, stacked, short_udp] {
             assert_eq!(common_frame_key(1, &b), None);
             assert_eq!(FlowKey::from_frame(1, &b), general(1, &b));
+        }
+        // Options: the general parser's key, never the compact form.
+        for b in [record_route, source_route] {
+            assert_eq!(common_frame_key(1, &b), None);
+            let key = FlowKey::from_frame(1, &b).unwrap();
+            assert_eq!(Ok(key), general(1, &b));
+            assert!(!key.is_compact() && key.ipv4_options() != crate::wire::Ipv4OptionsClass::None);
         }
         assert_eq!(FlowKey::from_frame(1, &[]), Err(ParseError::EthernetTruncated));
     }
@@ -507,6 +552,13 @@ mod tests {
                 prop_assert_eq!(Ok(k), general(ingress, &b));
             }
             prop_assert_eq!(FlowKey::from_frame(ingress, &pristine), general(ingress, &pristine));
+            // A header with options is the general parser's, and its key is never compact.
+            if !s.options.is_empty() {
+                prop_assert_eq!(common_frame_key(ingress, &pristine), None);
+                if let Ok(k) = general(ingress, &pristine) {
+                    prop_assert!(!k.is_compact());
+                }
+            }
             // What the NIC verified: the same key as the software check, once the checksum is right.
             crate::fuzzing::fix_ipv4_headers(&mut b);
             let mut verified = FlowKey::default();

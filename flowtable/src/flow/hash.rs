@@ -144,7 +144,9 @@ impl fmt::Debug for FlowHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::{EtherType, EthernetAddress, Fragment, Headers, IpProtocol, Ipv4Fields, VlanTag, L3, L4};
+    use crate::wire::{
+        EtherType, EthernetAddress, Fragment, Headers, IpProtocol, Ipv4Fields, Ipv4OptionsClass, VlanTag, L3, L4,
+    };
 
     fn key(sport: u16, dst_last: u8) -> FlowKey {
         FlowKey::from_headers(0, &headers(sport, dst_last))
@@ -171,6 +173,7 @@ mod tests {
                 ident: 0,
                 dont_frag: false,
                 fragment: Fragment::Unfragmented,
+                options: Ipv4OptionsClass::None,
             }),
             l4_offset: 34,
             l4: L4::Udp { src_port: sport, dst_port: 53 },

@@ -10,18 +10,23 @@
 //! | 2 | source MAC (0..48) | | | flags | 0 |
 //! | 3, 4 | source address, bytes 0..8 and 8..16, big-endian | | | | |
 //! | 5, 6 | destination address, same | | | | |
-//! | 7 | L4 source | L4 destination | 0 | 0 | 0 |
+//! | 7 | L4 source | L4 destination | IPv4 options class (32..40) | 0 | 0 |
 //!
 //! Flags: bits 0..2 the [`Fragment`] class, bit 2 "tagged", bits 3..5 the L3 kind, bits 5..8 the L4
 //! kind (so a key never depends on decoding the ethertype, and two kinds never share a key).
 //! IPv4 addresses (and ARP's protocol addresses) are stored IPv4-mapped (`::ffff:a.b.c.d`).
+//! The IPv4 options class ([`Ipv4OptionsClass`]: 0 none, 1 other options, 2 a source route) keeps
+//! a source-routed packet, which a router drops, off the flow of an option-less one with the same
+//! addresses and ports, and the other way round; it is 0 in every key that is not IPv4.
 //!
-//! # The compact form: untagged IPv4
+//! # The compact form: untagged IPv4 without options
 //!
-//! Nearly every frame a gateway forwards is untagged IPv4, whose fields fit in four words. Those
-//! keys (and only those: the form is a function of the fields, whichever path builds the key) are
-//! laid out so that the frame fast path builds them with four loads, and the flow table hashes and
-//! compares only the first four words:
+//! Nearly every frame a gateway forwards is untagged IPv4 without options, whose fields fit in
+//! four words. Those keys (and only those: the form is a function of the fields, whichever path
+//! builds the key) are laid out so that the frame fast path builds them with four loads, and the
+//! flow table hashes and compares only the first four words (an IPv4 header with options, which
+//! the fast path leaves to the general parser, takes the general form: its class has no room
+//! here):
 //!
 //! | word | bytes 0..4 | 4 | 5 | 6 | 7 |
 //! | --- | --- | --- | --- | --- | --- |
@@ -52,7 +57,8 @@ use core::fmt;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{
-    EtherType, EthernetAddress, Fragment, Headers, Icmpv4Message, Icmpv6Message, IpProtocol, VlanTag, L3, L4,
+    EtherType, EthernetAddress, Fragment, Headers, Icmpv4Message, Icmpv6Message, IpProtocol, Ipv4OptionsClass, VlanTag,
+    L3, L4,
 };
 
 /// What the key holds at L3 (flag bits 3..5).
@@ -85,6 +91,8 @@ const MAC_MASK: u64 = (1 << 48) - 1;
 /// Word 2's top byte in a compact key (module docs, "The compact form").
 pub(super) const COMPACT_MARK: u64 = 0x80 << 56;
 const COMPACT_MARK_MASK: u64 = 0xff << 56;
+/// Where word 7 of the general form keeps the IPv4 options class (module docs).
+const OPTIONS_SHIFT: u32 = 32;
 /// The IPv4-mapped prefix `::ffff:0:0/96`, as the low word's top half.
 pub(super) const V4_MAPPED: u64 = 0x0000_ffff_0000_0000;
 
@@ -173,6 +181,7 @@ impl FlowKey {
             }
             None => 0,
         };
+        let mut options = Ipv4OptionsClass::None;
         let (l3, src, dst, proto, tos, fragment) = match h.l3 {
             L3::Other => (L3Kind::None, [0, 0], [0, 0], 0, 0, Fragment::Unfragmented),
             L3::Arp(a) => (
@@ -183,7 +192,10 @@ impl FlowKey {
                 0,
                 Fragment::Unfragmented,
             ),
-            L3::Ipv4(f) => (L3Kind::Ipv4, v4_words(f.src), v4_words(f.dst), f.protocol.into(), f.tos, f.fragment),
+            L3::Ipv4(f) => {
+                options = f.options;
+                (L3Kind::Ipv4, v4_words(f.src), v4_words(f.dst), f.protocol.into(), f.tos, f.fragment)
+            }
             L3::Ipv6(f) => {
                 (L3Kind::Ipv6, v6_words(f.src), v6_words(f.dst), f.protocol.into(), f.traffic_class, f.fragment)
             }
@@ -199,7 +211,7 @@ impl FlowKey {
             (_, L4::Gre { key: None, .. }) => (L4Kind::Gre, 0, 0),
         };
         flags |= frag_bits(fragment) | (l3 as u8) << FLAG_L3_SHIFT | (l4 as u8) << FLAG_L4_SHIFT;
-        if let (L3::Ipv4(f), None) = (h.l3, h.vlan) {
+        if let (L3::Ipv4(f), None, Ipv4OptionsClass::None) = (h.l3, h.vlan, options) {
             let mut addrs = [0u8; 8];
             addrs[..4].copy_from_slice(&f.src.octets());
             addrs[4..].copy_from_slice(&f.dst.octets());
@@ -218,7 +230,7 @@ impl FlowKey {
                 src[1],
                 dst[0],
                 dst[1],
-                u64::from(sport) | u64::from(dport) << 16,
+                u64::from(sport) | u64::from(dport) << 16 | u64::from(options_bits(options)) << OPTIONS_SHIFT,
             ],
         }
     }
@@ -261,7 +273,7 @@ impl FlowKey {
         ])
     }
 
-    /// Whether the key is in the compact form (untagged IPv4; module docs).
+    /// Whether the key is in the compact form (untagged IPv4 without options; module docs).
     #[inline(always)]
     pub const fn is_compact(&self) -> bool {
         self.words[2] & COMPACT_MARK_MASK == COMPACT_MARK
@@ -421,6 +433,18 @@ impl FlowKey {
         }
     }
 
+    /// The IPv4 options class ([`Ipv4OptionsClass::None`] when not IPv4).
+    pub fn ipv4_options(&self) -> Ipv4OptionsClass {
+        if self.is_compact() {
+            return Ipv4OptionsClass::None;
+        }
+        match (self.words[7] >> OPTIONS_SHIFT) as u8 {
+            1 => Ipv4OptionsClass::Other,
+            2 => Ipv4OptionsClass::SourceRoute,
+            _ => Ipv4OptionsClass::None,
+        }
+    }
+
     /// The fragment class (unfragmented when not IP).
     pub fn fragment(&self) -> Fragment {
         match self.flags() & FLAG_FRAG_MASK {
@@ -474,7 +498,7 @@ impl FlowKey {
     /// addresses and TCP/UDP ports swapped, ICMP echo request and reply exchanged (the identifier
     /// stays), ARP request and reply exchanged. The ingress id is kept: the return direction
     /// usually enters elsewhere, which the caller knows and sets with [`with_ingress`]. VLAN, ToS,
-    /// fragment class, ICMP errors and GRE keys are kept as they are.
+    /// fragment class, IPv4 options class, ICMP errors and GRE keys are kept as they are.
     ///
     /// An involution: `k.reverse().reverse() == k` for every key.
     ///
@@ -604,6 +628,9 @@ impl fmt::Debug for FlowKey {
         if let Some(p) = self.ip_protocol() {
             d.field("protocol", &p).field("tos", &self.tos()).field("fragment", &self.fragment());
         }
+        if self.ipv4_options() != Ipv4OptionsClass::None {
+            d.field("ipv4_options", &self.ipv4_options());
+        }
         if let Some(op) = self.arp_operation() {
             d.field("arp", &op);
         }
@@ -631,6 +658,14 @@ fn mac_word(a: EthernetAddress) -> u64 {
 fn mac_from_word(w: u64) -> EthernetAddress {
     let b = (w & MAC_MASK).to_be_bytes();
     EthernetAddress([b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+fn options_bits(o: Ipv4OptionsClass) -> u8 {
+    match o {
+        Ipv4OptionsClass::None => 0,
+        Ipv4OptionsClass::Other => 1,
+        Ipv4OptionsClass::SourceRoute => 2,
+    }
 }
 
 fn frag_bits(f: Fragment) -> u8 {
@@ -789,6 +824,7 @@ mod tests {
             ident: 1,
             dont_frag: false,
             fragment,
+            options: Ipv4OptionsClass::None,
         })
     }
 
@@ -872,6 +908,51 @@ mod tests {
         let ku = FlowKey::from_headers(3, &Headers::parse(&udp).unwrap());
         assert_eq!(ku.l4(), KeyL4::Udp { src_port: 40000, dst_port: 80 });
         assert_ne!(ku, kf);
+    }
+
+    /// Option bytes of each class: record route (7) with room for one address; a loose source
+    /// route (131) through one address; NOP then end of list.
+    const RECORD_ROUTE: [u8; 8] = [7, 7, 4, 0, 0, 0, 0, 0];
+    const LOOSE_SOURCE_ROUTE: [u8; 8] = [1, 131, 7, 4, 198, 51, 100, 9];
+    const NOP_END: [u8; 4] = [1, 0, 0, 0];
+
+    /// A header with options never takes the compact form, and each class is a key of its own, so
+    /// a source-routed packet never shares a flow with a plain one of the same addresses and ports
+    /// (tagged or not); the frame fast path agrees with the parser on all of them.
+    #[test]
+    fn ipv4_options_classes_make_separate_keys() {
+        let plain = frame4([192, 0, 2, 1], [198, 51, 100, 2], false, 40000, 53, 1, 2);
+        let tagged_plain = {
+            let mut f = plain.clone();
+            f.splice(12..12, [0x81, 0x00, 0x00, 0x2a]);
+            f
+        };
+        for (frame, l3) in [(&plain, 14), (&tagged_plain, 18)] {
+            let key = |options: &[u8]| {
+                let mut f = frame.clone();
+                if !options.is_empty() {
+                    crate::wire::insert_ipv4_options(&mut f, l3, options);
+                }
+                let k = FlowKey::from_headers(3, &Headers::parse(&f).unwrap());
+                assert_eq!(FlowKey::from_frame(3, &f), Ok(k), "the fast path agrees");
+                k
+            };
+            let none = key(&[]);
+            let (rr, lsrr, nop) = (key(&RECORD_ROUTE), key(&LOOSE_SOURCE_ROUTE), key(&NOP_END));
+            assert_eq!(none.is_compact(), l3 == 14, "only option-less untagged IPv4 is compact");
+            assert!(!rr.is_compact() && !lsrr.is_compact() && !nop.is_compact());
+            assert_eq!(none.ipv4_options(), Ipv4OptionsClass::None);
+            assert_eq!(rr.ipv4_options(), Ipv4OptionsClass::Other);
+            assert_eq!(nop.ipv4_options(), Ipv4OptionsClass::Other);
+            assert_eq!(lsrr.ipv4_options(), Ipv4OptionsClass::SourceRoute);
+            assert!(none != rr && none != lsrr && rr != lsrr, "{none:?} {rr:?} {lsrr:?}");
+            assert_eq!(rr, nop, "options other than a source route are one class");
+            // Everything else decodes as it was, and the reverse keeps the class.
+            assert_eq!((lsrr.src_addr(), lsrr.dst_addr(), lsrr.l4()), (none.src_addr(), none.dst_addr(), none.l4()));
+            assert_eq!(lsrr.reverse().ipv4_options(), Ipv4OptionsClass::SourceRoute);
+            assert_eq!(lsrr.reverse().reverse(), lsrr);
+            assert_eq!(lsrr.symmetric_hash(), none.symmetric_hash(), "the NIC hashes no option");
+        }
     }
 
     #[test]
@@ -997,6 +1078,7 @@ mod tests {
             dst in any::<[u8; 6]>(), src in any::<[u8; 6]>(), tci in proptest::option::of(any::<u16>()),
             kind in 0u8..5, s in any::<[u8; 16]>(), d in any::<[u8; 16]>(), proto in any::<u8>(), tos in any::<u8>(),
             frag in arb_fragment(), l4 in 0u8..6, p in any::<(u16, u16)>(), ty in prop_oneof![Just(0u8), Just(8), Just(128), Just(129), any::<u8>()], code in any::<u8>(),
+            options in prop_oneof![Just(Ipv4OptionsClass::None), Just(Ipv4OptionsClass::Other), Just(Ipv4OptionsClass::SourceRoute)],
         ) -> Headers {
             let l3 = match kind {
                 0 => L3::Other,
@@ -1009,7 +1091,7 @@ mod tests {
                 }),
                 2 | 3 => L3::Ipv4(Ipv4Fields {
                     src: [s[0], s[1], s[2], s[3]].into(), dst: [d[0], d[1], d[2], d[3]].into(),
-                    protocol: proto.into(), tos, ttl: 1, ident: 0, dont_frag: false, fragment: frag,
+                    protocol: proto.into(), tos, ttl: 1, ident: 0, dont_frag: false, fragment: frag, options,
                 }),
                 _ => L3::Ipv6(Ipv6Fields {
                     src: s.into(), dst: d.into(), protocol: proto.into(), traffic_class: tos, flow_label: 0,
@@ -1062,8 +1144,15 @@ mod tests {
         #[test]
         fn accessors_decode_the_headers(h in arb_headers(), ingress in any::<u32>()) {
             let k = FlowKey::from_headers(ingress, &h);
-            // Untagged IPv4, and only that, takes the compact form, whose last four words are 0.
-            prop_assert_eq!(k.is_compact(), matches!(h.l3, L3::Ipv4(_)) && h.vlan.is_none());
+            // Untagged IPv4 without options, and only that, takes the compact form, whose last
+            // four words are 0.
+            let options = match h.l3 {
+                L3::Ipv4(f) => f.options,
+                _ => Ipv4OptionsClass::None,
+            };
+            prop_assert_eq!(k.is_compact(), matches!(h.l3, L3::Ipv4(_)) && h.vlan.is_none() && options == Ipv4OptionsClass::None);
+            prop_assert_eq!(k.ipv4_options(), options);
+            prop_assert_eq!(k.reverse().ipv4_options(), options);
             prop_assert!(!k.is_compact() || k.words()[4..] == [0; 4]);
             prop_assert_eq!(k.with_ingress(ingress ^ 1).with_ingress(ingress), k);
             prop_assert_eq!(k.with_ingress(ingress ^ 1).ingress(), ingress ^ 1);
@@ -1108,6 +1197,7 @@ mod tests {
             let same = ka.ethertype() == kb.ethertype() && ka.vlan() == kb.vlan() && ka.eth_src() == kb.eth_src()
                 && ka.eth_dst() == kb.eth_dst() && ka.src_addr() == kb.src_addr() && ka.dst_addr() == kb.dst_addr()
                 && ka.ip_protocol() == kb.ip_protocol() && ka.tos() == kb.tos() && ka.fragment() == kb.fragment()
+                && ka.ipv4_options() == kb.ipv4_options()
                 && ka.l4() == kb.l4() && ka.arp_operation() == kb.arp_operation() && ka.is_arp() == kb.is_arp();
             prop_assert_eq!(ka == kb, same);
         }

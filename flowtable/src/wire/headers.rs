@@ -3,7 +3,8 @@
 //!
 //! What it checks is what it needs to find the next header and the flow fields: lengths, versions,
 //! the IPv6 extension-header chain, the L4 header of unfragmented packets and first fragments,
-//! and the IPv4 header checksum, which every router MUST verify (RFC 1812 5.2.2). The L4
+//! the IPv4 header checksum, which every router MUST verify (RFC 1812 5.2.2), and that the IPv4
+//! options can be walked (their class, source route or not, is a flow field). The L4
 //! checksums, which a router does not own, are left to [`Headers::verify_checksums`].
 //! It decides nothing: an unknown ethertype or IP protocol parses fine, with nothing after it.
 //!
@@ -66,6 +67,8 @@ pub struct Ipv4Fields {
     pub dont_frag: bool,
     /// Fragmentation state.
     pub fragment: Fragment,
+    /// What the options are, as far as a router acts on them.
+    pub options: ipv4::OptionsClass,
 }
 
 /// The IPv6 header fields a flow depends on.
@@ -273,6 +276,12 @@ impl Headers {
                 if !p.verify_checksum() {
                     return Err(ParseError::Ipv4BadChecksum);
                 }
+                // Options that cannot be walked make the header invalid, whoever looks at it next.
+                // Nearly every header has none: the walk is a call only when there are some.
+                let options = match p.header_len() {
+                    ipv4::HEADER_LEN => ipv4::OptionsClass::None,
+                    _ => ipv4::classify_options(p.options())?,
+                };
                 let fragment = Fragment::from_fields(p.frag_offset(), p.more_frags());
                 h.l3 = L3::Ipv4(Ipv4Fields {
                     src: p.src_addr(),
@@ -283,6 +292,7 @@ impl Headers {
                     ident: p.ident(),
                     dont_frag: p.dont_frag(),
                     fragment,
+                    options,
                 });
                 h.end = l3_offset + usize::from(p.total_len());
                 h.l4_offset = l3_offset + p.header_len();
@@ -484,6 +494,49 @@ mod tests {
         EthernetAddress([2, 0, 0, 0, 0, last])
     }
 
+    /// The options are walked (RFC 791 3.1) into a class, source route or not; options that cannot
+    /// be walked make the header invalid. A later fragment keeps its source route (LSRR and SSRR
+    /// have the copied flag, so every fragment carries it).
+    #[test]
+    fn ipv4_options_are_walked_and_classified() {
+        use ipv4::OptionsClass::{Other, SourceRoute};
+        let with_options = |options: [u8; 4]| {
+            // TAGGED_TCP4's four option bytes (NOPs) replaced.
+            let mut b = TAGGED_TCP4.to_vec();
+            b[18 + 20..18 + 24].copy_from_slice(&options);
+            crate::fuzzing::fix_ipv4_headers(&mut b);
+            Headers::parse(&b).map(|h| match h.l3 {
+                L3::Ipv4(f) => f.options,
+                other => panic!("{other:?}"),
+            })
+        };
+        let cases = [
+            ([1, 1, 1, 1], Ok(Other)),
+            ([7, 3, 4, 0], Ok(Other)),         // record route (no room, but well-formed), end
+            ([148, 4, 0, 0], Ok(Other)),       // router alert
+            ([0x44, 4, 5, 0], Ok(Other)),      // timestamp
+            ([0x9f, 2, 1, 0], Ok(Other)),      // an unknown type, length 2
+            ([131, 3, 4, 0], Ok(SourceRoute)), // loose source route
+            ([1, 137, 3, 4], Ok(SourceRoute)), // strict source route after a NOP
+            ([0, 131, 0, 7], Ok(Other)),       // end of list: the rest is padding, not read
+            ([1, 1, 1, 131], Err(ParseError::Ipv4BadOptions)), // its length byte missing
+            ([1, 7, 4, 0], Err(ParseError::Ipv4BadOptions)), // past the header's end
+            ([7, 0, 4, 0], Err(ParseError::Ipv4BadOptions)), // length 0
+            ([131, 1, 0, 0], Err(ParseError::Ipv4BadOptions)), // length 1
+        ];
+        for (options, class) in cases {
+            assert_eq!(with_options(options), class, "{options:?}");
+        }
+        let L3::Ipv4(plain) = Headers::parse(&PING4_PADDED).unwrap().l3 else { panic!() };
+        assert_eq!(plain.options, ipv4::OptionsClass::None);
+        // A later fragment with a loose source route.
+        let mut later = LATER_FRAG4.to_vec();
+        crate::wire::insert_ipv4_options(&mut later, 14, &[131, 7, 4, 192, 0, 2, 9, 0]);
+        let h = Headers::parse(&later).unwrap();
+        let L3::Ipv4(f) = h.l3 else { panic!() };
+        assert_eq!((f.fragment, f.options), (Fragment::Later, SourceRoute));
+    }
+
     #[test]
     fn tagged_tcp4_with_options() {
         let h = Headers::parse(&TAGGED_TCP4).unwrap();
@@ -502,6 +555,7 @@ mod tests {
                 ident: 99,
                 dont_frag: false,
                 fragment: Fragment::Unfragmented,
+                options: ipv4::OptionsClass::Other,
             })
         );
         assert_eq!(h.l4_offset, 18 + 24);
@@ -705,6 +759,16 @@ mod tests {
                 ParseError::Ipv4BadTotalLength,
             ),
             (PING4_PADDED[..14 + 27].to_vec(), ParseError::Ipv4TruncatedPayload),
+            (
+                {
+                    // The first of its four NOPs becomes a timestamp option of length 1.
+                    let mut b = TAGGED_TCP4.to_vec();
+                    b[18 + 20] = 68;
+                    b[18 + 21] = 1;
+                    b
+                },
+                ParseError::Ipv4BadOptions,
+            ),
             (PING6[..14 + 39].to_vec(), ParseError::Ipv6Truncated),
             (
                 {

@@ -2,8 +2,9 @@
 //!
 //! [`Packet::new_checked`] guarantees: the 20-byte fixed header, an IHL of at least 5 whose header fits
 //! the buffer, and a total length between the header length and the buffer length (a longer buffer is
-//! link-layer padding, excluded from [`Packet::payload`]). It does not check the version or the
-//! checksum: [`Repr::parse`] and [`Headers::parse`] do.
+//! link-layer padding, excluded from [`Packet::payload`]). It does not check the version, the
+//! checksum or the options: [`Repr::parse`] and [`Headers::parse`] do ([`classify_options`] walks
+//! the options).
 //!
 //! Setters that void the check: [`Packet::set_header_len`], [`Packet::set_total_len`].
 //!
@@ -33,6 +34,18 @@ mod field {
 pub const HEADER_LEN: usize = field::DST_ADDR.end;
 /// Largest header (IHL 15).
 pub const MAX_HEADER_LEN: usize = 60;
+
+/// Option types (RFC 791 section 3.1; IANA "IP Option Numbers": copied flag, class, number).
+mod option {
+    /// End of option list: what follows is padding.
+    pub const END: u8 = 0;
+    /// No operation: one byte, between options.
+    pub const NOP: u8 = 1;
+    /// Loose source and record route (copied, class 0, number 3).
+    pub const LSRR: u8 = 131;
+    /// Strict source and record route (copied, class 0, number 9).
+    pub const SSRR: u8 = 137;
+}
 
 const FLAG_DF: u16 = 0x4000;
 const FLAG_MF: u16 = 0x2000;
@@ -384,6 +397,53 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
+/// What the options of a header ask of a router, as far as the gateway acts on them: the class a
+/// flow key keeps apart (RFC 7126 for what a router does with each option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum OptionsClass {
+    /// No options (IHL 5).
+    #[default]
+    None = 0,
+    /// Well-formed options, none a source route (record route, timestamp, router alert, security,
+    /// padding, unknown types, ...): forwarded unchanged.
+    Other = 1,
+    /// A loose or strict source route (LSRR 131, SSRR 137) among well-formed options.
+    SourceRoute = 2,
+}
+
+/// Walks the options bytes of a header (what [`Packet::options`] gives) and classifies them.
+///
+/// End of option list (0) ends the walk (the rest is padding, RFC 791 3.1) and no-operation (1) is
+/// one byte; every other option is a type, a length counting the type and length bytes, and data
+/// (RFC 791 3.1, "case 2"), whatever its type, known or not. An option whose length byte is
+/// missing, below 2 or runs past the header is [`ParseError::Ipv4BadOptions`]: the header cannot
+/// be walked, so it is invalid. Bounded by the 40 bytes options take at most; never panics.
+pub fn classify_options(options: &[u8]) -> Result<OptionsClass> {
+    if options.is_empty() {
+        return Ok(OptionsClass::None);
+    }
+    let mut class = OptionsClass::Other;
+    let mut rest = options;
+    while let Some((&kind, after_kind)) = rest.split_first() {
+        rest = match kind {
+            option::END => break,
+            option::NOP => after_kind,
+            _ => {
+                let len = usize::from(*after_kind.first().ok_or(ParseError::Ipv4BadOptions)?);
+                if len < 2 || len > rest.len() {
+                    return Err(ParseError::Ipv4BadOptions);
+                }
+                if matches!(kind, option::LSRR | option::SSRR) {
+                    class = OptionsClass::SourceRoute;
+                }
+                &rest[len..]
+            }
+        };
+    }
+    Ok(class)
+}
+
 /// A validated IPv4 header. Options are not represented: [`Repr::emit`] writes a 20-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Repr {
@@ -410,7 +470,8 @@ pub struct Repr {
 }
 
 impl Repr {
-    /// Parses and validates a packet: lengths, version and header checksum.
+    /// Parses and validates a packet: lengths, version, header checksum and that the options can
+    /// be walked ([`classify_options`]).
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
         packet.check_len()?;
         if packet.version() != 4 {
@@ -419,6 +480,7 @@ impl Repr {
         if !packet.verify_checksum() {
             return Err(ParseError::Ipv4BadChecksum);
         }
+        classify_options(&packet.buffer.as_ref()[HEADER_LEN..packet.header_len()])?;
         Ok(Repr {
             src_addr: packet.src_addr(),
             dst_addr: packet.dst_addr(),
@@ -566,12 +628,100 @@ mod tests {
         assert_eq!(p.checksum(), incremental);
     }
 
+    #[test]
+    fn options_are_walked() {
+        use OptionsClass::{Other, SourceRoute};
+        // WITH_OPTIONS: record route with one address recorded, then end of list.
+        let p = Packet::new_checked(&WITH_OPTIONS[..]).unwrap();
+        assert_eq!(classify_options(p.options()), Ok(Other));
+        assert_eq!(classify_options(Packet::new_checked(&SIMPLE[..]).unwrap().options()), Ok(OptionsClass::None));
+        // scapy: bytes(IPOption_LSRR(routers=["192.0.2.9"])), bytes(IPOption_SSRR(routers=["192.0.2.9"]))
+        let lsrr = [0x83, 0x07, 0x04, 0xc0, 0x00, 0x02, 0x09, 0x00];
+        let ssrr = [0x89, 0x07, 0x04, 0xc0, 0x00, 0x02, 0x09, 0x00];
+        assert_eq!(classify_options(&lsrr), Ok(SourceRoute));
+        assert_eq!(classify_options(&ssrr), Ok(SourceRoute));
+        // After other options, and however long (40 bytes: IHL 15).
+        let mut long = [1u8; 40];
+        long[32..].copy_from_slice(&lsrr);
+        assert_eq!(classify_options(&long), Ok(SourceRoute));
+        // Router alert (RFC 2113), security (RFC 1108), timestamp: not acted on.
+        assert_eq!(classify_options(&[0x94, 0x04, 0x00, 0x00]), Ok(Other));
+        assert_eq!(classify_options(&[0x82, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Ok(Other));
+        assert_eq!(classify_options(&[0x44, 0x0c, 0x05, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]), Ok(Other));
+        // Only padding: options all the same (IHL 6).
+        assert_eq!(classify_options(&[0, 0, 0, 0]), Ok(Other));
+        // Malformed: the length byte missing, below 2, past the end; a source route cut short.
+        for bad in [&[0x07][..], &[1, 1, 1, 0x83], &[0x07, 0x01, 0, 0], &[0x07, 0x00], &[0x44, 0x05, 0, 0], &lsrr[..6]]
+        {
+            assert_eq!(classify_options(bad), Err(ParseError::Ipv4BadOptions), "{bad:?}");
+        }
+        // Repr::parse refuses such a header too.
+        let mut b = WITH_OPTIONS;
+        b[21] = 0x09;
+        let mut p = Packet::new_unchecked(&mut b[..]);
+        p.fill_checksum();
+        assert_eq!(Repr::parse(&p), Err(ParseError::Ipv4BadOptions));
+    }
+
+    /// A well-formed option: type (never 0 or 1) and data, its length byte filled in.
+    fn arb_option() -> impl Strategy<Value = (u8, Vec<u8>)> {
+        (
+            prop_oneof![Just(0x07u8), Just(0x44), Just(0x94), Just(0x82), Just(0x83), Just(0x89), 2u8..=255],
+            proptest::collection::vec(any::<u8>(), 0..10),
+        )
+    }
+
     proptest! {
         #[test]
         fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             if let Ok(p) = Packet::new_checked(&bytes[..]) {
                 let _ = Repr::parse(&p);
                 let _ = (p.options().len(), p.payload().len(), p.verify_checksum(), p.frag_offset());
+                let _ = classify_options(p.options());
+            }
+        }
+
+        /// Any option bytes classify (or fail) without panicking, and an empty list is `None`.
+        #[test]
+        fn any_options_never_panic(options in proptest::collection::vec(any::<u8>(), 0..=40)) {
+            let class = classify_options(&options);
+            prop_assert_eq!(class == Ok(OptionsClass::None), options.is_empty());
+        }
+
+        /// A list of well-formed options (NOPs between them, end of list and junk after) is a
+        /// source route exactly when one of them is LSRR or SSRR; cut inside an option, it is
+        /// malformed.
+        #[test]
+        fn built_options_classify(
+            list in proptest::collection::vec((any::<bool>(), arb_option()), 1..5),
+            junk in proptest::collection::vec(any::<u8>(), 0..4),
+            cut in any::<proptest::sample::Index>(),
+        ) {
+            let mut bytes = Vec::new();
+            let mut spans = Vec::new();
+            for (nop, (kind, data)) in &list {
+                if *nop {
+                    bytes.push(option::NOP);
+                }
+                let start = bytes.len();
+                bytes.push(*kind);
+                bytes.push(2 + data.len() as u8);
+                bytes.extend_from_slice(data);
+                spans.push((start, bytes.len()));
+            }
+            let whole = bytes.len();
+            let source_route = list.iter().any(|(_, (kind, _))| matches!(*kind, option::LSRR | option::SSRR));
+            let expect = if source_route { OptionsClass::SourceRoute } else { OptionsClass::Other };
+            prop_assert_eq!(classify_options(&bytes), Ok(expect));
+            let mut ended = bytes.clone();
+            ended.push(option::END);
+            ended.extend_from_slice(&junk);
+            prop_assert_eq!(classify_options(&ended), Ok(expect));
+            // Cut after an option's type byte and before its end.
+            let at = cut.index(whole);
+            let inside = spans.iter().any(|&(start, end)| at > start && at < end);
+            if inside {
+                prop_assert_eq!(classify_options(&bytes[..at]), Err(ParseError::Ipv4BadOptions));
             }
         }
 

@@ -11,7 +11,7 @@
 //! | `ethernet.rs` | Ethernet II, one 802.1Q tag | [`EthernetFrame`], [`EthernetRepr`], [`EtherType`], [`VlanTag`] |
 //! | `arp.rs` | ARP for Ethernet/IPv4 | [`ArpPacket`], [`ArpRepr`] |
 //! | `ip.rs` | protocol numbers, pseudo-header | [`IpProtocol`], [`PseudoHeader`] |
-//! | `ipv4.rs` | IPv4 with options, fragments | [`Ipv4Packet`], [`Ipv4Repr`] |
+//! | `ipv4.rs` | IPv4 with options (walked and classified), fragments | [`Ipv4Packet`], [`Ipv4Repr`], [`Ipv4OptionsClass`] |
 //! | `ipv6.rs` | IPv6 fixed header | [`Ipv6Packet`], [`Ipv6Repr`] |
 //! | `ipv6ext.rs` | extension headers and the bounded walk | [`Ipv6ExtHeader`], [`Ipv6FragmentHeader`], [`Ipv6ExtChain`] |
 //! | `icmpv4.rs` | echo, unreachable (frag needed), time exceeded | [`Icmpv4Packet`], [`Icmpv4Repr`] |
@@ -74,6 +74,21 @@ pub(crate) fn refresh_ipv4_checksum(frame: &mut [u8], l3_offset: usize) {
     Ipv4Packet::new_unchecked(&mut frame[l3_offset..]).fill_checksum();
 }
 
+/// Test support: puts `options` (a multiple of 4 bytes, at most 40) into the IPv4 header at
+/// `l3_offset` of `frame`, after its fixed 20 bytes, with the IHL, total length and header
+/// checksum made right (the L4 checksum covers no option).
+#[cfg(test)]
+pub(crate) fn insert_ipv4_options(frame: &mut Vec<u8>, l3_offset: usize, options: &[u8]) {
+    assert!(options.len().is_multiple_of(4) && options.len() <= 40, "{} option bytes", options.len());
+    let at = l3_offset + IPV4_HEADER_LEN;
+    frame.splice(at..at, options.iter().copied());
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[l3_offset..]);
+    let (header_len, total_len) = (ip.header_len() + options.len(), ip.total_len() + options.len() as u16);
+    ip.set_header_len(header_len);
+    ip.set_total_len(total_len);
+    ip.fill_checksum();
+}
+
 mod arp;
 mod error;
 mod ethernet;
@@ -108,7 +123,8 @@ pub use self::icmpv6::{
 };
 pub use self::ip::{IpProtocol, PseudoHeader};
 pub use self::ipv4::{
-    Packet as Ipv4Packet, Repr as Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN, MAX_HEADER_LEN as IPV4_MAX_HEADER_LEN,
+    classify_options as classify_ipv4_options, OptionsClass as Ipv4OptionsClass, Packet as Ipv4Packet,
+    Repr as Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN, MAX_HEADER_LEN as IPV4_MAX_HEADER_LEN,
 };
 pub use self::ipv6::{Packet as Ipv6Packet, Repr as Ipv6Repr, HEADER_LEN as IPV6_HEADER_LEN};
 pub use self::ipv6ext::{

@@ -3,7 +3,7 @@ use std::collections::{HashMap, HashSet};
 use proptest::prelude::*;
 
 use super::*;
-use crate::wire::{EtherType, EthernetAddress, Fragment, Headers, IpProtocol, Ipv4Fields, L3, L4};
+use crate::wire::{EtherType, EthernetAddress, Fragment, Headers, IpProtocol, Ipv4Fields, Ipv4OptionsClass, L3, L4};
 
 /// A real small action list, as the simulation will produce: up to seven actions in 60 bytes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +63,7 @@ fn key(n: u32) -> FlowKey {
             ident: 0,
             dont_frag: false,
             fragment: Fragment::Unfragmented,
+            options: Ipv4OptionsClass::None,
         }),
         l4_offset: 34,
         l4: L4::Udp { src_port: n as u16, dst_port: 53 },
