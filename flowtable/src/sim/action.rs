@@ -53,6 +53,7 @@ drop_reasons! {
     NatUnsupported => "nat_unsupported", "a NAT rule matched; NAT is not implemented yet";
     Martian => "martian", "a source or destination no router forwards (RFC 1812 5.3.7, RFC 4291 2.5.6): 0/8, loopback, class E, limited broadcast, multicast (no multicast routing), unspecified, IPv6 link-local; or a packet to a router port from a source no host has (RFC 1122 3.2.1.3): not answered";
     DirectedBroadcast => "directed_broadcast", "to the broadcast address of a subnet of the egress port (RFC 2644: not forwarded)";
+    SourceRouted => "source_routed", "an IPv4 packet with a loose or strict source route option (LSRR, SSRR) reached a router (or the underlay address): dropped without an answer, whether to be forwarded or for the router itself (RFC 7126 4.3, 4.4; Linux's accept_source_route 0); a bridge forwards it";
     LinkBroadcast => "link_broadcast", "received as an Ethernet broadcast or multicast but sent to a unicast IP address: neither routed nor answered (RFC 1812 5.3.4, RFC 1122 3.3.6)";
     NoRoute => "no_route", "no route to the destination (ICMP net unreachable)";
     Blackhole => "blackhole", "a blackhole route matched";

@@ -286,6 +286,37 @@ fn vm_to_uplink_through_the_router_behind_the_bridge() {
     assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, .. }));
 }
 
+/// A bridge does not look at IP options: a source-routed packet between two of its ports is
+/// forwarded unchanged (cached, and a flow of its own); the router behind it drops one, as any
+/// router does (RFC 7126 4.3 / 4.4).
+#[test]
+fn bridges_forward_source_routed_packets_and_the_router_behind_drops_them() {
+    let Net { b, bridge, b1, .. } = topo();
+    let snap = b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let lsrr = [1, 131, 7, 4, 10, 0, 0, 1];
+    // VM_A is learned on b1 (DPDK 1); VM_B's source-routed frame to it is bridged there.
+    let mut f = l2(VM_A, VM_B);
+    sim(&snap, &mut st, 1, &mut f, 5, &mut out);
+    assert_eq!(st.macs.lookup(bridge, VM_A, 5), Some(b1));
+    let mut f = l2(VM_B, VM_A);
+    crate::wire::insert_ipv4_options(&mut f, 14, &lsrr);
+    let orig = f.clone();
+    let r = sim(&snap, &mut st, 2, &mut f, 6, &mut out);
+    assert_eq!(r.actions.output(), Some(1), "{r:?}");
+    assert!(r.cacheable);
+    assert_eq!(f, orig, "bridged as it came");
+    // The same VM through the router behind the bridge: dropped there.
+    let mut f = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 64);
+    crate::wire::insert_ipv4_options(&mut f, 14, &lsrr);
+    let orig = f.clone();
+    let r = sim(&snap, &mut st, 1, &mut f, 7, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::SourceRouted), "{r:?}");
+    assert!(r.cacheable && r.generated.is_none(), "{r:?}");
+    assert_eq!(f, orig);
+}
+
 /// A VM's frame in a VLAN reaches the router port behind the bridge (the bridge is VLAN-unaware
 /// and passes it) and goes no further: routed, it would leave its VLAN.
 #[test]

@@ -12,7 +12,10 @@
 //!   owning the address (the topology knows it) or the neighbour cache, then into the bridge (the
 //!   MTU where it leaves it, the smallest of a flood's legs); at a port bound on a remote host the
 //!   next-hop MAC, then the tunnel. An IP packet received as a link-layer broadcast or multicast
-//!   is routed only to an IP multicast or broadcast address ([`DropReason::LinkBroadcast`]).
+//!   is routed only to an IP multicast or broadcast address ([`DropReason::LinkBroadcast`]). An
+//!   IPv4 packet with a source route option is dropped as it enters a router, before its chains,
+//!   whether for the router or to be forwarded ([`DropReason::SourceRouted`]); other options are
+//!   forwarded as they are (not updated: record route and timestamp record nothing here).
 //! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
 //!   exterior ports, tunnels included; source MAC -> ingress port, per core, with aging:
 //!   [`MacTable`]), destination lookup: static entries first, then the MACs of router ports linked
@@ -163,7 +166,7 @@ use crate::topology::{
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
     Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
-    Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4,
+    Ipv4Fields, Ipv4OptionsClass, Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4,
 };
 
 /// Most routers a packet crosses before the simulation calls it a loop.
@@ -651,6 +654,12 @@ impl<'a> Walk<'a, '_> {
         let dst = self.eth_dst(h);
         if dst != rp.mac && !dst.is_multicast() {
             return r.drop(DropReason::NotForUs);
+        }
+        // RFC 7126 4.3 / 4.4: a router drops source-routed packets by default (as Linux does with
+        // accept_source_route 0), for itself or in transit. Before the chains, so no rule answers
+        // one either. Cached: the options class is in the flow key.
+        if let L3::Ipv4(Ipv4Fields { options: Ipv4OptionsClass::SourceRoute, .. }) = h.l3 {
+            return r.drop(DropReason::SourceRouted);
         }
         self.fields.eth_src = self.eth_src(h);
         self.fields.eth_dst = dst;

@@ -6,10 +6,11 @@ use ipnet::IpNet;
 
 use super::*;
 use crate::chain::{Condition, Field, RuleKind};
+use crate::flow::{FlowCache, FlowCacheConfig, FlowHasher, TagSet};
 use crate::topology::{PortId, Route, RouteType, RouterId, SnapshotBuilder, Uuid};
 use crate::wire::{
     ArpRepr, EtherType, EthernetRepr, Icmpv4Repr, Icmpv4TimeExceeded, Icmpv6Repr, IpProtocol, Ipv4Repr, Ipv6Repr,
-    PseudoHeader, UdpPacket, UdpRepr, VlanTag,
+    ParseError, PseudoHeader, UdpPacket, UdpRepr, VlanTag,
 };
 
 pub(super) fn net(s: &str) -> IpNet {
@@ -1458,4 +1459,192 @@ fn subnet_router_anycast_is_the_routers() {
             lladdr: Some(mac(1)),
         }
     );
+}
+
+/// IPv4 options, each padded to a multiple of 4 bytes: a loose and a strict source route through
+/// 169.254.0.2 (what a sender would use to steer a packet via the tenant router), a record route
+/// with room for two addresses, and router alert (RFC 2113) plus a timestamp.
+const LSRR: [u8; 8] = [1, 131, 7, 4, 169, 254, 0, 2];
+const SSRR: [u8; 8] = [1, 137, 7, 4, 169, 254, 0, 2];
+const RECORD_ROUTE: [u8; 12] = [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+const ALERT_AND_TIMESTAMP: [u8; 12] = [148, 4, 0, 0, 68, 8, 5, 0, 0, 0, 0, 0];
+
+/// `frame` (untagged IPv4) with `options` in its header.
+fn with_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    crate::wire::insert_ipv4_options(&mut f, 14, options);
+    f
+}
+
+/// RFC 7126 4.3 / 4.4: a router drops source-routed packets by default, silently, whatever would
+/// have become of them (forwarded, answered with an ICMP error, echoed), fragments included; the
+/// drop is cached (the options class is in the flow key).
+#[test]
+fn source_routed_packets_are_dropped_at_routers() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let later_fragment = {
+        let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, false, 16);
+        Ipv4Packet::new_unchecked(&mut f[14..34]).set_frag_offset(1480);
+        f
+    };
+    let cases = [
+        ("LSRR through both routers to the VM", udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), &LSRR),
+        ("SSRR through both routers to the VM", udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), &SSRR),
+        ("a later fragment, LSRR copied into it", later_fragment, &LSRR),
+        ("an echo request to the uplink port", echo4("192.0.2.7", "192.0.2.1"), &LSRR),
+        ("TTL 1: no time exceeded", udp4("192.0.2.7", "10.0.0.5", 1000, 1, true, 20), &LSRR),
+        ("no route: no net unreachable", udp4("192.0.2.7", "10.9.0.5", 1000, 64, true, 20), &SSRR),
+        ("a reject route: no unreachable", udp4("192.0.2.7", "198.18.0.1", 1000, 64, true, 20), &LSRR),
+    ];
+    for (what, plain, options) in cases {
+        let mut f = with_options(&plain, options);
+        let orig = f.clone();
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::SourceRouted), "{what}: {r:?}");
+        assert!(r.cacheable, "{what}");
+        assert!(r.generated.is_none(), "{what}: nothing answered");
+        assert_eq!(f, orig, "{what}: untouched");
+        let mut g = orig.clone();
+        assert_eq!(apply(&snap, &r.actions, &mut g, &mut state(), 10), Err(DropReason::SourceRouted), "{what}");
+    }
+    // Without the option, the same packets go their ways.
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20);
+    assert_eq!(run(&snap, &mut state(), 0, &mut f, &mut out).actions.output(), Some(2));
+    let mut f = echo4("192.0.2.7", "192.0.2.1");
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(0)]);
+}
+
+/// The source route is refused before the chains: a reject rule answers no source-routed packet.
+#[test]
+fn no_rule_answers_a_source_routed_packet() {
+    let Topo { mut b, .. } = topo();
+    let chain = b.add_chain(Uuid(900), "reject-all");
+    b.add_new_rule(chain, Uuid(901), Condition::default(), RuleKind::Reject).unwrap();
+    b.set_port_chains(PortId(0), Some(chain), None);
+    let snap = b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = with_options(&udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), &LSRR);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::SourceRouted), "{r:?}");
+    assert!(r.generated.is_none());
+    let mut f = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::RuleReject), "the rule applies to the rest");
+    assert!(r.generated.is_some());
+}
+
+/// Options other than a source route are forwarded unchanged (RFC 7126: no drop by default;
+/// record route and timestamp are not updated, as most routers do); the cached path writes the
+/// same bytes, compiled hop included.
+#[test]
+fn other_options_are_forwarded_unchanged() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    for options in [&RECORD_ROUTE, &ALERT_AND_TIMESTAMP] {
+        let orig = with_options(&udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), options);
+        let mut f = orig.clone();
+        let mut st = state();
+        let r = run(&snap, &mut st, 0, &mut f, &mut out);
+        assert_eq!(r.actions.output(), Some(2), "{options:?}: {r:?}");
+        assert!(r.cacheable && r.generated.is_none());
+        let h = valid(&f);
+        assert_eq!((h.eth_src, h.eth_dst), (mac(5), VM));
+        let L3::Ipv4(fields) = h.l3 else { panic!() };
+        assert_eq!((fields.ttl, fields.options), (62, Ipv4OptionsClass::Other));
+        assert_eq!(&f[34..34 + options.len()], &options[..], "the options as they came");
+        assert_eq!(&f[34 + options.len()..], &orig[34 + options.len()..], "and the payload");
+        let key = FlowKey::from_frame(0, &orig).unwrap();
+        let mut g = orig.clone();
+        let compiled = CachedActions::compile(&r.actions, &key);
+        assert!(matches!(compiled, CachedActions::Routed(_)), "{compiled:?}");
+        let mut outer = Outer::NONE;
+        assert_eq!(compiled.apply(&snap, &mut g, &mut st, 10, &mut outer), Ok(Applied::Local(2)));
+        assert_eq!(g, f);
+    }
+}
+
+/// Options that cannot be walked make an invalid header (RFC 1812 5.2.2: discarded silently):
+/// the frame does not parse, so it is a `malformed` drop (its parse error `ipv4_bad_options`),
+/// never cached, never answered.
+#[test]
+fn malformed_options_are_dropped_as_malformed() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let bad: [&[u8]; 4] = [
+        &[7, 1, 0, 0],   // length below 2
+        &[7, 0, 0, 0],   // length 0
+        &[1, 1, 7, 6],   // past the header's end
+        &[1, 1, 1, 131], // the length byte missing
+    ];
+    for options in bad {
+        for plain in [udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), echo4("192.0.2.7", "192.0.2.1")] {
+            let mut f = with_options(&plain, options);
+            assert_eq!(FlowKey::from_frame(0, &f), Err(ParseError::Ipv4BadOptions), "{options:?}");
+            let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+            assert_eq!(r.actions.drop_reason(), Some(DropReason::Malformed), "{options:?}: {r:?}");
+            assert!(!r.cacheable && r.generated.is_none(), "{options:?}");
+        }
+    }
+}
+
+/// What a worker does with a frame (pmd/pipeline.rs, without the batching): its key, a hit runs
+/// the cached actions, a miss is simulated and installed when cacheable. Gives where the frame
+/// went (a local port) and whether it hit.
+fn through_cache(
+    cache: &mut FlowCache<CachedActions>,
+    snap: &Snapshot,
+    st: &mut CoreState,
+    frame: &mut [u8],
+) -> (Result<u16, DropReason>, bool) {
+    let key = FlowKey::from_frame(0, frame).unwrap();
+    if let Some(cached) = cache.lookup(&key, 10, frame.len() as u32).copied() {
+        let mut outer = Outer::NONE;
+        let applied = cached.apply(snap, frame, st, 10, &mut outer);
+        return (applied.map(|a| if let Applied::Local(p) = a { p } else { panic!("{a:?}") }), true);
+    }
+    let r = run(snap, st, 0, frame, &mut [0u8; 1514]);
+    if r.cacheable {
+        cache.insert(&key, CachedActions::compile(&r.actions, &key), &TagSet::new(), 10);
+    }
+    (r.actions.drop_reason().map_or_else(|| Ok(r.actions.output().unwrap()), Err), false)
+}
+
+/// A flow installed by a packet without options never carries a source-routed packet of the same
+/// addresses and ports, nor the other way round, untagged (compact key) or priority-tagged
+/// (general key, where the options class alone tells them apart); a packet with other options is
+/// a flow of its own too.
+#[test]
+fn cached_flows_keep_source_routed_packets_apart() {
+    let snap = topo().b.build().unwrap();
+    let config = FlowCacheConfig { capacity: 64, ..FlowCacheConfig::default() };
+    let plain = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20);
+    let routed = with_options(&plain, &LSRR);
+    let recorded = with_options(&plain, &RECORD_ROUTE);
+    for tag in [None, Some(5 << 13)] {
+        let tagged = |f: &[u8]| tag.map_or_else(|| f.to_vec(), |tci| with_tag(f, tci));
+        let (plain, routed, recorded) = (tagged(&plain), tagged(&routed), tagged(&recorded));
+        // The plain packet first: forwarded, installed, hit again.
+        let mut cache = FlowCache::new(&config, FlowHasher::new(1));
+        let mut st = state();
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut plain.clone()), (Ok(2), false), "{tag:?}");
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut plain.clone()), (Ok(2), true), "{tag:?}");
+        // The source-routed one misses the plain flow and is dropped; then its own drop hits.
+        let sr = (Err(DropReason::SourceRouted), false);
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut routed.clone()), sr, "{tag:?}");
+        let sr_hit = (Err(DropReason::SourceRouted), true);
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut routed.clone()), sr_hit, "{tag:?}");
+        // The record-routed one is a flow of its own, forwarded.
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut recorded.clone()), (Ok(2), false), "{tag:?}");
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut plain.clone()), (Ok(2), true), "{tag:?}");
+
+        // The other way round: the source-routed drop installed first does not drop the others.
+        let mut cache = FlowCache::new(&config, FlowHasher::new(2));
+        let mut st = state();
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut routed.clone()), sr, "{tag:?}");
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut plain.clone()), (Ok(2), false), "{tag:?}");
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut recorded.clone()), (Ok(2), false), "{tag:?}");
+        assert_eq!(through_cache(&mut cache, &snap, &mut st, &mut routed.clone()), sr_hit, "{tag:?}");
+    }
 }

@@ -28,7 +28,8 @@ use core::net::{IpAddr, Ipv4Addr};
 use super::{CoreState, DropReason};
 use crate::topology::{Binding, Encap, PortId, PortLink, Snapshot, Underlay};
 use crate::wire::{
-    checksum, EtherType, EthernetAddress, Fragment, GrePacket, GreRepr, Headers, IpProtocol, Ipv4Packet, L3, L4,
+    checksum, EtherType, EthernetAddress, Fragment, GrePacket, GreRepr, Headers, IpProtocol, Ipv4OptionsClass,
+    Ipv4Packet, L3, L4,
 };
 
 /// The neighbour cache key of the underlay (no virtual port has this id).
@@ -578,6 +579,11 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
     let L3::Ipv4(ip) = h.l3 else { return Ok(None) };
     if ip.dst != u.address {
         return Ok(None);
+    }
+    // The underlay address is the gateway's own, and the gateway accepts no source route for
+    // itself either (RFC 7126 4.3 / 4.4).
+    if ip.options == Ipv4OptionsClass::SourceRoute {
+        return Err(DropReason::SourceRouted);
     }
     // The first fragment of a tunnelled packet carries a truncated inner frame: the gateway does
     // not reassemble, so it is dropped and counted (a later fragment has no L4 header to tell).

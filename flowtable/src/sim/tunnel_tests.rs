@@ -360,6 +360,34 @@ fn decapsulation_discards_a_bad_outer_header_checksum() {
     }
 }
 
+/// The underlay address is the gateway's own: a tunnelled packet whose outer header carries a
+/// source route is dropped (RFC 7126 4.3 / 4.4), one with other outer options decapsulated; a
+/// source route inside, on the inner frame, is the router's to drop.
+#[test]
+fn decapsulation_refuses_an_outer_source_route() {
+    let n = topo();
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 999, 10);
+    let (lsrr, record_route) = ([1, 131, 7, 4, 192, 168, 7, 1], [7, 7, 4, 0, 0, 0, 0, 0]);
+    for plain in [vxlan("192.168.7.11", KEY1, &inner), gre("10.9.0.12", KEY2, &inner)] {
+        let Ok(Some(d)) = decap(&n.snap, &plain) else { panic!() };
+        let mut routed = plain.clone();
+        crate::wire::insert_ipv4_options(&mut routed, 14, &lsrr);
+        assert_eq!(decap(&n.snap, &routed), Err(DropReason::SourceRouted));
+        let mut recorded = plain.clone();
+        crate::wire::insert_ipv4_options(&mut recorded, 14, &record_route);
+        let expect = Decap { inner_offset: d.inner_offset + 8, port: d.port };
+        assert_eq!(decap(&n.snap, &recorded), Ok(Some(expect)));
+    }
+    let mut st = state(&n);
+    let mut out = [0u8; 1514];
+    let mut routed_inside = inner.clone();
+    crate::wire::insert_ipv4_options(&mut routed_inside, 14, &lsrr);
+    let mut f = vxlan("192.168.7.11", KEY1, &routed_inside);
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::SourceRouted), "{r:?}");
+    assert!(r.cacheable && r.generated.is_none());
+}
+
 #[test]
 fn decapsulation_checks_key_and_host() {
     let n = topo();
