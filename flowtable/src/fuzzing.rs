@@ -227,7 +227,8 @@ pub fn pipeline_state() -> CoreState {
 /// the underlay; VXLAN from host 1 to the uplink; GRE from host 2 to the uplink; ICMP echo to the
 /// router's uplink address; TCP SYN from the uplink to the VM; the first UDP
 /// frame with an 802.1Q priority tag (PCP 5, VID 0: routed; a VLAN ID would stop at the router); the first UDP frame as the first fragment of a larger datagram; NDP
-/// neighbour solicitation for the router's IPv6 address; ICMPv6 echo to it.
+/// neighbour solicitation for the router's IPv6 address; ICMPv6 echo to it; the first UDP frame
+/// with a record route option (forwarded) and with a loose source route (dropped at the router).
 pub fn pipeline_seeds() -> Vec<Vec<u8>> {
     let udp_in =
         framed(0, "020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000");
@@ -270,7 +271,30 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
             "8000 0000 1234 0001 70696e67"
         ),
     );
-    vec![udp_in, udp_out, arp, underlay_arp, vxlan, gre, echo, syn, tagged, fragment, solicit, echo6]
+    let record_route = framed(
+        0,
+        "020000000001 02aa000000fe 0800 470000240007400040110000 c6336409 0a000005 0707040000000000 03e8003500080000",
+    );
+    let source_route = framed(
+        0,
+        "020000000001 02aa000000fe 0800 470000240007400040110000 c6336409 0a000005 01830704c0000201 03e8003500080000",
+    );
+    vec![
+        udp_in,
+        udp_out,
+        arp,
+        underlay_arp,
+        vxlan,
+        gre,
+        echo,
+        syn,
+        tagged,
+        fragment,
+        solicit,
+        echo6,
+        record_route,
+        source_route,
+    ]
 }
 
 /// A selector byte and the frame written in `hex` (spaces ignored), its checksums filled in.
@@ -450,6 +474,8 @@ mod tests {
                 (None, None, true, 0, 0, false),      // a first fragment (UDP length beyond it) too
                 (Some(sim::DropReason::NdpConsumed), None, false, 0, 0, true), // NS answered with an NA
                 (None, Some(0), false, 0, 0, false),  // ICMPv6 echo to the router: answered in place
+                (None, None, true, 0, 0, false),      // record route: forwarded as it came
+                (Some(sim::DropReason::SourceRouted), None, false, 0, 0, false), // loose source route
             ]
         );
     }
@@ -476,7 +502,7 @@ mod tests {
         assert_eq!(sequence(&[&a, &b])[..5], [0, 3, 1, 2, 3]);
         assert_eq!(sequence(&[&a, &b]).len(), 2 + 3 + 2 + 300);
         assert_eq!(sequence(&[a.as_slice(); 6]).len(), SEQUENCE_MAX * 5, "at most SEQUENCE_MAX inputs");
-        assert_eq!(pipeline_sequence_seeds().len(), 12 + 12 * 12);
+        assert_eq!(pipeline_sequence_seeds().len(), 14 + 14 * 14);
         let snap = pipeline_topology_stateful();
         for data in pipeline_sequence_seeds() {
             pipeline_sequence(&snap, &data);
