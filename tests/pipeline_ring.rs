@@ -290,6 +290,52 @@ fn pipeline_handles_a_mixed_burst_in_order() {
     });
 }
 
+/// `frame` (untagged IPv4) with `options` (a multiple of 4 bytes) after its fixed header, the
+/// header's lengths and checksum made right.
+fn with_ipv4_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+    let mut f = frame.to_vec();
+    f.splice(34..34, options.iter().copied());
+    let mut ip = Ipv4Packet::new_unchecked(&mut f[14..]);
+    ip.set_header_len(20 + options.len());
+    ip.set_total_len(ip.total_len() + options.len() as u16);
+    ip.fill_checksum();
+    f
+}
+
+/// A source-routed packet is dropped at the router (`source_routed`, RFC 7126 4.3) and never
+/// forwarded by the cached flow of a plain packet with the same addresses and ports, nor the
+/// plain one dropped by the source-routed one's cached drop; a packet with a record route is
+/// forwarded as it came; options that cannot be walked are a `malformed` drop counted as
+/// `ipv4_bad_options`.
+#[test]
+fn pipeline_drops_source_routed_packets_apart_from_their_plain_flow() {
+    with_router("psrr", |ha, hb, c| {
+        learn_b(hb);
+        let plain = udp("10.2.0.2", 5003, 64);
+        let routed = with_ipv4_options(&plain, &[1, 131, 7, 4, 10, 2, 0, 9]);
+        let recorded = with_ipv4_options(&plain, &[7, 7, 4, 0, 0, 0, 0, 0]);
+        let bad = with_ipv4_options(&plain, &[1, 1, 1, 131]);
+        // The plain flow cached first, then the source-routed one (a miss, dropped), then both
+        // again (hits); then the record-routed one and a bad one.
+        ha.send(&plain);
+        assert_eq!(hb.recv(1).len(), 1, "the plain packet forwarded");
+        ha.send_burst(&[routed.clone(), plain.clone(), routed, plain, recorded.clone(), bad]);
+        let got = hb.recv(3);
+        assert_eq!(got.len(), 3, "the plain packets and the record-routed one, nothing else");
+        let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(lens, [14 + 20 + 8 + 32, 14 + 20 + 8 + 32, 14 + 28 + 8 + 32], "plain, plain, record route");
+        let h = valid(&got[2]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
+        assert_eq!(&got[2][34..42], &recorded[34..42], "the record route option as it came");
+        hb.silent();
+        let source_routed = || counter(&c.drops[DropReason::SourceRouted.index()]);
+        published(|| source_routed() == 2 && c.parse_failed(ParseError::Ipv4BadOptions) == 1);
+        assert_eq!(source_routed(), 2, "both source-routed packets");
+        assert_eq!(c.parse_failed(ParseError::Ipv4BadOptions), 1, "{:?}", c.nonzero_parse_errors());
+        assert_eq!(counter(&c.drops[DropReason::Malformed.index()]), 1);
+    });
+}
+
 #[test]
 fn pipeline_answers_ttl_one_with_time_exceeded() {
     with_router("pttl", |ha, hb, c| {
