@@ -122,6 +122,12 @@ impl Bodies {
         Bodies { hidden, ..self }
     }
 
+    /// The media types a path's item and (for a collection) its list are served as, preferred first.
+    #[cfg(test)]
+    pub(crate) fn media(&self) -> (&'static [&'static str], Option<&'static [&'static str]>) {
+        (self.item, self.list)
+    }
+
     /// These bodies for `handlers`, to register with `Routes::route`.
     pub(crate) fn serve(self, handlers: MethodRouter<AppState>) -> Served {
         Served { handlers, bodies: self }

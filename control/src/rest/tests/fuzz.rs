@@ -57,72 +57,25 @@ async fn send_raw(
     Raw { status, headers, bytes }
 }
 
-/// The media types of each resource, by the path segment that names its collection.
-fn media_of(template: &str) -> (&'static str, &'static str) {
-    let segs: Vec<&str> = template.split('/').filter(|s| !s.is_empty() && !s.starts_with('{')).collect();
-    let last = segs.last().copied().unwrap_or("");
-    let first = segs.first().copied().unwrap_or("");
-    let v = |item: &'static str, list: &'static str| (item, list);
-    match (first, last) {
-        ("login", _) => v("application/vnd.org.midonet.Token-v1+json", ""),
-        ("", _) => v("application/vnd.org.midonet.Application-v5+json", ""),
-        ("system_state", _) => v(SYSTEM_STATE, ""),
-        ("openapi.json", _) => v("application/json", ""),
-        (_, "link") => v("application/vnd.org.midonet.PortLink-v1+json", ""),
-        (_, "port_groups") if first == "ports" => v(
-            "application/vnd.org.midonet.PortGroupPort-v1+json",
-            "application/vnd.org.midonet.collection.PortGroupPort-v1+json",
-        ),
-        ("hosts", "ports") => v(
-            "application/vnd.org.midonet.HostInterfacePort-v1+json",
-            "application/vnd.org.midonet.collection.HostInterfacePort-v1+json",
-        ),
-        ("hosts", "interfaces") => v(
-            "application/vnd.org.midonet.Interface-v1+json",
-            "application/vnd.org.midonet.collection.Interface-v1+json",
-        ),
-        ("tunnel_zones", "hosts") => v(
-            "application/vnd.org.midonet.TunnelZoneHost-v1+json",
-            "application/vnd.org.midonet.collection.TunnelZoneHost-v1+json",
-        ),
-        ("port_groups", "ports") => v(
-            "application/vnd.org.midonet.PortGroupPort-v1+json",
-            "application/vnd.org.midonet.collection.PortGroupPort-v1+json",
-        ),
-        (_, "ip_addrs") => v(
-            "application/vnd.org.midonet.IpAddrGroupAddr-v1+json",
-            "application/vnd.org.midonet.collection.IpAddrGroupAddr-v1+json",
-        ),
-        (_, "ports") | (_, "peer_ports") => v(PORT, PORTS),
-        (_, "routers") => v(ROUTER, ROUTERS),
-        (_, "routes") => v(ROUTE, ROUTES),
-        (_, "bridges") => v(BRIDGE, "application/vnd.org.midonet.collection.Bridge-v4+json"),
-        (_, "chains") => v(CHAIN, "application/vnd.org.midonet.collection.Chain-v1+json"),
-        (_, "rules") => v(RULE, RULES),
-        (_, "hosts") => {
-            v("application/vnd.org.midonet.Host-v3+json", "application/vnd.org.midonet.collection.Host-v3+json")
-        }
-        (_, "tunnel_zones") => v(TZ, "application/vnd.org.midonet.collection.TunnelZone-v1+json"),
-        (_, "port_groups") => v(
-            "application/vnd.org.midonet.PortGroup-v1+json",
-            "application/vnd.org.midonet.collection.PortGroup-v1+json",
-        ),
-        (_, "ip_addr_groups") => v(
-            "application/vnd.org.midonet.IpAddrGroup-v1+json",
-            "application/vnd.org.midonet.collection.IpAddrGroup-v1+json",
-        ),
-        (_, "bgp_peers") => {
-            v("application/vnd.org.midonet.BgpPeer-v1+json", "application/vnd.org.midonet.collection.BgpPeer-v1+json")
-        }
-        (_, "bgp_networks") => v(
-            "application/vnd.org.midonet.BgpNetwork-v1+json",
-            "application/vnd.org.midonet.collection.BgpNetwork-v1+json",
-        ),
-        (_, "tenants") => {
-            v("application/vnd.org.midonet.Tenant-v2+json", "application/vnd.org.midonet.collection.Tenant-v2+json")
-        }
-        _ => v("application/json", ""),
-    }
+/// The media types of each path as the server registers them (item, list), by template; an item
+/// path's list is its collection's.
+fn served_media(template: &str) -> (&'static str, &'static str) {
+    let routes = super::super::protected_routes().bodies;
+    let key = |path: &str| if path.is_empty() { "/".to_string() } else { path.to_string() };
+    let Some((_, bodies)) = routes.iter().find(|(path, _)| key(path) == template) else {
+        return match template {
+            "/login" => ("application/vnd.org.midonet.Token-v1+json", ""),
+            _ => ("application/json", ""),
+        };
+    };
+    let (item, list) = bodies.media();
+    let list = list.or_else(|| {
+        routes.iter().find_map(|(_, other)| match other.media() {
+            (other_item, Some(other_list)) if other_item[0] == item[0] => Some(other_list),
+            _ => None,
+        })
+    });
+    (item[0], list.map_or("", |l| l[0]))
 }
 
 /// Every path template of openapi.json with the methods it declares.
@@ -799,7 +752,7 @@ fn resolve_body(fx: &Fixture, template: &str, b: &BodyGen) -> Vec<u8> {
 }
 
 fn resolve_media(template: &str, m: &MediaGen) -> Option<HeaderValue> {
-    let (item, list) = media_of(template);
+    let (item, list) = served_media(template);
     let s = match m {
         MediaGen::Right => item.to_string(),
         MediaGen::List => list.to_string(),
