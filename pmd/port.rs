@@ -426,18 +426,15 @@ impl<'a> Port<'a> {
         const MOST_PER_QUEUE: u64 = 8192;
         let mut discarded = 0;
         for queue in 0..self.config.rx_queues {
+            // The queues are not handed out yet (`take_queues` comes later): nothing else polls them.
+            let mut rx = RxQueue { port: self.id, queue, ipv4_checksum: self.rx_ipv4_checksum, _port: PhantomData };
+            let mut frames = Burst::new();
             let mut taken = 0;
             while taken < MOST_PER_QUEUE {
-                let mut frames = [std::ptr::null_mut::<ffi::rte_mbuf>(); 32];
-                // SAFETY: `frames` has room for 32 pointers; the port is started and its queues
-                // are not handed out yet (`take_queues` comes later), so nothing else polls them.
-                let n = unsafe { ffi::midogw_eth_rx_burst(self.id, queue, frames.as_mut_ptr(), 32) };
-                for &frame in &frames[..usize::from(n)] {
-                    // SAFETY: the driver handed these `n` mbufs over to us, and nothing else holds them.
-                    unsafe { ffi::midogw_pktmbuf_free(frame) };
-                }
-                taken += u64::from(n);
-                if n < 32 {
+                let received = rx.rx(&mut frames);
+                frames.clear();
+                taken += received as u64;
+                if received < sizing::BURST {
                     break;
                 }
             }
