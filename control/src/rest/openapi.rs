@@ -186,6 +186,7 @@ fn build() -> Value {
     }
     let token = content(TOKEN, &schema_ref(&named::<TokenBody>().0));
     doc["paths"]["/login"]["post"]["responses"]["200"]["content"] = token;
+    describe_unavailable(&mut doc["paths"]);
     describe_errors(&mut doc["paths"]);
 
     for schema in schemas.values_mut() {
@@ -274,6 +275,32 @@ fn describe_operation(method: &str, operation: &mut Value, bodies: &Bodies) {
             operation["requestBody"] = json!({ "required": true, "content": item_content });
         }
         _ => {}
+    }
+}
+
+/// Paths whose answers never touch the store, so never 503.
+const STORELESS: &[&str] = &["/login", "/", "/openapi.json"];
+
+/// 503 on every operation that reads or writes the store: what a client must retry later, not
+/// correct. Reads meet it when the store cannot be reached (ZooKeeper lost); writes also when the
+/// system state is READONLY (`TopologyError::ReadOnly`) or they lost the race to other writers
+/// too many times (`TopologyError::Busy`).
+fn describe_unavailable(paths: &mut Value) {
+    let Some(paths) = paths.as_object_mut() else { return };
+    for (path, operations) in paths.iter_mut().filter(|(path, _)| !STORELESS.contains(&path.as_str())) {
+        let Some(operations) = operations.as_object_mut() else { continue };
+        for (method, operation) in operations.iter_mut() {
+            let description = match (method.as_str(), path.as_str()) {
+                ("get", _) => "The store cannot be reached (ZooKeeper lost); retry later (Error-v1)",
+                (_, "/system_state") => {
+                    "The store cannot be reached (ZooKeeper lost), or the write lost the race to other writers too many times; retry later (Error-v1)"
+                }
+                _ => {
+                    "The system state is READONLY, the store cannot be reached (ZooKeeper lost), or the write lost the race to other writers too many times; retry later (Error-v1)"
+                }
+            };
+            operation["responses"]["503"] = json!({ "description": description });
+        }
     }
 }
 

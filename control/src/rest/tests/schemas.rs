@@ -482,4 +482,29 @@ async fn served_objects_validate_against_their_documented_schemas() {
     let r = api.send("POST", "/midonet-api/routers", &mt("Router-v3"), json!({"name": "x".repeat(300)})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_answer(doc, documented(doc, "/routers", "post", Some("400"), error), &r.json, "400");
+
+    // A READONLY system state refuses writes with the documented 503; reads and the state's own
+    // write still pass.
+    let readonly = json!({"state": "ACTIVE", "availability": "READONLY"});
+    put(&api, doc, "/system_state", "/midonet-api/system_state", &mt("SystemState-v2"), readonly).await;
+    let r = api.send("POST", "/midonet-api/routers", &mt("Router-v3"), json!({"name": "late"})).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.json);
+    assert_answer(doc, documented(doc, "/routers", "post", Some("503"), error), &r.json, "503");
+    assert_eq!(api.get("/midonet-api/routers", &mt("collection.Router-v3")).await.status, StatusCode::OK);
+    let writable = json!({"state": "ACTIVE", "availability": "READWRITE"});
+    put(&api, doc, "/system_state", "/midonet-api/system_state", &mt("SystemState-v2"), writable).await;
+}
+
+/// Every operation that touches the store documents 503 (what a client retries), and the three
+/// that do not (login, the root, this document) do not.
+#[test]
+fn store_operations_document_unavailable() {
+    let doc = document();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let documented = operation["responses"].get("503").is_some();
+            let storeless = ["/login", "/", "/openapi.json"].contains(&path.as_str());
+            assert_eq!(documented, !storeless, "{method} {path}: 503 documented {documented}");
+        }
+    }
 }
