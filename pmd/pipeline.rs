@@ -14,7 +14,10 @@
 //! decapsulated first (the mbufs stripped to their inner frames in place), then looked up in the
 //! same stages as a local burst. A compiled hop into a tunnel hands over its outer headers (ready,
 //! or pending for the general hop) and they are written once, from the per-core template, into
-//! the headroom in front of the frame. A frame whose next hop (a router's, or the underlay's for a tunnel) is not resolved yet
+//! the headroom in front of the frame. A frame whose priority tag a router removed (cached, or in
+//! the simulation: flowtable moved its MACs over the tag) starts 4 bytes into its mbuf: those
+//! bytes leave the front (`Mbuf::strip_front`, `rte_pktmbuf_adj` in Rust) before it is sent or
+//! encapsulated. A frame whose next hop (a router's, or the underlay's for a tunnel) is not resolved yet
 //! waits in the per-worker resolution queue (bounded: the oldest is dropped when full, and one next
 //! hop holds at most a quarter of it; a deadline, `hold_timeout_ns`, after which a router's next
 //! hop counts as failed and its packets are answered host unreachable) while the ARP request / NS
@@ -1033,6 +1036,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
             Some(CachedActions::Hop(hop)) => {
                 hop.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.pending_outer)
             }
+            Some(CachedActions::UntagHop(hop)) => {
+                hop.apply_untagging(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.pending_outer)
+            }
             // The inline shapes never come here; what they would do, by the general entry point.
             Some(cached) => {
                 match cached.apply(self.snapshot.snapshot(), frame, &mut self.state, now, &mut self.outer) {
@@ -1046,7 +1052,40 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         match applied {
             Ok(Applied::Local(dpdk_port)) => self.send(dpdk_port, m),
             Ok(Applied::Encap(dpdk_port)) => self.send_encap(dpdk_port, m),
+            // An `UntagHop`'s (the general entry point's shapes never remove a tag).
+            Ok(untagged) => self.send_untagged_hop(untagged, m),
             Err(reason) => self.hop_failed(ingress, m, reason, key, now, deadline),
+        }
+    }
+
+    /// Sends a frame whose 802.1Q tag a cached hop removed ([`Applied::LocalUntagged`],
+    /// [`Applied::EncapUntagged`]): the frame starts after it now, so the mbuf loses those bytes
+    /// first (`rte_pktmbuf_adj`); a tunnel's outer headers are in `pending_outer`. Out of line:
+    /// the hits of untagged frames never come here.
+    #[cold]
+    #[inline(never)]
+    fn send_untagged_hop(&mut self, applied: Applied, mut m: Mbuf<'p>) {
+        if !m.strip_front(applied.frame_start() as u16) {
+            return self.dropped(DropReason::Malformed);
+        }
+        match applied {
+            Applied::Local(dpdk_port) | Applied::LocalUntagged(dpdk_port) => self.send(dpdk_port, m),
+            Applied::Encap(dpdk_port) | Applied::EncapUntagged(dpdk_port) => self.send_encap(dpdk_port, m),
+        }
+    }
+
+    /// [`Engine::send_untagged_hop`] for an action list's frame, whose outer headers are in `outer`.
+    #[cold]
+    #[inline(never)]
+    fn send_untagged_list(&mut self, applied: Applied, mut m: Mbuf<'p>) {
+        if !m.strip_front(applied.frame_start() as u16) {
+            return self.dropped(DropReason::Malformed);
+        }
+        match applied {
+            Applied::Local(dpdk_port) | Applied::LocalUntagged(dpdk_port) => self.send(dpdk_port, m),
+            Applied::Encap(dpdk_port) | Applied::EncapUntagged(dpdk_port) => {
+                self.send_output(Output { dpdk_port, outer: self.outer }, m)
+            }
         }
     }
 
@@ -1106,6 +1145,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         match applied {
             Ok(Applied::Local(dpdk_port)) => self.send(dpdk_port, m),
             Ok(Applied::Encap(dpdk_port)) => self.send_output(Output { dpdk_port, outer: self.outer }, m),
+            Ok(untagged @ (Applied::LocalUntagged(_) | Applied::EncapUntagged(_))) => {
+                self.send_untagged_list(untagged, m)
+            }
             Err(reason @ (DropReason::TtlExpired | DropReason::TooBig)) if self.errors_spent(reason, now) => {}
             // A cached drop that earned an ICMP error: the simulation answers while the rate allows.
             Err(reason) if list.answers_error() => {
@@ -1127,8 +1169,12 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     /// then send, flood, hold or drop it. Out of line, so that the hit path stays small.
     #[inline(never)]
     fn process_miss(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, key: &FlowKey, now: u64, deadline: Option<u64>) {
-        let verdict = self.simulate(ingress, m.data_mut(), key, now);
+        let (verdict, start) = self.simulate(ingress, m.data_mut(), key, now);
         self.invalidate_moved_macs();
+        // A router removed the frame's 802.1Q tag: it starts after it.
+        if start != 0 && !m.strip_front(start as u16) {
+            return self.dropped(DropReason::Malformed);
+        }
         match verdict {
             Egress::One(output) => self.send_output(output, m),
             Egress::Flood(legs) => {
@@ -1279,9 +1325,18 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
         }
     }
 
-    fn simulate(&mut self, ingress: IngressPoint, frame: &mut [u8], key: &FlowKey, now: u64) -> Egress {
+    /// Simulates `frame` (installing the result when cacheable, sending what it generated): where
+    /// it goes, and where in `frame` the frame to send starts ([`sim::SimResult::frame_start`]).
+    fn simulate(&mut self, ingress: IngressPoint, frame: &mut [u8], key: &FlowKey, now: u64) -> (Egress, usize) {
         self.totals.simulated += 1;
         let r = sim::simulate_from(self.snapshot.snapshot(), ingress, frame, &mut self.state, now, &mut self.scratch);
+        // Only a tagged frame can have lost its tag: an untagged one's setup does not ask.
+        let start = if key.vlan().is_some() { r.frame_start() } else { 0 };
+        (self.egress(&r, key, now), start)
+    }
+
+    /// [`Engine::simulate`]'s result, installed, its generated frame sent, and where it goes.
+    fn egress(&mut self, r: &sim::SimResult, key: &FlowKey, now: u64) -> Egress {
         // A MAC that moved invalidates its bridge's flows: before installing this one, which is current.
         self.invalidate_moved_macs();
         if r.cacheable {

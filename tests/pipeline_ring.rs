@@ -98,26 +98,38 @@ fn tagged(frame: &[u8], tci: u16) -> Vec<u8> {
 }
 
 /// Router ports are untagged: a frame of VLAN 100 is dropped and counted, from the cache the
-/// second time; a priority-tagged one (VID 0) is routed both times, with its tag.
+/// second time; a priority-tagged one (VID 0) is routed both times and leaves untagged, as the
+/// same frame without the tag does (the router writes a new layer-2 header): the mbuf lost the
+/// tag's 4 bytes at the front (`rte_pktmbuf_adj`: its data starts 4 bytes later in the buffer,
+/// its packet length followed), and its bytes are the untagged frame's, byte for byte.
 #[test]
-fn frames_of_a_vlan_stop_at_the_router_and_priority_tagged_ones_pass() {
+fn frames_of_a_vlan_stop_at_the_router_and_priority_tagged_ones_pass_untagged() {
     with_router("pvlan", |ha, hb, c| {
         learn_b(hb);
         let in_vlan = tagged(&udp("10.2.0.2", 5001, 64), 100);
-        let priority = tagged(&udp("10.2.0.2", 5002, 64), 5 << 13);
+        let plain = udp("10.2.0.2", 5002, 64);
+        let priority = tagged(&plain, 5 << 13);
+        ha.send(&plain);
+        let want = hb.recv_mbufs(1);
+        assert_eq!(want.len(), 1, "the frame without the tag");
+        let want = &want[0];
+        let h = valid(&want.data);
+        assert_eq!((h.vlan, h.eth_src, h.eth_dst), (None, MAC_RB, MAC_HB));
+        assert!(matches!(h.l3, L3::Ipv4(f) if f.ttl == 63), "{h:?}");
         for round in 0..2 {
             ha.send(&in_vlan);
             ha.send(&priority);
-            let got = hb.recv(1);
+            let got = hb.recv_mbufs(1);
             assert_eq!(got.len(), 1, "round {round}: the priority-tagged frame only");
-            let h = valid(&got[0]);
-            assert_eq!(h.vlan.map(|t| (t.pcp, t.vid)), Some((5, 0)));
-            assert!(matches!(h.l3, L3::Ipv4(f) if f.ttl == 63), "{h:?}");
+            let got = &got[0];
+            assert_eq!(got.data, want.data, "round {round}: as without the tag");
+            assert_eq!((got.data.len(), got.pkt_len as usize), (priority.len() - 4, priority.len() - 4));
+            assert_eq!(got.headroom, want.headroom + 4, "round {round}: the tag's bytes left the front");
         }
         hb.silent();
         published(|| counter(&c.drops[DropReason::VlanAtRouterPort.index()]) == 2 && counter(&c.cache_hits) == 2);
         assert_eq!(counter(&c.drops[DropReason::VlanAtRouterPort.index()]), 2);
-        assert_eq!(counter(&c.cache_hits), 2, "each frame's second time");
+        assert_eq!(counter(&c.cache_hits), 2, "each tagged frame's second time");
     });
 }
 

@@ -226,7 +226,7 @@ pub fn pipeline_state() -> CoreState {
 /// VM behind VXLAN; UDP from a host on DPDK 1 to the uplink; ARP on the bridge (flooded); ARP on
 /// the underlay; VXLAN from host 1 to the uplink; GRE from host 2 to the uplink; ICMP echo to the
 /// router's uplink address; TCP SYN from the uplink to the VM; the first UDP
-/// frame with an 802.1Q priority tag (PCP 5, VID 0: routed; a VLAN ID would stop at the router); the first UDP frame as the first fragment of a larger datagram; NDP
+/// frame with an 802.1Q priority tag (PCP 5, VID 0: routed, and sent untagged; a VLAN ID would stop at the router); the first UDP frame as the first fragment of a larger datagram; NDP
 /// neighbour solicitation for the router's IPv6 address; ICMPv6 echo to it; the first UDP frame
 /// with a record route option (forwarded) and with a loose source route (dropped at the router).
 pub fn pipeline_seeds() -> Vec<Vec<u8>> {
@@ -350,7 +350,8 @@ fn fill_checksums(frame: &mut [u8]) {
 /// The `pipeline` fuzz target's body: the frame `data[1..]`, received on the DPDK port
 /// `PIPELINE_INGRESS[data[0] % 4]`, through [`sim::simulate`] against [`pipeline_topology`], twice
 /// (the first run learns); a cacheable result replayed with [`sim::apply`] on a fresh copy must
-/// give the same bytes (outer headers included) and a cached drop the same reason. Unless bit 7 of
+/// give the same frame to send (outer headers included; after the tag a router removed) and a
+/// cached drop the same reason. Unless bit 7 of
 /// `data[0]` is set, the frame's IPv4 header checksums are made right first ([`fix_ipv4_headers`]),
 /// so that mutations reach the simulation. Never panics.
 pub fn pipeline(snap: &Snapshot, state: &mut CoreState, data: &[u8]) {
@@ -369,7 +370,7 @@ pub fn pipeline(snap: &Snapshot, state: &mut CoreState, data: &[u8]) {
     for now in [1, 2] {
         let mut f = frame.to_vec();
         let r = sim::simulate(snap, ingress, &mut f, state, now, &mut out);
-        assert!(r.decap_len <= f.len());
+        assert!(r.decap_len <= f.len() && r.frame_start() <= f.len());
         if let Some(g) = r.generated {
             assert!(g.len <= out.len() && !g.legs.is_empty());
         }
@@ -384,7 +385,8 @@ pub fn pipeline(snap: &Snapshot, state: &mut CoreState, data: &[u8]) {
             None => {
                 let Ok(Output { outer, .. }) = applied else { panic!("cached {:?} failed: {applied:?}", r.actions) };
                 assert_eq!(outer, r.outer);
-                assert_eq!(copy[r.decap_len..], f[r.decap_len..], "apply == simulate for {:?}", r.actions);
+                let start = r.frame_start();
+                assert_eq!(copy[start..], f[start..], "apply == simulate for {:?}", r.actions);
             }
         }
     }
@@ -453,7 +455,7 @@ mod tests {
                     r.actions.drop_reason(),
                     r.actions.output(),
                     r.actions.encap().is_some(),
-                    r.decap_len,
+                    r.frame_start(),
                     r.flood.len(),
                     answered,
                 )
@@ -470,7 +472,7 @@ mod tests {
                 (None, Some(0), false, 42, 0, false), // GRE (with key) -> router -> uplink
                 (None, Some(0), false, 0, 0, false),  // echo to the router: answered in place
                 (None, None, true, 0, 0, false),      // TCP SYN to the VM behind VXLAN
-                (None, None, true, 0, 0, false),      // the same with an 802.1Q priority tag
+                (None, None, true, 4, 0, false),      // the same with an 802.1Q priority tag: untagged
                 (None, None, true, 0, 0, false),      // a first fragment (UDP length beyond it) too
                 (Some(sim::DropReason::NdpConsumed), None, false, 0, 0, true), // NS answered with an NA
                 (None, Some(0), false, 0, 0, false),  // ICMPv6 echo to the router: answered in place
@@ -478,6 +480,28 @@ mod tests {
                 (Some(sim::DropReason::SourceRouted), None, false, 0, 0, false), // loose source route
             ]
         );
+    }
+
+    /// The longest list a routed frame gets, from a bridge's exterior port (the bridge learns)
+    /// through a stateful router (the connection is tracked) with a priority tag: as many actions
+    /// as a list holds, the tag's removal in the destination's action, and the frame sent as the
+    /// same frame without the tag is.
+    #[test]
+    fn the_longest_routed_list_removes_a_tag_too() {
+        let snap = pipeline_topology_stateful();
+        let mut out = [0u8; 1514];
+        let d = &pipeline_seeds()[1];
+        let ingress = PIPELINE_INGRESS[usize::from(d[0]) % 4];
+        let mut want = d[1..].to_vec();
+        sim::simulate(&snap, ingress, &mut want, &mut pipeline_state(), 1, &mut out);
+        let mut f = [&d[1..13], &[0x81, 0x00, 0xa0, 0x00], &d[13..]].concat();
+        let r = sim::simulate(&snap, ingress, &mut f, &mut pipeline_state(), 1, &mut out);
+        assert!(r.cacheable, "{:?}", r.actions);
+        assert_eq!(r.actions.as_slice().len(), sim::MAX_ACTIONS, "{:?}", r.actions);
+        assert!(matches!(r.actions.as_slice()[0], sim::Action::Learn(_)), "{:?}", r.actions);
+        assert!(r.actions.as_slice().iter().any(|a| matches!(a, sim::Action::Track { .. })), "{:?}", r.actions);
+        assert_eq!((r.actions.output(), r.frame_start()), (Some(0), 4), "{:?}", r.actions);
+        assert_eq!(f[4..], want[..]);
     }
 
     #[test]

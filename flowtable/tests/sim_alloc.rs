@@ -1,7 +1,7 @@
 //! Proof that the simulation and `apply` allocate nothing: a counting allocator (the
 //! `allocation-counter` crate's, so no `unsafe` here) watches forwarding, ICMP errors, replies,
-//! neighbour misses and learning, and the cached path (`apply`, and `apply_into`, which must agree
-//! with it: same result, same frame).
+//! neighbour misses and learning, priority-tagged frames (routed untagged), and the
+//! cached path (`apply`, and `apply_into`, which must agree with it: same result, same frame).
 
 use core::net::IpAddr;
 
@@ -27,15 +27,22 @@ fn frames() -> Vec<Vec<u8>> {
         ip.fill_checksum();
         f
     };
+    // ARP request for 192.0.2.1 from 192.0.2.7.
+    let arp = hex("ffffffffffff0200aa000001080600010800060400010200aa000001c0000207000000000000c0000201");
     vec![
-        udp([10, 0, 0, 5], 64),  // forwarded
-        udp([10, 0, 0, 99], 64), // neighbour miss: ARP request
-        udp([10, 0, 0, 5], 1),   // time exceeded
-        udp([8, 8, 8, 8], 64),   // net unreachable
-        udp([192, 0, 2, 1], 64), // to the router
-        // ARP request for 192.0.2.1 from 192.0.2.7.
-        hex("ffffffffffff0200aa000001080600010800060400010200aa000001c0000207000000000000c0000201"),
+        udp([10, 0, 0, 5], 64),                   // forwarded
+        udp([10, 0, 0, 99], 64),                  // neighbour miss: ARP request
+        udp([10, 0, 0, 5], 1),                    // time exceeded
+        udp([8, 8, 8, 8], 64),                    // net unreachable
+        udp([192, 0, 2, 1], 64),                  // to the router
+        priority_tagged(&udp([10, 0, 0, 5], 64)), // forwarded without its tag
+        arp,
     ]
+}
+
+/// `frame` with an 802.1Q priority tag (PCP 5, VID 0).
+fn priority_tagged(frame: &[u8]) -> Vec<u8> {
+    [&frame[..12], &[0x81, 0x00, 0xa0, 0x00], &frame[12..]].concat()
 }
 
 #[test]
@@ -93,8 +100,10 @@ fn assert_same(
     outer: &Outer,
 ) {
     match (applied, into) {
-        (Ok(o), Ok(Applied::Local(port))) => assert_eq!(o, Output::local(port)),
-        (Ok(o), Ok(Applied::Encap(port))) => assert_eq!(o, Output { dpdk_port: port, outer: *outer }),
+        (Ok(o), Ok(Applied::Local(port) | Applied::LocalUntagged(port))) => assert_eq!(o, Output::local(port)),
+        (Ok(o), Ok(Applied::Encap(port) | Applied::EncapUntagged(port))) => {
+            assert_eq!(o, Output { dpdk_port: port, outer: *outer })
+        }
         (Err(a), Err(b)) => assert_eq!(a, b),
         (a, b) => panic!("apply {a:?}, apply_into {b:?}"),
     }
@@ -228,7 +237,8 @@ fn tunnel_paths_do_not_allocate() {
         0,
     );
     state.neighbours.learn(rb, "10.0.0.5".parse::<IpAddr>().unwrap(), EthernetAddress([2, 0xcc, 0, 0, 0, 0xa]), 0);
-    let frames: Vec<(u16, Vec<u8>)> = vec![(5, tunnelled), (0, down.clone()), (5, arp), (0, down)];
+    let tagged = [&down[..12], &[0x81, 0x00, 0xa0, 0x00], &down[12..]].concat();
+    let frames: Vec<(u16, Vec<u8>)> = vec![(5, tunnelled), (0, down.clone()), (5, arp), (0, down), (0, tagged)];
     let mut work = frames.clone();
     let mut out = [0u8; 1514];
     let mut after_apply = [0u8; 1514];
@@ -248,12 +258,13 @@ fn tunnel_paths_do_not_allocate() {
                 let into = apply_into(&snap, &res.actions, &mut f[start..], &mut state, 2, &mut outer);
                 assert_same(applied, into, &outer);
                 assert_eq!(&after_apply[..f.len()], &f[..]);
-                encapsulated += usize::from(matches!(into, Ok(Applied::Encap(_))));
+                encapsulated += usize::from(matches!(into, Ok(a) if a.is_encap()));
                 // The compiled hop's way: the same headers written straight into a buffer.
-                if let (Ok(Applied::Encap(port)), Some(Action::Encap { port: remote, sport })) =
+                if let (Ok(applied), Some(Action::Encap { port: remote, sport })) =
                     (into, res.actions.as_slice().last().copied())
                 {
-                    let inner_len = f.len() - start;
+                    let port = applied.dpdk_port();
+                    let inner_len = f.len() - start - applied.frame_start();
                     let mut pending = PendingOuter::NONE;
                     let prepared = prepare_outer(&snap, &mut state, remote, sport, inner_len, 2, &mut pending);
                     assert_eq!(prepared, Ok(port));
@@ -274,6 +285,7 @@ fn tunnel_paths_do_not_allocate() {
             (Some(DropReason::NeighbourUnresolved), false, true), // to the VM: ARP on the underlay first
             (None, false, false),                                 // ARP reply in place
             (None, true, false),                                  // now encapsulated
+            (None, true, false),                                  // and so without its priority tag
         ]
     );
     assert!(state.neighbours.lookup(UNDERLAY_PORT, "192.168.7.11".parse::<IpAddr>().unwrap(), 1).is_some());

@@ -185,6 +185,14 @@ pub fn valid(frame: &[u8]) -> Headers {
     h
 }
 
+/// A frame received in an mbuf: [`Host::recv_mbufs`].
+#[derive(Debug)]
+pub struct ReceivedMbuf {
+    pub data: Vec<u8>,
+    pub pkt_len: u32,
+    pub headroom: u16,
+}
+
 pub struct Host<'p> {
     pub pool: &'p Mempool<'p>,
     pub tx: TxQueue<'p>,
@@ -221,6 +229,21 @@ impl Host<'_> {
             let mut b = Burst::new();
             self.rx.rx(&mut b);
             got.extend((0..b.len()).map(|i| b.data(i).to_vec()));
+        }
+        got
+    }
+
+    /// [`Host::recv`], each frame as its mbuf says: its bytes (`data_len` of them), `pkt_len`
+    /// and headroom (`data_off`), for a test of what the worker did to the mbuf itself.
+    pub fn recv_mbufs(&mut self, n: usize) -> Vec<ReceivedMbuf> {
+        let deadline = Instant::now() + ARRIVAL_LIMIT;
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            let mut b = Burst::new();
+            self.rx.rx(&mut b);
+            b.drain(|m| {
+                got.push(ReceivedMbuf { data: m.data().to_vec(), pkt_len: m.pkt_len(), headroom: m.headroom() })
+            });
         }
         got
     }

@@ -5,7 +5,7 @@ use core::fmt;
 use super::tunnel::{outer_header_cached, Outer};
 use super::CoreState;
 use crate::topology::{PortId, PortKind, Snapshot};
-use crate::wire::{EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, Ipv6Packet};
+use crate::wire::{pop_vlan_tag, EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, Ipv6Packet, VLAN_TAG_LEN};
 
 macro_rules! drop_reasons {
     ( $( $variant:ident => $name:literal, $desc:literal; )+ ) => {
@@ -66,7 +66,7 @@ drop_reasons! {
     TunnelMalformed => "tunnel_malformed", "a VXLAN or GRE packet to the underlay address with a bad tunnel header";
     NoHeadroom => "no_headroom", "no room in front of the frame's buffer for the outer headers (the mempool's headroom is below 50 bytes)";
     TunnelInnerVlan => "tunnel_inner_vlan", "a VXLAN packet whose inner frame carries a VLAN tag (RFC 7348 6.1: discarded; the VNI is the segment)";
-    TunnelTooBig => "tunnel_too_big", "larger than the underlay MTU once encapsulated, and not routed (a bridged frame, or a routed one still carrying its 802.1Q tag): nobody to answer, never fragmented";
+    TunnelTooBig => "tunnel_too_big", "larger than the underlay MTU once encapsulated, and not routed (a bridged frame: a routed one is checked against the tunnel's MTU and answered): nobody to answer, never fragmented";
     TunnelFragmented => "tunnel_fragmented", "a fragment of a VXLAN or GRE packet to the underlay address (never reassembled: the underlay's MTU must carry tunnelled packets whole)";
     UnknownTunnelKey => "unknown_tunnel_key", "a tunnelled packet whose key names no port bound on a remote host";
     TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on, or that came by the other encapsulation than that host's tunnel zone uses";
@@ -165,6 +165,16 @@ pub enum Action {
     AnswerError,
     /// Drop.
     Drop(DropReason),
+    /// Set the Ethernet destination and remove the frame's 802.1Q tag (a priority tag, VID 0:
+    /// router ports refuse any other, [`DropReason::VlanAtRouterPort`]): a router builds a new
+    /// layer-2 header, untagged, for what it forwards, and a VTEP discards a VXLAN inner frame
+    /// with a tag (RFC 7348 6.1). The MACs move [`VLAN_TAG_LEN`] bytes forward over the tag, so
+    /// the frame to send starts that much later in the buffer, and the actions after this one
+    /// see that frame ([`Actions::untags`], [`Applied::LocalUntagged`], ...): the caller drops
+    /// those bytes from the front (pmd: `rte_pktmbuf_adj`). One action with the destination, not
+    /// one of its own, so that the longest routed list (learning, both MACs, tracking) still fits
+    /// in [`MAX_ACTIONS`]; the last variant, so that the others keep their tags.
+    SetEthDstUntag(EthernetAddress),
 }
 
 /// Most actions an [`Actions`] list holds.
@@ -243,6 +253,11 @@ impl Actions {
             _ => None,
         })
     }
+
+    /// Whether the list removes the frame's 802.1Q tag ([`Action::SetEthDstUntag`]).
+    pub fn untags(&self) -> bool {
+        self.as_slice().iter().any(|a| matches!(a, Action::SetEthDstUntag(_)))
+    }
 }
 
 impl fmt::Debug for Actions {
@@ -278,7 +293,8 @@ impl Output {
 /// two the frame is unchanged up to the failing action's predecessors (only MAC rewrites come
 /// earlier), and the caller runs [`simulate`](super::simulate) on it, which answers with the ICMP
 /// error. A list without an output and without a drop (or with [`Action::Flood`], never cached)
-/// fails with [`DropReason::Malformed`].
+/// fails with [`DropReason::Malformed`]. A list that [`untags`](Actions::untags) leaves the frame
+/// to send [`VLAN_TAG_LEN`] bytes into `frame` (what is before it is no longer part of the frame).
 pub fn apply(
     snap: &Snapshot,
     actions: &Actions,
@@ -296,6 +312,35 @@ pub enum Applied {
     Local(u16),
     /// Out of this DPDK port (the underlay's), behind the outer headers written into `outer`.
     Encap(u16),
+    /// [`Applied::Local`] for a frame whose 802.1Q tag [`Action::SetEthDstUntag`] removed: it starts
+    /// [`VLAN_TAG_LEN`] bytes into the buffer.
+    LocalUntagged(u16),
+    /// [`Applied::Encap`] for a frame whose 802.1Q tag [`Action::SetEthDstUntag`] removed: it starts
+    /// [`VLAN_TAG_LEN`] bytes into the buffer, and the outer headers go in front of that.
+    EncapUntagged(u16),
+}
+
+impl Applied {
+    /// The DPDK port the frame goes out of.
+    pub const fn dpdk_port(self) -> u16 {
+        match self {
+            Applied::Local(p) | Applied::Encap(p) | Applied::LocalUntagged(p) | Applied::EncapUntagged(p) => p,
+        }
+    }
+
+    /// Whether the frame goes into a tunnel, behind outer headers.
+    pub const fn is_encap(self) -> bool {
+        matches!(self, Applied::Encap(_) | Applied::EncapUntagged(_))
+    }
+
+    /// Where the frame to send starts in the buffer the actions were applied to: after the
+    /// 802.1Q tag they removed, if any.
+    pub const fn frame_start(self) -> usize {
+        match self {
+            Applied::Local(_) | Applied::Encap(_) => 0,
+            Applied::LocalUntagged(_) | Applied::EncapUntagged(_) => VLAN_TAG_LEN,
+        }
+    }
 }
 
 /// [`apply`] for the fast path: the same checks, effects and errors, but the result is a port (and,
@@ -324,8 +369,8 @@ pub(super) fn execute(
     let mut outer = Outer::NONE;
     Ok(match run(snap, actions, frame, state, now, &mut outer)? {
         None => None,
-        Some(Applied::Local(dpdk_port)) => Some(Output::local(dpdk_port)),
-        Some(Applied::Encap(dpdk_port)) => Some(Output { dpdk_port, outer }),
+        Some(Applied::Local(dpdk_port) | Applied::LocalUntagged(dpdk_port)) => Some(Output::local(dpdk_port)),
+        Some(Applied::Encap(dpdk_port) | Applied::EncapUntagged(dpdk_port)) => Some(Output { dpdk_port, outer }),
     })
 }
 
@@ -340,22 +385,42 @@ fn run(
     now: u64,
     outer: &mut Outer,
 ) -> Result<Option<Applied>, DropReason> {
-    // The outer headers depend only on the length, which no action changes: build them first, so
-    // an unresolved underlay leaves the frame untouched for the simulation that asks for it.
+    // The outer headers depend only on the length, which only `SetEthDstUntag` changes: build
+    // them first, so an unresolved underlay leaves the frame untouched for the simulation that
+    // asks for it.
     let encap = match actions.as_slice().last() {
         Some(&Action::Encap { port, sport }) => {
-            let (dpdk_port, headers) = outer_header_cached(snap, state, port, sport, frame.len(), now)?;
+            let built = outer_header_cached(snap, state, port, sport, frame.len(), now);
+            let (dpdk_port, headers) = built
+                .or_else(|reason| untagged_outer(snap, actions, state, (port, sport), frame.len(), now, reason))?;
             *outer = headers;
             Some(dpdk_port)
         }
         _ => None,
     };
-    // Checked once, not per action: no action changes the Ethernet header's length, the ethertype
-    // or the IP lengths. The IP header is looked for only when an action needs it (a bridged
-    // frame may not be IP).
+    interpret::<false>(snap, actions.as_slice(), frame, state, now, encap, outer)
+}
+
+/// [`run`]'s loop over `actions`, with the outer headers built (`encap`: the underlay DPDK port,
+/// when the list ends in [`Action::Encap`]). `UNTAGGED`: an [`Action::SetEthDstUntag`] before
+/// these removed the tag, and `frame` starts after it.
+#[inline(always)]
+fn interpret<const UNTAGGED: bool>(
+    snap: &Snapshot,
+    actions: &[Action],
+    frame: &mut [u8],
+    state: &mut CoreState,
+    now: u64,
+    encap: Option<u16>,
+    outer: &mut Outer,
+) -> Result<Option<Applied>, DropReason> {
+    // Checked once, not per action: no action changes the Ethernet header's length
+    // (`SetEthDstUntag` runs the rest of the list on the frame it leaves), the ethertype or the
+    // IP lengths. The IP header is looked for only when an action needs it (a bridged frame may
+    // not be IP).
     let eth_ok = EthernetFrame::new_checked(&*frame).is_ok();
     let mut ip = None;
-    for action in actions.as_slice() {
+    for action in actions {
         match *action {
             Action::Nop | Action::Reply(_) | Action::AnswerError => {}
             Action::Learn(port) => learn(snap, port, frame, state, now),
@@ -378,13 +443,71 @@ fn run(
                     return Err(DropReason::TooBig);
                 }
             }
+            // A keyed frame has at most one tag.
+            Action::SetEthDstUntag(_) if UNTAGGED => return Err(DropReason::Malformed),
+            Action::SetEthDstUntag(mac) => {
+                eth(frame, eth_ok)?.set_dst_addr(mac);
+                return untag_then(snap, actions, frame, state, now, encap, outer);
+            }
             Action::Flood => return Ok(None),
+            Action::Output(dpdk_port) if UNTAGGED => return Ok(Some(Applied::LocalUntagged(dpdk_port))),
             Action::Output(dpdk_port) => return Ok(Some(Applied::Local(dpdk_port))),
+            Action::Encap { .. } if UNTAGGED => {
+                return encap.map(|p| Some(Applied::EncapUntagged(p))).ok_or(DropReason::Malformed)
+            }
             Action::Encap { .. } => return encap.map(|p| Some(Applied::Encap(p))).ok_or(DropReason::Malformed),
             Action::Drop(reason) => return Err(reason),
         }
     }
     Err(DropReason::Malformed)
+}
+
+/// The rest of the first [`Action::SetEthDstUntag`] of `actions`: moves the MACs over the
+/// frame's 802.1Q tag, then runs the actions after it on the untagged frame, [`VLAN_TAG_LEN`]
+/// bytes into `frame`. Out of line: only a priority-tagged frame a router forwards comes here, so
+/// other frames' hits pay nothing (the loop does not even keep its place for it).
+#[cold]
+#[inline(never)]
+fn untag_then(
+    snap: &Snapshot,
+    actions: &[Action],
+    frame: &mut [u8],
+    state: &mut CoreState,
+    now: u64,
+    encap: Option<u16>,
+    outer: &mut Outer,
+) -> Result<Option<Applied>, DropReason> {
+    let at = actions.iter().position(|a| matches!(a, Action::SetEthDstUntag(_)));
+    let rest = at.and_then(|at| actions.get(at + 1..)).unwrap_or_default();
+    if pop_vlan_tag(frame) != Ok(VLAN_TAG_LEN) {
+        return Err(DropReason::Malformed);
+    }
+    let frame = frame.get_mut(VLAN_TAG_LEN..).ok_or(DropReason::Malformed)?;
+    // The outer headers were built for the frame with its tag: its lengths, 4 bytes shorter now.
+    if let (Some(_), Some(&Action::Encap { port, sport })) = (encap, rest.last()) {
+        *outer = outer_header_cached(snap, state, port, sport, frame.len(), now)?.1;
+    }
+    interpret::<true>(snap, rest, frame, state, now, encap, outer)
+}
+
+/// [`run`]'s outer headers when [`outer_header_cached`] refused the frame as it came with
+/// `reason`: a frame too big for the tunnel ([`DropReason::TunnelTooBig`]) with an 802.1Q tag the
+/// list removes may fit without. Out of line, like [`untag_then`].
+#[cold]
+#[inline(never)]
+fn untagged_outer(
+    snap: &Snapshot,
+    actions: &Actions,
+    state: &mut CoreState,
+    (port, sport): (PortId, u16),
+    frame_len: usize,
+    now: u64,
+    reason: DropReason,
+) -> Result<(u16, Outer), DropReason> {
+    if reason != DropReason::TunnelTooBig || !actions.untags() {
+        return Err(reason);
+    }
+    outer_header_cached(snap, state, port, sport, frame_len.saturating_sub(VLAN_TAG_LEN), now)
 }
 
 /// Whether a bridge learns `mac` as a source: unicast and not all zeros.

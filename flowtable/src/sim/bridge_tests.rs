@@ -317,6 +317,27 @@ fn bridges_forward_source_routed_packets_and_the_router_behind_drops_them() {
     assert_eq!(f, orig);
 }
 
+/// A bridge is a layer-2 device: it forwards a frame as it came, 802.1Q tag and all (a priority
+/// tag or a VLAN's: it is VLAN-unaware), simulated or from the cache. Only a router writes a new
+/// layer-2 header, untagged.
+#[test]
+fn a_bridge_forwards_tagged_frames_with_their_tag() {
+    use super::tests::{sent_through_cache, with_tag};
+    use crate::flow::{FlowCache, FlowCacheConfig, FlowHasher};
+    let Net { b, bridge, b2, .. } = topo();
+    let snap = b.build().unwrap();
+    let mut st = state();
+    st.macs.learn(bridge, VM_B, b2, 0);
+    let mut cache = FlowCache::new(&FlowCacheConfig { capacity: 64, ..FlowCacheConfig::default() }, FlowHasher::new(1));
+    for tci in [5 << 13, 0, 42] {
+        let f = with_tag(&l2(VM_A, VM_B), tci);
+        for round in 0..2 {
+            let got = sent_through_cache(&mut cache, &snap, &mut st, IngressPoint::Local(1), &f);
+            assert_eq!(got, (Ok((2, f.clone())), round == 1), "TCI {tci:#06x}, round {round}");
+        }
+    }
+}
+
 /// A VM's frame in a VLAN reaches the router port behind the bridge (the bridge is VLAN-unaware
 /// and passes it) and goes no further: routed, it would leave its VLAN.
 #[test]
@@ -383,6 +404,26 @@ fn uplink_to_vm_resolves_on_the_bridge_then_unicasts() {
     let r = sim(&snap, &mut st, 0, &mut f, 7, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::TtlExpired));
     assert_eq!(r.generated.unwrap().legs, Legs::one(Leg::Local(0)));
+}
+
+/// A routed frame a bridge floods (the router knows the VM's MAC, the bridge not where it is) is
+/// the router's output all the same: a priority-tagged one goes out of every leg untagged, as the
+/// same frame without the tag does.
+#[test]
+fn a_routed_flood_of_a_priority_tagged_frame_is_untagged() {
+    let Net { b, rb, .. } = topo();
+    let snap = b.build().unwrap();
+    let mut st = state();
+    st.neighbours.learn(rb, "10.0.0.5".parse().unwrap(), VM_A, 0);
+    let mut out = [0u8; 1514];
+    let plain = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 64);
+    let mut want = plain.clone();
+    let w = sim(&snap, &mut st, 0, &mut want, 5, &mut out);
+    assert_eq!((locals(&w.flood), w.frame_start()), (vec![1, 2, 3], 0), "{w:?}");
+    let mut f = super::tests::with_tag(&plain, 5 << 13);
+    let r = sim(&snap, &mut st, 0, &mut f, 5, &mut out);
+    assert_eq!((locals(&r.flood), r.frame_start()), (vec![1, 2, 3], 4), "{r:?}");
+    assert_eq!(f[4..], want[..]);
 }
 
 #[test]

@@ -4,7 +4,10 @@
 //! hops off the TTL, check the egress MTU, send out of a port or into a tunnel. Interpreting that as
 //! an [`Actions`] list costs a dispatch per action and re-derives the IP header twice; compiled at
 //! install time into a [`Hop`] it is two checks and two writes. Everything else (MAC learning,
-//! connection tracking, drops, several TTL or MTU checks) stays a list for the interpreter.
+//! connection tracking, drops, several TTL or MTU checks) stays a list for the interpreter. A hop
+//! that also removes a priority tag (a routed tagged frame: [`Action::SetEthDstUntag`]) is a
+//! variant of its own, [`CachedActions::UntagHop`], which writes the MACs over the tag; the
+//! untagged hops check nothing for it.
 //!
 //! A hop is compiled for the flow key it is installed under, and that key fixes where the IP
 //! header is (after a tag or not, IPv4 or IPv6) and that its lengths hold: every frame that parses
@@ -20,6 +23,7 @@ use super::tunnel::{prepare_outer, ready_outer, Outer, PendingOuter, ReadyOuter}
 use super::{apply_into, Action, Actions, Applied, CoreState, DropReason};
 use crate::flow::FlowKey;
 use crate::topology::{PortId, Snapshot};
+use crate::wire::VLAN_TAG_LEN;
 
 /// What a flow-cache entry holds: a compiled hop, or the list the interpreter runs.
 ///
@@ -37,6 +41,11 @@ pub enum CachedActions {
     Hop(Hop),
     /// Anything else, as the simulation produced it.
     List(Actions),
+    /// A hop that also removes the frame's 802.1Q tag ([`Action::SetEthDstUntag`]: a routed
+    /// priority-tagged frame), its MACs written after the tag: [`Hop::apply_untagging`]. A
+    /// variant of its own, so that the other shapes' hits check nothing more; the last, so that
+    /// they keep their tags.
+    UntagHop(Hop),
 }
 
 impl Default for CachedActions {
@@ -56,7 +65,11 @@ impl CachedActions {
                 (None, Some(tunnelled)) => CachedActions::Tunnelled(tunnelled),
                 (None, None) => CachedActions::Hop(hop),
             },
-            None => CachedActions::List(*actions),
+            // Only a tagged frame's list may remove the tag: the others are not asked.
+            None => match key.vlan().and_then(|_| Hop::compile_untagging(actions, key)) {
+                Some(hop) => CachedActions::UntagHop(hop),
+                None => CachedActions::List(*actions),
+            },
         }
     }
 
@@ -87,6 +100,14 @@ impl CachedActions {
                 applied
             }
             CachedActions::List(list) => apply_into(snap, list, frame, state, now, outer),
+            CachedActions::UntagHop(hop) => {
+                let mut pending = PendingOuter::NONE;
+                let applied = hop.apply_untagging(snap, frame, state, now, &mut pending);
+                if let Ok(Applied::EncapUntagged(_)) = applied {
+                    *outer = pending.to_outer(state);
+                }
+                applied
+            }
         }
     }
 }
@@ -112,7 +133,9 @@ pub struct Hop {
 impl Hop {
     /// The hop `actions` amounts to for frames with `key`, or `None` when the list has another
     /// shape (at most one `DecTtl` and one `CheckMtu`, both MACs or neither, then `Output` or
-    /// `Encap`), or checks an IP header that the key says is not there.
+    /// `Encap`), or checks an IP header that the key says is not there. Inlined into both its
+    /// callers, so that [`CachedActions::compile`] stays one function (a call costs every new flow).
+    #[inline(always)]
     fn compile(actions: &Actions, key: &FlowKey) -> Option<Hop> {
         let (mut src, mut dst) = (None, None);
         let (mut ttl, mut mtu, mut mtu_first) = (None, None, false);
@@ -161,6 +184,28 @@ impl Hop {
         None
     }
 
+    /// The hop of a [`CachedActions::UntagHop`]: `actions` for a tagged `key` whose one
+    /// [`Action::SetEthDstUntag`] would be a hop with a [`Action::SetEthDst`] instead, both MACs
+    /// rewritten. The hop writes the MACs after the tag, where the list's writes land whether
+    /// they come before the tag's removal or after it. Out of line: only the lists that are not
+    /// hops, of tagged frames, are asked.
+    #[cold]
+    #[inline(never)]
+    fn compile_untagging(actions: &Actions, key: &FlowKey) -> Option<Hop> {
+        let mut plain = Actions::new();
+        let mut untags = 0;
+        for &action in actions.as_slice() {
+            plain.push(match action {
+                Action::SetEthDstUntag(mac) => {
+                    untags += 1;
+                    Action::SetEthDst(mac)
+                }
+                other => other,
+            });
+        }
+        Hop::compile(&plain, key).filter(|hop| untags == 1 && hop.rewrite_macs)
+    }
+
     /// The hop as a [`Routed`] one, when it is that shape: out of a local port, both MACs
     /// rewritten, hops taken off the TTL.
     fn routed(&self) -> Option<Routed> {
@@ -195,9 +240,42 @@ impl Hop {
         now: u64,
         outer: &mut PendingOuter,
     ) -> Result<Applied, DropReason> {
-        // The list builds the outer headers before anything else too (they depend on the length only).
+        self.apply_as::<false>(snap, frame, state, now, outer)
+    }
+
+    /// [`Hop::apply`] for a [`CachedActions::UntagHop`]: the MACs are written [`VLAN_TAG_LEN`]
+    /// bytes on, over the tag, where the untagged frame starts ([`Applied::LocalUntagged`],
+    /// [`Applied::EncapUntagged`]; the bytes before it are left as they were).
+    #[inline(never)]
+    pub fn apply_untagging(
+        &self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        state: &mut CoreState,
+        now: u64,
+        outer: &mut PendingOuter,
+    ) -> Result<Applied, DropReason> {
+        self.apply_as::<true>(snap, frame, state, now, outer)
+    }
+
+    #[inline(always)]
+    fn apply_as<const UNTAG: bool>(
+        &self,
+        snap: &Snapshot,
+        frame: &mut [u8],
+        state: &mut CoreState,
+        now: u64,
+        outer: &mut PendingOuter,
+    ) -> Result<Applied, DropReason> {
+        // The list builds the outer headers before anything else too (they depend on the length
+        // only: that of the frame it sends, without the tag).
         let applied = match self.egress {
+            Egress::Local(port) if UNTAG => Applied::LocalUntagged(port),
             Egress::Local(port) => Applied::Local(port),
+            Egress::Encap { port, sport } if UNTAG => {
+                let len = frame.len().saturating_sub(VLAN_TAG_LEN);
+                Applied::EncapUntagged(prepare_outer(snap, state, port, sport, len, now, outer)?)
+            }
             Egress::Encap { port, sport } => {
                 Applied::Encap(prepare_outer(snap, state, port, sport, frame.len(), now, outer)?)
             }
@@ -205,7 +283,13 @@ impl Hop {
         if self.ip.offset != 0 {
             self.ip.apply(frame)?;
         }
-        if self.rewrite_macs {
+        if UNTAG {
+            // Compiled only with both MACs, for a tagged key: the whole tagged header is there.
+            let Some(macs) = frame.get_mut(VLAN_TAG_LEN..VLAN_TAG_LEN + 12) else {
+                return Err(DropReason::Malformed);
+            };
+            macs.copy_from_slice(&self.macs);
+        } else if self.rewrite_macs {
             // A keyed frame has a whole Ethernet header (the parser checked it).
             let Some(macs) = frame.first_chunk_mut::<12>() else {
                 return Err(DropReason::Malformed);

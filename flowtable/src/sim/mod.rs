@@ -121,7 +121,9 @@
 //! entered and the address of the port it entered the current router through as source (what
 //! traceroute expects); the return path's chains, routes and bridges are not simulated. Generated
 //! frames carry no VLAN tag. Router ports are untagged: a frame with a VLAN ID is dropped there
-//! ([`DropReason::VlanAtRouterPort`]); a priority-tagged one (VID 0) is routed with its tag. A routed packet flooded by a bridge (its next hop's MAC aged out) is
+//! ([`DropReason::VlanAtRouterPort`]); a priority-tagged one (VID 0) is routed and leaves
+//! untagged ([`Action::SetEthDstUntag`]: the frame to send then starts after the tag,
+//! [`SimResult::frame_start`]); a bridge forwards a tag as it came. A routed packet flooded by a bridge (its next hop's MAC aged out) is
 //! not delivered to router ports on that bridge. An ARP request / NS a router sends onto a bridge
 //! goes to the bridge's exterior ports without their chains. Tunnels are IPv4 outside (inner
 //! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
@@ -166,7 +168,7 @@ use crate::topology::{
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
     Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
-    Ipv4Fields, Ipv4OptionsClass, Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4,
+    Ipv4Fields, Ipv4OptionsClass, Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4, VLAN_TAG_LEN,
 };
 
 /// Most routers a packet crosses before the simulation calls it a loop.
@@ -381,6 +383,13 @@ impl SimResult {
     fn uncached_drop(mut self, reason: DropReason) -> SimResult {
         self.cacheable = false;
         self.drop(reason)
+    }
+
+    /// Where the frame to send starts in the buffer [`simulate`] was given: after the tunnel's
+    /// outer headers ([`SimResult::decap_len`]) and the 802.1Q tag a router removed
+    /// ([`Action::SetEthDstUntag`], [`Actions::untags`]). The caller drops what is before it.
+    pub fn frame_start(&self) -> usize {
+        self.decap_len + if self.actions.untags() { VLAN_TAG_LEN } else { 0 }
     }
 }
 
@@ -1009,7 +1018,7 @@ impl<'a> Walk<'a, '_> {
         if let Some(answered) = mtu.and_then(|mtu| self.over_mtu(&r, mtu, frame, h)) {
             return answered;
         }
-        let mut actions = self.pending_actions(mtu, conntrack::port_zone(self.snap, in_port));
+        let mut actions = self.pending_actions(h, mtu, conntrack::port_zone(self.snap, in_port));
         actions.push(Action::Flood);
         if let Err(reason) = execute(self.snap, &actions, frame, self.state, self.now) {
             return r.drop(reason);
@@ -1059,9 +1068,9 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    /// The actions the walk so far implies, up to (not including) the output, for a frame leaving
-    /// through a port with `mtu` (none: not checked).
-    fn pending_actions(&self, mtu: Option<u16>, egress_zone: Option<u32>) -> Actions {
+    /// The actions the walk so far implies, up to (not including) the output, for frame `h`
+    /// leaving through a port with `mtu` (none: not checked).
+    fn pending_actions(&self, h: &Headers, mtu: Option<u16>, egress_zone: Option<u32>) -> Actions {
         let p = self.pending;
         let mut actions = Actions::new();
         if let Some(port) = p.learn {
@@ -1077,7 +1086,10 @@ impl<'a> Walk<'a, '_> {
             actions.push(Action::SetEthSrc(mac));
         }
         if let Some(mac) = p.eth_dst {
-            actions.push(Action::SetEthDst(mac));
+            // A router writes a new layer-2 header, untagged like its ports; a bridge alone
+            // changes nothing (a VLAN-unaware bridge forwards a tag as it came).
+            let untag = p.hops > 0 && h.vlan.is_some();
+            actions.push(if untag { Action::SetEthDstUntag(mac) } else { Action::SetEthDst(mac) });
         }
         // Last before the output, so a failed check above records no connection.
         if let (true, false, Some(key), Some(egress)) =
@@ -1102,7 +1114,7 @@ impl<'a> Walk<'a, '_> {
         if let Some(answered) = self.over_mtu(&r, mtu, frame, h) {
             return answered;
         }
-        let mut actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, port));
+        let mut actions = self.pending_actions(h, Some(mtu), conntrack::port_zone(self.snap, port));
         actions.push(Action::Encap { port, sport: self.sport });
         match execute(self.snap, &actions, frame, self.state, self.now) {
             Ok(Some(output)) => {
@@ -1124,7 +1136,7 @@ impl<'a> Walk<'a, '_> {
             return answered;
         }
         let mut r = r;
-        r.actions = self.pending_actions(Some(mtu), conntrack::port_zone(self.snap, egress));
+        r.actions = self.pending_actions(h, Some(mtu), conntrack::port_zone(self.snap, egress));
         r.actions.push(Action::Output(dpdk_port));
         if let Err(reason) = apply(self.snap, &r.actions, frame, self.state, self.now) {
             return r.uncached_drop(reason);

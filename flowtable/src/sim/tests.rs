@@ -561,7 +561,8 @@ pub(super) fn with_tag(frame: &[u8], tci: u16) -> Vec<u8> {
 
 /// Router ports are untagged: a frame of a VLAN is neither routed out of its VLAN nor answered
 /// (a cached drop: the tag is in the key); a priority-tagged frame (VID 0) carries no VLAN and is
-/// routed like an untagged one, keeping its tag and so its priority.
+/// routed like an untagged one, and leaves like it, untagged (the router writes a new layer-2
+/// header).
 #[test]
 fn frames_of_a_vlan_are_not_routed_and_priority_tagged_ones_are() {
     let snap = topo().b.build().unwrap();
@@ -580,13 +581,80 @@ fn frames_of_a_vlan_are_not_routed_and_priority_tagged_ones_are() {
     assert!(r.generated.is_none());
     assert_eq!(st.neighbours.lookup(PortId(0), ip("192.0.2.7"), 10), None, "nothing learned from another VLAN");
 
-    let mut f = with_tag(&udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), 5 << 13);
+    let plain = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20);
+    let mut f = with_tag(&plain, 5 << 13);
+    assert_eq!(Headers::parse(&f).unwrap().vlan, Some(VlanTag { pcp: 5, dei: false, vid: 0 }));
     let r = run(&snap, &mut st, 0, &mut f, &mut out);
     assert_eq!(r.actions.output(), Some(2), "{r:?}");
-    let h = valid(&f);
-    assert_eq!(h.vlan, Some(VlanTag { pcp: 5, dei: false, vid: 0 }));
+    assert_eq!(r.frame_start(), 4, "{r:?}");
+    let h = valid(&f[4..]);
+    assert_eq!(h.vlan, None);
     assert_eq!((h.eth_src, h.eth_dst), (mac(5), VM));
     assert!(matches!(h.l3, L3::Ipv4(fields) if fields.ttl == 62));
+    let mut routed = plain;
+    run(&snap, &mut st, 0, &mut routed, &mut out);
+    assert_eq!(f[4..], routed[..], "as the frame without the tag is routed");
+}
+
+/// A router writes a new layer-2 header for what it forwards, untagged like its ports: a
+/// priority-tagged frame (whatever its priority and DEI bits) leaves exactly as the same frame
+/// without the tag does (MACs, TTL, checksums: the bytes), 4 bytes shorter, IPv4 and IPv6, on
+/// its first packet (simulated) and on cache hits (a hop of its own, writing the MACs over the
+/// tag).
+#[test]
+fn a_priority_tagged_frame_leaves_a_router_untagged() {
+    let snap = topo().b.build().unwrap();
+    let config = FlowCacheConfig { capacity: 64, ..FlowCacheConfig::default() };
+    let v4 = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20);
+    let v6 = udp6("2001:db8:1::7", "2001:db8:2::5", 64, 20);
+    for plain in [v4, v6] {
+        let mut st = state();
+        let mut cache = FlowCache::new(&config, FlowHasher::new(1));
+        let (want, hit) = sent_through_cache(&mut cache, &snap, &mut st, IngressPoint::Local(0), &plain);
+        assert!(!hit);
+        let (port, want) = want.unwrap();
+        assert_eq!((port, want.len()), (2, plain.len()));
+        let h = valid(&want);
+        assert_eq!((h.vlan, h.eth_src, h.eth_dst), (None, mac(5), VM));
+        assert!(matches!(h.l3, L3::Ipv4(f) if f.ttl == 62) || matches!(h.l3, L3::Ipv6(f) if f.hop_limit == 62));
+        // PCP 5; PCP 0 (a tag with nothing in it but itself); PCP 7 with DEI.
+        for tci in [5 << 13, 0, 7 << 13 | 0x1000] {
+            let tagged = with_tag(&plain, tci);
+            for round in 0..2 {
+                let got = sent_through_cache(&mut cache, &snap, &mut st, IngressPoint::Local(0), &tagged);
+                assert_eq!(got, (Ok((2, want.clone())), round == 1), "TCI {tci:#06x}, round {round}");
+            }
+            let key = FlowKey::from_frame(0, &tagged).unwrap();
+            let cached = cache.lookup(&key, 10, 0).copied();
+            assert!(matches!(cached, Some(CachedActions::UntagHop(_))), "{cached:?}");
+        }
+    }
+}
+
+/// The flow key tells a tagged frame from an untagged one (its tag flag, and the compact form
+/// only for untagged IPv4), so the flow cached for one never runs on the other, whose IP header
+/// is 4 bytes further on: each misses the other's flow and is routed right, in either order,
+/// IPv4 and IPv6 (whose keys differ by the tag flag alone when the tag is all zeros).
+#[test]
+fn cached_flows_keep_tagged_and_untagged_frames_apart() {
+    let snap = topo().b.build().unwrap();
+    let config = FlowCacheConfig { capacity: 64, ..FlowCacheConfig::default() };
+    let v4 = udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20);
+    let v6 = udp6("2001:db8:1::7", "2001:db8:2::5", 64, 20);
+    for plain in [v4, v6] {
+        let tagged = with_tag(&plain, 0);
+        let mut want = plain.clone();
+        run(&snap, &mut state(), 0, &mut want, &mut [0u8; 1514]);
+        for (first, second) in [(&plain, &tagged), (&tagged, &plain)] {
+            let mut cache = FlowCache::new(&config, FlowHasher::new(1));
+            let mut st = state();
+            let mut send = |f: &Vec<u8>| sent_through_cache(&mut cache, &snap, &mut st, IngressPoint::Local(0), f);
+            assert_eq!(send(first), (Ok((2, want.clone())), false));
+            assert_eq!(send(second), (Ok((2, want.clone())), false), "a miss: the other one's flow");
+            assert_eq!(send(first), (Ok((2, want.clone())), true));
+            assert_eq!(send(second), (Ok((2, want.clone())), true));
+        }
+    }
 }
 
 #[test]
@@ -1598,17 +1666,42 @@ fn through_cache(
     st: &mut CoreState,
     frame: &mut [u8],
 ) -> (Result<u16, DropReason>, bool) {
-    let key = FlowKey::from_frame(0, frame).unwrap();
+    let (sent, hit) = sent_through_cache(cache, snap, st, IngressPoint::Local(0), frame);
+    (sent.map(|(port, _)| port), hit)
+}
+
+/// [`through_cache`] for a frame that entered at `ingress` (a tunnel's: the inner frame, as
+/// decapsulated), giving the DPDK port it left by (the underlay's for a tunnel) and the bytes
+/// sent: the outer headers, then the frame from where it starts (after an 802.1Q tag a router
+/// removed), as pmd sends them.
+pub(super) fn sent_through_cache(
+    cache: &mut FlowCache<CachedActions>,
+    snap: &Snapshot,
+    st: &mut CoreState,
+    ingress: IngressPoint,
+    frame: &[u8],
+) -> (Result<(u16, Vec<u8>), DropReason>, bool) {
+    let mut frame = frame.to_vec();
+    let key = FlowKey::from_frame(ingress.flow_id(), &frame).unwrap();
     if let Some(cached) = cache.lookup(&key, 10, frame.len() as u32).copied() {
         let mut outer = Outer::NONE;
-        let applied = cached.apply(snap, frame, st, 10, &mut outer);
-        return (applied.map(|a| if let Applied::Local(p) = a { p } else { panic!("{a:?}") }), true);
+        let sent = cached.apply(snap, &mut frame, st, 10, &mut outer).map(|a| {
+            let outer = if a.is_encap() { outer.as_bytes() } else { &[] };
+            (a.dpdk_port(), [outer, &frame[a.frame_start()..]].concat())
+        });
+        return (sent, true);
     }
-    let r = run(snap, st, 0, frame, &mut [0u8; 1514]);
+    let r = simulate_from(snap, ingress, &mut frame, st, 10, &mut [0u8; 1514]);
     if r.cacheable {
         cache.insert(&key, CachedActions::compile(&r.actions, &key), &TagSet::new(), 10);
     }
-    (r.actions.drop_reason().map_or_else(|| Ok(r.actions.output().unwrap()), Err), false)
+    let port = r.actions.output().or_else(|| r.actions.encap().and(snap.underlay().map(|u| u.dpdk_port)));
+    let sent = match (r.actions.drop_reason(), port) {
+        (Some(reason), _) => Err(reason),
+        (None, Some(port)) => Ok((port, [r.outer.as_bytes(), &frame[r.frame_start()..]].concat())),
+        (None, None) => panic!("neither sent nor dropped: {r:?}"),
+    };
+    (sent, false)
 }
 
 /// A flow installed by a packet without options never carries a source-routed packet of the same

@@ -555,6 +555,103 @@ fn underlay_arp_is_answered_learned_and_asked() {
     assert_eq!(r.actions.encap(), Some(n.vm1));
 }
 
+/// A routed priority-tagged frame enters the tunnel untagged, as a router's output is (RFC 7348
+/// 6.1: the compute host's VTEP would discard an inner frame with a tag, as this gateway's own
+/// decapsulation does): what goes on the wire, outer headers included, is what the same frame
+/// without the tag gives, on the first packet and on hits. The tunnel's MTU counts the frame
+/// without its tag: 1450 bytes of IP fill a 1500-byte underlay to the byte (with the tag they
+/// would be 1504, too big), 1451 are answered "fragmentation needed" with 1450.
+#[test]
+fn a_routed_priority_tagged_frame_enters_the_tunnel_untagged() {
+    use super::tests::{sent_through_cache, with_tag};
+    use crate::flow::{FlowCache, FlowCacheConfig, FlowHasher};
+    let n = topo();
+    let config = FlowCacheConfig { capacity: 64, ..FlowCacheConfig::default() };
+    for ip_len in [60, 1450] {
+        let mut st = state(&n);
+        st.set_mtu(UNDERLAY_DPDK, 1500);
+        let mut cache = FlowCache::new(&config, FlowHasher::new(1));
+        let plain = udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1234, ip_len - 28);
+        let (want, _) = sent_through_cache(&mut cache, &n.snap, &mut st, IngressPoint::Local(0), &plain);
+        let (port, want) = want.unwrap();
+        assert_eq!((port, want.len()), (UNDERLAY_DPDK, 50 + plain.len()));
+        let outer = Headers::parse(&want).unwrap();
+        outer.verify_checksums(&want).unwrap();
+        assert_eq!(usize::from(Ipv4Packet::new_checked(&want[14..]).unwrap().total_len()), 36 + plain.len());
+        let inner = Headers::parse(&want[50..]).unwrap();
+        inner.verify_checksums(&want[50..]).unwrap();
+        assert_eq!((inner.vlan, inner.eth_src, inner.eth_dst), (None, RB_MAC, VM_A));
+        let tagged = with_tag(&plain, 5 << 13);
+        for round in 0..2 {
+            let got = sent_through_cache(&mut cache, &n.snap, &mut st, IngressPoint::Local(0), &tagged);
+            assert_eq!(got, (Ok((UNDERLAY_DPDK, want.clone())), round == 1), "IP {ip_len}, round {round}");
+        }
+        let key = FlowKey::from_frame(0, &tagged).unwrap();
+        assert!(matches!(cache.lookup(&key, 10, 0), Some(CachedActions::UntagHop(_))));
+        // The interpreter of the list the hop came from sends the same.
+        let mut f = tagged.clone();
+        let r = simulate(&n.snap, 0, &mut f, &mut st, 10, &mut [0u8; 1514]);
+        let mut g = tagged.clone();
+        let mut o = Outer::NONE;
+        let applied = apply_into(&n.snap, &r.actions, &mut g, &mut st, 10, &mut o);
+        assert_eq!(applied, Ok(Applied::EncapUntagged(UNDERLAY_DPDK)));
+        assert_eq!([o.as_bytes(), &g[4..]].concat(), want);
+    }
+    let mut st = state(&n);
+    st.set_mtu(UNDERLAY_DPDK, 1500);
+    let mut out = [0u8; 1514];
+    let mut f = with_tag(&udp(OUTSIDE_GW, UP_MAC, "198.51.100.9", "10.0.0.5", 1, 1451 - 28), 5 << 13);
+    let r = simulate(&n.snap, 0, &mut f, &mut st, 1, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::TooBig), "{r:?}");
+    let g = r.generated.unwrap();
+    let h = Headers::parse(&out[..g.len]).unwrap();
+    assert_eq!(h.vlan, None);
+    assert_eq!(u16::from_be_bytes([out[h.l4_offset + 6], out[h.l4_offset + 7]]), 1450, "next-hop MTU");
+}
+
+/// From a VM behind GRE (which, unlike VXLAN, carries tagged frames) through the bridge and the
+/// router: the frame leaves the uplink untagged, as the same frame without a tag does, from a
+/// cached list (the bridge learns the VM on every hit) on hits.
+#[test]
+fn a_priority_tagged_frame_from_a_gre_vm_leaves_the_router_untagged() {
+    use super::tests::{sent_through_cache, with_tag};
+    use crate::flow::{FlowCache, FlowCacheConfig, FlowHasher};
+    const VM_B: EthernetAddress = EthernetAddress([0x02, 0xcc, 0, 0, 0, 0xb]);
+    let n = topo();
+    let mut st = state(&n);
+    let mut cache = FlowCache::new(&FlowCacheConfig { capacity: 64, ..FlowCacheConfig::default() }, FlowHasher::new(1));
+    let plain = udp(VM_B, RB_MAC, "10.0.0.6", "198.51.100.9", 999, 10);
+    let tagged = with_tag(&plain, 5 << 13);
+    // As pmd does: decapsulated, then the inner frame through the cache from the tunnel's port.
+    let d = decap(&n.snap, &gre("10.9.0.12", KEY2, &tagged)).unwrap().unwrap();
+    assert_eq!((d.port, d.inner_offset), (n.vm2, 42));
+    let ingress = IngressPoint::Tunnel(d.port);
+    let (want, _) = sent_through_cache(&mut cache, &n.snap, &mut st, ingress, &plain);
+    let (port, want) = want.unwrap();
+    assert_eq!((port, want.len()), (0, plain.len()));
+    assert_eq!((valid_frame(&want).vlan, valid_frame(&want).eth_dst), (None, OUTSIDE_GW));
+    let mut cache = FlowCache::new(&FlowCacheConfig { capacity: 64, ..FlowCacheConfig::default() }, FlowHasher::new(2));
+    for round in 0..2 {
+        let got = sent_through_cache(&mut cache, &n.snap, &mut st, ingress, &tagged);
+        assert_eq!(got, (Ok((0, want.clone())), round == 1), "round {round}");
+    }
+    let key = FlowKey::from_frame(ingress.flow_id(), &tagged).unwrap();
+    let Some(CachedActions::List(list)) = cache.lookup(&key, 10, 0).copied() else { panic!("a list") };
+    assert!(list.as_slice().contains(&Action::Learn(n.vm2)) && list.untags(), "{list:?}");
+    // Simulated from the underlay port: the frame to send starts after the outer headers and the tag.
+    let mut f = gre("10.9.0.12", KEY2, &tagged);
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut st, 10, &mut [0u8; 1514]);
+    assert_eq!((r.actions.output(), r.frame_start()), (Some(0), 42 + 4), "{r:?}");
+    assert_eq!(f[46..], want[..]);
+}
+
+/// Parses `frame` and checks its checksums.
+fn valid_frame(frame: &[u8]) -> Headers {
+    let h = Headers::parse(frame).unwrap();
+    h.verify_checksums(frame).unwrap();
+    h
+}
+
 #[test]
 fn routed_packets_fit_the_underlay_mtu_less_the_encapsulation() {
     let n = topo();

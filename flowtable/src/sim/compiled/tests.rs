@@ -129,6 +129,7 @@ fn compilable_action() -> impl Strategy<Value = Action> {
         Just(Action::Nop),
         Just(Action::SetEthSrc(SRC)),
         Just(Action::SetEthDst(DST)),
+        Just(Action::SetEthDstUntag(DST)),
         (0u8..4).prop_map(Action::DecTtl),
         prop_oneof![Just(0u16), Just(60), Just(1500), Just(u16::MAX)].prop_map(Action::CheckMtu),
         (0u16..4).prop_map(Action::Output),
@@ -140,8 +141,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2048))]
 
     /// Whatever the list and the frame, a hop compiled for the frame's key answers as the list
-    /// does and, on success, leaves the same bytes; on a failed check it leaves the frame as it
-    /// was. (Frames that do not parse have no key, so no hop ever sees them.)
+    /// does and, on success, leaves the same frame to send (after the tag, when it removes one);
+    /// on a failed check it leaves the frame as it was. (Frames that do not parse have no key, so
+    /// no hop ever sees them.)
     #[test]
     fn a_hop_equals_its_list(
         actions in proptest::collection::vec(compilable_action(), 0..7),
@@ -165,10 +167,19 @@ proptest! {
         let got = cached.apply(&snap, &mut by_cached, &mut st, 1, &mut outer());
         prop_assert_eq!(got, want);
         match (got, cached) {
-            (Ok(_), _) | (Err(_), CachedActions::List(_)) => prop_assert_eq!(by_cached, by_list),
-            (Err(_), CachedActions::Hop(_) | CachedActions::Routed(_) | CachedActions::Tunnelled(_)) => {
-                prop_assert_eq!(by_cached, original)
+            (Ok(applied), _) => {
+                let start = applied.frame_start();
+                prop_assert!(start == 0 || actions.untags());
+                prop_assert_eq!(&by_cached[start..], &by_list[start..]);
             }
+            (Err(_), CachedActions::List(_)) => prop_assert_eq!(by_cached, by_list),
+            (
+                Err(_),
+                CachedActions::Hop(_)
+                | CachedActions::UntagHop(_)
+                | CachedActions::Routed(_)
+                | CachedActions::Tunnelled(_),
+            ) => prop_assert_eq!(by_cached, original),
         }
     }
 }
