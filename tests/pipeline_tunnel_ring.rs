@@ -300,6 +300,71 @@ fn uplink_to_a_vm_behind_vxlan_with_arp_on_the_underlay() {
     });
 }
 
+/// A priority-tagged frame from the uplink to the VM behind VXLAN enters the tunnel untagged (a
+/// router's output is; RFC 7348 6.1 has the compute host's VTEP discard an inner frame with a
+/// tag), on its first packet and from the cache: the VXLAN frame is, byte for byte, the one the
+/// same frame without the tag makes (outer lengths counting the inner frame without it), in an
+/// mbuf whose lengths agree.
+#[test]
+fn a_priority_tagged_frame_enters_the_tunnel_untagged() {
+    with_gateway("ptunprio", |[outside, host1], underlay_mac, c| {
+        announce_host_and_vm(host1, underlay_mac);
+        let plain = udp(MAC_OUT, MAC_UP, "192.0.2.7", "10.0.0.5", 6004);
+        outside.send(&plain);
+        let want = host1.recv(1);
+        assert_eq!(want.len(), 1, "the frame without the tag");
+        let inner = unwrap_vxlan(&want[0], underlay_mac);
+        assert_eq!(inner.len(), plain.len());
+        let h = valid(&inner);
+        assert_eq!((h.vlan, h.eth_src, h.eth_dst), (None, MAC_RB, MAC_VM));
+        let tagged = [&plain[..12], &[0x81, 0x00, 0xa0, 0x00], &plain[12..]].concat();
+        for round in 0..2 {
+            outside.send(&tagged);
+            let got = host1.recv_mbufs(1);
+            assert_eq!(got.len(), 1, "round {round}");
+            assert_eq!(got[0].data, want[0], "round {round}: as without the tag");
+            assert_eq!(got[0].pkt_len as usize, got[0].data.len());
+        }
+        outside.silent();
+        host1.silent();
+        published(|| counter(&c.cache_hits) == 1);
+        assert_eq!(counter(&c.cache_hits), 1, "the tagged frame's second time");
+    });
+}
+
+/// A priority-tagged frame from a VM behind GRE (which, unlike VXLAN, carries tagged frames):
+/// decapsulated, bridged (the bridge learns, so the cached flow is an action list), routed, and
+/// out of the uplink untagged, as the same frame without the tag is, on its first packet and
+/// from the cache; the mbuf lost the outer headers and then the tag at the front.
+#[test]
+fn a_priority_tagged_frame_from_a_gre_vm_leaves_untagged() {
+    with_gateway_encap("ptungprio", Encap::Gre, |[outside, host1], underlay_mac, c| {
+        outside.send(&arp(ArpOperation::Request, MAC_OUT, EthernetAddress::BROADCAST, "192.0.2.7", "192.0.2.1"));
+        assert_eq!(outside.recv(1).len(), 1, "ARP reply");
+        host1.send(&arp(ArpOperation::Request, MAC_HOST1, EthernetAddress::BROADCAST, "192.168.7.11", "192.168.7.1"));
+        assert_eq!(host1.recv(1).len(), 1, "underlay ARP reply");
+        let plain = udp(MAC_VM, MAC_RB, "10.0.0.5", "192.0.2.7", 6101);
+        host1.send(&gre(underlay_mac, &plain));
+        let want = outside.recv_mbufs(1);
+        assert_eq!(want.len(), 1, "the frame without the tag");
+        let h = valid(&want[0].data);
+        assert_eq!((h.vlan, h.eth_src, h.eth_dst), (None, MAC_UP, MAC_OUT));
+        let tagged = [&plain[..12], &[0x81, 0x00, 0xa0, 0x00], &plain[12..]].concat();
+        for round in 0..2 {
+            host1.send(&gre(underlay_mac, &tagged));
+            let got = outside.recv_mbufs(1);
+            assert_eq!(got.len(), 1, "round {round}");
+            assert_eq!(got[0].data, want[0].data, "round {round}: as without the tag");
+            assert_eq!(got[0].pkt_len as usize, plain.len());
+            assert_eq!(got[0].headroom, want[0].headroom + 4, "round {round}: the tag's bytes left the front");
+        }
+        outside.silent();
+        host1.silent();
+        published(|| counter(&c.cache_hits) == 1);
+        assert_eq!(counter(&c.cache_hits), 1, "the tagged frame's second time");
+    });
+}
+
 /// Polls and forwarded packets seen by compute host 1 in [`tunnel_neighbours_in_use_are_polled_before_they_expire`].
 #[derive(Default)]
 struct PolledTraffic {
