@@ -1171,7 +1171,7 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn process_miss(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, key: &FlowKey, now: u64, deadline: Option<u64>) {
         let (verdict, start) = self.simulate(ingress, m.data_mut(), key, now);
         self.invalidate_moved_macs();
-        // A router removed the frame's 802.1Q tag: it starts after it.
+        // A router removed the frame's 802.1Q tag (or answered it untagged): it starts after it.
         if start != 0 && !m.strip_front(start as u16) {
             return self.dropped(DropReason::Malformed);
         }

@@ -133,6 +133,36 @@ fn frames_of_a_vlan_stop_at_the_router_and_priority_tagged_ones_pass_untagged() 
     });
 }
 
+/// The router's answers to a priority-tagged frame are untagged, as everything it sends: the ARP
+/// reply it turns around in the request's own mbuf leaves without the tag (its 4 bytes dropped
+/// from the front), and the time exceeded it builds afresh is the one the packet without the tag
+/// gets.
+#[test]
+fn answers_to_a_priority_tagged_frame_are_untagged() {
+    with_router("ptagans", |ha, _hb, _c| {
+        let request = arp(ArpOperation::Request, MAC_HA, EthernetAddress::BROADCAST, "10.1.0.2", "10.1.0.1");
+        ha.send(&request);
+        let want = ha.recv_mbufs(1);
+        assert_eq!(want.len(), 1, "the reply to the request without the tag");
+        assert!(matches!(valid(&want[0].data).l3, L3::Arp(a) if a.operation == ArpOperation::Reply));
+        ha.send(&tagged(&request, 5 << 13));
+        let got = ha.recv_mbufs(1);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].data, want[0].data, "as without the tag");
+        assert_eq!((got[0].pkt_len as usize, got[0].headroom), (request.len(), want[0].headroom + 4));
+
+        let expiring = udp("10.2.0.2", 5003, 1);
+        ha.send(&expiring);
+        let want = ha.recv(1);
+        assert_eq!(want.len(), 1, "time exceeded");
+        let h = valid(&want[0]);
+        assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::TimeExceeded, .. }), "{h:?}");
+        ha.send(&tagged(&expiring, 5 << 13));
+        assert_eq!(ha.recv(1), want, "as without the tag");
+        ha.silent();
+    });
+}
+
 /// A neighbour that comes back at another MAC (a VM recreated with the same address, a replaced
 /// upstream router) gets the traffic of the flows already cached to it at once, not after their
 /// hard timeout: its gratuitous ARP invalidates the flows through its port.

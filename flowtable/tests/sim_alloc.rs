@@ -1,6 +1,6 @@
 //! Proof that the simulation and `apply` allocate nothing: a counting allocator (the
 //! `allocation-counter` crate's, so no `unsafe` here) watches forwarding, ICMP errors, replies,
-//! neighbour misses and learning, priority-tagged frames (routed untagged), and the
+//! neighbour misses and learning, priority-tagged frames (routed and answered untagged), and the
 //! cached path (`apply`, and `apply_into`, which must agree with it: same result, same frame).
 
 use core::net::IpAddr;
@@ -36,6 +36,7 @@ fn frames() -> Vec<Vec<u8>> {
         udp([8, 8, 8, 8], 64),                    // net unreachable
         udp([192, 0, 2, 1], 64),                  // to the router
         priority_tagged(&udp([10, 0, 0, 5], 64)), // forwarded without its tag
+        priority_tagged(&arp),                    // answered without its tag
         arp,
     ]
 }

@@ -122,8 +122,8 @@
 //! traceroute expects); the return path's chains, routes and bridges are not simulated. Generated
 //! frames carry no VLAN tag. Router ports are untagged: a frame with a VLAN ID is dropped there
 //! ([`DropReason::VlanAtRouterPort`]); a priority-tagged one (VID 0) is routed and leaves
-//! untagged ([`Action::SetEthDstUntag`]: the frame to send then starts after the tag,
-//! [`SimResult::frame_start`]); a bridge forwards a tag as it came. A routed packet flooded by a bridge (its next hop's MAC aged out) is
+//! untagged, as the router's answers to it do ([`Action::SetEthDstUntag`]: the frame to send then
+//! starts after the tag, [`SimResult::frame_start`]); a bridge forwards a tag as it came. A routed packet flooded by a bridge (its next hop's MAC aged out) is
 //! not delivered to router ports on that bridge. An ARP request / NS a router sends onto a bridge
 //! goes to the bridge's exterior ports without their chains. Tunnels are IPv4 outside (inner
 //! frames may be IPv6); the outer headers are VXLAN without UDP checksum or GRE with a key only.
@@ -166,7 +166,7 @@ use crate::topology::{
     RouterPort, Snapshot, Underlay,
 };
 use crate::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
+    pop_vlan_tag, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
     Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
     Ipv4Fields, Ipv4OptionsClass, Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4, VLAN_TAG_LEN,
 };
@@ -594,11 +594,13 @@ impl<'a> Walk<'a, '_> {
 
     /// Builds the outer headers of an answer sent back into a tunnel (forwarded frames have them
     /// already); an unresolved underlay next hop drops and sends an ARP request on the underlay.
+    /// `frame_len`: the frame's as it came (an answer without its tag is shorter).
     fn finish(&mut self, mut r: SimResult, frame_len: usize) -> SimResult {
         let Some(Action::Encap { port, sport }) = r.actions.as_slice().last().copied() else { return r };
         if !r.outer.is_empty() {
             return r;
         }
+        let frame_len = frame_len.saturating_sub(r.frame_start());
         match outer_header(self.snap, self.state, port, sport, frame_len, self.now) {
             Ok((_, outer)) => {
                 r.outer = outer;
@@ -1497,7 +1499,10 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> 
     reply(r, frame, h, ingress, ReplyKind::EchoReply)
 }
 
-/// Turns the frame's Ethernet header around and sends it back out of the ingress port. Not cacheable.
+/// Turns the frame's Ethernet header around and sends it back out of the ingress port, untagged
+/// like every frame a router sends: a priority tag (a router port takes no other) is removed, as
+/// it is from what the router forwards, and the [`SetEthDstUntag`](Action::SetEthDstUntag)
+/// recorded says so ([`SimResult::frame_start`]). Not cacheable.
 fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, kind: ReplyKind) -> SimResult {
     if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
         eth.set_dst_addr(h.eth_src);
@@ -1506,6 +1511,12 @@ fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>,
     r.cacheable = false;
     r.actions = Actions::new();
     r.actions.push(Action::Reply(kind));
+    if h.vlan.is_some() {
+        if pop_vlan_tag(frame) != Ok(VLAN_TAG_LEN) {
+            return r.drop(DropReason::Malformed);
+        }
+        r.actions.push(Action::SetEthDstUntag(h.eth_src));
+    }
     r.actions.push(match ingress.back {
         Leg::Local(dpdk_port) => Action::Output(dpdk_port),
         Leg::Tunnel { port, sport } => Action::Encap { port, sport },

@@ -657,6 +657,41 @@ fn cached_flows_keep_tagged_and_untagged_frames_apart() {
     }
 }
 
+/// What a router answers a priority-tagged frame with is untagged, as everything it sends: an
+/// echo reply or an ARP reply, turned around in place, starts after the tag
+/// ([`SimResult::frame_start`]), and an ICMP error, built afresh, never had one. Each is the
+/// answer to the same frame without the tag, byte for byte.
+#[test]
+fn answers_to_a_priority_tagged_frame_are_untagged() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    for plain in [
+        echo4("192.0.2.7", "192.0.2.1"),
+        echo6("2001:db8:1::7", "2001:db8:1::1"),
+        arp_request_frame("192.0.2.7", "192.0.2.1"),
+        udp4("192.0.2.7", "10.0.0.5", 1000, 1, true, 20),
+    ] {
+        let mut want = plain.clone();
+        let w = run(&snap, &mut state(), 0, &mut want, &mut out);
+        let want_generated = w.generated.map(|g| out[..g.len].to_vec());
+        let mut f = with_tag(&plain, 3 << 13);
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!((r.actions.output(), r.actions.drop_reason()), (w.actions.output(), w.actions.drop_reason()));
+        assert_eq!(r.generated.map(|g| out[..g.len].to_vec()), want_generated, "{r:?}");
+        match r.actions.output() {
+            Some(port) => {
+                assert_eq!((port, r.frame_start(), w.frame_start()), (0, 4, 0), "{r:?}");
+                assert_eq!(f[4..], want[..], "{r:?}");
+                assert_eq!(valid(&f[4..]).vlan, None);
+            }
+            None => {
+                assert_eq!(r.actions.drop_reason(), Some(DropReason::TtlExpired), "{r:?}");
+                assert_eq!(valid(want_generated.as_deref().unwrap()).vlan, None);
+            }
+        }
+    }
+}
+
 #[test]
 fn arp_request_for_port_address_is_answered() {
     let snap = topo().b.build().unwrap();

@@ -611,7 +611,9 @@ fn a_routed_priority_tagged_frame_enters_the_tunnel_untagged() {
 
 /// From a VM behind GRE (which, unlike VXLAN, carries tagged frames) through the bridge and the
 /// router: the frame leaves the uplink untagged, as the same frame without a tag does, from a
-/// cached list (the bridge learns the VM on every hit) on hits.
+/// cached list (the bridge learns the VM on every hit) on hits; and the router's answer to its
+/// echo request goes back into the tunnel untagged, the outer lengths counting the reply without
+/// the tag.
 #[test]
 fn a_priority_tagged_frame_from_a_gre_vm_leaves_the_router_untagged() {
     use super::tests::{sent_through_cache, with_tag};
@@ -643,6 +645,40 @@ fn a_priority_tagged_frame_from_a_gre_vm_leaves_the_router_untagged() {
     let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut st, 10, &mut [0u8; 1514]);
     assert_eq!((r.actions.output(), r.frame_start()), (Some(0), 42 + 4), "{r:?}");
     assert_eq!(f[46..], want[..]);
+
+    // An echo request to the router port: answered back through the tunnel, untagged.
+    let echo = |tci: Option<u16>| {
+        let icmp = crate::wire::Icmpv4Repr::EchoRequest { ident: 1, seq_no: 1, data: b"hi" };
+        let mut e = vec![0u8; 14 + 20 + icmp.buffer_len()];
+        EthernetRepr { src_addr: VM_B, dst_addr: RB_MAC, vlan: None, ethertype: EtherType::Ipv4 }
+            .emit(&mut EthernetFrame::new_unchecked(&mut e[..]));
+        Ipv4Repr {
+            src_addr: v4("10.0.0.6"),
+            dst_addr: v4("10.0.0.1"),
+            protocol: IpProtocol::Icmp,
+            payload_len: icmp.buffer_len(),
+            ttl: 64,
+            tos: 0,
+            ident: 1,
+            dont_frag: false,
+            more_frags: false,
+            frag_offset: 0,
+        }
+        .emit(&mut Ipv4Packet::new_unchecked(&mut e[14..34]));
+        icmp.emit(&mut Icmpv4Packet::new_checked(&mut e[34..]).unwrap());
+        let mut f = gre("10.9.0.12", KEY2, &tci.map_or(e.clone(), |tci| with_tag(&e, tci)));
+        let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut state(&n), 1, &mut [0u8; 1514]);
+        assert_eq!(r.actions.encap(), Some(n.vm2), "{r:?}");
+        [r.outer.as_bytes(), &f[r.frame_start()..]].concat()
+    };
+    let want = echo(None);
+    assert_eq!(echo(Some(5 << 13)), want);
+    let outer = Headers::parse(&want).unwrap();
+    outer.verify_checksums(&want).unwrap();
+    assert_eq!(usize::from(Ipv4Packet::new_checked(&want[14..]).unwrap().total_len()), want.len() - 14);
+    let h = valid_frame(&want[42..]);
+    assert_eq!((h.vlan, h.eth_dst), (None, VM_B));
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, .. }));
 }
 
 /// Parses `frame` and checks its checksums.
