@@ -1171,7 +1171,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn process_miss(&mut self, ingress: IngressPoint, mut m: Mbuf<'p>, key: &FlowKey, now: u64, deadline: Option<u64>) {
         let (verdict, start) = self.simulate(ingress, m.data_mut(), key, now);
         self.invalidate_moved_macs();
-        // A router removed the frame's 802.1Q tag (or answered it untagged): it starts after it.
+        // A router removed the frame's 802.1Q tag (or answered it untagged), or an echo reply
+        // left the request's IPv6 extension headers out: it starts after them.
         if start != 0 && !m.strip_front(start as u16) {
             return self.dropped(DropReason::Malformed);
         }
@@ -1330,8 +1331,8 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn simulate(&mut self, ingress: IngressPoint, frame: &mut [u8], key: &FlowKey, now: u64) -> (Egress, usize) {
         self.totals.simulated += 1;
         let r = sim::simulate_from(self.snapshot.snapshot(), ingress, frame, &mut self.state, now, &mut self.scratch);
-        // Only a tagged frame can have lost its tag: an untagged one's setup does not ask.
-        let start = if key.vlan().is_some() { r.frame_start() } else { 0 };
+        // A tag a router removed, or IPv6 extension headers an echo reply left out.
+        let start = r.frame_start();
         (self.egress(&r, key, now), start)
     }
 

@@ -1,8 +1,9 @@
 //! The gateway pipeline on real EAL with `net_ring` ports: one router with two exterior ports,
 //! hosts on either side injecting frames and reading what the worker sends them.
 //!
-//! Router R: port A 10.1.0.1/24 (MAC 02:00:00:00:01:01) on appliance port 0, port B 10.2.0.1/24
-//! (MAC 02:00:00:00:02:01) on appliance port 1. Host A is 10.1.0.2, host B 10.2.0.2.
+//! Router R: port A 10.1.0.1/24 and fd00:1::1/64 (MAC 02:00:00:00:01:01) on appliance port 0, port
+//! B 10.2.0.1/24 (MAC 02:00:00:00:02:01) on appliance port 1. Host A is 10.1.0.2 (and fd00:1::2),
+//! host B 10.2.0.2.
 
 mod common;
 
@@ -16,7 +17,8 @@ use std::time::{Duration, Instant};
 use midogw::flowtable::flow::FlowCacheConfig;
 use midogw::flowtable::sim::{CoreConfig, DropReason};
 use midogw::flowtable::wire::{
-    ArpOperation, EthernetAddress, Icmpv4Message, Icmpv4Packet, Ipv4Packet, ParseError, L3, L4,
+    ArpOperation, EtherType, EthernetAddress, EthernetFrame, EthernetRepr, Icmpv4Message, Icmpv4Packet, Icmpv6Message,
+    Icmpv6Packet, Icmpv6Repr, IpProtocol, Ipv4Packet, Ipv6Packet, Ipv6Repr, ParseError, PseudoHeader, L3, L4,
 };
 use midogw::{PipelineConfig, PipelineCounters};
 
@@ -160,6 +162,77 @@ fn answers_to_a_priority_tagged_frame_are_untagged() {
         ha.send(&tagged(&expiring, 5 << 13));
         assert_eq!(ha.recv(1), want, "as without the tag");
         ha.silent();
+    });
+}
+
+/// An ICMPv6 echo request from host A (fd00:1::2) to the router's port A.
+fn echo6() -> Vec<u8> {
+    let (src, dst) = ("fd00:1::2".parse().unwrap(), "fd00:1::1".parse().unwrap());
+    let icmp = Icmpv6Repr::EchoRequest { ident: 7, seq_no: 1, data: b"midogw echo data" };
+    let mut f = vec![0u8; 14 + 40 + icmp.buffer_len()];
+    EthernetRepr { src_addr: MAC_HA, dst_addr: MAC_RA, vlan: None, ethertype: EtherType::Ipv6 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    let ip = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Icmpv6,
+        payload_len: icmp.buffer_len(),
+        hop_limit: 64,
+        traffic_class: 0,
+        flow_label: 0,
+    };
+    ip.emit(&mut Ipv6Packet::new_unchecked(&mut f[14..54]));
+    icmp.emit(&PseudoHeader::V6 { src, dst }, &mut Icmpv6Packet::new_unchecked(&mut f[54..]));
+    f
+}
+
+/// `frame` (untagged IPv6) with a type 0 routing header of one address and `segments_left` in
+/// front of its upper layer.
+fn with_routing_header(frame: &[u8], segments_left: u8) -> Vec<u8> {
+    let mut rh = vec![frame[14 + 6], 2, 0, segments_left, 0, 0, 0, 0];
+    rh.extend_from_slice(&"fd00:9::9".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    let mut f = frame.to_vec();
+    f.splice(54..54, rh);
+    f[14 + 6] = 43;
+    let payload_len = (f.len() - 54) as u16;
+    f[18..20].copy_from_slice(&payload_len.to_be_bytes());
+    f
+}
+
+/// RFC 8200 4.4 through a worker: an echo request whose routing header is spent is answered, the
+/// reply leaving the header out (in the request's own mbuf, its 24 bytes dropped from the front:
+/// the data starts that much later), byte for byte the reply to the plain request, tagged or not;
+/// one with segments left is answered a parameter problem pointing at the routing type.
+#[test]
+fn ipv6_echo_requests_with_routing_headers() {
+    with_router("prh", |ha, _hb, c| {
+        let plain = echo6();
+        ha.send(&plain);
+        let want = ha.recv_mbufs(1);
+        assert_eq!(want.len(), 1, "the reply to the plain request");
+        let want = &want[0];
+        let h = valid(&want.data);
+        assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::EchoReply, .. }), "{h:?}");
+        let spent = with_routing_header(&plain, 0);
+        for (request, front) in [(spent.clone(), 24), (tagged(&spent, 5 << 13), 28)] {
+            ha.send(&request);
+            let got = ha.recv_mbufs(1);
+            assert_eq!(got.len(), 1, "answered");
+            assert_eq!(got[0].data, want.data, "as the plain request's reply");
+            assert_eq!((got[0].pkt_len as usize, got[0].headroom), (plain.len(), want.headroom + front));
+        }
+        let active = with_routing_header(&plain, 1);
+        ha.send(&active);
+        let got = ha.recv(1);
+        assert_eq!(got.len(), 1, "a parameter problem");
+        let h = valid(&got[0]);
+        assert_eq!((h.eth_src, h.eth_dst), (MAC_RA, MAC_HA));
+        let icmp = Icmpv6Packet::new_checked(&got[0][h.l4_offset..]).unwrap();
+        assert_eq!((icmp.msg_type(), icmp.msg_code(), icmp.mtu()), (Icmpv6Message::ParamProblem, 0, 40 + 2));
+        assert_eq!(icmp.data(), &active[14..], "the request quoted whole");
+        ha.silent();
+        published(|| counter(&c.drops[DropReason::Ipv6ExtensionHeader.index()]) == 1);
+        assert_eq!(counter(&c.drops[DropReason::Ipv6ExtensionHeader.index()]), 1);
     });
 }
 
@@ -347,8 +420,8 @@ fn with_ipv4_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
 /// A source-routed packet is dropped at the router (`source_routed`, RFC 7126 4.3) and never
 /// forwarded by the cached flow of a plain packet with the same addresses and ports, nor the
 /// plain one dropped by the source-routed one's cached drop; a packet with a record route is
-/// forwarded as it came; options that cannot be walked are a `malformed` drop counted as
-/// `ipv4_bad_options`.
+/// forwarded as it came; options that cannot be walked are answered a parameter problem pointing
+/// at the option (RFC 1812 4.3.3.5), counted `ipv4_bad_options`, and never take the plain flow.
 #[test]
 fn pipeline_drops_source_routed_packets_apart_from_their_plain_flow() {
     with_router("psrr", |ha, hb, c| {
@@ -358,10 +431,10 @@ fn pipeline_drops_source_routed_packets_apart_from_their_plain_flow() {
         let recorded = with_ipv4_options(&plain, &[7, 7, 4, 0, 0, 0, 0, 0]);
         let bad = with_ipv4_options(&plain, &[1, 1, 1, 131]);
         // The plain flow cached first, then the source-routed one (a miss, dropped), then both
-        // again (hits); then the record-routed one and a bad one.
+        // again (hits); then the record-routed one and a bad one, twice.
         ha.send(&plain);
         assert_eq!(hb.recv(1).len(), 1, "the plain packet forwarded");
-        ha.send_burst(&[routed.clone(), plain.clone(), routed, plain, recorded.clone(), bad]);
+        ha.send_burst(&[routed.clone(), plain.clone(), routed, plain, recorded.clone(), bad.clone(), bad.clone()]);
         let got = hb.recv(3);
         assert_eq!(got.len(), 3, "the plain packets and the record-routed one, nothing else");
         let lens: Vec<usize> = got.iter().map(Vec::len).collect();
@@ -370,11 +443,23 @@ fn pipeline_drops_source_routed_packets_apart_from_their_plain_flow() {
         assert_eq!((h.eth_src, h.eth_dst), (MAC_RB, MAC_HB));
         assert_eq!(&got[2][34..42], &recorded[34..42], "the record route option as it came");
         hb.silent();
+        let answers = ha.recv(2);
+        assert_eq!(answers.len(), 2, "each bad packet answered");
+        for a in &answers {
+            let h = valid(a);
+            assert_eq!((h.eth_src, h.eth_dst), (MAC_RA, MAC_HA));
+            let L3::Ipv4(f) = h.l3 else { panic!("not IPv4: {h:?}") };
+            assert_eq!((f.src, f.dst), (ip("10.1.0.1"), ip("10.1.0.2")));
+            let icmp = Icmpv4Packet::new_checked(&a[h.l4_offset..]).unwrap();
+            assert_eq!((icmp.msg_type(), icmp.msg_code(), icmp.pointer()), (Icmpv4Message::ParamProblem, 0, 23));
+            assert_eq!(icmp.data(), &bad[14..], "the bad packet quoted whole");
+        }
         let source_routed = || counter(&c.drops[DropReason::SourceRouted.index()]);
-        published(|| source_routed() == 2 && c.parse_failed(ParseError::Ipv4BadOptions) == 1);
+        let bad_options = || counter(&c.drops[DropReason::Ipv4BadOptions.index()]);
+        published(|| source_routed() == 2 && bad_options() == 2);
         assert_eq!(source_routed(), 2, "both source-routed packets");
-        assert_eq!(c.parse_failed(ParseError::Ipv4BadOptions), 1, "{:?}", c.nonzero_parse_errors());
-        assert_eq!(counter(&c.drops[DropReason::Malformed.index()]), 1);
+        assert_eq!(bad_options(), 2, "both bad ones, each simulated: {:?}", c.nonzero_parse_errors());
+        assert_eq!(counter(&c.drops[DropReason::Malformed.index()]), 0);
     });
 }
 

@@ -135,6 +135,8 @@ fn parse_everything(data: &[u8]) {
         let _ = (p.target_addr(), p.ndp_options().count(), p.data().len());
     }
     let _ = wire::walk_ipv6_ext_headers(data, wire::IpProtocol::HopByHop, wire::DEFAULT_MAX_EXT_HEADERS);
+    let _ = (wire::ipv6_ext_headers_at_destination(data, false), wire::ipv6_ext_headers_at_destination(data, true));
+    let _ = (wire::classify_ipv4_options(data), wire::unwalkable_ipv4_option(data));
 }
 
 /// The DPDK ports of [`pipeline_topology`]: uplink, bridge port, underlay, and one nothing is bound to.
@@ -228,7 +230,9 @@ pub fn pipeline_state() -> CoreState {
 /// router's uplink address; TCP SYN from the uplink to the VM; the first UDP
 /// frame with an 802.1Q priority tag (PCP 5, VID 0: routed, and sent untagged; a VLAN ID would stop at the router); the first UDP frame as the first fragment of a larger datagram; NDP
 /// neighbour solicitation for the router's IPv6 address; ICMPv6 echo to it; the first UDP frame
-/// with a record route option (forwarded) and with a loose source route (dropped at the router).
+/// with a record route option (forwarded), with a loose source route (dropped at the router) and
+/// with options that cannot be walked (answered a parameter problem); the ICMPv6 echo with a spent
+/// routing header (answered without it) and with one with segments left (a parameter problem).
 pub fn pipeline_seeds() -> Vec<Vec<u8>> {
     let udp_in =
         framed(0, "020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000");
@@ -279,6 +283,23 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
         0,
         "020000000001 02aa000000fe 0800 470000240007400040110000 c6336409 0a000005 01830704c0000201 03e8003500080000",
     );
+    let bad_options = framed(
+        0,
+        "020000000001 02aa000000fe 0800 470000240007400040110000 c6336409 0a000005 0101018300000000 03e8003500080000",
+    );
+    let echo6_routed = |segments_left: &str| {
+        framed(
+            0,
+            &[
+                "020000000001 02aa000000fe 86dd 60000000 0024 2b 40 20010db8009900000000000000000009",
+                "20010db8000100000000000000000001 3a 02 00",
+                segments_left,
+                "00000000 20010db8000100000000000000000009 8000 0000 1234 0001 70696e67",
+            ]
+            .join(" "),
+        )
+    };
+    let (echo6_spent_route, echo6_route) = (echo6_routed("00"), echo6_routed("01"));
     vec![
         udp_in,
         udp_out,
@@ -294,6 +315,9 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
         echo6,
         record_route,
         source_route,
+        bad_options,
+        echo6_spent_route,
+        echo6_route,
     ]
 }
 
@@ -478,6 +502,9 @@ mod tests {
                 (None, Some(0), false, 0, 0, false),  // ICMPv6 echo to the router: answered in place
                 (None, None, true, 0, 0, false),      // record route: forwarded as it came
                 (Some(sim::DropReason::SourceRouted), None, false, 0, 0, false), // loose source route
+                (Some(sim::DropReason::Ipv4BadOptions), None, false, 0, 0, true), // answered param. problem
+                (None, Some(0), false, 24, 0, false), // ICMPv6 echo, spent routing header: answered without
+                (Some(sim::DropReason::Ipv6ExtensionHeader), None, false, 0, 0, true), // segments left
             ]
         );
     }
@@ -526,7 +553,7 @@ mod tests {
         assert_eq!(sequence(&[&a, &b])[..5], [0, 3, 1, 2, 3]);
         assert_eq!(sequence(&[&a, &b]).len(), 2 + 3 + 2 + 300);
         assert_eq!(sequence(&[a.as_slice(); 6]).len(), SEQUENCE_MAX * 5, "at most SEQUENCE_MAX inputs");
-        assert_eq!(pipeline_sequence_seeds().len(), 14 + 14 * 14);
+        assert_eq!(pipeline_sequence_seeds().len(), 17 + 17 * 17);
         let snap = pipeline_topology_stateful();
         for data in pipeline_sequence_seeds() {
             pipeline_sequence(&snap, &data);

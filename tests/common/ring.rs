@@ -171,7 +171,7 @@ pub const MAC_HB: EthernetAddress = EthernetAddress([0x02, 0xbb, 0, 0, 0, 2]);
 pub fn two_port_router(dpdk_a: u16, dpdk_b: u16) -> Snapshot {
     let mut b = SnapshotBuilder::new(1);
     let r = b.add_router(Uuid(1));
-    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap()]);
+    let pa = b.add_router_port(r, Uuid(10), MAC_RA, &["10.1.0.1/24".parse().unwrap(), "fd00:1::1/64".parse().unwrap()]);
     let pb = b.add_router_port(r, Uuid(11), MAC_RB, &["10.2.0.1/24".parse().unwrap()]);
     b.bind_local(pa, dpdk_a);
     b.bind_local(pb, dpdk_b);

@@ -15,9 +15,10 @@
 //! Flags: bits 0..2 the [`Fragment`] class, bit 2 "tagged", bits 3..5 the L3 kind, bits 5..8 the L4
 //! kind (so a key never depends on decoding the ethertype, and two kinds never share a key).
 //! IPv4 addresses (and ARP's protocol addresses) are stored IPv4-mapped (`::ffff:a.b.c.d`).
-//! The IPv4 options class ([`Ipv4OptionsClass`]: 0 none, 1 other options, 2 a source route) keeps
-//! a source-routed packet, which a router drops, off the flow of an option-less one with the same
-//! addresses and ports, and the other way round; it is 0 in every key that is not IPv4.
+//! The IPv4 options class ([`Ipv4OptionsClass`]: 0 none, 1 other options, 2 a source route, 3
+//! options that cannot be walked) keeps a source-routed packet, which a router drops, or one a
+//! router answers a parameter problem, off the flow of an option-less one with the same addresses
+//! and ports, and the other way round; it is 0 in every key that is not IPv4.
 //!
 //! # The compact form: untagged IPv4 without options
 //!
@@ -441,6 +442,7 @@ impl FlowKey {
         match (self.words[7] >> OPTIONS_SHIFT) as u8 {
             1 => Ipv4OptionsClass::Other,
             2 => Ipv4OptionsClass::SourceRoute,
+            3 => Ipv4OptionsClass::Unwalkable,
             _ => Ipv4OptionsClass::None,
         }
     }
@@ -665,6 +667,7 @@ fn options_bits(o: Ipv4OptionsClass) -> u8 {
         Ipv4OptionsClass::None => 0,
         Ipv4OptionsClass::Other => 1,
         Ipv4OptionsClass::SourceRoute => 2,
+        Ipv4OptionsClass::Unwalkable => 3,
     }
 }
 
@@ -939,8 +942,12 @@ mod tests {
             };
             let none = key(&[]);
             let (rr, lsrr, nop) = (key(&RECORD_ROUTE), key(&LOOSE_SOURCE_ROUTE), key(&NOP_END));
+            let unwalkable = key(&[1, 1, 1, 131]);
             assert_eq!(none.is_compact(), l3 == 14, "only option-less untagged IPv4 is compact");
-            assert!(!rr.is_compact() && !lsrr.is_compact() && !nop.is_compact());
+            assert!(!rr.is_compact() && !lsrr.is_compact() && !nop.is_compact() && !unwalkable.is_compact());
+            assert_eq!(unwalkable.ipv4_options(), Ipv4OptionsClass::Unwalkable);
+            assert!([none, rr, lsrr].iter().all(|k| *k != unwalkable), "{unwalkable:?}");
+            assert_eq!(unwalkable.reverse().ipv4_options(), Ipv4OptionsClass::Unwalkable);
             assert_eq!(none.ipv4_options(), Ipv4OptionsClass::None);
             assert_eq!(rr.ipv4_options(), Ipv4OptionsClass::Other);
             assert_eq!(nop.ipv4_options(), Ipv4OptionsClass::Other);
@@ -1078,7 +1085,12 @@ mod tests {
             dst in any::<[u8; 6]>(), src in any::<[u8; 6]>(), tci in proptest::option::of(any::<u16>()),
             kind in 0u8..5, s in any::<[u8; 16]>(), d in any::<[u8; 16]>(), proto in any::<u8>(), tos in any::<u8>(),
             frag in arb_fragment(), l4 in 0u8..6, p in any::<(u16, u16)>(), ty in prop_oneof![Just(0u8), Just(8), Just(128), Just(129), any::<u8>()], code in any::<u8>(),
-            options in prop_oneof![Just(Ipv4OptionsClass::None), Just(Ipv4OptionsClass::Other), Just(Ipv4OptionsClass::SourceRoute)],
+            options in prop_oneof![
+                Just(Ipv4OptionsClass::None),
+                Just(Ipv4OptionsClass::Other),
+                Just(Ipv4OptionsClass::SourceRoute),
+                Just(Ipv4OptionsClass::Unwalkable),
+            ],
         ) -> Headers {
             let l3 = match kind {
                 0 => L3::Other,

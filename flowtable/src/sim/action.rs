@@ -71,7 +71,9 @@ drop_reasons! {
     UnknownTunnelKey => "unknown_tunnel_key", "a tunnelled packet whose key names no port bound on a remote host";
     TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on, or that came by the other encapsulation than that host's tunnel zone uses";
     ToRouter => "to_router", "addressed to a router port, not an echo request the fast path answers";
-    EchoNotAnswered => "echo_not_answered", "an echo request to a router port that is a fragment (never reassembled), carries IPv6 extension headers (never reflected: RFC 5095) or fails its checksum: not answered";
+    EchoNotAnswered => "echo_not_answered", "an echo request to a router port that is a fragment (never reassembled) or fails its checksum: not answered";
+    Ipv4BadOptions => "ipv4_bad_options", "an IPv4 header whose options cannot be walked (an option's length byte missing, below 2 or past the header, RFC 791 3.1) reached a router: answered ICMP parameter problem pointing at the option (RFC 1812 4.3.3.5), or dropped at the underlay address; a bridge forwards it";
+    Ipv6ExtensionHeader => "ipv6_extension_header", "an IPv6 packet for a router port address with an extension header its destination cannot process (RFC 8200 4): a routing header with segments left (no routing type is implemented; type 0 is deprecated, RFC 5095), an unknown option whose type says discard, an authentication header; answered ICMPv6 parameter problem where the type asks for one";
     RouterLoop => "router_loop", "more router hops than the simulation follows (a routing loop)";
     IcmpErrorSuppressed => "icmp_error_suppressed", "an ICMP error was due but RFC 1812 / RFC 4443 forbid it";
     ActionsOverflow => "actions_overflow", "more actions than an action list holds";

@@ -317,6 +317,45 @@ fn bridges_forward_source_routed_packets_and_the_router_behind_drops_them() {
     assert_eq!(f, orig);
 }
 
+/// Nor does a bridge walk IP options: a frame whose options cannot be walked is bridged as it came
+/// (cached: the class is in the key); the router behind the bridge answers it a parameter problem
+/// (RFC 1812 4.3.3.5) from its port on the bridge, back out of the bridge port it came in by.
+#[test]
+fn bridges_forward_unwalkable_options_and_the_router_behind_answers() {
+    let Net { b, bridge, b1, .. } = topo();
+    let snap = b.build().unwrap();
+    let mut st = state();
+    let mut out = [0u8; 1514];
+    let bad = [1, 1, 1, 131];
+    let mut f = l2(VM_A, VM_B);
+    sim(&snap, &mut st, 1, &mut f, 5, &mut out);
+    assert_eq!(st.macs.lookup(bridge, VM_A, 5), Some(b1));
+    let mut f = l2(VM_B, VM_A);
+    crate::wire::insert_ipv4_options(&mut f, 14, &bad);
+    let orig = f.clone();
+    let r = sim(&snap, &mut st, 2, &mut f, 6, &mut out);
+    assert_eq!(r.actions.output(), Some(1), "{r:?}");
+    assert!(r.cacheable);
+    assert_eq!(f, orig, "bridged as it came");
+    let mut f = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 64);
+    crate::wire::insert_ipv4_options(&mut f, 14, &bad);
+    let orig = f.clone();
+    let r = sim(&snap, &mut st, 1, &mut f, 7, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::Ipv4BadOptions), "{r:?}");
+    assert!(!r.cacheable, "{r:?}");
+    let g = r.generated.expect("answered");
+    assert_eq!(g.legs.as_slice(), &[Leg::Local(1)]);
+    let e = &out[..g.len];
+    let h = Headers::parse(e).unwrap();
+    h.verify_checksums(e).unwrap();
+    assert_eq!((h.eth_src, h.eth_dst), (RB_MAC, VM_A));
+    let L3::Ipv4(ip) = h.l3 else { panic!("{h:?}") };
+    assert_eq!((ip.src.to_string(), ip.dst.to_string()), ("10.0.0.1".into(), "10.0.0.5".into()));
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::ParamProblem, code: 0, .. }), "{h:?}");
+    assert_eq!(e[h.l4_offset + 4], 23, "the pointer: the option without its length byte");
+    assert_eq!(&e[h.l4_offset + 8..], &orig[14..], "the packet quoted whole");
+}
+
 /// A bridge is a layer-2 device: it forwards a frame as it came, 802.1Q tag and all (a priority
 /// tag or a VLAN's: it is VLAN-unaware), simulated or from the cache. Only a router writes a new
 /// layer-2 header, untagged.

@@ -5,9 +5,9 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{
     ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Headers, Icmpv4DstUnreachable,
-    Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded, Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6Repr, Icmpv6TimeExceeded,
-    IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NeighborFlags, PseudoHeader, ARP_PACKET_LEN,
-    ETHERNET_HEADER_LEN, ICMPV4_HEADER_LEN, ICMPV6_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
+    Icmpv4Packet, Icmpv4Repr, Icmpv4TimeExceeded, Icmpv6DstUnreachable, Icmpv6Packet, Icmpv6ParamProblem, Icmpv6Repr,
+    Icmpv6TimeExceeded, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, NeighborFlags, PseudoHeader,
+    ARP_PACKET_LEN, ETHERNET_HEADER_LEN, ICMPV4_HEADER_LEN, ICMPV6_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN,
 };
 
 /// RFC 1812 section 4.3.2.3: an ICMPv4 error is at most 576 bytes of IP.
@@ -30,6 +30,10 @@ pub enum IcmpError {
     V6TooBig(u32),
     /// ICMPv6 hop limit exceeded in transit.
     V6TimeExceeded,
+    /// ICMPv4 parameter problem (code 0) pointing at this octet of the IP header.
+    V4ParamProblem(u8),
+    /// ICMPv6 parameter problem pointing at this octet, counted from the IPv6 header.
+    V6ParamProblem(Icmpv6ParamProblem, u32),
 }
 
 fn ethernet(out: &mut [u8], src: EthernetAddress, dst: EthernetAddress, ty: EtherType) {
@@ -63,6 +67,7 @@ pub fn icmp_error(
                     Icmpv4Repr::DstUnreachable { reason, next_hop_mtu, data }
                 }
                 IcmpError::V4TimeExceeded => Icmpv4Repr::TimeExceeded { reason: Icmpv4TimeExceeded::TtlExpired, data },
+                IcmpError::V4ParamProblem(pointer) => Icmpv4Repr::ParamProblem { pointer, data },
                 _ => return None,
             };
             let ip = Ipv4Repr {
@@ -95,6 +100,7 @@ pub fn icmp_error(
                 IcmpError::V6TimeExceeded => {
                     Icmpv6Repr::TimeExceeded { reason: Icmpv6TimeExceeded::HopLimitExceeded, data }
                 }
+                IcmpError::V6ParamProblem(reason, pointer) => Icmpv6Repr::ParamProblem { reason, pointer, data },
                 _ => return None,
             };
             Some(emit_ipv6(out, src_mac, dst_mac, src, dst, GENERATED_TTL, &icmp))

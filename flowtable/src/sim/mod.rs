@@ -14,8 +14,11 @@
 //!   next-hop MAC, then the tunnel. An IP packet received as a link-layer broadcast or multicast
 //!   is routed only to an IP multicast or broadcast address ([`DropReason::LinkBroadcast`]). An
 //!   IPv4 packet with a source route option is dropped as it enters a router, before its chains,
-//!   whether for the router or to be forwarded ([`DropReason::SourceRouted`]); other options are
-//!   forwarded as they are (not updated: record route and timestamp record nothing here).
+//!   whether for the router or to be forwarded ([`DropReason::SourceRouted`]), and one whose
+//!   options cannot be walked is answered a parameter problem ([`DropReason::Ipv4BadOptions`]);
+//!   other options are forwarded as they are (not updated: record route and timestamp record
+//!   nothing here). An IPv6 packet for a port address has its extension headers processed as
+//!   their destination must ([`crate::wire::ipv6_ext_headers_at_destination`], [`DropReason::Ipv6ExtensionHeader`]).
 //! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
 //!   exterior ports, tunnels included; source MAC -> ingress port, per core, with aging:
 //!   [`MacTable`]), destination lookup: static entries first, then the MACs of router ports linked
@@ -166,9 +169,11 @@ use crate::topology::{
     RouterPort, Snapshot, Underlay,
 };
 use crate::wire::{
-    pop_vlan_tag, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers,
-    Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
-    Ipv4Fields, Ipv4OptionsClass, Ipv4Packet, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, L3, L4, VLAN_TAG_LEN,
+    ipv6_ext_headers_at_destination, pop_vlan_tag, unwalkable_ipv4_option, ArpOperation, ArpPacket, ArpRepr, EtherType,
+    EthernetAddress, EthernetFrame, Fragment, Headers, Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet,
+    Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, Ipv4Fields, Ipv4OptionsClass, Ipv4Packet,
+    Ipv6AtDestination, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN, L3, L4,
+    VLAN_TAG_LEN,
 };
 
 /// Most routers a packet crosses before the simulation calls it a loop.
@@ -345,6 +350,10 @@ pub struct SimResult {
     /// Bytes of outer headers (a tunnel's) the caller strips from the received frame before
     /// sending it: set when [`simulate`] decapsulated a frame received on the underlay port.
     pub decap_len: usize,
+    /// Bytes at the front of the (inner) frame an answer built in place no longer uses: an echo
+    /// reply leaves out the request's IPv6 extension headers by moving the headers before them
+    /// forward. Part of [`SimResult::frame_start`].
+    pub trimmed: usize,
     /// Set with [`DropReason::NeighbourUnresolved`]: the frame is unchanged and may be held (the
     /// resolution queue) and simulated again once the neighbour cache knows this address; the
     /// ARP request / NS asking for it is in `generated`.
@@ -371,6 +380,7 @@ impl SimResult {
             dropped_legs: 0,
             outer: Outer::NONE,
             decap_len: 0,
+            trimmed: 0,
             hold: None,
         }
     }
@@ -386,10 +396,11 @@ impl SimResult {
     }
 
     /// Where the frame to send starts in the buffer [`simulate`] was given: after the tunnel's
-    /// outer headers ([`SimResult::decap_len`]) and the 802.1Q tag a router removed
-    /// ([`Action::SetEthDstUntag`], [`Actions::untags`]). The caller drops what is before it.
+    /// outer headers ([`SimResult::decap_len`]), what an answer left out ([`SimResult::trimmed`])
+    /// and the 802.1Q tag a router removed ([`Action::SetEthDstUntag`], [`Actions::untags`]). The
+    /// caller drops what is before it.
     pub fn frame_start(&self) -> usize {
-        self.decap_len + if self.actions.untags() { VLAN_TAG_LEN } else { 0 }
+        self.decap_len + self.trimmed + if self.actions.untags() { VLAN_TAG_LEN } else { 0 }
     }
 }
 
@@ -672,6 +683,14 @@ impl<'a> Walk<'a, '_> {
         if let L3::Ipv4(Ipv4Fields { options: Ipv4OptionsClass::SourceRoute, .. }) = h.l3 {
             return r.drop(DropReason::SourceRouted);
         }
+        // RFC 1812 4.3.3.5 / 5.2.2: a header the router cannot process is answered a parameter
+        // problem pointing at what is wrong (RFC 792's pointer, at the option's type byte as Linux
+        // does). Not cached: the pointer is the packet's own.
+        if let L3::Ipv4(Ipv4Fields { options: Ipv4OptionsClass::Unwalkable, .. }) = h.l3 {
+            let ingress = self.ingress(rp);
+            let err = unwalkable_option_pointer(frame, h).map(IcmpError::V4ParamProblem);
+            return answer_error(r, DropReason::Ipv4BadOptions, err, frame, h, &ingress, rp, self.out);
+        }
         self.fields.eth_src = self.eth_src(h);
         self.fields.eth_dst = dst;
         let ingress = self.ingress(rp);
@@ -749,7 +768,7 @@ impl<'a> Walk<'a, '_> {
                 RouteDecision::Local { .. } if !host_source(src, &ingress, in_rp) => {
                     return r.drop(DropReason::Martian)
                 }
-                RouteDecision::Local { .. } => return local(r, frame, h, &ingress),
+                RouteDecision::Local { .. } => return self.for_router(r, frame, h, &ingress, in_rp),
                 RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
                 RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
                     let reason =
@@ -841,6 +860,44 @@ impl<'a> Walk<'a, '_> {
                 PortLink::Unplugged => return r.drop(DropReason::PortUnplugged),
             }
         }
+    }
+
+    /// Addressed to one of the router's ports: the IPv6 extension headers are processed as their
+    /// destination must ([`ipv6_ext_headers_at_destination`], RFC 8200 section 4), answering a
+    /// parameter problem where they ask for one (a routing header with segments left, an option
+    /// that must be understood), then [`local`]. Fragments are not: what follows the fragment
+    /// header waits for a reassembly that never comes.
+    fn for_router(
+        &mut self,
+        r: SimResult,
+        frame: &mut [u8],
+        h: &Headers,
+        ingress: &Ingress<'_>,
+        in_rp: &RouterPort,
+    ) -> SimResult {
+        if let L3::Ipv6(f) = h.l3 {
+            if f.ext_headers != 0 {
+                let packet = frame.get(h.l3_offset..h.end).unwrap_or_default();
+                match ipv6_ext_headers_at_destination(packet, f.dst.is_multicast()) {
+                    Ipv6AtDestination::Accept => {}
+                    Ipv6AtDestination::Discard => return r.uncached_drop(DropReason::Ipv6ExtensionHeader),
+                    Ipv6AtDestination::ParamProblem(code, pointer) => {
+                        let err = Some(IcmpError::V6ParamProblem(code, pointer));
+                        return answer_error(
+                            r,
+                            DropReason::Ipv6ExtensionHeader,
+                            err,
+                            frame,
+                            h,
+                            ingress,
+                            in_rp,
+                            self.out,
+                        );
+                    }
+                }
+            }
+        }
+        local(r, frame, h, ingress)
     }
 
     /// The next hop's MAC is unknown. When it failed to answer just now ([`NeighbourCache::has_failed`]),
@@ -1451,16 +1508,16 @@ fn ip_broadcast(port: Option<&RouterPort>, dst: IpAddr) -> bool {
 /// Addressed to one of the router's ports: answer echo requests, drop the rest (the exception path
 /// comes later).
 ///
-/// The reply is the request turned around in place, so only a request that is whole and plain is
-/// answered: not a fragment (the gateway never reassembles: the reply would be a lone fragment of
-/// a datagram whose other fragments never come), not an IPv6 request with extension headers
-/// (they would be sent back as they came; a routing header must never be reflected, RFC 5095, and
-/// with segments left the request was not even for this address, RFC 8200 4.4), and not one whose
-/// checksum fails (RFC 4443 2.4, RFC 1122 3.2.2: discarded, as any host does).
+/// The reply is the request turned around in place, so only a request that is whole is answered:
+/// not a fragment (the gateway never reassembles: the reply would be a lone fragment of a datagram
+/// whose other fragments never come), and not one whose checksum fails (RFC 4443 2.4, RFC 1122
+/// 3.2.2: discarded, as any host does). An IPv6 request's extension headers, processed already
+/// ([`Walk::for_router`]), are left out of the reply: they were the request's (a routing header
+/// must never be reflected, RFC 5095), and Linux's reply carries none either.
 fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> SimResult {
-    let whole_and_plain = match h.l3 {
+    let whole = match h.l3 {
         L3::Ipv4(f) => f.fragment == Fragment::Unfragmented,
-        L3::Ipv6(f) => f.fragment == Fragment::Unfragmented && f.ext_headers == 0,
+        L3::Ipv6(f) => f.fragment == Fragment::Unfragmented,
         _ => false,
     };
     let echo_request = matches!(
@@ -1468,7 +1525,7 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> 
         L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. }
             | L4::Icmpv6 { msg_type: Icmpv6Message::EchoRequest, code: 0, .. }
     );
-    if echo_request && (!whole_and_plain || h.verify_checksums(frame).is_err()) {
+    if echo_request && (!whole || h.verify_checksums(frame).is_err()) {
         return r.uncached_drop(DropReason::EchoNotAnswered);
     }
     let ip = &mut frame[h.l3_offset..h.end];
@@ -1493,10 +1550,40 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> 
             if let Ok(mut p) = Icmpv6Packet::new_checked(&mut frame[h.l4_offset..h.end]) {
                 p.make_echo_reply_in_place();
             }
+            let mut r = r;
+            r.trimmed = match leave_out_ipv6_ext_headers(frame, h) {
+                Some(trimmed) => trimmed,
+                None => return r.uncached_drop(DropReason::Malformed),
+            };
+            return reply(r, frame, h, ingress, ReplyKind::EchoReply);
         }
         _ => return r.uncached_drop(DropReason::ToRouter),
     }
     reply(r, frame, h, ingress, ReplyKind::EchoReply)
+}
+
+/// The parameter problem pointer at the IPv4 option that cannot be walked ([`unwalkable_ipv4_option`]),
+/// counted from the start of the IP header.
+fn unwalkable_option_pointer(frame: &[u8], h: &Headers) -> Option<u8> {
+    let options = frame.get(h.l3_offset + IPV4_HEADER_LEN..h.l4_offset)?;
+    u8::try_from(IPV4_HEADER_LEN + unwalkable_ipv4_option(options)?).ok()
+}
+
+/// Leaves the extension headers of the IPv6 packet in `frame` out: the IPv6 header names the upper
+/// layer and counts its bytes only, and the Ethernet and IPv6 headers move forward over the
+/// extension headers. Returns by how much (where the frame now starts), 0 when there were none.
+fn leave_out_ipv6_ext_headers(frame: &mut [u8], h: &Headers) -> Option<usize> {
+    let upper = h.l3_offset + IPV6_HEADER_LEN;
+    let ext_len = h.l4_offset.checked_sub(upper)?;
+    if ext_len == 0 {
+        return Some(0);
+    }
+    let L3::Ipv6(f) = h.l3 else { return None };
+    let mut p = Ipv6Packet::new_checked(frame.get_mut(h.l3_offset..h.end)?).ok()?;
+    p.set_next_header(f.protocol);
+    p.set_payload_len(u16::try_from(h.end - h.l4_offset).ok()?);
+    frame.copy_within(..upper, ext_len);
+    Some(ext_len)
 }
 
 /// Turns the frame's Ethernet header around and sends it back out of the ingress port, untagged
@@ -1504,6 +1591,8 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> 
 /// it is from what the router forwards, and the [`SetEthDstUntag`](Action::SetEthDstUntag)
 /// recorded says so ([`SimResult::frame_start`]). Not cacheable.
 fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, kind: ReplyKind) -> SimResult {
+    // The answer starts where what it left out ends.
+    let frame = &mut frame[r.trimmed..];
     if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
         eth.set_dst_addr(h.eth_src);
         eth.set_src_addr(ingress.port.mac);

@@ -10,7 +10,7 @@ use crate::flow::{FlowCache, FlowCacheConfig, FlowHasher, TagSet};
 use crate::topology::{PortId, Route, RouteType, RouterId, SnapshotBuilder, Uuid};
 use crate::wire::{
     ArpRepr, EtherType, EthernetRepr, Icmpv4Repr, Icmpv4TimeExceeded, Icmpv6Repr, IpProtocol, Ipv4Repr, Ipv6Repr,
-    ParseError, PseudoHeader, UdpPacket, UdpRepr, VlanTag,
+    PseudoHeader, UdpPacket, UdpRepr, VlanTag,
 };
 
 pub(super) fn net(s: &str) -> IpNet {
@@ -18,6 +18,10 @@ pub(super) fn net(s: &str) -> IpNet {
 }
 
 pub(super) fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn ip6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
 }
 
@@ -765,8 +769,7 @@ fn echo_request_to_port_address_is_answered() {
     assert_eq!(r.actions.drop_reason(), Some(DropReason::ToRouter));
 }
 
-/// The reply is the request turned around in place: a fragment, an IPv6 request with extension
-/// headers (a routing header is never reflected, RFC 5095) and a request whose checksum fails
+/// The reply is the request turned around in place: a fragment and a request whose checksum fails
 /// are not answered, and not cached either, so a whole request from the same host still is.
 #[test]
 fn echo_requests_that_cannot_be_turned_around_are_not_answered() {
@@ -789,21 +792,125 @@ fn echo_requests_that_cannot_be_turned_around_are_not_answered() {
     let mut f = echo6("2001:db8:1::7", "2001:db8:1::1");
     *f.last_mut().unwrap() ^= 0xff;
     not_answered(&mut f, "IPv6 bad ICMPv6 checksum");
-    // IPv6 with a routing header (type 4, segments left 0) and with destination options in front
-    // of the ICMPv6 message: the same request, the extension header spliced in.
-    for (next_header, ext) in [(43u8, [58u8, 0, 4, 0, 0, 0, 0, 0]), (60, [58, 0, 1, 4, 0, 0, 0, 0])] {
-        let mut f = echo6("2001:db8:1::7", "2001:db8:1::1");
-        f.splice(54..54, ext);
-        f[14 + 6] = next_header;
-        let payload_len = (f.len() - 54) as u16;
-        f[18..20].copy_from_slice(&payload_len.to_be_bytes());
-        assert!(valid(&f).verify_checksums(&f).is_ok(), "a well-formed request");
-        not_answered(&mut f, &format!("IPv6 with extension header {next_header}"));
-    }
     // The plain request is answered.
     let mut f = echo6("2001:db8:1::7", "2001:db8:1::1");
     let r = run(&snap, &mut state(), 0, &mut f, &mut out);
     assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(0)]);
+}
+
+/// An echo request with extension headers its destination processes (RFC 8200 4: padding and
+/// unknown skippable options, a router alert, a spent routing header) is answered, and the reply
+/// leaves them out: Ethernet and IPv6 headers move forward over them ([`SimResult::frame_start`]),
+/// the IPv6 header names ICMPv6 and counts its bytes only. Tagged too (the tag goes as well).
+#[test]
+fn echo_requests_with_extension_headers_are_answered_without_them() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    // Next header, then the extension headers (each naming the one after, the last ICMPv6).
+    let chains: [(u8, &[u8]); 4] = [
+        (43, &[58, 0, 4, 0, 0, 0, 0, 0]), // routing header type 4, segments left 0
+        (60, &[58, 0, 1, 4, 0, 0, 0, 0]), // destination options, PadN
+        (0, &[60, 0, 5, 2, 0, 0, 1, 0, 58, 0, 0x3e, 4, 0, 0, 0, 0]), // router alert; an unknown 00 option
+        (
+            0,
+            &[
+                43, 0, 1, 4, 0, 0, 0, 0, 58, 2, 0, 0, 0, 0, 0, 0, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                3,
+            ],
+        ),
+    ];
+    for tagged in [false, true] {
+        for (next_header, ext) in chains {
+            let plain = echo6("2001:db8:1::7", "2001:db8:1::1");
+            let mut f = plain.clone();
+            f.splice(54..54, ext.iter().copied());
+            f[14 + 6] = next_header;
+            let payload_len = (f.len() - 54) as u16;
+            f[18..20].copy_from_slice(&payload_len.to_be_bytes());
+            if tagged {
+                f.splice(12..12, [0x81, 0x00, 0x00, 0x00]);
+            }
+            assert!(valid(&f).verify_checksums(&f).is_ok(), "a well-formed request");
+            let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+            let what = format!("{next_header} {ext:?} tagged {tagged}");
+            assert_eq!(r.actions.output(), Some(0), "{what}: {r:?}");
+            assert!(!r.cacheable, "{what}");
+            assert_eq!(r.frame_start(), ext.len() + if tagged { 4 } else { 0 }, "{what}");
+            let reply = &f[r.frame_start()..];
+            assert_eq!(reply.len(), plain.len(), "{what}: as long as the plain request");
+            let h = valid(reply);
+            assert_eq!((h.eth_src, h.eth_dst, h.vlan), (mac(1), OUTSIDE, None), "{what}");
+            let L3::Ipv6(v6) = h.l3 else { panic!("{what}") };
+            assert_eq!((v6.src, v6.dst, v6.ext_headers), (ip6("2001:db8:1::1"), ip6("2001:db8:1::7"), 0), "{what}");
+            assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::EchoReply, ident: 0x1234, .. }), "{what}");
+            assert_eq!(&reply[54 + 8..], &plain[54 + 8..], "{what}: the data echoed");
+        }
+    }
+}
+
+/// RFC 8200 4.4: a routing header with segments left asks the router (the packet's current
+/// destination) to send it on, which it does not do for any routing type: parameter problem code
+/// 0 pointing at the routing type, from the port, for an echo request or anything else; an option
+/// whose type says "answer" gets code 2 pointing at it, one that says "discard" is dropped
+/// silently. None cached; none reflected.
+#[test]
+fn extension_headers_the_router_cannot_process_are_answered_parameter_problem() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let with_ext = |plain: Vec<u8>, next_header: u8, ext: &[u8], upper: u8| {
+        let mut f = plain;
+        f.splice(54..54, ext.iter().copied());
+        f[54] = upper;
+        f[14 + 6] = next_header;
+        let payload_len = (f.len() - 54) as u16;
+        f[18..20].copy_from_slice(&payload_len.to_be_bytes());
+        f
+    };
+    let type0 = [0, 2, 0, 1, 0, 0, 0, 0, 0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3];
+    // Next header, the extension header, the answer's code and pointer (none: dropped silently).
+    type Answer = Option<(u8, u32)>;
+    let cases: [(u8, &[u8], Answer); 4] = [
+        (43, &type0, Some((0, 42))),                       // routing header type 0, segments left 1
+        (43, &[0, 0, 4, 2, 0, 0, 0, 0], Some((0, 42))),    // type 4 (SRH), segments left 2
+        (60, &[0, 0, 0x9e, 4, 0, 0, 0, 0], Some((2, 42))), // an unknown option, "answer"
+        (60, &[0, 0, 0x5e, 4, 0, 0, 0, 0], None),          // an unknown option, "discard"
+    ];
+    for (next_header, ext, answer) in cases {
+        for (plain, upper) in
+            [(echo6("2001:db8:1::7", "2001:db8:1::1"), 58), (udp6("2001:db8:1::7", "2001:db8:1::1", 64, 8), 17)]
+        {
+            let mut f = with_ext(plain, next_header, ext, upper);
+            let orig = f.clone();
+            assert!(valid(&f).verify_checksums(&f).is_ok(), "a well-formed request");
+            let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+            let what = format!("{next_header} {ext:?} upper {upper}");
+            assert_eq!(r.actions.drop_reason(), Some(DropReason::Ipv6ExtensionHeader), "{what}: {r:?}");
+            assert!(!r.cacheable, "{what}");
+            assert_eq!(f, orig, "{what}: nothing turned around");
+            let Some((code, pointer)) = answer else {
+                assert!(r.generated.is_none(), "{what}");
+                continue;
+            };
+            let len = r.generated.expect("answered").len;
+            let h = valid(&out[..len]);
+            assert_eq!((h.eth_src, h.eth_dst), (mac(1), OUTSIDE), "{what}");
+            let L3::Ipv6(e) = h.l3 else { panic!("{what}") };
+            assert_eq!((e.src, e.dst), (ip6("2001:db8:1::1"), ip6("2001:db8:1::7")), "{what}");
+            assert!(
+                matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::ParamProblem, code: c, .. } if c == code),
+                "{what}"
+            );
+            let p = Icmpv6Packet::new_checked(&out[h.l4_offset..h.end]).unwrap();
+            assert_eq!(p.mtu(), pointer, "{what}: the pointer");
+            assert_eq!(p.data(), &orig[14..], "{what}: the request quoted whole");
+        }
+    }
+    // In transit the routing header is the destination's business, not the router's: forwarded.
+    let mut st = state();
+    st.neighbours.learn(PortId(4), ip("2001:db8:2::5"), VM, 0);
+    let mut f = with_ext(udp6("2001:db8:1::7", "2001:db8:2::5", 64, 8), 43, &type0, 17);
+    let r = run(&snap, &mut st, 0, &mut f, &mut out);
+    assert_eq!(r.actions.output(), Some(2), "{r:?}");
 }
 
 #[test]
@@ -1668,28 +1775,43 @@ fn other_options_are_forwarded_unchanged() {
     }
 }
 
-/// Options that cannot be walked make an invalid header (RFC 1812 5.2.2: discarded silently):
-/// the frame does not parse, so it is a `malformed` drop (its parse error `ipv4_bad_options`),
-/// never cached, never answered.
+/// Options that cannot be walked make a header the router cannot process: RFC 1812 4.3.3.5 has
+/// it answer a parameter problem (code 0, RFC 792's pointer at the octet in error: the option's
+/// type byte, as Linux points), from the router port the packet entered, whether it was to be
+/// forwarded or for the router, counted `ipv4_bad_options` and never cached (the pointer is the
+/// packet's own). The key keeps such packets apart from the flow of well-formed ones.
 #[test]
-fn malformed_options_are_dropped_as_malformed() {
+fn unwalkable_options_are_answered_parameter_problem() {
     let snap = topo().b.build().unwrap();
     let mut out = [0u8; 1514];
-    let bad: [&[u8]; 4] = [
-        &[7, 1, 0, 0],   // length below 2
-        &[7, 0, 0, 0],   // length 0
-        &[1, 1, 7, 6],   // past the header's end
-        &[1, 1, 1, 131], // the length byte missing
+    let bad: [(&[u8], u8); 4] = [
+        (&[7, 1, 0, 0], 20),   // length below 2
+        (&[7, 0, 0, 0], 20),   // length 0
+        (&[1, 1, 7, 6], 22),   // past the header's end
+        (&[1, 1, 1, 131], 23), // the length byte missing
     ];
-    for options in bad {
+    for (options, pointer) in bad {
         for plain in [udp4("192.0.2.7", "10.0.0.5", 1000, 64, true, 20), echo4("192.0.2.7", "192.0.2.1")] {
             let mut f = with_options(&plain, options);
-            assert_eq!(FlowKey::from_frame(0, &f), Err(ParseError::Ipv4BadOptions), "{options:?}");
+            let key = FlowKey::from_frame(0, &f).unwrap();
+            assert_eq!(key.ipv4_options(), Ipv4OptionsClass::Unwalkable);
+            assert_ne!(key, FlowKey::from_frame(0, &with_options(&plain, &RECORD_ROUTE)).unwrap());
+            let orig = f.clone();
             let r = run(&snap, &mut state(), 0, &mut f, &mut out);
-            assert_eq!(r.actions.drop_reason(), Some(DropReason::Malformed), "{options:?}: {r:?}");
-            assert!(!r.cacheable && r.generated.is_none(), "{options:?}");
+            assert_eq!(r.actions.drop_reason(), Some(DropReason::Ipv4BadOptions), "{options:?}: {r:?}");
+            assert!(!r.cacheable, "{options:?}");
+            let len = r.generated.expect("answered").len;
+            check_icmp4_error(&out[..len], &orig, "192.0.2.1", Icmpv4Message::ParamProblem, 0);
+            let h = valid(&out[..len]);
+            let p = Icmpv4Packet::new_checked(&out[h.l4_offset..h.end]).unwrap();
+            assert_eq!(p.pointer(), pointer, "{options:?}");
+            assert_eq!(&p.data()[20..24], options, "the options quoted as they came");
         }
     }
+    // Not about an ICMP error, nor to a source no host has (RFC 1812 4.3.2.7): dropped, unanswered.
+    let mut f = with_options(&udp4("0.0.0.0", "10.0.0.5", 1000, 64, true, 20), &[1, 1, 1, 131]);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert!(r.generated.is_none(), "{r:?}");
 }
 
 /// What a worker does with a frame (pmd/pipeline.rs, without the batching): its key, a hit runs

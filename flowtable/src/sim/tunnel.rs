@@ -585,6 +585,10 @@ pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Resu
     if ip.options == Ipv4OptionsClass::SourceRoute {
         return Err(DropReason::SourceRouted);
     }
+    // RFC 1122 3.2.1.8: options a host cannot walk make the header invalid; not answered here.
+    if ip.options == Ipv4OptionsClass::Unwalkable {
+        return Err(DropReason::Ipv4BadOptions);
+    }
     // The first fragment of a tunnelled packet carries a truncated inner frame: the gateway does
     // not reassemble, so it is dropped and counted (a later fragment has no L4 header to tell).
     let tunnelled = match h.l4 {

@@ -49,7 +49,7 @@ parse_errors! {
     Ipv4BadTotalLength => "ipv4_bad_total_length", "IPv4 total length smaller than its header";
     Ipv4TruncatedPayload => "ipv4_truncated_payload", "IPv4 total length runs past the end of the buffer";
     Ipv4BadChecksum => "ipv4_bad_checksum", "IPv4 header checksum does not verify";
-    Ipv4BadOptions => "ipv4_bad_options", "an IPv4 option whose length byte is missing, below 2 or runs past the header (RFC 791 3.1): the header cannot be walked";
+    Ipv4BadOptions => "ipv4_bad_options", "an IPv4 option whose length byte is missing, below 2 or runs past the header (RFC 791 3.1): the header cannot be walked (from Ipv4Repr::parse; the frame parser classifies such options instead, and a router answers them: drop reason ipv4_bad_options)";
     Ipv6Truncated => "ipv6_truncated", "buffer shorter than the IPv6 fixed header (40 bytes)";
     Ipv6BadVersion => "ipv6_bad_version", "IPv6 version field is not 6";
     Ipv6TruncatedPayload => "ipv6_truncated_payload", "IPv6 payload length runs past the end of the buffer";

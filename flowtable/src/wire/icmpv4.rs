@@ -1,5 +1,5 @@
 //! ICMP for IPv4 (RFC 792): echo, destination unreachable (with RFC 1191's next-hop MTU for
-//! "fragmentation needed"), time exceeded.
+//! "fragmentation needed"), time exceeded, parameter problem.
 //!
 //! [`Packet::new_checked`] guarantees the 8-byte header; every accessor reads inside it or returns the
 //! rest as [`Packet::data`]. No setter voids the check.
@@ -107,6 +107,7 @@ mod field {
     pub const ECHO_IDENT: Range<usize> = 4..6;
     pub const ECHO_SEQNO: Range<usize> = 6..8;
     pub const NEXT_HOP_MTU: Range<usize> = 6..8;
+    pub const POINTER: usize = 4;
     pub const HEADER_END: usize = 8;
 }
 
@@ -186,6 +187,12 @@ impl<T: AsRef<[u8]>> Packet<T> {
     #[inline]
     pub fn next_hop_mtu(&self) -> u16 {
         self.u16_at(field::NEXT_HOP_MTU)
+    }
+
+    /// Pointer of a parameter problem: the octet of the quoted header where the problem is.
+    #[inline]
+    pub fn pointer(&self) -> u8 {
+        self.buffer.as_ref()[field::POINTER]
     }
 
     /// True when the checksum over the whole message verifies.
@@ -317,6 +324,13 @@ pub enum Repr<'a> {
         /// The quoted invoking packet.
         data: &'a [u8],
     },
+    /// Parameter problem, code 0: the pointer says which octet of the quoted header is wrong.
+    ParamProblem {
+        /// Offset of the octet in the quoted IP header.
+        pointer: u8,
+        /// The quoted invoking packet.
+        data: &'a [u8],
+    },
 }
 
 impl<'a> Repr<'a> {
@@ -342,6 +356,7 @@ impl<'a> Repr<'a> {
             (Message::TimeExceeded, _) => {
                 Ok(Repr::TimeExceeded { reason: TimeExceeded::from(code), data: packet.data() })
             }
+            (Message::ParamProblem, 0) => Ok(Repr::ParamProblem { pointer: packet.pointer(), data: packet.data() }),
             _ => Err(ParseError::Icmpv4Unsupported),
         }
     }
@@ -351,7 +366,8 @@ impl<'a> Repr<'a> {
             Repr::EchoRequest { data, .. }
             | Repr::EchoReply { data, .. }
             | Repr::DstUnreachable { data, .. }
-            | Repr::TimeExceeded { data, .. } => data,
+            | Repr::TimeExceeded { data, .. }
+            | Repr::ParamProblem { data, .. } => data,
         }
     }
 
@@ -382,6 +398,12 @@ impl<'a> Repr<'a> {
                 packet.set_msg_code(reason.into());
                 packet.set_next_hop_mtu(0);
             }
+            Repr::ParamProblem { pointer, .. } => {
+                packet.set_msg_type(Message::ParamProblem);
+                packet.set_msg_code(0);
+                packet.set_next_hop_mtu(0);
+                packet.buffer.as_mut()[field::POINTER] = pointer;
+            }
         }
         let data = self.data();
         packet.data_mut()[..data.len()].copy_from_slice(data);
@@ -403,6 +425,24 @@ mod tests {
         0x03, 0x04, 0x0b, 0x6e, 0x00, 0x00, 0x05, 0xaa, 0x45, 0x00, 0x00, 0x1c, 0x00, 0x01, 0x40, 0x00, 0x40, 0x11,
         0x26, 0xce, 0x0a, 0x00, 0x00, 0x01, 0x0a, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x02, 0x00, 0x08, 0xeb, 0xd8,
     ];
+
+    // scapy: bytes(ICMP(type=12, ptr=23)/IP(src="10.0.0.1", dst="10.0.0.2",
+    //     options=[IPOption(b"\x01\x01\x01\x83")])/UDP(sport=1, dport=2)): the option at 23 lacks its length
+    const PARAM_PROBLEM: [u8; 40] = [
+        12, 0, 241, 27, 23, 0, 0, 0, 70, 0, 0, 32, 0, 1, 0, 0, 64, 17, 99, 70, 10, 0, 0, 1, 10, 0, 0, 2, 1, 1, 1, 131,
+        0, 1, 0, 2, 0, 8, 235, 216,
+    ];
+
+    #[test]
+    fn parameter_problem_parses_and_emits_as_scapy() {
+        let p = Packet::new_checked(&PARAM_PROBLEM[..]).unwrap();
+        assert!(p.msg_type().is_error());
+        let repr = Repr::parse(&p).unwrap();
+        assert_eq!(repr, Repr::ParamProblem { pointer: 23, data: &PARAM_PROBLEM[8..] });
+        let mut buf = [0xa5u8; 40];
+        repr.emit(&mut Packet::new_unchecked(&mut buf[..]));
+        assert_eq!(buf, PARAM_PROBLEM);
+    }
 
     #[test]
     fn parse_echo() {

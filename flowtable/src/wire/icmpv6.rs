@@ -1,5 +1,5 @@
 //! ICMP for IPv6 (RFC 4443) and the neighbour discovery messages the gateway answers (RFC 4861):
-//! echo, packet too big, time exceeded, destination unreachable, neighbor solicitation and
+//! echo, packet too big, time exceeded, destination unreachable, parameter problem, neighbor solicitation and
 //! advertisement with the source/target link-layer address options.
 //!
 //! [`Packet::new_checked`] guarantees the 8-byte header, and the 24 bytes of a neighbor solicitation
@@ -88,6 +88,18 @@ enum_with_unknown! {
         HopLimitExceeded = 0,
         /// Fragment reassembly time exceeded.
         FragReassemblyExceeded = 1,
+    }
+}
+
+enum_with_unknown! {
+    /// Codes of parameter problem (RFC 4443 section 3.4).
+    pub enum ParamProblem(u8) {
+        /// Erroneous header field encountered.
+        ErroneousHeaderField = 0,
+        /// Unrecognized next header type encountered.
+        UnrecognizedNextHeader = 1,
+        /// Unrecognized IPv6 option encountered.
+        UnrecognizedOption = 2,
     }
 }
 
@@ -273,7 +285,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.u16_at(field::ECHO_SEQNO)
     }
 
-    /// MTU of a packet too big message.
+    /// MTU of a packet too big message; the pointer of a parameter problem.
     #[inline]
     pub fn mtu(&self) -> u32 {
         let d = &self.buffer.as_ref()[field::MTU];
@@ -451,6 +463,15 @@ pub enum Repr<'a> {
         /// The quoted invoking packet.
         data: &'a [u8],
     },
+    /// Parameter problem.
+    ParamProblem {
+        /// Code.
+        reason: ParamProblem,
+        /// Offset in the quoted packet (from its IPv6 header) of the octet where the problem is.
+        pointer: u32,
+        /// The quoted invoking packet.
+        data: &'a [u8],
+    },
     /// Neighbor solicitation.
     NeighborSolicit {
         /// Address being resolved.
@@ -495,6 +516,9 @@ impl<'a> Repr<'a> {
                 Ok(Repr::DstUnreachable { reason: DstUnreachable::from(code), data: packet.data() })
             }
             Message::TimeExceeded => Ok(Repr::TimeExceeded { reason: TimeExceeded::from(code), data: packet.data() }),
+            Message::ParamProblem => {
+                Ok(Repr::ParamProblem { reason: ParamProblem::from(code), pointer: packet.mtu(), data: packet.data() })
+            }
             Message::NeighborSolicit | Message::NeighborAdvert => {
                 let target_addr = packet.target_addr().ok_or(ParseError::Icmpv6Truncated)?;
                 if code != 0 || target_addr.is_multicast() {
@@ -525,7 +549,8 @@ impl<'a> Repr<'a> {
             | Repr::EchoReply { data, .. }
             | Repr::PktTooBig { data, .. }
             | Repr::DstUnreachable { data, .. }
-            | Repr::TimeExceeded { data, .. } => HEADER_LEN + data.len(),
+            | Repr::TimeExceeded { data, .. }
+            | Repr::ParamProblem { data, .. } => HEADER_LEN + data.len(),
             Repr::NeighborSolicit { lladdr, .. } | Repr::NeighborAdvert { lladdr, .. } => {
                 NDP_NS_NA_LEN + if lladdr.is_some() { NDP_LLADDR_OPTION_LEN } else { 0 }
             }
@@ -553,6 +578,9 @@ impl<'a> Repr<'a> {
                 write_data(packet, Message::DstUnreachable, reason.into(), 0, data)
             }
             Repr::TimeExceeded { reason, data } => write_data(packet, Message::TimeExceeded, reason.into(), 0, data),
+            Repr::ParamProblem { reason, pointer, data } => {
+                write_data(packet, Message::ParamProblem, reason.into(), pointer, data)
+            }
             Repr::NeighborSolicit { target_addr, lladdr } | Repr::NeighborAdvert { target_addr, lladdr, .. } => {
                 let (ty, flags, opt) = match *self {
                     Repr::NeighborAdvert { flags, .. } => {
@@ -606,6 +634,10 @@ mod tests {
     // scapy: bytes(IPv6(src="fe80::1", dst="ff02::1:ff00:2")/ICMPv6EchoRequest(id=7, seq=9, data=b"ping"))[40:]
     const ECHO: [u8; 12] = [0x80, 0x00, 0xa4, 0x4f, 0x00, 0x07, 0x00, 0x09, 0x70, 0x69, 0x6e, 0x67];
 
+    // scapy: bytes(IPv6(src="fe80::1", dst="ff02::1:ff00:2")/ICMPv6ParamProblem(code=2, ptr=42)/b"quoted..")[40:]
+    const PARAM_PROBLEM: [u8; 16] =
+        [0x04, 0x02, 0x8a, 0x84, 0x00, 0x00, 0x00, 0x2a, 0x71, 0x75, 0x6f, 0x74, 0x65, 0x64, 0x2e, 0x2e];
+
     fn target() -> Ipv6Addr {
         "2001:db8::2".parse().unwrap()
     }
@@ -639,6 +671,12 @@ mod tests {
         assert_eq!(p.target_addr(), None);
         let p = Packet::new_checked(&ECHO[..]).unwrap();
         assert_eq!(Repr::parse(&pseudo(), &p).unwrap(), Repr::EchoRequest { ident: 7, seq_no: 9, data: b"ping" });
+        let p = Packet::new_checked(&PARAM_PROBLEM[..]).unwrap();
+        assert!(p.msg_type().is_error());
+        assert_eq!(
+            Repr::parse(&pseudo(), &p).unwrap(),
+            Repr::ParamProblem { reason: ParamProblem::UnrecognizedOption, pointer: 42, data: b"quoted.." }
+        );
     }
 
     #[test]
@@ -647,6 +685,10 @@ mod tests {
             (&NS[..], Repr::parse(&pseudo(), &Packet::new_checked(&NS[..]).unwrap()).unwrap()),
             (&NA[..], Repr::parse(&pseudo(), &Packet::new_checked(&NA[..]).unwrap()).unwrap()),
             (&PTB[..], Repr::PktTooBig { mtu: 1450, data: b"quoted.." }),
+            (
+                &PARAM_PROBLEM[..],
+                Repr::ParamProblem { reason: ParamProblem::UnrecognizedOption, pointer: 42, data: b"quoted.." },
+            ),
             (&ECHO[..], Repr::EchoRequest { ident: 7, seq_no: 9, data: b"ping" }),
         ] {
             let mut buf = vec![0xa5u8; repr.buffer_len()];

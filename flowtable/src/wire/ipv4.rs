@@ -410,6 +410,10 @@ pub enum OptionsClass {
     Other = 1,
     /// A loose or strict source route (LSRR 131, SSRR 137) among well-formed options.
     SourceRoute = 2,
+    /// Options that cannot be walked ([`unwalkable_option`] says where): the header is invalid to
+    /// whoever processes it. A router answers a parameter problem (RFC 1812 4.3.3.5); a bridge,
+    /// which never reads IP headers, forwards the frame as it came.
+    Unwalkable = 3,
 }
 
 /// Walks the options bytes of a header (what [`Packet::options`] gives) and classifies them.
@@ -417,29 +421,39 @@ pub enum OptionsClass {
 /// End of option list (0) ends the walk (the rest is padding, RFC 791 3.1) and no-operation (1) is
 /// one byte; every other option is a type, a length counting the type and length bytes, and data
 /// (RFC 791 3.1, "case 2"), whatever its type, known or not. An option whose length byte is
-/// missing, below 2 or runs past the header is [`ParseError::Ipv4BadOptions`]: the header cannot
-/// be walked, so it is invalid. Bounded by the 40 bytes options take at most; never panics.
-pub fn classify_options(options: &[u8]) -> Result<OptionsClass> {
+/// missing, below 2 or runs past the header makes the header one that cannot be walked:
+/// [`OptionsClass::Unwalkable`]. Bounded by the 40 bytes options take at most; never panics.
+pub fn classify_options(options: &[u8]) -> OptionsClass {
+    walk_options(options).unwrap_or(OptionsClass::Unwalkable)
+}
+
+/// Where in the options bytes the option that cannot be walked starts (its type byte, where
+/// Linux's parameter problem points too), or `None` when they walk ([`classify_options`]).
+pub fn unwalkable_option(options: &[u8]) -> Option<usize> {
+    walk_options(options).err()
+}
+
+fn walk_options(options: &[u8]) -> core::result::Result<OptionsClass, usize> {
     if options.is_empty() {
         return Ok(OptionsClass::None);
     }
     let mut class = OptionsClass::Other;
-    let mut rest = options;
-    while let Some((&kind, after_kind)) = rest.split_first() {
-        rest = match kind {
+    let mut at = 0;
+    while let Some(&kind) = options.get(at) {
+        match kind {
             option::END => break,
-            option::NOP => after_kind,
+            option::NOP => at += 1,
             _ => {
-                let len = usize::from(*after_kind.first().ok_or(ParseError::Ipv4BadOptions)?);
-                if len < 2 || len > rest.len() {
-                    return Err(ParseError::Ipv4BadOptions);
+                let len = usize::from(*options.get(at + 1).ok_or(at)?);
+                if len < 2 || len > options.len() - at {
+                    return Err(at);
                 }
                 if matches!(kind, option::LSRR | option::SSRR) {
                     class = OptionsClass::SourceRoute;
                 }
-                &rest[len..]
+                at += len;
             }
-        };
+        }
     }
     Ok(class)
 }
@@ -480,7 +494,9 @@ impl Repr {
         if !packet.verify_checksum() {
             return Err(ParseError::Ipv4BadChecksum);
         }
-        classify_options(&packet.buffer.as_ref()[HEADER_LEN..packet.header_len()])?;
+        if classify_options(&packet.buffer.as_ref()[HEADER_LEN..packet.header_len()]) == OptionsClass::Unwalkable {
+            return Err(ParseError::Ipv4BadOptions);
+        }
         Ok(Repr {
             src_addr: packet.src_addr(),
             dst_addr: packet.dst_addr(),
@@ -633,28 +649,33 @@ mod tests {
         use OptionsClass::{Other, SourceRoute};
         // WITH_OPTIONS: record route with one address recorded, then end of list.
         let p = Packet::new_checked(&WITH_OPTIONS[..]).unwrap();
-        assert_eq!(classify_options(p.options()), Ok(Other));
-        assert_eq!(classify_options(Packet::new_checked(&SIMPLE[..]).unwrap().options()), Ok(OptionsClass::None));
+        assert_eq!(classify_options(p.options()), Other);
+        assert_eq!(classify_options(Packet::new_checked(&SIMPLE[..]).unwrap().options()), OptionsClass::None);
         // scapy: bytes(IPOption_LSRR(routers=["192.0.2.9"])), bytes(IPOption_SSRR(routers=["192.0.2.9"]))
         let lsrr = [0x83, 0x07, 0x04, 0xc0, 0x00, 0x02, 0x09, 0x00];
         let ssrr = [0x89, 0x07, 0x04, 0xc0, 0x00, 0x02, 0x09, 0x00];
-        assert_eq!(classify_options(&lsrr), Ok(SourceRoute));
-        assert_eq!(classify_options(&ssrr), Ok(SourceRoute));
+        assert_eq!(classify_options(&lsrr), SourceRoute);
+        assert_eq!(classify_options(&ssrr), SourceRoute);
         // After other options, and however long (40 bytes: IHL 15).
         let mut long = [1u8; 40];
         long[32..].copy_from_slice(&lsrr);
-        assert_eq!(classify_options(&long), Ok(SourceRoute));
+        assert_eq!(classify_options(&long), SourceRoute);
         // Router alert (RFC 2113), security (RFC 1108), timestamp: not acted on.
-        assert_eq!(classify_options(&[0x94, 0x04, 0x00, 0x00]), Ok(Other));
-        assert_eq!(classify_options(&[0x82, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Ok(Other));
-        assert_eq!(classify_options(&[0x44, 0x0c, 0x05, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]), Ok(Other));
+        assert_eq!(classify_options(&[0x94, 0x04, 0x00, 0x00]), Other);
+        assert_eq!(classify_options(&[0x82, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), Other);
+        assert_eq!(classify_options(&[0x44, 0x0c, 0x05, 0x00, 0, 0, 0, 0, 0, 0, 0, 0]), Other);
         // Only padding: options all the same (IHL 6).
-        assert_eq!(classify_options(&[0, 0, 0, 0]), Ok(Other));
+        assert_eq!(classify_options(&[0, 0, 0, 0]), Other);
         // Malformed: the length byte missing, below 2, past the end; a source route cut short.
         for bad in [&[0x07][..], &[1, 1, 1, 0x83], &[0x07, 0x01, 0, 0], &[0x07, 0x00], &[0x44, 0x05, 0, 0], &lsrr[..6]]
         {
-            assert_eq!(classify_options(bad), Err(ParseError::Ipv4BadOptions), "{bad:?}");
+            assert_eq!(classify_options(bad), OptionsClass::Unwalkable, "{bad:?}");
         }
+        // Where: the option without a whole length, after the NOPs before it; the first bad one.
+        assert_eq!(unwalkable_option(&[1, 1, 1, 0x83]), Some(3));
+        assert_eq!(unwalkable_option(&[1, 0x44, 0x06, 0, 0, 0]), Some(1));
+        assert_eq!(unwalkable_option(&[1, 0x07, 0x03, 0, 0x07, 0x09, 0, 0]), Some(4));
+        assert_eq!(unwalkable_option(&lsrr), None);
         // Repr::parse refuses such a header too.
         let mut b = WITH_OPTIONS;
         b[21] = 0x09;
@@ -685,7 +706,11 @@ mod tests {
         #[test]
         fn any_options_never_panic(options in proptest::collection::vec(any::<u8>(), 0..=40)) {
             let class = classify_options(&options);
-            prop_assert_eq!(class == Ok(OptionsClass::None), options.is_empty());
+            prop_assert_eq!(class == OptionsClass::None, options.is_empty());
+            prop_assert_eq!(class == OptionsClass::Unwalkable, unwalkable_option(&options).is_some());
+            if let Some(at) = unwalkable_option(&options) {
+                prop_assert!(at < options.len());
+            }
         }
 
         /// A list of well-formed options (NOPs between them, end of list and junk after) is a
@@ -712,16 +737,16 @@ mod tests {
             let whole = bytes.len();
             let source_route = list.iter().any(|(_, (kind, _))| matches!(*kind, option::LSRR | option::SSRR));
             let expect = if source_route { OptionsClass::SourceRoute } else { OptionsClass::Other };
-            prop_assert_eq!(classify_options(&bytes), Ok(expect));
+            prop_assert_eq!(classify_options(&bytes), expect);
             let mut ended = bytes.clone();
             ended.push(option::END);
             ended.extend_from_slice(&junk);
-            prop_assert_eq!(classify_options(&ended), Ok(expect));
+            prop_assert_eq!(classify_options(&ended), expect);
             // Cut after an option's type byte and before its end.
             let at = cut.index(whole);
-            let inside = spans.iter().any(|&(start, end)| at > start && at < end);
-            if inside {
-                prop_assert_eq!(classify_options(&bytes[..at]), Err(ParseError::Ipv4BadOptions));
+            if let Some(&(start, _)) = spans.iter().find(|&&(start, end)| at > start && at < end) {
+                prop_assert_eq!(classify_options(&bytes[..at]), OptionsClass::Unwalkable);
+                prop_assert_eq!(unwalkable_option(&bytes[..at]), Some(start), "the option cut short");
             }
         }
 

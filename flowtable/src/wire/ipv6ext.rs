@@ -7,6 +7,7 @@
 //! [`ExtHeader::set_header_len`].
 
 use super::error::{ParseError, Result};
+use super::icmpv6::ParamProblem;
 use super::ip::IpProtocol;
 
 /// How many extension headers [`Headers::parse`](crate::wire::Headers::parse) walks before giving up.
@@ -352,6 +353,106 @@ pub fn walk(payload: &[u8], first: IpProtocol, max: usize) -> Result<ExtChain> {
     }
 }
 
+/// What the destination of an IPv6 packet makes of its extension headers (RFC 8200 section 4):
+/// [`at_destination`]'s verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AtDestination {
+    /// Every header before the upper layer (or a fragment header) was processed and skipped.
+    Accept,
+    /// Discard without an answer: an unknown option whose type says so, an option that runs past
+    /// its header (as Linux does), or an option asking for an answer about a multicast packet.
+    Discard,
+    /// Discard and answer an ICMPv6 parameter problem with this code, pointing at this octet
+    /// (counted from the start of the IPv6 header, RFC 4443 3.4).
+    ParamProblem(ParamProblem, u32),
+}
+
+/// Processes the extension headers of `packet` (the whole IPv6 packet, its fixed header first) as
+/// its destination must (RFC 8200 section 4), for a node that implements no option beyond padding,
+/// no routing type and no authentication header:
+///
+/// - hop-by-hop and destination options: Pad1 and PadN skipped, as is an unknown option whose
+///   type's two high bits are 00; 01 discards; 10 answers parameter problem code 2 pointing at the
+///   type; 11 too, unless the destination is multicast (`to_multicast`), then discards (4.2);
+/// - a routing header with segments left 0 is skipped; with segments left, whatever its type (0 is
+///   deprecated, RFC 5095), parameter problem code 0 pointing at the routing type (4.4);
+/// - an authentication header (RFC 4302), not implemented: parameter problem code 1 pointing at
+///   the next header field that names it (4, "unrecognized Next Header type");
+/// - a fragment header ends the walk: what follows is processed after reassembly, which the
+///   gateway never does.
+///
+/// Bounded by [`DEFAULT_MAX_EXT_HEADERS`] and by the packet; a header cut short discards. Never panics.
+pub fn at_destination(packet: &[u8], to_multicast: bool) -> AtDestination {
+    const IPV6_HEADER_LEN: usize = 40;
+    let Some(&first) = packet.get(6) else { return AtDestination::Discard };
+    let mut nh = IpProtocol::from(first);
+    // Where the next header field naming `nh` is: the fixed header's, then each header's first byte.
+    let mut nh_field = 6;
+    let mut at = IPV6_HEADER_LEN;
+    for _ in 0..DEFAULT_MAX_EXT_HEADERS {
+        let Some(rest) = packet.get(at..) else { return AtDestination::Discard };
+        match nh {
+            IpProtocol::HopByHop | IpProtocol::Ipv6Opts => {
+                let Ok(h) = ExtHeader::new_checked(rest) else { return AtDestination::Discard };
+                if let Some(verdict) = options_at_destination(h.data(), at + field::DATA_START, to_multicast) {
+                    return verdict;
+                }
+                nh = h.next_header();
+                nh_field = at;
+                at += h.header_len();
+            }
+            IpProtocol::Ipv6Route => {
+                let Ok(h) = ExtHeader::new_checked(rest) else { return AtDestination::Discard };
+                if h.segments_left() != 0 {
+                    return AtDestination::ParamProblem(
+                        ParamProblem::ErroneousHeaderField,
+                        (at + field::ROUTING_TYPE) as u32,
+                    );
+                }
+                nh = h.next_header();
+                nh_field = at;
+                at += h.header_len();
+            }
+            IpProtocol::Ah => {
+                return AtDestination::ParamProblem(ParamProblem::UnrecognizedNextHeader, nh_field as u32)
+            }
+            _ => return AtDestination::Accept,
+        }
+    }
+    AtDestination::Discard
+}
+
+/// The options of one hop-by-hop or destination options header (`data`, which starts at `offset`
+/// in the packet): `None` when every one is skipped, else what to do with the packet.
+fn options_at_destination(data: &[u8], offset: usize, to_multicast: bool) -> Option<AtDestination> {
+    const PAD1: u8 = 0;
+    const PADN: u8 = 1;
+    let mut i = 0;
+    while let Some(&kind) = data.get(i) {
+        if kind == PAD1 {
+            i += 1;
+            continue;
+        }
+        let Some(&len) = data.get(i + 1) else { return Some(AtDestination::Discard) };
+        let next = i + 2 + usize::from(len);
+        if next > data.len() {
+            return Some(AtDestination::Discard);
+        }
+        if kind != PADN {
+            let problem = AtDestination::ParamProblem(ParamProblem::UnrecognizedOption, (offset + i) as u32);
+            match kind >> 6 {
+                0 => {}
+                1 => return Some(AtDestination::Discard),
+                2 => return Some(problem),
+                _ if to_multicast => return Some(AtDestination::Discard),
+                _ => return Some(problem),
+            }
+        }
+        i = next;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +465,98 @@ mod tests {
         0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
         0x00, 0x00, 0x00, 0x09, 0x06, 0x00, 0x00, 0x01, 0xde, 0xad, 0xbe, 0xef,
     ];
+
+    // scapy: bytes(IPv6(src="2001:db8::1", dst="2001:db8::2")/IPv6ExtHdrRouting(type=0, segleft=1,
+    //     addresses=["2001:db8::3"])/ICMPv6EchoRequest(id=1, seq=1))
+    const ROUTED_ECHO: [u8; 72] = [
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x20, 0x2b, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x02, 0x3a, 0x02, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03, 0x80, 0x00, 0x24, 0x45, 0x00, 0x01, 0x00, 0x01,
+    ];
+
+    // scapy: bytes(IPv6(src="2001:db8::1", dst="2001:db8::2")/IPv6ExtHdrHopByHop(options=[RouterAlert()])
+    //     /IPv6ExtHdrRouting(type=0, segleft=0, addresses=["2001:db8::3"])
+    //     /IPv6ExtHdrDestOpt(options=[PadN(optdata=b"\0\0\0\0")])/ICMPv6EchoRequest(id=1, seq=1, data=b"ping"))
+    const SPENT_ECHO: [u8; 92] = [
+        0x60, 0x00, 0x00, 0x00, 0x00, 0x34, 0x00, 0x40, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x02, 0x2b, 0x00, 0x05, 0x02, 0x00, 0x00, 0x01, 0x00, 0x3c, 0x02, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03,
+        0x3a, 0x00, 0x01, 0x04, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x45, 0x71, 0x00, 0x01, 0x00, 0x01, 0x70, 0x69,
+        0x6e, 0x67,
+    ];
+
+    /// RFC 8200 4.4: segments left names this node's work, which it cannot do: parameter problem
+    /// code 0 at the routing type (byte 2 of the header at 40), whatever the type; spent, skipped.
+    #[test]
+    fn routing_header_with_segments_left_is_a_parameter_problem() {
+        use AtDestination::*;
+        for routing_type in [0, 2, 3, 4, 253] {
+            let mut p = ROUTED_ECHO;
+            p[42] = routing_type;
+            assert_eq!(at_destination(&p, false), ParamProblem(super::ParamProblem::ErroneousHeaderField, 42));
+            p[43] = 0;
+            assert_eq!(at_destination(&p, false), Accept, "segments left 0: skipped");
+        }
+        assert_eq!(at_destination(&SPENT_ECHO, false), Accept, "router alert, spent routing header, padding");
+        // After a fragment header, nothing is processed before reassembly (which never comes).
+        let mut frag = ROUTED_ECHO[..40].to_vec();
+        frag[6] = 44;
+        frag.extend_from_slice(&[0x2b, 0, 0, 1, 0, 0, 0, 7]);
+        frag.extend_from_slice(&ROUTED_ECHO[40..]);
+        assert_eq!(at_destination(&frag, false), Accept);
+        // Cut short, or no header at all: discarded.
+        assert_eq!(at_destination(&ROUTED_ECHO[..45], false), Discard);
+        assert_eq!(at_destination(&ROUTED_ECHO[..5], false), Discard);
+    }
+
+    /// RFC 8200 4.2: an unknown option's type says what to do; the destination options header is
+    /// at 72, its option's type at 74. An authentication header is an unrecognized next header,
+    /// pointed at where it is named.
+    #[test]
+    fn unknown_options_do_as_their_type_says() {
+        use super::ParamProblem::{UnrecognizedNextHeader, UnrecognizedOption};
+        use AtDestination::*;
+        let with = |kind: u8| {
+            let mut p = SPENT_ECHO;
+            p[74] = kind;
+            p
+        };
+        for (kind, unicast, multicast) in [
+            (0x3e, Accept, Accept),
+            (0x7e, Discard, Discard),
+            (0x9e, ParamProblem(UnrecognizedOption, 74), ParamProblem(UnrecognizedOption, 74)),
+            (0xde, ParamProblem(UnrecognizedOption, 74), Discard),
+        ] {
+            assert_eq!(at_destination(&with(kind), false), unicast, "{kind:#x}");
+            assert_eq!(at_destination(&with(kind), true), multicast, "{kind:#x} to multicast");
+        }
+        // An option running past its header: discarded, as Linux does.
+        let mut p = SPENT_ECHO;
+        p[75] = 9;
+        assert_eq!(at_destination(&p, false), Discard);
+        // The hop-by-hop header's router alert is known to skip; an unknown 10 there is pointed at.
+        let mut p = SPENT_ECHO;
+        p[42] = 0x85;
+        assert_eq!(at_destination(&p, false), ParamProblem(UnrecognizedOption, 42));
+        let mut p = SPENT_ECHO;
+        p[6] = 51;
+        assert_eq!(at_destination(&p, false), ParamProblem(UnrecognizedNextHeader, 6));
+        let mut p = SPENT_ECHO;
+        p[40] = 51;
+        assert_eq!(at_destination(&p, false), ParamProblem(UnrecognizedNextHeader, 40));
+    }
+
+    proptest! {
+        /// Any bytes: a verdict, never a panic, and a pointer inside the packet.
+        #[test]
+        fn at_destination_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200), multicast in any::<bool>()) {
+            if let AtDestination::ParamProblem(_, at) = at_destination(&bytes, multicast) {
+                prop_assert!((at as usize) < bytes.len());
+            }
+        }
+    }
 
     #[test]
     fn walk_full_chain() {

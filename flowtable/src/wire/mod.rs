@@ -13,9 +13,9 @@
 //! | `ip.rs` | protocol numbers, pseudo-header | [`IpProtocol`], [`PseudoHeader`] |
 //! | `ipv4.rs` | IPv4 with options (walked and classified), fragments | [`Ipv4Packet`], [`Ipv4Repr`], [`Ipv4OptionsClass`] |
 //! | `ipv6.rs` | IPv6 fixed header | [`Ipv6Packet`], [`Ipv6Repr`] |
-//! | `ipv6ext.rs` | extension headers and the bounded walk | [`Ipv6ExtHeader`], [`Ipv6FragmentHeader`], [`Ipv6ExtChain`] |
-//! | `icmpv4.rs` | echo, unreachable (frag needed), time exceeded | [`Icmpv4Packet`], [`Icmpv4Repr`] |
-//! | `icmpv6.rs` | echo, too big, time exceeded, unreachable, NS/NA | [`Icmpv6Packet`], [`Icmpv6Repr`], [`NdpOption`] |
+//! | `ipv6ext.rs` | extension headers, the bounded walk, their processing at the destination | [`Ipv6ExtHeader`], [`Ipv6FragmentHeader`], [`Ipv6ExtChain`] |
+//! | `icmpv4.rs` | echo, unreachable (frag needed), time exceeded, parameter problem | [`Icmpv4Packet`], [`Icmpv4Repr`] |
+//! | `icmpv6.rs` | echo, too big, time exceeded, unreachable, parameter problem, NS/NA | [`Icmpv6Packet`], [`Icmpv6Repr`], [`NdpOption`] |
 //! | `tcp.rs` | TCP | [`TcpPacket`], [`TcpRepr`], [`TcpFlags`] |
 //! | `udp.rs` | UDP and its zero-checksum rules | [`UdpPacket`], [`UdpRepr`] |
 //! | `gre.rs` | GRE with key and sequence | [`GrePacket`], [`GreRepr`] |
@@ -118,17 +118,19 @@ pub use self::icmpv4::{
 };
 pub use self::icmpv6::{
     DstUnreachable as Icmpv6DstUnreachable, Message as Icmpv6Message, NdpOption, NdpOptionType, NdpOptions,
-    NeighborFlags, Packet as Icmpv6Packet, Repr as Icmpv6Repr, TimeExceeded as Icmpv6TimeExceeded,
-    HEADER_LEN as ICMPV6_HEADER_LEN, NDP_LLADDR_OPTION_LEN, NDP_NS_NA_LEN,
+    NeighborFlags, Packet as Icmpv6Packet, ParamProblem as Icmpv6ParamProblem, Repr as Icmpv6Repr,
+    TimeExceeded as Icmpv6TimeExceeded, HEADER_LEN as ICMPV6_HEADER_LEN, NDP_LLADDR_OPTION_LEN, NDP_NS_NA_LEN,
 };
 pub use self::ip::{IpProtocol, PseudoHeader};
 pub use self::ipv4::{
-    classify_options as classify_ipv4_options, OptionsClass as Ipv4OptionsClass, Packet as Ipv4Packet,
-    Repr as Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN, MAX_HEADER_LEN as IPV4_MAX_HEADER_LEN,
+    classify_options as classify_ipv4_options, unwalkable_option as unwalkable_ipv4_option,
+    OptionsClass as Ipv4OptionsClass, Packet as Ipv4Packet, Repr as Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN,
+    MAX_HEADER_LEN as IPV4_MAX_HEADER_LEN,
 };
 pub use self::ipv6::{Packet as Ipv6Packet, Repr as Ipv6Repr, HEADER_LEN as IPV6_HEADER_LEN};
 pub use self::ipv6ext::{
-    walk as walk_ipv6_ext_headers, ExtChain as Ipv6ExtChain, ExtHeader as Ipv6ExtHeader,
+    at_destination as ipv6_ext_headers_at_destination, walk as walk_ipv6_ext_headers,
+    AtDestination as Ipv6AtDestination, ExtChain as Ipv6ExtChain, ExtHeader as Ipv6ExtHeader,
     FragmentHeader as Ipv6FragmentHeader, FragmentRepr as Ipv6FragmentRepr, DEFAULT_MAX_EXT_HEADERS,
     FRAGMENT_HEADER_LEN as IPV6_FRAGMENT_HEADER_LEN,
 };
