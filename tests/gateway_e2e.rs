@@ -330,6 +330,34 @@ fn fragments_pass_whole(sender: &NetNs, receiver: &NetNs, to: &str) {
     assert!(got == datagram, "{} -> {to}: {} bytes arrived, not the 4000 sent", sender.name, got.len());
 }
 
+/// Sends from `ns`, on a raw socket, a UDP packet to `to` whose IPv4 options cannot be walked (three
+/// NOPs, then a loose source route type without its length byte) and waits for the ICMP parameter
+/// problem (sent up to three times, in case the gateway's ICMP error budget is spent): its source,
+/// type, code, pointer and the quoted IP header in hex, space-separated. The kernel fills in the
+/// source address, total length and header checksum of what a raw IPPROTO_RAW socket sends.
+fn parameter_problem_for_bad_options(ns: &NetNs, to: &str) -> String {
+    let script = "import socket, struct, sys\n\
+                  dst = socket.inet_aton(sys.argv[1])\n\
+                  ip = struct.pack('!BBHHHBBH4s4s', 0x46, 0, 32, 7, 0, 64, 17, 0, bytes(4), dst) + bytes([1, 1, 1, 131])\n\
+                  udp = struct.pack('!HHHH', 40000, 9, 8, 0)\n\
+                  icmp = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)\n\
+                  icmp.settimeout(2)\n\
+                  raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)\n\
+                  for _ in range(3):\n    \
+                      raw.sendto(ip + udp, (sys.argv[1], 0))\n    \
+                      try:\n        \
+                          while True:\n            \
+                              data, addr = icmp.recvfrom(2048)\n            \
+                              at = (data[0] & 15) * 4\n            \
+                              if data[at] == 12:\n                \
+                                  print(addr[0], data[at], data[at + 1], data[at + 4], data[at + 8:at + 8 + 24].hex())\n                \
+                                  sys.exit(0)\n    \
+                      except socket.timeout:\n        \
+                          pass\n\
+                  print('no parameter problem came back')\n";
+    ns.exec(&["python3", "-c", script, to]).trim().to_string()
+}
+
 /// The hop addresses `traceroute -n` printed, `*` for a hop without an answer.
 fn traceroute_hops(output: &str) -> Vec<String> {
     output.lines().skip(1).filter_map(|line| line.split_whitespace().nth(1).map(str::to_string)).collect()
@@ -501,6 +529,14 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     assert!(out.contains(" 0 received") && !out.contains("From "), "blackhole route:\n{out}");
     let out = ping(outside, &["-c", "1"], "192.0.2.7");
     assert!(out.contains(&format!("From {EDGE_UPLINK} icmp_seq=1 Packet filtered")), "reject route:\n{out}");
+
+    // 4b. A header the router cannot process (IPv4 options that cannot be walked), crafted on a raw
+    //     socket: the edge router answers an ICMP parameter problem whose pointer is the option.
+    let answer = parameter_problem_for_bad_options(outside, VM1);
+    let fields: Vec<&str> = answer.split_whitespace().collect();
+    assert_eq!(fields.get(..4), Some(&[EDGE_UPLINK, "12", "0", "23"][..]), "source, type, code, pointer: {answer}");
+    // Version and IHL 6, length 32, ident 7, TTL 64, UDP ... the options as sent.
+    assert!(fields[4].starts_with("46000020000700004011") && fields[4].ends_with("01010183"), "quoted: {answer}");
 
     // 5. The tenant router's infilter drops SSH from outside; another port of the same VM works.
     let stop = Arc::new(AtomicBool::new(false));
@@ -688,6 +724,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     assert!(drops(pipeline, "blackhole") >= 2, "{pipeline}");
     assert!(drops(pipeline, "reject_route") >= 1, "{pipeline}");
     assert!(drops(pipeline, "rule_drop") >= 1, "the SSH SYNs: {pipeline}");
+    assert!(drops(pipeline, "ipv4_bad_options") >= 1, "the crafted header: {pipeline}");
     assert!(drops(pipeline, "ttl_expired") >= 2, "traceroute's probes at the two routers: {pipeline}");
     assert_eq!(drops(pipeline, "unknown_tunnel_key"), 1, "{pipeline}");
     assert_eq!(drops(pipeline, "tunnel_host_mismatch"), 1, "{pipeline}");

@@ -583,6 +583,11 @@ fn underlay(
     state: &mut CoreState,
     now: u64,
 ) -> SimResult {
+    // The underlay link is untagged: a frame of a VLAN is neither learned from nor answered. A
+    // priority-tagged ARP request (VID 0: no VLAN) is answered untagged, as a router answers.
+    if h.vlan.is_some_and(|tag| tag.vid != 0) {
+        return r.uncached_drop(DropReason::UnderlayVlan);
+    }
     let Some(mac) = underlay_arp(u, frame, h, state, now) else {
         let reason = if matches!(h.l3, L3::Arp(_)) { DropReason::ArpConsumed } else { DropReason::UnderlayNotTunnel };
         return r.uncached_drop(reason);
@@ -594,6 +599,12 @@ fn underlay(
     let mut r = r;
     r.cacheable = false;
     r.actions.push(Action::Reply(ReplyKind::ArpReply));
+    if h.vlan.is_some() {
+        if pop_vlan_tag(frame) != Ok(VLAN_TAG_LEN) {
+            return r.drop(DropReason::Malformed);
+        }
+        r.actions.push(Action::SetEthDstUntag(h.eth_src));
+    }
     r.actions.push(Action::Output(dpdk_port));
     r
 }

@@ -576,6 +576,11 @@ fn tunnel_port(snap: &Snapshot, key: u32, from: (Ipv4Addr, Encap), inner_offset:
 #[inline(never)]
 pub(super) fn decap_general(snap: &Snapshot, u: &Underlay, frame: &[u8]) -> Result<Option<Decap>, DropReason> {
     let Ok(h) = Headers::parse(frame) else { return Err(DropReason::Malformed) };
+    // The underlay link is untagged: a frame of a VLAN is not for it (a priority tag, VID 0,
+    // carries no VLAN and is taken).
+    if h.vlan.is_some_and(|tag| tag.vid != 0) {
+        return Err(DropReason::UnderlayVlan);
+    }
     let L3::Ipv4(ip) = h.l3 else { return Ok(None) };
     if ip.dst != u.address {
         return Ok(None);

@@ -555,6 +555,57 @@ fn underlay_arp_is_answered_learned_and_asked() {
     assert_eq!(r.actions.encap(), Some(n.vm1));
 }
 
+/// The underlay link is untagged: an ARP request tagged with a VLAN ID is neither answered nor
+/// learned from, and a tunnelled packet of a VLAN is not decapsulated (`underlay_vlan`); a
+/// priority-tagged request (VID 0: no VLAN) is answered, untagged, byte for byte the answer to the
+/// same request without the tag, and a priority-tagged VXLAN packet is decapsulated.
+#[test]
+fn the_underlay_takes_no_vlan_and_answers_priority_tags_untagged() {
+    use super::tests::with_tag;
+    let n = topo();
+    let mut out = [0u8; 1514];
+    let mut req = vec![0u8; 42];
+    EthernetRepr { src_addr: HOST1_MAC, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp }
+        .emit(&mut EthernetFrame::new_unchecked(&mut req[..]));
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: HOST1_MAC,
+        source_protocol_addr: v4("192.168.7.11"),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: v4("192.168.7.1"),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut req[14..]));
+    let fresh = || {
+        let mut st = CoreState::new(&CoreConfig::default());
+        st.set_port_mac(UNDERLAY_DPDK, UNDERLAY_MAC);
+        st
+    };
+    let mut want = req.clone();
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut want, &mut fresh(), 2, &mut out);
+    assert_eq!((r.actions.output(), r.frame_start()), (Some(UNDERLAY_DPDK), 0));
+    for vid in [5, 4095] {
+        let mut st = fresh();
+        let mut f = with_tag(&req, vid);
+        let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut st, 2, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::UnderlayVlan), "VLAN {vid}: {r:?}");
+        assert!(!r.cacheable && r.generated.is_none());
+        assert_eq!(st.neighbours.lookup(UNDERLAY_PORT, IpAddr::V4(v4("192.168.7.11")), 2), None, "not learned");
+    }
+    let mut st = fresh();
+    let mut f = with_tag(&req, 0);
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut st, 2, &mut out);
+    assert_eq!((r.actions.output(), r.frame_start()), (Some(UNDERLAY_DPDK), 4), "{r:?}");
+    assert_eq!(&f[4..], &want[..], "the answer without the tag");
+    assert_eq!(st.neighbours.lookup(UNDERLAY_PORT, IpAddr::V4(v4("192.168.7.11")), 2), Some(HOST1_MAC));
+    // Tunnelled packets: of a VLAN refused, priority-tagged taken.
+    let inner = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 1, 10);
+    let plain = vxlan("192.168.7.11", KEY1, &inner);
+    let d = decap(&n.snap, &plain).unwrap().expect("decapsulated");
+    assert_eq!(decap(&n.snap, &with_tag(&plain, 7)), Err(DropReason::UnderlayVlan));
+    let tagged = decap(&n.snap, &with_tag(&plain, 0)).unwrap().expect("decapsulated");
+    assert_eq!((tagged.port, tagged.inner_offset), (d.port, d.inner_offset + 4));
+}
+
 /// A routed priority-tagged frame enters the tunnel untagged, as a router's output is (RFC 7348
 /// 6.1: the compute host's VTEP would discard an inner frame with a tag, as this gateway's own
 /// decapsulation does): what goes on the wire, outer headers included, is what the same frame
