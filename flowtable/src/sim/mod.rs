@@ -18,7 +18,8 @@
 //!   options cannot be walked is answered a parameter problem ([`DropReason::Ipv4BadOptions`]);
 //!   other options are forwarded as they are (not updated: record route and timestamp record
 //!   nothing here). An IPv6 packet for a port address has its extension headers processed as
-//!   their destination must ([`crate::wire::ipv6_ext_headers_at_destination`], [`DropReason::Ipv6ExtensionHeader`]).
+//!   their destination must ([`crate::wire::ipv6_ext_headers_at_destination`],
+//!   [`DropReason::Ipv6ExtensionHeader`]).
 //! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
 //!   exterior ports, tunnels included; source MAC -> ingress port, per core, with aging:
 //!   [`MacTable`]), destination lookup: static entries first, then the MACs of router ports linked
