@@ -455,6 +455,22 @@ fn decapsulated_frames_are_bridged_and_routed() {
     assert_eq!(IngressPoint::Tunnel(n.vm1).flow_id(), 0x8000_0000 | n.vm1.0);
 }
 
+/// A broadcast ARP request from `mac` / `src` for `target`.
+fn arp_request(mac: EthernetAddress, src: &str, target: &str) -> Vec<u8> {
+    let mut f = vec![0u8; 42];
+    EthernetRepr { src_addr: mac, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    ArpRepr {
+        operation: ArpOperation::Request,
+        source_hardware_addr: mac,
+        source_protocol_addr: v4(src),
+        target_hardware_addr: EthernetAddress([0; 6]),
+        target_protocol_addr: v4(target),
+    }
+    .emit(&mut ArpPacket::new_unchecked(&mut f[14..]));
+    f
+}
+
 #[test]
 fn answers_go_back_through_the_tunnel() {
     let n = topo();
@@ -462,17 +478,7 @@ fn answers_go_back_through_the_tunnel() {
     let mut out = [0u8; 1514];
     // VM_A asks for the router over VXLAN: the broadcast floods to vm2 (GRE) and the answer goes
     // back to host 1.
-    let mut arp = vec![0u8; 42];
-    EthernetRepr { src_addr: VM_A, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp }
-        .emit(&mut EthernetFrame::new_unchecked(&mut arp[..]));
-    ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: VM_A,
-        source_protocol_addr: v4("10.0.0.5"),
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: v4("10.0.0.1"),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut arp[14..]));
+    let arp = arp_request(VM_A, "10.0.0.5", "10.0.0.1");
     let mut f = arp.clone();
     let r = simulate_from(&n.snap, IngressPoint::Tunnel(n.vm1), &mut f, &mut st, 1, &mut out);
     assert_eq!(r.flood.len(), 1);
@@ -532,17 +538,7 @@ fn underlay_arp_is_answered_learned_and_asked() {
     let L3::Arp(a) = h.l3 else { panic!() };
     assert_eq!((a.source_protocol_addr, a.target_protocol_addr), (v4("192.168.7.1"), v4("192.168.7.11")));
     // Host 1 asks for the gateway's underlay address: answered and learned.
-    let mut req = vec![0u8; 42];
-    EthernetRepr { src_addr: HOST1_MAC, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp }
-        .emit(&mut EthernetFrame::new_unchecked(&mut req[..]));
-    ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: HOST1_MAC,
-        source_protocol_addr: v4("192.168.7.11"),
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: v4("192.168.7.1"),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut req[14..]));
+    let mut req = arp_request(HOST1_MAC, "192.168.7.11", "192.168.7.1");
     let r = simulate(&n.snap, UNDERLAY_DPDK, &mut req, &mut st, 2, &mut out);
     assert_eq!(r.actions.output(), Some(UNDERLAY_DPDK));
     let h = Headers::parse(&req).unwrap();
@@ -564,17 +560,7 @@ fn the_underlay_takes_no_vlan_and_answers_priority_tags_untagged() {
     use super::tests::with_tag;
     let n = topo();
     let mut out = [0u8; 1514];
-    let mut req = vec![0u8; 42];
-    EthernetRepr { src_addr: HOST1_MAC, dst_addr: EthernetAddress::BROADCAST, vlan: None, ethertype: EtherType::Arp }
-        .emit(&mut EthernetFrame::new_unchecked(&mut req[..]));
-    ArpRepr {
-        operation: ArpOperation::Request,
-        source_hardware_addr: HOST1_MAC,
-        source_protocol_addr: v4("192.168.7.11"),
-        target_hardware_addr: EthernetAddress([0; 6]),
-        target_protocol_addr: v4("192.168.7.1"),
-    }
-    .emit(&mut ArpPacket::new_unchecked(&mut req[14..]));
+    let req = arp_request(HOST1_MAC, "192.168.7.11", "192.168.7.1");
     let fresh = || {
         let mut st = CoreState::new(&CoreConfig::default());
         st.set_port_mac(UNDERLAY_DPDK, UNDERLAY_MAC);
