@@ -71,7 +71,8 @@ drop_reasons! {
     TunnelFragmented => "tunnel_fragmented", "a fragment of a VXLAN or GRE packet to the underlay address (never reassembled: the underlay's MTU must carry tunnelled packets whole)";
     UnknownTunnelKey => "unknown_tunnel_key", "a tunnelled packet whose key names no port bound on a remote host";
     TunnelHostMismatch => "tunnel_host_mismatch", "a tunnelled packet whose outer source is not the host its key's port is bound on, or that came by the other encapsulation than that host's tunnel zone uses";
-    ToRouter => "to_router", "addressed to a router port, not an echo request the fast path answers";
+    ToRouter => "to_router", "addressed to a router port and neither an echo request nor a UDP datagram it answers (TCP and other protocols, ICMP other than echo, a fragment, a failed UDP checksum): dropped unanswered (no exception path yet)";
+    PortUnreachable => "port_unreachable", "a UDP datagram for a router port: no UDP service listens there, answered ICMP port unreachable (RFC 1122 3.2.2.1, RFC 1812 4.3.3.1, RFC 4443 3.1)";
     EchoNotAnswered => "echo_not_answered", "an echo request to a router port that is a fragment (never reassembled) or fails its checksum: not answered";
     Ipv4BadOptions => "ipv4_bad_options", "an IPv4 header whose options cannot be walked (an option's length byte missing, below 2 or past the header, RFC 791 3.1) reached a router: answered ICMP parameter problem pointing at the option (RFC 1812 4.3.3.5), or dropped at the underlay address; a bridge forwards it";
     Ipv6ExtensionHeader => "ipv6_extension_header", "an IPv6 packet for a router port address with an extension header its destination cannot process (RFC 8200 4): a routing header with segments left (no routing type is implemented; type 0 is deprecated, RFC 5095), an unknown option whose type says discard, an authentication header; answered ICMPv6 parameter problem where the type asks for one";

@@ -780,7 +780,10 @@ impl<'a> Walk<'a, '_> {
                 RouteDecision::Local { .. } if !host_source(src, &ingress, in_rp) => {
                     return r.drop(DropReason::Martian)
                 }
-                RouteDecision::Local { .. } => return self.for_router(r, frame, h, &ingress, in_rp),
+                RouteDecision::Local { port, .. } => {
+                    let owner = snap.port(port).as_router_port().unwrap_or(in_rp);
+                    return self.for_router(r, frame, h, &ingress, in_rp, owner);
+                }
                 RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
                 RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
                     let reason =
@@ -874,11 +877,12 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    /// Addressed to one of the router's ports: the IPv6 extension headers are processed as their
-    /// destination must ([`ipv6_ext_headers_at_destination`], RFC 8200 section 4), answering a
-    /// parameter problem where they ask for one (a routing header with segments left, an option
-    /// that must be understood), then [`local`]. Fragments are not: what follows the fragment
-    /// header waits for a reassembly that never comes.
+    /// Addressed to one of the router's ports, `owner` (entered by `in_rp`): the IPv6 extension
+    /// headers are processed as their destination must ([`ipv6_ext_headers_at_destination`], RFC
+    /// 8200 section 4), answering a parameter problem where they ask for one (a routing header with
+    /// segments left, an option that must be understood), then UDP ([`Walk::udp_for_router`]) or
+    /// [`local`]. Fragments are not: what follows the fragment header waits for a reassembly that
+    /// never comes. Every answer comes from the address the packet was sent to ([`local_source`]).
     fn for_router(
         &mut self,
         r: SimResult,
@@ -886,7 +890,15 @@ impl<'a> Walk<'a, '_> {
         h: &Headers,
         ingress: &Ingress<'_>,
         in_rp: &RouterPort,
+        owner: &RouterPort,
     ) -> SimResult {
+        let Some(dst) = h.pseudo_header().map(|p| match p {
+            crate::wire::PseudoHeader::V4 { dst, .. } => IpAddr::V4(dst),
+            crate::wire::PseudoHeader::V6 { dst, .. } => IpAddr::V6(dst),
+        }) else {
+            return r.uncached_drop(DropReason::ToRouter);
+        };
+        let src = local_source(owner, dst);
         if let L3::Ipv6(f) = h.l3 {
             if f.ext_headers != 0 {
                 let packet = frame.get(h.l3_offset..h.end).unwrap_or_default();
@@ -894,8 +906,8 @@ impl<'a> Walk<'a, '_> {
                     Ipv6AtDestination::Accept => {}
                     Ipv6AtDestination::Discard => return r.uncached_drop(DropReason::Ipv6ExtensionHeader),
                     Ipv6AtDestination::ParamProblem(code, pointer) => {
-                        let err = Some(IcmpError::V6ParamProblem(code, pointer));
-                        return answer_error(
+                        let err = Some((IcmpError::V6ParamProblem(code, pointer), src));
+                        return answer_error_from(
                             r,
                             DropReason::Ipv6ExtensionHeader,
                             err,
@@ -909,7 +921,40 @@ impl<'a> Walk<'a, '_> {
                 }
             }
         }
-        local(r, frame, h, ingress)
+        if let L4::Udp { .. } = h.l4 {
+            return self.udp_for_router(r, frame, h, ingress, in_rp, src);
+        }
+        local(r, frame, h, ingress, src)
+    }
+
+    /// A UDP datagram for a router port: no UDP service listens there, so it is answered port
+    /// unreachable (RFC 1122 3.2.2.1 and RFC 1812 4.3.3.1 for IPv4, RFC 4443 3.1 for IPv6), as
+    /// Linux answers and as `traceroute`'s UDP probes to a router's address expect. A datagram
+    /// whose checksum fails is discarded unanswered (RFC 1122 4.1.3.4), as is a fragment (the
+    /// gateway never reassembles: the checksum cannot be checked).
+    fn udp_for_router(
+        &mut self,
+        r: SimResult,
+        frame: &[u8],
+        h: &Headers,
+        ingress: &Ingress<'_>,
+        in_rp: &RouterPort,
+        src: IpAddr,
+    ) -> SimResult {
+        let (whole, err) = match h.l3 {
+            L3::Ipv4(f) => (
+                f.fragment == Fragment::Unfragmented,
+                IcmpError::V4Unreachable(Icmpv4DstUnreachable::PortUnreachable, 0),
+            ),
+            L3::Ipv6(f) => {
+                (f.fragment == Fragment::Unfragmented, IcmpError::V6Unreachable(Icmpv6DstUnreachable::PortUnreachable))
+            }
+            _ => return r.uncached_drop(DropReason::ToRouter),
+        };
+        if !whole || h.verify_checksums(frame).is_err() {
+            return r.uncached_drop(DropReason::ToRouter);
+        }
+        answer_error_from(r, DropReason::PortUnreachable, Some((err, src)), frame, h, ingress, in_rp, self.out)
     }
 
     /// The next hop's MAC is unknown. When it failed to answer just now ([`NeighbourCache::has_failed`]),
@@ -1426,7 +1471,7 @@ struct Unresolved<'s> {
 /// suppressed; otherwise (TTL, length: not in the key) not cacheable.
 #[allow(clippy::too_many_arguments)]
 fn answer_error(
-    mut r: SimResult,
+    r: SimResult,
     reason: DropReason,
     err: Option<IcmpError>,
     frame: &[u8],
@@ -1435,9 +1480,25 @@ fn answer_error(
     at: &RouterPort,
     out: &mut [u8],
 ) -> SimResult {
+    let src = h.pseudo_header().and_then(|p| own_addr(at, pseudo_src(&p)));
+    answer_error_from(r, reason, err.zip(src), frame, h, ingress, at, out)
+}
+
+/// [`answer_error`] from a given address: `err` and its source.
+#[allow(clippy::too_many_arguments)]
+fn answer_error_from(
+    mut r: SimResult,
+    reason: DropReason,
+    err: Option<(IcmpError, IpAddr)>,
+    frame: &[u8],
+    h: &Headers,
+    ingress: &Ingress<'_>,
+    at: &RouterPort,
+    out: &mut [u8],
+) -> SimResult {
     let cacheable = r.cacheable;
     r = r.uncached_drop(reason);
-    let (Some(err), Some(src)) = (err, h.pseudo_header().and_then(|p| own_addr(at, pseudo_src(&p)))) else {
+    let Some((err, src)) = err else {
         return r;
     };
     let keyed = matches!(reason, DropReason::NoRoute | DropReason::RejectRoute | DropReason::RuleReject);
@@ -1517,8 +1578,8 @@ fn ip_broadcast(port: Option<&RouterPort>, dst: IpAddr) -> bool {
     }
 }
 
-/// Addressed to one of the router's ports: answer echo requests, drop the rest (the exception path
-/// comes later).
+/// Addressed to one of the router's ports: answer echo requests from `src` ([`local_source`]),
+/// drop the rest (the exception path comes later).
 ///
 /// The reply is the request turned around in place, so only a request that is whole is answered:
 /// not a fragment (the gateway never reassembles: the reply would be a lone fragment of a datagram
@@ -1526,7 +1587,7 @@ fn ip_broadcast(port: Option<&RouterPort>, dst: IpAddr) -> bool {
 /// 3.2.2: discarded, as any host does). An IPv6 request's extension headers, processed already
 /// ([`Walk::for_router`]), are left out of the reply: they were the request's (a routing header
 /// must never be reflected, RFC 5095), and Linux's reply carries none either.
-fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> SimResult {
+fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, src: IpAddr) -> SimResult {
     let whole = match h.l3 {
         L3::Ipv4(f) => f.fragment == Fragment::Unfragmented,
         L3::Ipv6(f) => f.fragment == Fragment::Unfragmented,
@@ -1541,10 +1602,10 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> 
         return r.uncached_drop(DropReason::EchoNotAnswered);
     }
     let ip = &mut frame[h.l3_offset..h.end];
-    match (h.l3, h.l4) {
-        (L3::Ipv4(f), L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. }) => {
+    match (h.l3, h.l4, src) {
+        (L3::Ipv4(f), L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. }, IpAddr::V4(src)) => {
             if let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) {
-                p.set_src_addr(f.dst);
+                p.set_src_addr(src);
                 p.set_dst_addr(f.src);
                 p.set_ttl(REPLY_TTL);
                 p.fill_checksum();
@@ -1553,14 +1614,19 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>) -> 
                 p.make_echo_reply_in_place();
             }
         }
-        (L3::Ipv6(f), L4::Icmpv6 { msg_type: Icmpv6Message::EchoRequest, code: 0, .. }) => {
+        (L3::Ipv6(f), L4::Icmpv6 { msg_type: Icmpv6Message::EchoRequest, code: 0, .. }, IpAddr::V6(src)) => {
             if let Ok(mut p) = Ipv6Packet::new_checked(&mut *ip) {
-                p.set_src_addr(f.dst);
+                p.set_src_addr(src);
                 p.set_dst_addr(f.src);
                 p.set_hop_limit(REPLY_TTL);
             }
             if let Ok(mut p) = Icmpv6Packet::new_checked(&mut frame[h.l4_offset..h.end]) {
                 p.make_echo_reply_in_place();
+                // Sent to the Subnet-Router anycast address, answered from a unicast one: the
+                // pseudo-header changed.
+                if src != f.dst {
+                    p.fill_checksum(&crate::wire::PseudoHeader::V6 { src, dst: f.src });
+                }
             }
             let mut r = r;
             r.trimmed = match leave_out_ipv6_ext_headers(frame, h) {
@@ -1677,6 +1743,18 @@ fn neighbour_of(port: &RouterPort, addr: IpAddr) -> bool {
 }
 
 /// The port's address to speak from towards `peer`: one in the same subnet, else the first of its family.
+/// The address a router port answers a packet sent to `dst` (one of its own, or its Subnet-Router
+/// anycast address) from: `dst` itself when it is a unicast address of the port (RFC 4443 2.2 (a),
+/// 4.2; RFC 1122 3.2.2.6; what Linux does for IPv4 too), else the port's unicast address on the
+/// subnet (RFC 4443 2.2 (b), 4.2: never from an anycast address).
+fn local_source(port: &RouterPort, dst: IpAddr) -> IpAddr {
+    if port.owns(dst) {
+        dst
+    } else {
+        own_addr(port, dst).unwrap_or(dst)
+    }
+}
+
 fn own_addr(port: &RouterPort, peer: IpAddr) -> Option<IpAddr> {
     let same_family = || port.addresses.iter().map(|n| n.addr()).find(|a| a.is_ipv4() == peer.is_ipv4());
     port.addresses.iter().find(|n| n.contains(&peer)).map(|n| n.addr()).or_else(same_family)

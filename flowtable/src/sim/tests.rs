@@ -763,10 +763,55 @@ fn echo_request_to_port_address_is_answered() {
     let h = valid(&f);
     assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::EchoReply, .. }));
 
-    // Other traffic to the router: dropped (exception path later).
-    let mut f = udp4("192.0.2.7", "192.0.2.1", 1, 64, true, 0);
+    // TCP to the router: dropped unanswered (no exception path yet).
+    let mut f = udp4("192.0.2.7", "192.0.2.1", 1, 64, true, 12);
+    f[14 + 9] = 6;
+    Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
+    assert!(matches!(Headers::parse(&f).unwrap().l4, L4::Tcp { .. }));
     let r = run(&snap, &mut state(), 0, &mut f, &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::ToRouter));
+    assert!(r.generated.is_none());
+}
+
+/// No UDP service listens on a router port: a datagram for one is answered port unreachable
+/// (RFC 1122 3.2.2.1, RFC 1812 4.3.3.1, RFC 4443 3.1), from the address it was sent to, as
+/// traceroute's UDP probes to a router expect; one whose checksum fails, or a fragment, is
+/// dropped unanswered. Never cached.
+#[test]
+fn udp_to_a_router_port_is_answered_port_unreachable() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    // From the address it was sent to (RFC 4443 2.2 (a); Linux too), not the port it came in by:
+    // 10.0.0.1 is the tenant router's, reached through its interior port 169.254.0.2.
+    for (dst, from) in [("192.0.2.1", "192.0.2.1"), ("10.0.0.1", "10.0.0.1")] {
+        let mut f = udp4("192.0.2.7", dst, 33434, 64, true, 12);
+        let orig = f.clone();
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::PortUnreachable), "{dst}: {r:?}");
+        assert!(!r.cacheable);
+        check_icmp4_error(&out[..r.generated.expect("answered").len], &orig, from, Icmpv4Message::DstUnreachable, 3);
+    }
+    let mut f = udp6("2001:db8:1::7", "2001:db8:1::1", 64, 12);
+    let orig = f.clone();
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::PortUnreachable), "{r:?}");
+    let e = &out[..r.generated.expect("answered").len];
+    let h = valid(e);
+    let L3::Ipv6(v6) = h.l3 else { panic!() };
+    assert_eq!((v6.src, v6.dst), (ip6("2001:db8:1::1"), ip6("2001:db8:1::7")));
+    assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::DstUnreachable, code: 4, .. }), "{h:?}");
+    assert_eq!(&e[h.l4_offset + 8..], &orig[14..], "the datagram quoted whole");
+    // A bad checksum, and the first fragment of a larger datagram: unanswered.
+    let mut bad = udp4("192.0.2.7", "192.0.2.1", 33434, 64, true, 12);
+    *bad.last_mut().unwrap() ^= 0xff;
+    let mut first = udp4("192.0.2.7", "192.0.2.1", 33434, 64, false, 12);
+    Ipv4Packet::new_unchecked(&mut first[14..34]).set_more_frags(true);
+    Ipv4Packet::new_unchecked(&mut first[14..34]).fill_checksum();
+    for mut f in [bad, first] {
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::ToRouter), "{r:?}");
+        assert!(!r.cacheable && r.generated.is_none());
+    }
 }
 
 /// The reply is the request turned around in place: a fragment and a request whose checksum fails
@@ -905,6 +950,11 @@ fn extension_headers_the_router_cannot_process_are_answered_parameter_problem() 
             assert_eq!(p.data(), &orig[14..], "{what}: the request quoted whole");
         }
     }
+    // To the tenant router's address, through its interior port: answered from that address.
+    let mut f = with_ext(echo6("2001:db8:1::7", "2001:db8:2::1"), 43, &type0, 58);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    let h = valid(&out[..r.generated.expect("answered").len]);
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == ip6("2001:db8:2::1")), "{h:?}");
     // In transit the routing header is the destination's business, not the router's: forwarded.
     let mut st = state();
     st.neighbours.learn(PortId(4), ip("2001:db8:2::5"), VM, 0);
@@ -1641,8 +1691,9 @@ fn invalid_neighbour_discovery_is_discarded() {
 }
 
 /// RFC 4291 2.6.1: the Subnet-Router anycast address of a port's IPv6 subnet is the router's: an
-/// echo to it is answered, and a solicitation for it too, without the override flag (RFC 4861
-/// 7.2.4: an anycast target).
+/// echo to it is answered, from the port's unicast address on that subnet (RFC 4443 4.2: never
+/// from the anycast address; the checksum follows), and a solicitation for it too, without the
+/// override flag (RFC 4861 7.2.4: an anycast target).
 #[test]
 fn subnet_router_anycast_is_the_routers() {
     let snap = topo().b.build().unwrap();
@@ -1651,11 +1702,19 @@ fn subnet_router_anycast_is_the_routers() {
     let r = run(&snap, &mut state(), 0, &mut f, &mut out);
     assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(0)], "{:?}", r.actions);
     let h = valid(&f);
-    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == "2001:db8:1::".parse::<Ipv6Addr>().unwrap()));
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == ip6("2001:db8:1::1") && x.dst == ip6("2001:db8:1::7")), "{h:?}");
     // Also from behind the tenant router, and the tenant router's own subnet's.
     let mut f = echo6("2001:db8:1::7", "2001:db8:2::");
     let r = run(&snap, &mut state(), 0, &mut f, &mut out);
     assert_eq!(r.actions.as_slice().first(), Some(&Action::Reply(ReplyKind::EchoReply)), "{:?}", r.actions);
+    let h = valid(&f);
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == ip6("2001:db8:2::1")), "{h:?}");
+    // Errors about what was sent to it come from the unicast address too (RFC 4443 2.2 (b)).
+    let mut f = udp6("2001:db8:1::7", "2001:db8:2::", 64, 12);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::PortUnreachable), "{r:?}");
+    let h = valid(&out[..r.generated.expect("answered").len]);
+    assert!(matches!(h.l3, L3::Ipv6(x) if x.src == ip6("2001:db8:2::1")), "{h:?}");
 
     let mut st = state();
     let mut f = ns("2001:db8:1::7", "2001:db8:1::", Some(OUTSIDE), 255);
