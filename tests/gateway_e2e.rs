@@ -511,6 +511,9 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     // 2. traceroute names the port of each router the probe entered, then the VM.
     let out = outside.exec(&["traceroute", "-n", "-I", "-q", "1", "-w", "2", "-m", "6", VM1]);
     assert_eq!(traceroute_hops(&out), [EDGE_UPLINK, TENANT_UP, VM1], "traceroute:\n{out}");
+    //    With UDP probes to a router's own address, the last hop is its port unreachable.
+    let out = outside.exec(&["traceroute", "-n", "-q", "1", "-w", "2", "-m", "6", TENANT_GATEWAY]);
+    assert_eq!(traceroute_hops(&out), [EDGE_UPLINK, TENANT_GATEWAY], "UDP traceroute:\n{out}");
 
     // 3. The gateway never fragments: 1500 bytes with DF do not fit into VXLAN on a 1500-byte
     //    underlay and get "fragmentation needed" with the room left (1450); 1450 bytes pass.
@@ -725,6 +728,7 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     assert!(drops(pipeline, "reject_route") >= 1, "{pipeline}");
     assert!(drops(pipeline, "rule_drop") >= 1, "the SSH SYNs: {pipeline}");
     assert!(drops(pipeline, "ipv4_bad_options") >= 1, "the crafted header: {pipeline}");
+    assert!(drops(pipeline, "port_unreachable") >= 1, "the UDP traceroute's last probe: {pipeline}");
     assert!(drops(pipeline, "ttl_expired") >= 2, "traceroute's probes at the two routers: {pipeline}");
     assert_eq!(drops(pipeline, "unknown_tunnel_key"), 1, "{pipeline}");
     assert_eq!(drops(pipeline, "tunnel_host_mismatch"), 1, "{pipeline}");
