@@ -17,7 +17,7 @@
 //!   whether for the router or to be forwarded ([`DropReason::SourceRouted`]), and one whose
 //!   options cannot be walked is answered a parameter problem ([`DropReason::Ipv4BadOptions`]);
 //!   other options are forwarded as they are (not updated: record route and timestamp record
-//!   nothing here). An IPv6 packet for a port address has its extension headers processed as
+//!   nothing in transit; an echo reply records the router in them). An IPv6 packet for a port address has its extension headers processed as
 //!   their destination must ([`crate::wire::ipv6_ext_headers_at_destination`],
 //!   [`DropReason::Ipv6ExtensionHeader`]).
 //! - **Bridge ports**: port inbound chain, bridge inbound chain, MAC learning (frames from
@@ -170,11 +170,11 @@ use crate::topology::{
     RouterPort, Snapshot, Underlay,
 };
 use crate::wire::{
-    ipv6_ext_headers_at_destination, pop_vlan_tag, unwalkable_ipv4_option, ArpOperation, ArpPacket, ArpRepr, EtherType,
-    EthernetAddress, EthernetFrame, Fragment, Headers, Icmpv4DstUnreachable, Icmpv4Message, Icmpv4Packet,
-    Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, Ipv4Fields, Ipv4OptionsClass, Ipv4Packet,
-    Ipv6AtDestination, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN, L3, L4,
-    VLAN_TAG_LEN,
+    ipv6_ext_headers_at_destination, pop_vlan_tag, record_in_ipv4_reply, unwalkable_ipv4_option, ArpOperation,
+    ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers, Icmpv4DstUnreachable,
+    Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, Ipv4Fields,
+    Ipv4OptionsClass, Ipv4Packet, Ipv6AtDestination, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN,
+    IPV6_HEADER_LEN, L3, L4, VLAN_TAG_LEN,
 };
 
 /// Most routers a packet crosses before the simulation calls it a loop.
@@ -924,7 +924,7 @@ impl<'a> Walk<'a, '_> {
         if let L4::Udp { .. } = h.l4 {
             return self.udp_for_router(r, frame, h, ingress, in_rp, src);
         }
-        local(r, frame, h, ingress, src)
+        local(r, frame, h, ingress, src, self.now)
     }
 
     /// A UDP datagram for a router port: no UDP service listens there, so it is answered port
@@ -1579,7 +1579,8 @@ fn ip_broadcast(port: Option<&RouterPort>, dst: IpAddr) -> bool {
 }
 
 /// Addressed to one of the router's ports: answer echo requests from `src` ([`local_source`]),
-/// drop the rest (the exception path comes later).
+/// drop the rest (the exception path comes later). A record route or timestamp option in an
+/// IPv4 request is updated in the reply with `src` and the time at `now` (RFC 1122 3.2.2.6).
 ///
 /// The reply is the request turned around in place, so only a request that is whole is answered:
 /// not a fragment (the gateway never reassembles: the reply would be a lone fragment of a datagram
@@ -1587,7 +1588,7 @@ fn ip_broadcast(port: Option<&RouterPort>, dst: IpAddr) -> bool {
 /// 3.2.2: discarded, as any host does). An IPv6 request's extension headers, processed already
 /// ([`Walk::for_router`]), are left out of the reply: they were the request's (a routing header
 /// must never be reflected, RFC 5095), and Linux's reply carries none either.
-fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, src: IpAddr) -> SimResult {
+fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, src: IpAddr, now: u64) -> SimResult {
     let whole = match h.l3 {
         L3::Ipv4(f) => f.fragment == Fragment::Unfragmented,
         L3::Ipv6(f) => f.fragment == Fragment::Unfragmented,
@@ -1608,6 +1609,12 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, src
                 p.set_src_addr(src);
                 p.set_dst_addr(f.src);
                 p.set_ttl(REPLY_TTL);
+                // RFC 1122 3.2.2.6: the round trip recorded. RFC 791's timestamp is milliseconds
+                // since midnight UT, or any time with the high bit set: the worker's clock.
+                if f.options == Ipv4OptionsClass::Other {
+                    let timestamp = ((now / 1_000_000) as u32 & 0x7fff_ffff) | 0x8000_0000;
+                    record_in_ipv4_reply(p.options_mut(), src, timestamp);
+                }
                 p.fill_checksum();
             }
             if let Ok(mut p) = Icmpv4Packet::new_checked(&mut frame[h.l4_offset..h.end]) {

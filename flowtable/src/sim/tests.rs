@@ -1738,6 +1738,26 @@ const SSRR: [u8; 8] = [1, 137, 7, 4, 169, 254, 0, 2];
 const RECORD_ROUTE: [u8; 12] = [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const ALERT_AND_TIMESTAMP: [u8; 12] = [148, 4, 0, 0, 68, 8, 5, 0, 0, 0, 0, 0];
 
+/// RFC 1122 3.2.2.6: an echo request's record route and timestamp options come back with the
+/// router's entry (its address, the worker's time with RFC 791's non-standard bit), so the reply
+/// reports the round trip; other options come back as they came.
+#[test]
+fn echo_replies_record_route_and_timestamp() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    for (options, want) in [
+        (&RECORD_ROUTE[..], &[7u8, 11, 8, 192, 0, 2, 1, 0, 0, 0, 0, 0][..]),
+        (&ALERT_AND_TIMESTAMP[..], &[148, 4, 0, 0, 68, 8, 9, 0, 0x80, 0, 0, 5][..]),
+    ] {
+        let mut f = with_options(&echo4("192.0.2.7", "192.0.2.1"), options);
+        let r = simulate(&snap, 0, &mut f, &mut state(), 5_000_000, &mut out);
+        assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(0)], "{options:?}");
+        let h = valid(&f);
+        assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, .. }), "{h:?}");
+        assert_eq!(&f[34..34 + options.len()], want, "{options:?}");
+    }
+}
+
 /// `frame` (untagged IPv4) with `options` in its header.
 fn with_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
     let mut f = frame.to_vec();

@@ -45,6 +45,10 @@ mod option {
     pub const LSRR: u8 = 131;
     /// Strict source and record route (copied, class 0, number 9).
     pub const SSRR: u8 = 137;
+    /// Record route (class 0, number 7).
+    pub const RR: u8 = 7;
+    /// Internet timestamp (class 2, number 4).
+    pub const TS: u8 = 68;
 }
 
 const FLAG_DF: u16 = 0x4000;
@@ -458,6 +462,79 @@ fn walk_options(options: &[u8]) -> core::result::Result<OptionsClass, usize> {
     Ok(class)
 }
 
+/// Records this host in the record route and timestamp options of `options` (what
+/// [`Packet::options_mut`] gives), as RFC 1122 3.2.2.6 asks of the host answering an echo request
+/// that carries them, so that the reply reports the whole round trip: record route gets `addr` in
+/// its next free slot (RFC 791 3.1: nothing when it is full); timestamp gets `timestamp` (flag 0),
+/// `addr` and `timestamp` (flag 1), or `timestamp` after a prespecified `addr` that is next (flag
+/// 3), or, when it is full, one more in its overflow count (saturating at 15). Other options, a
+/// pointer below the first slot, and options that cannot be walked are left as they are. Never
+/// panics.
+pub fn record_in_reply(options: &mut [u8], addr: Ipv4Addr, timestamp: u32) {
+    let mut at = 0;
+    while let Some(&kind) = options.get(at) {
+        match kind {
+            option::END => return,
+            option::NOP => {
+                at += 1;
+                continue;
+            }
+            _ => {}
+        }
+        let Some(&len) = options.get(at + 1) else { return };
+        let len = usize::from(len);
+        let Some(o) = options.get_mut(at..at + len).filter(|_| len >= 2) else { return };
+        match kind {
+            option::RR => record_route(o, addr),
+            option::TS => record_timestamp(o, addr, timestamp),
+            _ => {}
+        }
+        at += len;
+    }
+}
+
+/// Record route `o` (type, length, pointer, slots): `addr` into the slot the 1-based pointer names.
+fn record_route(o: &mut [u8], addr: Ipv4Addr) {
+    let Some(&pointer) = o.get(2) else { return };
+    let slot = usize::from(pointer).wrapping_sub(1);
+    if pointer < 4 || slot + 4 > o.len() {
+        return;
+    }
+    o[slot..slot + 4].copy_from_slice(&addr.octets());
+    o[2] = pointer + 4;
+}
+
+/// Timestamp `o` (type, length, pointer, overflow and flag, entries).
+fn record_timestamp(o: &mut [u8], addr: Ipv4Addr, timestamp: u32) {
+    let (Some(&pointer), Some(&oflw_flag)) = (o.get(2), o.get(3)) else { return };
+    let slot = usize::from(pointer).wrapping_sub(1);
+    let entry = match oflw_flag & 0x0f {
+        0 => 4,
+        1 | 3 => 8,
+        _ => return,
+    };
+    if pointer < 5 {
+        return;
+    }
+    if slot + entry > o.len() {
+        let overflow = (oflw_flag >> 4).saturating_add(1).min(15);
+        o[3] = overflow << 4 | (oflw_flag & 0x0f);
+        return;
+    }
+    let stamp = &mut o[slot..slot + entry];
+    match oflw_flag & 0x0f {
+        0 => stamp.copy_from_slice(&timestamp.to_be_bytes()),
+        1 => {
+            stamp[..4].copy_from_slice(&addr.octets());
+            stamp[4..].copy_from_slice(&timestamp.to_be_bytes());
+        }
+        _ if stamp[..4] == addr.octets() => stamp[4..].copy_from_slice(&timestamp.to_be_bytes()),
+        // Prespecified for another address: not ours to fill.
+        _ => return,
+    }
+    o[2] = pointer + entry as u8;
+}
+
 /// A validated IPv4 header. Options are not represented: [`Repr::emit`] writes a 20-byte header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Repr {
@@ -692,7 +769,54 @@ mod tests {
         )
     }
 
+    /// RFC 1122 3.2.2.6 / RFC 791 3.1: the answering host's entry, where each option has room.
+    #[test]
+    fn record_route_and_timestamp_are_filled_in_reply() {
+        let me = Ipv4Addr::new(192, 0, 2, 1);
+        let ts = 0x8000_1234u32;
+        let record = |options: &[u8]| {
+            let mut o = options.to_vec();
+            record_in_reply(&mut o, me, ts);
+            o
+        };
+        // scapy: bytes(IPOption_RR(routers=["198.51.100.9"], pointer=8, length=11)): one slot left.
+        let rr = [7, 11, 8, 198, 51, 100, 9, 0, 0, 0, 0];
+        assert_eq!(record(&rr), [7, 11, 12, 198, 51, 100, 9, 192, 0, 2, 1]);
+        assert_eq!(record(&record(&rr)), record(&rr), "full: nothing more");
+        // After NOPs; an unknown option before is stepped over; END stops the walk.
+        assert_eq!(record(&[1, 1, 0x9f, 2, 7, 7, 4, 0, 0, 0, 0]), [1, 1, 0x9f, 2, 7, 7, 8, 192, 0, 2, 1]);
+        assert_eq!(record(&[0, 7, 7, 4, 0, 0, 0, 0]), [0, 7, 7, 4, 0, 0, 0, 0]);
+        // Timestamp only (flag 0), with room for one, then full: the overflow count goes up.
+        let t0 = [68, 8, 5, 0, 0, 0, 0, 0];
+        assert_eq!(record(&t0), [68, 8, 9, 0, 0x80, 0, 0x12, 0x34]);
+        assert_eq!(record(&record(&t0)), [68, 8, 9, 0x10, 0x80, 0, 0x12, 0x34]);
+        assert_eq!(record(&[68, 4, 5, 0xf0]), [68, 4, 5, 0xf0], "the overflow count saturates");
+        // Address and timestamp (flag 1).
+        assert_eq!(record(&[68, 12, 5, 1, 0, 0, 0, 0, 0, 0, 0, 0]), [68, 12, 13, 1, 192, 0, 2, 1, 0x80, 0, 0x12, 0x34]);
+        // Prespecified (flag 3): filled only after this host's own address.
+        let mine = [68, 12, 5, 3, 192, 0, 2, 1, 0, 0, 0, 0];
+        assert_eq!(record(&mine), [68, 12, 13, 3, 192, 0, 2, 1, 0x80, 0, 0x12, 0x34]);
+        let other = [68, 12, 5, 3, 10, 0, 0, 1, 0, 0, 0, 0];
+        assert_eq!(record(&other), other);
+        // A pointer below the first slot, an unknown flag, options that cannot be walked: untouched.
+        for o in [&[7, 7, 3, 0, 0, 0, 0][..], &[68, 8, 4, 0, 0, 0, 0, 0], &[68, 8, 5, 2, 0, 0, 0, 0], &[7, 9, 4, 0]] {
+            assert_eq!(record(o), o, "{o:?}");
+        }
+    }
+
     proptest! {
+        /// Any option bytes: nothing panics, the length stays, and only record route and timestamp
+        /// options (of a list that walks) change.
+        #[test]
+        fn recording_in_any_options_never_panics(options in proptest::collection::vec(any::<u8>(), 0..=40)) {
+            let mut o = options.clone();
+            record_in_reply(&mut o, Ipv4Addr::new(192, 0, 2, 1), 0x8000_0001);
+            prop_assert_eq!(o.len(), options.len());
+            if o != options {
+                prop_assert!(options.iter().any(|&k| k == option::RR || k == option::TS));
+            }
+        }
+
         #[test]
         fn any_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
             if let Ok(p) = Packet::new_checked(&bytes[..]) {

@@ -123,9 +123,9 @@ pub use self::icmpv6::{
 };
 pub use self::ip::{IpProtocol, PseudoHeader};
 pub use self::ipv4::{
-    classify_options as classify_ipv4_options, unwalkable_option as unwalkable_ipv4_option,
-    OptionsClass as Ipv4OptionsClass, Packet as Ipv4Packet, Repr as Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN,
-    MAX_HEADER_LEN as IPV4_MAX_HEADER_LEN,
+    classify_options as classify_ipv4_options, record_in_reply as record_in_ipv4_reply,
+    unwalkable_option as unwalkable_ipv4_option, OptionsClass as Ipv4OptionsClass, Packet as Ipv4Packet,
+    Repr as Ipv4Repr, HEADER_LEN as IPV4_HEADER_LEN, MAX_HEADER_LEN as IPV4_MAX_HEADER_LEN,
 };
 pub use self::ipv6::{Packet as Ipv6Packet, Repr as Ipv6Repr, HEADER_LEN as IPV6_HEADER_LEN};
 pub use self::ipv6ext::{
