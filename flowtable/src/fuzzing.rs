@@ -232,7 +232,9 @@ pub fn pipeline_state() -> CoreState {
 /// neighbour solicitation for the router's IPv6 address; ICMPv6 echo to it; the first UDP frame
 /// with a record route option (forwarded), with a loose source route (dropped at the router) and
 /// with options that cannot be walked (answered a parameter problem); the ICMPv6 echo with a spent
-/// routing header (answered without it) and with one with segments left (a parameter problem).
+/// routing header (answered without it) and with one with segments left (a parameter problem);
+/// the ICMP echo with a timestamp option (answered, the router's entry recorded); UDP to the
+/// router's address (port unreachable).
 pub fn pipeline_seeds() -> Vec<Vec<u8>> {
     let udp_in =
         framed(0, "020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000");
@@ -300,6 +302,12 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
         )
     };
     let (echo6_spent_route, echo6_route) = (echo6_routed("00"), echo6_routed("01"));
+    let echo_timestamp = framed(
+        0,
+        "020000000001 02aa000000fe 0800 48000028000840004001 0000 c6336409 c0000201 44 0c 05 01 0000000000000000 0800 0000 1234 0001",
+    );
+    let udp_to_router =
+        framed(0, "020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 c0000201 829a829a00080000");
     vec![
         udp_in,
         udp_out,
@@ -318,6 +326,8 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
         bad_options,
         echo6_spent_route,
         echo6_route,
+        echo_timestamp,
+        udp_to_router,
     ]
 }
 
@@ -505,6 +515,8 @@ mod tests {
                 (Some(sim::DropReason::Ipv4BadOptions), None, false, 0, 0, true), // answered param. problem
                 (None, Some(0), false, 24, 0, false), // ICMPv6 echo, spent routing header: answered without
                 (Some(sim::DropReason::Ipv6ExtensionHeader), None, false, 0, 0, true), // segments left
+                (None, Some(0), false, 0, 0, false),  // echo with a timestamp option: answered in place
+                (Some(sim::DropReason::PortUnreachable), None, false, 0, 0, true), // UDP to the router
             ]
         );
     }
@@ -553,7 +565,7 @@ mod tests {
         assert_eq!(sequence(&[&a, &b])[..5], [0, 3, 1, 2, 3]);
         assert_eq!(sequence(&[&a, &b]).len(), 2 + 3 + 2 + 300);
         assert_eq!(sequence(&[a.as_slice(); 6]).len(), SEQUENCE_MAX * 5, "at most SEQUENCE_MAX inputs");
-        assert_eq!(pipeline_sequence_seeds().len(), 17 + 17 * 17);
+        assert_eq!(pipeline_sequence_seeds().len(), 19 + 19 * 19);
         let snap = pipeline_topology_stateful();
         for data in pipeline_sequence_seeds() {
             pipeline_sequence(&snap, &data);
