@@ -172,9 +172,9 @@ use crate::topology::{
 use crate::wire::{
     ipv6_ext_headers_at_destination, pop_vlan_tag, record_in_ipv4_reply, unwalkable_ipv4_option, ArpOperation,
     ArpPacket, ArpRepr, EtherType, EthernetAddress, EthernetFrame, Fragment, Headers, Icmpv4DstUnreachable,
-    Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, Ipv4Fields,
-    Ipv4OptionsClass, Ipv4Packet, Ipv6AtDestination, Ipv6Packet, ARP_PACKET_LEN, ETHERNET_HEADER_LEN, IPV4_HEADER_LEN,
-    IPV6_HEADER_LEN, L3, L4, VLAN_TAG_LEN,
+    Icmpv4Message, Icmpv4Packet, Icmpv6DstUnreachable, Icmpv6Message, Icmpv6Packet, Icmpv6ParamProblem, Icmpv6Repr,
+    IpProtocol, Ipv4Fields, Ipv4OptionsClass, Ipv4Packet, Ipv6AtDestination, Ipv6Packet, ARP_PACKET_LEN,
+    ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN, L3, L4, VLAN_TAG_LEN,
 };
 
 /// Most routers a packet crosses before the simulation calls it a loop.
@@ -899,11 +899,13 @@ impl<'a> Walk<'a, '_> {
             return r.uncached_drop(DropReason::ToRouter);
         };
         let src = local_source(owner, dst);
+        // Where the field naming the upper layer is, for an "unrecognized next header".
+        let mut next_header_at = 6;
         if let L3::Ipv6(f) = h.l3 {
             if f.ext_headers != 0 {
                 let packet = frame.get(h.l3_offset..h.end).unwrap_or_default();
                 match ipv6_ext_headers_at_destination(packet, f.dst.is_multicast()) {
-                    Ipv6AtDestination::Accept => {}
+                    Ipv6AtDestination::Accept { next_header_at: at } => next_header_at = at,
                     Ipv6AtDestination::Discard => return r.uncached_drop(DropReason::Ipv6ExtensionHeader),
                     Ipv6AtDestination::ParamProblem(code, pointer) => {
                         let err = Some((IcmpError::V6ParamProblem(code, pointer), src));
@@ -923,6 +925,28 @@ impl<'a> Walk<'a, '_> {
         }
         if let L4::Udp { .. } = h.l4 {
             return self.udp_for_router(r, frame, h, ingress, in_rp, src);
+        }
+        // RFC 1122 3.2.2.1 / RFC 1812 4.3.3.1: a protocol the router does not speak is answered
+        // protocol unreachable; RFC 8200 4 / RFC 4443 3.4: an unrecognized next header, parameter
+        // problem code 1 pointing at the field naming it. TCP waits for the exception path, no
+        // next header (59) asks for nothing, and a fragment is never reassembled to tell.
+        let err = match h.l3 {
+            L3::Ipv4(f) if !matches!(f.protocol, IpProtocol::Tcp | IpProtocol::Udp | IpProtocol::Icmp) => {
+                Some(IcmpError::V4Unreachable(Icmpv4DstUnreachable::ProtoUnreachable, 0))
+            }
+            L3::Ipv6(f)
+                if !matches!(
+                    f.protocol,
+                    IpProtocol::Tcp | IpProtocol::Udp | IpProtocol::Icmpv6 | IpProtocol::Ipv6NoNxt
+                ) =>
+            {
+                Some(IcmpError::V6ParamProblem(Icmpv6ParamProblem::UnrecognizedNextHeader, next_header_at))
+            }
+            _ => None,
+        };
+        if let Some(err) = err.filter(|_| h.fragment() == Fragment::Unfragmented) {
+            let err = Some((err, src));
+            return answer_error_from(r, DropReason::ProtocolUnreachable, err, frame, h, ingress, in_rp, self.out);
         }
         local(r, frame, h, ingress, src, self.now)
     }

@@ -773,6 +773,48 @@ fn echo_request_to_port_address_is_answered() {
     assert!(r.generated.is_none());
 }
 
+/// A protocol the router does not speak (SCTP here) is answered protocol unreachable, or for IPv6
+/// a parameter problem, unrecognized next header, pointing at the field that names it: the fixed
+/// header's, or the last extension header's. No next header (59) is not answered.
+#[test]
+fn unknown_protocols_to_a_router_port_are_answered() {
+    let snap = topo().b.build().unwrap();
+    let mut out = [0u8; 1514];
+    let mut f = udp4("192.0.2.7", "192.0.2.1", 1, 64, true, 12);
+    f[14 + 9] = 132;
+    Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
+    let orig = f.clone();
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::ProtocolUnreachable), "{r:?}");
+    check_icmp4_error(&out[..r.generated.expect("answered").len], &orig, "192.0.2.1", Icmpv4Message::DstUnreachable, 2);
+    let v6 = |ext: &[u8], upper: u8| {
+        let mut f = udp6("2001:db8:1::7", "2001:db8:1::1", 64, 12);
+        if ext.is_empty() {
+            f[14 + 6] = upper;
+        } else {
+            f.splice(54..54, ext.iter().copied());
+            f[14 + 6] = 60;
+            f[54] = upper;
+            let payload_len = (f.len() - 54) as u16;
+            f[18..20].copy_from_slice(&payload_len.to_be_bytes());
+        }
+        f
+    };
+    for (ext, pointer) in [(&[][..], 6u32), (&[0, 0, 1, 4, 0, 0, 0, 0][..], 40)] {
+        let mut f = v6(ext, 132);
+        let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::ProtocolUnreachable), "{r:?}");
+        let e = &out[..r.generated.expect("answered").len];
+        let h = valid(e);
+        assert!(matches!(h.l4, L4::Icmpv6 { msg_type: Icmpv6Message::ParamProblem, code: 1, .. }), "{h:?}");
+        assert_eq!(Icmpv6Packet::new_checked(&e[h.l4_offset..]).unwrap().mtu(), pointer);
+    }
+    let mut f = v6(&[], 59);
+    let r = run(&snap, &mut state(), 0, &mut f, &mut out);
+    assert_eq!(r.actions.drop_reason(), Some(DropReason::ToRouter), "{r:?}");
+    assert!(r.generated.is_none());
+}
+
 /// No UDP service listens on a router port: a datagram for one is answered port unreachable
 /// (RFC 1122 3.2.2.1, RFC 1812 4.3.3.1, RFC 4443 3.1), from the address it was sent to, as
 /// traceroute's UDP probes to a router expect; one whose checksum fails, or a fragment, is

@@ -357,8 +357,13 @@ pub fn walk(payload: &[u8], first: IpProtocol, max: usize) -> Result<ExtChain> {
 /// [`at_destination`]'s verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AtDestination {
-    /// Every header before the upper layer (or a fragment header) was processed and skipped.
-    Accept,
+    /// Every header before the upper layer (or a fragment header) was processed and skipped; the
+    /// next header field naming what follows them is at this offset of the packet (6 for the
+    /// fixed header's), where an "unrecognized next header" answer points.
+    Accept {
+        /// Offset of the next header field, from the start of the IPv6 header.
+        next_header_at: u32,
+    },
     /// Discard without an answer: an unknown option whose type says so, an option that runs past
     /// its header (as Linux does), or an option asking for an answer about a multicast packet.
     Discard,
@@ -416,7 +421,7 @@ pub fn at_destination(packet: &[u8], to_multicast: bool) -> AtDestination {
             IpProtocol::Ah => {
                 return AtDestination::ParamProblem(ParamProblem::UnrecognizedNextHeader, nh_field as u32)
             }
-            _ => return AtDestination::Accept,
+            _ => return AtDestination::Accept { next_header_at: nh_field as u32 },
         }
     }
     AtDestination::Discard
@@ -497,15 +502,22 @@ mod tests {
             p[42] = routing_type;
             assert_eq!(at_destination(&p, false), ParamProblem(super::ParamProblem::ErroneousHeaderField, 42));
             p[43] = 0;
-            assert_eq!(at_destination(&p, false), Accept, "segments left 0: skipped");
+            assert_eq!(at_destination(&p, false), Accept { next_header_at: 40 }, "segments left 0: skipped");
         }
-        assert_eq!(at_destination(&SPENT_ECHO, false), Accept, "router alert, spent routing header, padding");
+        assert_eq!(
+            at_destination(&SPENT_ECHO, false),
+            Accept { next_header_at: 72 },
+            "router alert, spent routing header, padding: ICMPv6 named by the destination options"
+        );
+        let mut plain = ROUTED_ECHO;
+        plain[6] = 58;
+        assert_eq!(at_destination(&plain, false), Accept { next_header_at: 6 }, "no extension header");
         // After a fragment header, nothing is processed before reassembly (which never comes).
         let mut frag = ROUTED_ECHO[..40].to_vec();
         frag[6] = 44;
         frag.extend_from_slice(&[0x2b, 0, 0, 1, 0, 0, 0, 7]);
         frag.extend_from_slice(&ROUTED_ECHO[40..]);
-        assert_eq!(at_destination(&frag, false), Accept);
+        assert_eq!(at_destination(&frag, false), Accept { next_header_at: 6 });
         // Cut short, or no header at all: discarded.
         assert_eq!(at_destination(&ROUTED_ECHO[..45], false), Discard);
         assert_eq!(at_destination(&ROUTED_ECHO[..5], false), Discard);
@@ -524,7 +536,7 @@ mod tests {
             p
         };
         for (kind, unicast, multicast) in [
-            (0x3e, Accept, Accept),
+            (0x3e, Accept { next_header_at: 72 }, Accept { next_header_at: 72 }),
             (0x7e, Discard, Discard),
             (0x9e, ParamProblem(UnrecognizedOption, 74), ParamProblem(UnrecognizedOption, 74)),
             (0xde, ParamProblem(UnrecognizedOption, 74), Discard),
