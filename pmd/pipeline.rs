@@ -1331,8 +1331,9 @@ impl<'p, 'm, 's> Engine<'p, 'm, 's> {
     fn simulate(&mut self, ingress: IngressPoint, frame: &mut [u8], key: &FlowKey, now: u64) -> (Egress, usize) {
         self.totals.simulated += 1;
         let r = sim::simulate_from(self.snapshot.snapshot(), ingress, frame, &mut self.state, now, &mut self.scratch);
-        // A tag a router removed, or IPv6 extension headers an echo reply left out.
-        let start = r.frame_start();
+        // A tag a router removed (only a tagged frame's setup asks: a scan of its actions), or
+        // IPv6 extension headers an echo reply left out.
+        let start = if key.vlan().is_some() { r.frame_start() } else { r.trimmed };
         (self.egress(&r, key, now), start)
     }
 
