@@ -506,6 +506,9 @@ fn gateway_routes_bridges_tunnels_and_filters_between_real_hosts() {
     // 1. Pings both ways (two routers between outside and the VMs: TTL 64 - 2), and 1 MiB each
     //    way over TCP connections opened from either side.
     pings_cross_two_routers(&[(outside, VM1), (outside, VM2), (vm1, OUTSIDE), (vm2, OUTSIDE)]);
+    //    A compute host pings the gateway's tunnel endpoint (RFC 1122 3.2.2.6: a host answers echo).
+    let (answered, out) = net.computes[0].pings(GATEWAY_UNDERLAY, 2, &[]);
+    assert_eq!(answered, 2, "compute1 -> the gateway's underlay address:\n{out}");
     mib_each_way(&[(vm1, outside, format!("{VM1}:5001"), 1), (outside, vm2, format!("{OUTSIDE}:5002"), 2)]);
 
     // 2. traceroute names the port of each router the probe entered, then the VM.

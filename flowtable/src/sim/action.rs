@@ -45,7 +45,7 @@ drop_reasons! {
     NotForUs => "not_for_us", "Ethernet destination is neither the port's MAC nor broadcast/multicast";
     VlanAtRouterPort => "vlan_at_router_port", "an 802.1Q-tagged frame with a VLAN ID (not 0) at a router port: router ports are untagged, a VLAN ends at a VLAN-aware bridge; never routed onto another link (priority-tagged frames, VID 0, are routed)";
     UnderlayVlan => "underlay_vlan", "an 802.1Q-tagged frame with a VLAN ID (not 0) on the underlay port: the underlay link is untagged, so it is neither decapsulated, learned from nor answered (priority-tagged frames, VID 0, are taken, and answered untagged)";
-    UnderlayNotTunnel => "underlay_not_tunnel", "On the underlay port, neither a tunnelled packet for the gateway nor ARP (multicast reports, ICMP from compute hosts, ...)";
+    UnderlayNotTunnel => "underlay_not_tunnel", "On the underlay port, neither a tunnelled packet for the gateway, ARP nor an echo request to the underlay address it answers (multicast reports, other ICMP from compute hosts, ...)";
     UnsupportedEthertype => "unsupported_ethertype", "neither IPv4, IPv6 nor ARP";
     ArpConsumed => "arp_consumed", "ARP packet handled by the router (learned, or not for a port address)";
     NdpConsumed => "ndp_consumed", "neighbour discovery packet handled by the router";

@@ -141,7 +141,7 @@ mod mac;
 mod neighbour;
 mod tunnel;
 
-use core::net::{IpAddr, Ipv6Addr};
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use self::action::{apply, apply_into, Action, Actions, Applied, DropReason, Output, ReplyKind, MAX_ACTIONS};
 pub use self::compiled::{CachedActions, Hop};
@@ -589,9 +589,14 @@ fn underlay(
     if h.vlan.is_some_and(|tag| tag.vid != 0) {
         return r.uncached_drop(DropReason::UnderlayVlan);
     }
-    let Some(mac) = underlay_arp(u, frame, h, state, now) else {
-        let reason = if matches!(h.l3, L3::Arp(_)) { DropReason::ArpConsumed } else { DropReason::UnderlayNotTunnel };
-        return r.uncached_drop(reason);
+    let (mac, kind) = match underlay_arp(u, frame, h, state, now) {
+        Some(mac) => (mac, ReplyKind::ArpReply),
+        None if underlay_echo(u, frame, h, now) => (state.port_mac(u.dpdk_port), ReplyKind::EchoReply),
+        None => {
+            let reason =
+                if matches!(h.l3, L3::Arp(_)) { DropReason::ArpConsumed } else { DropReason::UnderlayNotTunnel };
+            return r.uncached_drop(reason);
+        }
     };
     if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
         eth.set_dst_addr(h.eth_src);
@@ -599,7 +604,7 @@ fn underlay(
     }
     let mut r = r;
     r.cacheable = false;
-    r.actions.push(Action::Reply(ReplyKind::ArpReply));
+    r.actions.push(Action::Reply(kind));
     if h.vlan.is_some() {
         if pop_vlan_tag(frame) != Ok(VLAN_TAG_LEN) {
             return r.drop(DropReason::Malformed);
@@ -608,6 +613,50 @@ fn underlay(
     }
     r.actions.push(Action::Output(dpdk_port));
     r
+}
+
+/// Turns an ICMP echo request to the underlay address into its reply in place: the gateway is a
+/// host on the underlay, and every host answers echo (RFC 1122 3.2.2.6), which is how an operator
+/// or a compute host checks a tunnel endpoint. Only a whole request with its checksums right,
+/// sent to the address itself (not as a link-layer broadcast) from an address a host can have
+/// (RFC 1122 3.2.1.3; not the underlay subnet's broadcast), is answered; record route and
+/// timestamp options record the gateway, other options come back as they came.
+fn underlay_echo(u: &Underlay, frame: &mut [u8], h: &Headers, now: u64) -> bool {
+    let L3::Ipv4(f) = h.l3 else { return false };
+    let echo = matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. });
+    let host_bits = u32::MAX.checked_shr(u32::from(u.prefix_len)).unwrap_or(0);
+    let subnet_broadcast = Ipv4Addr::from(u32::from(u.address) | host_bits);
+    let first = f.src.octets()[0];
+    let host_source = !(first == 0 || first == 127 || first >= 224 || f.src == subnet_broadcast);
+    if !echo
+        || f.dst != u.address
+        || f.fragment != Fragment::Unfragmented
+        || !matches!(f.options, Ipv4OptionsClass::None | Ipv4OptionsClass::Other)
+        || !host_source
+        || h.eth_dst.is_multicast()
+        || h.verify_checksums(frame).is_err()
+    {
+        return false;
+    }
+    if let Ok(mut p) = Ipv4Packet::new_checked(&mut frame[h.l3_offset..h.end]) {
+        p.set_src_addr(u.address);
+        p.set_dst_addr(f.src);
+        p.set_ttl(REPLY_TTL);
+        if f.options == Ipv4OptionsClass::Other {
+            record_in_ipv4_reply(p.options_mut(), u.address, rfc791_timestamp(now));
+        }
+        p.fill_checksum();
+    }
+    if let Ok(mut p) = Icmpv4Packet::new_checked(&mut frame[h.l4_offset..h.end]) {
+        p.make_echo_reply_in_place();
+    }
+    true
+}
+
+/// RFC 791's timestamp for a clock with no time of day: milliseconds (of the worker's clock, `now`
+/// in nanoseconds), with the high bit that says "not since midnight UT".
+fn rfc791_timestamp(now: u64) -> u32 {
+    ((now / 1_000_000) as u32 & 0x7fff_ffff) | 0x8000_0000
 }
 
 impl<'a> Walk<'a, '_> {
@@ -1633,11 +1682,9 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, src
                 p.set_src_addr(src);
                 p.set_dst_addr(f.src);
                 p.set_ttl(REPLY_TTL);
-                // RFC 1122 3.2.2.6: the round trip recorded. RFC 791's timestamp is milliseconds
-                // since midnight UT, or any time with the high bit set: the worker's clock.
+                // RFC 1122 3.2.2.6: the round trip recorded.
                 if f.options == Ipv4OptionsClass::Other {
-                    let timestamp = ((now / 1_000_000) as u32 & 0x7fff_ffff) | 0x8000_0000;
-                    record_in_ipv4_reply(p.options_mut(), src, timestamp);
+                    record_in_ipv4_reply(p.options_mut(), src, rfc791_timestamp(now));
                 }
                 p.fill_checksum();
             }

@@ -9,7 +9,7 @@ use super::bridge_tests::locals;
 use super::*;
 use crate::topology::{Encap, Route, SnapshotBuilder, Underlay, Uuid};
 use crate::wire::{
-    ArpRepr, EthernetRepr, GrePacket, IpProtocol, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, VxlanPacket,
+    ArpRepr, EthernetRepr, GrePacket, Icmpv4Repr, IpProtocol, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, VxlanPacket,
 };
 
 const UP_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
@@ -590,6 +590,74 @@ fn the_underlay_takes_no_vlan_and_answers_priority_tags_untagged() {
     assert_eq!(decap(&n.snap, &with_tag(&plain, 7)), Err(DropReason::UnderlayVlan));
     let tagged = decap(&n.snap, &with_tag(&plain, 0)).unwrap().expect("decapsulated");
     assert_eq!((tagged.port, tagged.inner_offset), (d.port, d.inner_offset + 4));
+}
+
+/// An ICMP echo request from `src` (at HOST1_MAC) to `dst` on the underlay, with `options`.
+fn underlay_echo_request(src: &str, dst: &str, options: &[u8]) -> Vec<u8> {
+    let icmp = Icmpv4Repr::EchoRequest { ident: 9, seq_no: 3, data: b"underlay" };
+    let hl = 20 + options.len();
+    let mut f = vec![0u8; 14 + hl + icmp.buffer_len()];
+    EthernetRepr { src_addr: HOST1_MAC, dst_addr: UNDERLAY_MAC, vlan: None, ethertype: EtherType::Ipv4 }
+        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    Ipv4Repr {
+        src_addr: v4(src),
+        dst_addr: v4(dst),
+        protocol: IpProtocol::Icmp,
+        payload_len: icmp.buffer_len(),
+        ttl: 64,
+        tos: 0,
+        ident: 1,
+        dont_frag: false,
+        more_frags: false,
+        frag_offset: 0,
+    }
+    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
+    icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut f[34..]));
+    if !options.is_empty() {
+        crate::wire::insert_ipv4_options(&mut f, 14, options);
+    }
+    f
+}
+
+/// RFC 1122 3.2.2.6: the gateway is a host on the underlay and answers echo to its underlay
+/// address (how a compute host or an operator checks a tunnel endpoint), in place, from its
+/// underlay MAC and address, priority tag removed, record route filled in; not a request from the
+/// underlay subnet's broadcast address, to another address, or with a bad checksum.
+#[test]
+fn the_underlay_address_answers_echo() {
+    use super::tests::with_tag;
+    let n = topo();
+    let mut out = [0u8; 1514];
+    let plain = underlay_echo_request("192.168.7.11", "192.168.7.1", &[]);
+    let mut f = plain.clone();
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut state(&n), 1, &mut out);
+    assert_eq!(r.actions.as_slice(), &[Action::Reply(ReplyKind::EchoReply), Action::Output(UNDERLAY_DPDK)]);
+    assert!(!r.cacheable && r.generated.is_none());
+    let h = valid_frame(&f);
+    assert_eq!((h.eth_src, h.eth_dst), (UNDERLAY_MAC, HOST1_MAC));
+    let L3::Ipv4(ip) = h.l3 else { panic!() };
+    assert_eq!((ip.src, ip.dst, ip.ttl), (v4("192.168.7.1"), v4("192.168.7.11"), 64));
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, ident: 9, .. }), "{h:?}");
+    assert_eq!(&f[42..], &plain[42..], "the data echoed");
+    let want = f.clone();
+    let mut f = with_tag(&plain, 5 << 13);
+    let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut state(&n), 1, &mut out);
+    assert_eq!(r.frame_start(), 4, "{r:?}");
+    assert_eq!(&f[4..], &want[..], "untagged, as the answer to the untagged request");
+    let mut f = underlay_echo_request("192.168.7.11", "192.168.7.1", &[7, 7, 4, 0, 0, 0, 0, 0]);
+    simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut state(&n), 1, &mut out);
+    valid_frame(&f);
+    assert_eq!(&f[34..42], &[7, 7, 8, 192, 168, 7, 1, 0], "record route: the gateway's underlay address");
+    let mut bad = plain.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    for mut f in [
+        underlay_echo_request("192.168.7.255", "192.168.7.1", &[]),
+        underlay_echo_request("192.168.7.11", "192.168.7.9", &[]),
+        bad,
+    ] {
+        let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut state(&n), 1, &mut out);
+        assert_eq!(r.actions.drop_reason(), Some(DropReason::UnderlayNotTunnel), "{r:?}");
+    }
 }
 
 /// A routed priority-tagged frame enters the tunnel untagged, as a router's output is (RFC 7348
