@@ -234,7 +234,7 @@ pub fn pipeline_state() -> CoreState {
 /// with options that cannot be walked (answered a parameter problem); the ICMPv6 echo with a spent
 /// routing header (answered without it) and with one with segments left (a parameter problem);
 /// the ICMP echo with a timestamp option (answered, the router's entry recorded); UDP to the
-/// router's address (port unreachable).
+/// router's address (port unreachable); an echo to the underlay address (answered in place).
 pub fn pipeline_seeds() -> Vec<Vec<u8>> {
     let udp_in =
         framed(0, "020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 0a000005 03e8003500080000");
@@ -308,6 +308,8 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
     );
     let udp_to_router =
         framed(0, "020000000001 02aa000000fe 0800 4500001c000740004011 0000 c6336409 c0000201 829a829a00080000");
+    let underlay_echo =
+        framed(2, "025500000001 027700000011 0800 4500001c000840004001 0000 c0a8070b c0a80701 0800 0000 1234 0001");
     vec![
         udp_in,
         udp_out,
@@ -328,6 +330,7 @@ pub fn pipeline_seeds() -> Vec<Vec<u8>> {
         echo6_route,
         echo_timestamp,
         udp_to_router,
+        underlay_echo,
     ]
 }
 
@@ -517,6 +520,7 @@ mod tests {
                 (Some(sim::DropReason::Ipv6ExtensionHeader), None, false, 0, 0, true), // segments left
                 (None, Some(0), false, 0, 0, false),  // echo with a timestamp option: answered in place
                 (Some(sim::DropReason::PortUnreachable), None, false, 0, 0, true), // UDP to the router
+                (None, Some(5), false, 0, 0, false),  // echo to the underlay address: answered in place
             ]
         );
     }
@@ -565,7 +569,7 @@ mod tests {
         assert_eq!(sequence(&[&a, &b])[..5], [0, 3, 1, 2, 3]);
         assert_eq!(sequence(&[&a, &b]).len(), 2 + 3 + 2 + 300);
         assert_eq!(sequence(&[a.as_slice(); 6]).len(), SEQUENCE_MAX * 5, "at most SEQUENCE_MAX inputs");
-        assert_eq!(pipeline_sequence_seeds().len(), 19 + 19 * 19);
+        assert_eq!(pipeline_sequence_seeds().len(), 20 + 20 * 20);
         let snap = pipeline_topology_stateful();
         for data in pipeline_sequence_seeds() {
             pipeline_sequence(&snap, &data);
