@@ -9,7 +9,7 @@
 
 use std::net::Ipv4Addr;
 
-use ::control::{Kind, Op, Port, PortType, Resource, Route, Router, Store, Topology};
+use ::control::{Chain, Kind, Op, Port, PortType, Resource, Route, Router, Rule, Store, Topology};
 use uuid::Uuid;
 
 use super::ControlError;
@@ -177,6 +177,47 @@ pub fn populate<S: Store>(topology: &Topology<S>, routers: u32, routes_per_route
     Ok(built)
 }
 
+/// Gives `router` an inbound filter chain of `rules` rules (each drops UDP to one destination
+/// port, 1 to `rules`, none matching what the benchmarks send): the first rule and the chain
+/// through [`Topology`] (validated), the rest copies of that rule with fresh ids, bulk-written like
+/// [`populate`]'s routers, and the chain's rule list in the same last transaction. Returns the
+/// chain's id.
+pub fn populate_rules<S: Store>(topology: &Topology<S>, router: Uuid, rules: u32) -> Result<Uuid, ControlError> {
+    let setup = |what: &str, e: &dyn std::fmt::Display| ControlError::Setup(format!("{what}: {e}"));
+    let chain: Chain =
+        serde_json::from_value(serde_json::json!({"name": "bench-rules"})).map_err(|e| setup("chain", &e))?;
+    let chain = topology.create_chain(chain).map_err(|e| setup("creating the chain", &e))?;
+    if rules == 0 {
+        return Ok(chain.id);
+    }
+    let rule: Rule = serde_json::from_value(serde_json::json!({
+        "type": "drop", "nwProto": 17, "tpDst": {"start": 1, "end": 1}
+    }))
+    .map_err(|e| setup("rule", &e))?;
+    let template = topology.create_rule(chain.id, rule).map_err(|e| setup("creating rule 1", &e))?;
+    let mut chain: Chain = topology.get(&chain.id.to_string()).map_err(|e| setup("reading the chain", &e))?;
+    let mut ops = Vec::with_capacity(BATCH + 1);
+    for k in 2..=rules {
+        let mut r = template.clone();
+        r.id = Uuid::new_v4();
+        r.position = Some(k);
+        r.condition.tp_dst = Some(::control::Range { start: k % 65536, end: k % 65536 });
+        chain.rule_ids.push(r.id);
+        ops.push(doc(&r)?);
+        if ops.len() >= BATCH {
+            topology.store().commit(None, &ops).map_err(|e| setup("bulk commit", &e))?;
+            ops.clear();
+        }
+    }
+    let data = serde_json::to_vec(&chain).map_err(|e| setup("encoding the chain", &e))?;
+    ops.push(Op::Update { kind: Chain::KIND, id: chain.key(), data });
+    topology.store().commit(None, &ops).map_err(|e| setup("bulk commit", &e))?;
+    let mut r: Router = topology.get(&router.to_string()).map_err(|e| setup("reading the router", &e))?;
+    r.inbound_filter_id = Some(chain.id);
+    topology.update_router(r).map_err(|e| setup("attaching the chain", &e))?;
+    Ok(chain.id)
+}
+
 /// How many documents of `kind` the store holds.
 pub fn count<S: Store>(store: &S, kind: Kind) -> Result<usize, ControlError> {
     Ok(store.list(kind).map_err(|e| ControlError::Setup(format!("listing {kind}: {e}")))?.len())
@@ -220,6 +261,29 @@ mod tests {
         // A client-style route on a copy is accepted by the service.
         let route: Route = serde_json::from_value(route_json(built.ports[5], 999)).unwrap();
         topology.create_route(built.routers[5], route).unwrap();
+        drop(topology);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The bulk-written rules are what the service would have written: the chain lists them in
+    /// order, the service appends after them, and the compiler puts all of them in the router's
+    /// inbound filter.
+    #[test]
+    fn bulk_rules_make_one_chain_the_compiler_takes() {
+        let dir = std::env::temp_dir().join(format!("perf-populate-rules-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let topology = Topology::new(EmbeddedStore::open(dir.join("s.redb")).unwrap());
+        let built = populate(&topology, 2, 1).unwrap();
+        let chain = populate_rules(&topology, built.routers[0], 7).unwrap();
+        let rules = topology.chain_rules(chain).unwrap();
+        let ports: Vec<u32> = rules.iter().map(|r| r.condition.tp_dst.as_ref().unwrap().start).collect();
+        assert_eq!(ports, [1, 2, 3, 4, 5, 6, 7]);
+        let rule: Rule = serde_json::from_value(serde_json::json!({"type": "drop", "position": 8})).unwrap();
+        topology.create_rule(chain, rule).unwrap();
+        let compiled = compile(&topology, &CompileContext { generation: 1, ..Default::default() }).unwrap();
+        assert!(compiled.warnings.is_empty(), "{:?}", compiled.warnings);
+        assert_eq!(compiled.snapshot.routers().iter().filter(|r| r.infilter.is_some()).count(), 1, "router 0's filter");
+        assert_eq!(compiled.snapshot.rules().len(), 8, "every rule compiled");
         drop(topology);
         std::fs::remove_dir_all(&dir).unwrap();
     }
