@@ -598,21 +598,7 @@ fn underlay(
             return r.uncached_drop(reason);
         }
     };
-    if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
-        eth.set_dst_addr(h.eth_src);
-        eth.set_src_addr(mac);
-    }
-    let mut r = r;
-    r.cacheable = false;
-    r.actions.push(Action::Reply(kind));
-    if h.vlan.is_some() {
-        if pop_vlan_tag(frame) != Ok(VLAN_TAG_LEN) {
-            return r.drop(DropReason::Malformed);
-        }
-        r.actions.push(Action::SetEthDstUntag(h.eth_src));
-    }
-    r.actions.push(Action::Output(dpdk_port));
-    r
+    turn_around(r, frame, h, mac, kind, Action::Output(dpdk_port))
 }
 
 /// Turns an ICMP echo request to the underlay address into its reply in place: the gateway is a
@@ -638,19 +624,27 @@ fn underlay_echo(u: &Underlay, frame: &mut [u8], h: &Headers, now: u64) -> bool 
     {
         return false;
     }
+    echo_reply_v4(frame, h, u.address, now);
+    true
+}
+
+/// Turns the IPv4 echo request in `frame` (parsed as `h`) into its reply from `src`, in place:
+/// addresses, TTL, record route and timestamp updated with `src` and the time at `now` (RFC 1122
+/// 3.2.2.6: the reply reports the round trip; other options come back as they came), checksums.
+fn echo_reply_v4(frame: &mut [u8], h: &Headers, src: Ipv4Addr, now: u64) {
+    let L3::Ipv4(f) = h.l3 else { return };
     if let Ok(mut p) = Ipv4Packet::new_checked(&mut frame[h.l3_offset..h.end]) {
-        p.set_src_addr(u.address);
+        p.set_src_addr(src);
         p.set_dst_addr(f.src);
         p.set_ttl(REPLY_TTL);
         if f.options == Ipv4OptionsClass::Other {
-            record_in_ipv4_reply(p.options_mut(), u.address, rfc791_timestamp(now));
+            record_in_ipv4_reply(p.options_mut(), src, rfc791_timestamp(now));
         }
         p.fill_checksum();
     }
     if let Ok(mut p) = Icmpv4Packet::new_checked(&mut frame[h.l4_offset..h.end]) {
         p.make_echo_reply_in_place();
     }
-    true
 }
 
 /// RFC 791's timestamp for a clock with no time of day: milliseconds (of the worker's clock, `now`
@@ -831,7 +825,7 @@ impl<'a> Walk<'a, '_> {
                 }
                 RouteDecision::Local { port, .. } => {
                     let owner = snap.port(port).as_router_port().unwrap_or(in_rp);
-                    return self.for_router(r, frame, h, &ingress, in_rp, owner);
+                    return self.for_router(r, frame, h, &ingress, in_rp, local_source(owner, dst));
                 }
                 RouteDecision::Blackhole { .. } => return r.drop(DropReason::Blackhole),
                 RouteDecision::Reject { .. } | RouteDecision::NoRoute => {
@@ -926,12 +920,13 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    /// Addressed to one of the router's ports, `owner` (entered by `in_rp`): the IPv6 extension
+    /// Addressed to one of the router's ports (entered by `in_rp`), answered from `src`: the IPv6 extension
     /// headers are processed as their destination must ([`ipv6_ext_headers_at_destination`], RFC
     /// 8200 section 4), answering a parameter problem where they ask for one (a routing header with
     /// segments left, an option that must be understood), then UDP ([`Walk::udp_for_router`]) or
     /// [`local`]. Fragments are not: what follows the fragment header waits for a reassembly that
-    /// never comes. Every answer comes from the address the packet was sent to ([`local_source`]).
+    /// never comes. `src` is the address the packet was sent to, or the unicast one beside it
+    /// ([`local_source`]).
     fn for_router(
         &mut self,
         r: SimResult,
@@ -939,15 +934,8 @@ impl<'a> Walk<'a, '_> {
         h: &Headers,
         ingress: &Ingress<'_>,
         in_rp: &RouterPort,
-        owner: &RouterPort,
+        src: IpAddr,
     ) -> SimResult {
-        let Some(dst) = h.pseudo_header().map(|p| match p {
-            crate::wire::PseudoHeader::V4 { dst, .. } => IpAddr::V4(dst),
-            crate::wire::PseudoHeader::V6 { dst, .. } => IpAddr::V6(dst),
-        }) else {
-            return r.uncached_drop(DropReason::ToRouter);
-        };
-        let src = local_source(owner, dst);
         // Where the field naming the upper layer is, for an "unrecognized next header".
         let mut next_header_at = 6;
         if let L3::Ipv6(f) = h.l3 {
@@ -1677,20 +1665,8 @@ fn local(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, src
     }
     let ip = &mut frame[h.l3_offset..h.end];
     match (h.l3, h.l4, src) {
-        (L3::Ipv4(f), L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. }, IpAddr::V4(src)) => {
-            if let Ok(mut p) = Ipv4Packet::new_checked(&mut *ip) {
-                p.set_src_addr(src);
-                p.set_dst_addr(f.src);
-                p.set_ttl(REPLY_TTL);
-                // RFC 1122 3.2.2.6: the round trip recorded.
-                if f.options == Ipv4OptionsClass::Other {
-                    record_in_ipv4_reply(p.options_mut(), src, rfc791_timestamp(now));
-                }
-                p.fill_checksum();
-            }
-            if let Ok(mut p) = Icmpv4Packet::new_checked(&mut frame[h.l4_offset..h.end]) {
-                p.make_echo_reply_in_place();
-            }
+        (L3::Ipv4(_), L4::Icmpv4 { msg_type: Icmpv4Message::EchoRequest, code: 0, .. }, IpAddr::V4(src)) => {
+            echo_reply_v4(frame, h, src, now)
         }
         (L3::Ipv6(f), L4::Icmpv6 { msg_type: Icmpv6Message::EchoRequest, code: 0, .. }, IpAddr::V6(src)) => {
             if let Ok(mut p) = Ipv6Packet::new_checked(&mut *ip) {
@@ -1746,12 +1722,30 @@ fn leave_out_ipv6_ext_headers(frame: &mut [u8], h: &Headers) -> Option<usize> {
 /// like every frame a router sends: a priority tag (a router port takes no other) is removed, as
 /// it is from what the router forwards, and the [`SetEthDstUntag`](Action::SetEthDstUntag)
 /// recorded says so ([`SimResult::frame_start`]). Not cacheable.
-fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, kind: ReplyKind) -> SimResult {
+fn reply(r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>, kind: ReplyKind) -> SimResult {
     // The answer starts where what it left out ends.
     let frame = &mut frame[r.trimmed..];
+    let back = match ingress.back {
+        Leg::Local(dpdk_port) => Action::Output(dpdk_port),
+        Leg::Tunnel { port, sport } => Action::Encap { port, sport },
+    };
+    turn_around(r, frame, h, ingress.port.mac, kind, back)
+}
+
+/// Sends the answer built in place in `frame` (parsed as `h` before) back to its sender from
+/// `src_mac`, untagged, out of `back`: the actions [`Action::Reply`], the tag's removal when the
+/// request had one, then `back`. Not cacheable.
+fn turn_around(
+    mut r: SimResult,
+    frame: &mut [u8],
+    h: &Headers,
+    src_mac: EthernetAddress,
+    kind: ReplyKind,
+    back: Action,
+) -> SimResult {
     if let Ok(mut eth) = EthernetFrame::new_checked(&mut *frame) {
         eth.set_dst_addr(h.eth_src);
-        eth.set_src_addr(ingress.port.mac);
+        eth.set_src_addr(src_mac);
     }
     r.cacheable = false;
     r.actions = Actions::new();
@@ -1762,10 +1756,7 @@ fn reply(mut r: SimResult, frame: &mut [u8], h: &Headers, ingress: &Ingress<'_>,
         }
         r.actions.push(Action::SetEthDstUntag(h.eth_src));
     }
-    r.actions.push(match ingress.back {
-        Leg::Local(dpdk_port) => Action::Output(dpdk_port),
-        Leg::Tunnel { port, sport } => Action::Encap { port, sport },
-    });
+    r.actions.push(back);
     r
 }
 
