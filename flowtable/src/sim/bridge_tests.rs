@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use super::*;
 use crate::chain::{Condition, Field, RuleKind};
 use crate::topology::{Route, RouterId, SnapshotBuilder, Uuid};
-use crate::wire::{ArpRepr, EthernetRepr, Icmpv4Repr, IpProtocol, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr};
+use crate::wire::{ArpRepr, EthernetRepr, IpProtocol, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr};
 
 const UP_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
 const RB_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 5]);
@@ -261,24 +261,7 @@ fn vm_to_uplink_through_the_router_behind_the_bridge() {
     assert!(matches!(h.l3, L3::Ipv4(x) if x.ttl == 63));
     assert_eq!(f[34..], orig[34..]);
     // An echo request to the router port is answered back out of the VM's port.
-    let icmp = Icmpv4Repr::EchoRequest { ident: 1, seq_no: 1, data: b"ping" };
-    let mut e = vec![0u8; 14 + 20 + icmp.buffer_len()];
-    EthernetRepr { src_addr: VM_A, dst_addr: RB_MAC, vlan: None, ethertype: EtherType::Ipv4 }
-        .emit(&mut EthernetFrame::new_unchecked(&mut e[..]));
-    Ipv4Repr {
-        src_addr: Ipv4Addr::new(10, 0, 0, 5),
-        dst_addr: Ipv4Addr::new(10, 0, 0, 1),
-        protocol: IpProtocol::Icmp,
-        payload_len: icmp.buffer_len(),
-        ttl: 64,
-        tos: 0,
-        ident: 1,
-        dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut e[14..34]));
-    icmp.emit(&mut Icmpv4Packet::new_checked(&mut e[34..]).unwrap());
+    let mut e = super::tests::echo4_between(VM_A, RB_MAC, "10.0.0.5", "10.0.0.1");
     let r = sim(&snap, &mut st, 1, &mut e, 5, &mut out);
     assert_eq!(r.actions.output(), Some(1));
     let h = Headers::parse(&e).unwrap();
@@ -291,30 +274,36 @@ fn vm_to_uplink_through_the_router_behind_the_bridge() {
 /// router does (RFC 7126 4.3 / 4.4).
 #[test]
 fn bridges_forward_source_routed_packets_and_the_router_behind_drops_them() {
-    let Net { b, bridge, b1, .. } = topo();
-    let snap = b.build().unwrap();
-    let mut st = state();
     let mut out = [0u8; 1514];
-    let lsrr = [1, 131, 7, 4, 10, 0, 0, 1];
-    // VM_A is learned on b1 (DPDK 1); VM_B's source-routed frame to it is bridged there.
-    let mut f = l2(VM_A, VM_B);
-    sim(&snap, &mut st, 1, &mut f, 5, &mut out);
-    assert_eq!(st.macs.lookup(bridge, VM_A, 5), Some(b1));
-    let mut f = l2(VM_B, VM_A);
-    crate::wire::insert_ipv4_options(&mut f, 14, &lsrr);
-    let orig = f.clone();
-    let r = sim(&snap, &mut st, 2, &mut f, 6, &mut out);
-    assert_eq!(r.actions.output(), Some(1), "{r:?}");
-    assert!(r.cacheable);
-    assert_eq!(f, orig, "bridged as it came");
-    // The same VM through the router behind the bridge: dropped there.
-    let mut f = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 64);
-    crate::wire::insert_ipv4_options(&mut f, 14, &lsrr);
-    let orig = f.clone();
-    let r = sim(&snap, &mut st, 1, &mut f, 7, &mut out);
+    let (r, f, orig) = bridged_then_routed_with_options(&[1, 131, 7, 4, 10, 0, 0, 1], &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::SourceRouted), "{r:?}");
     assert!(r.cacheable && r.generated.is_none(), "{r:?}");
     assert_eq!(f, orig);
+}
+
+/// VM_A learned on b1 (DPDK 1), then VM_B's frame to it with IPv4 `options` checked to be bridged
+/// there as it came (and cacheable); then VM_A's UDP packet with the same options through the
+/// router behind the bridge: its result, the packet after it and as it was sent (an answer is in
+/// `out`).
+fn bridged_then_routed_with_options(options: &[u8], out: &mut [u8]) -> (SimResult, Vec<u8>, Vec<u8>) {
+    let Net { b, bridge, b1, .. } = topo();
+    let snap = b.build().unwrap();
+    let mut st = state();
+    let mut f = l2(VM_A, VM_B);
+    sim(&snap, &mut st, 1, &mut f, 5, out);
+    assert_eq!(st.macs.lookup(bridge, VM_A, 5), Some(b1));
+    let mut f = l2(VM_B, VM_A);
+    crate::wire::insert_ipv4_options(&mut f, 14, options);
+    let orig = f.clone();
+    let r = sim(&snap, &mut st, 2, &mut f, 6, out);
+    assert_eq!(r.actions.output(), Some(1), "{r:?}");
+    assert!(r.cacheable);
+    assert_eq!(f, orig, "bridged as it came");
+    let mut f = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 64);
+    crate::wire::insert_ipv4_options(&mut f, 14, options);
+    let orig = f.clone();
+    let r = sim(&snap, &mut st, 1, &mut f, 7, out);
+    (r, f, orig)
 }
 
 /// Nor does a bridge walk IP options: a frame whose options cannot be walked is bridged as it came
@@ -322,25 +311,8 @@ fn bridges_forward_source_routed_packets_and_the_router_behind_drops_them() {
 /// (RFC 1812 4.3.3.5) from its port on the bridge, back out of the bridge port it came in by.
 #[test]
 fn bridges_forward_unwalkable_options_and_the_router_behind_answers() {
-    let Net { b, bridge, b1, .. } = topo();
-    let snap = b.build().unwrap();
-    let mut st = state();
     let mut out = [0u8; 1514];
-    let bad = [1, 1, 1, 131];
-    let mut f = l2(VM_A, VM_B);
-    sim(&snap, &mut st, 1, &mut f, 5, &mut out);
-    assert_eq!(st.macs.lookup(bridge, VM_A, 5), Some(b1));
-    let mut f = l2(VM_B, VM_A);
-    crate::wire::insert_ipv4_options(&mut f, 14, &bad);
-    let orig = f.clone();
-    let r = sim(&snap, &mut st, 2, &mut f, 6, &mut out);
-    assert_eq!(r.actions.output(), Some(1), "{r:?}");
-    assert!(r.cacheable);
-    assert_eq!(f, orig, "bridged as it came");
-    let mut f = udp(VM_A, RB_MAC, "10.0.0.5", "198.51.100.9", 64);
-    crate::wire::insert_ipv4_options(&mut f, 14, &bad);
-    let orig = f.clone();
-    let r = sim(&snap, &mut st, 1, &mut f, 7, &mut out);
+    let (r, _, orig) = bridged_then_routed_with_options(&[1, 1, 1, 131], &mut out);
     assert_eq!(r.actions.drop_reason(), Some(DropReason::Ipv4BadOptions), "{r:?}");
     assert!(!r.cacheable, "{r:?}");
     let g = r.generated.expect("answered");

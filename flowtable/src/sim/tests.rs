@@ -136,10 +136,16 @@ fn udp6(src: &str, dst: &str, hop_limit: u8, payload: usize) -> Vec<u8> {
 }
 
 fn echo4(src: &str, dst: &str) -> Vec<u8> {
+    echo4_between(OUTSIDE, mac(1), src, dst)
+}
+
+/// An ICMP echo request (ident 0x1234, sequence 1, 8 bytes of data) from `src_mac` / `src` to
+/// `dst_mac` / `dst`.
+pub(super) fn echo4_between(src_mac: EthernetAddress, dst_mac: EthernetAddress, src: &str, dst: &str) -> Vec<u8> {
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
     let icmp = Icmpv4Repr::EchoRequest { ident: 0x1234, seq_no: 1, data: b"abcdefgh" };
     let mut f = vec![0x5au8; 14 + 20 + icmp.buffer_len()];
-    eth(&mut f, OUTSIDE, mac(1), EtherType::Ipv4);
+    eth(&mut f, src_mac, dst_mac, EtherType::Ipv4);
     let ipr = Ipv4Repr {
         src_addr: src,
         dst_addr: dst,

@@ -6,10 +6,11 @@ use core::net::{IpAddr, Ipv4Addr};
 use ipnet::IpNet;
 
 use super::bridge_tests::locals;
+use super::tests::echo4_between;
 use super::*;
 use crate::topology::{Encap, Route, SnapshotBuilder, Underlay, Uuid};
 use crate::wire::{
-    ArpRepr, EthernetRepr, GrePacket, Icmpv4Repr, IpProtocol, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, VxlanPacket,
+    ArpRepr, EthernetRepr, GrePacket, IpProtocol, Ipv4Repr, PseudoHeader, UdpPacket, UdpRepr, VxlanPacket,
 };
 
 const UP_MAC: EthernetAddress = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
@@ -488,24 +489,7 @@ fn answers_go_back_through_the_tunnel() {
     let h = Headers::parse(&out[..g.len]).unwrap();
     assert_eq!((h.eth_src, h.eth_dst), (RB_MAC, VM_A));
     // Echo to the router port over the tunnel: the reply is encapsulated back to host 1.
-    let icmp = crate::wire::Icmpv4Repr::EchoRequest { ident: 1, seq_no: 1, data: b"hi" };
-    let mut e = vec![0u8; 14 + 20 + icmp.buffer_len()];
-    EthernetRepr { src_addr: VM_A, dst_addr: RB_MAC, vlan: None, ethertype: EtherType::Ipv4 }
-        .emit(&mut EthernetFrame::new_unchecked(&mut e[..]));
-    Ipv4Repr {
-        src_addr: v4("10.0.0.5"),
-        dst_addr: v4("10.0.0.1"),
-        protocol: IpProtocol::Icmp,
-        payload_len: icmp.buffer_len(),
-        ttl: 64,
-        tos: 0,
-        ident: 1,
-        dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut e[14..34]));
-    icmp.emit(&mut Icmpv4Packet::new_checked(&mut e[34..]).unwrap());
+    let mut e = echo4_between(VM_A, RB_MAC, "10.0.0.5", "10.0.0.1");
     let r = simulate_from(&n.snap, IngressPoint::Tunnel(n.vm1), &mut e, &mut st, 1, &mut out);
     assert_eq!(r.actions.encap(), Some(n.vm1), "{r:?}");
     let wire = sent(&r, &e);
@@ -594,25 +578,7 @@ fn the_underlay_takes_no_vlan_and_answers_priority_tags_untagged() {
 
 /// An ICMP echo request from `src` (at HOST1_MAC) to `dst` on the underlay, with `options`.
 fn underlay_echo_request(src: &str, dst: &str, options: &[u8]) -> Vec<u8> {
-    let icmp = Icmpv4Repr::EchoRequest { ident: 9, seq_no: 3, data: b"underlay" };
-    let hl = 20 + options.len();
-    let mut f = vec![0u8; 14 + hl + icmp.buffer_len()];
-    EthernetRepr { src_addr: HOST1_MAC, dst_addr: UNDERLAY_MAC, vlan: None, ethertype: EtherType::Ipv4 }
-        .emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
-    Ipv4Repr {
-        src_addr: v4(src),
-        dst_addr: v4(dst),
-        protocol: IpProtocol::Icmp,
-        payload_len: icmp.buffer_len(),
-        ttl: 64,
-        tos: 0,
-        ident: 1,
-        dont_frag: false,
-        more_frags: false,
-        frag_offset: 0,
-    }
-    .emit(&mut Ipv4Packet::new_unchecked(&mut f[14..34]));
-    icmp.emit(&mut Icmpv4Packet::new_unchecked(&mut f[34..]));
+    let mut f = echo4_between(HOST1_MAC, UNDERLAY_MAC, src, dst);
     if !options.is_empty() {
         crate::wire::insert_ipv4_options(&mut f, 14, options);
     }
@@ -637,7 +603,7 @@ fn the_underlay_address_answers_echo() {
     assert_eq!((h.eth_src, h.eth_dst), (UNDERLAY_MAC, HOST1_MAC));
     let L3::Ipv4(ip) = h.l3 else { panic!() };
     assert_eq!((ip.src, ip.dst, ip.ttl), (v4("192.168.7.1"), v4("192.168.7.11"), 64));
-    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, ident: 9, .. }), "{h:?}");
+    assert!(matches!(h.l4, L4::Icmpv4 { msg_type: Icmpv4Message::EchoReply, ident: 0x1234, .. }), "{h:?}");
     assert_eq!(&f[42..], &plain[42..], "the data echoed");
     let want = f.clone();
     let mut f = with_tag(&plain, 5 << 13);
@@ -753,24 +719,7 @@ fn a_priority_tagged_frame_from_a_gre_vm_leaves_the_router_untagged() {
 
     // An echo request to the router port: answered back through the tunnel, untagged.
     let echo = |tci: Option<u16>| {
-        let icmp = crate::wire::Icmpv4Repr::EchoRequest { ident: 1, seq_no: 1, data: b"hi" };
-        let mut e = vec![0u8; 14 + 20 + icmp.buffer_len()];
-        EthernetRepr { src_addr: VM_B, dst_addr: RB_MAC, vlan: None, ethertype: EtherType::Ipv4 }
-            .emit(&mut EthernetFrame::new_unchecked(&mut e[..]));
-        Ipv4Repr {
-            src_addr: v4("10.0.0.6"),
-            dst_addr: v4("10.0.0.1"),
-            protocol: IpProtocol::Icmp,
-            payload_len: icmp.buffer_len(),
-            ttl: 64,
-            tos: 0,
-            ident: 1,
-            dont_frag: false,
-            more_frags: false,
-            frag_offset: 0,
-        }
-        .emit(&mut Ipv4Packet::new_unchecked(&mut e[14..34]));
-        icmp.emit(&mut Icmpv4Packet::new_checked(&mut e[34..]).unwrap());
+        let e = echo4_between(VM_B, RB_MAC, "10.0.0.6", "10.0.0.1");
         let mut f = gre("10.9.0.12", KEY2, &tci.map_or(e.clone(), |tci| with_tag(&e, tci)));
         let r = simulate(&n.snap, UNDERLAY_DPDK, &mut f, &mut state(&n), 1, &mut [0u8; 1514]);
         assert_eq!(r.actions.encap(), Some(n.vm2), "{r:?}");
