@@ -442,24 +442,45 @@ fn walk_options(options: &[u8]) -> core::result::Result<OptionsClass, usize> {
         return Ok(OptionsClass::None);
     }
     let mut class = OptionsClass::Other;
-    let mut at = 0;
-    while let Some(&kind) = options.get(at) {
-        match kind {
-            option::END => break,
-            option::NOP => at += 1,
-            _ => {
-                let len = usize::from(*options.get(at + 1).ok_or(at)?);
-                if len < 2 || len > options.len() - at {
-                    return Err(at);
-                }
-                if matches!(kind, option::LSRR | option::SSRR) {
-                    class = OptionsClass::SourceRoute;
-                }
-                at += len;
-            }
+    let mut walk = OptionWalk::default();
+    while let Some(span) = walk.next(options) {
+        if matches!(options[span?.start], option::LSRR | option::SSRR) {
+            class = OptionsClass::SourceRoute;
         }
     }
     Ok(class)
+}
+
+/// A walk over the options bytes of a header (RFC 791 3.1), one option at a time: end of option
+/// list ends it, no-operation bytes are stepped over, and every other option is a type, a length
+/// counting the type and length bytes, and data. The slice is passed to each step, so that the
+/// caller may change an option's data between steps.
+#[derive(Debug, Default)]
+struct OptionWalk {
+    at: usize,
+}
+
+impl OptionWalk {
+    /// The next type-length-data option's bytes, or, for one whose length byte is missing, below
+    /// 2 or runs past the header, `Err` with where it starts (and the walk ends).
+    fn next(&mut self, options: &[u8]) -> Option<core::result::Result<core::ops::Range<usize>, usize>> {
+        loop {
+            let at = self.at;
+            match *options.get(at)? {
+                option::END => return None,
+                option::NOP => self.at += 1,
+                _ => {
+                    let len = options.get(at + 1).map(|&len| usize::from(len));
+                    let Some(len) = len.filter(|&len| len >= 2 && len <= options.len() - at) else {
+                        self.at = options.len();
+                        return Some(Err(at));
+                    };
+                    self.at += len;
+                    return Some(Ok(at..at + len));
+                }
+            }
+        }
+    }
 }
 
 /// Records this host in the record route and timestamp options of `options` (what
@@ -471,25 +492,14 @@ fn walk_options(options: &[u8]) -> core::result::Result<OptionsClass, usize> {
 /// pointer below the first slot, and options that cannot be walked are left as they are. Never
 /// panics.
 pub fn record_in_reply(options: &mut [u8], addr: Ipv4Addr, timestamp: u32) {
-    let mut at = 0;
-    while let Some(&kind) = options.get(at) {
-        match kind {
-            option::END => return,
-            option::NOP => {
-                at += 1;
-                continue;
-            }
-            _ => {}
-        }
-        let Some(&len) = options.get(at + 1) else { return };
-        let len = usize::from(len);
-        let Some(o) = options.get_mut(at..at + len).filter(|_| len >= 2) else { return };
-        match kind {
+    let mut walk = OptionWalk::default();
+    while let Some(Ok(span)) = walk.next(options) {
+        let o = &mut options[span];
+        match o[0] {
             option::RR => record_route(o, addr),
             option::TS => record_timestamp(o, addr, timestamp),
             _ => {}
         }
-        at += len;
     }
 }
 
